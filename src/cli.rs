@@ -1,0 +1,90 @@
+//! The command line (clap derive). Parsing only; `lib::run` does the work.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// chimera: reproducible LLM inference performance research.
+///
+/// Manifests in `experiments/` describe the technical reports; chimera validates them, plans
+/// them into a DAG of benchmark cells, and (in later stages) runs, analyses and reports them.
+#[derive(Debug, Parser)]
+#[command(name = "chimera", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log filter for stderr, e.g. `info` or `chimera=debug` (default: `warn`; env CHIMERA_LOG).
+    #[arg(long, global = true, env = "CHIMERA_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format of `chimera plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// A readable summary: counts per node kind and scenario, estimated requests.
+    Text,
+    /// Every node with its id, kind, configuration and dependencies, in schedule order.
+    Json,
+    /// Graphviz `dot`.
+    Dot,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check manifests (and the reports they depend on); exit 2 with located errors if invalid.
+    Validate {
+        /// Manifest files.
+        #[arg(required = true, value_name = "MANIFEST")]
+        manifests: Vec<PathBuf>,
+    },
+    /// Expand manifests into configurations, cells and the DAG, and print it (a dry run).
+    Plan {
+        /// Manifest files.
+        #[arg(required = true, value_name = "MANIFEST")]
+        manifests: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Show the full key of the node whose id starts with this prefix.
+        #[arg(long, value_name = "ID_PREFIX", conflicts_with = "format")]
+        explain: Option<String>,
+    },
+    /// Run campaigns against the servers (not built yet).
+    Run(Pending),
+    /// Show a campaign's progress (not built yet).
+    Status(Pending),
+    /// Compute summary statistics from a campaign's tables (not built yet).
+    Analyze(Pending),
+    /// Write TR-style reports with reproduction verdicts (not built yet).
+    Report(Pending),
+    /// Import the original reports' raw results (not built yet).
+    Import(Pending),
+    /// Serve the Ollama protocol from a deterministic emulator (not built yet).
+    Emulate(Pending),
+    /// Print the manifest JSON Schema generated from chimera's types.
+    Schema,
+    /// Probe GPU telemetry (not built yet).
+    Telemetry(Pending),
+}
+
+/// Arguments of a subcommand that is not built yet (accepted and ignored).
+#[derive(Debug, clap::Args)]
+pub struct Pending {
+    /// Arguments (not interpreted yet).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

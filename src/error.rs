@@ -1,0 +1,47 @@
+//! The top-level error and the documented exit codes.
+
+use crate::plan::PlanError;
+
+/// Success.
+pub const EXIT_OK: i32 = 0;
+/// The campaign finished, but some cells failed.
+pub const EXIT_FAILED_CELLS: i32 = 1;
+/// Invalid input: a manifest, a flag, a path, a missing file.
+pub const EXIT_INVALID_INPUT: i32 = 2;
+/// The subcommand exists but is not built yet.
+pub const EXIT_NOT_BUILT: i32 = 3;
+/// Interrupted (Ctrl-C / SIGTERM); committed cells are kept.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Everything that can stop a chimera command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Manifests or the plan are invalid.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// Writing output failed.
+    #[error("cannot write output: {0}")]
+    Output(#[source] std::io::Error),
+    /// The subcommand is not built yet.
+    #[error("`chimera {command}` is not built yet ({what}).\n  = help: {help}")]
+    NotBuilt {
+        /// Subcommand.
+        command: &'static str,
+        /// What it will do.
+        what: &'static str,
+        /// What to use meanwhile.
+        help: &'static str,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Plan(_) => EXIT_INVALID_INPUT,
+            Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+            Error::Output(_) => EXIT_INVALID_INPUT,
+            Error::NotBuilt { .. } => EXIT_NOT_BUILT,
+        }
+    }
+}

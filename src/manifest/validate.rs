@@ -1,0 +1,522 @@
+//! Rules a type cannot express: references between ids, uniqueness, ranges and well-formed
+//! URLs. Every violation becomes a located [`Diagnostic`]; all of them are reported at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::diagnostic::{Diagnostic, nearest};
+use super::locate::KeyPath;
+use super::spec::*;
+use super::Manifest;
+
+struct Ctx<'a> {
+    m: &'a Manifest,
+    out: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn emit(&mut self, path: KeyPath, msg: impl Into<String>, f: impl FnOnce(Diagnostic) -> Diagnostic) {
+        let d = Diagnostic::new(&self.m.path, msg).path(&self.m.source, &path, false);
+        self.out.push(f(d));
+    }
+
+    /// Checks that `id` names one of `known`; `what` is e.g. "endpoint".
+    fn reference(&mut self, path: KeyPath, what: &str, id: &str, known: &[&str]) {
+        if known.contains(&id) {
+            return;
+        }
+        let listed = if known.is_empty() {
+            format!("no {what} is declared")
+        } else {
+            format!("one of {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+        };
+        let help = match nearest(id, known.iter().copied()) {
+            Some(n) => format!("did you mean `{n}`?"),
+            None => format!("declare {what} `{id}` or use a declared one"),
+        };
+        self.emit(path, format!("unknown {what} `{id}`"), |d| {
+            d.expected(listed).found(format!("`{id}`")).help(help)
+        });
+    }
+
+    fn unique<'s>(&mut self, base: &KeyPath, what: &str, ids: impl Iterator<Item = &'s str>) {
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, id) in ids.enumerate() {
+            let path = base.index(i).key("id");
+            if id.trim().is_empty() {
+                self.emit(path, format!("empty {what} id"), |d| d.expected("a non-empty id").help(format!("give the {what} a name")));
+                continue;
+            }
+            if let Some(first) = seen.insert(id, i) {
+                self.emit(path, format!("duplicate {what} id `{id}`"), |d| d
+                    .expected(format!("ids unique among {what}s"))
+                    .found(format!("`{id}` again (first at index {first})"))
+                    .help(format!("rename one of the two {what}s")));
+            }
+        }
+    }
+}
+
+/// True for a report id such as `TR108` or `TR114_v2`.
+pub fn is_report_id(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("TR") else {
+        return false;
+    };
+    let (num, ver) = match rest.split_once("_v") {
+        Some((n, v)) => (n, Some(v)),
+        None => (rest, None),
+    };
+    num.len() == 3
+        && num.bytes().all(|b| b.is_ascii_digit())
+        && ver.is_none_or(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Checks `http(s)://host:port` with an optional trailing `/`; returns what is wrong.
+pub fn url_problem(url: &str) -> Option<&'static str> {
+    let rest = match url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) {
+        Some(r) => r,
+        None => return Some("the scheme must be `http://` or `https://`"),
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('/') {
+        return Some("a base URL has no path; the API paths are added by chimera");
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '@' || c == '?' || c == '#') {
+        return Some("the host is empty or contains spaces or `@?#`");
+    }
+    if let Some(p) = port {
+        if p.parse::<u16>().map_or(true, |n| n == 0) {
+            return Some("the port must be a number from 1 to 65535");
+        }
+    }
+    None
+}
+
+fn has_option_axes(a: &Axes) -> bool {
+    a.num_gpu.is_some()
+        || a.num_ctx.is_some()
+        || a.temperature.is_some()
+        || a.top_p.is_some()
+        || a.top_k.is_some()
+        || a.repeat_penalty.is_some()
+}
+
+/// Names of the axes a block declares, in canonical order.
+pub fn axis_names(a: &Axes) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    macro_rules! push {
+        ($($f:ident),*) => { $( if a.$f.is_some() { v.push(stringify!($f)); } )* };
+    }
+    push!(model, scenario, runtime, language, num_gpu, num_ctx, temperature, top_p, top_k, repeat_penalty);
+    v
+}
+
+/// Names of the keys an axis point sets.
+pub fn point_keys(p: &AxisPoint) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    macro_rules! push {
+        ($($f:ident),*) => { $( if p.$f.is_some() { v.push(stringify!($f)); } )* };
+    }
+    push!(model, scenario, runtime, language, num_gpu, num_ctx, temperature, top_p, top_k, repeat_penalty);
+    v
+}
+
+fn check_floats(ctx: &mut Ctx<'_>, path: &KeyPath, o: &Options) {
+    for (name, v, lo, hi) in [
+        ("temperature", o.temperature, 0.0, 100.0),
+        ("top_p", o.top_p, 0.0, 1.0),
+        ("repeat_penalty", o.repeat_penalty, 0.0, 100.0),
+    ] {
+        if let Some(x) = v {
+            if !(x.is_finite() && x >= lo && x <= hi) {
+                ctx.emit(path.key(name), format!("`{name}` is out of range"), |d| d.expected(format!("a number from {lo} to {hi}")).found(format!("`{x}`")));
+            }
+        }
+    }
+}
+
+fn dup_values<T: PartialEq + std::fmt::Debug>(ctx: &mut Ctx<'_>, path: KeyPath, name: &str, vals: &[T]) {
+    if vals.is_empty() {
+        ctx.emit(path, format!("axis `{name}` is empty"), |d| d
+            .expected("at least one value")
+            .found("`[]`")
+            .help(format!("list the values of `{name}`, or remove the axis to leave it unvaried")));
+        return;
+    }
+    for (i, v) in vals.iter().enumerate() {
+        if vals[..i].contains(v) {
+            ctx.emit(path.index(i), format!("axis `{name}` lists a value twice"), |d| d
+                .expected("distinct values")
+                .found(format!("`{v:?}` again"))
+                .help("remove the repeated value; use `repetitions` to measure a point more than once"));
+        }
+    }
+}
+
+/// Checks every rule of one manifest; returns all violations.
+pub fn check(m: &Manifest) -> Vec<Diagnostic> {
+    let mut ctx = Ctx { m, out: Vec::new() };
+    let s = &m.spec;
+    let root = KeyPath::root();
+
+    if s.format != MANIFEST_FORMAT {
+        ctx.emit(root.key("format"), "unsupported manifest format", |d| d
+            .expected(format!("`{MANIFEST_FORMAT}`"))
+            .found(format!("`{}`", s.format))
+            .help("this chimera reads format 1; upgrade chimera or convert the manifest"));
+    }
+    if !is_report_id(&s.report) {
+        ctx.emit(root.key("report"), "invalid report id", |d| d
+            .expected("`TR` + three digits, optionally `_v` + a number (e.g. `TR114_v2`)")
+            .found(format!("`{}`", s.report)));
+    }
+    for (key, list) in [("depends_on", &s.depends_on), ("compare_with", &s.compare_with)] {
+        for (i, r) in list.iter().enumerate() {
+            let p = root.key(key).index(i);
+            if !is_report_id(r) {
+                ctx.emit(p, format!("invalid report id in `{key}`"), |d| d.expected("a report id such as `TR110`").found(format!("`{r}`")));
+            } else if *r == s.report {
+                ctx.emit(p, format!("report `{r}` lists itself in `{key}`"), |d| d.help("remove it: a report cannot depend on itself"));
+            } else if list[..i].contains(r) {
+                ctx.emit(p, format!("`{r}` is listed twice in `{key}`"), |d| d.help("remove the repeated entry"));
+            }
+        }
+    }
+    if s.repetitions == 0 {
+        ctx.emit(root.key("repetitions"), "`repetitions` must be at least 1", |d| d.expected("a whole number ≥ 1").found("`0`"));
+    }
+    if !(s.request_timeout_s.is_finite() && s.request_timeout_s > 0.0) {
+        ctx.emit(root.key("request_timeout_s"), "`request_timeout_s` must be positive", |d| d.expected("seconds > 0").found(format!("`{}`", s.request_timeout_s)));
+    }
+    if s.retry.backoff_ms > s.retry.max_backoff_ms {
+        ctx.emit(root.key("retry").key("backoff_ms"), "`backoff_ms` exceeds `max_backoff_ms`", |d| d
+            .expected(format!("at most {} ms", s.retry.max_backoff_ms))
+            .found(format!("{} ms", s.retry.backoff_ms)));
+    }
+    if s.telemetry.period_ms < 10 {
+        ctx.emit(root.key("telemetry").key("period_ms"), "telemetry period is too short", |d| d
+            .expected("at least 10 ms")
+            .found(format!("{} ms", s.telemetry.period_ms))
+            .help("NVML readings cost about a millisecond each; 100 ms is the default"));
+    }
+    match (&s.telemetry.source, &s.telemetry.dcgm_url) {
+        (TelemetrySource::Dcgm, None) => {
+            ctx.emit(root.key("telemetry").key("source"), "`source: dcgm` needs `dcgm_url`", |d| d.help("add `dcgm_url: http://host:9400/metrics`"));
+        }
+        (_, Some(u)) => {
+            let base = u.strip_suffix("/metrics").unwrap_or(u);
+            if let Some(why) = url_problem(base) {
+                ctx.emit(root.key("telemetry").key("dcgm_url"), "invalid `dcgm_url`", |d| d.expected(why).found(format!("`{u}`")));
+            }
+        }
+        _ => {}
+    }
+
+    // Endpoints.
+    ctx.unique(&root.key("endpoints"), "endpoint", s.endpoints.iter().map(|e| e.id.as_str()));
+    if s.endpoints.is_empty() {
+        ctx.emit(root.key("endpoints"), "no endpoints declared", |d| d.expected("at least one endpoint").help("add `- {id: ollama, kind: ollama, url: http://127.0.0.1:11434, resource: local:gpu0}`"));
+    }
+    for (i, e) in s.endpoints.iter().enumerate() {
+        let p = root.key("endpoints").index(i);
+        if let Some(why) = url_problem(&e.url) {
+            ctx.emit(p.key("url"), format!("invalid URL for endpoint `{}`", e.id), |d| d.expected(format!("`http://host:port` ({why})")).found(format!("`{}`", e.url)));
+        }
+        if e.resource.trim().is_empty() {
+            ctx.emit(p.key("resource"), "empty resource", |d| d.expected("the GPU this server computes on, e.g. `local:gpu0`"));
+        }
+        if let Some(mg) = &e.managed {
+            if mg.command.is_empty() || mg.command[0].trim().is_empty() {
+                ctx.emit(p.key("managed").key("command"), "empty managed command", |d| d.expected("a program and its arguments, e.g. `[ollama, serve]`"));
+            }
+            if !(mg.startup_timeout_s.is_finite() && mg.startup_timeout_s > 0.0) {
+                ctx.emit(p.key("managed").key("startup_timeout_s"), "startup timeout must be positive", |d| d.found(format!("`{}`", mg.startup_timeout_s)));
+            }
+        }
+    }
+
+    // Models.
+    ctx.unique(&root.key("models"), "model", s.models.iter().map(|x| x.id.as_str()));
+    for (i, md) in s.models.iter().enumerate() {
+        let p = root.key("models").index(i);
+        if md.tag.trim().is_empty() {
+            ctx.emit(p.key("tag"), "empty model tag", |d| d.expected("a server tag such as `gemma3:latest`"));
+        }
+        if let Some(dg) = &md.digest {
+            let hex = dg.strip_prefix("sha256:").unwrap_or(dg);
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                ctx.emit(p.key("digest"), "invalid model digest", |d| d.expected("`sha256:` followed by 64 hex digits").found(format!("`{dg}`")));
+            }
+        }
+    }
+
+    // Workloads.
+    ctx.unique(&root.key("workloads"), "workload", s.workloads.iter().map(|x| x.id.as_str()));
+    for (i, w) in s.workloads.iter().enumerate() {
+        let p = root.key("workloads").index(i).key("task");
+        match &w.task {
+            Task::SingleInference { prompts } => {
+                if prompts.is_empty() {
+                    ctx.emit(p.key("prompts"), "no prompts", |d| d.expected("at least one prompt").found("`[]`"));
+                }
+                for (j, pr) in prompts.iter().enumerate() {
+                    if pr.trim().is_empty() {
+                        ctx.emit(p.key("prompts").index(j), "empty prompt", |d| d.expected("prompt text"));
+                    }
+                }
+            }
+            Task::AgentWorkflow { corpus, analysis_template, role_templates, .. } => {
+                let mut templates = vec![(p.key("analysis_template"), analysis_template)];
+                for (role, t) in role_templates {
+                    let name = serde_json::to_value(role).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                    templates.push((p.key("role_templates").key(&name).key("analysis_template"), &t.analysis_template));
+                }
+                for (tp, t) in templates {
+                    if !t.contains("{data_summary}") {
+                        ctx.emit(tp, "analysis template never uses the ingest summary", |d| d.expected("the placeholder `{data_summary}` in the template").help("add `{data_summary}` where the benchmark data summary belongs"));
+                    }
+                }
+                if let Corpus::Directory { path } = corpus {
+                    if path.trim().is_empty() {
+                        ctx.emit(p.key("corpus").key("path"), "empty corpus path", |d| d.expected("a directory path"));
+                    }
+                }
+            }
+            Task::Persona { prompts } => {
+                if prompts.is_empty() {
+                    ctx.emit(p.key("prompts"), "no persona prompts", |d| d.expected("a prompt per agent role, e.g. `collector: ...`"));
+                }
+            }
+        }
+    }
+
+    // Scenarios.
+    let endpoint_ids: Vec<&str> = s.endpoints.iter().map(|e| e.id.as_str()).collect();
+    ctx.unique(&root.key("scenarios"), "scenario", s.scenarios.iter().map(|x| x.id.as_str()));
+    for (i, sc) in s.scenarios.iter().enumerate() {
+        let p = root.key("scenarios").index(i);
+        ctx.unique(&p.key("agents"), "agent", sc.agents.iter().map(|a| a.id.as_str()));
+        let min = if sc.kind == ScenarioKind::Single { 1 } else { 2 };
+        if sc.agents.len() < min {
+            ctx.emit(p.key("agents"), format!("scenario `{}` has too few agents", sc.id), |d| d.expected(format!("at least {min} agent(s) for kind `{:?}`", sc.kind)).found(format!("{}", sc.agents.len())));
+        }
+        if sc.kind != ScenarioKind::Single && sc.effective_execution() == Execution::Sequential {
+            ctx.emit(p.key("execution"), "multi-agent scenario kinds run concurrently", |d| d.expected("`concurrent` (or no `execution` key)").help("use `kind: single` for agents that run one after the other"));
+        }
+        for (j, a) in sc.agents.iter().enumerate() {
+            ctx.reference(p.key("agents").index(j).key("endpoint"), "endpoint", &a.endpoint, &endpoint_ids);
+            check_floats(&mut ctx, &p.key("agents").index(j).key("base_options"), &a.base_options);
+        }
+    }
+
+    // Blocks.
+    let model_ids: Vec<&str> = s.models.iter().map(|x| x.id.as_str()).collect();
+    let workload_ids: Vec<&str> = s.workloads.iter().map(|x| x.id.as_str()).collect();
+    let scenario_ids: Vec<&str> = s.scenarios.iter().map(|x| x.id.as_str()).collect();
+    if s.matrix.is_empty() && s.depends_on.is_empty() {
+        ctx.emit(root.key("matrix"), "the manifest plans nothing", |d| d.expected("at least one block in `matrix`, or `depends_on` naming the reports whose data this one analyses"));
+    }
+    let mut explicit_ids: BTreeSet<(String, Option<Runtime>)> = BTreeSet::new();
+    for (bi, b) in s.matrix.iter().enumerate() {
+        let p = root.key("matrix").index(bi);
+        ctx.reference(p.key("workload"), "workload", &b.workload, &workload_ids);
+        if let Some(sc) = &b.scenario {
+            ctx.reference(p.key("scenario"), "scenario", sc, &scenario_ids);
+        }
+        if let Some(md) = &b.model {
+            ctx.reference(p.key("model"), "model", md, &model_ids);
+        }
+        if b.repetitions == Some(0) {
+            ctx.emit(p.key("repetitions"), "`repetitions` must be at least 1", |d| d.expected("a whole number ≥ 1").found("`0`"));
+        }
+        check_floats(&mut ctx, &p.key("options"), &b.options);
+        let a = &b.axes;
+        let ap = p.key("axes");
+        if let Some(v) = &a.model {
+            dup_values(&mut ctx, ap.key("model"), "model", v);
+            for (j, x) in v.iter().enumerate() {
+                ctx.reference(ap.key("model").index(j), "model", x, &model_ids);
+            }
+        }
+        if let Some(v) = &a.scenario {
+            dup_values(&mut ctx, ap.key("scenario"), "scenario", v);
+            for (j, x) in v.iter().enumerate() {
+                ctx.reference(ap.key("scenario").index(j), "scenario", x, &scenario_ids);
+            }
+        }
+        if let Some(v) = &a.runtime {
+            dup_values(&mut ctx, ap.key("runtime"), "runtime", v);
+        }
+        if let Some(v) = &a.language {
+            dup_values(&mut ctx, ap.key("language"), "language", v);
+        }
+        if let Some(v) = &a.num_gpu {
+            dup_values(&mut ctx, ap.key("num_gpu"), "num_gpu", v);
+        }
+        if let Some(v) = &a.num_ctx {
+            dup_values(&mut ctx, ap.key("num_ctx"), "num_ctx", v);
+        }
+        if let Some(v) = &a.top_k {
+            dup_values(&mut ctx, ap.key("top_k"), "top_k", v);
+        }
+        for (name, v) in [("temperature", &a.temperature), ("top_p", &a.top_p), ("repeat_penalty", &a.repeat_penalty)] {
+            if let Some(v) = v {
+                dup_values(&mut ctx, ap.key(name), name, v);
+                for (j, x) in v.iter().enumerate() {
+                    if !(x.is_finite() && *x >= 0.0) {
+                        ctx.emit(ap.key(name).index(j), format!("`{name}` value out of range"), |d| d.expected("a finite number ≥ 0").found(format!("`{x}`")));
+                    }
+                }
+            }
+        }
+        let declared = axis_names(a);
+        if b.configurations.is_empty() && declared.is_empty() {
+            ctx.emit(p.clone(), "block has no configurations", |d| d.expected("`axes` (a full factorial) or `configurations` (an enumerated list)").help("add `axes:` or `configurations:` to this block"));
+        }
+        if (has_option_axes(a) || !b.options.is_empty()) && b.apply_to.is_empty() {
+            ctx.emit(p.key("apply_to"), "option axes need `apply_to`", |d| d.expected("the agent ids that receive the block's options, e.g. `[B]`").help("add `apply_to: [A, B]` (both agents) or `[B]` (only the chimera agent)"));
+        }
+        for (key, points) in [("include", &b.include), ("exclude", &b.exclude)] {
+            for (j, pt) in points.iter().enumerate() {
+                let keys = point_keys(pt);
+                if keys.is_empty() {
+                    ctx.emit(p.key(key).index(j), format!("empty `{key}` entry"), |d| d.expected("at least one axis value"));
+                }
+                for k in keys {
+                    if !declared.contains(&k) {
+                        ctx.emit(p.key(key).index(j).key(k), format!("`{key}` names `{k}`, which is not an axis of this block"), |d| d.expected(if declared.is_empty() { "no axes are declared".to_owned() } else { format!("one of {}", declared.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ")) }).help(format!("add `{k}` to `axes`, or remove it from `{key}`")));
+                    }
+                }
+            }
+        }
+        if let Some(t) = &b.id_template {
+            let mut rest = t.as_str();
+            while let Some(open) = rest.find('{') {
+                let Some(close) = rest[open..].find('}') else {
+                    ctx.emit(p.key("id_template"), "unclosed `{` in `id_template`", |d| d.found(format!("`{t}`")));
+                    break;
+                };
+                let name = &rest[open + 1..open + close];
+                let name = name.strip_suffix(":p").unwrap_or(name);
+                let ok = declared.contains(&name) || (name == "id" && !b.configurations.is_empty()) || matches!(name, "model" | "scenario" | "runtime" | "language");
+                if !ok {
+                    let mut known: Vec<&str> = declared.clone();
+                    if !b.configurations.is_empty() {
+                        known.push("id");
+                    }
+                    ctx.emit(p.key("id_template"), format!("unknown placeholder `{{{name}}}` in `id_template`"), |d| d.expected(format!("one of {}", known.iter().map(|k| format!("`{{{k}}}`")).collect::<Vec<_>>().join(", "))).found(format!("`{t}`")));
+                }
+                rest = &rest[open + close + 1..];
+            }
+        }
+        for (ci, c) in b.configurations.iter().enumerate() {
+            let cp = p.key("configurations").index(ci);
+            if c.id.trim().is_empty() {
+                ctx.emit(cp.key("id"), "empty configuration id", |d| d.expected("the published id, e.g. `test001`"));
+            } else if !explicit_ids.insert((c.id.clone(), c.runtime)) {
+                ctx.emit(cp.key("id"), format!("duplicate configuration id `{}`", c.id), |d| d.expected("configuration ids unique within the manifest").help("rename one of them; published test ids are unique"));
+            }
+            let scen = c.scenario.as_ref().or(b.scenario.as_ref());
+            if let Some(sc) = &c.scenario {
+                ctx.reference(cp.key("scenario"), "scenario", sc, &scenario_ids);
+            } else if b.scenario.is_none() && a.scenario.is_none() {
+                ctx.emit(cp.clone(), format!("configuration `{}` has no scenario", c.id), |d| d.expected("`scenario:` on the configuration or its block"));
+            }
+            if let Some(md) = &c.model {
+                ctx.reference(cp.key("model"), "model", md, &model_ids);
+            } else if b.model.is_none() && a.model.is_none() {
+                ctx.emit(cp.clone(), format!("configuration `{}` has no model", c.id), |d| d.expected("`model:` on the configuration or its block"));
+            }
+            let agents: Vec<&str> = scen
+                .and_then(|id| s.scenarios.iter().find(|x| &x.id == id))
+                .map(|x| x.agents.iter().map(|a| a.id.as_str()).collect())
+                .unwrap_or_default();
+            for (agent, o) in &c.options {
+                if !agents.is_empty() {
+                    ctx.reference(cp.key("options").key(agent), "agent", agent, &agents);
+                }
+                check_floats(&mut ctx, &cp.key("options").key(agent), o);
+            }
+        }
+        if b.configurations.is_empty() && b.scenario.is_none() && a.scenario.is_none() {
+            ctx.emit(p.clone(), "block has no scenario", |d| d.expected("`scenario:` or a `scenario` axis"));
+        }
+        if b.configurations.is_empty() && b.model.is_none() && a.model.is_none() {
+            ctx.emit(p.clone(), "block has no model", |d| d.expected("`model:` or a `model` axis"));
+        }
+        // apply_to must name agents of every scenario the block can use.
+        let mut scen_ids: Vec<&str> = Vec::new();
+        if let Some(x) = &b.scenario {
+            scen_ids.push(x);
+        }
+        if let Some(v) = &a.scenario {
+            scen_ids.extend(v.iter().map(String::as_str));
+        }
+        scen_ids.extend(b.configurations.iter().filter_map(|c| c.scenario.as_deref()));
+        for (j, ag) in b.apply_to.iter().enumerate() {
+            for sid in &scen_ids {
+                if let Some(sc) = s.scenarios.iter().find(|x| &x.id == sid) {
+                    let ids: Vec<&str> = sc.agents.iter().map(|a| a.id.as_str()).collect();
+                    if !ids.contains(&ag.as_str()) {
+                        ctx.reference(p.key("apply_to").index(j), &format!("agent (of scenario `{sid}`)"), ag, &ids);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    // References (config ids are checked by the planner, which knows the generated ones).
+    ctx.unique(&root.key("references"), "reference", s.references.iter().map(|x| x.id.as_str()));
+    for (i, r) in s.references.iter().enumerate() {
+        let p = root.key("references").index(i);
+        if !r.value.is_finite() {
+            ctx.emit(p.key("value"), "reference value is not a finite number", |d| d.found(format!("`{}`", r.value)));
+        }
+        if r.tolerance.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
+            ctx.emit(p.key("tolerance"), "tolerance must be ≥ 0", |d| d.found(format!("`{:?}`", r.tolerance)));
+        }
+        if let Some(sc) = &r.filter.scenario {
+            ctx.reference(p.key("where").key("scenario"), "scenario", sc, &scenario_ids);
+        }
+        if let Some(md) = &r.filter.model {
+            ctx.reference(p.key("where").key("model"), "model", md, &model_ids);
+        }
+        if let Some(ag) = &r.filter.agent {
+            let all: BTreeSet<&str> = s.scenarios.iter().flat_map(|x| x.agents.iter().map(|a| a.id.as_str())).collect();
+            let all: Vec<&str> = all.into_iter().collect();
+            ctx.reference(p.key("where").key("agent"), "agent", ag, &all);
+        }
+    }
+
+    ctx.out.sort_by_key(|d| d.pos.map(|p| (p.line, p.column)));
+    ctx.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_ids() {
+        for ok in ["TR108", "TR114_v2", "TR999_v10"] {
+            assert!(is_report_id(ok), "{ok}");
+        }
+        for bad in ["TR1080", "tr108", "TR10", "TR114_v", "TR114-v2", ""] {
+            assert!(!is_report_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(url_problem("http://127.0.0.1:11434"), None);
+        assert_eq!(url_problem("https://gpu-host.example:8080/"), None);
+        assert!(url_problem("127.0.0.1:11434").is_some());
+        assert!(url_problem("http://host:99999").is_some());
+        assert!(url_problem("http://host:11434/api/generate").is_some());
+        assert!(url_problem("http://:80").is_some());
+    }
+}

@@ -1,0 +1,460 @@
+//! Matrix expansion: blocks of a manifest → fully resolved configurations.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::manifest::locate::KeyPath;
+use crate::manifest::validate::axis_names;
+use crate::manifest::{
+    AxisPoint, Axes, Block, Diagnostic, Execution, ExplicitConfig, Language, Manifest, Options,
+    Role, Runtime, ScenarioKind,
+};
+
+use super::key::{AgentKey, ConfigKey, EndpointKey, WorkloadKey};
+
+/// One agent of a configuration, with its effective options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedAgent {
+    /// Agent id (`A`, `B`, `baseline`...).
+    pub id: Arc<str>,
+    /// Role.
+    pub role: Role,
+    /// Index of the endpoint in the manifest.
+    pub endpoint: usize,
+    /// Effective options; empty means no `options` field is sent.
+    pub options: Options,
+}
+
+/// One fully resolved point of a report's matrix.
+#[derive(Debug, Clone)]
+pub struct Configuration {
+    /// Index of the report in the plan.
+    pub report: usize,
+    /// Configuration id (published, or generated from the block's `id_template`).
+    pub id: Arc<str>,
+    /// The enumerated configuration's own id, when crossed with axes.
+    pub base_id: Option<Arc<str>>,
+    /// Index of the block in `matrix`.
+    pub block: usize,
+    /// Index of the workload in the manifest.
+    pub workload: usize,
+    /// Scenario id.
+    pub scenario: Arc<str>,
+    /// Scenario kind.
+    pub scenario_kind: ScenarioKind,
+    /// Execution mode.
+    pub execution: Execution,
+    /// Model id.
+    pub model: Arc<str>,
+    /// Runtime.
+    pub runtime: Option<Runtime>,
+    /// Language.
+    pub language: Option<Language>,
+    /// Agents, in scenario order.
+    pub agents: Vec<ResolvedAgent>,
+    /// Repetitions.
+    pub repetitions: u32,
+    /// Digest of the configuration key.
+    pub digest: [u8; 32],
+    /// An earlier configuration of the same report with the identical key (they share cells).
+    pub same_as: Option<Arc<str>>,
+}
+
+impl Configuration {
+    /// True when the agents run concurrently and isolated baselines are planned.
+    pub fn is_multi_agent(&self) -> bool {
+        self.execution == Execution::Concurrent && self.agents.len() > 1
+    }
+}
+
+/// Formats a float as YAML would print it back (`0.8`, `1`).
+fn fmt_f64(x: f64) -> String {
+    format!("{x}")
+}
+
+fn enum_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The value of axis `name` in `p`, formatted for ids.
+fn point_value(p: &AxisPoint, name: &str) -> Option<String> {
+    match name {
+        "model" => p.model.clone(),
+        "scenario" => p.scenario.clone(),
+        "runtime" => p.runtime.as_ref().map(enum_name),
+        "language" => p.language.as_ref().map(enum_name),
+        "num_gpu" => p.num_gpu.map(|v| v.to_string()),
+        "num_ctx" => p.num_ctx.map(|v| v.to_string()),
+        "temperature" => p.temperature.map(fmt_f64),
+        "top_p" => p.top_p.map(fmt_f64),
+        "top_k" => p.top_k.map(|v| v.to_string()),
+        "repeat_penalty" => p.repeat_penalty.map(fmt_f64),
+        _ => None,
+    }
+}
+
+fn axis_len(a: &Axes, name: &str) -> usize {
+    match name {
+        "model" => a.model.as_ref().map_or(0, Vec::len),
+        "scenario" => a.scenario.as_ref().map_or(0, Vec::len),
+        "runtime" => a.runtime.as_ref().map_or(0, Vec::len),
+        "language" => a.language.as_ref().map_or(0, Vec::len),
+        "num_gpu" => a.num_gpu.as_ref().map_or(0, Vec::len),
+        "num_ctx" => a.num_ctx.as_ref().map_or(0, Vec::len),
+        "temperature" => a.temperature.as_ref().map_or(0, Vec::len),
+        "top_p" => a.top_p.as_ref().map_or(0, Vec::len),
+        "top_k" => a.top_k.as_ref().map_or(0, Vec::len),
+        "repeat_penalty" => a.repeat_penalty.as_ref().map_or(0, Vec::len),
+        _ => 0,
+    }
+}
+
+fn set_axis(p: &mut AxisPoint, a: &Axes, name: &str, i: usize) {
+    match name {
+        "model" => p.model = a.model.as_ref().and_then(|v| v.get(i).cloned()),
+        "scenario" => p.scenario = a.scenario.as_ref().and_then(|v| v.get(i).cloned()),
+        "runtime" => p.runtime = a.runtime.as_ref().and_then(|v| v.get(i).copied()),
+        "language" => p.language = a.language.as_ref().and_then(|v| v.get(i).copied()),
+        "num_gpu" => p.num_gpu = a.num_gpu.as_ref().and_then(|v| v.get(i).copied()),
+        "num_ctx" => p.num_ctx = a.num_ctx.as_ref().and_then(|v| v.get(i).copied()),
+        "temperature" => p.temperature = a.temperature.as_ref().and_then(|v| v.get(i).copied()),
+        "top_p" => p.top_p = a.top_p.as_ref().and_then(|v| v.get(i).copied()),
+        "top_k" => p.top_k = a.top_k.as_ref().and_then(|v| v.get(i).copied()),
+        "repeat_penalty" => {
+            p.repeat_penalty = a.repeat_penalty.as_ref().and_then(|v| v.get(i).copied());
+        }
+        _ => {}
+    }
+}
+
+/// True when every key set in `pattern` has the same value in `p`.
+pub fn matches(pattern: &AxisPoint, p: &AxisPoint) -> bool {
+    fn eq<T: PartialEq>(pat: &Option<T>, v: &Option<T>) -> bool {
+        pat.as_ref().is_none_or(|x| v.as_ref() == Some(x))
+    }
+    eq(&pattern.model, &p.model)
+        && eq(&pattern.scenario, &p.scenario)
+        && eq(&pattern.runtime, &p.runtime)
+        && eq(&pattern.language, &p.language)
+        && eq(&pattern.num_gpu, &p.num_gpu)
+        && eq(&pattern.num_ctx, &p.num_ctx)
+        && eq(&pattern.temperature, &p.temperature)
+        && eq(&pattern.top_p, &p.top_p)
+        && eq(&pattern.top_k, &p.top_k)
+        && eq(&pattern.repeat_penalty, &p.repeat_penalty)
+}
+
+/// The points of a block's axes: full factorial, minus `exclude`, plus `include`.
+/// A block without axes has one empty point.
+pub fn points(m: &Manifest, bi: usize, diags: &mut Vec<Diagnostic>) -> Vec<AxisPoint> {
+    let b = &m.spec.matrix[bi];
+    let path = KeyPath::root().key("matrix").index(bi);
+    let names = axis_names(&b.axes);
+    let lens: Vec<usize> = names.iter().map(|n| axis_len(&b.axes, n)).collect();
+    let mut out = Vec::new();
+    let mut excluded_hits = vec![0usize; b.exclude.len()];
+    if lens.contains(&0) {
+        return out;
+    }
+    let mut idx = vec![0usize; names.len()];
+    loop {
+        let mut p = AxisPoint::default();
+        for (k, name) in names.iter().enumerate() {
+            set_axis(&mut p, &b.axes, name, idx[k]);
+        }
+        let mut keep = true;
+        for (j, ex) in b.exclude.iter().enumerate() {
+            if matches(ex, &p) {
+                excluded_hits[j] += 1;
+                keep = false;
+            }
+        }
+        if keep {
+            out.push(p);
+        }
+        // Odometer: the last axis varies fastest.
+        let mut done = true;
+        let mut k = names.len();
+        while k > 0 {
+            k -= 1;
+            idx[k] += 1;
+            if idx[k] < lens[k] {
+                done = false;
+                break;
+            }
+            idx[k] = 0;
+        }
+        if done {
+            break;
+        }
+    }
+    for (j, hits) in excluded_hits.iter().enumerate() {
+        if *hits == 0 {
+            diags.push(
+                Diagnostic::new(&m.path, format!("`exclude[{j}]` matches no configuration"))
+                    .path(&m.source, &path.key("exclude").index(j), false)
+                    .expected("a combination of values listed in `axes`")
+                    .help("fix the values or remove the entry; it excludes nothing"),
+            );
+        }
+    }
+    for (j, inc) in b.include.iter().enumerate() {
+        if out.iter().any(|p| p == inc) {
+            diags.push(
+                Diagnostic::new(&m.path, format!("`include[{j}]` is already in the factorial"))
+                    .path(&m.source, &path.key("include").index(j), false)
+                    .help("remove it; `include` adds points the axes do not produce"),
+            );
+        } else {
+            out.push(inc.clone());
+        }
+    }
+    out
+}
+
+fn render_template(t: &str, explicit: Option<&ExplicitConfig>, p: &AxisPoint, resolved: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(t.len() + 16);
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let inner = &rest[open + 1..open + close];
+        let (name, p_style) = match inner.strip_suffix(":p") {
+            Some(n) => (n, true),
+            None => (inner, false),
+        };
+        let value = if name == "id" {
+            explicit.map(|c| c.id.clone())
+        } else {
+            point_value(p, name).or_else(|| {
+                resolved.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+            })
+        }
+        .unwrap_or_default();
+        if p_style {
+            out.push_str(&value.replace('.', "p"));
+        } else {
+            out.push_str(&value);
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn default_label(p: &AxisPoint) -> String {
+    let names = [
+        "model", "scenario", "runtime", "language", "num_gpu", "num_ctx", "temperature", "top_p",
+        "top_k", "repeat_penalty",
+    ];
+    names
+        .iter()
+        .filter_map(|n| point_value(p, n).map(|v| format!("{n}={v}")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Expands every block of `m` into configurations for report index `report`.
+/// Returns the configurations and the ids of configurations declared `missing`.
+pub fn expand(
+    m: &Manifest,
+    report: usize,
+    interner: &mut HashMap<String, Arc<str>>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<Configuration>, Vec<String>) {
+    let s = &m.spec;
+    let mut intern = |x: &str| -> Arc<str> {
+        if let Some(a) = interner.get(x) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(x);
+        interner.insert(x.to_owned(), a.clone());
+        a
+    };
+    let workload_digests: Vec<[u8; 32]> =
+        s.workloads.iter().map(|w| WorkloadKey::of(w).digest()).collect();
+    let workload_hex: Vec<String> = workload_digests.iter().map(super::key::hex32).collect();
+    let mut out: Vec<Configuration> = Vec::new();
+    let mut missing = Vec::new();
+    let mut by_id: HashMap<Arc<str>, usize> = HashMap::new();
+    let mut by_digest: HashMap<[u8; 32], Arc<str>> = HashMap::new();
+
+    for (bi, b) in s.matrix.iter().enumerate() {
+        let bpath = KeyPath::root().key("matrix").index(bi);
+        let Some(wi) = s.workloads.iter().position(|w| w.id == b.workload) else {
+            continue;
+        };
+        let pts = points(m, bi, diags);
+        let explicit: Vec<Option<&ExplicitConfig>> = if b.configurations.is_empty() {
+            vec![None]
+        } else {
+            b.configurations.iter().map(Some).collect()
+        };
+        let reps = b.repetitions.unwrap_or(s.repetitions);
+        for (ci, ec) in explicit.iter().enumerate() {
+            if let Some(c) = ec {
+                if c.missing {
+                    missing.push(c.id.clone());
+                    continue;
+                }
+            }
+            for p in &pts {
+                let Some(cfg) = resolve(m, b, *ec, p, &mut intern) else {
+                    continue;
+                };
+                let (scenario, model, runtime, language, agents, kind, execution) = cfg;
+                let resolved_names = [
+                    ("model", model.to_string()),
+                    ("scenario", scenario.to_string()),
+                    ("runtime", runtime.as_ref().map(enum_name).unwrap_or_default()),
+                    ("language", language.as_ref().map(enum_name).unwrap_or_default()),
+                ];
+                let id = match (&b.id_template, ec) {
+                    (Some(t), _) => render_template(t, *ec, p, &resolved_names),
+                    (None, Some(c)) if *p == AxisPoint::default() => c.id.clone(),
+                    (None, Some(c)) => format!("{}@{}", c.id, default_label(p)),
+                    (None, None) => default_label(p),
+                };
+                let id = intern(&id);
+                let model_spec = s.models.iter().find(|x| *x.id == *model);
+                let key = ConfigKey {
+                    format: super::key::CELL_FORMAT,
+                    workload: workload_hex[wi].clone(),
+                    model_tag: model_spec.map_or("", |x| x.tag.as_str()),
+                    model_digest: model_spec.and_then(|x| x.digest.as_deref()),
+                    scenario_kind: kind,
+                    execution,
+                    runtime,
+                    language,
+                    agents: agents
+                        .iter()
+                        .map(|a| AgentKey {
+                            role: a.role,
+                            endpoint: EndpointKey {
+                                kind: s.endpoints[a.endpoint].kind,
+                                url: &s.endpoints[a.endpoint].url,
+                            },
+                            options: &a.options,
+                        })
+                        .collect(),
+                    warmup: s.warmup.policy,
+                    warmup_requests: s.warmup.requests,
+                    between_runs: &s.between_runs,
+                };
+                let digest = key.digest();
+                if let Some(&prev) = by_id.get(&id) {
+                    let at = match (&b.id_template, ec) {
+                        (None, Some(_)) => bpath.key("configurations").index(ci).key("id"),
+                        _ => bpath.key("id_template"),
+                    };
+                    diags.push(
+                        Diagnostic::new(&m.path, format!("configuration id `{id}` is produced twice"))
+                            .path(&m.source, &at, false)
+                            .expected("configuration ids unique within the report")
+                            .found(format!("`{id}` again (first from matrix[{}])", out[prev].block))
+                            .help("make `id_template` use every axis of the block, or rename the configuration"),
+                    );
+                    continue;
+                }
+                let same_as = by_digest.get(&digest).cloned();
+                if same_as.is_none() {
+                    by_digest.insert(digest, id.clone());
+                }
+                by_id.insert(id.clone(), out.len());
+                out.push(Configuration {
+                    report,
+                    id,
+                    base_id: ec.map(|c| intern(&c.id)),
+                    block: bi,
+                    workload: wi,
+                    scenario,
+                    scenario_kind: kind,
+                    execution,
+                    model,
+                    runtime,
+                    language,
+                    agents,
+                    repetitions: reps,
+                    digest,
+                    same_as,
+                });
+            }
+        }
+    }
+    (out, missing)
+}
+
+type Resolved = (
+    Arc<str>,
+    Arc<str>,
+    Option<Runtime>,
+    Option<Language>,
+    Vec<ResolvedAgent>,
+    ScenarioKind,
+    Execution,
+);
+
+fn resolve(
+    m: &Manifest,
+    b: &Block,
+    c: Option<&ExplicitConfig>,
+    p: &AxisPoint,
+    intern: &mut impl FnMut(&str) -> Arc<str>,
+) -> Option<Resolved> {
+    let s = &m.spec;
+    let scenario_id = p
+        .scenario
+        .as_ref()
+        .or(c.and_then(|c| c.scenario.as_ref()))
+        .or(b.scenario.as_ref())?;
+    let model_id = p
+        .model
+        .as_ref()
+        .or(c.and_then(|c| c.model.as_ref()))
+        .or(b.model.as_ref())?;
+    let runtime = p.runtime.or(c.and_then(|c| c.runtime)).or(b.runtime);
+    let language = p.language.or(c.and_then(|c| c.language)).or(b.language);
+    let scenario = s.scenarios.iter().find(|x| &x.id == scenario_id)?;
+    let point_opts = Options {
+        num_gpu: p.num_gpu,
+        num_ctx: p.num_ctx,
+        temperature: p.temperature,
+        top_p: p.top_p,
+        top_k: p.top_k,
+        repeat_penalty: p.repeat_penalty,
+        num_predict: None,
+        seed: None,
+    };
+    let mut agents = Vec::with_capacity(scenario.agents.len());
+    for a in &scenario.agents {
+        let endpoint = s.endpoints.iter().position(|e| e.id == a.endpoint)?;
+        let mut o = a.base_options.clone();
+        if b.apply_to.iter().any(|x| *x == a.id) {
+            o = o.merged(&b.options).merged(&point_opts);
+        }
+        if let Some(co) = c.and_then(|c| c.options.get(&a.id)) {
+            o = o.merged(co);
+        }
+        agents.push(ResolvedAgent {
+            id: intern(&a.id),
+            role: a.role,
+            endpoint,
+            options: o,
+        });
+    }
+    Some((
+        intern(scenario_id),
+        intern(model_id),
+        runtime,
+        language,
+        agents,
+        scenario.kind,
+        scenario.effective_execution(),
+    ))
+}
