@@ -404,6 +404,7 @@ pub enum Runtime {
     /// smol with a Tokio bridge for HTTP.
     Smol,
     /// smol with the stream re-chunked to 1 KiB (later TTFT).
+    #[serde(rename = "smol-1kb")]
     Smol1kb,
 }
 

@@ -217,7 +217,7 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
 
     // Endpoints.
     ctx.unique(&root.key("endpoints"), "endpoint", s.endpoints.iter().map(|e| e.id.as_str()));
-    if s.endpoints.is_empty() {
+    if s.endpoints.is_empty() && !s.matrix.is_empty() {
         ctx.emit(root.key("endpoints"), "no endpoints declared", |d| d.expected("at least one endpoint").help("add `- {id: ollama, kind: ollama, url: http://127.0.0.1:11434, resource: local:gpu0}`"));
     }
     for (i, e) in s.endpoints.iter().enumerate() {
@@ -471,6 +471,9 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
 
     // References (config ids are checked by the planner, which knows the generated ones).
     ctx.unique(&root.key("references"), "reference", s.references.iter().map(|x| x.id.as_str()));
+    // A report without a matrix of its own analyses its dependencies' data: its `where`
+    // keys name their scenarios, models and agents.
+    let own_data = !s.matrix.is_empty();
     for (i, r) in s.references.iter().enumerate() {
         let p = root.key("references").index(i);
         if !r.value.is_finite() {
@@ -478,6 +481,9 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
         }
         if r.tolerance.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
             ctx.emit(p.key("tolerance"), "tolerance must be ≥ 0", |d| d.found(format!("`{:?}`", r.tolerance)));
+        }
+        if !own_data {
+            continue;
         }
         if let Some(sc) = &r.filter.scenario {
             ctx.reference(p.key("where").key("scenario"), "scenario", sc, &scenario_ids);

@@ -56,8 +56,11 @@ pub struct Configuration {
     pub repetitions: u32,
     /// Digest of the configuration key.
     pub digest: [u8; 32],
-    /// An earlier configuration of the same report with the identical key (they share cells).
+    /// An earlier configuration of the same report with identical settings; this one is
+    /// measured separately (its key carries a replicate number).
     pub same_as: Option<Arc<str>>,
+    /// Replicate number in the key (0 unless `same_as` is set).
+    pub replicate: u32,
 }
 
 impl Configuration {
@@ -283,7 +286,7 @@ pub fn expand(
     let mut out: Vec<Configuration> = Vec::new();
     let mut missing = Vec::new();
     let mut by_id: HashMap<Arc<str>, usize> = HashMap::new();
-    let mut by_digest: HashMap<[u8; 32], Arc<str>> = HashMap::new();
+    let mut by_digest: HashMap<[u8; 32], (Arc<str>, u32)> = HashMap::new();
 
     for (bi, b) in s.matrix.iter().enumerate() {
         let bpath = KeyPath::root().key("matrix").index(bi);
@@ -346,8 +349,9 @@ pub fn expand(
                     warmup: s.warmup.policy,
                     warmup_requests: s.warmup.requests,
                     between_runs: &s.between_runs,
+                    replicate: 0,
                 };
-                let digest = key.digest();
+                let base_digest = key.digest();
                 if let Some(&prev) = by_id.get(&id) {
                     let at = match (&b.id_template, ec) {
                         (None, Some(_)) => bpath.key("configurations").index(ci).key("id"),
@@ -362,10 +366,18 @@ pub fn expand(
                     );
                     continue;
                 }
-                let same_as = by_digest.get(&digest).cloned();
-                if same_as.is_none() {
-                    by_digest.insert(digest, id.clone());
-                }
+                let (same_as, replicate, digest) = match by_digest.get_mut(&base_digest) {
+                    Some((first, n)) => {
+                        *n += 1;
+                        let mut k = key;
+                        k.replicate = *n;
+                        (Some(first.clone()), *n, k.digest())
+                    }
+                    None => {
+                        by_digest.insert(base_digest, (id.clone(), 0));
+                        (None, 0, base_digest)
+                    }
+                };
                 by_id.insert(id.clone(), out.len());
                 out.push(Configuration {
                     report,
@@ -383,6 +395,7 @@ pub fn expand(
                     repetitions: reps,
                     digest,
                     same_as,
+                    replicate,
                 });
             }
         }

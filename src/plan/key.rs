@@ -13,6 +13,7 @@
 //! | per agent, in order: role, endpoint kind + URL, effective options | endpoint id, resource, managed settings |
 //! | warm-up policy, between-runs policy                            | request timeout, retry, telemetry, order, references |
 //! | node kind, agent index (isolated), repetition index            | published environment                 |
+//! | replicate: occurrence of identical content within a report     |                                       |
 //!
 //! Ids are computed over the parsed, default-filled structures (never over YAML text), so
 //! reordering keys, adding comments or renaming labels never changes an id, and a changed
@@ -153,6 +154,10 @@ pub struct ConfigKey<'a> {
     pub warmup_requests: u32,
     /// Between-runs policy.
     pub between_runs: &'a BetweenRuns,
+    /// Occurrence of this exact content within its report, from 0: a report that lists the
+    /// same settings twice (TR113's duplicate cell, TR114's test015/test200) measures them
+    /// twice, as the original did.
+    pub replicate: u32,
 }
 
 impl ConfigKey<'_> {

@@ -442,6 +442,9 @@ fn find_cycle(rg: &DiGraph<usize, &'static str>, rnodes: &[NodeIndex], start: us
 }
 
 fn check_references(m: &Manifest, configs: &[Configuration], missing: &[String], diags: &mut Vec<Diagnostic>) {
+    if m.spec.matrix.is_empty() {
+        return;
+    }
     for (i, r) in m.spec.references.iter().enumerate() {
         let Some(c) = &r.filter.config else { continue };
         let hit = configs.iter().any(|x| &*x.id == c || x.base_id.as_deref() == Some(c.as_str()));

@@ -102,7 +102,7 @@ pub fn summary(plan: &Plan) -> String {
             .filter_map(|c| c.same_as.as_ref().map(|o| format!("{} = {}", c.id, o)))
             .collect();
         if !shared.is_empty() {
-            let _ = writeln!(s, "  identical configurations (they share cells): {}", shared.join("; "));
+            let _ = writeln!(s, "  identical settings, measured separately: {}", shared.join("; "));
         }
         let (req, warm) = requests.get(&ri32).copied().unwrap_or((0, 0));
         let _ = writeln!(s, "  requests        ~{req} measured + {warm} warm-up (estimated)");
@@ -366,6 +366,7 @@ pub fn explain(plan: &Plan, ni: petgraph::graph::NodeIndex) -> String {
                 warmup: spec.warmup.policy,
                 warmup_requests: spec.warmup.requests,
                 between_runs: &spec.between_runs,
+                replicate: c.replicate,
             };
             let _ = writeln!(s, "{}", indent(&pretty(&ck)));
             let _ = writeln!(s, "  workload content (its digest is `workload` above):");
