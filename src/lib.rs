@@ -49,7 +49,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 let cells = plan
                     .graph
                     .node_weights()
-                    .filter(|n| n.report as usize == plan.reports.iter().position(|r| r.report == rp.report).unwrap_or(0))
+                    .filter(|n| {
+                        n.report as usize
+                            == plan
+                                .reports
+                                .iter()
+                                .position(|r| r.report == rp.report)
+                                .unwrap_or(0)
+                    })
                     .count();
                 writeln!(
                     out,
@@ -57,7 +64,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     rp.manifest.path.display(),
                     rp.report,
                     rp.configs.len(),
-                    if rp.missing.is_empty() { String::new() } else { format!(" (+{} declared missing)", rp.missing.len()) },
+                    if rp.missing.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (+{} declared missing)", rp.missing.len())
+                    },
                     cells,
                     if rp.pulled_in { " [dependency]" } else { "" }
                 )
@@ -73,7 +84,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             tracing::info!(nodes = plan.graph.node_count(), "plan built");
             if let Some(prefix) = explain {
                 let ni = plan.find(&prefix)?;
-                out.write_all(plan::render::explain(&plan, ni).as_bytes()).map_err(Error::Output)?;
+                out.write_all(plan::render::explain(&plan, ni).as_bytes())
+                    .map_err(Error::Output)?;
             } else {
                 match format {
                     PlanFormat::Text => out.write_all(plan::render::summary(&plan).as_bytes()),
@@ -83,7 +95,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 .map_err(Error::Output)?;
             }
         }
-        Command::Schema => out.write_all(manifest::schema_json().as_bytes()).map_err(Error::Output)?,
+        Command::Schema => out
+            .write_all(manifest::schema_json().as_bytes())
+            .map_err(Error::Output)?,
         Command::Run(_) => {
             return Err(Error::NotBuilt {
                 command: "run",

@@ -1,1 +1,8 @@
-//! Integration tests.
+//! The integration-test binary: the CLI end to end, the invalid-manifest suite with
+//! snapshots, the shipped manifests, and property tests of the planner and the parser.
+
+mod cli;
+mod experiments;
+mod invalid;
+mod props;
+mod support;

@@ -26,11 +26,18 @@ pub fn read_bounded(path: &Path) -> Result<Vec<u8>, Diagnostic> {
         .read_to_end(&mut buf)
         .map_err(|e| Diagnostic::new(path, format!("cannot read manifest: {e}")))?;
     if buf.len() as u64 > MAX_MANIFEST_BYTES {
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(buf.len() as u64);
+        let size = std::fs::metadata(path)
+            .map(|m| m.len())
+            .unwrap_or(buf.len() as u64);
         return Err(Diagnostic::new(path, "manifest file is too large")
-            .expected(format!("at most {} MiB", MAX_MANIFEST_BYTES / (1024 * 1024)))
+            .expected(format!(
+                "at most {} MiB",
+                MAX_MANIFEST_BYTES / (1024 * 1024)
+            ))
             .found(format!("{:.1} MiB", size as f64 / (1024.0 * 1024.0)))
-            .help("a manifest describes a matrix with `axes`; do not list generated cells one by one"));
+            .help(
+                "a manifest describes a matrix with `axes`; do not list generated cells one by one",
+            ));
     }
     Ok(buf)
 }
@@ -71,6 +78,14 @@ fn budget() -> Budget {
 
 /// Parses manifest text into the typed spec.
 pub fn parse(path: &Path, source: &str) -> Result<ManifestSpec, Diagnostic> {
+    let blank = source
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if blank {
+        return Err(Diagnostic::new(path, "manifest is empty")
+            .expected("a YAML mapping with at least `format`, `report`, `title`, `endpoints`, `models`, `workloads`, `scenarios` and `matrix`")
+            .help("start from one of the manifests in `experiments/`"));
+    }
     let mut options = serde_saphyr::options! {};
     options.budget = Some(budget());
     let mut track = serde_path_to_error::Track::new();
@@ -126,7 +141,10 @@ fn strip_location_suffix(s: &str) -> &str {
 /// The scalar token at `pos` in `source`, for "found" when the parser does not say.
 fn token_at(source: &str, pos: Pos) -> Option<String> {
     let line = source.lines().nth((pos.line as usize).checked_sub(1)?)?;
-    let rest: String = line.chars().skip((pos.column as usize).saturating_sub(1)).collect();
+    let rest: String = line
+        .chars()
+        .skip((pos.column as usize).saturating_sub(1))
+        .collect();
     let rest = rest.trim();
     let end = rest
         .char_indices()
@@ -154,7 +172,12 @@ fn expected_for_type(t: &str) -> Option<&'static str> {
     })
 }
 
-fn translate(path: &Path, source: &str, err: &serde_saphyr::Error, tpath: &serde_path_to_error::Path) -> Diagnostic {
+fn translate(
+    path: &Path,
+    source: &str,
+    err: &serde_saphyr::Error,
+    tpath: &serde_path_to_error::Path,
+) -> Diagnostic {
     let loc = err.location().map(|l| Pos {
         line: l.line() as u32,
         column: l.column() as u32,
@@ -178,13 +201,14 @@ fn translate(path: &Path, source: &str, err: &serde_saphyr::Error, tpath: &serde
     for (prefix, what) in [("unknown field `", "key"), ("unknown variant `", "value")] {
         if let Some(rest) = msg.strip_prefix(prefix) {
             let (found, tail) = rest.split_once('`').unwrap_or((rest, ""));
-            let candidates: Vec<String> = if let Some(list) = tail.strip_prefix(", expected one of ") {
-                split_list(list)
-            } else if let Some(one) = tail.strip_prefix(", expected ") {
-                split_list(one)
-            } else {
-                Vec::new()
-            };
+            let candidates: Vec<String> =
+                if let Some(list) = tail.strip_prefix(", expected one of ") {
+                    split_list(list)
+                } else if let Some(one) = tail.strip_prefix(", expected ") {
+                    split_list(one)
+                } else {
+                    Vec::new()
+                };
             d.message = format!("unknown {what} `{found}`");
             if candidates.is_empty() {
                 d = d.expected("no keys here").found(format!("`{found}`"));
@@ -192,14 +216,20 @@ fn translate(path: &Path, source: &str, err: &serde_saphyr::Error, tpath: &serde
                 d = d
                     .expected(format!(
                         "one of {}",
-                        candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                        candidates
+                            .iter()
+                            .map(|c| format!("`{c}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ))
                     .found(format!("`{found}`"));
             }
             if let Some(near) = nearest(found, candidates.iter().map(String::as_str)) {
                 d = d.help(format!("did you mean `{near}`?"));
             } else if !candidates.is_empty() {
-                d = d.help(format!("remove `{found}` or use one of the keys listed above"));
+                d = d.help(format!(
+                    "remove `{found}` or use one of the keys listed above"
+                ));
             }
             return d;
         }
@@ -207,28 +237,58 @@ fn translate(path: &Path, source: &str, err: &serde_saphyr::Error, tpath: &serde
     if let Some(rest) = msg.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or(rest);
         d.message = format!("missing required key `{field}`");
-        return d
-            .expected(format!("a `{field}` key"))
-            .help(format!("add `{field}:` here (see schemas/manifest.schema.json)"));
+        return d.expected(format!("a `{field}` key")).help(format!(
+            "add `{field}:` here (see schemas/manifest.schema.json)"
+        ));
     }
-    if let Some(rest) = msg.strip_prefix("invalid type: ") {
-        if let Some((found, expected)) = rest.split_once(", expected ") {
+    if let Some(rest) = msg.strip_prefix("invalid type: ")
+        && let Some((found, expected)) = rest.split_once(", expected ")
+    {
+        d.message = "wrong type".to_owned();
+        return d.expected(expected.to_owned()).found(found.to_owned());
+    }
+    if let Some(t) = msg.strip_prefix("invalid ")
+        && let Some(exp) = expected_for_type(t.trim())
+    {
+        d.message = "wrong type".to_owned();
+        d = d.expected(exp);
+        if let Some(tok) = loc.and_then(|p| token_at(source, p)) {
+            d = d.found(format!("`{tok}`"));
+        }
+        return d;
+    }
+    for (needle, what) in [
+        (
+            "expected sequence start",
+            "a list (`- item` lines or `[a, b]`)",
+        ),
+        (
+            "expected mapping start",
+            "a mapping (`key: value` lines or `{key: value}`)",
+        ),
+        ("expected string scalar", "a string"),
+    ] {
+        if msg.contains(needle) {
             d.message = "wrong type".to_owned();
-            return d.expected(expected.to_owned()).found(found.to_owned());
+            return d
+                .expected(what)
+                .help("see schemas/manifest.schema.json for the shape of this key");
         }
     }
-    if let Some(t) = msg.strip_prefix("invalid ") {
-        if let Some(exp) = expected_for_type(t.trim()) {
-            d.message = "wrong type".to_owned();
-            d = d.expected(exp);
-            if let Some(tok) = loc.and_then(|p| token_at(source, p)) {
-                d = d.found(format!("`{tok}`"));
-            }
-            return d;
-        }
+    if d.expected.is_none()
+        && !msg.contains("budget")
+        && (msg.contains("indicator")
+            || msg.contains("while scanning")
+            || msg.contains("while parsing")
+            || msg.contains("did not find"))
+    {
+        d = d.help("a YAML syntax error: check brackets, quotes and indentation on this line and the one before");
     }
-    if msg.contains("budget") || msg.contains("alias") && msg.contains("limit") {
-        d = d.help("manifests may use a few YAML anchors and aliases, not expand thousands of them");
+    if let Some(rest) = msg.strip_prefix("budget breached: ") {
+        d.message = format!("YAML parsing budget exceeded ({rest})");
+        d = d
+            .expected("at most 1,000 aliases, 1,000 anchors, 500,000 parser events and nesting depth 64")
+            .help("manifests may use a few YAML anchors and aliases; describe large matrices with `axes`");
     }
     d
 }

@@ -99,7 +99,9 @@ pub struct Endpoint {
 }
 
 /// Server protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointKind {
     /// Ollama's native API (`/api/generate`, `/api/chat`).
@@ -259,7 +261,9 @@ fn default_md() -> u32 {
 }
 
 /// Agent role: which prompts an agent uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// DataCollector persona (agent A of the multi-agent harnesses).
@@ -300,7 +304,9 @@ impl Scenario {
 }
 
 /// Scenario kinds of the reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ScenarioKind {
     /// Single-agent runs (agents, if several, run one after the other).
@@ -314,7 +320,9 @@ pub enum ScenarioKind {
 }
 
 /// How the agents of a scenario run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Execution {
     /// One after the other, in the listed order.
@@ -392,7 +400,9 @@ impl Options {
 }
 
 /// Async runtime variant of the Rust multi-agent harness (TR115).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Runtime {
     /// `#[tokio::main]` multi-thread with `try_join!`.
@@ -409,7 +419,9 @@ pub enum Runtime {
 }
 
 /// Language of the original harness a configuration reproduces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Language {
     /// The Rust harnesses (H5, H6).

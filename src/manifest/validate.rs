@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::Manifest;
 use super::diagnostic::{Diagnostic, nearest};
 use super::locate::KeyPath;
 use super::spec::*;
-use super::Manifest;
 
 struct Ctx<'a> {
     m: &'a Manifest,
@@ -14,7 +14,12 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn emit(&mut self, path: KeyPath, msg: impl Into<String>, f: impl FnOnce(Diagnostic) -> Diagnostic) {
+    fn emit(
+        &mut self,
+        path: KeyPath,
+        msg: impl Into<String>,
+        f: impl FnOnce(Diagnostic) -> Diagnostic,
+    ) {
         let d = Diagnostic::new(&self.m.path, msg).path(&self.m.source, &path, false);
         self.out.push(f(d));
     }
@@ -27,7 +32,14 @@ impl Ctx<'_> {
         let listed = if known.is_empty() {
             format!("no {what} is declared")
         } else {
-            format!("one of {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+            format!(
+                "one of {}",
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
         let help = match nearest(id, known.iter().copied()) {
             Some(n) => format!("did you mean `{n}`?"),
@@ -43,14 +55,18 @@ impl Ctx<'_> {
         for (i, id) in ids.enumerate() {
             let path = base.index(i).key("id");
             if id.trim().is_empty() {
-                self.emit(path, format!("empty {what} id"), |d| d.expected("a non-empty id").help(format!("give the {what} a name")));
+                self.emit(path, format!("empty {what} id"), |d| {
+                    d.expected("a non-empty id")
+                        .help(format!("give the {what} a name"))
+                });
                 continue;
             }
             if let Some(first) = seen.insert(id, i) {
-                self.emit(path, format!("duplicate {what} id `{id}`"), |d| d
-                    .expected(format!("ids unique among {what}s"))
-                    .found(format!("`{id}` again (first at index {first})"))
-                    .help(format!("rename one of the two {what}s")));
+                self.emit(path, format!("duplicate {what} id `{id}`"), |d| {
+                    d.expected(format!("ids unique among {what}s"))
+                        .found(format!("`{id}` again (first at index {first})"))
+                        .help(format!("rename one of the two {what}s"))
+                });
             }
         }
     }
@@ -72,7 +88,10 @@ pub fn is_report_id(s: &str) -> bool {
 
 /// Checks `http(s)://host:port` with an optional trailing `/`; returns what is wrong.
 pub fn url_problem(url: &str) -> Option<&'static str> {
-    let rest = match url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) {
+    let rest = match url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    {
         Some(r) => r,
         None => return Some("the scheme must be `http://` or `https://`"),
     };
@@ -84,13 +103,17 @@ pub fn url_problem(url: &str) -> Option<&'static str> {
         Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, Some(p)),
         _ => (rest, None),
     };
-    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '@' || c == '?' || c == '#') {
+    if host.is_empty()
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '@' || c == '?' || c == '#')
+    {
         return Some("the host is empty or contains spaces or `@?#`");
     }
-    if let Some(p) = port {
-        if p.parse::<u16>().map_or(true, |n| n == 0) {
-            return Some("the port must be a number from 1 to 65535");
-        }
+    if let Some(p) = port
+        && p.parse::<u16>().map_or(true, |n| n == 0)
+    {
+        return Some("the port must be a number from 1 to 65535");
     }
     None
 }
@@ -110,7 +133,18 @@ pub fn axis_names(a: &Axes) -> Vec<&'static str> {
     macro_rules! push {
         ($($f:ident),*) => { $( if a.$f.is_some() { v.push(stringify!($f)); } )* };
     }
-    push!(model, scenario, runtime, language, num_gpu, num_ctx, temperature, top_p, top_k, repeat_penalty);
+    push!(
+        model,
+        scenario,
+        runtime,
+        language,
+        num_gpu,
+        num_ctx,
+        temperature,
+        top_p,
+        top_k,
+        repeat_penalty
+    );
     v
 }
 
@@ -120,7 +154,18 @@ pub fn point_keys(p: &AxisPoint) -> Vec<&'static str> {
     macro_rules! push {
         ($($f:ident),*) => { $( if p.$f.is_some() { v.push(stringify!($f)); } )* };
     }
-    push!(model, scenario, runtime, language, num_gpu, num_ctx, temperature, top_p, top_k, repeat_penalty);
+    push!(
+        model,
+        scenario,
+        runtime,
+        language,
+        num_gpu,
+        num_ctx,
+        temperature,
+        top_p,
+        top_k,
+        repeat_penalty
+    );
     v
 }
 
@@ -130,20 +175,29 @@ fn check_floats(ctx: &mut Ctx<'_>, path: &KeyPath, o: &Options) {
         ("top_p", o.top_p, 0.0, 1.0),
         ("repeat_penalty", o.repeat_penalty, 0.0, 100.0),
     ] {
-        if let Some(x) = v {
-            if !(x.is_finite() && x >= lo && x <= hi) {
-                ctx.emit(path.key(name), format!("`{name}` is out of range"), |d| d.expected(format!("a number from {lo} to {hi}")).found(format!("`{x}`")));
-            }
+        if let Some(x) = v
+            && !(x.is_finite() && x >= lo && x <= hi)
+        {
+            ctx.emit(path.key(name), format!("`{name}` is out of range"), |d| {
+                d.expected(format!("a number from {lo} to {hi}"))
+                    .found(format!("`{x}`"))
+            });
         }
     }
 }
 
-fn dup_values<T: PartialEq + std::fmt::Debug>(ctx: &mut Ctx<'_>, path: KeyPath, name: &str, vals: &[T]) {
+fn dup_values<T: PartialEq + std::fmt::Debug>(
+    ctx: &mut Ctx<'_>,
+    path: KeyPath,
+    name: &str,
+    vals: &[T],
+) {
     if vals.is_empty() {
-        ctx.emit(path, format!("axis `{name}` is empty"), |d| d
-            .expected("at least one value")
-            .found("`[]`")
-            .help(format!("list the values of `{name}`, or remove the axis to leave it unvaried")));
+        ctx.emit(path, format!("axis `{name}` is empty"), |d| {
+            d.expected("at least one value").found("`[]`").help(format!(
+                "list the values of `{name}`, or remove the axis to leave it unvaried"
+            ))
+        });
         return;
     }
     for (i, v) in vals.iter().enumerate() {
@@ -163,131 +217,230 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
     let root = KeyPath::root();
 
     if s.format != MANIFEST_FORMAT {
-        ctx.emit(root.key("format"), "unsupported manifest format", |d| d
-            .expected(format!("`{MANIFEST_FORMAT}`"))
-            .found(format!("`{}`", s.format))
-            .help("this chimera reads format 1; upgrade chimera or convert the manifest"));
+        ctx.emit(root.key("format"), "unsupported manifest format", |d| {
+            d.expected(format!("`{MANIFEST_FORMAT}`"))
+                .found(format!("`{}`", s.format))
+                .help("this chimera reads format 1; upgrade chimera or convert the manifest")
+        });
     }
     if !is_report_id(&s.report) {
-        ctx.emit(root.key("report"), "invalid report id", |d| d
-            .expected("`TR` + three digits, optionally `_v` + a number (e.g. `TR114_v2`)")
-            .found(format!("`{}`", s.report)));
+        ctx.emit(root.key("report"), "invalid report id", |d| {
+            d.expected("`TR` + three digits, optionally `_v` + a number (e.g. `TR114_v2`)")
+                .found(format!("`{}`", s.report))
+        });
     }
-    for (key, list) in [("depends_on", &s.depends_on), ("compare_with", &s.compare_with)] {
+    for (key, list) in [
+        ("depends_on", &s.depends_on),
+        ("compare_with", &s.compare_with),
+    ] {
         for (i, r) in list.iter().enumerate() {
             let p = root.key(key).index(i);
             if !is_report_id(r) {
-                ctx.emit(p, format!("invalid report id in `{key}`"), |d| d.expected("a report id such as `TR110`").found(format!("`{r}`")));
+                ctx.emit(p, format!("invalid report id in `{key}`"), |d| {
+                    d.expected("a report id such as `TR110`")
+                        .found(format!("`{r}`"))
+                });
             } else if *r == s.report {
-                ctx.emit(p, format!("report `{r}` lists itself in `{key}`"), |d| d.help("remove it: a report cannot depend on itself"));
+                ctx.emit(p, format!("report `{r}` lists itself in `{key}`"), |d| {
+                    d.help("remove it: a report cannot depend on itself")
+                });
             } else if list[..i].contains(r) {
-                ctx.emit(p, format!("`{r}` is listed twice in `{key}`"), |d| d.help("remove the repeated entry"));
+                ctx.emit(p, format!("`{r}` is listed twice in `{key}`"), |d| {
+                    d.help("remove the repeated entry")
+                });
             }
         }
     }
     if s.repetitions == 0 {
-        ctx.emit(root.key("repetitions"), "`repetitions` must be at least 1", |d| d.expected("a whole number ≥ 1").found("`0`"));
+        ctx.emit(
+            root.key("repetitions"),
+            "`repetitions` must be at least 1",
+            |d| d.expected("a whole number ≥ 1").found("`0`"),
+        );
     }
     if !(s.request_timeout_s.is_finite() && s.request_timeout_s > 0.0) {
-        ctx.emit(root.key("request_timeout_s"), "`request_timeout_s` must be positive", |d| d.expected("seconds > 0").found(format!("`{}`", s.request_timeout_s)));
+        ctx.emit(
+            root.key("request_timeout_s"),
+            "`request_timeout_s` must be positive",
+            |d| {
+                d.expected("seconds > 0")
+                    .found(format!("`{}`", s.request_timeout_s))
+            },
+        );
     }
     if s.retry.backoff_ms > s.retry.max_backoff_ms {
-        ctx.emit(root.key("retry").key("backoff_ms"), "`backoff_ms` exceeds `max_backoff_ms`", |d| d
-            .expected(format!("at most {} ms", s.retry.max_backoff_ms))
-            .found(format!("{} ms", s.retry.backoff_ms)));
+        ctx.emit(
+            root.key("retry").key("backoff_ms"),
+            "`backoff_ms` exceeds `max_backoff_ms`",
+            |d| {
+                d.expected(format!("at most {} ms", s.retry.max_backoff_ms))
+                    .found(format!("{} ms", s.retry.backoff_ms))
+            },
+        );
     }
     if s.telemetry.period_ms < 10 {
-        ctx.emit(root.key("telemetry").key("period_ms"), "telemetry period is too short", |d| d
-            .expected("at least 10 ms")
-            .found(format!("{} ms", s.telemetry.period_ms))
-            .help("NVML readings cost about a millisecond each; 100 ms is the default"));
+        ctx.emit(
+            root.key("telemetry").key("period_ms"),
+            "telemetry period is too short",
+            |d| {
+                d.expected("at least 10 ms")
+                    .found(format!("{} ms", s.telemetry.period_ms))
+                    .help("NVML readings cost about a millisecond each; 100 ms is the default")
+            },
+        );
     }
     match (&s.telemetry.source, &s.telemetry.dcgm_url) {
         (TelemetrySource::Dcgm, None) => {
-            ctx.emit(root.key("telemetry").key("source"), "`source: dcgm` needs `dcgm_url`", |d| d.help("add `dcgm_url: http://host:9400/metrics`"));
+            ctx.emit(
+                root.key("telemetry").key("source"),
+                "`source: dcgm` needs `dcgm_url`",
+                |d| d.help("add `dcgm_url: http://host:9400/metrics`"),
+            );
         }
         (_, Some(u)) => {
             let base = u.strip_suffix("/metrics").unwrap_or(u);
             if let Some(why) = url_problem(base) {
-                ctx.emit(root.key("telemetry").key("dcgm_url"), "invalid `dcgm_url`", |d| d.expected(why).found(format!("`{u}`")));
+                ctx.emit(
+                    root.key("telemetry").key("dcgm_url"),
+                    "invalid `dcgm_url`",
+                    |d| d.expected(why).found(format!("`{u}`")),
+                );
             }
         }
         _ => {}
     }
 
     // Endpoints.
-    ctx.unique(&root.key("endpoints"), "endpoint", s.endpoints.iter().map(|e| e.id.as_str()));
+    ctx.unique(
+        &root.key("endpoints"),
+        "endpoint",
+        s.endpoints.iter().map(|e| e.id.as_str()),
+    );
     if s.endpoints.is_empty() && !s.matrix.is_empty() {
         ctx.emit(root.key("endpoints"), "no endpoints declared", |d| d.expected("at least one endpoint").help("add `- {id: ollama, kind: ollama, url: http://127.0.0.1:11434, resource: local:gpu0}`"));
     }
     for (i, e) in s.endpoints.iter().enumerate() {
         let p = root.key("endpoints").index(i);
         if let Some(why) = url_problem(&e.url) {
-            ctx.emit(p.key("url"), format!("invalid URL for endpoint `{}`", e.id), |d| d.expected(format!("`http://host:port` ({why})")).found(format!("`{}`", e.url)));
+            ctx.emit(
+                p.key("url"),
+                format!("invalid URL for endpoint `{}`", e.id),
+                |d| {
+                    d.expected(format!("`http://host:port` ({why})"))
+                        .found(format!("`{}`", e.url))
+                },
+            );
         }
         if e.resource.trim().is_empty() {
-            ctx.emit(p.key("resource"), "empty resource", |d| d.expected("the GPU this server computes on, e.g. `local:gpu0`"));
+            ctx.emit(p.key("resource"), "empty resource", |d| {
+                d.expected("the GPU this server computes on, e.g. `local:gpu0`")
+            });
         }
         if let Some(mg) = &e.managed {
             if mg.command.is_empty() || mg.command[0].trim().is_empty() {
-                ctx.emit(p.key("managed").key("command"), "empty managed command", |d| d.expected("a program and its arguments, e.g. `[ollama, serve]`"));
+                ctx.emit(
+                    p.key("managed").key("command"),
+                    "empty managed command",
+                    |d| d.expected("a program and its arguments, e.g. `[ollama, serve]`"),
+                );
             }
             if !(mg.startup_timeout_s.is_finite() && mg.startup_timeout_s > 0.0) {
-                ctx.emit(p.key("managed").key("startup_timeout_s"), "startup timeout must be positive", |d| d.found(format!("`{}`", mg.startup_timeout_s)));
+                ctx.emit(
+                    p.key("managed").key("startup_timeout_s"),
+                    "startup timeout must be positive",
+                    |d| d.found(format!("`{}`", mg.startup_timeout_s)),
+                );
             }
         }
     }
 
     // Models.
-    ctx.unique(&root.key("models"), "model", s.models.iter().map(|x| x.id.as_str()));
+    ctx.unique(
+        &root.key("models"),
+        "model",
+        s.models.iter().map(|x| x.id.as_str()),
+    );
     for (i, md) in s.models.iter().enumerate() {
         let p = root.key("models").index(i);
         if md.tag.trim().is_empty() {
-            ctx.emit(p.key("tag"), "empty model tag", |d| d.expected("a server tag such as `gemma3:latest`"));
+            ctx.emit(p.key("tag"), "empty model tag", |d| {
+                d.expected("a server tag such as `gemma3:latest`")
+            });
         }
         if let Some(dg) = &md.digest {
             let hex = dg.strip_prefix("sha256:").unwrap_or(dg);
             if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                ctx.emit(p.key("digest"), "invalid model digest", |d| d.expected("`sha256:` followed by 64 hex digits").found(format!("`{dg}`")));
+                ctx.emit(p.key("digest"), "invalid model digest", |d| {
+                    d.expected("`sha256:` followed by 64 hex digits")
+                        .found(format!("`{dg}`"))
+                });
             }
         }
     }
 
     // Workloads.
-    ctx.unique(&root.key("workloads"), "workload", s.workloads.iter().map(|x| x.id.as_str()));
+    ctx.unique(
+        &root.key("workloads"),
+        "workload",
+        s.workloads.iter().map(|x| x.id.as_str()),
+    );
     for (i, w) in s.workloads.iter().enumerate() {
         let p = root.key("workloads").index(i).key("task");
         match &w.task {
             Task::SingleInference { prompts } => {
                 if prompts.is_empty() {
-                    ctx.emit(p.key("prompts"), "no prompts", |d| d.expected("at least one prompt").found("`[]`"));
+                    ctx.emit(p.key("prompts"), "no prompts", |d| {
+                        d.expected("at least one prompt").found("`[]`")
+                    });
                 }
                 for (j, pr) in prompts.iter().enumerate() {
                     if pr.trim().is_empty() {
-                        ctx.emit(p.key("prompts").index(j), "empty prompt", |d| d.expected("prompt text"));
+                        ctx.emit(p.key("prompts").index(j), "empty prompt", |d| {
+                            d.expected("prompt text")
+                        });
                     }
                 }
             }
-            Task::AgentWorkflow { corpus, analysis_template, role_templates, .. } => {
+            Task::AgentWorkflow {
+                corpus,
+                analysis_template,
+                role_templates,
+                ..
+            } => {
                 let mut templates = vec![(p.key("analysis_template"), analysis_template)];
                 for (role, t) in role_templates {
-                    let name = serde_json::to_value(role).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-                    templates.push((p.key("role_templates").key(&name).key("analysis_template"), &t.analysis_template));
+                    let name = serde_json::to_value(role)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    templates.push((
+                        p.key("role_templates").key(&name).key("analysis_template"),
+                        &t.analysis_template,
+                    ));
                 }
                 for (tp, t) in templates {
                     if !t.contains("{data_summary}") {
-                        ctx.emit(tp, "analysis template never uses the ingest summary", |d| d.expected("the placeholder `{data_summary}` in the template").help("add `{data_summary}` where the benchmark data summary belongs"));
+                        ctx.emit(tp, "analysis template never uses the ingest summary", |d| {
+                            d.expected("the placeholder `{data_summary}` in the template")
+                                .help(
+                                    "add `{data_summary}` where the benchmark data summary belongs",
+                                )
+                        });
                     }
                 }
-                if let Corpus::Directory { path } = corpus {
-                    if path.trim().is_empty() {
-                        ctx.emit(p.key("corpus").key("path"), "empty corpus path", |d| d.expected("a directory path"));
-                    }
+                if let Corpus::Directory { path } = corpus
+                    && path.trim().is_empty()
+                {
+                    ctx.emit(p.key("corpus").key("path"), "empty corpus path", |d| {
+                        d.expected("a directory path")
+                    });
                 }
             }
             Task::Persona { prompts } => {
                 if prompts.is_empty() {
-                    ctx.emit(p.key("prompts"), "no persona prompts", |d| d.expected("a prompt per agent role, e.g. `collector: ...`"));
+                    ctx.emit(p.key("prompts"), "no persona prompts", |d| {
+                        d.expected("a prompt per agent role, e.g. `collector: ...`")
+                    });
                 }
             }
         }
@@ -295,20 +448,55 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
 
     // Scenarios.
     let endpoint_ids: Vec<&str> = s.endpoints.iter().map(|e| e.id.as_str()).collect();
-    ctx.unique(&root.key("scenarios"), "scenario", s.scenarios.iter().map(|x| x.id.as_str()));
+    ctx.unique(
+        &root.key("scenarios"),
+        "scenario",
+        s.scenarios.iter().map(|x| x.id.as_str()),
+    );
     for (i, sc) in s.scenarios.iter().enumerate() {
         let p = root.key("scenarios").index(i);
-        ctx.unique(&p.key("agents"), "agent", sc.agents.iter().map(|a| a.id.as_str()));
-        let min = if sc.kind == ScenarioKind::Single { 1 } else { 2 };
+        ctx.unique(
+            &p.key("agents"),
+            "agent",
+            sc.agents.iter().map(|a| a.id.as_str()),
+        );
+        let min = if sc.kind == ScenarioKind::Single {
+            1
+        } else {
+            2
+        };
         if sc.agents.len() < min {
-            ctx.emit(p.key("agents"), format!("scenario `{}` has too few agents", sc.id), |d| d.expected(format!("at least {min} agent(s) for kind `{:?}`", sc.kind)).found(format!("{}", sc.agents.len())));
+            ctx.emit(
+                p.key("agents"),
+                format!("scenario `{}` has too few agents", sc.id),
+                |d| {
+                    d.expected(format!("at least {min} agent(s) for kind `{:?}`", sc.kind))
+                        .found(format!("{}", sc.agents.len()))
+                },
+            );
         }
         if sc.kind != ScenarioKind::Single && sc.effective_execution() == Execution::Sequential {
-            ctx.emit(p.key("execution"), "multi-agent scenario kinds run concurrently", |d| d.expected("`concurrent` (or no `execution` key)").help("use `kind: single` for agents that run one after the other"));
+            ctx.emit(
+                p.key("execution"),
+                "multi-agent scenario kinds run concurrently",
+                |d| {
+                    d.expected("`concurrent` (or no `execution` key)")
+                        .help("use `kind: single` for agents that run one after the other")
+                },
+            );
         }
         for (j, a) in sc.agents.iter().enumerate() {
-            ctx.reference(p.key("agents").index(j).key("endpoint"), "endpoint", &a.endpoint, &endpoint_ids);
-            check_floats(&mut ctx, &p.key("agents").index(j).key("base_options"), &a.base_options);
+            ctx.reference(
+                p.key("agents").index(j).key("endpoint"),
+                "endpoint",
+                &a.endpoint,
+                &endpoint_ids,
+            );
+            check_floats(
+                &mut ctx,
+                &p.key("agents").index(j).key("base_options"),
+                &a.base_options,
+            );
         }
     }
 
@@ -330,7 +518,11 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
             ctx.reference(p.key("model"), "model", md, &model_ids);
         }
         if b.repetitions == Some(0) {
-            ctx.emit(p.key("repetitions"), "`repetitions` must be at least 1", |d| d.expected("a whole number ≥ 1").found("`0`"));
+            ctx.emit(
+                p.key("repetitions"),
+                "`repetitions` must be at least 1",
+                |d| d.expected("a whole number ≥ 1").found("`0`"),
+            );
         }
         check_floats(&mut ctx, &p.key("options"), &b.options);
         let a = &b.axes;
@@ -362,32 +554,66 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
         if let Some(v) = &a.top_k {
             dup_values(&mut ctx, ap.key("top_k"), "top_k", v);
         }
-        for (name, v) in [("temperature", &a.temperature), ("top_p", &a.top_p), ("repeat_penalty", &a.repeat_penalty)] {
+        for (name, v) in [
+            ("temperature", &a.temperature),
+            ("top_p", &a.top_p),
+            ("repeat_penalty", &a.repeat_penalty),
+        ] {
             if let Some(v) = v {
                 dup_values(&mut ctx, ap.key(name), name, v);
                 for (j, x) in v.iter().enumerate() {
                     if !(x.is_finite() && *x >= 0.0) {
-                        ctx.emit(ap.key(name).index(j), format!("`{name}` value out of range"), |d| d.expected("a finite number ≥ 0").found(format!("`{x}`")));
+                        ctx.emit(
+                            ap.key(name).index(j),
+                            format!("`{name}` value out of range"),
+                            |d| d.expected("a finite number ≥ 0").found(format!("`{x}`")),
+                        );
                     }
                 }
             }
         }
         let declared = axis_names(a);
         if b.configurations.is_empty() && declared.is_empty() {
-            ctx.emit(p.clone(), "block has no configurations", |d| d.expected("`axes` (a full factorial) or `configurations` (an enumerated list)").help("add `axes:` or `configurations:` to this block"));
+            ctx.emit(p.clone(), "block has no configurations", |d| {
+                d.expected("`axes` (a full factorial) or `configurations` (an enumerated list)")
+                    .help("add `axes:` or `configurations:` to this block")
+            });
         }
         if (has_option_axes(a) || !b.options.is_empty()) && b.apply_to.is_empty() {
-            ctx.emit(p.key("apply_to"), "option axes need `apply_to`", |d| d.expected("the agent ids that receive the block's options, e.g. `[B]`").help("add `apply_to: [A, B]` (both agents) or `[B]` (only the chimera agent)"));
+            ctx.emit(p.key("apply_to"), "option axes need `apply_to`", |d| {
+                d.expected("the agent ids that receive the block's options, e.g. `[B]`")
+                    .help("add `apply_to: [A, B]` (both agents) or `[B]` (only the chimera agent)")
+            });
         }
         for (key, points) in [("include", &b.include), ("exclude", &b.exclude)] {
             for (j, pt) in points.iter().enumerate() {
                 let keys = point_keys(pt);
                 if keys.is_empty() {
-                    ctx.emit(p.key(key).index(j), format!("empty `{key}` entry"), |d| d.expected("at least one axis value"));
+                    ctx.emit(p.key(key).index(j), format!("empty `{key}` entry"), |d| {
+                        d.expected("at least one axis value")
+                    });
                 }
                 for k in keys {
                     if !declared.contains(&k) {
-                        ctx.emit(p.key(key).index(j).key(k), format!("`{key}` names `{k}`, which is not an axis of this block"), |d| d.expected(if declared.is_empty() { "no axes are declared".to_owned() } else { format!("one of {}", declared.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ")) }).help(format!("add `{k}` to `axes`, or remove it from `{key}`")));
+                        ctx.emit(
+                            p.key(key).index(j).key(k),
+                            format!("`{key}` names `{k}`, which is not an axis of this block"),
+                            |d| {
+                                d.expected(if declared.is_empty() {
+                                    "no axes are declared".to_owned()
+                                } else {
+                                    format!(
+                                        "one of {}",
+                                        declared
+                                            .iter()
+                                            .map(|x| format!("`{x}`"))
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
+                                    )
+                                })
+                                .help(format!("add `{k}` to `axes`, or remove it from `{key}`"))
+                            },
+                        );
                     }
                 }
             }
@@ -396,18 +622,36 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
             let mut rest = t.as_str();
             while let Some(open) = rest.find('{') {
                 let Some(close) = rest[open..].find('}') else {
-                    ctx.emit(p.key("id_template"), "unclosed `{` in `id_template`", |d| d.found(format!("`{t}`")));
+                    ctx.emit(p.key("id_template"), "unclosed `{` in `id_template`", |d| {
+                        d.found(format!("`{t}`"))
+                    });
                     break;
                 };
                 let name = &rest[open + 1..open + close];
                 let name = name.strip_suffix(":p").unwrap_or(name);
-                let ok = declared.contains(&name) || (name == "id" && !b.configurations.is_empty()) || matches!(name, "model" | "scenario" | "runtime" | "language");
+                let ok = declared.contains(&name)
+                    || (name == "id" && !b.configurations.is_empty())
+                    || matches!(name, "model" | "scenario" | "runtime" | "language");
                 if !ok {
                     let mut known: Vec<&str> = declared.clone();
                     if !b.configurations.is_empty() {
                         known.push("id");
                     }
-                    ctx.emit(p.key("id_template"), format!("unknown placeholder `{{{name}}}` in `id_template`"), |d| d.expected(format!("one of {}", known.iter().map(|k| format!("`{{{k}}}`")).collect::<Vec<_>>().join(", "))).found(format!("`{t}`")));
+                    ctx.emit(
+                        p.key("id_template"),
+                        format!("unknown placeholder `{{{name}}}` in `id_template`"),
+                        |d| {
+                            d.expected(format!(
+                                "one of {}",
+                                known
+                                    .iter()
+                                    .map(|k| format!("`{{{k}}}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
+                            .found(format!("`{t}`"))
+                        },
+                    );
                 }
                 rest = &rest[open + close + 1..];
             }
@@ -415,20 +659,37 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
         for (ci, c) in b.configurations.iter().enumerate() {
             let cp = p.key("configurations").index(ci);
             if c.id.trim().is_empty() {
-                ctx.emit(cp.key("id"), "empty configuration id", |d| d.expected("the published id, e.g. `test001`"));
+                ctx.emit(cp.key("id"), "empty configuration id", |d| {
+                    d.expected("the published id, e.g. `test001`")
+                });
             } else if !explicit_ids.insert((c.id.clone(), c.runtime)) {
-                ctx.emit(cp.key("id"), format!("duplicate configuration id `{}`", c.id), |d| d.expected("configuration ids unique within the manifest").help("rename one of them; published test ids are unique"));
+                ctx.emit(
+                    cp.key("id"),
+                    format!("duplicate configuration id `{}`", c.id),
+                    |d| {
+                        d.expected("configuration ids unique within the manifest")
+                            .help("rename one of them; published test ids are unique")
+                    },
+                );
             }
             let scen = c.scenario.as_ref().or(b.scenario.as_ref());
             if let Some(sc) = &c.scenario {
                 ctx.reference(cp.key("scenario"), "scenario", sc, &scenario_ids);
             } else if b.scenario.is_none() && a.scenario.is_none() {
-                ctx.emit(cp.clone(), format!("configuration `{}` has no scenario", c.id), |d| d.expected("`scenario:` on the configuration or its block"));
+                ctx.emit(
+                    cp.clone(),
+                    format!("configuration `{}` has no scenario", c.id),
+                    |d| d.expected("`scenario:` on the configuration or its block"),
+                );
             }
             if let Some(md) = &c.model {
                 ctx.reference(cp.key("model"), "model", md, &model_ids);
             } else if b.model.is_none() && a.model.is_none() {
-                ctx.emit(cp.clone(), format!("configuration `{}` has no model", c.id), |d| d.expected("`model:` on the configuration or its block"));
+                ctx.emit(
+                    cp.clone(),
+                    format!("configuration `{}` has no model", c.id),
+                    |d| d.expected("`model:` on the configuration or its block"),
+                );
             }
             let agents: Vec<&str> = scen
                 .and_then(|id| s.scenarios.iter().find(|x| &x.id == id))
@@ -442,10 +703,14 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
             }
         }
         if b.configurations.is_empty() && b.scenario.is_none() && a.scenario.is_none() {
-            ctx.emit(p.clone(), "block has no scenario", |d| d.expected("`scenario:` or a `scenario` axis"));
+            ctx.emit(p.clone(), "block has no scenario", |d| {
+                d.expected("`scenario:` or a `scenario` axis")
+            });
         }
         if b.configurations.is_empty() && b.model.is_none() && a.model.is_none() {
-            ctx.emit(p.clone(), "block has no model", |d| d.expected("`model:` or a `model` axis"));
+            ctx.emit(p.clone(), "block has no model", |d| {
+                d.expected("`model:` or a `model` axis")
+            });
         }
         // apply_to must name agents of every scenario the block can use.
         let mut scen_ids: Vec<&str> = Vec::new();
@@ -455,13 +720,22 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
         if let Some(v) = &a.scenario {
             scen_ids.extend(v.iter().map(String::as_str));
         }
-        scen_ids.extend(b.configurations.iter().filter_map(|c| c.scenario.as_deref()));
+        scen_ids.extend(
+            b.configurations
+                .iter()
+                .filter_map(|c| c.scenario.as_deref()),
+        );
         for (j, ag) in b.apply_to.iter().enumerate() {
             for sid in &scen_ids {
                 if let Some(sc) = s.scenarios.iter().find(|x| &x.id == sid) {
                     let ids: Vec<&str> = sc.agents.iter().map(|a| a.id.as_str()).collect();
                     if !ids.contains(&ag.as_str()) {
-                        ctx.reference(p.key("apply_to").index(j), &format!("agent (of scenario `{sid}`)"), ag, &ids);
+                        ctx.reference(
+                            p.key("apply_to").index(j),
+                            &format!("agent (of scenario `{sid}`)"),
+                            ag,
+                            &ids,
+                        );
                         break;
                     }
                 }
@@ -470,29 +744,48 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
     }
 
     // References (config ids are checked by the planner, which knows the generated ones).
-    ctx.unique(&root.key("references"), "reference", s.references.iter().map(|x| x.id.as_str()));
+    ctx.unique(
+        &root.key("references"),
+        "reference",
+        s.references.iter().map(|x| x.id.as_str()),
+    );
     // A report without a matrix of its own analyses its dependencies' data: its `where`
     // keys name their scenarios, models and agents.
     let own_data = !s.matrix.is_empty();
     for (i, r) in s.references.iter().enumerate() {
         let p = root.key("references").index(i);
         if !r.value.is_finite() {
-            ctx.emit(p.key("value"), "reference value is not a finite number", |d| d.found(format!("`{}`", r.value)));
+            ctx.emit(
+                p.key("value"),
+                "reference value is not a finite number",
+                |d| d.found(format!("`{}`", r.value)),
+            );
         }
         if r.tolerance.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
-            ctx.emit(p.key("tolerance"), "tolerance must be ≥ 0", |d| d.found(format!("`{:?}`", r.tolerance)));
+            ctx.emit(p.key("tolerance"), "tolerance must be ≥ 0", |d| {
+                d.found(format!("`{:?}`", r.tolerance))
+            });
         }
         if !own_data {
             continue;
         }
         if let Some(sc) = &r.filter.scenario {
-            ctx.reference(p.key("where").key("scenario"), "scenario", sc, &scenario_ids);
+            ctx.reference(
+                p.key("where").key("scenario"),
+                "scenario",
+                sc,
+                &scenario_ids,
+            );
         }
         if let Some(md) = &r.filter.model {
             ctx.reference(p.key("where").key("model"), "model", md, &model_ids);
         }
         if let Some(ag) = &r.filter.agent {
-            let all: BTreeSet<&str> = s.scenarios.iter().flat_map(|x| x.agents.iter().map(|a| a.id.as_str())).collect();
+            let all: BTreeSet<&str> = s
+                .scenarios
+                .iter()
+                .flat_map(|x| x.agents.iter().map(|a| a.id.as_str()))
+                .collect();
             let all: Vec<&str> = all.into_iter().collect();
             ctx.reference(p.key("where").key("agent"), "agent", ag, &all);
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::manifest::locate::KeyPath;
 use crate::manifest::validate::axis_names;
 use crate::manifest::{
-    AxisPoint, Axes, Block, Diagnostic, Execution, ExplicitConfig, Language, Manifest, Options,
+    Axes, AxisPoint, Block, Diagnostic, Execution, ExplicitConfig, Language, Manifest, Options,
     Role, Runtime, ScenarioKind,
 };
 
@@ -207,9 +207,12 @@ pub fn points(m: &Manifest, bi: usize, diags: &mut Vec<Diagnostic>) -> Vec<AxisP
     for (j, inc) in b.include.iter().enumerate() {
         if out.iter().any(|p| p == inc) {
             diags.push(
-                Diagnostic::new(&m.path, format!("`include[{j}]` is already in the factorial"))
-                    .path(&m.source, &path.key("include").index(j), false)
-                    .help("remove it; `include` adds points the axes do not produce"),
+                Diagnostic::new(
+                    &m.path,
+                    format!("`include[{j}]` is already in the factorial"),
+                )
+                .path(&m.source, &path.key("include").index(j), false)
+                .help("remove it; `include` adds points the axes do not produce"),
             );
         } else {
             out.push(inc.clone());
@@ -218,7 +221,12 @@ pub fn points(m: &Manifest, bi: usize, diags: &mut Vec<Diagnostic>) -> Vec<AxisP
     out
 }
 
-fn render_template(t: &str, explicit: Option<&ExplicitConfig>, p: &AxisPoint, resolved: &[(&str, String)]) -> String {
+fn render_template(
+    t: &str,
+    explicit: Option<&ExplicitConfig>,
+    p: &AxisPoint,
+    resolved: &[(&str, String)],
+) -> String {
     let mut out = String::with_capacity(t.len() + 16);
     let mut rest = t;
     while let Some(open) = rest.find('{') {
@@ -236,7 +244,10 @@ fn render_template(t: &str, explicit: Option<&ExplicitConfig>, p: &AxisPoint, re
             explicit.map(|c| c.id.clone())
         } else {
             point_value(p, name).or_else(|| {
-                resolved.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+                resolved
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.clone())
             })
         }
         .unwrap_or_default();
@@ -253,8 +264,16 @@ fn render_template(t: &str, explicit: Option<&ExplicitConfig>, p: &AxisPoint, re
 
 fn default_label(p: &AxisPoint) -> String {
     let names = [
-        "model", "scenario", "runtime", "language", "num_gpu", "num_ctx", "temperature", "top_p",
-        "top_k", "repeat_penalty",
+        "model",
+        "scenario",
+        "runtime",
+        "language",
+        "num_gpu",
+        "num_ctx",
+        "temperature",
+        "top_p",
+        "top_k",
+        "repeat_penalty",
     ];
     names
         .iter()
@@ -280,8 +299,11 @@ pub fn expand(
         interner.insert(x.to_owned(), a.clone());
         a
     };
-    let workload_digests: Vec<[u8; 32]> =
-        s.workloads.iter().map(|w| WorkloadKey::of(w).digest()).collect();
+    let workload_digests: Vec<[u8; 32]> = s
+        .workloads
+        .iter()
+        .map(|w| WorkloadKey::of(w).digest())
+        .collect();
     let workload_hex: Vec<String> = workload_digests.iter().map(super::key::hex32).collect();
     let mut out: Vec<Configuration> = Vec::new();
     let mut missing = Vec::new();
@@ -301,11 +323,11 @@ pub fn expand(
         };
         let reps = b.repetitions.unwrap_or(s.repetitions);
         for (ci, ec) in explicit.iter().enumerate() {
-            if let Some(c) = ec {
-                if c.missing {
-                    missing.push(c.id.clone());
-                    continue;
-                }
+            if let Some(c) = ec
+                && c.missing
+            {
+                missing.push(c.id.clone());
+                continue;
             }
             for p in &pts {
                 let Some(cfg) = resolve(m, b, *ec, p, &mut intern) else {
@@ -315,8 +337,14 @@ pub fn expand(
                 let resolved_names = [
                     ("model", model.to_string()),
                     ("scenario", scenario.to_string()),
-                    ("runtime", runtime.as_ref().map(enum_name).unwrap_or_default()),
-                    ("language", language.as_ref().map(enum_name).unwrap_or_default()),
+                    (
+                        "runtime",
+                        runtime.as_ref().map(enum_name).unwrap_or_default(),
+                    ),
+                    (
+                        "language",
+                        language.as_ref().map(enum_name).unwrap_or_default(),
+                    ),
                 ];
                 let id = match (&b.id_template, ec) {
                     (Some(t), _) => render_template(t, *ec, p, &resolved_names),
@@ -448,7 +476,7 @@ fn resolve(
     for a in &scenario.agents {
         let endpoint = s.endpoints.iter().position(|e| e.id == a.endpoint)?;
         let mut o = a.base_options.clone();
-        if b.apply_to.iter().any(|x| *x == a.id) {
+        if b.apply_to.contains(&a.id) {
             o = o.merged(&b.options).merged(&point_opts);
         }
         if let Some(co) = c.and_then(|c| c.options.get(&a.id)) {

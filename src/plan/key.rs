@@ -226,5 +226,9 @@ impl WarmupKey {
 
 /// Id of a per-report node (`analysis` or `report`).
 pub fn report_node_id(kind: &str, report: &str) -> NodeId {
-    to_id(digest(&[CELL_FORMAT.as_bytes(), kind.as_bytes(), report.as_bytes()]))
+    to_id(digest(&[
+        CELL_FORMAT.as_bytes(),
+        kind.as_bytes(),
+        report.as_bytes(),
+    ]))
 }

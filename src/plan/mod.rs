@@ -24,6 +24,7 @@ use crate::manifest::{self, Diagnostic, Manifest, ManifestError, OrderMode, Task
 
 pub use expand::{Configuration, ResolvedAgent};
 pub use key::{CellRole, NodeId, WarmupKey};
+// Re-exported for tests and tools that replay a recorded shuffle.
 
 /// Errors of the plan stage.
 #[derive(Debug, thiserror::Error)]
@@ -32,13 +33,17 @@ pub enum PlanError {
     #[error(transparent)]
     Invalid(#[from] ManifestError),
     /// `--explain` matched no node.
-    #[error("no node id starts with `{prefix}`\n  = help: run `chimera plan --format json` to list the ids")]
+    #[error(
+        "no node id starts with `{prefix}`\n  = help: run `chimera plan --format json` to list the ids"
+    )]
     UnknownNode {
         /// The prefix given.
         prefix: String,
     },
     /// `--explain` matched several nodes.
-    #[error("`{prefix}` matches {count} nodes ({examples}, ...)\n  = help: give more characters of the id")]
+    #[error(
+        "`{prefix}` matches {count} nodes ({examples}, ...)\n  = help: give more characters of the id"
+    )]
     AmbiguousNode {
         /// The prefix given.
         prefix: String,
@@ -168,7 +173,13 @@ impl Plan {
     /// Estimated LLM requests of a node.
     pub fn requests(&self, n: &PlanNode) -> u64 {
         match n.kind {
-            NodeKind::Warmup => u64::from(self.reports[n.report as usize].manifest.spec.warmup.requests),
+            NodeKind::Warmup => u64::from(
+                self.reports[n.report as usize]
+                    .manifest
+                    .spec
+                    .warmup
+                    .requests,
+            ),
             NodeKind::Single | NodeKind::Concurrent => {
                 let c = &self.configs[n.config as usize];
                 self.requests_per_agent_run(c) * c.agents.len() as u64
@@ -194,7 +205,12 @@ impl Plan {
             n => Err(PlanError::AmbiguousNode {
                 prefix: prefix.to_owned(),
                 count: n,
-                examples: hits.iter().take(3).map(|&i| self.graph[i].id.hex()).collect::<Vec<_>>().join(", "),
+                examples: hits
+                    .iter()
+                    .take(3)
+                    .map(|&i| self.graph[i].id.hex())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     }
@@ -227,7 +243,9 @@ impl SplitMix64 {
 fn sibling_index(dirs: &[PathBuf]) -> BTreeMap<String, PathBuf> {
     let mut idx = BTreeMap::new();
     for dir in dirs {
-        let Ok(rd) = std::fs::read_dir(dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
         let mut files: Vec<PathBuf> = rd
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -247,32 +265,46 @@ fn report_list(ids: &[String]) -> String {
     if ids.is_empty() {
         "none".to_owned()
     } else {
-        ids.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+        ids.iter()
+            .map(|r| format!("`{r}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
 /// Loads manifests, resolves report dependencies and builds the plan.
 pub fn build(paths: &[PathBuf]) -> Result<Plan, PlanError> {
     let mut diags = Vec::new();
-    let mut loaded: Vec<(Manifest, bool)> = Vec::new();
+    let mut loaded = Vec::new();
     for p in paths {
         match manifest::load(p) {
-            Ok(m) => loaded.push((m, false)),
+            Ok(m) => loaded.push(m),
             Err(e) => diags.extend(e.diagnostics),
         }
     }
     if !diags.is_empty() {
         return Err(ManifestError { diagnostics: diags }.into());
     }
+    build_loaded(loaded)
+}
+
+/// Builds the plan from manifests already loaded (their directories are searched for the
+/// reports named in `depends_on` and `compare_with`).
+pub fn build_loaded(manifests: Vec<Manifest>) -> Result<Plan, PlanError> {
+    let mut diags = Vec::new();
+    let mut loaded: Vec<(Manifest, bool)> = manifests.into_iter().map(|m| (m, false)).collect();
     // Duplicate report ids.
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for (m, _) in &loaded {
         if let Some(first) = seen.insert(m.spec.report.clone(), m.path.clone()) {
             diags.push(
-                Diagnostic::new(&m.path, format!("report `{}` is declared twice", m.spec.report))
-                    .path(&m.source, &KeyPath::root().key("report"), false)
-                    .found(format!("also declared by `{}`", first.display()))
-                    .help("give each manifest its own report id, or pass only one of them"),
+                Diagnostic::new(
+                    &m.path,
+                    format!("report `{}` is declared twice", m.spec.report),
+                )
+                .path(&m.source, &KeyPath::root().key("report"), false)
+                .found(format!("also declared by `{}`", first.display()))
+                .help("give each manifest its own report id, or pass only one of them"),
             );
         }
     }
@@ -283,8 +315,15 @@ pub fn build(paths: &[PathBuf]) -> Result<Plan, PlanError> {
     // Resolve depends_on transitively and check compare_with targets exist.
     let mut dirs: Vec<PathBuf> = Vec::new();
     for (m, _) in &loaded {
-        let d = m.path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let d = if d.as_os_str().is_empty() { PathBuf::from(".") } else { d };
+        let d = m
+            .path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let d = if d.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            d
+        };
         if !dirs.contains(&d) {
             dirs.push(d);
         }
@@ -294,7 +333,12 @@ pub fn build(paths: &[PathBuf]) -> Result<Plan, PlanError> {
     while i < loaded.len() {
         let (deps, cmps, path, source) = {
             let m = &loaded[i].0;
-            (m.spec.depends_on.clone(), m.spec.compare_with.clone(), m.path.clone(), m.source.clone())
+            (
+                m.spec.depends_on.clone(),
+                m.spec.compare_with.clone(),
+                m.path.clone(),
+                m.source.clone(),
+            )
         };
         for (key, list) in [("depends_on", &deps), ("compare_with", &cmps)] {
             for (j, r) in list.iter().enumerate() {
@@ -310,18 +354,27 @@ pub fn build(paths: &[PathBuf]) -> Result<Plan, PlanError> {
                     Some(_) => {}
                     None => {
                         let known: Vec<String> = idx.keys().cloned().collect();
-                        let near = crate::manifest::diagnostic::nearest(r, known.iter().map(String::as_str));
-                        let mut d = Diagnostic::new(&path, format!("unknown report `{r}` in `{key}`"))
-                            .path(&source, &KeyPath::root().key(key).index(j), false)
-                            .expected(format!(
-                                "a report declared by a manifest in {}: {}",
-                                dirs.iter().map(|d| format!("`{}`", d.display())).collect::<Vec<_>>().join(", "),
-                                report_list(&known)
-                            ))
-                            .found(format!("`{r}`"));
+                        let near = crate::manifest::diagnostic::nearest(
+                            r,
+                            known.iter().map(String::as_str),
+                        );
+                        let mut d =
+                            Diagnostic::new(&path, format!("unknown report `{r}` in `{key}`"))
+                                .path(&source, &KeyPath::root().key(key).index(j), false)
+                                .expected(format!(
+                                    "a report declared by a manifest in {}: {}",
+                                    dirs.iter()
+                                        .map(|d| format!("`{}`", d.display()))
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
+                                    report_list(&known)
+                                ))
+                                .found(format!("`{r}`"));
                         d = match near {
                             Some(n) => d.help(format!("did you mean `{n}`?")),
-                            None => d.help(format!("add a manifest with `report: {r}` or remove the entry")),
+                            None => d.help(format!(
+                                "add a manifest with `report: {r}` or remove the entry"
+                            )),
                         };
                         diags.push(d);
                     }
@@ -336,11 +389,18 @@ pub fn build(paths: &[PathBuf]) -> Result<Plan, PlanError> {
 
     // Report-level DAG and cycle check.
     let n = loaded.len();
-    let pos: HashMap<&str, usize> = loaded.iter().enumerate().map(|(i, (m, _))| (m.spec.report.as_str(), i)).collect();
+    let pos: HashMap<&str, usize> = loaded
+        .iter()
+        .enumerate()
+        .map(|(i, (m, _))| (m.spec.report.as_str(), i))
+        .collect();
     let mut rg: DiGraph<usize, &'static str> = DiGraph::new();
     let rnodes: Vec<NodeIndex> = (0..n).map(|i| rg.add_node(i)).collect();
     for (i, (m, _)) in loaded.iter().enumerate() {
-        for (key, list) in [("depends_on", &m.spec.depends_on), ("compare_with", &m.spec.compare_with)] {
+        for (key, list) in [
+            ("depends_on", &m.spec.depends_on),
+            ("compare_with", &m.spec.compare_with),
+        ] {
             for r in list {
                 if let Some(&j) = pos.get(r.as_str()) {
                     rg.add_edge(rnodes[j], rnodes[i], key);
@@ -351,11 +411,18 @@ pub fn build(paths: &[PathBuf]) -> Result<Plan, PlanError> {
     let report_order: Vec<usize> = match petgraph::algo::toposort(&rg, None) {
         Ok(o) => {
             // Stable: among ready reports keep the given order.
-            let mut indeg: Vec<usize> = (0..n).map(|i| rg.neighbors_directed(rnodes[i], Direction::Incoming).count()).collect();
+            let mut indeg: Vec<usize> = (0..n)
+                .map(|i| {
+                    rg.neighbors_directed(rnodes[i], Direction::Incoming)
+                        .count()
+                })
+                .collect();
             let mut order = Vec::with_capacity(n);
             let mut done = vec![false; n];
             while order.len() < n {
-                let Some(next) = (0..n).find(|&i| !done[i] && indeg[i] == 0) else { break };
+                let Some(next) = (0..n).find(|&i| !done[i] && indeg[i] == 0) else {
+                    break;
+                };
                 done[next] = true;
                 order.push(next);
                 for s in rg.neighbors_directed(rnodes[next], Direction::Outgoing) {
@@ -368,19 +435,36 @@ pub fn build(paths: &[PathBuf]) -> Result<Plan, PlanError> {
         Err(cycle) => {
             let start = rg[cycle.node_id()];
             let path = find_cycle(&rg, &rnodes, start);
-            let names: Vec<&str> = path.iter().map(|&i| loaded[i].0.spec.report.as_str()).collect();
+            let names: Vec<&str> = path
+                .iter()
+                .map(|&i| loaded[i].0.spec.report.as_str())
+                .collect();
             let (m, _) = &loaded[path[0]];
             let next = &loaded[path[1 % path.len()]].0.spec.report;
-            let key = if m.spec.depends_on.contains(next) { "depends_on" } else { "compare_with" };
-            let j = if key == "depends_on" { &m.spec.depends_on } else { &m.spec.compare_with }
-                .iter()
-                .position(|x| x == next)
-                .unwrap_or(0);
-            let d = Diagnostic::new(&m.path, format!("report dependency cycle: {}", names.join(" → ")))
-                .path(&m.source, &KeyPath::root().key(key).index(j), false)
-                .expected("reports that depend on each other in one direction only")
-                .help("remove one of the `depends_on` / `compare_with` entries on this cycle");
-            return Err(ManifestError { diagnostics: vec![d] }.into());
+            let key = if m.spec.depends_on.contains(next) {
+                "depends_on"
+            } else {
+                "compare_with"
+            };
+            let j = if key == "depends_on" {
+                &m.spec.depends_on
+            } else {
+                &m.spec.compare_with
+            }
+            .iter()
+            .position(|x| x == next)
+            .unwrap_or(0);
+            let d = Diagnostic::new(
+                &m.path,
+                format!("report dependency cycle: {}", names.join(" → ")),
+            )
+            .path(&m.source, &KeyPath::root().key(key).index(j), false)
+            .expected("reports that depend on each other in one direction only")
+            .help("remove one of the `depends_on` / `compare_with` entries on this cycle");
+            return Err(ManifestError {
+                diagnostics: vec![d],
+            }
+            .into());
         }
     };
 
@@ -441,21 +525,38 @@ fn find_cycle(rg: &DiGraph<usize, &'static str>, rnodes: &[NodeIndex], start: us
     vec![start, start]
 }
 
-fn check_references(m: &Manifest, configs: &[Configuration], missing: &[String], diags: &mut Vec<Diagnostic>) {
+fn check_references(
+    m: &Manifest,
+    configs: &[Configuration],
+    missing: &[String],
+    diags: &mut Vec<Diagnostic>,
+) {
     if m.spec.matrix.is_empty() {
         return;
     }
     for (i, r) in m.spec.references.iter().enumerate() {
         let Some(c) = &r.filter.config else { continue };
-        let hit = configs.iter().any(|x| &*x.id == c || x.base_id.as_deref() == Some(c.as_str()));
+        let hit = configs
+            .iter()
+            .any(|x| &*x.id == c || x.base_id.as_deref() == Some(c.as_str()));
         if hit {
             continue;
         }
-        let path = KeyPath::root().key("references").index(i).key("where").key("config");
+        let path = KeyPath::root()
+            .key("references")
+            .index(i)
+            .key("where")
+            .key("config");
         let d = if missing.contains(c) {
-            Diagnostic::new(&m.path, format!("reference `{}` groups by configuration `{c}`, which is marked missing", r.id))
-                .path(&m.source, &path, false)
-                .help("a missing configuration has no data; remove the reference or the `missing` flag")
+            Diagnostic::new(
+                &m.path,
+                format!(
+                    "reference `{}` groups by configuration `{c}`, which is marked missing",
+                    r.id
+                ),
+            )
+            .path(&m.source, &path, false)
+            .help("a missing configuration has no data; remove the reference or the `missing` flag")
         } else {
             let ids: Vec<&str> = configs.iter().map(|x| &*x.id).collect();
             let near = crate::manifest::diagnostic::nearest(c, ids.iter().copied());
@@ -522,15 +623,20 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
                         Some(&i) => i,
                         None => {
                             warmups.push(k);
-                            let (i, _) = add(&mut graph, &mut by_id, &mut order, PlanNode {
-                                id,
-                                kind: NodeKind::Warmup,
-                                report: ri as u32,
-                                config: NONE,
-                                repetition: 0,
-                                agent: 0,
-                                warmup: (warmups.len() - 1) as u32,
-                            });
+                            let (i, _) = add(
+                                &mut graph,
+                                &mut by_id,
+                                &mut order,
+                                PlanNode {
+                                    id,
+                                    kind: NodeKind::Warmup,
+                                    report: ri as u32,
+                                    config: NONE,
+                                    repetition: 0,
+                                    agent: 0,
+                                    warmup: (warmups.len() - 1) as u32,
+                                },
+                            );
                             i
                         }
                     };
@@ -539,14 +645,23 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
             }
         }
         // Cells, repetitions interleaved (or blocked), optionally shuffled per round.
-        let max_reps = cidx.iter().map(|&c| configs[c].repetitions).max().unwrap_or(0);
+        let max_reps = cidx
+            .iter()
+            .map(|&c| configs[c].repetitions)
+            .max()
+            .unwrap_or(0);
         let mut sequence: Vec<(usize, u32)> = Vec::new();
         match spec.order.mode {
             OrderMode::Interleaved => {
                 for rep in 1..=max_reps {
-                    let mut round: Vec<usize> = cidx.iter().copied().filter(|&c| configs[c].repetitions >= rep).collect();
+                    let mut round: Vec<usize> = cidx
+                        .iter()
+                        .copied()
+                        .filter(|&c| configs[c].repetitions >= rep)
+                        .collect();
                     if let Some(seed) = spec.order.shuffle_seed {
-                        SplitMix64(seed ^ u64::from(rep).wrapping_mul(0xA076_1D64_78BD_642F)).shuffle(&mut round);
+                        SplitMix64(seed ^ u64::from(rep).wrapping_mul(0xA076_1D64_78BD_642F))
+                            .shuffle(&mut round);
                     }
                     sequence.extend(round.into_iter().map(|c| (c, rep)));
                 }
@@ -579,16 +694,24 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
                 let mut isolated = Vec::new();
                 for ai in 0..c.agents.len() {
                     let a8 = u8::try_from(ai).unwrap_or(u8::MAX);
-                    let (i, new) = add(&mut graph, &mut by_id, &mut order, node(NodeKind::Isolated, CellRole::Isolated(a8), a8));
-                    if new {
-                        if let Some(&w) = warm_of.get(&(ci, ai)) {
-                            graph.update_edge(w, i, ());
-                        }
+                    let (i, new) = add(
+                        &mut graph,
+                        &mut by_id,
+                        &mut order,
+                        node(NodeKind::Isolated, CellRole::Isolated(a8), a8),
+                    );
+                    if new && let Some(&w) = warm_of.get(&(ci, ai)) {
+                        graph.update_edge(w, i, ());
                     }
                     isolated.push(i);
                     report_cells.push(i);
                 }
-                let (i, new) = add(&mut graph, &mut by_id, &mut order, node(NodeKind::Concurrent, CellRole::Concurrent, 0));
+                let (i, new) = add(
+                    &mut graph,
+                    &mut by_id,
+                    &mut order,
+                    node(NodeKind::Concurrent, CellRole::Concurrent, 0),
+                );
                 if new {
                     for ai in 0..c.agents.len() {
                         if let Some(&w) = warm_of.get(&(ci, ai)) {
@@ -601,7 +724,12 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
                 }
                 report_cells.push(i);
             } else {
-                let (i, new) = add(&mut graph, &mut by_id, &mut order, node(NodeKind::Single, CellRole::Single, 0));
+                let (i, new) = add(
+                    &mut graph,
+                    &mut by_id,
+                    &mut order,
+                    node(NodeKind::Single, CellRole::Single, 0),
+                );
                 if new {
                     for ai in 0..c.agents.len() {
                         if let Some(&w) = warm_of.get(&(ci, ai)) {
@@ -613,15 +741,20 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
             }
         }
         // Analysis: every cell of the report, and the analyses of the reports it depends on.
-        let (an, _) = add(&mut graph, &mut by_id, &mut order, PlanNode {
-            id: key::report_node_id("analysis", &rp.report),
-            kind: NodeKind::Analysis,
-            report: ri as u32,
-            config: NONE,
-            repetition: 0,
-            agent: 0,
-            warmup: NONE,
-        });
+        let (an, _) = add(
+            &mut graph,
+            &mut by_id,
+            &mut order,
+            PlanNode {
+                id: key::report_node_id("analysis", &rp.report),
+                kind: NodeKind::Analysis,
+                report: ri as u32,
+                config: NONE,
+                repetition: 0,
+                agent: 0,
+                warmup: NONE,
+            },
+        );
         report_cells.sort_unstable();
         report_cells.dedup();
         for c in report_cells {
@@ -633,15 +766,20 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
             }
         }
         analysis_of.push(an);
-        let (rn, _) = add(&mut graph, &mut by_id, &mut order, PlanNode {
-            id: key::report_node_id("report", &rp.report),
-            kind: NodeKind::Report,
-            report: ri as u32,
-            config: NONE,
-            repetition: 0,
-            agent: 0,
-            warmup: NONE,
-        });
+        let (rn, _) = add(
+            &mut graph,
+            &mut by_id,
+            &mut order,
+            PlanNode {
+                id: key::report_node_id("report", &rp.report),
+                kind: NodeKind::Report,
+                report: ri as u32,
+                config: NONE,
+                repetition: 0,
+                agent: 0,
+                warmup: NONE,
+            },
+        );
         graph.update_edge(an, rn, ());
         for other in &spec.compare_with {
             if let Some(j) = reports.iter().position(|r| &r.report == other) {
@@ -666,12 +804,18 @@ pub fn is_topological(plan: &Plan) -> bool {
     }
     plan.order.len() == plan.graph.node_count()
         && plan.graph.edge_indices().all(|e| {
-            let (a, b) = plan.graph.edge_endpoints(e).unwrap_or((NodeIndex::new(0), NodeIndex::new(0)));
+            let (a, b) = plan
+                .graph
+                .edge_endpoints(e)
+                .unwrap_or((NodeIndex::new(0), NodeIndex::new(0)));
             rank[a.index()] < rank[b.index()]
         })
 }
 
 /// The ids of a report's configurations, shared with `Arc`.
 pub fn config_ids(plan: &Plan, report: usize) -> Vec<Arc<str>> {
-    plan.configs[plan.reports[report].configs.clone()].iter().map(|c| c.id.clone()).collect()
+    plan.configs[plan.reports[report].configs.clone()]
+        .iter()
+        .map(|c| c.id.clone())
+        .collect()
 }

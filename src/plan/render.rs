@@ -38,7 +38,9 @@ pub fn summary(plan: &Plan) -> String {
         }
         if n.config != NONE {
             let c = &plan.configs[n.config as usize];
-            let e = per_scenario.entry((n.report, c.scenario.to_string())).or_default();
+            let e = per_scenario
+                .entry((n.report, c.scenario.to_string()))
+                .or_default();
             match n.kind {
                 NodeKind::Single => e.1 += 1,
                 NodeKind::Isolated => e.2 += 1,
@@ -48,7 +50,10 @@ pub fn summary(plan: &Plan) -> String {
         }
     }
     for c in &plan.configs {
-        per_scenario.entry((c.report as u32, c.scenario.to_string())).or_default().0 += 1;
+        per_scenario
+            .entry((c.report as u32, c.scenario.to_string()))
+            .or_default()
+            .0 += 1;
     }
     for (ri, rp) in plan.reports.iter().enumerate() {
         let ri32 = ri as u32;
@@ -59,26 +64,52 @@ pub fn summary(plan: &Plan) -> String {
             "{}  {}{}",
             rp.report,
             spec.title,
-            if rp.pulled_in { "  (needed by a report that depends on it)" } else { "" }
+            if rp.pulled_in {
+                "  (needed by a report that depends on it)"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(s, "  manifest        {}", rp.manifest.path.display());
         let n_cfg = rp.configs.len();
         let _ = write!(s, "  configurations  {n_cfg}");
         if !rp.missing.is_empty() {
-            let _ = write!(s, "  (+{} declared missing, not planned: {})", rp.missing.len(), rp.missing.join(", "));
+            let _ = write!(
+                s,
+                "  (+{} declared missing, not planned: {})",
+                rp.missing.len(),
+                rp.missing.join(", ")
+            );
         }
         let _ = writeln!(s);
         let reps: Vec<u32> = {
-            let mut v: Vec<u32> = plan.configs[rp.configs.clone()].iter().map(|c| c.repetitions).collect();
+            let mut v: Vec<u32> = plan.configs[rp.configs.clone()]
+                .iter()
+                .map(|c| c.repetitions)
+                .collect();
             v.sort_unstable();
             v.dedup();
             v
         };
-        let reps_s = reps.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
-        let _ = writeln!(s, "  repetitions     {}", if reps_s.is_empty() { "-".to_owned() } else { reps_s });
+        let reps_s = reps
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            s,
+            "  repetitions     {}",
+            if reps_s.is_empty() {
+                "-".to_owned()
+            } else {
+                reps_s
+            }
+        );
         let order = match (spec.order.mode, spec.order.shuffle_seed) {
             (super::OrderMode::Interleaved, None) => "interleaved".to_owned(),
-            (super::OrderMode::Interleaved, Some(seed)) => format!("interleaved, shuffled (seed {seed})"),
+            (super::OrderMode::Interleaved, Some(seed)) => {
+                format!("interleaved, shuffled (seed {seed})")
+            }
             (super::OrderMode::Blocked, None) => "blocked".to_owned(),
             (super::OrderMode::Blocked, Some(seed)) => format!("blocked, shuffled (seed {seed})"),
         };
@@ -90,9 +121,15 @@ pub fn summary(plan: &Plan) -> String {
                 let _ = writeln!(s, "    {:<12} {n:>8}", k.name());
             }
         }
-        let scen: Vec<_> = per_scenario.iter().filter(|((r, _), _)| *r == ri32).collect();
+        let scen: Vec<_> = per_scenario
+            .iter()
+            .filter(|((r, _), _)| *r == ri32)
+            .collect();
         if !scen.is_empty() {
-            let _ = writeln!(s, "  per scenario    configurations  single  isolated  concurrent");
+            let _ = writeln!(
+                s,
+                "  per scenario    configurations  single  isolated  concurrent"
+            );
             for ((_, name), (nc, ns, ni, nco)) in scen {
                 let _ = writeln!(s, "    {name:<24} {nc:>6} {ns:>7} {ni:>9} {nco:>11}");
             }
@@ -102,10 +139,17 @@ pub fn summary(plan: &Plan) -> String {
             .filter_map(|c| c.same_as.as_ref().map(|o| format!("{} = {}", c.id, o)))
             .collect();
         if !shared.is_empty() {
-            let _ = writeln!(s, "  identical settings, measured separately: {}", shared.join("; "));
+            let _ = writeln!(
+                s,
+                "  identical settings, measured separately: {}",
+                shared.join("; ")
+            );
         }
         let (req, warm) = requests.get(&ri32).copied().unwrap_or((0, 0));
-        let _ = writeln!(s, "  requests        ~{req} measured + {warm} warm-up (estimated)");
+        let _ = writeln!(
+            s,
+            "  requests        ~{req} measured + {warm} warm-up (estimated)"
+        );
         let mut rel = Vec::new();
         if !spec.depends_on.is_empty() {
             rel.push(format!("depends on {}", spec.depends_on.join(", ")));
@@ -190,7 +234,10 @@ fn json_node<'a>(plan: &'a Plan, n: &'a PlanNode, deps: Vec<String>) -> JsonNode
         config_index: c.map(|_| n.config),
         repetition: c.map(|_| n.repetition),
         agent: (n.kind == NodeKind::Isolated)
-            .then(|| c.and_then(|c| c.agents.get(n.agent as usize)).map(|a| &*a.id))
+            .then(|| {
+                c.and_then(|c| c.agents.get(n.agent as usize))
+                    .map(|a| &*a.id)
+            })
             .flatten(),
         warmup: (n.warmup != NONE).then(|| &plan.warmups[n.warmup as usize]),
         deps,
@@ -233,7 +280,11 @@ pub fn json(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
             scenario_kind: c.scenario_kind,
             execution: c.execution,
             model: &c.model,
-            model_tag: spec.models.iter().find(|m| *m.id == *c.model).map_or("", |m| m.tag.as_str()),
+            model_tag: spec
+                .models
+                .iter()
+                .find(|m| *m.id == *c.model)
+                .map_or("", |m| m.tag.as_str()),
             workload: &spec.workloads[c.workload].id,
             runtime: c.runtime,
             language: c.language,
@@ -276,13 +327,22 @@ fn label(plan: &Plan, n: &PlanNode) -> String {
         NodeKind::Warmup => {
             let w = &plan.warmups[n.warmup as usize];
             let o = |x: Option<u32>| x.map_or("default".to_owned(), |v| v.to_string());
-            format!("warmup {} {} gpu={} ctx={}", w.url, w.model_tag, o(w.num_gpu), o(w.num_ctx))
+            format!(
+                "warmup {} {} gpu={} ctx={}",
+                w.url,
+                w.model_tag,
+                o(w.num_gpu),
+                o(w.num_ctx)
+            )
         }
         NodeKind::Analysis | NodeKind::Report => format!("{} {r}", n.kind.name()),
         _ => {
             let c = &plan.configs[n.config as usize];
             let agent = if n.kind == NodeKind::Isolated {
-                c.agents.get(n.agent as usize).map(|a| format!(" agent {}", a.id)).unwrap_or_default()
+                c.agents
+                    .get(n.agent as usize)
+                    .map(|a| format!(" agent {}", a.id))
+                    .unwrap_or_default()
             } else {
                 String::new()
             };
@@ -304,11 +364,22 @@ pub fn dot(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
             _ => "box",
         };
         let l = label(plan, n).replace('"', "\\\"");
-        writeln!(out, "  \"{}\" [label=\"{}\\n{}\", shape={shape}];", n.id.hex(), l, &n.id.hex()[..12])?;
+        writeln!(
+            out,
+            "  \"{}\" [label=\"{}\\n{}\", shape={shape}];",
+            n.id.hex(),
+            l,
+            &n.id.hex()[..12]
+        )?;
     }
     for e in plan.graph.edge_indices() {
         if let Some((a, b)) = plan.graph.edge_endpoints(e) {
-            writeln!(out, "  \"{}\" -> \"{}\";", plan.graph[a].id.hex(), plan.graph[b].id.hex())?;
+            writeln!(
+                out,
+                "  \"{}\" -> \"{}\";",
+                plan.graph[a].id.hex(),
+                plan.graph[b].id.hex()
+            )?;
         }
     }
     writeln!(out, "}}")
@@ -328,16 +399,29 @@ pub fn explain(plan: &Plan, ni: petgraph::graph::NodeIndex) -> String {
     match n.kind {
         NodeKind::Warmup => {
             let w = &plan.warmups[n.warmup as usize];
-            let _ = writeln!(s, "key (hashed into the id, with the salt `{}` and the tag `warmup`):", super::key::CELL_FORMAT);
+            let _ = writeln!(
+                s,
+                "key (hashed into the id, with the salt `{}` and the tag `warmup`):",
+                super::key::CELL_FORMAT
+            );
             let _ = writeln!(s, "{}", indent(&pretty(w)));
         }
         NodeKind::Analysis | NodeKind::Report => {
-            let _ = writeln!(s, "key: `{}` of report `{}` (one per report)", n.kind.name(), rp.report);
+            let _ = writeln!(
+                s,
+                "key: `{}` of report `{}` (one per report)",
+                n.kind.name(),
+                rp.report
+            );
         }
         _ => {
             let c = &plan.configs[n.config as usize];
             let role = match n.kind {
-                NodeKind::Isolated => format!("isolated, agent index {} (`{}`)", n.agent, c.agents.get(n.agent as usize).map_or("", |a| &*a.id)),
+                NodeKind::Isolated => format!(
+                    "isolated, agent index {} (`{}`)",
+                    n.agent,
+                    c.agents.get(n.agent as usize).map_or("", |a| &*a.id)
+                ),
                 k => k.name().to_owned(),
             };
             let _ = writeln!(s, "key (hashed into the id):");
@@ -359,7 +443,10 @@ pub fn explain(plan: &Plan, ni: petgraph::graph::NodeIndex) -> String {
                     .iter()
                     .map(|a| AgentKey {
                         role: a.role,
-                        endpoint: EndpointKey { kind: spec.endpoints[a.endpoint].kind, url: &spec.endpoints[a.endpoint].url },
+                        endpoint: EndpointKey {
+                            kind: spec.endpoints[a.endpoint].kind,
+                            url: &spec.endpoints[a.endpoint].url,
+                        },
                         options: &a.options,
                     })
                     .collect(),
@@ -374,20 +461,72 @@ pub fn explain(plan: &Plan, ni: petgraph::graph::NodeIndex) -> String {
             let _ = writeln!(s);
             let _ = writeln!(s, "provenance only (not in the id):");
             let _ = writeln!(s, "  report          {}", rp.report);
-            let _ = writeln!(s, "  configuration   {}{}", c.id, c.base_id.as_ref().map(|b| format!(" (enumerated as `{b}`)")).unwrap_or_default());
+            let _ = writeln!(
+                s,
+                "  configuration   {}{}",
+                c.id,
+                c.base_id
+                    .as_ref()
+                    .map(|b| format!(" (enumerated as `{b}`)"))
+                    .unwrap_or_default()
+            );
             let block = &spec.matrix[c.block];
-            let _ = writeln!(s, "  block           matrix[{}]{}", c.block, block.name.as_ref().map(|n| format!(" `{n}`")).unwrap_or_default());
+            let _ = writeln!(
+                s,
+                "  block           matrix[{}]{}",
+                c.block,
+                block
+                    .name
+                    .as_ref()
+                    .map(|n| format!(" `{n}`"))
+                    .unwrap_or_default()
+            );
             let _ = writeln!(s, "  scenario id     {}", c.scenario);
             let _ = writeln!(s, "  model id        {}", c.model);
-            let _ = writeln!(s, "  workload id     {}{}", w.id, w.harness.as_ref().map(|h| format!(" (harness {h})")).unwrap_or_default());
+            let _ = writeln!(
+                s,
+                "  workload id     {}{}",
+                w.id,
+                w.harness
+                    .as_ref()
+                    .map(|h| format!(" (harness {h})"))
+                    .unwrap_or_default()
+            );
             for a in &c.agents {
                 let e = &spec.endpoints[a.endpoint];
-                let _ = writeln!(s, "  agent {:<9} endpoint `{}` on resource `{}`{}", &*a.id, e.id, e.resource, if e.managed.is_some() { " (managed)" } else { "" });
+                let _ = writeln!(
+                    s,
+                    "  agent {:<9} endpoint `{}` on resource `{}`{}",
+                    &*a.id,
+                    e.id,
+                    e.resource,
+                    if e.managed.is_some() {
+                        " (managed)"
+                    } else {
+                        ""
+                    }
+                );
             }
-            let _ = writeln!(s, "  request timeout {} s; retries {}; telemetry {:?} every {} ms", spec.request_timeout_s, spec.retry.retries, spec.telemetry.source, spec.telemetry.period_ms);
+            let _ = writeln!(
+                s,
+                "  request timeout {} s; retries {}; telemetry {:?} every {} ms",
+                spec.request_timeout_s,
+                spec.retry.retries,
+                spec.telemetry.source,
+                spec.telemetry.period_ms
+            );
         }
     }
-    let deps: Vec<String> = plan.deps(ni).map(|d| format!("{}  {}", plan.graph[d].id.hex(), label(plan, &plan.graph[d]))).collect();
+    let deps: Vec<String> = plan
+        .deps(ni)
+        .map(|d| {
+            format!(
+                "{}  {}",
+                plan.graph[d].id.hex(),
+                label(plan, &plan.graph[d])
+            )
+        })
+        .collect();
     let _ = writeln!(s);
     let _ = writeln!(s, "depends on ({}):", deps.len());
     for d in deps.iter().take(20) {
@@ -400,7 +539,10 @@ pub fn explain(plan: &Plan, ni: petgraph::graph::NodeIndex) -> String {
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 mod erased {

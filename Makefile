@@ -1,0 +1,61 @@
+# chimera — make targets. `make help` lists them.
+CARGO  ?= cargo
+BIN    := target/release/chimera
+REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
+
+.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan \
+        $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS))
+
+help:
+	@echo "build           debug build"
+	@echo "test            the whole test suite (unit, integration, snapshots, property tests)"
+	@echo "lint            rustfmt check + clippy -D warnings"
+	@echo "schema          regenerate schemas/manifest.schema.json"
+	@echo "schema-check    fail when the committed schema differs from the types"
+	@echo "validate        validate every manifest in experiments/"
+	@echo "plan-<report>   print the plan of one report ($(REPORTS))"
+	@echo "reproduce-<report>  run a report's campaign (not built yet)"
+	@echo "bench-plan      time and peak memory of planning >= 1,000,000 cells"
+	@echo "ci              what .ci/run runs after installing tools"
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+$(BIN): release
+
+test:
+	$(CARGO) test --all-targets
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+schema: release
+	$(BIN) schema > schemas/manifest.schema.json
+
+schema-check: release
+	$(BIN) schema | diff -u schemas/manifest.schema.json - \
+	  || (echo "schemas/manifest.schema.json is stale: run 'make schema' and commit it" >&2; exit 1)
+
+validate: release
+	$(BIN) validate experiments/*.yaml
+
+$(addprefix plan-,$(REPORTS)): plan-%: release
+	$(BIN) plan experiments/$*.yaml
+
+$(addprefix reproduce-,$(REPORTS)): reproduce-%: release
+	@$(BIN) plan experiments/$*.yaml >/dev/null
+	@echo "reproduce-$*: the plan is valid (see 'make plan-$*'), but campaign execution" >&2
+	@echo "  ('chimera run'), the Parquet store, analysis and reports are not built yet." >&2
+	@exit 3
+
+bench-plan: release
+	@bash scripts/bench-plan.sh $(BIN)
+
+ci: lint test schema-check validate

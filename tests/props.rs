@@ -1,0 +1,294 @@
+//! Property tests: the planner's counts, id stability and sensitivity, schedule order, and a
+//! parser that never panics on arbitrary or mutated input.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use chimera::plan::{NodeKind, Plan, SplitMix64};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use crate::support::root;
+
+/// Emits a JSON value as block YAML; `seed` shuffles mapping keys, `comments` sprinkles comments.
+fn emit(v: &Value, seed: u64, comments: bool) -> String {
+    let mut rng = SplitMix64(seed);
+    let mut out = String::from("# generated manifest\n");
+    emit_into(v, 0, &mut rng, comments, &mut out);
+    out
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
+        Value::Null => "null".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn emit_into(v: &Value, indent: usize, rng: &mut SplitMix64, comments: bool, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            if rng.0 != 0 {
+                rng.shuffle(&mut keys);
+            }
+            for k in keys {
+                if comments && rng.next_u64().is_multiple_of(3) {
+                    out.push_str(&format!("{pad}# about {k}\n"));
+                }
+                let val = &map[k];
+                match val {
+                    Value::Object(m) if m.is_empty() => out.push_str(&format!("{pad}{k}: {{}}\n")),
+                    Value::Array(a) if a.is_empty() => out.push_str(&format!("{pad}{k}: []\n")),
+                    Value::Object(_) | Value::Array(_) => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        emit_into(val, indent + 2, rng, comments, out);
+                    }
+                    s => {
+                        let c = if comments && rng.next_u64().is_multiple_of(4) {
+                            "  # trailing"
+                        } else {
+                            ""
+                        };
+                        out.push_str(&format!("{pad}{k}: {}{c}\n", scalar(s)));
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            for it in items {
+                match it {
+                    Value::Object(_) | Value::Array(_) => {
+                        out.push_str(&format!("{pad}-\n"));
+                        emit_into(it, indent + 2, rng, comments, out);
+                    }
+                    s => out.push_str(&format!("{pad}- {}\n", scalar(s))),
+                }
+            }
+        }
+        s => out.push_str(&format!("{pad}{}\n", scalar(s))),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Shape {
+    gpus: Vec<u32>,
+    ctxs: Vec<u32>,
+    temps: Vec<f64>,
+    multi: bool,
+    reps: u32,
+    exclude: Option<(u32, u32)>,
+    include: bool,
+    shuffle: Option<u64>,
+    blocked: bool,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    (
+        proptest::sample::subsequence(vec![40u32, 60, 80, 100, 120, 999], 1..=4),
+        proptest::sample::subsequence(vec![256u32, 512, 1024, 2048], 1..=3),
+        proptest::sample::subsequence(vec![0.2f64, 0.6, 0.8, 1.0], 1..=3),
+        any::<bool>(),
+        1u32..=3,
+        any::<bool>(),
+        any::<bool>(),
+        proptest::option::of(any::<u64>()),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(gpus, ctxs, temps, multi, reps, ex, include, shuffle, blocked)| Shape {
+                exclude: (ex && (gpus.len() > 1 || ctxs.len() > 1)).then(|| (gpus[0], ctxs[0])),
+                gpus,
+                ctxs,
+                temps,
+                multi,
+                reps,
+                include,
+                shuffle,
+                blocked,
+            },
+        )
+}
+
+fn manifest(s: &Shape) -> Value {
+    let agents = if s.multi {
+        json!([
+            {"id": "A", "role": "collector", "endpoint": "e1"},
+            {"id": "B", "role": "insight", "endpoint": "e2", "base_options": {"top_p": 0.9}}
+        ])
+    } else {
+        json!([{"id": "client", "role": "client", "endpoint": "e1"}])
+    };
+    let mut block = json!({
+        "workload": "w",
+        "scenario": "s",
+        "model": "m",
+        "apply_to": if s.multi { json!(["A", "B"]) } else { json!(["client"]) },
+        "axes": {"num_gpu": s.gpus, "num_ctx": s.ctxs, "temperature": s.temps},
+        "id_template": "g{num_gpu}_c{num_ctx}_t{temperature:p}",
+    });
+    if let Some((g, c)) = s.exclude {
+        block["exclude"] = json!([{"num_gpu": g, "num_ctx": c}]);
+    }
+    if s.include {
+        block["include"] = json!([{"num_gpu": 7, "num_ctx": 7, "temperature": 0.5}]);
+    }
+    json!({
+        "format": 1,
+        "report": "TR950",
+        "title": "property test",
+        "endpoints": [
+            {"id": "e1", "kind": "emulator", "url": "http://127.0.0.1:11434", "resource": "local:gpu0"},
+            {"id": "e2", "kind": "emulator", "url": "http://127.0.0.1:11435", "resource": "local:gpu0"}
+        ],
+        "models": [{"id": "m", "tag": "gemma3:270m"}],
+        "workloads": [{"id": "w", "task": {"kind": "agent_workflow", "corpus": {"kind": "generated", "seed": 3},
+            "analysis_template": "Analyze:\n{data_summary}", "report_template": "Report {summary}"}}],
+        "scenarios": [{"id": "s", "kind": if s.multi { "chimera_homo" } else { "single" }, "agents": agents}],
+        "repetitions": s.reps,
+        "order": {"mode": if s.blocked { "blocked" } else { "interleaved" }, "shuffle_seed": s.shuffle},
+        "request_timeout_s": 120.0,
+        "matrix": [block],
+    })
+}
+
+fn plan_of(text: &str) -> Plan {
+    let m = chimera::manifest::from_bytes(Path::new("generated.yaml"), text.as_bytes())
+        .unwrap_or_else(|e| panic!("generated manifest invalid:\n{e}\n---\n{text}"));
+    chimera::plan::build_loaded(vec![m]).unwrap_or_else(|e| panic!("plan failed: {e}\n---\n{text}"))
+}
+
+fn cell_ids(p: &Plan) -> BTreeSet<String> {
+    p.graph
+        .node_weights()
+        .filter(|n| {
+            matches!(
+                n.kind,
+                NodeKind::Single | NodeKind::Isolated | NodeKind::Concurrent | NodeKind::Warmup
+            )
+        })
+        .map(|n| n.id.hex())
+        .collect()
+}
+
+fn cells(p: &Plan) -> usize {
+    [NodeKind::Single, NodeKind::Isolated, NodeKind::Concurrent]
+        .iter()
+        .map(|&k| p.count(k))
+        .sum()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cell_count_is_the_product_of_axes_with_include_and_exclude(s in shape()) {
+        let p = plan_of(&emit(&manifest(&s), 0, false));
+        let mut points = 0usize;
+        for g in &s.gpus {
+            for c in &s.ctxs {
+                for _t in &s.temps {
+                    if s.exclude != Some((*g, *c)) {
+                        points += 1;
+                    }
+                }
+            }
+        }
+        if s.include {
+            points += 1;
+        }
+        let per_point = if s.multi { 3 } else { 1 };
+        prop_assert_eq!(p.configs.len(), points);
+        prop_assert_eq!(cells(&p), points * s.reps as usize * per_point);
+        prop_assert_eq!(p.count(NodeKind::Analysis), 1);
+    }
+
+    #[test]
+    fn ids_ignore_key_order_and_comments(s in shape(), seed in 1u64.., comments in any::<bool>()) {
+        let v = manifest(&s);
+        let a = plan_of(&emit(&v, 0, false));
+        let b = plan_of(&emit(&v, seed, comments));
+        prop_assert_eq!(cell_ids(&a), cell_ids(&b));
+    }
+
+    #[test]
+    fn every_key_field_changes_every_cell_id(s in shape(), which in 0usize..7) {
+        let v = manifest(&s);
+        let mut w = v.clone();
+        match which {
+            0 => w["models"][0]["tag"] = json!("gemma3:1b"),
+            1 => w["workloads"][0]["task"]["analysis_template"] = json!("Analyse:\n{data_summary}"),
+            2 => w["endpoints"][0]["url"] = json!("http://127.0.0.1:21434"),
+            3 => w["workloads"][0]["stream"] = json!(false),
+            4 => w["between_runs"] = json!({"sleep_ms": 2000}),
+            5 => w["workloads"][0]["task"]["corpus"]["seed"] = json!(4),
+            _ => w["matrix"][0]["options"] = json!({"top_k": 40}),
+        }
+        let a = cell_ids(&plan_of(&emit(&v, 0, false)));
+        let b = cell_ids(&plan_of(&emit(&w, 0, false)));
+        let cells_a: BTreeSet<_> = a.iter().collect();
+        // Warm-ups depend only on endpoint, model and load options; cells on everything.
+        let pa = plan_of(&emit(&v, 0, false));
+        let pb = plan_of(&emit(&w, 0, false));
+        let ca: BTreeSet<String> = pa.graph.node_weights().filter(|n| n.config != chimera::plan::NONE).map(|n| n.id.hex()).collect();
+        let cb: BTreeSet<String> = pb.graph.node_weights().filter(|n| n.config != chimera::plan::NONE).map(|n| n.id.hex()).collect();
+        prop_assert!(ca.is_disjoint(&cb), "mutation {} left some cell ids unchanged", which);
+        prop_assert!(!cells_a.is_empty() && a != b);
+    }
+
+    #[test]
+    fn provenance_fields_change_no_id(s in shape(), which in 0usize..5) {
+        let v = manifest(&s);
+        let mut w = v.clone();
+        match which {
+            0 => w["title"] = json!("another title"),
+            1 => w["request_timeout_s"] = json!(30.0),
+            2 => w["endpoints"][0]["resource"] = json!("host-b:gpu3"),
+            3 => w["retry"] = json!({"retries": 9}),
+            _ => w["telemetry"] = json!({"source": "none"}),
+        }
+        prop_assert_eq!(cell_ids(&plan_of(&emit(&v, 0, false))), cell_ids(&plan_of(&emit(&w, 0, false))));
+    }
+
+    #[test]
+    fn every_dependency_precedes_its_dependents(s in shape()) {
+        let p = plan_of(&emit(&manifest(&s), 0, false));
+        prop_assert!(chimera::plan::is_topological(&p));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        if let Ok(m) = chimera::manifest::from_bytes(Path::new("fuzz.yaml"), &bytes) {
+            let _ = chimera::plan::build_loaded(vec![m]);
+        }
+    }
+
+    #[test]
+    fn mutated_real_manifests_never_panic(
+        file in 0usize..9,
+        edits in proptest::collection::vec((any::<u16>(), any::<u16>(), 0u8..5, any::<u8>()), 1..6),
+    ) {
+        let names = ["tr108", "tr109", "tr110", "tr111", "tr112", "tr113", "tr114", "tr115", "tr116"];
+        let path = root().join("experiments").join(format!("{}.yaml", names[file]));
+        let mut bytes = std::fs::read(&path).expect("read manifest");
+        for (a, b, op, byte) in edits {
+            if bytes.is_empty() {
+                break;
+            }
+            let i = a as usize % bytes.len();
+            let j = (i + (b as usize % 64)).min(bytes.len());
+            match op {
+                0 => { bytes.drain(i..j); }
+                1 => bytes.insert(i, byte),
+                2 => bytes[i] = byte,
+                3 => { let chunk: Vec<u8> = bytes[i..j].to_vec(); bytes.splice(i..i, chunk); }
+                _ => { let k = b as usize % bytes.len(); bytes.swap(i, k); }
+            }
+        }
+        if let Ok(m) = chimera::manifest::from_bytes(&path, &bytes) {
+            let _ = chimera::plan::build_loaded(vec![m]);
+        }
+    }
+}
