@@ -472,7 +472,7 @@ pub struct Block {
     pub exclude: Vec<AxisPoint>,
     /// Configuration id template, e.g. `gpu{num_gpu}_ctx{num_ctx}_temp{temperature:p}`
     /// (`:p` writes `0.6` as `0p6`; `{id}` is an enumerated configuration's id).
-    /// Default: the axis values joined with `_`.
+    /// Default: `axis=value` pairs joined with `,` (`{id}@axis=value,...` for enumerated ones).
     #[serde(default)]
     pub id_template: Option<String>,
     /// Enumerated configurations with their published ids.

@@ -239,9 +239,11 @@ impl SplitMix64 {
     }
 }
 
-/// Manifests beside the given ones, indexed by the report they declare.
-fn sibling_index(dirs: &[PathBuf]) -> BTreeMap<String, PathBuf> {
+/// Manifests beside the given ones, indexed by the report they declare, and the files there
+/// that could not be read as manifests.
+fn sibling_index(dirs: &[PathBuf]) -> (BTreeMap<String, PathBuf>, Vec<PathBuf>) {
     let mut idx = BTreeMap::new();
+    let mut broken = Vec::new();
     for dir in dirs {
         let Ok(rd) = std::fs::read_dir(dir) else {
             continue;
@@ -253,12 +255,15 @@ fn sibling_index(dirs: &[PathBuf]) -> BTreeMap<String, PathBuf> {
             .collect();
         files.sort();
         for f in files {
-            if let Ok(m) = manifest::load(&f) {
-                idx.entry(m.spec.report.clone()).or_insert(f);
+            match manifest::load(&f) {
+                Ok(m) => {
+                    idx.entry(m.spec.report.clone()).or_insert(f);
+                }
+                Err(_) => broken.push(f),
             }
         }
     }
-    idx
+    (idx, broken)
 }
 
 fn report_list(ids: &[String]) -> String {
@@ -328,7 +333,7 @@ pub fn build_loaded(manifests: Vec<Manifest>) -> Result<Plan, PlanError> {
             dirs.push(d);
         }
     }
-    let mut siblings: Option<BTreeMap<String, PathBuf>> = None;
+    let mut siblings: Option<(BTreeMap<String, PathBuf>, Vec<PathBuf>)> = None;
     let mut i = 0;
     while i < loaded.len() {
         let (deps, cmps, path, source) = {
@@ -345,13 +350,19 @@ pub fn build_loaded(manifests: Vec<Manifest>) -> Result<Plan, PlanError> {
                 if loaded.iter().any(|(m, _)| &m.spec.report == r) || !is_report_id(r) {
                     continue;
                 }
-                let idx = siblings.get_or_insert_with(|| sibling_index(&dirs));
+                let (idx, broken) = siblings.get_or_insert_with(|| sibling_index(&dirs));
                 match idx.get(r) {
                     Some(p) if key == "depends_on" => match manifest::load(p) {
                         Ok(m) => loaded.push((m, true)),
                         Err(e) => diags.extend(e.diagnostics),
                     },
                     Some(_) => {}
+                    None if key == "compare_with" => {
+                        tracing::warn!(
+                            "{}: `compare_with` names `{r}`, but no manifest beside it declares that report; the comparison will use published values only",
+                            path.display()
+                        );
+                    }
                     None => {
                         let known: Vec<String> = idx.keys().cloned().collect();
                         let near = crate::manifest::diagnostic::nearest(
@@ -372,6 +383,14 @@ pub fn build_loaded(manifests: Vec<Manifest>) -> Result<Plan, PlanError> {
                                 .found(format!("`{r}`"));
                         d = match near {
                             Some(n) => d.help(format!("did you mean `{n}`?")),
+                            None if !broken.is_empty() => d.help(format!(
+                                "manifests beside it that are invalid (their reports are unknown): {}; run `chimera validate` on them",
+                                broken
+                                    .iter()
+                                    .map(|b| format!("`{}`", b.display()))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )),
                             None => d.help(format!(
                                 "add a manifest with `report: {r}` or remove the entry"
                             )),
@@ -701,7 +720,7 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
                         node(NodeKind::Isolated, CellRole::Isolated(a8), a8),
                     );
                     if new && let Some(&w) = warm_of.get(&(ci, ai)) {
-                        graph.update_edge(w, i, ());
+                        graph.add_edge(w, i, ());
                     }
                     isolated.push(i);
                     report_cells.push(i);
@@ -713,13 +732,11 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
                     node(NodeKind::Concurrent, CellRole::Concurrent, 0),
                 );
                 if new {
-                    for ai in 0..c.agents.len() {
-                        if let Some(&w) = warm_of.get(&(ci, ai)) {
-                            graph.update_edge(w, i, ());
-                        }
+                    for w in warmups_of(&warm_of, ci, c.agents.len()) {
+                        graph.add_edge(w, i, ());
                     }
                     for iso in isolated {
-                        graph.update_edge(iso, i, ());
+                        graph.add_edge(iso, i, ());
                     }
                 }
                 report_cells.push(i);
@@ -731,10 +748,8 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
                     node(NodeKind::Single, CellRole::Single, 0),
                 );
                 if new {
-                    for ai in 0..c.agents.len() {
-                        if let Some(&w) = warm_of.get(&(ci, ai)) {
-                            graph.update_edge(w, i, ());
-                        }
+                    for w in warmups_of(&warm_of, ci, c.agents.len()) {
+                        graph.add_edge(w, i, ());
                     }
                 }
                 report_cells.push(i);
@@ -794,6 +809,20 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
         graph,
         order,
     }
+}
+
+/// The distinct warm-ups the agents of configuration `ci` need.
+fn warmups_of(
+    warm_of: &HashMap<(usize, usize), NodeIndex>,
+    ci: usize,
+    agents: usize,
+) -> Vec<NodeIndex> {
+    let mut v: Vec<NodeIndex> = (0..agents)
+        .filter_map(|ai| warm_of.get(&(ci, ai)).copied())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// Convenience for tests and benches: true when `order` is a topological order of `graph`.
