@@ -14,6 +14,7 @@ fn every_invalid_manifest_is_rejected_with_a_located_message() {
         "expected at least 25 invalid fixtures, found {}",
         files.len()
     );
+    let mut mismatched = Vec::new();
     for f in files {
         let name = f
             .file_stem()
@@ -39,8 +40,19 @@ fn every_invalid_manifest_is_rejected_with_a_located_message() {
             "{rel}: no file named: {}",
             run.stderr
         );
-        insta::assert_snapshot!(format!("invalid__{name}"), run.stderr);
+        // Check every snapshot, then fail once, naming all that changed.
+        let snap = std::panic::catch_unwind(|| {
+            insta::assert_snapshot!(format!("invalid__{name}"), run.stderr);
+        });
+        if snap.is_err() {
+            mismatched.push(name);
+        }
     }
+    assert!(
+        mismatched.is_empty(),
+        "snapshots differ for: {}",
+        mismatched.join(", ")
+    );
 }
 
 #[test]

@@ -115,7 +115,7 @@ fn shape() -> impl Strategy<Value = Shape> {
 fn manifest(s: &Shape) -> Value {
     let agents = if s.multi {
         json!([
-            {"id": "A", "role": "collector", "endpoint": "e1"},
+            {"id": "A", "role": "collector", "endpoint": "e1", "base_options": {"top_p": 0.9}},
             {"id": "B", "role": "insight", "endpoint": "e2", "base_options": {"top_p": 0.9}}
         ])
     } else {

@@ -790,6 +790,10 @@ pub struct Reference {
     pub metric: Metric,
     /// The statistic taken over the group.
     pub statistic: Statistic,
+    /// The percentile (0–100, linear interpolation between closest ranks) for
+    /// `statistic: percentile`.
+    #[serde(default)]
+    pub percentile: Option<f64>,
     /// The level the statistic is taken over. Default: `run`.
     #[serde(default)]
     pub over: Level,
@@ -849,6 +853,10 @@ pub enum Metric {
     SuccessRatePct,
     /// Files the ingest step found.
     FilesIngested,
+    /// One agent's execution time within a run (ingest + calls), s.
+    AgentDurationS,
+    /// The automated report-quality score of TR109 (weights 0.30/0.25/0.25/0.20).
+    ReportQualityScore,
 }
 
 /// Statistics a reference can name.
@@ -871,6 +879,10 @@ pub enum Statistic {
     Count,
     /// Share of rows, % (for `contention`: rows flagged).
     SharePct,
+    /// Sum over rows.
+    Sum,
+    /// The `percentile` given beside it.
+    Percentile,
 }
 
 /// The level a statistic is taken over.
@@ -916,4 +928,7 @@ pub struct Filter {
     /// Workflow stage of a request (`analysis`, `report`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
+    /// Block `name` of the matrix (e.g. a report's phase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<String>,
 }

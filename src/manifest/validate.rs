@@ -766,8 +766,33 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
                 d.found(format!("`{:?}`", r.tolerance))
             });
         }
+        match (r.statistic, r.percentile) {
+            (Statistic::Percentile, None) => ctx.emit(
+                p.key("statistic"),
+                "`statistic: percentile` needs `percentile`",
+                |d| {
+                    d.expected("`percentile: <0–100>` beside it")
+                        .help("add e.g. `percentile: 95`")
+                },
+            ),
+            (Statistic::Percentile, Some(q)) if !(q.is_finite() && (0.0..=100.0).contains(&q)) => {
+                ctx.emit(p.key("percentile"), "percentile out of range", |d| {
+                    d.expected("a number from 0 to 100").found(format!("`{q}`"))
+                });
+            }
+            (st, Some(_)) if st != Statistic::Percentile => ctx.emit(
+                p.key("percentile"),
+                "`percentile` is only read with `statistic: percentile`",
+                |d| d.help("remove `percentile`, or set `statistic: percentile`"),
+            ),
+            _ => {}
+        }
         if !own_data {
             continue;
+        }
+        if let Some(bn) = &r.filter.block {
+            let names: Vec<&str> = s.matrix.iter().filter_map(|b| b.name.as_deref()).collect();
+            ctx.reference(p.key("where").key("block"), "block name", bn, &names);
         }
         if let Some(sc) = &r.filter.scenario {
             ctx.reference(

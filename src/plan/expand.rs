@@ -309,6 +309,7 @@ pub fn expand(
     let mut missing = Vec::new();
     let mut by_id: HashMap<Arc<str>, usize> = HashMap::new();
     let mut by_digest: HashMap<[u8; 32], (Arc<str>, u32)> = HashMap::new();
+    let mut reported: std::collections::HashSet<String> = std::collections::HashSet::new();
 
     for (bi, b) in s.matrix.iter().enumerate() {
         let bpath = KeyPath::root().key("matrix").index(bi);
@@ -353,6 +354,25 @@ pub fn expand(
                     (None, None) => default_label(p),
                 };
                 let id = intern(&id);
+                let at = match ec {
+                    Some(_) => bpath.key("configurations").index(ci),
+                    None => bpath.clone(),
+                };
+                if let Some(problem) = scenario_rule(kind, &agents) {
+                    // One message per block or enumerated configuration is enough.
+                    if reported.insert(at.to_string()) {
+                        diags.push(
+                            Diagnostic::new(
+                                &m.path,
+                                format!("configuration `{id}` breaks its scenario kind"),
+                            )
+                            .path(&m.source, &at, false)
+                            .expected(problem.0)
+                            .found(problem.1)
+                            .help(problem.2),
+                        );
+                    }
+                }
                 let model_spec = s.models.iter().find(|x| *x.id == *model);
                 let key = ConfigKey {
                     format: super::key::CELL_FORMAT,
@@ -429,6 +449,42 @@ pub fn expand(
         }
     }
     (out, missing)
+}
+
+/// The option rule of a scenario kind, if `agents` break it: (expected, found, help).
+fn scenario_rule(kind: ScenarioKind, agents: &[ResolvedAgent]) -> Option<(String, String, String)> {
+    match kind {
+        ScenarioKind::BaselineVsChimera => {
+            let first = agents.first()?;
+            (!first.options.is_empty()).then(|| {
+                (
+                    format!("the first agent (`{}`, the baseline) sends no options: server defaults", first.id),
+                    format!("options {}", serde_json::to_string(&first.options).unwrap_or_default()),
+                    format!(
+                        "remove `{}` from `apply_to` and from the configuration's `options`, or use kind `chimera_hetero`",
+                        first.id
+                    ),
+                )
+            })
+        }
+        ScenarioKind::ChimeraHomo => {
+            let first = agents.first()?;
+            agents.iter().skip(1).find(|a| a.options != first.options).map(|a| {
+                (
+                    "every agent with the same options".to_owned(),
+                    format!(
+                        "`{}` {} but `{}` {}",
+                        first.id,
+                        serde_json::to_string(&first.options).unwrap_or_default(),
+                        a.id,
+                        serde_json::to_string(&a.options).unwrap_or_default()
+                    ),
+                    "give all agents the same options (e.g. `apply_to: [A, B]`), or use kind `chimera_hetero`".to_owned(),
+                )
+            })
+        }
+        ScenarioKind::Single | ScenarioKind::ChimeraHetero => None,
+    }
 }
 
 type Resolved = (
