@@ -196,10 +196,13 @@ pub enum Task {
         /// Files the ingest step must find; a different count fails the run (layout drift).
         #[serde(default)]
         expected_files: Option<u32>,
-        /// Analysis-call template; `{data_summary}` is replaced by the ingest summary.
+        /// Analysis-call template; `{data_summary}` is replaced by the ingest summary, and
+        /// `{num_gpu}`, `{num_ctx}`, `{temperature}`, `{top_p}`, `{top_k}`, `{repeat_penalty}`
+        /// by the agent's effective options (`default` when not sent).
         analysis_template: String,
         /// Report-call template; `{summary}`, `{key_findings}`, `{performance_metrics}` and
-        /// `{recommendations}` are replaced by what was extracted from the analysis.
+        /// `{recommendations}` are replaced by what was extracted from the analysis, and the
+        /// option placeholders as in `analysis_template`.
         report_template: String,
         /// Per-role template overrides (TR109/TR110 chimera agents used their own prompts).
         #[serde(default)]
