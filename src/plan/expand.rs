@@ -555,3 +555,75 @@ fn resolve(
         scenario.effective_execution(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(gpu: Option<u32>, temp: Option<f64>) -> AxisPoint {
+        AxisPoint {
+            num_gpu: gpu,
+            temperature: temp,
+            ..AxisPoint::default()
+        }
+    }
+
+    #[test]
+    fn templates_fill_axes_ids_and_resolved_names() {
+        let p = point(Some(80), Some(0.6));
+        let resolved = [
+            ("model", "gemma3".to_owned()),
+            ("runtime", "smol-1kb".to_owned()),
+        ];
+        assert_eq!(
+            render_template("gpu{num_gpu}_temp{temperature:p}", None, &p, &resolved),
+            "gpu80_temp0p6"
+        );
+        assert_eq!(
+            render_template("{runtime}/{model}", None, &p, &resolved),
+            "smol-1kb/gemma3"
+        );
+        assert_eq!(
+            render_template("t{temperature}", None, &point(None, Some(1.0)), &resolved),
+            "t1"
+        );
+        assert_eq!(
+            render_template("open{brace", None, &p, &resolved),
+            "open{brace"
+        );
+    }
+
+    #[test]
+    fn partial_points_match_by_the_keys_they_set() {
+        let full = point(Some(60), Some(0.8));
+        assert!(matches(&point(Some(60), None), &full));
+        assert!(!matches(&point(Some(80), None), &full));
+        assert!(matches(&AxisPoint::default(), &full));
+        assert_eq!(default_label(&full), "num_gpu=60,temperature=0.8");
+    }
+
+    fn agent(id: &str, options: Options) -> ResolvedAgent {
+        ResolvedAgent {
+            id: Arc::from(id),
+            role: Role::Collector,
+            endpoint: 0,
+            options,
+        }
+    }
+
+    #[test]
+    fn scenario_kinds_constrain_options() {
+        let o = Options {
+            num_gpu: Some(80),
+            ..Options::default()
+        };
+        let bvc_ok = [agent("A", Options::default()), agent("B", o.clone())];
+        let bvc_bad = [agent("A", o.clone()), agent("B", o.clone())];
+        assert!(scenario_rule(ScenarioKind::BaselineVsChimera, &bvc_ok).is_none());
+        assert!(scenario_rule(ScenarioKind::BaselineVsChimera, &bvc_bad).is_some());
+        assert!(scenario_rule(ScenarioKind::ChimeraHomo, &bvc_bad).is_none());
+        assert!(scenario_rule(ScenarioKind::ChimeraHomo, &bvc_ok).is_some());
+        assert!(scenario_rule(ScenarioKind::ChimeraHetero, &bvc_ok).is_none());
+        assert!(scenario_rule(ScenarioKind::Single, &bvc_bad).is_none());
+    }
+}
