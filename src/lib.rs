@@ -11,10 +11,14 @@
 //! Every stage is a function from one owned type to the next; `main.rs` only parses the
 //! command line, sets up logging and maps errors to exit codes ([`error`]).
 
+pub mod backend;
 pub mod cli;
+pub mod emulator;
 pub mod error;
 pub mod manifest;
+pub mod metrics;
 pub mod plan;
+pub mod workload;
 
 use std::io::Write;
 

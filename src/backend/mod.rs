@@ -1,0 +1,136 @@
+//! LLM server backends: one request in, one [`RequestRecord`] out.
+//!
+//! The record carries the client's own timings (monotonic clock: TTFT to the first chunk with
+//! non-empty text, every inter-chunk gap, end-to-end time), the server's timings (ns → ms),
+//! token counts, `done_reason`, and a typed error. A backend never panics and never buffers a
+//! whole stream: it parses line by line as bytes arrive.
+
+pub mod ollama;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::manifest::{Api, Options};
+
+/// One LLM request, fully resolved.
+#[derive(Debug, Clone)]
+pub struct LlmRequest {
+    /// API (generate or chat).
+    pub api: Api,
+    /// Model tag, e.g. `gemma3:latest`.
+    pub model: String,
+    /// Prompt text (for chat: the single user message).
+    pub prompt: String,
+    /// Stream the response.
+    pub stream: bool,
+    /// Options; only the fields that are set are sent, and none at all when empty.
+    pub options: Options,
+    /// `keep_alive`, sent only when set.
+    pub keep_alive: Option<String>,
+    /// Per-request timeout: the request fails with [`ErrorKind::Timeout`] when no byte
+    /// arrives for this long (a stall), and also when the whole request exceeds it.
+    pub timeout: Duration,
+    /// Largest response accepted, in bytes; beyond it the request fails with
+    /// [`ErrorKind::TooLarge`].
+    pub max_response_bytes: usize,
+}
+
+/// Distinct kinds of request failure, recorded as strings in tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The TCP connection was refused or could not be made.
+    ConnectionRefused,
+    /// HTTP 404: unknown model (or route).
+    ModelNotFound,
+    /// HTTP 400: the server rejected the request.
+    BadRequest,
+    /// HTTP 500 (and other 5xx except 503).
+    ServerError,
+    /// HTTP 503: the server's queue is full.
+    QueueFull,
+    /// Another unexpected HTTP status.
+    HttpStatus,
+    /// An `{"error": ...}` line arrived after a 200 (mid-stream error).
+    StreamError,
+    /// The stream ended without a `done: true` chunk.
+    Truncated,
+    /// A line (or the body) was not the JSON expected.
+    MalformedResponse,
+    /// No byte arrived within the timeout (stall), or the request took longer than it.
+    Timeout,
+    /// The response exceeded the configured size cap.
+    TooLarge,
+}
+
+impl ErrorKind {
+    /// snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::ConnectionRefused => "connection_refused",
+            ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::ServerError => "server_error",
+            ErrorKind::QueueFull => "queue_full",
+            ErrorKind::HttpStatus => "http_status",
+            ErrorKind::StreamError => "stream_error",
+            ErrorKind::Truncated => "truncated",
+            ErrorKind::MalformedResponse => "malformed_response",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::TooLarge => "too_large",
+        }
+    }
+}
+
+/// A failed request: kind, HTTP status when there was one, and the server's or client's text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestError {
+    /// Kind.
+    pub kind: ErrorKind,
+    /// HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// Message (the server's `error` text, or what the client saw).
+    pub message: String,
+}
+
+/// Everything measured about one request. Times are milliseconds; server durations are
+/// converted from nanoseconds. `None` means the value was not available.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RequestRecord {
+    /// Wall-clock time the request was sent, ms since the Unix epoch (UTC).
+    pub sent_at_unix_ms: f64,
+    /// Client TTFT: send → first chunk with non-empty text.
+    pub ttft_ms: Option<f64>,
+    /// Client end-to-end time: send → end of the response.
+    pub e2e_ms: f64,
+    /// Gaps between consecutive chunks that carried text, ms (for ITL percentiles).
+    pub itl_ms: Vec<f64>,
+    /// Chunks received (streaming).
+    pub chunks: u32,
+    /// The generated text (kept for the agent workflow's next step; bounded by the size cap).
+    pub text: String,
+    /// Server `load_duration`, ms.
+    pub load_ms: Option<f64>,
+    /// Server `prompt_eval_count`.
+    pub prompt_tokens: Option<u64>,
+    /// Server `prompt_eval_duration`, ms.
+    pub prompt_eval_ms: Option<f64>,
+    /// Server `eval_count`.
+    pub output_tokens: Option<u64>,
+    /// Server `eval_duration`, ms.
+    pub eval_ms: Option<f64>,
+    /// Server `total_duration`, ms.
+    pub total_ms: Option<f64>,
+    /// Server `done_reason`.
+    pub done_reason: Option<String>,
+    /// The failure, if the request failed.
+    pub error: Option<RequestError>,
+}
+
+impl RequestRecord {
+    /// True when the request succeeded.
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}

@@ -1,0 +1,1 @@
+//! `chimera emulate`: a deterministic Ollama-protocol test server (being built).

@@ -1,0 +1,305 @@
+//! Metric definitions: the published ones, exactly as the original harnesses computed them,
+//! and the honest ones that compare concurrent runs with each agent run alone.
+//!
+//! Every function is pure, takes plain numbers or slices, and never panics (an empty input
+//! gives `None` or 0 as documented).
+
+use serde::Serialize;
+
+use crate::backend::RequestRecord;
+
+/// Default contention threshold of the published harnesses: speedup < 1.5.
+pub const CONTENTION_THRESHOLD: f64 = 1.5;
+
+/// Arithmetic mean; `None` for an empty slice.
+pub fn mean(xs: &[f64]) -> Option<f64> {
+    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}
+
+/// Sample standard deviation (n − 1); 0 when n < 2, as the Rust harnesses did.
+pub fn sample_sd(xs: &[f64]) -> f64 {
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let m = xs.iter().sum::<f64>() / xs.len() as f64;
+    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
+}
+
+/// Coefficient of variation, % (SD / mean × 100); `None` when the mean is 0 or absent.
+pub fn cv_pct(xs: &[f64]) -> Option<f64> {
+    let m = mean(xs)?;
+    (m != 0.0).then(|| sample_sd(xs) / m * 100.0)
+}
+
+/// Percentile with linear interpolation between closest ranks (NumPy's default); `q` in 0–100.
+pub fn percentile(xs: &[f64], q: f64) -> Option<f64> {
+    if xs.is_empty() || !q.is_finite() {
+        return None;
+    }
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = q.clamp(0.0, 100.0) / 100.0 * (v.len() - 1) as f64;
+    let lo = rank.floor() as usize;
+    let hi = rank.ceil() as usize;
+    Some(v[lo] + (v[hi] - v[lo]) * (rank - lo as f64))
+}
+
+/// Decode throughput of one request as the Rust harnesses computed it:
+/// `eval_count / max(eval_duration_s, 1e-6)`; `None` without server timings.
+pub fn throughput_tok_s(eval_count: Option<u64>, eval_ms: Option<f64>) -> Option<f64> {
+    let n = eval_count? as f64;
+    let s = (eval_ms? / 1000.0).max(1e-6);
+    Some(n / s)
+}
+
+/// Client-side throughput: output tokens / (e2e − TTFT).
+pub fn client_tok_s(output_tokens: Option<u64>, e2e_ms: f64, ttft_ms: Option<f64>) -> Option<f64> {
+    let n = output_tokens? as f64;
+    let decode_s = (e2e_ms - ttft_ms?) / 1000.0;
+    (decode_s > 0.0).then(|| n / decode_s)
+}
+
+/// Per-agent aggregate over its requests (warm-ups excluded by the caller), as the Rust
+/// harness's `aggregate_llm_metrics`: means of per-call throughput and TTFT, sums of
+/// durations and tokens, sample SDs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AgentAggregate {
+    /// Requests counted.
+    pub requests: usize,
+    /// Requests that failed.
+    pub failed: usize,
+    /// Mean of per-request throughput, tok/s.
+    pub throughput_mean_tok_s: Option<f64>,
+    /// Sample SD of per-request throughput.
+    pub throughput_sd_tok_s: f64,
+    /// Mean client TTFT, ms.
+    pub ttft_mean_ms: Option<f64>,
+    /// Sample SD of TTFT.
+    pub ttft_sd_ms: f64,
+    /// Σ client end-to-end times, ms.
+    pub e2e_sum_ms: f64,
+    /// Σ output tokens.
+    pub output_tokens: u64,
+    /// Σ server load time, ms.
+    pub load_sum_ms: f64,
+    /// Σ prompt eval time, ms.
+    pub prompt_eval_sum_ms: f64,
+    /// Σ eval time, ms.
+    pub eval_sum_ms: f64,
+}
+
+/// Aggregates one agent's requests. Failed requests are counted but contribute no timings.
+pub fn aggregate(requests: &[&RequestRecord]) -> AgentAggregate {
+    let ok: Vec<&&RequestRecord> = requests.iter().filter(|r| r.ok()).collect();
+    let tps: Vec<f64> = ok
+        .iter()
+        .filter_map(|r| throughput_tok_s(r.output_tokens, r.eval_ms))
+        .collect();
+    let ttft: Vec<f64> = ok.iter().filter_map(|r| r.ttft_ms).collect();
+    AgentAggregate {
+        requests: requests.len(),
+        failed: requests.len() - ok.len(),
+        throughput_mean_tok_s: mean(&tps),
+        throughput_sd_tok_s: sample_sd(&tps),
+        ttft_mean_ms: mean(&ttft),
+        ttft_sd_ms: sample_sd(&ttft),
+        e2e_sum_ms: ok.iter().map(|r| r.e2e_ms).sum(),
+        output_tokens: ok.iter().filter_map(|r| r.output_tokens).sum(),
+        load_sum_ms: ok.iter().filter_map(|r| r.load_ms).sum(),
+        prompt_eval_sum_ms: ok.iter().filter_map(|r| r.prompt_eval_ms).sum(),
+        eval_sum_ms: ok.iter().filter_map(|r| r.eval_ms).sum(),
+    }
+}
+
+/// Published speedup: Σ agents' durations measured *during the concurrent run* / wall.
+pub fn published_speedup(agent_durations_ms: &[f64], wall_ms: f64) -> Option<f64> {
+    (wall_ms > 0.0 && !agent_durations_ms.is_empty())
+        .then(|| agent_durations_ms.iter().sum::<f64>() / wall_ms)
+}
+
+/// Efficiency, %: speedup / N × 100.
+pub fn efficiency_pct(speedup: f64, agents: usize) -> Option<f64> {
+    (agents > 0).then(|| speedup / agents as f64 * 100.0)
+}
+
+/// Published contention flag: speedup < threshold (1.5 in every original harness).
+pub fn contention(speedup: f64, threshold: f64) -> bool {
+    speedup < threshold
+}
+
+/// True speedup: Σ each agent's duration when run alone (isolated cells) / concurrent wall.
+pub fn true_speedup(isolated_durations_ms: &[f64], concurrent_wall_ms: f64) -> Option<f64> {
+    published_speedup(isolated_durations_ms, concurrent_wall_ms)
+}
+
+/// Rust sign conventions (H6): throughput delta = B − A; TTFT delta = A − B ("positive = B faster").
+pub fn deltas_rust(a: &AgentAggregate, b: &AgentAggregate) -> (Option<f64>, Option<f64>) {
+    let tp = match (a.throughput_mean_tok_s, b.throughput_mean_tok_s) {
+        (Some(x), Some(y)) => Some(y - x),
+        _ => None,
+    };
+    let ttft = match (a.ttft_mean_ms, b.ttft_mean_ms) {
+        (Some(x), Some(y)) => Some(x - y),
+        _ => None,
+    };
+    (tp, ttft)
+}
+
+/// Aggregate throughput of a set of agents over a wall-clock window: Σ output tokens / wall.
+pub fn aggregate_tok_s(output_tokens: u64, wall_ms: f64) -> Option<f64> {
+    (wall_ms > 0.0).then(|| output_tokens as f64 / (wall_ms / 1000.0))
+}
+
+/// Single-agent comparison (H2/H5): throughput improvement %, (chimera − baseline) / baseline.
+pub fn throughput_improvement_pct(baseline: f64, chimera: f64) -> Option<f64> {
+    (baseline != 0.0).then(|| (chimera - baseline) / baseline * 100.0)
+}
+
+/// Single-agent comparison: TTFT reduction %, (baseline − chimera) / baseline.
+pub fn ttft_reduction_pct(baseline: f64, chimera: f64) -> Option<f64> {
+    (baseline != 0.0).then(|| (baseline - chimera) / baseline * 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn statistics_known_values() {
+        // Expected values computed independently with Python's `statistics` module
+        // (mean, stdev = sample SD, median) and the linear-interpolation rank formula.
+        let xs = [98.904, 101.080, 99.34, 98.55, 114.54];
+        assert!(close(mean(&xs).unwrap_or(f64::NAN), 102.4828, 1e-9));
+        assert!(
+            close(sample_sd(&xs), 6.809_842_817_569_29, 1e-12),
+            "{}",
+            sample_sd(&xs)
+        );
+        assert!(close(
+            percentile(&xs, 50.0).unwrap_or(f64::NAN),
+            99.34,
+            1e-12
+        ));
+        assert!(close(
+            percentile(&xs, 5.0).unwrap_or(f64::NAN),
+            98.6208,
+            1e-9
+        ));
+        assert_eq!(mean(&[]), None);
+        assert_eq!(sample_sd(&[3.0]), 0.0);
+        assert_eq!(percentile(&[], 50.0), None);
+        assert_eq!(cv_pct(&[0.0, 0.0]), None);
+    }
+
+    #[test]
+    fn throughput_as_the_rust_harness() {
+        // TR108 check row: 267 tokens in 3.6029 s → 74.11 tok/s.
+        let t = throughput_tok_s(Some(267), Some(3602.9)).unwrap_or(f64::NAN);
+        assert!(close(t, 74.106, 1e-3), "{t}");
+        assert_eq!(throughput_tok_s(None, Some(1.0)), None);
+        // eval_duration 0 is clamped to 1 µs rather than dividing by zero.
+        assert_eq!(throughput_tok_s(Some(5), Some(0.0)), Some(5.0e6));
+    }
+
+    #[test]
+    fn published_efficiency_is_a_balance_ratio_for_two_agents() {
+        // TR110 test 001 run 1: durations 109.93 s and 91.61 s, wall 109.93 s → speedup 1.833.
+        let s = published_speedup(&[109_930.0, 91_610.0], 109_930.0).unwrap_or(f64::NAN);
+        assert!(close(s, 1.8333, 1e-4), "{s}");
+        assert!(!contention(s, CONTENTION_THRESHOLD));
+        // Identity: with wall = max(T_A, T_B), efficiency = 50 × (1 + min/max).
+        for (a, b) in [
+            (10.0, 10.0),
+            (3.0, 7.0),
+            (59_000.0, 56_800.0),
+            (1.0, 1000.0),
+        ] {
+            let wall = f64::max(a, b);
+            let e =
+                efficiency_pct(published_speedup(&[a, b], wall).unwrap_or(0.0), 2).unwrap_or(0.0);
+            let identity = 50.0 * (1.0 + f64::min(a, b) / f64::max(a, b));
+            assert!(close(e, identity, 1e-9), "{a} {b}: {e} vs {identity}");
+        }
+        // Fully serialised agents: wall = T_A + T_B → 50 %.
+        let e =
+            efficiency_pct(published_speedup(&[4.0, 6.0], 10.0).unwrap_or(0.0), 2).unwrap_or(0.0);
+        assert!(close(e, 50.0, 1e-12));
+        assert_eq!(published_speedup(&[1.0], 0.0), None);
+    }
+
+    #[test]
+    fn true_speedup_compares_with_agents_alone() {
+        // Two agents that each take 10 s alone but 20 s together (one shared GPU): the
+        // published efficiency says 100 %, the true efficiency 50 %.
+        let published = efficiency_pct(
+            published_speedup(&[20_000.0, 20_000.0], 20_000.0).unwrap_or(0.0),
+            2,
+        );
+        let honest = efficiency_pct(
+            true_speedup(&[10_000.0, 10_000.0], 20_000.0).unwrap_or(0.0),
+            2,
+        );
+        assert_eq!(published, Some(100.0));
+        assert_eq!(honest, Some(50.0));
+    }
+
+    #[test]
+    fn deltas_follow_the_rust_sign_convention() {
+        let a = AgentAggregate {
+            throughput_mean_tok_s: Some(40.0),
+            ttft_mean_ms: Some(900.0),
+            ..AgentAggregate::default()
+        };
+        let b = AgentAggregate {
+            throughput_mean_tok_s: Some(44.0),
+            ttft_mean_ms: Some(500.0),
+            ..AgentAggregate::default()
+        };
+        assert_eq!(deltas_rust(&a, &b), (Some(4.0), Some(400.0)));
+        assert_eq!(
+            throughput_improvement_pct(98.904, 101.080).map(|x| (x * 100.0).round() / 100.0),
+            Some(2.2)
+        );
+        assert_eq!(
+            ttft_reduction_pct(1422.70, 448.95).map(|x| (x * 100.0).round() / 100.0),
+            Some(68.44)
+        );
+    }
+
+    #[test]
+    fn aggregate_skips_failed_requests() {
+        let ok = RequestRecord {
+            ttft_ms: Some(100.0),
+            e2e_ms: 1000.0,
+            output_tokens: Some(100),
+            eval_ms: Some(900.0),
+            ..RequestRecord::default()
+        };
+        let failed = RequestRecord {
+            error: Some(crate::backend::RequestError {
+                kind: crate::backend::ErrorKind::Timeout,
+                status: None,
+                message: "stalled".into(),
+            }),
+            ..RequestRecord::default()
+        };
+        let agg = aggregate(&[&ok, &failed, &ok]);
+        assert_eq!(agg.requests, 3);
+        assert_eq!(agg.failed, 1);
+        assert_eq!(agg.output_tokens, 200);
+        assert!(close(
+            agg.throughput_mean_tok_s.unwrap_or(0.0),
+            111.111,
+            1e-3
+        ));
+        assert_eq!(agg.throughput_sd_tok_s, 0.0);
+        assert_eq!(aggregate(&[]).throughput_mean_tok_s, None);
+    }
+}

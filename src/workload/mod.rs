@@ -1,0 +1,1 @@
+//! Workloads: what an agent does in one run (being built).
