@@ -32,6 +32,12 @@ pub enum Error {
         /// What to use meanwhile.
         help: &'static str,
     },
+    /// `chimera emulate` could not start (bad profile, address in use, truth file).
+    #[error("chimera emulate: {0}")]
+    Emulator(String),
+    /// Stopped by Ctrl-C / SIGTERM.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl Error {
@@ -42,6 +48,8 @@ impl Error {
             Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
             Error::Output(_) => EXIT_INVALID_INPUT,
             Error::NotBuilt { .. } => EXIT_NOT_BUILT,
+            Error::Emulator(_) => EXIT_INVALID_INPUT,
+            Error::Interrupted => EXIT_INTERRUPTED,
         }
     }
 }

@@ -1,8 +1,11 @@
 //! The integration-test binary: the CLI end to end, the invalid-manifest suite with
 //! snapshots, the shipped manifests, and property tests of the planner and the parser.
 
+mod backend;
 mod cli;
+mod emulator;
 mod experiments;
 mod invalid;
 mod props;
 mod support;
+mod workload;

@@ -1,1 +1,234 @@
-//! `chimera emulate`: a deterministic Ollama-protocol test server (being built).
+//! `chimera emulate`: a deterministic Ollama-protocol **test instrument** (never an LLM).
+//!
+//! It speaks Ollama's native HTTP API (hand-written HTTP/1.1 on Tokio, keep-alive included)
+//! with a timing model driven by a [`Profile`], emits filler words, injects faults on demand,
+//! and records the ground truth of every generate/chat request in a [`TruthLog`] so that a
+//! client's measurements (TTFT, inter-chunk gaps, token counts) can be checked against it.
+//!
+//! # Routes
+//! `GET|HEAD /` → `Ollama is running`; `GET /api/version`; `GET /api/tags`; `GET /api/ps` (the
+//! model loaded on *this* listener); `POST /api/show`; `POST /api/generate`; `POST /api/chat`.
+//! Unknown route → 404 `404 page not found`, wrong method → 405 `405 method not allowed`.
+//! Request bodies need `Content-Length` (chunked request bodies → 400).
+//!
+//! # Profile (YAML, unknown keys rejected; see `example-profile.yaml` next to this file)
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `seed` | 0 | seeds token words and jitter |
+//! | `version` | `0.0.0-chimera-emulator` | `/api/version` |
+//! | `shared_gpu` | true | all listeners share one decode budget: the per-token rate is `output_tok_s / active streams` (recomputed per token); false = every stream at full speed |
+//! | `num_parallel` | 0 | slots per listener (FIFO wait, shows only in `total_duration`); 0 = unlimited |
+//! | `models[].name` | (required) | e.g. `gemma3:270m`; a name without tag means `:latest`; case-insensitive |
+//! | `models[].digest` | sha256(name) | 64 hex digits |
+//! | `models[].size` | 1e9 | bytes, `/api/tags`, `/api/ps` |
+//! | `models[].context_length` | 4096 | `/api/ps` when no `num_ctx` was sent |
+//! | `models[].load_ms` | 500 | cold load |
+//! | `models[].prompt_tok_s` | 2000 | prompt processing rate |
+//! | `models[].output_tok_s` | 100 | decode rate of one stream alone |
+//! | `models[].output_tokens` | 64 | tokens per reply (`options.num_predict` caps it → `done_reason: length`) |
+//! | `models[].jitter_pct` | 0 | ± percent on each per-token delay, seeded |
+//! | `models[].fault` | none | `{kind: ...}`, see [`Fault`] |
+//!
+//! # Timing model (deterministic given the seed, the model, the prompt and `options.seed`)
+//! 1. **Load.** Each listener holds one loaded model. A request loads (sleeping `load_ms`) when
+//!    nothing is loaded, another model is, `num_ctx` differs from the loaded one (absent counts
+//!    as a value), or `num_gpu` differs (an absent or negative request `num_gpu` matches
+//!    anything) — Ollama's reload rule. Loads on a listener are serialised; a request that
+//!    waited for another's load finds the model warm. `load_duration` = request received → model
+//!    ready (a warm hit reports the few microseconds that took). Models are never unloaded on a
+//!    timer; an empty prompt with `keep_alive: 0` unloads. Simplification: a reload does not
+//!    wait for streams still running on the old model (Ollama would).
+//! 2. **Slot** (only with `num_parallel`), then the stream counts as active on the GPU.
+//! 3. **Prompt.** prompt tokens = round(whitespace-separated words × 1.3), at least 1 for a
+//!    non-empty prompt (chat: the message contents joined by newlines); sleeps
+//!    `prompt_tokens / (prompt_tok_s / share)`.
+//! 4. **Decode.** Token *i* is due `share / output_tok_s × (1 ± jitter)` after token *i−1*'s
+//!    deadline (absolute deadlines: no drift); `share` = active streams in the process when
+//!    `shared_gpu`, else 1. The first token follows prefill by one token delay. Texts are words
+//!    of a 32-word lorem vocabulary, the first without a leading space.
+//! 5. **Final chunk.** `done_reason` `stop` (or `length` when `num_predict` ≤ `output_tokens`),
+//!    the six metrics in nanoseconds measured from the real sleeps (`eval_duration` = decode
+//!    start → last token written), `context` on generate. `stream: false` → one object with
+//!    the whole text after the same delays.
+//!
+//! An empty prompt (generate) or no messages (chat) loads only and answers
+//! `done_reason: "load"` without metrics (`"unload"` with `keep_alive: 0`), as Ollama does.
+//!
+//! # Ground truth
+//! Every generate/chat request appends one [`TruthRecord`] when it ends. Offsets are
+//! microseconds from "request fully read" to right after the write of that chunk returned.
+
+mod http;
+mod profile;
+mod server;
+mod util;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use profile::{Fault, ModelProfile, Profile, default_digest};
+pub use util::prompt_tokens;
+
+/// The printed warning: what this program is and is not.
+pub const BANNER: &str = "chimera emulate: this is a TEST INSTRUMENT that speaks the Ollama protocol with a \
+     deterministic timing model and emits filler words; it is not an LLM and its numbers \
+     are not measurements of any model";
+
+/// Ground truth of one generate/chat request, as the emulator did it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthRecord {
+    /// The listener that served it.
+    pub listener: SocketAddr,
+    /// `model` as requested.
+    pub model: String,
+    /// The prompt (chat: message contents joined by `\n`).
+    pub prompt: String,
+    /// `options` as received (`null` when absent).
+    pub options: serde_json::Value,
+    /// Streamed.
+    pub stream: bool,
+    /// HTTP status sent; 0 when none was (refused, or the client went away first).
+    pub status: u16,
+    /// The injected fault's kind, or `client_disconnected` when a write failed.
+    pub fault: Option<String>,
+    /// Wall-clock time the request was fully read, ms since the Unix epoch.
+    pub received_unix_ms: f64,
+    /// Request read → first chunk with non-empty text written (µs).
+    pub first_chunk_offset_us: Option<u64>,
+    /// Write time of every text chunk, µs after the request was read. Non-streamed replies
+    /// (and non-streamed faults) have one entry: the time the whole body was written.
+    pub chunk_offsets_us: Vec<u64>,
+    /// Tokens generated (= text chunks when streamed).
+    pub output_tokens: u32,
+    /// Prompt tokens (see [`prompt_tokens`]).
+    pub prompt_tokens: u32,
+    /// Request read → model ready, ms (reported as `load_duration`).
+    pub load_ms: f64,
+    /// The model was (re)loaded for this request.
+    pub reloaded: bool,
+}
+
+/// The records of one emulator, shared and cheap to clone.
+#[derive(Clone, Default)]
+pub struct TruthLog {
+    inner: Arc<Mutex<TruthInner>>,
+}
+
+#[derive(Default)]
+struct TruthInner {
+    records: Vec<TruthRecord>,
+    sink: Option<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for TruthLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TruthLog")
+            .field("records", &self.lock().records.len())
+            .finish()
+    }
+}
+
+impl TruthLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TruthInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The records kept so far, in completion order.
+    pub fn records(&self) -> Vec<TruthRecord> {
+        self.lock().records.clone()
+    }
+
+    /// From now on write each record as one JSON line to `sink` (flushed per line) instead of
+    /// keeping it in memory (a long-running emulator must not grow without bound).
+    pub fn stream_to(&self, sink: Box<dyn Write + Send>) {
+        self.lock().sink = Some(sink);
+    }
+
+    fn push(&self, rec: TruthRecord) {
+        let mut inner = self.lock();
+        if let Some(sink) = inner.sink.as_mut() {
+            let line = serde_json::to_string(&rec).unwrap_or_default();
+            if let Err(e) = writeln!(sink, "{line}").and_then(|()| sink.flush()) {
+                tracing::warn!("cannot write truth record: {e}");
+            }
+        } else {
+            inner.records.push(rec);
+        }
+    }
+}
+
+/// A running emulator. Dropping it stops the listeners too (their tasks end at the next poll).
+#[derive(Debug)]
+pub struct EmulatorHandle {
+    /// The bound addresses, in the order given (port 0 resolved).
+    pub addrs: Vec<SocketAddr>,
+    /// Ground truth of the requests served.
+    pub truth: TruthLog,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl EmulatorHandle {
+    /// Stops accepting, aborts open connections and waits for the listener tasks to end.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        for t in std::mem::take(&mut self.tasks) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// Binds every address (port 0 picks a free port) and serves `profile` on all of them until
+/// the handle is shut down or dropped. Must be called inside a Tokio runtime.
+pub async fn spawn(profile: Profile, listen: &[SocketAddr]) -> std::io::Result<EmulatorHandle> {
+    profile
+        .validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut listeners = Vec::with_capacity(listen.len());
+    for addr in listen {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        listeners.push(l);
+    }
+    let num_parallel = profile.num_parallel;
+    let truth = TruthLog::default();
+    let shared = Arc::new(server::Shared {
+        profile,
+        truth: truth.clone(),
+        active: AtomicUsize::new(0),
+    });
+    let (stop, _) = watch::channel(false);
+    let mut addrs = Vec::with_capacity(listeners.len());
+    let mut tasks = Vec::with_capacity(listeners.len());
+    for l in listeners {
+        let addr = l.local_addr()?;
+        addrs.push(addr);
+        let ls = Arc::new(server::ListenerState::new(addr, num_parallel));
+        tasks.push(tokio::spawn(server::serve_listener(
+            l,
+            shared.clone(),
+            ls,
+            stop.subscribe(),
+        )));
+    }
+    Ok(EmulatorHandle {
+        addrs,
+        truth,
+        stop,
+        tasks,
+    })
+}
