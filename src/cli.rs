@@ -52,8 +52,9 @@ pub enum Command {
         #[arg(long, value_name = "ID_PREFIX", conflicts_with = "format")]
         explain: Option<String>,
     },
-    /// Run campaigns against the servers (not built yet).
-    Run(Pending),
+    /// Run manifests against their servers, cell by cell, and write one JSON record per
+    /// finished cell (a first cut: no durable store or resume yet).
+    Run(RunArgs),
     /// Show a campaign's progress (not built yet).
     Status(Pending),
     /// Compute summary statistics from a campaign's tables (not built yet).
@@ -62,12 +63,40 @@ pub enum Command {
     Report(Pending),
     /// Import the original reports' raw results (not built yet).
     Import(Pending),
-    /// Serve the Ollama protocol from a deterministic emulator (not built yet).
-    Emulate(Pending),
+    /// Serve the Ollama protocol from a deterministic emulator (a test instrument, not an LLM).
+    Emulate(EmulateArgs),
     /// Print the manifest JSON Schema generated from chimera's types.
     Schema,
     /// Probe GPU telemetry (not built yet).
     Telemetry(Pending),
+}
+
+/// Arguments of `chimera emulate`.
+#[derive(Debug, clap::Args)]
+pub struct EmulateArgs {
+    /// Address to listen on (repeatable; port 0 picks a free port). Default: 127.0.0.1:11434.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<std::net::SocketAddr>,
+    /// Profile YAML (models, timing, faults). Default: one model `gemma3:270m` with defaults.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Append one JSON line of ground truth per finished generate/chat request to this file.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub truth: Option<PathBuf>,
+}
+
+/// Arguments of `chimera run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Manifest files.
+    #[arg(required = true, value_name = "MANIFEST")]
+    pub manifests: Vec<PathBuf>,
+    /// Write the cell records (JSON lines) to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Directory for generated corpora (default: a `chimera-work` folder in the system temp dir).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
 }
 
 /// Arguments of a subcommand that is not built yet (accepted and ignored).

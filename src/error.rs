@@ -38,6 +38,17 @@ pub enum Error {
     /// Stopped by Ctrl-C / SIGTERM.
     #[error("interrupted")]
     Interrupted,
+    /// A run could not go on.
+    #[error(transparent)]
+    Run(#[from] crate::run::RunError),
+    /// The run finished, but some cells failed (their errors are in the records).
+    #[error("{failed} of {total} cells failed; their errors are in the cell records")]
+    FailedCells {
+        /// Failed cells.
+        failed: usize,
+        /// All cells.
+        total: usize,
+    },
 }
 
 impl Error {
@@ -50,6 +61,8 @@ impl Error {
             Error::NotBuilt { .. } => EXIT_NOT_BUILT,
             Error::Emulator(_) => EXIT_INVALID_INPUT,
             Error::Interrupted => EXIT_INTERRUPTED,
+            Error::Run(_) => EXIT_INVALID_INPUT,
+            Error::FailedCells { .. } => EXIT_FAILED_CELLS,
         }
     }
 }

@@ -7,5 +7,6 @@ mod emulator;
 mod experiments;
 mod invalid;
 mod props;
+mod run_e2e;
 mod support;
 mod workload;

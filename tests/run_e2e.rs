@@ -1,0 +1,169 @@
+//! A small TR114-shaped campaign (2 configurations × 2 repetitions, two agents on two emulator
+//! listeners that share one emulated GPU) run end to end in memory.
+//!
+//! Two agents that share one GPU each take about twice as long together as alone: the
+//! published efficiency (a balance ratio) says ~100 %, the honest one (against the agents run
+//! alone) ~50 %. Token counts and TTFT must match the emulator's ground truth.
+
+use std::collections::HashMap;
+
+use chimera::emulator::{Profile, spawn};
+use chimera::run::{CellRecord, RunOptions, execute};
+
+const PROFILE: &str = "
+seed: 7
+shared_gpu: true
+models:
+  - name: gemma3:270m
+    load_ms: 5
+    prompt_tok_s: 200000
+    output_tok_s: 400
+    output_tokens: 40
+";
+
+fn manifest(a: std::net::SocketAddr, b: std::net::SocketAddr) -> String {
+    format!(
+        r#"
+format: 1
+report: TR914
+title: TR114-shaped end-to-end check
+endpoints:
+  - {{id: emu_a, kind: emulator, url: "http://{a}", resource: "local:gpu0"}}
+  - {{id: emu_b, kind: emulator, url: "http://{b}", resource: "local:gpu0"}}
+models:
+  - {{id: gemma3, tag: "gemma3:270m"}}
+workloads:
+  - id: workflow
+    harness: H6v2
+    task:
+      kind: agent_workflow
+      corpus: {{kind: generated, csv: 2, json: 2, md: 2, seed: 1}}
+      expected_files: 6
+      analysis_template: "Analyze the following benchmark data.\n{{data_summary}}"
+      report_template: "Write a report.\n{{summary}}\n{{key_findings}}\n{{performance_metrics}}\n{{recommendations}}"
+scenarios:
+  - id: chimera_homo
+    kind: chimera_homo
+    agents:
+      - {{id: A, role: collector, endpoint: emu_a}}
+      - {{id: B, role: insight, endpoint: emu_b}}
+repetitions: 2
+matrix:
+  - workload: workflow
+    model: gemma3
+    configurations:
+      - {{id: test100, scenario: chimera_homo, options: {{A: {{num_gpu: 80, num_ctx: 512}}, B: {{num_gpu: 80, num_ctx: 512}}}}}}
+      - {{id: test103, scenario: chimera_homo, options: {{A: {{num_gpu: 80, num_ctx: 1024}}, B: {{num_gpu: 80, num_ctx: 1024}}}}}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
+    let profile = Profile::from_yaml(PROFILE).expect("profile");
+    let localhost = "127.0.0.1:0".parse().expect("addr");
+    let emu = spawn(profile, &[localhost, localhost])
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tr914.yaml");
+    std::fs::write(&path, manifest(emu.addrs[0], emu.addrs[1])).expect("write manifest");
+    let plan = chimera::plan::build(&[path]).expect("plan");
+
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let mut cells: Vec<CellRecord> = Vec::new();
+    let failed = execute(
+        &plan,
+        &RunOptions::new(dir.path().join("work")),
+        |c| {
+            cells.push(c.clone());
+            Ok(())
+        },
+        rx,
+    )
+    .await
+    .expect("run");
+    assert_eq!(
+        failed,
+        0,
+        "{:#?}",
+        cells
+            .iter()
+            .filter(|c| c.status != "ok")
+            .collect::<Vec<_>>()
+    );
+
+    let concurrent: Vec<&CellRecord> = cells.iter().filter(|c| c.kind == "concurrent").collect();
+    let isolated = cells.iter().filter(|c| c.kind == "isolated").count();
+    assert_eq!(concurrent.len(), 4, "2 configurations × 2 repetitions");
+    assert_eq!(
+        isolated, 8,
+        "each agent alone, per configuration and repetition"
+    );
+    for c in &concurrent {
+        let published = c.published_efficiency_pct.expect("published efficiency");
+        let honest = c.true_efficiency_pct.expect("true efficiency");
+        assert!(published > 90.0, "{}: published {published}", c.cell_id);
+        assert!(
+            (35.0..=65.0).contains(&honest),
+            "{}: true {honest}",
+            c.cell_id
+        );
+        assert_eq!(c.contention, Some(false));
+        for a in &c.agents {
+            assert_eq!(a.files_ingested, Some(6));
+            assert_eq!(
+                a.requests.iter().filter(|r| !r.warmup).count(),
+                2,
+                "analysis + report"
+            );
+        }
+    }
+
+    // Every request against the ground truth: on each listener requests arrive one at a time,
+    // so the emulator's records in arrival order pair with the client's in execution order.
+    let truth = emu.truth.records();
+    let mut per_listener: HashMap<std::net::SocketAddr, Vec<_>> = HashMap::new();
+    for t in &truth {
+        per_listener.entry(t.listener).or_default().push(t);
+    }
+    for v in per_listener.values_mut() {
+        v.sort_by(|x, y| x.received_unix_ms.total_cmp(&y.received_unix_ms));
+    }
+    let addr_of = |endpoint: &str| {
+        if endpoint == "emu_a" {
+            emu.addrs[0]
+        } else {
+            emu.addrs[1]
+        }
+    };
+    let mut next: HashMap<std::net::SocketAddr, usize> = HashMap::new();
+    let mut checked = 0;
+    for c in &cells {
+        for a in &c.agents {
+            for r in &a.requests {
+                let addr = addr_of(&a.endpoint);
+                let i = next.entry(addr).or_default();
+                let t = per_listener[&addr][*i];
+                *i += 1;
+                assert_eq!(r.record.output_tokens, Some(u64::from(t.output_tokens)));
+                let truth_ttft = t.first_chunk_offset_us.expect("first chunk") as f64 / 1000.0;
+                let client_ttft = r.record.ttft_ms.expect("ttft");
+                assert!(
+                    client_ttft >= truth_ttft - 0.5,
+                    "client TTFT {client_ttft} before the truth {truth_ttft}"
+                );
+                assert!(
+                    client_ttft - truth_ttft < 25.0,
+                    "client TTFT {client_ttft} vs truth {truth_ttft}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 24,
+        "checked {checked} requests against the truth"
+    );
+    emu.shutdown().await;
+}
