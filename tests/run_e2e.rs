@@ -112,6 +112,11 @@ async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
         assert_eq!(c.contention, Some(false));
         for a in &c.agents {
             assert_eq!(a.files_ingested, Some(6));
+            assert!(a.server_version.is_some(), "provenance: server version");
+            assert!(
+                a.model_digest.as_deref().is_some_and(|d| d.len() == 64),
+                "provenance: model digest"
+            );
             assert_eq!(
                 a.requests.iter().filter(|r| !r.warmup).count(),
                 2,

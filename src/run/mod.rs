@@ -86,6 +86,10 @@ pub struct AgentRun {
     pub duration_ms: f64,
     /// Files the ingest step found (agent workflows).
     pub files_ingested: Option<u32>,
+    /// Server version (`/api/version`) of the agent's endpoint, when it answered.
+    pub server_version: Option<String>,
+    /// Digest of the model on that endpoint (`/api/tags`), when listed.
+    pub model_digest: Option<String>,
     /// Aggregate over its requests.
     pub aggregate: AgentAggregate,
     /// Its requests.
@@ -311,6 +315,8 @@ impl AgentJob {
             options: self.options,
             duration_ms,
             files_ingested: files,
+            server_version: None,
+            model_digest: None,
             aggregate: metrics::aggregate(&recs),
             requests: rows,
         }
@@ -330,6 +336,9 @@ pub async fn execute(
     let mut corpora: HashMap<String, PathBuf> = HashMap::new();
     // Durations of isolated agents, by (config, repetition, agent index).
     let mut isolated: HashMap<(u32, u32, u8), (f64, u64)> = HashMap::new();
+    // Provenance per (endpoint URL, model tag): server version and model digest.
+    let mut provenance: HashMap<(String, String), (Option<String>, Option<String>)> =
+        HashMap::new();
     // What each endpoint has loaded: (model tag, num_gpu, num_ctx).
     let mut loaded: HashMap<String, (String, Option<u32>, Option<u32>)> = HashMap::new();
     let mut failed_cells = 0;
@@ -466,6 +475,15 @@ pub async fn execute(
             let wall_ms = t0.elapsed().as_secs_f64() * 1000.0;
             for a in agents.iter_mut() {
                 let i = c.agents.iter().position(|x| *x.id == *a.agent).unwrap_or(0);
+                let url = spec.endpoints[c.agents[i].endpoint].url.clone();
+                let key = (url.clone(), model.clone());
+                if !provenance.contains_key(&key) {
+                    let client = &clients[&url];
+                    let version = client.version().await.ok();
+                    let digest = client.model_digest(&model).await.ok().flatten();
+                    provenance.insert(key.clone(), (version, digest));
+                }
+                (a.server_version, a.model_digest) = provenance[&key].clone();
                 let mut rows = std::mem::take(&mut pre[i]);
                 rows.append(&mut a.requests);
                 a.requests = rows;
@@ -604,6 +622,8 @@ async fn run_warmup(
         },
         duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
         files_ingested: None,
+        server_version: None,
+        model_digest: None,
         aggregate: AgentAggregate::default(),
         requests: rows,
     };
