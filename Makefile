@@ -28,7 +28,7 @@ release:
 $(BIN): release
 
 test:
-	$(CARGO) test --all-targets
+	$(CARGO) test
 
 lint:
 	$(CARGO) fmt --all -- --check
