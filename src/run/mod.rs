@@ -111,6 +111,12 @@ pub struct CellRecord {
     pub scenario: Option<String>,
     /// Repetition (from 1).
     pub repetition: u32,
+    /// Model tag.
+    pub model: Option<String>,
+    /// When the cell started, ms since the Unix epoch (UTC).
+    pub started_at_unix_ms: f64,
+    /// Attempt number (1 = first try).
+    pub attempt: u32,
     /// `ok` or `failed`.
     pub status: &'static str,
     /// First error of the cell.
@@ -179,6 +185,13 @@ struct AgentJob {
     timeout: Duration,
     max_bytes: usize,
     corpus_root: Option<PathBuf>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_unix_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 fn failed(kind: ErrorKind, message: String) -> RequestRecord {
@@ -657,6 +670,17 @@ fn cell_record(
         config: c.map(|c| c.id.to_string()),
         scenario: c.map(|c| c.scenario.to_string()),
         repetition: node.repetition,
+        model: c.and_then(|c| {
+            plan.reports[node.report as usize]
+                .manifest
+                .spec
+                .models
+                .iter()
+                .find(|m| *m.id == *c.model)
+                .map(|m| m.tag.clone())
+        }),
+        started_at_unix_ms: now_unix_ms() - wall_ms,
+        attempt: 1,
         status: if error.is_none() { "ok" } else { "failed" },
         error,
         wall_ms,
