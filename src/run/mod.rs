@@ -19,6 +19,7 @@ use crate::manifest::{Corpus, EndpointKind, Options, Role, Task};
 use crate::metrics::{self, AgentAggregate};
 use crate::plan::{NodeKind, Plan, PlanNode};
 use crate::workload::{self, Stage};
+use petgraph::graph::NodeIndex;
 
 /// Errors that stop a run before or between cells.
 #[derive(Debug, thiserror::Error)]
@@ -336,24 +337,255 @@ impl AgentJob {
     }
 }
 
-/// Executes every runnable node of `plan` in schedule order and hands each finished cell to
-/// `sink`. Analysis and report nodes are skipped (later stages). Returns the number of
-/// failed cells.
+/// What an endpoint has loaded: (model tag, num_gpu, num_ctx).
+type LoadedSet = (String, Option<u32>, Option<u32>);
+/// Server version and model digest.
+type Provenance = (Option<String>, Option<String>);
+
+/// Durations and output tokens of agents run alone, by (configuration, repetition, agent).
+pub type IsolatedResults = HashMap<(u32, u32, u8), (f64, u64)>;
+
+/// What running cells needs: one client per endpoint URL, the prepared corpora, what each
+/// endpoint has loaded, and the provenance learned so far. Shared by the sequential
+/// [`execute`] and the campaign scheduler.
+pub struct Runner {
+    clients: HashMap<String, Arc<OllamaClient>>,
+    corpora: HashMap<(usize, usize), PathBuf>,
+    /// What each endpoint has loaded: (model tag, num_gpu, num_ctx).
+    loaded: tokio::sync::Mutex<HashMap<String, LoadedSet>>,
+    /// Server version and model digest per (endpoint URL, model tag).
+    provenance: tokio::sync::Mutex<HashMap<(String, String), Provenance>>,
+    opts: RunOptions,
+}
+
+impl Runner {
+    /// Creates clients for every endpoint of the plan and prepares every corpus.
+    pub fn prepare(plan: &Plan, opts: &RunOptions) -> Result<Runner, RunError> {
+        let mut clients: HashMap<String, Arc<OllamaClient>> = HashMap::new();
+        let mut corpora = HashMap::new();
+        let mut cache = HashMap::new();
+        for (ri, rp) in plan.reports.iter().enumerate() {
+            let spec = &rp.manifest.spec;
+            for e in &spec.endpoints {
+                if clients.contains_key(&e.url) {
+                    continue;
+                }
+                if e.kind == EndpointKind::Openai {
+                    return Err(RunError::Endpoint {
+                        endpoint: e.id.clone(),
+                        url: e.url.clone(),
+                        message: "the OpenAI-compatible backend is not built yet; use an `ollama` or `emulator` endpoint".into(),
+                    });
+                }
+                let c = OllamaClient::new(&e.url).map_err(|err| RunError::Endpoint {
+                    endpoint: e.id.clone(),
+                    url: e.url.clone(),
+                    message: err.to_string(),
+                })?;
+                clients.insert(e.url.clone(), Arc::new(c));
+            }
+            for (wi, w) in spec.workloads.iter().enumerate() {
+                if let Task::AgentWorkflow { corpus, .. } = &w.task {
+                    let dir = prepare_corpus(corpus, &rp.manifest.path, opts, &mut cache)?;
+                    corpora.insert((ri, wi), dir);
+                }
+            }
+        }
+        Ok(Runner {
+            clients,
+            corpora,
+            loaded: tokio::sync::Mutex::new(HashMap::new()),
+            provenance: tokio::sync::Mutex::new(HashMap::new()),
+            opts: opts.clone(),
+        })
+    }
+
+    /// The client of an endpoint URL.
+    pub fn client(&self, url: &str) -> Option<&Arc<OllamaClient>> {
+        self.clients.get(url)
+    }
+
+    /// Forgets what endpoints have loaded (after a failure the server may have restarted).
+    pub async fn forget_loaded(&self, url: &str) {
+        self.loaded.lock().await.remove(url);
+    }
+
+    /// Runs one warm-up, single, isolated or concurrent node and returns its record.
+    /// `isolated` supplies the agents-alone results a concurrent cell is compared with.
+    pub async fn run_cell(
+        &self,
+        plan: &Plan,
+        ni: NodeIndex,
+        isolated: &IsolatedResults,
+    ) -> CellRecord {
+        let node = &plan.graph[ni];
+        let rp = &plan.reports[node.report as usize];
+        let spec = &rp.manifest.spec;
+        if node.kind == NodeKind::Warmup {
+            let w = &plan.warmups[node.warmup as usize];
+            self.loaded
+                .lock()
+                .await
+                .insert(w.url.clone(), (w.model_tag.clone(), w.num_gpu, w.num_ctx));
+            return run_warmup(plan, node, &self.clients, &self.opts).await;
+        }
+        let c = &plan.configs[node.config as usize];
+        let w = &spec.workloads[c.workload];
+        let corpus_root = self
+            .corpora
+            .get(&(node.report as usize, c.workload))
+            .cloned();
+        let model = spec
+            .models
+            .iter()
+            .find(|m| *m.id == *c.model)
+            .map(|m| m.tag.clone())
+            .unwrap_or_default();
+        let jobs: Vec<AgentJob> = c
+            .agents
+            .iter()
+            .map(|a| {
+                let e = &spec.endpoints[a.endpoint];
+                AgentJob {
+                    client: self.clients[&e.url].clone(),
+                    endpoint: e.id.clone(),
+                    agent: a.id.to_string(),
+                    role: a.role,
+                    model: model.clone(),
+                    task: w.task.clone(),
+                    api: w.api,
+                    stream: w.stream,
+                    keep_alive: w.keep_alive.clone(),
+                    options: a.options.clone(),
+                    timeout: Duration::from_secs_f64(spec.request_timeout_s),
+                    max_bytes: self.opts.max_response_bytes,
+                    corpus_root: corpus_root.clone(),
+                }
+            })
+            .collect();
+        // Ollama reloads the model when num_gpu/num_ctx change: with repetitions interleaved,
+        // re-warm an endpoint whose loaded option set differs, before the timers start. These
+        // requests are recorded, flagged and never averaged in.
+        let mut pre: Vec<Vec<RequestRow>> = vec![Vec::new(); jobs.len()];
+        if spec.warmup.policy == crate::manifest::WarmupMode::PerOptionSet {
+            for (i, j) in jobs.iter().enumerate() {
+                if node.kind == NodeKind::Isolated && i != node.agent as usize {
+                    continue;
+                }
+                let url = &spec.endpoints[c.agents[i].endpoint].url;
+                let want = (j.model.clone(), j.options.num_gpu, j.options.num_ctx);
+                if self.loaded.lock().await.get(url) == Some(&want) {
+                    continue;
+                }
+                for k in 0..spec.warmup.requests {
+                    let req = LlmRequest {
+                        prompt: spec.warmup.prompt.clone(),
+                        options: Options {
+                            num_gpu: want.1,
+                            num_ctx: want.2,
+                            ..Options::default()
+                        },
+                        ..j.request(String::new())
+                    };
+                    pre[i].push(row(Stage::Warmup, k, true, j.client.send(&req).await));
+                }
+                self.loaded.lock().await.insert(url.clone(), want);
+            }
+        }
+        let t0 = Instant::now();
+        let mut agents: Vec<AgentRun> = match node.kind {
+            NodeKind::Isolated => {
+                let job = jobs[node.agent as usize].clone();
+                vec![job.run(true).await]
+            }
+            NodeKind::Concurrent => {
+                let handles: Vec<_> = jobs
+                    .into_iter()
+                    .map(|j| tokio::spawn(j.run(false)))
+                    .collect();
+                let mut out = Vec::new();
+                for h in handles {
+                    match h.await {
+                        Ok(a) => out.push(a),
+                        Err(e) => tracing::error!("agent task failed: {e}"),
+                    }
+                }
+                out
+            }
+            _ => {
+                let mut out = Vec::new();
+                for j in jobs {
+                    out.push(j.run(true).await);
+                }
+                out
+            }
+        };
+        let wall_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        for a in agents.iter_mut() {
+            let i = c.agents.iter().position(|x| *x.id == *a.agent).unwrap_or(0);
+            let mut rows = std::mem::take(&mut pre[i]);
+            rows.append(&mut a.requests);
+            a.requests = rows;
+            let url = spec.endpoints[c.agents[i].endpoint].url.clone();
+            let key = (url.clone(), model.clone());
+            let known = self.provenance.lock().await.get(&key).cloned();
+            let found = match known {
+                Some(p) => p,
+                None => {
+                    let client = &self.clients[&url];
+                    let p = (
+                        client.version().await.ok(),
+                        client.model_digest(&model).await.ok().flatten(),
+                    );
+                    self.provenance.lock().await.insert(key, p.clone());
+                    p
+                }
+            };
+            (a.server_version, a.model_digest) = found;
+        }
+        let mut rec = cell_record(plan, node, agents, wall_ms, &self.opts);
+        if node.kind == NodeKind::Concurrent {
+            let iso: Option<Vec<(f64, u64)>> = (0..c.agents.len())
+                .map(|i| {
+                    isolated
+                        .get(&(node.config, node.repetition, i as u8))
+                        .copied()
+                })
+                .collect();
+            if let Some(iso) = iso {
+                let durations: Vec<f64> = iso.iter().map(|x| x.0).collect();
+                let tokens: u64 = iso.iter().map(|x| x.1).sum();
+                let sum: f64 = durations.iter().sum();
+                rec.isolated_sum_ms = Some(sum);
+                rec.true_speedup = metrics::true_speedup(&durations, wall_ms);
+                rec.true_efficiency_pct = rec
+                    .true_speedup
+                    .and_then(|s| metrics::efficiency_pct(s, durations.len()));
+                rec.isolated_aggregate_tok_s = metrics::aggregate_tok_s(tokens, sum);
+            }
+        }
+        rec
+    }
+}
+
+/// The agents-alone result an isolated cell contributes: (duration, output tokens).
+pub fn isolated_result(rec: &CellRecord) -> Option<(f64, u64)> {
+    rec.agents
+        .first()
+        .map(|a| (a.duration_ms, a.aggregate.output_tokens))
+}
+
+/// Executes every runnable node of `plan` in schedule order, one at a time and in memory,
+/// handing each finished cell to `sink`. Analysis and report nodes are skipped (later
+/// stages). Returns the number of failed cells.
 pub async fn execute(
     plan: &Plan,
     opts: &RunOptions,
     mut sink: impl FnMut(&CellRecord) -> Result<(), RunError>,
     cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<usize, RunError> {
-    let mut clients: HashMap<String, Arc<OllamaClient>> = HashMap::new();
-    let mut corpora: HashMap<String, PathBuf> = HashMap::new();
-    // Durations of isolated agents, by (config, repetition, agent index).
-    let mut isolated: HashMap<(u32, u32, u8), (f64, u64)> = HashMap::new();
-    // Provenance per (endpoint URL, model tag): server version and model digest.
-    let mut provenance: HashMap<(String, String), (Option<String>, Option<String>)> =
-        HashMap::new();
-    // What each endpoint has loaded: (model tag, num_gpu, num_ctx).
-    let mut loaded: HashMap<String, (String, Option<u32>, Option<u32>)> = HashMap::new();
+    let runner = Runner::prepare(plan, opts)?;
+    let mut isolated: IsolatedResults = HashMap::new();
     let mut failed_cells = 0;
     for &ni in &plan.order {
         if *cancel.borrow() {
@@ -363,175 +595,13 @@ pub async fn execute(
         if matches!(node.kind, NodeKind::Analysis | NodeKind::Report) {
             continue;
         }
-        let rp = &plan.reports[node.report as usize];
-        let spec = &rp.manifest.spec;
-        // Clients per endpoint URL.
-        for e in &spec.endpoints {
-            if clients.contains_key(&e.url) {
-                continue;
-            }
-            if e.kind == EndpointKind::Openai {
-                return Err(RunError::Endpoint {
-                    endpoint: e.id.clone(),
-                    url: e.url.clone(),
-                    message: "the OpenAI-compatible backend is not built yet; use an `ollama` or `emulator` endpoint".into(),
-                });
-            }
-            let c = OllamaClient::new(&e.url).map_err(|err| RunError::Endpoint {
-                endpoint: e.id.clone(),
-                url: e.url.clone(),
-                message: err.to_string(),
-            })?;
-            clients.insert(e.url.clone(), Arc::new(c));
+        let record = runner.run_cell(plan, ni, &isolated).await;
+        if node.kind == NodeKind::Isolated
+            && record.status == "ok"
+            && let Some(r) = isolated_result(&record)
+        {
+            isolated.insert((node.config, node.repetition, node.agent), r);
         }
-        let record = if node.kind == NodeKind::Warmup {
-            let w = &plan.warmups[node.warmup as usize];
-            loaded.insert(w.url.clone(), (w.model_tag.clone(), w.num_gpu, w.num_ctx));
-            run_warmup(plan, node, &clients, opts).await
-        } else {
-            let c = &plan.configs[node.config as usize];
-            let w = &spec.workloads[c.workload];
-            let corpus_root = match &w.task {
-                Task::AgentWorkflow { corpus, .. } => Some(prepare_corpus(
-                    corpus,
-                    &rp.manifest.path,
-                    opts,
-                    &mut corpora,
-                )?),
-                _ => None,
-            };
-            let model = spec
-                .models
-                .iter()
-                .find(|m| *m.id == *c.model)
-                .map(|m| m.tag.clone())
-                .unwrap_or_default();
-            let jobs: Vec<AgentJob> = c
-                .agents
-                .iter()
-                .map(|a| {
-                    let e = &spec.endpoints[a.endpoint];
-                    AgentJob {
-                        client: clients[&e.url].clone(),
-                        endpoint: e.id.clone(),
-                        agent: a.id.to_string(),
-                        role: a.role,
-                        model: model.clone(),
-                        task: w.task.clone(),
-                        api: w.api,
-                        stream: w.stream,
-                        keep_alive: w.keep_alive.clone(),
-                        options: a.options.clone(),
-                        timeout: Duration::from_secs_f64(spec.request_timeout_s),
-                        max_bytes: opts.max_response_bytes,
-                        corpus_root: corpus_root.clone(),
-                    }
-                })
-                .collect();
-            // Ollama reloads the model when num_gpu/num_ctx change: with repetitions
-            // interleaved, re-warm an endpoint whose loaded option set differs, before the
-            // timers start. These requests are recorded, flagged and never averaged in.
-            let mut pre: Vec<Vec<RequestRow>> = vec![Vec::new(); jobs.len()];
-            if spec.warmup.policy == crate::manifest::WarmupMode::PerOptionSet {
-                for (i, j) in jobs.iter().enumerate() {
-                    if !(node.kind != NodeKind::Isolated || i == node.agent as usize) {
-                        continue;
-                    }
-                    let url = &spec.endpoints[c.agents[i].endpoint].url;
-                    let want = (j.model.clone(), j.options.num_gpu, j.options.num_ctx);
-                    if loaded.get(url) == Some(&want) {
-                        continue;
-                    }
-                    for k in 0..spec.warmup.requests {
-                        let req = LlmRequest {
-                            prompt: spec.warmup.prompt.clone(),
-                            options: Options {
-                                num_gpu: want.1,
-                                num_ctx: want.2,
-                                ..Options::default()
-                            },
-                            ..j.request(String::new())
-                        };
-                        pre[i].push(row(Stage::Warmup, k, true, j.client.send(&req).await));
-                    }
-                    loaded.insert(url.clone(), want);
-                }
-            }
-            let t0 = Instant::now();
-            let mut agents: Vec<AgentRun> = match node.kind {
-                NodeKind::Isolated => {
-                    let job = jobs[node.agent as usize].clone();
-                    vec![job.run(true).await]
-                }
-                NodeKind::Concurrent => {
-                    let handles: Vec<_> = jobs
-                        .into_iter()
-                        .map(|j| tokio::spawn(j.run(false)))
-                        .collect();
-                    let mut out = Vec::new();
-                    for h in handles {
-                        match h.await {
-                            Ok(a) => out.push(a),
-                            Err(e) => tracing::error!("agent task failed: {e}"),
-                        }
-                    }
-                    out
-                }
-                _ => {
-                    let mut out = Vec::new();
-                    for j in jobs {
-                        out.push(j.run(true).await);
-                    }
-                    out
-                }
-            };
-            let wall_ms = t0.elapsed().as_secs_f64() * 1000.0;
-            for a in agents.iter_mut() {
-                let i = c.agents.iter().position(|x| *x.id == *a.agent).unwrap_or(0);
-                let url = spec.endpoints[c.agents[i].endpoint].url.clone();
-                let key = (url.clone(), model.clone());
-                if !provenance.contains_key(&key) {
-                    let client = &clients[&url];
-                    let version = client.version().await.ok();
-                    let digest = client.model_digest(&model).await.ok().flatten();
-                    provenance.insert(key.clone(), (version, digest));
-                }
-                (a.server_version, a.model_digest) = provenance[&key].clone();
-                let mut rows = std::mem::take(&mut pre[i]);
-                rows.append(&mut a.requests);
-                a.requests = rows;
-            }
-            let mut rec = cell_record(plan, node, agents, wall_ms, opts);
-            if node.kind == NodeKind::Isolated
-                && let Some(a) = rec.agents.first()
-            {
-                isolated.insert(
-                    (node.config, node.repetition, node.agent),
-                    (a.duration_ms, a.aggregate.output_tokens),
-                );
-            }
-            if node.kind == NodeKind::Concurrent {
-                let iso: Option<Vec<(f64, u64)>> = (0..c.agents.len())
-                    .map(|i| {
-                        isolated
-                            .get(&(node.config, node.repetition, i as u8))
-                            .copied()
-                    })
-                    .collect();
-                if let Some(iso) = iso {
-                    let durations: Vec<f64> = iso.iter().map(|x| x.0).collect();
-                    let tokens: u64 = iso.iter().map(|x| x.1).sum();
-                    let sum: f64 = durations.iter().sum();
-                    rec.isolated_sum_ms = Some(sum);
-                    rec.true_speedup = metrics::true_speedup(&durations, wall_ms);
-                    rec.true_efficiency_pct = rec
-                        .true_speedup
-                        .and_then(|s| metrics::efficiency_pct(s, durations.len()));
-                    rec.isolated_aggregate_tok_s = metrics::aggregate_tok_s(tokens, sum);
-                }
-            }
-            rec
-        };
         if record.status != "ok" {
             failed_cells += 1;
         }
