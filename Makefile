@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness \
+.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS))
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "reproduce-<report>  run a report's campaign (not built yet)"
 	@echo "bench-plan      time and peak memory of planning >= 1,000,000 cells"
 	@echo "bench-harness   client timing accuracy and CPU per token vs ground truth, and vs the ollama Python client"
+	@echo "bench-store     resume scan and full verification of a 100,000-cell campaign (generated once under target/bench-store/)"
 	@echo "ci              what .ci/run runs after installing tools"
 
 build:
@@ -63,5 +64,8 @@ bench-harness:
 	@python3 -c 'import ollama' 2>/dev/null || python3 -m pip install --quiet ollama \
 	  || echo "warning: the ollama Python package could not be installed; the Python column stays empty" >&2
 	$(CARGO) bench --bench harness
+
+bench-store:
+	$(CARGO) bench --bench store
 
 ci: lint test schema-check validate

@@ -52,11 +52,12 @@ pub enum Command {
         #[arg(long, value_name = "ID_PREFIX", conflicts_with = "format")]
         explain: Option<String>,
     },
-    /// Run manifests against their servers, cell by cell, and write one JSON record per
-    /// finished cell (a first cut: no durable store or resume yet).
+    /// Run manifests into a campaign: resumes what is committed, runs the rest.
     Run(RunArgs),
-    /// Show a campaign's progress (not built yet).
-    Status(Pending),
+    /// Show a campaign's progress, its failures and what a resume would do.
+    Status(StatusArgs),
+    /// Write the hive-partitioned dataset `tables/` of a campaign for notebooks.
+    Compact(CompactArgs),
     /// Compute summary statistics from a campaign's tables (not built yet).
     Analyze(Pending),
     /// Write TR-style reports with reproduction verdicts (not built yet).
@@ -91,12 +92,56 @@ pub struct RunArgs {
     /// Manifest files.
     #[arg(required = true, value_name = "MANIFEST")]
     pub manifests: Vec<PathBuf>,
-    /// Write the cell records (JSON lines) to this file instead of stdout.
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// Directory for generated corpora (default: a `chimera-work` folder in the system temp dir).
+    /// Data directory; the campaign lives in `<DATA>/<CAMPAIGN>/`.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Campaign name (default: the manifests' file stems joined with `+`).
+    #[arg(long, value_name = "NAME")]
+    pub campaign: Option<String>,
+    /// Run committed cells again: `all`, a cell-id prefix, `config=<id>`, `report=<id>`,
+    /// `kind=<kind>` (repeatable).
+    #[arg(long, value_name = "SELECTOR")]
+    pub force: Vec<String>,
+    /// Stop at the first cell that fails for good.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Do not reuse cells from the shared cache (`<DATA>/.cache`).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Time limit per cell attempt, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub cell_timeout: Option<f64>,
+    /// Directory for generated corpora (default: `<DATA>/.work`).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Also write every cell record as a JSON line to this file.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+}
+
+/// Arguments of `chimera status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Data directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Campaign name (optional when the data directory holds one campaign).
+    #[arg(long, value_name = "NAME")]
+    pub campaign: Option<String>,
+    /// Recompute every part's SHA-256 (slower).
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// Arguments of `chimera compact`.
+#[derive(Debug, clap::Args)]
+pub struct CompactArgs {
+    /// Data directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Campaign name (optional when the data directory holds one campaign).
+    #[arg(long, value_name = "NAME")]
+    pub campaign: Option<String>,
 }
 
 /// Arguments of a subcommand that is not built yet (accepted and ignored).

@@ -41,6 +41,15 @@ pub enum Error {
     /// A run could not go on.
     #[error(transparent)]
     Run(#[from] crate::run::RunError),
+    /// The campaign stopped (store, tables, runner).
+    #[error(transparent)]
+    Campaign(#[from] crate::run::campaign::CampaignError),
+    /// `chimera status` could not report.
+    #[error(transparent)]
+    Status(#[from] crate::run::status::StatusError),
+    /// Tables could not be read or written.
+    #[error(transparent)]
+    Table(crate::table::TableError),
     /// The run finished, but some cells failed (their errors are in the records).
     #[error("{failed} of {total} cells failed; their errors are in the cell records")]
     FailedCells {
@@ -63,6 +72,7 @@ impl Error {
             Error::Interrupted => EXIT_INTERRUPTED,
             Error::Run(_) => EXIT_INVALID_INPUT,
             Error::FailedCells { .. } => EXIT_FAILED_CELLS,
+            Error::Campaign(_) | Error::Status(_) | Error::Table(_) => EXIT_INVALID_INPUT,
         }
     }
 }

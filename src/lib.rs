@@ -19,6 +19,8 @@ pub mod manifest;
 pub mod metrics;
 pub mod plan;
 pub mod run;
+pub mod store;
+pub mod table;
 pub mod workload;
 
 use std::io::Write;
@@ -106,80 +108,108 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// `chimera run`: plan, then execute every cell in order; records go to `--out` or stdout.
-fn run_command(args: cli::RunArgs) -> Result<(), Error> {
-    let plan = plan::build(&args.manifests)?;
-    let work_dir = args
-        .work_dir
-        .unwrap_or_else(|| std::env::temp_dir().join("chimera-work"));
-    let opts = run::RunOptions::new(work_dir);
-    let mut sink: Box<dyn Write> = match &args.out {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
-            |e| {
-                Error::Output(std::io::Error::new(
-                    e.kind(),
-                    format!("{}: {e}", p.display()),
-                ))
-            },
-        )?)),
-        None => Box::new(std::io::stdout()),
-    };
-    let total = plan
-        .order
+/// The default campaign name: the manifests' file stems joined with `+`.
+fn campaign_name(manifests: &[std::path::PathBuf]) -> String {
+    let stems: Vec<String> = manifests
         .iter()
-        .filter(|&&n| {
-            !matches!(
-                plan.graph[n].kind,
-                plan::NodeKind::Analysis | plan::NodeKind::Report
+        .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
+        .collect();
+    if stems.is_empty() {
+        "campaign".to_owned()
+    } else {
+        stems.join("+")
+    }
+}
+
+/// `chimera run`: plan, then run the plan into the campaign store (resuming it).
+fn run_command(args: cli::RunArgs) -> Result<(), Error> {
+    let plan = std::sync::Arc::new(plan::build(&args.manifests)?);
+    let name = args
+        .campaign
+        .clone()
+        .unwrap_or_else(|| campaign_name(&args.manifests));
+    let entries: Vec<store::ManifestEntry> = plan
+        .reports
+        .iter()
+        .map(|r| {
+            store::ManifestEntry::new(
+                &r.manifest.path.display().to_string(),
+                &r.report,
+                &r.manifest.source,
             )
         })
-        .count();
+        .collect();
+    let work_dir = args
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| args.data.join(".work"));
+    let run_opts = run::RunOptions::new(work_dir);
+    let opts = run::campaign::CampaignOptions {
+        data: args.data.clone(),
+        name,
+        force: args.force.clone(),
+        fail_fast: args.fail_fast,
+        use_cache: !args.no_cache,
+        cell_timeout: args.cell_timeout.map(std::time::Duration::from_secs_f64),
+        progress: true,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Output)?;
-    let mut done = 0usize;
     let outcome = rt.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let exec = run::execute(
-            &plan,
-            &opts,
-            |cell| {
-                done += 1;
-                eprintln!(
-                    "[{done}/{total}] {:<10} {} {} rep {}  {}  {:.0} ms{}",
-                    cell.kind,
-                    cell.report,
-                    cell.config.as_deref().unwrap_or("-"),
-                    cell.repetition,
-                    cell.status,
-                    cell.wall_ms,
-                    cell.error
-                        .as_ref()
-                        .map(|e| format!("  ({e})"))
-                        .unwrap_or_default()
-                );
-                serde_json::to_writer(&mut sink, cell)
-                    .map_err(|e| run::RunError::Output(e.into()))?;
-                sink.write_all(b"\n")
-                    .and_then(|()| sink.flush())
-                    .map_err(run::RunError::Output)
-            },
-            rx,
-        );
-        tokio::select! {
-            r = exec => Some(r),
-            _ = tokio::signal::ctrl_c() => {
-                let _ = tx.send(true);
-                None
+        tokio::spawn(async move {
+            wait_for_stop().await;
+            let _ = tx.send(true);
+        });
+        run::campaign::run_campaign(plan.clone(), entries, &opts, &run_opts, rx).await
+    });
+    let summary = match outcome {
+        Ok(s) => s,
+        Err(run::campaign::CampaignError::Interrupted) => return Err(Error::Interrupted),
+        Err(e) => return Err(Error::Campaign(e)),
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "{} cells: {} committed before, {} measured, {} from the shared cache, {} failed, {} blocked by a failed dependency",
+        summary.total,
+        summary.committed_before,
+        summary.ran,
+        summary.cached,
+        summary.failed.len(),
+        summary.blocked
+    );
+    if summary.failed.is_empty() && summary.blocked == 0 {
+        Ok(())
+    } else {
+        Err(Error::FailedCells {
+            failed: summary.failed.len() + summary.blocked,
+            total: summary.total,
+        })
+    }
+}
+
+/// Resolves when the process receives Ctrl-C (SIGINT) or SIGTERM.
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
-    });
-    match outcome {
-        None => Err(Error::Interrupted),
-        Some(Err(e)) => Err(Error::Run(e)),
-        Some(Ok(0)) => Ok(()),
-        Some(Ok(n)) => Err(Error::FailedCells { failed: n, total }),
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -244,12 +274,41 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             .write_all(manifest::schema_json().as_bytes())
             .map_err(Error::Output)?,
         Command::Run(args) => return run_command(args),
-        Command::Status(_) => {
-            return Err(Error::NotBuilt {
-                command: "status",
-                what: "campaign progress from the store",
-                help: "`chimera plan <manifest>` shows the planned cells",
-            });
+        Command::Status(args) => {
+            let text = run::status::status(&args.data, args.campaign.as_deref(), args.verify)?;
+            out.write_all(text.as_bytes()).map_err(Error::Output)?;
+        }
+        Command::Compact(args) => {
+            let name = match args.campaign {
+                Some(n) => n,
+                None => match run::status::campaigns(&args.data).as_slice() {
+                    [one] => one.clone(),
+                    other => {
+                        return Err(Error::Status(run::status::StatusError::Choose(format!(
+                            "`{}` holds {} campaign(s){}\n  = help: pick one with --campaign NAME",
+                            args.data.display(),
+                            other.len(),
+                            if other.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {}", other.join(", "))
+                            }
+                        ))));
+                    }
+                },
+            };
+            let summary = table::compact(&args.data.join(&name)).map_err(Error::Table)?;
+            writeln!(
+                out,
+                "compacted {} cell(s) of {} report(s) into {}",
+                summary.cell_dirs,
+                summary.reports.len(),
+                args.data.join(&name).join("tables").display()
+            )
+            .map_err(Error::Output)?;
+            for (t, n) in &summary.rows {
+                writeln!(out, "  {t:<10} {n} row(s)").map_err(Error::Output)?;
+            }
         }
         Command::Analyze(_) => {
             return Err(Error::NotBuilt {

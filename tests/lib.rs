@@ -8,5 +8,7 @@ mod experiments;
 mod invalid;
 mod props;
 mod run_e2e;
+mod store;
 mod support;
+mod table;
 mod workload;

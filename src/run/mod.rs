@@ -6,6 +6,9 @@
 //! around the join. Every finished cell becomes a [`CellRecord`]: its agents, their requests,
 //! and the published and honest metrics.
 
+pub mod campaign;
+pub mod status;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -122,6 +125,8 @@ pub struct CellRecord {
     pub status: &'static str,
     /// First error of the cell.
     pub error: Option<String>,
+    /// Kind of the first error.
+    pub error_kind: Option<ErrorKind>,
     /// Wall clock of the cell (concurrent: around the join), ms.
     pub wall_ms: f64,
     /// Published speedup: Σ agent durations during the concurrent run / wall.
@@ -727,12 +732,12 @@ fn cell_record(
     opts: &RunOptions,
 ) -> CellRecord {
     let c = (node.config != crate::plan::NONE).then(|| &plan.configs[node.config as usize]);
-    let error = agents.iter().flat_map(|a| a.requests.iter()).find_map(|r| {
-        r.record
-            .error
-            .as_ref()
-            .map(|e| format!("{}: {}", e.kind.name(), e.message))
-    });
+    let first_error = agents
+        .iter()
+        .flat_map(|a| a.requests.iter())
+        .find_map(|r| r.record.error.as_ref());
+    let error = first_error.map(|e| format!("{}: {}", e.kind.name(), e.message));
+    let error_kind = first_error.map(|e| e.kind);
     let mut rec = CellRecord {
         cell_id: node.id.hex(),
         kind: node.kind.name(),
@@ -753,6 +758,7 @@ fn cell_record(
         attempt: 1,
         status: if error.is_none() { "ok" } else { "failed" },
         error,
+        error_kind,
         wall_ms,
         published_speedup: None,
         published_efficiency_pct: None,

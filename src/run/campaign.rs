@@ -1,0 +1,899 @@
+//! The campaign scheduler: runs a plan into a crash-safe store, resuming what is committed.
+//!
+//! One owner loop holds all run state. It starts a cell only when every dependency is
+//! committed and it can take, all at once, every resource (GPU) behind the cell's endpoints;
+//! cells on disjoint resources run in parallel. Workers run a cell (with retries per the
+//! manifest's policy and an optional per-cell timeout), commit it, and report back over a
+//! channel; the owner journals, releases resources and updates the progress display.
+//! Ctrl-C stops starting cells, cancels the ones in flight and keeps every committed cell.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{IsTerminal, Write as _};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use petgraph::Direction;
+use petgraph::graph::NodeIndex;
+use tokio::sync::mpsc;
+
+use super::{
+    CellRecord, IsolatedResults, RunError, RunOptions, Runner, isolated_result, now_unix_ms,
+};
+use crate::backend::ErrorKind;
+use crate::manifest::{RetryPolicy, RetryableError};
+use crate::plan::{NodeKind, Plan, SplitMix64};
+use crate::store::{
+    Cache, Campaign, CampaignInfo, CommitOutcome, JournalEvent, ManifestEntry, StoreError,
+};
+use crate::table::{self, TableError};
+
+/// Errors that stop a campaign.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    /// The store refused (lock held, newer format, read-only, full disk...).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A cell's tables could not be encoded.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// The runner could not be prepared.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// Ctrl-C / SIGTERM.
+    #[error("interrupted; committed cells are kept, run the same command to resume")]
+    Interrupted,
+    /// A `--force` selector matched nothing.
+    #[error(
+        "`--force {0}` matches no cell of this plan\n  = help: use `all`, a cell-id prefix, `config=<id>`, `report=<id>` or `kind=<kind>`"
+    )]
+    Selector(String),
+}
+
+/// Settings of a campaign run.
+#[derive(Debug, Clone)]
+pub struct CampaignOptions {
+    /// Data directory (campaigns live in `<data>/<name>/`).
+    pub data: PathBuf,
+    /// Campaign name.
+    pub name: String,
+    /// Selectors of committed cells to run again.
+    pub force: Vec<String>,
+    /// Stop at the first cell that fails for good.
+    pub fail_fast: bool,
+    /// Reuse cells from the shared cache when the environment fingerprint matches.
+    pub use_cache: bool,
+    /// Per-cell time limit (all attempts of one try).
+    pub cell_timeout: Option<Duration>,
+    /// Show a progress bar (when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// What a campaign run did.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignSummary {
+    /// Cells of the plan (warm-ups included).
+    pub total: usize,
+    /// Cells already committed when the run started.
+    pub committed_before: usize,
+    /// Cells committed by this run (measured).
+    pub ran: usize,
+    /// Cells adopted from the shared cache.
+    pub cached: usize,
+    /// Cells that failed for good: (cell id, error).
+    pub failed: Vec<(String, String)>,
+    /// Cells not started because a dependency failed.
+    pub blocked: usize,
+}
+
+/// The retry class of an error kind, if the policy may retry it.
+pub fn retry_class(kind: ErrorKind) -> Option<RetryableError> {
+    match kind {
+        ErrorKind::ConnectionRefused => Some(RetryableError::Connect),
+        ErrorKind::Timeout => Some(RetryableError::Timeout),
+        ErrorKind::ServerError | ErrorKind::QueueFull | ErrorKind::HttpStatus => {
+            Some(RetryableError::ServerError)
+        }
+        ErrorKind::StreamError | ErrorKind::Truncated | ErrorKind::MalformedResponse => {
+            Some(RetryableError::Stream)
+        }
+        ErrorKind::ModelNotFound | ErrorKind::BadRequest | ErrorKind::TooLarge => None,
+    }
+}
+
+/// Delay before retry `attempt` (1 = first retry): exponential from `backoff_ms`, capped at
+/// `max_backoff_ms`, with ±50 % jitter drawn from a PRNG seeded by the cell id.
+pub fn backoff(policy: &RetryPolicy, attempt: u32, cell_id: &str) -> Duration {
+    let base = policy
+        .backoff_ms
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
+    let capped = base.min(policy.max_backoff_ms) as f64;
+    let factor = if policy.jitter {
+        let seed = cell_id.bytes().fold(u64::from(attempt), |h, b| {
+            h.wrapping_mul(31).wrapping_add(u64::from(b))
+        });
+        0.5 + (SplitMix64(seed).next_u64() % 1000) as f64 / 1000.0
+    } else {
+        1.0
+    };
+    Duration::from_millis((capped * factor) as u64)
+}
+
+/// The resources a node needs: those of the endpoints its agents (or its warm-up) use.
+fn resources(plan: &Plan, ni: NodeIndex) -> Vec<String> {
+    let n = &plan.graph[ni];
+    let spec = &plan.reports[n.report as usize].manifest.spec;
+    let mut r: Vec<String> = match n.kind {
+        NodeKind::Warmup => {
+            let w = &plan.warmups[n.warmup as usize];
+            spec.endpoints
+                .iter()
+                .filter(|e| e.url == w.url)
+                .map(|e| e.resource.clone())
+                .collect()
+        }
+        NodeKind::Isolated => {
+            let c = &plan.configs[n.config as usize];
+            c.agents
+                .get(n.agent as usize)
+                .map(|a| spec.endpoints[a.endpoint].resource.clone())
+                .into_iter()
+                .collect()
+        }
+        NodeKind::Single | NodeKind::Concurrent => {
+            let c = &plan.configs[n.config as usize];
+            c.agents
+                .iter()
+                .map(|a| spec.endpoints[a.endpoint].resource.clone())
+                .collect()
+        }
+        NodeKind::Analysis | NodeKind::Report => Vec::new(),
+    };
+    r.sort();
+    r.dedup();
+    r
+}
+
+fn is_cell(plan: &Plan, ni: NodeIndex) -> bool {
+    !matches!(plan.graph[ni].kind, NodeKind::Analysis | NodeKind::Report)
+}
+
+/// Whether a `--force` selector matches a node.
+fn selects(plan: &Plan, ni: NodeIndex, sel: &str) -> bool {
+    let n = &plan.graph[ni];
+    let config = (n.config != crate::plan::NONE).then(|| &*plan.configs[n.config as usize].id);
+    match sel.split_once('=') {
+        Some(("config", v)) => config == Some(v),
+        Some(("report", v)) => plan.reports[n.report as usize].report == v,
+        Some(("kind", v)) => n.kind.name() == v,
+        Some(_) => false,
+        None if sel == "all" => true,
+        None => sel.len() >= 4 && n.id.hex().starts_with(&sel.to_ascii_lowercase()),
+    }
+}
+
+/// The metadata committed with a cell: enough to resume without reading its Parquet parts.
+fn cell_meta(rec: &CellRecord) -> serde_json::Value {
+    serde_json::json!({
+        "kind": rec.kind,
+        "report": rec.report,
+        "config": rec.config,
+        "repetition": rec.repetition,
+        "status": rec.status,
+        "agents": rec.agents.iter().map(|a| serde_json::json!({
+            "agent": a.agent,
+            "duration_ms": a.duration_ms,
+            "output_tokens": a.aggregate.output_tokens,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn isolated_from_meta(meta: &serde_json::Value) -> Option<(f64, u64)> {
+    let a = meta.get("agents")?.get(0)?;
+    Some((
+        a.get("duration_ms")?.as_f64()?,
+        a.get("output_tokens")?.as_u64()?,
+    ))
+}
+
+enum Event {
+    Started {
+        ni: NodeIndex,
+        attempt: u32,
+    },
+    Retrying {
+        ni: NodeIndex,
+        attempt: u32,
+        kind: String,
+        message: String,
+        delay: Duration,
+    },
+    Committed {
+        ni: NodeIndex,
+        attempt: u32,
+        record: Option<Box<CellRecord>>,
+        iso: Option<(f64, u64)>,
+        cached: bool,
+        duplicate: bool,
+    },
+    Failed {
+        ni: NodeIndex,
+        attempt: u32,
+        kind: String,
+        message: String,
+        retryable: bool,
+    },
+    Crashed {
+        ni: NodeIndex,
+        message: String,
+    },
+}
+
+/// What the progress display shows.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+    done: usize,
+    failed: usize,
+    running: usize,
+}
+
+impl Progress {
+    fn new(total: usize, show_bar: bool) -> Self {
+        let bar = (show_bar && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} cells  {msg}  ETA {eta}",
+            ) {
+                b.set_style(style);
+            }
+            b
+        });
+        Self {
+            bar,
+            total,
+            done: 0,
+            failed: 0,
+            running: 0,
+        }
+    }
+
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(b) => {
+                b.set_message(format!(
+                    "running {}, failed {}, remaining {}",
+                    self.running,
+                    self.failed,
+                    self.total
+                        .saturating_sub(self.done + self.failed + self.running)
+                ));
+                b.set_position((self.done + self.failed) as u64);
+                b.println(text);
+            }
+            None => {
+                // Never panic on a closed stderr (e.g. piped into `head`).
+                let _ = writeln!(std::io::stderr(), "{text}");
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn label(plan: &Plan, ni: NodeIndex) -> String {
+    let n = &plan.graph[ni];
+    let r = &plan.reports[n.report as usize].report;
+    if n.config == crate::plan::NONE {
+        let w = &plan.warmups[n.warmup as usize];
+        let o = |x: Option<u32>| x.map_or("default".to_owned(), |v| v.to_string());
+        return format!(
+            "{} {r} {} gpu={} ctx={}",
+            n.kind.name(),
+            w.url,
+            o(w.num_gpu),
+            o(w.num_ctx)
+        );
+    }
+    let c = &plan.configs[n.config as usize];
+    let agent = if n.kind == NodeKind::Isolated {
+        c.agents
+            .get(n.agent as usize)
+            .map(|a| format!(" agent {}", a.id))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    format!("{} {r} {} rep {}{agent}", n.kind.name(), c.id, n.repetition)
+}
+
+/// Runs the plan into the campaign store. Returns what happened; cells that failed for good
+/// are in the summary (and the journal), everything committed stays committed.
+pub async fn run_campaign(
+    plan: Arc<Plan>,
+    manifests: Vec<ManifestEntry>,
+    opts: &CampaignOptions,
+    run_opts: &RunOptions,
+    mut cancel: tokio::sync::watch::Receiver<bool>,
+) -> Result<CampaignSummary, CampaignError> {
+    let info = CampaignInfo {
+        name: opts.name.clone(),
+        manifests,
+        chimera_version: env!("CARGO_PKG_VERSION").to_owned(),
+        created_at_unix_ms: now_unix_ms(),
+        store_format: crate::store::STORE_FORMAT,
+    };
+    let campaign = Arc::new(Mutex::new(Campaign::open(&opts.data, &opts.name, info)?));
+
+    let cells: Vec<NodeIndex> = plan
+        .order
+        .iter()
+        .copied()
+        .filter(|&ni| is_cell(&plan, ni))
+        .collect();
+    for sel in &opts.force {
+        let hits: Vec<NodeIndex> = cells
+            .iter()
+            .copied()
+            .filter(|&ni| selects(&plan, ni, sel))
+            .collect();
+        if hits.is_empty() {
+            return Err(CampaignError::Selector(sel.clone()));
+        }
+        let c = lock(&campaign);
+        let mut removed = 0;
+        for ni in hits {
+            if c.remove_cell(&plan.graph[ni].id.hex())? {
+                removed += 1;
+            }
+        }
+        tracing::info!("--force {sel}: {removed} committed cell(s) set aside to run again");
+    }
+    let committed = lock(&campaign).committed()?;
+    let mut done: HashSet<NodeIndex> = HashSet::new();
+    let mut isolated: IsolatedResults = HashMap::new();
+    for &ni in &cells {
+        let id = plan.graph[ni].id.hex();
+        if committed.ids.contains(&id) {
+            done.insert(ni);
+            let n = &plan.graph[ni];
+            if n.kind == NodeKind::Isolated
+                && let Some(r) = committed.meta(&id).as_ref().and_then(isolated_from_meta)
+            {
+                isolated.insert((n.config, n.repetition, n.agent), r);
+            }
+        }
+    }
+    let mut pending: Vec<NodeIndex> = cells
+        .iter()
+        .copied()
+        .filter(|ni| !done.contains(ni))
+        .collect();
+    let mut summary = CampaignSummary {
+        total: cells.len(),
+        committed_before: done.len(),
+        ..CampaignSummary::default()
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "campaign `{}` in {}: {} committed, {} to run",
+        opts.name,
+        opts.data.join(&opts.name).display(),
+        done.len(),
+        pending.len()
+    );
+    let run_id = format!("{:x}", (now_unix_ms() as u64));
+    lock(&campaign).journal(&JournalEvent::Started {
+        at_unix_ms: now_unix_ms(),
+        run_id: run_id.clone(),
+        cells_total: cells.len() as u64,
+        committed: done.len() as u64,
+        to_run: pending.len() as u64,
+    })?;
+    if pending.is_empty() {
+        return Ok(summary);
+    }
+
+    let runner = Arc::new(Runner::prepare(&plan, run_opts)?);
+    let cache = if opts.use_cache {
+        fingerprint(&plan, &runner)
+            .await
+            .map(|fp| (Cache::new(&opts.data), fp))
+    } else {
+        None
+    };
+    let cache = Arc::new(cache);
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    let mut busy: HashSet<String> = HashSet::new();
+    let mut inflight: HashMap<NodeIndex, (tokio::task::JoinHandle<()>, Vec<String>)> =
+        HashMap::new();
+    let mut failed: HashSet<NodeIndex> = HashSet::new();
+    let mut stopping = false;
+    let mut progress = Progress::new(pending.len(), opts.progress);
+    let started_at = Instant::now();
+
+    loop {
+        if !stopping {
+            let mut i = 0;
+            while i < pending.len() {
+                let ni = pending[i];
+                let deps: Vec<NodeIndex> = plan
+                    .graph
+                    .neighbors_directed(ni, Direction::Incoming)
+                    .filter(|&d| is_cell(&plan, d))
+                    .collect();
+                if let Some(bad) = deps.iter().find(|d| failed.contains(d)) {
+                    summary.blocked += 1;
+                    failed.insert(ni);
+                    progress.failed += 1;
+                    progress.line(format!(
+                        "blocked   {}  (dependency {} failed)",
+                        label(&plan, ni),
+                        &plan.graph[*bad].id.hex()[..12]
+                    ));
+                    pending.remove(i);
+                    continue;
+                }
+                let ready = deps.iter().all(|d| done.contains(d));
+                let res = resources(&plan, ni);
+                if ready && res.iter().all(|r| !busy.contains(r)) {
+                    for r in &res {
+                        busy.insert(r.clone());
+                    }
+                    let iso = isolated.clone();
+                    let handle = tokio::spawn(worker(
+                        plan.clone(),
+                        ni,
+                        runner.clone(),
+                        campaign.clone(),
+                        cache.clone(),
+                        iso,
+                        opts.cell_timeout,
+                        opts.name.clone(),
+                        tx.clone(),
+                    ));
+                    inflight.insert(ni, (handle, res));
+                    progress.running += 1;
+                    pending.remove(i);
+                    continue;
+                }
+                i += 1;
+            }
+        }
+        if inflight.is_empty() {
+            if !stopping && !pending.is_empty() {
+                // Only possible if a dependency is outside the plan's cells: report, do not hang.
+                tracing::error!("{} cell(s) could not be scheduled", pending.len());
+            }
+            break;
+        }
+        let ev = tokio::select! {
+            ev = rx.recv() => ev,
+            _ = cancel.changed() => {
+                for (_, (h, _)) in inflight.drain() {
+                    h.abort();
+                }
+                progress.finish();
+                lock(&campaign).journal(&JournalEvent::Interrupted { at_unix_ms: now_unix_ms(), run_id: run_id.clone() })?;
+                return Err(CampaignError::Interrupted);
+            }
+        };
+        let Some(ev) = ev else { break };
+        let mut c = lock(&campaign);
+        match ev {
+            Event::Started { ni, attempt } => {
+                c.journal(&JournalEvent::CellStarted {
+                    at_unix_ms: now_unix_ms(),
+                    cell: plan.graph[ni].id.hex(),
+                    attempt,
+                })?;
+            }
+            Event::Retrying {
+                ni,
+                attempt,
+                kind,
+                message,
+                delay,
+            } => {
+                c.journal(&JournalEvent::CellFailed {
+                    at_unix_ms: now_unix_ms(),
+                    cell: plan.graph[ni].id.hex(),
+                    attempt,
+                    kind: kind.clone(),
+                    message: message.clone(),
+                    retryable: true,
+                    final_attempt: false,
+                })?;
+                progress.line(format!(
+                    "retry     {}  attempt {attempt} failed ({kind}: {message}); next in {:.1} s",
+                    label(&plan, ni),
+                    delay.as_secs_f64()
+                ));
+            }
+            Event::Committed {
+                ni,
+                attempt,
+                record,
+                iso,
+                cached,
+                duplicate,
+            } => {
+                c.journal(&JournalEvent::CellCommitted {
+                    at_unix_ms: now_unix_ms(),
+                    cell: plan.graph[ni].id.hex(),
+                    attempt,
+                    cached,
+                })?;
+                let n = &plan.graph[ni];
+                if n.kind == NodeKind::Isolated
+                    && let Some(r) = iso
+                {
+                    isolated.insert((n.config, n.repetition, n.agent), r);
+                }
+                if cached {
+                    summary.cached += 1;
+                } else if !duplicate {
+                    summary.ran += 1;
+                }
+                done.insert(ni);
+                progress.done += 1;
+                progress.running = progress.running.saturating_sub(1);
+                let wall = record
+                    .as_ref()
+                    .map_or(String::new(), |r| format!("  {:.0} ms", r.wall_ms));
+                let eff = record
+                    .as_ref()
+                    .and_then(|r| {
+                        r.published_efficiency_pct.map(|p| {
+                            format!(
+                                "  published {p:.1} %{}",
+                                r.true_efficiency_pct
+                                    .map(|t| format!(", true {t:.1} %"))
+                                    .unwrap_or_default()
+                            )
+                        })
+                    })
+                    .unwrap_or_default();
+                progress.line(format!(
+                    "{}  {}{wall}{eff}",
+                    if cached { "cached   " } else { "committed" },
+                    label(&plan, ni)
+                ));
+                release(&mut inflight, &mut busy, ni);
+            }
+            Event::Failed {
+                ni,
+                attempt,
+                kind,
+                message,
+                retryable,
+            } => {
+                c.journal(&JournalEvent::CellFailed {
+                    at_unix_ms: now_unix_ms(),
+                    cell: plan.graph[ni].id.hex(),
+                    attempt,
+                    kind: kind.clone(),
+                    message: message.clone(),
+                    retryable,
+                    final_attempt: true,
+                })?;
+                failed.insert(ni);
+                summary
+                    .failed
+                    .push((plan.graph[ni].id.hex(), format!("{kind}: {message}")));
+                progress.failed += 1;
+                progress.running = progress.running.saturating_sub(1);
+                progress.line(format!(
+                    "FAILED    {}  after {attempt} attempt(s): {kind}: {message}",
+                    label(&plan, ni)
+                ));
+                release(&mut inflight, &mut busy, ni);
+                if opts.fail_fast {
+                    stopping = true;
+                }
+            }
+            Event::Crashed { ni, message } => {
+                failed.insert(ni);
+                summary
+                    .failed
+                    .push((plan.graph[ni].id.hex(), message.clone()));
+                progress.failed += 1;
+                progress.running = progress.running.saturating_sub(1);
+                progress.line(format!("FAILED    {}  {message}", label(&plan, ni)));
+                release(&mut inflight, &mut busy, ni);
+                if opts.fail_fast {
+                    stopping = true;
+                }
+            }
+        }
+    }
+    progress.finish();
+    lock(&campaign).journal(&JournalEvent::Finished {
+        at_unix_ms: now_unix_ms(),
+        run_id,
+        committed: (summary.ran + summary.cached) as u64,
+        failed: summary.failed.len() as u64,
+    })?;
+    tracing::info!(
+        "campaign finished in {:.1} s",
+        started_at.elapsed().as_secs_f64()
+    );
+    Ok(summary)
+}
+
+/// Locks the campaign; a poisoned lock (a panicked holder) is still usable: the store's
+/// state is on disk, not in the guard.
+fn lock(c: &Mutex<Campaign>) -> std::sync::MutexGuard<'_, Campaign> {
+    c.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn release(
+    inflight: &mut HashMap<NodeIndex, (tokio::task::JoinHandle<()>, Vec<String>)>,
+    busy: &mut HashSet<String>,
+    ni: NodeIndex,
+) {
+    if let Some((_, res)) = inflight.remove(&ni) {
+        for r in res {
+            busy.remove(&r);
+        }
+    }
+}
+
+/// The environment fingerprint of the cache: server versions and model digests of every
+/// endpoint. `None` when an endpoint does not answer (no reuse without knowing what ran).
+async fn fingerprint(plan: &Plan, runner: &Runner) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for rp in &plan.reports {
+        let spec = &rp.manifest.spec;
+        for e in &spec.endpoints {
+            let client = runner.client(&e.url)?;
+            let version = match client.version().await {
+                Ok(v) => v,
+                Err(err) => {
+                    tracing::warn!(
+                        "endpoint `{}` ({}) did not report its version ({}); the shared cache is not used",
+                        e.id,
+                        e.url,
+                        err.message
+                    );
+                    return None;
+                }
+            };
+            parts.push(format!("{}={}", e.url, version));
+            for m in &spec.models {
+                let digest = client
+                    .model_digest(&m.tag)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "absent".into());
+                parts.push(format!("{}:{}={}", e.url, m.tag, digest));
+            }
+        }
+    }
+    parts.push("gpus=unknown".into());
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    Some(Cache::fingerprint(&refs))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn worker(
+    plan: Arc<Plan>,
+    ni: NodeIndex,
+    runner: Arc<Runner>,
+    campaign: Arc<Mutex<Campaign>>,
+    cache: Arc<Option<(Cache, String)>>,
+    isolated: IsolatedResults,
+    cell_timeout: Option<Duration>,
+    campaign_name: String,
+    tx: mpsc::UnboundedSender<Event>,
+) {
+    let node = plan.graph[ni].clone();
+    let id = node.id.hex();
+    let spec = &plan.reports[node.report as usize].manifest.spec;
+    // The shared cache first.
+    if let Some((cache, fp)) = cache.as_ref()
+        && let Some(dir) = cache.lookup(fp, &id)
+    {
+        let c2 = campaign.clone();
+        let id2 = id.clone();
+        let adopted = tokio::task::spawn_blocking(move || lock(&c2).adopt_cached(&id2, &dir)).await;
+        if let Ok(Ok(outcome)) = adopted {
+            let iso = std::fs::read(dir_manifest(&cache_dir_of(cache, fp, &id)))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|m| m.get("meta").and_then(isolated_from_meta));
+            let _ = tx.send(Event::Committed {
+                ni,
+                attempt: 0,
+                record: None,
+                iso,
+                cached: true,
+                duplicate: matches!(outcome, CommitOutcome::AlreadyCommitted),
+            });
+            return;
+        }
+    }
+    let policy = &spec.retry;
+    let mut attempt = 1u32;
+    loop {
+        let _ = tx.send(Event::Started { ni, attempt });
+        let run = runner.run_cell(&plan, ni, &isolated);
+        let mut record = match cell_timeout {
+            Some(t) => match tokio::time::timeout(t, run).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let kind = ErrorKind::Timeout;
+                    let retry = policy.retry_on.contains(&RetryableError::Timeout)
+                        && attempt <= policy.retries;
+                    let message = format!(
+                        "the cell exceeded its time limit of {:.0} s",
+                        t.as_secs_f64()
+                    );
+                    if retry {
+                        let delay = backoff(policy, attempt, &id);
+                        let _ = tx.send(Event::Retrying {
+                            ni,
+                            attempt,
+                            kind: kind.name().into(),
+                            message,
+                            delay,
+                        });
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    let _ = tx.send(Event::Failed {
+                        ni,
+                        attempt,
+                        kind: kind.name().into(),
+                        message,
+                        retryable: false,
+                    });
+                    return;
+                }
+            },
+            None => run.await,
+        };
+        record.attempt = attempt;
+        if record.status != "ok" {
+            let kind = record.error_kind.unwrap_or(ErrorKind::HttpStatus);
+            let message = record.error.clone().unwrap_or_default();
+            let retryable = retry_class(kind).is_some_and(|c| policy.retry_on.contains(&c));
+            if retryable && attempt <= policy.retries {
+                // The server may have restarted or reloaded: warm it again.
+                for a in &record.agents {
+                    if let Some(e) = spec.endpoints.iter().find(|e| e.id == a.endpoint) {
+                        runner.forget_loaded(&e.url).await;
+                    }
+                }
+                let delay = backoff(policy, attempt, &id);
+                let _ = tx.send(Event::Retrying {
+                    ni,
+                    attempt,
+                    kind: kind.name().into(),
+                    message,
+                    delay,
+                });
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+                continue;
+            }
+            let _ = tx.send(Event::Failed {
+                ni,
+                attempt,
+                kind: kind.name().into(),
+                message,
+                retryable,
+            });
+            return;
+        }
+        // Commit: encode, write, rename (blocking I/O off the async workers).
+        let parts = match table::cell_parts(&record, &campaign_name) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send(Event::Crashed {
+                    ni,
+                    message: format!("cannot encode the cell's tables: {e}"),
+                });
+                return;
+            }
+        };
+        let meta = cell_meta(&record);
+        let c2 = campaign.clone();
+        let id2 = id.clone();
+        let committed = tokio::task::spawn_blocking(move || {
+            lock(&c2).commit_cell(&id2, attempt, &parts, &meta)
+        })
+        .await;
+        match committed {
+            Ok(Ok(outcome)) => {
+                if let (Some((cache, fp)), CommitOutcome::Committed(path)) =
+                    (cache.as_ref(), &outcome)
+                    && let Err(e) = cache.insert(fp, &id, path)
+                {
+                    tracing::warn!("cannot add cell {id} to the shared cache: {e}");
+                }
+                let duplicate = matches!(outcome, CommitOutcome::AlreadyCommitted);
+                let iso = isolated_result(&record);
+                let _ = tx.send(Event::Committed {
+                    ni,
+                    attempt,
+                    record: Some(Box::new(record)),
+                    iso,
+                    cached: false,
+                    duplicate,
+                });
+            }
+            Ok(Err(e)) => {
+                let _ = tx.send(Event::Crashed {
+                    ni,
+                    message: format!("commit failed: {e}"),
+                });
+            }
+            Err(e) => {
+                let _ = tx.send(Event::Crashed {
+                    ni,
+                    message: format!("commit task failed: {e}"),
+                });
+            }
+        }
+        return;
+    }
+}
+
+fn cache_dir_of(cache: &Cache, fp: &str, id: &str) -> PathBuf {
+    cache.lookup(fp, id).unwrap_or_default()
+}
+
+fn dir_manifest(dir: &std::path::Path) -> PathBuf {
+    dir.join("MANIFEST.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters_deterministically() {
+        let p = RetryPolicy {
+            jitter: false,
+            backoff_ms: 100,
+            max_backoff_ms: 1000,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(backoff(&p, 1, "a"), Duration::from_millis(100));
+        assert_eq!(backoff(&p, 2, "a"), Duration::from_millis(200));
+        assert_eq!(backoff(&p, 5, "a"), Duration::from_millis(1000));
+        let j = RetryPolicy { jitter: true, ..p };
+        let d = backoff(&j, 2, "abc");
+        assert!(
+            d >= Duration::from_millis(100) && d < Duration::from_millis(300),
+            "{d:?}"
+        );
+        assert_eq!(d, backoff(&j, 2, "abc"));
+    }
+
+    #[test]
+    fn retry_classes_follow_the_policy_vocabulary() {
+        assert_eq!(
+            retry_class(ErrorKind::ConnectionRefused),
+            Some(RetryableError::Connect)
+        );
+        assert_eq!(
+            retry_class(ErrorKind::QueueFull),
+            Some(RetryableError::ServerError)
+        );
+        assert_eq!(
+            retry_class(ErrorKind::Truncated),
+            Some(RetryableError::Stream)
+        );
+        assert_eq!(retry_class(ErrorKind::ModelNotFound), None);
+        assert_eq!(retry_class(ErrorKind::BadRequest), None);
+    }
+}

@@ -1,0 +1,248 @@
+//! `chimera status`: what a campaign holds, what failed and why, and what a resume would do.
+//! Reads the store without taking its lock, so it works while a run is going on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::plan::{NodeKind, Plan};
+use crate::store::{self, JournalEvent, StoreError};
+
+/// Errors of `chimera status`.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The manifests recorded in the campaign no longer plan.
+    #[error("the manifests recorded in campaign `{campaign}` do not plan any more:\n{message}")]
+    Plan {
+        /// Campaign.
+        campaign: String,
+        /// Why.
+        message: String,
+    },
+    /// No campaign given and none or several found.
+    #[error("{0}")]
+    Choose(String),
+}
+
+/// Campaign names under a data directory (directories holding a `campaign.json`).
+pub fn campaigns(data: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(data)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.path().join("campaign.json").is_file())
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Rebuilds the plan from the manifest texts recorded in the campaign.
+pub fn replan(info: &store::CampaignInfo) -> Result<Plan, String> {
+    let mut manifests = Vec::new();
+    let mut errors = String::new();
+    for e in &info.manifests {
+        match crate::manifest::from_bytes(Path::new(&e.path), e.text.as_bytes()) {
+            Ok(m) => manifests.push(m),
+            Err(err) => {
+                let _ = writeln!(errors, "{err}");
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    crate::plan::build_loaded(manifests).map_err(|e| e.to_string())
+}
+
+/// The status report of one campaign, as text.
+pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, StatusError> {
+    let name = match name {
+        Some(n) => n.to_owned(),
+        None => {
+            let all = campaigns(data);
+            match all.as_slice() {
+                [one] => one.clone(),
+                [] => {
+                    return Err(StatusError::Choose(format!(
+                        "no campaign in `{}`\n  = help: run `chimera run <manifest> --data {}` first, or pass the right --data",
+                        data.display(),
+                        data.display()
+                    )));
+                }
+                many => {
+                    return Err(StatusError::Choose(format!(
+                        "`{}` holds {} campaigns: {}\n  = help: pick one with --campaign NAME",
+                        data.display(),
+                        many.len(),
+                        many.join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    let view = store::open_existing(data, &name)?;
+    let info = view.info().clone();
+    let committed = if verify {
+        view.verify(store::Verify::Full)?
+    } else {
+        view.committed()?
+    };
+    let events = view.journal_events()?;
+    let plan = replan(&info).map_err(|message| StatusError::Plan {
+        campaign: name.clone(),
+        message,
+    })?;
+
+    // Latest final failure per cell (a later commit clears it).
+    let mut last_failure: HashMap<String, (String, String, u32)> = HashMap::new();
+    let mut runs = 0;
+    let mut interrupted = 0;
+    for ev in &events {
+        match ev {
+            JournalEvent::Started { .. } => runs += 1,
+            JournalEvent::Interrupted { .. } => interrupted += 1,
+            JournalEvent::CellFailed {
+                cell,
+                kind,
+                message,
+                attempt,
+                final_attempt: true,
+                ..
+            } => {
+                last_failure.insert(cell.clone(), (kind.clone(), message.clone(), *attempt));
+            }
+            JournalEvent::CellCommitted { cell, .. } => {
+                last_failure.remove(cell);
+            }
+            _ => {}
+        }
+    }
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "campaign `{name}` in {}: chimera {}, {} run(s) started, {} interrupted",
+        data.join(&name).display(),
+        info.chimera_version,
+        runs,
+        interrupted
+    );
+    if !committed.broken.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} cell directory(ies) failed verification and were set aside (they will run again): {}",
+            committed.broken.len(),
+            committed
+                .broken
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut total_todo = 0;
+    let mut total_failed = 0;
+    for (ri, rp) in plan.reports.iter().enumerate() {
+        // (kind or scenario) → (total, committed, failed)
+        let mut by_kind: BTreeMap<NodeKind, (usize, usize, usize)> = BTreeMap::new();
+        let mut by_scenario: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+        for n in plan.graph.node_weights() {
+            if n.report as usize != ri || matches!(n.kind, NodeKind::Analysis | NodeKind::Report) {
+                continue;
+            }
+            let id = n.id.hex();
+            let is_done = committed.ids.contains(&id);
+            let is_failed = !is_done && last_failure.contains_key(&id);
+            let e = by_kind.entry(n.kind).or_default();
+            e.0 += 1;
+            e.1 += usize::from(is_done);
+            e.2 += usize::from(is_failed);
+            if n.config != crate::plan::NONE {
+                let s = by_scenario
+                    .entry(plan.configs[n.config as usize].scenario.to_string())
+                    .or_default();
+                s.0 += 1;
+                s.1 += usize::from(is_done);
+                s.2 += usize::from(is_failed);
+            }
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{}  {}", rp.report, rp.manifest.spec.title);
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>7} {:>10} {:>7} {:>10}",
+            "cells", "total", "committed", "failed", "remaining"
+        );
+        for (k, (t, c, f)) in &by_kind {
+            let _ = writeln!(
+                out,
+                "  {:<24} {t:>7} {c:>10} {f:>7} {:>10}",
+                k.name(),
+                t - c
+            );
+            total_todo += t - c;
+            total_failed += f;
+        }
+        if !by_scenario.is_empty() {
+            let _ = writeln!(out, "  {:<24}", "per scenario");
+            for (s, (t, c, f)) in &by_scenario {
+                let _ = writeln!(out, "    {s:<22} {t:>7} {c:>10} {f:>7} {:>10}", t - c);
+            }
+        }
+    }
+    let mut failures: Vec<(&String, &(String, String, u32))> = last_failure
+        .iter()
+        .filter(|(id, _)| !committed.ids.contains(*id))
+        .collect();
+    failures.sort();
+    if !failures.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "failed cells (last attempt):");
+        let labels: HashMap<String, String> = plan
+            .graph
+            .node_weights()
+            .map(|n| {
+                let what = if n.config == crate::plan::NONE {
+                    n.kind.name().to_owned()
+                } else {
+                    format!(
+                        "{} {} rep {}",
+                        n.kind.name(),
+                        plan.configs[n.config as usize].id,
+                        n.repetition
+                    )
+                };
+                (n.id.hex(), what)
+            })
+            .collect();
+        for (id, (kind, message, attempt)) in failures {
+            let what = labels
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| "(not in the current plan)".into());
+            let _ = writeln!(
+                out,
+                "  {}  {what}  attempt {attempt}: {kind}: {message}",
+                &id[..12.min(id.len())]
+            );
+        }
+    }
+    let _ = writeln!(out);
+    if total_todo == 0 {
+        let _ = writeln!(
+            out,
+            "complete: every cell is committed; a resume would run nothing"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "a resume (`chimera run` with the same manifests and --data) would run {total_todo} cell(s), {total_failed} of them failed before"
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,116 @@
+//! The shared cache: `<data>/.cache/<fingerprint>/<cell-id>/`, reused across campaigns that
+//! run on the same environment fingerprint.
+//!
+//! Entries are written with the same temporary-directory-and-rename protocol as campaign
+//! cells, with a per-process temporary name, so several processes may insert at once: the
+//! first rename wins. Files are hard-linked where the filesystem allows (cells are
+//! write-once), otherwise copied.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::CACHE_DIR;
+use super::cells::{self, Verdict, Verify};
+use super::error::{StoreError, io_at};
+
+/// The shared cache of one data directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    /// The cache of `data` (`<data>/.cache`); nothing is created until the first insert.
+    pub fn new(data: &Path) -> Cache {
+        Cache {
+            root: data.join(CACHE_DIR),
+        }
+    }
+
+    /// `<data>/.cache`.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The environment fingerprint of `parts` (server versions, model digests, GPU names, …):
+    /// the SHA-256, in hex, of the sorted parts, each length-prefixed. Order does not matter;
+    /// every byte of every part does.
+    pub fn fingerprint(parts: &[&str]) -> String {
+        let mut sorted: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+        sorted.sort_unstable();
+        let mut all = Vec::with_capacity(sorted.len() + 1);
+        all.push(b"chimera-cache-v1".as_slice());
+        all.extend(sorted);
+        crate::plan::key::hex32(&crate::plan::key::digest(&all))
+    }
+
+    /// The cached directory of `cell_id` under `fp`, if present and it verifies (sizes).
+    pub fn lookup(&self, fp: &str, cell_id: &str) -> Option<PathBuf> {
+        if !valid_fingerprint(fp) || !cells::is_cell_id(cell_id) {
+            return None;
+        }
+        let dir = self.root.join(fp).join(cell_id);
+        match cells::verify_dir(&dir, cell_id, Verify::Sizes) {
+            Ok(Verdict::Good(_)) => Some(dir),
+            Ok(Verdict::Broken(why)) => {
+                if fs::symlink_metadata(&dir).is_ok() {
+                    tracing::warn!("cache entry {} is unusable ({why})", dir.display());
+                }
+                None
+            }
+            Err(e) => {
+                tracing::warn!("cache lookup: {e}");
+                None
+            }
+        }
+    }
+
+    /// Stores the committed cell directory `committed_dir` under `fp`. An entry that is
+    /// already there (from this or another process) is kept.
+    pub fn insert(&self, fp: &str, cell_id: &str, committed_dir: &Path) -> Result<(), StoreError> {
+        if !valid_fingerprint(fp) {
+            return Err(StoreError::InvalidName {
+                what: "fingerprint",
+                name: fp.to_owned(),
+                why: "a fingerprint is 1 to 128 hex digits (see `Cache::fingerprint`)",
+            });
+        }
+        cells::check_cell_id(cell_id)?;
+        let dir = self.root.join(fp);
+        fs::create_dir_all(&dir).map_err(io_at(&dir, "create the cache directory"))?;
+        let tag = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        cells::commit(&dir, cell_id, &tag, |tmp| {
+            cells::link_cell(committed_dir, cell_id, tmp)
+        })?;
+        Ok(())
+    }
+}
+
+fn valid_fingerprint(fp: &str) -> bool {
+    !fp.is_empty() && fp.len() <= 128 && fp.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_order_free_and_unambiguous() {
+        let a = Cache::fingerprint(&["ollama 0.6.2", "NVIDIA H100"]);
+        assert_eq!(a, Cache::fingerprint(&["NVIDIA H100", "ollama 0.6.2"]));
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, Cache::fingerprint(&["ollama 0.6.3", "NVIDIA H100"]));
+        assert_ne!(
+            Cache::fingerprint(&["ab", "c"]),
+            Cache::fingerprint(&["a", "bc"])
+        );
+        assert_ne!(Cache::fingerprint(&[]), Cache::fingerprint(&[""]));
+    }
+}

@@ -1,0 +1,146 @@
+//! Small filesystem helpers: durable writes, directory fsync, link-or-copy, free names.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Milliseconds since the Unix epoch, as `f64` (the journal's and manifests' clock).
+pub fn now_unix_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    let d: [u8; 32] = Sha256::digest(bytes).into();
+    crate::plan::key::hex32(&d)
+}
+
+/// Creates `path` (which must not exist), writes `bytes` and flushes them to disk.
+pub(crate) fn write_new_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = File::options().write(true).create_new(true).open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Writes `path` atomically: `<path>.tmp`, fsync, rename, fsync of the parent directory.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let _ = fs::remove_file(&tmp);
+    write_new_synced(&tmp, bytes)?;
+    fs::rename(&tmp, path)?;
+    match path.parent() {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+/// Flushes a directory's entries (a rename or a new file in it) to disk.
+///
+/// Platforms and filesystems that cannot fsync a directory (EINVAL, unsupported, Windows)
+/// are skipped: there the rename itself is the best that can be had.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    if !cfg!(unix) {
+        return Ok(());
+    }
+    const EINVAL: i32 = 22;
+    match File::open(dir).and_then(|f| f.sync_all()) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
+            ) || e.raw_os_error() == Some(EINVAL) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Hard-links `src` to `dst`; where that fails (another filesystem, no link support), copies
+/// and fsyncs the copy.
+pub(crate) fn link_or_copy(src: &Path, dst: &Path) -> io::Result<()> {
+    match fs::hard_link(src, dst) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
+        Err(e) => {
+            tracing::debug!("hard link {} failed ({e}); copying", src.display());
+            fs::copy(src, dst)?;
+            File::options().write(true).open(dst)?.sync_all()
+        }
+    }
+}
+
+/// `<dir>/<prefix><n>` for the smallest `n >= 1` that does not exist yet.
+pub(crate) fn free_name(dir: &Path, prefix: &str) -> PathBuf {
+    let mut n = 1u64;
+    loop {
+        let p = dir.join(format!("{prefix}{n}"));
+        if fs::symlink_metadata(&p).is_err() {
+            return p;
+        }
+        n += 1;
+    }
+}
+
+/// Removes a file or a directory tree; a missing path is not an error.
+pub(crate) fn remove_any(path: &Path) -> io::Result<()> {
+    let r = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for a Unix time in milliseconds (no date crate needed).
+pub(crate) fn utc_string(unix_ms: f64) -> String {
+    let secs = (unix_ms / 1000.0).floor() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc_string(0.0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_string(951_782_400_000.0), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_string(1_767_225_599_000.0), "2025-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn free_names_count_up() {
+        let t = tempfile::tempdir().expect("tempdir");
+        assert_eq!(free_name(t.path(), ".x-"), t.path().join(".x-1"));
+        fs::create_dir(t.path().join(".x-1")).expect("create_dir");
+        assert_eq!(free_name(t.path(), ".x-"), t.path().join(".x-2"));
+    }
+}

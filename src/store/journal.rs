@@ -1,0 +1,189 @@
+//! `journal.jsonl`: one JSON event per line, appended and fsync'd per event.
+//!
+//! The journal is a record of what happened, not the source of truth (the committed cell
+//! directories are). Reading tolerates a torn last line (a crash mid-append) and skips, with a
+//! warning, any other line it cannot read, so a damaged journal never blocks a resume.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{StoreError, io_at};
+
+/// One journal line. Serialized internally tagged: `{"event":"cell_started","cell":…}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum JournalEvent {
+    /// A `chimera run` began.
+    Started {
+        /// Unique id of this run (the scheduler picks it).
+        run_id: String,
+        /// Cells in the plan.
+        cells_total: u64,
+        /// Of those, already committed (resumed).
+        committed: u64,
+        /// Of those, to run now.
+        to_run: u64,
+        /// When.
+        at_unix_ms: f64,
+    },
+    /// An attempt of a cell began.
+    CellStarted {
+        /// Cell id.
+        cell: String,
+        /// Attempt number (1 = first).
+        attempt: u32,
+        /// When.
+        at_unix_ms: f64,
+    },
+    /// A cell was committed (run, or adopted from the shared cache).
+    CellCommitted {
+        /// Cell id.
+        cell: String,
+        /// Attempt number.
+        attempt: u32,
+        /// True when adopted from the cache instead of run.
+        cached: bool,
+        /// When.
+        at_unix_ms: f64,
+    },
+    /// An attempt of a cell failed.
+    CellFailed {
+        /// Cell id.
+        cell: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Failure class (the scheduler's vocabulary).
+        kind: String,
+        /// Human-readable error.
+        message: String,
+        /// Whether this failure class is retried.
+        retryable: bool,
+        /// True when no further attempt follows.
+        final_attempt: bool,
+        /// When.
+        at_unix_ms: f64,
+    },
+    /// The run was interrupted (Ctrl-C / SIGTERM).
+    Interrupted {
+        /// Run id.
+        run_id: String,
+        /// When.
+        at_unix_ms: f64,
+    },
+    /// The run finished.
+    Finished {
+        /// Run id.
+        run_id: String,
+        /// Cells committed by the end of the run (all, including resumed ones).
+        committed: u64,
+        /// Cells that failed their final attempt.
+        failed: u64,
+        /// When.
+        at_unix_ms: f64,
+    },
+}
+
+impl JournalEvent {
+    /// The event's timestamp.
+    pub fn at_unix_ms(&self) -> f64 {
+        match self {
+            JournalEvent::Started { at_unix_ms, .. }
+            | JournalEvent::CellStarted { at_unix_ms, .. }
+            | JournalEvent::CellCommitted { at_unix_ms, .. }
+            | JournalEvent::CellFailed { at_unix_ms, .. }
+            | JournalEvent::Interrupted { at_unix_ms, .. }
+            | JournalEvent::Finished { at_unix_ms, .. } => *at_unix_ms,
+        }
+    }
+}
+
+/// The open journal of a locked campaign.
+#[derive(Debug)]
+pub(crate) struct JournalWriter {
+    file: File,
+    /// The file does not end in `\n` (a torn line): the next append starts a new line first,
+    /// so the torn fragment cannot swallow a good event.
+    torn: bool,
+}
+
+impl JournalWriter {
+    pub(crate) fn open(path: &Path) -> Result<JournalWriter, StoreError> {
+        let mut file = File::options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io_at(path, "open the journal"))?;
+        let len = file
+            .metadata()
+            .map_err(io_at(path, "read the journal"))?
+            .len();
+        let torn = if len == 0 {
+            false
+        } else {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::End(-1))
+                .and_then(|_| file.read_exact(&mut last))
+                .map_err(io_at(path, "read the journal"))?;
+            last[0] != b'\n'
+        };
+        if torn {
+            tracing::warn!(
+                "{}: the last line is incomplete (an earlier run stopped mid-write); it is skipped",
+                path.display()
+            );
+        }
+        Ok(JournalWriter { file, torn })
+    }
+
+    pub(crate) fn append(&mut self, path: &Path, ev: &JournalEvent) -> Result<(), StoreError> {
+        let mut line = Vec::with_capacity(160);
+        if self.torn {
+            line.push(b'\n');
+        }
+        serde_json::to_writer(&mut line, ev)
+            .map_err(|e| StoreError::io(path, "encode a journal event", io::Error::other(e)))?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data())
+            .map_err(io_at(path, "append to the journal"))?;
+        self.torn = false;
+        Ok(())
+    }
+}
+
+/// Reads every readable event of `path` (a missing journal has none).
+pub(crate) fn read(path: &Path) -> Result<Vec<JournalEvent>, StoreError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io(path, "read the journal", e)),
+    };
+    let complete_end = bytes.last() == Some(&b'\n');
+    let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    let n = lines.len();
+    let mut events = Vec::with_capacity(n);
+    for (i, line) in lines.into_iter().enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<JournalEvent>(line) {
+            Ok(ev) => events.push(ev),
+            Err(_) if i + 1 == n && !complete_end => {
+                tracing::debug!("{}: skipping the torn last line", path.display());
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "{}:{}: skipping an unreadable line ({e})",
+                    path.display(),
+                    i + 1
+                );
+            }
+        }
+    }
+    Ok(events)
+}

@@ -1,0 +1,440 @@
+//! The crash-safe campaign store: committed cells, the resume index, the journal and the
+//! shared cache.
+//!
+//! ```text
+//! <data>/<campaign>/
+//!   campaign.json              CampaignInfo: manifests (with their text), chimera version, …
+//!   journal.jsonl              JournalEvent per line, fsync'd per event
+//!   .lock                      exclusive lock of the running `chimera run` (pid, start time)
+//!   cells/<cell-id>/           one committed cell: its part files + MANIFEST.json
+//!   cells/.tmp-<cell-id>-<n>/  a commit in progress (removed on the next open)
+//!   cells/.broken-<id>-<n>/    a cell that failed verification (kept, never deleted)
+//!   cells/.forced-<id>-<n>/    a cell removed by `--force` (kept, never deleted)
+//! <data>/.cache/<fingerprint>/<cell-id>/   the shared cache (same layout as a cell)
+//! ```
+//!
+//! **A cell is committed iff `cells/<id>/` exists and verifies.** Parts and `MANIFEST.json`
+//! are written and fsync'd in `cells/.tmp-<id>-<attempt>/`, the directory is fsync'd and
+//! renamed into place, then `cells/` is fsync'd. A `kill -9` at any instant therefore leaves
+//! either no `cells/<id>/` or a complete one; the journal is a record, never the source of
+//! truth, so losing or tearing it never forces a rerun.
+
+mod cache;
+mod cells;
+mod error;
+mod fsx;
+mod journal;
+
+use std::fs::{self, File, TryLockError};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use cache::Cache;
+pub use cells::{CellManifest, CommitOutcome, Committed, PartEntry, Verify};
+pub use error::StoreError;
+pub use fsx::now_unix_ms;
+pub use journal::JournalEvent;
+
+use error::io_at;
+
+/// Version of the on-disk layout. A campaign written with a larger one is refused.
+pub const STORE_FORMAT: u32 = 1;
+
+const CAMPAIGN_FILE: &str = "campaign.json";
+const JOURNAL_FILE: &str = "journal.jsonl";
+const LOCK_FILE: &str = ".lock";
+const CELLS_DIR: &str = "cells";
+const MANIFEST_FILE: &str = "MANIFEST.json";
+const CACHE_DIR: &str = ".cache";
+
+/// `campaign.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignInfo {
+    /// Campaign name (the directory name).
+    pub name: String,
+    /// Every manifest this campaign was run with; entries are appended when they change.
+    pub manifests: Vec<ManifestEntry>,
+    /// chimera version that created the campaign.
+    pub chimera_version: String,
+    /// When the campaign was created.
+    pub created_at_unix_ms: f64,
+    /// [`STORE_FORMAT`] that wrote it.
+    pub store_format: u32,
+}
+
+impl CampaignInfo {
+    /// A new campaign's info: this chimera's version, now, [`STORE_FORMAT`].
+    pub fn new(name: &str, manifests: Vec<ManifestEntry>) -> CampaignInfo {
+        CampaignInfo {
+            name: name.to_owned(),
+            manifests,
+            chimera_version: env!("CARGO_PKG_VERSION").to_owned(),
+            created_at_unix_ms: now_unix_ms(),
+            store_format: STORE_FORMAT,
+        }
+    }
+}
+
+/// One manifest of a campaign, with its text (so `status` can re-plan after the file changed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// The path it was read from.
+    pub path: String,
+    /// Its report id.
+    pub report: String,
+    /// SHA-256 (hex) of its text.
+    pub sha256: String,
+    /// The full text.
+    pub text: String,
+}
+
+impl ManifestEntry {
+    /// An entry for `text` read from `path`, hashing the text.
+    pub fn new(path: &str, report: &str, text: &str) -> ManifestEntry {
+        ManifestEntry {
+            path: path.to_owned(),
+            report: report.to_owned(),
+            sha256: fsx::sha256_hex(text.as_bytes()),
+            text: text.to_owned(),
+        }
+    }
+
+    fn same(&self, other: &ManifestEntry) -> bool {
+        self.path == other.path && self.report == other.report && self.sha256 == other.sha256
+    }
+}
+
+/// An open campaign, locked for writing for as long as it lives.
+#[derive(Debug)]
+pub struct Campaign {
+    dir: PathBuf,
+    cells: PathBuf,
+    info: CampaignInfo,
+    journal: journal::JournalWriter,
+    /// Holds the exclusive lock; released when dropped.
+    _lock: Option<File>,
+}
+
+impl Campaign {
+    /// Opens (creating if needed) `<data>/<name>/` and locks it for this process.
+    ///
+    /// On first open `info` is written as `campaign.json`; later opens keep the stored
+    /// `created_at_unix_ms` and version and append the manifest entries of `info` not already
+    /// recorded. Leftover `cells/.tmp-*` directories of an interrupted run are removed.
+    pub fn open(data: &Path, name: &str, info: CampaignInfo) -> Result<Campaign, StoreError> {
+        check_campaign_name(name)?;
+        let dir = data.join(name);
+        fs::create_dir_all(&dir).map_err(io_at(&dir, "create the campaign directory"))?;
+        let lock = lock(&dir)?;
+
+        let info = match read_info(&dir)? {
+            Some(mut stored) => {
+                let new: Vec<ManifestEntry> = info
+                    .manifests
+                    .into_iter()
+                    .filter(|m| !stored.manifests.iter().any(|s| s.same(m)))
+                    .collect();
+                if !new.is_empty() {
+                    tracing::info!(
+                        "campaign {name}: {} manifest(s) changed or added since it was created ({}); \
+                         recorded in {CAMPAIGN_FILE}",
+                        new.len(),
+                        new.iter()
+                            .map(|m| format!("{} {}", m.report, m.path))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    stored.manifests.extend(new);
+                    write_info(&dir, &stored)?;
+                }
+                stored
+            }
+            None => {
+                let info = CampaignInfo {
+                    name: name.to_owned(),
+                    store_format: STORE_FORMAT,
+                    ..info
+                };
+                write_info(&dir, &info)?;
+                info
+            }
+        };
+
+        let cells = dir.join(CELLS_DIR);
+        fs::create_dir_all(&cells).map_err(io_at(&cells, "create the cells directory"))?;
+        let removed = remove_tmp_dirs(&cells)?;
+        if removed > 0 {
+            tracing::info!(
+                "campaign {name}: removed {removed} unfinished cell director{} left by an \
+                 interrupted run",
+                if removed == 1 { "y" } else { "ies" }
+            );
+        }
+        let journal = journal::JournalWriter::open(&dir.join(JOURNAL_FILE))?;
+        Ok(Campaign {
+            dir,
+            cells,
+            info,
+            journal,
+            _lock: lock,
+        })
+    }
+
+    /// `<data>/<name>/`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `<data>/<name>/cells/`.
+    pub fn cells_dir(&self) -> &Path {
+        &self.cells
+    }
+
+    /// The campaign's `campaign.json` as stored (after merging this open's manifests).
+    pub fn info(&self) -> &CampaignInfo {
+        &self.info
+    }
+
+    /// Appends one event to `journal.jsonl` and fsyncs it.
+    pub fn journal(&mut self, ev: &JournalEvent) -> Result<(), StoreError> {
+        self.journal.append(&self.dir.join(JOURNAL_FILE), ev)
+    }
+
+    /// Every readable journal event (a torn last line is skipped).
+    pub fn journal_events(&self) -> Result<Vec<JournalEvent>, StoreError> {
+        journal::read(&self.dir.join(JOURNAL_FILE))
+    }
+
+    /// Commits one cell atomically (see the module docs). The first commit of an id wins:
+    /// committing an id that is already committed returns [`CommitOutcome::AlreadyCommitted`]
+    /// and leaves the first copy untouched.
+    pub fn commit_cell(
+        &self,
+        cell_id: &str,
+        attempt: u32,
+        parts: &[(String, Vec<u8>)],
+        meta: &serde_json::Value,
+    ) -> Result<CommitOutcome, StoreError> {
+        cells::check_cell_id(cell_id)?;
+        cells::check_part_names(parts.iter().map(|(n, _)| n.as_str()))?;
+        cells::commit(&self.cells, cell_id, &attempt.to_string(), |tmp| {
+            cells::write_parts(tmp, cell_id, attempt, parts, meta)
+        })
+    }
+
+    /// The resume index at [`Verify::Sizes`].
+    pub fn committed(&self) -> Result<Committed, StoreError> {
+        self.verify(Verify::Sizes)
+    }
+
+    /// The resume index at `level`; cells that fail are moved to `cells/.broken-<id>-<n>`.
+    pub fn verify(&self, level: Verify) -> Result<Committed, StoreError> {
+        cells::scan(&self.cells, level, true)
+    }
+
+    /// Un-commits a cell (for `--force`): moves `cells/<id>/` to `cells/.forced-<id>-<n>/`.
+    /// Returns false when it was not committed.
+    pub fn remove_cell(&self, cell_id: &str) -> Result<bool, StoreError> {
+        cells::check_cell_id(cell_id)?;
+        let dir = self.cells.join(cell_id);
+        match fs::symlink_metadata(&dir) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::io(dir, "inspect a cell directory", e)),
+        }
+        let to = cells::move_aside_to(&self.cells, cell_id, "forced", &dir)?;
+        fsx::sync_dir(&self.cells).map_err(io_at(&self.cells, "sync the cells directory"))?;
+        tracing::info!("cell {cell_id} un-committed; kept as {}", to.display());
+        Ok(true)
+    }
+
+    /// Commits `cell_id` from a cache directory (see [`Cache::lookup`]), hard-linking or
+    /// copying its files; the cell's `MANIFEST.json` is the original one.
+    pub fn adopt_cached(
+        &self,
+        cell_id: &str,
+        cached_dir: &Path,
+    ) -> Result<CommitOutcome, StoreError> {
+        cells::check_cell_id(cell_id)?;
+        cells::commit(&self.cells, cell_id, "cache", |tmp| {
+            cells::link_cell(cached_dir, cell_id, tmp)
+        })
+    }
+}
+
+/// A campaign opened read-only (for `chimera status`): no lock, no cleanup, nothing moved.
+#[derive(Debug, Clone)]
+pub struct CampaignView {
+    dir: PathBuf,
+    info: CampaignInfo,
+}
+
+/// Opens an existing campaign read-only.
+pub fn open_existing(data: &Path, name: &str) -> Result<CampaignView, StoreError> {
+    check_campaign_name(name)?;
+    let dir = data.join(name);
+    match read_info(&dir)? {
+        Some(info) => Ok(CampaignView { dir, info }),
+        None => Err(StoreError::NotFound { dir }),
+    }
+}
+
+impl CampaignView {
+    /// `<data>/<name>/`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `campaign.json`.
+    pub fn info(&self) -> &CampaignInfo {
+        &self.info
+    }
+
+    /// The resume index at [`Verify::Sizes`]; broken cells are reported where they are.
+    pub fn committed(&self) -> Result<Committed, StoreError> {
+        self.verify(Verify::Sizes)
+    }
+
+    /// The resume index at `level`; broken cells are reported, not moved.
+    pub fn verify(&self, level: Verify) -> Result<Committed, StoreError> {
+        cells::scan(&self.dir.join(CELLS_DIR), level, false)
+    }
+
+    /// Every readable journal event (a torn last line is skipped).
+    pub fn journal_events(&self) -> Result<Vec<JournalEvent>, StoreError> {
+        journal::read(&self.dir.join(JOURNAL_FILE))
+    }
+}
+
+fn check_campaign_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidName {
+            what: "campaign name",
+            name: name.to_owned(),
+            why: "a campaign name is letters, digits, `.`, `_`, `-` and `+`, not starting \
+                  with `.`",
+        })
+    }
+}
+
+/// Takes the exclusive lock on `<dir>/.lock` and records who holds it.
+fn lock(dir: &Path) -> Result<Option<File>, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_at(&path, "open the campaign lock"))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path)
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "holder unknown".to_owned());
+            return Err(StoreError::Locked {
+                dir: dir.to_owned(),
+                holder,
+            });
+        }
+        Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
+            tracing::warn!(
+                "{}: this filesystem cannot lock files; make sure no other `chimera run` uses \
+                 this campaign",
+                path.display()
+            );
+            return Ok(None);
+        }
+        Err(TryLockError::Error(e)) => {
+            return Err(StoreError::io(path, "lock the campaign", e));
+        }
+    }
+    let host = fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "an unknown host".to_owned());
+    let now = now_unix_ms();
+    let text = format!(
+        "pid {} on {host}, started at {} (chimera {})\n",
+        std::process::id(),
+        fsx::utc_string(now),
+        env!("CARGO_PKG_VERSION")
+    );
+    file.set_len(0)
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .map_err(io_at(&path, "write the campaign lock"))?;
+    Ok(Some(file))
+}
+
+/// Reads `campaign.json`; `None` when it does not exist. A newer store format is refused
+/// before the rest of the file is interpreted.
+fn read_info(dir: &Path) -> Result<Option<CampaignInfo>, StoreError> {
+    let path = dir.join(CAMPAIGN_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io(path, "read the campaign description", e)),
+    };
+    let damaged = |message: String| StoreError::Damaged {
+        path: path.clone(),
+        message,
+        help: "move it aside and run again: committed cells are kept, and a new campaign.json \
+               is written",
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
+    if let Some(found) = value.get("store_format").and_then(|v| v.as_u64())
+        && found > u64::from(STORE_FORMAT)
+    {
+        return Err(StoreError::NewerFormat {
+            dir: dir.to_owned(),
+            found: u32::try_from(found).unwrap_or(u32::MAX),
+            supported: STORE_FORMAT,
+        });
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| damaged(e.to_string()))
+}
+
+fn write_info(dir: &Path, info: &CampaignInfo) -> Result<(), StoreError> {
+    let path = dir.join(CAMPAIGN_FILE);
+    let mut json = serde_json::to_vec_pretty(info).map_err(|e| {
+        StoreError::io(
+            &path,
+            "encode the campaign description",
+            io::Error::other(e),
+        )
+    })?;
+    json.push(b'\n');
+    fsx::write_atomic(&path, &json).map_err(io_at(&path, "write the campaign description"))
+}
+
+/// Removes `cells/.tmp-*` (commits that never finished); returns how many.
+fn remove_tmp_dirs(cells: &Path) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for entry in fs::read_dir(cells).map_err(io_at(cells, "list the cells directory"))? {
+        let entry = entry.map_err(io_at(cells, "list the cells directory"))?;
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            let p = entry.path();
+            fsx::remove_any(&p).map_err(io_at(&p, "remove an unfinished cell directory"))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
