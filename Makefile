@@ -14,7 +14,7 @@ help:
 	@echo "schema-check    fail when the committed schema differs from the types"
 	@echo "validate        validate every manifest in experiments/"
 	@echo "plan-<report>   print the plan of one report ($(REPORTS))"
-	@echo "reproduce-<report>  run a report's campaign (not built yet)"
+	@echo "reproduce-<report>  run a report's campaign against its servers into data/<report>/ (resumes)"
 	@echo "bench-plan      time and peak memory of planning >= 1,000,000 cells"
 	@echo "bench-harness   client timing accuracy and CPU per token vs ground truth, and vs the ollama Python client"
 	@echo "bench-store     resume scan and full verification of a 100,000-cell campaign (generated once under target/bench-store/)"
@@ -52,10 +52,10 @@ $(addprefix plan-,$(REPORTS)): plan-%: release
 	$(BIN) plan experiments/$*.yaml
 
 $(addprefix reproduce-,$(REPORTS)): reproduce-%: release
-	@$(BIN) plan experiments/$*.yaml >/dev/null
-	@echo "reproduce-$*: the plan is valid (see 'make plan-$*'), but campaign execution" >&2
-	@echo "  ('chimera run'), the Parquet store, analysis and reports are not built yet." >&2
-	@exit 3
+	$(BIN) run experiments/$*.yaml --data data
+	$(BIN) status --data data --campaign $*
+	@echo "reproduce-$*: the cells are in data/$*/ (resume: run the same command again)." >&2
+	@echo "  Analysis and the TR-style report with reproduction verdicts are not built yet." >&2
 
 bench-plan: release
 	@bash scripts/bench-plan.sh $(BIN)

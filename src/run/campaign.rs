@@ -43,6 +43,18 @@ pub enum CampaignError {
     /// Ctrl-C / SIGTERM.
     #[error("interrupted; committed cells are kept, run the same command to resume")]
     Interrupted,
+    /// An endpoint did not answer its health check.
+    #[error("endpoint `{endpoint}` ({url}) does not answer: {message}\n  = help: start the server (for Ollama: `OLLAMA_HOST={host} ollama serve`), or fix the endpoint's `url` in the manifest; nothing was run")]
+    Unreachable {
+        /// Endpoint id.
+        endpoint: String,
+        /// URL.
+        url: String,
+        /// host:port.
+        host: String,
+        /// What the client saw.
+        message: String,
+    },
     /// A `--force` selector matched nothing.
     #[error(
         "`--force {0}` matches no cell of this plan\n  = help: use `all`, a cell-id prefix, `config=<id>`, `report=<id>` or `kind=<kind>`"
@@ -399,6 +411,25 @@ pub async fn run_campaign(
     }
 
     let runner = Arc::new(Runner::prepare(&plan, run_opts)?);
+    // Health check: a dead server fails fast, before any cell, with what to do.
+    let mut checked: HashSet<String> = HashSet::new();
+    for rp in &plan.reports {
+        for e in &rp.manifest.spec.endpoints {
+            if !checked.insert(e.url.clone()) {
+                continue;
+            }
+            if let Some(client) = runner.client(&e.url)
+                && let Err(err) = client.version().await
+            {
+                return Err(CampaignError::Unreachable {
+                    endpoint: e.id.clone(),
+                    url: e.url.clone(),
+                    host: e.url.trim_start_matches("http://").trim_end_matches('/').to_owned(),
+                    message: format!("{}: {}", err.kind.name(), err.message),
+                });
+            }
+        }
+    }
     let cache = if opts.use_cache {
         fingerprint(&plan, &runner)
             .await
