@@ -114,9 +114,6 @@ pub struct RunArgs {
     /// Directory for generated corpora (default: `<DATA>/.work`).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
-    /// Also write every cell record as a JSON line to this file.
-    #[arg(long, value_name = "FILE")]
-    pub jsonl: Option<PathBuf>,
 }
 
 /// Arguments of `chimera status`.

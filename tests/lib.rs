@@ -11,4 +11,5 @@ mod run_e2e;
 mod store;
 mod support;
 mod table;
+mod validity;
 mod workload;
