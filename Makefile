@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store \
+.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS))
 
 help:
@@ -18,6 +18,7 @@ help:
 	@echo "bench-plan      time and peak memory of planning >= 1,000,000 cells"
 	@echo "bench-harness   client timing accuracy and CPU per token vs ground truth, and vs the ollama Python client"
 	@echo "bench-store     resume scan and full verification of a 100,000-cell campaign (generated once under target/bench-store/)"
+	@echo "bench-telemetry GPU telemetry sampler CPU cost at 10 Hz (null, fake and, with a GPU, NVML sources)"
 	@echo "ci              what .ci/run runs after installing tools"
 
 build:
@@ -67,5 +68,8 @@ bench-harness:
 
 bench-store:
 	$(CARGO) bench --bench store
+
+bench-telemetry:
+	$(CARGO) bench --bench telemetry
 
 ci: lint test schema-check validate

@@ -68,8 +68,8 @@ pub enum Command {
     Emulate(EmulateArgs),
     /// Print the manifest JSON Schema generated from chimera's types.
     Schema,
-    /// Probe GPU telemetry (not built yet).
-    Telemetry(Pending),
+    /// GPU telemetry (NVML or dcgm-exporter): `chimera telemetry probe`.
+    Telemetry(TelemetryArgs),
 }
 
 /// Arguments of `chimera emulate`.
@@ -84,6 +84,29 @@ pub struct EmulateArgs {
     /// Append one JSON line of ground truth per finished generate/chat request to this file.
     #[arg(long, value_name = "FILE.jsonl")]
     pub truth: Option<PathBuf>,
+}
+
+/// Arguments of `chimera telemetry`.
+#[derive(Debug, clap::Args)]
+pub struct TelemetryArgs {
+    /// The telemetry subcommand.
+    #[command(subcommand)]
+    pub command: TelemetryCommand,
+}
+
+/// Subcommands of `chimera telemetry`.
+#[derive(Debug, Subcommand)]
+pub enum TelemetryCommand {
+    /// Show the GPUs, which readings work on each, and the cost of one sample (exit 0 without
+    /// a GPU: the telemetry columns are then null).
+    Probe {
+        /// Also read PCIe throughput (blocks ~20 ms per call and GPU).
+        #[arg(long)]
+        pcie: bool,
+        /// Read a dcgm-exporter endpoint instead of local NVML, e.g. `http://host:9400/metrics`.
+        #[arg(long, value_name = "URL")]
+        dcgm: Option<String>,
+    },
 }
 
 /// Arguments of `chimera run`.

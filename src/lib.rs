@@ -21,6 +21,7 @@ pub mod plan;
 pub mod run;
 pub mod store;
 pub mod table;
+pub mod telemetry;
 pub mod workload;
 
 use std::io::Write;
@@ -335,13 +336,32 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             drop(out);
             return run_emulator(&args);
         }
-        Command::Telemetry(_) => {
-            return Err(Error::NotBuilt {
-                command: "telemetry",
-                what: "NVML / dcgm-exporter GPU sampling and `telemetry probe`",
-                help: "`nvidia-smi` shows the GPUs meanwhile",
-            });
-        }
+        Command::Telemetry(args) => match args.command {
+            cli::TelemetryCommand::Probe { pcie, dcgm } => {
+                let mut source: Box<dyn telemetry::GpuSource> = match dcgm {
+                    Some(url) => match telemetry::DcgmSource::new(&url) {
+                        Ok(s) => Box::new(s),
+                        Err(message) => {
+                            return Err(Error::Run(run::RunError::Endpoint {
+                                endpoint: "dcgm-exporter".to_owned(),
+                                url,
+                                message,
+                            }));
+                        }
+                    },
+                    // The probe's own output explains a missing GPU: no warning on top.
+                    None => match telemetry::NvmlSource::new(pcie) {
+                        Ok(s) => Box::new(s),
+                        Err(e) => {
+                            tracing::info!("{e}");
+                            Box::new(telemetry::NullSource)
+                        }
+                    },
+                };
+                out.write_all(telemetry::probe(source.as_mut()).as_bytes())
+                    .map_err(Error::Output)?;
+            }
+        },
     }
     out.flush().map_err(Error::Output)
 }

@@ -4,7 +4,7 @@ use crate::support::{chimera, root};
 
 #[test]
 fn subcommands_not_built_yet_say_so_with_exit_code_3() {
-    for cmd in ["analyze", "report", "import", "telemetry"] {
+    for cmd in ["analyze", "report", "import"] {
         let run = chimera(&[cmd, "experiments/tr114.yaml"]);
         assert_eq!(run.code, 3, "{cmd}: {}", run.stderr);
         assert!(

@@ -2,6 +2,7 @@
 //! snapshots, the shipped manifests, and property tests of the planner and the parser.
 
 mod backend;
+mod chaos;
 mod cli;
 mod emulator;
 mod experiments;
@@ -11,5 +12,6 @@ mod run_e2e;
 mod store;
 mod support;
 mod table;
+mod telemetry;
 mod validity;
 mod workload;

@@ -399,7 +399,7 @@ fn events() -> Vec<JournalEvent> {
 #[test]
 fn store_journal_round_trips_and_skips_a_torn_last_line() {
     let t = tempfile::tempdir().expect("tempdir");
-    let mut c = open(t.path());
+    let c = open(t.path());
     for ev in &events() {
         c.journal(ev).expect("journal");
     }
@@ -429,7 +429,7 @@ fn store_journal_round_trips_and_skips_a_torn_last_line() {
     );
 
     // The next run appends after it without losing its own first event.
-    let mut c = open(t.path());
+    let c = open(t.path());
     let next = JournalEvent::Started {
         run_id: "r2".into(),
         cells_total: 4,

@@ -28,6 +28,7 @@
 //! | `models[].output_tokens` | 64 | tokens per reply (`options.num_predict` caps it → `done_reason: length`) |
 //! | `models[].jitter_pct` | 0 | ± percent on each per-token delay, seeded |
 //! | `models[].fault` | none | `{kind: ...}`, see [`Fault`] |
+//! | `models[].fault_first` | none | inject `fault` only into the first N generate/chat requests for this model (load-only ones included, counted over all listeners), then serve normally: a transient fault; absent = every request |
 //!
 //! # Timing model (deterministic given the seed, the model, the prompt and `options.seed`)
 //! 1. **Load.** Each listener holds one loaded model. A request loads (sleeping `load_ms`) when
@@ -65,7 +66,7 @@ mod util;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU32, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -207,6 +208,7 @@ pub async fn spawn(profile: Profile, listen: &[SocketAddr]) -> std::io::Result<E
     let num_parallel = profile.num_parallel;
     let truth = TruthLog::default();
     let shared = Arc::new(server::Shared {
+        faulted: profile.models.iter().map(|_| AtomicU32::new(0)).collect(),
         profile,
         truth: truth.clone(),
         active: AtomicUsize::new(0),

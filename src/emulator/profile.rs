@@ -58,9 +58,15 @@ pub struct ModelProfile {
     /// ± jitter on every per-token delay, percent (seeded, deterministic). Default 0.
     #[serde(default)]
     pub jitter_pct: f64,
-    /// A fault injected into every generate/chat request for this model. Default none.
+    /// A fault injected into every generate/chat request for this model (or only the first
+    /// `fault_first`). Default none.
     #[serde(default)]
     pub fault: Option<Fault>,
+    /// Inject `fault` only into the first N generate/chat requests for this model (load-only
+    /// ones included, counted over all listeners of the emulator); later requests succeed.
+    /// Absent: every request (a permanent fault). `0` disables the fault.
+    #[serde(default)]
+    pub fault_first: Option<u32>,
 }
 
 /// A fault injected into every generate/chat request of a model.
@@ -182,6 +188,7 @@ impl ModelProfile {
             output_tokens: default_output_tokens(),
             jitter_pct: 0.0,
             fault: None,
+            fault_first: None,
         }
     }
 
@@ -268,6 +275,9 @@ impl Profile {
             if !(m.jitter_pct.is_finite() && (0.0..100.0).contains(&m.jitter_pct)) {
                 return Err(format!("{at}: `jitter_pct` must be in [0, 100)"));
             }
+            if m.fault_first.is_some() && m.fault.is_none() {
+                return Err(format!("{at}: `fault_first` needs a `fault`"));
+            }
             if let Some(Fault::Status { code, .. }) = &m.fault
                 && !(100..=599).contains(code)
             {
@@ -322,5 +332,11 @@ mod tests {
         assert!(Profile::from_yaml("models:\n  - name: a\n    fault: {kind: nope}\n").is_err());
         assert!(Profile::from_yaml("models:\n  - name: a\n    output_tok_s: 0\n").is_err());
         assert!(Profile::from_yaml("models:\n  - name: a\n  - name: a\n").is_err());
+        let t = Profile::from_yaml(
+            "models:\n  - name: a\n    fault: {kind: refuse_after_accept}\n    fault_first: 2\n",
+        )
+        .expect("fault_first");
+        assert_eq!(t.models[0].fault_first, Some(2));
+        assert!(Profile::from_yaml("models:\n  - name: a\n    fault_first: 1\n").is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! Listeners, connections, routes and the timing model.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,9 +32,30 @@ pub struct Shared {
     pub truth: TruthLog,
     /// Streams currently using the (shared) GPU.
     pub active: AtomicUsize,
+    /// Per model (profile order): generate/chat requests counted against `fault_first`.
+    pub faulted: Vec<AtomicU32>,
 }
 
 impl Shared {
+    /// The fault to inject into this request for `model`: the profile's, unless `fault_first`
+    /// is set and that many requests of the model have already been served.
+    fn fault_for(&self, model: usize) -> Option<Fault> {
+        let m = &self.profile.models[model];
+        let fault = m.fault.clone()?;
+        match m.fault_first {
+            None => Some(fault),
+            Some(n) => {
+                let seen = self.faulted.get(model).map_or(u32::MAX, |c| {
+                    c.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                        Some(v.saturating_add(1))
+                    })
+                    .unwrap_or(u32::MAX)
+                });
+                (seen < n).then_some(fault)
+            }
+        }
+    }
+
     /// How many streams share the decode budget right now (1 when `shared_gpu` is off).
     fn share(&self) -> f64 {
         if self.profile.shared_gpu {
@@ -579,7 +600,7 @@ impl Gen<'_> {
         };
         let sh = self.sh;
         let m = &sh.profile.models[p.model];
-        let fault = m.fault.clone();
+        let fault = sh.fault_for(p.model);
         self.rec.fault = fault.as_ref().map(|f| f.name().to_owned());
         match &fault {
             Some(Fault::Status { code, message }) => return self.reject(*code, message).await,

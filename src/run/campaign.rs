@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use petgraph::Direction;
@@ -44,7 +44,9 @@ pub enum CampaignError {
     #[error("interrupted; committed cells are kept, run the same command to resume")]
     Interrupted,
     /// An endpoint did not answer its health check.
-    #[error("endpoint `{endpoint}` ({url}) does not answer: {message}\n  = help: start the server (for Ollama: `OLLAMA_HOST={host} ollama serve`), or fix the endpoint's `url` in the manifest; nothing was run")]
+    #[error(
+        "endpoint `{endpoint}` ({url}) does not answer: {message}\n  = help: start the server (for Ollama: `OLLAMA_HOST={host} ollama serve`), or fix the endpoint's `url` in the manifest; nothing was run"
+    )]
     Unreachable {
         /// Endpoint id.
         endpoint: String,
@@ -339,7 +341,7 @@ pub async fn run_campaign(
         created_at_unix_ms: now_unix_ms(),
         store_format: crate::store::STORE_FORMAT,
     };
-    let campaign = Arc::new(Mutex::new(Campaign::open(&opts.data, &opts.name, info)?));
+    let campaign = Arc::new(Campaign::open(&opts.data, &opts.name, info)?);
 
     let cells: Vec<NodeIndex> = plan
         .order
@@ -356,7 +358,7 @@ pub async fn run_campaign(
         if hits.is_empty() {
             return Err(CampaignError::Selector(sel.clone()));
         }
-        let c = lock(&campaign);
+        let c = &campaign;
         let mut removed = 0;
         for ni in hits {
             if c.remove_cell(&plan.graph[ni].id.hex())? {
@@ -365,7 +367,7 @@ pub async fn run_campaign(
         }
         tracing::info!("--force {sel}: {removed} committed cell(s) set aside to run again");
     }
-    let committed = lock(&campaign).committed()?;
+    let committed = campaign.committed()?;
     let mut done: HashSet<NodeIndex> = HashSet::new();
     let mut isolated: IsolatedResults = HashMap::new();
     for &ni in &cells {
@@ -399,7 +401,7 @@ pub async fn run_campaign(
         pending.len()
     );
     let run_id = format!("{:x}", (now_unix_ms() as u64));
-    lock(&campaign).journal(&JournalEvent::Started {
+    campaign.journal(&JournalEvent::Started {
         at_unix_ms: now_unix_ms(),
         run_id: run_id.clone(),
         cells_total: cells.len() as u64,
@@ -424,7 +426,11 @@ pub async fn run_campaign(
                 return Err(CampaignError::Unreachable {
                     endpoint: e.id.clone(),
                     url: e.url.clone(),
-                    host: e.url.trim_start_matches("http://").trim_end_matches('/').to_owned(),
+                    host: e
+                        .url
+                        .trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        .to_owned(),
                     message: format!("{}: {}", err.kind.name(), err.message),
                 });
             }
@@ -510,12 +516,12 @@ pub async fn run_campaign(
                     h.abort();
                 }
                 progress.finish();
-                lock(&campaign).journal(&JournalEvent::Interrupted { at_unix_ms: now_unix_ms(), run_id: run_id.clone() })?;
+                campaign.journal(&JournalEvent::Interrupted { at_unix_ms: now_unix_ms(), run_id: run_id.clone() })?;
                 return Err(CampaignError::Interrupted);
             }
         };
         let Some(ev) = ev else { break };
-        let mut c = lock(&campaign);
+        let c = &campaign;
         match ev {
             Event::Started { ni, attempt } => {
                 c.journal(&JournalEvent::CellStarted {
@@ -629,6 +635,15 @@ pub async fn run_campaign(
                 }
             }
             Event::Crashed { ni, message } => {
+                c.journal(&JournalEvent::CellFailed {
+                    at_unix_ms: now_unix_ms(),
+                    cell: plan.graph[ni].id.hex(),
+                    attempt: 0,
+                    kind: "commit_failed".into(),
+                    message: message.clone(),
+                    retryable: false,
+                    final_attempt: true,
+                })?;
                 failed.insert(ni);
                 summary
                     .failed
@@ -644,7 +659,7 @@ pub async fn run_campaign(
         }
     }
     progress.finish();
-    lock(&campaign).journal(&JournalEvent::Finished {
+    campaign.journal(&JournalEvent::Finished {
         at_unix_ms: now_unix_ms(),
         run_id,
         committed: (summary.ran + summary.cached) as u64,
@@ -655,12 +670,6 @@ pub async fn run_campaign(
         started_at.elapsed().as_secs_f64()
     );
     Ok(summary)
-}
-
-/// Locks the campaign; a poisoned lock (a panicked holder) is still usable: the store's
-/// state is on disk, not in the guard.
-fn lock(c: &Mutex<Campaign>) -> std::sync::MutexGuard<'_, Campaign> {
-    c.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn release(
@@ -717,7 +726,7 @@ async fn worker(
     plan: Arc<Plan>,
     ni: NodeIndex,
     runner: Arc<Runner>,
-    campaign: Arc<Mutex<Campaign>>,
+    campaign: Arc<Campaign>,
     cache: Arc<Option<(Cache, String)>>,
     isolated: IsolatedResults,
     cell_timeout: Option<Duration>,
@@ -733,7 +742,7 @@ async fn worker(
     {
         let c2 = campaign.clone();
         let id2 = id.clone();
-        let adopted = tokio::task::spawn_blocking(move || lock(&c2).adopt_cached(&id2, &dir)).await;
+        let adopted = tokio::task::spawn_blocking(move || c2.adopt_cached(&id2, &dir)).await;
         if let Ok(Ok(outcome)) = adopted {
             let iso = std::fs::read(dir_manifest(&cache_dir_of(cache, fp, &id)))
                 .ok()
@@ -784,7 +793,7 @@ async fn worker(
                         attempt,
                         kind: kind.name().into(),
                         message,
-                        retryable: false,
+                        retryable: policy.retry_on.contains(&RetryableError::Timeout),
                     });
                     return;
                 }
@@ -838,10 +847,8 @@ async fn worker(
         let meta = cell_meta(&record);
         let c2 = campaign.clone();
         let id2 = id.clone();
-        let committed = tokio::task::spawn_blocking(move || {
-            lock(&c2).commit_cell(&id2, attempt, &parts, &meta)
-        })
-        .await;
+        let committed =
+            tokio::task::spawn_blocking(move || c2.commit_cell(&id2, attempt, &parts, &meta)).await;
         match committed {
             Ok(Ok(outcome)) => {
                 if let (Some((cache, fp)), CommitOutcome::Committed(path)) =

@@ -497,6 +497,7 @@ impl Runner {
                 self.loaded.lock().await.insert(url.clone(), want);
             }
         }
+        let started_at = now_unix_ms();
         let t0 = Instant::now();
         let mut agents: Vec<AgentRun> = match node.kind {
             NodeKind::Isolated => {
@@ -548,7 +549,7 @@ impl Runner {
             };
             (a.server_version, a.model_digest) = found;
         }
-        let mut rec = cell_record(plan, node, agents, wall_ms, &self.opts);
+        let mut rec = cell_record(plan, node, agents, wall_ms, started_at, &self.opts);
         if node.kind == NodeKind::Concurrent {
             let iso: Option<Vec<(f64, u64)>> = (0..c.agents.len())
                 .map(|i| {
@@ -671,6 +672,7 @@ async fn run_warmup(
 ) -> CellRecord {
     let w = &plan.warmups[node.warmup as usize];
     let spec = &plan.reports[node.report as usize].manifest.spec;
+    let started_at = now_unix_ms();
     let t0 = Instant::now();
     let mut rows = Vec::new();
     if let Some(client) = clients.get(&w.url) {
@@ -720,6 +722,7 @@ async fn run_warmup(
         node,
         vec![agent],
         t0.elapsed().as_secs_f64() * 1000.0,
+        started_at,
         opts,
     )
 }
@@ -729,6 +732,7 @@ fn cell_record(
     node: &PlanNode,
     agents: Vec<AgentRun>,
     wall_ms: f64,
+    started_at_unix_ms: f64,
     opts: &RunOptions,
 ) -> CellRecord {
     let c = (node.config != crate::plan::NONE).then(|| &plan.configs[node.config as usize]);
@@ -754,7 +758,7 @@ fn cell_record(
                 .find(|m| *m.id == *c.model)
                 .map(|m| m.tag.clone())
         }),
-        started_at_unix_ms: now_unix_ms() - wall_ms,
+        started_at_unix_ms,
         attempt: 1,
         status: if error.is_none() { "ok" } else { "failed" },
         error,

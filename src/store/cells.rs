@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{StoreError, io_at};
 use super::fsx;
-use super::{MANIFEST_FILE, STORE_FORMAT};
+use super::{MANIFEST_FILE, STORE_FORMAT, TEST_COMMIT_PAUSE_ENV};
 
 /// `cells/<id>/MANIFEST.json`, written last inside the temporary directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -391,6 +391,7 @@ pub(crate) fn commit(
         discard(&tmp);
         return Err(e);
     }
+    test_commit_pause();
     if let Err(e) = fs::rename(&tmp, &dest) {
         if fs::symlink_metadata(dest.join(MANIFEST_FILE)).is_ok() {
             discard(&tmp);
@@ -405,6 +406,23 @@ pub(crate) fn commit(
     }
     fsx::sync_dir(root).map_err(io_at(root, "sync the cells directory"))?;
     Ok(CommitOutcome::Committed(dest))
+}
+
+/// Test hook (see the module docs of [`super`]): sleeps for `CHIMERA_TEST_COMMIT_PAUSE_MS`
+/// milliseconds, read once per process, between sealing a temporary directory and renaming
+/// it, so that a test can kill the process mid-commit. Unset, empty or unparsable: no pause.
+fn test_commit_pause() {
+    static PAUSE: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    let pause = PAUSE.get_or_init(|| {
+        std::env::var(TEST_COMMIT_PAUSE_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&ms| ms > 0)
+            .map(std::time::Duration::from_millis)
+    });
+    if let Some(d) = pause {
+        std::thread::sleep(*d);
+    }
 }
 
 /// Creates `<root>/.tmp-<id>-<tag>/`, or `….<n>` when that name is taken (a concurrent commit

@@ -18,6 +18,12 @@
 //! renamed into place, then `cells/` is fsync'd. A `kill -9` at any instant therefore leaves
 //! either no `cells/<id>/` or a complete one; the journal is a record, never the source of
 //! truth, so losing or tearing it never forces a rerun.
+//!
+//! **Test hook.** When the environment variable `CHIMERA_TEST_COMMIT_PAUSE_MS` (read once per
+//! process) holds a positive number of milliseconds, every commit (campaign cells and shared
+//! cache entries alike) sleeps that long after its `.tmp-*` directory is complete and fsync'd
+//! and before the rename, so that crash tests can `kill -9` a run mid-commit. It exists only
+//! for those tests; never set it otherwise.
 
 mod cache;
 mod cells;
@@ -48,6 +54,8 @@ const LOCK_FILE: &str = ".lock";
 const CELLS_DIR: &str = "cells";
 const MANIFEST_FILE: &str = "MANIFEST.json";
 const CACHE_DIR: &str = ".cache";
+/// The test hook's environment variable (see the module docs).
+const TEST_COMMIT_PAUSE_ENV: &str = "CHIMERA_TEST_COMMIT_PAUSE_MS";
 
 /// `campaign.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,7 +120,7 @@ pub struct Campaign {
     dir: PathBuf,
     cells: PathBuf,
     info: CampaignInfo,
-    journal: journal::JournalWriter,
+    journal: std::sync::Mutex<journal::JournalWriter>,
     /// Holds the exclusive lock; released when dropped.
     _lock: Option<File>,
 }
@@ -127,9 +135,21 @@ impl Campaign {
         check_campaign_name(name)?;
         let dir = data.join(name);
         fs::create_dir_all(&dir).map_err(io_at(&dir, "create the campaign directory"))?;
+        let had_lock_file = dir.join(".lock").exists();
         let lock = lock(&dir)?;
+        let stored = match read_info(&dir) {
+            Ok(s) => s,
+            Err(e) => {
+                // A refused campaign (newer format, damaged campaign.json) is left as it was.
+                drop(lock);
+                if !had_lock_file {
+                    let _ = fs::remove_file(dir.join(".lock"));
+                }
+                return Err(e);
+            }
+        };
 
-        let info = match read_info(&dir)? {
+        let info = match stored {
             Some(mut stored) => {
                 let new: Vec<ManifestEntry> = info
                     .manifests
@@ -172,7 +192,7 @@ impl Campaign {
                 if removed == 1 { "y" } else { "ies" }
             );
         }
-        let journal = journal::JournalWriter::open(&dir.join(JOURNAL_FILE))?;
+        let journal = std::sync::Mutex::new(journal::JournalWriter::open(&dir.join(JOURNAL_FILE))?);
         Ok(Campaign {
             dir,
             cells,
@@ -198,8 +218,13 @@ impl Campaign {
     }
 
     /// Appends one event to `journal.jsonl` and fsyncs it.
-    pub fn journal(&mut self, ev: &JournalEvent) -> Result<(), StoreError> {
-        self.journal.append(&self.dir.join(JOURNAL_FILE), ev)
+    /// (Takes `&self`: commits and journal appends of one campaign can come from several
+    /// threads; appends are serialised by an internal lock.)
+    pub fn journal(&self, ev: &JournalEvent) -> Result<(), StoreError> {
+        self.journal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .append(&self.dir.join(JOURNAL_FILE), ev)
     }
 
     /// Every readable journal event (a torn last line is skipped).

@@ -1,0 +1,579 @@
+//! Remote GPUs from NVIDIA dcgm-exporter's Prometheus text endpoint, scraped with a plain
+//! blocking HTTP/1.1 GET (the sampler runs on an OS thread; no async runtime here).
+//!
+//! dcgm-exporter refreshes its values every collection interval (`-c`, 30 s by default):
+//! sampling faster than that repeats values; run it with e.g. `-c 100` for 10 Hz telemetry.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use super::{GpuInfo, GpuSample, GpuSource, now_unix_ms};
+
+/// Connect, read and write timeout of one scrape.
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest response accepted.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+/// A scrape older than this is never reused.
+const MAX_AGE: Duration = Duration::from_secs(1);
+
+/// One sample line of the Prometheus text exposition format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromLine {
+    /// Metric name.
+    pub name: String,
+    /// Labels, by name.
+    pub labels: BTreeMap<String, String>,
+    /// The value (`NaN`, `+Inf` allowed).
+    pub value: f64,
+}
+
+/// Parses Prometheus text exposition (version 0.0.4): `# HELP` / `# TYPE` and other comments
+/// are skipped, as are malformed lines; timestamps are ignored.
+pub fn parse_exposition(text: &str) -> Vec<PromLine> {
+    text.lines().filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<PromLine> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let name_end = line
+        .find(|c: char| c == '{' || c.is_whitespace())
+        .unwrap_or(line.len());
+    let name = &line[..name_end];
+    if name.is_empty() {
+        return None;
+    }
+    let mut rest = &line[name_end..];
+    let mut labels = BTreeMap::new();
+    if let Some(r) = rest.strip_prefix('{') {
+        let mut chars = r.char_indices();
+        let mut key = String::new();
+        let end = loop {
+            let (i, c) = chars.next()?;
+            match c {
+                '}' => break i + 1,
+                ',' | ' ' => {}
+                '=' => {
+                    let (_, q) = chars.next()?;
+                    if q != '"' {
+                        return None;
+                    }
+                    let mut value = String::new();
+                    loop {
+                        let (_, c) = chars.next()?;
+                        match c {
+                            '"' => break,
+                            '\\' => match chars.next()?.1 {
+                                'n' => value.push('\n'),
+                                other => value.push(other),
+                            },
+                            other => value.push(other),
+                        }
+                    }
+                    labels.insert(std::mem::take(&mut key).trim().to_owned(), value);
+                }
+                other => key.push(other),
+            }
+        };
+        rest = &r[end..];
+    }
+    let value_text = rest.split_whitespace().next()?;
+    let value = match value_text {
+        "+Inf" | "Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    Some(PromLine {
+        name: name.to_owned(),
+        labels,
+        value,
+    })
+}
+
+/// Maps a dcgm-exporter scrape onto GPUs and samples, sorted by GPU index. Lines without a
+/// `gpu` label are ignored; for MIG exporters, the whole-GPU line (no `GPU_I_ID`) wins.
+pub fn parse_dcgm(text: &str, t_unix_ms: f64) -> Vec<(GpuInfo, GpuSample)> {
+    // gpu -> metric -> (value, from a MIG instance line)
+    let mut values: BTreeMap<u32, BTreeMap<String, (f64, bool)>> = BTreeMap::new();
+    let mut infos: BTreeMap<u32, GpuInfo> = BTreeMap::new();
+    for line in parse_exposition(text) {
+        let Some(gpu) = line
+            .labels
+            .get("gpu")
+            .and_then(|g| g.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let label = |k: &str| line.labels.get(k).filter(|v| !v.is_empty()).cloned();
+        let info = infos.entry(gpu).or_insert_with(|| GpuInfo {
+            index: gpu,
+            name: None,
+            uuid: None,
+            driver_version: None,
+            cuda_driver_version: None,
+            memory_total_mib: None,
+        });
+        info.name = info.name.take().or_else(|| label("modelName"));
+        info.uuid = info.uuid.take().or_else(|| label("UUID"));
+        info.driver_version = info
+            .driver_version
+            .take()
+            .or_else(|| label("DCGM_FI_DRIVER_VERSION"));
+        let mig = label("GPU_I_ID").is_some();
+        let slot = values.entry(gpu).or_default();
+        match slot.get(&line.name) {
+            Some((_, false)) => {}
+            Some((_, true)) if mig => {}
+            _ => {
+                slot.insert(line.name.clone(), (line.value, mig));
+            }
+        }
+    }
+    infos
+        .into_values()
+        .map(|mut info| {
+            let m = values.remove(&info.index).unwrap_or_default();
+            let get = |k: &str| m.get(k).map(|v| v.0).filter(|v| v.is_finite());
+            let first = |ks: &[&str]| ks.iter().find_map(|k| get(k));
+            let as_u32 = |v: f64| (v >= 0.0 && v <= f64::from(u32::MAX)).then(|| v.round() as u32);
+            let as_u64 = |v: f64| (v >= 0.0 && v < u64::MAX as f64).then(|| v.round() as u64);
+            info.memory_total_mib = get("DCGM_FI_DEV_FB_TOTAL").or_else(|| {
+                let (used, free) = (get("DCGM_FI_DEV_FB_USED")?, get("DCGM_FI_DEV_FB_FREE")?);
+                Some(used + free + get("DCGM_FI_DEV_FB_RESERVED").unwrap_or(0.0))
+            });
+            let sample = GpuSample {
+                gpu: info.index,
+                t_unix_ms,
+                util_pct: get("DCGM_FI_DEV_GPU_UTIL"),
+                mem_util_pct: get("DCGM_FI_DEV_MEM_COPY_UTIL"),
+                mem_used_mib: get("DCGM_FI_DEV_FB_USED"),
+                power_w: get("DCGM_FI_DEV_POWER_USAGE"),
+                energy_mj: get("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION").and_then(as_u64),
+                temp_c: get("DCGM_FI_DEV_GPU_TEMP"),
+                sm_clock_mhz: get("DCGM_FI_DEV_SM_CLOCK").and_then(as_u32),
+                mem_clock_mhz: get("DCGM_FI_DEV_MEM_CLOCK").and_then(as_u32),
+                throttle_reasons: first(&[
+                    "DCGM_FI_DEV_CLOCKS_EVENT_REASONS",
+                    "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS",
+                ])
+                .and_then(as_u64),
+                processes: None,
+                pcie_tx_kib_s: get("DCGM_FI_DEV_PCIE_TX_THROUGHPUT"),
+                pcie_rx_kib_s: get("DCGM_FI_DEV_PCIE_RX_THROUGHPUT"),
+            };
+            (info, sample)
+        })
+        .collect()
+}
+
+/// An `http://host[:port][/path]` URL, split.
+#[derive(Debug, Clone, PartialEq)]
+struct HttpUrl {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl HttpUrl {
+    /// Parses `http://` URLs; the path defaults to `/metrics`, the port to 80.
+    fn parse(url: &str) -> Result<HttpUrl, String> {
+        let rest = url.trim().strip_prefix("http://").ok_or_else(|| {
+            if url.trim_start().starts_with("https://") {
+                format!("`{url}`: https is not supported for dcgm-exporter; use http://")
+            } else {
+                format!("`{url}` is not an http:// URL (e.g. http://gpu-host:9400/metrics)")
+            }
+        })?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let path = if path.is_empty() || path == "/" {
+            "/metrics".to_owned()
+        } else {
+            path.to_owned()
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let close = v6
+                .find(']')
+                .ok_or_else(|| format!("`{url}`: unclosed `[` in the host"))?;
+            let host = &v6[..close];
+            let port = v6[close + 1..].strip_prefix(':');
+            (host, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("`{url}` has no host"));
+        }
+        let port = match port {
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| format!("`{url}`: `{p}` is not a port"))?,
+            None => 80,
+        };
+        Ok(HttpUrl {
+            host: host.to_owned(),
+            port,
+            path,
+        })
+    }
+
+    fn host_header(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// One blocking HTTP/1.1 GET; the body of a 200 response (content-length, chunked, or to EOF).
+fn http_get(url: &HttpUrl) -> Result<String, String> {
+    let addrs = (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {}: {e}", url.host))?;
+    let mut last = format!("{} resolves to no address", url.host);
+    let mut stream = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, TIMEOUT) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = format!("cannot connect to {addr}: {e}"),
+        }
+    }
+    let mut stream = stream.ok_or(last)?;
+    let io = |e: std::io::Error| format!("{}: {e}", url.host_header());
+    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+    stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
+    let _ = stream.set_nodelay(true);
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: chimera/{}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n",
+        url.path,
+        url.host_header(),
+        env!("CARGO_PKG_VERSION")
+    );
+    stream.write_all(request.as_bytes()).map_err(io)?;
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).map_err(io)?;
+    let code = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| format!("not an HTTP response: {:?}", status.trim_end()))?;
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).map_err(io)? == 0 {
+            return Err("connection closed inside the response headers".to_owned());
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            let (k, v) = (k.trim(), v.trim());
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.parse::<usize>().ok();
+            } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = v.to_ascii_lowercase().contains("chunked");
+            }
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).map_err(io)?;
+            let size = size.trim().split(';').next().unwrap_or("").trim();
+            let n =
+                usize::from_str_radix(size, 16).map_err(|_| format!("bad chunk size {size:?}"))?;
+            if n == 0 {
+                break; // trailers are not needed: the connection closes
+            }
+            if body.len() + n > MAX_BODY {
+                return Err(format!("response larger than {MAX_BODY} bytes"));
+            }
+            let start = body.len();
+            body.resize(start + n, 0);
+            reader.read_exact(&mut body[start..]).map_err(io)?;
+            let mut crlf = String::new();
+            reader.read_line(&mut crlf).map_err(io)?;
+        }
+    } else if let Some(n) = length {
+        if n > MAX_BODY {
+            return Err(format!("response larger than {MAX_BODY} bytes"));
+        }
+        body.resize(n, 0);
+        reader.read_exact(&mut body).map_err(io)?;
+    } else {
+        reader
+            .take(MAX_BODY as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(io)?;
+        if body.len() > MAX_BODY {
+            return Err(format!("response larger than {MAX_BODY} bytes"));
+        }
+    }
+    if code != 200 {
+        let text = String::from_utf8_lossy(&body);
+        return Err(format!(
+            "HTTP {code}: {}",
+            text.chars().take(200).collect::<String>().trim()
+        ));
+    }
+    String::from_utf8(body).map_err(|_| "the response is not UTF-8".to_owned())
+}
+
+/// GPUs read from a dcgm-exporter endpoint. One scrape serves every GPU once: sampling all
+/// GPUs in a tick costs one HTTP GET; asking for a GPU again scrapes again.
+#[derive(Debug)]
+pub struct DcgmSource {
+    url: HttpUrl,
+    devices: Vec<GpuInfo>,
+    /// The latest scrape: when, and the not-yet-served sample of each GPU.
+    cache: Option<(Instant, BTreeMap<u32, GpuSample>)>,
+    /// Whether the last scrape failed (to log a failure streak once).
+    failing: bool,
+}
+
+impl DcgmSource {
+    /// Scrapes `url` once (e.g. `http://gpu-host:9400/metrics`; the path defaults to
+    /// `/metrics`) and lists its GPUs. Fails if it cannot be scraped or lists no GPU.
+    pub fn new(url: &str) -> Result<DcgmSource, String> {
+        let url = HttpUrl::parse(url)?;
+        let mut source = DcgmSource {
+            url,
+            devices: Vec::new(),
+            cache: None,
+            failing: false,
+        };
+        source.scrape()?;
+        if source.devices.is_empty() {
+            return Err("the endpoint lists no DCGM_FI_* metric with a `gpu` label".to_owned());
+        }
+        Ok(source)
+    }
+
+    fn scrape(&mut self) -> Result<(), String> {
+        let t = now_unix_ms();
+        let text = http_get(&self.url)?;
+        let parsed = parse_dcgm(&text, t);
+        if !parsed.is_empty() {
+            self.devices = parsed.iter().map(|(i, _)| i.clone()).collect();
+        }
+        self.cache = Some((
+            Instant::now(),
+            parsed.into_iter().map(|(i, s)| (i.index, s)).collect(),
+        ));
+        Ok(())
+    }
+}
+
+impl GpuSource for DcgmSource {
+    fn kind(&self) -> &'static str {
+        "dcgm"
+    }
+
+    fn devices(&self) -> Vec<GpuInfo> {
+        self.devices.clone()
+    }
+
+    fn sample(&mut self, gpu: u32) -> GpuSample {
+        let fresh = |c: &Option<(Instant, BTreeMap<u32, GpuSample>)>| {
+            c.as_ref()
+                .is_some_and(|(at, m)| at.elapsed() < MAX_AGE && m.contains_key(&gpu))
+        };
+        if !fresh(&self.cache) {
+            match self.scrape() {
+                Ok(()) => {
+                    if self.failing {
+                        tracing::info!("dcgm-exporter {}: scraping again", self.url.host_header());
+                    }
+                    self.failing = false;
+                }
+                Err(e) => {
+                    if !self.failing {
+                        tracing::warn!(
+                            "dcgm-exporter {}: {e}: samples are empty until it answers",
+                            self.url.host_header()
+                        );
+                    }
+                    self.failing = true;
+                    self.cache = None;
+                }
+            }
+        }
+        self.cache
+            .as_mut()
+            .and_then(|(_, m)| m.remove(&gpu))
+            .unwrap_or_else(|| GpuSample::empty(gpu))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A dcgm-exporter 3.3 scrape of a 2-GPU H100 host (default counters plus a few extra).
+    pub(crate) const EXPORTER_TEXT: &str = r#"# HELP DCGM_FI_DEV_SM_CLOCK SM clock frequency (in MHz).
+# TYPE DCGM_FI_DEV_SM_CLOCK gauge
+DCGM_FI_DEV_SM_CLOCK{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 1980
+DCGM_FI_DEV_SM_CLOCK{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 345
+# HELP DCGM_FI_DEV_MEM_CLOCK Memory clock frequency (in MHz).
+# TYPE DCGM_FI_DEV_MEM_CLOCK gauge
+DCGM_FI_DEV_MEM_CLOCK{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 2619
+DCGM_FI_DEV_MEM_CLOCK{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 2619
+# HELP DCGM_FI_DEV_GPU_TEMP GPU temperature (in C).
+# TYPE DCGM_FI_DEV_GPU_TEMP gauge
+DCGM_FI_DEV_GPU_TEMP{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 61
+DCGM_FI_DEV_GPU_TEMP{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 33
+# HELP DCGM_FI_DEV_POWER_USAGE Power draw (in W).
+# TYPE DCGM_FI_DEV_POWER_USAGE gauge
+DCGM_FI_DEV_POWER_USAGE{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 612.347000
+DCGM_FI_DEV_POWER_USAGE{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 71.025000
+# HELP DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION Total energy consumption since boot (in mJ).
+# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter
+DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 4830917262
+DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 1290311847
+# HELP DCGM_FI_DEV_PCIE_REPLAY_COUNTER Total number of PCIe retries.
+# TYPE DCGM_FI_DEV_PCIE_REPLAY_COUNTER counter
+DCGM_FI_DEV_PCIE_REPLAY_COUNTER{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0
+DCGM_FI_DEV_PCIE_REPLAY_COUNTER{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0
+# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).
+# TYPE DCGM_FI_DEV_GPU_UTIL gauge
+DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 97
+DCGM_FI_DEV_GPU_UTIL{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0
+# HELP DCGM_FI_DEV_MEM_COPY_UTIL Memory utilization (in %).
+# TYPE DCGM_FI_DEV_MEM_COPY_UTIL gauge
+DCGM_FI_DEV_MEM_COPY_UTIL{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 43
+DCGM_FI_DEV_MEM_COPY_UTIL{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0
+# HELP DCGM_FI_DEV_FB_FREE Framebuffer memory free (in MiB).
+# TYPE DCGM_FI_DEV_FB_FREE gauge
+DCGM_FI_DEV_FB_FREE{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 60553
+DCGM_FI_DEV_FB_FREE{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 81004
+# HELP DCGM_FI_DEV_FB_USED Framebuffer memory used (in MiB).
+# TYPE DCGM_FI_DEV_FB_USED gauge
+DCGM_FI_DEV_FB_USED{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 20475
+DCGM_FI_DEV_FB_USED{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0
+# HELP DCGM_FI_DEV_FB_RESERVED Framebuffer memory reserved (in MiB).
+# TYPE DCGM_FI_DEV_FB_RESERVED gauge
+DCGM_FI_DEV_FB_RESERVED{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 531
+DCGM_FI_DEV_FB_RESERVED{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 555
+# HELP DCGM_FI_DEV_CLOCK_THROTTLE_REASONS Current clock throttle reasons.
+# TYPE DCGM_FI_DEV_CLOCK_THROTTLE_REASONS gauge
+DCGM_FI_DEV_CLOCK_THROTTLE_REASONS{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 4
+DCGM_FI_DEV_CLOCK_THROTTLE_REASONS{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 1
+# HELP DCGM_FI_DEV_XID_ERRORS Value of the last XID error encountered.
+# TYPE DCGM_FI_DEV_XID_ERRORS gauge
+DCGM_FI_DEV_XID_ERRORS{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15",err_code="0",err_msg="No Error"} 0
+DCGM_FI_DEV_XID_ERRORS{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15",err_code="0",err_msg="No Error"} 0
+# HELP DCGM_FI_PROF_GR_ENGINE_ACTIVE Ratio of time the graphics engine is active.
+# TYPE DCGM_FI_PROF_GR_ENGINE_ACTIVE gauge
+DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0.981227
+DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0.000000
+"#;
+
+    #[test]
+    fn parses_exposition_lines_labels_and_escapes() {
+        let lines = parse_exposition(
+            "# HELP x help\n# TYPE x gauge\nx 1\ny{a=\"b\\\"c\",d=\"e,f\",} 2.5 1712345678000\nz{k=\"v\"} NaN\nw +Inf\nbroken{a=\"b\" 3\n\n",
+        );
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0].name, "x");
+        assert_eq!(lines[0].value, 1.0);
+        assert_eq!(lines[1].labels["a"], "b\"c");
+        assert_eq!(lines[1].labels["d"], "e,f");
+        assert_eq!(lines[1].value, 2.5);
+        assert!(lines[2].value.is_nan());
+        assert_eq!(lines[3].value, f64::INFINITY);
+    }
+
+    #[test]
+    fn maps_a_recorded_exporter_scrape() {
+        let gpus = parse_dcgm(EXPORTER_TEXT, 1234.0);
+        assert_eq!(gpus.len(), 2);
+        let (info, s) = &gpus[0];
+        assert_eq!(info.index, 0);
+        assert_eq!(info.name.as_deref(), Some("NVIDIA H100 80GB HBM3"));
+        assert_eq!(
+            info.uuid.as_deref(),
+            Some("GPU-5a1b2c3d-0000-1111-2222-333344445555")
+        );
+        assert_eq!(info.driver_version.as_deref(), Some("550.54.15"));
+        assert_eq!(info.cuda_driver_version, None);
+        assert_eq!(info.memory_total_mib, Some(60553.0 + 20475.0 + 531.0));
+        assert_eq!(s.gpu, 0);
+        assert_eq!(s.t_unix_ms, 1234.0);
+        assert_eq!(s.util_pct, Some(97.0));
+        assert_eq!(s.mem_util_pct, Some(43.0));
+        assert_eq!(s.mem_used_mib, Some(20475.0));
+        assert_eq!(s.power_w, Some(612.347));
+        assert_eq!(s.energy_mj, Some(4_830_917_262));
+        assert_eq!(s.temp_c, Some(61.0));
+        assert_eq!(s.sm_clock_mhz, Some(1980));
+        assert_eq!(s.mem_clock_mhz, Some(2619));
+        assert_eq!(s.throttle_reasons, Some(4));
+        assert_eq!(s.processes, None);
+        assert_eq!(s.pcie_tx_kib_s, None);
+        let (info1, s1) = &gpus[1];
+        assert_eq!(info1.index, 1);
+        assert_eq!(s1.util_pct, Some(0.0));
+        assert_eq!(s1.power_w, Some(71.025));
+        assert_eq!(s1.energy_mj, Some(1_290_311_847));
+        assert_eq!(s1.sm_clock_mhz, Some(345));
+        assert_eq!(s1.throttle_reasons, Some(1));
+    }
+
+    #[test]
+    fn missing_metrics_are_none_and_mig_lines_lose_to_whole_gpu_lines() {
+        let text = "DCGM_FI_DEV_GPU_UTIL{gpu=\"3\",GPU_I_ID=\"1\"} 10\n\
+                    DCGM_FI_DEV_GPU_UTIL{gpu=\"3\"} 55\n\
+                    DCGM_FI_DEV_GPU_UTIL{gpu=\"3\",GPU_I_ID=\"2\"} 20\n\
+                    DCGM_FI_DEV_POWER_USAGE 99\n";
+        let gpus = parse_dcgm(text, 0.0);
+        assert_eq!(gpus.len(), 1);
+        assert_eq!(gpus[0].1.gpu, 3);
+        assert_eq!(gpus[0].1.util_pct, Some(55.0));
+        assert_eq!(gpus[0].1.power_w, None);
+        assert_eq!(gpus[0].1.energy_mj, None);
+        assert_eq!(gpus[0].0.name, None);
+        assert_eq!(gpus[0].0.memory_total_mib, None);
+    }
+
+    #[test]
+    fn parses_urls() {
+        let u = HttpUrl::parse("http://gpu-host:9400/metrics").expect("url");
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("gpu-host", 9400, "/metrics")
+        );
+        let u = HttpUrl::parse("http://10.0.0.2:9400").expect("url");
+        assert_eq!(u.path, "/metrics");
+        let u = HttpUrl::parse("http://[::1]:9400/m").expect("url");
+        assert_eq!(
+            (u.host.as_str(), u.port, u.host_header()),
+            ("::1", 9400, "[::1]:9400".to_owned())
+        );
+        assert_eq!(HttpUrl::parse("http://h/x").expect("url").port, 80);
+        assert!(HttpUrl::parse("https://h:1/").is_err());
+        assert!(HttpUrl::parse("h:1").is_err());
+        assert!(HttpUrl::parse("http://h:port/").is_err());
+    }
+
+    #[test]
+    fn an_unreachable_endpoint_is_an_error() {
+        // Port 1 on localhost: refused.
+        assert!(DcgmSource::new("http://127.0.0.1:1/metrics").is_err());
+    }
+}

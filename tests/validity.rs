@@ -1,0 +1,298 @@
+//! Measurement validity of the scheduler, read back from the committed Parquet tables: cells
+//! that share an (emulated) GPU never overlap in time, and cells on different GPUs do run at
+//! the same time.
+//!
+//! Two emulator processes (in-process instances) stand for two GPUs: each has two listeners
+//! with `shared_gpu: true`, so both listeners of one instance share one decode budget, as two
+//! Ollama servers on one GPU do. Four endpoints: two on `host:gpu0` (instance 1), two on
+//! `host:gpu1` (instance 2); one `chimera_homo` scenario per GPU (3 configurations × 2
+//! repetitions each). The campaign runs through `run_campaign` into a temporary store; the
+//! `cells` parts give each cell's `started_at` (rounded to the millisecond) and `wall_ms`, the
+//! `agents` parts its endpoints and hence its GPU.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, TimestampMillisecondType};
+use chimera::emulator::{Profile, spawn};
+use chimera::run::RunOptions;
+use chimera::run::campaign::{CampaignOptions, run_campaign};
+use chimera::store::{ManifestEntry, open_existing};
+use chimera::table::read_parquet;
+
+/// 40 tokens at 400 tok/s: ~100 ms per request alone, ~200 ms for two streams sharing a GPU.
+const PROFILE: &str = "
+seed: 11
+shared_gpu: true
+models:
+  - name: gemma3:270m
+    load_ms: 5
+    prompt_tok_s: 200000
+    output_tok_s: 400
+    output_tokens: 40
+";
+
+/// Slack for the millisecond rounding of `started_at` (wall_ms is exact).
+const SLACK_MS: f64 = 1.0;
+
+fn manifest(gpu0: &[SocketAddr], gpu1: &[SocketAddr]) -> String {
+    format!(
+        r#"
+format: 1
+report: TR990
+title: scheduler validity on two emulated GPUs
+endpoints:
+  - {{id: g0a, kind: emulator, url: "http://{}", resource: "host:gpu0"}}
+  - {{id: g0b, kind: emulator, url: "http://{}", resource: "host:gpu0"}}
+  - {{id: g1a, kind: emulator, url: "http://{}", resource: "host:gpu1"}}
+  - {{id: g1b, kind: emulator, url: "http://{}", resource: "host:gpu1"}}
+models:
+  - {{id: gemma3, tag: "gemma3:270m"}}
+workloads:
+  - id: one_prompt
+    harness: H6v2
+    stream: true
+    task:
+      kind: single_inference
+      prompts: ["Say something short."]
+scenarios:
+  - id: homo_gpu0
+    kind: chimera_homo
+    agents:
+      - {{id: A, role: collector, endpoint: g0a}}
+      - {{id: B, role: insight, endpoint: g0b}}
+  - id: homo_gpu1
+    kind: chimera_homo
+    agents:
+      - {{id: C, role: collector, endpoint: g1a}}
+      - {{id: D, role: insight, endpoint: g1b}}
+repetitions: 2
+matrix:
+  - workload: one_prompt
+    model: gemma3
+    scenario: homo_gpu0
+    apply_to: [A, B]
+    axes: {{num_ctx: [512, 1024, 2048]}}
+    id_template: "gpu0_ctx{{num_ctx}}"
+  - workload: one_prompt
+    model: gemma3
+    scenario: homo_gpu1
+    apply_to: [C, D]
+    axes: {{num_ctx: [512, 1024, 2048]}}
+    id_template: "gpu1_ctx{{num_ctx}}"
+"#,
+        gpu0[0], gpu0[1], gpu1[0], gpu1[1]
+    )
+}
+
+/// One committed cell as the tables tell it.
+#[derive(Debug)]
+struct Span {
+    cell: String,
+    kind: String,
+    gpu: String,
+    start_ms: f64,
+    wall_ms: f64,
+}
+
+impl Span {
+    fn end_ms(&self) -> f64 {
+        self.start_ms + self.wall_ms
+    }
+
+    /// How long the two intervals overlap, ms (negative: the gap between them).
+    fn overlap_ms(&self, other: &Span) -> f64 {
+        self.end_ms().min(other.end_ms()) - self.start_ms.max(other.start_ms)
+    }
+}
+
+fn column<'a>(b: &'a RecordBatch, name: &str) -> &'a Arc<dyn Array> {
+    b.column_by_name(name)
+        .unwrap_or_else(|| panic!("column `{name}` missing"))
+}
+
+/// Reads every committed cell's `cells` and `agents` parts back.
+fn read_spans(data: &std::path::Path, name: &str) -> Vec<Span> {
+    let gpu_of = |endpoint: &str| match endpoint {
+        "g0a" | "g0b" => "host:gpu0".to_owned(),
+        "g1a" | "g1b" => "host:gpu1".to_owned(),
+        other => panic!("unknown endpoint `{other}`"),
+    };
+    let view = open_existing(data, name).expect("open campaign");
+    let committed = view.committed().expect("committed cells");
+    assert!(committed.broken.is_empty(), "{:?}", committed.broken);
+    let mut spans = Vec::new();
+    for id in &committed.ids {
+        let dir = committed.dir(id).expect("cell dir");
+        let cells = read_parquet(&dir.join("cells.parquet")).expect("read cells part");
+        let agents = read_parquet(&dir.join("agents.parquet")).expect("read agents part");
+        let mut gpus = BTreeSet::new();
+        for b in &agents {
+            let ep = column(b, "endpoint").as_string::<i32>();
+            for i in 0..b.num_rows() {
+                gpus.insert(gpu_of(ep.value(i)));
+            }
+        }
+        assert_eq!(gpus.len(), 1, "cell {id} spans GPUs {gpus:?}");
+        let gpu = gpus.into_iter().next().expect("one GPU");
+        let rows: usize = cells.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, 1, "cell {id}: one `cells` row");
+        let b = cells
+            .iter()
+            .find(|b| b.num_rows() == 1)
+            .expect("the cells row");
+        let started = column(b, "started_at").as_primitive::<TimestampMillisecondType>();
+        let wall = column(b, "wall_ms").as_primitive::<Float64Type>();
+        let kind = column(b, "kind").as_string::<i32>();
+        let cell_id = column(b, "cell_id").as_string::<i32>();
+        assert_eq!(cell_id.value(0), id);
+        assert!(!started.is_null(0) && !wall.is_null(0));
+        spans.push(Span {
+            cell: id.clone(),
+            kind: kind.value(0).to_owned(),
+            gpu,
+            start_ms: started.value(0) as f64,
+            wall_ms: wall.value(0),
+        });
+    }
+    spans.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
+    spans
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cells_sharing_a_gpu_never_overlap_and_cells_on_different_gpus_do() {
+    let localhost: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let gpu0 = spawn(
+        Profile::from_yaml(PROFILE).expect("profile"),
+        &[localhost, localhost],
+    )
+    .await
+    .expect("emulator of gpu0");
+    let gpu1 = spawn(
+        Profile::from_yaml(PROFILE).expect("profile"),
+        &[localhost, localhost],
+    )
+    .await
+    .expect("emulator of gpu1");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tr990.yaml");
+    let text = manifest(&gpu0.addrs, &gpu1.addrs);
+    std::fs::write(&path, &text).expect("write manifest");
+    let plan = Arc::new(chimera::plan::build(std::slice::from_ref(&path)).expect("plan"));
+    let data = dir.path().join("data");
+    let name = "validity";
+    let opts = CampaignOptions {
+        data: data.clone(),
+        name: name.to_owned(),
+        force: Vec::new(),
+        fail_fast: false,
+        use_cache: false,
+        cell_timeout: None,
+        progress: false,
+    };
+    let (_never, rx) = tokio::sync::watch::channel(false);
+    let summary = run_campaign(
+        plan,
+        vec![ManifestEntry::new(
+            &path.display().to_string(),
+            "TR990",
+            &text,
+        )],
+        &opts,
+        &RunOptions::new(dir.path().join("work")),
+        rx,
+    )
+    .await
+    .expect("campaign");
+    assert!(summary.failed.is_empty(), "{:#?}", summary.failed);
+    assert_eq!(summary.blocked, 0);
+    assert_eq!(summary.ran, summary.total);
+    gpu0.shutdown().await;
+    gpu1.shutdown().await;
+
+    let spans = read_spans(&data, name);
+    assert_eq!(spans.len(), summary.total, "every cell is in the tables");
+    let mut per_gpu: HashMap<&str, Vec<&Span>> = HashMap::new();
+    for s in &spans {
+        per_gpu.entry(s.gpu.as_str()).or_default().push(s);
+    }
+    for gpu in ["host:gpu0", "host:gpu1"] {
+        let cells = per_gpu.get(gpu).map_or(&[][..], Vec::as_slice);
+        let kinds = |k: &str| cells.iter().filter(|s| s.kind == k).count();
+        // 3 configurations × 2 repetitions: two isolated cells and one concurrent cell each.
+        assert_eq!(kinds("isolated"), 12, "{gpu}: isolated cells");
+        assert_eq!(kinds("concurrent"), 6, "{gpu}: concurrent cells");
+        for s in cells {
+            assert!(
+                s.wall_ms > 0.0 && s.wall_ms < 5_000.0,
+                "{gpu}: cell {} ({}) wall {} ms",
+                s.cell,
+                s.kind,
+                s.wall_ms
+            );
+        }
+    }
+    let concurrent_walls: Vec<f64> = spans
+        .iter()
+        .filter(|s| s.kind == "concurrent")
+        .map(|s| s.wall_ms)
+        .collect();
+    assert!(
+        concurrent_walls
+            .iter()
+            .all(|w| (100.0..=1_000.0).contains(w)),
+        "concurrent cells should take ~200 ms: {concurrent_walls:?}"
+    );
+
+    // Same GPU: never at the same time.
+    for (gpu, cells) in &per_gpu {
+        for (i, a) in cells.iter().enumerate() {
+            for b in &cells[i + 1..] {
+                let o = a.overlap_ms(b);
+                assert!(
+                    o <= SLACK_MS,
+                    "{gpu}: cells {} ({}, {:.1}..{:.1}) and {} ({}, {:.1}..{:.1}) overlap by {o:.1} ms",
+                    a.cell,
+                    a.kind,
+                    a.start_ms,
+                    a.end_ms(),
+                    b.cell,
+                    b.kind,
+                    b.start_ms,
+                    b.end_ms()
+                );
+            }
+        }
+    }
+
+    // Different GPUs: some cells ran in parallel (by clearly more than the rounding slack).
+    let g0 = per_gpu.get("host:gpu0").map_or(&[][..], Vec::as_slice);
+    let g1 = per_gpu.get("host:gpu1").map_or(&[][..], Vec::as_slice);
+    let parallel = g0
+        .iter()
+        .flat_map(|a| g1.iter().map(move |b| a.overlap_ms(b)))
+        .filter(|&o| o > 20.0)
+        .count();
+    let busy = |v: &[&Span]| v.iter().map(|s| s.wall_ms).sum::<f64>();
+    let first = spans.first().map_or(0.0, |s| s.start_ms);
+    let last = spans.iter().map(Span::end_ms).fold(first, f64::max);
+    assert!(
+        parallel > 0,
+        "no cell on gpu0 overlapped a cell on gpu1 by more than 20 ms: the GPUs ran one after the other \
+         (span {:.0} ms, busy gpu0 {:.0} ms + gpu1 {:.0} ms)",
+        last - first,
+        busy(g0),
+        busy(g1)
+    );
+    // And the campaign as a whole took clearly less than the two GPUs' work back to back.
+    assert!(
+        last - first < 0.9 * (busy(g0) + busy(g1)),
+        "campaign span {:.0} ms vs busy gpu0 {:.0} ms + gpu1 {:.0} ms",
+        last - first,
+        busy(g0),
+        busy(g1)
+    );
+}
