@@ -153,6 +153,7 @@ fn run_command(args: cli::RunArgs) -> Result<(), Error> {
         use_cache: !args.no_cache,
         cell_timeout: args.cell_timeout.map(std::time::Duration::from_secs_f64),
         progress: true,
+        fake_gpus: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

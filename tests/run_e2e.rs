@@ -172,3 +172,88 @@ async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
     );
     emu.shutdown().await;
 }
+
+/// GPU telemetry flows from the sampler into the tables: with a deterministic fake GPU
+/// (the test instrument for machines without one), every cell on `local:gpu0` gets its
+/// aggregates in `cells` and its samples in `telemetry.parquet`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn telemetry_aggregates_and_samples_reach_the_tables() {
+    let profile = Profile::from_yaml(PROFILE).expect("profile");
+    let localhost = "127.0.0.1:0".parse().expect("addr");
+    let emu = spawn(profile, &[localhost, localhost])
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tr914.yaml");
+    std::fs::write(&path, manifest(emu.addrs[0], emu.addrs[1])).expect("write manifest");
+    let plan =
+        std::sync::Arc::new(chimera::plan::build(std::slice::from_ref(&path)).expect("plan"));
+    let entries = plan
+        .reports
+        .iter()
+        .map(|r| {
+            chimera::store::ManifestEntry::new(
+                &path.display().to_string(),
+                &r.report,
+                &r.manifest.source,
+            )
+        })
+        .collect();
+    let opts = chimera::run::campaign::CampaignOptions {
+        data: dir.path().join("data"),
+        name: "telemetry".into(),
+        force: Vec::new(),
+        fail_fast: false,
+        use_cache: false,
+        cell_timeout: None,
+        progress: false,
+        fake_gpus: Some(1),
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let summary = chimera::run::campaign::run_campaign(
+        plan,
+        entries,
+        &opts,
+        &RunOptions::new(dir.path().join("work")),
+        rx,
+    )
+    .await
+    .expect("campaign");
+    assert!(summary.failed.is_empty());
+    let cells_dir = dir.path().join("data/telemetry/cells");
+    let mut with_samples = 0;
+    for entry in std::fs::read_dir(&cells_dir).expect("cells") {
+        let cell = entry.expect("entry").path();
+        if !cell.join("MANIFEST.json").exists() {
+            continue;
+        }
+        let batches =
+            chimera::table::read_parquet(&cell.join("cells.parquet")).expect("cells part");
+        let b = &batches[0];
+        for col in [
+            "gpu_util_mean_pct",
+            "power_mean_w",
+            "energy_j",
+            "mem_peak_mib",
+        ] {
+            let a = b.column_by_name(col).expect(col);
+            assert_eq!(a.null_count(), 0, "{col} is null in {}", cell.display());
+        }
+        let t =
+            chimera::table::read_parquet(&cell.join("telemetry.parquet")).expect("telemetry part");
+        let rows: usize = t.iter().map(|b| b.num_rows()).sum();
+        assert!(rows >= 2, "at least a start and an end sample, got {rows}");
+        with_samples += 1;
+    }
+    assert_eq!(
+        with_samples, 16,
+        "every cell (warm-ups included) on local:gpu0 is sampled"
+    );
+    let prov = chimera::table::read_parquet(&dir.path().join("data/telemetry/provenance.parquet"))
+        .expect("provenance");
+    assert!(
+        prov.iter().map(|b| b.num_rows()).sum::<usize>() >= 2,
+        "one row per endpoint × model"
+    );
+    emu.shutdown().await;
+}

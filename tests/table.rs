@@ -72,6 +72,8 @@ fn cell(id: &str, report: &str, agents: usize, requests: u32) -> CellRecord {
         status: "ok",
         error: None,
         error_kind: None,
+        telemetry: None,
+        gpu_samples: Vec::new(),
         wall_ms: 1_234.5,
         published_speedup: None,
         published_efficiency_pct: None,

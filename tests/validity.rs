@@ -192,6 +192,7 @@ async fn cells_sharing_a_gpu_never_overlap_and_cells_on_different_gpus_do() {
         use_cache: false,
         cell_timeout: None,
         progress: false,
+        fake_gpus: None,
     };
     let (_never, rx) = tokio::sync::watch::channel(false);
     let summary = run_campaign(

@@ -81,6 +81,9 @@ pub struct CampaignOptions {
     pub cell_timeout: Option<Duration>,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// Test instrument: sample this many deterministic fake GPUs instead of the manifest's
+    /// telemetry source (never set by the command line).
+    pub fake_gpus: Option<u32>,
 }
 
 /// What a campaign run did.
@@ -436,6 +439,21 @@ pub async fn run_campaign(
             }
         }
     }
+    // GPU telemetry: one sampler thread per campaign (the first report's settings).
+    let settings = plan
+        .reports
+        .first()
+        .map(|r| r.manifest.spec.telemetry.clone())
+        .unwrap_or_default();
+    let source: Box<dyn crate::telemetry::GpuSource> = match opts.fake_gpus {
+        Some(n) => Box::new(crate::telemetry::FakeSource::new(n, 1)),
+        None => crate::telemetry::open(&settings),
+    };
+    let sampler = Arc::new(crate::telemetry::Sampler::start(
+        source,
+        Duration::from_millis(settings.period_ms.max(10)),
+    ));
+    write_provenance(&plan, &runner, &sampler, &campaign, &opts.name).await;
     let cache = if opts.use_cache {
         fingerprint(&plan, &runner)
             .await
@@ -486,6 +504,7 @@ pub async fn run_campaign(
                     let handle = tokio::spawn(worker(
                         plan.clone(),
                         ni,
+                        sampler.clone(),
                         runner.clone(),
                         campaign.clone(),
                         cache.clone(),
@@ -659,6 +678,9 @@ pub async fn run_campaign(
         }
     }
     progress.finish();
+    if let Ok(s) = Arc::try_unwrap(sampler) {
+        s.stop();
+    }
     campaign.journal(&JournalEvent::Finished {
         at_unix_ms: now_unix_ms(),
         run_id,
@@ -681,6 +703,80 @@ fn release(
         for r in res {
             busy.remove(&r);
         }
+    }
+}
+
+/// The GPU index of a resource such as `local:gpu0` or `gpu3` (used with the local sampler).
+pub fn gpu_index(resource: &str) -> Option<u32> {
+    let tail = resource.rsplit(':').next().unwrap_or(resource);
+    tail.strip_prefix("gpu").and_then(|n| n.parse().ok())
+}
+
+/// Writes `provenance.parquet` in the campaign directory: one row per endpoint × model with
+/// the server version, model digest and the GPU behind the endpoint's resource. Written to
+/// a temporary name, then renamed; a failure is logged, never fatal.
+async fn write_provenance(
+    plan: &Plan,
+    runner: &Runner,
+    sampler: &crate::telemetry::Sampler,
+    campaign: &Campaign,
+    name: &str,
+) {
+    let devices = sampler.devices();
+    let mut rows = Vec::new();
+    let mut seen = HashSet::new();
+    for rp in &plan.reports {
+        let spec = &rp.manifest.spec;
+        for e in &spec.endpoints {
+            let Some(client) = runner.client(&e.url) else {
+                continue;
+            };
+            let version = client.version().await.ok();
+            let gpu = gpu_index(&e.resource).and_then(|i| devices.iter().find(|d| d.index == i));
+            for m in &spec.models {
+                if !seen.insert((e.url.clone(), m.tag.clone())) {
+                    continue;
+                }
+                rows.push(table::ProvenanceRow {
+                    campaign: name.to_owned(),
+                    endpoint: e.id.clone(),
+                    url: e.url.clone(),
+                    host: e
+                        .url
+                        .split("//")
+                        .nth(1)
+                        .and_then(|h| h.rsplit_once(':'))
+                        .map(|(h, _)| h.to_owned()),
+                    os: Some(std::env::consts::OS.to_owned()),
+                    gpu_name: gpu.and_then(|g| g.name.clone()),
+                    gpu_uuid: gpu.and_then(|g| g.uuid.clone()),
+                    driver: gpu.and_then(|g| g.driver_version.clone()),
+                    server_kind: serde_json::to_value(e.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    server_version: version.clone(),
+                    model_tag: Some(m.tag.clone()),
+                    model_digest: client.model_digest(&m.tag).await.ok().flatten(),
+                    chimera_version: env!("CARGO_PKG_VERSION").to_owned(),
+                    git_sha: None,
+                });
+            }
+        }
+    }
+    let bytes = match table::provenance_part(&rows) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("cannot encode provenance: {e}");
+            return;
+        }
+    };
+    let dir = campaign.dir().to_path_buf();
+    let tmp = dir.join(".tmp-provenance.parquet");
+    let dst = dir.join("provenance.parquet");
+    let res = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &dst));
+    if let Err(e) = res {
+        tracing::warn!("cannot write {}: {e}", dst.display());
     }
 }
 
@@ -725,6 +821,7 @@ async fn fingerprint(plan: &Plan, runner: &Runner) -> Option<String> {
 async fn worker(
     plan: Arc<Plan>,
     ni: NodeIndex,
+    sampler: Arc<crate::telemetry::Sampler>,
     runner: Arc<Runner>,
     campaign: Arc<Campaign>,
     cache: Arc<Option<(Cache, String)>>,
@@ -763,11 +860,18 @@ async fn worker(
     let mut attempt = 1u32;
     loop {
         let _ = tx.send(Event::Started { ni, attempt });
+        let gpus: Vec<u32> = resources(&plan, ni)
+            .iter()
+            .filter_map(|r| gpu_index(r))
+            .collect();
+        sampler.begin(&id, &gpus);
         let run = runner.run_cell(&plan, ni, &isolated);
         let mut record = match cell_timeout {
             Some(t) => match tokio::time::timeout(t, run).await {
                 Ok(r) => r,
                 Err(_) => {
+                    let (s2, id2) = (sampler.clone(), id.clone());
+                    let _ = tokio::task::spawn_blocking(move || s2.end(&id2)).await;
                     let kind = ErrorKind::Timeout;
                     let retry = policy.retry_on.contains(&RetryableError::Timeout)
                         && attempt <= policy.retries;
@@ -801,6 +905,13 @@ async fn worker(
             None => run.await,
         };
         record.attempt = attempt;
+        let (s2, id2) = (sampler.clone(), id.clone());
+        if let Ok(cs) = tokio::task::spawn_blocking(move || s2.end(&id2)).await
+            && !cs.samples.is_empty()
+        {
+            record.telemetry = Some(crate::telemetry::aggregate(&cs.samples));
+            record.gpu_samples = cs.samples;
+        }
         if record.status != "ok" {
             let kind = record.error_kind.unwrap_or(ErrorKind::HttpStatus);
             let message = record.error.clone().unwrap_or_default();

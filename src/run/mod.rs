@@ -127,6 +127,10 @@ pub struct CellRecord {
     pub error: Option<String>,
     /// Kind of the first error.
     pub error_kind: Option<ErrorKind>,
+    /// GPU telemetry aggregates over the cell (None without telemetry).
+    pub telemetry: Option<crate::telemetry::TelemetryAggregate>,
+    /// The GPU samples taken while the cell ran (the `telemetry` table).
+    pub gpu_samples: Vec<crate::telemetry::GpuSample>,
     /// Wall clock of the cell (concurrent: around the join), ms.
     pub wall_ms: f64,
     /// Published speedup: Σ agent durations during the concurrent run / wall.
@@ -763,6 +767,8 @@ fn cell_record(
         status: if error.is_none() { "ok" } else { "failed" },
         error,
         error_kind,
+        telemetry: None,
+        gpu_samples: Vec::new(),
         wall_ms,
         published_speedup: None,
         published_efficiency_pct: None,

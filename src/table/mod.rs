@@ -231,7 +231,7 @@ fn role_name(role: crate::manifest::Role) -> String {
 
 /// The `cells` row of one cell.
 pub fn cells_batch(rec: &CellRecord, campaign: &str) -> Result<RecordBatch, TableError> {
-    let none_f = || opt_f64s([None]);
+    let t = rec.telemetry.clone().unwrap_or_default();
     let cols: Vec<(&str, ArrayRef)> = vec![
         ("report", strs([rec.report.as_str()])),
         ("campaign", strs([campaign])),
@@ -266,14 +266,14 @@ pub fn cells_batch(rec: &CellRecord, campaign: &str) -> Result<RecordBatch, Tabl
             opt_f64s([rec.throughput_delta_tok_s]),
         ),
         ("ttft_delta_ms", opt_f64s([rec.ttft_delta_ms])),
-        // Telemetry aggregates: null until telemetry exists.
-        ("gpu_util_mean_pct", none_f()),
-        ("gpu_util_max_pct", none_f()),
-        ("power_mean_w", none_f()),
-        ("power_max_w", none_f()),
-        ("energy_j", none_f()),
-        ("mem_peak_mib", none_f()),
-        ("throttled", opt_bools([None])),
+        // Telemetry aggregates: null without telemetry (no GPU, no library, or source none).
+        ("gpu_util_mean_pct", opt_f64s([t.gpu_util_mean_pct])),
+        ("gpu_util_max_pct", opt_f64s([t.gpu_util_max_pct])),
+        ("power_mean_w", opt_f64s([t.power_mean_w])),
+        ("power_max_w", opt_f64s([t.power_max_w])),
+        ("energy_j", opt_f64s([t.energy_j])),
+        ("mem_peak_mib", opt_f64s([t.mem_peak_mib])),
+        ("throttled", opt_bools([t.throttled])),
     ];
     batch("cells", cells_schema(), cols)
 }
@@ -521,12 +521,36 @@ pub fn to_parquet_bytes(table: &str, batch: &RecordBatch) -> Result<Vec<u8>, Tab
     )
 }
 
+/// The `telemetry` rows of one cell: its GPU samples, `t_ms` since the cell's start.
+pub fn telemetry_batch(rec: &CellRecord) -> Result<RecordBatch, TableError> {
+    let s = &rec.gpu_samples;
+    let n = s.len();
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        (
+            "cell_id",
+            strs(std::iter::repeat_n(rec.cell_id.as_str(), n)),
+        ),
+        ("gpu", u32s(s.iter().map(|x| x.gpu))),
+        (
+            "t_ms",
+            f64s(s.iter().map(|x| x.t_unix_ms - rec.started_at_unix_ms)),
+        ),
+        ("util_pct", opt_f64s(s.iter().map(|x| x.util_pct))),
+        ("mem_used_mib", opt_f64s(s.iter().map(|x| x.mem_used_mib))),
+        ("power_w", opt_f64s(s.iter().map(|x| x.power_w))),
+        ("energy_mj", opt_u64s(s.iter().map(|x| x.energy_mj))),
+        ("temp_c", opt_f64s(s.iter().map(|x| x.temp_c))),
+        ("sm_clock_mhz", opt_u32s(s.iter().map(|x| x.sm_clock_mhz))),
+    ];
+    batch("telemetry", telemetry_schema(), cols)
+}
+
 /// The Parquet parts of one finished cell, as `(file name, bytes)`: `cells.parquet` (one
 /// row), `agents.parquet` (one row per agent run) and `requests.parquet` (one row per
 /// request), in that order ([`CELL_PART_FILES`]). This is what the store commits per cell.
 pub fn cell_parts(rec: &CellRecord, campaign: &str) -> Result<Vec<(String, Vec<u8>)>, TableError> {
     let [c, a, r] = CELL_PART_FILES;
-    Ok(vec![
+    let mut parts = vec![
         (
             c.to_string(),
             to_parquet_bytes("cells", &cells_batch(rec, campaign)?)?,
@@ -539,8 +563,18 @@ pub fn cell_parts(rec: &CellRecord, campaign: &str) -> Result<Vec<(String, Vec<u
             r.to_string(),
             to_parquet_bytes("requests", &requests_batch(rec, campaign)?)?,
         ),
-    ])
+    ];
+    if !rec.gpu_samples.is_empty() {
+        parts.push((
+            TELEMETRY_PART_FILE.to_string(),
+            to_parquet_bytes("telemetry", &telemetry_batch(rec)?)?,
+        ));
+    }
+    Ok(parts)
 }
+
+/// The optional fourth part of a cell: its GPU samples (only when telemetry produced any).
+pub const TELEMETRY_PART_FILE: &str = "telemetry.parquet";
 
 /// The `provenance` table as Parquet bytes (suggested file: `data/<campaign>/provenance.parquet`,
 /// which [`compact`] copies to `tables/provenance/part-00000.parquet`).

@@ -91,6 +91,8 @@ pub(super) fn sample_cell() -> CellRecord {
         status: "ok",
         error: None,
         error_kind: None,
+        telemetry: None,
+        gpu_samples: Vec::new(),
         wall_ms: 4_100.0,
         published_speedup: Some(1.95),
         published_efficiency_pct: Some(97.5),
