@@ -70,5 +70,13 @@ wait $LOAD
 kill $EMU 2>/dev/null
 "$CHIMERA" compact --data "$OUT/data" --campaign idle > /dev/null 2>&1
 "$CHIMERA" compact --data "$OUT/data" --campaign load > /dev/null 2>&1
+# One idle and one loaded cell's parts, flat (enough to read the figures back elsewhere).
+mkdir -p "$OUT/parts"
+for c in idle load; do
+  d=$(ls -d "$OUT/data/$c/cells"/*/ | while read -r x; do grep -q '"kind": *"single"' "$x/MANIFEST.json" && echo "$x"; done | head -1)
+  cp "$d/cells.parquet" "$OUT/parts/$c-cells.parquet"
+  cp "$d/telemetry.parquet" "$OUT/parts/$c-telemetry.parquet"
+done
+rm -rf "$OUT/data"
 nvidia-smi --query-gpu=name,power.draw,utilization.gpu --format=csv >> "$OUT/nvidia-smi.csv" 2>&1
 echo done
