@@ -308,6 +308,8 @@ fn synthetic_cell(n: u64, agents: usize, requests: u32) -> CellRecord {
         status: "ok",
         error: None,
         error_kind: None,
+        telemetry: None,
+        gpu_samples: Vec::new(),
         wall_ms: 1_950.0,
         published_speedup: Some(1.95),
         published_efficiency_pct: Some(97.5),

@@ -615,8 +615,23 @@ pub async fn run_campaign(
                         })
                     })
                     .unwrap_or_default();
+                let gpu = record
+                    .as_ref()
+                    .and_then(|r| r.telemetry.as_ref())
+                    .map(|t| {
+                        let f = |x: Option<f64>, unit: &str| {
+                            x.map_or(String::new(), |v| format!(" {v:.1} {unit}"))
+                        };
+                        format!(
+                            "  gpu{}{}{}",
+                            f(t.gpu_util_mean_pct, "%"),
+                            f(t.power_mean_w, "W"),
+                            f(t.energy_j, "J")
+                        )
+                    })
+                    .unwrap_or_default();
                 progress.line(format!(
-                    "{}  {}{wall}{eff}",
+                    "{}  {}{wall}{eff}{gpu}",
                     if cached { "cached   " } else { "committed" },
                     label(&plan, ni)
                 ));
