@@ -146,10 +146,12 @@ async fn streaming_generate_matches_the_truth() {
     assert_eq!(rec.done_reason.as_deref(), Some("stop"));
     assert_eq!(rec.text.split_whitespace().count(), 12, "{:?}", rec.text);
 
-    // TTFT: the client clock starts before the server's and stops after it.
+    // TTFT: the client clock starts before the server's and stops after it, but the truth is
+    // stamped after the server's write returns, which a loaded 2-core machine can delay past
+    // the client's read: allow the same slack on both sides.
     let first = t.first_chunk_offset_us.expect("truth TTFT") as f64 / 1000.0;
     let ttft = rec.ttft_ms.expect("client TTFT");
-    assert!(ttft >= first - 1.0, "client {ttft} < truth {first}");
+    assert!(ttft >= first - SLACK_MS, "client {ttft} ≪ truth {first}");
     assert!(ttft <= first + SLACK_MS, "client {ttft} ≫ truth {first}");
 
     // One ITL per gap between text chunks, each close to the server's gap.

@@ -265,3 +265,83 @@ fn probe_of_an_unreachable_dcgm_exporter_exits_2() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("127.0.0.1:1"), "{}", run.stderr);
 }
+
+/// A campaign whose endpoint sits on a remote GPU host: its cells are sampled through that
+/// host's dcgm-exporter (`gpu_metrics_url`), and the aggregates land in the `cells` table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_gpu_of_an_endpoint_is_sampled_through_its_exporter() {
+    let (metrics_url, hits) = serve();
+    let profile = chimera::emulator::Profile::from_yaml(
+        "models:\n  - {name: m, load_ms: 1, prompt_tok_s: 100000, output_tok_s: 200, output_tokens: 20}\n",
+    )
+    .expect("profile");
+    let emu = chimera::emulator::spawn(profile, &["127.0.0.1:0".parse().expect("addr")])
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("remote.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"format: 1
+report: TR991
+title: remote GPU telemetry
+endpoints:
+  - {{id: e, kind: emulator, url: "http://{}", resource: "gpu-host:gpu0", gpu_metrics_url: "{metrics_url}"}}
+models: [{{id: m, tag: m}}]
+workloads: [{{id: w, task: {{kind: single_inference, prompts: ["hello"]}}}}]
+scenarios: [{{id: s, kind: single, agents: [{{id: c, role: client, endpoint: e}}]}}]
+repetitions: 2
+telemetry: {{source: none, period_ms: 50}}
+matrix: [{{workload: w, scenario: s, model: m, configurations: [{{id: one}}]}}]
+"#,
+            emu.addrs[0]
+        ),
+    )
+    .expect("manifest");
+    let plan = Arc::new(chimera::plan::build(std::slice::from_ref(&path)).expect("plan"));
+    let entries = plan
+        .reports
+        .iter()
+        .map(|r| chimera::store::ManifestEntry::new("remote.yaml", &r.report, &r.manifest.source))
+        .collect();
+    let opts = chimera::run::campaign::CampaignOptions {
+        data: dir.path().join("data"),
+        name: "remote".into(),
+        force: Vec::new(),
+        fail_fast: false,
+        use_cache: false,
+        cell_timeout: None,
+        progress: false,
+        fake_gpus: None,
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let summary = chimera::run::campaign::run_campaign(
+        plan,
+        entries,
+        &opts,
+        &chimera::run::RunOptions::new(dir.path().join("work")),
+        rx,
+    )
+    .await
+    .expect("campaign");
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert!(hits.load(Ordering::SeqCst) >= 4, "the exporter was scraped");
+    let mut sampled = 0;
+    for entry in std::fs::read_dir(dir.path().join("data/remote/cells")).expect("cells") {
+        let cell = entry.expect("entry").path();
+        if !cell.join("MANIFEST.json").exists() {
+            continue;
+        }
+        let b = &chimera::table::read_parquet(&cell.join("cells.parquet")).expect("cells")[0];
+        for col in ["gpu_util_mean_pct", "power_mean_w", "energy_j"] {
+            assert_eq!(b.column_by_name(col).expect(col).null_count(), 0, "{col}");
+        }
+        sampled += 1;
+    }
+    assert_eq!(
+        sampled, 3,
+        "the warm-up and both cells sampled through the exporter"
+    );
+    emu.shutdown().await;
+}

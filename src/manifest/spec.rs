@@ -96,6 +96,11 @@ pub struct Endpoint {
     /// Settings for a server that chimera starts and stops itself. Absent: use a running server.
     #[serde(default)]
     pub managed: Option<ManagedServer>,
+    /// Metrics URL of NVIDIA's dcgm-exporter on the host this endpoint's GPU sits on (e.g.
+    /// `http://gpu-host:9400/metrics`). When set, the GPU named by `resource` (`...:gpuN`) is
+    /// sampled from it instead of the local NVML. Provenance only (not part of cell ids).
+    #[serde(default)]
+    pub gpu_metrics_url: Option<String>,
 }
 
 /// Server protocol.

@@ -331,6 +331,27 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
                 },
             );
         }
+        if let Some(u) = &e.gpu_metrics_url {
+            let base = u.strip_suffix("/metrics").unwrap_or(u);
+            if let Some(why) = url_problem(base) {
+                ctx.emit(p.key("gpu_metrics_url"), "invalid `gpu_metrics_url`", |d| {
+                    d.expected(format!("`http://host:port/metrics` ({why})"))
+                        .found(format!("`{u}`"))
+                });
+            }
+            if super::super::plan::resource_gpu(&e.resource).is_none() {
+                ctx.emit(
+                    p.key("resource"),
+                    "a remote GPU needs its index in `resource`",
+                    |d| {
+                        d.expected(
+                            "`<host>:gpu<N>`, e.g. `gpu-host:gpu0`, naming the exporter's GPU N",
+                        )
+                        .found(format!("`{}`", e.resource))
+                    },
+                );
+            }
+        }
         if e.resource.trim().is_empty() {
             ctx.emit(p.key("resource"), "empty resource", |d| {
                 d.expected("the GPU this server computes on, e.g. `local:gpu0`")

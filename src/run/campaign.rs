@@ -449,11 +449,13 @@ pub async fn run_campaign(
         Some(n) => Box::new(crate::telemetry::FakeSource::new(n, 1)),
         None => crate::telemetry::open(&settings),
     };
+    let (source, gpu_ids) = telemetry_sources(&plan, source);
+    let gpu_ids = Arc::new(gpu_ids);
     let sampler = Arc::new(crate::telemetry::Sampler::start(
         source,
         Duration::from_millis(settings.period_ms.max(10)),
     ));
-    write_provenance(&plan, &runner, &sampler, &campaign, &opts.name).await;
+    write_provenance(&plan, &runner, &sampler, &gpu_ids, &campaign, &opts.name).await;
     let cache = if opts.use_cache {
         fingerprint(&plan, &runner)
             .await
@@ -505,6 +507,7 @@ pub async fn run_campaign(
                         plan.clone(),
                         ni,
                         sampler.clone(),
+                        gpu_ids.clone(),
                         runner.clone(),
                         campaign.clone(),
                         cache.clone(),
@@ -723,8 +726,60 @@ fn release(
 
 /// The GPU index of a resource such as `local:gpu0` or `gpu3` (used with the local sampler).
 pub fn gpu_index(resource: &str) -> Option<u32> {
-    let tail = resource.rsplit(':').next().unwrap_or(resource);
-    tail.strip_prefix("gpu").and_then(|n| n.parse().ok())
+    crate::plan::resource_gpu(resource)
+}
+
+/// The telemetry source of a campaign and the sampler id of every GPU resource: local GPUs
+/// through the manifest's source, and each endpoint with a `gpu_metrics_url` through its
+/// host's dcgm-exporter.
+fn telemetry_sources(
+    plan: &Plan,
+    local: Box<dyn crate::telemetry::GpuSource>,
+) -> (Box<dyn crate::telemetry::GpuSource>, HashMap<String, u32>) {
+    let mut remotes: Vec<Box<dyn crate::telemetry::GpuSource>> = Vec::new();
+    let mut urls: Vec<String> = Vec::new();
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    for rp in &plan.reports {
+        for e in &rp.manifest.spec.endpoints {
+            let Some(gpu) = gpu_index(&e.resource) else {
+                continue;
+            };
+            match &e.gpu_metrics_url {
+                Some(url) => {
+                    let k = match urls.iter().position(|u| u == url) {
+                        Some(k) => Some(k),
+                        None => match crate::telemetry::DcgmSource::new(url) {
+                            Ok(src) => {
+                                urls.push(url.clone());
+                                remotes.push(Box::new(src));
+                                Some(urls.len() - 1)
+                            }
+                            Err(err) => {
+                                tracing::warn!(
+                                    "endpoint `{}`: dcgm-exporter {url}: {err}; its GPU telemetry will be null",
+                                    e.id
+                                );
+                                None
+                            }
+                        },
+                    };
+                    if let Some(k) = k {
+                        ids.insert(
+                            e.resource.clone(),
+                            crate::telemetry::RoutedSource::remote_id(k, gpu),
+                        );
+                    }
+                }
+                None => {
+                    ids.entry(e.resource.clone()).or_insert(gpu);
+                }
+            }
+        }
+    }
+    (
+        Box::new(crate::telemetry::RoutedSource::new(local, remotes)),
+        ids,
+    )
 }
 
 /// Writes `provenance.parquet` in the campaign directory: one row per endpoint × model with
@@ -734,6 +789,7 @@ async fn write_provenance(
     plan: &Plan,
     runner: &Runner,
     sampler: &crate::telemetry::Sampler,
+    gpu_ids: &HashMap<String, u32>,
     campaign: &Campaign,
     name: &str,
 ) {
@@ -747,7 +803,9 @@ async fn write_provenance(
                 continue;
             };
             let version = client.version().await.ok();
-            let gpu = gpu_index(&e.resource).and_then(|i| devices.iter().find(|d| d.index == i));
+            let gpu = gpu_ids
+                .get(&e.resource)
+                .and_then(|i| devices.iter().find(|d| d.index == *i));
             for m in &spec.models {
                 if !seen.insert((e.url.clone(), m.tag.clone())) {
                     continue;
@@ -837,6 +895,7 @@ async fn worker(
     plan: Arc<Plan>,
     ni: NodeIndex,
     sampler: Arc<crate::telemetry::Sampler>,
+    gpu_ids: Arc<HashMap<String, u32>>,
     runner: Arc<Runner>,
     campaign: Arc<Campaign>,
     cache: Arc<Option<(Cache, String)>>,
@@ -877,7 +936,7 @@ async fn worker(
         let _ = tx.send(Event::Started { ni, attempt });
         let gpus: Vec<u32> = resources(&plan, ni)
             .iter()
-            .filter_map(|r| gpu_index(r))
+            .filter_map(|r| gpu_ids.get(r).copied())
             .collect();
         sampler.begin(&id, &gpus);
         let run = runner.run_cell(&plan, ni, &isolated);

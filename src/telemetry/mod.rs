@@ -18,6 +18,7 @@ mod dcgm;
 mod fake;
 mod nvml;
 mod probe;
+mod routed;
 mod sampler;
 
 use serde::Serialize;
@@ -27,6 +28,7 @@ pub use dcgm::{DcgmSource, parse_exposition};
 pub use fake::{FakeSource, NullSource};
 pub use nvml::NvmlSource;
 pub use probe::probe;
+pub use routed::RoutedSource;
 pub use sampler::{CellSamples, Sampler};
 
 use crate::manifest::{TelemetrySettings, TelemetrySource};
