@@ -824,6 +824,7 @@ async fn write_provenance(
                     gpu_name: gpu.and_then(|g| g.name.clone()),
                     gpu_uuid: gpu.and_then(|g| g.uuid.clone()),
                     driver: gpu.and_then(|g| g.driver_version.clone()),
+                    cuda_driver_version: gpu.and_then(|g| g.cuda_driver_version.clone()),
                     server_kind: serde_json::to_value(e.kind)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_owned))

@@ -134,6 +134,8 @@ pub struct ProvenanceRow {
     pub gpu_uuid: Option<String>,
     /// GPU driver version.
     pub driver: Option<String>,
+    /// CUDA driver version (e.g. `13.0`).
+    pub cuda_driver_version: Option<String>,
     /// Server kind (`ollama`, `emulator`, `openai`).
     pub server_kind: String,
     /// Server version (`/api/version`).
@@ -457,6 +459,10 @@ pub fn provenance_batch(rows: &[ProvenanceRow]) -> Result<RecordBatch, TableErro
         ("gpu_name", o(|r| r.gpu_name.as_deref())),
         ("gpu_uuid", o(|r| r.gpu_uuid.as_deref())),
         ("driver", o(|r| r.driver.as_deref())),
+        (
+            "cuda_driver_version",
+            o(|r| r.cuda_driver_version.as_deref()),
+        ),
         ("server_kind", s(|r| &r.server_kind)),
         ("server_version", o(|r| r.server_version.as_deref())),
         ("model_tag", o(|r| r.model_tag.as_deref())),

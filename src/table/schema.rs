@@ -148,6 +148,7 @@ static PROVENANCE: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8("gpu_name", true),
         utf8("gpu_uuid", true),
         utf8("driver", true),
+        utf8("cuda_driver_version", true),
         utf8("server_kind", false),
         utf8("server_version", true),
         utf8("model_tag", true),

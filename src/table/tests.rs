@@ -183,7 +183,8 @@ fn schemas_have_the_documented_columns() {
             "sm_clock_mhz"
         ]
     );
-    assert_eq!(names(provenance_schema()).len(), 14);
+    assert_eq!(names(provenance_schema()).len(), 15);
+    assert!(names(provenance_schema()).contains(&"cuda_driver_version".to_string()));
     let cells = cells_schema();
     let started = cells.field_with_name("started_at").expect("started_at");
     assert_eq!(
