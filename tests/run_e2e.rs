@@ -256,3 +256,78 @@ async fn telemetry_aggregates_and_samples_reach_the_tables() {
     );
     emu.shutdown().await;
 }
+
+/// A second campaign on the same environment reuses every cell of the first from the shared
+/// cache; a changed option changes the cell ids, so nothing stale is reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_campaign_reuses_cells_from_the_shared_cache() {
+    let profile = Profile::from_yaml(PROFILE).expect("profile");
+    let localhost = "127.0.0.1:0".parse().expect("addr");
+    let emu = spawn(profile, &[localhost, localhost])
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |name: &'static str, text: String| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            let path = dir.join(format!("{name}.yaml"));
+            std::fs::write(&path, text).expect("write manifest");
+            let plan = std::sync::Arc::new(
+                chimera::plan::build(std::slice::from_ref(&path)).expect("plan"),
+            );
+            let entries = plan
+                .reports
+                .iter()
+                .map(|r| {
+                    chimera::store::ManifestEntry::new(
+                        &path.display().to_string(),
+                        &r.report,
+                        &r.manifest.source,
+                    )
+                })
+                .collect();
+            let opts = chimera::run::campaign::CampaignOptions {
+                data: dir.join("data"),
+                name: name.into(),
+                force: Vec::new(),
+                fail_fast: false,
+                use_cache: true,
+                cell_timeout: None,
+                progress: false,
+                fake_gpus: None,
+            };
+            let (_tx, rx) = tokio::sync::watch::channel(false);
+            chimera::run::campaign::run_campaign(
+                plan,
+                entries,
+                &opts,
+                &RunOptions::new(dir.join("work")),
+                rx,
+            )
+            .await
+            .expect("campaign")
+        }
+    };
+    let text = manifest(emu.addrs[0], emu.addrs[1]);
+    let first = run("first", text.clone()).await;
+    assert_eq!((first.ran, first.cached), (16, 0));
+    let second = run("second", text.clone()).await;
+    assert_eq!(
+        (second.ran, second.cached),
+        (0, 16),
+        "every cell adopted from the cache"
+    );
+    // One option changed: its configuration's cells (and warm-ups) are measured again.
+    let changed = text.replace(
+        "num_ctx: 1024}, B: {num_gpu: 80, num_ctx: 1024}",
+        "num_ctx: 2048}, B: {num_gpu: 80, num_ctx: 2048}",
+    );
+    assert_ne!(changed, text);
+    let third = run("third", changed).await;
+    assert_eq!(
+        third.cached, 8,
+        "test100's cells and warm-ups are unchanged"
+    );
+    assert_eq!(third.ran, 8, "test103's cells and its two warm-ups are new");
+    emu.shutdown().await;
+}
