@@ -183,41 +183,14 @@ async fn telemetry_aggregates_and_samples_reach_the_tables() {
         .await
         .expect("emulator");
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("tr914.yaml");
-    std::fs::write(&path, manifest(emu.addrs[0], emu.addrs[1])).expect("write manifest");
-    let plan =
-        std::sync::Arc::new(chimera::plan::build(std::slice::from_ref(&path)).expect("plan"));
-    let entries = plan
-        .reports
-        .iter()
-        .map(|r| {
-            chimera::store::ManifestEntry::new(
-                &path.display().to_string(),
-                &r.report,
-                &r.manifest.source,
-            )
-        })
-        .collect();
-    let opts = chimera::run::campaign::CampaignOptions {
-        data: dir.path().join("data"),
-        name: "telemetry".into(),
-        force: Vec::new(),
-        fail_fast: false,
-        use_cache: false,
-        cell_timeout: None,
-        progress: false,
-        fake_gpus: Some(1),
-    };
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    let summary = chimera::run::campaign::run_campaign(
-        plan,
-        entries,
-        &opts,
-        &RunOptions::new(dir.path().join("work")),
-        rx,
+    let summary = campaign(
+        dir.path(),
+        "telemetry",
+        &manifest(emu.addrs[0], emu.addrs[1]),
+        false,
+        Some(1),
     )
-    .await
-    .expect("campaign");
+    .await;
     assert!(summary.failed.is_empty());
     let cells_dir = dir.path().join("data/telemetry/cells");
     let mut with_samples = 0;
@@ -267,51 +240,10 @@ async fn a_second_campaign_reuses_cells_from_the_shared_cache() {
         .await
         .expect("emulator");
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = |name: &'static str, text: String| {
-        let dir = dir.path().to_path_buf();
-        async move {
-            let path = dir.join(format!("{name}.yaml"));
-            std::fs::write(&path, text).expect("write manifest");
-            let plan = std::sync::Arc::new(
-                chimera::plan::build(std::slice::from_ref(&path)).expect("plan"),
-            );
-            let entries = plan
-                .reports
-                .iter()
-                .map(|r| {
-                    chimera::store::ManifestEntry::new(
-                        &path.display().to_string(),
-                        &r.report,
-                        &r.manifest.source,
-                    )
-                })
-                .collect();
-            let opts = chimera::run::campaign::CampaignOptions {
-                data: dir.join("data"),
-                name: name.into(),
-                force: Vec::new(),
-                fail_fast: false,
-                use_cache: true,
-                cell_timeout: None,
-                progress: false,
-                fake_gpus: None,
-            };
-            let (_tx, rx) = tokio::sync::watch::channel(false);
-            chimera::run::campaign::run_campaign(
-                plan,
-                entries,
-                &opts,
-                &RunOptions::new(dir.join("work")),
-                rx,
-            )
-            .await
-            .expect("campaign")
-        }
-    };
     let text = manifest(emu.addrs[0], emu.addrs[1]);
-    let first = run("first", text.clone()).await;
+    let first = campaign(dir.path(), "first", &text, true, None).await;
     assert_eq!((first.ran, first.cached), (16, 0));
-    let second = run("second", text.clone()).await;
+    let second = campaign(dir.path(), "second", &text, true, None).await;
     assert_eq!(
         (second.ran, second.cached),
         (0, 16),
@@ -323,11 +255,56 @@ async fn a_second_campaign_reuses_cells_from_the_shared_cache() {
         "num_ctx: 2048}, B: {num_gpu: 80, num_ctx: 2048}",
     );
     assert_ne!(changed, text);
-    let third = run("third", changed).await;
+    let third = campaign(dir.path(), "third", &changed, true, None).await;
     assert_eq!(
         third.cached, 8,
         "test100's cells and warm-ups are unchanged"
     );
     assert_eq!(third.ran, 8, "test103's cells and its two warm-ups are new");
     emu.shutdown().await;
+}
+
+/// Writes `text` as `<dir>/<name>.yaml` and runs it as campaign `name` under `<dir>/data`.
+async fn campaign(
+    dir: &std::path::Path,
+    name: &str,
+    text: &str,
+    use_cache: bool,
+    fake_gpus: Option<u32>,
+) -> chimera::run::campaign::CampaignSummary {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).expect("write manifest");
+    let plan =
+        std::sync::Arc::new(chimera::plan::build(std::slice::from_ref(&path)).expect("plan"));
+    let entries = plan
+        .reports
+        .iter()
+        .map(|r| {
+            chimera::store::ManifestEntry::new(
+                &path.display().to_string(),
+                &r.report,
+                &r.manifest.source,
+            )
+        })
+        .collect();
+    let opts = chimera::run::campaign::CampaignOptions {
+        data: dir.join("data"),
+        name: name.into(),
+        force: Vec::new(),
+        fail_fast: false,
+        use_cache,
+        cell_timeout: None,
+        progress: false,
+        fake_gpus,
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    chimera::run::campaign::run_campaign(
+        plan,
+        entries,
+        &opts,
+        &RunOptions::new(dir.join("work")),
+        rx,
+    )
+    .await
+    .expect("campaign")
 }

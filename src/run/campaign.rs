@@ -933,7 +933,7 @@ async fn worker(
     }
     let policy = &spec.retry;
     let mut attempt = 1u32;
-    loop {
+    let record = loop {
         let _ = tx.send(Event::Started { ni, attempt });
         let gpus: Vec<u32> = resources(&plan, ni)
             .iter()
@@ -941,133 +941,112 @@ async fn worker(
             .collect();
         sampler.begin(&id, &gpus);
         let run = runner.run_cell(&plan, ni, &isolated);
-        let mut record = match cell_timeout {
-            Some(t) => match tokio::time::timeout(t, run).await {
-                Ok(r) => r,
-                Err(_) => {
-                    let (s2, id2) = (sampler.clone(), id.clone());
-                    let _ = tokio::task::spawn_blocking(move || s2.end(&id2)).await;
-                    let kind = ErrorKind::Timeout;
-                    let retry = policy.retry_on.contains(&RetryableError::Timeout)
-                        && attempt <= policy.retries;
-                    let message = format!(
-                        "the cell exceeded its time limit of {:.0} s",
-                        t.as_secs_f64()
-                    );
-                    if retry {
-                        let delay = backoff(policy, attempt, &id);
-                        let _ = tx.send(Event::Retrying {
-                            ni,
-                            attempt,
-                            kind: kind.name().into(),
-                            message,
-                            delay,
-                        });
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                        continue;
-                    }
-                    let _ = tx.send(Event::Failed {
-                        ni,
-                        attempt,
-                        kind: kind.name().into(),
-                        message,
-                        retryable: policy.retry_on.contains(&RetryableError::Timeout),
-                    });
-                    return;
-                }
-            },
-            None => run.await,
+        let outcome = match cell_timeout {
+            Some(t) => tokio::time::timeout(t, run).await.map_err(|_| {
+                format!(
+                    "the cell exceeded its time limit of {:.0} s",
+                    t.as_secs_f64()
+                )
+            }),
+            None => Ok(run.await),
         };
-        record.attempt = attempt;
         let (s2, id2) = (sampler.clone(), id.clone());
-        if let Ok(cs) = tokio::task::spawn_blocking(move || s2.end(&id2)).await
-            && !cs.samples.is_empty()
-        {
-            record.telemetry = Some(crate::telemetry::aggregate(&cs.samples));
-            record.gpu_samples = cs.samples;
-        }
-        if record.status != "ok" {
-            let kind = record.error_kind.unwrap_or(ErrorKind::HttpStatus);
-            let message = record.error.clone().unwrap_or_default();
-            let retryable = retry_class(kind).is_some_and(|c| policy.retry_on.contains(&c));
-            if retryable && attempt <= policy.retries {
-                // The server may have restarted or reloaded: warm it again.
-                for a in &record.agents {
-                    if let Some(e) = spec.endpoints.iter().find(|e| e.id == a.endpoint) {
-                        runner.forget_loaded(&e.url).await;
-                    }
+        let samples = tokio::task::spawn_blocking(move || s2.end(&id2))
+            .await
+            .map(|cs| cs.samples)
+            .unwrap_or_default();
+        // One retry decision for a failed cell and a cell that ran out of time.
+        let (kind, message, agents) = match outcome {
+            Ok(mut record) if record.status == "ok" => {
+                record.attempt = attempt;
+                if !samples.is_empty() {
+                    record.telemetry = Some(crate::telemetry::aggregate(&samples));
+                    record.gpu_samples = samples;
                 }
-                let delay = backoff(policy, attempt, &id);
-                let _ = tx.send(Event::Retrying {
-                    ni,
-                    attempt,
-                    kind: kind.name().into(),
-                    message,
-                    delay,
-                });
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-                continue;
+                break record;
             }
-            let _ = tx.send(Event::Failed {
+            Ok(record) => (
+                record.error_kind.unwrap_or(ErrorKind::HttpStatus),
+                record.error.clone().unwrap_or_default(),
+                record.agents,
+            ),
+            Err(message) => (ErrorKind::Timeout, message, Vec::new()),
+        };
+        let retryable = retry_class(kind).is_some_and(|c| policy.retry_on.contains(&c));
+        if retryable && attempt <= policy.retries {
+            // The server may have restarted or reloaded: warm it again.
+            for a in &agents {
+                if let Some(e) = spec.endpoints.iter().find(|e| e.id == a.endpoint) {
+                    runner.forget_loaded(&e.url).await;
+                }
+            }
+            let delay = backoff(policy, attempt, &id);
+            let _ = tx.send(Event::Retrying {
                 ni,
                 attempt,
                 kind: kind.name().into(),
                 message,
-                retryable,
+                delay,
+            });
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+            continue;
+        }
+        let _ = tx.send(Event::Failed {
+            ni,
+            attempt,
+            kind: kind.name().into(),
+            message,
+            retryable,
+        });
+        return;
+    };
+    // Commit: encode, write, rename (blocking I/O off the async workers).
+    let parts = match table::cell_parts(&record, &campaign_name) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = tx.send(Event::Crashed {
+                ni,
+                message: format!("cannot encode the cell's tables: {e}"),
             });
             return;
         }
-        // Commit: encode, write, rename (blocking I/O off the async workers).
-        let parts = match table::cell_parts(&record, &campaign_name) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = tx.send(Event::Crashed {
-                    ni,
-                    message: format!("cannot encode the cell's tables: {e}"),
-                });
-                return;
+    };
+    let meta = cell_meta(&record);
+    let c2 = campaign.clone();
+    let id2 = id.clone();
+    let committed =
+        tokio::task::spawn_blocking(move || c2.commit_cell(&id2, attempt, &parts, &meta)).await;
+    match committed {
+        Ok(Ok(outcome)) => {
+            if let (Some((cache, fp)), CommitOutcome::Committed(path)) = (cache.as_ref(), &outcome)
+                && let Err(e) = cache.insert(fp, &id, path)
+            {
+                tracing::warn!("cannot add cell {id} to the shared cache: {e}");
             }
-        };
-        let meta = cell_meta(&record);
-        let c2 = campaign.clone();
-        let id2 = id.clone();
-        let committed =
-            tokio::task::spawn_blocking(move || c2.commit_cell(&id2, attempt, &parts, &meta)).await;
-        match committed {
-            Ok(Ok(outcome)) => {
-                if let (Some((cache, fp)), CommitOutcome::Committed(path)) =
-                    (cache.as_ref(), &outcome)
-                    && let Err(e) = cache.insert(fp, &id, path)
-                {
-                    tracing::warn!("cannot add cell {id} to the shared cache: {e}");
-                }
-                let duplicate = matches!(outcome, CommitOutcome::AlreadyCommitted);
-                let iso = isolated_result(&record);
-                let _ = tx.send(Event::Committed {
-                    ni,
-                    attempt,
-                    record: Some(Box::new(record)),
-                    iso,
-                    cached: false,
-                    duplicate,
-                });
-            }
-            Ok(Err(e)) => {
-                let _ = tx.send(Event::Crashed {
-                    ni,
-                    message: format!("commit failed: {e}"),
-                });
-            }
-            Err(e) => {
-                let _ = tx.send(Event::Crashed {
-                    ni,
-                    message: format!("commit task failed: {e}"),
-                });
-            }
+            let duplicate = matches!(outcome, CommitOutcome::AlreadyCommitted);
+            let iso = isolated_result(&record);
+            let _ = tx.send(Event::Committed {
+                ni,
+                attempt,
+                record: Some(Box::new(record)),
+                iso,
+                cached: false,
+                duplicate,
+            });
         }
-        return;
+        Ok(Err(e)) => {
+            let _ = tx.send(Event::Crashed {
+                ni,
+                message: format!("commit failed: {e}"),
+            });
+        }
+        Err(e) => {
+            let _ = tx.send(Event::Crashed {
+                ni,
+                message: format!("commit task failed: {e}"),
+            });
+        }
     }
 }
 
