@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry \
+.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS))
 
 help:
@@ -15,6 +15,7 @@ help:
 	@echo "validate        validate every manifest in experiments/"
 	@echo "plan-<report>   print the plan of one report ($(REPORTS))"
 	@echo "reproduce-<report>  run a report's campaign against its servers into data/<report>/ (resumes)"
+	@echo "try-emulated    a TR114 campaign against chimera emulate on 11434/11435 (no Ollama needed)"
 	@echo "bench-plan      time and peak memory of planning >= 1,000,000 cells"
 	@echo "bench-harness   client timing accuracy and CPU per token vs ground truth, and vs the ollama Python client"
 	@echo "bench-store     resume scan and full verification of a 100,000-cell campaign (generated once under target/bench-store/)"
@@ -57,6 +58,15 @@ $(addprefix reproduce-,$(REPORTS)): reproduce-%: release
 	$(BIN) status --data data --campaign $*
 	@echo "reproduce-$*: the cells are in data/$*/ (resume: run the same command again)." >&2
 	@echo "  Analysis and the TR-style report with reproduction verdicts are not built yet." >&2
+
+# A TR114 campaign against the emulator (a test instrument, not an LLM) on 11434/11435: shows
+# run, resume (run it again, or Ctrl-C it and run it again), status and compact without Ollama.
+try-emulated: release
+	@$(BIN) emulate --listen 127.0.0.1:11434 --listen 127.0.0.1:11435 \
+	  --profile scripts/emulator-profile.yaml > /dev/null & echo $$! > .emulator.pid; sleep 1; \
+	$(BIN) run experiments/tr114.yaml --data data/emulated --campaign tr114-emulated; rc=$$?; \
+	kill $$(cat .emulator.pid) 2>/dev/null; rm -f .emulator.pid; \
+	$(BIN) status --data data/emulated --campaign tr114-emulated; exit $$rc
 
 bench-plan: release
 	@bash scripts/bench-plan.sh $(BIN)
