@@ -217,6 +217,11 @@ async fn telemetry_aggregates_and_samples_reach_the_tables() {
         assert!(rows >= 2, "at least a start and an end sample, got {rows}");
         with_samples += 1;
     }
+    let compacted = chimera::table::compact(&dir.path().join("data/telemetry")).expect("compact");
+    assert!(
+        compacted.rows_of("telemetry") >= 32,
+        "telemetry compacted: {compacted:?}"
+    );
     assert_eq!(
         with_samples, 16,
         "every cell (warm-ups included) on local:gpu0 is sampled"

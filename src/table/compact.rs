@@ -22,7 +22,10 @@ use super::{TableError, read_parquet, schema_of, write_batches};
 pub const PARTITION_KEY: &str = "report";
 
 /// Tables compacted from the per-cell parts, partitioned by report.
-const CELL_TABLES: [&str; 3] = ["cells", "agents", "requests"];
+const CELL_TABLES: [&str; 4] = ["cells", "agents", "requests", "telemetry"];
+
+/// Per-cell parts that only cells with GPU samples have.
+const OPTIONAL_TABLES: [&str; 1] = ["telemetry"];
 
 /// The one file per partition.
 const PART_FILE: &str = "part-00000.parquet";
@@ -248,6 +251,9 @@ pub fn compact(campaign_dir: &Path) -> Result<CompactSummary, TableError> {
         let groups = by_table.entry(table).or_default();
         for dir in &cell_dirs {
             let path = dir.join(format!("{table}.parquet"));
+            if OPTIONAL_TABLES.contains(&table) && !path.exists() {
+                continue;
+            }
             for b in read_part(&path, table, &schema)? {
                 split_by_report(&b, &path, table, groups)?;
             }
@@ -282,7 +288,11 @@ pub fn compact(campaign_dir: &Path) -> Result<CompactSummary, TableError> {
                     })?,
             );
         let groups = by_table.remove(table).unwrap_or_default();
-        let all: BTreeSet<&String> = reports.iter().chain(groups.keys()).collect();
+        let all: BTreeSet<&String> = if OPTIONAL_TABLES.contains(&table) {
+            groups.keys().collect()
+        } else {
+            reports.iter().chain(groups.keys()).collect()
+        };
         let mut dirs = BTreeSet::new();
         let mut rows = 0;
         for report in all {

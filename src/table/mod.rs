@@ -276,6 +276,16 @@ pub fn cells_batch(rec: &CellRecord, campaign: &str) -> Result<RecordBatch, Tabl
         ("energy_j", opt_f64s([t.energy_j])),
         ("mem_peak_mib", opt_f64s([t.mem_peak_mib])),
         ("throttled", opt_bools([t.throttled])),
+        (
+            "output_tokens_per_j",
+            opt_f64s([t.energy_j.filter(|e| *e > 0.0).map(|e| {
+                rec.agents
+                    .iter()
+                    .map(|a| a.aggregate.output_tokens)
+                    .sum::<u64>() as f64
+                    / e
+            })]),
+        ),
     ];
     batch("cells", cells_schema(), cols)
 }
@@ -536,6 +546,7 @@ pub fn telemetry_batch(rec: &CellRecord) -> Result<RecordBatch, TableError> {
             "cell_id",
             strs(std::iter::repeat_n(rec.cell_id.as_str(), n)),
         ),
+        ("report", strs(std::iter::repeat_n(rec.report.as_str(), n))),
         ("gpu", u32s(s.iter().map(|x| x.gpu))),
         (
             "t_ms",

@@ -55,6 +55,7 @@ static CELLS: LazyLock<SchemaRef> = LazyLock::new(|| {
         f64c("energy_j", true),
         f64c("mem_peak_mib", true),
         f("throttled", DataType::Boolean, true),
+        f64c("output_tokens_per_j", true),
     ]))
 });
 
@@ -127,6 +128,7 @@ static REQUESTS: LazyLock<SchemaRef> = LazyLock::new(|| {
 static TELEMETRY: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         utf8("cell_id", false),
+        utf8("report", false),
         f("gpu", DataType::UInt32, false),
         f64c("t_ms", false),
         f64c("util_pct", true),

@@ -166,13 +166,14 @@ fn f(b: &RecordBatch, name: &str, i: usize) -> Option<f64> {
 fn schemas_have_the_documented_columns() {
     let names =
         |s: SchemaRef| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
-    assert_eq!(names(cells_schema()).len(), 31);
+    assert_eq!(names(cells_schema()).len(), 32);
     assert_eq!(names(agents_schema()).len(), 30);
     assert_eq!(names(requests_schema()).len(), 26);
     assert_eq!(
         names(telemetry_schema()),
         [
             "cell_id",
+            "report",
             "gpu",
             "t_ms",
             "util_pct",
