@@ -240,10 +240,6 @@ enum Event {
         message: String,
         retryable: bool,
     },
-    Crashed {
-        ni: NodeIndex,
-        message: String,
-    },
 }
 
 /// What the progress display shows.
@@ -671,28 +667,6 @@ pub async fn run_campaign(
                     stopping = true;
                 }
             }
-            Event::Crashed { ni, message } => {
-                c.journal(&JournalEvent::CellFailed {
-                    at_unix_ms: now_unix_ms(),
-                    cell: plan.graph[ni].id.hex(),
-                    attempt: 0,
-                    kind: "commit_failed".into(),
-                    message: message.clone(),
-                    retryable: false,
-                    final_attempt: true,
-                })?;
-                failed.insert(ni);
-                summary
-                    .failed
-                    .push((plan.graph[ni].id.hex(), message.clone()));
-                progress.failed += 1;
-                progress.running = progress.running.saturating_sub(1);
-                progress.line(format!("FAILED    {}  {message}", label(&plan, ni)));
-                release(&mut inflight, &mut busy, ni);
-                if opts.fail_fast {
-                    stopping = true;
-                }
-            }
         }
     }
     progress.finish();
@@ -1001,14 +975,21 @@ async fn worker(
         });
         return;
     };
-    // Commit: encode, write, rename (blocking I/O off the async workers).
+    // Commit: encode, write, rename (blocking I/O off the async workers). A cell that ran but
+    // cannot be committed fails for good; what is already committed is untouched.
+    let commit_failed = |message: String| {
+        let _ = tx.send(Event::Failed {
+            ni,
+            attempt,
+            kind: "commit_failed".into(),
+            message,
+            retryable: false,
+        });
+    };
     let parts = match table::cell_parts(&record, &campaign_name) {
         Ok(p) => p,
         Err(e) => {
-            let _ = tx.send(Event::Crashed {
-                ni,
-                message: format!("cannot encode the cell's tables: {e}"),
-            });
+            commit_failed(format!("cannot encode the cell's tables: {e}"));
             return;
         }
     };
@@ -1036,16 +1017,10 @@ async fn worker(
             });
         }
         Ok(Err(e)) => {
-            let _ = tx.send(Event::Crashed {
-                ni,
-                message: format!("commit failed: {e}"),
-            });
+            commit_failed(format!("commit failed: {e}"));
         }
         Err(e) => {
-            let _ = tx.send(Event::Crashed {
-                ni,
-                message: format!("commit task failed: {e}"),
-            });
+            commit_failed(format!("commit task failed: {e}"));
         }
     }
 }
