@@ -127,46 +127,55 @@ fn has_option_axes(a: &Axes) -> bool {
         || a.repeat_penalty.is_some()
 }
 
+/// Every axis name, in canonical order: the fields of [`Axes`] and [`AxisPoint`].
+pub const AXIS_NAMES: [&str; 10] = [
+    "model",
+    "scenario",
+    "runtime",
+    "language",
+    "num_gpu",
+    "num_ctx",
+    "temperature",
+    "top_p",
+    "top_k",
+    "repeat_penalty",
+];
+
+/// Which of the [`AXIS_NAMES`] fields of `$x` (an `Axes` or an `AxisPoint`) are set.
+macro_rules! set_fields {
+    ($x:expr) => {
+        [
+            $x.model.is_some(),
+            $x.scenario.is_some(),
+            $x.runtime.is_some(),
+            $x.language.is_some(),
+            $x.num_gpu.is_some(),
+            $x.num_ctx.is_some(),
+            $x.temperature.is_some(),
+            $x.top_p.is_some(),
+            $x.top_k.is_some(),
+            $x.repeat_penalty.is_some(),
+        ]
+    };
+}
+
+fn names_of(set: [bool; 10]) -> Vec<&'static str> {
+    AXIS_NAMES
+        .iter()
+        .zip(set)
+        .filter(|(_, s)| *s)
+        .map(|(n, _)| *n)
+        .collect()
+}
+
 /// Names of the axes a block declares, in canonical order.
 pub fn axis_names(a: &Axes) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    macro_rules! push {
-        ($($f:ident),*) => { $( if a.$f.is_some() { v.push(stringify!($f)); } )* };
-    }
-    push!(
-        model,
-        scenario,
-        runtime,
-        language,
-        num_gpu,
-        num_ctx,
-        temperature,
-        top_p,
-        top_k,
-        repeat_penalty
-    );
-    v
+    names_of(set_fields!(a))
 }
 
 /// Names of the keys an axis point sets.
 pub fn point_keys(p: &AxisPoint) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    macro_rules! push {
-        ($($f:ident),*) => { $( if p.$f.is_some() { v.push(stringify!($f)); } )* };
-    }
-    push!(
-        model,
-        scenario,
-        runtime,
-        language,
-        num_gpu,
-        num_ctx,
-        temperature,
-        top_p,
-        top_k,
-        repeat_penalty
-    );
-    v
+    names_of(set_fields!(p))
 }
 
 fn check_floats(ctx: &mut Ctx<'_>, path: &KeyPath, o: &Options) {

@@ -263,19 +263,7 @@ fn render_template(
 }
 
 fn default_label(p: &AxisPoint) -> String {
-    let names = [
-        "model",
-        "scenario",
-        "runtime",
-        "language",
-        "num_gpu",
-        "num_ctx",
-        "temperature",
-        "top_p",
-        "top_k",
-        "repeat_penalty",
-    ];
-    names
+    crate::manifest::validate::AXIS_NAMES
         .iter()
         .filter_map(|n| point_value(p, n).map(|v| format!("{n}={v}")))
         .collect::<Vec<_>>()

@@ -555,15 +555,9 @@ pub async fn run_campaign(
                 message,
                 delay,
             } => {
-                c.journal(&JournalEvent::CellFailed {
-                    at_unix_ms: now_unix_ms(),
-                    cell: plan.graph[ni].id.hex(),
-                    attempt,
-                    kind: kind.clone(),
-                    message: message.clone(),
-                    retryable: true,
-                    final_attempt: false,
-                })?;
+                c.journal(&cell_failed(
+                    &plan, ni, attempt, &kind, &message, true, false,
+                ))?;
                 progress.line(format!(
                     "retry     {}  attempt {attempt} failed ({kind}: {message}); next in {:.1} s",
                     label(&plan, ni),
@@ -643,15 +637,9 @@ pub async fn run_campaign(
                 message,
                 retryable,
             } => {
-                c.journal(&JournalEvent::CellFailed {
-                    at_unix_ms: now_unix_ms(),
-                    cell: plan.graph[ni].id.hex(),
-                    attempt,
-                    kind: kind.clone(),
-                    message: message.clone(),
-                    retryable,
-                    final_attempt: true,
-                })?;
+                c.journal(&cell_failed(
+                    &plan, ni, attempt, &kind, &message, retryable, true,
+                ))?;
                 failed.insert(ni);
                 summary
                     .failed
@@ -684,6 +672,27 @@ pub async fn run_campaign(
         started_at.elapsed().as_secs_f64()
     );
     Ok(summary)
+}
+
+/// The journal event of a failed attempt (`final_attempt`: no retry follows).
+fn cell_failed(
+    plan: &Plan,
+    ni: NodeIndex,
+    attempt: u32,
+    kind: &str,
+    message: &str,
+    retryable: bool,
+    final_attempt: bool,
+) -> JournalEvent {
+    JournalEvent::CellFailed {
+        at_unix_ms: now_unix_ms(),
+        cell: plan.graph[ni].id.hex(),
+        attempt,
+        kind: kind.to_owned(),
+        message: message.to_owned(),
+        retryable,
+        final_attempt,
+    }
 }
 
 fn release(
