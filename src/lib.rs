@@ -11,13 +11,16 @@
 //! Every stage is a function from one owned type to the next; `main.rs` only parses the
 //! command line, sets up logging and maps errors to exit codes ([`error`]).
 
+pub mod analysis;
 pub mod backend;
 pub mod cli;
 pub mod emulator;
 pub mod error;
+pub mod import;
 pub mod manifest;
 pub mod metrics;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod store;
 pub mod table;

@@ -333,13 +333,7 @@ pub async fn run_campaign(
     run_opts: &RunOptions,
     mut cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<CampaignSummary, CampaignError> {
-    let info = CampaignInfo {
-        name: opts.name.clone(),
-        manifests,
-        chimera_version: env!("CARGO_PKG_VERSION").to_owned(),
-        created_at_unix_ms: now_unix_ms(),
-        store_format: crate::store::STORE_FORMAT,
-    };
+    let info = CampaignInfo::new(&opts.name, manifests);
     let campaign = Arc::new(Campaign::open(&opts.data, &opts.name, info)?);
 
     let cells: Vec<NodeIndex> = plan

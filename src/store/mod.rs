@@ -70,6 +70,26 @@ pub struct CampaignInfo {
     pub created_at_unix_ms: f64,
     /// [`STORE_FORMAT`] that wrote it.
     pub store_format: u32,
+    /// Where the data came from when chimera did not measure it (`chimera import`); absent for
+    /// measured campaigns. Reports print it so imported numbers are never taken for new
+    /// measurements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<DataOrigin>,
+}
+
+/// The source of an imported campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataOrigin {
+    /// Importer format, e.g. `chimeraforge`.
+    pub format: String,
+    /// The directory the raw files were read from (as given).
+    pub source: String,
+    /// The harness and layout recognised, e.g. `H6v2 multi-agent (<scenario>/<testNNN>/run_k/metrics.json)`.
+    pub layout: String,
+    /// Raw files read.
+    pub files: u64,
+    /// Runs imported.
+    pub runs: u64,
 }
 
 impl CampaignInfo {
@@ -81,6 +101,7 @@ impl CampaignInfo {
             chimera_version: env!("CARGO_PKG_VERSION").to_owned(),
             created_at_unix_ms: now_unix_ms(),
             store_format: STORE_FORMAT,
+            origin: None,
         }
     }
 }

@@ -1,0 +1,1 @@
+//! `chimera import`: the original harnesses' raw results converted into chimera's tables.
