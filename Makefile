@@ -14,7 +14,7 @@ help:
 	@echo "schema-check    fail when the committed schema differs from the types"
 	@echo "validate        validate every manifest in experiments/"
 	@echo "plan-<report>   print the plan of one report ($(REPORTS))"
-	@echo "reproduce-<report>  run a report's campaign against its servers into data/<report>/ (resumes)"
+	@echo "reproduce-<report>  run a report's campaign against its servers into data/<report>/ (resumes), analyse it, write its report"
 	@echo "try-emulated    a TR114 campaign against chimera emulate on 11434/11435 (no Ollama needed)"
 	@echo "bench-plan      time and peak memory of planning >= 1,000,000 cells"
 	@echo "bench-harness   client timing accuracy and CPU per token vs ground truth, and vs the ollama Python client"
@@ -53,11 +53,17 @@ validate: release
 $(addprefix plan-,$(REPORTS)): plan-%: release
 	$(BIN) plan experiments/$*.yaml
 
+# The whole chain for one report: run its manifest against the servers it declares (resumes),
+# then analysis and the TR-style report. A run that ends with failed cells is still analysed
+# (exit 1 from `run`); any other failure (no server, model missing, bad manifest) stops here
+# with chimera's message.
 $(addprefix reproduce-,$(REPORTS)): reproduce-%: release
-	$(BIN) run experiments/$*.yaml --data data
-	$(BIN) status --data data --campaign $*
-	@echo "reproduce-$*: the cells are in data/$*/ (resume: run the same command again)." >&2
-	@echo "  Analysis and the TR-style report with reproduction verdicts are not built yet." >&2
+	@$(BIN) run experiments/$*.yaml --data data --campaign $*; rc=$$?; \
+	if [ $$rc -ne 0 ] && [ $$rc -ne 1 ]; then \
+	  echo "reproduce-$*: the campaign did not run (exit $$rc); see the message above. Committed cells are kept in data/$*/." >&2; \
+	  exit $$rc; fi; \
+	$(BIN) analyze --data data --campaign $* --report $* && \
+	$(BIN) report --data data --campaign $* --report $*
 
 # A TR114 campaign against the emulator (a test instrument, not an LLM) on 11434/11435: shows
 # run, resume (run it again, or Ctrl-C it and run it again), status and compact without Ollama.

@@ -58,12 +58,12 @@ pub enum Command {
     Status(StatusArgs),
     /// Write the hive-partitioned dataset `tables/` of a campaign for notebooks.
     Compact(CompactArgs),
-    /// Compute summary statistics from a campaign's tables (not built yet).
-    Analyze(Pending),
-    /// Write TR-style reports with reproduction verdicts (not built yet).
-    Report(Pending),
-    /// Import the original reports' raw results (not built yet).
-    Import(Pending),
+    /// Statistics and reproduction verdicts from campaigns' tables (writes `<campaign>/analysis/`).
+    Analyze(AnalyzeArgs),
+    /// TR-style Markdown reports with SVG charts and reproduction verdicts.
+    Report(ReportArgs),
+    /// Import the original reports' raw results into a campaign (`chimera import chimeraforge`).
+    Import(ImportArgs),
     /// Serve the Ollama protocol from a deterministic emulator (a test instrument, not an LLM).
     Emulate(EmulateArgs),
     /// Print the manifest JSON Schema generated from chimera's types.
@@ -122,7 +122,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub campaign: Option<String>,
     /// Run committed cells again: `all`, a cell-id prefix, `config=<id>`, `report=<id>`,
-    /// `kind=<kind>` (repeatable).
+    /// `kind=<kind>` (repeatable). Forced cells are measured again: the shared cache is not
+    /// consulted in that run.
     #[arg(long, value_name = "SELECTOR")]
     pub force: Vec<String>,
     /// Stop at the first cell that fails for good.
@@ -151,6 +152,78 @@ pub struct StatusArgs {
     /// Recompute every part's SHA-256 (slower).
     #[arg(long)]
     pub verify: bool,
+}
+
+/// Arguments of `chimera analyze`.
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// A data directory (every campaign in it) or one campaign directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Only this campaign of the data directory.
+    #[arg(long, value_name = "NAME")]
+    pub campaign: Option<String>,
+    /// Only this report (`TR114`, `tr114` and `TR114_v2` all match TR114_v2).
+    #[arg(long, value_name = "TRNNN")]
+    pub report: Option<String>,
+    /// Print every verdict, not only the ones that were not reproduced.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// Arguments of `chimera report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// A data directory (every campaign in it) or one campaign directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Only this campaign of the data directory.
+    #[arg(long, value_name = "NAME")]
+    pub campaign: Option<String>,
+    /// Only this report (`TR114`, `tr114` and `TR114_v2` all match TR114_v2).
+    #[arg(long, value_name = "TRNNN")]
+    pub report: Option<String>,
+    /// Where to write (default: `<campaign>/report/`); one sub-directory per campaign when
+    /// several campaigns are reported.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `chimera import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Where the raw results come from.
+    #[command(subcommand)]
+    pub source: ImportSource,
+}
+
+/// Sources `chimera import` understands.
+#[derive(Debug, Subcommand)]
+pub enum ImportSource {
+    /// The raw files of the original harnesses (public repository `Chimeraforge`): one
+    /// report's folder, e.g. `tr114_v2/` (`<scenario>/<testNNN>/run_k/metrics.json`).
+    Chimeraforge(ChimeraforgeArgs),
+}
+
+/// Arguments of `chimera import chimeraforge`.
+#[derive(Debug, clap::Args)]
+pub struct ChimeraforgeArgs {
+    /// The folder holding one report's raw files.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The report (`TR114`, `tr114` and `TR114_v2` all mean TR114_v2); selects the layout and,
+    /// unless --manifest is given, the manifest `experiments/<trNNN>.yaml`.
+    #[arg(long, value_name = "TRNNN")]
+    pub report: String,
+    /// The report's manifest (default: `experiments/<trNNN>.yaml`).
+    #[arg(long, value_name = "PATH")]
+    pub manifest: Option<PathBuf>,
+    /// Data directory; the campaign lives in `<DATA>/<CAMPAIGN>/`.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Campaign name (default: `chimeraforge-<manifest file stem>`).
+    #[arg(long, value_name = "NAME")]
+    pub campaign: Option<String>,
 }
 
 /// Arguments of `chimera compact`.

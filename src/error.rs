@@ -50,6 +50,16 @@ pub enum Error {
     /// Tables could not be read or written.
     #[error(transparent)]
     Table(crate::table::TableError),
+    /// A report could not be written.
+    #[error(transparent)]
+    Report(crate::report::ReportError),
+    /// The analysis could not read or write a campaign.
+    #[error(transparent)]
+    Analysis(#[from] crate::analysis::AnalysisError),
+    /// `chimera import` refused or failed (nothing is written when the raw files do not
+    /// validate).
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
     /// The run finished, but some cells failed (their errors are in the records).
     #[error("{failed} of {total} cells failed; their errors are in the cell records")]
     FailedCells {
@@ -72,7 +82,9 @@ impl Error {
             Error::Interrupted => EXIT_INTERRUPTED,
             Error::Run(_) => EXIT_INVALID_INPUT,
             Error::FailedCells { .. } => EXIT_FAILED_CELLS,
+            Error::Import(_) => EXIT_INVALID_INPUT,
             Error::Campaign(_) | Error::Status(_) | Error::Table(_) => EXIT_INVALID_INPUT,
+            Error::Analysis(_) | Error::Report(_) => EXIT_INVALID_INPUT,
         }
     }
 }

@@ -315,27 +315,54 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 writeln!(out, "  {t:<10} {n} row(s)").map_err(Error::Output)?;
             }
         }
-        Command::Analyze(_) => {
-            return Err(Error::NotBuilt {
-                command: "analyze",
-                what: "statistics over a campaign's Parquet tables",
-                help: "nothing to analyse until `chimera run` exists",
-            });
+        Command::Analyze(args) => {
+            let done =
+                analysis::analyze(&args.data, args.campaign.as_deref(), args.report.as_deref())?;
+            for (dir, a) in &done {
+                let files = analysis::write_outputs(dir, a)?;
+                out.write_all(analysis::render::text(a, args.verbose).as_bytes())
+                    .map_err(Error::Output)?;
+                writeln!(
+                    out,
+                    "  tables: {}",
+                    files[0].parent().unwrap_or(dir).display()
+                )
+                .map_err(Error::Output)?;
+            }
         }
-        Command::Report(_) => {
-            return Err(Error::NotBuilt {
-                command: "report",
-                what: "TR-style Markdown reports with reproduction verdicts",
-                help: "the published reference values are listed in each manifest's `references`",
-            });
+        Command::Report(args) => {
+            let done =
+                analysis::analyze(&args.data, args.campaign.as_deref(), args.report.as_deref())?;
+            let several = done.len() > 1;
+            for (dir, a) in &done {
+                analysis::write_outputs(dir, a)?;
+                let out_dir = match &args.out {
+                    Some(o) if several => o.join(&a.campaign),
+                    Some(o) => o.clone(),
+                    None => dir.join("report"),
+                };
+                for w in report::write_reports(a, &out_dir).map_err(Error::Report)? {
+                    writeln!(out, "{}", w.markdown.display()).map_err(Error::Output)?;
+                }
+            }
         }
-        Command::Import(_) => {
-            return Err(Error::NotBuilt {
-                command: "import",
-                what: "conversion of the original raw results into chimera tables",
-                help: "the raw files are described in the reproduction specification",
-            });
-        }
+        Command::Import(args) => match args.source {
+            cli::ImportSource::Chimeraforge(a) => {
+                let manifest = import::resolve_manifest(
+                    &a.report,
+                    a.manifest.as_deref(),
+                    std::path::Path::new("experiments"),
+                )?;
+                let summary = import::import_chimeraforge(&import::ImportOptions {
+                    source: a.dir,
+                    manifest,
+                    data: a.data,
+                    campaign: a.campaign,
+                })?;
+                out.write_all(summary.render().as_bytes())
+                    .map_err(Error::Output)?;
+            }
+        },
         Command::Emulate(args) => {
             drop(out);
             return run_emulator(&args);

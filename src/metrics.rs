@@ -6,45 +6,42 @@
 
 use serde::Serialize;
 
+use crate::analysis::stats;
 use crate::backend::RequestRecord;
 
 /// Default contention threshold of the published harnesses: speedup < 1.5.
 pub const CONTENTION_THRESHOLD: f64 = 1.5;
 
-/// Arithmetic mean; `None` for an empty slice.
+/// Arithmetic mean; `None` for an empty slice or a non-finite value
+/// ([`stats::mean`](crate::analysis::stats::mean)).
 pub fn mean(xs: &[f64]) -> Option<f64> {
-    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+    stats::mean(xs)
 }
 
-/// Sample standard deviation (n − 1); 0 when n < 2, as the Rust harnesses did.
+/// Sample standard deviation (n − 1); 0 when n < 2, as the Rust harnesses did (and 0 for a
+/// non-finite value). [`stats::sample_sd`](crate::analysis::stats::sample_sd) otherwise.
 pub fn sample_sd(xs: &[f64]) -> f64 {
-    if xs.len() < 2 {
-        return 0.0;
-    }
-    let m = xs.iter().sum::<f64>() / xs.len() as f64;
-    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
+    stats::sample_sd(xs).unwrap_or(0.0)
 }
 
-/// Coefficient of variation, % (SD / mean × 100); `None` when the mean is 0 or absent.
+/// Coefficient of variation, % (SD / mean × 100); `None` when the mean is 0 or absent. Unlike
+/// [`stats::cv_pct`](crate::analysis::stats::cv_pct), a single value gives `Some(0.0)` (its
+/// SD counts as 0, as the Rust harnesses did).
 pub fn cv_pct(xs: &[f64]) -> Option<f64> {
     let m = mean(xs)?;
     (m != 0.0).then(|| sample_sd(xs) / m * 100.0)
 }
 
-/// Percentile with linear interpolation between closest ranks (NumPy's default); `q` in 0–100.
+/// Percentile with linear interpolation between closest ranks (NumPy's default); `q` in 0–100
+/// (clamped into that range). Non-finite values are left out; `None` when no finite value
+/// remains or `q` is NaN or infinite. [`stats::percentile`](crate::analysis::stats::percentile)
+/// over the finite values.
 pub fn percentile(xs: &[f64], q: f64) -> Option<f64> {
-    if xs.is_empty() || !q.is_finite() {
+    if !q.is_finite() {
         return None;
     }
-    let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let rank = q.clamp(0.0, 100.0) / 100.0 * (v.len() - 1) as f64;
-    let lo = rank.floor() as usize;
-    let hi = rank.ceil() as usize;
-    Some(v[lo] + (v[hi] - v[lo]) * (rank - lo as f64))
+    let finite: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    stats::percentile(&finite, q.clamp(0.0, 100.0))
 }
 
 /// Decode throughput of one request as the Rust harnesses computed it:

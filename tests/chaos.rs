@@ -525,6 +525,13 @@ models:
     output_tok_s: 4000
     output_tokens: 6
     fault: {kind: status, code: 500, message: 'llama runner process has terminated'}
+  # Listed by /api/tags (so the campaign's model check passes) but gone when asked for: a
+  # model removed from the server while the campaign runs.
+  - name: ghost
+    load_ms: 1
+    output_tok_s: 4000
+    output_tokens: 6
+    fault: {kind: status, code: 404, message: \"model 'ghost' not found\"}
 ";
 
 /// Model tag → (expected error kind, permanent).

@@ -3,17 +3,11 @@
 use crate::support::{chimera, root};
 
 #[test]
-fn subcommands_not_built_yet_say_so_with_exit_code_3() {
+fn analysis_commands_reject_a_manifest_path_with_usage_help() {
     for cmd in ["analyze", "report", "import"] {
         let run = chimera(&[cmd, "experiments/tr114.yaml"]);
-        assert_eq!(run.code, 3, "{cmd}: {}", run.stderr);
-        assert!(
-            run.stderr
-                .contains(&format!("`chimera {cmd}` is not built yet")),
-            "{cmd}: {}",
-            run.stderr
-        );
-        assert!(run.stderr.contains("help:"), "{cmd}: {}", run.stderr);
+        assert_eq!(run.code, 2, "{cmd}: {}", run.stderr);
+        assert!(run.stderr.contains("Usage:"), "{cmd}: {}", run.stderr);
     }
 }
 

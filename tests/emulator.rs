@@ -294,7 +294,10 @@ async fn endpoints_and_errors() {
     let r = send(&c, "HEAD", &url(&h, 0, "/"), None).await;
     assert_eq!((r.status, r.body.len()), (200, 0));
     let r = send(&c, "GET", &url(&h, 0, "/api/version"), None).await;
-    assert_eq!(r.json(), json!({"version": "0.0.0-chimera-emulator"}));
+    assert_eq!(
+        r.json(),
+        json!({"version": "0.0.0-chimera-emulator", "chimera_emulator": true})
+    );
     let r = send(&c, "GET", &url(&h, 0, "/api/tags"), None).await;
     let tags = r.json();
     let m = &tags["models"][0];
@@ -381,7 +384,7 @@ async fn raw_keep_alive_and_chunked_request_bodies() {
     s.read_to_string(&mut all).await.expect("read");
     assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 3, "{all}");
     assert!(all.contains("Ollama is running") && all.contains("\"done\":true"));
-    assert!(all.ends_with("{\"version\":\"0.0.0-chimera-emulator\"}"));
+    assert!(all.ends_with("{\"chimera_emulator\":true,\"version\":\"0.0.0-chimera-emulator\"}"));
 
     let mut s = tokio::net::TcpStream::connect(h.addrs[0])
         .await

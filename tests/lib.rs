@@ -1,13 +1,18 @@
 //! The integration-test binary: the CLI end to end, the invalid-manifest suite with
-//! snapshots, the shipped manifests, and property tests of the planner and the parser.
+//! snapshots, the shipped manifests, property tests of the planner and the parser, and the
+//! notebook examples (`examples/load_tables.py`) against a compacted campaign.
 
+mod analysis;
 mod backend;
 mod chaos;
 mod cli;
 mod emulator;
 mod experiments;
+mod import;
 mod invalid;
+mod notebooks;
 mod props;
+mod report;
 mod run_e2e;
 mod store;
 mod support;

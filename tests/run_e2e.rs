@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use chimera::emulator::{Profile, spawn};
 use chimera::run::{CellRecord, RunOptions, execute};
 
-const PROFILE: &str = "
+pub(crate) const PROFILE: &str = "
 seed: 7
 shared_gpu: true
 models:
@@ -21,7 +21,7 @@ models:
     output_tokens: 40
 ";
 
-fn manifest(a: std::net::SocketAddr, b: std::net::SocketAddr) -> String {
+pub(crate) fn manifest(a: std::net::SocketAddr, b: std::net::SocketAddr) -> String {
     format!(
         r#"
 format: 1
@@ -270,7 +270,7 @@ async fn a_second_campaign_reuses_cells_from_the_shared_cache() {
 }
 
 /// Writes `text` as `<dir>/<name>.yaml` and runs it as campaign `name` under `<dir>/data`.
-async fn campaign(
+pub(crate) async fn campaign(
     dir: &std::path::Path,
     name: &str,
     text: &str,

@@ -341,8 +341,8 @@ pub struct EfficiencyRow {
     pub published_pct: Option<f64>,
     /// True efficiency mean, % (None when no isolated cells were measured).
     pub true_pct: Option<f64>,
-    /// Σ isolated durations / Σ concurrent-run durations — how much slower each agent ran
-    /// under concurrency (mean over runs), when measured.
+    /// Σ agent durations during the concurrent run / Σ isolated durations: how much slower
+    /// the agents ran together than alone (mean over runs), when measured.
     pub slowdown: Option<f64>,
     /// One line explaining a disagreement (None when they agree within 5 pp or one is missing).
     pub explanation: Option<String>,

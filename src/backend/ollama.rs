@@ -163,6 +163,16 @@ impl OllamaClient {
         }
     }
 
+    /// True when the server is `chimera emulate` (its `/api/version` says so), a test
+    /// instrument whose numbers must never be reported as LLM measurements.
+    pub async fn is_chimera_emulator(&self) -> bool {
+        self.get_json("/api/version")
+            .await
+            .ok()
+            .and_then(|v| v.get("chimera_emulator").and_then(Value::as_bool))
+            .unwrap_or(false)
+    }
+
     /// The digest of a local model (`GET /api/tags`), matching `name` or `model` against
     /// `model` (case-insensitive), also as `model:latest` when `model` has no tag. `None` when
     /// the server does not have the model or lists no digest for it.

@@ -198,7 +198,9 @@ async fn route(
             http::write_full(wr, 200, TEXT, b"Ollama is running", close, head_only).await?;
             return Ok(keep);
         }
-        "/api/version" => json!({ "version": sh.profile.version }),
+        // `chimera_emulator` lets chimera record that a campaign ran against this test
+        // instrument, whatever version string the profile claims.
+        "/api/version" => json!({ "version": sh.profile.version, "chimera_emulator": true }),
         "/api/tags" => tags(&sh.profile),
         "/api/ps" => ps(&sh.profile, ls),
         "/api/show" => match show(&sh.profile, &req.body) {

@@ -57,6 +57,30 @@ pub enum CampaignError {
         /// What the client saw.
         message: String,
     },
+    /// A model is not on the server an endpoint points at.
+    #[error(
+        "endpoint `{endpoint}` ({url}) does not have model `{model}`\n  = help: pull it into that server (`OLLAMA_HOST={host} ollama pull {model}`; every Ollama instance has its own model store), or fix the model's `tag` in the manifest; nothing was run"
+    )]
+    ModelMissing {
+        /// Endpoint id.
+        endpoint: String,
+        /// URL.
+        url: String,
+        /// host:port.
+        host: String,
+        /// Model tag.
+        model: String,
+    },
+    /// The campaign holds imported data.
+    #[error(
+        "campaign `{name}` holds results imported from {format} raw files, not chimera measurements; new measurements go into another campaign\n  = help: pass `--campaign NAME` with a new name; nothing was run"
+    )]
+    Imported {
+        /// Campaign.
+        name: String,
+        /// Importer format.
+        format: String,
+    },
     /// A `--force` selector matched nothing.
     #[error(
         "`--force {0}` matches no cell of this plan\n  = help: use `all`, a cell-id prefix, `config=<id>`, `report=<id>` or `kind=<kind>`"
@@ -190,7 +214,7 @@ fn selects(plan: &Plan, ni: NodeIndex, sel: &str) -> bool {
 }
 
 /// The metadata committed with a cell: enough to resume without reading its Parquet parts.
-fn cell_meta(rec: &CellRecord) -> serde_json::Value {
+pub(crate) fn cell_meta(rec: &CellRecord) -> serde_json::Value {
     serde_json::json!({
         "kind": rec.kind,
         "report": rec.report,
@@ -333,6 +357,15 @@ pub async fn run_campaign(
     run_opts: &RunOptions,
     mut cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<CampaignSummary, CampaignError> {
+    // Imported raw results and new measurements never share a campaign.
+    if let Ok(view) = crate::store::open_existing(&opts.data, &opts.name)
+        && let Some(o) = &view.info().origin
+    {
+        return Err(CampaignError::Imported {
+            name: opts.name.clone(),
+            format: o.format.clone(),
+        });
+    }
     let info = CampaignInfo::new(&opts.name, manifests);
     let campaign = Arc::new(Campaign::open(&opts.data, &opts.name, info)?);
 
@@ -429,6 +462,42 @@ pub async fn run_campaign(
             }
         }
     }
+    // Every model a configuration uses must be on the endpoints its agents talk to.
+    let mut needed: Vec<(String, String, String)> = Vec::new();
+    for c in &plan.configs {
+        let spec = &plan.reports[c.report].manifest.spec;
+        let Some(tag) = spec
+            .models
+            .iter()
+            .find(|m| *m.id == *c.model)
+            .map(|m| m.tag.clone())
+        else {
+            continue;
+        };
+        for a in &c.agents {
+            if let Some(e) = spec.endpoints.get(a.endpoint) {
+                let k = (e.id.clone(), e.url.clone(), tag.clone());
+                if !needed.contains(&k) {
+                    needed.push(k);
+                }
+            }
+        }
+    }
+    for (endpoint, url, model) in needed {
+        if let Some(client) = runner.client(&url)
+            && let Ok(None) = client.model_digest(&model).await
+        {
+            return Err(CampaignError::ModelMissing {
+                endpoint,
+                host: url
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_owned(),
+                url,
+                model,
+            });
+        }
+    }
     // GPU telemetry: one sampler thread per campaign (the first report's settings).
     let settings = plan
         .reports
@@ -446,7 +515,8 @@ pub async fn run_campaign(
         Duration::from_millis(settings.period_ms.max(10)),
     ));
     write_provenance(&plan, &runner, &sampler, &gpu_ids, &campaign, &opts.name).await;
-    let cache = if opts.use_cache {
+    // `--force` means "measure again": the shared cache is not consulted in that run.
+    let cache = if opts.use_cache && opts.force.is_empty() {
         fingerprint(&plan, &runner)
             .await
             .map(|fp| (Cache::new(&opts.data), fp))
@@ -780,6 +850,7 @@ async fn write_provenance(
                 continue;
             };
             let version = client.version().await.ok();
+            let emulated = client.is_chimera_emulator().await;
             let gpu = gpu_ids
                 .get(&e.resource)
                 .and_then(|i| devices.iter().find(|d| d.index == *i));
@@ -802,10 +873,14 @@ async fn write_provenance(
                     gpu_uuid: gpu.and_then(|g| g.uuid.clone()),
                     driver: gpu.and_then(|g| g.driver_version.clone()),
                     cuda_driver_version: gpu.and_then(|g| g.cuda_driver_version.clone()),
-                    server_kind: serde_json::to_value(e.kind)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
+                    server_kind: if emulated {
+                        "emulator".to_owned()
+                    } else {
+                        serde_json::to_value(e.kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    },
                     server_version: version.clone(),
                     model_tag: Some(m.tag.clone()),
                     model_digest: client.model_digest(&m.tag).await.ok().flatten(),
@@ -932,6 +1007,8 @@ async fn worker(
             .await
             .map(|cs| cs.samples)
             .unwrap_or_default();
+        // Samples that read nothing (no GPU, no library) are not telemetry.
+        let samples: Vec<_> = samples.into_iter().filter(|s| s.has_reading()).collect();
         // One retry decision for a failed cell and a cell that ran out of time.
         let (kind, message, agents) = match outcome {
             Ok(mut record) if record.status == "ok" => {

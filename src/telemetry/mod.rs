@@ -88,6 +88,22 @@ pub struct GpuSample {
 }
 
 impl GpuSample {
+    /// True when at least one field was read (a source without a GPU yields empty samples).
+    pub fn has_reading(&self) -> bool {
+        self.util_pct.is_some()
+            || self.mem_util_pct.is_some()
+            || self.mem_used_mib.is_some()
+            || self.power_w.is_some()
+            || self.energy_mj.is_some()
+            || self.temp_c.is_some()
+            || self.sm_clock_mhz.is_some()
+            || self.mem_clock_mhz.is_some()
+            || self.throttle_reasons.is_some()
+            || self.processes.is_some()
+    }
+}
+
+impl GpuSample {
     /// An empty sample of `gpu` taken now.
     pub fn empty(gpu: u32) -> Self {
         Self {

@@ -1,0 +1,873 @@
+//! One report's analysis: per-configuration rows, grouped summaries, comparisons, published
+//! vs honest efficiency, distributions, telemetry series and findings built from them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Loaded;
+use super::dataset::CellRow;
+use super::model::{
+    Analysis, Comparison, ConfigRow, Counts, Distribution, EfficiencyRow, EndpointProvenance,
+    Method, ReportAnalysis, ScenarioInfo, Stat, SummaryRow, TelemetrySeries, VerdictKind,
+};
+use super::select::{Pool, enum_name, values};
+use super::stats;
+use super::verdict::{fmt_num, judge};
+use crate::manifest::{Filter, Level, Metric, Options};
+
+/// Options in words: `num_gpu=60 num_ctx=512 temperature=0.8`, or `defaults`.
+pub fn options_text(o: &Options) -> String {
+    let mut v = Vec::new();
+    let mut push = |k: &str, x: Option<String>| {
+        if let Some(x) = x {
+            v.push(format!("{k}={x}"));
+        }
+    };
+    push("num_gpu", o.num_gpu.map(|x| x.to_string()));
+    push("num_ctx", o.num_ctx.map(|x| x.to_string()));
+    push("temperature", o.temperature.map(|x| x.to_string()));
+    push("top_p", o.top_p.map(|x| x.to_string()));
+    push("top_k", o.top_k.map(|x| x.to_string()));
+    push("repeat_penalty", o.repeat_penalty.map(|x| x.to_string()));
+    push("num_predict", o.num_predict.map(|x| x.to_string()));
+    push("seed", o.seed.map(|x| x.to_string()));
+    if v.is_empty() {
+        "defaults".into()
+    } else {
+        v.join(" ")
+    }
+}
+
+fn stat_of(xs: &[f64]) -> Option<Stat> {
+    Some(Stat {
+        n: xs.len() as u64,
+        mean: stats::mean(xs)?,
+        sd: stats::sample_sd(xs).unwrap_or(0.0),
+        ci95: stats::t_ci95(xs),
+    })
+}
+
+/// Summary metrics: (name, metric, level).
+const SUMMARY_METRICS: &[(&str, Metric, Level)] = &[
+    (
+        "published_efficiency_pct",
+        Metric::PublishedEfficiencyPct,
+        Level::Run,
+    ),
+    ("published_speedup", Metric::PublishedSpeedup, Level::Run),
+    ("true_efficiency_pct", Metric::TrueEfficiencyPct, Level::Run),
+    ("true_speedup", Metric::TrueSpeedup, Level::Run),
+    ("wall_s", Metric::WallS, Level::Run),
+    ("throughput_tok_s", Metric::ThroughputTokS, Level::Request),
+    ("ttft_ms", Metric::TtftMs, Level::Request),
+    ("agent_duration_s", Metric::AgentDurationS, Level::Agent),
+];
+
+fn summary_row(
+    report: &str,
+    grouping: &str,
+    group: &str,
+    level: Level,
+    metric: &str,
+    xs: &[f64],
+) -> SummaryRow {
+    let d = stats::describe(xs);
+    SummaryRow {
+        report: report.to_owned(),
+        grouping: grouping.to_owned(),
+        group: group.to_owned(),
+        level: enum_name(&level),
+        metric: metric.to_owned(),
+        n: d.n,
+        mean: d.mean,
+        sd: d.sd,
+        cv_pct: d.cv_pct,
+        median: d.median,
+        p95: d.p95,
+        min: d.min,
+        max: d.max,
+        ci95_low: d.ci95.map(|c| c.0),
+        ci95_high: d.ci95.map(|c| c.1),
+    }
+}
+
+/// Values of a cell-table column over runs (for metrics outside the manifest's vocabulary).
+fn cell_values(runs: &[&CellRow], f: impl Fn(&CellRow) -> Option<f64>) -> Vec<f64> {
+    runs.iter().filter_map(|c| f(c)).collect()
+}
+
+fn summaries(pool: &Pool<'_>, report: &str) -> Vec<SummaryRow> {
+    let cfgs: Vec<&super::select::Cfg> = {
+        let mut v: Vec<_> = pool
+            .runs
+            .iter()
+            .filter_map(|c| pool.cfg(c))
+            .collect::<Vec<_>>();
+        v.sort_by_key(|c| c.order);
+        v.dedup_by_key(|c| c.order);
+        v
+    };
+    // (grouping, values in first-seen order, filter builder)
+    let mut groupings: Vec<(&str, Vec<(String, Filter)>)> =
+        vec![("report", vec![(report.to_owned(), Filter::default())])];
+    let distinct = |f: &dyn Fn(&super::select::Cfg) -> Option<String>| -> Vec<String> {
+        let mut seen = Vec::new();
+        for c in &cfgs {
+            if let Some(v) = f(c)
+                && !seen.contains(&v)
+            {
+                seen.push(v);
+            }
+        }
+        seen
+    };
+    groupings.push((
+        "config",
+        distinct(&|c| Some(c.id.clone()))
+            .into_iter()
+            .map(|v| {
+                (
+                    v.clone(),
+                    Filter {
+                        config: Some(v),
+                        ..Filter::default()
+                    },
+                )
+            })
+            .collect(),
+    ));
+    groupings.push((
+        "scenario",
+        distinct(&|c| Some(c.scenario.clone()))
+            .into_iter()
+            .map(|v| {
+                (
+                    v.clone(),
+                    Filter {
+                        scenario: Some(v),
+                        ..Filter::default()
+                    },
+                )
+            })
+            .collect(),
+    ));
+    groupings.push((
+        "model",
+        distinct(&|c| Some(c.model_id.clone()))
+            .into_iter()
+            .map(|v| {
+                (
+                    v.clone(),
+                    Filter {
+                        model: Some(v),
+                        ..Filter::default()
+                    },
+                )
+            })
+            .collect(),
+    ));
+    let rt = distinct(&|c| c.runtime.clone());
+    if !rt.is_empty() {
+        groupings.push((
+            "runtime",
+            rt.into_iter()
+                .filter_map(|v| {
+                    let r = serde_json::from_value(serde_json::Value::String(v.clone())).ok()?;
+                    Some((
+                        v,
+                        Filter {
+                            runtime: Some(r),
+                            ..Filter::default()
+                        },
+                    ))
+                })
+                .collect(),
+        ));
+    }
+    let lang = distinct(&|c| c.language.clone());
+    if !lang.is_empty() {
+        groupings.push((
+            "language",
+            lang.into_iter()
+                .filter_map(|v| {
+                    let l = serde_json::from_value(serde_json::Value::String(v.clone())).ok()?;
+                    Some((
+                        v,
+                        Filter {
+                            language: Some(l),
+                            ..Filter::default()
+                        },
+                    ))
+                })
+                .collect(),
+        ));
+    }
+    let mut out = Vec::new();
+    for (grouping, groups) in &groupings {
+        for (group, f) in groups {
+            for (name, metric, level) in SUMMARY_METRICS {
+                let (xs, _) = values(pool, *metric, *level, f);
+                if !xs.is_empty() {
+                    out.push(summary_row(report, grouping, group, *level, name, &xs));
+                }
+            }
+            let runs = pool.runs_where(f);
+            let tpj = cell_values(&runs, |c| c.output_tokens_per_j);
+            if !tpj.is_empty() {
+                out.push(summary_row(
+                    report,
+                    grouping,
+                    group,
+                    Level::Run,
+                    "output_tokens_per_j",
+                    &tpj,
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow> {
+    let rp = &l.plan.reports[report_idx];
+    let mut out = Vec::new();
+    for c in &l.plan.configs[rp.configs.clone()] {
+        let Some(cfg) = l.cfgs.get(&(rp.report.clone(), c.id.to_string())) else {
+            continue;
+        };
+        let f = Filter {
+            config: Some(cfg.id.clone()),
+            ..Filter::default()
+        };
+        let runs = pool.runs_where(&f);
+        let failed = l
+            .data
+            .cells
+            .iter()
+            .filter(|x| {
+                x.is_run()
+                    && !x.ok()
+                    && x.report == rp.report
+                    && x.config.as_deref() == Some(cfg.id.as_str())
+            })
+            .count() as u64;
+        let v = |m: Metric| stat_of(&values(pool, m, Level::Run, &f).0);
+        let mut throughput = BTreeMap::new();
+        let mut ttft = BTreeMap::new();
+        for (agent, _, _) in &cfg.agents {
+            let fa = Filter {
+                agent: Some(agent.clone()),
+                ..f.clone()
+            };
+            if let Some(s) = stat_of(&values(pool, Metric::ThroughputTokS, Level::Request, &fa).0) {
+                throughput.insert(agent.clone(), s);
+            }
+            if let Some(s) = stat_of(&values(pool, Metric::TtftMs, Level::Request, &fa).0) {
+                ttft.insert(agent.clone(), s);
+            }
+        }
+        let contention = if cfg.multi {
+            Some(runs.iter().filter(|c| c.contention == Some(true)).count() as u64)
+        } else {
+            None
+        };
+        out.push(ConfigRow {
+            config: cfg.id.clone(),
+            scenario: cfg.scenario.clone(),
+            block: cfg.block.clone(),
+            model: cfg.model_tag.clone(),
+            runtime: cfg.runtime.clone(),
+            language: cfg.language.clone(),
+            options: cfg
+                .agents
+                .iter()
+                .map(|(id, _, o)| format!("{id}: {o}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+            runs: runs.len() as u64,
+            failed,
+            published_efficiency: v(Metric::PublishedEfficiencyPct),
+            true_efficiency: v(Metric::TrueEfficiencyPct),
+            published_speedup: v(Metric::PublishedSpeedup),
+            contention_runs: contention,
+            throughput,
+            ttft,
+            tokens_per_j: stat_of(&cell_values(&runs, |c| c.output_tokens_per_j)),
+        });
+    }
+    out
+}
+
+fn efficiency_rows(pool: &Pool<'_>, rows: &[ConfigRow]) -> Vec<EfficiencyRow> {
+    let mut out = Vec::new();
+    for r in rows {
+        let Some(p) = r.published_efficiency else {
+            continue;
+        };
+        let f = Filter {
+            config: Some(r.config.clone()),
+            ..Filter::default()
+        };
+        let runs = pool.runs_where(&f);
+        // Σ agent durations during the concurrent run / Σ isolated durations, per run.
+        let slow: Vec<f64> = runs
+            .iter()
+            .filter_map(|c| {
+                let iso = c.isolated_sum_ms?;
+                let conc: f64 = pool
+                    .agents
+                    .get(c.cell_id.as_str())?
+                    .iter()
+                    .map(|a| a.duration_ms)
+                    .sum();
+                (iso > 0.0).then(|| conc / iso)
+            })
+            .collect();
+        let t = r.true_efficiency.map(|s| s.mean);
+        let slowdown = stats::mean(&slow);
+        let explanation = match (t, slowdown) {
+            (Some(t), Some(s)) if (p.mean - t).abs() > 5.0 => Some(format!(
+                "published {} % only says the agents finished close together; each agent ran {}× \
+                 slower than alone, so against running them one after the other the concurrent \
+                 run is {} % efficient",
+                fmt_num(p.mean),
+                fmt_num(s),
+                fmt_num(t)
+            )),
+            _ => None,
+        };
+        out.push(EfficiencyRow {
+            config: r.config.clone(),
+            scenario: r.scenario.clone(),
+            published_pct: Some(p.mean),
+            true_pct: t,
+            slowdown,
+            explanation,
+        });
+    }
+    out
+}
+
+fn distributions(pool: &Pool<'_>, scenarios: &[String]) -> Vec<Distribution> {
+    let mut out = Vec::new();
+    for s in scenarios {
+        let f = Filter {
+            scenario: Some(s.clone()),
+            ..Filter::default()
+        };
+        for (name, m) in [
+            ("throughput_tok_s", Metric::ThroughputTokS),
+            ("ttft_ms", Metric::TtftMs),
+        ] {
+            let (xs, _) = values(pool, m, Level::Request, &f);
+            if !xs.is_empty() {
+                out.push(Distribution {
+                    group: s.clone(),
+                    metric: name.to_owned(),
+                    values: xs,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// At most this many points per telemetry series (evenly thinned).
+const MAX_SERIES_POINTS: usize = 2000;
+
+fn telemetry(l: &Loaded, runs: &[&CellRow]) -> Vec<TelemetrySeries> {
+    let start: BTreeMap<&str, i64> = runs
+        .iter()
+        .map(|c| (c.cell_id.as_str(), c.started_at_ms))
+        .collect();
+    let Some(t0) = start.values().min().copied() else {
+        return Vec::new();
+    };
+    let mut by_gpu: BTreeMap<u32, Vec<(f64, f64, f64)>> = BTreeMap::new();
+    for s in &l.data.telemetry {
+        let Some(st) = start.get(s.cell_id.as_str()) else {
+            continue;
+        };
+        let t = (st - t0) as f64 / 1000.0 + s.t_ms / 1000.0;
+        by_gpu.entry(s.gpu).or_default().push((
+            t,
+            s.util_pct.unwrap_or(f64::NAN),
+            s.power_w.unwrap_or(f64::NAN),
+        ));
+    }
+    by_gpu
+        .into_iter()
+        .map(|(gpu, mut v)| {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let step = v.len().div_ceil(MAX_SERIES_POINTS).max(1);
+            let v: Vec<_> = v.into_iter().step_by(step).collect();
+            TelemetrySeries {
+                gpu,
+                t_s: v.iter().map(|x| x.0).collect(),
+                util_pct: v.iter().map(|x| x.1).collect(),
+                power_w: v.iter().map(|x| x.2).collect(),
+            }
+        })
+        .collect()
+}
+
+fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let whole = |m: &str| {
+        r.summaries
+            .iter()
+            .find(|s| s.grouping == "report" && s.metric == m)
+    };
+    let ci = |s: &SummaryRow| match (s.ci95_low, s.ci95_high) {
+        (Some(a), Some(b)) => format!(" (95 % CI {}–{})", fmt_num(a), fmt_num(b)),
+        _ => String::new(),
+    };
+    if let Some(s) = whole("published_efficiency_pct") {
+        out.push(format!(
+            "Published efficiency over {} runs: mean {} %{}, median {} %, range {}–{} %.",
+            s.n,
+            fmt_num(s.mean.unwrap_or(f64::NAN)),
+            ci(s),
+            fmt_num(s.median.unwrap_or(f64::NAN)),
+            fmt_num(s.min.unwrap_or(f64::NAN)),
+            fmt_num(s.max.unwrap_or(f64::NAN)),
+        ));
+        let mut by: Vec<(&str, f64)> = r
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.config.as_str(), c.published_efficiency?.mean)))
+            .collect();
+        by.sort_by(|a, b| b.1.total_cmp(&a.1));
+        if let (Some(best), Some(worst)) = (by.first(), by.last())
+            && by.len() > 1
+        {
+            out.push(format!(
+                "Best configuration {} ({} % mean), worst {} ({} % mean).",
+                best.0,
+                fmt_num(best.1),
+                worst.0,
+                fmt_num(worst.1)
+            ));
+        }
+        let flagged = pool
+            .runs
+            .iter()
+            .filter(|c| c.contention == Some(true))
+            .count();
+        let with_flag = pool.runs.iter().filter(|c| c.contention.is_some()).count();
+        if with_flag > 0 {
+            out.push(format!(
+                "The published contention rule (speedup < 1.5) flags {flagged} of {with_flag} runs."
+            ));
+        }
+    }
+    match whole("true_efficiency_pct") {
+        Some(s) => out.push(format!(
+            "True efficiency (against the agents run alone, same options): mean {} %{} over {} runs.",
+            fmt_num(s.mean.unwrap_or(f64::NAN)),
+            ci(s),
+            s.n
+        )),
+        None if r.multi_agent => out.push(
+            "True efficiency is not measured in this data: the agents were never run alone, so \
+             the published efficiency (a balance ratio, 50 × (1 + min/max) for two agents) is \
+             the only concurrency figure."
+                .to_owned(),
+        ),
+        None => {}
+    }
+    if let Some(s) = whole("throughput_tok_s") {
+        out.push(format!(
+            "Throughput over {} requests: mean {} tok/s{}, CV {} %.",
+            s.n,
+            fmt_num(s.mean.unwrap_or(f64::NAN)),
+            ci(s),
+            fmt_num(s.cv_pct.unwrap_or(f64::NAN))
+        ));
+    }
+    if let Some(s) = whole("ttft_ms") {
+        out.push(format!(
+            "TTFT: median {} ms, p95 {} ms, max {} ms.",
+            fmt_num(s.median.unwrap_or(f64::NAN)),
+            fmt_num(s.p95.unwrap_or(f64::NAN)),
+            fmt_num(s.max.unwrap_or(f64::NAN))
+        ));
+    }
+    if let Some(s) = whole("output_tokens_per_j") {
+        out.push(format!(
+            "Energy: {} output tokens per joule on average over {} runs.",
+            fmt_num(s.mean.unwrap_or(f64::NAN)),
+            s.n
+        ));
+    }
+    for c in &r.comparisons {
+        if let (Some(p), Some(d)) = (c.p_value, c.difference) {
+            out.push(format!(
+                "{} vs {} ({}): difference {} (Welch t = {}, p = {}){}.",
+                c.b,
+                c.a,
+                c.metric,
+                fmt_num(d),
+                fmt_num(c.t.unwrap_or(f64::NAN)),
+                if p < 0.0001 {
+                    "< 0.0001".to_owned()
+                } else {
+                    fmt_num(p)
+                },
+                if p < 0.05 {
+                    ""
+                } else {
+                    ", not significant at 5 %"
+                }
+            ));
+        }
+    }
+    let count = |k: VerdictKind| r.verdicts.iter().filter(|v| v.verdict == k).count();
+    if !r.verdicts.is_empty() {
+        out.push(format!(
+            "Of {} published numbers, {} reproduced, {} did not, {} were not measured here.",
+            r.verdicts.len(),
+            count(VerdictKind::Reproduced),
+            count(VerdictKind::NotReproduced),
+            count(VerdictKind::NotMeasured)
+        ));
+    }
+    out
+}
+
+/// The primary metric of a report for comparisons: efficiency for multi-agent reports,
+/// request throughput otherwise.
+pub(super) fn primary(multi: bool) -> (Metric, Level, &'static str) {
+    if multi {
+        (
+            Metric::PublishedEfficiencyPct,
+            Level::Run,
+            "published_efficiency_pct",
+        )
+    } else {
+        (Metric::ThroughputTokS, Level::Request, "throughput_tok_s")
+    }
+}
+
+fn welch_row(
+    report: &str,
+    by: &str,
+    metric: &str,
+    level: Level,
+    (a, xa): (&str, &[f64]),
+    (b, xb): (&str, &[f64]),
+) -> Comparison {
+    let w = stats::welch(xa, xb);
+    Comparison {
+        report: report.to_owned(),
+        by: by.to_owned(),
+        metric: metric.to_owned(),
+        level: enum_name(&level),
+        a: a.to_owned(),
+        b: b.to_owned(),
+        n_a: xa.len() as u64,
+        mean_a: stats::mean(xa),
+        sd_a: stats::sample_sd(xa),
+        n_b: xb.len() as u64,
+        mean_b: stats::mean(xb),
+        sd_b: stats::sample_sd(xb),
+        difference: match (stats::mean(xa), stats::mean(xb)) {
+            (Some(x), Some(y)) => Some(y - x),
+            _ => None,
+        },
+        t: w.map(|w| w.t),
+        df: w.map(|w| w.df),
+        p_value: w.map(|w| w.p_value),
+        diff_ci95: w.map(|w| w.diff_ci95),
+        hedges_g: w.map(|w| w.hedges_g),
+    }
+}
+
+fn within_comparisons(pool: &Pool<'_>, report: &str, multi: bool) -> Vec<Comparison> {
+    let (metric, level, name) = primary(multi);
+    let mut out = Vec::new();
+    let cfgs: Vec<&super::select::Cfg> = pool.runs.iter().filter_map(|c| pool.cfg(c)).collect();
+    let mut by_key = |key: &str,
+                      get: &dyn Fn(&super::select::Cfg) -> Option<String>,
+                      mk: &dyn Fn(&str) -> Option<Filter>| {
+        let groups: BTreeSet<String> = cfgs.iter().filter_map(|c| get(c)).collect();
+        let groups: Vec<String> = groups.into_iter().collect();
+        if groups.len() < 2 {
+            return;
+        }
+        let vals: Vec<(String, Vec<f64>)> = groups
+            .iter()
+            .filter_map(|g| Some((g.clone(), values(pool, metric, level, &mk(g)?).0)))
+            .collect();
+        for i in 0..vals.len() {
+            for j in i + 1..vals.len() {
+                out.push(welch_row(
+                    report,
+                    key,
+                    name,
+                    level,
+                    (&vals[i].0, &vals[i].1),
+                    (&vals[j].0, &vals[j].1),
+                ));
+            }
+        }
+    };
+    by_key("language", &|c| c.language.clone(), &|g| {
+        Some(Filter {
+            language: Some(serde_json::from_value(serde_json::Value::String(g.into())).ok()?),
+            ..Filter::default()
+        })
+    });
+    by_key("model", &|c| Some(c.model_id.clone()), &|g| {
+        Some(Filter {
+            model: Some(g.to_owned()),
+            ..Filter::default()
+        })
+    });
+    by_key("runtime", &|c| c.runtime.clone(), &|g| {
+        Some(Filter {
+            runtime: Some(serde_json::from_value(serde_json::Value::String(g.into())).ok()?),
+            ..Filter::default()
+        })
+    });
+    out
+}
+
+/// The primary values of one report of a loaded campaign (for cross-report comparisons).
+fn report_primary(l: &Loaded, report: &str) -> Option<(bool, Vec<f64>)> {
+    let idx = l.plan.reports.iter().position(|r| r.report == report)?;
+    let multi = l.plan.configs[l.plan.reports[idx].configs.clone()]
+        .iter()
+        .any(|c| c.is_multi_agent());
+    let pool = Pool::new(&l.data, &l.cfgs, &[report.to_owned()]);
+    let (m, lv, _) = primary(multi);
+    let xs = values(&pool, m, lv, &Filter::default()).0;
+    (!xs.is_empty()).then_some((multi, xs))
+}
+
+/// Analyses every report of `l` (or the one matching `only`); `all` are the campaigns loaded
+/// beside it, searched for the reports a report compares with.
+pub(super) fn analyze_loaded(l: &Loaded, all: &[Loaded], only: Option<&str>) -> Analysis {
+    let origin = super::origin(l);
+    let imported = origin.is_imported();
+    let mut reports = Vec::new();
+    for (idx, rp) in l.plan.reports.iter().enumerate() {
+        if only.is_some_and(|w| !super::report_matches(w, &rp.report)) {
+            continue;
+        }
+        let spec = &rp.manifest.spec;
+        let mut pool_reports = vec![rp.report.clone()];
+        pool_reports.extend(spec.depends_on.iter().filter_map(|d| {
+            l.plan
+                .reports
+                .iter()
+                .find(|r| super::report_matches(d, &r.report))
+                .map(|r| r.report.clone())
+        }));
+        let pool = Pool::new(&l.data, &l.cfgs, &pool_reports);
+        let own: Vec<&CellRow> = pool
+            .runs
+            .iter()
+            .copied()
+            .filter(|c| c.report == rp.report)
+            .collect();
+        let configs_of = &l.plan.configs[rp.configs.clone()];
+        let multi = configs_of.iter().any(|c| c.is_multi_agent());
+        let (planned_runs, planned_iso) = super::planned_counts(&l.plan, idx);
+        let report_cells: Vec<&CellRow> = l
+            .data
+            .cells
+            .iter()
+            .filter(|c| c.report == rp.report)
+            .collect();
+        let own_ids: BTreeSet<&str> = own.iter().map(|c| c.cell_id.as_str()).collect();
+        let counts = Counts {
+            runs_ok: own.len(),
+            runs_failed: report_cells
+                .iter()
+                .filter(|c| c.is_run() && !c.ok())
+                .count(),
+            isolated_ok: report_cells
+                .iter()
+                .filter(|c| c.kind == "isolated" && c.ok())
+                .count(),
+            agent_runs: l
+                .data
+                .agents
+                .iter()
+                .filter(|a| own_ids.contains(a.cell_id.as_str()))
+                .count(),
+            requests: l
+                .data
+                .requests
+                .iter()
+                .filter(|q| !q.warmup && own_ids.contains(q.cell_id.as_str()))
+                .count(),
+            requests_failed: l
+                .data
+                .requests
+                .iter()
+                .filter(|q| {
+                    !q.warmup && q.error_kind.is_some() && own_ids.contains(q.cell_id.as_str())
+                })
+                .count(),
+            telemetry_samples: l
+                .data
+                .telemetry
+                .iter()
+                .filter(|t| report_cells.iter().any(|c| c.cell_id == t.cell_id))
+                .count(),
+            runs_missing: planned_runs
+                .saturating_sub(report_cells.iter().filter(|c| c.is_run()).count()),
+        };
+        let mut reps: BTreeMap<u32, usize> = BTreeMap::new();
+        for c in configs_of {
+            *reps.entry(c.repetitions).or_default() += 1;
+        }
+        let method = Method {
+            harnesses: {
+                let mut h: Vec<String> = spec
+                    .workloads
+                    .iter()
+                    .filter_map(|w| w.harness.clone())
+                    .collect();
+                h.dedup();
+                h
+            },
+            scenarios: spec
+                .scenarios
+                .iter()
+                .map(|s| ScenarioInfo {
+                    id: s.id.clone(),
+                    kind: enum_name(&s.kind),
+                    agents: s
+                        .agents
+                        .iter()
+                        .map(|a| format!("{} ({}) → {}", a.id, enum_name(&a.role), a.endpoint))
+                        .collect(),
+                })
+                .collect(),
+            models: spec.models.iter().map(|m| m.tag.clone()).collect(),
+            configurations: configs_of.len(),
+            repetitions: reps.iter().max_by_key(|(_, n)| **n).map_or(0, |(r, _)| *r),
+            planned_runs,
+            planned_isolated: planned_iso,
+            warmup: match spec.warmup.policy {
+                crate::manifest::WarmupMode::None => "none".to_owned(),
+                crate::manifest::WarmupMode::PerOptionSet => format!(
+                    "{} excluded request(s) per endpoint and load-affecting option set",
+                    spec.warmup.requests
+                ),
+            },
+            order: match spec.order.mode {
+                crate::manifest::OrderMode::Interleaved => match spec.order.shuffle_seed {
+                    Some(s) => format!("repetitions interleaved, shuffled with seed {s}"),
+                    None => "repetitions interleaved across configurations".to_owned(),
+                },
+                crate::manifest::OrderMode::Blocked => {
+                    "all repetitions of a configuration in a row".to_owned()
+                }
+            },
+            missing: rp.missing.clone(),
+        };
+        let provenance = l
+            .data
+            .provenance
+            .iter()
+            .map(|p| EndpointProvenance {
+                endpoint: p.endpoint.clone(),
+                url: p.url.clone(),
+                server_kind: p.server_kind.clone(),
+                server_version: p.server_version.clone(),
+                model_tag: p.model_tag.clone(),
+                model_digest: p.model_digest.clone(),
+                gpu_name: p.gpu_name.clone(),
+                driver: p.driver.clone(),
+                host: p.host.clone(),
+                os: p.os.clone(),
+                chimera_version: p.chimera_version.clone(),
+            })
+            .collect();
+        let own_pool = Pool {
+            cfgs: pool.cfgs,
+            runs: own.clone(),
+            agents: pool.agents.clone(),
+            requests: pool.requests.clone(),
+        };
+        let configs = config_rows(&own_pool, l, idx);
+        let summaries = if own.is_empty() {
+            summaries(&pool, &rp.report)
+        } else {
+            summaries(&own_pool, &rp.report)
+        };
+        let verdicts = spec
+            .references
+            .iter()
+            .map(|r| judge(&pool, r, imported))
+            .collect();
+        let mut comparisons = within_comparisons(&pool, &rp.report, multi);
+        // Cross-report comparisons: the other report in this campaign, else in a campaign
+        // beside it whose numbers have the same origin class (imported with imported).
+        if let Some((_, mine)) = report_primary(l, &rp.report) {
+            for other in &spec.compare_with {
+                let found =
+                    std::iter::once(l)
+                        .chain(all.iter().filter(|o| {
+                            o.dir != l.dir && super::origin(o).is_imported() == imported
+                        }))
+                        .find_map(|o| {
+                            let r = o
+                                .plan
+                                .reports
+                                .iter()
+                                .find(|r| super::report_matches(other, &r.report))?;
+                            let (m, xs) = report_primary(o, &r.report)?;
+                            (m == multi).then(|| (format!("{} ({})", r.report, o.info.name), xs))
+                        });
+                if let Some((label, xs)) = found {
+                    let (_, level, name) = primary(multi);
+                    comparisons.push(welch_row(
+                        &rp.report,
+                        "report",
+                        name,
+                        level,
+                        (&label, &xs),
+                        (&format!("{} ({})", rp.report, l.info.name), &mine),
+                    ));
+                }
+            }
+        }
+        let efficiency = if multi {
+            efficiency_rows(&own_pool, &configs)
+        } else {
+            Vec::new()
+        };
+        let scen: Vec<String> = spec.scenarios.iter().map(|s| s.id.clone()).collect();
+        let mut r = ReportAnalysis {
+            report: rp.report.clone(),
+            title: spec.title.clone(),
+            description: spec.description.clone(),
+            published_environment: spec.published_environment.clone(),
+            provenance,
+            origin: origin.clone(),
+            method,
+            counts,
+            multi_agent: multi,
+            configs,
+            summaries,
+            verdicts,
+            comparisons,
+            efficiency,
+            distributions: distributions(&own_pool, &scen),
+            telemetry: telemetry(l, &own),
+            findings: Vec::new(),
+        };
+        r.findings = findings(&r, &own_pool);
+        reports.push(r);
+    }
+    Analysis {
+        campaign: l.info.name.clone(),
+        chimera_version: env!("CARGO_PKG_VERSION").to_owned(),
+        origin,
+        reports,
+    }
+}

@@ -1,0 +1,211 @@
+//! The reproduction verdict: each published number against the number recomputed from the
+//! campaign's data.
+//!
+//! Tolerance: the manifest's `tolerance` when given. Otherwise, for imported original data
+//! (the very numbers the report was computed from), the published number must agree to its
+//! own precision: half a unit in its last printed digit. For new measurements the published
+//! number must lie within the 95 % Student-t CI of the recomputed mean, or within its
+//! rounding when no CI exists (n < 2, or a statistic other than the mean).
+
+use super::model::{Verdict, VerdictKind};
+use super::select::{Pool, is_flag, values};
+use super::stats;
+use crate::manifest::{Filter, Reference, Statistic};
+
+/// Half a unit in the last digit `v` is written with (its shortest decimal form).
+pub fn rounding_half_unit(v: f64) -> f64 {
+    let s = format!("{v}");
+    let decimals = s.split_once('.').map_or(0, |(_, d)| d.len());
+    0.5 * 10f64.powi(-(decimals as i32))
+}
+
+/// `key=value` pairs of a filter, in key order.
+pub fn filter_text(f: &Filter) -> String {
+    let v = serde_json::to_value(f).unwrap_or_default();
+    let Some(o) = v.as_object() else {
+        return String::new();
+    };
+    o.iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A statistic in words (`mean`, `percentile 95`...).
+pub fn statistic_text(r: &Reference) -> String {
+    match r.statistic {
+        Statistic::Percentile => format!("percentile {}", r.percentile.unwrap_or(f64::NAN)),
+        s => super::select::enum_name(&s),
+    }
+}
+
+/// The statistic of a reference over `xs`.
+pub fn apply(r: &Reference, xs: &[f64]) -> Option<f64> {
+    let flagged = || xs.iter().filter(|x| **x > 0.0).count() as f64;
+    match r.statistic {
+        Statistic::Mean => stats::mean(xs),
+        Statistic::Median => stats::median(xs),
+        Statistic::Sd => stats::sample_sd(xs),
+        Statistic::CvPct => stats::cv_pct(xs),
+        Statistic::Min => stats::min(xs),
+        Statistic::Max => stats::max(xs),
+        Statistic::Sum => (!xs.is_empty()).then(|| stats::sum(xs)),
+        Statistic::Percentile => stats::percentile(xs, r.percentile?),
+        Statistic::Count => Some(if is_flag(r.metric) {
+            flagged()
+        } else {
+            xs.len() as f64
+        }),
+        Statistic::SharePct => (!xs.is_empty()).then(|| flagged() / xs.len() as f64 * 100.0),
+    }
+}
+
+/// The verdict on one reference.
+pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
+    let (xs, level_note) = values(pool, r.metric, r.over, &r.filter);
+    let recomputed = if xs.is_empty() { None } else { apply(r, &xs) };
+    let ci95 = if r.statistic == Statistic::Mean {
+        stats::t_ci95(&xs)
+    } else {
+        None
+    };
+    let mut v = Verdict {
+        id: r.id.clone(),
+        claim: r.claim.clone(),
+        metric: super::select::enum_name(&r.metric),
+        statistic: statistic_text(r),
+        over: super::select::enum_name(&r.over),
+        filter: filter_text(&r.filter),
+        published: r.value,
+        unit: r.unit.clone(),
+        source: r.source.clone(),
+        recomputed,
+        ci95,
+        n: xs.len() as u64,
+        difference: recomputed.map(|x| x - r.value),
+        tolerance: None,
+        tolerance_basis: None,
+        verdict: VerdictKind::NotMeasured,
+        data_value: r.data_value,
+        note: r.note.clone(),
+        explanation: String::new(),
+    };
+    let Some(x) = recomputed else {
+        v.explanation = if xs.is_empty() {
+            let f = if v.filter.is_empty() {
+                "this report".to_owned()
+            } else {
+                v.filter.clone()
+            };
+            format!("no {} value for {} in this data", v.metric, f)
+        } else {
+            format!("the {} is undefined for {} value(s)", v.statistic, xs.len())
+        };
+        return v;
+    };
+    let round = rounding_half_unit(r.value) * (1.0 + 1e-9) + 1e-12;
+    let (tol, basis) = match (r.tolerance, imported, ci95) {
+        (Some(t), _, _) => (t, "manifest"),
+        (None, true, _) => (round, "rounding"),
+        (None, false, Some((lo, hi))) => (((hi - lo) / 2.0).max(round), "ci95"),
+        (None, false, None) => (round, "rounding"),
+    };
+    let diff = x - r.value;
+    v.tolerance = Some(tol);
+    v.tolerance_basis = Some(basis.to_owned());
+    let ok = diff.abs() <= tol;
+    v.verdict = if ok {
+        VerdictKind::Reproduced
+    } else {
+        VerdictKind::NotReproduced
+    };
+    let what = match basis {
+        "manifest" => format!("the stated tolerance ±{}", fmt_num(tol)),
+        "rounding" => format!("the published precision ±{}", fmt_num(tol)),
+        _ => format!("the 95 % CI ±{}", fmt_num(tol)),
+    };
+    let unit = if r.unit == "%" {
+        " %".to_owned()
+    } else {
+        format!(" {}", r.unit)
+    };
+    let mut e = if ok {
+        format!(
+            "recomputed {}{unit} from {} value(s) agrees with the published {}{unit} within {what}",
+            fmt_num(x),
+            xs.len(),
+            fmt_num(r.value)
+        )
+    } else {
+        format!(
+            "recomputed {}{unit} from {} value(s) differs from the published {}{unit} by {} (beyond {what})",
+            fmt_num(x),
+            xs.len(),
+            fmt_num(r.value),
+            fmt_num(diff)
+        )
+    };
+    if let Some(dv) = r.data_value
+        && !ok
+        && (x - dv).abs() <= rounding_half_unit(dv) * 1.000_001 + 1e-12
+    {
+        e.push_str(&format!(
+            "; it equals the value the original raw data give ({}), so the published number does not match its own data",
+            fmt_num(dv)
+        ));
+    }
+    if let Some(n) = level_note {
+        e.push_str("; ");
+        e.push_str(&n);
+    }
+    v.explanation = e;
+    v
+}
+
+/// A number with up to 4 significant decimals, trailing zeros removed.
+pub fn fmt_num(x: f64) -> String {
+    if !x.is_finite() {
+        return "—".into();
+    }
+    let s = if x.abs() >= 1000.0 {
+        format!("{x:.1}")
+    } else if x.abs() >= 1.0 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.4}")
+    };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    };
+    if s == "-0" { "0".into() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_follows_the_printed_digits() {
+        assert_eq!(rounding_half_unit(98.281), 0.0005);
+        assert_eq!(rounding_half_unit(98.4), 0.05);
+        assert_eq!(rounding_half_unit(1.0), 0.5);
+        assert_eq!(rounding_half_unit(7557.0), 0.5);
+        assert_eq!(rounding_half_unit(0.74), 0.005);
+    }
+
+    #[test]
+    fn numbers_are_short() {
+        assert_eq!(fmt_num(98.2810), "98.281");
+        assert_eq!(fmt_num(2.0), "2");
+        assert_eq!(fmt_num(-0.0), "0");
+        assert_eq!(fmt_num(0.00054), "0.0005");
+        assert_eq!(fmt_num(f64::NAN), "—");
+    }
+}

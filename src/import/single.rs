@@ -1,0 +1,467 @@
+//! The single-agent harnesses: H5 (Rust, TR111_v2) and H2 (Python, TR109).
+//!
+//! ```text
+//! TR111_v2  <config>/data/metrics.json      {baseline, chimera, delta}: each agent 3 runs × 2 calls
+//!           (<config>_v2 is a re-run that replaced <config>)
+//! TR109     run_<config>/data/metrics.json  a list of runs {baseline_results, chimera_results, …}
+//!           **/*.md                         generated reports, not runs
+//! ```
+//!
+//! A `single` cell holds both agents of one invocation and repetition k, in the manifest's
+//! agent order, each `isolated` (run alone) as chimera's runner records single cells. The
+//! originals ran all runs of one agent and then all runs of the other; the cell's wall time
+//! is the sum of its two agents' recorded durations (what a sequential cell measures), and its
+//! start is the earlier of the two agents' starts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::h6::{CallMetrics, RustAggregate, Workflow, check_aggregate, stage};
+use super::tr110::PyAgent;
+use super::{Ctx, ImportError, Imported, aggregate_rows, close, components, is_markdown};
+
+#[derive(Debug, Deserialize)]
+struct H5File {
+    baseline: H5Agent,
+    chimera: H5Agent,
+    #[serde(default)]
+    delta: Option<H5Delta>,
+}
+
+#[derive(Debug, Deserialize)]
+struct H5Agent {
+    #[serde(default)]
+    configuration: serde_json::Map<String, serde_json::Value>,
+    llm_calls: Vec<H5Call>,
+    aggregate_metrics: RustAggregate,
+    workflow_runs: Vec<H5Run>,
+    timestamp: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct H5Call {
+    run_number: u32,
+    stage: String,
+    metrics: CallMetrics,
+    #[serde(default)]
+    response: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct H5Run {
+    run_number: u32,
+    #[serde(default)]
+    benchmark_data_count: Option<u32>,
+    workflow: Workflow,
+}
+
+#[derive(Debug, Deserialize)]
+struct H5Delta {
+    throughput_delta_absolute: f64,
+    ttft_delta_absolute_ms: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct H2Run {
+    run_number: u32,
+    baseline_results: H2Result,
+    chimera_results: H2Result,
+    performance_delta: H2Delta,
+}
+
+#[derive(Debug, Deserialize)]
+struct H2Result {
+    metrics: PyAgent,
+    #[serde(default)]
+    benchmark_data_count: Option<u32>,
+    execution_time: f64,
+    start_time: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct H2Delta {
+    throughput_delta_absolute: f64,
+    ttft_delta_absolute_ms: f64,
+}
+
+/// `<something>/data/metrics.json` files, the Markdown count, or the first unknown file.
+fn classify(
+    ctx: &mut Ctx,
+    files: &[PathBuf],
+    expected: &str,
+    known: impl Fn(&Ctx, &str) -> bool,
+) -> Result<Vec<(PathBuf, String)>, ImportError> {
+    let src = ctx.source.to_path_buf();
+    let mut runs = Vec::new();
+    let mut unknown = Vec::new();
+    let mut markdown = 0;
+    for f in files {
+        let c = components(&src, f);
+        let name = c.last().cloned().unwrap_or_default();
+        match c.as_slice() {
+            _ if is_markdown(&name) => markdown += 1,
+            [folder, d, m] if d == "data" && m == "metrics.json" => {
+                runs.push((f.clone(), folder.clone()))
+            }
+            _ => unknown.push(f.clone()),
+        }
+    }
+    if !runs.iter().any(|(_, folder)| known(ctx, folder)) {
+        return Err(super::layout_error(
+            ctx,
+            expected,
+            super::suggest_subfolder(ctx),
+        ));
+    }
+    if let Some(f) = unknown.first() {
+        return Err(ImportError::Invalid {
+            path: f.clone(),
+            message: format!(
+                "not part of the {} layout (runs are `{expected}`; Markdown reports are recognised)",
+                ctx.layout.name()
+            ),
+            help:
+                "move the file out of the directory, or point at the report's own raw-data folder"
+                    .into(),
+        });
+    }
+    if markdown > 0 {
+        ctx.notes.push(format!(
+            "{markdown} Markdown report(s) recognised and not imported (generated text, not measurements)"
+        ));
+    }
+    Ok(runs)
+}
+
+/// `_v2` (any `_vN`) suffix of a re-run folder: (base name, N).
+fn rerun(folder: &str) -> Option<(&str, u32)> {
+    let i = folder.rfind("_v")?;
+    let n: u32 = folder[i + 2..].parse().ok()?;
+    Some((&folder[..i], n))
+}
+
+/// Reads TR111_v2 (H5).
+pub(super) fn read_tr111(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
+    let expected = "`<config>/data/metrics.json` (e.g. `baseline_default/data/metrics.json`)";
+    let known = |ctx: &Ctx, folder: &str| {
+        let base = rerun(folder).map_or(folder, |(b, _)| b);
+        ctx.configs()
+            .iter()
+            .any(|c| *c.id == *folder || *c.id == *base)
+    };
+    let found = classify(ctx, files, expected, known)?;
+    // Folder → configuration; a `_vN` re-run replaces the folder it re-ran.
+    let mut chosen: BTreeMap<usize, (PathBuf, String, u32)> = BTreeMap::new();
+    for (path, folder) in found {
+        let dir = ctx.source.join(&folder);
+        let (ci, version) = if ctx.configs().iter().any(|c| *c.id == *folder) {
+            (ctx.config(&folder, &dir, "configuration folder")?, 0)
+        } else if let Some((base, n)) = rerun(&folder)
+            && ctx.configs().iter().any(|c| *c.id == *base)
+        {
+            (ctx.config(base, &dir, "configuration folder")?, n)
+        } else {
+            return Err(ctx
+                .config(&folder, &dir, "configuration folder")
+                .err()
+                .unwrap_or_else(|| ImportError::Invalid {
+                    path: dir.clone(),
+                    message: "unknown configuration folder".into(),
+                    help: String::new(),
+                }));
+        };
+        if version > 0 {
+            ctx.notes.push(format!(
+                "`{folder}` is a re-run of configuration `{}` (imported as it)",
+                ctx.plan.configs[ci].id
+            ));
+        }
+        match chosen.get(&ci) {
+            Some((other, of, ov)) if *ov >= version => {
+                let msg = format!(
+                    "`{}` is superseded by the re-run `{of}` of configuration `{}` and is not imported",
+                    ctx.rel(&path).display(),
+                    ctx.plan.configs[ci].id
+                );
+                if *ov == version {
+                    return Err(ImportError::Duplicate {
+                        first: other.clone(),
+                        second: path,
+                        config: ctx.plan.configs[ci].id.to_string(),
+                        repetition: 1,
+                    });
+                }
+                ctx.warn(msg);
+            }
+            Some((other, _, _)) => {
+                let msg = format!(
+                    "`{}` is superseded by the re-run `{folder}` of configuration `{}` and is not imported",
+                    ctx.rel(other).display(),
+                    ctx.plan.configs[ci].id
+                );
+                ctx.warn(msg);
+                chosen.insert(ci, (path, folder, version));
+            }
+            None => {
+                chosen.insert(ci, (path, folder, version));
+            }
+        }
+    }
+
+    let sleep_ms = ctx.spec().between_runs.sleep_ms as f64;
+    let mut out = Vec::new();
+    for (ci, (path, _, _)) in chosen {
+        let f: H5File = super::read_json(&path)?;
+        ctx.files += 1;
+        if ctx.plan.configs[ci].agents.len() != 2 {
+            return Err(ImportError::Invalid {
+                path: path.clone(),
+                message: format!(
+                    "a baseline + chimera invocation, but configuration `{}` has {} agent(s) in the manifest",
+                    ctx.plan.configs[ci].id,
+                    ctx.plan.configs[ci].agents.len()
+                ),
+                help: "use the manifest of this report".into(),
+            });
+        }
+        // Per source agent: its index in the configuration, and per run k its pieces.
+        let mut per_agent = Vec::new();
+        for (name, a) in [("baseline", &f.baseline), ("chimera", &f.chimera)] {
+            let ai = ctx.agent_index(ci, name, &path)?;
+            let options = ctx.recorded_options(
+                ci,
+                ai,
+                &a.configuration,
+                &path,
+                &format!("{name}.configuration"),
+            )?;
+            let (end, naive) =
+                super::time::parse(&a.timestamp).ok_or_else(|| ImportError::Key {
+                    path: path.clone(),
+                    key: format!("{name}.timestamp"),
+                    message: format!("`{}` is not an ISO-8601 timestamp", a.timestamp),
+                    help: "restore the file from the original repository".into(),
+                })?;
+            ctx.naive_times += u64::from(naive);
+            let mut runs: Vec<&H5Run> = a.workflow_runs.iter().collect();
+            runs.sort_by_key(|r| r.run_number);
+            // Runs end at the agent's timestamp; the harness sleeps between runs, not after.
+            let mut starts = BTreeMap::new();
+            let mut t = end;
+            for (i, r) in runs.iter().enumerate().rev() {
+                t -= r.workflow.total_seconds * 1000.0;
+                starts.insert(r.run_number, t);
+                if i > 0 {
+                    t -= sleep_ms;
+                }
+            }
+            // Pooled check: the agent's recorded aggregate over all its calls.
+            let mut all_rows = Vec::new();
+            for (i, c) in a.llm_calls.iter().enumerate() {
+                let st = stage(&c.stage, &path, &format!("{name}.llm_calls[{i}].stage"))?;
+                all_rows.push(c.metrics.row(st, i as u32, 0.0, None));
+            }
+            check_aggregate(
+                ctx,
+                &aggregate_rows(&all_rows),
+                &a.aggregate_metrics,
+                name,
+                &path,
+            );
+            per_agent.push((name, ai, a, options, starts));
+        }
+        if let Some(d) = &f.delta {
+            let tp = f.chimera.aggregate_metrics.average_tokens_per_second
+                - f.baseline.aggregate_metrics.average_tokens_per_second;
+            let ttft = f.baseline.aggregate_metrics.average_ttft_ms
+                - f.chimera.aggregate_metrics.average_ttft_ms;
+            if !close(tp, d.throughput_delta_absolute, 1e-6)
+                || !close(ttft, d.ttft_delta_absolute_ms, 1e-6)
+            {
+                let msg = format!(
+                    "`{}`: `delta` ({}, {} ms) does not follow from the agents' aggregates ({tp}, {ttft} ms)",
+                    ctx.rel(&path).display(),
+                    d.throughput_delta_absolute,
+                    d.ttft_delta_absolute_ms
+                );
+                ctx.warn(msg);
+            }
+        }
+        let mut reps: Vec<u32> = per_agent
+            .iter()
+            .flat_map(|(_, _, a, _, _)| a.workflow_runs.iter().map(|r| r.run_number))
+            .collect();
+        reps.sort_unstable();
+        reps.dedup();
+        for k in reps {
+            let ni = ctx.node(ci, k, &path)?;
+            let mut agents = Vec::new();
+            let mut start = f64::INFINITY;
+            for (name, ai, a, options, starts) in &per_agent {
+                let wr = a
+                    .workflow_runs
+                    .iter()
+                    .find(|r| r.run_number == k)
+                    .ok_or_else(|| ImportError::Key {
+                        path: path.clone(),
+                        key: format!("{name}.workflow_runs"),
+                        message: format!("no run {k} (the other agent has one)"),
+                        help: "both agents of an H5 invocation run the same number of runs; restore the file".into(),
+                    })?;
+                let run_start = starts.get(&k).copied().unwrap_or(f64::NAN);
+                start = start.min(run_start);
+                let mut t = run_start + wr.workflow.ingest_seconds * 1000.0;
+                let mut rows = Vec::new();
+                for (i, c) in a
+                    .llm_calls
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.run_number == k)
+                {
+                    let st = stage(&c.stage, &path, &format!("{name}.llm_calls[{i}].stage"))?;
+                    rows.push(
+                        c.metrics
+                            .row(st, rows.len() as u32, t, c.response.as_deref()),
+                    );
+                    t += c.metrics.e2e_ms();
+                }
+                let aggregate = aggregate_rows(&rows);
+                agents.push((
+                    *ai,
+                    ctx.agent(
+                        ci,
+                        *ai,
+                        true,
+                        options.clone(),
+                        wr.workflow.total_seconds * 1000.0,
+                        wr.benchmark_data_count,
+                        aggregate,
+                        rows,
+                    ),
+                ));
+            }
+            agents.sort_by_key(|(ai, _)| *ai);
+            let agents: Vec<_> = agents.into_iter().map(|(_, a)| a).collect();
+            let wall: f64 = agents.iter().map(|a| a.duration_ms).sum();
+            let mut rec = ctx.record(ni, agents, wall, start);
+            // No per-run delta is stored (only the pooled `delta`): computed as calc_delta did,
+            // from the agents' means, in chimera's convention (B − A, TTFT A − B).
+            if let [a, b] = rec.agents.as_slice() {
+                let (tp, ttft) = crate::metrics::deltas_rust(&a.aggregate, &b.aggregate);
+                rec.throughput_delta_tok_s = tp;
+                rec.ttft_delta_ms = ttft;
+            }
+            out.push(Imported {
+                file: ctx.rel(&path),
+                record: rec,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Reads TR109 (H2).
+pub(super) fn read_tr109(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
+    let expected =
+        "`run_<config>/data/metrics.json` (e.g. `run_gpu60_ctx512_temp0p8/data/metrics.json`)";
+    let known = |ctx: &Ctx, folder: &str| {
+        folder
+            .strip_prefix("run_")
+            .is_some_and(|id| ctx.configs().iter().any(|c| *c.id == *id))
+    };
+    let found = classify(ctx, files, expected, known)?;
+    let mut out = Vec::new();
+    let mut negated = false;
+    for (path, folder) in found {
+        let id = folder.strip_prefix("run_").unwrap_or(&folder).to_owned();
+        let ci = ctx.config(&id, &ctx.source.join(&folder), "configuration folder")?;
+        let runs: Vec<H2Run> = super::read_json(&path)?;
+        ctx.files += 1;
+        if ctx.plan.configs[ci].agents.len() != 2 {
+            return Err(ImportError::Invalid {
+                path: path.clone(),
+                message: format!(
+                    "a baseline + chimera run, but configuration `{id}` has {} agent(s) in the manifest",
+                    ctx.plan.configs[ci].agents.len()
+                ),
+                help: "use the manifest of this report".into(),
+            });
+        }
+        if runs.is_empty() {
+            ctx.warn(format!("`{}` holds no run", ctx.rel(&path).display()));
+        }
+        for (i, run) in runs.iter().enumerate() {
+            let ni = ctx.node(ci, run.run_number, &path)?;
+            let mut agents = Vec::new();
+            let mut start = f64::INFINITY;
+            for (name, r) in [
+                ("baseline", &run.baseline_results),
+                ("chimera", &run.chimera_results),
+            ] {
+                let ai = ctx.agent_index(ci, name, &path)?;
+                let key = format!("[{i}].{name}_results");
+                let options = ctx.recorded_options(
+                    ci,
+                    ai,
+                    &r.metrics.configuration,
+                    &path,
+                    &format!("{key}.metrics.configuration"),
+                )?;
+                let (t, naive) =
+                    super::time::parse(&r.start_time).ok_or_else(|| ImportError::Key {
+                        path: path.clone(),
+                        key: format!("{key}.start_time"),
+                        message: format!("`{}` is not an ISO-8601 timestamp", r.start_time),
+                        help: "restore the file from the original repository".into(),
+                    })?;
+                ctx.naive_times += u64::from(naive);
+                start = start.min(t);
+                agents.push((
+                    ai,
+                    ctx.agent(
+                        ci,
+                        ai,
+                        true,
+                        options,
+                        r.execution_time * 1000.0,
+                        r.benchmark_data_count,
+                        r.metrics.aggregate_metrics.aggregate(),
+                        Vec::new(),
+                    ),
+                ));
+            }
+            agents.sort_by_key(|(ai, _)| *ai);
+            let baseline_first = agents
+                .first()
+                .is_some_and(|(ai, _)| *ai == ctx.agent_index(ci, "baseline", &path).unwrap_or(0));
+            let agents: Vec<_> = agents.into_iter().map(|(_, a)| a).collect();
+            let wall: f64 = agents.iter().map(|a| a.duration_ms).sum();
+            let mut rec = ctx.record(ni, agents, wall, start);
+            // Stored: throughput chimera − baseline, TTFT baseline − chimera. chimera's columns
+            // are positional (B − A, TTFT A − B): the same numbers when baseline is agent A,
+            // negated when the manifest lists the chimera agent first (TR109 runs it first).
+            let d = &run.performance_delta;
+            let sign = if baseline_first { 1.0 } else { -1.0 };
+            negated |= !baseline_first;
+            let stored = (
+                Some(sign * d.throughput_delta_absolute),
+                Some(sign * d.ttft_delta_absolute_ms),
+            );
+            let (tp, ttft) = ctx.check_deltas(&rec, stored, &path);
+            rec.throughput_delta_tok_s = tp;
+            rec.ttft_delta_ms = ttft;
+            out.push(Imported {
+                file: ctx.rel(&path),
+                record: rec,
+            });
+        }
+    }
+    if negated {
+        ctx.notes.push(
+            "the manifest lists the chimera agent first (it ran first), so the cells' throughput_delta_tok_s (B − A) is baseline − chimera and ttft_delta_ms (A − B) chimera − baseline: the negatives of the files' `performance_delta`".into(),
+        );
+    }
+    Ok(out)
+}

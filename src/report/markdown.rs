@@ -1,0 +1,746 @@
+//! The Markdown of one report, in the shape of the original technical reports, but with its
+//! origin stated first, both efficiency definitions side by side, and a verdict per published
+//! number. Every number is formatted from the analysis; none is typed in.
+
+use std::fmt::Write as _;
+
+use crate::analysis::model::{
+    Analysis, Comparison, ConfigRow, Origin, ReportAnalysis, Stat, SummaryRow, Verdict, VerdictKind,
+};
+
+use super::charts::Figure;
+use super::format::{
+    DASH, cell, code, fixed, inline, metric_decimals, opt, opt_signed, p_value, signed, trimmed,
+    unit_decimals, with_unit, written_decimals,
+};
+
+/// Decimals of percentages (efficiencies).
+const PCT: usize = 3;
+/// Decimals of tok/s.
+const TOK_S: usize = 2;
+/// Decimals of milliseconds.
+const MS: usize = 1;
+/// Decimals of speedups and tokens per joule.
+const RATIO: usize = 3;
+
+/// A Markdown table whose optional columns are dropped when every cell is empty.
+struct Table {
+    headers: Vec<(String, bool, bool)>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Columns as (header, right-aligned, optional).
+    fn new(headers: &[(&str, bool, bool)]) -> Self {
+        Table {
+            headers: headers
+                .iter()
+                .map(|(h, r, o)| ((*h).to_owned(), *r, *o))
+                .collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    fn render(&self) -> String {
+        let keep: Vec<usize> = (0..self.headers.len())
+            .filter(|&i| {
+                !self.headers[i].2
+                    || self
+                        .rows
+                        .iter()
+                        .any(|r| r.get(i).is_some_and(|c| !c.is_empty() && c != DASH))
+            })
+            .collect();
+        let mut out = String::new();
+        out.push('|');
+        for &i in &keep {
+            let _ = write!(out, " {} |", cell(&self.headers[i].0));
+        }
+        out.push_str("\n|");
+        for &i in &keep {
+            out.push_str(if self.headers[i].1 { "---:|" } else { "---|" });
+        }
+        out.push('\n');
+        for r in &self.rows {
+            out.push('|');
+            for &i in &keep {
+                let c = r.get(i).map_or(DASH, String::as_str);
+                let _ = write!(out, " {} |", cell(c));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// A mean with the half-width of its CI: "98.281 ± 1.158" (the Student-t CI is symmetric).
+fn stat(s: Option<&Stat>, dec: usize) -> String {
+    match s {
+        None => DASH.to_owned(),
+        Some(s) if !s.mean.is_finite() => DASH.to_owned(),
+        Some(s) => match s.ci95 {
+            Some((lo, hi)) if lo.is_finite() && hi.is_finite() => {
+                format!("{} ± {}", fixed(s.mean, dec), fixed((hi - lo) / 2.0, dec))
+            }
+            _ => fixed(s.mean, dec),
+        },
+    }
+}
+
+/// A CI as "[lo, hi]".
+fn ci(c: Option<(f64, f64)>, dec: usize) -> String {
+    c.map_or_else(
+        || DASH.to_owned(),
+        |(lo, hi)| format!("[{}, {}]", fixed(lo, dec), fixed(hi, dec)),
+    )
+}
+
+/// Per-agent means: "A 102.35; B 101.20".
+fn per_agent(m: &std::collections::BTreeMap<String, Stat>, dec: usize) -> String {
+    if m.is_empty() {
+        return DASH.to_owned();
+    }
+    m.iter()
+        .map(|(a, s)| format!("{a} {}", fixed(s.mean, dec)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A list of items as inline code, joined with commas ("none" when empty).
+fn code_list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.iter().map(|s| code(s)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// "1 run" / "2 runs".
+fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The statement of where the numbers come from.
+fn origin_statement(r: &ReportAnalysis) -> String {
+    let mut s = match &r.origin {
+        Origin::Imported {
+            format,
+            source,
+            layout,
+            files,
+            runs,
+        } => format!(
+            "These numbers were not measured by chimera: they were imported from the original raw results ({}, {} files, {} runs, from {}). Importer: {}.",
+            inline(layout),
+            files,
+            runs,
+            code(source),
+            code(format)
+        ),
+        Origin::Emulator => "These numbers come from chimera's emulator, a test instrument that serves a fixed token schedule. They are not LLM measurements and say nothing about any model or GPU.".to_owned(),
+        Origin::Measured { server_kinds } => {
+            let kinds = if server_kinds.is_empty() {
+                "servers of an unrecorded kind".to_owned()
+            } else {
+                format!("{} server(s)", code_list(server_kinds))
+            };
+            format!("These numbers were measured by chimera against real {kinds}.")
+        }
+    };
+    if matches!(r.origin, Origin::Measured { .. }) {
+        if r.provenance.is_empty() {
+            s.push_str(" No endpoint provenance was recorded, so the hardware is unknown.");
+        } else if r.provenance.iter().all(|p| p.gpu_name.is_none()) {
+            let mut models: Vec<String> = Vec::new();
+            for m in r.provenance.iter().filter_map(|p| p.model_tag.as_ref()) {
+                if !models.contains(m) {
+                    models.push(m.clone());
+                }
+            }
+            if models.is_empty() {
+                models = r.method.models.clone();
+            }
+            let _ = write!(
+                s,
+                " No endpoint reported a GPU: this campaign ran on CPU, with the model(s) {}. Its timings are CPU timings and cannot be compared with the GPU results of the original report.",
+                code_list(&models)
+            );
+        }
+    }
+    s
+}
+
+/// The verdict counts: (reproduced, not reproduced, not measured).
+fn verdict_counts(v: &[Verdict]) -> (usize, usize, usize) {
+    let count = |k: VerdictKind| v.iter().filter(|x| x.verdict == k).count();
+    (
+        count(VerdictKind::Reproduced),
+        count(VerdictKind::NotReproduced),
+        count(VerdictKind::NotMeasured),
+    )
+}
+
+/// The line that counts the verdicts.
+fn verdict_line(v: &[Verdict]) -> String {
+    let (ok, bad, none) = verdict_counts(v);
+    format!(
+        "{ok} reproduced, {bad} not reproduced, {none} not measured of {} published {}.",
+        v.len(),
+        if v.len() == 1 { "number" } else { "numbers" }
+    )
+}
+
+/// The report's Markdown; figures are linked as `figures_dir/<file>`.
+pub(crate) fn render(
+    a: &Analysis,
+    r: &ReportAnalysis,
+    figures_dir: &str,
+    figures: &[Figure],
+) -> String {
+    let mut md = String::new();
+    let mut section = 0;
+    let mut heading = |md: &mut String, title: &str| {
+        section += 1;
+        let _ = write!(md, "\n## {section}. {title}\n\n");
+    };
+
+    // Title and origin.
+    let _ = writeln!(md, "# {}\n", inline(&r.title));
+    let _ = writeln!(
+        md,
+        "Campaign {} · chimera {} · report {}\n",
+        code(&a.campaign),
+        inline(&a.chimera_version),
+        code(&r.report)
+    );
+    let _ = writeln!(md, "> **Origin.** {}", origin_statement(r));
+    if !r.verdicts.is_empty() {
+        let _ = writeln!(md, ">\n> **Reproduction.** {}", verdict_line(&r.verdicts));
+    }
+    if let Some(d) = &r.description {
+        let _ = writeln!(md, "\n{}", d.trim_end());
+    }
+
+    environment(&mut md, &mut heading, r);
+    method(&mut md, &mut heading, r);
+    results(&mut md, &mut heading, r);
+    if r.multi_agent {
+        efficiency(&mut md, &mut heading, r);
+    }
+    comparisons(&mut md, &mut heading, &r.comparisons);
+
+    heading(&mut md, "Findings");
+    if r.findings.is_empty() {
+        md.push_str("No finding was drawn from these data.\n");
+    } else {
+        for f in &r.findings {
+            let _ = writeln!(md, "- {}", inline(f));
+        }
+    }
+
+    verdicts(&mut md, &mut heading, &r.verdicts);
+
+    heading(&mut md, "Figures");
+    if figures.is_empty() {
+        md.push_str("No chart: the data hold nothing to plot.\n");
+    }
+    let prefix = figures_dir.trim_end_matches('/');
+    for (i, f) in figures.iter().enumerate() {
+        let link = if prefix.is_empty() {
+            f.file.clone()
+        } else {
+            format!("{prefix}/{}", f.file)
+        };
+        let _ = writeln!(
+            md,
+            "![Figure {}: {}]({link})\n\n*Figure {}.* {}\n",
+            i + 1,
+            inline(&f.title).replace(['[', ']'], ""),
+            i + 1,
+            inline(&f.caption)
+        );
+    }
+    while md.ends_with("\n\n") {
+        md.pop();
+    }
+    md
+}
+
+/// Section: the published environment and the measured provenance.
+fn environment(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &ReportAnalysis) {
+    heading(md, "Environment and provenance");
+    md.push_str("### As published\n\n");
+    if r.published_environment.is_empty() {
+        md.push_str("The original report states no environment.\n");
+    } else {
+        let mut t = Table::new(&[("Item", false, false), ("Published", false, false)]);
+        for (k, v) in &r.published_environment {
+            t.row(vec![k.clone(), v.clone()]);
+        }
+        md.push_str(&t.render());
+        md.push_str("\nThis is the original report's own statement; chimera did not verify it.\n");
+    }
+    md.push_str("\n### As measured\n\n");
+    if r.provenance.is_empty() {
+        md.push_str(match r.origin {
+            Origin::Imported { .. } => {
+                "Nothing was measured by chimera: the data were imported, so no endpoint provenance exists.\n"
+            }
+            _ => "No endpoint provenance was recorded.\n",
+        });
+        return;
+    }
+    let mut t = Table::new(&[
+        ("Endpoint", false, false),
+        ("URL", false, false),
+        ("Server", false, false),
+        ("Version", false, false),
+        ("Model", false, false),
+        ("Digest", false, false),
+        ("GPU", false, false),
+        ("Driver", false, false),
+        ("Host", false, false),
+        ("OS", false, false),
+        ("chimera", false, false),
+    ]);
+    let o = |s: &Option<String>| s.clone().unwrap_or_else(|| DASH.to_owned());
+    for p in &r.provenance {
+        t.row(vec![
+            code(&p.endpoint),
+            p.url.clone(),
+            p.server_kind.clone(),
+            o(&p.server_version),
+            p.model_tag.as_deref().map_or_else(|| DASH.to_owned(), code),
+            p.model_digest.as_deref().map_or_else(
+                || DASH.to_owned(),
+                |d| {
+                    let d = d.strip_prefix("sha256:").unwrap_or(d);
+                    code(&d.chars().take(12).collect::<String>())
+                },
+            ),
+            p.gpu_name
+                .clone()
+                .unwrap_or_else(|| "none reported".to_owned()),
+            o(&p.driver),
+            o(&p.host),
+            o(&p.os),
+            p.chimera_version.clone(),
+        ]);
+    }
+    md.push_str(&t.render());
+}
+
+/// Section: how the experiment ran and what the data hold.
+fn method(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &ReportAnalysis) {
+    heading(md, "Method");
+    let m = &r.method;
+    let c = &r.counts;
+    let _ = writeln!(md, "- Harness(es): {}.", code_list(&m.harnesses));
+    let _ = writeln!(md, "- Model(s): {}.", code_list(&m.models));
+    let _ = writeln!(
+        md,
+        "- Configurations: {}, {} each (the most common count): {} planned.",
+        m.configurations,
+        plural(m.repetitions, "repetition", "repetitions"),
+        plural(m.planned_runs as u64, "measured run", "measured runs"),
+    );
+    let _ = writeln!(md, "- Warm-up: {}.", inline(m.warmup.trim_end_matches('.')));
+    let _ = writeln!(md, "- Order: {}.", inline(m.order.trim_end_matches('.')));
+    if r.multi_agent || m.planned_isolated > 0 {
+        if m.planned_isolated == 0 {
+            md.push_str("- Isolated baselines: none planned, so no agent was run alone and the true efficiency cannot be computed.\n");
+        } else {
+            let _ = writeln!(
+                md,
+                "- Isolated baselines: {} planned (each agent of a concurrent configuration run alone with the same options), {} with data.",
+                m.planned_isolated, c.isolated_ok
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "- Configurations declared missing from the original data: {}.",
+        code_list(&m.missing)
+    );
+    let _ = writeln!(
+        md,
+        "- Data: {} ok, {} failed, {} missing; {} agent runs; {} ({} failed); {}.",
+        plural(c.runs_ok as u64, "run", "runs"),
+        c.runs_failed,
+        c.runs_missing,
+        c.agent_runs,
+        plural(c.requests as u64, "request", "requests"),
+        c.requests_failed,
+        plural(
+            c.telemetry_samples as u64,
+            "telemetry sample",
+            "telemetry samples"
+        ),
+    );
+    if !m.scenarios.is_empty() {
+        md.push_str("\n| Scenario | Kind | Agents |\n|---|---|---|\n");
+        for s in &m.scenarios {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                cell(&code(&s.id)),
+                cell(&s.kind),
+                cell(&s.agents.join("; "))
+            );
+        }
+    }
+}
+
+/// Runs of a configuration: "5", or "4 + 1 failed".
+fn runs(c: &ConfigRow) -> String {
+    if c.failed == 0 {
+        c.runs.to_string()
+    } else {
+        format!("{} + {} failed", c.runs, c.failed)
+    }
+}
+
+/// Section: per-configuration and grouped tables.
+fn results(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &ReportAnalysis) {
+    heading(md, "Results");
+    md.push_str("### Per configuration\n\n");
+    if r.configs.is_empty() {
+        md.push_str("No configuration has data.\n");
+    } else {
+        md.push_str("Means over runs; ± is the half-width of the Student-t 95 % CI (none for a single run). Throughput and TTFT are per-agent request-level means.\n\n");
+        let mut t = Table::new(&[
+            ("Config", false, false),
+            ("Scenario", false, false),
+            ("Block", false, true),
+            ("Model", false, false),
+            ("Runtime", false, true),
+            ("Language", false, true),
+            ("Options", false, false),
+            ("Runs", true, false),
+            ("Published efficiency (%)", true, !r.multi_agent),
+            ("True efficiency (%)", true, true),
+            ("Published speedup (×)", true, !r.multi_agent),
+            ("Contention runs", true, !r.multi_agent),
+            ("Throughput (tok/s)", false, false),
+            ("TTFT (ms)", false, false),
+            ("Tokens/J", true, true),
+        ]);
+        for c in &r.configs {
+            let o = |s: &Option<String>| s.clone().unwrap_or_else(|| DASH.to_owned());
+            t.row(vec![
+                code(&c.config),
+                c.scenario.clone(),
+                o(&c.block),
+                c.model.clone(),
+                o(&c.runtime),
+                o(&c.language),
+                if c.options.is_empty() {
+                    DASH.to_owned()
+                } else {
+                    c.options.clone()
+                },
+                runs(c),
+                stat(c.published_efficiency.as_ref(), PCT),
+                stat(c.true_efficiency.as_ref(), PCT),
+                stat(c.published_speedup.as_ref(), RATIO),
+                c.contention_runs
+                    .map_or_else(|| DASH.to_owned(), |n| format!("{n}/{}", c.runs)),
+                per_agent(&c.throughput, TOK_S),
+                per_agent(&c.ttft, MS),
+                stat(c.tokens_per_j.as_ref(), RATIO),
+            ]);
+        }
+        md.push_str(&t.render());
+    }
+
+    let scen: Vec<&SummaryRow> = r
+        .summaries
+        .iter()
+        .filter(|s| s.grouping == "report" || s.grouping == "scenario")
+        .collect();
+    md.push_str("\n### Per scenario\n\n");
+    if scen.is_empty() {
+        md.push_str("No per-scenario statistics.\n");
+    } else {
+        md.push_str(&summary_table(&scen, "Scenario"));
+    }
+    let mut groupings: Vec<&str> = vec!["runtime", "model", "language"];
+    for s in &r.summaries {
+        if !["report", "scenario", "config"].contains(&s.grouping.as_str())
+            && !groupings.contains(&s.grouping.as_str())
+        {
+            groupings.push(&s.grouping);
+        }
+    }
+    for g in groupings {
+        let rows: Vec<&SummaryRow> = r.summaries.iter().filter(|s| s.grouping == g).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = write!(md, "\n### Per {}\n\n", inline(g));
+        let mut header = inline(g);
+        if let Some(f) = header.get_mut(0..1) {
+            f.make_ascii_uppercase();
+        }
+        md.push_str(&summary_table(&rows, &header));
+    }
+}
+
+/// A table of descriptive statistics, grouped by metric and level (whole-report rows first).
+fn summary_table(rows: &[&SummaryRow], group_header: &str) -> String {
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for s in rows {
+        if !keys.contains(&(s.metric.as_str(), s.level.as_str())) {
+            keys.push((&s.metric, &s.level));
+        }
+    }
+    let mut t = Table::new(&[
+        (group_header, false, false),
+        ("Metric", false, false),
+        ("Level", false, false),
+        ("n", true, false),
+        ("Mean", true, false),
+        ("SD", true, false),
+        ("CV (%)", true, false),
+        ("Median", true, false),
+        ("p95", true, false),
+        ("Min", true, false),
+        ("Max", true, false),
+        ("95 % CI of the mean", true, false),
+    ]);
+    for (metric, level) in keys {
+        let dec = metric_decimals(metric);
+        let mut group: Vec<&&SummaryRow> = rows
+            .iter()
+            .filter(|s| s.metric == metric && s.level == level)
+            .collect();
+        group.sort_by_key(|s| s.grouping != "report");
+        for s in group {
+            let label = if s.grouping == "report" {
+                format!("all ({})", s.group)
+            } else {
+                code(&s.group)
+            };
+            t.row(vec![
+                label,
+                code(&s.metric),
+                s.level.clone(),
+                s.n.to_string(),
+                opt(s.mean, dec),
+                opt(s.sd, dec),
+                opt(s.cv_pct, 2),
+                opt(s.median, dec),
+                opt(s.p95, dec),
+                opt(s.min, dec),
+                opt(s.max, dec),
+                ci(s.ci95_low.zip(s.ci95_high), dec),
+            ]);
+        }
+    }
+    t.render()
+}
+
+/// Section: published vs honest efficiency.
+fn efficiency(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &ReportAnalysis) {
+    heading(md, "Published vs honest efficiency");
+    md.push_str(
+        "The published speedup is the sum of the agents' durations measured *during the concurrent run* divided by its wall time, and the published efficiency is that speedup / N × 100. The wall time is about the slowest agent's duration, so for two agents the published efficiency equals 50 × (1 + min/max): it is a balance ratio that says how evenly the agents finished, and it reaches 100 % for two agents that took equally long even if each ran much slower than alone. The true efficiency compares the concurrent run with each agent run alone (isolated runs, same options): true speedup = Σ isolated durations / concurrent wall time, true efficiency = true speedup / N × 100.\n\n",
+    );
+    if r.efficiency.is_empty() {
+        md.push_str("No multi-agent run has data.\n");
+        return;
+    }
+    let measured = r.efficiency.iter().filter(|e| e.true_pct.is_some()).count();
+    if measured == 0 {
+        md.push_str("The agents were never run alone in this data, so the true efficiency was not measured: the published efficiency below is a balance ratio only, not a measure of what concurrency gained.\n\n");
+    } else if measured < r.efficiency.len() {
+        let _ = writeln!(
+            md,
+            "The agents were run alone for {measured} of {} configurations; for the others the true efficiency was not measured.\n",
+            r.efficiency.len()
+        );
+    }
+    let mut t = Table::new(&[
+        ("Config", false, false),
+        ("Scenario", false, false),
+        ("Published efficiency (%)", true, false),
+        ("True efficiency (%)", true, false),
+        ("True − published (pp)", true, false),
+        ("Slowdown together vs alone (×)", true, true),
+    ]);
+    for e in &r.efficiency {
+        let diff = e.true_pct.zip(e.published_pct).map(|(t, p)| t - p);
+        t.row(vec![
+            code(&e.config),
+            e.scenario.clone(),
+            opt(e.published_pct, PCT),
+            e.true_pct
+                .map_or_else(|| "not measured".to_owned(), |v| fixed(v, PCT)),
+            opt_signed(diff, PCT),
+            opt(e.slowdown, RATIO),
+        ]);
+    }
+    md.push_str(&t.render());
+    let explained: Vec<_> = r
+        .efficiency
+        .iter()
+        .filter_map(|e| e.explanation.as_ref().map(|x| (e, x)))
+        .collect();
+    if !explained.is_empty() {
+        md.push('\n');
+        for (e, x) in explained {
+            let _ = writeln!(md, "- {}: {}", code(&e.config), inline(x));
+        }
+    }
+}
+
+/// Section: Welch comparisons.
+fn comparisons(md: &mut String, heading: &mut impl FnMut(&mut String, &str), cs: &[Comparison]) {
+    heading(md, "Comparisons");
+    if cs.is_empty() {
+        md.push_str("No comparison was made for this report.\n");
+        return;
+    }
+    md.push_str("Welch's t-test (unequal variances), two-sided; the difference is mean B − mean A with its Welch 95 % CI; Hedges' g is the bias-corrected standardised difference.\n\n");
+    let mut t = Table::new(&[
+        ("By", false, false),
+        ("Metric", false, false),
+        ("Level", false, false),
+        ("A", false, false),
+        ("B", false, false),
+        ("n A", true, false),
+        ("n B", true, false),
+        ("Mean A", true, false),
+        ("Mean B", true, false),
+        ("B − A [95 % CI]", true, false),
+        ("t", true, false),
+        ("df", true, false),
+        ("p", true, false),
+        ("Hedges' g", true, false),
+    ]);
+    for c in cs {
+        let dec = metric_decimals(&c.metric);
+        let diff = match (c.difference, c.diff_ci95) {
+            (Some(d), Some(ci_)) => format!("{} {}", signed(d, dec), ci(Some(ci_), dec)),
+            (d, _) => opt_signed(d, dec),
+        };
+        t.row(vec![
+            c.by.clone(),
+            code(&c.metric),
+            c.level.clone(),
+            code(&c.a),
+            code(&c.b),
+            c.n_a.to_string(),
+            c.n_b.to_string(),
+            opt(c.mean_a, dec),
+            opt(c.mean_b, dec),
+            diff,
+            opt(c.t, 2),
+            opt(c.df, 1),
+            p_value(c.p_value),
+            opt(c.hedges_g, 2),
+        ]);
+    }
+    md.push_str(&t.render());
+}
+
+/// The decimals a verdict's numbers are shown with: the unit's, or more when the published
+/// number was written with more.
+fn verdict_decimals(v: &Verdict) -> usize {
+    unit_decimals(&v.unit)
+        .unwrap_or_else(|| metric_decimals(&v.metric))
+        .max(written_decimals(v.published))
+}
+
+/// Section: the reproduction verdict per published number.
+fn verdicts(md: &mut String, heading: &mut impl FnMut(&mut String, &str), vs: &[Verdict]) {
+    heading(md, "Reproduction verdict");
+    if vs.is_empty() {
+        md.push_str("The manifest lists no published number to check for this report.\n");
+        return;
+    }
+    let _ = writeln!(md, "**{}**\n", verdict_line(vs));
+    let mut t = Table::new(&[
+        ("Id", false, false),
+        ("Claim", false, false),
+        ("Published", true, false),
+        ("Recomputed [95 % CI]", true, false),
+        ("Difference", true, false),
+        ("Tolerance (basis)", true, false),
+        ("Verdict", false, false),
+        ("Raw data / note", false, true),
+    ]);
+    let mut notes: Vec<&str> = Vec::new();
+    for v in vs {
+        let dec = verdict_decimals(v);
+        let recomputed = match (v.recomputed, v.ci95) {
+            (Some(x), Some(c)) => format!(
+                "{} {}",
+                with_unit(&fixed(x, dec), &v.unit),
+                ci(Some(c), dec)
+            ),
+            (x, _) => with_unit(&opt(x, dec), &v.unit),
+        };
+        let tolerance = match (v.tolerance, &v.tolerance_basis) {
+            (Some(tol), Some(b)) => format!("± {} ({b})", trimmed(tol, dec + 3)),
+            (Some(tol), None) => format!("± {}", trimmed(tol, dec + 3)),
+            (None, Some(b)) => format!("({b})"),
+            (None, None) => DASH.to_owned(),
+        };
+        let mut extra: Vec<String> = Vec::new();
+        if let Some(d) = v.data_value {
+            extra.push(format!("raw data: {}", with_unit(&fixed(d, dec), &v.unit)));
+        }
+        if let Some(n) = &v.note {
+            notes.push(n);
+            extra.push(format!("note {}", notes.len()));
+        }
+        let verdict = match v.verdict {
+            VerdictKind::NotReproduced => format!("**{}**", v.verdict.label()),
+            k => k.label().to_owned(),
+        };
+        t.row(vec![
+            code(&v.id),
+            v.claim.clone(),
+            // As written in the manifest: its decimals are the published precision.
+            with_unit(&trimmed(v.published, 6), &v.unit),
+            recomputed,
+            opt_signed(v.difference, dec),
+            tolerance,
+            verdict,
+            extra.join("; "),
+        ]);
+    }
+    md.push_str(&t.render());
+    if !notes.is_empty() {
+        md.push_str("\nNotes:\n\n");
+        for (i, n) in notes.iter().enumerate() {
+            let _ = writeln!(md, "{}. {}", i + 1, inline(n));
+        }
+    }
+    md.push_str("\nHow each verdict was reached:\n\n");
+    for v in vs {
+        let what = if v.filter.is_empty() {
+            "the whole report".to_owned()
+        } else {
+            inline(&v.filter)
+        };
+        let _ = writeln!(
+            md,
+            "- {} ({} of {} at the {} level, {}; n = {}; published in {}): {}",
+            code(&v.id),
+            inline(&v.statistic),
+            code(&v.metric),
+            inline(&v.over),
+            what,
+            v.n,
+            inline(&v.source),
+            inline(&v.explanation)
+        );
+    }
+}

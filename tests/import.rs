@@ -1,0 +1,594 @@
+//! `chimera import chimeraforge`: the original raw results (fixtures in
+//! `../shared/fixtures/chimeraforge`, or `$CHIMERA_FIXTURES`) imported into campaigns and read
+//! back from the committed Parquet parts; damaged inputs refused with messages naming the file.
+//! Tests that need the fixtures print a skip message and pass when they are absent.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, UInt32Type};
+use chimera::import::{ImportError, ImportOptions, ImportSummary, import_chimeraforge};
+use chimera::store::{Campaign, CampaignInfo, JournalEvent, ManifestEntry};
+
+use crate::support::{chimera, root};
+
+/// The fixtures root, or `None` (with a skip message) when it is not there.
+fn fixtures(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("CHIMERA_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/fixtures/chimeraforge"));
+    if dir.join("tr114_v2").is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipping {test}: no chimeraforge fixtures at {} (set CHIMERA_FIXTURES)",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn opts(source: &Path, manifest: &str, data: &Path) -> ImportOptions {
+    ImportOptions {
+        source: source.to_path_buf(),
+        manifest: root().join("experiments").join(manifest),
+        data: data.to_path_buf(),
+        campaign: None,
+    }
+}
+
+fn import(source: &Path, manifest: &str, data: &Path) -> ImportSummary {
+    import_chimeraforge(&opts(source, manifest, data)).unwrap_or_else(|e| panic!("import: {e}"))
+}
+
+fn import_err(source: &Path, manifest: &str, data: &Path) -> String {
+    match import_chimeraforge(&opts(source, manifest, data)) {
+        Ok(s) => panic!("expected an error, got:\n{}", s.render()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Every committed part `name` of a campaign, one batch list per cell, in cell-id order.
+fn parts(campaign: &Path, name: &str) -> Vec<RecordBatch> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(campaign.join("cells"))
+        .expect("cells dir")
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs.iter()
+        .flat_map(|d| chimera::table::read_parquet(&d.join(name)).expect("read part"))
+        .collect()
+}
+
+fn strs(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
+    let a = b.column_by_name(col).expect("column");
+    let a = a.as_string::<i32>();
+    (0..a.len())
+        .map(|i| (!a.is_null(i)).then(|| a.value(i).to_owned()))
+        .collect()
+}
+
+fn f64s(b: &RecordBatch, col: &str) -> Vec<Option<f64>> {
+    let a = b.column_by_name(col).expect("column");
+    let a = a.as_primitive::<Float64Type>();
+    (0..a.len())
+        .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+        .collect()
+}
+
+fn bools(b: &RecordBatch, col: &str) -> Vec<Option<bool>> {
+    let a = b.column_by_name(col).expect("column");
+    let a = a.as_boolean();
+    (0..a.len())
+        .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+        .collect()
+}
+
+/// One row per cell: (cell id, config, repetition, published efficiency, contention).
+type CellRow = (String, String, u32, Option<f64>, Option<bool>);
+
+fn cell_rows(campaign: &Path) -> Vec<CellRow> {
+    let mut out = Vec::new();
+    for b in parts(campaign, "cells.parquet") {
+        let ids = strs(&b, "cell_id");
+        let cfg = strs(&b, "config_id");
+        let rep = b.column_by_name("repetition").expect("repetition");
+        let rep = rep.as_primitive::<UInt32Type>();
+        let eff = f64s(&b, "published_efficiency_pct");
+        let cont = bools(&b, "contention");
+        for i in 0..b.num_rows() {
+            out.push((
+                ids[i].clone().unwrap_or_default(),
+                cfg[i].clone().unwrap_or_default(),
+                rep.value(i),
+                eff[i],
+                cont[i],
+            ));
+        }
+    }
+    out
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+fn sample_sd(xs: &[f64]) -> f64 {
+    let m = mean(xs);
+    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let p = 10f64.powi(places);
+    (x * p).round() / p
+}
+
+#[test]
+fn tr114_v2_reproduces_the_published_efficiency_and_reimports_idempotently() {
+    let Some(fx) = fixtures("tr114_v2 import") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let s = import(&fx.join("tr114_v2"), "tr114.yaml", &data);
+    assert_eq!(s.report, "TR114_v2");
+    assert_eq!(s.campaign, "chimeraforge-tr114");
+    assert_eq!((s.runs, s.committed, s.already_committed), (135, 135, 0));
+    assert_eq!(s.per_config.len(), 27);
+    assert!(s.per_config.values().all(|&n| n == 5));
+    assert_eq!(s.files, 135 + 27, "135 runs and 27 summary.json");
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    assert!(s.render().contains("chimeraforge-tr114"), "{}", s.render());
+
+    let rows = cell_rows(&s.campaign_dir);
+    assert_eq!(rows.len(), 135);
+    let ids: HashSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(ids.len(), 135, "135 distinct cells");
+    // Every id is the planned concurrent cell of (configuration, repetition).
+    let plan = chimera::plan::build(&[root().join("experiments/tr114.yaml")]).expect("plan");
+    for (id, cfg, rep, _, _) in &rows {
+        let planned = plan
+            .graph
+            .node_weights()
+            .find(|n| {
+                n.kind == chimera::plan::NodeKind::Concurrent
+                    && *plan.configs[n.config as usize].id == **cfg
+                    && n.repetition == *rep
+            })
+            .map(|n| n.id.hex());
+        assert_eq!(planned.as_deref(), Some(id.as_str()), "{cfg} run {rep}");
+    }
+
+    let eff: Vec<f64> = rows.iter().filter_map(|r| r.3).collect();
+    assert_eq!(eff.len(), 135);
+    assert_eq!(round(mean(&eff), 3), 98.281, "overall mean {}", mean(&eff));
+    let t011: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.1 == "test011")
+        .filter_map(|r| r.3)
+        .collect();
+    assert_eq!(round(mean(&t011), 3), 99.396);
+    let max = rows
+        .iter()
+        .filter(|r| r.3.is_some())
+        .max_by(|a, b| a.3.unwrap_or(0.0).total_cmp(&b.3.unwrap_or(0.0)))
+        .expect("max");
+    assert_eq!(
+        (max.1.as_str(), round(max.3.unwrap_or(0.0), 3)),
+        ("test108", 99.992)
+    );
+    assert_eq!(rows.iter().filter(|r| r.4 == Some(true)).count(), 1);
+    let contended = rows.iter().find(|r| r.4 == Some(true)).expect("contention");
+    assert_eq!(contended.1, "test005");
+
+    // Agents and requests: two agents per cell, two calls each, as recorded.
+    let agents: usize = parts(&s.campaign_dir, "agents.parquet")
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    let requests: usize = parts(&s.campaign_dir, "requests.parquet")
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    assert_eq!((agents, requests), (270, 540));
+
+    // The campaign says where its numbers came from.
+    let info = chimera::store::open_existing(&data, "chimeraforge-tr114").expect("campaign");
+    let origin = info.info().origin.clone().expect("origin");
+    assert_eq!((origin.format.as_str(), origin.runs), ("chimeraforge", 135));
+
+    // Re-import: everything is already committed, nothing is rewritten.
+    let again = import(&fx.join("tr114_v2"), "tr114.yaml", &data);
+    assert_eq!((again.committed, again.already_committed), (0, 135));
+    let committed = info
+        .journal_events()
+        .expect("journal")
+        .iter()
+        .filter(|e| matches!(e, JournalEvent::CellCommitted { .. }))
+        .count();
+    assert_eq!(
+        committed, 135,
+        "one committed event per cell, none on re-import"
+    );
+    assert_eq!(cell_rows(&s.campaign_dir).len(), 135);
+}
+
+#[test]
+fn tr110_reproduces_the_per_test_and_overall_means() {
+    let Some(fx) = fixtures("tr110 import") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = import(&fx.join("tr110"), "tr110.yaml", tmp.path());
+    assert_eq!(s.runs, 150);
+    assert_eq!(s.per_config.len(), 30);
+    let rows = cell_rows(&s.campaign_dir);
+    assert_eq!(rows.len(), 150);
+    let eff: Vec<f64> = rows.iter().filter_map(|r| r.3).collect();
+    assert_eq!(round(mean(&eff), 2), 93.21, "overall {}", mean(&eff));
+    let t108: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.1 == "test108")
+        .filter_map(|r| r.3)
+        .collect();
+    assert_eq!(round(mean(&t108), 2), 99.25);
+    // tr-spec §4.4: contention in 10 bvc runs and 7 hetero runs.
+    assert_eq!(rows.iter().filter(|r| r.4 == Some(true)).count(), 17);
+    // Aggregates only: no request rows, SDs not recorded (NaN).
+    let agents = parts(&s.campaign_dir, "agents.parquet");
+    assert!(agents.iter().all(|b| {
+        f64s(b, "throughput_sd_tok_s")
+            .iter()
+            .all(|x| x.is_some_and(f64::is_nan))
+    }));
+    let requests: usize = parts(&s.campaign_dir, "requests.parquet")
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    assert_eq!(requests, 0);
+}
+
+#[test]
+fn tr111_v2_baseline_agent_matches_the_report() {
+    let Some(fx) = fixtures("tr111_v2 import") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = import(&fx.join("tr111_v2"), "tr111.yaml", tmp.path());
+    assert_eq!(s.runs, 57);
+    assert_eq!(s.per_config.len(), 19);
+    assert!(s.per_config.values().all(|&n| n == 3));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // The baseline agent of baseline_default: 3 runs × 2 calls (tr-spec §5.5).
+    let cells: HashSet<String> = cell_rows(&s.campaign_dir)
+        .into_iter()
+        .filter(|r| r.1 == "baseline_default")
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(cells.len(), 3);
+    let mut tps = Vec::new();
+    for b in parts(&s.campaign_dir, "requests.parquet") {
+        let (ids, agent, tp) = (
+            strs(&b, "cell_id"),
+            strs(&b, "agent"),
+            f64s(&b, "throughput_tok_s"),
+        );
+        for i in 0..b.num_rows() {
+            if cells.contains(ids[i].as_deref().unwrap_or(""))
+                && agent[i].as_deref() == Some("baseline")
+            {
+                tps.push(tp[i].expect("throughput"));
+            }
+        }
+    }
+    assert_eq!(tps.len(), 6);
+    assert_eq!(round(mean(&tps), 2), 114.54);
+    assert_eq!(round(sample_sd(&tps), 2), 2.97);
+}
+
+#[test]
+fn tr109_single_agent_runs_carry_aggregates_only() {
+    let Some(fx) = fixtures("tr109 import") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = import(&fx.join("tr109"), "tr109.yaml", tmp.path());
+    assert_eq!(s.runs, 18);
+    let cell = cell_rows(&s.campaign_dir)
+        .into_iter()
+        .find(|r| r.1 == "gpu60_ctx512_temp0p8")
+        .expect("cell")
+        .0;
+    let mut chimera_tp = None;
+    for b in parts(&s.campaign_dir, "agents.parquet") {
+        let (ids, agent, tp, sd) = (
+            strs(&b, "cell_id"),
+            strs(&b, "agent"),
+            f64s(&b, "throughput_mean_tok_s"),
+            f64s(&b, "throughput_sd_tok_s"),
+        );
+        for i in 0..b.num_rows() {
+            if ids[i].as_deref() == Some(cell.as_str()) && agent[i].as_deref() == Some("chimera") {
+                chimera_tp = tp[i];
+                assert!(sd[i].is_some_and(f64::is_nan), "SD not recorded");
+            }
+        }
+    }
+    assert_eq!(chimera_tp.map(|x| round(x, 2)), Some(101.08));
+    // The manifest lists chimera first: B − A = baseline − chimera = −2.18 tok/s.
+    for b in parts(&s.campaign_dir, "cells.parquet") {
+        let (ids, tp) = (strs(&b, "cell_id"), f64s(&b, "throughput_delta_tok_s"));
+        if ids[0].as_deref() == Some(cell.as_str()) {
+            assert_eq!(tp[0].map(|x| round(x, 2)), Some(-2.18));
+        }
+    }
+}
+
+#[test]
+fn tr108_every_csv_row_maps_onto_a_configuration() {
+    let Some(fx) = fixtures("tr108 import") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = import(&fx.join("tr108"), "tr108.yaml", tmp.path());
+    // 6 Part A cells (5 prompts each) + 144 Part B cells (1 request each).
+    assert_eq!(s.runs, 150);
+    let requests: usize = parts(&s.campaign_dir, "requests.parquet")
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    assert_eq!(requests, 174, "tr-spec §2.1: 174 result rows");
+    assert!(
+        s.notes.iter().any(|n| n.contains("174 CSV result rows")),
+        "{:?}",
+        s.notes
+    );
+    // The two gemma3:270m cells that timed out are failed cells.
+    let mut failed = BTreeMap::new();
+    for b in parts(&s.campaign_dir, "cells.parquet") {
+        let (cfg, status, kind) = (
+            strs(&b, "config_id"),
+            strs(&b, "status"),
+            strs(&b, "error_kind"),
+        );
+        if status[0].as_deref() == Some("failed") {
+            failed.insert(cfg[0].clone().unwrap_or_default(), kind[0].clone());
+        }
+    }
+    assert_eq!(
+        failed.keys().cloned().collect::<Vec<_>>(),
+        [
+            "gemma3_270m_gpu60_ctx1024_temp0p2",
+            "gemma3_270m_gpu60_ctx1024_temp0p4"
+        ]
+    );
+    assert!(failed.values().all(|k| k.as_deref() == Some("timeout")));
+    // Llama q4_0 Part A: mean 76.59 tok/s over the 5 prompts (tr-spec §2.4).
+    let cell = cell_rows(&s.campaign_dir)
+        .into_iter()
+        .find(|r| r.1 == "baseline_llama31_q4_0")
+        .expect("cell")
+        .0;
+    for b in parts(&s.campaign_dir, "agents.parquet") {
+        let (ids, tp) = (strs(&b, "cell_id"), f64s(&b, "throughput_mean_tok_s"));
+        if ids[0].as_deref() == Some(cell.as_str()) {
+            assert_eq!(tp[0].map(|x| round(x, 2)), Some(76.59));
+        }
+    }
+}
+
+/// Copies `from` (a directory) to `to`, recursively, as writable files.
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for e in fs::read_dir(from).expect("read dir").filter_map(Result::ok) {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            fs::write(to.join(e.file_name()), fs::read(&p).expect("read")).expect("write");
+        }
+    }
+}
+
+/// A small TR114 tree: one test folder of the fixture.
+fn small_tr114(fx: &Path, tmp: &Path) -> PathBuf {
+    let src = tmp.join("tr114_v2");
+    copy_dir(
+        &fx.join("tr114_v2/chimera-homo/test108"),
+        &src.join("chimera-homo/test108"),
+    );
+    src
+}
+
+#[test]
+fn truncated_metrics_json_is_named_and_nothing_is_written() {
+    let Some(fx) = fixtures("truncated input") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = small_tr114(&fx, tmp.path());
+    let f = src.join("chimera-homo/test108/run_3/metrics.json");
+    let bytes = fs::read(&f).expect("read");
+    fs::write(&f, &bytes[..bytes.len() / 2]).expect("truncate");
+    let data = tmp.path().join("data");
+    let msg = import_err(&src, "tr114.yaml", &data);
+    assert!(msg.contains("test108/run_3/metrics.json"), "{msg}");
+    assert!(msg.contains("not valid JSON at line"), "{msg}");
+    assert!(msg.contains("EOF"), "{msg}");
+    assert!(!data.join("chimeraforge-tr114").exists(), "nothing written");
+}
+
+#[test]
+fn missing_key_is_named_by_its_path() {
+    let Some(fx) = fixtures("missing key") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = small_tr114(&fx, tmp.path());
+    let f = src.join("chimera-homo/test108/run_2/metrics.json");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fs::read(&f).expect("read")).expect("json");
+    v["insight"]["result"]["llm_calls"][1]["metrics"]
+        .as_object_mut()
+        .expect("metrics")
+        .remove("ttft_ms");
+    fs::write(&f, serde_json::to_vec(&v).expect("encode")).expect("write");
+    let msg = import_err(&src, "tr114.yaml", &tmp.path().join("data"));
+    assert!(msg.contains("run_2/metrics.json"), "{msg}");
+    assert!(msg.contains("insight.result.llm_calls[1].metrics"), "{msg}");
+    assert!(msg.contains("missing field `ttft_ms`"), "{msg}");
+}
+
+#[test]
+fn unknown_test_folder_is_named_with_the_expected_ids() {
+    let Some(fx) = fixtures("unknown folder") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = small_tr114(&fx, tmp.path());
+    copy_dir(
+        &src.join("chimera-homo/test108"),
+        &src.join("chimera-homo/test999"),
+    );
+    let data = tmp.path().join("data");
+    let msg = import_err(&src, "tr114.yaml", &data);
+    assert!(msg.contains("test folder `test999`"), "{msg}");
+    assert!(msg.contains("chimera-homo/test999"), "{msg}");
+    assert!(
+        msg.contains("`test108`") && msg.contains("`test001`"),
+        "{msg}"
+    );
+    assert!(!data.join("chimeraforge-tr114").exists(), "nothing written");
+
+    // A declared-missing test says how to import it.
+    fs::rename(
+        src.join("chimera-homo/test999"),
+        src.join("chimera-homo/test101"),
+    )
+    .expect("rename");
+    let msg = import_err(&src, "tr114.yaml", &data);
+    assert!(msg.contains("`missing: true`"), "{msg}");
+}
+
+#[test]
+fn a_run_number_beyond_the_repetitions_is_refused() {
+    let Some(fx) = fixtures("run number") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = small_tr114(&fx, tmp.path());
+    let dir = src.join("chimera-homo/test108");
+    copy_dir(&dir.join("run_5"), &dir.join("run_6"));
+    let f = dir.join("run_6/metrics.json");
+    let text = fs::read_to_string(&f).expect("read");
+    fs::write(&f, text.replace("\"run_number\": 5", "\"run_number\": 6")).expect("write");
+    let msg = import_err(&src, "tr114.yaml", &tmp.path().join("data"));
+    assert!(msg.contains("run_6/metrics.json"), "{msg}");
+    assert!(msg.contains("outside 1..=5"), "{msg}");
+}
+
+#[test]
+fn a_directory_of_another_layout_says_what_was_expected() {
+    let Some(fx) = fixtures("wrong layout") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let msg = import_err(&fx, "tr114.yaml", tmp.path());
+    assert!(msg.contains("does not look like the H6v2"), "{msg}");
+    assert!(msg.contains("found:") && msg.contains("tr110/"), "{msg}");
+    assert!(
+        msg.contains("did you mean") && msg.contains("tr114_v2"),
+        "{msg}"
+    );
+    let msg = import_err(&fx.join("tr110"), "tr111.yaml", tmp.path());
+    assert!(msg.contains("H5 Rust single agent"), "{msg}");
+}
+
+#[test]
+fn a_measured_campaign_is_never_mixed_with_imported_runs() {
+    let Some(fx) = fixtures("measured campaign") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let manifest = root().join("experiments/tr114.yaml");
+    let text = fs::read_to_string(&manifest).expect("manifest");
+    drop(
+        Campaign::open(
+            &data,
+            "chimeraforge-tr114",
+            CampaignInfo::new(
+                "chimeraforge-tr114",
+                vec![ManifestEntry::new(
+                    &manifest.display().to_string(),
+                    "TR114_v2",
+                    &text,
+                )],
+            ),
+        )
+        .expect("measured campaign"),
+    );
+    let src = small_tr114(&fx, tmp.path());
+    let err = import_chimeraforge(&opts(&src, "tr114.yaml", &data)).expect_err("refused");
+    assert!(matches!(err, ImportError::MeasuredCampaign { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("holds measured cells"), "{msg}");
+    assert!(msg.contains("--campaign"), "{msg}");
+    let cells = fs::read_dir(data.join("chimeraforge-tr114/cells"))
+        .expect("cells")
+        .count();
+    assert_eq!(cells, 0, "nothing committed");
+}
+
+#[test]
+fn the_command_line_imports_and_exits_2_on_bad_input() {
+    let Some(fx) = fixtures("command line") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = small_tr114(&fx, tmp.path());
+    let data = tmp.path().join("data");
+    let (src_s, data_s) = (src.display().to_string(), data.display().to_string());
+    let run = chimera(&[
+        "import",
+        "chimeraforge",
+        &src_s,
+        "--report",
+        "tr114",
+        "--data",
+        &data_s,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("imported TR114_v2"), "{}", run.stdout);
+    assert!(run.stdout.contains("5 committed now"), "{}", run.stdout);
+    // --report TR114_v2 finds the same manifest; a report that is not there is invalid input.
+    let run = chimera(&[
+        "import",
+        "chimeraforge",
+        &src_s,
+        "--report",
+        "TR114_v2",
+        "--data",
+        &data_s,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("5 already committed"), "{}", run.stdout);
+    let run = chimera(&[
+        "import",
+        "chimeraforge",
+        &src_s,
+        "--report",
+        "TR110",
+        "--data",
+        &data_s,
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("does not look like"), "{}", run.stderr);
+    let run = chimera(&["import", "chimeraforge", &src_s, "--report", "TR999"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("no manifest at"), "{}", run.stderr);
+}

@@ -1,0 +1,208 @@
+//! The notebook examples against a real campaign: `chimera run` against a `chimera emulate`
+//! child process (a baseline_vs_chimera scenario, so that agent A sends no options and B sends
+//! all six, and a chimera_homo one), `chimera compact`, then `examples/load_tables.py --check`,
+//! which loads the tables with pandas, polars and DuckDB and asserts UTC timestamps, integer
+//! columns and option nulls.
+//!
+//! Needs python3 with pyarrow, pandas, polars and duckdb. Without them the test prints why it
+//! is skipped and passes, unless `CHIMERA_REQUIRE_PYTHON_TESTS=1` (set by `.ci/run`).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::support;
+
+const REQUIRE_ENV: &str = "CHIMERA_REQUIRE_PYTHON_TESTS";
+const MODULES: &str = "pyarrow, pandas, polars, duckdb";
+const PIP: &str = "python3 -m pip install pyarrow pandas polars duckdb";
+
+/// Fast token rates: the whole campaign takes well under a second of server time.
+const PROFILE: &str = "
+seed: 11
+shared_gpu: false
+models:
+  - name: gemma3:270m
+    load_ms: 2
+    prompt_tok_s: 1000000
+    output_tok_s: 4000
+    output_tokens: 8
+";
+
+fn manifest(a: SocketAddr, b: SocketAddr) -> String {
+    format!(
+        r#"format: 1
+report: TR916
+title: notebook tables check
+endpoints:
+  - {{id: emu_a, kind: emulator, url: "http://{a}", resource: "local:gpu0"}}
+  - {{id: emu_b, kind: emulator, url: "http://{b}", resource: "local:gpu1"}}
+models:
+  - {{id: gemma3, tag: "gemma3:270m"}}
+workloads:
+  - id: workflow
+    harness: H6v2
+    task:
+      kind: agent_workflow
+      corpus: {{kind: generated, csv: 1, json: 1, md: 1, seed: 1}}
+      expected_files: 3
+      analysis_template: "Analyze the following benchmark data.\n{{data_summary}}"
+      report_template: "Write a report.\n{{summary}}\n{{key_findings}}\n{{performance_metrics}}\n{{recommendations}}"
+scenarios:
+  - id: baseline_vs_chimera
+    kind: baseline_vs_chimera
+    agents:
+      - {{id: A, role: collector, endpoint: emu_a}}
+      - {{id: B, role: insight, endpoint: emu_b}}
+  - id: chimera_homo
+    kind: chimera_homo
+    agents:
+      - {{id: A, role: collector, endpoint: emu_a}}
+      - {{id: B, role: insight, endpoint: emu_b}}
+repetitions: 2
+matrix:
+  - workload: workflow
+    model: gemma3
+    scenario: baseline_vs_chimera
+    apply_to: [B]
+    options: {{num_gpu: 80, num_ctx: 512, temperature: 1.0, top_p: 0.9, top_k: 40, repeat_penalty: 1.1}}
+    configurations:
+      - {{id: bvc}}
+  - workload: workflow
+    model: gemma3
+    scenario: chimera_homo
+    apply_to: [A, B]
+    options: {{num_gpu: 80, num_ctx: 1024, temperature: 0.8}}
+    configurations:
+      - {{id: homo}}
+"#
+    )
+}
+
+/// A `chimera emulate` child process on two ephemeral ports; killed when dropped.
+struct Emulator {
+    child: Child,
+    addrs: Vec<SocketAddr>,
+}
+
+impl Emulator {
+    fn start(dir: &Path) -> Emulator {
+        let profile = dir.join("profile.yaml");
+        std::fs::write(&profile, PROFILE).expect("write profile");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chimera"))
+            .arg("emulate")
+            .arg("--profile")
+            .arg(&profile)
+            .args(["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
+            .env_remove("CHIMERA_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chimera emulate");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut addrs = Vec::new();
+        for _ in 0..2 {
+            let mut line = String::new();
+            out.read_line(&mut line).expect("read an address");
+            addrs.push(line.trim().parse().expect("an address per line"));
+        }
+        Emulator { child, addrs }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `Ok` when python3 imports every module the script needs, else why not.
+fn python_ready() -> Result<(), String> {
+    match Command::new("python3")
+        .args(["-c", &format!("import {MODULES}")])
+        .stdin(Stdio::null())
+        .output()
+    {
+        Err(e) => Err(format!("python3 cannot be started: {e}")),
+        Ok(out) if !out.status.success() => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            // The last line of the traceback: `ModuleNotFoundError: No module named 'polars'`.
+            let last = stderr.trim().lines().last().unwrap_or_default().to_owned();
+            Err(format!("python3 cannot import {MODULES} ({last})"))
+        }
+        Ok(_) => Ok(()),
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn notebook_script_loads_the_compacted_tables_with_pandas_polars_and_duckdb() {
+    if let Err(why) = python_ready() {
+        assert!(
+            std::env::var(REQUIRE_ENV).as_deref() != Ok("1"),
+            "{why}; {REQUIRE_ENV}=1 requires this test: {PIP}"
+        );
+        eprintln!(
+            "SKIPPED notebook_script_loads_the_compacted_tables_with_pandas_polars_and_duckdb: \
+             {why}; `{PIP}` to run it ({REQUIRE_ENV}=1 makes this a failure)"
+        );
+        return;
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let emu = Emulator::start(dir.path());
+    let path = dir.path().join("notebooks.yaml");
+    std::fs::write(&path, manifest(emu.addrs[0], emu.addrs[1])).expect("write manifest");
+    let data = dir.path().join("data");
+
+    let run = support::chimera(&["run", s(&path), "--data", s(&data), "--campaign", "nb"]);
+    assert_eq!(run.code, 0, "chimera run: {}\n{}", run.stdout, run.stderr);
+    drop(emu);
+    let compact = support::chimera(&["compact", "--data", s(&data), "--campaign", "nb"]);
+    assert_eq!(
+        compact.code, 0,
+        "chimera compact: {}\n{}",
+        compact.stdout, compact.stderr
+    );
+
+    let script = support::root().join("examples/load_tables.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(data.join("nb"))
+        .arg("--check")
+        .current_dir(support::root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run python3 examples/load_tables.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "load_tables.py --check failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    for line in ["baseline_vs_chimera", "chimera_homo"] {
+        assert!(stdout.contains(line), "summary lacks {line}:\n{stdout}");
+    }
+    // 2 configurations × 2 repetitions: 4 concurrent + 8 isolated cells, and the warm-ups.
+    let cells_line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("cells "))
+        .unwrap_or_default();
+    let counts: Vec<&str> = cells_line.split_whitespace().skip(1).collect();
+    assert!(
+        counts.len() == 4 && counts.iter().all(|c| *c == counts[0]),
+        "row counts differ between libraries: {cells_line}"
+    );
+    assert!(
+        counts[0].parse::<u32>().is_ok_and(|n| n >= 12),
+        "{cells_line}"
+    );
+}
