@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated \
+.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS))
 
 help:
@@ -15,7 +15,8 @@ help:
 	@echo "validate        validate every manifest in experiments/"
 	@echo "plan-<report>   print the plan of one report ($(REPORTS))"
 	@echo "reproduce-<report>  run a report's campaign against its servers into data/<report>/ (resumes), analyse it, write its report"
-	@echo "try-emulated    a TR114 campaign against chimera emulate on 11434/11435 (no Ollama needed)"
+	@echo "try-emulated    a TR114 campaign against chimera emulate on 11434/11435 (no Ollama needed), analysed and reported"
+	@echo "originals       import the original reports' raw results (FIXTURES=DIR) and write their reports with verdicts"
 	@echo "bench-plan      time and peak memory of planning >= 1,000,000 cells"
 	@echo "bench-harness   client timing accuracy and CPU per token vs ground truth, and vs the ollama Python client"
 	@echo "bench-store     resume scan and full verification of a 100,000-cell campaign (generated once under target/bench-store/)"
@@ -65,6 +66,17 @@ $(addprefix reproduce-,$(REPORTS)): reproduce-%: release
 	$(BIN) analyze --data data --campaign $* --report $* && \
 	$(BIN) report --data data --campaign $* --report $*
 
+# The original reports' raw results (the chimeraforge fixtures) imported and reported: the
+# analysis run on the data the published numbers were computed from.
+FIXTURES ?= ../shared/fixtures/chimeraforge
+originals: release
+	@test -d $(FIXTURES) || { echo "originals: no raw results at $(FIXTURES); set FIXTURES=DIR" >&2; exit 2; }
+	@for r in tr108 tr109 tr110 tr111_v2 tr114_v2; do \
+	  $(BIN) import chimeraforge $(FIXTURES)/$$r --report $${r%_v2} --data data/originals > /dev/null || exit $$?; \
+	done
+	$(BIN) analyze --data data/originals
+	$(BIN) report --data data/originals
+
 # A TR114 campaign against the emulator (a test instrument, not an LLM) on 11434/11435: shows
 # run, resume (run it again, or Ctrl-C it and run it again), status and compact without Ollama.
 try-emulated: release
@@ -72,7 +84,8 @@ try-emulated: release
 	  --profile scripts/emulator-profile.yaml > /dev/null & echo $$! > .emulator.pid; sleep 1; \
 	$(BIN) run experiments/tr114.yaml --data data/emulated --campaign tr114-emulated; rc=$$?; \
 	kill $$(cat .emulator.pid) 2>/dev/null; rm -f .emulator.pid; \
-	$(BIN) status --data data/emulated --campaign tr114-emulated; exit $$rc
+	$(BIN) status --data data/emulated --campaign tr114-emulated; \
+	$(BIN) report --data data/emulated --campaign tr114-emulated; exit $$rc
 
 bench-plan: release
 	@bash scripts/bench-plan.sh $(BIN)

@@ -150,23 +150,27 @@ fn summaries(pool: &Pool<'_>, report: &str) -> Vec<SummaryRow> {
             })
             .collect(),
     ));
-    groupings.push((
-        "model",
-        distinct(&|c| Some(c.model_id.clone()))
-            .into_iter()
-            .map(|v| {
-                (
-                    v.clone(),
-                    Filter {
-                        model: Some(v),
-                        ..Filter::default()
-                    },
-                )
-            })
-            .collect(),
-    ));
+    // Model, runtime and language tables only where the report varies them.
+    let models = distinct(&|c| Some(c.model_id.clone()));
+    if models.len() > 1 {
+        groupings.push((
+            "model",
+            models
+                .into_iter()
+                .map(|v| {
+                    (
+                        v.clone(),
+                        Filter {
+                            model: Some(v),
+                            ..Filter::default()
+                        },
+                    )
+                })
+                .collect(),
+        ));
+    }
     let rt = distinct(&|c| c.runtime.clone());
-    if !rt.is_empty() {
+    if rt.len() > 1 {
         groupings.push((
             "runtime",
             rt.into_iter()
@@ -184,7 +188,7 @@ fn summaries(pool: &Pool<'_>, report: &str) -> Vec<SummaryRow> {
         ));
     }
     let lang = distinct(&|c| c.language.clone());
-    if !lang.is_empty() {
+    if lang.len() > 1 {
         groupings.push((
             "language",
             lang.into_iter()
@@ -502,7 +506,7 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
     for c in &r.comparisons {
         if let (Some(p), Some(d)) = (c.p_value, c.difference) {
             out.push(format!(
-                "{} vs {} ({}): difference {} (Welch t = {}, p = {}){}.",
+                "{} vs {} ({}): difference {} (Welch t = {}, p {}){}.",
                 c.b,
                 c.a,
                 c.metric,
@@ -511,7 +515,7 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
                 if p < 0.0001 {
                     "< 0.0001".to_owned()
                 } else {
-                    fmt_num(p)
+                    format!("= {}", fmt_num(p))
                 },
                 if p < 0.05 {
                     ""
@@ -532,6 +536,28 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
         ));
     }
     out
+}
+
+fn warmup_words(spec: &crate::manifest::ManifestSpec) -> String {
+    match spec.warmup.policy {
+        crate::manifest::WarmupMode::None => "none".to_owned(),
+        crate::manifest::WarmupMode::PerOptionSet => format!(
+            "{} excluded request(s) per endpoint and load-affecting option set",
+            spec.warmup.requests
+        ),
+    }
+}
+
+fn order_words(spec: &crate::manifest::ManifestSpec) -> String {
+    match spec.order.mode {
+        crate::manifest::OrderMode::Interleaved => match spec.order.shuffle_seed {
+            Some(s) => format!("repetitions interleaved, shuffled with seed {s}"),
+            None => "repetitions interleaved across configurations".to_owned(),
+        },
+        crate::manifest::OrderMode::Blocked => {
+            "all repetitions of a configuration in a row".to_owned()
+        }
+    }
 }
 
 /// The primary metric of a report for comparisons: efficiency for multi-agent reports,
@@ -751,21 +777,17 @@ pub(super) fn analyze_loaded(l: &Loaded, all: &[Loaded], only: Option<&str>) -> 
             repetitions: reps.iter().max_by_key(|(_, n)| **n).map_or(0, |(r, _)| *r),
             planned_runs,
             planned_isolated: planned_iso,
-            warmup: match spec.warmup.policy {
-                crate::manifest::WarmupMode::None => "none".to_owned(),
-                crate::manifest::WarmupMode::PerOptionSet => format!(
-                    "{} excluded request(s) per endpoint and load-affecting option set",
-                    spec.warmup.requests
-                ),
+            warmup: if imported {
+                "none added by chimera: the imported runs are as the original harness made them \
+                 (the manifest's comments describe its warm-up and order)"
+                    .to_owned()
+            } else {
+                warmup_words(spec)
             },
-            order: match spec.order.mode {
-                crate::manifest::OrderMode::Interleaved => match spec.order.shuffle_seed {
-                    Some(s) => format!("repetitions interleaved, shuffled with seed {s}"),
-                    None => "repetitions interleaved across configurations".to_owned(),
-                },
-                crate::manifest::OrderMode::Blocked => {
-                    "all repetitions of a configuration in a row".to_owned()
-                }
+            order: if imported {
+                "as the original harness ran them".to_owned()
+            } else {
+                order_words(spec)
             },
             missing: rp.missing.clone(),
         };
