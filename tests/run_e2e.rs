@@ -313,3 +313,59 @@ pub(crate) async fn campaign(
     .await
     .expect("campaign")
 }
+
+/// A model that is not on an endpoint stops the campaign before any cell, with the command
+/// that fixes it; nothing is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_model_stops_the_campaign_with_the_pull_command() {
+    let profile = Profile::from_yaml(PROFILE).expect("profile");
+    let localhost = "127.0.0.1:0".parse().expect("addr");
+    let emu = spawn(profile, &[localhost, localhost])
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = manifest(emu.addrs[0], emu.addrs[1]).replace("gemma3:270m", "gemma3:1b");
+    let path = dir.path().join("missing.yaml");
+    std::fs::write(&path, &text).expect("write manifest");
+    let plan =
+        std::sync::Arc::new(chimera::plan::build(std::slice::from_ref(&path)).expect("plan"));
+    let entries = vec![chimera::store::ManifestEntry::new(
+        "missing.yaml",
+        "TR914",
+        &text,
+    )];
+    let opts = chimera::run::campaign::CampaignOptions {
+        data: dir.path().join("data"),
+        name: "missing".into(),
+        force: Vec::new(),
+        fail_fast: false,
+        use_cache: false,
+        cell_timeout: None,
+        progress: false,
+        fake_gpus: None,
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let err = chimera::run::campaign::run_campaign(
+        plan,
+        entries,
+        &opts,
+        &RunOptions::new(dir.path().join("work")),
+        rx,
+    )
+    .await
+    .expect_err("the model is missing");
+    let msg = err.to_string();
+    assert!(msg.contains("does not have model `gemma3:1b`"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "OLLAMA_HOST={} ollama pull gemma3:1b",
+            emu.addrs[0]
+        )),
+        "{msg}"
+    );
+    let cells = std::fs::read_dir(dir.path().join("data/missing/cells"))
+        .map(|d| d.filter_map(Result::ok).count())
+        .unwrap_or(0);
+    assert_eq!(cells, 0, "nothing committed");
+    emu.shutdown().await;
+}
