@@ -3,10 +3,11 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals \
+.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS))
 
 help:
+	@echo "demo            a real TR114-shaped campaign on two CPU llama-server instances (Gemma 3 270M), analysed and reported"
 	@echo "build           debug build"
 	@echo "test            the whole test suite (unit, integration, snapshots, property tests)"
 	@echo "lint            rustfmt check + clippy -D warnings"
@@ -65,6 +66,19 @@ $(addprefix reproduce-,$(REPORTS)): reproduce-%: release
 	  exit $$rc; fi; \
 	$(BIN) analyze --data data --campaign $* --report $* && \
 	$(BIN) report --data data --campaign $* --report $*
+
+# The README's first command: builds chimera, installs llama-server and Gemma 3 270M into
+# ~/.cache/chimera when missing (CHIMERA_CACHE to change; ~10 minutes once), runs the small
+# TR114-shaped campaign experiments/demo-tr114.yaml on two managed CPU llama-server instances
+# (resumes when run again), analyses it and prints where the report is.
+demo: release
+	@eval "$$(scripts/install-llama-server.sh --env)" && \
+	$(BIN) run experiments/demo-tr114.yaml --data data --campaign demo; rc=$$?; \
+	if [ $$rc -ne 0 ] && [ $$rc -ne 1 ]; then \
+	  echo "demo: the campaign did not run (exit $$rc); see the message above. Committed cells are kept in data/demo/." >&2; \
+	  exit $$rc; fi; \
+	$(BIN) analyze --data data --campaign demo > /dev/null && \
+	$(BIN) report --data data --campaign demo | sed 's/^/report: /'
 
 # The original reports' raw results (the chimeraforge fixtures) imported and reported: the
 # analysis run on the data the published numbers were computed from.

@@ -259,6 +259,7 @@ fn synthetic_cell(n: u64, agents: usize, requests: u32) -> CellRecord {
                             eval_ms: Some(800.0),
                             total_ms: Some(e2e - 5.0),
                             done_reason: Some("stop".into()),
+                            timing_source: Some("ollama".into()),
                             error: None,
                         },
                     }

@@ -177,13 +177,18 @@ fn run_command(args: cli::RunArgs) -> Result<(), Error> {
     };
     let _ = writeln!(
         std::io::stderr(),
-        "{} cells: {} committed before, {} measured, {} from the shared cache, {} failed, {} blocked by a failed dependency",
+        "{} cells: {} committed before, {} measured, {} from the shared cache, {} failed, {} blocked by a failed dependency{}",
         summary.total,
         summary.committed_before,
         summary.ran,
         summary.cached,
         summary.failed.len(),
-        summary.blocked
+        summary.blocked,
+        match summary.server_restarts {
+            0 => String::new(),
+            1 => ", 1 managed-server restart".to_owned(),
+            n => format!(", {n} managed-server restarts"),
+        }
     );
     if summary.failed.is_empty() && summary.blocked == 0 {
         Ok(())

@@ -45,10 +45,18 @@ pub fn percentile(xs: &[f64], q: f64) -> Option<f64> {
 }
 
 /// Decode throughput of one request as the Rust harnesses computed it:
-/// `eval_count / max(eval_duration_s, 1e-6)`; `None` without server timings.
+/// `eval_count / max(eval_duration_s, 1e-6)`; `None` without server timings, and `None` when
+/// the server timed less than 1 ms of decoding for a non-empty reply (llama-server reports
+/// ~0 ms for a one-token reply, whose token comes out of the prompt pass: no rate exists, and
+/// the harness formula would give up to 10⁶ tok/s). A reply of 0 tokens is 0 tok/s, as the
+/// harnesses averaged it.
 pub fn throughput_tok_s(eval_count: Option<u64>, eval_ms: Option<f64>) -> Option<f64> {
     let n = eval_count? as f64;
-    let s = (eval_ms? / 1000.0).max(1e-6);
+    let ms = eval_ms?;
+    if n > 0.0 && ms < 1.0 {
+        return None;
+    }
+    let s = (ms / 1000.0).max(1e-6);
     Some(n / s)
 }
 
@@ -201,8 +209,12 @@ mod tests {
         let t = throughput_tok_s(Some(267), Some(3602.9)).unwrap_or(f64::NAN);
         assert!(close(t, 74.106, 1e-3), "{t}");
         assert_eq!(throughput_tok_s(None, Some(1.0)), None);
-        // eval_duration 0 is clamped to 1 µs rather than dividing by zero.
-        assert_eq!(throughput_tok_s(Some(5), Some(0.0)), Some(5.0e6));
+        // A reply whose decoding the server timed at under 1 ms has no rate (the harness's
+        // 1 µs clamp would give 5,000,000 tok/s); an empty reply is 0 tok/s as it averaged.
+        assert_eq!(throughput_tok_s(Some(5), Some(0.0)), None);
+        assert_eq!(throughput_tok_s(Some(1), Some(0.001)), None);
+        assert_eq!(throughput_tok_s(Some(0), Some(0.0)), Some(0.0));
+        assert_eq!(throughput_tok_s(Some(2), Some(1.0)), Some(2000.0));
     }
 
     #[test]

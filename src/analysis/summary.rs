@@ -330,11 +330,16 @@ fn efficiency_rows(pool: &Pool<'_>, rows: &[ConfigRow]) -> Vec<EfficiencyRow> {
         let slowdown = stats::mean(&slow);
         let explanation = match (t, slowdown) {
             (Some(t), Some(s)) if (p.mean - t).abs() > 5.0 => Some(format!(
-                "published {} % only says the agents finished close together; each agent ran {}× \
-                 slower than alone, so against running them one after the other the concurrent \
-                 run is {} % efficient",
+                "published {} % measures how evenly the agents finished (50 × (1 + min/max) \
+                 for two); together they took {}× their time alone{}, so against running them \
+                 one after the other the concurrent run is {} % efficient",
                 fmt_num(p.mean),
                 fmt_num(s),
+                if s < 1.0 {
+                    " (less: their replies were shorter or the servers faster in those runs)"
+                } else {
+                    ""
+                },
                 fmt_num(t)
             )),
             _ => None,

@@ -4,14 +4,22 @@
 //! non-empty text, every inter-chunk gap, end-to-end time), the server's timings (ns → ms),
 //! token counts, `done_reason`, and a typed error. A backend never panics and never buffers a
 //! whole stream: it parses line by line as bytes arrive.
+//!
+//! Two protocols: Ollama's native API ([`ollama::OllamaClient`], also used for `chimera
+//! emulate`) and the OpenAI-compatible one of llama.cpp's `llama-server` and vLLM
+//! ([`openai::OpenAiClient`]). [`Client`] is the one type the runner holds per endpoint URL.
 
 pub mod ollama;
+pub mod openai;
+mod stream;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::manifest::{Api, Options};
+use crate::manifest::{Api, EndpointKind, Options};
+
+pub use stream::ClientError;
 
 /// One LLM request, fully resolved.
 #[derive(Debug, Clone)]
@@ -122,8 +130,13 @@ pub struct RequestRecord {
     pub eval_ms: Option<f64>,
     /// Server `total_duration`, ms.
     pub total_ms: Option<f64>,
-    /// Server `done_reason`.
+    /// Server `done_reason` (OpenAI-compatible servers: `finish_reason`).
     pub done_reason: Option<String>,
+    /// Where the server-side numbers came from: `ollama` (the final chunk's durations and
+    /// counts), `llama-server timings` (llama-server's `timings` object), `usage only` (an
+    /// OpenAI-compatible server that gave token counts but no durations); `None` when the
+    /// reply carried none (a failed request, or an import).
+    pub timing_source: Option<String>,
     /// The failure, if the request failed.
     pub error: Option<RequestError>,
 }
@@ -132,5 +145,127 @@ impl RequestRecord {
     /// True when the request succeeded.
     pub fn ok(&self) -> bool {
         self.error.is_none()
+    }
+}
+
+/// Whether a server has the model a manifest asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelPresence {
+    /// The server lists it.
+    Present,
+    /// The server lists its models and this one is not among them, and requests for it would
+    /// fail (Ollama).
+    Missing,
+    /// An OpenAI-compatible server lists other names: it serves whatever model it was started
+    /// with (llama-server answers any `model`), so this is worth a warning, not a failure.
+    NotListed {
+        /// What the server lists (`/v1/models` ids).
+        served: Vec<String>,
+    },
+    /// The server lists nothing to check against.
+    Unknown,
+}
+
+/// The client of one endpoint, whatever its protocol.
+#[derive(Debug, Clone)]
+pub enum Client {
+    /// Ollama's native API (endpoints of kind `ollama` and `emulator`).
+    Ollama(ollama::OllamaClient),
+    /// The OpenAI-compatible API (endpoints of kind `openai`).
+    OpenAi(openai::OpenAiClient),
+}
+
+impl Client {
+    /// The client for an endpoint of `kind` at `base_url`.
+    pub fn new(kind: EndpointKind, base_url: &str) -> Result<Client, ClientError> {
+        Ok(match kind {
+            EndpointKind::Openai => Client::OpenAi(openai::OpenAiClient::new(base_url)?),
+            EndpointKind::Ollama | EndpointKind::Emulator => {
+                Client::Ollama(ollama::OllamaClient::new(base_url)?)
+            }
+        })
+    }
+
+    /// True for the OpenAI-compatible protocol (no per-request load options, no unload, no
+    /// digests).
+    pub fn is_openai(&self) -> bool {
+        matches!(self, Client::OpenAi(_))
+    }
+
+    /// The base URL (no trailing `/`).
+    pub fn base_url(&self) -> &str {
+        match self {
+            Client::Ollama(c) => c.base_url(),
+            Client::OpenAi(c) => c.base_url(),
+        }
+    }
+
+    /// Sends one request and measures it. Never fails: errors are in the record.
+    pub async fn send(&self, req: &LlmRequest) -> RequestRecord {
+        match self {
+            Client::Ollama(c) => c.send(req).await,
+            Client::OpenAi(c) => c.send(req).await,
+        }
+    }
+
+    /// The server's version (Ollama: `/api/version`; OpenAI-compatible: see
+    /// [`openai::OpenAiClient::version`]).
+    pub async fn version(&self) -> Result<String, RequestError> {
+        match self {
+            Client::Ollama(c) => c.version().await,
+            Client::OpenAi(c) => c.version().await,
+        }
+    }
+
+    /// The model's digest (Ollama `/api/tags`); always `None` on OpenAI-compatible servers,
+    /// which expose none.
+    pub async fn model_digest(&self, model: &str) -> Result<Option<String>, RequestError> {
+        match self {
+            Client::Ollama(c) => c.model_digest(model).await,
+            Client::OpenAi(c) => c.model_digest(model).await,
+        }
+    }
+
+    /// True when the server is `chimera emulate`, a test instrument.
+    pub async fn is_chimera_emulator(&self) -> bool {
+        match self {
+            Client::Ollama(c) => c.is_chimera_emulator().await,
+            Client::OpenAi(c) => c.is_chimera_emulator().await,
+        }
+    }
+
+    /// Whether the server has `model`: Ollama by its `/api/tags` digest list; an
+    /// OpenAI-compatible server by its `/v1/models` ids when it lists any.
+    pub async fn model_presence(&self, model: &str) -> Result<ModelPresence, RequestError> {
+        match self {
+            Client::Ollama(c) => Ok(match c.model_digest(model).await? {
+                Some(_) => ModelPresence::Present,
+                None => ModelPresence::Missing,
+            }),
+            Client::OpenAi(c) => {
+                let served = c.models().await?;
+                Ok(if served.is_empty() {
+                    ModelPresence::Unknown
+                } else if openai::model_listed(&served, model) {
+                    ModelPresence::Present
+                } else {
+                    ModelPresence::NotListed { served }
+                })
+            }
+        }
+    }
+
+    /// What identifies the served model beyond its tag, for the cache fingerprint: the digest
+    /// (Ollama) or the sorted `/v1/models` ids (OpenAI-compatible: the tag a request names
+    /// does not choose the model there). `None` when unknown.
+    pub async fn model_identity(&self, model: &str) -> Option<String> {
+        match self {
+            Client::Ollama(c) => c.model_digest(model).await.ok().flatten(),
+            Client::OpenAi(c) => {
+                let mut ids = c.models().await.ok()?;
+                ids.sort();
+                (!ids.is_empty()).then(|| format!("served={}", ids.join(",")))
+            }
+        }
     }
 }

@@ -24,43 +24,23 @@
 //! without bytes always fails too. Ollama sends no headers before its first chunk, so the
 //! wait for the response head counts as a wait for bytes.
 
-use std::error::Error as StdError;
-use std::future::Future;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub use super::stream::ClientError;
+use super::stream::{
+    Protocol, TextTimer, err, error_message, get_json, http_client, lossy_prefix, measure,
+    truncate_chars,
+};
 use super::{ErrorKind, LlmRequest, RequestError, RequestRecord};
 use crate::manifest::{Api, Options};
 
-/// Longest error message kept from a response body, in characters.
-const MAX_ERROR_CHARS: usize = 500;
-/// Most bytes read from an error (non-2xx) body.
-const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
-/// Timeout of the provenance calls ([`OllamaClient::version`], [`OllamaClient::model_digest`]).
-const META_TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest provenance reply accepted (the model list of a big server is a few hundred KiB).
-const META_MAX_BYTES: usize = 8 * 1024 * 1024;
-/// After `done: true`, how long to wait for the end of the body before giving up on it.
-const DRAIN_AFTER_DONE: Duration = Duration::from_secs(1);
-
-/// Failure to build a client.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The base URL is not an absolute `http://` URL.
-    #[error("invalid Ollama base URL `{url}`: {reason}")]
-    InvalidUrl {
-        /// The URL given.
-        url: String,
-        /// Why it was rejected.
-        reason: String,
-    },
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    Build(String),
-}
+/// What [`RequestRecord::timing_source`] says for replies whose final chunk carried Ollama's
+/// server timings.
+pub const TIMING_SOURCE: &str = "ollama";
 
 /// Client of one Ollama server (pooled connections, no client-wide timeout).
 #[derive(Debug, Clone)]
@@ -75,34 +55,8 @@ impl OllamaClient {
     /// `http` is supported (no TLS is compiled in). System proxies are ignored: a benchmark
     /// talks to its server directly.
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
-        let invalid = |reason: String| ClientError::InvalidUrl {
-            url: base_url.to_owned(),
-            reason,
-        };
-        let url = reqwest::Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
-        if url.scheme() != "http" {
-            return Err(invalid(format!(
-                "scheme `{}` is not supported (only http)",
-                url.scheme()
-            )));
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid("no host".to_owned()));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(invalid("a query or fragment is not allowed".to_owned()));
-        }
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|e| ClientError::Build(error_chain(&e)))?;
-        Ok(OllamaClient {
-            http,
-            base: url.as_str().trim_end_matches('/').to_owned(),
-        })
+        let (http, base) = http_client(base_url, true)?;
+        Ok(OllamaClient { http, base })
     }
 
     /// The base URL (no trailing `/`).
@@ -112,17 +66,18 @@ impl OllamaClient {
 
     /// Sends one request and measures it. Never fails: errors are in the record.
     pub async fn send(&self, req: &LlmRequest) -> RequestRecord {
-        let mut rec = RequestRecord::default();
         let body = match serde_json::to_vec(&request_body(req)) {
             Ok(b) => b,
             Err(e) => {
-                rec.sent_at_unix_ms = unix_ms_now();
-                rec.error = Some(err(
-                    ErrorKind::BadRequest,
-                    None,
-                    format!("cannot encode the request: {e}"),
-                ));
-                return rec;
+                return RequestRecord {
+                    sent_at_unix_ms: super::stream::unix_ms_now(),
+                    error: Some(err(
+                        ErrorKind::BadRequest,
+                        None,
+                        format!("cannot encode the request: {e}"),
+                    )),
+                    ..RequestRecord::default()
+                };
             }
         };
         let url = format!("{}{}", self.base, api_path(req.api));
@@ -131,23 +86,10 @@ impl OllamaClient {
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
-
-        rec.sent_at_unix_ms = unix_ms_now();
-        let t0 = Instant::now();
-        let deadline = t0
-            .checked_add(req.timeout)
-            .map(tokio::time::Instant::from_std);
-        let mut status = None;
-        let result = exchange(request, req, t0, deadline, &mut rec, &mut status).await;
-        match result {
-            Ok(end) => rec.e2e_ms = ms_between(t0, end),
-            Err(mut e) => {
-                rec.e2e_ms = ms_since(t0);
-                e.status = e.status.or(status);
-                rec.error = Some(e);
-            }
-        }
-        rec
+        measure(request, req, |t0| {
+            StreamState::new(req.api, req.stream, req.max_response_bytes, t0)
+        })
+        .await
     }
 
     /// The server's version (`GET /api/version`), e.g. `0.33.0`.
@@ -190,196 +132,8 @@ impl OllamaClient {
 
     /// GET `path` and parse the (bounded) body as JSON.
     async fn get_json(&self, path: &str) -> Result<Value, RequestError> {
-        let url = format!("{}{}", self.base, path);
-        let deadline = Instant::now()
-            .checked_add(META_TIMEOUT)
-            .map(tokio::time::Instant::from_std);
-        let mut resp = match within(deadline, self.http.get(url).send()).await {
-            Err(()) => return Err(timeout_error(None, META_TIMEOUT)),
-            Ok(Err(e)) => return Err(send_error(&e)),
-            Ok(Ok(r)) => r,
-        };
-        let status = resp.status();
-        if !status.is_success() {
-            let body = read_error_body(&mut resp, MAX_ERROR_BODY_BYTES, deadline).await;
-            return Err(status_error(status, &body));
-        }
-        let mut body = Vec::new();
-        loop {
-            match within(deadline, resp.chunk()).await {
-                Err(()) => return Err(timeout_error(Some(status.as_u16()), META_TIMEOUT)),
-                Ok(Err(e)) => {
-                    return Err(err(
-                        ErrorKind::Truncated,
-                        Some(status.as_u16()),
-                        format!("reading the body failed: {}", error_chain(&e)),
-                    ));
-                }
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(b))) => {
-                    body.extend_from_slice(&b);
-                    if body.len() > META_MAX_BYTES {
-                        return Err(err(
-                            ErrorKind::TooLarge,
-                            Some(status.as_u16()),
-                            format!("reply larger than {META_MAX_BYTES} bytes"),
-                        ));
-                    }
-                }
-            }
-        }
-        serde_json::from_slice(&body).map_err(|e| {
-            err(
-                ErrorKind::MalformedResponse,
-                Some(status.as_u16()),
-                format!("invalid JSON: {e}"),
-            )
-        })
+        get_json(&self.http, &self.base, path, status_error).await
     }
-}
-
-/// Sends `request` and reads the reply into `rec`; returns the instant the response ended.
-/// `status` is set as soon as a response head arrives.
-async fn exchange(
-    request: reqwest::RequestBuilder,
-    req: &LlmRequest,
-    t0: Instant,
-    deadline: Option<tokio::time::Instant>,
-    rec: &mut RequestRecord,
-    status: &mut Option<u16>,
-) -> Result<Instant, RequestError> {
-    let mut resp = match within(deadline, request.send()).await {
-        Err(()) => return Err(timeout_error(None, req.timeout)),
-        Ok(Err(e)) => return Err(send_error(&e)),
-        Ok(Ok(r)) => r,
-    };
-    let code = resp.status();
-    *status = Some(code.as_u16());
-    if !code.is_success() {
-        let cap = req.max_response_bytes.min(MAX_ERROR_BODY_BYTES);
-        let body = read_error_body(&mut resp, cap, deadline).await;
-        return Err(status_error(code, &body));
-    }
-
-    let mut lines = LineSplitter::new(req.max_response_bytes);
-    let mut state = StreamState::new(req.api, req.stream, req.max_response_bytes, t0);
-    let mut done_at: Option<Instant> = None;
-    let mut last_bytes_at = Instant::now();
-    loop {
-        // After `done: true` only the end of the body is awaited, briefly.
-        let wait_until = match done_at {
-            Some(at) => {
-                let drain = tokio::time::Instant::from_std(at + DRAIN_AFTER_DONE);
-                Some(deadline.map_or(drain, |d| d.min(drain)))
-            }
-            None => deadline,
-        };
-        let next = within(wait_until, resp.chunk()).await;
-        let now = Instant::now();
-        let bytes = match next {
-            Err(()) => match done_at {
-                Some(at) => return Ok(at),
-                None => {
-                    let mut e = timeout_error(Some(code.as_u16()), req.timeout);
-                    e.message.push_str(&format!(
-                        " (no byte for the last {:.0} ms, {} chunk(s) received)",
-                        ms_between(last_bytes_at, now),
-                        rec.chunks
-                    ));
-                    return Err(e);
-                }
-            },
-            Ok(Err(e)) => match done_at {
-                Some(at) => return Ok(at),
-                None => {
-                    return Err(err(
-                        ErrorKind::Truncated,
-                        None,
-                        format!(
-                            "the connection failed before `done: true`: {}",
-                            error_chain(&e)
-                        ),
-                    ));
-                }
-            },
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(b))) => b,
-        };
-        last_bytes_at = now;
-        if done_at.is_some() {
-            continue; // ignore anything after the final chunk
-        }
-        lines.feed(&bytes);
-        if req.stream {
-            while let Some(line) = lines.next_line().map_err(|n| too_large_line(n, req))? {
-                state.on_line(&line, now, rec)?;
-                if state.done {
-                    done_at = Some(now);
-                    break;
-                }
-            }
-        } else {
-            // The non-streamed reply is one object; only its size is checked until the end.
-            lines.check_pending().map_err(|n| too_large_line(n, req))?;
-        }
-    }
-    let end = Instant::now();
-    if done_at.is_none() {
-        let rest = lines.take_rest();
-        if !rest.iter().all(u8::is_ascii_whitespace) {
-            if req.stream {
-                // A partial last line: the stream was cut mid-object, unless it happens to be
-                // complete JSON without its newline.
-                if serde_json::from_slice::<Value>(&rest).is_err() {
-                    return Err(err(
-                        ErrorKind::Truncated,
-                        None,
-                        format!(
-                            "the stream ended inside a line ({} bytes after the last newline)",
-                            rest.len()
-                        ),
-                    ));
-                }
-            }
-            state.on_line(&rest, end, rec)?;
-        }
-        if !state.done {
-            return Err(err(
-                ErrorKind::Truncated,
-                None,
-                format!(
-                    "the stream ended without `done: true` after {} chunk(s)",
-                    rec.chunks
-                ),
-            ));
-        }
-    }
-    Ok(end)
-}
-
-/// `f` bounded by `deadline` (none: unbounded); `Err(())` when the deadline passed.
-async fn within<F: Future>(deadline: Option<tokio::time::Instant>, f: F) -> Result<F::Output, ()> {
-    match deadline {
-        Some(d) => tokio::time::timeout_at(d, f).await.map_err(|_| ()),
-        None => Ok(f.await),
-    }
-}
-
-/// Reads at most `cap` bytes of an error body (best effort: a failure or the deadline ends it).
-async fn read_error_body(
-    resp: &mut reqwest::Response,
-    cap: usize,
-    deadline: Option<tokio::time::Instant>,
-) -> Vec<u8> {
-    let mut body = Vec::new();
-    while body.len() < cap {
-        match within(deadline, resp.chunk()).await {
-            Ok(Ok(Some(b))) => body.extend_from_slice(&b),
-            _ => break,
-        }
-    }
-    body.truncate(cap);
-    body
 }
 
 /// The request path of an API.
@@ -466,78 +220,6 @@ fn find_digest(models: &[Value], model: &str) -> Option<String> {
         .and_then(|m| m.get("digest").and_then(Value::as_str).map(str::to_owned))
 }
 
-/// Splits a byte stream into `\n`-terminated lines; a line longer than `max` is an error.
-#[derive(Debug)]
-struct LineSplitter {
-    buf: Vec<u8>,
-    /// Start of the unconsumed part of `buf`.
-    start: usize,
-    /// Bytes of `buf[start..]` already known to hold no newline.
-    scanned: usize,
-    max: usize,
-}
-
-impl LineSplitter {
-    fn new(max: usize) -> Self {
-        LineSplitter {
-            buf: Vec::new(),
-            start: 0,
-            scanned: 0,
-            max,
-        }
-    }
-
-    /// Appends bytes.
-    fn feed(&mut self, data: &[u8]) {
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        self.buf.extend_from_slice(data);
-    }
-
-    /// The next complete line (without `\n` and a trailing `\r`), `Ok(None)` when none is
-    /// complete yet, `Err(len)` when a line exceeds the limit.
-    fn next_line(&mut self) -> Result<Option<Vec<u8>>, usize> {
-        let pending = &self.buf[self.start..];
-        match pending[self.scanned..].iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                let len = self.scanned + i;
-                if len > self.max {
-                    return Err(len);
-                }
-                let mut line = pending[..len].to_vec();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                self.start += len + 1;
-                self.scanned = 0;
-                Ok(Some(line))
-            }
-            None => {
-                self.scanned = pending.len();
-                self.check_pending()?;
-                Ok(None)
-            }
-        }
-    }
-
-    /// `Err(len)` when the unconsumed bytes exceed the limit.
-    fn check_pending(&self) -> Result<(), usize> {
-        let len = self.buf.len() - self.start;
-        if len > self.max { Err(len) } else { Ok(()) }
-    }
-
-    /// Everything not yet returned as a line.
-    fn take_rest(&mut self) -> Vec<u8> {
-        let rest = self.buf.split_off(self.start);
-        self.buf.clear();
-        self.start = 0;
-        self.scanned = 0;
-        rest
-    }
-}
-
 /// One NDJSON chunk (or the non-streamed reply) as far as the client reads it.
 #[derive(Debug, Deserialize)]
 struct Chunk {
@@ -576,9 +258,7 @@ struct ChatMessage {
 struct StreamState {
     api: Api,
     stream: bool,
-    max_text: usize,
-    t0: Instant,
-    last_text_at: Option<Instant>,
+    timer: TextTimer,
     done: bool,
 }
 
@@ -587,9 +267,7 @@ impl StreamState {
         StreamState {
             api,
             stream,
-            max_text,
-            t0,
-            last_text_at: None,
+            timer: TextTimer::new(t0, stream, max_text),
             done: false,
         }
     }
@@ -651,26 +329,7 @@ impl StreamState {
                 .unwrap_or_default(),
         };
         rec.chunks = rec.chunks.saturating_add(1);
-        if !text.is_empty() {
-            if rec.text.len() + text.len() > self.max_text {
-                return Err(err(
-                    ErrorKind::TooLarge,
-                    None,
-                    format!(
-                        "the generated text exceeds the cap of {} bytes",
-                        self.max_text
-                    ),
-                ));
-            }
-            rec.text.push_str(&text);
-            if self.stream {
-                match self.last_text_at {
-                    None => rec.ttft_ms = Some(ms_between(self.t0, at)),
-                    Some(prev) => rec.itl_ms.push(ms_between(prev, at)),
-                }
-                self.last_text_at = Some(at);
-            }
-        }
+        self.timer.on_text(&text, at, rec)?;
         if done {
             self.done = true;
             rec.done_reason = chunk.done_reason;
@@ -680,59 +339,67 @@ impl StreamState {
             rec.output_tokens = chunk.eval_count;
             rec.eval_ms = chunk.eval_duration.map(ns_to_ms);
             rec.total_ms = chunk.total_duration.map(ns_to_ms);
+            rec.timing_source = Some(TIMING_SOURCE.to_owned());
         }
         Ok(())
     }
 }
 
-fn err(kind: ErrorKind, status: Option<u16>, message: String) -> RequestError {
-    RequestError {
-        kind,
-        status,
-        message,
+impl Protocol for StreamState {
+    fn on_line(
+        &mut self,
+        line: &[u8],
+        at: Instant,
+        rec: &mut RequestRecord,
+    ) -> Result<(), RequestError> {
+        StreamState::on_line(self, line, at, rec)
     }
-}
 
-fn timeout_error(status: Option<u16>, timeout: Duration) -> RequestError {
-    err(
-        ErrorKind::Timeout,
-        status,
-        format!(
-            "no complete response within the timeout of {} ms",
-            timeout.as_millis()
-        ),
-    )
-}
-
-fn too_large_line(len: usize, req: &LlmRequest) -> RequestError {
-    err(
-        ErrorKind::TooLarge,
-        None,
-        format!(
-            "a response line of at least {len} bytes exceeds the cap of {} bytes",
-            req.max_response_bytes
-        ),
-    )
-}
-
-/// Maps a failure before any response arrived.
-fn send_error(e: &reqwest::Error) -> RequestError {
-    let chain = error_chain(e);
-    if e.is_timeout() {
-        return err(ErrorKind::Timeout, None, chain);
+    fn done(&self) -> bool {
+        self.done
     }
-    // Refused, unreachable, or accepted and closed before a response: the server could not
-    // be talked to.
-    let what = if e.is_connect() {
-        "cannot connect"
-    } else {
-        "no response"
-    };
-    err(
-        ErrorKind::ConnectionRefused,
-        None,
-        format!("{what}: {chain}"),
-    )
+
+    fn finish(
+        &mut self,
+        rest: &[u8],
+        end: Instant,
+        rec: &mut RequestRecord,
+    ) -> Result<(), RequestError> {
+        if !rest.iter().all(u8::is_ascii_whitespace) {
+            // A partial last line: the stream was cut mid-object, unless it happens to be
+            // complete JSON without its newline.
+            if self.stream && serde_json::from_slice::<Value>(rest).is_err() {
+                return Err(err(
+                    ErrorKind::Truncated,
+                    None,
+                    format!(
+                        "the stream ended inside a line ({} bytes after the last newline)",
+                        rest.len()
+                    ),
+                ));
+            }
+            self.on_line(rest, end, rec)?;
+        }
+        if !self.done {
+            return Err(err(
+                ErrorKind::Truncated,
+                None,
+                format!(
+                    "the stream ended without `done: true` after {} chunk(s)",
+                    rec.chunks
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn end_marker(&self) -> &'static str {
+        "done: true"
+    }
+
+    fn status_error(&self, status: StatusCode, body: &[u8]) -> RequestError {
+        status_error(status, body)
+    }
 }
 
 /// Maps a non-2xx status and its body.
@@ -744,74 +411,13 @@ fn status_error(status: StatusCode, body: &[u8]) -> RequestError {
         500..=599 => ErrorKind::ServerError,
         _ => ErrorKind::HttpStatus,
     };
-    let message = match serde_json::from_slice::<Value>(body) {
-        Ok(v) => match v.get("error") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Object(o)) => o
-                .get("message")
-                .and_then(Value::as_str)
-                .map_or_else(|| Value::Object(o.clone()).to_string(), str::to_owned),
-            Some(other) => other.to_string(),
-            None => String::from_utf8_lossy(body).into_owned(),
-        },
-        Err(_) => String::from_utf8_lossy(body).into_owned(),
-    };
-    let message = message.trim();
-    let message = if message.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        truncate_chars(message)
-    };
-    err(kind, Some(status.as_u16()), message)
-}
-
-/// At most [`MAX_ERROR_CHARS`] characters of `s`, with `…` when cut.
-fn truncate_chars(s: &str) -> String {
-    match s.char_indices().nth(MAX_ERROR_CHARS) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
-    }
-}
-
-/// The start of a line, for messages.
-fn lossy_prefix(line: &[u8]) -> String {
-    truncate_chars(&String::from_utf8_lossy(
-        &line[..line.len().min(4 * MAX_ERROR_CHARS)],
-    ))
-}
-
-/// `e` and its sources, `: `-separated.
-fn error_chain(e: &dyn StdError) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
-}
-
-fn ms_between(from: Instant, to: Instant) -> f64 {
-    to.saturating_duration_since(from).as_secs_f64() * 1000.0
-}
-
-fn ms_since(from: Instant) -> f64 {
-    from.elapsed().as_secs_f64() * 1000.0
-}
-
-fn unix_ms_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    err(kind, Some(status.as_u16()), error_message(status, body))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn req(api: Api, options: Options) -> LlmRequest {
         LlmRequest {
@@ -824,52 +430,6 @@ mod tests {
             timeout: Duration::from_secs(5),
             max_response_bytes: 1 << 20,
         }
-    }
-
-    fn lines_of(s: &mut LineSplitter) -> Vec<String> {
-        let mut out = Vec::new();
-        while let Some(l) = s.next_line().expect("within limit") {
-            out.push(String::from_utf8(l).expect("utf8"));
-        }
-        out
-    }
-
-    #[test]
-    fn lines_split_across_chunk_boundaries() {
-        let mut s = LineSplitter::new(1024);
-        s.feed(b"{\"a\":1}\n{\"b\"");
-        assert_eq!(lines_of(&mut s), vec!["{\"a\":1}"]);
-        s.feed(b":2");
-        assert!(lines_of(&mut s).is_empty());
-        s.feed(b"}\r\n\n{\"c\":3}\n{\"d\"");
-        assert_eq!(lines_of(&mut s), vec!["{\"b\":2}", "", "{\"c\":3}"]);
-        assert_eq!(s.take_rest(), b"{\"d\"".to_vec());
-    }
-
-    #[test]
-    fn byte_by_byte_feeding_gives_the_same_lines() {
-        let data = b"one\ntwo\n\nthree\n";
-        let mut s = LineSplitter::new(16);
-        let mut got = Vec::new();
-        for b in data {
-            s.feed(&[*b]);
-            got.extend(lines_of(&mut s));
-        }
-        assert_eq!(got, vec!["one", "two", "", "three"]);
-        assert!(s.take_rest().is_empty());
-    }
-
-    #[test]
-    fn a_long_line_is_refused_whole_or_partial() {
-        let mut s = LineSplitter::new(4);
-        s.feed(b"abcd\nabcde\n");
-        assert_eq!(s.next_line(), Ok(Some(b"abcd".to_vec())));
-        assert_eq!(s.next_line(), Err(5));
-        let mut s = LineSplitter::new(4);
-        s.feed(b"abc");
-        assert_eq!(s.next_line(), Ok(None));
-        s.feed(b"de");
-        assert_eq!(s.next_line(), Err(5));
     }
 
     #[test]
@@ -960,6 +520,7 @@ mod tests {
         assert_eq!(rec.prompt_tokens, None);
         assert_eq!(rec.total_ms, None);
         assert_eq!(rec.done_reason.as_deref(), Some("stop"));
+        assert_eq!(rec.timing_source.as_deref(), Some(TIMING_SOURCE));
     }
 
     #[test]
@@ -1024,7 +585,7 @@ mod tests {
                 .message
                 .chars()
                 .count(),
-            MAX_ERROR_CHARS + 1
+            super::super::stream::MAX_ERROR_CHARS + 1
         );
     }
 

@@ -7,8 +7,12 @@
 //!
 //! # Routes
 //! `GET|HEAD /` → `Ollama is running`; `GET /api/version`; `GET /api/tags`; `GET /api/ps` (the
-//! model loaded on *this* listener); `POST /api/show`; `POST /api/generate`; `POST /api/chat`.
+//! model loaded on *this* listener); `POST /api/show`; `POST /api/generate`; `POST /api/chat`;
+//! `POST /api/pull` (streamed progress ending in `{"status":"success"}`; see `models[].absent`).
 //! Unknown route → 404 `404 page not found`, wrong method → 405 `405 method not allowed`.
+//! The same listeners also speak the OpenAI-compatible protocol of llama.cpp's `llama-server`
+//! (`POST /v1/completions`, `POST /v1/chat/completions`, `GET /v1/models`, `GET /health`,
+//! `GET /props`): SSE streams with the same token schedule, `usage`, `timings`; see `openai.rs`.
 //! Request bodies need `Content-Length` (chunked request bodies → 400).
 //!
 //! # Profile (YAML, unknown keys rejected; see `example-profile.yaml` next to this file)
@@ -18,6 +22,7 @@
 //! | `version` | `0.0.0-chimera-emulator` | `/api/version` |
 //! | `shared_gpu` | true | all listeners share one decode budget: the per-token rate is `output_tok_s / active streams` (recomputed per token); false = every stream at full speed |
 //! | `num_parallel` | 0 | slots per listener (FIFO wait, shows only in `total_duration`); 0 = unlimited |
+//! | `openai_timings` | true | OpenAI routes send llama-server's `timings` object; false = `usage` only (as vLLM) |
 //! | `models[].name` | (required) | e.g. `gemma3:270m`; a name without tag means `:latest`; case-insensitive |
 //! | `models[].digest` | sha256(name) | 64 hex digits |
 //! | `models[].size` | 1e9 | bytes, `/api/tags`, `/api/ps` |
@@ -28,6 +33,8 @@
 //! | `models[].output_tokens` | 64 | tokens per reply (`options.num_predict` caps it → `done_reason: length`) |
 //! | `models[].jitter_pct` | 0 | ± percent on each per-token delay, seeded |
 //! | `models[].fault` | none | `{kind: ...}`, see [`Fault`] |
+//! | `models[].absent` | false | pullable but absent at start: not in `/api/tags`, 404 on generate/chat/show until `POST /api/pull` fetched it on that listener |
+//! | `models[].pull_ms` | 200 | how long an emulated pull takes |
 //! | `models[].fault_first` | none | inject `fault` only into the first N generate/chat requests for this model (load-only ones included, counted over all listeners), then serve normally: a transient fault; absent = every request |
 //!
 //! # Timing model (deterministic given the seed, the model, the prompt and `options.seed`)
@@ -60,7 +67,9 @@
 //! microseconds from "request fully read" to right after the write of that chunk returned.
 
 mod http;
+mod openai;
 mod profile;
+mod pull;
 mod server;
 mod util;
 

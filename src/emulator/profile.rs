@@ -23,6 +23,10 @@ pub struct Profile {
     /// FIFO for a slot, and the wait shows only in `total_duration`. Default 0 = unlimited.
     #[serde(default)]
     pub num_parallel: u32,
+    /// OpenAI-compatible routes: send llama-server's `timings` object in the last chunk (and
+    /// in non-streamed replies). Default true. False: token counts (`usage`) only, as vLLM.
+    #[serde(default = "default_true")]
+    pub openai_timings: bool,
     /// The models the emulator knows; any other name is answered with 404.
     #[serde(default = "default_models")]
     pub models: Vec<ModelProfile>,
@@ -67,6 +71,14 @@ pub struct ModelProfile {
     /// Absent: every request (a permanent fault). `0` disables the fault.
     #[serde(default)]
     pub fault_first: Option<u32>,
+    /// Pullable but absent at start: `/api/tags` does not list it and generate/chat/show
+    /// answer 404 until `POST /api/pull` has fetched it, per listener (each listener stands for
+    /// an Ollama instance with its own model store). Default false.
+    #[serde(default)]
+    pub absent: bool,
+    /// How long an emulated `/api/pull` of this model takes, ms. Default 200.
+    #[serde(default = "default_pull_ms")]
+    pub pull_ms: f64,
 }
 
 /// A fault injected into every generate/chat request of a model.
@@ -164,6 +176,9 @@ fn default_output_tok_s() -> f64 {
 fn default_output_tokens() -> u32 {
     64
 }
+fn default_pull_ms() -> f64 {
+    200.0
+}
 fn default_error_message() -> String {
     "an error was encountered while running the model: emulated fault".to_owned()
 }
@@ -189,6 +204,8 @@ impl ModelProfile {
             jitter_pct: 0.0,
             fault: None,
             fault_first: None,
+            absent: false,
+            pull_ms: default_pull_ms(),
         }
     }
 
@@ -213,6 +230,7 @@ impl Default for Profile {
             version: default_version(),
             shared_gpu: true,
             num_parallel: 0,
+            openai_timings: true,
             models: default_models(),
         }
     }
@@ -271,6 +289,9 @@ impl Profile {
             }
             if !(m.load_ms.is_finite() && m.load_ms >= 0.0) {
                 return Err(format!("{at}: `load_ms` must be >= 0"));
+            }
+            if !(m.pull_ms.is_finite() && m.pull_ms >= 0.0) {
+                return Err(format!("{at}: `pull_ms` must be >= 0"));
             }
             if !(m.jitter_pct.is_finite() && (0.0..100.0).contains(&m.jitter_pct)) {
                 return Err(format!("{at}: `jitter_pct` must be in [0, 100)"));

@@ -99,6 +99,8 @@ pub struct ListenerState {
     loaded: Mutex<Option<Loaded>>,
     load_lock: tokio::sync::Mutex<()>,
     slots: Option<Semaphore>,
+    /// Models (profile indices) fetched by `/api/pull` on this listener (see `absent`).
+    pub(super) pulled: Mutex<std::collections::HashSet<usize>>,
 }
 
 impl ListenerState {
@@ -109,6 +111,7 @@ impl ListenerState {
             loaded: Mutex::new(None),
             load_lock: tokio::sync::Mutex::new(()),
             slots: (num_parallel > 0).then(|| Semaphore::new(num_parallel as usize)),
+            pulled: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -183,8 +186,14 @@ async fn route(
     let get = matches!(req.method.as_str(), "GET" | "HEAD");
     let head_only = req.method == "HEAD";
     let path = req.path.as_str();
+    if super::openai::handles(path) {
+        return super::openai::route(wr, sh, ls, req, received, received_unix_ms).await;
+    }
     let known_get = matches!(path, "/" | "/api/version" | "/api/tags" | "/api/ps");
-    let known_post = matches!(path, "/api/generate" | "/api/chat" | "/api/show");
+    let known_post = matches!(
+        path,
+        "/api/generate" | "/api/chat" | "/api/show" | "/api/pull"
+    );
     if !known_get && !known_post {
         http::write_full(wr, 404, TEXT, b"404 page not found", close, head_only).await?;
         return Ok(keep);
@@ -201,9 +210,10 @@ async fn route(
         // `chimera_emulator` lets chimera record that a campaign ran against this test
         // instrument, whatever version string the profile claims.
         "/api/version" => json!({ "version": sh.profile.version, "chimera_emulator": true }),
-        "/api/tags" => tags(&sh.profile),
+        "/api/tags" => tags(&sh.profile, ls),
+        "/api/pull" => return super::pull::serve(wr, sh, ls, &req.body, keep).await,
         "/api/ps" => ps(&sh.profile, ls),
-        "/api/show" => match show(&sh.profile, &req.body) {
+        "/api/show" => match show(&sh.profile, ls, &req.body) {
             Ok(v) => v,
             Err((code, msg)) => {
                 let body = json!({ "error": msg }).to_string();
@@ -282,12 +292,14 @@ fn full_name(m: &ModelProfile) -> String {
     }
 }
 
-fn tags(p: &Profile) -> Value {
+fn tags(p: &Profile, ls: &ListenerState) -> Value {
     let now = rfc3339(SystemTime::now());
     let models: Vec<Value> = p
         .models
         .iter()
-        .map(|m| {
+        .enumerate()
+        .filter(|(i, _)| super::pull::present(p, ls, *i))
+        .map(|(_, m)| {
             json!({
                 "name": full_name(m),
                 "model": full_name(m),
@@ -323,7 +335,7 @@ fn ps(p: &Profile, ls: &ListenerState) -> Value {
     json!({ "models": models })
 }
 
-fn show(p: &Profile, body: &[u8]) -> Result<Value, (u16, String)> {
+fn show(p: &Profile, ls: &ListenerState, body: &[u8]) -> Result<Value, (u16, String)> {
     let v: Value = serde_json::from_slice(body).map_err(|e| (400, e.to_string()))?;
     let name = v
         .get("model")
@@ -334,7 +346,11 @@ fn show(p: &Profile, body: &[u8]) -> Result<Value, (u16, String)> {
         return Err((400, "model is required".to_owned()));
     }
     let m = p
-        .model(name)
+        .models
+        .iter()
+        .enumerate()
+        .find(|(i, m)| m.matches(name) && super::pull::present(p, ls, *i))
+        .map(|(_, m)| m)
         .ok_or_else(|| (404, format!("model '{name}' not found")))?;
     let family = details(m)["family"]
         .as_str()
@@ -584,6 +600,7 @@ impl Gen<'_> {
             .models
             .iter()
             .position(|m| m.matches(&self.rec.model))
+            .filter(|&i| super::pull::present(&self.sh.profile, self.ls, i))
             .ok_or_else(|| (404, format!("model '{}' not found", self.rec.model)))?;
         Ok(Parsed {
             model,

@@ -63,6 +63,7 @@ impl CallMetrics {
                 eval_ms: Some(self.eval_duration_ms),
                 total_ms: None,
                 done_reason: None,
+                timing_source: None,
                 error: None,
             },
         )

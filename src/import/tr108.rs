@@ -279,6 +279,7 @@ fn request(
             eval_ms: ms("eval_s")?,
             total_ms: None,
             done_reason: None,
+            timing_source: None,
             error: None,
         },
     ))

@@ -19,7 +19,8 @@ pub const MANIFEST_FORMAT: u32 = 1;
 pub struct ManifestSpec {
     /// Manifest format version. Must be `1`.
     pub format: u32,
-    /// Report id, e.g. `TR114_v2`: `TR` + three digits, optionally `_v` + a number.
+    /// Report id, e.g. `TR114_v2`: `TR` + three digits, optionally `_v` + a number and `_` + a
+    /// lower-case tag (`TR114_demo`).
     pub report: String,
     /// Human title of the report.
     pub title: String,

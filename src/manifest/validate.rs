@@ -77,13 +77,28 @@ pub fn is_report_id(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("TR") else {
         return false;
     };
-    let (num, ver) = match rest.split_once("_v") {
-        Some((n, v)) => (n, Some(v)),
-        None => (rest, None),
-    };
+    let mut parts = rest.split('_');
+    let num = parts.next().unwrap_or_default();
+    let mut seen_tag = false;
     num.len() == 3
         && num.bytes().all(|b| b.is_ascii_digit())
-        && ver.is_none_or(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        && parts.enumerate().all(|(i, p)| {
+            let version =
+                p.len() > 1 && p.starts_with('v') && p[1..].bytes().all(|b| b.is_ascii_digit());
+            if version && i == 0 {
+                return true;
+            }
+            // At most one lower-case tag, after the version if there is one.
+            let looks_like_version =
+                p.starts_with('v') && p[1..].bytes().all(|b| b.is_ascii_digit());
+            let tag = !seen_tag
+                && !looks_like_version
+                && p.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            seen_tag |= tag;
+            tag
+        })
 }
 
 /// Checks `http(s)://host:port` with an optional trailing `/`; returns what is wrong.
@@ -234,7 +249,7 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
     }
     if !is_report_id(&s.report) {
         ctx.emit(root.key("report"), "invalid report id", |d| {
-            d.expected("`TR` + three digits, optionally `_v` + a number (e.g. `TR114_v2`)")
+            d.expected("`TR` + three digits, optionally `_v` + a number and `_` + a lower-case tag (e.g. `TR114_v2`, `TR114_demo`)")
                 .found(format!("`{}`", s.report))
         });
     }
@@ -856,10 +871,28 @@ mod tests {
 
     #[test]
     fn report_ids() {
-        for ok in ["TR108", "TR114_v2", "TR999_v10"] {
+        for ok in [
+            "TR108",
+            "TR114_v2",
+            "TR999_v10",
+            "TR114_demo",
+            "TR114_v2_cpu2",
+        ] {
             assert!(is_report_id(ok), "{ok}");
         }
-        for bad in ["TR1080", "tr108", "TR10", "TR114_v", "TR114-v2", ""] {
+        for bad in [
+            "TR1080",
+            "tr108",
+            "TR10",
+            "TR114_v",
+            "TR114-v2",
+            "",
+            "TR114_",
+            "TR114_Demo",
+            "TR114_demo_v2",
+            "TR114_a_b",
+            "TR114_2x",
+        ] {
             assert!(!is_report_id(bad), "{bad}");
         }
     }

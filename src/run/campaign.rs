@@ -17,10 +17,11 @@ use petgraph::Direction;
 use petgraph::graph::NodeIndex;
 use tokio::sync::mpsc;
 
+use super::managed::{ManagedError, ManagedServers};
 use super::{
     CellRecord, IsolatedResults, RunError, RunOptions, Runner, isolated_result, now_unix_ms,
 };
-use crate::backend::ErrorKind;
+use crate::backend::{ErrorKind, ModelPresence};
 use crate::manifest::{RetryPolicy, RetryableError};
 use crate::plan::{NodeKind, Plan, SplitMix64};
 use crate::store::{
@@ -86,6 +87,9 @@ pub enum CampaignError {
         "`--force {0}` matches no cell of this plan\n  = help: use `all`, a cell-id prefix, `config=<id>`, `report=<id>` or `kind=<kind>`"
     )]
     Selector(String),
+    /// A managed server could not be started or given its models.
+    #[error(transparent)]
+    Managed(super::managed::ManagedError),
 }
 
 /// Settings of a campaign run.
@@ -125,6 +129,8 @@ pub struct CampaignSummary {
     pub failed: Vec<(String, String)>,
     /// Cells not started because a dependency failed.
     pub blocked: usize,
+    /// Managed servers started again after they had died.
+    pub server_restarts: u32,
 }
 
 /// The retry class of an error kind, if the policy may retry it.
@@ -238,6 +244,10 @@ fn isolated_from_meta(meta: &serde_json::Value) -> Option<(f64, u64)> {
 }
 
 enum Event {
+    ServerRestarted {
+        endpoint: String,
+        exit: String,
+    },
     Started {
         ni: NodeIndex,
         attempt: u32,
@@ -349,13 +359,32 @@ fn label(plan: &Plan, ni: NodeIndex) -> String {
 }
 
 /// Runs the plan into the campaign store. Returns what happened; cells that failed for good
-/// are in the summary (and the journal), everything committed stays committed.
+/// are in the summary (and the journal), everything committed stays committed. The servers
+/// the manifests ask chimera to manage are started first and stopped at the end, whatever
+/// happened (success, an error, Ctrl-C / SIGTERM); see [`super::managed`].
 pub async fn run_campaign(
     plan: Arc<Plan>,
     manifests: Vec<ManifestEntry>,
     opts: &CampaignOptions,
     run_opts: &RunOptions,
+    cancel: tokio::sync::watch::Receiver<bool>,
+) -> Result<CampaignSummary, CampaignError> {
+    let servers = Arc::new(ManagedServers::new());
+    let result = campaign_body(plan, manifests, opts, run_opts, cancel, &servers).await;
+    servers.stop_all().await;
+    result.map(|mut summary| {
+        summary.server_restarts = servers.restarts();
+        summary
+    })
+}
+
+async fn campaign_body(
+    plan: Arc<Plan>,
+    manifests: Vec<ManifestEntry>,
+    opts: &CampaignOptions,
+    run_opts: &RunOptions,
     mut cancel: tokio::sync::watch::Receiver<bool>,
+    servers: &Arc<ManagedServers>,
 ) -> Result<CampaignSummary, CampaignError> {
     // Imported raw results and new measurements never share a campaign.
     if let Ok(view) = crate::store::open_existing(&opts.data, &opts.name)
@@ -439,6 +468,16 @@ pub async fn run_campaign(
     }
 
     let runner = Arc::new(Runner::prepare(&plan, run_opts)?);
+    // Managed servers: started (and their models pulled) before the health check.
+    if let Err(e) = servers.start(&plan, &campaign, cancel.clone()).await {
+        if matches!(e, ManagedError::Interrupted) {
+            campaign.journal(&JournalEvent::Interrupted {
+                at_unix_ms: now_unix_ms(),
+                run_id: run_id.clone(),
+            })?;
+        }
+        return Err(e.into());
+    }
     // Health check: a dead server fails fast, before any cell, with what to do.
     let mut checked: HashSet<String> = HashSet::new();
     for rp in &plan.reports {
@@ -484,18 +523,27 @@ pub async fn run_campaign(
         }
     }
     for (endpoint, url, model) in needed {
-        if let Some(client) = runner.client(&url)
-            && let Ok(None) = client.model_digest(&model).await
-        {
-            return Err(CampaignError::ModelMissing {
-                endpoint,
-                host: url
-                    .trim_start_matches("http://")
-                    .trim_end_matches('/')
-                    .to_owned(),
-                url,
-                model,
-            });
+        let Some(client) = runner.client(&url) else {
+            continue;
+        };
+        match client.model_presence(&model).await {
+            Ok(ModelPresence::Missing) => {
+                return Err(CampaignError::ModelMissing {
+                    endpoint,
+                    host: url
+                        .trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        .to_owned(),
+                    url,
+                    model,
+                });
+            }
+            // llama-server answers any `model` with the one it was started with: say so once.
+            Ok(ModelPresence::NotListed { served }) => tracing::warn!(
+                "endpoint `{endpoint}` ({url}) lists {} but not `{model}`; an OpenAI-compatible server serves the model it was started with, whatever a request names: check that it is the one you mean",
+                served.join(", ")
+            ),
+            _ => {}
         }
     }
     // GPU telemetry: one sampler thread per campaign (the first report's settings).
@@ -569,6 +617,7 @@ pub async fn run_campaign(
                         sampler.clone(),
                         gpu_ids.clone(),
                         runner.clone(),
+                        servers.clone(),
                         campaign.clone(),
                         cache.clone(),
                         iso,
@@ -605,6 +654,11 @@ pub async fn run_campaign(
         let Some(ev) = ev else { break };
         let c = &campaign;
         match ev {
+            Event::ServerRestarted { endpoint, exit } => {
+                progress.line(format!(
+                    "restarted managed server `{endpoint}` (it had exited: {exit})"
+                ));
+            }
             Event::Started { ni, attempt } => {
                 c.journal(&JournalEvent::CellStarted {
                     at_unix_ms: now_unix_ms(),
@@ -867,7 +921,7 @@ async fn write_provenance(
                         .split("//")
                         .nth(1)
                         .and_then(|h| h.rsplit_once(':'))
-                        .map(|(h, _)| h.to_owned()),
+                        .map(|(h, _)| super::managed::provenance_host(h, e.managed.is_some())),
                     os: Some(std::env::consts::OS.to_owned()),
                     gpu_name: gpu.and_then(|g| g.name.clone()),
                     gpu_uuid: gpu.and_then(|g| g.uuid.clone()),
@@ -929,10 +983,8 @@ async fn fingerprint(plan: &Plan, runner: &Runner) -> Option<String> {
             parts.push(format!("{}={}", e.url, version));
             for m in &spec.models {
                 let digest = client
-                    .model_digest(&m.tag)
+                    .model_identity(&m.tag)
                     .await
-                    .ok()
-                    .flatten()
                     .unwrap_or_else(|| "absent".into());
                 parts.push(format!("{}:{}={}", e.url, m.tag, digest));
             }
@@ -950,6 +1002,7 @@ async fn worker(
     sampler: Arc<crate::telemetry::Sampler>,
     gpu_ids: Arc<HashMap<String, u32>>,
     runner: Arc<Runner>,
+    managed: Arc<ManagedServers>,
     campaign: Arc<Campaign>,
     cache: Arc<Option<(Cache, String)>>,
     isolated: IsolatedResults,
@@ -984,8 +1037,32 @@ async fn worker(
         }
     }
     let policy = &spec.retry;
+    let urls = super::managed::node_urls(&plan, ni);
     let mut attempt = 1u32;
     let record = loop {
+        // A managed server of the cell that has died is started again first.
+        match managed.ensure_alive(&urls).await {
+            Ok(restarted) => {
+                for r in restarted {
+                    runner.forget_loaded(&r.url).await;
+                    let _ = tx.send(Event::ServerRestarted {
+                        endpoint: r.endpoint,
+                        exit: r.exit,
+                    });
+                }
+            }
+            Err(ManagedError::Interrupted) => return,
+            Err(e) => {
+                let _ = tx.send(Event::Failed {
+                    ni,
+                    attempt,
+                    kind: "server_down".into(),
+                    message: e.to_string(),
+                    retryable: false,
+                });
+                return;
+            }
+        }
         let _ = tx.send(Event::Started { ni, attempt });
         let gpus: Vec<u32> = resources(&plan, ni)
             .iter()
@@ -1026,7 +1103,16 @@ async fn worker(
             ),
             Err(message) => (ErrorKind::Timeout, message, Vec::new()),
         };
-        let retryable = retry_class(kind).is_some_and(|c| policy.retry_on.contains(&c));
+        let mut retryable = retry_class(kind).is_some_and(|c| policy.retry_on.contains(&c));
+        // A managed server that died mid-cell: a transport failure, retried (when the policy
+        // retries connection failures) after the restart at the top of the loop.
+        let dead = managed.exited(&urls, Duration::from_millis(200)).await;
+        let message = if dead.is_empty() {
+            message
+        } else {
+            retryable |= policy.retry_on.contains(&RetryableError::Connect);
+            format!("{message} ({})", dead.join("; "))
+        };
         if retryable && attempt <= policy.retries {
             // The server may have restarted or reloaded: warm it again.
             for a in &agents {

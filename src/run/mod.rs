@@ -7,6 +7,7 @@
 //! and the published and honest metrics.
 
 pub mod campaign;
+pub mod managed;
 pub mod status;
 
 use std::collections::HashMap;
@@ -16,8 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::backend::ollama::OllamaClient;
-use crate::backend::{ErrorKind, LlmRequest, RequestError, RequestRecord};
+use crate::backend::{Client, ErrorKind, LlmRequest, RequestError, RequestRecord};
 use crate::manifest::{Corpus, EndpointKind, Options, Role, Task};
 use crate::metrics::{self, AgentAggregate};
 use crate::plan::{NodeKind, Plan, PlanNode};
@@ -182,7 +182,7 @@ impl RunOptions {
 /// What an agent needs to run.
 #[derive(Clone)]
 struct AgentJob {
-    client: Arc<OllamaClient>,
+    client: Arc<Client>,
     endpoint: String,
     agent: String,
     role: Role,
@@ -354,11 +354,12 @@ type Provenance = (Option<String>, Option<String>);
 /// Durations and output tokens of agents run alone, by (configuration, repetition, agent).
 pub type IsolatedResults = HashMap<(u32, u32, u8), (f64, u64)>;
 
-/// What running cells needs: one client per endpoint URL, the prepared corpora, what each
-/// endpoint has loaded, and the provenance learned so far. Shared by the sequential
+/// What running cells needs: one client per endpoint URL (Ollama's protocol for `ollama` and
+/// `emulator` endpoints, the OpenAI-compatible one for `openai`), the prepared corpora, what
+/// each endpoint has loaded, and the provenance learned so far. Shared by the sequential
 /// [`execute`] and the campaign scheduler.
 pub struct Runner {
-    clients: HashMap<String, Arc<OllamaClient>>,
+    clients: HashMap<String, Arc<Client>>,
     corpora: HashMap<(usize, usize), PathBuf>,
     /// What each endpoint has loaded: (model tag, num_gpu, num_ctx).
     loaded: tokio::sync::Mutex<HashMap<String, LoadedSet>>,
@@ -369,24 +370,44 @@ pub struct Runner {
 
 impl Runner {
     /// Creates clients for every endpoint of the plan and prepares every corpus.
+    ///
+    /// One URL speaks one protocol: an URL declared both as `openai` and as `ollama` or
+    /// `emulator` (in any of the plan's manifests) is refused.
     pub fn prepare(plan: &Plan, opts: &RunOptions) -> Result<Runner, RunError> {
-        let mut clients: HashMap<String, Arc<OllamaClient>> = HashMap::new();
+        let mut clients: HashMap<String, Arc<Client>> = HashMap::new();
+        // URL → (endpoint id, OpenAI protocol), for the one-protocol-per-URL rule.
+        let mut declared: HashMap<String, (String, bool)> = HashMap::new();
         let mut corpora = HashMap::new();
         let mut cache = HashMap::new();
         for (ri, rp) in plan.reports.iter().enumerate() {
             let spec = &rp.manifest.spec;
             for e in &spec.endpoints {
-                if clients.contains_key(&e.url) {
+                let openai = e.kind == EndpointKind::Openai;
+                if openai && spec.between_runs.unload_model {
+                    tracing::info!(
+                        "endpoint `{}` ({}): `between_runs.unload_model` is skipped, it is an Ollama request (`keep_alive: 0`) and an OpenAI-compatible server keeps the model it was started with",
+                        e.id,
+                        e.url
+                    );
+                }
+                if let Some((other, was_openai)) = declared.get(&e.url) {
+                    if *was_openai != openai {
+                        let protocol = match was_openai {
+                            true => "OpenAI-compatible",
+                            false => "Ollama",
+                        };
+                        return Err(RunError::Endpoint {
+                            endpoint: e.id.clone(),
+                            url: e.url.clone(),
+                            message: format!(
+                                "endpoint `{other}` declares the same URL with the {protocol} protocol; one URL speaks one protocol in a run (give the other server its own URL)"
+                            ),
+                        });
+                    }
                     continue;
                 }
-                if e.kind == EndpointKind::Openai {
-                    return Err(RunError::Endpoint {
-                        endpoint: e.id.clone(),
-                        url: e.url.clone(),
-                        message: "the OpenAI-compatible backend is not built yet; use an `ollama` or `emulator` endpoint".into(),
-                    });
-                }
-                let c = OllamaClient::new(&e.url).map_err(|err| RunError::Endpoint {
+                declared.insert(e.url.clone(), (e.id.clone(), openai));
+                let c = Client::new(e.kind, &e.url).map_err(|err| RunError::Endpoint {
                     endpoint: e.id.clone(),
                     url: e.url.clone(),
                     message: err.to_string(),
@@ -410,7 +431,7 @@ impl Runner {
     }
 
     /// The client of an endpoint URL.
-    pub fn client(&self, url: &str) -> Option<&Arc<OllamaClient>> {
+    pub fn client(&self, url: &str) -> Option<&Arc<Client>> {
         self.clients.get(url)
     }
 
@@ -482,6 +503,11 @@ impl Runner {
                     continue;
                 }
                 let url = &spec.endpoints[c.agents[i].endpoint].url;
+                // An OpenAI-compatible server cannot reload with other load options (they
+                // are startup settings, never sent): nothing to re-warm.
+                if j.client.is_openai() {
+                    continue;
+                }
                 let want = (j.model.clone(), j.options.num_gpu, j.options.num_ctx);
                 if self.loaded.lock().await.get(url) == Some(&want) {
                     continue;
@@ -671,7 +697,7 @@ fn prepare_corpus(
 async fn run_warmup(
     plan: &Plan,
     node: &PlanNode,
-    clients: &HashMap<String, Arc<OllamaClient>>,
+    clients: &HashMap<String, Arc<Client>>,
     opts: &RunOptions,
 ) -> CellRecord {
     let w = &plan.warmups[node.warmup as usize];

@@ -73,6 +73,39 @@ pub enum JournalEvent {
         /// When.
         at_unix_ms: f64,
     },
+    /// A managed server (the manifest's `managed` endpoint setting) was started and answers.
+    ServerStarted {
+        /// Endpoint id.
+        endpoint: String,
+        /// Its URL.
+        url: String,
+        /// Process id (and process group id) of the server.
+        pid: u32,
+        /// When.
+        at_unix_ms: f64,
+    },
+    /// A managed server had exited before a cell needed it and was started again.
+    ServerRestarted {
+        /// Endpoint id.
+        endpoint: String,
+        /// How the dead server had ended (`exit code 1`, `signal 9 (SIGKILL)`).
+        exit: String,
+        /// Process id (and process group id) of the new server (0 in journals written before
+        /// it was recorded).
+        #[serde(default)]
+        pid: u32,
+        /// When.
+        at_unix_ms: f64,
+    },
+    /// A managed server was stopped at the end of the run (or had already exited).
+    ServerStopped {
+        /// Endpoint id.
+        endpoint: String,
+        /// How it ended.
+        exit: String,
+        /// When.
+        at_unix_ms: f64,
+    },
     /// The run finished.
     Finished {
         /// Run id.
@@ -95,6 +128,9 @@ impl JournalEvent {
             | JournalEvent::CellCommitted { at_unix_ms, .. }
             | JournalEvent::CellFailed { at_unix_ms, .. }
             | JournalEvent::Interrupted { at_unix_ms, .. }
+            | JournalEvent::ServerStarted { at_unix_ms, .. }
+            | JournalEvent::ServerRestarted { at_unix_ms, .. }
+            | JournalEvent::ServerStopped { at_unix_ms, .. }
             | JournalEvent::Finished { at_unix_ms, .. } => *at_unix_ms,
         }
     }
@@ -186,4 +222,53 @@ pub(crate) fn read(path: &Path) -> Result<Vec<JournalEvent>, StoreError> {
         }
     }
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_events_round_trip_and_old_journals_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal.jsonl");
+        // A journal written before managed servers existed.
+        let old = concat!(
+            r#"{"event":"started","run_id":"1","cells_total":2,"committed":0,"to_run":2,"at_unix_ms":1.0}"#,
+            "\n",
+            r#"{"event":"cell_started","cell":"c","attempt":1,"at_unix_ms":2.0}"#,
+            "\n",
+        );
+        std::fs::write(&path, old).expect("write");
+        assert_eq!(read(&path).expect("read").len(), 2);
+        let mut w = JournalWriter::open(&path).expect("open");
+        let new = [
+            JournalEvent::ServerStarted {
+                endpoint: "a".into(),
+                url: "http://127.0.0.1:1".into(),
+                pid: 42,
+                at_unix_ms: 3.0,
+            },
+            JournalEvent::ServerRestarted {
+                endpoint: "a".into(),
+                exit: "signal 9 (SIGKILL)".into(),
+                pid: 7,
+                at_unix_ms: 4.0,
+            },
+            JournalEvent::ServerStopped {
+                endpoint: "a".into(),
+                exit: "exit code 0".into(),
+                at_unix_ms: 5.0,
+            },
+        ];
+        for ev in &new {
+            w.append(&path, ev).expect("append");
+        }
+        let events = read(&path).expect("read");
+        assert_eq!(events.len(), 5);
+        assert_eq!(&events[2..], &new);
+        assert_eq!(events[3].at_unix_ms(), 4.0);
+        let text = std::fs::read_to_string(&path).expect("text");
+        assert!(text.contains(r#""event":"server_restarted""#), "{text}");
+    }
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
+use arrow::array::{Array, BooleanArray, RecordBatch, StringArray, new_null_array};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 
@@ -76,6 +76,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TableError + '_ {
 }
 
 /// Reads one part and checks that its columns are those of `table` (names, order, types).
+/// A part written with an older schema version that lacks only trailing nullable columns
+/// (added by later versions) gets them as nulls.
 fn read_part(path: &Path, table: &str, schema: &SchemaRef) -> Result<Vec<RecordBatch>, TableError> {
     let mismatch = |message: String| TableError::SchemaMismatch {
         path: path.to_path_buf(),
@@ -92,11 +94,19 @@ fn read_part(path: &Path, table: &str, schema: &SchemaRef) -> Result<Vec<RecordB
                 .map(|f| f.name().as_str())
                 .collect();
             let want: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-            if found != want {
+            let older = found.len() < want.len()
+                && want[..found.len()] == found[..]
+                && schema.fields()[found.len()..]
+                    .iter()
+                    .all(|f| f.is_nullable());
+            if found != want && !older {
                 return Err(mismatch(format!("columns {found:?}, expected {want:?}")));
             }
-            RecordBatch::try_new(schema.clone(), b.columns().to_vec())
-                .map_err(|e| mismatch(e.to_string()))
+            let mut columns = b.columns().to_vec();
+            for f in &schema.fields()[found.len()..] {
+                columns.push(new_null_array(f.data_type(), b.num_rows()));
+            }
+            RecordBatch::try_new(schema.clone(), columns).map_err(|e| mismatch(e.to_string()))
         })
         .collect()
 }

@@ -38,7 +38,10 @@ pub use schema::{
 /// Version of the table schemas. Bump it on any change a reader could notice (a column
 /// renamed, retyped, removed, or its meaning changed); adding a nullable column at the end
 /// also bumps it. Readers accept files up to this version.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// History: 1 = first release; 2 = `requests.timing_source` (nullable, last column). Parts of
+/// an older version that lack trailing nullable columns are read with those columns null.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Metadata key: the schema version a file was written with.
 pub const META_SCHEMA_VERSION: &str = "chimera.schema_version";
@@ -451,6 +454,10 @@ pub fn requests_batch(rec: &CellRecord, campaign: &str) -> Result<RecordBatch, T
         (
             "error_message",
             opt_strs(r().map(|x| x.record.error.as_ref().map(|e| e.message.as_str()))),
+        ),
+        (
+            "timing_source",
+            opt_strs(r().map(|x| x.record.timing_source.as_deref())),
         ),
     ];
     batch("requests", requests_schema(), cols)

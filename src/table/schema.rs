@@ -122,6 +122,8 @@ static REQUESTS: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8("error_kind", true),
         f("error_status", DataType::UInt16, true),
         utf8("error_message", true),
+        // Schema version 2.
+        utf8("timing_source", true),
     ]))
 });
 

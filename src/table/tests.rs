@@ -26,6 +26,7 @@ fn request(stage: Stage, index: u32, ok: bool) -> RequestRow {
             eval_ms: Some(1_800.0),
             total_ms: Some(1_900.0),
             done_reason: Some("stop".into()),
+            timing_source: Some("ollama".into()),
             error: None,
         }
     } else {
@@ -168,7 +169,7 @@ fn schemas_have_the_documented_columns() {
         |s: SchemaRef| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
     assert_eq!(names(cells_schema()).len(), 32);
     assert_eq!(names(agents_schema()).len(), 30);
-    assert_eq!(names(requests_schema()).len(), 26);
+    assert_eq!(names(requests_schema()).len(), 27);
     assert_eq!(
         names(telemetry_schema()),
         [
@@ -379,6 +380,8 @@ fn cell_round_trips_through_parquet() {
     );
     assert!(col(req, "error_status").is_null(0));
     assert_eq!(s(req, "error_message", 2).as_deref(), Some("server busy"));
+    assert_eq!(s(req, "timing_source", 0).as_deref(), Some("ollama"));
+    assert_eq!(s(req, "timing_source", 2), None);
     assert_eq!(
         col(req, "prompt_tokens")
             .as_primitive::<UInt64Type>()
@@ -537,4 +540,49 @@ fn partition_names_are_hive_safe() {
     assert_eq!(partition_dir_name("TR_114-v2.1"), "report=TR_114-v2.1");
     assert_eq!(partition_dir_name("a/b c"), "report=a%2Fb%20c");
     assert_eq!(partition_dir_name(""), "report=__HIVE_DEFAULT_PARTITION__");
+}
+
+/// A cell committed by schema version 1 (no `requests.timing_source`) still compacts: the
+/// missing trailing nullable column comes back as nulls.
+#[test]
+fn version_1_parts_without_timing_source_still_compact() {
+    let rec = sample_cell();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cell = dir.path().join("cells").join(&rec.cell_id);
+    std::fs::create_dir_all(&cell).expect("cell dir");
+    for (name, bytes) in cell_parts(&rec, "camp").expect("parts") {
+        std::fs::write(cell.join(name), bytes).expect("write part");
+    }
+    let full = requests_batch(&rec, "camp").expect("requests");
+    let n = full.num_columns() - 1;
+    assert_eq!(full.schema().field(n).name(), "timing_source");
+    let old = full.project(&(0..n).collect::<Vec<_>>()).expect("project");
+    let kv = vec![
+        KeyValue::new(META_SCHEMA_VERSION.to_string(), "1".to_string()),
+        KeyValue::new(META_TABLE.to_string(), "requests".to_string()),
+    ];
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(kv))
+        .build();
+    let mut w = ArrowWriter::try_new(Vec::new(), old.schema(), Some(props)).expect("writer");
+    w.write(&old).expect("write");
+    std::fs::write(
+        cell.join("requests.parquet"),
+        w.into_inner().expect("close"),
+    )
+    .expect("write v1 part");
+    let summary = compact(dir.path()).expect("compact");
+    assert_eq!(summary.rows_of("requests"), full.num_rows());
+    let file = dir
+        .path()
+        .join("tables/requests")
+        .join(partition_dir_name(&rec.report))
+        .join("part-00000.parquet");
+    let b = one(read_parquet(&file).expect("compacted"));
+    assert_eq!(
+        b.column_by_name("timing_source")
+            .expect("column")
+            .null_count(),
+        b.num_rows()
+    );
 }

@@ -1,0 +1,651 @@
+//! What every backend shares: the HTTP client and its URL rules, one measured request/response
+//! exchange on a monotonic clock (deadline, stall detection, size cap, drain after the final
+//! chunk), the line splitter the stream parsers sit on, TTFT/ITL bookkeeping, bounded JSON GETs
+//! for provenance calls, and the mapping of transport failures to [`ErrorKind`]s.
+//!
+//! A wire protocol (Ollama NDJSON, OpenAI SSE) plugs in through [`Protocol`]: it sees each
+//! complete line as it arrives, says when the reply is complete, and maps non-2xx statuses.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::{ErrorKind, LlmRequest, RequestError, RequestRecord};
+
+/// Longest error message kept from a response body, in characters.
+pub(super) const MAX_ERROR_CHARS: usize = 500;
+/// Most bytes read from an error (non-2xx) body.
+pub(super) const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+/// Timeout of the provenance calls (`version`, `model_digest`, model lists).
+pub(super) const META_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest provenance reply accepted (the model list of a big server is a few hundred KiB).
+pub(super) const META_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// After the final chunk, how long to wait for the end of the body before giving up on it.
+const DRAIN_AFTER_DONE: Duration = Duration::from_secs(1);
+
+/// Failure to build a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The base URL is not an absolute `http://` URL.
+    #[error("invalid server base URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+/// A pooled HTTP client (idle connections kept 2 s) for the server at `base_url` and the base without a trailing `/`.
+/// Only plain `http` is supported (no TLS is compiled in); system proxies are ignored (a
+/// benchmark talks to its server directly); no client-wide timeout (each call sets its own).
+pub(super) fn http_client(
+    base_url: &str,
+    reuse_connections: bool,
+) -> Result<(reqwest::Client, String), ClientError> {
+    let invalid = |reason: String| ClientError::InvalidUrl {
+        url: base_url.to_owned(),
+        reason,
+    };
+    let url = reqwest::Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
+    if url.scheme() != "http" {
+        return Err(invalid(format!(
+            "scheme `{}` is not supported (only http)",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host".to_owned()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("a query or fragment is not allowed".to_owned()));
+    }
+    let mut builder = reqwest::Client::builder();
+    if !reuse_connections {
+        // llama-server closes a connection right after a streamed reply; a pooled one would
+        // race that close and fail the next request before it is measured.
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    let http = builder
+        .no_proxy()
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10))
+        // Shorter than any server's keep-alive (llama-server closes idle connections after
+        // 5 s): a pooled connection the server already closed would fail the next request
+        // ("connection closed before message completed") instead of measuring it.
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| ClientError::Build(error_chain(&e)))?;
+    Ok((http, url.as_str().trim_end_matches('/').to_owned()))
+}
+
+/// A wire protocol's reading of one response body.
+pub(super) trait Protocol {
+    /// Handles one complete line (without `\n` and a trailing `\r`) that arrived at `at`.
+    /// Only called for streamed requests.
+    fn on_line(
+        &mut self,
+        line: &[u8],
+        at: Instant,
+        rec: &mut RequestRecord,
+    ) -> Result<(), RequestError>;
+    /// True once the reply is complete (final chunk or end marker seen).
+    fn done(&self) -> bool;
+    /// The body ended and [`Protocol::done`] is false: `rest` holds the bytes after the last
+    /// newline (streamed) or the whole body (not streamed). Completes the reply, or says why
+    /// it is incomplete.
+    fn finish(
+        &mut self,
+        rest: &[u8],
+        end: Instant,
+        rec: &mut RequestRecord,
+    ) -> Result<(), RequestError>;
+    /// The end marker, for messages (`done: true`, `data: [DONE]`).
+    fn end_marker(&self) -> &'static str;
+    /// Maps a non-2xx status and its body.
+    fn status_error(&self, status: StatusCode, body: &[u8]) -> RequestError;
+}
+
+/// Sends `request` and measures it into a fresh record. Never fails: errors are in the
+/// record. `t0` is taken right before the request is handed to the HTTP stack; `protocol`
+/// is built with it.
+pub(super) async fn measure<P: Protocol>(
+    request: reqwest::RequestBuilder,
+    req: &LlmRequest,
+    protocol: impl FnOnce(Instant) -> P,
+) -> RequestRecord {
+    let mut rec = RequestRecord {
+        sent_at_unix_ms: unix_ms_now(),
+        ..RequestRecord::default()
+    };
+    let t0 = Instant::now();
+    let mut proto = protocol(t0);
+    let deadline = t0
+        .checked_add(req.timeout)
+        .map(tokio::time::Instant::from_std);
+    let mut status = None;
+    let result = exchange(request, req, deadline, &mut proto, &mut rec, &mut status).await;
+    match result {
+        Ok(end) => rec.e2e_ms = ms_between(t0, end),
+        Err(mut e) => {
+            rec.e2e_ms = ms_since(t0);
+            e.status = e.status.or(status);
+            rec.error = Some(e);
+        }
+    }
+    rec
+}
+
+/// Sends `request` and reads the reply into `rec`; returns the instant the response ended.
+/// `status` is set as soon as a response head arrives.
+async fn exchange<P: Protocol>(
+    request: reqwest::RequestBuilder,
+    req: &LlmRequest,
+    deadline: Option<tokio::time::Instant>,
+    proto: &mut P,
+    rec: &mut RequestRecord,
+    status: &mut Option<u16>,
+) -> Result<Instant, RequestError> {
+    let mut resp = match within(deadline, request.send()).await {
+        Err(()) => return Err(timeout_error(None, req.timeout)),
+        Ok(Err(e)) => return Err(send_error(&e)),
+        Ok(Ok(r)) => r,
+    };
+    let code = resp.status();
+    *status = Some(code.as_u16());
+    if !code.is_success() {
+        let cap = req.max_response_bytes.min(MAX_ERROR_BODY_BYTES);
+        let body = read_error_body(&mut resp, cap, deadline).await;
+        return Err(proto.status_error(code, &body));
+    }
+
+    let mut lines = LineSplitter::new(req.max_response_bytes);
+    let mut done_at: Option<Instant> = None;
+    let mut last_bytes_at = Instant::now();
+    loop {
+        // After the final chunk only the end of the body is awaited, briefly.
+        let wait_until = match done_at {
+            Some(at) => {
+                let drain = tokio::time::Instant::from_std(at + DRAIN_AFTER_DONE);
+                Some(deadline.map_or(drain, |d| d.min(drain)))
+            }
+            None => deadline,
+        };
+        let next = within(wait_until, resp.chunk()).await;
+        let now = Instant::now();
+        let bytes = match next {
+            Err(()) => match done_at {
+                Some(at) => return Ok(at),
+                None => {
+                    let mut e = timeout_error(Some(code.as_u16()), req.timeout);
+                    e.message.push_str(&format!(
+                        " (no byte for the last {:.0} ms, {} chunk(s) received)",
+                        ms_between(last_bytes_at, now),
+                        rec.chunks
+                    ));
+                    return Err(e);
+                }
+            },
+            Ok(Err(e)) => match done_at {
+                Some(at) => return Ok(at),
+                None => {
+                    return Err(err(
+                        ErrorKind::Truncated,
+                        None,
+                        format!(
+                            "the connection failed before `{}`: {}",
+                            proto.end_marker(),
+                            error_chain(&e)
+                        ),
+                    ));
+                }
+            },
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(b))) => b,
+        };
+        last_bytes_at = now;
+        if done_at.is_some() {
+            continue; // ignore anything after the final chunk
+        }
+        lines.feed(&bytes);
+        if req.stream {
+            while let Some(line) = lines.next_line().map_err(|n| too_large_line(n, req))? {
+                proto.on_line(&line, now, rec)?;
+                if proto.done() {
+                    done_at = Some(now);
+                    break;
+                }
+            }
+        } else {
+            // A non-streamed reply is one object; only its size is checked until the end.
+            lines.check_pending().map_err(|n| too_large_line(n, req))?;
+        }
+    }
+    let end = Instant::now();
+    if done_at.is_none() {
+        let rest = lines.take_rest();
+        proto.finish(&rest, end, rec)?;
+    }
+    Ok(end)
+}
+
+/// Client TTFT/ITL bookkeeping and the bounded text of one reply.
+///
+/// TTFT: `t0` → arrival of the first chunk with non-empty text; ITL: the gaps between
+/// consecutive text-bearing chunks (chunks that arrived in the same read share its arrival
+/// time, so their gap is 0). Not streamed: only the text is kept.
+#[derive(Debug)]
+pub(super) struct TextTimer {
+    t0: Instant,
+    stream: bool,
+    max_text: usize,
+    last_text_at: Option<Instant>,
+}
+
+impl TextTimer {
+    pub(super) fn new(t0: Instant, stream: bool, max_text: usize) -> Self {
+        TextTimer {
+            t0,
+            stream,
+            max_text,
+            last_text_at: None,
+        }
+    }
+
+    /// Records the text of one chunk that arrived at `at` (empty text is not a token).
+    pub(super) fn on_text(
+        &mut self,
+        text: &str,
+        at: Instant,
+        rec: &mut RequestRecord,
+    ) -> Result<(), RequestError> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        if rec.text.len() + text.len() > self.max_text {
+            return Err(err(
+                ErrorKind::TooLarge,
+                None,
+                format!(
+                    "the generated text exceeds the cap of {} bytes",
+                    self.max_text
+                ),
+            ));
+        }
+        rec.text.push_str(text);
+        if self.stream {
+            match self.last_text_at {
+                None => rec.ttft_ms = Some(ms_between(self.t0, at)),
+                Some(prev) => rec.itl_ms.push(ms_between(prev, at)),
+            }
+            self.last_text_at = Some(at);
+        }
+        Ok(())
+    }
+}
+
+/// `f` bounded by `deadline` (none: unbounded); `Err(())` when the deadline passed.
+pub(super) async fn within<F: Future>(
+    deadline: Option<tokio::time::Instant>,
+    f: F,
+) -> Result<F::Output, ()> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, f).await.map_err(|_| ()),
+        None => Ok(f.await),
+    }
+}
+
+/// Reads at most `cap` bytes of an error body (best effort: a failure or the deadline ends it).
+pub(super) async fn read_error_body(
+    resp: &mut reqwest::Response,
+    cap: usize,
+    deadline: Option<tokio::time::Instant>,
+) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < cap {
+        match within(deadline, resp.chunk()).await {
+            Ok(Ok(Some(b))) => body.extend_from_slice(&b),
+            _ => break,
+        }
+    }
+    body.truncate(cap);
+    body
+}
+
+/// GET `base` + `path` and parse the (bounded) body as JSON; a non-2xx status is mapped by
+/// `status_error`.
+pub(super) async fn get_json(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    status_error: fn(StatusCode, &[u8]) -> RequestError,
+) -> Result<Value, RequestError> {
+    let url = format!("{base}{path}");
+    let deadline = Instant::now()
+        .checked_add(META_TIMEOUT)
+        .map(tokio::time::Instant::from_std);
+    let mut resp = match within(deadline, http.get(url).send()).await {
+        Err(()) => return Err(timeout_error(None, META_TIMEOUT)),
+        Ok(Err(e)) => return Err(send_error(&e)),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        let body = read_error_body(&mut resp, MAX_ERROR_BODY_BYTES, deadline).await;
+        return Err(status_error(status, &body));
+    }
+    let mut body = Vec::new();
+    loop {
+        match within(deadline, resp.chunk()).await {
+            Err(()) => return Err(timeout_error(Some(status.as_u16()), META_TIMEOUT)),
+            Ok(Err(e)) => {
+                return Err(err(
+                    ErrorKind::Truncated,
+                    Some(status.as_u16()),
+                    format!("reading the body failed: {}", error_chain(&e)),
+                ));
+            }
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(b))) => {
+                body.extend_from_slice(&b);
+                if body.len() > META_MAX_BYTES {
+                    return Err(err(
+                        ErrorKind::TooLarge,
+                        Some(status.as_u16()),
+                        format!("reply larger than {META_MAX_BYTES} bytes"),
+                    ));
+                }
+            }
+        }
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        err(
+            ErrorKind::MalformedResponse,
+            Some(status.as_u16()),
+            format!("invalid JSON: {e}"),
+        )
+    })
+}
+
+/// Splits a byte stream into `\n`-terminated lines; a line longer than `max` is an error.
+#[derive(Debug)]
+pub(super) struct LineSplitter {
+    buf: Vec<u8>,
+    /// Start of the unconsumed part of `buf`.
+    start: usize,
+    /// Bytes of `buf[start..]` already known to hold no newline.
+    scanned: usize,
+    max: usize,
+}
+
+impl LineSplitter {
+    pub(super) fn new(max: usize) -> Self {
+        LineSplitter {
+            buf: Vec::new(),
+            start: 0,
+            scanned: 0,
+            max,
+        }
+    }
+
+    /// Appends bytes.
+    pub(super) fn feed(&mut self, data: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete line (without `\n` and a trailing `\r`), `Ok(None)` when none is
+    /// complete yet, `Err(len)` when a line exceeds the limit.
+    pub(super) fn next_line(&mut self) -> Result<Option<Vec<u8>>, usize> {
+        let pending = &self.buf[self.start..];
+        match pending[self.scanned..].iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let len = self.scanned + i;
+                if len > self.max {
+                    return Err(len);
+                }
+                let mut line = pending[..len].to_vec();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.start += len + 1;
+                self.scanned = 0;
+                Ok(Some(line))
+            }
+            None => {
+                self.scanned = pending.len();
+                self.check_pending()?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// `Err(len)` when the unconsumed bytes exceed the limit.
+    pub(super) fn check_pending(&self) -> Result<(), usize> {
+        let len = self.buf.len() - self.start;
+        if len > self.max { Err(len) } else { Ok(()) }
+    }
+
+    /// Everything not yet returned as a line.
+    pub(super) fn take_rest(&mut self) -> Vec<u8> {
+        let rest = self.buf.split_off(self.start);
+        self.buf.clear();
+        self.start = 0;
+        self.scanned = 0;
+        rest
+    }
+}
+
+pub(super) fn err(kind: ErrorKind, status: Option<u16>, message: String) -> RequestError {
+    RequestError {
+        kind,
+        status,
+        message,
+    }
+}
+
+pub(super) fn timeout_error(status: Option<u16>, timeout: Duration) -> RequestError {
+    err(
+        ErrorKind::Timeout,
+        status,
+        format!(
+            "no complete response within the timeout of {} ms",
+            timeout.as_millis()
+        ),
+    )
+}
+
+pub(super) fn too_large_line(len: usize, req: &LlmRequest) -> RequestError {
+    err(
+        ErrorKind::TooLarge,
+        None,
+        format!(
+            "a response line of at least {len} bytes exceeds the cap of {} bytes",
+            req.max_response_bytes
+        ),
+    )
+}
+
+/// Maps a failure before any response arrived.
+pub(super) fn send_error(e: &reqwest::Error) -> RequestError {
+    let chain = error_chain(e);
+    if e.is_timeout() {
+        return err(ErrorKind::Timeout, None, chain);
+    }
+    // Refused, unreachable, or accepted and closed before a response: the server could not
+    // be talked to.
+    let what = if e.is_connect() {
+        "cannot connect"
+    } else {
+        "no response"
+    };
+    err(
+        ErrorKind::ConnectionRefused,
+        None,
+        format!("{what}: {chain}"),
+    )
+}
+
+/// The text of an error body: its `error` string, `error.message`, a top-level `message`
+/// (vLLM's older envelope), or the body itself; trimmed and bounded, `HTTP <status>` when empty.
+pub(super) fn error_message(status: StatusCode, body: &[u8]) -> String {
+    let message = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => match v.get("error") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Object(o)) => o
+                .get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| Value::Object(o.clone()).to_string(), str::to_owned),
+            Some(other) => other.to_string(),
+            None => match v.get("message").and_then(Value::as_str) {
+                Some(m) => m.to_owned(),
+                None => String::from_utf8_lossy(body).into_owned(),
+            },
+        },
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    };
+    let message = message.trim();
+    if message.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        truncate_chars(message)
+    }
+}
+
+/// At most [`MAX_ERROR_CHARS`] characters of `s`, with `…` when cut.
+pub(super) fn truncate_chars(s: &str) -> String {
+    match s.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// The start of a line, for messages.
+pub(super) fn lossy_prefix(line: &[u8]) -> String {
+    truncate_chars(&String::from_utf8_lossy(
+        &line[..line.len().min(4 * MAX_ERROR_CHARS)],
+    ))
+}
+
+/// `e` and its sources, `: `-separated.
+pub(super) fn error_chain(e: &dyn StdError) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+pub(super) fn ms_between(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1000.0
+}
+
+fn ms_since(from: Instant) -> f64 {
+    from.elapsed().as_secs_f64() * 1000.0
+}
+
+pub(super) fn unix_ms_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(s: &mut LineSplitter) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(l) = s.next_line().expect("within limit") {
+            out.push(String::from_utf8(l).expect("utf8"));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_split_across_chunk_boundaries() {
+        let mut s = LineSplitter::new(1024);
+        s.feed(b"{\"a\":1}\n{\"b\"");
+        assert_eq!(lines_of(&mut s), vec!["{\"a\":1}"]);
+        s.feed(b":2");
+        assert!(lines_of(&mut s).is_empty());
+        s.feed(b"}\r\n\n{\"c\":3}\n{\"d\"");
+        assert_eq!(lines_of(&mut s), vec!["{\"b\":2}", "", "{\"c\":3}"]);
+        assert_eq!(s.take_rest(), b"{\"d\"".to_vec());
+    }
+
+    #[test]
+    fn byte_by_byte_feeding_gives_the_same_lines() {
+        let data = b"one\ntwo\n\nthree\n";
+        let mut s = LineSplitter::new(16);
+        let mut got = Vec::new();
+        for b in data {
+            s.feed(&[*b]);
+            got.extend(lines_of(&mut s));
+        }
+        assert_eq!(got, vec!["one", "two", "", "three"]);
+        assert!(s.take_rest().is_empty());
+    }
+
+    #[test]
+    fn a_long_line_is_refused_whole_or_partial() {
+        let mut s = LineSplitter::new(4);
+        s.feed(b"abcd\nabcde\n");
+        assert_eq!(s.next_line(), Ok(Some(b"abcd".to_vec())));
+        assert_eq!(s.next_line(), Err(5));
+        let mut s = LineSplitter::new(4);
+        s.feed(b"abc");
+        assert_eq!(s.next_line(), Ok(None));
+        s.feed(b"de");
+        assert_eq!(s.next_line(), Err(5));
+    }
+
+    #[test]
+    fn error_messages_from_every_envelope() {
+        let st = StatusCode::NOT_FOUND;
+        assert_eq!(
+            error_message(st, br#"{"error":"model 'x' not found"}"#),
+            "model 'x' not found"
+        );
+        assert_eq!(
+            error_message(
+                st,
+                br#"{"error":{"code":404,"message":"File Not Found","type":"not_found_error"}}"#
+            ),
+            "File Not Found"
+        );
+        assert_eq!(
+            error_message(st, br#"{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError","code":404}"#),
+            "The model `x` does not exist."
+        );
+        assert_eq!(error_message(st, b"  plain  "), "plain");
+        assert_eq!(error_message(st, b""), "HTTP 404 Not Found");
+    }
+
+    #[test]
+    fn client_rejects_bad_urls() {
+        assert!(http_client("http://127.0.0.1:11434/", true).is_ok());
+        assert!(http_client("https://x", true).is_err());
+        assert!(http_client("127.0.0.1:11434", true).is_err());
+        assert!(http_client("http://h:1/?q=1", true).is_err());
+        assert_eq!(
+            http_client("http://h:1/", true).map(|c| c.1).ok(),
+            Some("http://h:1".to_owned())
+        );
+    }
+}

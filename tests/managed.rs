@@ -1,0 +1,881 @@
+//! Managed servers end to end: `chimera run` starts `chimera emulate` itself (the manifest's
+//! `managed` command, `${CHIMERA_TEST_BIN}` expanded from its environment), restarts a server
+//! that dies, pulls an absent model into a managed Ollama endpoint, refuses what it cannot
+//! start with a clear message, and leaves no server process behind after success, failure or
+//! Ctrl-C (every test's profile path is unique, so `/proc/*/cmdline` tells its servers apart).
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_chimera");
+const CAMPAIGN: &str = "managed";
+
+/// Fast: a request takes about 20 ms.
+const FAST: &str = "
+seed: 3
+shared_gpu: false
+models:
+  - name: m:latest
+    load_ms: 2
+    prompt_tok_s: 1000000
+    output_tok_s: 400
+    output_tokens: 8
+";
+
+/// Slow enough to act mid-campaign: a request takes about 100 ms.
+const SLOW: &str = "
+seed: 3
+shared_gpu: false
+models:
+  - name: m:latest
+    load_ms: 2
+    prompt_tok_s: 1000000
+    output_tok_s: 100
+    output_tokens: 10
+";
+
+/// One test's directory: the emulator profile (its path marks the test's server processes),
+/// the manifest and the data directory.
+struct Case {
+    dir: tempfile::TempDir,
+    profile: PathBuf,
+    ports: [u16; 2],
+}
+
+/// Settings of a test manifest.
+struct Spec<'a> {
+    kind: &'a str,
+    tag: &'a str,
+    reps: u32,
+    /// The managed command's program; `None`: `${CHIMERA_TEST_BIN}` (chimera emulate).
+    program: Option<&'a str>,
+    /// The port the emulator of `emu_a` listens on; `None`: the endpoint's.
+    listen: Option<u16>,
+    /// A profile path for the emulator; `None`: the test's profile.
+    profile: Option<&'a str>,
+    startup_timeout_s: f64,
+}
+
+impl Default for Spec<'_> {
+    fn default() -> Self {
+        Spec {
+            kind: "emulator",
+            tag: "m:latest",
+            reps: 2,
+            program: None,
+            listen: None,
+            profile: None,
+            startup_timeout_s: 10.0,
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a: SocketAddr| a.port())
+        .expect("a free port")
+}
+
+impl Case {
+    fn new(profile: &str) -> Case {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("managed-test-profile.yaml");
+        fs::write(&path, profile).expect("profile");
+        let a = free_port();
+        let mut b = free_port();
+        while b == a {
+            b = free_port();
+        }
+        Case {
+            dir,
+            profile: path,
+            ports: [a, b],
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn campaign_dir(&self) -> PathBuf {
+        self.data().join(CAMPAIGN)
+    }
+
+    /// Writes the manifest: two managed endpoints on their own resources, a chimera_homo
+    /// scenario, 2 configurations × `reps` repetitions.
+    fn manifest(&self, spec: &Spec) -> PathBuf {
+        let endpoint = |id: &str, port: u16, gpu: u32| {
+            let program = spec.program.unwrap_or("${CHIMERA_TEST_BIN}");
+            let listen = spec.listen.filter(|_| id == "emu_a").unwrap_or(port);
+            let profile = spec
+                .profile
+                .map_or_else(|| self.profile.display().to_string(), str::to_owned);
+            format!(
+                r#"  - id: {id}
+    kind: {kind}
+    url: "http://127.0.0.1:{port}"
+    resource: "local:gpu{gpu}"
+    managed:
+      command: ["{program}", emulate, --listen, "127.0.0.1:{listen}", --profile, "{profile}"]
+      env: {{CHIMERA_LOG: warn}}
+      startup_timeout_s: {timeout}
+"#,
+                kind = spec.kind,
+                timeout = spec.startup_timeout_s,
+            )
+        };
+        let text = format!(
+            r#"format: 1
+report: TR915
+title: managed servers
+endpoints:
+{a}{b}models:
+  - {{id: m, tag: "{tag}"}}
+workloads:
+  - id: persona
+    task:
+      kind: persona
+      prompts:
+        collector: "Summarise the benchmark data."
+        insight: "Give three optimisation insights."
+scenarios:
+  - id: homo
+    kind: chimera_homo
+    agents:
+      - {{id: A, role: collector, endpoint: emu_a}}
+      - {{id: B, role: insight, endpoint: emu_b}}
+repetitions: {reps}
+request_timeout_s: 10
+retry: {{retries: 3, backoff_ms: 50, max_backoff_ms: 200}}
+telemetry: {{source: none}}
+matrix:
+  - workload: persona
+    model: m
+    configurations:
+      - {{id: c0, scenario: homo, options: {{A: {{num_ctx: 512}}, B: {{num_ctx: 512}}}}}}
+      - {{id: c1, scenario: homo, options: {{A: {{num_ctx: 1024}}, B: {{num_ctx: 1024}}}}}}
+"#,
+            a = endpoint("emu_a", self.ports[0], 0),
+            b = endpoint("emu_b", self.ports[1], 1),
+            tag = spec.tag,
+            reps = spec.reps,
+        );
+        let path = self.dir.path().join("tr915.yaml");
+        fs::write(&path, text).expect("manifest");
+        path
+    }
+
+    fn command(&self, manifest: &Path, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run")
+            .arg(manifest)
+            .arg("--data")
+            .arg(self.data())
+            .args(["--campaign", CAMPAIGN])
+            .args(extra)
+            .env("CHIMERA_TEST_BIN", BIN)
+            .env_remove("CHIMERA_LOG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, manifest: &Path, extra: &[&str]) -> Out {
+        let out = self.command(manifest, extra).output().expect("run chimera");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Pids of live processes whose command line names this test's profile.
+    fn servers(&self) -> Vec<(u32, String)> {
+        procs_with(&self.profile.display().to_string())
+    }
+
+    fn assert_no_server_left(&self, when: &str) {
+        let left = self.servers();
+        assert!(left.is_empty(), "{when}: server processes left: {left:?}");
+    }
+
+    fn journal(&self) -> Vec<Value> {
+        let text =
+            fs::read_to_string(self.campaign_dir().join("journal.jsonl")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn events(&self, name: &str) -> Vec<Value> {
+        self.journal()
+            .into_iter()
+            .filter(|e| e["event"] == name)
+            .collect()
+    }
+
+    /// Committed cell directories.
+    fn committed(&self) -> usize {
+        fs::read_dir(self.campaign_dir().join("cells")).map_or(0, |rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.len() == 32 && e.path().is_dir()
+                })
+                .count()
+        })
+    }
+}
+
+struct Out {
+    code: i32,
+    stderr: String,
+}
+
+/// Live processes whose command line contains `needle`: (pid, command line).
+fn procs_with(needle: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in rd.filter_map(Result::ok) {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(raw) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmd.contains(needle) {
+            found.push((pid, cmd));
+        }
+    }
+    found
+}
+
+fn signal(pid: u32, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).expect("pid")).expect("pid");
+    rustix::process::kill_process(pid, sig).expect("signal");
+}
+
+/// Polls until `cond` holds or `limit` passes.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("chimera run did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The `N cells:` count of the summary line.
+fn total_cells(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.split_once(" cells: ")
+                .and_then(|(n, _)| n.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no summary line in\n{stderr}"))
+}
+
+#[cfg(unix)]
+#[test]
+fn two_managed_emulators_run_a_campaign_and_are_stopped() {
+    let case = Case::new(FAST);
+    let manifest = case.manifest(&Spec::default());
+    let out = case.run(&manifest, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    case.assert_no_server_left("after success");
+    let total = total_cells(&out.stderr);
+    assert_eq!(case.committed(), total, "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("managed-server restart"),
+        "{}",
+        out.stderr
+    );
+    let started = case.events("server_started");
+    let stopped = case.events("server_stopped");
+    assert_eq!(started.len(), 2, "{started:?}");
+    assert_eq!(stopped.len(), 2, "{stopped:?}");
+    for e in &stopped {
+        // `chimera emulate` exits 130 on SIGTERM: stopped in order, not killed.
+        assert_eq!(e["exit"], "exit code 130", "{e}");
+    }
+    let log = fs::read_to_string(case.campaign_dir().join("servers/emu_a.log")).expect("log");
+    assert!(log.contains("TEST INSTRUMENT"), "{log}");
+    assert!(log.contains("=== chimera"), "{log}");
+    // Provenance says the server was managed.
+    let batches = chimera::table::read_parquet(&case.campaign_dir().join("provenance.parquet"))
+        .expect("provenance");
+    let hosts: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let col = b
+                .column_by_name("host")
+                .expect("host column")
+                .as_string::<i32>();
+            (0..col.len())
+                .map(|i| col.value(i).to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!hosts.is_empty());
+    assert!(
+        hosts
+            .iter()
+            .all(|h| h == "127.0.0.1 (server managed by chimera)"),
+        "{hosts:?}"
+    );
+    // Resume: nothing to run, no server started.
+    let again = case.run(&manifest, &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(case.events("server_started").len(), 2);
+}
+
+/// `kind: openai`: ready when `GET /health` answers 200 (the emulator speaks llama-server's
+/// protocol too).
+#[cfg(unix)]
+#[test]
+fn a_managed_openai_endpoint_is_ready_on_health() {
+    let case = Case::new(FAST);
+    let manifest = case.manifest(&Spec {
+        kind: "openai",
+        reps: 1,
+        ..Spec::default()
+    });
+    let out = case.run(&manifest, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(case.events("server_started").len(), 2);
+    assert_eq!(case.committed(), total_cells(&out.stderr), "{}", out.stderr);
+    case.assert_no_server_left("after an openai campaign");
+}
+
+#[cfg(unix)]
+#[test]
+fn managed_servers_are_stopped_after_failures_and_errors() {
+    // A model that fails every request (400 is not retried) with --fail-fast: exit 1.
+    let case = Case::new(
+        "
+shared_gpu: false
+models:
+  - name: m:latest
+    load_ms: 2
+    output_tok_s: 400
+    output_tokens: 4
+    fault: {kind: status, code: 400, message: permanently broken}
+",
+    );
+    let manifest = case.manifest(&Spec::default());
+    let out = case.run(&manifest, &["--fail-fast"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("FAILED"), "{}", out.stderr);
+    case.assert_no_server_left("after --fail-fast");
+    assert_eq!(case.events("server_stopped").len(), 2);
+
+    // An error after the servers started (the model is not on them): exit 2.
+    let case = Case::new(FAST);
+    let manifest = case.manifest(&Spec {
+        tag: "other:latest",
+        ..Spec::default()
+    });
+    let out = case.run(&manifest, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("does not have model `other:latest`"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(case.events("server_started").len(), 2);
+    assert_eq!(case.events("server_stopped").len(), 2);
+    case.assert_no_server_left("after an error");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_managed_servers() {
+    let case = Case::new(SLOW);
+    let manifest = case.manifest(&Spec::default());
+    let stderr = fs::File::create(case.dir.path().join("run.log")).expect("log");
+    let mut child = case
+        .command(&manifest, &[])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn chimera run");
+    let committed = wait_for(Duration::from_secs(20), || {
+        !case.events("cell_committed").is_empty()
+    });
+    assert!(committed, "no cell committed");
+    assert_eq!(case.servers().len(), 2, "{:?}", case.servers());
+    signal(child.id(), rustix::process::Signal::INT);
+    let st = wait_exit(&mut child, Duration::from_secs(20));
+    let log = fs::read_to_string(case.dir.path().join("run.log")).unwrap_or_default();
+    assert_eq!(st.code(), Some(130), "{log}");
+    case.assert_no_server_left("after Ctrl-C");
+    assert_eq!(case.events("interrupted").len(), 1, "{log}");
+    assert_eq!(case.events("server_stopped").len(), 2, "{log}");
+}
+
+/// A managed "Ollama" (the emulator, whose model store starts empty): the model is pulled at
+/// start and again after the restart.
+#[cfg(unix)]
+/// `kill -9` of `chimera run` leaves its servers running (nothing can stop them then); the next
+/// run of the campaign finds them through the journal, stops them, starts its own and finishes.
+#[test]
+fn servers_left_by_a_killed_run_are_stopped_by_the_next_run() {
+    let case = Case::new(SLOW);
+    let manifest = case.manifest(&Spec::default());
+    let mut child = case
+        .command(&manifest, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn chimera run");
+    let committed = wait_for(Duration::from_secs(20), || {
+        !case.events("cell_committed").is_empty()
+    });
+    assert!(committed, "no cell committed");
+    signal(child.id(), rustix::process::Signal::KILL);
+    let _ = wait_exit(&mut child, Duration::from_secs(10));
+    let left = case.servers();
+    assert_eq!(
+        left.len(),
+        2,
+        "the killed run's servers outlive it: {left:?}"
+    );
+
+    let out = case.run(&manifest, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stderr
+            .matches("left running by an interrupted run")
+            .count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    for (pid, _) in &left {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.is_empty()),
+            "leftover server {pid} stopped"
+        );
+    }
+    case.assert_no_server_left("after the resumed run");
+}
+
+#[test]
+fn a_managed_server_killed_mid_campaign_is_restarted() {
+    let case = Case::new(&SLOW.replace("output_tok_s", "absent: true\n    output_tok_s"));
+    let manifest = case.manifest(&Spec {
+        kind: "ollama",
+        reps: 3,
+        ..Spec::default()
+    });
+    let stderr_path = case.dir.path().join("run.log");
+    let stderr = fs::File::create(&stderr_path).expect("log");
+    let mut child = case
+        .command(&manifest, &[])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn chimera run");
+    let listen = format!("--listen 127.0.0.1:{} ", case.ports[0]);
+    let committed = wait_for(Duration::from_secs(20), || {
+        case.events("cell_committed").len() >= 2
+    });
+    assert!(committed, "no cell committed");
+    let victim: Vec<u32> = case
+        .servers()
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains(&listen))
+        .map(|(pid, _)| pid)
+        .collect();
+    assert_eq!(victim.len(), 1, "{:?}", case.servers());
+    signal(victim[0], rustix::process::Signal::KILL);
+    let st = wait_exit(&mut child, Duration::from_secs(60));
+    let log = fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert_eq!(st.code(), Some(0), "{log}");
+    let restarted = case.events("server_restarted");
+    assert_eq!(restarted.len(), 1, "{restarted:?}\n{log}");
+    assert_eq!(restarted[0]["endpoint"], "emu_a");
+    assert_eq!(restarted[0]["exit"], "signal 9 (SIGKILL)");
+    assert!(log.contains("restarted managed server `emu_a`"), "{log}");
+    assert!(log.contains(", 1 managed-server restart"), "{log}");
+    assert_eq!(case.committed(), total_cells(&log), "{log}");
+    case.assert_no_server_left("after a restart");
+    let server_log =
+        fs::read_to_string(case.campaign_dir().join("servers/emu_a.log")).expect("server log");
+    assert!(
+        server_log.contains("restarting after the server exited"),
+        "{server_log}"
+    );
+    assert_eq!(
+        log.matches("endpoint `emu_a`: pull m:latest: success")
+            .count(),
+        2,
+        "pulled at start and after the restart:\n{log}"
+    );
+    assert_eq!(
+        log.matches("endpoint `emu_b`: pull m:latest: success")
+            .count(),
+        1,
+        "{log}"
+    );
+}
+
+/// A dead server that cannot be started again (its profile is gone): the cells that need it
+/// fail with `server_down` at once, the others are measured, and nothing is left behind.
+#[cfg(unix)]
+#[test]
+fn a_server_that_cannot_be_restarted_fails_only_its_cells() {
+    let case = Case::new(SLOW);
+    let manifest = case.manifest(&Spec::default());
+    let stderr_path = case.dir.path().join("run.log");
+    let stderr = fs::File::create(&stderr_path).expect("log");
+    let mut child = case
+        .command(&manifest, &[])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn chimera run");
+    let listen = format!("--listen 127.0.0.1:{} ", case.ports[0]);
+    assert!(
+        wait_for(Duration::from_secs(20), || !case
+            .events("cell_committed")
+            .is_empty()),
+        "no cell committed"
+    );
+    let victim: Vec<u32> = case
+        .servers()
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains(&listen))
+        .map(|(pid, _)| pid)
+        .collect();
+    assert_eq!(victim.len(), 1, "{:?}", case.servers());
+    fs::remove_file(&case.profile).expect("remove the profile");
+    signal(victim[0], rustix::process::Signal::KILL);
+    let st = wait_exit(&mut child, Duration::from_secs(60));
+    let log = fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert_eq!(st.code(), Some(1), "{log}");
+    let down: Vec<Value> = case
+        .events("cell_failed")
+        .into_iter()
+        .filter(|e| e["kind"] == "server_down")
+        .collect();
+    assert!(!down.is_empty(), "{log}");
+    let msg = down[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("its managed server died and could not be started again")
+            && msg.contains("exited with exit code 2 before it answered"),
+        "{msg}"
+    );
+    assert!(case.events("server_restarted").is_empty(), "{log}");
+    // emu_b's isolated cells went on.
+    assert!(log.contains("agent B"), "{log}");
+    case.assert_no_server_left("after a failed restart");
+}
+
+#[cfg(unix)]
+#[test]
+fn unset_variables_and_missing_programs_are_refused_before_anything_runs() {
+    let case = Case::new(FAST);
+    let manifest = case.manifest(&Spec {
+        program: Some("${CHIMERA_TEST_SURELY_UNSET_VAR}"),
+        ..Spec::default()
+    });
+    let out = case.run(&manifest, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for want in [
+        "endpoint `emu_a`",
+        "`managed.command[0]`",
+        "${CHIMERA_TEST_SURELY_UNSET_VAR}",
+        "is not set",
+        "export `CHIMERA_TEST_SURELY_UNSET_VAR`",
+        "nothing was run",
+    ] {
+        assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
+    }
+    assert_eq!(case.committed(), 0);
+    assert!(case.events("server_started").is_empty());
+
+    // The demo's variable names its installer.
+    let manifest = case.manifest(&Spec {
+        program: Some("${CHIMERA_LLAMA_SERVER}"),
+        ..Spec::default()
+    });
+    let out = case
+        .command(&manifest, &[])
+        .env_remove("CHIMERA_LLAMA_SERVER")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("scripts/install-llama-server.sh --print"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("make demo"), "{stderr}");
+
+    // Missing programs: where to get them, and that running servers can be used instead.
+    let empty = case.dir.path().join("empty-path");
+    fs::create_dir_all(&empty).expect("dir");
+    for (program, want) in [
+        ("ollama", "https://ollama.com/download"),
+        ("llama-server", "scripts/install-llama-server.sh"),
+    ] {
+        let manifest = case.manifest(&Spec {
+            program: Some(program),
+            ..Spec::default()
+        });
+        let out = case
+            .command(&manifest, &[])
+            .env("PATH", &empty)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        for w in [
+            &format!("cannot start `{program}`"),
+            "not found",
+            want,
+            "remove `managed`",
+            "nothing was run",
+        ] {
+            assert!(stderr.contains(w), "{w}:\n{stderr}");
+        }
+    }
+    assert_eq!(case.committed(), 0);
+    case.assert_no_server_left("after refusals");
+}
+
+/// A server that exits before it answers, and one that never answers where the endpoint
+/// says: both fail with the last lines of their log.
+#[cfg(unix)]
+#[test]
+fn servers_that_never_answer_fail_with_their_log() {
+    let case = Case::new(FAST);
+    let missing = case.dir.path().join("no-such-profile.yaml");
+    let missing = missing.display().to_string();
+    let manifest = case.manifest(&Spec {
+        profile: Some(&missing),
+        ..Spec::default()
+    });
+    let out = case.run(&manifest, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for want in [
+        "endpoint `emu_a`",
+        "exited with exit code 2 before it answered",
+        "last lines of",
+        "emu_a.log",
+        "cannot read profile",
+    ] {
+        assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
+    }
+    assert_eq!(case.committed(), 0);
+
+    // Listening on another port than the endpoint's URL: a timeout, then stopped.
+    let elsewhere = free_port();
+    let manifest = case.manifest(&Spec {
+        listen: Some(elsewhere),
+        startup_timeout_s: 1.0,
+        ..Spec::default()
+    });
+    let t0 = Instant::now();
+    let out = case.run(&manifest, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for want in [
+        "did not answer within 1 s (last probe:",
+        "startup_timeout_s",
+        &format!("127.0.0.1:{elsewhere}"),
+    ] {
+        assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
+    }
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    case.assert_no_server_left("after a start-up timeout");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_port_in_use_is_refused() {
+    let case = Case::new(FAST);
+    let manifest = case.manifest(&Spec::default());
+    let _squatter = TcpListener::bind(("127.0.0.1", case.ports[1])).expect("bind");
+    let out = case.run(&manifest, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for want in [
+        "endpoint `emu_b`",
+        &format!("something already answers at 127.0.0.1:{}", case.ports[1]),
+        "port in use",
+        "stop that server, or remove `managed`",
+    ] {
+        assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
+    }
+    assert!(case.events("server_started").is_empty());
+    case.assert_no_server_left("after the refusal");
+}
+
+const ABSENT: &str = "
+shared_gpu: false
+models:
+  - name: m:latest
+    absent: true
+    pull_ms: 100
+    load_ms: 2
+    prompt_tok_s: 1000000
+    output_tok_s: 400
+    output_tokens: 8
+";
+
+#[cfg(unix)]
+#[test]
+fn a_managed_ollama_endpoint_pulls_an_absent_model() {
+    let case = Case::new(ABSENT);
+    let manifest = case.manifest(&Spec {
+        kind: "ollama",
+        ..Spec::default()
+    });
+    let out = case.run(&manifest, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for ep in ["emu_a", "emu_b"] {
+        for want in ["pulling manifest", "pulling ", "success"] {
+            let line = format!("endpoint `{ep}`: pull m:latest: {want}");
+            assert!(out.stderr.contains(&line), "{line}:\n{}", out.stderr);
+        }
+    }
+    assert_eq!(case.committed(), total_cells(&out.stderr), "{}", out.stderr);
+    case.assert_no_server_left("after the pull campaign");
+
+    // A model the registry does not have: the pull's error line, exit 2.
+    let case = Case::new(ABSENT);
+    let manifest = case.manifest(&Spec {
+        kind: "ollama",
+        tag: "nope:1b",
+        ..Spec::default()
+    });
+    let out = case.run(&manifest, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cannot pull model `nope:1b`: pull model manifest: file does not exist"),
+        "{}",
+        out.stderr
+    );
+    case.assert_no_server_left("after a failed pull");
+
+    // Unmanaged endpoints are never pulled into: the campaign stops with the pull command.
+    let case = Case::new(ABSENT);
+    let manifest = case.manifest(&Spec {
+        kind: "ollama",
+        ..Spec::default()
+    });
+    let emu = Command::new(BIN)
+        .args(["emulate", "--listen", "127.0.0.1:0", "--profile"])
+        .arg(&case.profile)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("emulator");
+    let mut emu = KillOnDrop(emu);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(emu.0.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("address");
+    let addr = line.trim().to_owned();
+    let text = fs::read_to_string(&manifest).expect("manifest");
+    let plain: String = text
+        .lines()
+        .filter(|l| {
+            !l.contains("managed:")
+                && !l.contains("command:")
+                && !l.contains("env:")
+                && !l.contains("startup_timeout_s")
+        })
+        .map(|l| {
+            l.replace(&format!("127.0.0.1:{}", case.ports[0]), &addr)
+                .replace(&format!("127.0.0.1:{}", case.ports[1]), &addr)
+                .replace("\"local:gpu1\"", "\"local:gpu0\"")
+        })
+        .map(|l| l + "\n")
+        .collect();
+    fs::write(&manifest, plain).expect("manifest");
+    let out = case.run(&manifest, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("ollama pull m:latest"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("pulling manifest"), "{}", out.stderr);
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The emulator's `/api/pull` and chimera's pull client, in process: an absent model is
+/// listed (on that listener only) once pulled; an unknown one is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_makes_an_absent_model_present_on_the_emulator() {
+    let profile = chimera::emulator::Profile::from_yaml(ABSENT).expect("profile");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let emu = chimera::emulator::spawn(profile, &[any, any])
+        .await
+        .expect("emulator");
+    let urls: Vec<String> = emu.addrs.iter().map(|a| format!("http://{a}")).collect();
+    let a = chimera::backend::ollama::OllamaClient::new(&urls[0]).expect("client");
+    let b = chimera::backend::ollama::OllamaClient::new(&urls[1]).expect("client");
+    assert_eq!(a.model_digest("m:latest").await.expect("tags"), None);
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    chimera::run::managed::pull_model("a", &urls[0], "m:latest", rx.clone())
+        .await
+        .expect("pull");
+    assert_eq!(
+        a.model_digest("m:latest").await.expect("tags"),
+        Some(chimera::emulator::default_digest("m:latest"))
+    );
+    assert_eq!(
+        b.model_digest("m:latest").await.expect("tags"),
+        None,
+        "each listener has its own model store"
+    );
+    let err = chimera::run::managed::pull_model("a", &urls[0], "nope", rx)
+        .await
+        .expect_err("unknown model");
+    assert!(
+        err.to_string()
+            .contains("pull model manifest: file does not exist"),
+        "{err}"
+    );
+    emu.shutdown().await;
+}
