@@ -209,9 +209,15 @@ fn summaries(pool: &Pool<'_>, report: &str) -> Vec<SummaryRow> {
     for (grouping, groups) in &groupings {
         for (group, f) in groups {
             for (name, metric, level) in SUMMARY_METRICS {
-                let (xs, _) = values(pool, *metric, *level, f);
+                let (xs, fallback) = values(pool, *metric, *level, f);
                 if !xs.is_empty() {
-                    out.push(summary_row(report, grouping, group, *level, name, &xs));
+                    // Per-agent means stood in for missing per-request rows: say so.
+                    let level = if fallback.is_some() {
+                        Level::Agent
+                    } else {
+                        *level
+                    };
+                    out.push(summary_row(report, grouping, group, level, name, &xs));
                 }
             }
             let runs = pool.runs_where(f);
@@ -486,8 +492,13 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
     }
     if let Some(s) = whole("throughput_tok_s") {
         out.push(format!(
-            "Throughput over {} requests: mean {} tok/s{}, CV {} %.",
+            "Throughput over {} {}: mean {} tok/s{}, CV {} %.",
             s.n,
+            if s.level == "agent" {
+                "agent runs (per-agent means: the source recorded no per-request values)"
+            } else {
+                "requests"
+            },
             fmt_num(s.mean.unwrap_or(f64::NAN)),
             ci(s),
             fmt_num(s.cv_pct.unwrap_or(f64::NAN))
@@ -495,7 +506,12 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
     }
     if let Some(s) = whole("ttft_ms") {
         out.push(format!(
-            "TTFT: median {} ms, p95 {} ms, max {} ms.",
+            "TTFT{}: median {} ms, p95 {} ms, max {} ms.",
+            if s.level == "agent" {
+                " (per-agent means)"
+            } else {
+                ""
+            },
             fmt_num(s.median.unwrap_or(f64::NAN)),
             fmt_num(s.p95.unwrap_or(f64::NAN)),
             fmt_num(s.max.unwrap_or(f64::NAN))
@@ -508,7 +524,17 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
             s.n
         ));
     }
-    for c in &r.comparisons {
+    // Every cross-report and language comparison; model and runtime pairs only when few.
+    let pairs = r
+        .comparisons
+        .iter()
+        .filter(|c| c.by == "model" || c.by == "runtime")
+        .count();
+    for c in r
+        .comparisons
+        .iter()
+        .filter(|c| (c.by != "model" && c.by != "runtime") || pairs <= 3)
+    {
         if let (Some(p), Some(d)) = (c.p_value, c.difference) {
             out.push(format!(
                 "{} vs {} ({}): difference {} (Welch t = {}, p {}){}.",
@@ -664,15 +690,36 @@ fn within_comparisons(pool: &Pool<'_>, report: &str, multi: bool) -> Vec<Compari
 }
 
 /// The primary values of one report of a loaded campaign (for cross-report comparisons).
-fn report_primary(l: &Loaded, report: &str) -> Option<(bool, Vec<f64>)> {
+fn report_primary(l: &Loaded, report: &str, models: &[String]) -> Option<(bool, Vec<f64>)> {
     let idx = l.plan.reports.iter().position(|r| r.report == report)?;
     let multi = l.plan.configs[l.plan.reports[idx].configs.clone()]
         .iter()
         .any(|c| c.is_multi_agent());
     let pool = Pool::new(&l.data, &l.cfgs, &[report.to_owned()]);
     let (m, lv, _) = primary(multi);
-    let xs = values(&pool, m, lv, &Filter::default()).0;
+    // Only the configurations of the given model tags (the comparison is between like runs).
+    let mut xs = Vec::new();
+    for tag in models {
+        let f = Filter {
+            model: Some(tag.clone()),
+            ..Filter::default()
+        };
+        xs.extend(values(&pool, m, lv, &f).0);
+    }
     (!xs.is_empty()).then_some((multi, xs))
+}
+
+/// The model tags a report's configurations use.
+fn report_models(l: &Loaded, report: &str) -> Vec<String> {
+    let mut v: Vec<String> = l
+        .cfgs
+        .values()
+        .filter(|c| c.report == report)
+        .map(|c| c.model_tag.clone())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Analyses every report of `l` (or the one matching `only`); `all` are the campaigns loaded
@@ -834,7 +881,9 @@ pub(super) fn analyze_loaded(l: &Loaded, all: &[Loaded], only: Option<&str>) -> 
         let mut comparisons = within_comparisons(&pool, &rp.report, multi);
         // Cross-report comparisons: the other report in this campaign, else in a campaign
         // beside it whose numbers have the same origin class (imported with imported).
-        if let Some((_, mine)) = report_primary(l, &rp.report) {
+        // Only runs of the same model(s) are compared across reports.
+        let models = report_models(l, &rp.report);
+        if let Some((_, mine)) = report_primary(l, &rp.report, &models) {
             for other in &spec.compare_with {
                 let found =
                     std::iter::once(l)
@@ -847,7 +896,7 @@ pub(super) fn analyze_loaded(l: &Loaded, all: &[Loaded], only: Option<&str>) -> 
                                 .reports
                                 .iter()
                                 .find(|r| super::report_matches(other, &r.report))?;
-                            let (m, xs) = report_primary(o, &r.report)?;
+                            let (m, xs) = report_primary(o, &r.report, &models)?;
                             (m == multi).then(|| (format!("{} ({})", r.report, o.info.name), xs))
                         });
                 if let Some((label, xs)) = found {
