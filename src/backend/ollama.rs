@@ -28,12 +28,12 @@ use std::time::Instant;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub use super::stream::ClientError;
 use super::stream::{
-    Protocol, TextTimer, err, error_message, get_json, http_client, lossy_prefix, measure,
-    truncate_chars,
+    Protocol, TextTimer, base_body, cut_mid_line, err, error_message, get_json, http_client,
+    lossy_prefix, map_status, measure_json, post_json, truncate_chars,
 };
 use super::{ErrorKind, LlmRequest, RequestError, RequestRecord};
 use crate::manifest::{Api, Options};
@@ -66,27 +66,8 @@ impl OllamaClient {
 
     /// Sends one request and measures it. Never fails: errors are in the record.
     pub async fn send(&self, req: &LlmRequest) -> RequestRecord {
-        let body = match serde_json::to_vec(&request_body(req)) {
-            Ok(b) => b,
-            Err(e) => {
-                return RequestRecord {
-                    sent_at_unix_ms: super::stream::unix_ms_now(),
-                    error: Some(err(
-                        ErrorKind::BadRequest,
-                        None,
-                        format!("cannot encode the request: {e}"),
-                    )),
-                    ..RequestRecord::default()
-                };
-            }
-        };
-        let url = format!("{}{}", self.base, api_path(req.api));
-        let request = self
-            .http
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        measure(request, req, |t0| {
+        let request = post_json(&self.http, &self.base, api_path(req.api));
+        measure_json(request, &request_body(req), req, |t0| {
             StreamState::new(req.api, req.stream, req.max_response_bytes, t0)
         })
         .await
@@ -148,20 +129,7 @@ pub fn api_path(api: Api) -> &'static str {
 /// `options` only when some option is set (and then only the set ones), `keep_alive` only when
 /// set.
 pub fn request_body(req: &LlmRequest) -> Value {
-    let mut m = Map::new();
-    m.insert("model".into(), Value::String(req.model.clone()));
-    match req.api {
-        Api::Generate => {
-            m.insert("prompt".into(), Value::String(req.prompt.clone()));
-        }
-        Api::Chat => {
-            m.insert(
-                "messages".into(),
-                serde_json::json!([{"role": "user", "content": req.prompt}]),
-            );
-        }
-    }
-    m.insert("stream".into(), Value::Bool(req.stream));
+    let mut m = base_body(req);
     if let Some(o) = options_value(&req.options) {
         m.insert("options".into(), o);
     }
@@ -271,7 +239,9 @@ impl StreamState {
             done: false,
         }
     }
+}
 
+impl Protocol for StreamState {
     /// Handles one line that arrived at `at`. Blank lines are skipped.
     fn on_line(
         &mut self,
@@ -343,17 +313,6 @@ impl StreamState {
         }
         Ok(())
     }
-}
-
-impl Protocol for StreamState {
-    fn on_line(
-        &mut self,
-        line: &[u8],
-        at: Instant,
-        rec: &mut RequestRecord,
-    ) -> Result<(), RequestError> {
-        StreamState::on_line(self, line, at, rec)
-    }
 
     fn done(&self) -> bool {
         self.done
@@ -369,14 +328,7 @@ impl Protocol for StreamState {
             // A partial last line: the stream was cut mid-object, unless it happens to be
             // complete JSON without its newline.
             if self.stream && serde_json::from_slice::<Value>(rest).is_err() {
-                return Err(err(
-                    ErrorKind::Truncated,
-                    None,
-                    format!(
-                        "the stream ended inside a line ({} bytes after the last newline)",
-                        rest.len()
-                    ),
-                ));
+                return Err(cut_mid_line(rest));
             }
             self.on_line(rest, end, rec)?;
         }
@@ -404,33 +356,14 @@ impl Protocol for StreamState {
 
 /// Maps a non-2xx status and its body.
 fn status_error(status: StatusCode, body: &[u8]) -> RequestError {
-    let kind = match status.as_u16() {
-        404 => ErrorKind::ModelNotFound,
-        400 => ErrorKind::BadRequest,
-        503 => ErrorKind::QueueFull,
-        500..=599 => ErrorKind::ServerError,
-        _ => ErrorKind::HttpStatus,
-    };
-    err(kind, Some(status.as_u16()), error_message(status, body))
+    map_status(status, error_message(status, body), true)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::stream::test_request;
     use super::*;
     use std::time::Duration;
-
-    fn req(api: Api, options: Options) -> LlmRequest {
-        LlmRequest {
-            api,
-            model: "m:1b".into(),
-            prompt: "hi".into(),
-            stream: true,
-            options,
-            keep_alive: None,
-            timeout: Duration::from_secs(5),
-            max_response_bytes: 1 << 20,
-        }
-    }
 
     #[test]
     fn nanoseconds_to_milliseconds() {
@@ -441,7 +374,7 @@ mod tests {
 
     #[test]
     fn empty_options_send_no_options_key() {
-        let body = request_body(&req(Api::Generate, Options::default()));
+        let body = request_body(&test_request(Api::Generate, "m:1b", Options::default()));
         assert_eq!(
             body,
             serde_json::json!({"model": "m:1b", "prompt": "hi", "stream": true})
@@ -456,7 +389,7 @@ mod tests {
             seed: Some(7),
             ..Options::default()
         };
-        let mut r = req(Api::Chat, o);
+        let mut r = test_request(Api::Chat, "m:1b", o);
         r.keep_alive = Some("5m".into());
         r.stream = false;
         assert_eq!(
@@ -567,18 +500,6 @@ mod tests {
         );
         let e = status_error(StatusCode::SERVICE_UNAVAILABLE, b"busy");
         assert_eq!((e.kind, e.message.as_str()), (ErrorKind::QueueFull, "busy"));
-        assert_eq!(
-            status_error(StatusCode::BAD_GATEWAY, b"").kind,
-            ErrorKind::ServerError
-        );
-        assert_eq!(
-            status_error(StatusCode::TOO_MANY_REQUESTS, b"").kind,
-            ErrorKind::HttpStatus
-        );
-        assert_eq!(
-            status_error(StatusCode::BAD_REQUEST, b"").kind,
-            ErrorKind::BadRequest
-        );
         let long = "é".repeat(2000);
         assert_eq!(
             status_error(StatusCode::INTERNAL_SERVER_ERROR, long.as_bytes())

@@ -54,11 +54,11 @@ use std::time::Instant;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::stream::{
-    ClientError, Protocol, TextTimer, err, error_message, get_json, http_client, lossy_prefix,
-    measure, truncate_chars, unix_ms_now,
+    ClientError, Protocol, TextTimer, base_body, cut_mid_line, err, error_message, get_json,
+    http_client, lossy_prefix, map_status, measure_json, post_json, truncate_chars,
 };
 use super::{ErrorKind, LlmRequest, RequestError, RequestRecord};
 use crate::manifest::Api;
@@ -105,31 +105,11 @@ impl OpenAiClient {
                 ignored.join(", ")
             );
         }
-        let body = match serde_json::to_vec(&request_body(req)) {
-            Ok(b) => b,
-            Err(e) => {
-                return RequestRecord {
-                    sent_at_unix_ms: unix_ms_now(),
-                    error: Some(err(
-                        ErrorKind::BadRequest,
-                        None,
-                        format!("cannot encode the request: {e}"),
-                    )),
-                    ..RequestRecord::default()
-                };
-            }
-        };
-        let url = format!("{}{}", self.base, api_path(req.api));
-        let request = self
-            .http
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(
-                reqwest::header::ACCEPT,
-                "text/event-stream, application/json",
-            )
-            .body(body);
-        measure(request, req, |t0| {
+        let request = post_json(&self.http, &self.base, api_path(req.api)).header(
+            reqwest::header::ACCEPT,
+            "text/event-stream, application/json",
+        );
+        measure_json(request, &request_body(req), req, |t0| {
             SseState::new(req.api, req.stream, req.max_response_bytes, t0)
         })
         .await
@@ -249,20 +229,7 @@ pub fn api_path(api: Api) -> &'static str {
 /// The JSON body: `model`, `prompt` or `messages`, `stream` (+ `stream_options` when
 /// streamed), and the set options under their OpenAI/llama-server names.
 pub fn request_body(req: &LlmRequest) -> Value {
-    let mut m = Map::new();
-    m.insert("model".into(), Value::String(req.model.clone()));
-    match req.api {
-        Api::Generate => {
-            m.insert("prompt".into(), Value::String(req.prompt.clone()));
-        }
-        Api::Chat => {
-            m.insert(
-                "messages".into(),
-                serde_json::json!([{"role": "user", "content": req.prompt}]),
-            );
-        }
-    }
-    m.insert("stream".into(), Value::Bool(req.stream));
+    let mut m = base_body(req);
     if req.stream {
         m.insert(
             "stream_options".into(),
@@ -322,15 +289,8 @@ pub fn model_listed(served: &[String], model: &str) -> bool {
 /// Maps a non-2xx status and its body.
 fn status_error(status: StatusCode, body: &[u8]) -> RequestError {
     let message = error_message(status, body);
-    let kind = match status.as_u16() {
-        404 if says_model_missing(&message) => ErrorKind::ModelNotFound,
-        400 => ErrorKind::BadRequest,
-        // llama-server: 503 "Loading model" while it starts; vLLM: overloaded. Retryable.
-        503 => ErrorKind::QueueFull,
-        500..=599 => ErrorKind::ServerError,
-        _ => ErrorKind::HttpStatus,
-    };
-    err(kind, Some(status.as_u16()), message)
+    let model_missing = says_model_missing(&message);
+    map_status(status, message, model_missing)
 }
 
 /// True when an error message says that a model does not exist.
@@ -618,14 +578,7 @@ impl Protocol for SseState {
                 _ => true,
             };
             if !complete {
-                return Err(err(
-                    ErrorKind::Truncated,
-                    None,
-                    format!(
-                        "the stream ended inside a line ({} bytes after the last newline)",
-                        rest.len()
-                    ),
-                ));
+                return Err(cut_mid_line(rest));
             }
             self.on_sse_line(rest.trim_ascii_end(), end, rec)?;
         }
@@ -686,23 +639,10 @@ fn error_text(e: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::stream::LineSplitter;
+    use super::super::stream::{LineSplitter, test_request};
     use super::*;
     use crate::manifest::Options;
     use std::time::Duration;
-
-    fn req(api: Api, options: Options) -> LlmRequest {
-        LlmRequest {
-            api,
-            model: "m".into(),
-            prompt: "hi".into(),
-            stream: true,
-            options,
-            keep_alive: None,
-            timeout: Duration::from_secs(5),
-            max_response_bytes: 1 << 20,
-        }
-    }
 
     #[test]
     fn sse_lines_are_classified() {
@@ -926,7 +866,7 @@ mod tests {
             repeat_penalty: Some(1.1),
             seed: Some(7),
         };
-        let mut r = req(Api::Chat, o);
+        let mut r = test_request(Api::Chat, "m", o);
         r.keep_alive = Some("5m".into());
         assert_eq!(
             request_body(&r),
@@ -943,8 +883,9 @@ mod tests {
             ignored_settings(&r),
             vec!["num_gpu", "num_ctx", "keep_alive"]
         );
-        let mut r = req(
+        let mut r = test_request(
             Api::Generate,
+            "m",
             Options {
                 num_predict: Some(-1),
                 ..Options::default()
@@ -984,18 +925,6 @@ mod tests {
         assert_eq!(
             (e.kind, e.message.as_str()),
             (ErrorKind::QueueFull, "Loading model")
-        );
-        assert_eq!(
-            status_error(StatusCode::BAD_REQUEST, b"").kind,
-            ErrorKind::BadRequest
-        );
-        assert_eq!(
-            status_error(StatusCode::BAD_GATEWAY, b"").kind,
-            ErrorKind::ServerError
-        );
-        assert_eq!(
-            status_error(StatusCode::TOO_MANY_REQUESTS, b"").kind,
-            ErrorKind::HttpStatus
         );
     }
 

@@ -11,9 +11,10 @@ use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{ErrorKind, LlmRequest, RequestError, RequestRecord};
+use crate::manifest::Api;
 
 /// Longest error message kept from a response body, in characters.
 pub(super) const MAX_ERROR_CHARS: usize = 500;
@@ -83,6 +84,57 @@ pub(super) fn http_client(
         .build()
         .map_err(|e| ClientError::Build(error_chain(&e)))?;
     Ok((http, url.as_str().trim_end_matches('/').to_owned()))
+}
+
+/// The part of a request body every protocol sends: `model`, `prompt` (generate) or one user
+/// message in `messages` (chat), and `stream`.
+pub(super) fn base_body(req: &LlmRequest) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("model".into(), Value::String(req.model.clone()));
+    match req.api {
+        Api::Generate => {
+            m.insert("prompt".into(), Value::String(req.prompt.clone()));
+        }
+        Api::Chat => {
+            m.insert(
+                "messages".into(),
+                serde_json::json!([{"role": "user", "content": req.prompt}]),
+            );
+        }
+    }
+    m.insert("stream".into(), Value::Bool(req.stream));
+    m
+}
+
+/// A POST of a JSON body to `base` + `path`.
+pub(super) fn post_json(http: &reqwest::Client, base: &str, path: &str) -> reqwest::RequestBuilder {
+    http.post(format!("{base}{path}"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+}
+
+/// Sends `body` with `request` (see [`post_json`]) and measures it (see [`measure`]). Never
+/// fails: a body that cannot be encoded gives the record of a request never sent.
+pub(super) async fn measure_json<P: Protocol>(
+    request: reqwest::RequestBuilder,
+    body: &Value,
+    req: &LlmRequest,
+    protocol: impl FnOnce(Instant) -> P,
+) -> RequestRecord {
+    let body = match serde_json::to_vec(body) {
+        Ok(b) => b,
+        Err(e) => {
+            return RequestRecord {
+                sent_at_unix_ms: unix_ms_now(),
+                error: Some(err(
+                    ErrorKind::BadRequest,
+                    None,
+                    format!("cannot encode the request: {e}"),
+                )),
+                ..RequestRecord::default()
+            };
+        }
+    };
+    measure(request.body(body), req, protocol).await
 }
 
 /// A wire protocol's reading of one response body.
@@ -495,6 +547,33 @@ pub(super) fn send_error(e: &reqwest::Error) -> RequestError {
     )
 }
 
+/// Maps a non-2xx status and its error `message`: 404 is a missing model when
+/// `model_missing` (the server says so), 400 a bad request, 503 a full queue (Ollama busy,
+/// llama-server "Loading model" while it starts, vLLM overloaded: retryable), other 5xx a
+/// server error, anything else an HTTP status.
+pub(super) fn map_status(status: StatusCode, message: String, model_missing: bool) -> RequestError {
+    let kind = match status.as_u16() {
+        404 if model_missing => ErrorKind::ModelNotFound,
+        400 => ErrorKind::BadRequest,
+        503 => ErrorKind::QueueFull,
+        500..=599 => ErrorKind::ServerError,
+        _ => ErrorKind::HttpStatus,
+    };
+    err(kind, Some(status.as_u16()), message)
+}
+
+/// A streamed body that ended inside a line: `rest` holds the bytes after the last newline.
+pub(super) fn cut_mid_line(rest: &[u8]) -> RequestError {
+    err(
+        ErrorKind::Truncated,
+        None,
+        format!(
+            "the stream ended inside a line ({} bytes after the last newline)",
+            rest.len()
+        ),
+    )
+}
+
 /// The text of an error body: its `error` string, `error.message`, a top-level `message`
 /// (vLLM's older envelope), or the body itself; trimmed and bounded, `HTTP <status>` when empty.
 pub(super) fn error_message(status: StatusCode, body: &[u8]) -> String {
@@ -565,9 +644,38 @@ pub(super) fn unix_ms_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
+/// A streamed request of `model` for the protocols' unit tests.
+#[cfg(test)]
+pub(super) fn test_request(api: Api, model: &str, options: crate::manifest::Options) -> LlmRequest {
+    LlmRequest {
+        api,
+        model: model.into(),
+        prompt: "hi".into(),
+        stream: true,
+        options,
+        keep_alive: None,
+        timeout: Duration::from_secs(5),
+        max_response_bytes: 1 << 20,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_map_to_kinds() {
+        let kind = |code: u16, missing: bool| {
+            let status = StatusCode::from_u16(code).expect("status");
+            map_status(status, String::new(), missing).kind
+        };
+        assert_eq!(kind(404, true), ErrorKind::ModelNotFound);
+        assert_eq!(kind(404, false), ErrorKind::HttpStatus);
+        assert_eq!(kind(400, false), ErrorKind::BadRequest);
+        assert_eq!(kind(503, false), ErrorKind::QueueFull);
+        assert_eq!(kind(502, false), ErrorKind::ServerError);
+        assert_eq!(kind(429, false), ErrorKind::HttpStatus);
+    }
 
     fn lines_of(s: &mut LineSplitter) -> Vec<String> {
         let mut out = Vec::new();

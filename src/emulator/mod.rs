@@ -66,6 +66,7 @@
 //! Every generate/chat request appends one [`TruthRecord`] when it ends. Offsets are
 //! microseconds from "request fully read" to right after the write of that chunk returned.
 
+mod exchange;
 mod http;
 mod openai;
 mod profile;

@@ -1,4 +1,6 @@
-//! Listeners, connections, routes and the timing model.
+//! Listeners, connections and routes: the Ollama routes here, the OpenAI-compatible ones in
+//! `openai.rs`, and what both share (truth bookkeeping, faults, the timing model) in
+//! `exchange.rs`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -7,17 +9,21 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
-use super::http::{self, JSON, LAST_CHUNK, NDJSON, ReadOutcome, TEXT};
+use super::TruthLog;
+use super::exchange::{
+    ActiveGuard, Exchange, FaultEnd, Reject, Schedule, Wire, ending_fault, joined_contents,
+    json_object, stream_flag,
+};
+use super::http::{self, JSON, NDJSON, ReadOutcome, TEXT};
 use super::profile::{Fault, ModelProfile, Profile};
-use super::util::{Rng, WORDS, fnv1a, prompt_tokens, rfc3339, unix_ms};
-use super::{TruthLog, TruthRecord};
+use super::util::{Rng, fnv1a, rfc3339, unix_ms};
 
 /// `load_duration` floor is whatever a warm hit really takes; the idle keep-alive reported
 /// by `/api/ps` (the emulator never unloads on its own).
@@ -39,7 +45,7 @@ pub struct Shared {
 impl Shared {
     /// The fault to inject into this request for `model`: the profile's, unless `fault_first`
     /// is set and that many requests of the model have already been served.
-    fn fault_for(&self, model: usize) -> Option<Fault> {
+    pub(super) fn fault_for(&self, model: usize) -> Option<Fault> {
         let m = &self.profile.models[model];
         let fault = m.fault.clone()?;
         match m.fault_first {
@@ -57,28 +63,12 @@ impl Shared {
     }
 
     /// How many streams share the decode budget right now (1 when `shared_gpu` is off).
-    fn share(&self) -> f64 {
+    pub(super) fn share(&self) -> f64 {
         if self.profile.shared_gpu {
             self.active.load(Ordering::SeqCst).max(1) as f64
         } else {
             1.0
         }
-    }
-}
-
-/// Counts one stream as active on the GPU while alive.
-struct ActiveGuard<'a>(&'a AtomicUsize);
-
-impl<'a> ActiveGuard<'a> {
-    fn enter(a: &'a AtomicUsize) -> ActiveGuard<'a> {
-        a.fetch_add(1, Ordering::SeqCst);
-        ActiveGuard(a)
-    }
-}
-
-impl Drop for ActiveGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -186,14 +176,12 @@ async fn route(
     let get = matches!(req.method.as_str(), "GET" | "HEAD");
     let head_only = req.method == "HEAD";
     let path = req.path.as_str();
-    if super::openai::handles(path) {
-        return super::openai::route(wr, sh, ls, req, received, received_unix_ms).await;
-    }
-    let known_get = matches!(path, "/" | "/api/version" | "/api/tags" | "/api/ps");
+    let known_get = matches!(path, "/" | "/api/version" | "/api/tags" | "/api/ps")
+        || super::openai::GET.contains(&path);
     let known_post = matches!(
         path,
         "/api/generate" | "/api/chat" | "/api/show" | "/api/pull"
-    );
+    ) || super::openai::POST.contains(&path);
     if !known_get && !known_post {
         http::write_full(wr, 404, TEXT, b"404 page not found", close, head_only).await?;
         return Ok(keep);
@@ -221,44 +209,21 @@ async fn route(
                 return Ok(keep);
             }
         },
-        _ => {
-            let chat = path == "/api/chat";
-            let rec = TruthRecord {
-                listener: ls.addr,
-                model: String::new(),
-                prompt: String::new(),
-                options: Value::Null,
-                stream: true,
-                status: 0,
-                fault: None,
-                received_unix_ms,
-                first_chunk_offset_us: None,
-                chunk_offsets_us: Vec::new(),
-                output_tokens: 0,
-                prompt_tokens: 0,
-                load_ms: 0.0,
-                reloaded: false,
-            };
+        "/api/generate" | "/api/chat" => {
+            let x = Exchange::new(wr, sh, ls.addr, keep, received, received_unix_ms, &WIRE);
             let mut g = Gen {
-                wr,
-                sh,
+                x,
                 ls,
-                chat,
-                keep,
-                received,
-                head_sent: false,
-                rec,
-                committed: false,
+                chat: path == "/api/chat",
             };
             let result = g.run(&req.body).await;
-            if !g.committed {
-                if result.is_err() && g.rec.fault.is_none() {
-                    g.rec.fault = Some("client_disconnected".to_owned());
-                }
-                g.commit();
-            }
+            g.x.end(&result);
             return result;
         }
+        _ if known_post => {
+            return super::openai::complete(wr, sh, ls, &req, received, received_unix_ms).await;
+        }
+        _ => super::openai::get(sh, path),
     };
     http::write_full(wr, 200, JSON, body.to_string().as_bytes(), close, head_only).await?;
     Ok(keep)
@@ -493,84 +458,46 @@ struct Parsed {
     unload: bool,
 }
 
-/// One generate/chat exchange. Its truth record is committed just before the last bytes of
-/// the response are written, so a client that has read a whole response finds its record.
-struct Gen<'a> {
-    wr: &'a mut OwnedWriteHalf,
-    sh: &'a Shared,
-    ls: &'a ListenerState,
-    chat: bool,
-    keep: bool,
-    received: Instant,
-    head_sent: bool,
-    rec: TruthRecord,
-    committed: bool,
+/// The Ollama routes' wire: NDJSON streams, streamed unless the request says not to, errors as
+/// `{"error": msg}`.
+const WIRE: Wire = Wire {
+    stream_type: NDJSON,
+    stream_default: true,
+    error_body: error_json,
+};
+
+/// Ollama's error body.
+fn error_json(_code: u16, msg: &str) -> String {
+    json!({ "error": msg }).to_string()
 }
 
-type Reject = (u16, String);
+/// One generate/chat exchange.
+struct Gen<'a> {
+    x: Exchange<'a>,
+    ls: &'a ListenerState,
+    chat: bool,
+}
 
 impl Gen<'_> {
-    fn commit(&mut self) {
-        if !self.committed {
-            self.committed = true;
-            self.sh.truth.push(self.rec.clone());
-        }
-    }
-
-    /// Records a non-streamed body as one chunk written now, and commits.
-    fn commit_body(&mut self) {
-        let off = self.offset_us();
-        self.rec.chunk_offsets_us.push(off);
-        self.rec.first_chunk_offset_us = Some(off);
-        self.commit();
-    }
-
-    fn offset_us(&self) -> u64 {
-        u64::try_from(self.received.elapsed().as_micros()).unwrap_or(u64::MAX)
-    }
-
-    /// Answers with `code` and `{"error": msg}` (before any chunk).
-    async fn reject(&mut self, code: u16, msg: &str) -> std::io::Result<bool> {
-        self.rec.status = code;
-        self.commit();
-        let body = json!({ "error": msg }).to_string();
-        http::write_full(self.wr, code, JSON, body.as_bytes(), !self.keep, false).await?;
-        Ok(self.keep)
-    }
-
     fn parse(&mut self, body: &[u8]) -> Result<Parsed, Reject> {
-        if body.is_empty() {
-            return Err((400, "missing request body".into()));
-        }
-        let v: Value = serde_json::from_slice(body).map_err(|e| (400, e.to_string()))?;
-        let Value::Object(obj) = v else {
-            return Err((400, "request body must be a JSON object".into()));
-        };
-        self.rec.model = obj
+        let obj = json_object(body)?;
+        self.x.rec.model = obj
             .get("model")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        self.rec.stream = match obj.get("stream") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err((400, "`stream` must be a boolean".into())),
-        };
+        self.x.rec.stream = stream_flag(&obj, WIRE.stream_default)?;
         let options = obj.get("options").cloned().unwrap_or(Value::Null);
-        self.rec.options = options.clone();
+        self.x.rec.options = options.clone();
         match &options {
             Value::Null => {}
             Value::Object(o) => check_option_types(o)?,
             _ => return Err((400, "`options` must be an object".into())),
         }
-        self.rec.prompt = if self.chat {
+        self.x.rec.prompt = if self.chat {
             match obj.get("messages") {
                 None | Some(Value::Null) => String::new(),
-                Some(Value::Array(msgs)) => msgs
-                    .iter()
-                    .map(|m| m.get("content").and_then(Value::as_str).unwrap_or(""))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                Some(Value::Array(msgs)) => joined_contents(msgs),
                 Some(_) => return Err((400, "`messages` must be an array".into())),
             }
         } else {
@@ -585,66 +512,55 @@ impl Gen<'_> {
                 .and_then(Value::as_array)
                 .is_none_or(Vec::is_empty)
         } else {
-            self.rec.prompt.is_empty()
+            self.x.rec.prompt.is_empty()
         };
-        if self.rec.model.is_empty() {
+        let name = &self.x.rec.model;
+        if name.is_empty() {
             return Err(if self.chat {
                 (400, "model is required".into())
             } else {
                 (404, "model '' not found".into())
             });
         }
-        let model = self
-            .sh
-            .profile
+        let profile = &self.x.sh.profile;
+        let model = profile
             .models
             .iter()
-            .position(|m| m.matches(&self.rec.model))
-            .filter(|&i| super::pull::present(&self.sh.profile, self.ls, i))
-            .ok_or_else(|| (404, format!("model '{}' not found", self.rec.model)))?;
+            .position(|m| m.matches(name))
+            .filter(|&i| super::pull::present(profile, self.ls, i))
+            .ok_or_else(|| (404, format!("model '{name}' not found")))?;
         Ok(Parsed {
             model,
-            stream: self.rec.stream,
+            stream: self.x.rec.stream,
             options,
-            prompt: self.rec.prompt.clone(),
+            prompt: self.x.rec.prompt.clone(),
             empty: empty_request,
             unload: empty_request && keep_alive_zero(obj.get("keep_alive")),
         })
     }
 
     async fn run(&mut self, body: &[u8]) -> std::io::Result<bool> {
-        let p = match self.parse(body) {
-            Ok(p) => p,
-            Err((code, msg)) => return self.reject(code, &msg).await,
+        let parsed = self.parse(body);
+        let (p, fault) = match self.x.start(parsed, |p| p.model).await? {
+            Ok(started) => started,
+            Err(keep) => return Ok(keep),
         };
-        let sh = self.sh;
-        let m = &sh.profile.models[p.model];
-        let fault = sh.fault_for(p.model);
-        self.rec.fault = fault.as_ref().map(|f| f.name().to_owned());
-        match &fault {
-            Some(Fault::Status { code, message }) => return self.reject(*code, message).await,
-            Some(Fault::RefuseAfterAccept) => {
-                self.rec.status = 0;
-                return Ok(false);
-            }
-            _ => {}
-        }
         if p.unload {
             *self.ls.loaded() = None;
-            self.rec.status = 200;
+            self.x.rec.status = 200;
             return self.write_special("unload").await;
         }
         self.load(p.model, &p.options).await;
         if p.empty {
-            self.rec.status = 200;
+            self.x.rec.status = 200;
             return self.write_special("load").await;
         }
         let _slot = match &self.ls.slots {
             Some(s) => s.acquire().await.ok(),
             None => None,
         };
-        let _active = ActiveGuard::enter(&sh.active);
-        self.generate(m, &p, fault.as_ref()).await
+        let _active = ActiveGuard::enter(&self.x.sh.active);
+        self.generate(&p, fault.as_ref()).await
     }
 
     /// Loads (or reuses) the model per Ollama's reload rule; fills `load_ms` / `reloaded`.
@@ -663,7 +579,7 @@ impl Gen<'_> {
         };
         if reload {
             *self.ls.loaded() = None;
-            let load = self.sh.profile.models[model].load_ms;
+            let load = self.x.sh.profile.models[model].load_ms;
             sleep_until((Instant::now() + Duration::from_secs_f64(load / 1000.0)).into()).await;
         }
         let mut guard = self.ls.loaded();
@@ -678,205 +594,81 @@ impl Gen<'_> {
             num_ctx,
             last_used: SystemTime::now(),
         });
-        self.rec.reloaded = reload;
-        self.rec.load_ms = self.received.elapsed().as_secs_f64() * 1000.0;
+        self.x.rec.reloaded = reload;
+        self.x.rec.load_ms = self.x.received.elapsed().as_secs_f64() * 1000.0;
     }
 
     /// The reply to an empty prompt: `done_reason` "load" or "unload", no metrics, not streamed.
     async fn write_special(&mut self, reason: &str) -> std::io::Result<bool> {
-        let mut line = Line::new(&self.rec.model, self.chat, "", true);
+        let mut line = Line::new(&self.x.rec.model, self.chat, "", true);
         line.done_reason = Some(reason);
         let body = line.bytes();
-        self.commit();
+        self.x.commit();
         http::write_full(
-            self.wr,
+            self.x.wr,
             200,
             JSON,
             &body[..body.len() - 1],
-            !self.keep,
+            !self.x.keep,
             false,
         )
         .await?;
-        Ok(self.keep)
+        Ok(self.x.keep)
     }
 
-    async fn write_chunk(&mut self, line: &[u8], close: bool) -> std::io::Result<()> {
-        let mut out = Vec::with_capacity(line.len() + 128);
-        if !self.head_sent {
-            out.extend(http::head(200, NDJSON, None, close));
-            self.head_sent = true;
-            self.rec.status = 200;
-        }
-        out.extend(http::chunk(line));
-        self.wr.write_all(&out).await?;
-        self.wr.flush().await
-    }
-
-    async fn generate(
-        &mut self,
-        m: &ModelProfile,
-        p: &Parsed,
-        fault: Option<&Fault>,
-    ) -> std::io::Result<bool> {
-        let sh = self.sh;
-        let model_echo = self.rec.model.clone();
+    async fn generate(&mut self, p: &Parsed, fault: Option<&Fault>) -> std::io::Result<bool> {
+        let model_echo = self.x.rec.model.clone();
         let opt_seed = int_option(&p.options, "seed").unwrap_or(0) as u64;
-        let mut rng = Rng::new(
-            sh.profile.seed
-                ^ fnv1a(&m.name).rotate_left(17)
-                ^ fnv1a(&p.prompt).rotate_left(31)
-                ^ opt_seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-
-        // Prompt processing.
-        let ptoks = prompt_tokens(&p.prompt);
-        self.rec.prompt_tokens = ptoks;
-        let prefill_start = Instant::now();
-        let prefill = f64::from(ptoks) / (m.prompt_tok_s / sh.share());
-        sleep_until((prefill_start + Duration::from_secs_f64(prefill)).into()).await;
-        let decode_start = Instant::now();
-        let prompt_eval = decode_start - prefill_start;
-
-        // How many tokens, and what ends the stream.
-        let num_predict = int_option(&p.options, "num_predict").filter(|n| *n >= 0);
-        let mut n = m.output_tokens;
-        let mut reason = "stop";
-        if let Some(np) = num_predict
-            && np <= i64::from(n)
-        {
-            n = u32::try_from(np).unwrap_or(0);
-            reason = "length";
-        }
-        let (stop_after, stall) = match fault {
-            Some(Fault::ErrorAfter { tokens, .. })
-            | Some(Fault::TruncateAfter { tokens, .. })
-            | Some(Fault::MalformedAfter { tokens }) => (Some(*tokens), None),
-            Some(Fault::StallAfter { tokens, ms }) => (None, Some((*tokens, *ms))),
-            _ => (None, None),
+        let num_predict = int_option(&p.options, "num_predict");
+        let mut s = Schedule::prefill(
+            &mut self.x,
+            p.model,
+            &p.prompt,
+            opt_seed,
+            num_predict,
+            fault,
+        )
+        .await;
+        let ptoks = s.prompt_tokens;
+        let chat = self.chat;
+        let close = s.closing;
+        let frame = |_, tok: &str| Line::new(&model_echo, chat, tok, false).bytes();
+        let Some(d) = s.decode(&mut self.x, p.stream, close, frame).await? else {
+            return Ok(self.x.keep);
         };
-        if let Some(k) = stop_after {
-            n = k;
-        }
-        let per_token_bytes = match fault {
-            Some(Fault::Huge { bytes }) if n > 0 => {
-                usize::try_from(bytes.div_ceil(u64::from(n))).unwrap_or(usize::MAX)
-            }
-            _ => 0,
-        };
-        let closing = stop_after.is_some();
-
-        // Fault before the first chunk: a status code, as Ollama does.
-        if let (Some(0), Some(Fault::ErrorAfter { message, .. })) = (stop_after, fault) {
-            return self.reject(500, message).await;
+        if let Some(f) = ending_fault(fault) {
+            return self
+                .fault_end(f, &model_echo, p, &d.text, ptoks, d.eval)
+                .await;
         }
 
-        let mut text = String::new();
-        let mut out_ids = Vec::with_capacity(n as usize);
-        let mut deadline = decode_start;
-        let mut last_token = decode_start;
-        for i in 0..n {
-            if let Some((k, ms)) = stall
-                && k == i
-            {
-                deadline = deadline.max(Instant::now()) + Duration::from_millis(ms);
-            }
-            let mut delay = sh.share() / m.output_tok_s;
-            if m.jitter_pct > 0.0 {
-                delay *= 1.0 + m.jitter_pct / 100.0 * rng.symmetric();
-            }
-            deadline += Duration::from_secs_f64(delay.max(0.0));
-            sleep_until(deadline.into()).await;
-            let id = rng.below(WORDS.len() as u64) as usize;
-            out_ids.push(1000 + id as u32);
-            let mut tok = if i == 0 {
-                WORDS[id].to_owned()
-            } else {
-                format!(" {}", WORDS[id])
-            };
-            while tok.len() < per_token_bytes {
-                tok.push(' ');
-                tok.push_str(WORDS[id]);
-            }
-            if p.stream {
-                let line = Line::new(&model_echo, self.chat, &tok, false).bytes();
-                self.write_chunk(&line, closing).await?;
-                let off = self.offset_us();
-                self.rec.chunk_offsets_us.push(off);
-                self.rec.first_chunk_offset_us.get_or_insert(off);
-            } else {
-                text.push_str(&tok);
-            }
-            self.rec.output_tokens = i + 1;
-            last_token = Instant::now();
-        }
-        if let Some((k, ms)) = stall
-            && k == n
-        {
-            deadline = deadline.max(Instant::now()) + Duration::from_millis(ms);
-            sleep_until(deadline.into()).await;
-        }
-        let eval = last_token - decode_start;
-
-        if let Some(
-            f @ (Fault::ErrorAfter { .. }
-            | Fault::TruncateAfter { .. }
-            | Fault::MalformedAfter { .. }),
-        ) = fault
-        {
-            return self.fault_end(f, &model_echo, p, &text, ptoks, eval).await;
-        }
-
-        let mut final_text = String::new();
-        if !p.stream {
-            final_text = text;
-        }
         let mut prompt_rng = Rng::new(fnv1a(&p.prompt));
         let context: Option<Vec<u32>> = (!self.chat).then(|| {
             (0..ptoks)
                 .map(|_| prompt_rng.below(32_000) as u32)
-                .chain(out_ids.iter().copied())
+                .chain(d.words.iter().map(|&w| 1000 + w as u32))
                 .collect()
         });
-        let mut line = Line::new(&model_echo, self.chat, &final_text, true);
-        line.done_reason = Some(reason);
+        let mut line = Line::new(&model_echo, self.chat, &d.text, true);
+        line.done_reason = Some(s.reason);
         line.context = context;
-        line.load_duration = ns(Duration::from_secs_f64(self.rec.load_ms / 1000.0));
+        line.load_duration = ns(Duration::from_secs_f64(self.x.rec.load_ms / 1000.0));
         line.prompt_eval_count = u64::from(ptoks);
-        line.prompt_eval_duration = if ptoks > 0 { ns(prompt_eval) } else { 0 };
-        line.eval_count = u64::from(self.rec.output_tokens);
-        line.eval_duration = if self.rec.output_tokens > 0 {
-            ns(eval)
+        line.prompt_eval_duration = if ptoks > 0 { ns(s.prompt_eval) } else { 0 };
+        line.eval_count = u64::from(self.x.rec.output_tokens);
+        line.eval_duration = if self.x.rec.output_tokens > 0 {
+            ns(d.eval)
         } else {
             0
         };
-        line.total_duration = ns(self.received.elapsed());
+        line.total_duration = ns(self.x.received.elapsed());
         let bytes = line.bytes();
         if p.stream {
-            let mut out = Vec::with_capacity(bytes.len() + 16);
-            if !self.head_sent {
-                out.extend(http::head(200, NDJSON, None, !self.keep));
-                self.head_sent = true;
-                self.rec.status = 200;
-            }
-            out.extend(http::chunk(&bytes));
-            out.extend_from_slice(LAST_CHUNK);
-            self.commit();
-            self.wr.write_all(&out).await?;
-            self.wr.flush().await?;
+            self.x.finish_stream(&[bytes]).await?;
+            Ok(self.x.keep)
         } else {
-            self.rec.status = 200;
-            self.commit_body();
-            http::write_full(
-                self.wr,
-                200,
-                JSON,
-                &bytes[..bytes.len() - 1],
-                !self.keep,
-                false,
-            )
-            .await?;
+            self.x.write_reply(&bytes[..bytes.len() - 1]).await
         }
-        Ok(self.keep)
     }
 
     /// Ends a reply the way an `error_after` / `truncate_after` / `malformed_after` fault says.
@@ -889,74 +681,36 @@ impl Gen<'_> {
         ptoks: u32,
         eval: Duration,
     ) -> std::io::Result<bool> {
-        if !p.stream {
-            match f {
-                Fault::ErrorAfter { message, .. } => {
-                    self.rec.status = 500;
-                    self.commit_body();
-                    let body = json!({ "error": message }).to_string();
-                    http::write_full(self.wr, 500, JSON, body.as_bytes(), true, false).await?;
-                }
-                Fault::TruncateAfter { .. } => {
-                    let mut line = Line::new(model_echo, self.chat, text, true);
-                    line.done_reason = Some("stop");
-                    line.prompt_eval_count = u64::from(ptoks);
-                    line.eval_count = u64::from(self.rec.output_tokens);
-                    line.eval_duration = ns(eval);
-                    let body = line.bytes();
-                    let mut out = http::head(200, JSON, Some(body.len()), true);
-                    out.extend_from_slice(&body[..body.len() / 2]);
-                    self.rec.status = 200;
-                    self.commit_body();
-                    self.wr.write_all(&out).await?;
-                    self.wr.flush().await?;
-                }
-                _ => {
-                    let body = format!("{{\"model\":\"{model_echo}\",\"response\":<<not json>>");
-                    self.rec.status = 200;
-                    self.commit_body();
-                    http::write_full(self.wr, 200, JSON, body.as_bytes(), true, false).await?;
-                }
+        let end = match (f, p.stream) {
+            (Fault::ErrorAfter { message, .. }, false) => {
+                FaultEnd::Whole(500, error_json(500, message).into_bytes())
             }
-            return Ok(false);
-        }
-        match f {
-            Fault::ErrorAfter { message, .. } => {
-                let mut line = json!({ "error": message }).to_string().into_bytes();
+            (Fault::TruncateAfter { .. }, false) => {
+                let mut line = Line::new(model_echo, self.chat, text, true);
+                line.done_reason = Some("stop");
+                line.prompt_eval_count = u64::from(ptoks);
+                line.eval_count = u64::from(self.x.rec.output_tokens);
+                line.eval_duration = ns(eval);
+                FaultEnd::Half(line.bytes())
+            }
+            (_, false) => FaultEnd::Whole(
+                200,
+                format!("{{\"model\":\"{model_echo}\",\"response\":<<not json>>").into_bytes(),
+            ),
+            (Fault::ErrorAfter { message, .. }, true) => {
+                let mut line = error_json(500, message).into_bytes();
                 line.push(b'\n');
-                self.commit();
-                self.write_chunk(&line, true).await?;
-                self.wr.write_all(LAST_CHUNK).await?;
+                FaultEnd::LastChunk(line)
             }
-            Fault::TruncateAfter { abrupt, .. } => {
-                if !self.head_sent {
-                    self.write_head_only().await?;
-                }
-                self.commit();
-                if !abrupt {
-                    self.wr.write_all(LAST_CHUNK).await?;
-                }
-            }
-            _ => {
+            (Fault::TruncateAfter { abrupt, .. }, true) => FaultEnd::Cut { abrupt: *abrupt },
+            (_, true) => {
                 let good = Line::new(model_echo, self.chat, " lorem", false).bytes();
                 let mut bad = good[..good.len() * 2 / 3].to_vec();
                 bad.push(b'\n');
-                self.commit();
-                self.write_chunk(&bad, true).await?;
-                self.wr.write_all(LAST_CHUNK).await?;
+                FaultEnd::LastChunk(bad)
             }
-        }
-        self.wr.flush().await?;
-        let _ = self.wr.shutdown().await;
-        Ok(false)
-    }
-
-    async fn write_head_only(&mut self) -> std::io::Result<()> {
-        self.head_sent = true;
-        self.rec.status = 200;
-        self.wr
-            .write_all(&http::head(200, NDJSON, None, true))
-            .await
+        };
+        self.x.fault_end(end).await
     }
 }
 

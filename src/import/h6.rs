@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Ctx, ImportError, Imported, aggregate_rows, close, components, is_markdown};
+use super::{Ctx, ImportError, Imported, aggregate_rows, close};
 use crate::backend::RequestRecord;
 use crate::run::RequestRow;
 use crate::workload::Stage;
@@ -263,12 +263,9 @@ pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
     let mut runs_files: Vec<(PathBuf, String, String, u32)> = Vec::new();
     let mut summaries: Vec<(PathBuf, String, String)> = Vec::new();
     let mut unknown: Vec<PathBuf> = Vec::new();
-    let mut markdown = 0;
-    for f in files {
-        let c = components(&src, f);
-        let name = c.last().cloned().unwrap_or_default();
+    let (files, markdown) = super::without_markdown(ctx, files);
+    for (f, c) in files {
         match c.as_slice() {
-            _ if is_markdown(&name) => markdown += 1,
             [sc, test, run, m] if m == "metrics.json" && run_folder(run).is_some() => {
                 runs_files.push((
                     f.clone(),
@@ -290,24 +287,15 @@ pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         return Err(super::layout_error(
             ctx,
             "scenario folders (e.g. `baseline-vs-chimera/`, `chimera-homo/`) holding `<testNNN>/run_k/metrics.json`",
-            super::suggest_subfolder(ctx),
         ));
     }
-    if let Some(f) = unknown.first() {
-        return Err(ImportError::Invalid {
-            path: f.clone(),
-            message: format!(
-                "not part of the {} layout (runs are `<scenario>/<testNNN>/run_k/metrics.json`, per-test summaries `<scenario>/<testNNN>/summary.json`)",
-                ctx.layout.name()
-            ),
-            help:
-                "move the file out of the directory, or point at the report's own raw-data folder"
-                    .into(),
-        });
-    }
-    if markdown > 0 {
-        ctx.notes.push(format!("{markdown} Markdown report(s) recognised and not imported (generated text, not measurements)"));
-    }
+    super::refuse_unknown(
+        ctx,
+        &unknown,
+        "runs are `<scenario>/<testNNN>/run_k/metrics.json`, per-test summaries `<scenario>/<testNNN>/summary.json`",
+        "move the file out of the directory, or point at the report's own raw-data folder",
+    )?;
+    super::note_markdown(ctx, markdown);
 
     let mut out = Vec::new();
     // (config index, run) → (recomputed efficiency, stored efficiency)
@@ -330,17 +318,7 @@ pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
             });
         }
         let ni = ctx.node(ci, *k, path)?;
-        if ctx.plan.configs[ci].agents.len() != 2 {
-            return Err(ImportError::Invalid {
-                path: path.clone(),
-                message: format!(
-                    "a two-agent run, but configuration `{}` has {} agent(s) in the manifest",
-                    ctx.plan.configs[ci].id,
-                    ctx.plan.configs[ci].agents.len()
-                ),
-                help: "use the manifest of this report".into(),
-            });
-        }
+        ctx.two_agents(ci, path, "a two-agent run")?;
         if let Some(s) = &run.scenario {
             let kind = super::kind_name(ctx.plan.configs[ci].scenario_kind);
             if s.replace('-', "_") != kind {
@@ -369,14 +347,11 @@ pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
                 (None, None) => (&empty, format!("{name}.result.configuration")),
             };
             let options = ctx.recorded_options(ci, ai, recorded, path, &key)?;
-            let (end, naive) =
-                super::time::parse(&a.result.timestamp).ok_or_else(|| ImportError::Key {
-                    path: path.clone(),
-                    key: format!("{name}.result.timestamp"),
-                    message: format!("`{}` is not an ISO-8601 timestamp", a.result.timestamp),
-                    help: "restore the file from the original repository".into(),
-                })?;
-            ctx.naive_times += u64::from(naive);
+            let end = ctx.timestamp(
+                &a.result.timestamp,
+                path,
+                format!("{name}.result.timestamp"),
+            )?;
             ends.push(end);
             let duration_ms = a.execution_time_s * 1000.0;
             let start = end - duration_ms;
@@ -429,23 +404,16 @@ pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         let wall_ms = run.summary.concurrent_wall_time_s * 1000.0;
         let started = ends.iter().copied().fold(f64::NEG_INFINITY, f64::max) - wall_ms;
         let mut rec = ctx.record(ni, agents, wall_ms, started);
-        ctx.publish(
-            &mut rec,
-            Some(run.summary.efficiency_percent),
-            Some(run.summary.resource_contention_detected),
-            path,
-        );
         // Rust H6 conventions equal chimera's: throughput B − A, TTFT A − B.
-        let (tp, ttft) = ctx.check_deltas(
-            &rec,
-            (
-                Some(run.summary.throughput_delta),
-                Some(run.summary.ttft_delta_ms),
-            ),
+        let summary = &run.summary;
+        let deltas = (summary.throughput_delta, summary.ttft_delta_ms);
+        ctx.publish_with_deltas(
+            &mut rec,
+            summary.efficiency_percent,
+            summary.resource_contention_detected,
+            deltas,
             path,
         );
-        rec.throughput_delta_tok_s = tp;
-        rec.ttft_delta_ms = ttft;
         eff.insert(
             (ci, *k),
             (rec.published_efficiency_pct, run.summary.efficiency_percent),
@@ -494,16 +462,8 @@ pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
                 file.display()
             ));
         }
-        if let (Some(avg), Some(mean)) = (
-            s.aggregate.and_then(|a| a.average_efficiency),
-            crate::metrics::mean(&stored),
-        ) && (avg - mean).abs() > super::EFFICIENCY_TOLERANCE_PP
-        {
-            ctx.warn(format!(
-                "`{}`: aggregate.average_efficiency {avg:.4} % is not the mean of its runs ({mean:.4} %)",
-                file.display()
-            ));
-        }
+        let average = s.aggregate.and_then(|a| a.average_efficiency);
+        ctx.check_average_efficiency(&file, average, &stored);
     }
     Ok(out)
 }

@@ -593,14 +593,78 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Compares stored deltas (already in the B − A / A − B convention) with the ones the
-    /// agents' aggregates give; returns the stored ones.
-    fn check_deltas(
+    /// Milliseconds of the ISO-8601 `text` stored at `key` of `path` (a text without a time
+    /// zone is taken as UTC and counted).
+    fn timestamp(&mut self, text: &str, path: &Path, key: String) -> Result<f64, ImportError> {
+        let (ms, naive) = time::parse(text).ok_or_else(|| ImportError::Key {
+            path: path.to_path_buf(),
+            key,
+            message: format!("`{text}` is not an ISO-8601 timestamp"),
+            help: "restore the file from the original repository".into(),
+        })?;
+        self.naive_times += u64::from(naive);
+        Ok(ms)
+    }
+
+    /// Refuses the file of `what` (e.g. "a two-agent run") when configuration `ci` does not
+    /// have two agents in the manifest.
+    fn two_agents(&self, ci: usize, path: &Path, what: &str) -> Result<(), ImportError> {
+        let c = &self.plan.configs[ci];
+        if c.agents.len() == 2 {
+            return Ok(());
+        }
+        Err(ImportError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "{what}, but configuration `{}` has {} agent(s) in the manifest",
+                c.id,
+                c.agents.len()
+            ),
+            help: "use the manifest of this report".into(),
+        })
+    }
+
+    /// Warns when a summary `file`'s stored `average` efficiency is not the mean of its runs'
+    /// efficiencies `runs` (within [`EFFICIENCY_TOLERANCE_PP`]).
+    fn check_average_efficiency(&mut self, file: &Path, average: Option<f64>, runs: &[f64]) {
+        if let (Some(avg), Some(mean)) = (average, metrics::mean(runs))
+            && (avg - mean).abs() > EFFICIENCY_TOLERANCE_PP
+        {
+            self.warn(format!(
+                "`{}`: aggregate.average_efficiency {avg:.4} % is not the mean of its runs ({mean:.4} %)",
+                file.display()
+            ));
+        }
+    }
+
+    /// [`Ctx::publish`] and [`Ctx::store_deltas`] for a concurrent cell whose file stores its
+    /// efficiency, contention flag and deltas (throughput, TTFT).
+    fn publish_with_deltas(
         &mut self,
-        rec: &CellRecord,
+        rec: &mut CellRecord,
+        stored_efficiency_pct: f64,
+        stored_contention: bool,
+        stored_deltas: (f64, f64),
+        path: &Path,
+    ) {
+        self.publish(
+            rec,
+            Some(stored_efficiency_pct),
+            Some(stored_contention),
+            path,
+        );
+        let (tp, ttft) = stored_deltas;
+        self.store_deltas(rec, (Some(tp), Some(ttft)), path);
+    }
+
+    /// Compares stored deltas (already in the B − A / A − B convention) with the ones the
+    /// agents' aggregates give, and imports the stored ones.
+    fn store_deltas(
+        &mut self,
+        rec: &mut CellRecord,
         stored: (Option<f64>, Option<f64>),
         path: &Path,
-    ) -> (Option<f64>, Option<f64>) {
+    ) {
         if let [a, b] = rec.agents.as_slice() {
             let (tp, ttft) = metrics::deltas_rust(&a.aggregate, &b.aggregate);
             for (name, mine, theirs) in [
@@ -617,7 +681,7 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        stored
+        (rec.throughput_delta_tok_s, rec.ttft_delta_ms) = stored;
     }
 }
 
@@ -902,14 +966,62 @@ fn is_markdown(name: &str) -> bool {
     name.to_ascii_lowercase().ends_with(".md")
 }
 
-fn layout_error(ctx: &Ctx, expected: &str, help: String) -> ImportError {
+/// The files of the source with their path components below it, Markdown reports left out,
+/// and how many of those there were (see [`note_markdown`]).
+fn without_markdown<'f>(
+    ctx: &Ctx,
+    files: &'f [PathBuf],
+) -> (Vec<(&'f PathBuf, Vec<String>)>, usize) {
+    let mut kept = Vec::new();
+    let mut markdown = 0;
+    for f in files {
+        let c = components(ctx.source, f);
+        if c.last().is_some_and(|name| is_markdown(name)) {
+            markdown += 1;
+        } else {
+            kept.push((f, c));
+        }
+    }
+    (kept, markdown)
+}
+
+/// No run of the layout found: `expected` says what it looks like; the help suggests a
+/// subfolder.
+fn layout_error(ctx: &Ctx, expected: &str) -> ImportError {
     ImportError::Layout {
         dir: ctx.source.to_path_buf(),
         report: ctx.report().to_owned(),
         layout: ctx.layout.name().to_owned(),
         expected: expected.to_owned(),
         found: top_level(ctx.source),
-        help,
+        help: suggest_subfolder(ctx),
+    }
+}
+
+/// Refuses the first of `unknown`, files that are not part of the layout: `holds` says what
+/// the layout holds, `help` what to do.
+fn refuse_unknown(
+    ctx: &Ctx,
+    unknown: &[PathBuf],
+    holds: &str,
+    help: &str,
+) -> Result<(), ImportError> {
+    match unknown.first() {
+        Some(f) => Err(ImportError::Invalid {
+            path: f.clone(),
+            message: format!("not part of the {} layout ({holds})", ctx.layout.name()),
+            help: help.to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Notes the `markdown` reports found next to the runs (not imported).
+fn note_markdown(ctx: &mut Ctx, markdown: usize) {
+    if markdown > 0 {
+        ctx.notes.push(format!(
+            "{markdown} Markdown report(s) recognised and not imported (generated text, not measurements)"
+        ));
     }
 }
 

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::h6::{CallMetrics, RustAggregate, Workflow, check_aggregate, stage};
 use super::tr110::PyAgent;
-use super::{Ctx, ImportError, Imported, aggregate_rows, close, components, is_markdown};
+use super::{Ctx, ImportError, Imported, aggregate_rows, close};
 
 #[derive(Debug, Deserialize)]
 struct H5File {
@@ -93,15 +93,11 @@ fn classify(
     expected: &str,
     known: impl Fn(&Ctx, &str) -> bool,
 ) -> Result<Vec<(PathBuf, String)>, ImportError> {
-    let src = ctx.source.to_path_buf();
     let mut runs = Vec::new();
     let mut unknown = Vec::new();
-    let mut markdown = 0;
-    for f in files {
-        let c = components(&src, f);
-        let name = c.last().cloned().unwrap_or_default();
+    let (files, markdown) = super::without_markdown(ctx, files);
+    for (f, c) in files {
         match c.as_slice() {
-            _ if is_markdown(&name) => markdown += 1,
             [folder, d, m] if d == "data" && m == "metrics.json" => {
                 runs.push((f.clone(), folder.clone()))
             }
@@ -109,29 +105,15 @@ fn classify(
         }
     }
     if !runs.iter().any(|(_, folder)| known(ctx, folder)) {
-        return Err(super::layout_error(
-            ctx,
-            expected,
-            super::suggest_subfolder(ctx),
-        ));
+        return Err(super::layout_error(ctx, expected));
     }
-    if let Some(f) = unknown.first() {
-        return Err(ImportError::Invalid {
-            path: f.clone(),
-            message: format!(
-                "not part of the {} layout (runs are `{expected}`; Markdown reports are recognised)",
-                ctx.layout.name()
-            ),
-            help:
-                "move the file out of the directory, or point at the report's own raw-data folder"
-                    .into(),
-        });
-    }
-    if markdown > 0 {
-        ctx.notes.push(format!(
-            "{markdown} Markdown report(s) recognised and not imported (generated text, not measurements)"
-        ));
-    }
+    super::refuse_unknown(
+        ctx,
+        &unknown,
+        &format!("runs are `{expected}`; Markdown reports are recognised"),
+        "move the file out of the directory, or point at the report's own raw-data folder",
+    )?;
+    super::note_markdown(ctx, markdown);
     Ok(runs)
 }
 
@@ -215,17 +197,7 @@ pub(super) fn read_tr111(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
     for (ci, (path, _, _)) in chosen {
         let f: H5File = super::read_json(&path)?;
         ctx.files += 1;
-        if ctx.plan.configs[ci].agents.len() != 2 {
-            return Err(ImportError::Invalid {
-                path: path.clone(),
-                message: format!(
-                    "a baseline + chimera invocation, but configuration `{}` has {} agent(s) in the manifest",
-                    ctx.plan.configs[ci].id,
-                    ctx.plan.configs[ci].agents.len()
-                ),
-                help: "use the manifest of this report".into(),
-            });
-        }
+        ctx.two_agents(ci, &path, "a baseline + chimera invocation")?;
         // Per source agent: its index in the configuration, and per run k its pieces.
         let mut per_agent = Vec::new();
         for (name, a) in [("baseline", &f.baseline), ("chimera", &f.chimera)] {
@@ -237,14 +209,7 @@ pub(super) fn read_tr111(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
                 &path,
                 &format!("{name}.configuration"),
             )?;
-            let (end, naive) =
-                super::time::parse(&a.timestamp).ok_or_else(|| ImportError::Key {
-                    path: path.clone(),
-                    key: format!("{name}.timestamp"),
-                    message: format!("`{}` is not an ISO-8601 timestamp", a.timestamp),
-                    help: "restore the file from the original repository".into(),
-                })?;
-            ctx.naive_times += u64::from(naive);
+            let end = ctx.timestamp(&a.timestamp, &path, format!("{name}.timestamp"))?;
             let mut runs: Vec<&H5Run> = a.workflow_runs.iter().collect();
             runs.sort_by_key(|r| r.run_number);
             // Runs end at the agent's timestamp; the harness sleeps between runs, not after.
@@ -379,16 +344,7 @@ pub(super) fn read_tr109(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
         let ci = ctx.config(&id, &ctx.source.join(&folder), "configuration folder")?;
         let runs: Vec<H2Run> = super::read_json(&path)?;
         ctx.files += 1;
-        if ctx.plan.configs[ci].agents.len() != 2 {
-            return Err(ImportError::Invalid {
-                path: path.clone(),
-                message: format!(
-                    "a baseline + chimera run, but configuration `{id}` has {} agent(s) in the manifest",
-                    ctx.plan.configs[ci].agents.len()
-                ),
-                help: "use the manifest of this report".into(),
-            });
-        }
+        ctx.two_agents(ci, &path, "a baseline + chimera run")?;
         if runs.is_empty() {
             ctx.warn(format!("`{}` holds no run", ctx.rel(&path).display()));
         }
@@ -409,14 +365,7 @@ pub(super) fn read_tr109(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
                     &path,
                     &format!("{key}.metrics.configuration"),
                 )?;
-                let (t, naive) =
-                    super::time::parse(&r.start_time).ok_or_else(|| ImportError::Key {
-                        path: path.clone(),
-                        key: format!("{key}.start_time"),
-                        message: format!("`{}` is not an ISO-8601 timestamp", r.start_time),
-                        help: "restore the file from the original repository".into(),
-                    })?;
-                ctx.naive_times += u64::from(naive);
+                let t = ctx.timestamp(&r.start_time, &path, format!("{key}.start_time"))?;
                 start = start.min(t);
                 agents.push((
                     ai,
@@ -449,9 +398,7 @@ pub(super) fn read_tr109(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
                 Some(sign * d.throughput_delta_absolute),
                 Some(sign * d.ttft_delta_absolute_ms),
             );
-            let (tp, ttft) = ctx.check_deltas(&rec, stored, &path);
-            rec.throughput_delta_tok_s = tp;
-            rec.ttft_delta_ms = ttft;
+            ctx.store_deltas(&mut rec, stored, &path);
             out.push(Imported {
                 file: ctx.rel(&path),
                 record: rec,

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use super::{Ctx, ImportError, Imported, aggregate_rows, components, is_markdown};
+use super::{Ctx, ImportError, Imported, aggregate_rows};
 use crate::backend::{ErrorKind, RequestError, RequestRecord};
 use crate::manifest::Task;
 use crate::run::RequestRow;
@@ -378,17 +378,11 @@ fn find_config(
 
 /// Reads the TR108 CSVs.
 pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
-    let src = ctx.source.to_path_buf();
     let mut found: Vec<(PathBuf, Kind, String)> = Vec::new();
     let mut unknown = Vec::new();
-    let mut markdown = 0;
-    for f in files {
-        let c = components(&src, f);
+    let (files, markdown) = super::without_markdown(ctx, files);
+    for (f, c) in files {
         let name = c.last().cloned().unwrap_or_default();
-        if is_markdown(&name) {
-            markdown += 1;
-            continue;
-        }
         match classify(&name) {
             Some((k, stem)) if c.len() <= 2 => found.push((f.clone(), k, stem)),
             _ => unknown.push(f.clone()),
@@ -401,19 +395,14 @@ pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         return Err(super::layout_error(
             ctx,
             "`llama3/ollama_quant_bench.csv`, `llama3/ollama_param_tuning.csv`, `gemma3/<model>_baseline.csv`, `gemma3/<model>_param_tuning.csv`",
-            super::suggest_subfolder(ctx),
         ));
     }
-    if let Some(f) = unknown.first() {
-        return Err(ImportError::Invalid {
-            path: f.clone(),
-            message: format!(
-                "not part of the {} layout (result CSVs are `ollama_quant_bench.csv`, `ollama_param_tuning.csv`, `<model>_baseline.csv`, `<model>_param_tuning.csv`; also recognised: `*_param_tuning_summary.csv`, `<model>_baseline.json`, `baseline_{{ml,system}}_metrics.json`, Markdown)",
-                ctx.layout.name()
-            ),
-            help: "move the file out of the directory, or point at the folder holding `llama3/` and `gemma3/`".into(),
-        });
-    }
+    super::refuse_unknown(
+        ctx,
+        &unknown,
+        "result CSVs are `ollama_quant_bench.csv`, `ollama_param_tuning.csv`, `<model>_baseline.csv`, `<model>_param_tuning.csv`; also recognised: `*_param_tuning_summary.csv`, `<model>_baseline.json`, `baseline_{ml,system}_metrics.json`, Markdown",
+        "move the file out of the directory, or point at the folder holding `llama3/` and `gemma3/`",
+    )?;
     if markdown > 0 {
         ctx.notes.push(format!(
             "{markdown} Markdown report(s) recognised and not imported"

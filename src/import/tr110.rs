@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{Ctx, ImportError, Imported, components, is_markdown};
+use super::{Ctx, ImportError, Imported};
 use crate::metrics::AgentAggregate;
 
 /// A Python agent's recorded result (`metrics` of H2/H3).
@@ -135,12 +135,9 @@ pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
     let mut log: Option<PathBuf> = None;
     let mut others: Vec<PathBuf> = Vec::new();
     let mut unknown: Vec<PathBuf> = Vec::new();
-    let mut markdown = 0;
-    for f in files {
-        let c = components(&src, f);
-        let name = c.last().cloned().unwrap_or_default();
+    let (files, markdown) = super::without_markdown(ctx, files);
+    for (f, c) in files {
         match c.as_slice() {
-            _ if is_markdown(&name) => markdown += 1,
             [t, run, m]
                 if m == "metrics.json"
                     && test_id(t).is_some()
@@ -164,22 +161,15 @@ pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         return Err(super::layout_error(
             ctx,
             "test folders `phase_N_test_NNN/` holding `run_k/metrics.json`, and `test_execution_log.json`",
-            super::suggest_subfolder(ctx),
         ));
     }
-    if let Some(f) = unknown.first() {
-        return Err(ImportError::Invalid {
-            path: f.clone(),
-            message: format!(
-                "not part of the {} layout (runs are `phase_N_test_NNN/run_k/metrics.json`; also recognised: `summary.json` per test, `test_execution_log.json`, `comprehensive_test_summary.json`, Markdown reports)",
-                ctx.layout.name()
-            ),
-            help: "move the file out of the directory, or point at the report's own raw-data folder (TR110: `comprehensive_test_results/`)".into(),
-        });
-    }
-    if markdown > 0 {
-        ctx.notes.push(format!("{markdown} Markdown report(s) recognised and not imported (generated text, not measurements)"));
-    }
+    super::refuse_unknown(
+        ctx,
+        &unknown,
+        "runs are `phase_N_test_NNN/run_k/metrics.json`; also recognised: `summary.json` per test, `test_execution_log.json`, `comprehensive_test_summary.json`, Markdown reports",
+        "move the file out of the directory, or point at the report's own raw-data folder (TR110: `comprehensive_test_results/`)",
+    )?;
+    super::note_markdown(ctx, markdown);
     for f in &others {
         let _: serde_json::Value = super::read_json(f)?;
         ctx.files += 1;
@@ -204,14 +194,7 @@ pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
                 help: "restore the file from the original repository".into(),
             })?;
             let id = format!("test{n:03}");
-            let (ms, naive) =
-                super::time::parse(&t.start_time).ok_or_else(|| ImportError::Key {
-                    path: p.clone(),
-                    key: format!("test_results[{i}].start_time"),
-                    message: format!("`{}` is not an ISO-8601 timestamp", t.start_time),
-                    help: "restore the file from the original repository".into(),
-                })?;
-            ctx.naive_times += u64::from(naive);
+            let ms = ctx.timestamp(&t.start_time, p, format!("test_results[{i}].start_time"))?;
             starts.insert(id.clone(), ms);
             if let Some(s) = &t.scenario {
                 logged_scenario.insert(id, s.clone());
@@ -293,16 +276,7 @@ pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         }
         .unwrap_or(f64::NAN);
         let ni = ctx.node(ci, k, path)?;
-        if ctx.plan.configs[ci].agents.len() != 2 {
-            return Err(ImportError::Invalid {
-                path: path.clone(),
-                message: format!(
-                    "a two-agent run, but configuration `{id}` has {} agent(s) in the manifest",
-                    ctx.plan.configs[ci].agents.len()
-                ),
-                help: "use the manifest of this report".into(),
-            });
-        }
+        ctx.two_agents(ci, path, "a two-agent run")?;
         let mut agents = Vec::new();
         for (ai, (name, a, secs)) in [
             ("collector", &run.collector, run.collector_execution_time),
@@ -332,24 +306,11 @@ pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         let wall_ms = run.summary.concurrent_wall_time * 1000.0;
         let mut rec = ctx.record(ni, agents, wall_ms, started);
         let stored_eff = run.summary.concurrency_speedup / 2.0 * 100.0;
-        ctx.publish(
-            &mut rec,
-            Some(stored_eff),
-            Some(run.summary.resource_contention_detected),
-            path,
-        );
         // H3: throughput_delta = chimera (insight, B) − baseline (collector, A); ttft_delta_ms =
         // baseline − chimera (A − B): chimera's convention already.
-        let (tp, ttft) = ctx.check_deltas(
-            &rec,
-            (
-                Some(run.summary.throughput_delta),
-                Some(run.summary.ttft_delta_ms),
-            ),
-            path,
-        );
-        rec.throughput_delta_tok_s = tp;
-        rec.ttft_delta_ms = ttft;
+        let contention = run.summary.resource_contention_detected;
+        let deltas = (run.summary.throughput_delta, run.summary.ttft_delta_ms);
+        ctx.publish_with_deltas(&mut rec, stored_eff, contention, deltas, path);
         eff.insert((ci, k), stored_eff);
         out.push(Imported {
             file: ctx.rel(path),
@@ -378,16 +339,8 @@ pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
                 Some(_) => {}
             }
         }
-        if let (Some(avg), Some(mean)) = (
-            s.aggregate.as_ref().and_then(|a| a.average_efficiency),
-            crate::metrics::mean(&effs),
-        ) && (avg - mean).abs() > super::EFFICIENCY_TOLERANCE_PP
-        {
-            ctx.warn(format!(
-                "`{}`: aggregate.average_efficiency {avg:.4} % is not the mean of its runs ({mean:.4} %)",
-                file.display()
-            ));
-        }
+        let average = s.aggregate.as_ref().and_then(|a| a.average_efficiency);
+        ctx.check_average_efficiency(&file, average, &effs);
     }
     Ok(out)
 }
