@@ -281,8 +281,12 @@ fn real_campaign_killed_and_resumed_loses_nothing() {
         .iter()
         .find(|s| s.grouping == "report" && s.metric == "throughput_tok_s")
         .expect("throughput");
+    // 2 runs × 2 agents × 2 calls. A one-token reply (the 270M model sometimes stops at once)
+    // has no decode rate, so fewer requests than that may carry a throughput.
+    assert_eq!(r.counts.requests, 8, "{:?}", r.counts);
+    assert_eq!(r.counts.requests_failed, 0, "{:?}", r.counts);
     assert!(
-        tput.n >= 8 && tput.mean.is_some_and(|m| m > 1.0),
+        tput.n >= 1 && tput.mean.is_some_and(|m| m > 1.0),
         "{tput:?}"
     );
     assert!(

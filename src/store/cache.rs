@@ -17,6 +17,8 @@ use super::error::{StoreError, io_at};
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    /// Fingerprint directories already swept of dead inserts by this handle.
+    swept: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Cache {
@@ -24,6 +26,7 @@ impl Cache {
     pub fn new(data: &Path) -> Cache {
         Cache {
             root: data.join(CACHE_DIR),
+            swept: std::sync::Arc::default(),
         }
     }
 
@@ -78,6 +81,14 @@ impl Cache {
         cells::check_cell_id(cell_id)?;
         let dir = self.root.join(fp);
         fs::create_dir_all(&dir).map_err(io_at(&dir, "create the cache directory"))?;
+        let first = self
+            .swept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(fp.to_owned());
+        if first {
+            sweep_dead_inserts(&dir);
+        }
         let tag = format!(
             "{}-{}",
             std::process::id(),
@@ -93,6 +104,37 @@ impl Cache {
     }
 }
 
+/// Removes the `.tmp-<cell>-<pid>-<nanos>` directories of inserts whose process is gone (a
+/// `kill -9` during an insert); those of live processes (concurrent campaigns) are left alone.
+fn sweep_dead_inserts(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(".tmp-") else {
+            continue;
+        };
+        // <cell-id (hex)>-<pid>-<nanos>[.<n>]
+        let Some(pid) = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if fs::remove_dir_all(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            "shared cache {}: removed {removed} unfinished insert(s) left by a killed run",
+            dir.display()
+        );
+    }
+}
+
 fn valid_fingerprint(fp: &str) -> bool {
     !fp.is_empty() && fp.len() <= 128 && fp.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -100,6 +142,26 @@ fn valid_fingerprint(fp: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn inserts_of_dead_processes_are_swept_once() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(data.path());
+        let fp = "ab12";
+        let dir = data.path().join(CACHE_DIR).join(fp);
+        fs::create_dir_all(&dir).expect("dir");
+        // pid 4194304 is above Linux's largest pid: never a live process.
+        let dead = dir.join(".tmp-0123abcd-4194304-17");
+        let live = dir.join(format!(".tmp-0123abcd-{}-18", std::process::id()));
+        fs::create_dir(&dead).expect("dead");
+        fs::create_dir(&live).expect("live");
+        let cell = data.path().join("cell");
+        fs::create_dir(&cell).expect("cell");
+        let _ = cache.insert(fp, "00000000000000000000000000000001", &cell);
+        assert!(!dead.exists(), "a dead process's insert is removed");
+        assert!(live.exists(), "a live process's insert is kept");
+    }
 
     #[test]
     fn fingerprint_is_order_free_and_unambiguous() {
