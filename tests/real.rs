@@ -164,11 +164,15 @@ async fn real_llama_server_streams_real_tokens_with_its_own_timings() {
             eval <= r.e2e_ms,
             "server decode time within the client's end to end"
         );
-        let tok_s = tokens as f64 / (eval / 1000.0);
-        assert!(
-            (1.0..5000.0).contains(&tok_s),
-            "implausible decode speed {tok_s} tok/s"
-        );
+        // A one-token reply has no decode time to speak of (its token comes out of the prompt
+        // pass); the seeded prompts here give longer replies, but do not depend on it.
+        if tokens > 1 {
+            let tok_s = tokens as f64 / (eval / 1000.0);
+            assert!(
+                (1.0..5000.0).contains(&tok_s),
+                "implausible decode speed {tok_s} tok/s"
+            );
+        }
         assert_eq!(r.timing_source.as_deref(), Some("llama-server timings"));
         assert!(!r.text.trim().is_empty(), "real text");
     }
