@@ -202,15 +202,17 @@ struct Cols<'a> {
 }
 
 impl<'a> Cols<'a> {
-    fn col<T: 'static>(&self, name: &str) -> Result<&'a T, AnalysisError> {
-        let c = self
-            .b
+    fn column(&self, name: &str) -> Result<&'a arrow::array::ArrayRef, AnalysisError> {
+        self.b
             .column_by_name(name)
             .ok_or_else(|| AnalysisError::Column {
                 path: self.path.to_path_buf(),
                 column: name.to_owned(),
                 problem: "is missing".into(),
-            })?;
+            })
+    }
+    fn col<T: 'static>(&self, name: &str) -> Result<&'a T, AnalysisError> {
+        let c = self.column(name)?;
         c.as_any()
             .downcast_ref::<T>()
             .ok_or_else(|| AnalysisError::Column {
@@ -246,14 +248,7 @@ impl<'a> Cols<'a> {
     }
     /// Any integer column as u64 (negative values are dropped as null).
     fn int(&self, name: &str) -> Result<Vec<Option<u64>>, AnalysisError> {
-        let c = self
-            .b
-            .column_by_name(name)
-            .ok_or_else(|| AnalysisError::Column {
-                path: self.path.to_path_buf(),
-                column: name.to_owned(),
-                problem: "is missing".into(),
-            })?;
+        let c = self.column(name)?;
         macro_rules! take {
             ($t:ty) => {
                 if let Some(a) = c.as_any().downcast_ref::<$t>() {

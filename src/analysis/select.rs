@@ -54,6 +54,10 @@ pub struct Pool<'a> {
     pub agents: Arc<HashMap<&'a str, Vec<&'a AgentRow>>>,
     /// Non-warm-up request rows by cell id.
     pub requests: Arc<HashMap<&'a str, Vec<&'a RequestRow>>>,
+    /// The configuration of each run, by cell id (looked up once).
+    cfg_of: Arc<HashMap<&'a str, &'a Cfg>>,
+    /// `runs` by configuration id, so a configuration's runs are found without a scan.
+    by_config: HashMap<&'a str, Vec<&'a CellRow>>,
 }
 
 impl<'a> Pool<'a> {
@@ -82,23 +86,54 @@ impl<'a> Pool<'a> {
                 requests.entry(r.cell_id.as_str()).or_default().push(r);
             }
         }
+        let cfg_of = runs
+            .iter()
+            .filter_map(|c| {
+                let cfg = cfgs.get(&(c.report.clone(), c.config.clone().unwrap_or_default()))?;
+                Some((c.cell_id.as_str(), cfg))
+            })
+            .collect();
         Pool {
             cfgs,
-            runs,
+            runs: Vec::new(),
             agents: Arc::new(agents),
             requests: Arc::new(requests),
+            cfg_of: Arc::new(cfg_of),
+            by_config: HashMap::new(),
+        }
+        .subset(runs)
+    }
+
+    /// The same pool restricted to `runs` (a subset of its runs); the row indexes are shared.
+    pub fn subset(&self, runs: Vec<&'a CellRow>) -> Pool<'a> {
+        let mut by_config: HashMap<&str, Vec<&CellRow>> = HashMap::new();
+        for c in &runs {
+            if let Some(id) = c.config.as_deref() {
+                by_config.entry(id).or_default().push(c);
+            }
+        }
+        Pool {
+            cfgs: self.cfgs,
+            runs,
+            agents: self.agents.clone(),
+            requests: self.requests.clone(),
+            cfg_of: self.cfg_of.clone(),
+            by_config,
         }
     }
 
     /// The configuration of a cell.
     pub fn cfg(&self, c: &CellRow) -> Option<&'a Cfg> {
-        self.cfgs
-            .get(&(c.report.clone(), c.config.clone().unwrap_or_default()))
+        self.cfg_of.get(c.cell_id.as_str()).copied()
     }
 
     /// Runs whose configuration matches the run-level keys of `f`.
     pub fn runs_where(&self, f: &Filter) -> Vec<&'a CellRow> {
-        self.runs
+        let candidates: &[&CellRow] = match &f.config {
+            Some(id) => self.by_config.get(id.as_str()).map_or(&[], Vec::as_slice),
+            None => &self.runs,
+        };
+        candidates
             .iter()
             .copied()
             .filter(|c| self.cfg(c).is_some_and(|cfg| cfg_matches(cfg, f)))
@@ -388,12 +423,7 @@ fn per_config(pool: &Pool<'_>, runs: &[&CellRow], m: Metric, f: &Filter) -> Vec<
                 } else {
                     natural
                 };
-                let sub = Pool {
-                    cfgs: pool.cfgs,
-                    runs: group.clone(),
-                    agents: pool.agents.clone(),
-                    requests: pool.requests.clone(),
-                };
+                let sub = pool.subset(group.clone());
                 let (vals, _) = values(
                     &sub,
                     m,

@@ -1,7 +1,7 @@
 //! One report's analysis: per-configuration rows, grouped summaries, comparisons, published
 //! vs honest efficiency, distributions, telemetry series and findings built from them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::Loaded;
 use super::dataset::CellRow;
@@ -239,6 +239,15 @@ fn summaries(pool: &Pool<'_>, report: &str) -> Vec<SummaryRow> {
 
 fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow> {
     let rp = &l.plan.reports[report_idx];
+    // Failed runs per configuration, counted in one pass.
+    let mut failed_runs: HashMap<&str, u64> = HashMap::new();
+    for x in &l.data.cells {
+        if x.is_run() && !x.ok() && x.report == rp.report {
+            *failed_runs
+                .entry(x.config.as_deref().unwrap_or_default())
+                .or_default() += 1;
+        }
+    }
     let mut out = Vec::new();
     for c in &l.plan.configs[rp.configs.clone()] {
         let Some(cfg) = l.cfgs.get(&(rp.report.clone(), c.id.to_string())) else {
@@ -249,17 +258,7 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
             ..Filter::default()
         };
         let runs = pool.runs_where(&f);
-        let failed = l
-            .data
-            .cells
-            .iter()
-            .filter(|x| {
-                x.is_run()
-                    && !x.ok()
-                    && x.report == rp.report
-                    && x.config.as_deref() == Some(cfg.id.as_str())
-            })
-            .count() as u64;
+        let failed = failed_runs.get(cfg.id.as_str()).copied().unwrap_or(0);
         let v = |m: Metric| stat_of(&values(pool, m, Level::Run, &f).0);
         let mut throughput = BTreeMap::new();
         let mut ttft = BTreeMap::new();
@@ -788,12 +787,14 @@ pub(super) fn analyze_loaded(l: &Loaded, all: &[Loaded], only: Option<&str>) -> 
                     !q.warmup && q.error_kind.is_some() && own_ids.contains(q.cell_id.as_str())
                 })
                 .count(),
-            telemetry_samples: l
-                .data
-                .telemetry
-                .iter()
-                .filter(|t| report_cells.iter().any(|c| c.cell_id == t.cell_id))
-                .count(),
+            telemetry_samples: {
+                let ids: BTreeSet<&str> = report_cells.iter().map(|c| c.cell_id.as_str()).collect();
+                l.data
+                    .telemetry
+                    .iter()
+                    .filter(|t| ids.contains(t.cell_id.as_str()))
+                    .count()
+            },
             runs_missing: planned_runs
                 .saturating_sub(report_cells.iter().filter(|c| c.is_run()).count()),
         };
@@ -861,12 +862,7 @@ pub(super) fn analyze_loaded(l: &Loaded, all: &[Loaded], only: Option<&str>) -> 
                 chimera_version: p.chimera_version.clone(),
             })
             .collect();
-        let own_pool = Pool {
-            cfgs: pool.cfgs,
-            runs: own.clone(),
-            agents: pool.agents.clone(),
-            requests: pool.requests.clone(),
-        };
+        let own_pool = pool.subset(own.clone());
         let configs = config_rows(&own_pool, l, idx);
         let summaries = if own.is_empty() {
             summaries(&pool, &rp.report)
