@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -17,49 +16,11 @@ use arrow::array::{Array, AsArray};
 use chimera::plan::SplitMix64;
 use serde_json::Value;
 
+use crate::support::Emulator;
+
 const BIN: &str = env!("CARGO_BIN_EXE_chimera");
 const PAUSE_ENV: &str = "CHIMERA_TEST_COMMIT_PAUSE_MS";
 const CAMPAIGN: &str = "chaos";
-
-/// A `chimera emulate` child process; killed when dropped.
-struct Emulator {
-    child: Child,
-    addrs: Vec<SocketAddr>,
-}
-
-impl Emulator {
-    fn start(dir: &Path, name: &str, profile: &str, listeners: usize) -> Emulator {
-        let path = dir.join(format!("{name}-profile.yaml"));
-        fs::write(&path, profile).expect("write profile");
-        let mut cmd = Command::new(BIN);
-        cmd.arg("emulate").arg("--profile").arg(&path);
-        for _ in 0..listeners {
-            cmd.args(["--listen", "127.0.0.1:0"]);
-        }
-        let mut child = cmd
-            .env_remove("CHIMERA_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn chimera emulate");
-        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut addrs = Vec::new();
-        for _ in 0..listeners {
-            let mut line = String::new();
-            out.read_line(&mut line).expect("read an address");
-            addrs.push(line.trim().parse().expect("an address per line"));
-        }
-        Emulator { child, addrs }
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Output of one finished chimera invocation.
 struct Out {

@@ -7,12 +7,11 @@
 //! Needs python3 with pyarrow, pandas, polars and duckdb. Without them the test prints why it
 //! is skipped and passes, unless `CHIMERA_REQUIRE_PYTHON_TESTS=1` (set by `.ci/run`).
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::support;
+use crate::support::{self, Emulator};
 
 const REQUIRE_ENV: &str = "CHIMERA_REQUIRE_PYTHON_TESTS";
 const MODULES: &str = "pyarrow, pandas, polars, duckdb";
@@ -80,45 +79,6 @@ matrix:
     )
 }
 
-/// A `chimera emulate` child process on two ephemeral ports; killed when dropped.
-struct Emulator {
-    child: Child,
-    addrs: Vec<SocketAddr>,
-}
-
-impl Emulator {
-    fn start(dir: &Path) -> Emulator {
-        let profile = dir.join("profile.yaml");
-        std::fs::write(&profile, PROFILE).expect("write profile");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chimera"))
-            .arg("emulate")
-            .arg("--profile")
-            .arg(&profile)
-            .args(["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
-            .env_remove("CHIMERA_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn chimera emulate");
-        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut addrs = Vec::new();
-        for _ in 0..2 {
-            let mut line = String::new();
-            out.read_line(&mut line).expect("read an address");
-            addrs.push(line.trim().parse().expect("an address per line"));
-        }
-        Emulator { child, addrs }
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `Ok` when python3 imports every module the script needs, else why not.
 fn python_ready() -> Result<(), String> {
     match Command::new("python3")
@@ -156,7 +116,7 @@ fn notebook_script_loads_the_compacted_tables_with_pandas_polars_and_duckdb() {
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(dir.path());
+    let emu = Emulator::start(dir.path(), "notebooks", PROFILE, 2);
     let path = dir.path().join("notebooks.yaml");
     std::fs::write(&path, manifest(emu.addrs[0], emu.addrs[1])).expect("write manifest");
     let data = dir.path().join("data");
