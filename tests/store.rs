@@ -316,6 +316,107 @@ fn store_reopen_keeps_created_at_and_appends_changed_manifests() {
     assert!(matches!(e, StoreError::NotFound { .. }), "{e}");
 }
 
+/// Every stored float reads back bit-identical: the timestamp that once failed
+/// (1796387522386.3613 read back as …386.361), then a spread of awkward values through
+/// `campaign.json`, the journal and a cell's `MANIFEST.json` meta.
+#[test]
+fn store_floats_survive_the_json_round_trip_exactly() {
+    let mut values = vec![
+        1796387522386.3613,
+        1796387522386.361,
+        0.1 + 0.2,
+        f64::MIN_POSITIVE,
+        5e-324,
+        1.7976931348623157e308,
+        123456789.12345679,
+    ];
+    let mut rng = chimera::plan::SplitMix64(0x5eed);
+    for _ in 0..2000 {
+        // Millisecond timestamps with a fractional part, and arbitrary finite bit patterns.
+        values.push(1.7e12 + (rng.next_u64() % 10_000_000_000) as f64 / 10_000.0);
+        let bits = f64::from_bits(rng.next_u64());
+        if bits.is_finite() {
+            values.push(bits);
+        }
+    }
+    let t = tempfile::tempdir().expect("tempdir");
+    for (i, v) in values.iter().copied().enumerate().step_by(97) {
+        let name = format!("c{i}");
+        let mut info = info();
+        info.created_at_unix_ms = v;
+        drop(Campaign::open(t.path(), &name, info).expect("open"));
+        let back = open_existing(t.path(), &name).expect("reopen");
+        assert_eq!(
+            back.info().created_at_unix_ms.to_bits(),
+            v.to_bits(),
+            "{v:?}"
+        );
+    }
+    // (Each journal append is fsync'd: a few hundred of them.)
+    let journaled = &values[..400];
+    let c = open(t.path());
+    for (n, v) in journaled.iter().copied().enumerate() {
+        c.journal(&JournalEvent::CellStarted {
+            cell: id(n as u64),
+            attempt: 1,
+            at_unix_ms: v,
+        })
+        .expect("journal");
+    }
+    let back = c.journal_events().expect("events");
+    assert_eq!(back.len(), journaled.len());
+    for (ev, v) in back.iter().zip(journaled) {
+        assert_eq!(ev.at_unix_ms().to_bits(), v.to_bits(), "{v:?}");
+    }
+    c.commit_cell(&id(1), 1, &parts(1), &json!({ "values": values }))
+        .expect("commit");
+    let meta = c
+        .committed()
+        .expect("committed")
+        .meta(&id(1))
+        .expect("meta");
+    let read: Vec<f64> = serde_json::from_value(meta["values"].clone()).expect("floats");
+    assert!(
+        read.iter()
+            .zip(&values)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
+}
+
+/// The same manifest under another path is not a new record; a new text of one report is
+/// appended and becomes current; a text used again moves back to the end.
+#[test]
+fn store_manifest_records_follow_the_text_not_the_path() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let entry = |path: &str, text: &str| ManifestEntry::new(path, "TR114", text);
+    let with = |m: Vec<ManifestEntry>| CampaignInfo::new("c1", m);
+    drop(Campaign::open(t.path(), "c1", with(vec![entry("m.yaml", "format: 1\n")])).expect("open"));
+    let c = Campaign::open(
+        t.path(),
+        "c1",
+        with(vec![entry("/abs/m.yaml", "format: 1\n")]),
+    )
+    .expect("open");
+    assert_eq!(c.info().manifests.len(), 1);
+    drop(c);
+    let c = Campaign::open(
+        t.path(),
+        "c1",
+        with(vec![entry("m.yaml", "format: 1\n# v2\n")]),
+    )
+    .expect("open");
+    assert_eq!(c.info().manifests.len(), 2);
+    let current = c.info().current_manifests();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0].text, "format: 1\n# v2\n");
+    drop(c);
+    let c =
+        Campaign::open(t.path(), "c1", with(vec![entry("x.yaml", "format: 1\n")])).expect("open");
+    assert_eq!(c.info().manifests.len(), 2);
+    assert_eq!(c.info().current_manifests()[0].text, "format: 1\n");
+    assert_eq!(c.info().manifests[1].text, "format: 1\n");
+}
+
 #[test]
 fn store_view_reports_broken_cells_without_moving_them() {
     let t = tempfile::tempdir().expect("tempdir");
