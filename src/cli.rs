@@ -132,6 +132,11 @@ pub struct RunArgs {
     /// Do not reuse cells from the shared cache (`<DATA>/.cache`).
     #[arg(long)]
     pub no_cache: bool,
+    /// Before resuming, check every committed part's SHA-256 (not only its size): cells that
+    /// fail are set aside as `cells/.broken-<id>-<n>/` and measured again (what
+    /// `chimera status --verify` predicts).
+    #[arg(long)]
+    pub verify: bool,
     /// Time limit per cell attempt, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub cell_timeout: Option<f64>,

@@ -136,8 +136,13 @@ fn run_command(args: cli::RunArgs) -> Result<(), Error> {
         .reports
         .iter()
         .map(|r| {
+            // The absolute path, so `status`, `analyze` and a resume from another directory
+            // find the manifests beside it (`depends_on`).
             store::ManifestEntry::new(
-                &r.manifest.path.display().to_string(),
+                &std::fs::canonicalize(&r.manifest.path)
+                    .unwrap_or_else(|_| r.manifest.path.clone())
+                    .display()
+                    .to_string(),
                 &r.report,
                 &r.manifest.source,
             )
@@ -154,6 +159,7 @@ fn run_command(args: cli::RunArgs) -> Result<(), Error> {
         force: args.force.clone(),
         fail_fast: args.fail_fast,
         use_cache: !args.no_cache,
+        verify: args.verify,
         cell_timeout: args.cell_timeout.map(std::time::Duration::from_secs_f64),
         progress: true,
         fake_gpus: None,

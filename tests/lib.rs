@@ -10,6 +10,7 @@ mod emulator;
 mod experiments;
 mod import;
 mod invalid;
+mod lifecycle;
 mod managed;
 mod notebooks;
 mod openai;

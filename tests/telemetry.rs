@@ -246,7 +246,12 @@ fn probe_through_dcgm_lists_both_gpus() {
 #[test]
 fn probe_without_a_gpu_says_so_and_exits_0() {
     if std::path::Path::new("/dev/nvidia0").exists() {
-        eprintln!("skipped: this machine has an NVIDIA GPU");
+        // On a GPU machine the same command describes the GPU instead (the GPU tier's check,
+        // docs/notes/2026-11-27-gpu-telemetry-h200.md).
+        let run = chimera(&["telemetry", "probe"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stdout.contains("GPU 0:"), "{}", run.stdout);
+        assert!(!run.stdout.contains("no GPU telemetry"), "{}", run.stdout);
         return;
     }
     let run = chimera(&["telemetry", "probe"]);
@@ -311,6 +316,7 @@ matrix: [{{workload: w, scenario: s, model: m, configurations: [{{id: one}}]}}]
         force: Vec::new(),
         fail_fast: false,
         use_cache: false,
+        verify: false,
         cell_timeout: None,
         progress: false,
         fake_gpus: None,

@@ -190,6 +190,7 @@ async fn cells_sharing_a_gpu_never_overlap_and_cells_on_different_gpus_do() {
         force: Vec::new(),
         fail_fast: false,
         use_cache: false,
+        verify: false,
         cell_timeout: None,
         progress: false,
         fake_gpus: None,

@@ -105,6 +105,9 @@ pub struct CampaignOptions {
     pub fail_fast: bool,
     /// Reuse cells from the shared cache when the environment fingerprint matches.
     pub use_cache: bool,
+    /// Check every committed part's SHA-256 before resuming (not only its size); cells that
+    /// fail are set aside as `cells/.broken-<id>-<n>/` and run again.
+    pub verify: bool,
     /// Per-cell time limit (all attempts of one try).
     pub cell_timeout: Option<Duration>,
     /// Show a progress bar (when stderr is a terminal).
@@ -370,7 +373,28 @@ pub async fn run_campaign(
     cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<CampaignSummary, CampaignError> {
     let servers = Arc::new(ManagedServers::new());
-    let result = campaign_body(plan, manifests, opts, run_opts, cancel, &servers).await;
+    let mut started = None;
+    let result = campaign_body(
+        plan,
+        manifests,
+        opts,
+        run_opts,
+        cancel,
+        &servers,
+        &mut started,
+    )
+    .await;
+    // A run that stopped on an error after it was journaled as started says so (an
+    // interruption has its own event), so `status` can tell errors from kills.
+    if let (Err(e), Some((campaign, run_id))) = (&result, started)
+        && !matches!(e, CampaignError::Interrupted)
+    {
+        let _ = campaign.journal(&JournalEvent::Aborted {
+            run_id,
+            message: e.to_string(),
+            at_unix_ms: now_unix_ms(),
+        });
+    }
     servers.stop_all().await;
     result.map(|mut summary| {
         summary.server_restarts = servers.restarts();
@@ -385,6 +409,7 @@ async fn campaign_body(
     run_opts: &RunOptions,
     mut cancel: tokio::sync::watch::Receiver<bool>,
     servers: &Arc<ManagedServers>,
+    started: &mut Option<(Arc<Campaign>, String)>,
 ) -> Result<CampaignSummary, CampaignError> {
     // Imported raw results and new measurements never share a campaign.
     if let Ok(view) = crate::store::open_existing(&opts.data, &opts.name)
@@ -422,7 +447,15 @@ async fn campaign_body(
         }
         tracing::info!("--force {sel}: {removed} committed cell(s) set aside to run again");
     }
-    let committed = campaign.committed()?;
+    if opts.use_cache {
+        // Inserts into the shared cache that a killed run left unfinished.
+        Cache::new(&opts.data).sweep_dead_inserts();
+    }
+    let committed = if opts.verify {
+        campaign.verify(crate::store::Verify::Full)?
+    } else {
+        campaign.committed()?
+    };
     let mut done: HashSet<NodeIndex> = HashSet::new();
     let mut isolated: IsolatedResults = HashMap::new();
     for &ni in &cells {
@@ -449,11 +482,25 @@ async fn campaign_body(
     };
     let _ = writeln!(
         std::io::stderr(),
-        "campaign `{}` in {}: {} committed, {} to run",
+        "campaign `{}` in {}: {} committed, {} to run{}",
         opts.name,
         opts.data.join(&opts.name).display(),
         done.len(),
-        pending.len()
+        pending.len(),
+        match committed.broken.len() {
+            0 => String::new(),
+            n => format!(
+                " ({n} cell director{} failed verification and {} set aside: {})",
+                if n == 1 { "y" } else { "ies" },
+                if n == 1 { "was" } else { "were" },
+                committed
+                    .broken
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
     );
     let run_id = format!("{:x}", (now_unix_ms() as u64));
     campaign.journal(&JournalEvent::Started {
@@ -463,7 +510,14 @@ async fn campaign_body(
         committed: done.len() as u64,
         to_run: pending.len() as u64,
     })?;
+    *started = Some((campaign.clone(), run_id.clone()));
     if pending.is_empty() {
+        campaign.journal(&JournalEvent::Finished {
+            at_unix_ms: now_unix_ms(),
+            run_id,
+            committed: 0,
+            failed: 0,
+        })?;
         return Ok(summary);
     }
 
@@ -1019,9 +1073,10 @@ async fn worker(
     {
         let c2 = campaign.clone();
         let id2 = id.clone();
+        let cached_dir = dir.clone();
         let adopted = tokio::task::spawn_blocking(move || c2.adopt_cached(&id2, &dir)).await;
         if let Ok(Ok(outcome)) = adopted {
-            let iso = std::fs::read(dir_manifest(&cache_dir_of(cache, fp, &id)))
+            let iso = std::fs::read(dir_manifest(&cached_dir))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                 .and_then(|m| m.get("meta").and_then(isolated_from_meta));
@@ -1189,10 +1244,6 @@ async fn worker(
             commit_failed(format!("commit task failed: {e}"));
         }
     }
-}
-
-fn cache_dir_of(cache: &Cache, fp: &str, id: &str) -> PathBuf {
-    cache.lookup(fp, id).unwrap_or_default()
 }
 
 fn dir_manifest(dir: &std::path::Path) -> PathBuf {

@@ -41,11 +41,12 @@ pub fn campaigns(data: &Path) -> Vec<String> {
     v
 }
 
-/// Rebuilds the plan from the manifest texts recorded in the campaign.
+/// Rebuilds the plan from the manifest texts recorded in the campaign: for each report, the
+/// manifest it was last run with ([`store::CampaignInfo::current_manifests`]).
 pub fn replan(info: &store::CampaignInfo) -> Result<Plan, String> {
     let mut manifests = Vec::new();
     let mut errors = String::new();
-    for e in &info.manifests {
+    for e in info.current_manifests() {
         match crate::manifest::from_bytes(Path::new(&e.path), e.text.as_bytes()) {
             Ok(m) => manifests.push(m),
             Err(err) => {
@@ -87,11 +88,20 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
     };
     let view = store::open_existing(data, &name)?;
     let info = view.info().clone();
+    // What a plain resume keeps (sizes checked) and, with --verify, what survives the
+    // checksums too; cells in the first set but not the second are what only
+    // `chimera run --verify` sets aside.
+    let by_size = view.committed()?;
     let committed = if verify {
         view.verify(store::Verify::Full)?
     } else {
-        view.committed()?
+        by_size.clone()
     };
+    let checksum_only: Vec<&std::path::PathBuf> = committed
+        .broken
+        .iter()
+        .filter(|p| !by_size.broken.contains(p))
+        .collect();
     let events = view.journal_events()?;
     let plan = replan(&info).map_err(|message| StatusError::Plan {
         campaign: name.clone(),
@@ -100,12 +110,21 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
 
     // Latest final failure per cell (a later commit clears it).
     let mut last_failure: HashMap<String, (String, String, u32)> = HashMap::new();
-    let mut runs = 0;
-    let mut interrupted = 0;
+    // How each run ended: finished, interrupted (Ctrl-C / SIGTERM), or without a word
+    // (killed, crashed, or still running).
+    let mut runs: Vec<(&str, RunEnd)> = Vec::new();
     for ev in &events {
         match ev {
-            JournalEvent::Started { .. } => runs += 1,
-            JournalEvent::Interrupted { .. } => interrupted += 1,
+            JournalEvent::Started { run_id, .. } => runs.push((run_id, RunEnd::Silent)),
+            JournalEvent::Interrupted { run_id, .. } => {
+                mark_run(&mut runs, run_id, RunEnd::Interrupted);
+            }
+            JournalEvent::Finished { run_id, .. } => {
+                mark_run(&mut runs, run_id, RunEnd::Finished);
+            }
+            JournalEvent::Aborted { run_id, .. } => {
+                mark_run(&mut runs, run_id, RunEnd::Error);
+            }
             JournalEvent::CellFailed {
                 cell,
                 kind,
@@ -123,26 +142,83 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
         }
     }
 
+    let running = running_holder(view.dir());
+    let count = |how: RunEnd| runs.iter().filter(|(_, h)| *h == how).count();
+    let silent = count(RunEnd::Silent);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "campaign `{name}` in {}: chimera {}, {} run(s) started, {} interrupted",
+        "campaign `{name}` in {}: chimera {}, {} run(s) started: {} finished, {} stopped by \
+         an error, {} interrupted (Ctrl-C / SIGTERM), {}",
         data.join(&name).display(),
         info.chimera_version,
-        runs,
-        interrupted
+        runs.len(),
+        count(RunEnd::Finished),
+        count(RunEnd::Error),
+        count(RunEnd::Interrupted),
+        match (&running, silent) {
+            (Some(holder), n) if n > 0 => format!(
+                "{} ended without a word (killed or crashed), 1 running now ({holder})",
+                n - 1
+            ),
+            (_, n) => format!("{n} ended without a word (killed or crashed)"),
+        }
     );
-    if !committed.broken.is_empty() {
+    let list = |v: &[&std::path::PathBuf]| {
+        v.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !by_size.broken.is_empty() {
         let _ = writeln!(
             out,
-            "  {} cell directory(ies) failed verification and were set aside (they will run again): {}",
-            committed.broken.len(),
-            committed
-                .broken
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "  {} cell director{} failed verification (missing or short files); the next \
+             `chimera run` sets {} aside and measures {} again: {}",
+            by_size.broken.len(),
+            if by_size.broken.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            if by_size.broken.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+            if by_size.broken.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+            list(&by_size.broken.iter().collect::<Vec<_>>())
+        );
+    }
+    if !checksum_only.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} cell director{} failed checksum verification (SHA-256 differs): {}\n  \
+             = help: `chimera run --verify` (same manifests and --data) sets {} aside as \
+             cells/.broken-<id>-<n>/ and measures {} again; a plain `chimera run` checks sizes \
+             only and keeps {}",
+            checksum_only.len(),
+            if checksum_only.len() == 1 { "y" } else { "ies" },
+            list(&checksum_only),
+            if checksum_only.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+            if checksum_only.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+            if checksum_only.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
         );
     }
     let mut total_todo = 0;
@@ -233,10 +309,29 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
         }
     }
     let _ = writeln!(out);
+    // Cells of the plan whose directory only the checksum check rejects: a plain resume keeps
+    // them, `chimera run --verify` runs them again.
+    let checksum_ids: std::collections::HashSet<String> = checksum_only
+        .iter()
+        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+        .collect();
+    let checksum_todo = plan
+        .graph
+        .node_weights()
+        .filter(|n| checksum_ids.contains(&n.id.hex()))
+        .count();
     if total_todo == 0 {
         let _ = writeln!(
             out,
             "complete: every cell is committed; a resume would run nothing"
+        );
+    } else if checksum_todo > 0 {
+        let _ = writeln!(
+            out,
+            "a resume with `chimera run --verify` (same manifests and --data) would run \
+             {total_todo} cell(s), {total_failed} of them failed before; a plain `chimera run` \
+             would run {}",
+            total_todo - checksum_todo
         );
     } else {
         let _ = writeln!(
@@ -245,4 +340,39 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
         );
     }
     Ok(out)
+}
+
+/// How a run recorded in the journal ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunEnd {
+    Finished,
+    /// An `aborted` event: stopped on an error.
+    Error,
+    Interrupted,
+    /// No `finished` or `interrupted` event: killed, crashed, or still running.
+    Silent,
+}
+
+/// Records how the latest run with `id` ended; an interrupted run stays interrupted.
+fn mark_run(runs: &mut [(&str, RunEnd)], id: &str, how: RunEnd) {
+    if let Some(r) = runs.iter_mut().rev().find(|(r, _)| *r == id)
+        && r.1 != RunEnd::Interrupted
+    {
+        r.1 = how;
+    }
+}
+
+/// The holder of the campaign's lock when it is a live process on this host: the `.lock`
+/// file's "pid N on HOST, …" line, checked against `/proc`. (Read, never locked: status must
+/// not get in a run's way.)
+fn running_holder(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(".lock")).ok()?;
+    let line = text.lines().next()?.trim();
+    let rest = line.strip_prefix("pid ")?;
+    let (pid, rest) = rest.split_once(' ')?;
+    let pid: u32 = pid.parse().ok()?;
+    let host = rest.strip_prefix("on ")?.split(',').next()?.trim();
+    let here = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    (host == here.trim() && Path::new(&format!("/proc/{pid}")).exists())
+        .then(|| format!("pid {pid}"))
 }

@@ -47,17 +47,30 @@ impl Cache {
         crate::plan::key::hex32(&crate::plan::key::digest(&all))
     }
 
-    /// The cached directory of `cell_id` under `fp`, if present and it verifies (sizes).
+    /// The cached directory of `cell_id` under `fp`, if present and every part's SHA-256
+    /// verifies. (Entries are hard links of committed cells, so damage to a campaign's copy is
+    /// damage to the cache's: a size check would hand a corrupted cell straight back to the
+    /// run that set it aside.) A damaged entry is moved aside to `.broken-<id>-<n>` (never
+    /// deleted) so that the next insert replaces it.
     pub fn lookup(&self, fp: &str, cell_id: &str) -> Option<PathBuf> {
         if !valid_fingerprint(fp) || !cells::is_cell_id(cell_id) {
             return None;
         }
         let dir = self.root.join(fp).join(cell_id);
-        match cells::verify_dir(&dir, cell_id, Verify::Sizes) {
+        match cells::verify_dir(&dir, cell_id, Verify::Full) {
             Ok(Verdict::Good(_)) => Some(dir),
             Ok(Verdict::Broken(why)) => {
                 if fs::symlink_metadata(&dir).is_ok() {
-                    tracing::warn!("cache entry {} is unusable ({why})", dir.display());
+                    match cells::move_aside_to(&self.root.join(fp), cell_id, "broken", &dir) {
+                        Ok(to) => tracing::warn!(
+                            "cache entry {} is unusable ({why}); moved to {}",
+                            dir.display(),
+                            to.display()
+                        ),
+                        Err(e) => {
+                            tracing::warn!("cache entry {} is unusable ({why}); {e}", dir.display())
+                        }
+                    }
                 }
                 None
             }
@@ -101,6 +114,28 @@ impl Cache {
             cells::link_cell(committed_dir, cell_id, tmp)
         })?;
         Ok(())
+    }
+}
+
+impl Cache {
+    /// Removes, in every fingerprint directory, the unfinished inserts of processes that are
+    /// gone (see [`sweep_dead_inserts`]); a campaign run calls it once at its start, so a
+    /// killed insert never outlives the next run, whether or not that run inserts anything.
+    pub fn sweep_dead_inserts(&self) {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return;
+        };
+        let mut swept = self
+            .swept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if valid_fingerprint(&name) && e.path().is_dir() {
+                sweep_dead_inserts(&e.path());
+                swept.insert(name);
+            }
+        }
     }
 }
 

@@ -65,6 +65,21 @@ pub enum StoreError {
         /// What to do.
         help: &'static str,
     },
+    /// A name is longer than the store accepts.
+    #[error(
+        "{what} `{start}…` is {len} characters long; the limit is {max}\n  = help: pass a shorter \
+         name (it becomes a directory name)"
+    )]
+    NameTooLong {
+        /// "campaign name".
+        what: &'static str,
+        /// Its first characters.
+        start: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A name handed to the store is not acceptable.
     #[error("invalid {what} `{name}`: {why}")]
     InvalidName {

@@ -106,6 +106,15 @@ pub enum JournalEvent {
         /// When.
         at_unix_ms: f64,
     },
+    /// The run stopped on an error (a dead server, a full disk, …) after it had started.
+    Aborted {
+        /// Run id.
+        run_id: String,
+        /// The error, as printed.
+        message: String,
+        /// When.
+        at_unix_ms: f64,
+    },
     /// The run finished.
     Finished {
         /// Run id.
@@ -131,6 +140,7 @@ impl JournalEvent {
             | JournalEvent::ServerStarted { at_unix_ms, .. }
             | JournalEvent::ServerRestarted { at_unix_ms, .. }
             | JournalEvent::ServerStopped { at_unix_ms, .. }
+            | JournalEvent::Aborted { at_unix_ms, .. }
             | JournalEvent::Finished { at_unix_ms, .. } => *at_unix_ms,
         }
     }

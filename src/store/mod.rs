@@ -54,6 +54,8 @@ const LOCK_FILE: &str = ".lock";
 const CELLS_DIR: &str = "cells";
 const MANIFEST_FILE: &str = "MANIFEST.json";
 const CACHE_DIR: &str = ".cache";
+/// The longest campaign name (bytes); the error message says so.
+const MAX_CAMPAIGN_NAME: usize = 200;
 /// The test hook's environment variable (see the module docs).
 const TEST_COMMIT_PAUSE_ENV: &str = "CHIMERA_TEST_COMMIT_PAUSE_MS";
 
@@ -130,8 +132,79 @@ impl ManifestEntry {
         }
     }
 
+    /// The same manifest: same report and same text. The path is not compared: one file
+    /// reached through another spelling (`m.yaml`, `./m.yaml`, `/abs/m.yaml`) or moved to
+    /// another directory is still the same manifest.
     fn same(&self, other: &ManifestEntry) -> bool {
-        self.path == other.path && self.report == other.report && self.sha256 == other.sha256
+        self.report == other.report && self.sha256 == other.sha256
+    }
+}
+
+impl CampaignInfo {
+    /// The manifests that define the campaign now: for each report, its most recently used
+    /// manifest (the last entry of that report). Earlier versions stay in `manifests` as a
+    /// record; their committed cells stay committed and are reused where the current plan has
+    /// the same cells (cell ids are content addresses).
+    pub fn current_manifests(&self) -> Vec<&ManifestEntry> {
+        self.manifests
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| {
+                !self.manifests[i + 1..]
+                    .iter()
+                    .any(|later| later.report == m.report)
+            })
+            .map(|(_, m)| m)
+            .collect()
+    }
+
+    /// Merges the manifests of a new run into the record: each one becomes the most recent
+    /// entry of its report (moved to the end when it was recorded before, appended when it is
+    /// new), and an entry recorded twice (the same report and text, which chimera 0.1 wrote
+    /// when one manifest was reached through two path spellings) is kept once. Returns a
+    /// description of what changed, `None` when nothing did.
+    fn merge_manifests(&mut self, incoming: Vec<ManifestEntry>) -> Option<String> {
+        let mut notes = Vec::new();
+        // Repair: one entry per (report, text), at the place of its last use.
+        let before = self.manifests.len();
+        let mut kept: Vec<ManifestEntry> = Vec::with_capacity(before);
+        for m in self.manifests.drain(..).rev() {
+            if !kept.iter().any(|k| k.same(&m)) {
+                kept.push(m);
+            }
+        }
+        kept.reverse();
+        self.manifests = kept;
+        if self.manifests.len() < before {
+            notes.push(format!(
+                "removed {} duplicate manifest record(s) (the same manifest reached through \
+                 another path)",
+                before - self.manifests.len()
+            ));
+        }
+        for m in incoming {
+            let current = self
+                .manifests
+                .iter()
+                .rposition(|s| s.report == m.report)
+                .map(|i| self.manifests[i].same(&m));
+            match current {
+                Some(true) => {}
+                Some(false) | None => {
+                    let known = self.manifests.iter().position(|s| s.same(&m));
+                    if let Some(i) = known {
+                        self.manifests.remove(i);
+                        notes.push(format!("{} {} (used again)", m.report, m.path));
+                    } else if current.is_some() {
+                        notes.push(format!("{} {} (changed)", m.report, m.path));
+                    } else {
+                        notes.push(format!("{} {} (added)", m.report, m.path));
+                    }
+                    self.manifests.push(m);
+                }
+            }
+        }
+        (!notes.is_empty()).then(|| notes.join(", "))
     }
 }
 
@@ -172,22 +245,10 @@ impl Campaign {
 
         let info = match stored {
             Some(mut stored) => {
-                let new: Vec<ManifestEntry> = info
-                    .manifests
-                    .into_iter()
-                    .filter(|m| !stored.manifests.iter().any(|s| s.same(m)))
-                    .collect();
-                if !new.is_empty() {
+                if let Some(what) = stored.merge_manifests(info.manifests) {
                     tracing::info!(
-                        "campaign {name}: {} manifest(s) changed or added since it was created ({}); \
-                         recorded in {CAMPAIGN_FILE}",
-                        new.len(),
-                        new.iter()
-                            .map(|m| format!("{} {}", m.report, m.path))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "campaign {name}: manifests recorded in {CAMPAIGN_FILE}: {what}"
                     );
-                    stored.manifests.extend(new);
                     write_info(&dir, &stored)?;
                 }
                 stored
@@ -355,8 +416,15 @@ impl CampaignView {
 }
 
 fn check_campaign_name(name: &str) -> Result<(), StoreError> {
+    if name.len() > MAX_CAMPAIGN_NAME {
+        return Err(StoreError::NameTooLong {
+            what: "campaign name",
+            start: name.chars().take(24).collect(),
+            len: name.len(),
+            max: MAX_CAMPAIGN_NAME,
+        });
+    }
     let ok = !name.is_empty()
-        && name.len() <= 200
         && !name.starts_with('.')
         && name
             .bytes()
@@ -367,8 +435,8 @@ fn check_campaign_name(name: &str) -> Result<(), StoreError> {
         Err(StoreError::InvalidName {
             what: "campaign name",
             name: name.to_owned(),
-            why: "a campaign name is letters, digits, `.`, `_`, `-` and `+`, not starting \
-                  with `.`",
+            why: "a campaign name is 1 to 200 letters, digits, `.`, `_`, `-` and `+`, not \
+                  starting with `.`",
         })
     }
 }
