@@ -1007,3 +1007,59 @@ fn a_server_printing_its_secret_is_quoted_masked() {
     assert!(!journal.contains(&secret), "{journal}");
     case.assert_no_server_left("after the failure");
 }
+
+/// `chimera run --unmanaged`: a manifest whose endpoints are managed runs against servers
+/// already listening at their URLs (emulators this test started), starts none of its own
+/// (its command could not even run) and commits its cells; without the flag the same manifest
+/// is refused because the ports are in use.
+#[cfg(unix)]
+#[test]
+fn unmanaged_runs_a_managed_manifest_against_running_servers() {
+    let mut case = Case::new(FAST);
+    let emu = crate::support::Emulator::start(case.dir.path(), "already-running", FAST, 2);
+    case.ports = [emu.addrs[0].port(), emu.addrs[1].port()];
+    let manifest = case.manifest(&Spec {
+        program: Some("/nonexistent/never-started"),
+        ..Spec::default()
+    });
+    let refused = case.run(&manifest, &[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    for want in ["port in use", "pass `--unmanaged` to `chimera run`"] {
+        assert!(refused.stderr.contains(want), "{want}:\n{}", refused.stderr);
+    }
+    assert_eq!(case.committed(), 0);
+
+    let out = case.run(&manifest, &["--unmanaged"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "--unmanaged: using the servers already listening for endpoints `emu_a`, `emu_b`"
+        ),
+        "{}",
+        out.stderr
+    );
+    let total = total_cells(&out.stderr);
+    assert!(total > 0);
+    assert_eq!(case.committed(), total, "{}", out.stderr);
+    assert!(case.events("server_started").is_empty());
+    assert!(case.events("server_stopped").is_empty());
+    assert!(!case.campaign_dir().join("servers").exists());
+    // Provenance does not claim chimera managed these servers.
+    let batches = chimera::table::read_parquet(&case.campaign_dir().join("provenance.parquet"))
+        .expect("provenance");
+    let hosts: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let col = b
+                .column_by_name("host")
+                .expect("host column")
+                .as_string::<i32>();
+            (0..col.len())
+                .map(|i| col.value(i).to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!hosts.is_empty());
+    assert!(hosts.iter().all(|h| !h.contains("managed")), "{hosts:?}");
+    drop(emu);
+}

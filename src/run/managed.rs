@@ -88,7 +88,7 @@ pub enum ManagedError {
     },
     /// Something already answers where the managed server should listen.
     #[error(
-        "endpoint `{endpoint}` ({url}): something already answers at {addr}, so chimera cannot start its managed server there (port in use)\n  = help: stop that server, or remove `managed` from the endpoint to use the running server as it is; nothing was run"
+        "endpoint `{endpoint}` ({url}): something already answers at {addr}, so chimera cannot start its managed server there (port in use)\n  = help: stop that server, or remove `managed` from the endpoint (or pass `--unmanaged` to `chimera run`) to use the running server as it is; nothing was run"
     )]
     PortInUse {
         /// Endpoint id.
@@ -491,6 +491,33 @@ fn resolve(plan: &Plan, log_dir: &Path) -> Result<Vec<ServerSpec>, ManagedError>
         }
     }
     Ok(out)
+}
+
+/// `chimera run --unmanaged`: drops the `managed` settings of every endpoint of `plan`, so
+/// that the campaign uses the servers already listening at the endpoints' URLs (health- and
+/// model-checked like any unmanaged endpoint) and starts, pulls into and stops nothing. Cell
+/// ids do not depend on `managed` (see [`crate::plan::key`]), so a campaign keeps its cells
+/// either way; provenance records the servers as not managed by chimera. Says which
+/// endpoints it changed.
+pub fn use_running_servers(plan: &mut Plan) {
+    let mut ids: Vec<String> = Vec::new();
+    for rp in &mut plan.reports {
+        for e in &mut rp.manifest.spec.endpoints {
+            if e.managed.take().is_some() && !ids.contains(&e.id) {
+                ids.push(e.id.clone());
+            }
+        }
+    }
+    if !ids.is_empty() {
+        say(&format!(
+            "--unmanaged: using the servers already listening for endpoint{} {} instead of starting them",
+            if ids.len() == 1 { "" } else { "s" },
+            ids.iter()
+                .map(|id| format!("`{id}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
 }
 
 /// The endpoint URLs a cell talks to.
