@@ -93,11 +93,17 @@ originals: release
 
 # A TR114 campaign against the emulator (a test instrument, not an LLM) on 11434/11435: shows
 # run, resume (run it again, or Ctrl-C it and run it again), status and compact without Ollama.
+# The manifest declares managed `ollama serve` instances on those ports; `--unmanaged` makes the
+# run use the emulator already listening there instead of starting them. The emulator is
+# stopped however the run ends (Ctrl-C included: the shell waits for `run` to stop, then shows
+# status and the report of what was committed).
 try-emulated: release
 	@$(BIN) emulate --listen 127.0.0.1:11434 --listen 127.0.0.1:11435 \
-	  --profile scripts/emulator-profile.yaml > /dev/null & echo $$! > .emulator.pid; sleep 1; \
-	$(BIN) run experiments/tr114.yaml --data data/emulated --campaign tr114-emulated; rc=$$?; \
-	kill $$(cat .emulator.pid) 2>/dev/null; rm -f .emulator.pid; \
+	  --profile scripts/emulator-profile.yaml > /dev/null & emu=$$!; \
+	trap 'kill $$emu 2>/dev/null' EXIT; trap : INT TERM; sleep 1; \
+	kill -0 $$emu 2>/dev/null || { echo "try-emulated: chimera emulate could not listen on 127.0.0.1:11434/11435 (in use?)" >&2; exit 2; }; \
+	$(BIN) run experiments/tr114.yaml --unmanaged --data data/emulated --campaign tr114-emulated; rc=$$?; \
+	kill $$emu 2>/dev/null; \
 	$(BIN) status --data data/emulated --campaign tr114-emulated; \
 	$(BIN) report --data data/emulated --campaign tr114-emulated; exit $$rc
 

@@ -143,6 +143,11 @@ pub struct RunArgs {
     /// Directory for generated corpora (default: `<DATA>/.work`).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Use the servers already listening at the endpoints' URLs: do not start the manifests'
+    /// `managed` servers (nor pull models into them). For a manifest that declares managed
+    /// servers run against servers started another way (e.g. `chimera emulate`).
+    #[arg(long)]
+    pub unmanaged: bool,
 }
 
 /// Arguments of `chimera status`.

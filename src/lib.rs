@@ -127,7 +127,11 @@ fn campaign_name(manifests: &[std::path::PathBuf]) -> String {
 
 /// `chimera run`: plan, then run the plan into the campaign store (resuming it).
 fn run_command(args: cli::RunArgs) -> Result<(), Error> {
-    let plan = std::sync::Arc::new(plan::build(&args.manifests)?);
+    let mut plan = plan::build(&args.manifests)?;
+    if args.unmanaged {
+        run::managed::use_running_servers(&mut plan);
+    }
+    let plan = std::sync::Arc::new(plan);
     let name = args
         .campaign
         .clone()

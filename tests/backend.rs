@@ -382,8 +382,8 @@ async fn too_large_with_a_small_cap() {
         assert_error(&rec, ErrorKind::TooLarge, Some(200));
         assert!(rec.text.len() <= 4096);
     }
-    // Lines (one padded token each, ~12.5 kB) fit a 20 kB cap, the accumulated text does not:
-    // the chunks before the overflow keep their timings.
+    // Lines (one padded token each, ~12.5 kB) fit a 20 kB cap, the whole body does not: the
+    // chunks before the overflow keep their timings.
     let mut req = request(Api::Generate, "verbose");
     req.max_response_bytes = 20_000;
     let rec = client.send(&req).await;

@@ -592,3 +592,116 @@ fn the_command_line_imports_and_exits_2_on_bad_input() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("no manifest at"), "{}", run.stderr);
 }
+
+/// `chimera import chimeraforge SRC --report tr114 --data DATA` as a child process under a
+/// watchdog and an address-space limit, so that a regression (a read that blocks, or that
+/// never ends) fails this test instead of hanging the suite or exhausting the machine.
+/// Returns the exit code and stderr.
+fn import_cli_guarded(src: &Path, data: &Path) -> (i32, String) {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 4194304 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_chimera"))
+        .args(["import", "chimeraforge"])
+        .arg(src)
+        .args(["--report", "tr114", "--data"])
+        .arg(data)
+        .current_dir(root())
+        .env_remove("CHIMERA_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn chimera import");
+    let watchdog = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > watchdog {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chimera import still running after the watchdog's 120 s: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    (status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn a_metrics_json_linked_to_dev_zero_is_refused_by_name() {
+    let Some(fx) = fixtures("metrics.json -> /dev/zero") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = small_tr114(&fx, tmp.path());
+    let f = src.join("chimera-homo/test108/run_3/metrics.json");
+    fs::remove_file(&f).expect("rm");
+    std::os::unix::fs::symlink("/dev/zero", &f).expect("symlink");
+    let data = tmp.path().join("data");
+    let (code, stderr) = import_cli_guarded(&src, &data);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("test108/run_3/metrics.json"), "{stderr}");
+    assert!(
+        stderr.contains("not a regular file (it is a character device)"),
+        "{stderr}"
+    );
+    assert!(!data.join("chimeraforge-tr114").exists(), "nothing written");
+}
+
+#[test]
+fn a_fifo_named_metrics_json_is_refused_not_waited_on() {
+    let Some(fx) = fixtures("metrics.json FIFO") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = small_tr114(&fx, tmp.path());
+    let f = src.join("chimera-homo/test108/run_2/metrics.json");
+    fs::remove_file(&f).expect("rm");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&f)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo failed");
+    let data = tmp.path().join("data");
+    let (code, stderr) = import_cli_guarded(&src, &data);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("test108/run_2/metrics.json"), "{stderr}");
+    assert!(
+        stderr.contains("not a regular file (it is a FIFO (named pipe))"),
+        "{stderr}"
+    );
+    assert!(!data.join("chimeraforge-tr114").exists(), "nothing written");
+}
+
+#[test]
+fn an_oversized_metrics_json_is_refused_with_its_size_and_the_limit() {
+    let Some(fx) = fixtures("oversized metrics.json") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = small_tr114(&fx, tmp.path());
+    // A sparse file one MiB over the 256 MiB limit: no disk is used.
+    let f = src.join("chimera-homo/test108/run_4/metrics.json");
+    let size: u64 = 257 * 1024 * 1024;
+    fs::File::create(&f)
+        .and_then(|file| file.set_len(size))
+        .expect("sparse file");
+    let data = tmp.path().join("data");
+    let (code, stderr) = import_cli_guarded(&src, &data);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("test108/run_4/metrics.json"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "it is {size} bytes, over the limit of {} bytes",
+            256 * 1024 * 1024
+        )),
+        "{stderr}"
+    );
+    assert!(!data.join("chimeraforge-tr114").exists(), "nothing written");
+}

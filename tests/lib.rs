@@ -8,6 +8,7 @@ mod chaos;
 mod cli;
 mod emulator;
 mod experiments;
+mod flood;
 mod import;
 mod invalid;
 mod lifecycle;

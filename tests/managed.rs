@@ -60,6 +60,10 @@ struct Spec<'a> {
     /// A profile path for the emulator; `None`: the test's profile.
     profile: Option<&'a str>,
     startup_timeout_s: f64,
+    /// A shell script run first: the command becomes `sh -c '<wrap>; exec "$0" "$@"'
+    /// <program> emulate …` (chimera expands `${VAR}` in the script; `$0`, `$@` are the
+    /// shell's).
+    wrap: Option<&'a str>,
 }
 
 impl Default for Spec<'_> {
@@ -72,6 +76,7 @@ impl Default for Spec<'_> {
             listen: None,
             profile: None,
             startup_timeout_s: 10.0,
+            wrap: None,
         }
     }
 }
@@ -117,13 +122,19 @@ impl Case {
             let profile = spec
                 .profile
                 .map_or_else(|| self.profile.display().to_string(), str::to_owned);
+            let shell = spec.wrap.map_or_else(String::new, |script| {
+                format!(
+                    "sh, -c, '{}; exec \"$0\" \"$@\"', ",
+                    script.replace('\'', "''")
+                )
+            });
             format!(
                 r#"  - id: {id}
     kind: {kind}
     url: "http://127.0.0.1:{port}"
     resource: "local:gpu{gpu}"
     managed:
-      command: ["{program}", emulate, --listen, "127.0.0.1:{listen}", --profile, "{profile}"]
+      command: [{shell}"{program}", emulate, --listen, "127.0.0.1:{listen}", --profile, "{profile}"]
       env: {{CHIMERA_LOG: warn}}
       startup_timeout_s: {timeout}
 "#,
@@ -878,4 +889,177 @@ async fn pull_makes_an_absent_model_present_on_the_emulator() {
         "{err}"
     );
     emu.shutdown().await;
+}
+
+/// Every file under `dir` (recursively) whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).expect("read dir").filter_map(Result::ok) {
+            let p = e.path();
+            let t = e.file_type().expect("file type");
+            if t.is_dir() {
+                stack.push(p);
+            } else if t.is_file() {
+                let bytes = fs::read(&p).expect("read");
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    found.push(p);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+}
+
+/// A managed command that takes a secret from chimera's environment (`${SECRET_TOKEN}`): the
+/// server gets it, but no file chimera writes under the campaign (server logs, journal,
+/// tables, campaign.json) and nothing it prints holds it; the logs are owner-only, and a log
+/// left readable by others is tightened at the next start.
+#[cfg(unix)]
+#[test]
+fn an_expanded_secret_reaches_the_server_but_no_file_or_message() {
+    let case = Case::new(FAST);
+    let secret = format!("tok-{}-do-not-log", std::process::id());
+    let seen = case.dir.path().join("seen-token");
+    let script = format!("printf %s \"${{SECRET_TOKEN}}\" > {}", seen.display());
+    let manifest = case.manifest(&Spec {
+        wrap: Some(&script),
+        ..Spec::default()
+    });
+    let run = |extra: &[&str]| {
+        let out = case
+            .command(&manifest, extra)
+            .env("SECRET_TOKEN", &secret)
+            .output()
+            .expect("run chimera");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(!stderr.contains(&secret), "the secret on stderr:\n{stderr}");
+        assert!(!stdout.contains(&secret), "the secret on stdout:\n{stdout}");
+        stderr
+    };
+    let stderr = run(&[]);
+    assert_eq!(case.committed(), total_cells(&stderr), "{stderr}");
+    // The server really was given the value.
+    assert_eq!(fs::read_to_string(&seen).expect("seen-token"), secret);
+    let logs = [
+        case.campaign_dir().join("servers/emu_a.log"),
+        case.campaign_dir().join("servers/emu_b.log"),
+    ];
+    for log in &logs {
+        let text = fs::read_to_string(log).expect("log");
+        assert!(text.contains("printf %s \"${SECRET_TOKEN}\""), "{text}");
+        assert_eq!(mode(log), 0o600, "{}", log.display());
+    }
+    // A log others can read (an older chimera's) is tightened when the server starts again.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&logs[0], fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    run(&["--force", "all"]);
+    assert_eq!(case.events("server_started").len(), 4);
+    assert_eq!(mode(&logs[0]), 0o600);
+    let leaks = files_containing(&case.campaign_dir(), &secret);
+    assert!(leaks.is_empty(), "the secret is in {leaks:?}");
+    // campaign.json keeps the manifest as written: the placeholder, not the value.
+    let info = fs::read_to_string(case.campaign_dir().join("campaign.json")).expect("info");
+    assert!(info.contains("${SECRET_TOKEN}"), "{info}");
+    case.assert_no_server_left("after the runs");
+}
+
+/// A server that prints its secret and dies: chimera quotes its log with the value masked
+/// (the log itself, the server's own words, stays owner-only).
+#[cfg(unix)]
+#[test]
+fn a_server_printing_its_secret_is_quoted_masked() {
+    let case = Case::new(FAST);
+    let secret = format!("tok-{}-do-not-log", std::process::id());
+    let manifest = case.manifest(&Spec {
+        wrap: Some("echo \"server says token=${SECRET_TOKEN}\"; exit 3"),
+        ..Spec::default()
+    });
+    let out = case
+        .command(&manifest, &[])
+        .env("SECRET_TOKEN", &secret)
+        .output()
+        .expect("run chimera");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("exited with exit code 3"), "{stderr}");
+    assert!(
+        stderr.contains("server says token=${SECRET_TOKEN}"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&secret), "the secret on stderr:\n{stderr}");
+    let log = case.campaign_dir().join("servers/emu_a.log");
+    assert!(fs::read_to_string(&log).expect("log").contains(&secret));
+    assert_eq!(mode(&log), 0o600);
+    let journal = case.campaign_dir().join("journal.jsonl");
+    let journal = fs::read_to_string(journal).unwrap_or_default();
+    assert!(!journal.contains(&secret), "{journal}");
+    case.assert_no_server_left("after the failure");
+}
+
+/// `chimera run --unmanaged`: a manifest whose endpoints are managed runs against servers
+/// already listening at their URLs (emulators this test started), starts none of its own
+/// (its command could not even run) and commits its cells; without the flag the same manifest
+/// is refused because the ports are in use.
+#[cfg(unix)]
+#[test]
+fn unmanaged_runs_a_managed_manifest_against_running_servers() {
+    let mut case = Case::new(FAST);
+    let emu = crate::support::Emulator::start(case.dir.path(), "already-running", FAST, 2);
+    case.ports = [emu.addrs[0].port(), emu.addrs[1].port()];
+    let manifest = case.manifest(&Spec {
+        program: Some("/nonexistent/never-started"),
+        ..Spec::default()
+    });
+    let refused = case.run(&manifest, &[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    for want in ["port in use", "pass `--unmanaged` to `chimera run`"] {
+        assert!(refused.stderr.contains(want), "{want}:\n{}", refused.stderr);
+    }
+    assert_eq!(case.committed(), 0);
+
+    let out = case.run(&manifest, &["--unmanaged"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "--unmanaged: using the servers already listening for endpoints `emu_a`, `emu_b`"
+        ),
+        "{}",
+        out.stderr
+    );
+    let total = total_cells(&out.stderr);
+    assert!(total > 0);
+    assert_eq!(case.committed(), total, "{}", out.stderr);
+    assert!(case.events("server_started").is_empty());
+    assert!(case.events("server_stopped").is_empty());
+    assert!(!case.campaign_dir().join("servers").exists());
+    // Provenance does not claim chimera managed these servers.
+    let batches = chimera::table::read_parquet(&case.campaign_dir().join("provenance.parquet"))
+        .expect("provenance");
+    let hosts: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let col = b
+                .column_by_name("host")
+                .expect("host column")
+                .as_string::<i32>();
+            (0..col.len())
+                .map(|i| col.value(i).to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!hosts.is_empty());
+    assert!(hosts.iter().all(|h| !h.contains("managed")), "{hosts:?}");
+    drop(emu);
 }

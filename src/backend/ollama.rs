@@ -16,8 +16,9 @@
 //! - `stream: false`: TTFT is `None` (the client sees only the complete reply, as the Python
 //!   harnesses, which had no client TTFT); e2e as usual; `itl_ms` empty.
 //!
-//! The body is parsed line by line as bytes arrive ([`reqwest::Response::chunk`]); the pending
-//! line and the accumulated text are both bounded by `max_response_bytes`.
+//! The body is parsed line by line as bytes arrive ([`reqwest::Response::chunk`]); the whole
+//! body (every line charged its bytes), the accumulated text and the inter-token gaps are all
+//! bounded by `max_response_bytes` (see the `stream` module's "size cap").
 //!
 //! Timeout: `req.timeout` bounds the whole request (a deadline at `t0 + timeout`), and every
 //! wait for bytes (headers or body) is bounded by that deadline, so a stall of `timeout`

@@ -3,6 +3,20 @@
 //! chunk), the line splitter the stream parsers sit on, TTFT/ITL bookkeeping, bounded JSON GETs
 //! for provenance calls, and the mapping of transport failures to [`ErrorKind`]s.
 //!
+//! # The size cap
+//! [`LlmRequest::max_response_bytes`] bounds everything one reply can make the client hold, and
+//! a reply that would go past it fails with [`ErrorKind::TooLarge`]:
+//! - the body on the wire: every line is charged its bytes including its terminator, and the
+//!   lines read plus the pending bytes may not exceed the cap (not streamed: the whole body);
+//! - hence the number of chunks: a chunk is a line, so a stream of tiny chunks (one-byte
+//!   tokens, empty deltas, SSE comments) runs into the cap as surely as one big line, and the
+//!   chunk count is at most the cap divided by the smallest line a protocol can send (about 30
+//!   bytes for a text-bearing Ollama or OpenAI chunk);
+//! - the accumulated text ([`TextTimer`]);
+//! - the inter-token gaps (`itl_ms`, one `f64` per text chunk after the first): at most
+//!   `cap / 8` entries, so their memory never exceeds the cap either. The body charge already
+//!   keeps them far below that; the explicit bound holds whatever a protocol's smallest chunk.
+//!
 //! A wire protocol (Ollama NDJSON, OpenAI SSE) plugs in through [`Protocol`]: it sees each
 //! complete line as it arrives, says when the reply is complete, and maps non-2xx statuses.
 
@@ -217,6 +231,7 @@ async fn exchange<P: Protocol>(
         return Err(proto.status_error(code, &body));
     }
 
+    // Bounds the whole body, not only one line: see the module's "size cap".
     let mut lines = LineSplitter::new(req.max_response_bytes);
     let mut done_at: Option<Instant> = None;
     let mut last_bytes_at = Instant::now();
@@ -267,7 +282,10 @@ async fn exchange<P: Protocol>(
         }
         lines.feed(&bytes);
         if req.stream {
-            while let Some(line) = lines.next_line().map_err(|n| too_large_line(n, req))? {
+            while let Some(line) = lines
+                .next_line()
+                .map_err(|o| too_large(o, req, rec.chunks))?
+            {
                 proto.on_line(&line, now, rec)?;
                 if proto.done() {
                     done_at = Some(now);
@@ -276,7 +294,9 @@ async fn exchange<P: Protocol>(
             }
         } else {
             // A non-streamed reply is one object; only its size is checked until the end.
-            lines.check_pending().map_err(|n| too_large_line(n, req))?;
+            lines
+                .check_pending()
+                .map_err(|o| too_large(o, req, rec.chunks))?;
         }
     }
     let end = Instant::now();
@@ -292,11 +312,17 @@ async fn exchange<P: Protocol>(
 /// TTFT: `t0` → arrival of the first chunk with non-empty text; ITL: the gaps between
 /// consecutive text-bearing chunks (chunks that arrived in the same read share its arrival
 /// time, so their gap is 0). Not streamed: only the text is kept.
+///
+/// Both are bounded by the same cap `max_text` (the request's `max_response_bytes`): the text
+/// holds at most `max_text` bytes, and `itl_ms` at most `max_text / 8` entries (8 bytes each);
+/// the chunk that would go past either fails the request with [`ErrorKind::TooLarge`].
 #[derive(Debug)]
 pub(super) struct TextTimer {
     t0: Instant,
     stream: bool,
     max_text: usize,
+    /// Most `itl_ms` entries: `max_text / size_of::<f64>()`.
+    max_itl: usize,
     last_text_at: Option<Instant>,
 }
 
@@ -306,6 +332,7 @@ impl TextTimer {
             t0,
             stream,
             max_text,
+            max_itl: max_itl_entries(max_text),
             last_text_at: None,
         }
     }
@@ -330,6 +357,17 @@ impl TextTimer {
                 ),
             ));
         }
+        if self.stream && self.last_text_at.is_some() && rec.itl_ms.len() >= self.max_itl {
+            return Err(err(
+                ErrorKind::TooLarge,
+                None,
+                format!(
+                    "more than {} text chunks: their inter-token gaps (8 bytes each) exceed the cap of {} bytes",
+                    self.max_itl + 1,
+                    self.max_text
+                ),
+            ));
+        }
         rec.text.push_str(text);
         if self.stream {
             match self.last_text_at {
@@ -340,6 +378,12 @@ impl TextTimer {
         }
         Ok(())
     }
+}
+
+/// The most inter-token gaps one reply under a cap of `max_bytes` may record: one `f64` each,
+/// so their memory stays within the cap.
+pub(super) fn max_itl_entries(max_bytes: usize) -> usize {
+    max_bytes / std::mem::size_of::<f64>()
 }
 
 /// `f` bounded by `deadline` (none: unbounded); `Err(())` when the deadline passed.
@@ -425,7 +469,20 @@ pub(super) async fn get_json(
     })
 }
 
-/// Splits a byte stream into `\n`-terminated lines; a line longer than `max` is an error.
+/// Why a [`LineSplitter`] refused its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Overflow {
+    /// One line (or the unterminated rest) of this many bytes is longer than the limit.
+    Line(usize),
+    /// The lines returned so far (terminators included) and the next line or the pending
+    /// bytes add up to this many bytes, more than the limit.
+    Body(usize),
+}
+
+/// Splits a byte stream into `\n`-terminated lines. `max` bounds the whole stream, not only one
+/// line: every line returned is charged its bytes on the wire (with its `\n`), and a line that
+/// would take the total past `max`, or pending bytes that do, are an error. So the number of
+/// lines, and whatever a caller keeps per line, is bounded by `max` too.
 #[derive(Debug)]
 pub(super) struct LineSplitter {
     buf: Vec<u8>,
@@ -433,6 +490,8 @@ pub(super) struct LineSplitter {
     start: usize,
     /// Bytes of `buf[start..]` already known to hold no newline.
     scanned: usize,
+    /// Bytes of the lines already returned, terminators included.
+    consumed: usize,
     max: usize,
 }
 
@@ -442,6 +501,7 @@ impl LineSplitter {
             buf: Vec::new(),
             start: 0,
             scanned: 0,
+            consumed: 0,
             max,
         }
     }
@@ -456,20 +516,25 @@ impl LineSplitter {
     }
 
     /// The next complete line (without `\n` and a trailing `\r`), `Ok(None)` when none is
-    /// complete yet, `Err(len)` when a line exceeds the limit.
-    pub(super) fn next_line(&mut self) -> Result<Option<Vec<u8>>, usize> {
+    /// complete yet, an error when a line exceeds the limit or the stream would.
+    pub(super) fn next_line(&mut self) -> Result<Option<Vec<u8>>, Overflow> {
         let pending = &self.buf[self.start..];
         match pending[self.scanned..].iter().position(|&b| b == b'\n') {
             Some(i) => {
                 let len = self.scanned + i;
                 if len > self.max {
-                    return Err(len);
+                    return Err(Overflow::Line(len));
+                }
+                let total = self.consumed.saturating_add(len + 1);
+                if total > self.max {
+                    return Err(Overflow::Body(total));
                 }
                 let mut line = pending[..len].to_vec();
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
                 self.start += len + 1;
+                self.consumed = total;
                 self.scanned = 0;
                 Ok(Some(line))
             }
@@ -481,10 +546,17 @@ impl LineSplitter {
         }
     }
 
-    /// `Err(len)` when the unconsumed bytes exceed the limit.
-    pub(super) fn check_pending(&self) -> Result<(), usize> {
+    /// An error when the unconsumed bytes exceed the limit, alone or with the lines returned.
+    pub(super) fn check_pending(&self) -> Result<(), Overflow> {
         let len = self.buf.len() - self.start;
-        if len > self.max { Err(len) } else { Ok(()) }
+        let total = self.consumed.saturating_add(len);
+        if len > self.max {
+            Err(Overflow::Line(len))
+        } else if total > self.max {
+            Err(Overflow::Body(total))
+        } else {
+            Ok(())
+        }
     }
 
     /// Everything not yet returned as a line.
@@ -516,15 +588,18 @@ pub(super) fn timeout_error(status: Option<u16>, timeout: Duration) -> RequestEr
     )
 }
 
-pub(super) fn too_large_line(len: usize, req: &LlmRequest) -> RequestError {
-    err(
-        ErrorKind::TooLarge,
-        None,
-        format!(
-            "a response line of at least {len} bytes exceeds the cap of {} bytes",
-            req.max_response_bytes
+/// The error of a body the [`LineSplitter`] refused, `chunks` chunks into the reply.
+pub(super) fn too_large(overflow: Overflow, req: &LlmRequest, chunks: u32) -> RequestError {
+    let cap = req.max_response_bytes;
+    let message = match overflow {
+        Overflow::Line(len) => {
+            format!("a response line of at least {len} bytes exceeds the cap of {cap} bytes")
+        }
+        Overflow::Body(total) => format!(
+            "the response body reached {total} bytes after {chunks} chunk(s), which exceeds the cap of {cap} bytes"
         ),
-    )
+    };
+    err(ErrorKind::TooLarge, None, message)
 }
 
 /// Maps a failure before any response arrived.
@@ -713,14 +788,59 @@ mod tests {
     #[test]
     fn a_long_line_is_refused_whole_or_partial() {
         let mut s = LineSplitter::new(4);
-        s.feed(b"abcd\nabcde\n");
-        assert_eq!(s.next_line(), Ok(Some(b"abcd".to_vec())));
-        assert_eq!(s.next_line(), Err(5));
+        s.feed(b"abc\nabcde\n");
+        assert_eq!(s.next_line(), Ok(Some(b"abc".to_vec())));
+        assert_eq!(s.next_line(), Err(Overflow::Line(5)));
         let mut s = LineSplitter::new(4);
         s.feed(b"abc");
         assert_eq!(s.next_line(), Ok(None));
         s.feed(b"de");
-        assert_eq!(s.next_line(), Err(5));
+        assert_eq!(s.next_line(), Err(Overflow::Line(5)));
+    }
+
+    #[test]
+    fn many_short_lines_are_refused_once_the_body_passes_the_cap() {
+        // Ten bytes: "a\n" four times (8 bytes) fits, the fifth line does not.
+        let mut s = LineSplitter::new(9);
+        s.feed(b"a\na\na\na\na\n");
+        for _ in 0..4 {
+            assert_eq!(s.next_line(), Ok(Some(b"a".to_vec())));
+        }
+        assert_eq!(s.next_line(), Err(Overflow::Body(10)));
+        // Pending bytes count with the lines already returned.
+        let mut s = LineSplitter::new(9);
+        s.feed(b"abcd\nabcde");
+        assert_eq!(s.next_line(), Ok(Some(b"abcd".to_vec())));
+        assert_eq!(s.next_line(), Err(Overflow::Body(10)));
+        assert_eq!(s.check_pending(), Err(Overflow::Body(10)));
+    }
+
+    #[test]
+    fn inter_token_gaps_are_bounded_by_the_cap() {
+        // A 64-byte cap: 64 one-byte texts fit the text cap, but only 8 gaps (8 bytes each)
+        // fit the cap, so the tenth text chunk fails.
+        let t0 = Instant::now();
+        let mut timer = TextTimer::new(t0, true, 64);
+        let mut rec = RequestRecord::default();
+        let mut failed = None;
+        for i in 0..64u64 {
+            if let Err(e) = timer.on_text("a", t0 + Duration::from_millis(i), &mut rec) {
+                failed = Some((i, e.kind));
+                break;
+            }
+        }
+        assert_eq!(failed, Some((9, ErrorKind::TooLarge)));
+        assert_eq!(rec.itl_ms.len(), max_itl_entries(64));
+        assert_eq!(rec.text.len(), 9);
+        // Not streamed: no gaps are recorded, only the text cap applies.
+        let mut timer = TextTimer::new(t0, false, 64);
+        let mut rec = RequestRecord::default();
+        for _ in 0..64 {
+            timer
+                .on_text("a", t0, &mut rec)
+                .expect("within the text cap");
+        }
+        assert!(rec.itl_ms.is_empty());
     }
 
     #[test]

@@ -28,6 +28,7 @@
 
 mod csv;
 mod h6;
+mod raw;
 mod single;
 mod time;
 mod tr108;
@@ -127,6 +128,31 @@ pub enum ImportError {
         /// OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// A raw-data path is not a regular file (a FIFO, a device, a socket, a directory, or a
+    /// symlink to one of them): it is never opened for reading.
+    #[error(
+        "cannot read `{}`: not a regular file (it is {kind})\n  = help: raw results are plain files; replace it with the file from the original repository, or move it out of the directory",
+        .path.display()
+    )]
+    NotRegularFile {
+        /// Path.
+        path: PathBuf,
+        /// What it is instead (`a FIFO (named pipe)`, `a character device`…).
+        kind: &'static str,
+    },
+    /// A raw-data file is larger than any raw result.
+    #[error(
+        "cannot read `{}`: it is {size} bytes, over the limit of {limit} bytes for one raw-data file\n  = help: the original raw files are a few MiB at most; this is not one of them: restore it from the original repository, or move it out of the directory",
+        .path.display()
+    )]
+    FileTooLarge {
+        /// Path.
+        path: PathBuf,
+        /// Its size (or the bytes read before the limit was passed).
+        size: u64,
+        /// The limit (256 MiB).
+        limit: u64,
     },
     /// The directory does not look like the report's layout.
     #[error(
@@ -835,13 +861,10 @@ fn aggregate_rows(rows: &[RequestRow]) -> AgentAggregate {
     agg
 }
 
-/// Reads and deserialises one JSON file; errors name the file and the line/column (syntax)
-/// or the key path (missing key, wrong type).
+/// Reads (a regular file of bounded size only: see [`raw`]) and deserialises one JSON file;
+/// errors name the file and the line/column (syntax) or the key path (missing key, wrong type).
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ImportError> {
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = raw::read(path)?;
     parse_json(path, &bytes)
 }
 

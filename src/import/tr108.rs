@@ -35,10 +35,7 @@ struct Table {
 
 impl Table {
     fn read(path: &Path) -> Result<Table, ImportError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ImportError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = super::raw::read_to_string(path)?;
         let mut recs = super::csv::parse(&text).map_err(|(line, message)| ImportError::Csv {
             path: path.to_path_buf(),
             line,

@@ -6,9 +6,14 @@
 //! 1. **Start**, before the health check ([`ManagedServers::start`]): every endpoint with
 //!    `managed` (deduplicated by URL) has `${VAR}` (from chimera's environment) and a leading
 //!    `~/` expanded in its command and env values; an unset variable stops everything before
-//!    anything is started. Nothing may answer at the endpoint's address yet (a server already
+//!    anything is started. The expanded values are handed to the server only: whatever chimera
+//!    writes (the log's header line, messages, errors, the journal) shows `${VAR}` in their
+//!    place, and the server output it quotes in errors has them masked the same way, so a
+//!    token passed as `${SECRET}` never reaches a file or a terminal through chimera.
+//!    Nothing may answer at the endpoint's address yet (a server already
 //!    there would be measured instead of the managed one). The command runs with the env added,
-//!    stdin closed, stdout and stderr appended to `<campaign>/servers/<endpoint>.log`, in its
+//!    stdin closed, stdout and stderr appended to `<campaign>/servers/<endpoint>.log` (mode
+//!    0600: the server's own output may hold what it was given), in its
 //!    own process group (so a terminal's Ctrl-C reaches chimera, which stops it in order), and
 //!    is waited for until it answers (`ollama`/`emulator`: `GET /api/version`; `openai`:
 //!    `GET /health`, which llama-server answers with 503 while it loads, falling back to
@@ -49,6 +54,10 @@ const PROBE_EVERY: Duration = Duration::from_millis(100);
 const PULL_STALL: Duration = Duration::from_secs(300);
 /// Lines of a server's log shown when it fails to start.
 const LOG_TAIL_LINES: usize = 15;
+/// Expanded values shorter than this are not masked in the server output quoted in errors
+/// (masking `1` or `on` would garble every line, and so short a value is no secret); the
+/// command line chimera shows never holds an expanded value, whatever its length.
+const MIN_MASKED_LEN: usize = 4;
 
 /// Why managed servers could not be started, kept running, or given their models.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +88,7 @@ pub enum ManagedError {
     },
     /// Something already answers where the managed server should listen.
     #[error(
-        "endpoint `{endpoint}` ({url}): something already answers at {addr}, so chimera cannot start its managed server there (port in use)\n  = help: stop that server, or remove `managed` from the endpoint to use the running server as it is; nothing was run"
+        "endpoint `{endpoint}` ({url}): something already answers at {addr}, so chimera cannot start its managed server there (port in use)\n  = help: stop that server, or remove `managed` from the endpoint (or pass `--unmanaged` to `chimera run`) to use the running server as it is; nothing was run"
     )]
     PortInUse {
         /// Endpoint id.
@@ -270,8 +279,9 @@ fn unset_help(var: &str) -> String {
     }
 }
 
-/// What to do about a program that cannot be started.
-fn spawn_help(program: &str) -> String {
+/// What to do about a program that cannot be started: `program` (as expanded) chooses the
+/// advice, `shown` (as written, `${VAR}` kept) is what the advice may quote.
+fn spawn_help(program: &str, shown: &str) -> String {
     let name = Path::new(program)
         .file_name()
         .and_then(|n| n.to_str())
@@ -282,27 +292,65 @@ fn spawn_help(program: &str) -> String {
         "build llama-server with `scripts/install-llama-server.sh` (`--print` prints its path) and put that path in `managed.command[0]`; chimera can also use a llama-server that is already running: remove `managed` from the endpoint".to_owned()
     } else {
         format!(
-            "install `{program}` or fix `managed.command[0]`; to use a server that is already running, remove `managed` from the endpoint"
+            "install `{shown}` or fix `managed.command[0]`; to use a server that is already running, remove `managed` from the endpoint"
         )
     }
 }
 
-/// A managed server's settings, expanded.
-#[derive(Debug, Clone)]
+/// A managed server's settings, expanded. `argv` and `env` hold the expanded values and go
+/// to the server process only; what chimera writes uses `shown` (and [`ServerSpec::mask`]).
+#[derive(Clone)]
 struct ServerSpec {
     endpoint: String,
     url: String,
     kind: EndpointKind,
-    /// Program and arguments.
+    /// Program and arguments, expanded.
     argv: Vec<String>,
+    /// Program and arguments as the manifest writes them (`${VAR}` kept, `~/` expanded): the
+    /// only form chimera ever writes.
+    shown: Vec<String>,
     env: Vec<(String, String)>,
+    /// Each value that came from a `${VAR}` (of the command or the env) with its `${VAR}`,
+    /// longest value first; those of at least [`MIN_MASKED_LEN`] bytes.
+    secrets: Vec<(String, String)>,
     startup_timeout: Duration,
     log: PathBuf,
 }
 
+/// Without the expanded values (`{:?}` of a server must not leak them either).
+impl std::fmt::Debug for ServerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerSpec")
+            .field("endpoint", &self.endpoint)
+            .field("url", &self.url)
+            .field("kind", &self.kind)
+            .field("command", &self.shown)
+            .field(
+                "env",
+                &self.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            )
+            .field("startup_timeout", &self.startup_timeout)
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ServerSpec {
+    /// `text` with every expanded value replaced by its `${VAR}`: for server output that
+    /// chimera quotes (a server may print its command line or environment).
+    fn mask(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for (value, var) in &self.secrets {
+            if out.contains(value.as_str()) {
+                out = out.replace(value.as_str(), var);
+            }
+        }
+        out
+    }
+
+    /// The command line as chimera shows it: `shown`, quoted where needed.
     fn command_line(&self) -> String {
-        self.argv
+        self.shown
             .iter()
             .map(|a| {
                 if a.is_empty() || a.contains(char::is_whitespace) {
@@ -369,9 +417,20 @@ fn resolve_one(
             message: "`~/` needs a home directory, and `HOME` is not set".to_owned(),
         },
     };
+    // The values looked up, to be masked; and a lookup that gives back the placeholder, for
+    // the form chimera shows.
+    let used = std::cell::RefCell::new(Vec::<(String, String)>::new());
+    let recording = |name: &str| {
+        let v = lookup(name)?;
+        used.borrow_mut().push((v.clone(), format!("${{{name}}}")));
+        Some(v)
+    };
+    let placeholder = |name: &str| lookup(name).map(|_| format!("${{{name}}}"));
     let mut argv = Vec::with_capacity(m.command.len());
+    let mut shown = Vec::with_capacity(m.command.len());
     for (i, a) in m.command.iter().enumerate() {
-        argv.push(expand(a, lookup, home).map_err(|e| fail(format!("command[{i}]"), e))?);
+        argv.push(expand(a, &recording, home).map_err(|e| fail(format!("command[{i}]"), e))?);
+        shown.push(expand(a, &placeholder, home).map_err(|e| fail(format!("command[{i}]"), e))?);
     }
     if argv.first().is_none_or(String::is_empty) {
         return Err(ManagedError::BadValue {
@@ -384,15 +443,21 @@ fn resolve_one(
     for (k, v) in &m.env {
         env.push((
             k.clone(),
-            expand(v, lookup, home).map_err(|e| fail(format!("env.{k}"), e))?,
+            expand(v, &recording, home).map_err(|e| fail(format!("env.{k}"), e))?,
         ));
     }
+    let mut secrets = used.into_inner();
+    secrets.retain(|(v, _)| v.len() >= MIN_MASKED_LEN);
+    secrets.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.cmp(b)));
+    secrets.dedup();
     Ok(ServerSpec {
         endpoint: endpoint.to_owned(),
         url: url.trim_end_matches('/').to_owned(),
         kind,
         argv,
+        shown,
         env,
+        secrets,
         startup_timeout: Duration::try_from_secs_f64(m.startup_timeout_s)
             .unwrap_or(Duration::from_secs(60)),
         log: log_dir.join(log_name(endpoint)),
@@ -426,6 +491,33 @@ fn resolve(plan: &Plan, log_dir: &Path) -> Result<Vec<ServerSpec>, ManagedError>
         }
     }
     Ok(out)
+}
+
+/// `chimera run --unmanaged`: drops the `managed` settings of every endpoint of `plan`, so
+/// that the campaign uses the servers already listening at the endpoints' URLs (health- and
+/// model-checked like any unmanaged endpoint) and starts, pulls into and stops nothing. Cell
+/// ids do not depend on `managed` (see [`crate::plan::key`]), so a campaign keeps its cells
+/// either way; provenance records the servers as not managed by chimera. Says which
+/// endpoints it changed.
+pub fn use_running_servers(plan: &mut Plan) {
+    let mut ids: Vec<String> = Vec::new();
+    for rp in &mut plan.reports {
+        for e in &mut rp.manifest.spec.endpoints {
+            if e.managed.take().is_some() && !ids.contains(&e.id) {
+                ids.push(e.id.clone());
+            }
+        }
+    }
+    if !ids.is_empty() {
+        say(&format!(
+            "--unmanaged: using the servers already listening for endpoint{} {} instead of starting them",
+            if ids.len() == 1 { "" } else { "s" },
+            ids.iter()
+                .map(|id| format!("`{id}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
 }
 
 /// The endpoint URLs a cell talks to.
@@ -1014,11 +1106,22 @@ fn spawn(spec: &ServerSpec, note: &str) -> Result<ManagedChild, ManagedError> {
     if let Some(dir) = spec.log.parent() {
         std::fs::create_dir_all(dir).map_err(log_err)?;
     }
-    let mut out = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .open(&spec.log)
-        .map_err(log_err)?;
+    let mut options = std::fs::File::options();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Owner only: the server's output may repeat what it was given (tokens included).
+        options.mode(0o600);
+    }
+    let mut out = options.open(&spec.log).map_err(log_err)?;
+    #[cfg(unix)]
+    {
+        // A log created by an older chimera (or by hand) is tightened too.
+        use std::os::unix::fs::PermissionsExt;
+        out.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(log_err)?;
+    }
     let log_from = out.metadata().map_or(0, |m| m.len());
     writeln!(
         out,
@@ -1041,9 +1144,10 @@ fn spawn(spec: &ServerSpec, note: &str) -> Result<ManagedChild, ManagedError> {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
     }
+    let shown = &spec.shown[0];
     let child = cmd.spawn().map_err(|e| ManagedError::Spawn {
         endpoint: spec.endpoint.clone(),
-        program: program.clone(),
+        program: shown.clone(),
         message: match e.kind() {
             std::io::ErrorKind::NotFound if program.contains('/') => "no such file".to_owned(),
             std::io::ErrorKind::NotFound => "program not found on the PATH".to_owned(),
@@ -1052,7 +1156,7 @@ fn spawn(spec: &ServerSpec, note: &str) -> Result<ManagedChild, ManagedError> {
             }
             _ => e.to_string(),
         },
-        help: spawn_help(program),
+        help: spawn_help(program, shown),
     })?;
     Ok(ManagedChild {
         child,
@@ -1166,7 +1270,7 @@ async fn wait_ready(s: &Server, cancel: &mut watch::Receiver<bool>) -> Result<()
         url: spec.url.clone(),
         command: spec.command_line(),
         why,
-        tail: log_tail(&spec.log, log_from, LOG_TAIL_LINES),
+        tail: spec.mask(&log_tail(&spec.log, log_from, LOG_TAIL_LINES)),
         help,
     };
     let Some(http) = probe_client() else {
@@ -1575,11 +1679,70 @@ mod tests {
     }
 
     #[test]
+    fn expanded_values_are_shown_as_their_variables_and_masked_in_server_output() {
+        let m = ManagedServer {
+            command: vec![
+                "~/bin/server".into(),
+                "--token=${TOKEN}".into(),
+                "--port".into(),
+                "${PORT}".into(),
+            ],
+            env: [("API_KEY".to_owned(), "k-${KEY}".to_owned())].into(),
+            startup_timeout_s: 5.0,
+        };
+        let lookup = |name: &str| match name {
+            "TOKEN" => Some("tok-12345".to_owned()),
+            "PORT" => Some("99".to_owned()),
+            "KEY" => Some("hunter2-long".to_owned()),
+            _ => None,
+        };
+        let spec = resolve_one(
+            "s",
+            "http://127.0.0.1:1",
+            EndpointKind::Openai,
+            &m,
+            Path::new("/tmp"),
+            &lookup,
+            Some("/h"),
+        )
+        .expect("resolved");
+        assert_eq!(
+            spec.argv,
+            ["/h/bin/server", "--token=tok-12345", "--port", "99"]
+        );
+        assert_eq!(
+            spec.env,
+            [("API_KEY".to_owned(), "k-hunter2-long".to_owned())]
+        );
+        assert_eq!(
+            spec.command_line(),
+            "/h/bin/server --token=${TOKEN} --port ${PORT}"
+        );
+        let debug = format!("{spec:?}");
+        assert!(
+            !debug.contains("tok-12345") && !debug.contains("hunter2"),
+            "{debug}"
+        );
+        assert_eq!(
+            spec.mask("argv: --token=tok-12345 --port 99; key k-hunter2-long"),
+            "argv: --token=${TOKEN} --port 99; key k-${KEY}"
+        );
+    }
+
+    #[test]
     fn missing_programs_say_how_to_get_them() {
-        assert!(spawn_help("ollama").contains("https://ollama.com/download"));
-        assert!(spawn_help("ollama").contains("remove `managed`"));
-        assert!(spawn_help("/opt/x/bin/llama-server").contains("scripts/install-llama-server.sh"));
-        assert!(spawn_help("vllm").contains("install `vllm`"));
+        assert!(spawn_help("ollama", "ollama").contains("https://ollama.com/download"));
+        assert!(spawn_help("ollama", "ollama").contains("remove `managed`"));
+        assert!(
+            spawn_help("/opt/x/bin/llama-server", "${CHIMERA_LLAMA_SERVER}")
+                .contains("scripts/install-llama-server.sh")
+        );
+        assert!(spawn_help("vllm", "vllm").contains("install `vllm`"));
+        let help = spawn_help("/opt/secret-token/vllm", "${VLLM}");
+        assert!(
+            help.contains("install `${VLLM}`") && !help.contains("secret"),
+            "{help}"
+        );
         assert_eq!(log_name("ollama 11434/x"), "ollama_11434_x.log");
     }
 
@@ -1620,7 +1783,9 @@ mod tests {
             url: "http://127.0.0.1:9".into(),
             kind: EndpointKind::Emulator,
             argv: vec!["sh".into(), "-c".into(), script.into()],
+            shown: vec!["sh".into(), "-c".into(), script.into()],
             env: Vec::new(),
+            secrets: Vec::new(),
             startup_timeout: Duration::from_secs(1),
             log: dir.join("servers").join("t.log"),
         }
@@ -1727,7 +1892,9 @@ mod tests {
             url,
             kind: EndpointKind::Openai,
             argv: vec!["llama-server".into()],
+            shown: vec!["llama-server".into()],
             env: Vec::new(),
+            secrets: Vec::new(),
             startup_timeout: Duration::from_secs(1),
             log: PathBuf::from("/nonexistent/l.log"),
         };
