@@ -913,10 +913,20 @@ fn strip_position(msg: &str) -> String {
 }
 
 /// Every file under `dir` (sorted, absolute), skipping hidden entries. Directories deeper than
-/// [`MAX_DEPTH`] (a symlink loop, or not a report's folder) are an error.
+/// [`MAX_DEPTH`] (a symlink loop, or not a report's folder) and more than [`MAX_ENTRIES`]
+/// entries are an error.
 fn walk(dir: &Path, hidden: &mut u64) -> Result<Vec<PathBuf>, ImportError> {
+    walk_at_most(dir, hidden, MAX_ENTRIES)
+}
+
+fn walk_at_most(
+    dir: &Path,
+    hidden: &mut u64,
+    max_entries: usize,
+) -> Result<Vec<PathBuf>, ImportError> {
     let mut out = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), 0usize)];
+    let mut seen = 0usize;
     while let Some((d, depth)) = stack.pop() {
         if depth > MAX_DEPTH {
             return Err(ImportError::Invalid {
@@ -932,6 +942,17 @@ fn walk(dir: &Path, hidden: &mut u64) -> Result<Vec<PathBuf>, ImportError> {
         for e in std::fs::read_dir(&d).map_err(io(&d))? {
             let e = e.map_err(io(&d))?;
             let p = e.path();
+            seen += 1;
+            if seen > max_entries {
+                return Err(ImportError::Invalid {
+                    path: dir.to_path_buf(),
+                    message: format!(
+                        "more than {max_entries} entries below the source (a symlink to a large \
+                         tree?)"
+                    ),
+                    help: "point at one report's raw-data folder".into(),
+                });
+            }
             if e.file_name().to_string_lossy().starts_with('.') {
                 *hidden += 1;
                 continue;
@@ -949,6 +970,10 @@ fn walk(dir: &Path, hidden: &mut u64) -> Result<Vec<PathBuf>, ImportError> {
 
 /// How deep [`walk`] goes (the deepest layout has 4 levels).
 const MAX_DEPTH: usize = 16;
+
+/// How many entries [`walk`] looks at before it gives up: a whole report's raw data is a few
+/// thousand files, so this only stops a symlink into a large tree (`/`, a home directory).
+const MAX_ENTRIES: usize = 1_000_000;
 
 /// The top-level entries of a directory, for "found:" in layout errors.
 fn top_level(dir: &Path) -> String {
@@ -1418,5 +1443,24 @@ impl ImportSummary {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod walk_tests {
+    use super::*;
+
+    #[test]
+    fn the_walk_stops_at_its_entry_limit_and_says_why() {
+        let t = tempfile::tempdir().expect("tempdir");
+        for i in 0..10 {
+            std::fs::write(t.path().join(format!("f{i}.json")), "{}").expect("write");
+        }
+        std::fs::write(t.path().join(".hidden"), "").expect("write");
+        let mut hidden = 0;
+        let all = walk_at_most(t.path(), &mut hidden, 11).expect("within the limit");
+        assert_eq!((all.len(), hidden), (10, 1));
+        let e = walk_at_most(t.path(), &mut 0, 5).expect_err("over the limit");
+        assert!(e.to_string().contains("more than 5 entries"), "{e}");
     }
 }
