@@ -623,6 +623,9 @@ fn transient_faults_are_retried_and_permanent_ones_reported() {
         assert!(!failures.is_empty(), "{tag}: no failure journaled");
         for f in &failures {
             assert_eq!(f["kind"], kind, "{tag}: {f}");
+            // The kind is its own field; the message does not repeat it.
+            let message = f["message"].as_str().expect("message");
+            assert!(!message.starts_with(&format!("{kind}:")), "{tag}: {f}");
         }
         if permanent {
             assert!(mine.iter().all(|id| !committed.contains(*id)), "{tag}");

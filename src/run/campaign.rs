@@ -1151,11 +1151,17 @@ async fn worker(
                 }
                 break record;
             }
-            Ok(record) => (
-                record.error_kind.unwrap_or(ErrorKind::HttpStatus),
-                record.error.clone().unwrap_or_default(),
-                record.agents,
-            ),
+            Ok(record) => {
+                let kind = record.error_kind.unwrap_or(ErrorKind::HttpStatus);
+                // `cells.error` reads "<kind>: <message>"; the journal and the progress line
+                // carry the kind on its own, so the message goes without it.
+                let error = record.error.clone().unwrap_or_default();
+                let message = error
+                    .strip_prefix(kind.name())
+                    .and_then(|m| m.strip_prefix(": "))
+                    .map_or(error.clone(), str::to_owned);
+                (kind, message, record.agents)
+            }
             Err(message) => (ErrorKind::Timeout, message, Vec::new()),
         };
         let mut retryable = retry_class(kind).is_some_and(|c| policy.retry_on.contains(&c));
