@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo \
+.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo soak \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS))
 
 help:
@@ -22,6 +22,8 @@ help:
 	@echo "bench-harness   client timing accuracy and CPU per token vs ground truth, and vs the ollama Python client"
 	@echo "bench-store     resume scan and full verification of a 100,000-cell campaign (generated once under target/bench-store/)"
 	@echo "bench-telemetry GPU telemetry sampler CPU cost at 10 Hz (null, fake and, with a GPU, NVML sources)"
+	@echo "soak            20 min of kill -9 every 30 s on a 10,000-cell emulator campaign with 5 % faults (not in CI;"
+	@echo "                SOAK_MINUTES, SOAK_KILL_EVERY, SOAK_CELLS): duplicates, lost cells, peak RSS"
 	@echo "ci              what .ci/run runs after installing tools"
 
 build:
@@ -106,6 +108,14 @@ try-emulated: release
 	kill $$emu 2>/dev/null; \
 	$(BIN) status --data data/emulated --campaign tr114-emulated; \
 	$(BIN) report --data data/emulated --campaign tr114-emulated; exit $$rc
+
+# Endurance, not in CI: experiments/soak.yaml (10,000 one-request cells) against chimera emulate
+# with 5 % injected faults, `chimera run` killed with SIGKILL every SOAK_KILL_EVERY (30) seconds
+# and resumed for SOAK_MINUTES (20), then a final run and an audit of the store (duplicates,
+# lost cells, failed cells, peak RSS in the first and last minute). Data in SOAK_DIR
+# (target/soak). Exit 1 when a cell was committed twice or lost. See scripts/soak.sh.
+soak: release
+	@bash scripts/soak.sh $(BIN)
 
 bench-plan: release
 	@bash scripts/bench-plan.sh $(BIN)

@@ -614,6 +614,37 @@ async fn faults_do_what_they_promise() {
     h.shutdown().await;
 }
 
+/// `fault_rate`: about that fraction of a model's requests fail, and which ones is a
+/// function of the seed (two emulators with the same seed fail the same requests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_rate_fails_a_seeded_fraction_of_requests() {
+    let yaml = "seed: 11\nmodels:\n  - {name: m, load_ms: 0, prompt_tok_s: 1000000, output_tok_s: 100000, output_tokens: 1, fault: {kind: status, code: 503, message: busy}, fault_rate: 0.25}\n  - {name: ok, load_ms: 0, output_tok_s: 100000, output_tokens: 1}\n";
+    let c = reqwest::Client::new();
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let h = start(yaml, 2).await;
+        let mut failed = Vec::new();
+        for i in 0..200 {
+            let body = json!({"model": "m", "prompt": "p", "stream": false});
+            failed.push(generate(&c, &h, i % 2, body).await.status == 503);
+            // Requests for another model neither fault nor shift the draws of `m`.
+            let ok = generate(
+                &c,
+                &h,
+                0,
+                json!({"model": "ok", "prompt": "p", "stream": false}),
+            );
+            assert_eq!(ok.await.status, 200);
+        }
+        h.shutdown().await;
+        runs.push(failed);
+    }
+    assert_eq!(runs[0], runs[1], "same seed, same requests fail");
+    let n = runs[0].iter().filter(|f| **f).count();
+    // Binomial(200, 0.25): mean 50, sd 6.1.
+    assert!((25..=75).contains(&n), "{n} of 200 failed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jitter_is_seeded_and_truth_streams_to_a_writer() {
     let yaml = "seed: 7\nmodels:\n  - {name: j, load_ms: 0, output_tok_s: 2000, output_tokens: 6, jitter_pct: 50}\n";

@@ -36,6 +36,7 @@
 //! | `models[].absent` | false | pullable but absent at start: not in `/api/tags`, 404 on generate/chat/show until `POST /api/pull` fetched it on that listener |
 //! | `models[].pull_ms` | 200 | how long an emulated pull takes |
 //! | `models[].fault_first` | none | inject `fault` only into the first N generate/chat requests for this model (load-only ones included, counted over all listeners), then serve normally: a transient fault; absent = every request |
+//! | `models[].fault_rate` | none | inject `fault` into this fraction (0–1) of the generate/chat requests for this model, drawn per request from the seed, the model and the request's number (over all listeners): an intermittent fault; excludes `fault_first` |
 //!
 //! # Timing model (deterministic given the seed, the model, the prompt and `options.seed`)
 //! 1. **Load.** Each listener holds one loaded model. A request loads (sleeping `load_ms`) when

@@ -71,6 +71,12 @@ pub struct ModelProfile {
     /// Absent: every request (a permanent fault). `0` disables the fault.
     #[serde(default)]
     pub fault_first: Option<u32>,
+    /// Inject `fault` into this fraction (0–1) of the generate/chat requests for this model,
+    /// each drawn from the seeded generator (the n-th request of the model faults or not
+    /// depending only on `seed`, the model and n, counted over all listeners): an
+    /// intermittent fault. Absent: every request (or the first `fault_first`).
+    #[serde(default)]
+    pub fault_rate: Option<f64>,
     /// Pullable but absent at start: `/api/tags` does not list it and generate/chat/show
     /// answer 404 until `POST /api/pull` has fetched it, per listener (each listener stands for
     /// an Ollama instance with its own model store). Default false.
@@ -204,6 +210,7 @@ impl ModelProfile {
             jitter_pct: 0.0,
             fault: None,
             fault_first: None,
+            fault_rate: None,
             absent: false,
             pull_ms: default_pull_ms(),
         }
@@ -299,6 +306,19 @@ impl Profile {
             if m.fault_first.is_some() && m.fault.is_none() {
                 return Err(format!("{at}: `fault_first` needs a `fault`"));
             }
+            if let Some(r) = m.fault_rate {
+                if m.fault.is_none() {
+                    return Err(format!("{at}: `fault_rate` needs a `fault`"));
+                }
+                if m.fault_first.is_some() {
+                    return Err(format!(
+                        "{at}: `fault_rate` and `fault_first` exclude each other"
+                    ));
+                }
+                if !(r.is_finite() && (0.0..=1.0).contains(&r)) {
+                    return Err(format!("{at}: `fault_rate` must be in [0, 1], got {r}"));
+                }
+            }
             if let Some(Fault::Status { code, .. }) = &m.fault
                 && !(100..=599).contains(code)
             {
@@ -359,5 +379,17 @@ mod tests {
         .expect("fault_first");
         assert_eq!(t.models[0].fault_first, Some(2));
         assert!(Profile::from_yaml("models:\n  - name: a\n    fault_first: 1\n").is_err());
+        let r = Profile::from_yaml(
+            "models:\n  - name: a\n    fault: {kind: refuse_after_accept}\n    fault_rate: 0.05\n",
+        )
+        .expect("fault_rate");
+        assert_eq!(r.models[0].fault_rate, Some(0.05));
+        for bad in [
+            "models:\n  - name: a\n    fault_rate: 0.5\n",
+            "models:\n  - name: a\n    fault: {kind: refuse_after_accept}\n    fault_rate: 1.5\n",
+            "models:\n  - name: a\n    fault: {kind: refuse_after_accept}\n    fault_rate: 0.5\n    fault_first: 1\n",
+        ] {
+            assert!(Profile::from_yaml(bad).is_err(), "{bad}");
+        }
     }
 }

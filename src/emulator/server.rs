@@ -38,27 +38,34 @@ pub struct Shared {
     pub truth: TruthLog,
     /// Streams currently using the (shared) GPU.
     pub active: AtomicUsize,
-    /// Per model (profile order): generate/chat requests counted against `fault_first`.
+    /// Per model (profile order): generate/chat requests counted for `fault_first` and
+    /// `fault_rate`.
     pub faulted: Vec<AtomicU32>,
 }
 
 impl Shared {
     /// The fault to inject into this request for `model`: the profile's, unless `fault_first`
-    /// is set and that many requests of the model have already been served.
+    /// is set and that many requests of the model have already been served, or `fault_rate`
+    /// is set and this request's seeded draw (from the seed, the model and the request's
+    /// number) is not below it.
     pub(super) fn fault_for(&self, model: usize) -> Option<Fault> {
         let m = &self.profile.models[model];
         let fault = m.fault.clone()?;
-        match m.fault_first {
-            None => Some(fault),
-            Some(n) => {
-                let seen = self.faulted.get(model).map_or(u32::MAX, |c| {
-                    c.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
-                        Some(v.saturating_add(1))
-                    })
-                    .unwrap_or(u32::MAX)
-                });
-                (seen < n).then_some(fault)
+        // The n-th generate/chat request of this model (0-based, over all listeners).
+        let nth = || {
+            self.faulted.get(model).map_or(u32::MAX, |c| {
+                c.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                    Some(v.saturating_add(1))
+                })
+                .unwrap_or(u32::MAX)
+            })
+        };
+        match (m.fault_first, m.fault_rate) {
+            (Some(n), _) => (nth() < n).then_some(fault),
+            (None, Some(rate)) => {
+                (fault_draw(self.profile.seed, &m.name, nth()) < rate).then_some(fault)
             }
+            (None, None) => Some(fault),
         }
     }
 
@@ -70,6 +77,13 @@ impl Shared {
             1.0
         }
     }
+}
+
+/// The `fault_rate` draw of the `nth` request of model `name`: uniform in [0, 1), a pure
+/// function of the profile's seed, the model's name and `nth`.
+pub(super) fn fault_draw(seed: u64, name: &str, nth: u32) -> f64 {
+    let mut rng = Rng::new(seed ^ fnv1a(name) ^ u64::from(nth).wrapping_mul(0xA076_1D64_78BD_642F));
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The model loaded on one listener and the Runner options it was loaded with.
