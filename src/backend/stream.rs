@@ -138,7 +138,7 @@ pub(super) async fn measure_json<P: Protocol>(
 }
 
 /// A wire protocol's reading of one response body.
-pub(super) trait Protocol {
+pub(crate) trait Protocol {
     /// Handles one complete line (without `\n` and a trailing `\r`) that arrived at `at`.
     /// Only called for streamed requests.
     fn on_line(
@@ -427,7 +427,7 @@ pub(super) async fn get_json(
 
 /// Splits a byte stream into `\n`-terminated lines; a line longer than `max` is an error.
 #[derive(Debug)]
-pub(super) struct LineSplitter {
+pub(crate) struct LineSplitter {
     buf: Vec<u8>,
     /// Start of the unconsumed part of `buf`.
     start: usize,
@@ -437,7 +437,7 @@ pub(super) struct LineSplitter {
 }
 
 impl LineSplitter {
-    pub(super) fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         LineSplitter {
             buf: Vec::new(),
             start: 0,
@@ -447,7 +447,7 @@ impl LineSplitter {
     }
 
     /// Appends bytes.
-    pub(super) fn feed(&mut self, data: &[u8]) {
+    pub(crate) fn feed(&mut self, data: &[u8]) {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
@@ -457,7 +457,7 @@ impl LineSplitter {
 
     /// The next complete line (without `\n` and a trailing `\r`), `Ok(None)` when none is
     /// complete yet, `Err(len)` when a line exceeds the limit.
-    pub(super) fn next_line(&mut self) -> Result<Option<Vec<u8>>, usize> {
+    pub(crate) fn next_line(&mut self) -> Result<Option<Vec<u8>>, usize> {
         let pending = &self.buf[self.start..];
         match pending[self.scanned..].iter().position(|&b| b == b'\n') {
             Some(i) => {
@@ -482,13 +482,13 @@ impl LineSplitter {
     }
 
     /// `Err(len)` when the unconsumed bytes exceed the limit.
-    pub(super) fn check_pending(&self) -> Result<(), usize> {
+    pub(crate) fn check_pending(&self) -> Result<(), usize> {
         let len = self.buf.len() - self.start;
         if len > self.max { Err(len) } else { Ok(()) }
     }
 
     /// Everything not yet returned as a line.
-    pub(super) fn take_rest(&mut self) -> Vec<u8> {
+    pub(crate) fn take_rest(&mut self) -> Vec<u8> {
         let rest = self.buf.split_off(self.start);
         self.buf.clear();
         self.start = 0;

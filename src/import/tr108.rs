@@ -377,7 +377,7 @@ fn find_config(
 }
 
 /// Reads the TR108 CSVs.
-pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
+pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
     let mut found: Vec<(PathBuf, Kind, String)> = Vec::new();
     let mut unknown = Vec::new();
     let (files, markdown) = super::without_markdown(ctx, files);
