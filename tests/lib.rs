@@ -8,6 +8,7 @@ mod chaos;
 mod cli;
 mod emulator;
 mod experiments;
+mod fuzz_regressions;
 mod import;
 mod invalid;
 mod managed;
