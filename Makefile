@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo \
+.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo fuzz \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS))
 
 help:
@@ -22,6 +22,7 @@ help:
 	@echo "bench-harness   client timing accuracy and CPU per token vs ground truth, and vs the ollama Python client"
 	@echo "bench-store     resume scan and full verification of a 100,000-cell campaign (generated once under target/bench-store/)"
 	@echo "bench-telemetry GPU telemetry sampler CPU cost at 10 Hz (null, fake and, with a GPU, NVML sources)"
+	@echo "fuzz            coverage-guided fuzzing of every parser (cargo fuzz, nightly; FUZZ_SECONDS per target, default 120); not part of ci"
 	@echo "ci              what .ci/run runs after installing tools"
 
 build:
@@ -114,5 +115,11 @@ bench-store:
 
 bench-telemetry:
 	$(CARGO) bench --bench telemetry
+
+# Every fuzz target of fuzz/ for FUZZ_SECONDS each (default 120), from the committed seeds; a
+# table of executions and failures; exit 1 on any crash. Needs nightly and cargo-fuzz. Crashes
+# become files in fuzz/regressions/<target>/, which `make test` replays on stable.
+fuzz:
+	@bash scripts/fuzz.sh
 
 ci: lint test schema-check validate
