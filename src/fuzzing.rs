@@ -45,14 +45,25 @@ pub fn manifest(bytes: &[u8]) -> Result<usize, String> {
 pub fn manifest_spec(spec: &ManifestSpec) -> Result<usize, String> {
     let text = serde_json::to_string_pretty(spec).map_err(|e| e.to_string())?;
     let path = Path::new(MANIFEST_PATH);
-    match crate::manifest::load::parse(path, &text) {
-        Ok(back) => assert!(
-            back == *spec,
-            "the manifest does not read back as written:\n{text}\nread back: {back:#?}"
-        ),
+    let back = match crate::manifest::load::parse(path, &text) {
+        Ok(back) => back,
         Err(d) => panic!("a manifest chimera wrote does not parse: {d}\n{text}"),
+    };
+    assert!(
+        back == *spec,
+        "the manifest does not read back as written:\n{text}\nread back: {back:#?}"
+    );
+    // What `manifest::from_bytes` does after parsing.
+    let m = crate::manifest::Manifest {
+        path: path.to_owned(),
+        source: text,
+        spec: back,
+    };
+    let diagnostics = crate::manifest::validate::check(&m);
+    if !diagnostics.is_empty() {
+        return Err(rendered(&crate::manifest::ManifestError { diagnostics }));
     }
-    manifest(text.as_bytes())
+    plan_one(m)
 }
 
 fn plan_one(m: crate::manifest::Manifest) -> Result<usize, String> {
