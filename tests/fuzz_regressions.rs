@@ -229,3 +229,31 @@ fn pipelined_requests_read_one_after_another() {
         vec![fuzzing::HttpOutcome::Io(std::io::ErrorKind::UnexpectedEof)]
     );
 }
+
+/// Found by the `import` target: TR108's `response_chars` became a placeholder string of that
+/// many characters, so `1e30` panicked (capacity overflow) and `3e10` tried to allocate 30 GB.
+#[test]
+fn a_tr108_reply_length_beyond_any_reply_is_refused() {
+    let csv = |chars: &str| {
+        format!(
+            "prompt,ttft_s,tokens_s,load_s,prompt_eval_s,eval_s,eval_count,response_chars,error\n\
+             p,0.1,100,0.1,0.01,3,320,{chars},\n"
+        )
+    };
+    let baseline = 3; // gemma3/gemma3_baseline.csv
+    let run = |chars: &str| {
+        fuzzing::import(
+            fuzzing::ImportLayout::Tr108,
+            &[(baseline, csv(chars).as_bytes())],
+        )
+    };
+    assert_eq!(run("3263"), Ok(1), "the longest reply of the original data");
+    assert_eq!(run("65536"), Ok(1));
+    for bad in ["65537", "29111111111", "1e30"] {
+        let e = run(bad).expect_err(bad);
+        assert!(
+            e.contains("column `response_chars`") && e.contains("is not the length of a reply"),
+            "{bad}: {e}"
+        );
+    }
+}
