@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo soak \
+.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo soak fuzz \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS))
 
 help:
@@ -24,6 +24,7 @@ help:
 	@echo "bench-telemetry GPU telemetry sampler CPU cost at 10 Hz (null, fake and, with a GPU, NVML sources)"
 	@echo "soak            20 min of kill -9 every 30 s on a 10,000-cell emulator campaign with 5 % faults (not in CI;"
 	@echo "                SOAK_MINUTES, SOAK_KILL_EVERY, SOAK_CELLS): duplicates, lost cells, peak RSS"
+	@echo "fuzz            coverage-guided fuzzing of every parser (cargo fuzz, nightly; FUZZ_SECONDS per target, default 120); not part of ci"
 	@echo "ci              what .ci/run runs after installing tools"
 
 build:
@@ -130,5 +131,11 @@ bench-store:
 
 bench-telemetry:
 	$(CARGO) bench --bench telemetry
+
+# Every fuzz target of fuzz/ for FUZZ_SECONDS each (default 120), from the committed seeds; a
+# table of executions and failures; exit 1 on any crash. Needs nightly and cargo-fuzz. Crashes
+# become files in fuzz/regressions/<target>/, which `make test` replays on stable.
+fuzz:
+	@bash scripts/fuzz.sh
 
 ci: lint test schema-check validate

@@ -16,6 +16,8 @@ pub mod backend;
 pub mod cli;
 pub mod emulator;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod import;
 pub mod manifest;
 pub mod metrics;

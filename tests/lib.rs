@@ -9,6 +9,7 @@ mod cli;
 mod emulator;
 mod experiments;
 mod flood;
+mod fuzz_regressions;
 mod import;
 mod invalid;
 mod lifecycle;

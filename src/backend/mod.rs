@@ -11,7 +11,7 @@
 
 pub mod ollama;
 pub mod openai;
-mod stream;
+pub(crate) mod stream;
 
 use std::time::Duration;
 

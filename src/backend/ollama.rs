@@ -224,7 +224,7 @@ struct ChatMessage {
 
 /// Per-request parsing state: the text so far and when its chunks arrived.
 #[derive(Debug)]
-struct StreamState {
+pub(crate) struct StreamState {
     api: Api,
     stream: bool,
     timer: TextTimer,
@@ -232,7 +232,7 @@ struct StreamState {
 }
 
 impl StreamState {
-    fn new(api: Api, stream: bool, max_text: usize, t0: Instant) -> Self {
+    pub(crate) fn new(api: Api, stream: bool, max_text: usize, t0: Instant) -> Self {
         StreamState {
             api,
             stream,

@@ -392,7 +392,7 @@ struct Timings {
 
 /// Per-request parsing state.
 #[derive(Debug)]
-struct SseState {
+pub(crate) struct SseState {
     api: Api,
     stream: bool,
     timer: TextTimer,
@@ -406,7 +406,7 @@ struct SseState {
 }
 
 impl SseState {
-    fn new(api: Api, stream: bool, max_text: usize, t0: Instant) -> Self {
+    pub(crate) fn new(api: Api, stream: bool, max_text: usize, t0: Instant) -> Self {
         SseState {
             api,
             stream,

@@ -152,7 +152,7 @@ pub(super) async fn measure_json<P: Protocol>(
 }
 
 /// A wire protocol's reading of one response body.
-pub(super) trait Protocol {
+pub(crate) trait Protocol {
     /// Handles one complete line (without `\n` and a trailing `\r`) that arrived at `at`.
     /// Only called for streamed requests.
     fn on_line(
@@ -471,7 +471,7 @@ pub(super) async fn get_json(
 
 /// Why a [`LineSplitter`] refused its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Overflow {
+pub(crate) enum Overflow {
     /// One line (or the unterminated rest) of this many bytes is longer than the limit.
     Line(usize),
     /// The lines returned so far (terminators included) and the next line or the pending
@@ -484,7 +484,7 @@ pub(super) enum Overflow {
 /// would take the total past `max`, or pending bytes that do, are an error. So the number of
 /// lines, and whatever a caller keeps per line, is bounded by `max` too.
 #[derive(Debug)]
-pub(super) struct LineSplitter {
+pub(crate) struct LineSplitter {
     buf: Vec<u8>,
     /// Start of the unconsumed part of `buf`.
     start: usize,
@@ -496,7 +496,7 @@ pub(super) struct LineSplitter {
 }
 
 impl LineSplitter {
-    pub(super) fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         LineSplitter {
             buf: Vec::new(),
             start: 0,
@@ -507,7 +507,7 @@ impl LineSplitter {
     }
 
     /// Appends bytes.
-    pub(super) fn feed(&mut self, data: &[u8]) {
+    pub(crate) fn feed(&mut self, data: &[u8]) {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
@@ -517,7 +517,7 @@ impl LineSplitter {
 
     /// The next complete line (without `\n` and a trailing `\r`), `Ok(None)` when none is
     /// complete yet, an error when a line exceeds the limit or the stream would.
-    pub(super) fn next_line(&mut self) -> Result<Option<Vec<u8>>, Overflow> {
+    pub(crate) fn next_line(&mut self) -> Result<Option<Vec<u8>>, Overflow> {
         let pending = &self.buf[self.start..];
         match pending[self.scanned..].iter().position(|&b| b == b'\n') {
             Some(i) => {
@@ -547,7 +547,7 @@ impl LineSplitter {
     }
 
     /// An error when the unconsumed bytes exceed the limit, alone or with the lines returned.
-    pub(super) fn check_pending(&self) -> Result<(), Overflow> {
+    pub(crate) fn check_pending(&self) -> Result<(), Overflow> {
         let len = self.buf.len() - self.start;
         let total = self.consumed.saturating_add(len);
         if len > self.max {
@@ -560,7 +560,7 @@ impl LineSplitter {
     }
 
     /// Everything not yet returned as a line.
-    pub(super) fn take_rest(&mut self) -> Vec<u8> {
+    pub(crate) fn take_rest(&mut self) -> Vec<u8> {
         let rest = self.buf.split_off(self.start);
         self.buf.clear();
         self.start = 0;

@@ -68,7 +68,7 @@
 //! microseconds from "request fully read" to right after the write of that chunk returned.
 
 mod exchange;
-mod http;
+pub(crate) mod http;
 mod openai;
 mod profile;
 mod pull;

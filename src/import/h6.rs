@@ -258,7 +258,7 @@ fn scenario_of(ctx: &Ctx, folder: &str, path: &Path) -> Result<String, ImportErr
 }
 
 /// Reads every run of the tree.
-pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
+pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
     let src = ctx.source.to_path_buf();
     let mut runs_files: Vec<(PathBuf, String, String, u32)> = Vec::new();
     let mut summaries: Vec<(PathBuf, String, String)> = Vec::new();

@@ -27,12 +27,12 @@
 //! disagreement is a warning in the summary.
 
 mod csv;
-mod h6;
+pub(crate) mod h6;
 mod raw;
-mod single;
+pub(crate) mod single;
 mod time;
-mod tr108;
-mod tr110;
+pub(crate) mod tr108;
+pub(crate) mod tr110;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -296,7 +296,7 @@ pub enum ImportError {
 
 /// The layouts of the original raw data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
+pub(crate) enum Layout {
     H6,
     Tr110,
     Tr111,
@@ -330,29 +330,29 @@ impl Layout {
 }
 
 /// One run read from the source, mapped onto its planned cell.
-struct Imported {
+pub(crate) struct Imported {
     /// The file it came from, relative to the source directory.
-    file: PathBuf,
-    record: CellRecord,
+    pub(crate) file: PathBuf,
+    pub(crate) record: CellRecord,
 }
 
 /// Shared state of one import: the plan, the report, the source, and what was learned.
-struct Ctx<'a> {
-    plan: &'a Plan,
+pub(crate) struct Ctx<'a> {
+    pub(crate) plan: &'a Plan,
     /// Index of the imported report in `plan.reports`.
-    ri: usize,
-    source: &'a Path,
-    layout: Layout,
+    pub(crate) ri: usize,
+    pub(crate) source: &'a Path,
+    pub(crate) layout: Layout,
     /// (config index, repetition) → the planned single/concurrent node.
-    nodes: HashMap<(usize, u32), NodeIndex>,
-    files: u64,
-    warnings: Vec<String>,
-    warned: HashSet<String>,
-    notes: Vec<String>,
+    pub(crate) nodes: HashMap<(usize, u32), NodeIndex>,
+    pub(crate) files: u64,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) warned: HashSet<String>,
+    pub(crate) notes: Vec<String>,
     /// Timestamps without a time zone were read (taken as UTC).
-    naive_times: u64,
+    pub(crate) naive_times: u64,
     /// Cells without any recorded start time.
-    no_start: u64,
+    pub(crate) no_start: u64,
 }
 
 impl<'a> Ctx<'a> {

@@ -125,7 +125,7 @@ fn rerun(folder: &str) -> Option<(&str, u32)> {
 }
 
 /// Reads TR111_v2 (H5).
-pub(super) fn read_tr111(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
+pub(crate) fn read_tr111(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
     let expected = "`<config>/data/metrics.json` (e.g. `baseline_default/data/metrics.json`)";
     let known = |ctx: &Ctx, folder: &str| {
         let base = rerun(folder).map_or(folder, |(b, _)| b);
@@ -328,7 +328,7 @@ pub(super) fn read_tr111(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
 }
 
 /// Reads TR109 (H2).
-pub(super) fn read_tr109(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
+pub(crate) fn read_tr109(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
     let expected =
         "`run_<config>/data/metrics.json` (e.g. `run_gpu60_ctx512_temp0p8/data/metrics.json`)";
     let known = |ctx: &Ctx, folder: &str| {

@@ -187,6 +187,11 @@ fn error_kind(text: &str) -> ErrorKind {
     }
 }
 
+/// Longest `response_chars` accepted: TR108's replies were at most 3,263 characters, and the
+/// reply is imported as that many placeholder characters (the CSVs keep only its length), so
+/// a damaged count must not become a string of gigabytes.
+const MAX_RESPONSE_CHARS: u64 = 1 << 16;
+
 /// One CSV row as a request.
 fn request(
     t: &Table,
@@ -256,6 +261,16 @@ fn request(
         }
     };
     let chars = count("response_chars")?.unwrap_or(0);
+    if chars > MAX_RESPONSE_CHARS {
+        return Err(ImportError::Csv {
+            path: t.path.clone(),
+            line: row.0,
+            message: format!(
+                "column `response_chars`: `{chars}` is not the length of a reply (at most {MAX_RESPONSE_CHARS})"
+            ),
+            help: "restore the file from the original repository".into(),
+        });
+    }
     Ok(super::request_row(
         Stage::Single,
         index,
@@ -374,7 +389,7 @@ fn find_config(
 }
 
 /// Reads the TR108 CSVs.
-pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
+pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
     let mut found: Vec<(PathBuf, Kind, String)> = Vec::new();
     let mut unknown = Vec::new();
     let (files, markdown) = super::without_markdown(ctx, files);

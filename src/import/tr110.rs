@@ -128,7 +128,7 @@ fn test_id(folder: &str) -> Option<String> {
 }
 
 /// Reads every run of the tree.
-pub(super) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
+pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
     let src = ctx.source.to_path_buf();
     let mut run_files: Vec<(PathBuf, String, u32)> = Vec::new();
     let mut summaries: Vec<(PathBuf, String)> = Vec::new();

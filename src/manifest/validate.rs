@@ -193,6 +193,39 @@ pub fn point_keys(p: &AxisPoint) -> Vec<&'static str> {
     names_of(set_fields!(p))
 }
 
+/// Most runs (configurations × repetitions) one manifest may plan. Planning holds every
+/// configuration and cell in memory (about 270 MiB per million single cells, `make
+/// bench-plan`); a few lines of axes can multiply to billions, which would exhaust memory
+/// instead of being refused.
+pub const MAX_PLANNED_RUNS: u64 = 2_000_000;
+
+/// An upper bound of the runs block `b` plans: the product of its axes' value counts (one
+/// point without axes) plus its `include` points, times its explicit configurations (when
+/// any), times its repetitions; `exclude` is not subtracted. Saturates instead of overflowing.
+fn planned_runs(s: &ManifestSpec, b: &Block) -> u64 {
+    let a = &b.axes;
+    let lens = [
+        a.model.as_ref().map(Vec::len),
+        a.scenario.as_ref().map(Vec::len),
+        a.runtime.as_ref().map(Vec::len),
+        a.language.as_ref().map(Vec::len),
+        a.num_gpu.as_ref().map(Vec::len),
+        a.num_ctx.as_ref().map(Vec::len),
+        a.temperature.as_ref().map(Vec::len),
+        a.top_p.as_ref().map(Vec::len),
+        a.top_k.as_ref().map(Vec::len),
+        a.repeat_penalty.as_ref().map(Vec::len),
+    ];
+    let points = lens
+        .iter()
+        .flatten()
+        .fold(1u64, |p, n| p.saturating_mul(*n as u64))
+        .saturating_add(b.include.len() as u64);
+    points
+        .saturating_mul(b.configurations.len().max(1) as u64)
+        .saturating_mul(u64::from(b.repetitions.unwrap_or(s.repetitions)))
+}
+
 fn check_floats(ctx: &mut Ctx<'_>, path: &KeyPath, o: &Options) {
     for (name, v, lo, hi) in [
         ("temperature", o.temperature, 0.0, 100.0),
@@ -552,6 +585,26 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
     if s.matrix.is_empty() && s.depends_on.is_empty() {
         ctx.emit(root.key("matrix"), "the manifest plans nothing", |d| d.expected("at least one block in `matrix`, or `depends_on` naming the reports whose data this one analyses"));
     }
+    let runs: Vec<u64> = s.matrix.iter().map(|b| planned_runs(s, b)).collect();
+    let total = runs.iter().fold(0u64, |t, r| t.saturating_add(*r));
+    if total > MAX_PLANNED_RUNS
+        && let Some((bi, largest)) = runs.iter().enumerate().max_by_key(|(_, r)| **r)
+    {
+        ctx.emit(
+            root.key("matrix").index(bi),
+            "the matrix plans too many runs",
+            |d| {
+                d.expected(format!(
+                    "at most {MAX_PLANNED_RUNS} configurations × repetitions in all blocks"
+                ))
+                .found(format!(
+                    "up to {} in all, {largest} from this block (its axes' value counts multiplied, × its configurations, × repetitions)",
+                    if total == u64::MAX { "2^64".to_owned() } else { total.to_string() }
+                ))
+                .help("split the experiment into several manifests, or use fewer axis values or repetitions")
+            },
+        );
+    }
     let mut explicit_ids: BTreeSet<(String, Option<Runtime>)> = BTreeSet::new();
     for (bi, b) in s.matrix.iter().enumerate() {
         let p = root.key("matrix").index(bi);
@@ -895,6 +948,98 @@ mod tests {
         ] {
             assert!(!is_report_id(bad), "{bad}");
         }
+    }
+
+    /// A single-inference manifest whose one block has `axes` (YAML flow mapping body) and
+    /// `extra` block keys, with `reps` repetitions.
+    fn manifest_with(axes: &str, extra: &str, reps: u32) -> Manifest {
+        let source = format!(
+            "format: 1\nreport: TR999\ntitle: t\n\
+             endpoints: [{{id: e, kind: ollama, url: \"http://127.0.0.1:11434\", resource: \"local:gpu0\"}}]\n\
+             models: [{{id: m, tag: \"m:latest\"}}]\n\
+             workloads: [{{id: w, task: {{kind: single_inference, prompts: [hi]}}}}]\n\
+             scenarios: [{{id: s, kind: single, agents: [{{id: c, role: client, endpoint: e}}]}}]\n\
+             repetitions: {reps}\n\
+             matrix: [{{workload: w, scenario: s, model: m, apply_to: [c], axes: {{{axes}}}{extra}}}]\n"
+        );
+        let path = std::path::Path::new("t.yaml");
+        let spec = super::super::load::parse(path, &source).expect("parses");
+        Manifest {
+            path: path.to_owned(),
+            source,
+            spec,
+        }
+    }
+
+    fn list(n: u32) -> String {
+        (1..=n)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn too_many(m: &Manifest) -> bool {
+        check(m)
+            .iter()
+            .any(|d| d.message == "the matrix plans too many runs")
+    }
+
+    #[test]
+    fn planned_runs_multiply_axes_includes_configurations_and_repetitions() {
+        let m = manifest_with(
+            &format!("num_gpu: [{}], num_ctx: [{}]", list(3), list(4)),
+            ", include: [{num_gpu: 9, num_ctx: 9}], repetitions: 5",
+            2,
+        );
+        // (3 x 4 + 1 include) x 5 block repetitions (the manifest's 2 do not apply).
+        assert_eq!(planned_runs(&m.spec, &m.spec.matrix[0]), 65);
+        let m = manifest_with("", "", 7);
+        assert_eq!(
+            planned_runs(&m.spec, &m.spec.matrix[0]),
+            7,
+            "no axes: one point"
+        );
+        assert!(!too_many(&m));
+    }
+
+    #[test]
+    fn a_matrix_of_more_than_the_limit_is_refused_before_planning() {
+        // make bench-plan's size (1,000,000 runs) stays accepted.
+        let ok = manifest_with(
+            &format!(
+                "num_gpu: [{}], num_ctx: [{}], top_k: [{}]",
+                list(100),
+                list(100),
+                list(20)
+            ),
+            "",
+            5,
+        );
+        assert_eq!(planned_runs(&ok.spec, &ok.spec.matrix[0]), 1_000_000);
+        assert!(!too_many(&ok));
+        let over = manifest_with(
+            &format!(
+                "num_gpu: [{}], num_ctx: [{}], top_k: [{}]",
+                list(100),
+                list(100),
+                list(201)
+            ),
+            "",
+            1,
+        );
+        assert!(too_many(&over), "2,010,000 runs");
+        // Products past u64 saturate instead of wrapping round to a small number.
+        let axes: Vec<String> = ["num_gpu", "num_ctx", "top_k"]
+            .iter()
+            .map(|a| format!("{a}: [{}]", list(3000)))
+            .collect();
+        let huge = manifest_with(&axes.join(", "), "", u32::MAX);
+        assert_eq!(planned_runs(&huge.spec, &huge.spec.matrix[0]), u64::MAX);
+        let d = check(&huge)
+            .into_iter()
+            .find(|d| d.message == "the matrix plans too many runs")
+            .expect("refused");
+        assert!(d.to_string().contains("up to 2^64 in all"), "{d}");
     }
 
     #[test]

@@ -29,7 +29,7 @@ mod cache;
 mod cells;
 mod error;
 mod fsx;
-mod journal;
+pub(crate) mod journal;
 
 use std::fs::{self, File, TryLockError};
 use std::io::{self, Write};

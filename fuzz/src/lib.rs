@@ -1,0 +1,2 @@
+//! The fuzz targets' shared input decoding (see `inputs`).
+pub mod inputs;
