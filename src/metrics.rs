@@ -112,7 +112,7 @@ pub fn aggregate(requests: &[&RequestRecord]) -> AgentAggregate {
         ttft_mean_ms: mean(&ttft),
         ttft_sd_ms: sample_sd(&ttft),
         e2e_sum_ms: ok.iter().map(|r| r.e2e_ms).sum(),
-        output_tokens: ok.iter().filter_map(|r| r.output_tokens).sum(),
+        output_tokens: sum_tokens(ok.iter().filter_map(|r| r.output_tokens)),
         load_sum_ms: ok.iter().filter_map(|r| r.load_ms).sum(),
         prompt_eval_sum_ms: ok.iter().filter_map(|r| r.prompt_eval_ms).sum(),
         eval_sum_ms: ok.iter().filter_map(|r| r.eval_ms).sum(),
@@ -153,6 +153,13 @@ pub fn deltas_rust(a: &AgentAggregate, b: &AgentAggregate) -> (Option<f64>, Opti
     (tp, ttft)
 }
 
+/// Σ token counts, saturating at `u64::MAX`: the counts come from servers and raw files, and a
+/// damaged one near `u64::MAX` must not overflow (a panic in debug builds, a wrong small
+/// total in release builds).
+pub fn sum_tokens(counts: impl IntoIterator<Item = u64>) -> u64 {
+    counts.into_iter().fold(0, u64::saturating_add)
+}
+
 /// Aggregate throughput of a set of agents over a wall-clock window: Σ output tokens / wall.
 pub fn aggregate_tok_s(output_tokens: u64, wall_ms: f64) -> Option<f64> {
     (wall_ms > 0.0).then(|| output_tokens as f64 / (wall_ms / 1000.0))
@@ -171,6 +178,21 @@ pub fn ttft_reduction_pct(baseline: f64, chimera: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_sums_saturate_instead_of_overflowing() {
+        assert_eq!(sum_tokens([1, 2, 3]), 6);
+        assert_eq!(sum_tokens([u64::MAX - 1, 1]), u64::MAX);
+        assert_eq!(sum_tokens([u64::MAX, u64::MAX, 5]), u64::MAX);
+        let r = RequestRecord {
+            output_tokens: Some(u64::MAX - 10),
+            eval_ms: Some(1000.0),
+            ..RequestRecord::default()
+        };
+        let a = aggregate(&[&r, &r]);
+        assert_eq!(a.output_tokens, u64::MAX);
+        assert_eq!(a.requests, 2);
+    }
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol

@@ -249,10 +249,47 @@ fn a_tr108_reply_length_beyond_any_reply_is_refused() {
     };
     assert_eq!(run("3263"), Ok(1), "the longest reply of the original data");
     assert_eq!(run("65536"), Ok(1));
-    for bad in ["65537", "29111111111", "1e30"] {
+    for bad in ["65537", "29111111111"] {
         let e = run(bad).expect_err(bad);
         assert!(
             e.contains("column `response_chars`") && e.contains("is not the length of a reply"),
+            "{bad}: {e}"
+        );
+    }
+    // Past u64: not a count at all.
+    let e = run("1e30").expect_err("1e30");
+    assert!(
+        e.contains("column `response_chars`") && e.contains("is not a count"),
+        "{e}"
+    );
+}
+
+/// Found by the `import` target: two TR108 rows with `eval_count` near `u64::MAX` overflowed
+/// the agent's token sum (`metrics::aggregate`), and a count past `u64::MAX` was taken as
+/// `u64::MAX`.
+#[test]
+fn tr108_token_counts_past_u64_are_refused_and_sums_saturate() {
+    let csv = |counts: &[&str]| {
+        let mut s = String::from(
+            "prompt,ttft_s,tokens_s,load_s,prompt_eval_s,eval_s,eval_count,response_chars,error\n",
+        );
+        for (i, c) in counts.iter().enumerate() {
+            s.push_str(&format!("p{i},0.1,100,0.1,0.01,3,{c},1,\n"));
+        }
+        s
+    };
+    let run = |counts: &[&str]| {
+        fuzzing::import(fuzzing::ImportLayout::Tr108, &[(3, csv(counts).as_bytes())])
+    };
+    // 2^64 - 2048, the largest whole f64 below 2^64, twice: one cell whose sum saturates.
+    assert_eq!(
+        run(&["18446744073709549568", "18446744073709549568"]),
+        Ok(1)
+    );
+    for bad in ["18446744073709551616", "7e57"] {
+        let e = run(&[bad]).expect_err(bad);
+        assert!(
+            e.contains("column `eval_count`") && e.contains("is not a count"),
             "{bad}: {e}"
         );
     }

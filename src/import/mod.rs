@@ -550,7 +550,7 @@ impl<'a> Ctx<'a> {
             .find_map(|r| r.record.error.as_ref());
         let error = first_error.map(|e| format!("{}: {}", e.kind.name(), e.message));
         let error_kind = first_error.map(|e| e.kind);
-        let tokens: u64 = agents.iter().map(|a| a.aggregate.output_tokens).sum();
+        let tokens = metrics::sum_tokens(agents.iter().map(|a| a.aggregate.output_tokens));
         CellRecord {
             cell_id: node.id.hex(),
             kind: node.kind.name(),

@@ -250,7 +250,9 @@ fn request(
             return Ok(None);
         }
         match t.num(row, col)? {
-            Some(x) if x >= 0.0 && x.fract() == 0.0 => Ok(Some(x as u64)),
+            // `u64::MAX as f64` is 2^64, the first whole number a u64 cannot hold (`as` would
+            // saturate to u64::MAX instead of refusing it).
+            Some(x) if x >= 0.0 && x.fract() == 0.0 && x < u64::MAX as f64 => Ok(Some(x as u64)),
             Some(x) => Err(ImportError::Csv {
                 path: t.path.clone(),
                 line: row.0,

@@ -590,7 +590,7 @@ impl Runner {
                 .collect();
             if let Some(iso) = iso {
                 let durations: Vec<f64> = iso.iter().map(|x| x.0).collect();
-                let tokens: u64 = iso.iter().map(|x| x.1).sum();
+                let tokens = metrics::sum_tokens(iso.iter().map(|x| x.1));
                 let sum: f64 = durations.iter().sum();
                 rec.isolated_sum_ms = Some(sum);
                 rec.true_speedup = metrics::true_speedup(&durations, wall_ms);
@@ -808,7 +808,7 @@ fn cell_record(
         ttft_delta_ms: None,
         agents,
     };
-    let tokens: u64 = rec.agents.iter().map(|a| a.aggregate.output_tokens).sum();
+    let tokens = metrics::sum_tokens(rec.agents.iter().map(|a| a.aggregate.output_tokens));
     rec.aggregate_tok_s = metrics::aggregate_tok_s(tokens, wall_ms);
     if node.kind == NodeKind::Concurrent {
         let durations: Vec<f64> = rec.agents.iter().map(|a| a.duration_ms).collect();

@@ -282,10 +282,8 @@ pub fn cells_batch(rec: &CellRecord, campaign: &str) -> Result<RecordBatch, Tabl
         (
             "output_tokens_per_j",
             opt_f64s([t.energy_j.filter(|e| *e > 0.0).map(|e| {
-                rec.agents
-                    .iter()
-                    .map(|a| a.aggregate.output_tokens)
-                    .sum::<u64>() as f64
+                crate::metrics::sum_tokens(rec.agents.iter().map(|a| a.aggregate.output_tokens))
+                    as f64
                     / e
             })]),
         ),
