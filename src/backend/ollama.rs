@@ -270,6 +270,12 @@ impl Protocol for StreamState {
                     .to_owned(),
                 other => other.to_string(),
             };
+            // As the OpenAI parser: an error that says nothing is still named as one.
+            let message = if message.trim().is_empty() {
+                "the server streamed an error without a message".to_owned()
+            } else {
+                message
+            };
             return Err(err(ErrorKind::StreamError, None, truncate_chars(&message)));
         }
         let Some(done) = chunk.done else {
@@ -490,6 +496,20 @@ mod tests {
         let big = format!(r#"{{"response":"{}","done":false}}"#, "x".repeat(65));
         assert_eq!(kind(&[&big]), Err(ErrorKind::TooLarge));
         assert_eq!(kind(&["", "  "]), Ok(false));
+        // Found by the ollama_stream fuzz target: an empty error was recorded with no text.
+        for line in [
+            r#"{"error":""}"#,
+            r#"{"error":" "}"#,
+            r#"{"error":{"message":""}}"#,
+        ] {
+            let e = parse(Api::Chat, true, &[line]).1.expect_err(line);
+            assert_eq!(e.kind, ErrorKind::StreamError);
+            assert_eq!(e.message, "the server streamed an error without a message");
+        }
+        let e = parse(Api::Chat, true, &[r#"{"error":" boom "}"#])
+            .1
+            .expect_err("boom");
+        assert_eq!(e.message, " boom ", "a message is kept as sent");
     }
 
     #[test]

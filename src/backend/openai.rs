@@ -470,11 +470,13 @@ impl SseState {
             )
         })?;
         if let Some(e) = reply.error {
-            return Err(err(
-                ErrorKind::StreamError,
-                None,
-                truncate_chars(&error_text(&e)),
-            ));
+            let text = error_text(&e);
+            let text = if text.trim().is_empty() {
+                "the server streamed an error without a message".to_owned()
+            } else {
+                text
+            };
+            return Err(err(ErrorKind::StreamError, None, truncate_chars(&text)));
         }
         if reply.choices.is_none() && reply.usage.is_none() && reply.timings.is_none() {
             return Err(err(
@@ -772,6 +774,21 @@ mod tests {
         assert_eq!(r, Ok(()), "[DONE] without its newline completes the reply");
         assert_eq!((rec.output_tokens, rec.prompt_tokens), (Some(1), Some(9)));
         assert_eq!(rec.timing_source.as_deref(), Some(TIMING_LLAMA_SERVER));
+    }
+
+    #[test]
+    fn an_error_payload_without_text_still_says_it_is_an_error() {
+        for body in [
+            "data: {\"error\":\"\"}\n\n",
+            "data: {\"error\":{\"message\":\" \"}}\n\n",
+        ] {
+            let e = run(Api::Chat, true, body.as_bytes(), 4).1.expect_err(body);
+            assert_eq!(e.kind, ErrorKind::StreamError);
+            assert_eq!(e.message, "the server streamed an error without a message");
+        }
+        let body = "data: {\"error\":{\"message\":\"boom\"}}\n\n";
+        let e = run(Api::Chat, true, body.as_bytes(), 4).1.expect_err(body);
+        assert_eq!(e.message, "boom");
     }
 
     #[test]
