@@ -7,7 +7,7 @@ starts from them and tests/fuzz_regressions.rs replays them in `make test`).
 --fixtures  the chimeraforge raw results (default ../shared/fixtures/chimeraforge): import seeds
 --streams   reply bodies captured from `chimera emulate` with curl (*.ndjson, *.sse, *.json:
             ollama_{generate,chat}.{ndjson,json}, openai_{completions,chat}.{sse,json});
-            without it the stream seeds are only the inline ones below
+            without it the captured stream seeds already in fuzz/seeds are kept
 
 A seed named ok-… must be accepted by its parser and err-… refused (the test checks it).
 Structured targets (see fuzz/src/inputs.rs) take a fixed header before the payload:
@@ -225,7 +225,9 @@ def main():
     ap.add_argument("--streams")
     args = ap.parse_args()
     for t in ("manifest", "manifest_spec", "ollama_stream", "openai_stream", "emulator_http", "import", "journal"):
-        shutil.rmtree(os.path.join(SEEDS, t), ignore_errors=True)
+        # Without --streams the captured reply seeds are kept (only the inline ones are rewritten).
+        if args.streams or t not in ("ollama_stream", "openai_stream"):
+            shutil.rmtree(os.path.join(SEEDS, t), ignore_errors=True)
     manifests()
     manifest_specs()
     streams(args.streams)
