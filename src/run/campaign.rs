@@ -447,9 +447,11 @@ async fn campaign_body(
         }
         tracing::info!("--force {sel}: {removed} committed cell(s) set aside to run again");
     }
+    // One handle for the run: it remembers what it swept, so inserts do not sweep again.
+    let shared_cache = Cache::new(&opts.data);
     if opts.use_cache {
         // Inserts into the shared cache that a killed run left unfinished.
-        Cache::new(&opts.data).sweep_dead_inserts();
+        shared_cache.sweep_dead_inserts();
     }
     let committed = if opts.verify {
         campaign.verify(crate::store::Verify::Full)?
@@ -621,7 +623,7 @@ async fn campaign_body(
     let cache = if opts.use_cache && opts.force.is_empty() {
         fingerprint(&plan, &runner)
             .await
-            .map(|fp| (Cache::new(&opts.data), fp))
+            .map(|fp| (shared_cache.clone(), fp))
     } else {
         None
     };

@@ -170,55 +170,28 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // "y"/"ies" and "it"/"them" for `n` cell directories.
+    let plural = |n: usize| if n == 1 { ("y", "it") } else { ("ies", "them") };
     if !by_size.broken.is_empty() {
+        let (y, it) = plural(by_size.broken.len());
         let _ = writeln!(
             out,
-            "  {} cell director{} failed verification (missing or short files); the next \
-             `chimera run` sets {} aside and measures {} again: {}",
+            "  {} cell director{y} failed verification (missing or short files); the next \
+             `chimera run` sets {it} aside and measures {it} again: {}",
             by_size.broken.len(),
-            if by_size.broken.len() == 1 {
-                "y"
-            } else {
-                "ies"
-            },
-            if by_size.broken.len() == 1 {
-                "it"
-            } else {
-                "them"
-            },
-            if by_size.broken.len() == 1 {
-                "it"
-            } else {
-                "them"
-            },
             list(&by_size.broken.iter().collect::<Vec<_>>())
         );
     }
     if !checksum_only.is_empty() {
+        let (y, it) = plural(checksum_only.len());
         let _ = writeln!(
             out,
-            "  {} cell director{} failed checksum verification (SHA-256 differs): {}\n  \
-             = help: `chimera run --verify` (same manifests and --data) sets {} aside as \
-             cells/.broken-<id>-<n>/ and measures {} again; a plain `chimera run` checks sizes \
-             only and keeps {}",
+            "  {} cell director{y} failed checksum verification (SHA-256 differs): {}\n  \
+             = help: `chimera run --verify` (same manifests and --data) sets {it} aside as \
+             cells/.broken-<id>-<n>/ and measures {it} again; a plain `chimera run` checks sizes \
+             only and keeps {it}",
             checksum_only.len(),
-            if checksum_only.len() == 1 { "y" } else { "ies" },
             list(&checksum_only),
-            if checksum_only.len() == 1 {
-                "it"
-            } else {
-                "them"
-            },
-            if checksum_only.len() == 1 {
-                "it"
-            } else {
-                "them"
-            },
-            if checksum_only.len() == 1 {
-                "it"
-            } else {
-                "them"
-            },
         );
     }
     let mut total_todo = 0;
