@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo soak fuzz \
+.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo soak fuzz check-architecture \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS))
 
 help:
@@ -11,6 +11,7 @@ help:
 	@echo "build           debug build"
 	@echo "test            the whole test suite (unit, integration, snapshots, property tests)"
 	@echo "lint            rustfmt check + clippy -D warnings"
+	@echo "check-architecture  imports run one way through the pipeline, no import circles, no fn > 150 / file > 1,000 lines"
 	@echo "schema          regenerate schemas/manifest.schema.json"
 	@echo "schema-check    fail when the committed schema differs from the types"
 	@echo "validate        validate every manifest in experiments/"
@@ -44,6 +45,9 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+check-architecture:
+	$(CARGO) test --test architecture
 
 schema: release
 	$(BIN) schema > schemas/manifest.schema.json

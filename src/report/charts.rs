@@ -6,7 +6,7 @@ use crate::analysis::model::{Distribution, ReportAnalysis, Stat, TelemetrySeries
 use crate::analysis::stats;
 
 use super::format::{file_stem, fixed};
-use super::svg::{Plot, Svg, nice_ticks};
+use super::svg::{Plot, Scale, Svg, nice_ticks};
 
 /// One chart of a report.
 #[derive(Debug, Clone)]
@@ -375,53 +375,15 @@ fn distribution(
             );
             continue;
         };
-        let color = PALETTE[i % PALETTE.len()];
-        svg.line(x, y.map(b.low), x, y.map(b.q1), "#444444", 1.0);
-        svg.line(x, y.map(b.q3), x, y.map(b.high), "#444444", 1.0);
-        svg.line(
-            x - box_w / 4.0,
-            y.map(b.low),
-            x + box_w / 4.0,
-            y.map(b.low),
-            "#444444",
-            1.0,
-        );
-        svg.line(
-            x - box_w / 4.0,
-            y.map(b.high),
-            x + box_w / 4.0,
-            y.map(b.high),
-            "#444444",
-            1.0,
-        );
-        let top = y.map(b.q3);
-        svg.rect(
-            x - box_w / 2.0,
-            top,
+        draw_box(
+            &mut svg,
+            &y,
+            x,
             box_w,
-            y.map(b.q1) - top,
-            "#f2f2f2",
-            "#444444",
+            &b,
+            values,
+            PALETTE[i % PALETTE.len()],
         );
-        svg.line(
-            x - box_w / 2.0,
-            y.map(b.median),
-            x + box_w / 2.0,
-            y.map(b.median),
-            "#222222",
-            2.0,
-        );
-        if values.len() <= MAX_DOTS {
-            for (k, v) in values.iter().enumerate() {
-                // Deterministic spread across the box, so that equal values stay visible.
-                let jitter = ((k * 37) % 17) as f64 / 16.0 - 0.5;
-                svg.circle(x + jitter * box_w * 0.7, y.map(*v), 2.2, color, "none", 0.6);
-            }
-        } else {
-            for v in values.iter().filter(|v| **v < b.low || **v > b.high) {
-                svg.circle(x, y.map(*v), 2.2, "none", color, 1.0);
-            }
-        }
     }
     category_labels(&mut svg, &plot, &labels, &xs, rotate);
     svg.text(
@@ -450,6 +412,65 @@ fn distribution(
         caption,
         svg: svg.finish(),
     })
+}
+
+/// One box plot at `x`: whiskers, quartile box, median, and the values as dots (small groups)
+/// or the values beyond the whiskers as circles.
+fn draw_box(
+    svg: &mut Svg,
+    y: &Scale,
+    x: f64,
+    box_w: f64,
+    b: &BoxStats,
+    values: &[f64],
+    color: &str,
+) {
+    svg.line(x, y.map(b.low), x, y.map(b.q1), "#444444", 1.0);
+    svg.line(x, y.map(b.q3), x, y.map(b.high), "#444444", 1.0);
+    svg.line(
+        x - box_w / 4.0,
+        y.map(b.low),
+        x + box_w / 4.0,
+        y.map(b.low),
+        "#444444",
+        1.0,
+    );
+    svg.line(
+        x - box_w / 4.0,
+        y.map(b.high),
+        x + box_w / 4.0,
+        y.map(b.high),
+        "#444444",
+        1.0,
+    );
+    let top = y.map(b.q3);
+    svg.rect(
+        x - box_w / 2.0,
+        top,
+        box_w,
+        y.map(b.q1) - top,
+        "#f2f2f2",
+        "#444444",
+    );
+    svg.line(
+        x - box_w / 2.0,
+        y.map(b.median),
+        x + box_w / 2.0,
+        y.map(b.median),
+        "#222222",
+        2.0,
+    );
+    if values.len() <= MAX_DOTS {
+        for (k, v) in values.iter().enumerate() {
+            // Deterministic spread across the box, so that equal values stay visible.
+            let jitter = ((k * 37) % 17) as f64 / 16.0 - 0.5;
+            svg.circle(x + jitter * box_w * 0.7, y.map(*v), 2.2, color, "none", 0.6);
+        }
+    } else {
+        for v in values.iter().filter(|v| **v < b.low || **v > b.high) {
+            svg.circle(x, y.map(*v), 2.2, "none", color, 1.0);
+        }
+    }
 }
 
 /// `s` with its first letter in upper case.
