@@ -10,7 +10,6 @@ pub mod dataset;
 pub mod model;
 pub mod render;
 pub mod select;
-pub mod stats;
 mod summary;
 pub mod verdict;
 mod write;

@@ -4,15 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::Loaded;
-use super::dataset::CellRow;
 use super::model::{
     Analysis, Comparison, ConfigRow, Counts, Distribution, EfficiencyRow, EndpointProvenance,
     Method, ReportAnalysis, ScenarioInfo, Stat, SummaryRow, TelemetrySeries, VerdictKind,
 };
 use super::select::{Pool, enum_name, values};
-use super::stats;
 use super::verdict::{fmt_num, judge};
 use crate::manifest::{Filter, Level, Metric, Options};
+use crate::record::CellKind;
+use crate::stats;
+use crate::table::CellsRow as CellRow;
 
 /// Options in words: `num_gpu=60 num_ctx=512 temperature=0.8`, or `defaults`.
 pub fn options_text(o: &Options) -> String {
@@ -75,7 +76,7 @@ fn summary_row(
         report: report.to_owned(),
         grouping: grouping.to_owned(),
         group: group.to_owned(),
-        level: enum_name(&level),
+        level,
         metric: metric.to_owned(),
         n: d.n,
         mean: d.mean,
@@ -244,7 +245,7 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
     for x in &l.data.cells {
         if x.is_run() && !x.ok() && x.report == rp.report {
             *failed_runs
-                .entry(x.config.as_deref().unwrap_or_default())
+                .entry(x.config_id.as_deref().unwrap_or_default())
                 .or_default() += 1;
         }
     }
@@ -391,7 +392,7 @@ const MAX_SERIES_POINTS: usize = 2000;
 fn telemetry(l: &Loaded, runs: &[&CellRow]) -> Vec<TelemetrySeries> {
     let start: BTreeMap<&str, i64> = runs
         .iter()
-        .map(|c| (c.cell_id.as_str(), c.started_at_ms))
+        .map(|c| (c.cell_id.as_str(), c.started_at.0))
         .collect();
     let Some(t0) = start.values().min().copied() else {
         return Vec::new();
@@ -493,7 +494,7 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
         out.push(format!(
             "Throughput over {} {}: mean {} tok/s{}, CV {} %.",
             s.n,
-            if s.level == "agent" {
+            if s.level == Level::Agent {
                 "agent runs (per-agent means: the source recorded no per-request values)"
             } else {
                 "requests"
@@ -506,7 +507,7 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
     if let Some(s) = whole("ttft_ms") {
         out.push(format!(
             "TTFT{}: median {} ms, p95 {} ms, max {} ms.",
-            if s.level == "agent" {
+            if s.level == Level::Agent {
                 " (per-agent means)"
             } else {
                 ""
@@ -617,7 +618,7 @@ fn welch_row(
         report: report.to_owned(),
         by: by.to_owned(),
         metric: metric.to_owned(),
-        level: enum_name(&level),
+        level,
         a: a.to_owned(),
         b: b.to_owned(),
         n_a: xa.len() as u64,
@@ -765,7 +766,7 @@ pub(super) fn analyze_loaded(l: &Loaded, all: &[Loaded], only: Option<&str>) -> 
                 .count(),
             isolated_ok: report_cells
                 .iter()
-                .filter(|c| c.kind == "isolated" && c.ok())
+                .filter(|c| c.kind == CellKind::Isolated && c.ok())
                 .count(),
             agent_runs: l
                 .data

@@ -10,6 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 
 use super::AnalysisError;
 use super::model::Analysis;
+use super::select::enum_name;
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AnalysisError> {
     let err = |source| AnalysisError::Write {
@@ -93,7 +94,7 @@ pub fn write_outputs(campaign_dir: &Path, a: &Analysis) -> Result<Vec<PathBuf>, 
             (
                 "level",
                 utf8.clone(),
-                s(&summaries, |r| Some(r.level.clone())),
+                s(&summaries, |r| Some(enum_name(&r.level))),
             ),
             (
                 "metric",
@@ -206,7 +207,11 @@ pub fn write_outputs(campaign_dir: &Path, a: &Analysis) -> Result<Vec<PathBuf>, 
                 utf8.clone(),
                 s(&comps, |r| Some(r.metric.clone())),
             ),
-            ("level", utf8.clone(), s(&comps, |r| Some(r.level.clone()))),
+            (
+                "level",
+                utf8.clone(),
+                s(&comps, |r| Some(enum_name(&r.level))),
+            ),
             ("a", utf8.clone(), s(&comps, |r| Some(r.a.clone()))),
             ("b", utf8.clone(), s(&comps, |r| Some(r.b.clone()))),
             ("n_a", u64t.clone(), u(&comps, |r| r.n_a)),

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::{Ctx, ImportError, Imported, aggregate_rows, close};
 use crate::backend::RequestRecord;
-use crate::run::RequestRow;
+use crate::record::RequestRow;
 use crate::workload::Stage;
 
 /// One call's metrics as the Rust harnesses recorded them (`call_ollama_streaming`).
@@ -416,7 +416,12 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         );
         eff.insert(
             (ci, *k),
-            (rec.published_efficiency_pct, run.summary.efficiency_percent),
+            (
+                rec.multi_agent
+                    .as_ref()
+                    .and_then(|m| m.published_efficiency_pct),
+                run.summary.efficiency_percent,
+            ),
         );
         out.push(Imported {
             file: ctx.rel(path),

@@ -315,8 +315,8 @@ pub(crate) fn read_tr111(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
             // from the agents' means, in chimera's convention (B − A, TTFT A − B).
             if let [a, b] = rec.agents.as_slice() {
                 let (tp, ttft) = crate::metrics::deltas_rust(&a.aggregate, &b.aggregate);
-                rec.throughput_delta_tok_s = tp;
-                rec.ttft_delta_ms = ttft;
+                let m = rec.multi_agent_mut();
+                (m.throughput_delta_tok_s, m.ttft_delta_ms) = (tp, ttft);
             }
             out.push(Imported {
                 file: ctx.rel(&path),

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use super::{Ctx, ImportError, Imported, aggregate_rows};
 use crate::backend::{ErrorKind, RequestError, RequestRecord};
 use crate::manifest::Task;
-use crate::run::RequestRow;
+use crate::record::RequestRow;
 use crate::workload::Stage;
 
 /// A CSV with a header.
