@@ -726,216 +726,12 @@ fn report_models(l: &Loaded, report: &str) -> Vec<String> {
 /// beside it, searched for the reports a report compares with.
 pub(super) fn analyze_loaded(l: &Loaded, all: &[Loaded], only: Option<&str>) -> Analysis {
     let origin = super::origin(l);
-    let imported = origin.is_imported();
     let mut reports = Vec::new();
     for (idx, rp) in l.plan.reports.iter().enumerate() {
         if only.is_some_and(|w| !super::report_matches(w, &rp.report)) {
             continue;
         }
-        let spec = &rp.manifest.spec;
-        let mut pool_reports = vec![rp.report.clone()];
-        pool_reports.extend(spec.depends_on.iter().filter_map(|d| {
-            l.plan
-                .reports
-                .iter()
-                .find(|r| super::report_matches(d, &r.report))
-                .map(|r| r.report.clone())
-        }));
-        let pool = Pool::new(&l.data, &l.cfgs, &pool_reports);
-        let own: Vec<&CellRow> = pool
-            .runs
-            .iter()
-            .copied()
-            .filter(|c| c.report == rp.report)
-            .collect();
-        let configs_of = &l.plan.configs[rp.configs.clone()];
-        let multi = configs_of.iter().any(|c| c.is_multi_agent());
-        let (planned_runs, planned_iso) = super::planned_counts(&l.plan, idx);
-        let report_cells: Vec<&CellRow> = l
-            .data
-            .cells
-            .iter()
-            .filter(|c| c.report == rp.report)
-            .collect();
-        let own_ids: BTreeSet<&str> = own.iter().map(|c| c.cell_id.as_str()).collect();
-        let counts = Counts {
-            runs_ok: own.len(),
-            runs_failed: report_cells
-                .iter()
-                .filter(|c| c.is_run() && !c.ok())
-                .count(),
-            isolated_ok: report_cells
-                .iter()
-                .filter(|c| c.kind == CellKind::Isolated && c.ok())
-                .count(),
-            agent_runs: l
-                .data
-                .agents
-                .iter()
-                .filter(|a| own_ids.contains(a.cell_id.as_str()))
-                .count(),
-            requests: l
-                .data
-                .requests
-                .iter()
-                .filter(|q| !q.warmup && own_ids.contains(q.cell_id.as_str()))
-                .count(),
-            requests_failed: l
-                .data
-                .requests
-                .iter()
-                .filter(|q| {
-                    !q.warmup && q.error_kind.is_some() && own_ids.contains(q.cell_id.as_str())
-                })
-                .count(),
-            telemetry_samples: {
-                let ids: BTreeSet<&str> = report_cells.iter().map(|c| c.cell_id.as_str()).collect();
-                l.data
-                    .telemetry
-                    .iter()
-                    .filter(|t| ids.contains(t.cell_id.as_str()))
-                    .count()
-            },
-            runs_missing: planned_runs
-                .saturating_sub(report_cells.iter().filter(|c| c.is_run()).count()),
-        };
-        let mut reps: BTreeMap<u32, usize> = BTreeMap::new();
-        for c in configs_of {
-            *reps.entry(c.repetitions).or_default() += 1;
-        }
-        let method = Method {
-            harnesses: {
-                let mut h: Vec<String> = spec
-                    .workloads
-                    .iter()
-                    .filter_map(|w| w.harness.clone())
-                    .collect();
-                h.dedup();
-                h
-            },
-            scenarios: spec
-                .scenarios
-                .iter()
-                .map(|s| ScenarioInfo {
-                    id: s.id.clone(),
-                    kind: enum_name(&s.kind),
-                    agents: s
-                        .agents
-                        .iter()
-                        .map(|a| format!("{} ({}) → {}", a.id, enum_name(&a.role), a.endpoint))
-                        .collect(),
-                })
-                .collect(),
-            models: spec.models.iter().map(|m| m.tag.clone()).collect(),
-            configurations: configs_of.len(),
-            repetitions: reps.iter().max_by_key(|(_, n)| **n).map_or(0, |(r, _)| *r),
-            planned_runs,
-            planned_isolated: planned_iso,
-            warmup: if imported {
-                "none added by chimera: the imported runs are as the original harness made them \
-                 (the manifest's comments describe its warm-up and order)"
-                    .to_owned()
-            } else {
-                warmup_words(spec)
-            },
-            order: if imported {
-                "as the original harness ran them".to_owned()
-            } else {
-                order_words(spec)
-            },
-            missing: rp.missing.clone(),
-        };
-        let provenance = l
-            .data
-            .provenance
-            .iter()
-            .map(|p| EndpointProvenance {
-                endpoint: p.endpoint.clone(),
-                url: p.url.clone(),
-                server_kind: p.server_kind.clone(),
-                server_version: p.server_version.clone(),
-                model_tag: p.model_tag.clone(),
-                model_digest: p.model_digest.clone(),
-                gpu_name: p.gpu_name.clone(),
-                driver: p.driver.clone(),
-                host: p.host.clone(),
-                os: p.os.clone(),
-                chimera_version: p.chimera_version.clone(),
-            })
-            .collect();
-        let own_pool = pool.subset(own.clone());
-        let configs = config_rows(&own_pool, l, idx);
-        let summaries = if own.is_empty() {
-            summaries(&pool, &rp.report)
-        } else {
-            summaries(&own_pool, &rp.report)
-        };
-        let verdicts = spec
-            .references
-            .iter()
-            .map(|r| judge(&pool, r, imported))
-            .collect();
-        let mut comparisons = within_comparisons(&pool, &rp.report, multi);
-        // Cross-report comparisons: the other report in this campaign, else in a campaign
-        // beside it whose numbers have the same origin class (imported with imported).
-        // Only runs of the same model(s) are compared across reports.
-        let models = report_models(l, &rp.report);
-        if let Some((_, mine)) = report_primary(l, &rp.report, &models) {
-            for other in &spec.compare_with {
-                let found =
-                    std::iter::once(l)
-                        .chain(all.iter().filter(|o| {
-                            o.dir != l.dir && super::origin(o).is_imported() == imported
-                        }))
-                        .find_map(|o| {
-                            let r = o
-                                .plan
-                                .reports
-                                .iter()
-                                .find(|r| super::report_matches(other, &r.report))?;
-                            let (m, xs) = report_primary(o, &r.report, &models)?;
-                            (m == multi).then(|| (format!("{} ({})", r.report, o.info.name), xs))
-                        });
-                if let Some((label, xs)) = found {
-                    let (_, level, name) = primary(multi);
-                    comparisons.push(welch_row(
-                        &rp.report,
-                        "report",
-                        name,
-                        level,
-                        (&label, &xs),
-                        (&format!("{} ({})", rp.report, l.info.name), &mine),
-                    ));
-                }
-            }
-        }
-        let efficiency = if multi {
-            efficiency_rows(&own_pool, &configs)
-        } else {
-            Vec::new()
-        };
-        let scen: Vec<String> = spec.scenarios.iter().map(|s| s.id.clone()).collect();
-        let mut r = ReportAnalysis {
-            report: rp.report.clone(),
-            title: spec.title.clone(),
-            description: spec.description.clone(),
-            published_environment: spec.published_environment.clone(),
-            provenance,
-            origin: origin.clone(),
-            method,
-            counts,
-            multi_agent: multi,
-            configs,
-            summaries,
-            verdicts,
-            comparisons,
-            efficiency,
-            distributions: distributions(&own_pool, &scen),
-            telemetry: telemetry(l, &own),
-            findings: Vec::new(),
-        };
-        r.findings = findings(&r, &own_pool);
-        reports.push(r);
+        reports.push(analyze_report(l, all, idx, &origin));
     }
     Analysis {
         campaign: l.info.name.clone(),
@@ -943,4 +739,253 @@ pub(super) fn analyze_loaded(l: &Loaded, all: &[Loaded], only: Option<&str>) -> 
         origin,
         reports,
     }
+}
+
+/// The analysis of report `idx` of `l`.
+fn analyze_report(
+    l: &Loaded,
+    all: &[Loaded],
+    idx: usize,
+    origin: &super::model::Origin,
+) -> ReportAnalysis {
+    let rp = &l.plan.reports[idx];
+    let imported = origin.is_imported();
+    let spec = &rp.manifest.spec;
+    let mut pool_reports = vec![rp.report.clone()];
+    pool_reports.extend(spec.depends_on.iter().filter_map(|d| {
+        l.plan
+            .reports
+            .iter()
+            .find(|r| super::report_matches(d, &r.report))
+            .map(|r| r.report.clone())
+    }));
+    let pool = Pool::new(&l.data, &l.cfgs, &pool_reports);
+    let own: Vec<&CellRow> = pool
+        .runs
+        .iter()
+        .copied()
+        .filter(|c| c.report == rp.report)
+        .collect();
+    let configs_of = &l.plan.configs[rp.configs.clone()];
+    let multi = configs_of.iter().any(|c| c.is_multi_agent());
+    let (planned_runs, planned_iso) = super::planned_counts(&l.plan, idx);
+    let report_cells: Vec<&CellRow> = l
+        .data
+        .cells
+        .iter()
+        .filter(|c| c.report == rp.report)
+        .collect();
+    let counts = counts(l, &own, &report_cells, planned_runs);
+    let method = method(rp, configs_of, (planned_runs, planned_iso), imported);
+    let provenance = provenance(l);
+    let own_pool = pool.subset(own.clone());
+    let configs = config_rows(&own_pool, l, idx);
+    let summaries = if own.is_empty() {
+        summaries(&pool, &rp.report)
+    } else {
+        summaries(&own_pool, &rp.report)
+    };
+    let verdicts = spec
+        .references
+        .iter()
+        .map(|r| judge(&pool, r, imported))
+        .collect();
+    let mut comparisons = within_comparisons(&pool, &rp.report, multi);
+    comparisons.extend(cross_comparisons(l, all, &rp.report, multi, imported));
+    let efficiency = if multi {
+        efficiency_rows(&own_pool, &configs)
+    } else {
+        Vec::new()
+    };
+    let scen: Vec<String> = spec.scenarios.iter().map(|s| s.id.clone()).collect();
+    let mut r = ReportAnalysis {
+        report: rp.report.clone(),
+        title: spec.title.clone(),
+        description: spec.description.clone(),
+        published_environment: spec.published_environment.clone(),
+        provenance,
+        origin: origin.clone(),
+        method,
+        counts,
+        multi_agent: multi,
+        configs,
+        summaries,
+        verdicts,
+        comparisons,
+        efficiency,
+        distributions: distributions(&own_pool, &scen),
+        telemetry: telemetry(l, &own),
+        findings: Vec::new(),
+    };
+    r.findings = findings(&r, &own_pool);
+    r
+}
+
+/// What a report's tables hold: runs, agent runs, requests and samples, and what is missing.
+fn counts(l: &Loaded, own: &[&CellRow], report_cells: &[&CellRow], planned_runs: usize) -> Counts {
+    let own_ids: BTreeSet<&str> = own.iter().map(|c| c.cell_id.as_str()).collect();
+    Counts {
+        runs_ok: own.len(),
+        runs_failed: report_cells
+            .iter()
+            .filter(|c| c.is_run() && !c.ok())
+            .count(),
+        isolated_ok: report_cells
+            .iter()
+            .filter(|c| c.kind == CellKind::Isolated && c.ok())
+            .count(),
+        agent_runs: l
+            .data
+            .agents
+            .iter()
+            .filter(|a| own_ids.contains(a.cell_id.as_str()))
+            .count(),
+        requests: l
+            .data
+            .requests
+            .iter()
+            .filter(|q| !q.warmup && own_ids.contains(q.cell_id.as_str()))
+            .count(),
+        requests_failed: l
+            .data
+            .requests
+            .iter()
+            .filter(|q| !q.warmup && q.error_kind.is_some() && own_ids.contains(q.cell_id.as_str()))
+            .count(),
+        telemetry_samples: {
+            let ids: BTreeSet<&str> = report_cells.iter().map(|c| c.cell_id.as_str()).collect();
+            l.data
+                .telemetry
+                .iter()
+                .filter(|t| ids.contains(t.cell_id.as_str()))
+                .count()
+        },
+        runs_missing: planned_runs
+            .saturating_sub(report_cells.iter().filter(|c| c.is_run()).count()),
+    }
+}
+
+/// How a report was measured: harnesses, scenarios, models, repetitions, warm-up and order.
+fn method(
+    rp: &crate::plan::ReportPlan,
+    configs_of: &[crate::plan::Configuration],
+    (planned_runs, planned_iso): (usize, usize),
+    imported: bool,
+) -> Method {
+    let spec = &rp.manifest.spec;
+    let mut reps: BTreeMap<u32, usize> = BTreeMap::new();
+    for c in configs_of {
+        *reps.entry(c.repetitions).or_default() += 1;
+    }
+    Method {
+        harnesses: {
+            let mut h: Vec<String> = spec
+                .workloads
+                .iter()
+                .filter_map(|w| w.harness.clone())
+                .collect();
+            h.dedup();
+            h
+        },
+        scenarios: spec
+            .scenarios
+            .iter()
+            .map(|s| ScenarioInfo {
+                id: s.id.clone(),
+                kind: enum_name(&s.kind),
+                agents: s
+                    .agents
+                    .iter()
+                    .map(|a| format!("{} ({}) → {}", a.id, enum_name(&a.role), a.endpoint))
+                    .collect(),
+            })
+            .collect(),
+        models: spec.models.iter().map(|m| m.tag.clone()).collect(),
+        configurations: configs_of.len(),
+        repetitions: reps.iter().max_by_key(|(_, n)| **n).map_or(0, |(r, _)| *r),
+        planned_runs,
+        planned_isolated: planned_iso,
+        warmup: if imported {
+            "none added by chimera: the imported runs are as the original harness made them \
+             (the manifest's comments describe its warm-up and order)"
+                .to_owned()
+        } else {
+            warmup_words(spec)
+        },
+        order: if imported {
+            "as the original harness ran them".to_owned()
+        } else {
+            order_words(spec)
+        },
+        missing: rp.missing.clone(),
+    }
+}
+
+/// The endpoints' provenance.
+fn provenance(l: &Loaded) -> Vec<EndpointProvenance> {
+    l.data
+        .provenance
+        .iter()
+        .map(|p| EndpointProvenance {
+            endpoint: p.endpoint.clone(),
+            url: p.url.clone(),
+            server_kind: p.server_kind.clone(),
+            server_version: p.server_version.clone(),
+            model_tag: p.model_tag.clone(),
+            model_digest: p.model_digest.clone(),
+            gpu_name: p.gpu_name.clone(),
+            driver: p.driver.clone(),
+            host: p.host.clone(),
+            os: p.os.clone(),
+            chimera_version: p.chimera_version.clone(),
+        })
+        .collect()
+}
+
+/// Cross-report comparisons of `report`: the other report in this campaign, else in a campaign
+/// beside it whose numbers have the same origin class (imported with imported). Only runs of
+/// the same model(s) are compared across reports.
+fn cross_comparisons(
+    l: &Loaded,
+    all: &[Loaded],
+    report: &str,
+    multi: bool,
+    imported: bool,
+) -> Vec<Comparison> {
+    let mut comparisons = Vec::new();
+    let Some(rp) = l.plan.reports.iter().find(|r| r.report == report) else {
+        return comparisons;
+    };
+    let spec = &rp.manifest.spec;
+    let models = report_models(l, &rp.report);
+    if let Some((_, mine)) = report_primary(l, &rp.report, &models) {
+        for other in &spec.compare_with {
+            let found = std::iter::once(l)
+                .chain(
+                    all.iter()
+                        .filter(|o| o.dir != l.dir && super::origin(o).is_imported() == imported),
+                )
+                .find_map(|o| {
+                    let r = o
+                        .plan
+                        .reports
+                        .iter()
+                        .find(|r| super::report_matches(other, &r.report))?;
+                    let (m, xs) = report_primary(o, &r.report, &models)?;
+                    (m == multi).then(|| (format!("{} ({})", r.report, o.info.name), xs))
+                });
+            if let Some((label, xs)) = found {
+                let (_, level, name) = primary(multi);
+                comparisons.push(welch_row(
+                    &rp.report,
+                    "report",
+                    name,
+                    level,
+                    (&label, &xs),
+                    (&format!("{} ({})", rp.report, l.info.name), &mine),
+                ));
+            }
+        }
+    }
+    comparisons
 }
