@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::AnalysisError;
+use super::error::AnalysisError;
 use crate::table::{self, AgentsRow, CellsRow, ProvenanceRow, RequestsRow, Row, TelemetryRow};
 
 /// Every row of one campaign.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::dataset::Dataset;
-use crate::manifest::{Filter, Level, Metric, Role};
+use crate::manifest::{Filter, Level, Metric, Options, Role};
 use crate::stats;
 use crate::table::{AgentsRow as AgentRow, CellsRow as CellRow, RequestsRow as RequestRow};
 
@@ -496,5 +496,28 @@ fn improvement(pool: &Pool<'_>, runs: &[&CellRow], m: Metric) -> Option<f64> {
             Some(if imp > 0.0 { 100.0 } else { 0.0 })
         }
         _ => None,
+    }
+}
+
+/// Options in words: `num_gpu=60 num_ctx=512 temperature=0.8`, or `defaults`.
+pub fn options_text(o: &Options) -> String {
+    let mut v = Vec::new();
+    let mut push = |k: &str, x: Option<String>| {
+        if let Some(x) = x {
+            v.push(format!("{k}={x}"));
+        }
+    };
+    push("num_gpu", o.num_gpu.map(|x| x.to_string()));
+    push("num_ctx", o.num_ctx.map(|x| x.to_string()));
+    push("temperature", o.temperature.map(|x| x.to_string()));
+    push("top_p", o.top_p.map(|x| x.to_string()));
+    push("top_k", o.top_k.map(|x| x.to_string()));
+    push("repeat_penalty", o.repeat_penalty.map(|x| x.to_string()));
+    push("num_predict", o.num_predict.map(|x| x.to_string()));
+    push("seed", o.seed.map(|x| x.to_string()));
+    if v.is_empty() {
+        "defaults".into()
+    } else {
+        v.join(" ")
     }
 }

@@ -3,40 +3,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::Loaded;
+use super::load::Loaded;
 use super::model::{
     Analysis, Comparison, ConfigRow, Counts, Distribution, EfficiencyRow, EndpointProvenance,
     Method, ReportAnalysis, ScenarioInfo, Stat, SummaryRow, TelemetrySeries, VerdictKind,
 };
 use super::select::{Pool, enum_name, values};
 use super::verdict::{fmt_num, judge};
-use crate::manifest::{Filter, Level, Metric, Options};
+use crate::manifest::{Filter, Level, Metric};
 use crate::record::CellKind;
 use crate::stats;
 use crate::table::CellsRow as CellRow;
-
-/// Options in words: `num_gpu=60 num_ctx=512 temperature=0.8`, or `defaults`.
-pub fn options_text(o: &Options) -> String {
-    let mut v = Vec::new();
-    let mut push = |k: &str, x: Option<String>| {
-        if let Some(x) = x {
-            v.push(format!("{k}={x}"));
-        }
-    };
-    push("num_gpu", o.num_gpu.map(|x| x.to_string()));
-    push("num_ctx", o.num_ctx.map(|x| x.to_string()));
-    push("temperature", o.temperature.map(|x| x.to_string()));
-    push("top_p", o.top_p.map(|x| x.to_string()));
-    push("top_k", o.top_k.map(|x| x.to_string()));
-    push("repeat_penalty", o.repeat_penalty.map(|x| x.to_string()));
-    push("num_predict", o.num_predict.map(|x| x.to_string()));
-    push("seed", o.seed.map(|x| x.to_string()));
-    if v.is_empty() {
-        "defaults".into()
-    } else {
-        v.join(" ")
-    }
-}
 
 fn stat_of(xs: &[f64]) -> Option<Stat> {
     Some(Stat {
@@ -725,10 +702,10 @@ fn report_models(l: &Loaded, report: &str) -> Vec<String> {
 /// Analyses every report of `l` (or the one matching `only`); `all` are the campaigns loaded
 /// beside it, searched for the reports a report compares with.
 pub(super) fn analyze_loaded(l: &Loaded, all: &[Loaded], only: Option<&str>) -> Analysis {
-    let origin = super::origin(l);
+    let origin = super::load::origin(l);
     let mut reports = Vec::new();
     for (idx, rp) in l.plan.reports.iter().enumerate() {
-        if only.is_some_and(|w| !super::report_matches(w, &rp.report)) {
+        if only.is_some_and(|w| !super::load::report_matches(w, &rp.report)) {
             continue;
         }
         reports.push(analyze_report(l, all, idx, &origin));
@@ -756,7 +733,7 @@ fn analyze_report(
         l.plan
             .reports
             .iter()
-            .find(|r| super::report_matches(d, &r.report))
+            .find(|r| super::load::report_matches(d, &r.report))
             .map(|r| r.report.clone())
     }));
     let pool = Pool::new(&l.data, &l.cfgs, &pool_reports);
@@ -768,7 +745,7 @@ fn analyze_report(
         .collect();
     let configs_of = &l.plan.configs[rp.configs.clone()];
     let multi = configs_of.iter().any(|c| c.is_multi_agent());
-    let (planned_runs, planned_iso) = super::planned_counts(&l.plan, idx);
+    let (planned_runs, planned_iso) = super::load::planned_counts(&l.plan, idx);
     let report_cells: Vec<&CellRow> = l
         .data
         .cells
@@ -960,20 +937,20 @@ fn cross_comparisons(
     let models = report_models(l, &rp.report);
     if let Some((_, mine)) = report_primary(l, &rp.report, &models) {
         for other in &spec.compare_with {
-            let found = std::iter::once(l)
-                .chain(
-                    all.iter()
-                        .filter(|o| o.dir != l.dir && super::origin(o).is_imported() == imported),
-                )
-                .find_map(|o| {
-                    let r = o
-                        .plan
-                        .reports
-                        .iter()
-                        .find(|r| super::report_matches(other, &r.report))?;
-                    let (m, xs) = report_primary(o, &r.report, &models)?;
-                    (m == multi).then(|| (format!("{} ({})", r.report, o.info.name), xs))
-                });
+            let found =
+                std::iter::once(l)
+                    .chain(all.iter().filter(|o| {
+                        o.dir != l.dir && super::load::origin(o).is_imported() == imported
+                    }))
+                    .find_map(|o| {
+                        let r = o
+                            .plan
+                            .reports
+                            .iter()
+                            .find(|r| super::load::report_matches(other, &r.report))?;
+                        let (m, xs) = report_primary(o, &r.report, &models)?;
+                        (m == multi).then(|| (format!("{} ({})", r.report, o.info.name), xs))
+                    });
             if let Some((label, xs)) = found {
                 let (_, level, name) = primary(multi);
                 comparisons.push(welch_row(

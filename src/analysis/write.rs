@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 
-use super::AnalysisError;
+use super::error::AnalysisError;
 use super::model::{Analysis, Comparison, SummaryRow, Verdict};
 use super::select::enum_name;
 

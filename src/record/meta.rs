@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CellKind, CellRecord, Status};
+use super::cell::CellRecord;
+use super::kind::{CellKind, Status};
 
 /// One agent of a committed cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

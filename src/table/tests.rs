@@ -10,6 +10,13 @@ use crate::manifest::{Options, Role};
 use crate::metrics::AgentAggregate;
 use crate::record::{AgentRun, CellKind, MultiAgentMetrics, RequestRow, Status};
 use crate::workload::Stage;
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
 
 fn request(stage: Stage, index: u32, ok: bool) -> RequestRow {
     let record = if ok {
