@@ -149,39 +149,19 @@ fn summaries(pool: &Pool<'_>, report: &str) -> Vec<SummaryRow> {
     }
     let rt = distinct(&|c| c.runtime.clone());
     if rt.len() > 1 {
-        groupings.push((
-            "runtime",
-            rt.into_iter()
-                .filter_map(|v| {
-                    let r = serde_json::from_value(serde_json::Value::String(v.clone())).ok()?;
-                    Some((
-                        v,
-                        Filter {
-                            runtime: Some(r),
-                            ..Filter::default()
-                        },
-                    ))
-                })
-                .collect(),
-        ));
+        let f = |r| Filter {
+            runtime: Some(r),
+            ..Filter::default()
+        };
+        groupings.push(("runtime", enum_groups(rt, f)));
     }
     let lang = distinct(&|c| c.language.clone());
     if lang.len() > 1 {
-        groupings.push((
-            "language",
-            lang.into_iter()
-                .filter_map(|v| {
-                    let l = serde_json::from_value(serde_json::Value::String(v.clone())).ok()?;
-                    Some((
-                        v,
-                        Filter {
-                            language: Some(l),
-                            ..Filter::default()
-                        },
-                    ))
-                })
-                .collect(),
-        ));
+        let f = |l| Filter {
+            language: Some(l),
+            ..Filter::default()
+        };
+        groupings.push(("language", enum_groups(lang, f)));
     }
     let mut out = Vec::new();
     for (grouping, groups) in &groupings {
@@ -361,6 +341,21 @@ fn distributions(pool: &Pool<'_>, scenarios: &[String]) -> Vec<Distribution> {
         }
     }
     out
+}
+
+/// One group per distinct value of a serde-named enum field (`values` as the analysis stores
+/// them), with its filter; a value that does not parse is left out.
+fn enum_groups<T: serde::de::DeserializeOwned>(
+    values: Vec<String>,
+    filter: impl Fn(T) -> Filter,
+) -> Vec<(String, Filter)> {
+    values
+        .into_iter()
+        .filter_map(|v| {
+            let t = serde_json::from_value(serde_json::Value::String(v.clone())).ok()?;
+            Some((v, filter(t)))
+        })
+        .collect()
 }
 
 /// At most this many points per telemetry series (evenly thinned).
