@@ -127,7 +127,8 @@ pub fn origin(l: &Loaded) -> Origin {
     }
     kinds.sort();
     kinds.dedup();
-    if kinds.iter().any(|k| k == "emulator") {
+    let emulator = enum_name(&crate::manifest::EndpointKind::Emulator);
+    if kinds.contains(&emulator) {
         return Origin::Emulator;
     }
     Origin::Measured {

@@ -342,3 +342,97 @@ macro_rules! table_row {
 }
 
 pub(crate) use table_row;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    table_row! {
+        /// A row for the tests.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Sample: "sample" {
+            /// Text.
+            pub name: String,
+            /// Kind.
+            pub kind: CellKind,
+            /// A count stored as u32.
+            pub count: u32,
+            /// A float, NaN = not recorded.
+            pub value: Option<f64>,
+            /// A trailing column added by a later schema version.
+            pub added: Option<String>,
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_and_older_files_read() {
+        let rows = vec![
+            Sample {
+                name: "a".into(),
+                kind: CellKind::Concurrent,
+                count: 3,
+                value: Some(1.5),
+                added: Some("x".into()),
+            },
+            Sample {
+                name: "b".into(),
+                kind: CellKind::Warmup,
+                count: 0,
+                value: None,
+                added: None,
+            },
+        ];
+        let b = Sample::to_batch(&rows).expect("batch");
+        assert_eq!(Sample::from_batch(&b).expect("read"), rows);
+        let names: Vec<_> = Sample::fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["name", "kind", "count", "value", "added"]);
+        assert!(!Sample::fields()[2].is_nullable() && Sample::fields()[3].is_nullable());
+
+        // An older file: `count` as u64, a NaN value, no trailing `added` column.
+        let old = RecordBatch::try_from_iter([
+            ("name", Arc::new(StringArray::from(vec!["c"])) as ArrayRef),
+            (
+                "kind",
+                Arc::new(StringArray::from(vec!["isolated"])) as ArrayRef,
+            ),
+            ("count", Arc::new(UInt64Array::from(vec![7u64])) as ArrayRef),
+            (
+                "value",
+                Arc::new(Float64Array::from(vec![f64::NAN])) as ArrayRef,
+            ),
+        ])
+        .expect("old batch");
+        let read = Sample::from_batch(&old).expect("old rows");
+        assert_eq!(
+            read,
+            [Sample {
+                name: "c".into(),
+                kind: CellKind::Isolated,
+                count: 7,
+                value: None,
+                added: None,
+            }]
+        );
+
+        // A missing non-nullable column and an unknown kind are errors naming the column.
+        let bad = RecordBatch::try_from_iter([(
+            "kind",
+            Arc::new(StringArray::from(vec!["analysis"])) as ArrayRef,
+        )])
+        .expect("bad batch");
+        let e = Sample::from_batch(&bad).expect_err("refused");
+        assert_eq!(e.column, "name");
+        let bad = RecordBatch::try_from_iter([
+            ("name", Arc::new(StringArray::from(vec!["d"])) as ArrayRef),
+            (
+                "kind",
+                Arc::new(StringArray::from(vec!["analysis"])) as ArrayRef,
+            ),
+        ])
+        .expect("bad batch");
+        assert_eq!(
+            Sample::from_batch(&bad).expect_err("refused").column,
+            "kind"
+        );
+    }
+}
