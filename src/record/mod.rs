@@ -4,8 +4,8 @@
 //! metrics only a multi-agent cell has grouped in [`MultiAgentMetrics`], and the metadata
 //! committed with a cell ([`CellMeta`]).
 //!
-//! This room sits below `run`, `table` and `analysis`: it uses only the plan, backend,
-//! workload, telemetry and metrics types.
+//! This room sits below `table`, `run` and `analysis`: it uses only the manifest, plan,
+//! backend, workload, telemetry and metrics types.
 
 mod cell;
 mod kind;
