@@ -125,7 +125,7 @@ pub struct RunArgs {
     /// `kind=<kind>` (repeatable). Forced cells are measured again: the shared cache is not
     /// consulted in that run.
     #[arg(long, value_name = "SELECTOR")]
-    pub force: Vec<String>,
+    pub force: Vec<crate::run::ForceSelector>,
     /// Stop at the first cell that fails for good.
     #[arg(long)]
     pub fail_fast: bool,

@@ -25,6 +25,7 @@ pub mod plan;
 pub mod record;
 pub mod report;
 pub mod run;
+pub mod server;
 pub mod stats;
 pub mod store;
 pub mod table;
@@ -94,26 +95,10 @@ fn run_emulator(args: &cli::EmulateArgs) -> Result<(), Error> {
         }
         stdout.flush().map_err(Error::Output)?;
         drop(stdout);
-        wait_for_signal().await;
+        run::wait_for_stop().await;
         handle.shutdown().await;
         Err(Error::Interrupted)
     })
-}
-
-/// Resolves on Ctrl-C, or on SIGTERM on Unix.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The default campaign name: the manifests' file stems joined with `+`.
@@ -133,7 +118,7 @@ fn campaign_name(manifests: &[std::path::PathBuf]) -> String {
 fn run_command(args: cli::RunArgs) -> Result<(), Error> {
     let mut plan = plan::build(&args.manifests)?;
     if args.unmanaged {
-        run::managed::use_running_servers(&mut plan);
+        server::use_running_servers(&mut plan);
     }
     let plan = std::sync::Arc::new(plan);
     let name = args
@@ -179,7 +164,7 @@ fn run_command(args: cli::RunArgs) -> Result<(), Error> {
     let outcome = rt.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            wait_for_stop().await;
+            run::wait_for_stop().await;
             let _ = tx.send(true);
         });
         run::campaign::run_campaign(plan.clone(), entries, &opts, &run_opts, rx).await
@@ -211,29 +196,6 @@ fn run_command(args: cli::RunArgs) -> Result<(), Error> {
             failed: summary.failed.len() + summary.blocked,
             total: summary.total,
         })
-    }
-}
-
-/// Resolves when the process receives Ctrl-C (SIGINT) or SIGTERM.
-async fn wait_for_stop() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -868,7 +868,7 @@ async fn pull_makes_an_absent_model_present_on_the_emulator() {
     let b = chimera::backend::ollama::OllamaClient::new(&urls[1]).expect("client");
     assert_eq!(a.model_digest("m:latest").await.expect("tags"), None);
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    chimera::run::managed::pull_model("a", &urls[0], "m:latest", rx.clone())
+    chimera::server::pull_model("a", &urls[0], "m:latest", rx.clone())
         .await
         .expect("pull");
     assert_eq!(
@@ -880,7 +880,7 @@ async fn pull_makes_an_absent_model_present_on_the_emulator() {
         None,
         "each listener has its own model store"
     );
-    let err = chimera::run::managed::pull_model("a", &urls[0], "nope", rx)
+    let err = chimera::server::pull_model("a", &urls[0], "nope", rx)
         .await
         .expect_err("unknown model");
     assert!(

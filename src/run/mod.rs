@@ -7,8 +7,25 @@
 //! and the published and honest metrics.
 
 pub mod campaign;
-pub mod managed;
+mod cells;
+mod error;
+mod events;
+mod fingerprint;
+mod force;
+mod gpu_telemetry;
+mod options;
+mod preflight;
+mod progress;
+mod provenance;
+mod retry;
+mod scheduler;
+mod signal;
+mod sinks;
 pub mod status;
+mod worker;
+
+pub use force::{BadSelector, ForceSelector};
+pub use signal::wait_for_stop;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,106 @@
+//! Questions the scheduler asks the plan about a cell: is it a cell at all, which resources
+//! (GPUs) and endpoint URLs it needs, and how it is named in progress lines.
+
+use petgraph::graph::NodeIndex;
+
+use crate::plan::{NodeKind, Plan};
+
+/// The resources a node needs: those of the endpoints its agents (or its warm-up) use.
+pub(crate) fn resources(plan: &Plan, ni: NodeIndex) -> Vec<String> {
+    let n = &plan.graph[ni];
+    let spec = &plan.reports[n.report as usize].manifest.spec;
+    let mut r: Vec<String> = match n.kind {
+        NodeKind::Warmup => {
+            let w = &plan.warmups[n.warmup as usize];
+            spec.endpoints
+                .iter()
+                .filter(|e| e.url == w.url)
+                .map(|e| e.resource.clone())
+                .collect()
+        }
+        NodeKind::Isolated => {
+            let c = &plan.configs[n.config as usize];
+            c.agents
+                .get(n.agent as usize)
+                .map(|a| spec.endpoints[a.endpoint].resource.clone())
+                .into_iter()
+                .collect()
+        }
+        NodeKind::Single | NodeKind::Concurrent => {
+            let c = &plan.configs[n.config as usize];
+            c.agents
+                .iter()
+                .map(|a| spec.endpoints[a.endpoint].resource.clone())
+                .collect()
+        }
+        NodeKind::Analysis | NodeKind::Report => Vec::new(),
+    };
+    r.sort();
+    r.dedup();
+    r
+}
+
+/// True for the nodes the scheduler runs (not analysis or report nodes).
+pub(crate) fn is_cell(plan: &Plan, ni: NodeIndex) -> bool {
+    !matches!(plan.graph[ni].kind, NodeKind::Analysis | NodeKind::Report)
+}
+
+/// The endpoint URLs a cell talks to.
+pub(crate) fn node_urls(plan: &Plan, ni: NodeIndex) -> Vec<String> {
+    let n = &plan.graph[ni];
+    let spec = &plan.reports[n.report as usize].manifest.spec;
+    let mut urls: Vec<String> = match n.kind {
+        NodeKind::Warmup => plan
+            .warmups
+            .get(n.warmup as usize)
+            .map(|w| w.url.clone())
+            .into_iter()
+            .collect(),
+        NodeKind::Isolated => plan.configs[n.config as usize]
+            .agents
+            .get(n.agent as usize)
+            .map(|a| spec.endpoints[a.endpoint].url.clone())
+            .into_iter()
+            .collect(),
+        NodeKind::Single | NodeKind::Concurrent => plan.configs[n.config as usize]
+            .agents
+            .iter()
+            .map(|a| spec.endpoints[a.endpoint].url.clone())
+            .collect(),
+        NodeKind::Analysis | NodeKind::Report => Vec::new(),
+    };
+    for u in &mut urls {
+        let t = u.trim_end_matches('/').len();
+        u.truncate(t);
+    }
+    urls.sort();
+    urls.dedup();
+    urls
+}
+
+/// How a cell is named in progress lines.
+pub(crate) fn label(plan: &Plan, ni: NodeIndex) -> String {
+    let n = &plan.graph[ni];
+    let r = &plan.reports[n.report as usize].report;
+    if n.config == crate::plan::NONE {
+        let w = &plan.warmups[n.warmup as usize];
+        let o = |x: Option<u32>| x.map_or("default".to_owned(), |v| v.to_string());
+        return format!(
+            "{} {r} {} gpu={} ctx={}",
+            n.kind.name(),
+            w.url,
+            o(w.num_gpu),
+            o(w.num_ctx)
+        );
+    }
+    let c = &plan.configs[n.config as usize];
+    let agent = if n.kind == NodeKind::Isolated {
+        c.agents
+            .get(n.agent as usize)
+            .map(|a| format!(" agent {}", a.id))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    format!("{} {r} {} rep {}{agent}", n.kind.name(), c.id, n.repetition)
+}
