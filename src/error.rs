@@ -46,7 +46,7 @@ pub enum Error {
     Campaign(#[from] crate::run::campaign::CampaignError),
     /// `chimera status` could not report.
     #[error(transparent)]
-    Status(#[from] crate::run::status::StatusError),
+    Status(#[from] crate::store::StatusError),
     /// Tables could not be read or written.
     #[error(transparent)]
     Table(crate::table::TableError),

@@ -261,16 +261,16 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             .map_err(Error::Output)?,
         Command::Run(args) => return run_command(args),
         Command::Status(args) => {
-            let text = run::status::status(&args.data, args.campaign.as_deref(), args.verify)?;
+            let text = store::status(&args.data, args.campaign.as_deref(), args.verify)?;
             out.write_all(text.as_bytes()).map_err(Error::Output)?;
         }
         Command::Compact(args) => {
             let name = match args.campaign {
                 Some(n) => n,
-                None => match run::status::campaigns(&args.data).as_slice() {
+                None => match store::campaigns(&args.data).as_slice() {
                     [one] => one.clone(),
                     other => {
-                        return Err(Error::Status(run::status::StatusError::Choose(format!(
+                        return Err(Error::Status(store::StatusError::Choose(format!(
                             "`{}` holds {} campaign(s){}\n  = help: pick one with --campaign NAME",
                             args.data.display(),
                             other.len(),

@@ -34,7 +34,7 @@ pub fn load_campaign(dir: &Path) -> Result<Loaded, AnalysisError> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     let view = store::open_existing(parent, &name)?;
     let info = view.info().clone();
-    let plan = crate::run::status::replan(&info).map_err(|message| AnalysisError::Replan {
+    let plan = crate::store::replan(&info).map_err(|message| AnalysisError::Replan {
         campaign: name.clone(),
         message,
     })?;

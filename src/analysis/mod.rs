@@ -37,7 +37,7 @@ pub fn campaign_dirs(dir: &Path, campaign: Option<&str>) -> Result<Vec<PathBuf>,
         }
         return Err(AnalysisError::NoCampaign { path: d });
     }
-    let mut out: Vec<PathBuf> = crate::run::status::campaigns(dir)
+    let mut out: Vec<PathBuf> = crate::store::campaigns(dir)
         .into_iter()
         .map(|n| dir.join(n))
         .filter(|d| d.join("campaign.json").is_file())

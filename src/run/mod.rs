@@ -21,7 +21,6 @@ mod retry;
 mod scheduler;
 mod signal;
 mod sinks;
-pub mod status;
 mod worker;
 
 pub use force::{BadSelector, ForceSelector};

@@ -9,9 +9,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::CACHE_DIR;
 use super::cells::{self, Verdict, Verify};
 use super::error::{StoreError, io_at};
+use super::layout::CACHE_DIR;
 
 /// The shared cache of one data directory.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{StoreError, io_at};
 use super::fsx;
-use super::{MANIFEST_FILE, STORE_FORMAT, TEST_COMMIT_PAUSE_ENV};
+use super::layout::{MANIFEST_FILE, STORE_FORMAT, TEST_COMMIT_PAUSE_ENV};
 
 /// `cells/<id>/MANIFEST.json`, written last inside the temporary directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,8 +72,8 @@ pub struct Committed {
     /// Ids of the committed cells that verified.
     pub ids: HashSet<String>,
     /// Cell directories that failed verification: where they are now (moved aside to
-    /// `cells/.broken-<id>-<n>` by a locked [`super::Campaign`]; left in place by a read-only
-    /// [`super::CampaignView`]). Their cells run again.
+    /// `cells/.broken-<id>-<n>` by a locked `Campaign`; left in place by a read-only
+    /// `CampaignView`). Their cells run again.
     pub broken: Vec<PathBuf>,
     cells: PathBuf,
 }

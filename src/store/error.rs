@@ -23,7 +23,7 @@ pub enum StoreError {
         "campaign `{}` is in use by another `chimera run` ({holder}).\n  = help: wait for it to \
          finish or stop it (its pid and start time are in `{}`), or pass another campaign name \
          or --data",
-        .dir.display(), .dir.join(super::LOCK_FILE).display()
+        .dir.display(), .dir.join(super::layout::LOCK_FILE).display()
     )]
     Locked {
         /// The campaign directory.
@@ -42,7 +42,7 @@ pub enum StoreError {
         dir: PathBuf,
         /// The format in its `campaign.json`.
         found: u32,
-        /// [`super::STORE_FORMAT`].
+        /// `STORE_FORMAT`.
         supported: u32,
     },
     /// `open_existing` found no campaign.

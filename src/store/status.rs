@@ -3,10 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::campaign::{CampaignInfo, open_existing};
+use super::cells::{Committed, Verify};
+use super::error::StoreError;
+use super::journal::JournalEvent;
 use crate::plan::{NodeKind, Plan};
-use crate::store::{self, JournalEvent, StoreError};
 
 /// Errors of `chimera status`.
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +45,8 @@ pub fn campaigns(data: &Path) -> Vec<String> {
 }
 
 /// Rebuilds the plan from the manifest texts recorded in the campaign: for each report, the
-/// manifest it was last run with ([`store::CampaignInfo::current_manifests`]).
-pub fn replan(info: &store::CampaignInfo) -> Result<Plan, String> {
+/// manifest it was last run with (`CampaignInfo::current_manifests`).
+pub fn replan(info: &CampaignInfo) -> Result<Plan, String> {
     let mut manifests = Vec::new();
     let mut errors = String::new();
     for e in info.current_manifests() {
@@ -60,9 +63,12 @@ pub fn replan(info: &store::CampaignInfo) -> Result<Plan, String> {
     crate::plan::build_loaded(manifests).map_err(|e| e.to_string())
 }
 
-/// The status report of one campaign, as text.
-pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, StatusError> {
-    let name = match name {
+/// Latest final failure per cell: (kind, message, attempt).
+type Failures = HashMap<String, (String, String, u32)>;
+
+/// The campaign `name` names, or the only one under `data`.
+fn choose(data: &Path, name: Option<&str>) -> Result<String, StatusError> {
+    Ok(match name {
         Some(n) => n.to_owned(),
         None => {
             let all = campaigns(data);
@@ -85,35 +91,17 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
                 }
             }
         }
-    };
-    let view = store::open_existing(data, &name)?;
-    let info = view.info().clone();
-    // What a plain resume keeps (sizes checked) and, with --verify, what survives the
-    // checksums too; cells in the first set but not the second are what only
-    // `chimera run --verify` sets aside.
-    let by_size = view.committed()?;
-    let committed = if verify {
-        view.verify(store::Verify::Full)?
-    } else {
-        by_size.clone()
-    };
-    let checksum_only: Vec<&std::path::PathBuf> = committed
-        .broken
-        .iter()
-        .filter(|p| !by_size.broken.contains(p))
-        .collect();
-    let events = view.journal_events()?;
-    let plan = replan(&info).map_err(|message| StatusError::Plan {
-        campaign: name.clone(),
-        message,
-    })?;
+    })
+}
 
+/// How each run ended, and the latest final failure per cell (a later commit clears it).
+fn read_journal(events: &[JournalEvent]) -> (Vec<(&str, RunEnd)>, Failures) {
     // Latest final failure per cell (a later commit clears it).
-    let mut last_failure: HashMap<String, (String, String, u32)> = HashMap::new();
+    let mut last_failure: Failures = HashMap::new();
     // How each run ended: finished, interrupted (Ctrl-C / SIGTERM), or without a word
     // (killed, crashed, or still running).
     let mut runs: Vec<(&str, RunEnd)> = Vec::new();
-    for ev in &events {
+    for ev in events {
         match ev {
             JournalEvent::Started { run_id, .. } => runs.push((run_id, RunEnd::Silent)),
             JournalEvent::Interrupted { run_id, .. } => {
@@ -141,16 +129,62 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
             _ => {}
         }
     }
+    (runs, last_failure)
+}
 
+/// The status report of one campaign, as text.
+pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, StatusError> {
+    let name = choose(data, name)?;
+    let view = open_existing(data, &name)?;
+    let info = view.info().clone();
+    // What a plain resume keeps (sizes checked) and, with --verify, what survives the
+    // checksums too; cells in the first set but not the second are what only
+    // `chimera run --verify` sets aside.
+    let by_size = view.committed()?;
+    let committed = if verify {
+        view.verify(Verify::Full)?
+    } else {
+        by_size.clone()
+    };
+    let checksum_only: Vec<&std::path::PathBuf> = committed
+        .broken
+        .iter()
+        .filter(|p| !by_size.broken.contains(p))
+        .collect();
+    let events = view.journal_events()?;
+    let plan = replan(&info).map_err(|message| StatusError::Plan {
+        campaign: name.clone(),
+        message,
+    })?;
+
+    let (runs, last_failure) = read_journal(&events);
+    let mut out = String::new();
     let running = running_holder(view.dir());
+    header_lines(&mut out, data, &name, &info, &runs, running);
+    broken_lines(&mut out, &by_size.broken, &checksum_only);
+    let (total_todo, total_failed) = report_tables(&mut out, &plan, &committed, &last_failure);
+    failure_lines(&mut out, &plan, &committed, &last_failure);
+    let _ = writeln!(out);
+    resume_line(&mut out, &plan, &checksum_only, total_todo, total_failed);
+    Ok(out)
+}
+
+/// The first line: the campaign and how its runs ended.
+fn header_lines(
+    out: &mut String,
+    data: &Path,
+    name: &str,
+    info: &CampaignInfo,
+    runs: &[(&str, RunEnd)],
+    running: Option<String>,
+) {
     let count = |how: RunEnd| runs.iter().filter(|(_, h)| *h == how).count();
     let silent = count(RunEnd::Silent);
-    let mut out = String::new();
     let _ = writeln!(
         out,
         "campaign `{name}` in {}: chimera {}, {} run(s) started: {} finished, {} stopped by \
          an error, {} interrupted (Ctrl-C / SIGTERM), {}",
-        data.join(&name).display(),
+        data.join(name).display(),
         info.chimera_version,
         runs.len(),
         count(RunEnd::Finished),
@@ -164,6 +198,10 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
             (_, n) => format!("{n} ended without a word (killed or crashed)"),
         }
     );
+}
+
+/// The cell directories that failed verification (sizes, and with `--verify` checksums).
+fn broken_lines(out: &mut String, by_size: &[PathBuf], checksum_only: &[&PathBuf]) {
     let list = |v: &[&std::path::PathBuf]| {
         v.iter()
             .map(|p| p.display().to_string())
@@ -172,14 +210,14 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
     };
     // "y"/"ies" and "it"/"them" for `n` cell directories.
     let plural = |n: usize| if n == 1 { ("y", "it") } else { ("ies", "them") };
-    if !by_size.broken.is_empty() {
-        let (y, it) = plural(by_size.broken.len());
+    if !by_size.is_empty() {
+        let (y, it) = plural(by_size.len());
         let _ = writeln!(
             out,
             "  {} cell director{y} failed verification (missing or short files); the next \
              `chimera run` sets {it} aside and measures {it} again: {}",
-            by_size.broken.len(),
-            list(&by_size.broken.iter().collect::<Vec<_>>())
+            by_size.len(),
+            list(&by_size.iter().collect::<Vec<_>>())
         );
     }
     if !checksum_only.is_empty() {
@@ -191,9 +229,19 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
              cells/.broken-<id>-<n>/ and measures {it} again; a plain `chimera run` checks sizes \
              only and keeps {it}",
             checksum_only.len(),
-            list(&checksum_only),
+            list(checksum_only),
         );
     }
+}
+
+/// Per report: cells by kind and by scenario (total, committed, failed, remaining). Returns
+/// the cells a resume would run and how many of them failed before.
+fn report_tables(
+    out: &mut String,
+    plan: &Plan,
+    committed: &Committed,
+    last_failure: &Failures,
+) -> (usize, usize) {
     let mut total_todo = 0;
     let mut total_failed = 0;
     for (ri, rp) in plan.reports.iter().enumerate() {
@@ -244,6 +292,11 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
             }
         }
     }
+    (total_todo, total_failed)
+}
+
+/// The cells whose last attempt failed for good, with what went wrong.
+fn failure_lines(out: &mut String, plan: &Plan, committed: &Committed, last_failure: &Failures) {
     let mut failures: Vec<(&String, &(String, String, u32))> = last_failure
         .iter()
         .filter(|(id, _)| !committed.ids.contains(*id))
@@ -281,7 +334,16 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
             );
         }
     }
-    let _ = writeln!(out);
+}
+
+/// What a resume would do.
+fn resume_line(
+    out: &mut String,
+    plan: &Plan,
+    checksum_only: &[&PathBuf],
+    total_todo: usize,
+    total_failed: usize,
+) {
     // Cells of the plan whose directory only the checksum check rejects: a plain resume keeps
     // them, `chimera run --verify` runs them again.
     let checksum_ids: std::collections::HashSet<String> = checksum_only
@@ -312,7 +374,6 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
             "a resume (`chimera run` with the same manifests and --data) would run {total_todo} cell(s), {total_failed} of them failed before"
         );
     }
-    Ok(out)
 }
 
 /// How a run recorded in the journal ended.
