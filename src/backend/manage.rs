@@ -1,7 +1,7 @@
 //! HTTP for managing servers (as opposed to measuring them): whether something already
 //! listens at an endpoint's address, readiness probes while a server starts, and Ollama's
 //! streamed model pulls (`POST /api/pull`). The supervision itself lives in
-//! [`crate::server`]; this module only talks to servers.
+//! the `server` module; this module only talks to servers.
 
 use std::time::Duration;
 

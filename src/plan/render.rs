@@ -321,7 +321,8 @@ pub fn json(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
-fn label(plan: &Plan, n: &PlanNode) -> String {
+/// How a node is named in plan listings (and, but for warm-ups, in run progress lines).
+pub(crate) fn label(plan: &Plan, n: &PlanNode) -> String {
     let r = &plan.reports[n.report as usize].report;
     match n.kind {
         NodeKind::Warmup => {

@@ -93,14 +93,5 @@ pub(crate) fn label(plan: &Plan, ni: NodeIndex) -> String {
             o(w.num_ctx)
         );
     }
-    let c = &plan.configs[n.config as usize];
-    let agent = if n.kind == NodeKind::Isolated {
-        c.agents
-            .get(n.agent as usize)
-            .map(|a| format!(" agent {}", a.id))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
-    format!("{} {r} {} rep {}{agent}", n.kind.name(), c.id, n.repetition)
+    crate::plan::render::label(plan, n)
 }

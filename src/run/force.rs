@@ -23,16 +23,6 @@ pub enum ForceSelector {
     Kind(NodeKind),
 }
 
-/// Every node kind, for `kind=<kind>`.
-const KINDS: [NodeKind; 6] = [
-    NodeKind::Warmup,
-    NodeKind::Single,
-    NodeKind::Isolated,
-    NodeKind::Concurrent,
-    NodeKind::Analysis,
-    NodeKind::Report,
-];
-
 /// Why a `--force` value is not a selector.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -48,7 +38,7 @@ impl FromStr for ForceSelector {
         match s.split_once('=') {
             Some(("config", v)) => Ok(ForceSelector::Config(v.to_owned())),
             Some(("report", v)) => Ok(ForceSelector::Report(v.to_owned())),
-            Some(("kind", v)) => KINDS
+            Some(("kind", v)) => NodeKind::ALL
                 .into_iter()
                 .find(|k| k.name() == v)
                 .map(ForceSelector::Kind)

@@ -339,6 +339,74 @@ impl Runner {
         self.loaded.lock().await.remove(url);
     }
 
+    /// Re-warms, before a cell's timers start, each endpoint of the cell whose loaded option
+    /// set (model, num_gpu, num_ctx) differs from what its agent sends (warm-up policy
+    /// `per_option_set`); the rows per agent.
+    async fn rewarm(
+        &self,
+        plan: &Plan,
+        node: &PlanNode,
+        jobs: &[AgentJob],
+    ) -> Vec<Vec<RequestRow>> {
+        let spec = &plan.reports[node.report as usize].manifest.spec;
+        let c = &plan.configs[node.config as usize];
+        let mut pre: Vec<Vec<RequestRow>> = vec![Vec::new(); jobs.len()];
+        if spec.warmup.policy == crate::manifest::WarmupMode::PerOptionSet {
+            for (i, j) in jobs.iter().enumerate() {
+                if node.kind == NodeKind::Isolated && i != node.agent as usize {
+                    continue;
+                }
+                let url = &spec.endpoints[c.agents[i].endpoint].url;
+                // An OpenAI-compatible server cannot reload with other load options (they
+                // are startup settings, never sent): nothing to re-warm.
+                if j.client.is_openai() {
+                    continue;
+                }
+                let want = (j.model.clone(), j.options.num_gpu, j.options.num_ctx);
+                if self.loaded.lock().await.get(url) == Some(&want) {
+                    continue;
+                }
+                for k in 0..spec.warmup.requests {
+                    let req = LlmRequest {
+                        prompt: spec.warmup.prompt.clone(),
+                        options: Options {
+                            num_gpu: want.1,
+                            num_ctx: want.2,
+                            ..Options::default()
+                        },
+                        ..j.request(String::new())
+                    };
+                    pre[i].push(RequestRow::measured(
+                        Stage::Warmup,
+                        k,
+                        true,
+                        j.client.send(&req).await,
+                    ));
+                }
+                self.loaded.lock().await.insert(url.clone(), want);
+            }
+        }
+        pre
+    }
+
+    /// The server version and model digest of the endpoint at `url` (asked once per run).
+    async fn server_identity(&self, url: String, model: &str) -> (Option<String>, Option<String>) {
+        let key = (url, model.to_owned());
+        let known = self.provenance.lock().await.get(&key).cloned();
+        match known {
+            Some(p) => p,
+            None => {
+                let client = &self.clients[&key.0];
+                let p = (
+                    client.version().await.ok(),
+                    client.model_digest(model).await.ok().flatten(),
+                );
+                self.provenance.lock().await.insert(key, p.clone());
+                p
+            }
+        }
+    }
+
     /// Runs one warm-up, single, isolated or concurrent node and returns its record.
     /// `isolated` supplies the agents-alone results a concurrent cell is compared with.
     pub async fn run_cell(
@@ -395,71 +463,10 @@ impl Runner {
         // Ollama reloads the model when num_gpu/num_ctx change: with repetitions interleaved,
         // re-warm an endpoint whose loaded option set differs, before the timers start. These
         // requests are recorded, flagged and never averaged in.
-        let mut pre: Vec<Vec<RequestRow>> = vec![Vec::new(); jobs.len()];
-        if spec.warmup.policy == crate::manifest::WarmupMode::PerOptionSet {
-            for (i, j) in jobs.iter().enumerate() {
-                if node.kind == NodeKind::Isolated && i != node.agent as usize {
-                    continue;
-                }
-                let url = &spec.endpoints[c.agents[i].endpoint].url;
-                // An OpenAI-compatible server cannot reload with other load options (they
-                // are startup settings, never sent): nothing to re-warm.
-                if j.client.is_openai() {
-                    continue;
-                }
-                let want = (j.model.clone(), j.options.num_gpu, j.options.num_ctx);
-                if self.loaded.lock().await.get(url) == Some(&want) {
-                    continue;
-                }
-                for k in 0..spec.warmup.requests {
-                    let req = LlmRequest {
-                        prompt: spec.warmup.prompt.clone(),
-                        options: Options {
-                            num_gpu: want.1,
-                            num_ctx: want.2,
-                            ..Options::default()
-                        },
-                        ..j.request(String::new())
-                    };
-                    pre[i].push(RequestRow::measured(
-                        Stage::Warmup,
-                        k,
-                        true,
-                        j.client.send(&req).await,
-                    ));
-                }
-                self.loaded.lock().await.insert(url.clone(), want);
-            }
-        }
+        let mut pre = self.rewarm(plan, node, &jobs).await;
         let started_at = now_unix_ms();
         let t0 = Instant::now();
-        let mut agents: Vec<AgentRun> = match node.kind {
-            NodeKind::Isolated => {
-                let job = jobs[node.agent as usize].clone();
-                vec![job.run(true).await]
-            }
-            NodeKind::Concurrent => {
-                let handles: Vec<_> = jobs
-                    .into_iter()
-                    .map(|j| tokio::spawn(j.run(false)))
-                    .collect();
-                let mut out = Vec::new();
-                for h in handles {
-                    match h.await {
-                        Ok(a) => out.push(a),
-                        Err(e) => tracing::error!("agent task failed: {e}"),
-                    }
-                }
-                out
-            }
-            _ => {
-                let mut out = Vec::new();
-                for j in jobs {
-                    out.push(j.run(true).await);
-                }
-                out
-            }
-        };
+        let mut agents = run_agents(node, jobs).await;
         let wall_ms = t0.elapsed().as_secs_f64() * 1000.0;
         for a in agents.iter_mut() {
             let i = c.agents.iter().position(|x| *x.id == *a.agent).unwrap_or(0);
@@ -467,21 +474,7 @@ impl Runner {
             rows.append(&mut a.requests);
             a.requests = rows;
             let url = spec.endpoints[c.agents[i].endpoint].url.clone();
-            let key = (url.clone(), model.clone());
-            let known = self.provenance.lock().await.get(&key).cloned();
-            let found = match known {
-                Some(p) => p,
-                None => {
-                    let client = &self.clients[&url];
-                    let p = (
-                        client.version().await.ok(),
-                        client.model_digest(&model).await.ok().flatten(),
-                    );
-                    self.provenance.lock().await.insert(key, p.clone());
-                    p
-                }
-            };
-            (a.server_version, a.model_digest) = found;
+            (a.server_version, a.model_digest) = self.server_identity(url, &model).await;
         }
         let mut rec = cell_record(plan, node, agents, wall_ms, started_at, &self.opts);
         if node.kind == NodeKind::Concurrent {
@@ -497,6 +490,38 @@ impl Runner {
             }
         }
         rec
+    }
+}
+
+/// Runs a cell's agents: the one of an isolated cell alone, a concurrent cell's all at once
+/// (one task each), a single cell's in turn.
+async fn run_agents(node: &PlanNode, jobs: Vec<AgentJob>) -> Vec<AgentRun> {
+    match node.kind {
+        NodeKind::Isolated => {
+            let job = jobs[node.agent as usize].clone();
+            vec![job.run(true).await]
+        }
+        NodeKind::Concurrent => {
+            let handles: Vec<_> = jobs
+                .into_iter()
+                .map(|j| tokio::spawn(j.run(false)))
+                .collect();
+            let mut out = Vec::new();
+            for h in handles {
+                match h.await {
+                    Ok(a) => out.push(a),
+                    Err(e) => tracing::error!("agent task failed: {e}"),
+                }
+            }
+            out
+        }
+        _ => {
+            let mut out = Vec::new();
+            for j in jobs {
+                out.push(j.run(true).await);
+            }
+            out
+        }
     }
 }
 

@@ -336,6 +336,26 @@ pub(crate) fn models_on(plan: &Plan, url: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// `m` resolved for endpoint `endpoint` (at a fixed URL, logs under `/tmp`).
+    fn resolved(
+        endpoint: &str,
+        kind: EndpointKind,
+        m: &ManagedServer,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        home: Option<&str>,
+    ) -> Result<ServerSpec, ManagedError> {
+        let log_dir = Path::new("/tmp");
+        resolve_one(
+            endpoint,
+            "http://127.0.0.1:1",
+            kind,
+            m,
+            log_dir,
+            lookup,
+            home,
+        )
+    }
+
     fn env(name: &str) -> Option<String> {
         match name {
             "PORT" => Some("11435".into()),
@@ -384,16 +404,8 @@ mod tests {
             env: Default::default(),
             startup_timeout_s: 5.0,
         };
-        let e = resolve_one(
-            "llama_a",
-            "http://127.0.0.1:18181",
-            EndpointKind::Openai,
-            &m,
-            Path::new("/tmp"),
-            &|_| None,
-            Some("/h"),
-        )
-        .expect_err("unset");
+        let e = resolved("llama_a", EndpointKind::Openai, &m, &|_| None, Some("/h"))
+            .expect_err("unset");
         let text = e.to_string();
         for want in [
             "llama_a",
@@ -409,16 +421,7 @@ mod tests {
             env: [("OLLAMA_MODELS".to_owned(), "${MY_STORE}/x".to_owned())].into(),
             startup_timeout_s: 5.0,
         };
-        let e = resolve_one(
-            "o",
-            "http://127.0.0.1:1",
-            EndpointKind::Ollama,
-            &m,
-            Path::new("/tmp"),
-            &|_| None,
-            None,
-        )
-        .expect_err("unset");
+        let e = resolved("o", EndpointKind::Ollama, &m, &|_| None, None).expect_err("unset");
         assert!(e.to_string().contains("`managed.env.OLLAMA_MODELS`"), "{e}");
         assert!(e.to_string().contains("export `MY_STORE`"), "{e}");
     }
@@ -441,16 +444,7 @@ mod tests {
             "KEY" => Some("hunter2-long".to_owned()),
             _ => None,
         };
-        let spec = resolve_one(
-            "s",
-            "http://127.0.0.1:1",
-            EndpointKind::Openai,
-            &m,
-            Path::new("/tmp"),
-            &lookup,
-            Some("/h"),
-        )
-        .expect("resolved");
+        let spec = resolved("s", EndpointKind::Openai, &m, &lookup, Some("/h")).expect("resolved");
         assert_eq!(
             spec.argv,
             ["/h/bin/server", "--token=tok-12345", "--port", "99"]
