@@ -29,8 +29,9 @@
 //!    SIGTERM to each process group, up to 10 s for the whole group to exit, then SIGKILL.
 //!    Dropping a server's process handle SIGKILLs its group, so a panic leaves nothing
 //!    behind. (Only `kill -9` of chimera itself can orphan a server: the next run then finds
+//!    its port in use and says so.)
 //!
-//! One file per job: [`spec`](self) resolution (`spec.rs`), processes (`process.rs`),
+//! One file per job: spec resolution (`spec.rs`), processes (`process.rs`),
 //! readiness (`ready.rs`), model pulls (`pull.rs`) and the supervisor (`supervise.rs`). Their
 //! HTTP goes through [`crate::backend::manage`]; errors are [`ManagedError`], which the
 //! campaign wraps.
