@@ -164,6 +164,29 @@ fn announce(opts: &CampaignOptions, done: usize, to_run: usize, committed: &Comm
     );
 }
 
+/// Starts the managed servers (and pulls their models) before the health check, then checks
+/// every endpoint and model. An interruption while starting is journaled.
+async fn start_and_check(
+    plan: &Plan,
+    runner: &Runner,
+    servers: &ManagedServers,
+    campaign: &Arc<Campaign>,
+    run_id: &str,
+    cancel: &tokio::sync::watch::Receiver<bool>,
+) -> Result<(), CampaignError> {
+    if let Err(e) = servers.start(plan, campaign, cancel.clone()).await {
+        if matches!(e, ManagedError::Interrupted) {
+            campaign.journal(&JournalEvent::Interrupted {
+                at_unix_ms: now_unix_ms(),
+                run_id: run_id.to_owned(),
+            })?;
+        }
+        return Err(e.into());
+    }
+    check_endpoints(plan, runner).await?;
+    check_models(plan, runner).await
+}
+
 async fn campaign_body(
     plan: Arc<Plan>,
     manifests: Vec<ManifestEntry>,
@@ -223,18 +246,7 @@ async fn campaign_body(
     }
 
     let runner = Arc::new(Runner::prepare(&plan, run_opts)?);
-    // Managed servers: started (and their models pulled) before the health check.
-    if let Err(e) = servers.start(&plan, &campaign, cancel.clone()).await {
-        if matches!(e, ManagedError::Interrupted) {
-            campaign.journal(&JournalEvent::Interrupted {
-                at_unix_ms: now_unix_ms(),
-                run_id: run_id.clone(),
-            })?;
-        }
-        return Err(e.into());
-    }
-    check_endpoints(&plan, &runner).await?;
-    check_models(&plan, &runner).await?;
+    start_and_check(&plan, &runner, servers, &campaign, &run_id, &cancel).await?;
     // GPU telemetry: one sampler thread per campaign (the first report's settings).
     let (sampler, gpu_ids) = start_sampler(&plan, opts.fake_gpus);
     write_provenance(&plan, &runner, &sampler, &gpu_ids, &campaign, &opts.name).await;
