@@ -9,7 +9,7 @@
 //! emulate`) and the OpenAI-compatible one of llama.cpp's `llama-server` and vLLM
 //! ([`openai::OpenAiClient`]). [`Client`] is the one type the runner holds per endpoint URL.
 
-pub mod manage;
+pub(crate) mod manage;
 pub mod ollama;
 pub mod openai;
 pub(crate) mod stream;

@@ -33,7 +33,6 @@ use crate::store::{Cache, Campaign, CampaignInfo, Committed, JournalEvent, Manif
 
 pub use super::error::CampaignError;
 pub use super::options::{CampaignOptions, CampaignSummary};
-pub use super::retry::{backoff, retry_class};
 
 /// Runs the plan into the campaign store. Returns what happened; cells that failed for good
 /// are in the summary (and the journal), everything committed stays committed. The servers

@@ -1,9 +1,9 @@
 //! Managed servers: the servers a manifest's endpoints ask chimera to start (`managed:`).
 //!
-//! A campaign (`chimera run`) drives one [`ManagedServers`] through
+//! A campaign (`chimera run`) drives one `ManagedServers` through
 //! this lifecycle:
 //!
-//! 1. **Start**, before the health check ([`ManagedServers::start`]): every endpoint with
+//! 1. **Start**, before the health check (`ManagedServers::start`): every endpoint with
 //!    `managed` (deduplicated by URL) has `${VAR}` (from chimera's environment) and a leading
 //!    `~/` expanded in its command and env values; an unset variable stops everything before
 //!    anything is started. The expanded values are handed to the server only: whatever chimera
@@ -21,11 +21,11 @@
 //! 2. **Models** of managed `ollama` endpoints: a model tag the plan uses there and
 //!    `/api/tags` lacks is pulled (`POST /api/pull`, progress shown). Unmanaged endpoints are
 //!    never pulled into.
-//! 3. **Watch** ([`ManagedServers::ensure_alive`]): before every attempt of a cell, the
+//! 3. **Watch** (`ManagedServers::ensure_alive`): before every attempt of a cell, the
 //!    servers of its endpoints are checked; a dead one is started again (same command, same
 //!    log) and a `server_restarted` event is journaled. A cell that failed because its server
-//!    died ([`ManagedServers::exited`]) is retried after the restart.
-//! 4. **Stop** ([`ManagedServers::stop_all`]), at the end, on an error and on Ctrl-C/SIGTERM:
+//!    died (`ManagedServers::exited`) is retried after the restart.
+//! 4. **Stop** (`ManagedServers::stop_all`), at the end, on an error and on Ctrl-C/SIGTERM:
 //!    SIGTERM to each process group, up to 10 s for the whole group to exit, then SIGKILL.
 //!    Dropping a server's process handle SIGKILLs its group, so a panic leaves nothing
 //!    behind. (Only `kill -9` of chimera itself can orphan a server: the next run then finds
@@ -33,7 +33,7 @@
 //!
 //! One file per job: spec resolution (`spec.rs`), processes (`process.rs`),
 //! readiness (`ready.rs`), model pulls (`pull.rs`) and the supervisor (`supervise.rs`). Their
-//! HTTP goes through [`crate::backend::manage`]; errors are [`ManagedError`], which the
+//! HTTP goes through `backend::manage`; errors are [`ManagedError`], which the
 //! campaign wraps.
 
 mod cancel;
@@ -46,7 +46,6 @@ mod spec;
 mod supervise;
 
 pub use error::ManagedError;
-pub use process::{STOP_GRACE, describe_exit};
 pub use pull::pull_model;
-pub use spec::{ExpandError, expand, use_running_servers};
-pub use supervise::{ManagedServers, Restarted};
+pub(crate) use spec::use_running_servers;
+pub(crate) use supervise::ManagedServers;

@@ -83,18 +83,14 @@ impl ManagedServers {
         ManagedServers::default()
     }
 
-    /// True when no server was started.
-    pub fn is_empty(&self) -> bool {
-        lock(&self.servers).is_empty()
-    }
-
     /// How many times servers were started again after they had died.
     pub fn restarts(&self) -> u32 {
         self.restarts.load(Ordering::SeqCst)
     }
 
     /// The process ids of the running servers, by endpoint id.
-    pub fn pids(&self) -> Vec<(String, u32)> {
+    #[cfg(test)]
+    fn pids(&self) -> Vec<(String, u32)> {
         lock(&self.servers)
             .iter()
             .filter_map(|s| {

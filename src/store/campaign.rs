@@ -313,7 +313,7 @@ impl Campaign {
         Ok(true)
     }
 
-    /// Commits `cell_id` from a cache directory (see [`Cache::lookup`]), hard-linking or
+    /// Commits `cell_id` from a cache directory (see [`crate::store::Cache::lookup`]), hard-linking or
     /// copying its files; the cell's `MANIFEST.json` is the original one.
     pub fn adopt_cached(
         &self,

@@ -43,4 +43,5 @@ pub use error::StoreError;
 pub use fsx::now_unix_ms;
 pub use journal::JournalEvent;
 pub use layout::STORE_FORMAT;
-pub use status::{StatusError, campaigns, replan, status};
+pub use status::StatusError;
+pub(crate) use status::{campaigns, replan, status};
