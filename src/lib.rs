@@ -27,6 +27,7 @@ pub mod run;
 pub mod store;
 pub mod table;
 pub mod telemetry;
+pub mod util;
 pub mod workload;
 
 use std::io::Write;

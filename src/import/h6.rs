@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Ctx, ImportError, Imported, aggregate_rows, close};
+use super::context::{Ctx, Imported};
+use super::convert::{aggregate_rows, close};
+use super::error::ImportError;
 use crate::backend::RequestRecord;
 use crate::run::RequestRow;
 use crate::workload::Stage;
@@ -45,7 +47,7 @@ impl CallMetrics {
         sent_at: f64,
         text: Option<&str>,
     ) -> RequestRow {
-        super::request_row(
+        super::convert::request_row(
             stage,
             index,
             Some(self.throughput_tokens_per_sec),
@@ -252,7 +254,7 @@ fn scenario_of(ctx: &Ctx, folder: &str, path: &Path) -> Result<String, ImportErr
         id: folder.to_owned(),
         report: ctx.report().to_owned(),
         manifest: ctx.manifest_path().to_path_buf(),
-        expected: super::list(&ids),
+        expected: super::convert::list(&ids),
         help: "scenario folders are named after the manifest's scenario ids (`-` and `_` are the same)".into(),
     })
 }
@@ -263,7 +265,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
     let mut runs_files: Vec<(PathBuf, String, String, u32)> = Vec::new();
     let mut summaries: Vec<(PathBuf, String, String)> = Vec::new();
     let mut unknown: Vec<PathBuf> = Vec::new();
-    let (files, markdown) = super::without_markdown(ctx, files);
+    let (files, markdown) = super::context::without_markdown(ctx, files);
     for (f, c) in files {
         match c.as_slice() {
             [sc, test, run, m] if m == "metrics.json" && run_folder(run).is_some() => {
@@ -284,18 +286,18 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         .iter()
         .any(|(_, sc, _, _)| scenario_of(ctx, sc, &src).is_ok())
     {
-        return Err(super::layout_error(
+        return Err(super::context::layout_error(
             ctx,
             "scenario folders (e.g. `baseline-vs-chimera/`, `chimera-homo/`) holding `<testNNN>/run_k/metrics.json`",
         ));
     }
-    super::refuse_unknown(
+    super::context::refuse_unknown(
         ctx,
         &unknown,
         "runs are `<scenario>/<testNNN>/run_k/metrics.json`, per-test summaries `<scenario>/<testNNN>/summary.json`",
         "move the file out of the directory, or point at the report's own raw-data folder",
     )?;
-    super::note_markdown(ctx, markdown);
+    super::context::note_markdown(ctx, markdown);
 
     let mut out = Vec::new();
     // (config index, run) → (recomputed efficiency, stored efficiency)
@@ -303,7 +305,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
     let mut test_of: BTreeMap<(String, String), usize> = BTreeMap::new();
     for (path, sc, test, k) in &runs_files {
         let ci = config_of(ctx, &mut test_of, sc, test)?;
-        let run: Run = super::read_json(path)?;
+        let run: Run = super::convert::read_json(path)?;
         ctx.files += 1;
         if run.run_number != *k {
             return Err(ImportError::Key {
@@ -320,7 +322,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         let ni = ctx.node(ci, *k, path)?;
         ctx.two_agents(ci, path, "a two-agent run")?;
         if let Some(s) = &run.scenario {
-            let kind = super::kind_name(ctx.plan.configs[ci].scenario_kind);
+            let kind = super::convert::kind_name(ctx.plan.configs[ci].scenario_kind);
             if s.replace('-', "_") != kind {
                 let key = format!("scenario {}", ctx.plan.configs[ci].id);
                 let msg = format!(
@@ -426,7 +428,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
 
     for (path, sc, test) in &summaries {
         let ci = config_of(ctx, &mut test_of, sc, test)?;
-        let s: TestSummary = super::read_json(path)?;
+        let s: TestSummary = super::convert::read_json(path)?;
         ctx.files += 1;
         let file = ctx.rel(path);
         let mut stored = Vec::new();
@@ -439,7 +441,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
                     r.run_number,
                     r.run_number
                 )),
-                Some((_, in_run)) if (in_run - r.efficiency_percent).abs() > super::EFFICIENCY_TOLERANCE_PP => {
+                Some((_, in_run)) if (in_run - r.efficiency_percent).abs() > super::convert::EFFICIENCY_TOLERANCE_PP => {
                     ctx.warn(format!(
                         "`{}`: run {} efficiency {:.4} % differs from its metrics.json ({in_run:.4} %)",
                         file.display(),

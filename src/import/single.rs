@@ -18,9 +18,11 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::context::{Ctx, Imported};
+use super::convert::{aggregate_rows, close};
+use super::error::ImportError;
 use super::h6::{CallMetrics, RustAggregate, Workflow, check_aggregate, stage};
 use super::tr110::PyAgent;
-use super::{Ctx, ImportError, Imported, aggregate_rows, close};
 
 #[derive(Debug, Deserialize)]
 struct H5File {
@@ -95,7 +97,7 @@ fn classify(
 ) -> Result<Vec<(PathBuf, String)>, ImportError> {
     let mut runs = Vec::new();
     let mut unknown = Vec::new();
-    let (files, markdown) = super::without_markdown(ctx, files);
+    let (files, markdown) = super::context::without_markdown(ctx, files);
     for (f, c) in files {
         match c.as_slice() {
             [folder, d, m] if d == "data" && m == "metrics.json" => {
@@ -105,15 +107,15 @@ fn classify(
         }
     }
     if !runs.iter().any(|(_, folder)| known(ctx, folder)) {
-        return Err(super::layout_error(ctx, expected));
+        return Err(super::context::layout_error(ctx, expected));
     }
-    super::refuse_unknown(
+    super::context::refuse_unknown(
         ctx,
         &unknown,
         &format!("runs are `{expected}`; Markdown reports are recognised"),
         "move the file out of the directory, or point at the report's own raw-data folder",
     )?;
-    super::note_markdown(ctx, markdown);
+    super::context::note_markdown(ctx, markdown);
     Ok(runs)
 }
 
@@ -195,7 +197,7 @@ pub(crate) fn read_tr111(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
     let sleep_ms = ctx.spec().between_runs.sleep_ms as f64;
     let mut out = Vec::new();
     for (ci, (path, _, _)) in chosen {
-        let f: H5File = super::read_json(&path)?;
+        let f: H5File = super::convert::read_json(&path)?;
         ctx.files += 1;
         ctx.two_agents(ci, &path, "a baseline + chimera invocation")?;
         // Per source agent: its index in the configuration, and per run k its pieces.
@@ -342,7 +344,7 @@ pub(crate) fn read_tr109(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
     for (path, folder) in found {
         let id = folder.strip_prefix("run_").unwrap_or(&folder).to_owned();
         let ci = ctx.config(&id, &ctx.source.join(&folder), "configuration folder")?;
-        let runs: Vec<H2Run> = super::read_json(&path)?;
+        let runs: Vec<H2Run> = super::convert::read_json(&path)?;
         ctx.files += 1;
         ctx.two_agents(ci, &path, "a baseline + chimera run")?;
         if runs.is_empty() {

@@ -20,7 +20,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use super::{Ctx, ImportError, Imported, aggregate_rows};
+use super::context::{Ctx, Imported};
+use super::convert::aggregate_rows;
+use super::error::ImportError;
 use crate::backend::{ErrorKind, RequestError, RequestRecord};
 use crate::manifest::Task;
 use crate::run::RequestRow;
@@ -226,7 +228,7 @@ fn request(
                 row.0
             ));
         }
-        return Ok(super::request_row(
+        return Ok(super::convert::request_row(
             Stage::Single,
             index,
             None,
@@ -273,7 +275,7 @@ fn request(
             help: "restore the file from the original repository".into(),
         });
     }
-    Ok(super::request_row(
+    Ok(super::convert::request_row(
         Stage::Single,
         index,
         Some(t.need(row, "tokens_s")?),
@@ -312,7 +314,7 @@ fn model_of(ctx: &Ctx, tag: &str, path: &Path) -> Result<String, ImportError> {
             id: tag.to_owned(),
             report: ctx.report().to_owned(),
             manifest: ctx.manifest_path().to_path_buf(),
-            expected: super::list(
+            expected: super::convert::list(
                 &ctx.spec()
                     .models
                     .iter()
@@ -394,7 +396,7 @@ fn find_config(
 pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
     let mut found: Vec<(PathBuf, Kind, String)> = Vec::new();
     let mut unknown = Vec::new();
-    let (files, markdown) = super::without_markdown(ctx, files);
+    let (files, markdown) = super::context::without_markdown(ctx, files);
     for (f, c) in files {
         let name = c.last().cloned().unwrap_or_default();
         match classify(&name) {
@@ -406,12 +408,12 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         .iter()
         .any(|(_, k, _)| matches!(k, Kind::Baseline(_) | Kind::Sweep(_)))
     {
-        return Err(super::layout_error(
+        return Err(super::context::layout_error(
             ctx,
             "`llama3/ollama_quant_bench.csv`, `llama3/ollama_param_tuning.csv`, `gemma3/<model>_baseline.csv`, `gemma3/<model>_param_tuning.csv`",
         ));
     }
-    super::refuse_unknown(
+    super::context::refuse_unknown(
         ctx,
         &unknown,
         "result CSVs are `ollama_quant_bench.csv`, `ollama_param_tuning.csv`, `<model>_baseline.csv`, `<model>_param_tuning.csv`; also recognised: `*_param_tuning_summary.csv`, `<model>_baseline.json`, `baseline_{ml,system}_metrics.json`, Markdown",
@@ -643,7 +645,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
                 }
             }
             Kind::BaselineJson => {
-                let v: serde_json::Value = super::read_json(&path)?;
+                let v: serde_json::Value = super::convert::read_json(&path)?;
                 ctx.files += 1;
                 let results = v.get("results").and_then(|r| r.as_array()).ok_or_else(|| {
                     ImportError::Key {
@@ -675,7 +677,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
                 }
             }
             Kind::Other(what) => {
-                let _: serde_json::Value = super::read_json(&path)?;
+                let _: serde_json::Value = super::convert::read_json(&path)?;
                 ctx.files += 1;
                 ctx.notes
                     .push(format!("`{}`: {what}; not a run", file.display()));

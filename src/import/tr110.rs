@@ -19,7 +19,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{Ctx, ImportError, Imported};
+use super::context::{Ctx, Imported};
+use super::error::ImportError;
 use crate::metrics::AgentAggregate;
 
 /// A Python agent's recorded result (`metrics` of H2/H3).
@@ -135,7 +136,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
     let mut log: Option<PathBuf> = None;
     let mut others: Vec<PathBuf> = Vec::new();
     let mut unknown: Vec<PathBuf> = Vec::new();
-    let (files, markdown) = super::without_markdown(ctx, files);
+    let (files, markdown) = super::context::without_markdown(ctx, files);
     for (f, c) in files {
         match c.as_slice() {
             [t, run, m]
@@ -158,20 +159,20 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         }
     }
     if run_files.is_empty() {
-        return Err(super::layout_error(
+        return Err(super::context::layout_error(
             ctx,
             "test folders `phase_N_test_NNN/` holding `run_k/metrics.json`, and `test_execution_log.json`",
         ));
     }
-    super::refuse_unknown(
+    super::context::refuse_unknown(
         ctx,
         &unknown,
         "runs are `phase_N_test_NNN/run_k/metrics.json`; also recognised: `summary.json` per test, `test_execution_log.json`, `comprehensive_test_summary.json`, Markdown reports",
         "move the file out of the directory, or point at the report's own raw-data folder (TR110: `comprehensive_test_results/`)",
     )?;
-    super::note_markdown(ctx, markdown);
+    super::context::note_markdown(ctx, markdown);
     for f in &others {
-        let _: serde_json::Value = super::read_json(f)?;
+        let _: serde_json::Value = super::convert::read_json(f)?;
         ctx.files += 1;
     }
 
@@ -179,7 +180,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
     let mut starts: HashMap<String, f64> = HashMap::new();
     let mut logged_scenario: HashMap<String, String> = HashMap::new();
     if let Some(p) = &log {
-        let l: ExecutionLog = super::read_json(p)?;
+        let l: ExecutionLog = super::convert::read_json(p)?;
         ctx.files += 1;
         for (i, t) in l.test_results.iter().enumerate() {
             let n = match &t.test_id {
@@ -211,7 +212,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
     for (path, folder, k) in &run_files {
         let id = test_id(folder).unwrap_or_default();
         let ci = ctx.config(&id, &src.join(folder), "test folder")?;
-        let run: Run = super::read_json(path)?;
+        let run: Run = super::convert::read_json(path)?;
         ctx.files += 1;
         if run.summary.run_number != *k {
             return Err(ImportError::Key {
@@ -236,7 +237,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
     for (path, folder) in &summaries {
         let id = test_id(folder).unwrap_or_default();
         let ci = ctx.config(&id, &src.join(folder), "test folder")?;
-        let s: TestSummary = super::read_json(path)?;
+        let s: TestSummary = super::convert::read_json(path)?;
         ctx.files += 1;
         for r in &s.runs {
             walls
@@ -331,7 +332,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
                     r.run_number,
                     r.run_number
                 )),
-                Some(in_run) if (in_run - e).abs() > super::EFFICIENCY_TOLERANCE_PP => ctx.warn(format!(
+                Some(in_run) if (in_run - e).abs() > super::convert::EFFICIENCY_TOLERANCE_PP => ctx.warn(format!(
                     "`{}`: run {} speedup gives {e:.4} %, its metrics.json {in_run:.4} %",
                     file.display(),
                     r.run_number

@@ -32,6 +32,7 @@ pub use routed::RoutedSource;
 pub use sampler::{CellSamples, Sampler};
 
 use crate::manifest::{TelemetrySettings, TelemetrySource};
+use crate::util::clock::now_unix_ms;
 
 /// The log line when no local GPU telemetry is available.
 pub const NO_GPU_MESSAGE: &str =
@@ -170,12 +171,4 @@ pub fn open(settings: &TelemetrySettings) -> Box<dyn GpuSource> {
             }
         },
     }
-}
-
-/// Milliseconds since the Unix epoch, as `f64`.
-pub fn now_unix_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(0.0)
 }
