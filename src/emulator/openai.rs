@@ -46,7 +46,7 @@ use super::exchange::{
 };
 use super::http;
 use super::profile::Fault;
-use super::server::{ListenerState, Shared};
+use super::state::{ListenerState, Shared};
 use super::util::fnv1a;
 
 /// Content type of streamed replies.

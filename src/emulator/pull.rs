@@ -15,7 +15,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 
 use super::http::{self, JSON, LAST_CHUNK, NDJSON};
 use super::profile::Profile;
-use super::server::{ListenerState, Shared};
+use super::state::{ListenerState, Shared};
 
 /// Progress lines of the layer download.
 const STEPS: u64 = 4;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::{GpuInfo, GpuSample, GpuSource};
+use super::source::{GpuInfo, GpuSample, GpuSource};
 use crate::util::clock::now_unix_ms;
 
 /// Connect, read and write timeout of one scrape.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use super::{GpuInfo, GpuSample, GpuSource};
+use super::source::{GpuInfo, GpuSample, GpuSource};
 
 /// No GPUs: no devices, and samples with every reading `None`.
 #[derive(Debug, Clone, Copy, Default)]

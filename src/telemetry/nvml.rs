@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use nvml_wrapper::Nvml;
 use nvml_wrapper::enum_wrappers::device::{Clock, PcieUtilCounter, TemperatureSensor};
 
-use super::{GpuInfo, GpuSample, GpuSource};
+use super::source::{GpuInfo, GpuSample, GpuSource};
 use crate::util::clock::now_unix_ms;
 
 const MIB: f64 = 1024.0 * 1024.0;

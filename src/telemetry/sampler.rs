@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{GpuInfo, GpuSample, GpuSource};
+use super::source::{GpuInfo, GpuSample, GpuSource};
 use crate::util::clock::now_unix_ms;
 
 /// The name of the sampler's OS thread (as in `/proc/self/task/*/comm`).
