@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use petgraph::graph::NodeIndex;
 
 use super::convert::{
-    EFFICIENCY_TOLERANCE_PP, close, list, options_from_json, options_text, role_name, same_options,
+    EFFICIENCY_TOLERANCE_PP, close, list, options_from_json, options_text, same_options,
 };
 use super::error::ImportError;
 use super::layout::{Layout, suggest_subfolder};
@@ -211,7 +211,7 @@ impl<'a> Ctx<'a> {
             .or_else(|| {
                 c.agents
                     .iter()
-                    .position(|a| role_name(a.role).eq_ignore_ascii_case(name))
+                    .position(|a| <&str>::from(a.role).eq_ignore_ascii_case(name))
             })
             .ok_or_else(|| ImportError::Invalid {
                 path: path.to_path_buf(),

@@ -28,20 +28,6 @@ pub(super) fn list(ids: &[&str]) -> String {
         .join(", ")
 }
 
-pub(super) fn role_name(role: crate::manifest::Role) -> String {
-    match serde_json::to_value(role) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => format!("{role:?}").to_lowercase(),
-    }
-}
-
-pub(super) fn kind_name(kind: crate::manifest::ScenarioKind) -> String {
-    match serde_json::to_value(kind) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => format!("{kind:?}").to_lowercase(),
-    }
-}
-
 /// A value the Rust harnesses serialised from an `f32` (0.6000000238418579) read back as the
 /// decimal that was typed (0.6); other values unchanged.
 pub(super) fn f32_decimal(x: f64) -> f64 {
@@ -209,5 +195,58 @@ pub(super) fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_owned(),
         None => msg.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::manifest::{EndpointKind, Language, Role, Runtime, ScenarioKind};
+
+    /// The names `Display` writes and `FromStr` reads are the manifest's (serde's) names.
+    #[test]
+    fn enum_names_match_the_manifest() {
+        fn same<T>(all: &[T])
+        where
+            T: serde::Serialize
+                + std::fmt::Display
+                + std::str::FromStr
+                + PartialEq
+                + std::fmt::Debug,
+        {
+            for v in all {
+                let serde_name = serde_json::to_value(v).ok();
+                assert_eq!(
+                    serde_name.as_ref().and_then(|n| n.as_str()),
+                    Some(v.to_string().as_str())
+                );
+                assert_eq!(v.to_string().parse::<T>().ok().as_ref(), Some(v));
+            }
+        }
+        same(&[
+            EndpointKind::Ollama,
+            EndpointKind::Openai,
+            EndpointKind::Emulator,
+        ]);
+        same(&[
+            Role::Collector,
+            Role::Insight,
+            Role::Baseline,
+            Role::Chimera,
+            Role::Client,
+        ]);
+        same(&[
+            ScenarioKind::Single,
+            ScenarioKind::BaselineVsChimera,
+            ScenarioKind::ChimeraHetero,
+            ScenarioKind::ChimeraHomo,
+        ]);
+        same(&[
+            Runtime::TokioDefault,
+            Runtime::TokioLocalset,
+            Runtime::AsyncStd,
+            Runtime::Smol,
+            Runtime::Smol1kb,
+        ]);
+        same(&[Language::Rust, Language::Python]);
     }
 }

@@ -322,7 +322,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         let ni = ctx.node(ci, *k, path)?;
         ctx.two_agents(ci, path, "a two-agent run")?;
         if let Some(s) = &run.scenario {
-            let kind = super::convert::kind_name(ctx.plan.configs[ci].scenario_kind);
+            let kind = ctx.plan.configs[ci].scenario_kind.to_string();
             if s.replace('-', "_") != kind {
                 let key = format!("scenario {}", ctx.plan.configs[ci].id);
                 let msg = format!(

@@ -228,10 +228,7 @@ fn batch(
 }
 
 fn role_name(role: crate::manifest::Role) -> String {
-    match serde_json::to_value(role) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => format!("{role:?}").to_lowercase(),
-    }
+    role.to_string()
 }
 
 /// The `cells` row of one cell.
