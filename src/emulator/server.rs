@@ -21,7 +21,7 @@ use super::exchange::{
 use super::http::{self, JSON, NDJSON, ReadOutcome, TEXT};
 use super::profile::{Fault, ModelProfile, Profile};
 use super::state::{ListenerState, Loaded, Shared};
-use super::util::{Rng, fnv1a, rfc3339, unix_ms};
+use super::util::{Rng, fnv1a, requested_model, rfc3339, unix_ms};
 
 /// `load_duration` floor is whatever a warm hit really takes; the idle keep-alive reported
 /// by `/api/ps` (the emulator never unloads on its own).
@@ -219,14 +219,7 @@ fn ps(p: &Profile, ls: &ListenerState) -> Value {
 
 fn show(p: &Profile, ls: &ListenerState, body: &[u8]) -> Result<Value, (u16, String)> {
     let v: Value = serde_json::from_slice(body).map_err(|e| (400, e.to_string()))?;
-    let name = v
-        .get("model")
-        .or_else(|| v.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if name.is_empty() {
-        return Err((400, "model is required".to_owned()));
-    }
+    let name = requested_model(&v).ok_or_else(|| (400, "model is required".to_owned()))?;
     let m = p
         .models
         .iter()

@@ -40,6 +40,15 @@ pub const WORDS: [&str; 32] = [
     "commodo",
 ];
 
+/// The model a request body names (`model`, or the older `name`); `None` when absent or
+/// empty.
+pub fn requested_model(v: &serde_json::Value) -> Option<&str> {
+    v.get("model")
+        .or_else(|| v.get("name"))
+        .and_then(serde_json::Value::as_str)
+        .filter(|n| !n.is_empty())
+}
+
 /// Prompt tokens of a text: whitespace-separated words × 1.3, rounded, at least 1 for a
 /// non-empty text (a real template adds tokens around any prompt).
 pub fn prompt_tokens(text: &str) -> u32 {
