@@ -91,6 +91,14 @@ impl<'a> Ctx<'a> {
         p.strip_prefix(self.source).unwrap_or(p).to_path_buf()
     }
 
+    /// The run of `rec` read from `path`.
+    pub(super) fn imported(&self, path: &Path, rec: CellRecord) -> Imported {
+        Imported {
+            file: self.rel(path),
+            record: rec,
+        }
+    }
+
     pub(super) fn warn(&mut self, msg: String) {
         self.warnings.push(msg);
     }

@@ -389,10 +389,7 @@ fn read_run(
         path,
     );
     let efficiencies = (rec.published_efficiency_pct, run.summary.efficiency_percent);
-    let imported = Imported {
-        file: ctx.rel(path),
-        record: rec,
-    };
+    let imported = ctx.imported(path, rec);
     Ok((imported, efficiencies))
 }
 

@@ -262,10 +262,7 @@ fn read_h5(
     let mut out = Vec::new();
     for k in reps {
         let rec = h5_cell(ctx, ci, k, &path, &per_agent)?;
-        out.push(Imported {
-            file: ctx.rel(&path),
-            record: rec,
-        });
+        out.push(ctx.imported(&path, rec));
     }
     Ok(out)
 }
@@ -461,10 +458,7 @@ pub(crate) fn read_tr109(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
                 Some(sign * d.ttft_delta_absolute_ms),
             );
             ctx.store_deltas(&mut rec, stored, &path);
-            out.push(Imported {
-                file: ctx.rel(&path),
-                record: rec,
-            });
+            out.push(ctx.imported(&path, rec));
         }
     }
     if negated {

@@ -378,10 +378,7 @@ fn cell(
     let contention = run.summary.resource_contention_detected;
     let deltas = (run.summary.throughput_delta, run.summary.ttft_delta_ms);
     ctx.publish_with_deltas(&mut rec, stored_eff, contention, deltas, path);
-    let imported = Imported {
-        file: ctx.rel(path),
-        record: rec,
-    };
+    let imported = ctx.imported(path, rec);
     Ok((imported, stored_eff))
 }
 
