@@ -20,12 +20,26 @@ pub(super) fn parse(text: &str) -> Result<Vec<Record>, (usize, String)> {
         .flexible(true)
         .from_reader(probed.as_bytes());
     let mut out = Vec::new();
+    // The line a record starts on, counted from its byte offset (the reader's own line count
+    // lags a line behind after `\r\n`): line breaks before the first character are the end
+    // of the previous record, or empty lines.
+    let (mut at, mut line) = (0usize, 1usize);
+    let mut line_of = |byte: usize| {
+        let rest = probed.get(byte..).unwrap_or_default();
+        let start = byte + (rest.len() - rest.trim_start_matches(['\r', '\n']).len());
+        line += probed.as_bytes()[at.min(start)..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        at = start;
+        line
+    };
     for rec in reader.records() {
         let rec = rec.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line() as usize);
             (line, e.to_string())
         })?;
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = line_of(rec.position().map_or(0, |p| p.byte() as usize));
         out.push((line, rec.iter().map(str::to_owned).collect::<Vec<_>>()));
     }
     match out.pop() {
