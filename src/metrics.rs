@@ -6,26 +6,26 @@
 
 use serde::Serialize;
 
-use crate::analysis::stats;
 use crate::backend::RequestRecord;
+use crate::stats;
 
 /// Default contention threshold of the published harnesses: speedup < 1.5.
 pub const CONTENTION_THRESHOLD: f64 = 1.5;
 
 /// Arithmetic mean; `None` for an empty slice or a non-finite value
-/// ([`stats::mean`](crate::analysis::stats::mean)).
+/// ([`stats::mean`](crate::stats::mean)).
 pub fn mean(xs: &[f64]) -> Option<f64> {
     stats::mean(xs)
 }
 
 /// Sample standard deviation (n − 1); 0 when n < 2, as the Rust harnesses did (and 0 for a
-/// non-finite value). [`stats::sample_sd`](crate::analysis::stats::sample_sd) otherwise.
+/// non-finite value). [`stats::sample_sd`](crate::stats::sample_sd) otherwise.
 pub fn sample_sd(xs: &[f64]) -> f64 {
     stats::sample_sd(xs).unwrap_or(0.0)
 }
 
 /// Coefficient of variation, % (SD / mean × 100); `None` when the mean is 0 or absent. Unlike
-/// [`stats::cv_pct`](crate::analysis::stats::cv_pct), a single value gives `Some(0.0)` (its
+/// [`stats::cv_pct`](crate::stats::cv_pct), a single value gives `Some(0.0)` (its
 /// SD counts as 0, as the Rust harnesses did).
 pub fn cv_pct(xs: &[f64]) -> Option<f64> {
     let m = mean(xs)?;
@@ -34,7 +34,7 @@ pub fn cv_pct(xs: &[f64]) -> Option<f64> {
 
 /// Percentile with linear interpolation between closest ranks (NumPy's default); `q` in 0–100
 /// (clamped into that range). Non-finite values are left out; `None` when no finite value
-/// remains or `q` is NaN or infinite. [`stats::percentile`](crate::analysis::stats::percentile)
+/// remains or `q` is NaN or infinite. [`stats::percentile`](crate::stats::percentile)
 /// over the finite values.
 pub fn percentile(xs: &[f64], q: f64) -> Option<f64> {
     if !q.is_finite() {

@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 
 use chimera::emulator::{Profile, spawn};
-use chimera::run::{CellRecord, RunOptions, execute};
+use chimera::record::{CellKind, CellRecord};
+use chimera::run::{RunOptions, execute};
 
 pub(crate) const PROFILE: &str = "
 seed: 7
@@ -87,29 +88,33 @@ async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
         failed,
         0,
         "{:#?}",
-        cells
-            .iter()
-            .filter(|c| c.status != "ok")
-            .collect::<Vec<_>>()
+        cells.iter().filter(|c| !c.ok()).collect::<Vec<_>>()
     );
 
-    let concurrent: Vec<&CellRecord> = cells.iter().filter(|c| c.kind == "concurrent").collect();
-    let isolated = cells.iter().filter(|c| c.kind == "isolated").count();
+    let concurrent: Vec<&CellRecord> = cells
+        .iter()
+        .filter(|c| c.kind == CellKind::Concurrent)
+        .collect();
+    let isolated = cells
+        .iter()
+        .filter(|c| c.kind == CellKind::Isolated)
+        .count();
     assert_eq!(concurrent.len(), 4, "2 configurations × 2 repetitions");
     assert_eq!(
         isolated, 8,
         "each agent alone, per configuration and repetition"
     );
     for c in &concurrent {
-        let published = c.published_efficiency_pct.expect("published efficiency");
-        let honest = c.true_efficiency_pct.expect("true efficiency");
+        let m = c.multi_agent.as_ref().expect("multi-agent metrics");
+        let published = m.published_efficiency_pct.expect("published efficiency");
+        let honest = m.true_efficiency_pct.expect("true efficiency");
         assert!(published > 90.0, "{}: published {published}", c.cell_id);
         assert!(
             (35.0..=65.0).contains(&honest),
             "{}: true {honest}",
             c.cell_id
         );
-        assert_eq!(c.contention, Some(false));
+        assert_eq!(m.contention, Some(false));
         for a in &c.agents {
             assert_eq!(a.files_ingested, Some(6));
             assert!(a.server_version.is_some(), "provenance: server version");

@@ -7,7 +7,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use chimera::backend::{ErrorKind, RequestError, RequestRecord};
 use chimera::manifest::{Options, Role};
 use chimera::metrics::AgentAggregate;
-use chimera::run::{AgentRun, CellRecord, RequestRow};
+use chimera::record::{AgentRun, CellKind, CellRecord, RequestRow, Status};
 use chimera::table::{self, ProvenanceRow, TableError};
 use chimera::workload::Stage;
 
@@ -61,7 +61,7 @@ fn cell(id: &str, report: &str, agents: usize, requests: u32) -> CellRecord {
         .collect();
     CellRecord {
         cell_id: id.into(),
-        kind: "single",
+        kind: CellKind::Single,
         report: report.into(),
         config: Some("cfg".into()),
         scenario: None,
@@ -69,22 +69,14 @@ fn cell(id: &str, report: &str, agents: usize, requests: u32) -> CellRecord {
         model: Some("m:latest".into()),
         started_at_unix_ms: 1_700_000_000_000.0,
         attempt: 1,
-        status: "ok",
+        status: Status::Ok,
         error: None,
         error_kind: None,
         telemetry: None,
         gpu_samples: Vec::new(),
         wall_ms: 1_234.5,
-        published_speedup: None,
-        published_efficiency_pct: None,
-        contention: None,
-        isolated_sum_ms: None,
-        true_speedup: None,
-        true_efficiency_pct: None,
         aggregate_tok_s: Some(40.5),
-        isolated_aggregate_tok_s: None,
-        throughput_delta_tok_s: None,
-        ttft_delta_ms: None,
+        multi_agent: None,
         agents,
     }
 }

@@ -289,12 +289,24 @@ async fn cells_sharing_a_gpu_never_overlap_and_cells_on_different_gpus_do() {
         busy(g0),
         busy(g1)
     );
-    // And the campaign as a whole took clearly less than the two GPUs' work back to back.
-    assert!(
-        last - first < 0.9 * (busy(g0) + busy(g1)),
-        "campaign span {:.0} ms vs busy gpu0 {:.0} ms + gpu1 {:.0} ms",
-        last - first,
-        busy(g0),
-        busy(g1)
-    );
+    // And they ran side by side throughout, not in one stretch: most cells of each GPU overlap
+    // a cell of the other. (Counted, not timed: a loaded machine stretches every cell and the
+    // gaps between them, but two queues served in parallel still overlap cell by cell.)
+    let overlapping = |mine: &[&Span], other: &[&Span]| {
+        mine.iter()
+            .filter(|a| other.iter().any(|b| a.overlap_ms(b) > 20.0))
+            .count()
+    };
+    for (name, mine, other) in [("gpu0", g0, g1), ("gpu1", g1, g0)] {
+        assert!(
+            2 * overlapping(mine, other) >= mine.len(),
+            "only {} of {} cells on {name} overlapped a cell on the other GPU \
+             (span {:.0} ms, busy gpu0 {:.0} ms + gpu1 {:.0} ms)",
+            overlapping(mine, other),
+            mine.len(),
+            last - first,
+            busy(g0),
+            busy(g1)
+        );
+    }
 }

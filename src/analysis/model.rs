@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::manifest::Level;
+
 /// Where a campaign's numbers come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -147,7 +149,7 @@ pub struct SummaryRow {
     /// The group's value (e.g. `test011`); the report id for `report`.
     pub group: String,
     /// Level the values are taken at: `run`, `agent`, `request`.
-    pub level: String,
+    pub level: Level,
     /// Metric name (as in the manifest's `metric`).
     pub metric: String,
     /// Number of values.
@@ -249,7 +251,7 @@ pub struct Comparison {
     /// Metric.
     pub metric: String,
     /// Level.
-    pub level: String,
+    pub level: Level,
     /// Group A label.
     pub a: String,
     /// Group B label.

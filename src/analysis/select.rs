@@ -11,9 +11,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::dataset::{AgentRow, CellRow, Dataset, RequestRow};
-use super::stats;
-use crate::manifest::{Filter, Level, Metric};
+use super::dataset::Dataset;
+use crate::manifest::{Filter, Level, Metric, Options, Role};
+use crate::stats;
+use crate::table::{AgentsRow as AgentRow, CellsRow as CellRow, RequestsRow as RequestRow};
 
 /// A configuration as the analysis sees it (from the re-planned manifests).
 #[derive(Debug, Clone)]
@@ -89,7 +90,7 @@ impl<'a> Pool<'a> {
         let cfg_of = runs
             .iter()
             .filter_map(|c| {
-                let cfg = cfgs.get(&(c.report.clone(), c.config.clone().unwrap_or_default()))?;
+                let cfg = cfgs.get(&(c.report.clone(), c.config_id.clone().unwrap_or_default()))?;
                 Some((c.cell_id.as_str(), cfg))
             })
             .collect();
@@ -108,7 +109,7 @@ impl<'a> Pool<'a> {
     pub fn subset(&self, runs: Vec<&'a CellRow>) -> Pool<'a> {
         let mut by_config: HashMap<&str, Vec<&CellRow>> = HashMap::new();
         for c in &runs {
-            if let Some(id) = c.config.as_deref() {
+            if let Some(id) = c.config_id.as_deref() {
                 by_config.entry(id).or_default().push(c);
             }
         }
@@ -158,7 +159,9 @@ impl<'a> Pool<'a> {
             .map(|v| {
                 v.iter()
                     .copied()
-                    .filter(|r| r.agent == agent && f.stage.as_ref().is_none_or(|s| *s == r.stage))
+                    .filter(|r| {
+                        r.agent == agent && f.stage.as_ref().is_none_or(|s| s == r.stage.name())
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -181,7 +184,7 @@ fn cfg_matches(cfg: &Cfg, f: &Filter) -> bool {
 }
 
 fn agent_matches(a: &AgentRow, f: &Filter, _cfg: &Cfg) -> bool {
-    f.agent.as_ref().is_none_or(|w| *w == a.agent) && f.role.is_none_or(|r| enum_name(&r) == a.role)
+    f.agent.as_ref().is_none_or(|w| *w == a.agent) && f.role.is_none_or(|r| r == a.role)
 }
 
 /// The serde name of a unit enum value (`snake_case` / `kebab-case` as declared).
@@ -370,8 +373,8 @@ fn run_value(pool: &Pool<'_>, c: &CellRow, m: Metric, _f: &Filter) -> Option<f64
     };
     let by_role = || {
         let ag = pool.agents.get(c.cell_id.as_str())?;
-        let b = ag.iter().find(|a| a.role == "baseline")?;
-        let ch = ag.iter().find(|a| a.role == "chimera")?;
+        let b = ag.iter().find(|a| a.role == Role::Baseline)?;
+        let ch = ag.iter().find(|a| a.role == Role::Chimera)?;
         Some((agent_means(pool, c, b), agent_means(pool, c, ch)))
     };
     match m {
@@ -493,5 +496,28 @@ fn improvement(pool: &Pool<'_>, runs: &[&CellRow], m: Metric) -> Option<f64> {
             Some(if imp > 0.0 { 100.0 } else { 0.0 })
         }
         _ => None,
+    }
+}
+
+/// Options in words: `num_gpu=60 num_ctx=512 temperature=0.8`, or `defaults`.
+pub fn options_text(o: &Options) -> String {
+    let mut v = Vec::new();
+    let mut push = |k: &str, x: Option<String>| {
+        if let Some(x) = x {
+            v.push(format!("{k}={x}"));
+        }
+    };
+    push("num_gpu", o.num_gpu.map(|x| x.to_string()));
+    push("num_ctx", o.num_ctx.map(|x| x.to_string()));
+    push("temperature", o.temperature.map(|x| x.to_string()));
+    push("top_p", o.top_p.map(|x| x.to_string()));
+    push("top_k", o.top_k.map(|x| x.to_string()));
+    push("repeat_penalty", o.repeat_penalty.map(|x| x.to_string()));
+    push("num_predict", o.num_predict.map(|x| x.to_string()));
+    push("seed", o.seed.map(|x| x.to_string()));
+    if v.is_empty() {
+        "defaults".into()
+    } else {
+        v.join(" ")
     }
 }

@@ -3,39 +3,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::Loaded;
-use super::dataset::CellRow;
+use super::load::Loaded;
 use super::model::{
     Analysis, Comparison, ConfigRow, Counts, Distribution, EfficiencyRow, EndpointProvenance,
     Method, ReportAnalysis, ScenarioInfo, Stat, SummaryRow, TelemetrySeries, VerdictKind,
 };
 use super::select::{Pool, enum_name, values};
-use super::stats;
 use super::verdict::{fmt_num, judge};
-use crate::manifest::{Filter, Level, Metric, Options};
-
-/// Options in words: `num_gpu=60 num_ctx=512 temperature=0.8`, or `defaults`.
-pub fn options_text(o: &Options) -> String {
-    let mut v = Vec::new();
-    let mut push = |k: &str, x: Option<String>| {
-        if let Some(x) = x {
-            v.push(format!("{k}={x}"));
-        }
-    };
-    push("num_gpu", o.num_gpu.map(|x| x.to_string()));
-    push("num_ctx", o.num_ctx.map(|x| x.to_string()));
-    push("temperature", o.temperature.map(|x| x.to_string()));
-    push("top_p", o.top_p.map(|x| x.to_string()));
-    push("top_k", o.top_k.map(|x| x.to_string()));
-    push("repeat_penalty", o.repeat_penalty.map(|x| x.to_string()));
-    push("num_predict", o.num_predict.map(|x| x.to_string()));
-    push("seed", o.seed.map(|x| x.to_string()));
-    if v.is_empty() {
-        "defaults".into()
-    } else {
-        v.join(" ")
-    }
-}
+use crate::manifest::{Filter, Level, Metric};
+use crate::record::CellKind;
+use crate::stats;
+use crate::table::CellsRow as CellRow;
 
 fn stat_of(xs: &[f64]) -> Option<Stat> {
     Some(Stat {
@@ -75,7 +53,7 @@ fn summary_row(
         report: report.to_owned(),
         grouping: grouping.to_owned(),
         group: group.to_owned(),
-        level: enum_name(&level),
+        level,
         metric: metric.to_owned(),
         n: d.n,
         mean: d.mean,
@@ -171,39 +149,19 @@ fn summaries(pool: &Pool<'_>, report: &str) -> Vec<SummaryRow> {
     }
     let rt = distinct(&|c| c.runtime.clone());
     if rt.len() > 1 {
-        groupings.push((
-            "runtime",
-            rt.into_iter()
-                .filter_map(|v| {
-                    let r = serde_json::from_value(serde_json::Value::String(v.clone())).ok()?;
-                    Some((
-                        v,
-                        Filter {
-                            runtime: Some(r),
-                            ..Filter::default()
-                        },
-                    ))
-                })
-                .collect(),
-        ));
+        let f = |r| Filter {
+            runtime: Some(r),
+            ..Filter::default()
+        };
+        groupings.push(("runtime", enum_groups(rt, f)));
     }
     let lang = distinct(&|c| c.language.clone());
     if lang.len() > 1 {
-        groupings.push((
-            "language",
-            lang.into_iter()
-                .filter_map(|v| {
-                    let l = serde_json::from_value(serde_json::Value::String(v.clone())).ok()?;
-                    Some((
-                        v,
-                        Filter {
-                            language: Some(l),
-                            ..Filter::default()
-                        },
-                    ))
-                })
-                .collect(),
-        ));
+        let f = |l| Filter {
+            language: Some(l),
+            ..Filter::default()
+        };
+        groupings.push(("language", enum_groups(lang, f)));
     }
     let mut out = Vec::new();
     for (grouping, groups) in &groupings {
@@ -244,7 +202,7 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
     for x in &l.data.cells {
         if x.is_run() && !x.ok() && x.report == rp.report {
             *failed_runs
-                .entry(x.config.as_deref().unwrap_or_default())
+                .entry(x.config_id.as_deref().unwrap_or_default())
                 .or_default() += 1;
         }
     }
@@ -385,13 +343,28 @@ fn distributions(pool: &Pool<'_>, scenarios: &[String]) -> Vec<Distribution> {
     out
 }
 
+/// One group per distinct value of a serde-named enum field (`values` as the analysis stores
+/// them), with its filter; a value that does not parse is left out.
+fn enum_groups<T: serde::de::DeserializeOwned>(
+    values: Vec<String>,
+    filter: impl Fn(T) -> Filter,
+) -> Vec<(String, Filter)> {
+    values
+        .into_iter()
+        .filter_map(|v| {
+            let t = serde_json::from_value(serde_json::Value::String(v.clone())).ok()?;
+            Some((v, filter(t)))
+        })
+        .collect()
+}
+
 /// At most this many points per telemetry series (evenly thinned).
 const MAX_SERIES_POINTS: usize = 2000;
 
 fn telemetry(l: &Loaded, runs: &[&CellRow]) -> Vec<TelemetrySeries> {
     let start: BTreeMap<&str, i64> = runs
         .iter()
-        .map(|c| (c.cell_id.as_str(), c.started_at_ms))
+        .map(|c| (c.cell_id.as_str(), c.started_at.0))
         .collect();
     let Some(t0) = start.values().min().copied() else {
         return Vec::new();
@@ -493,7 +466,7 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
         out.push(format!(
             "Throughput over {} {}: mean {} tok/s{}, CV {} %.",
             s.n,
-            if s.level == "agent" {
+            if s.level == Level::Agent {
                 "agent runs (per-agent means: the source recorded no per-request values)"
             } else {
                 "requests"
@@ -506,7 +479,7 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
     if let Some(s) = whole("ttft_ms") {
         out.push(format!(
             "TTFT{}: median {} ms, p95 {} ms, max {} ms.",
-            if s.level == "agent" {
+            if s.level == Level::Agent {
                 " (per-agent means)"
             } else {
                 ""
@@ -617,7 +590,7 @@ fn welch_row(
         report: report.to_owned(),
         by: by.to_owned(),
         metric: metric.to_owned(),
-        level: enum_name(&level),
+        level,
         a: a.to_owned(),
         b: b.to_owned(),
         n_a: xa.len() as u64,
@@ -724,217 +697,13 @@ fn report_models(l: &Loaded, report: &str) -> Vec<String> {
 /// Analyses every report of `l` (or the one matching `only`); `all` are the campaigns loaded
 /// beside it, searched for the reports a report compares with.
 pub(super) fn analyze_loaded(l: &Loaded, all: &[Loaded], only: Option<&str>) -> Analysis {
-    let origin = super::origin(l);
-    let imported = origin.is_imported();
+    let origin = super::load::origin(l);
     let mut reports = Vec::new();
     for (idx, rp) in l.plan.reports.iter().enumerate() {
-        if only.is_some_and(|w| !super::report_matches(w, &rp.report)) {
+        if only.is_some_and(|w| !super::load::report_matches(w, &rp.report)) {
             continue;
         }
-        let spec = &rp.manifest.spec;
-        let mut pool_reports = vec![rp.report.clone()];
-        pool_reports.extend(spec.depends_on.iter().filter_map(|d| {
-            l.plan
-                .reports
-                .iter()
-                .find(|r| super::report_matches(d, &r.report))
-                .map(|r| r.report.clone())
-        }));
-        let pool = Pool::new(&l.data, &l.cfgs, &pool_reports);
-        let own: Vec<&CellRow> = pool
-            .runs
-            .iter()
-            .copied()
-            .filter(|c| c.report == rp.report)
-            .collect();
-        let configs_of = &l.plan.configs[rp.configs.clone()];
-        let multi = configs_of.iter().any(|c| c.is_multi_agent());
-        let (planned_runs, planned_iso) = super::planned_counts(&l.plan, idx);
-        let report_cells: Vec<&CellRow> = l
-            .data
-            .cells
-            .iter()
-            .filter(|c| c.report == rp.report)
-            .collect();
-        let own_ids: BTreeSet<&str> = own.iter().map(|c| c.cell_id.as_str()).collect();
-        let counts = Counts {
-            runs_ok: own.len(),
-            runs_failed: report_cells
-                .iter()
-                .filter(|c| c.is_run() && !c.ok())
-                .count(),
-            isolated_ok: report_cells
-                .iter()
-                .filter(|c| c.kind == "isolated" && c.ok())
-                .count(),
-            agent_runs: l
-                .data
-                .agents
-                .iter()
-                .filter(|a| own_ids.contains(a.cell_id.as_str()))
-                .count(),
-            requests: l
-                .data
-                .requests
-                .iter()
-                .filter(|q| !q.warmup && own_ids.contains(q.cell_id.as_str()))
-                .count(),
-            requests_failed: l
-                .data
-                .requests
-                .iter()
-                .filter(|q| {
-                    !q.warmup && q.error_kind.is_some() && own_ids.contains(q.cell_id.as_str())
-                })
-                .count(),
-            telemetry_samples: {
-                let ids: BTreeSet<&str> = report_cells.iter().map(|c| c.cell_id.as_str()).collect();
-                l.data
-                    .telemetry
-                    .iter()
-                    .filter(|t| ids.contains(t.cell_id.as_str()))
-                    .count()
-            },
-            runs_missing: planned_runs
-                .saturating_sub(report_cells.iter().filter(|c| c.is_run()).count()),
-        };
-        let mut reps: BTreeMap<u32, usize> = BTreeMap::new();
-        for c in configs_of {
-            *reps.entry(c.repetitions).or_default() += 1;
-        }
-        let method = Method {
-            harnesses: {
-                let mut h: Vec<String> = spec
-                    .workloads
-                    .iter()
-                    .filter_map(|w| w.harness.clone())
-                    .collect();
-                h.dedup();
-                h
-            },
-            scenarios: spec
-                .scenarios
-                .iter()
-                .map(|s| ScenarioInfo {
-                    id: s.id.clone(),
-                    kind: enum_name(&s.kind),
-                    agents: s
-                        .agents
-                        .iter()
-                        .map(|a| format!("{} ({}) → {}", a.id, enum_name(&a.role), a.endpoint))
-                        .collect(),
-                })
-                .collect(),
-            models: spec.models.iter().map(|m| m.tag.clone()).collect(),
-            configurations: configs_of.len(),
-            repetitions: reps.iter().max_by_key(|(_, n)| **n).map_or(0, |(r, _)| *r),
-            planned_runs,
-            planned_isolated: planned_iso,
-            warmup: if imported {
-                "none added by chimera: the imported runs are as the original harness made them \
-                 (the manifest's comments describe its warm-up and order)"
-                    .to_owned()
-            } else {
-                warmup_words(spec)
-            },
-            order: if imported {
-                "as the original harness ran them".to_owned()
-            } else {
-                order_words(spec)
-            },
-            missing: rp.missing.clone(),
-        };
-        let provenance = l
-            .data
-            .provenance
-            .iter()
-            .map(|p| EndpointProvenance {
-                endpoint: p.endpoint.clone(),
-                url: p.url.clone(),
-                server_kind: p.server_kind.clone(),
-                server_version: p.server_version.clone(),
-                model_tag: p.model_tag.clone(),
-                model_digest: p.model_digest.clone(),
-                gpu_name: p.gpu_name.clone(),
-                driver: p.driver.clone(),
-                host: p.host.clone(),
-                os: p.os.clone(),
-                chimera_version: p.chimera_version.clone(),
-            })
-            .collect();
-        let own_pool = pool.subset(own.clone());
-        let configs = config_rows(&own_pool, l, idx);
-        let summaries = if own.is_empty() {
-            summaries(&pool, &rp.report)
-        } else {
-            summaries(&own_pool, &rp.report)
-        };
-        let verdicts = spec
-            .references
-            .iter()
-            .map(|r| judge(&pool, r, imported))
-            .collect();
-        let mut comparisons = within_comparisons(&pool, &rp.report, multi);
-        // Cross-report comparisons: the other report in this campaign, else in a campaign
-        // beside it whose numbers have the same origin class (imported with imported).
-        // Only runs of the same model(s) are compared across reports.
-        let models = report_models(l, &rp.report);
-        if let Some((_, mine)) = report_primary(l, &rp.report, &models) {
-            for other in &spec.compare_with {
-                let found =
-                    std::iter::once(l)
-                        .chain(all.iter().filter(|o| {
-                            o.dir != l.dir && super::origin(o).is_imported() == imported
-                        }))
-                        .find_map(|o| {
-                            let r = o
-                                .plan
-                                .reports
-                                .iter()
-                                .find(|r| super::report_matches(other, &r.report))?;
-                            let (m, xs) = report_primary(o, &r.report, &models)?;
-                            (m == multi).then(|| (format!("{} ({})", r.report, o.info.name), xs))
-                        });
-                if let Some((label, xs)) = found {
-                    let (_, level, name) = primary(multi);
-                    comparisons.push(welch_row(
-                        &rp.report,
-                        "report",
-                        name,
-                        level,
-                        (&label, &xs),
-                        (&format!("{} ({})", rp.report, l.info.name), &mine),
-                    ));
-                }
-            }
-        }
-        let efficiency = if multi {
-            efficiency_rows(&own_pool, &configs)
-        } else {
-            Vec::new()
-        };
-        let scen: Vec<String> = spec.scenarios.iter().map(|s| s.id.clone()).collect();
-        let mut r = ReportAnalysis {
-            report: rp.report.clone(),
-            title: spec.title.clone(),
-            description: spec.description.clone(),
-            published_environment: spec.published_environment.clone(),
-            provenance,
-            origin: origin.clone(),
-            method,
-            counts,
-            multi_agent: multi,
-            configs,
-            summaries,
-            verdicts,
-            comparisons,
-            efficiency,
-            distributions: distributions(&own_pool, &scen),
-            telemetry: telemetry(l, &own),
-            findings: Vec::new(),
-        };
-        r.findings = findings(&r, &own_pool);
-        reports.push(r);
+        reports.push(analyze_report(l, all, idx, &origin));
     }
     Analysis {
         campaign: l.info.name.clone(),
@@ -942,4 +711,253 @@ pub(super) fn analyze_loaded(l: &Loaded, all: &[Loaded], only: Option<&str>) -> 
         origin,
         reports,
     }
+}
+
+/// The analysis of report `idx` of `l`.
+fn analyze_report(
+    l: &Loaded,
+    all: &[Loaded],
+    idx: usize,
+    origin: &super::model::Origin,
+) -> ReportAnalysis {
+    let rp = &l.plan.reports[idx];
+    let imported = origin.is_imported();
+    let spec = &rp.manifest.spec;
+    let mut pool_reports = vec![rp.report.clone()];
+    pool_reports.extend(spec.depends_on.iter().filter_map(|d| {
+        l.plan
+            .reports
+            .iter()
+            .find(|r| super::load::report_matches(d, &r.report))
+            .map(|r| r.report.clone())
+    }));
+    let pool = Pool::new(&l.data, &l.cfgs, &pool_reports);
+    let own: Vec<&CellRow> = pool
+        .runs
+        .iter()
+        .copied()
+        .filter(|c| c.report == rp.report)
+        .collect();
+    let configs_of = &l.plan.configs[rp.configs.clone()];
+    let multi = configs_of.iter().any(|c| c.is_multi_agent());
+    let (planned_runs, planned_iso) = super::load::planned_counts(&l.plan, idx);
+    let report_cells: Vec<&CellRow> = l
+        .data
+        .cells
+        .iter()
+        .filter(|c| c.report == rp.report)
+        .collect();
+    let counts = counts(l, &own, &report_cells, planned_runs);
+    let method = method(rp, configs_of, (planned_runs, planned_iso), imported);
+    let provenance = provenance(l);
+    let own_pool = pool.subset(own.clone());
+    let configs = config_rows(&own_pool, l, idx);
+    let summaries = if own.is_empty() {
+        summaries(&pool, &rp.report)
+    } else {
+        summaries(&own_pool, &rp.report)
+    };
+    let verdicts = spec
+        .references
+        .iter()
+        .map(|r| judge(&pool, r, imported))
+        .collect();
+    let mut comparisons = within_comparisons(&pool, &rp.report, multi);
+    comparisons.extend(cross_comparisons(l, all, &rp.report, multi, imported));
+    let efficiency = if multi {
+        efficiency_rows(&own_pool, &configs)
+    } else {
+        Vec::new()
+    };
+    let scen: Vec<String> = spec.scenarios.iter().map(|s| s.id.clone()).collect();
+    let mut r = ReportAnalysis {
+        report: rp.report.clone(),
+        title: spec.title.clone(),
+        description: spec.description.clone(),
+        published_environment: spec.published_environment.clone(),
+        provenance,
+        origin: origin.clone(),
+        method,
+        counts,
+        multi_agent: multi,
+        configs,
+        summaries,
+        verdicts,
+        comparisons,
+        efficiency,
+        distributions: distributions(&own_pool, &scen),
+        telemetry: telemetry(l, &own),
+        findings: Vec::new(),
+    };
+    r.findings = findings(&r, &own_pool);
+    r
+}
+
+/// What a report's tables hold: runs, agent runs, requests and samples, and what is missing.
+fn counts(l: &Loaded, own: &[&CellRow], report_cells: &[&CellRow], planned_runs: usize) -> Counts {
+    let own_ids: BTreeSet<&str> = own.iter().map(|c| c.cell_id.as_str()).collect();
+    Counts {
+        runs_ok: own.len(),
+        runs_failed: report_cells
+            .iter()
+            .filter(|c| c.is_run() && !c.ok())
+            .count(),
+        isolated_ok: report_cells
+            .iter()
+            .filter(|c| c.kind == CellKind::Isolated && c.ok())
+            .count(),
+        agent_runs: l
+            .data
+            .agents
+            .iter()
+            .filter(|a| own_ids.contains(a.cell_id.as_str()))
+            .count(),
+        requests: l
+            .data
+            .requests
+            .iter()
+            .filter(|q| !q.warmup && own_ids.contains(q.cell_id.as_str()))
+            .count(),
+        requests_failed: l
+            .data
+            .requests
+            .iter()
+            .filter(|q| !q.warmup && q.error_kind.is_some() && own_ids.contains(q.cell_id.as_str()))
+            .count(),
+        telemetry_samples: {
+            let ids: BTreeSet<&str> = report_cells.iter().map(|c| c.cell_id.as_str()).collect();
+            l.data
+                .telemetry
+                .iter()
+                .filter(|t| ids.contains(t.cell_id.as_str()))
+                .count()
+        },
+        runs_missing: planned_runs
+            .saturating_sub(report_cells.iter().filter(|c| c.is_run()).count()),
+    }
+}
+
+/// How a report was measured: harnesses, scenarios, models, repetitions, warm-up and order.
+fn method(
+    rp: &crate::plan::ReportPlan,
+    configs_of: &[crate::plan::Configuration],
+    (planned_runs, planned_iso): (usize, usize),
+    imported: bool,
+) -> Method {
+    let spec = &rp.manifest.spec;
+    let mut reps: BTreeMap<u32, usize> = BTreeMap::new();
+    for c in configs_of {
+        *reps.entry(c.repetitions).or_default() += 1;
+    }
+    Method {
+        harnesses: {
+            let mut h: Vec<String> = spec
+                .workloads
+                .iter()
+                .filter_map(|w| w.harness.clone())
+                .collect();
+            h.dedup();
+            h
+        },
+        scenarios: spec
+            .scenarios
+            .iter()
+            .map(|s| ScenarioInfo {
+                id: s.id.clone(),
+                kind: enum_name(&s.kind),
+                agents: s
+                    .agents
+                    .iter()
+                    .map(|a| format!("{} ({}) → {}", a.id, enum_name(&a.role), a.endpoint))
+                    .collect(),
+            })
+            .collect(),
+        models: spec.models.iter().map(|m| m.tag.clone()).collect(),
+        configurations: configs_of.len(),
+        repetitions: reps.iter().max_by_key(|(_, n)| **n).map_or(0, |(r, _)| *r),
+        planned_runs,
+        planned_isolated: planned_iso,
+        warmup: if imported {
+            "none added by chimera: the imported runs are as the original harness made them \
+             (the manifest's comments describe its warm-up and order)"
+                .to_owned()
+        } else {
+            warmup_words(spec)
+        },
+        order: if imported {
+            "as the original harness ran them".to_owned()
+        } else {
+            order_words(spec)
+        },
+        missing: rp.missing.clone(),
+    }
+}
+
+/// The endpoints' provenance.
+fn provenance(l: &Loaded) -> Vec<EndpointProvenance> {
+    l.data
+        .provenance
+        .iter()
+        .map(|p| EndpointProvenance {
+            endpoint: p.endpoint.clone(),
+            url: p.url.clone(),
+            server_kind: p.server_kind.clone(),
+            server_version: p.server_version.clone(),
+            model_tag: p.model_tag.clone(),
+            model_digest: p.model_digest.clone(),
+            gpu_name: p.gpu_name.clone(),
+            driver: p.driver.clone(),
+            host: p.host.clone(),
+            os: p.os.clone(),
+            chimera_version: p.chimera_version.clone(),
+        })
+        .collect()
+}
+
+/// Cross-report comparisons of `report`: the other report in this campaign, else in a campaign
+/// beside it whose numbers have the same origin class (imported with imported). Only runs of
+/// the same model(s) are compared across reports.
+fn cross_comparisons(
+    l: &Loaded,
+    all: &[Loaded],
+    report: &str,
+    multi: bool,
+    imported: bool,
+) -> Vec<Comparison> {
+    let mut comparisons = Vec::new();
+    let Some(rp) = l.plan.reports.iter().find(|r| r.report == report) else {
+        return comparisons;
+    };
+    let spec = &rp.manifest.spec;
+    let models = report_models(l, &rp.report);
+    if let Some((_, mine)) = report_primary(l, &rp.report, &models) {
+        for other in &spec.compare_with {
+            let found =
+                std::iter::once(l)
+                    .chain(all.iter().filter(|o| {
+                        o.dir != l.dir && super::load::origin(o).is_imported() == imported
+                    }))
+                    .find_map(|o| {
+                        let r = o
+                            .plan
+                            .reports
+                            .iter()
+                            .find(|r| super::load::report_matches(other, &r.report))?;
+                        let (m, xs) = report_primary(o, &r.report, &models)?;
+                        (m == multi).then(|| (format!("{} ({})", r.report, o.info.name), xs))
+                    });
+            if let Some((label, xs)) = found {
+                let (_, level, name) = primary(multi);
+                comparisons.push(welch_row(
+                    &rp.report,
+                    "report",
+                    name,
+                    level,
+                    (&label, &xs),
+                    (&format!("{} ({})", rp.report, l.info.name), &mine),
+                ));
+            }
+        }
+    }
+    comparisons
 }

@@ -9,8 +9,8 @@
 
 use super::model::{Verdict, VerdictKind};
 use super::select::{Pool, is_flag, values};
-use super::stats;
 use crate::manifest::{Filter, Reference, Statistic};
+use crate::stats;
 
 /// Half a unit in the last digit `v` is written with (its shortest decimal form).
 pub fn rounding_half_unit(v: f64) -> f64 {

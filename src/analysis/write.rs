@@ -8,8 +8,9 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 
-use super::AnalysisError;
-use super::model::Analysis;
+use super::error::AnalysisError;
+use super::model::{Analysis, Comparison, SummaryRow, Verdict};
+use super::select::enum_name;
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AnalysisError> {
     let err = |source| AnalysisError::Write {
@@ -21,32 +22,131 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AnalysisError> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
-type Col = (&'static str, DataType, ArrayRef);
-
-fn s<T>(rows: &[T], f: impl Fn(&T) -> Option<String>) -> ArrayRef {
-    Arc::new(rows.iter().map(f).collect::<StringArray>())
-}
-fn n<T>(rows: &[T], f: impl Fn(&T) -> Option<f64>) -> ArrayRef {
-    Arc::new(rows.iter().map(f).collect::<Float64Array>())
-}
-fn u<T>(rows: &[T], f: impl Fn(&T) -> u64) -> ArrayRef {
-    Arc::new(rows.iter().map(|r| Some(f(r))).collect::<UInt64Array>())
+/// The columns of one output table over `rows`; every column is nullable.
+struct Cols<'a, T> {
+    rows: &'a [T],
+    cols: Vec<(&'static str, DataType, ArrayRef)>,
 }
 
-fn parquet(table: &str, path: &Path, cols: Vec<Col>) -> Result<(), AnalysisError> {
-    let schema = Arc::new(Schema::new(
-        cols.iter()
-            .map(|(name, dt, _)| Field::new(*name, dt.clone(), true))
-            .collect::<Vec<_>>(),
-    ));
-    let enc = |e: String| AnalysisError::Encode {
-        path: path.to_path_buf(),
-        message: e,
-    };
-    let batch = RecordBatch::try_new(schema, cols.into_iter().map(|c| c.2).collect())
-        .map_err(|e| enc(e.to_string()))?;
-    let bytes = crate::table::to_parquet_bytes(table, &batch).map_err(|e| enc(e.to_string()))?;
-    write_atomic(path, &bytes)
+impl<'a, T> Cols<'a, T> {
+    fn new(rows: &'a [T]) -> Self {
+        Cols {
+            rows,
+            cols: Vec::new(),
+        }
+    }
+    /// A text column.
+    fn s(mut self, name: &'static str, f: impl Fn(&T) -> Option<String>) -> Self {
+        let a = self.rows.iter().map(f).collect::<StringArray>();
+        self.cols.push((name, DataType::Utf8, Arc::new(a)));
+        self
+    }
+    /// A float column.
+    fn f(mut self, name: &'static str, f: impl Fn(&T) -> Option<f64>) -> Self {
+        let a = self.rows.iter().map(f).collect::<Float64Array>();
+        self.cols.push((name, DataType::Float64, Arc::new(a)));
+        self
+    }
+    /// A count column.
+    fn n(mut self, name: &'static str, f: impl Fn(&T) -> u64) -> Self {
+        let a = self
+            .rows
+            .iter()
+            .map(|r| Some(f(r)))
+            .collect::<UInt64Array>();
+        self.cols.push((name, DataType::UInt64, Arc::new(a)));
+        self
+    }
+
+    /// Writes the columns as table `table` to `path`.
+    fn write(self, table: &str, path: &Path) -> Result<(), AnalysisError> {
+        let schema = Arc::new(Schema::new(
+            self.cols
+                .iter()
+                .map(|(name, dt, _)| Field::new(*name, dt.clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let enc = |e: String| AnalysisError::Encode {
+            path: path.to_path_buf(),
+            message: e,
+        };
+        let batch = RecordBatch::try_new(schema, self.cols.into_iter().map(|c| c.2).collect())
+            .map_err(|e| enc(e.to_string()))?;
+        let bytes =
+            crate::table::to_parquet_bytes(table, &batch).map_err(|e| enc(e.to_string()))?;
+        write_atomic(path, &bytes)
+    }
+}
+
+/// `summary.parquet`.
+fn write_summary(path: &Path, rows: &[&SummaryRow]) -> Result<(), AnalysisError> {
+    Cols::new(rows)
+        .s("report", |r| Some(r.report.clone()))
+        .s("grouping", |r| Some(r.grouping.clone()))
+        .s("group", |r| Some(r.group.clone()))
+        .s("level", |r| Some(enum_name(&r.level)))
+        .s("metric", |r| Some(r.metric.clone()))
+        .n("n", |r| r.n)
+        .f("mean", |r| r.mean)
+        .f("sd", |r| r.sd)
+        .f("cv_pct", |r| r.cv_pct)
+        .f("median", |r| r.median)
+        .f("p95", |r| r.p95)
+        .f("min", |r| r.min)
+        .f("max", |r| r.max)
+        .f("ci95_low", |r| r.ci95_low)
+        .f("ci95_high", |r| r.ci95_high)
+        .write("summary", path)
+}
+
+/// `verdicts.parquet`: (report, verdict) rows.
+fn write_verdicts(path: &Path, rows: &[(&str, &Verdict)]) -> Result<(), AnalysisError> {
+    Cols::new(rows)
+        .s("report", |r| Some(r.0.to_owned()))
+        .s("id", |r| Some(r.1.id.clone()))
+        .s("claim", |r| Some(r.1.claim.clone()))
+        .s("metric", |r| Some(r.1.metric.clone()))
+        .s("statistic", |r| Some(r.1.statistic.clone()))
+        .s("over", |r| Some(r.1.over.clone()))
+        .s("filter", |r| Some(r.1.filter.clone()))
+        .s("unit", |r| Some(r.1.unit.clone()))
+        .f("published", |r| Some(r.1.published))
+        .f("recomputed", |r| r.1.recomputed)
+        .f("ci95_low", |r| r.1.ci95.map(|c| c.0))
+        .f("ci95_high", |r| r.1.ci95.map(|c| c.1))
+        .n("n", |r| r.1.n)
+        .f("difference", |r| r.1.difference)
+        .f("tolerance", |r| r.1.tolerance)
+        .s("tolerance_basis", |r| r.1.tolerance_basis.clone())
+        .s("verdict", |r| Some(r.1.verdict.label().to_owned()))
+        .f("data_value", |r| r.1.data_value)
+        .s("explanation", |r| Some(r.1.explanation.clone()))
+        .write("verdicts", path)
+}
+
+/// `comparisons.parquet`.
+fn write_comparisons(path: &Path, rows: &[&Comparison]) -> Result<(), AnalysisError> {
+    Cols::new(rows)
+        .s("report", |r| Some(r.report.clone()))
+        .s("by", |r| Some(r.by.clone()))
+        .s("metric", |r| Some(r.metric.clone()))
+        .s("level", |r| Some(enum_name(&r.level)))
+        .s("a", |r| Some(r.a.clone()))
+        .s("b", |r| Some(r.b.clone()))
+        .n("n_a", |r| r.n_a)
+        .f("mean_a", |r| r.mean_a)
+        .f("sd_a", |r| r.sd_a)
+        .n("n_b", |r| r.n_b)
+        .f("mean_b", |r| r.mean_b)
+        .f("sd_b", |r| r.sd_b)
+        .f("difference", |r| r.difference)
+        .f("diff_ci95_low", |r| r.diff_ci95.map(|c| c.0))
+        .f("diff_ci95_high", |r| r.diff_ci95.map(|c| c.1))
+        .f("t", |r| r.t)
+        .f("df", |r| r.df)
+        .f("p_value", |r| r.p_value)
+        .f("hedges_g", |r| r.hedges_g)
+        .write("comparisons", path)
 }
 
 /// Writes the outputs of `a` under `<campaign_dir>/analysis/`; returns the files written.
@@ -67,171 +167,12 @@ pub fn write_outputs(campaign_dir: &Path, a: &Analysis) -> Result<Vec<PathBuf>, 
         .iter()
         .flat_map(|r| r.comparisons.iter())
         .collect();
-    let utf8 = DataType::Utf8;
-    let f64t = DataType::Float64;
-    let u64t = DataType::UInt64;
     let p = dir.join("summary.parquet");
-    parquet(
-        "summary",
-        &p,
-        vec![
-            (
-                "report",
-                utf8.clone(),
-                s(&summaries, |r| Some(r.report.clone())),
-            ),
-            (
-                "grouping",
-                utf8.clone(),
-                s(&summaries, |r| Some(r.grouping.clone())),
-            ),
-            (
-                "group",
-                utf8.clone(),
-                s(&summaries, |r| Some(r.group.clone())),
-            ),
-            (
-                "level",
-                utf8.clone(),
-                s(&summaries, |r| Some(r.level.clone())),
-            ),
-            (
-                "metric",
-                utf8.clone(),
-                s(&summaries, |r| Some(r.metric.clone())),
-            ),
-            ("n", u64t.clone(), u(&summaries, |r| r.n)),
-            ("mean", f64t.clone(), n(&summaries, |r| r.mean)),
-            ("sd", f64t.clone(), n(&summaries, |r| r.sd)),
-            ("cv_pct", f64t.clone(), n(&summaries, |r| r.cv_pct)),
-            ("median", f64t.clone(), n(&summaries, |r| r.median)),
-            ("p95", f64t.clone(), n(&summaries, |r| r.p95)),
-            ("min", f64t.clone(), n(&summaries, |r| r.min)),
-            ("max", f64t.clone(), n(&summaries, |r| r.max)),
-            ("ci95_low", f64t.clone(), n(&summaries, |r| r.ci95_low)),
-            ("ci95_high", f64t.clone(), n(&summaries, |r| r.ci95_high)),
-        ],
-    )?;
+    write_summary(&p, &summaries)?;
     let v = dir.join("verdicts.parquet");
-    parquet(
-        "verdicts",
-        &v,
-        vec![
-            (
-                "report",
-                utf8.clone(),
-                s(&verdicts, |r| Some(r.0.to_owned())),
-            ),
-            ("id", utf8.clone(), s(&verdicts, |r| Some(r.1.id.clone()))),
-            (
-                "claim",
-                utf8.clone(),
-                s(&verdicts, |r| Some(r.1.claim.clone())),
-            ),
-            (
-                "metric",
-                utf8.clone(),
-                s(&verdicts, |r| Some(r.1.metric.clone())),
-            ),
-            (
-                "statistic",
-                utf8.clone(),
-                s(&verdicts, |r| Some(r.1.statistic.clone())),
-            ),
-            (
-                "over",
-                utf8.clone(),
-                s(&verdicts, |r| Some(r.1.over.clone())),
-            ),
-            (
-                "filter",
-                utf8.clone(),
-                s(&verdicts, |r| Some(r.1.filter.clone())),
-            ),
-            (
-                "unit",
-                utf8.clone(),
-                s(&verdicts, |r| Some(r.1.unit.clone())),
-            ),
-            (
-                "published",
-                f64t.clone(),
-                n(&verdicts, |r| Some(r.1.published)),
-            ),
-            ("recomputed", f64t.clone(), n(&verdicts, |r| r.1.recomputed)),
-            (
-                "ci95_low",
-                f64t.clone(),
-                n(&verdicts, |r| r.1.ci95.map(|c| c.0)),
-            ),
-            (
-                "ci95_high",
-                f64t.clone(),
-                n(&verdicts, |r| r.1.ci95.map(|c| c.1)),
-            ),
-            ("n", u64t.clone(), u(&verdicts, |r| r.1.n)),
-            ("difference", f64t.clone(), n(&verdicts, |r| r.1.difference)),
-            ("tolerance", f64t.clone(), n(&verdicts, |r| r.1.tolerance)),
-            (
-                "tolerance_basis",
-                utf8.clone(),
-                s(&verdicts, |r| r.1.tolerance_basis.clone()),
-            ),
-            (
-                "verdict",
-                utf8.clone(),
-                s(&verdicts, |r| Some(r.1.verdict.label().to_owned())),
-            ),
-            ("data_value", f64t.clone(), n(&verdicts, |r| r.1.data_value)),
-            (
-                "explanation",
-                utf8.clone(),
-                s(&verdicts, |r| Some(r.1.explanation.clone())),
-            ),
-        ],
-    )?;
+    write_verdicts(&v, &verdicts)?;
     let c = dir.join("comparisons.parquet");
-    parquet(
-        "comparisons",
-        &c,
-        vec![
-            (
-                "report",
-                utf8.clone(),
-                s(&comps, |r| Some(r.report.clone())),
-            ),
-            ("by", utf8.clone(), s(&comps, |r| Some(r.by.clone()))),
-            (
-                "metric",
-                utf8.clone(),
-                s(&comps, |r| Some(r.metric.clone())),
-            ),
-            ("level", utf8.clone(), s(&comps, |r| Some(r.level.clone()))),
-            ("a", utf8.clone(), s(&comps, |r| Some(r.a.clone()))),
-            ("b", utf8.clone(), s(&comps, |r| Some(r.b.clone()))),
-            ("n_a", u64t.clone(), u(&comps, |r| r.n_a)),
-            ("mean_a", f64t.clone(), n(&comps, |r| r.mean_a)),
-            ("sd_a", f64t.clone(), n(&comps, |r| r.sd_a)),
-            ("n_b", u64t.clone(), u(&comps, |r| r.n_b)),
-            ("mean_b", f64t.clone(), n(&comps, |r| r.mean_b)),
-            ("sd_b", f64t.clone(), n(&comps, |r| r.sd_b)),
-            ("difference", f64t.clone(), n(&comps, |r| r.difference)),
-            (
-                "diff_ci95_low",
-                f64t.clone(),
-                n(&comps, |r| r.diff_ci95.map(|c| c.0)),
-            ),
-            (
-                "diff_ci95_high",
-                f64t.clone(),
-                n(&comps, |r| r.diff_ci95.map(|c| c.1)),
-            ),
-            ("t", f64t.clone(), n(&comps, |r| r.t)),
-            ("df", f64t.clone(), n(&comps, |r| r.df)),
-            ("p_value", f64t.clone(), n(&comps, |r| r.p_value)),
-            ("hedges_g", f64t.clone(), n(&comps, |r| r.hedges_g)),
-        ],
-    )?;
+    write_comparisons(&c, &comps)?;
     let j = dir.join("analysis.json");
     let text = serde_json::to_string_pretty(a).map_err(|e| AnalysisError::Encode {
         path: j.clone(),

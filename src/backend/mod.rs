@@ -45,7 +45,7 @@ pub struct LlmRequest {
 }
 
 /// Distinct kinds of request failure, recorded as strings in tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The TCP connection was refused or could not be made.

@@ -15,7 +15,7 @@ use super::walk::{components, is_markdown, top_level};
 use crate::manifest::Options;
 use crate::metrics::{self, AgentAggregate};
 use crate::plan::{Configuration, NodeKind, Plan};
-use crate::run::{AgentRun, CellRecord, RequestRow};
+use crate::record::{AgentRun, CellKey, CellKind, CellRecord, MultiAgentMetrics, RequestRow};
 
 /// One run read from the source, mapped onto its planned cell.
 pub(crate) struct Imported {
@@ -276,41 +276,16 @@ impl<'a> Ctx<'a> {
         if !started_at_unix_ms.is_finite() {
             self.no_start += 1;
         }
-        let first_error = agents
-            .iter()
-            .flat_map(|a| a.requests.iter())
-            .find_map(|r| r.record.error.as_ref());
-        let error = first_error.map(|e| format!("{}: {}", e.kind.name(), e.message));
-        let error_kind = first_error.map(|e| e.kind);
-        let tokens = metrics::sum_tokens(agents.iter().map(|a| a.aggregate.output_tokens));
-        CellRecord {
+        let key = CellKey {
             cell_id: node.id.hex(),
-            kind: node.kind.name(),
+            kind: CellKind::of(node.kind).expect("runs are imported into cell nodes"),
             report: self.report().to_owned(),
             config: Some(c.id.to_string()),
             scenario: Some(c.scenario.to_string()),
             repetition: node.repetition,
             model: self.model_tag(c),
-            started_at_unix_ms,
-            attempt: 1,
-            status: if error.is_none() { "ok" } else { "failed" },
-            error,
-            error_kind,
-            telemetry: None,
-            gpu_samples: Vec::new(),
-            wall_ms,
-            published_speedup: None,
-            published_efficiency_pct: None,
-            contention: None,
-            isolated_sum_ms: None,
-            true_speedup: None,
-            true_efficiency_pct: None,
-            aggregate_tok_s: metrics::aggregate_tok_s(tokens, wall_ms),
-            isolated_aggregate_tok_s: None,
-            throughput_delta_tok_s: None,
-            ttft_delta_ms: None,
-            agents,
-        }
+        };
+        CellRecord::new(key, agents, wall_ms, started_at_unix_ms)
     }
 
     /// Recomputes the published speedup, efficiency and contention of a concurrent cell from
@@ -322,16 +297,12 @@ impl<'a> Ctx<'a> {
         stored_contention: Option<bool>,
         path: &Path,
     ) {
-        let durations: Vec<f64> = rec.agents.iter().map(|a| a.duration_ms).collect();
-        rec.published_speedup = metrics::published_speedup(&durations, rec.wall_ms);
-        rec.published_efficiency_pct = rec
-            .published_speedup
-            .and_then(|s| metrics::efficiency_pct(s, durations.len()));
-        rec.contention = rec
-            .published_speedup
-            .map(|s| metrics::contention(s, metrics::CONTENTION_THRESHOLD));
+        let m =
+            MultiAgentMetrics::published(&rec.agents, rec.wall_ms, metrics::CONTENTION_THRESHOLD);
+        let (efficiency, contention) = (m.published_efficiency_pct, m.contention);
+        rec.multi_agent = Some(m);
         let file = self.rel(path);
-        if let (Some(mine), Some(theirs)) = (rec.published_efficiency_pct, stored_efficiency_pct)
+        if let (Some(mine), Some(theirs)) = (efficiency, stored_efficiency_pct)
             && ((mine - theirs).abs() > EFFICIENCY_TOLERANCE_PP || !mine.is_finite())
         {
             self.warn(format!(
@@ -340,7 +311,7 @@ impl<'a> Ctx<'a> {
                 (mine - theirs).abs()
             ));
         }
-        if let (Some(mine), Some(theirs)) = (rec.contention, stored_contention)
+        if let (Some(mine), Some(theirs)) = (contention, stored_contention)
             && mine != theirs
         {
             self.warn(format!(
@@ -449,7 +420,8 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        (rec.throughput_delta_tok_s, rec.ttft_delta_ms) = stored;
+        let m = rec.multi_agent_mut();
+        (m.throughput_delta_tok_s, m.ttft_delta_ms) = stored;
     }
 }
 

@@ -9,7 +9,7 @@ use super::raw;
 use crate::backend::RequestRecord;
 use crate::manifest::Options;
 use crate::metrics::{self, AgentAggregate};
-use crate::run::RequestRow;
+use crate::record::RequestRow;
 
 /// The tolerance of the published-efficiency cross-check, percentage points.
 pub const EFFICIENCY_TOLERANCE_PP: f64 = 0.01;

@@ -22,7 +22,7 @@ use super::context::{Ctx, Imported};
 use super::convert::{aggregate_rows, close};
 use super::error::ImportError;
 use crate::backend::RequestRecord;
-use crate::run::{AgentRun, RequestRow};
+use crate::record::{AgentRun, RequestRow};
 use crate::workload::Stage;
 
 /// One call's metrics as the Rust harnesses recorded them (`call_ollama_streaming`).
@@ -388,7 +388,12 @@ fn read_run(
         deltas,
         path,
     );
-    let efficiencies = (rec.published_efficiency_pct, run.summary.efficiency_percent);
+    let efficiencies = (
+        rec.multi_agent
+            .as_ref()
+            .and_then(|m| m.published_efficiency_pct),
+        run.summary.efficiency_percent,
+    );
     let imported = ctx.imported(path, rec);
     Ok((imported, efficiencies))
 }

@@ -322,7 +322,7 @@ fn h5_cell(
     k: u32,
     path: &Path,
     per_agent: &[PreparedAgent],
-) -> Result<crate::run::CellRecord, ImportError> {
+) -> Result<crate::record::CellRecord, ImportError> {
     let path = path.to_path_buf();
     let ni = ctx.node(ci, k, &path)?;
     let mut agents = Vec::new();
@@ -380,8 +380,8 @@ fn h5_cell(
     // from the agents' means, in chimera's convention (B − A, TTFT A − B).
     if let [a, b] = rec.agents.as_slice() {
         let (tp, ttft) = crate::metrics::deltas_rust(&a.aggregate, &b.aggregate);
-        rec.throughput_delta_tok_s = tp;
-        rec.ttft_delta_ms = ttft;
+        let m = rec.multi_agent_mut();
+        (m.throughput_delta_tok_s, m.ttft_delta_ms) = (tp, ttft);
     }
     Ok(rec)
 }

@@ -25,7 +25,7 @@ use super::convert::aggregate_rows;
 use super::error::ImportError;
 use crate::backend::{ErrorKind, RequestError, RequestRecord};
 use crate::manifest::Task;
-use crate::run::RequestRow;
+use crate::record::RequestRow;
 use crate::workload::Stage;
 
 /// A CSV with a header.

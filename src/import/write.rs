@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::context::{Ctx, Imported};
 use super::error::ImportError;
+use crate::record::CellMeta;
 use crate::store::{
     Campaign, CampaignInfo, CommitOutcome, DataOrigin, JournalEvent, ManifestEntry, StoreError,
 };
@@ -53,8 +54,11 @@ pub(super) fn write(
             .entry(r.record.config.clone().unwrap_or_default())
             .or_default() += 1;
         let parts = crate::table::cell_parts(&r.record, target.name)?;
-        let mut meta = crate::run::campaign::cell_meta(&r.record);
-        meta["imported_from"] = serde_json::Value::String(r.file.display().to_string());
+        let meta = CellMeta {
+            imported_from: Some(r.file.display().to_string()),
+            ..CellMeta::of(&r.record)
+        }
+        .to_value();
         encoded.push((r.record.cell_id.clone(), parts, meta));
     }
     refuse_measured(ctx, target)?;

@@ -3,7 +3,7 @@
 //! has nothing to plot; values that are not finite are left out, never drawn.
 
 use crate::analysis::model::{Distribution, ReportAnalysis, Stat, TelemetrySeries};
-use crate::analysis::stats;
+use crate::stats;
 
 use super::format::{file_stem, fixed};
 use super::svg::{Plot, Scale, Svg, nice_ticks};

@@ -5,8 +5,10 @@
 use std::fmt::Write as _;
 
 use crate::analysis::model::{
-    Analysis, Comparison, ConfigRow, Origin, ReportAnalysis, Stat, SummaryRow, Verdict, VerdictKind,
+    Analysis, Comparison, ConfigRow, Level, Origin, ReportAnalysis, Stat, SummaryRow, Verdict,
+    VerdictKind,
 };
+use crate::analysis::select::enum_name;
 
 use super::charts::Figure;
 use super::format::{
@@ -493,10 +495,10 @@ fn results(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &Rep
 
 /// A table of descriptive statistics, grouped by metric and level (whole-report rows first).
 fn summary_table(rows: &[&SummaryRow], group_header: &str) -> String {
-    let mut keys: Vec<(&str, &str)> = Vec::new();
+    let mut keys: Vec<(&str, Level)> = Vec::new();
     for s in rows {
-        if !keys.contains(&(s.metric.as_str(), s.level.as_str())) {
-            keys.push((&s.metric, &s.level));
+        if !keys.contains(&(s.metric.as_str(), s.level)) {
+            keys.push((&s.metric, s.level));
         }
     }
     let mut t = Table::new(&[
@@ -529,7 +531,7 @@ fn summary_table(rows: &[&SummaryRow], group_header: &str) -> String {
             t.row(vec![
                 label,
                 code(&s.metric),
-                s.level.clone(),
+                enum_name(&s.level),
                 s.n.to_string(),
                 opt(s.mean, dec),
                 opt(s.sd, dec),
@@ -632,7 +634,7 @@ fn comparisons(md: &mut String, heading: &mut impl FnMut(&mut String, &str), cs:
         t.row(vec![
             c.by.clone(),
             code(&c.metric),
-            c.level.clone(),
+            enum_name(&c.level),
             code(&c.a),
             code(&c.b),
             c.n_a.to_string(),

@@ -18,12 +18,11 @@ use petgraph::graph::NodeIndex;
 use tokio::sync::mpsc;
 
 use super::managed::{ManagedError, ManagedServers};
-use super::{
-    CellRecord, IsolatedResults, RunError, RunOptions, Runner, isolated_result, now_unix_ms,
-};
+use super::{IsolatedResults, RunError, RunOptions, Runner, now_unix_ms};
 use crate::backend::{ErrorKind, ModelPresence};
 use crate::manifest::{RetryPolicy, RetryableError};
 use crate::plan::{NodeKind, Plan, SplitMix64};
+use crate::record::{CellMeta, CellRecord, isolated_result};
 use crate::store::{
     Cache, Campaign, CampaignInfo, CommitOutcome, JournalEvent, ManifestEntry, StoreError,
 };
@@ -220,30 +219,6 @@ fn selects(plan: &Plan, ni: NodeIndex, sel: &str) -> bool {
         None if sel == "all" => true,
         None => sel.len() >= 4 && n.id.hex().starts_with(&sel.to_ascii_lowercase()),
     }
-}
-
-/// The metadata committed with a cell: enough to resume without reading its Parquet parts.
-pub(crate) fn cell_meta(rec: &CellRecord) -> serde_json::Value {
-    serde_json::json!({
-        "kind": rec.kind,
-        "report": rec.report,
-        "config": rec.config,
-        "repetition": rec.repetition,
-        "status": rec.status,
-        "agents": rec.agents.iter().map(|a| serde_json::json!({
-            "agent": a.agent,
-            "duration_ms": a.duration_ms,
-            "output_tokens": a.aggregate.output_tokens,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-fn isolated_from_meta(meta: &serde_json::Value) -> Option<(f64, u64)> {
-    let a = meta.get("agents")?.get(0)?;
-    Some((
-        a.get("duration_ms")?.as_f64()?,
-        a.get("output_tokens")?.as_u64()?,
-    ))
 }
 
 enum Event {
@@ -466,7 +441,7 @@ async fn campaign_body(
             done.insert(ni);
             let n = &plan.graph[ni];
             if n.kind == NodeKind::Isolated
-                && let Some(r) = committed.meta(&id).as_ref().and_then(isolated_from_meta)
+                && let Some(r) = committed.meta(&id).as_ref().and_then(CellMeta::isolated_of)
             {
                 isolated.insert((n.config, n.repetition, n.agent), r);
             }
@@ -772,10 +747,11 @@ async fn campaign_body(
                 let eff = record
                     .as_ref()
                     .and_then(|r| {
-                        r.published_efficiency_pct.map(|p| {
+                        let m = r.multi_agent.as_ref()?;
+                        m.published_efficiency_pct.map(|p| {
                             format!(
                                 "  published {p:.1} %{}",
-                                r.true_efficiency_pct
+                                m.true_efficiency_pct
                                     .map(|t| format!(", true {t:.1} %"))
                                     .unwrap_or_default()
                             )
@@ -1078,7 +1054,7 @@ async fn worker(
             let iso = std::fs::read(dir_manifest(&cached_dir))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|m| m.get("meta").and_then(isolated_from_meta));
+                .and_then(|m| m.get("meta").and_then(CellMeta::isolated_of));
             let _ = tx.send(Event::Committed {
                 ni,
                 attempt: 0,
@@ -1142,7 +1118,7 @@ async fn worker(
         let samples: Vec<_> = samples.into_iter().filter(|s| s.has_reading()).collect();
         // One retry decision for a failed cell and a cell that ran out of time.
         let (kind, message, agents) = match outcome {
-            Ok(mut record) if record.status == "ok" => {
+            Ok(mut record) if record.ok() => {
                 record.attempt = attempt;
                 if !samples.is_empty() {
                     record.telemetry = Some(crate::telemetry::aggregate(&samples));
@@ -1219,7 +1195,7 @@ async fn worker(
             return;
         }
     };
-    let meta = cell_meta(&record);
+    let meta = CellMeta::of(&record).to_value();
     let c2 = campaign.clone();
     let id2 = id.clone();
     let committed =

@@ -15,12 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::backend::{Client, ErrorKind, LlmRequest, RequestError, RequestRecord};
 use crate::manifest::{Corpus, EndpointKind, Options, Role, Task};
 use crate::metrics::{self, AgentAggregate};
 use crate::plan::{NodeKind, Plan, PlanNode};
+use crate::record::{
+    AgentRun, CellKey, CellKind, CellRecord, MultiAgentMetrics, RequestRow, agent_deltas,
+    isolated_result,
+};
 use crate::workload::{self, Stage};
 use petgraph::graph::NodeIndex;
 
@@ -49,112 +51,6 @@ pub enum RunError {
     /// Writing records failed.
     #[error("cannot write cell records: {0}")]
     Output(#[source] std::io::Error),
-}
-
-/// One request as recorded in a cell.
-#[derive(Debug, Clone, Serialize)]
-pub struct RequestRow {
-    /// Workflow stage.
-    pub stage: Stage,
-    /// Index of the request within the agent run.
-    pub index: u32,
-    /// True for warm-up requests (never averaged in).
-    pub warmup: bool,
-    /// Server throughput, eval_count / eval_duration.
-    pub throughput_tok_s: Option<f64>,
-    /// Client throughput, tokens / (e2e − TTFT).
-    pub client_tok_s: Option<f64>,
-    /// p50 of the inter-chunk gaps, ms.
-    pub itl_p50_ms: Option<f64>,
-    /// p99 of the inter-chunk gaps, ms.
-    pub itl_p99_ms: Option<f64>,
-    /// What the backend measured.
-    #[serde(flatten)]
-    pub record: RequestRecord,
-}
-
-/// One agent's run within a cell.
-#[derive(Debug, Clone, Serialize)]
-pub struct AgentRun {
-    /// Agent id.
-    pub agent: String,
-    /// Role.
-    pub role: Role,
-    /// Endpoint id.
-    pub endpoint: String,
-    /// True when the agent ran alone (isolated baseline or single cell).
-    pub isolated: bool,
-    /// Options sent.
-    pub options: Options,
-    /// Agent duration (ingest + calls), ms, as the harnesses measured it.
-    pub duration_ms: f64,
-    /// Files the ingest step found (agent workflows).
-    pub files_ingested: Option<u32>,
-    /// Server version (`/api/version`) of the agent's endpoint, when it answered.
-    pub server_version: Option<String>,
-    /// Digest of the model on that endpoint (`/api/tags`), when listed.
-    pub model_digest: Option<String>,
-    /// Aggregate over its requests.
-    pub aggregate: AgentAggregate,
-    /// Its requests.
-    pub requests: Vec<RequestRow>,
-}
-
-/// One finished cell.
-#[derive(Debug, Clone, Serialize)]
-pub struct CellRecord {
-    /// Cell id.
-    pub cell_id: String,
-    /// Node kind.
-    pub kind: &'static str,
-    /// Report id.
-    pub report: String,
-    /// Configuration id.
-    pub config: Option<String>,
-    /// Scenario id.
-    pub scenario: Option<String>,
-    /// Repetition (from 1).
-    pub repetition: u32,
-    /// Model tag.
-    pub model: Option<String>,
-    /// When the cell started, ms since the Unix epoch (UTC).
-    pub started_at_unix_ms: f64,
-    /// Attempt number (1 = first try).
-    pub attempt: u32,
-    /// `ok` or `failed`.
-    pub status: &'static str,
-    /// First error of the cell.
-    pub error: Option<String>,
-    /// Kind of the first error.
-    pub error_kind: Option<ErrorKind>,
-    /// GPU telemetry aggregates over the cell (None without telemetry).
-    pub telemetry: Option<crate::telemetry::TelemetryAggregate>,
-    /// The GPU samples taken while the cell ran (the `telemetry` table).
-    pub gpu_samples: Vec<crate::telemetry::GpuSample>,
-    /// Wall clock of the cell (concurrent: around the join), ms.
-    pub wall_ms: f64,
-    /// Published speedup: Σ agent durations during the concurrent run / wall.
-    pub published_speedup: Option<f64>,
-    /// Published efficiency, %.
-    pub published_efficiency_pct: Option<f64>,
-    /// Published contention flag (speedup < 1.5).
-    pub contention: Option<bool>,
-    /// Σ durations of the agents run alone (isolated cells of this configuration and repetition).
-    pub isolated_sum_ms: Option<f64>,
-    /// True speedup: isolated sum / concurrent wall.
-    pub true_speedup: Option<f64>,
-    /// True efficiency, %.
-    pub true_efficiency_pct: Option<f64>,
-    /// Σ output tokens / wall, tok/s.
-    pub aggregate_tok_s: Option<f64>,
-    /// Aggregate throughput of the agents run alone: Σ tokens / Σ durations, tok/s.
-    pub isolated_aggregate_tok_s: Option<f64>,
-    /// Throughput delta B − A (Rust sign convention).
-    pub throughput_delta_tok_s: Option<f64>,
-    /// TTFT delta A − B (Rust sign convention).
-    pub ttft_delta_ms: Option<f64>,
-    /// The agents.
-    pub agents: Vec<AgentRun>,
 }
 
 /// Settings of a run.
@@ -210,19 +106,6 @@ fn failed(kind: ErrorKind, message: String) -> RequestRecord {
     }
 }
 
-fn row(stage: Stage, index: u32, warmup: bool, record: RequestRecord) -> RequestRow {
-    RequestRow {
-        stage,
-        index,
-        warmup,
-        throughput_tok_s: metrics::throughput_tok_s(record.output_tokens, record.eval_ms),
-        client_tok_s: metrics::client_tok_s(record.output_tokens, record.e2e_ms, record.ttft_ms),
-        itl_p50_ms: metrics::percentile(&record.itl_ms, 50.0),
-        itl_p99_ms: metrics::percentile(&record.itl_ms, 99.0),
-        record,
-    }
-}
-
 impl AgentJob {
     fn request(&self, prompt: String) -> LlmRequest {
         LlmRequest {
@@ -246,7 +129,7 @@ impl AgentJob {
             Task::SingleInference { prompts } => {
                 for (i, p) in prompts.iter().enumerate() {
                     let rec = self.client.send(&self.request(p.clone())).await;
-                    rows.push(row(Stage::Single, i as u32, false, rec));
+                    rows.push(RequestRow::measured(Stage::Single, i as u32, false, rec));
                 }
             }
             Task::Persona { .. } => {
@@ -257,7 +140,7 @@ impl AgentJob {
                         format!("no persona prompt for role {:?}", self.role),
                     ),
                 };
-                rows.push(row(Stage::Persona, 0, false, rec));
+                rows.push(RequestRow::measured(Stage::Persona, 0, false, rec));
             }
             Task::AgentWorkflow { .. } => {
                 let root = self.corpus_root.clone();
@@ -269,7 +152,7 @@ impl AgentJob {
                 let ingest = match ingest {
                     Ok(i) => i,
                     Err(e) => {
-                        rows.push(row(
+                        rows.push(RequestRow::measured(
                             Stage::Analysis,
                             0,
                             false,
@@ -287,7 +170,7 @@ impl AgentJob {
                 ) {
                     Ok(wf) => wf,
                     Err(e) => {
-                        rows.push(row(
+                        rows.push(RequestRow::measured(
                             Stage::Analysis,
                             0,
                             false,
@@ -299,13 +182,13 @@ impl AgentJob {
                 let analysis = self.client.send(&self.request(wf.analysis_prompt())).await;
                 let ok = analysis.ok();
                 let text = analysis.text.clone();
-                rows.push(row(Stage::Analysis, 0, false, analysis));
+                rows.push(RequestRow::measured(Stage::Analysis, 0, false, analysis));
                 if ok {
                     let report = self
                         .client
                         .send(&self.request(wf.report_prompt(&text)))
                         .await;
-                    rows.push(row(Stage::Report, 1, false, report));
+                    rows.push(RequestRow::measured(Stage::Report, 1, false, report));
                 }
             }
         }
@@ -517,7 +400,12 @@ impl Runner {
                         },
                         ..j.request(String::new())
                     };
-                    pre[i].push(row(Stage::Warmup, k, true, j.client.send(&req).await));
+                    pre[i].push(RequestRow::measured(
+                        Stage::Warmup,
+                        k,
+                        true,
+                        j.client.send(&req).await,
+                    ));
                 }
                 self.loaded.lock().await.insert(url.clone(), want);
             }
@@ -584,26 +472,11 @@ impl Runner {
                 })
                 .collect();
             if let Some(iso) = iso {
-                let durations: Vec<f64> = iso.iter().map(|x| x.0).collect();
-                let tokens = metrics::sum_tokens(iso.iter().map(|x| x.1));
-                let sum: f64 = durations.iter().sum();
-                rec.isolated_sum_ms = Some(sum);
-                rec.true_speedup = metrics::true_speedup(&durations, wall_ms);
-                rec.true_efficiency_pct = rec
-                    .true_speedup
-                    .and_then(|s| metrics::efficiency_pct(s, durations.len()));
-                rec.isolated_aggregate_tok_s = metrics::aggregate_tok_s(tokens, sum);
+                rec.multi_agent_mut().set_isolated(&iso, wall_ms);
             }
         }
         rec
     }
-}
-
-/// The agents-alone result an isolated cell contributes: (duration, output tokens).
-pub fn isolated_result(rec: &CellRecord) -> Option<(f64, u64)> {
-    rec.agents
-        .first()
-        .map(|a| (a.duration_ms, a.aggregate.output_tokens))
 }
 
 /// Executes every runnable node of `plan` in schedule order, one at a time and in memory,
@@ -628,12 +501,12 @@ pub async fn execute(
         }
         let record = runner.run_cell(plan, ni, &isolated).await;
         if node.kind == NodeKind::Isolated
-            && record.status == "ok"
+            && record.ok()
             && let Some(r) = isolated_result(&record)
         {
             isolated.insert((node.config, node.repetition, node.agent), r);
         }
-        if record.status != "ok" {
+        if !record.ok() {
             failed_cells += 1;
         }
         sink(&record)?;
@@ -716,7 +589,12 @@ async fn run_warmup(
                 timeout: Duration::from_secs_f64(spec.request_timeout_s),
                 max_response_bytes: opts.max_response_bytes,
             };
-            rows.push(row(Stage::Warmup, i, true, client.send(&req).await));
+            rows.push(RequestRow::measured(
+                Stage::Warmup,
+                i,
+                true,
+                client.send(&req).await,
+            ));
         }
     }
     let endpoint = spec
@@ -761,64 +639,29 @@ fn cell_record(
     opts: &RunOptions,
 ) -> CellRecord {
     let c = (node.config != crate::plan::NONE).then(|| &plan.configs[node.config as usize]);
-    let first_error = agents
-        .iter()
-        .flat_map(|a| a.requests.iter())
-        .find_map(|r| r.record.error.as_ref());
-    let error = first_error.map(|e| format!("{}: {}", e.kind.name(), e.message));
-    let error_kind = first_error.map(|e| e.kind);
-    let mut rec = CellRecord {
+    let rp = &plan.reports[node.report as usize];
+    let key = CellKey {
         cell_id: node.id.hex(),
-        kind: node.kind.name(),
-        report: plan.reports[node.report as usize].report.clone(),
+        kind: CellKind::of(node.kind)
+            .expect("only warm-up, single, isolated and concurrent nodes run as cells"),
+        report: rp.report.clone(),
         config: c.map(|c| c.id.to_string()),
         scenario: c.map(|c| c.scenario.to_string()),
         repetition: node.repetition,
         model: c.and_then(|c| {
-            plan.reports[node.report as usize]
-                .manifest
+            rp.manifest
                 .spec
                 .models
                 .iter()
                 .find(|m| *m.id == *c.model)
                 .map(|m| m.tag.clone())
         }),
-        started_at_unix_ms,
-        attempt: 1,
-        status: if error.is_none() { "ok" } else { "failed" },
-        error,
-        error_kind,
-        telemetry: None,
-        gpu_samples: Vec::new(),
-        wall_ms,
-        published_speedup: None,
-        published_efficiency_pct: None,
-        contention: None,
-        isolated_sum_ms: None,
-        true_speedup: None,
-        true_efficiency_pct: None,
-        aggregate_tok_s: None,
-        isolated_aggregate_tok_s: None,
-        throughput_delta_tok_s: None,
-        ttft_delta_ms: None,
-        agents,
     };
-    let tokens = metrics::sum_tokens(rec.agents.iter().map(|a| a.aggregate.output_tokens));
-    rec.aggregate_tok_s = metrics::aggregate_tok_s(tokens, wall_ms);
+    let mut rec = CellRecord::new(key, agents, wall_ms, started_at_unix_ms);
     if node.kind == NodeKind::Concurrent {
-        let durations: Vec<f64> = rec.agents.iter().map(|a| a.duration_ms).collect();
-        rec.published_speedup = metrics::published_speedup(&durations, wall_ms);
-        rec.published_efficiency_pct = rec
-            .published_speedup
-            .and_then(|s| metrics::efficiency_pct(s, durations.len()));
-        rec.contention = rec
-            .published_speedup
-            .map(|s| metrics::contention(s, opts.contention_threshold));
-        if let [a, b, ..] = rec.agents.as_slice() {
-            let (tp, ttft) = metrics::deltas_rust(&a.aggregate, &b.aggregate);
-            rec.throughput_delta_tok_s = tp;
-            rec.ttft_delta_ms = ttft;
-        }
+        let mut m = MultiAgentMetrics::published(&rec.agents, wall_ms, opts.contention_threshold);
+        (m.throughput_delta_tok_s, m.ttft_delta_ms) = agent_deltas(&rec.agents);
+        rec.multi_agent = Some(m);
     }
     rec
 }

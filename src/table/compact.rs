@@ -16,7 +16,8 @@ use arrow::array::{Array, BooleanArray, RecordBatch, StringArray, new_null_array
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 
-use super::{TableError, read_parquet, schema_of, write_batches};
+use super::format::{TableError, read_parquet, write_batches};
+use super::schema::schema_of;
 
 /// The hive partition key of the compacted dataset.
 pub const PARTITION_KEY: &str = "report";

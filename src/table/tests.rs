@@ -1,4 +1,4 @@
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
     DataType, Float64Type, Int64Type, TimeUnit, TimestampMillisecondType, UInt16Type, UInt32Type,
     UInt64Type,
@@ -8,7 +8,15 @@ use super::*;
 use crate::backend::{ErrorKind, RequestError, RequestRecord};
 use crate::manifest::{Options, Role};
 use crate::metrics::AgentAggregate;
+use crate::record::{AgentRun, CellKind, MultiAgentMetrics, RequestRow, Status};
 use crate::workload::Stage;
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
 
 fn request(stage: Stage, index: u32, ok: bool) -> RequestRow {
     let record = if ok {
@@ -81,7 +89,7 @@ pub(super) fn sample_cell() -> CellRecord {
     };
     CellRecord {
         cell_id: "c0ffee".into(),
-        kind: "concurrent",
+        kind: CellKind::Concurrent,
         report: "tr110".into(),
         config: Some("cfg-1".into()),
         scenario: Some("homo".into()),
@@ -89,22 +97,21 @@ pub(super) fn sample_cell() -> CellRecord {
         model: Some("gemma3:latest".into()),
         started_at_unix_ms: 1_700_000_000_000.0,
         attempt: 1,
-        status: "ok",
+        status: Status::Ok,
         error: None,
         error_kind: None,
         telemetry: None,
         gpu_samples: Vec::new(),
         wall_ms: 4_100.0,
-        published_speedup: Some(1.95),
-        published_efficiency_pct: Some(97.5),
-        contention: Some(false),
-        isolated_sum_ms: None,
-        true_speedup: None,
-        true_efficiency_pct: None,
         aggregate_tok_s: Some(146.3),
-        isolated_aggregate_tok_s: None,
-        throughput_delta_tok_s: Some(0.4),
-        ttft_delta_ms: Some(-3.0),
+        multi_agent: Some(MultiAgentMetrics {
+            published_speedup: Some(1.95),
+            published_efficiency_pct: Some(97.5),
+            contention: Some(false),
+            throughput_delta_tok_s: Some(0.4),
+            ttft_delta_ms: Some(-3.0),
+            ..Default::default()
+        }),
         agents: vec![
             agent(
                 "A",
@@ -395,8 +402,8 @@ fn cell_round_trips_through_parquet() {
 fn a_cell_without_agents_gives_empty_tables() {
     let mut rec = sample_cell();
     rec.agents.clear();
-    rec.kind = "warmup";
-    rec.status = "failed";
+    rec.kind = CellKind::Warmup;
+    rec.status = Status::Failed;
     rec.error = Some("connection refused".into());
     rec.error_kind = Some(ErrorKind::ConnectionRefused);
     let p = parts(&rec);

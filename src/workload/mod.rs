@@ -25,7 +25,9 @@ pub use extract::Extracted;
 pub use ingest::{IngestResult, ingest};
 
 /// Which request of an agent run a call is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// The analysis call of an agent workflow.

@@ -1,0 +1,262 @@
+//! A finished cell, its agents' runs and their requests.
+
+use serde::Serialize;
+
+use super::kind::{CellKind, Status};
+use crate::backend::{ErrorKind, RequestRecord};
+use crate::manifest::{Options, Role};
+use crate::metrics::{self, AgentAggregate};
+use crate::workload::Stage;
+
+/// One request as recorded in a cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRow {
+    /// Workflow stage.
+    pub stage: Stage,
+    /// Index of the request within the agent run.
+    pub index: u32,
+    /// True for warm-up requests (never averaged in).
+    pub warmup: bool,
+    /// Server throughput, eval_count / eval_duration.
+    pub throughput_tok_s: Option<f64>,
+    /// Client throughput, tokens / (e2e − TTFT).
+    pub client_tok_s: Option<f64>,
+    /// p50 of the inter-chunk gaps, ms.
+    pub itl_p50_ms: Option<f64>,
+    /// p99 of the inter-chunk gaps, ms.
+    pub itl_p99_ms: Option<f64>,
+    /// What the backend measured.
+    #[serde(flatten)]
+    pub record: RequestRecord,
+}
+
+impl RequestRow {
+    /// A request measured by chimera, with its derived metrics (server and client
+    /// throughput, inter-chunk percentiles) computed from `record`.
+    pub fn measured(stage: Stage, index: u32, warmup: bool, record: RequestRecord) -> Self {
+        RequestRow {
+            stage,
+            index,
+            warmup,
+            throughput_tok_s: metrics::throughput_tok_s(record.output_tokens, record.eval_ms),
+            client_tok_s: metrics::client_tok_s(
+                record.output_tokens,
+                record.e2e_ms,
+                record.ttft_ms,
+            ),
+            itl_p50_ms: metrics::percentile(&record.itl_ms, 50.0),
+            itl_p99_ms: metrics::percentile(&record.itl_ms, 99.0),
+            record,
+        }
+    }
+}
+
+/// One agent's run within a cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentRun {
+    /// Agent id.
+    pub agent: String,
+    /// Role.
+    pub role: Role,
+    /// Endpoint id.
+    pub endpoint: String,
+    /// True when the agent ran alone (isolated baseline or single cell).
+    pub isolated: bool,
+    /// Options sent.
+    pub options: Options,
+    /// Agent duration (ingest + calls), ms, as the harnesses measured it.
+    pub duration_ms: f64,
+    /// Files the ingest step found (agent workflows).
+    pub files_ingested: Option<u32>,
+    /// Server version (`/api/version`) of the agent's endpoint, when it answered.
+    pub server_version: Option<String>,
+    /// Digest of the model on that endpoint (`/api/tags`), when listed.
+    pub model_digest: Option<String>,
+    /// Aggregate over its requests.
+    pub aggregate: AgentAggregate,
+    /// Its requests.
+    pub requests: Vec<RequestRow>,
+}
+
+/// The metrics only a multi-agent cell has: for a concurrent cell, how its agents did
+/// together, against their durations in the cell (published) and alone (true), and the
+/// deltas between its first two agents; an imported two-agent single cell (TR109/TR111)
+/// has the deltas only. Every field is `None` when it cannot be computed (no wall, no
+/// isolated baseline, fewer than two agents).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MultiAgentMetrics {
+    /// Published speedup: Σ agent durations during the concurrent run / wall.
+    pub published_speedup: Option<f64>,
+    /// Published efficiency, %.
+    pub published_efficiency_pct: Option<f64>,
+    /// Published contention flag (speedup < threshold).
+    pub contention: Option<bool>,
+    /// Σ durations of the agents run alone (isolated cells of this configuration and repetition).
+    pub isolated_sum_ms: Option<f64>,
+    /// True speedup: isolated sum / concurrent wall.
+    pub true_speedup: Option<f64>,
+    /// True efficiency, %.
+    pub true_efficiency_pct: Option<f64>,
+    /// Aggregate throughput of the agents run alone: Σ tokens / Σ durations, tok/s.
+    pub isolated_aggregate_tok_s: Option<f64>,
+    /// Throughput delta B − A (Rust sign convention).
+    pub throughput_delta_tok_s: Option<f64>,
+    /// TTFT delta A − B (Rust sign convention).
+    pub ttft_delta_ms: Option<f64>,
+}
+
+impl MultiAgentMetrics {
+    /// The published speedup, efficiency and contention of `agents` run at once in `wall_ms`
+    /// (tr-spec §1.5); the rest is left `None`.
+    pub fn published(agents: &[AgentRun], wall_ms: f64, contention_threshold: f64) -> Self {
+        let durations: Vec<f64> = agents.iter().map(|a| a.duration_ms).collect();
+        let speedup = metrics::published_speedup(&durations, wall_ms);
+        MultiAgentMetrics {
+            published_speedup: speedup,
+            published_efficiency_pct: speedup
+                .and_then(|s| metrics::efficiency_pct(s, durations.len())),
+            contention: speedup.map(|s| metrics::contention(s, contention_threshold)),
+            ..MultiAgentMetrics::default()
+        }
+    }
+
+    /// Sets the true speedup, efficiency, isolated sum and isolated aggregate throughput from
+    /// the agents-alone results `isolated` (duration, output tokens per agent).
+    pub fn set_isolated(&mut self, isolated: &[(f64, u64)], wall_ms: f64) {
+        let durations: Vec<f64> = isolated.iter().map(|x| x.0).collect();
+        let tokens = metrics::sum_tokens(isolated.iter().map(|x| x.1));
+        let sum: f64 = durations.iter().sum();
+        self.isolated_sum_ms = Some(sum);
+        self.true_speedup = metrics::true_speedup(&durations, wall_ms);
+        self.true_efficiency_pct = self
+            .true_speedup
+            .and_then(|s| metrics::efficiency_pct(s, durations.len()));
+        self.isolated_aggregate_tok_s = metrics::aggregate_tok_s(tokens, sum);
+    }
+}
+
+/// What identifies a cell and where it belongs: the part of a [`CellRecord`] the plan gives.
+#[derive(Debug, Clone)]
+pub struct CellKey {
+    /// Cell id.
+    pub cell_id: String,
+    /// Kind.
+    pub kind: CellKind,
+    /// Report id.
+    pub report: String,
+    /// Configuration id.
+    pub config: Option<String>,
+    /// Scenario id.
+    pub scenario: Option<String>,
+    /// Repetition (from 1).
+    pub repetition: u32,
+    /// Model tag.
+    pub model: Option<String>,
+}
+
+/// One finished cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct CellRecord {
+    /// Cell id.
+    pub cell_id: String,
+    /// Cell kind.
+    pub kind: CellKind,
+    /// Report id.
+    pub report: String,
+    /// Configuration id.
+    pub config: Option<String>,
+    /// Scenario id.
+    pub scenario: Option<String>,
+    /// Repetition (from 1).
+    pub repetition: u32,
+    /// Model tag.
+    pub model: Option<String>,
+    /// When the cell started, ms since the Unix epoch (UTC).
+    pub started_at_unix_ms: f64,
+    /// Attempt number (1 = first try).
+    pub attempt: u32,
+    /// Whether every request succeeded.
+    pub status: Status,
+    /// First error of the cell.
+    pub error: Option<String>,
+    /// Kind of the first error.
+    pub error_kind: Option<ErrorKind>,
+    /// GPU telemetry aggregates over the cell (None without telemetry).
+    pub telemetry: Option<crate::telemetry::TelemetryAggregate>,
+    /// The GPU samples taken while the cell ran (the `telemetry` table).
+    pub gpu_samples: Vec<crate::telemetry::GpuSample>,
+    /// Wall clock of the cell (concurrent: around the join), ms.
+    pub wall_ms: f64,
+    /// Σ output tokens / wall, tok/s.
+    pub aggregate_tok_s: Option<f64>,
+    /// The metrics of a multi-agent cell (`None` for one agent).
+    pub multi_agent: Option<MultiAgentMetrics>,
+    /// The agents.
+    pub agents: Vec<AgentRun>,
+}
+
+impl CellRecord {
+    /// The record of a cell whose `agents` ran in `wall_ms` from `started_at_unix_ms`: its
+    /// status and first error come from the requests, its aggregate throughput from the
+    /// agents' output tokens; no telemetry and no concurrent metrics yet.
+    pub fn new(key: CellKey, agents: Vec<AgentRun>, wall_ms: f64, started_at_unix_ms: f64) -> Self {
+        let first_error = agents
+            .iter()
+            .flat_map(|a| a.requests.iter())
+            .find_map(|r| r.record.error.as_ref());
+        let error = first_error.map(|e| format!("{}: {}", e.kind.name(), e.message));
+        let error_kind = first_error.map(|e| e.kind);
+        let tokens = metrics::sum_tokens(agents.iter().map(|a| a.aggregate.output_tokens));
+        CellRecord {
+            cell_id: key.cell_id,
+            kind: key.kind,
+            report: key.report,
+            config: key.config,
+            scenario: key.scenario,
+            repetition: key.repetition,
+            model: key.model,
+            started_at_unix_ms,
+            attempt: 1,
+            status: Status::of(error.is_none()),
+            error,
+            error_kind,
+            telemetry: None,
+            gpu_samples: Vec::new(),
+            wall_ms,
+            aggregate_tok_s: metrics::aggregate_tok_s(tokens, wall_ms),
+            multi_agent: None,
+            agents,
+        }
+    }
+
+    /// True when every request succeeded.
+    pub fn ok(&self) -> bool {
+        self.status == Status::Ok
+    }
+
+    /// The multi-agent metrics, created empty when missing.
+    pub fn multi_agent_mut(&mut self) -> &mut MultiAgentMetrics {
+        self.multi_agent.get_or_insert_default()
+    }
+
+    /// Σ output tokens of the agents.
+    pub fn output_tokens(&self) -> u64 {
+        metrics::sum_tokens(self.agents.iter().map(|a| a.aggregate.output_tokens))
+    }
+}
+
+/// The agents-alone result an isolated cell contributes: (duration, output tokens).
+pub fn isolated_result(rec: &CellRecord) -> Option<(f64, u64)> {
+    rec.agents
+        .first()
+        .map(|a| (a.duration_ms, a.aggregate.output_tokens))
+}
+
+/// The throughput delta B − A and TTFT delta A − B of the first two agents (Rust sign
+/// convention); `None` with fewer than two agents.
+pub fn agent_deltas(agents: &[AgentRun]) -> (Option<f64>, Option<f64>) {
+    match agents {
+        [a, b, ..] => metrics::deltas_rust(&a.aggregate, &b.aggregate),
+        _ => (None, None),
+    }
+}

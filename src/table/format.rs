@@ -1,0 +1,233 @@
+//! Parquet encoding and decoding of chimera's tables: zstd, one row group per file, and the
+//! key-value metadata (`chimera.schema_version`, `chimera.version`, `chimera.table`) every file
+//! carries; readers refuse a file written with a newer schema version.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+/// Version of the table schemas. Bump it on any change a reader could notice (a column
+/// renamed, retyped, removed, or its meaning changed); adding a nullable column at the end
+/// also bumps it. Readers accept files up to this version.
+///
+/// History: 1 = first release; 2 = `requests.timing_source` (nullable, last column). Parts of
+/// an older version that lack trailing nullable columns are read with those columns null.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Metadata key: the schema version a file was written with.
+pub const META_SCHEMA_VERSION: &str = "chimera.schema_version";
+/// Metadata key: the chimera version that wrote a file.
+pub const META_CHIMERA_VERSION: &str = "chimera.version";
+/// Metadata key: the table a file belongs to.
+pub const META_TABLE: &str = "chimera.table";
+
+/// zstd level of every file.
+const ZSTD_LEVEL: i32 = 3;
+
+/// Errors of the table layer; each names the file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// A file or directory could not be read or written.
+    #[error("{}: {source} (check that the path exists and is readable/writable)", path.display())]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not valid Parquet, or could not be encoded.
+    #[error("{}: {source} (the file is damaged or not Parquet; delete it and rerun the cell, or run `compact` again)", path.display())]
+    Parquet {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: ParquetError,
+    },
+    /// A record batch could not be built or read.
+    #[error("table `{table}` ({}): {source}", path.display())]
+    Arrow {
+        /// Which table.
+        table: String,
+        /// Which file (or `<in-memory>`).
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: ArrowError,
+    },
+    /// The file was written by a newer chimera with a newer table schema.
+    #[error("{}: written with table schema version {found}, but this chimera reads versions up to {supported}; upgrade chimera to read it", path.display())]
+    NewerSchema {
+        /// Which file.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+        /// Newest version this build reads.
+        supported: u32,
+    },
+    /// The file has no (or an unreadable) `chimera.schema_version` key: not a chimera table.
+    #[error("{}: {message} (not a chimera table; chimera only reads files it wrote)", path.display())]
+    NotChimera {
+        /// Which file.
+        path: PathBuf,
+        /// What is missing or wrong.
+        message: String,
+    },
+    /// A part's columns differ from the table's schema.
+    #[error("{}: its columns do not match table `{table}` of schema version {SCHEMA_VERSION}: {message} (rewrite the cell, or use the chimera version that wrote it)", path.display())]
+    SchemaMismatch {
+        /// Which file.
+        path: PathBuf,
+        /// Which table.
+        table: String,
+        /// The difference.
+        message: String,
+    },
+}
+
+pub(crate) const IN_MEMORY: &str = "<in-memory>";
+
+/// The key-value metadata written on every file of `table`.
+pub fn file_metadata(table: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(META_SCHEMA_VERSION.to_string(), SCHEMA_VERSION.to_string()),
+        KeyValue::new(
+            META_CHIMERA_VERSION.to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        KeyValue::new(META_TABLE.to_string(), table.to_string()),
+    ]
+}
+
+fn writer_properties(table: &str) -> Result<WriterProperties, ParquetError> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
+        .set_key_value_metadata(Some(file_metadata(table)))
+        // One row group per file: parts are small, compacted files are read whole.
+        .set_max_row_group_row_count(None)
+        .set_max_row_group_bytes(None)
+        .build())
+}
+
+/// Encodes `batches` (all with `schema`) as one Parquet file of `table` into `out`.
+/// `path` only names the destination in errors.
+pub(crate) fn write_batches<W: std::io::Write + Send>(
+    out: W,
+    table: &str,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    path: &Path,
+) -> Result<W, TableError> {
+    let pq = |source| TableError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let props = writer_properties(table).map_err(pq)?;
+    let mut w = ArrowWriter::try_new(out, schema, Some(props)).map_err(pq)?;
+    for b in batches {
+        w.write(b).map_err(pq)?;
+    }
+    w.into_inner().map_err(pq)
+}
+
+/// Encodes one table's batch as Parquet bytes (zstd, one row group, chimera metadata).
+pub fn to_parquet_bytes(table: &str, batch: &RecordBatch) -> Result<Vec<u8>, TableError> {
+    write_batches(
+        Vec::new(),
+        table,
+        batch.schema(),
+        std::slice::from_ref(batch),
+        Path::new(IN_MEMORY),
+    )
+}
+
+/// Reads every batch of a chimera Parquet file after checking its schema version (a file
+/// without rows gives one empty batch, so the columns are always known). The batches'
+/// schema carries the file's key-value metadata (`chimera.*`).
+pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, TableError> {
+    let file = std::fs::File::open(path).map_err(|source| TableError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    read_from(file, path)
+}
+
+/// [`read_parquet`] over bytes in memory (errors name `<in-memory>`).
+pub fn read_parquet_bytes(bytes: Bytes) -> Result<Vec<RecordBatch>, TableError> {
+    read_from(bytes, Path::new(IN_MEMORY))
+}
+
+/// The `chimera.table` and `chimera.schema_version` of a file's key-value metadata, checked.
+fn check_metadata(kv: Option<&Vec<KeyValue>>, path: &Path) -> Result<(), TableError> {
+    let get = |k: &str| {
+        kv.and_then(|kv| kv.iter().find(|e| e.key == k))
+            .and_then(|e| e.value.as_deref())
+    };
+    let Some(v) = get(META_SCHEMA_VERSION) else {
+        return Err(TableError::NotChimera {
+            path: path.to_path_buf(),
+            message: format!("no `{META_SCHEMA_VERSION}` metadata key"),
+        });
+    };
+    let found: u32 = v.trim().parse().map_err(|_| TableError::NotChimera {
+        path: path.to_path_buf(),
+        message: format!("`{META_SCHEMA_VERSION}` is `{v}`, not a number"),
+    })?;
+    if found > SCHEMA_VERSION {
+        return Err(TableError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+fn read_from<R: parquet::file::reader::ChunkReader + 'static>(
+    reader: R,
+    path: &Path,
+) -> Result<Vec<RecordBatch>, TableError> {
+    let pq = |source| TableError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(pq)?;
+    check_metadata(
+        builder.metadata().file_metadata().key_value_metadata(),
+        path,
+    )?;
+    let table = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == META_TABLE))
+        .and_then(|e| e.value.clone())
+        .unwrap_or_default();
+    let schema = builder.schema().clone();
+    let reader = builder.build().map_err(pq)?;
+    let arrow_err = |source| TableError::Arrow {
+        table: table.clone(),
+        path: path.to_path_buf(),
+        source,
+    };
+    // The reader's batches lack the file's metadata; give them the file's schema.
+    let batches = reader
+        .map(|b| b.and_then(|b| b.with_schema(schema.clone())))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(arrow_err)?;
+    if batches.is_empty() {
+        // A file without rows still tells its columns.
+        return Ok(vec![RecordBatch::new_empty(schema)]);
+    }
+    Ok(batches)
+}

@@ -1,0 +1,435 @@
+//! The rows of the five tables, declared once with [`table_row!`]: each field is a column
+//! (name, type, nullability, order), used to write the parts and to read them back. Units are
+//! in the column names; timestamps are UTC milliseconds; a nullable column is null when the
+//! value was not available.
+
+use crate::backend::ErrorKind;
+use crate::manifest::Role;
+use crate::record::{CellKind, CellRecord, Status};
+use crate::workload::Stage;
+
+use super::columns::{UtcMs, table_row};
+
+table_row! {
+    /// One row of `cells`: one per cell.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct CellsRow: "cells" {
+        /// Report id.
+        pub report: String,
+        /// Campaign name.
+        pub campaign: String,
+        /// Cell id.
+        pub cell_id: String,
+        /// Cell kind.
+        pub kind: CellKind,
+        /// Configuration id.
+        pub config_id: Option<String>,
+        /// Repetition (from 1).
+        pub repetition: u32,
+        /// Scenario id.
+        pub scenario: Option<String>,
+        /// Model tag.
+        pub model: Option<String>,
+        /// Status.
+        pub status: Status,
+        /// First error.
+        pub error: Option<String>,
+        /// Kind of the first error.
+        pub error_kind: Option<ErrorKind>,
+        /// Attempt (1 = first try).
+        pub attempt: u32,
+        /// Start.
+        pub started_at: UtcMs,
+        /// Wall, ms.
+        pub wall_ms: f64,
+        /// Published speedup.
+        pub published_speedup: Option<f64>,
+        /// Published efficiency, %.
+        pub published_efficiency_pct: Option<f64>,
+        /// Contention flag.
+        pub contention: Option<bool>,
+        /// Σ isolated durations, ms.
+        pub isolated_sum_ms: Option<f64>,
+        /// True speedup.
+        pub true_speedup: Option<f64>,
+        /// True efficiency, %.
+        pub true_efficiency_pct: Option<f64>,
+        /// Aggregate throughput, tok/s.
+        pub aggregate_tok_s: Option<f64>,
+        /// Aggregate throughput of the agents alone, tok/s.
+        pub isolated_aggregate_tok_s: Option<f64>,
+        /// Throughput delta B − A.
+        pub throughput_delta_tok_s: Option<f64>,
+        /// TTFT delta A − B.
+        pub ttft_delta_ms: Option<f64>,
+        /// Mean GPU utilisation, %.
+        pub gpu_util_mean_pct: Option<f64>,
+        /// Max GPU utilisation, %.
+        pub gpu_util_max_pct: Option<f64>,
+        /// Mean power, W.
+        pub power_mean_w: Option<f64>,
+        /// Max power, W.
+        pub power_max_w: Option<f64>,
+        /// Energy, J.
+        pub energy_j: Option<f64>,
+        /// Peak memory, MiB.
+        pub mem_peak_mib: Option<f64>,
+        /// Throttled at some sample.
+        pub throttled: Option<bool>,
+        /// Output tokens per joule.
+        pub output_tokens_per_j: Option<f64>,
+    }
+}
+
+table_row! {
+    /// One row of `agents`: one per agent run.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct AgentsRow: "agents" {
+        /// Cell id.
+        pub cell_id: String,
+        /// Report id.
+        pub report: String,
+        /// Campaign name.
+        pub campaign: String,
+        /// Agent id.
+        pub agent: String,
+        /// Role.
+        pub role: Role,
+        /// Endpoint id.
+        pub endpoint: String,
+        /// Ran alone.
+        pub isolated: bool,
+        /// num_gpu sent (null = server default).
+        pub num_gpu: Option<u32>,
+        /// num_ctx.
+        pub num_ctx: Option<u32>,
+        /// temperature.
+        pub temperature: Option<f64>,
+        /// top_p.
+        pub top_p: Option<f64>,
+        /// top_k.
+        pub top_k: Option<u32>,
+        /// repeat_penalty.
+        pub repeat_penalty: Option<f64>,
+        /// num_predict.
+        pub num_predict: Option<i64>,
+        /// seed.
+        pub seed: Option<u64>,
+        /// Duration, ms.
+        pub duration_ms: f64,
+        /// Files ingested.
+        pub files_ingested: Option<u32>,
+        /// Server version.
+        pub server_version: Option<String>,
+        /// Model digest.
+        pub model_digest: Option<String>,
+        /// Requests (not warm-up).
+        pub requests: u64,
+        /// Failed requests.
+        pub failed_requests: u64,
+        /// Mean throughput over its requests.
+        pub throughput_mean_tok_s: Option<f64>,
+        /// SD of the throughput.
+        pub throughput_sd_tok_s: f64,
+        /// Mean TTFT.
+        pub ttft_mean_ms: Option<f64>,
+        /// SD of the TTFT.
+        pub ttft_sd_ms: f64,
+        /// Σ end to end, ms.
+        pub e2e_sum_ms: f64,
+        /// Σ output tokens.
+        pub output_tokens: u64,
+        /// Σ load, ms.
+        pub load_sum_ms: f64,
+        /// Σ prompt evaluation, ms.
+        pub prompt_eval_sum_ms: f64,
+        /// Σ evaluation, ms.
+        pub eval_sum_ms: f64,
+    }
+}
+
+table_row! {
+    /// One row of `requests`: one per LLM call. The generated text is not stored, only its
+    /// length in characters.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct RequestsRow: "requests" {
+        /// Cell id.
+        pub cell_id: String,
+        /// Report id.
+        pub report: String,
+        /// Campaign name.
+        pub campaign: String,
+        /// Agent id.
+        pub agent: String,
+        /// Stage.
+        pub stage: Stage,
+        /// Index within the agent run.
+        pub request_index: u32,
+        /// Warm-up (excluded).
+        pub warmup: bool,
+        /// When it was sent.
+        pub sent_at: UtcMs,
+        /// TTFT, ms.
+        pub ttft_ms: Option<f64>,
+        /// End to end, ms.
+        pub e2e_ms: f64,
+        /// Prompt tokens.
+        pub prompt_tokens: Option<u64>,
+        /// Output tokens.
+        pub output_tokens: Option<u64>,
+        /// Load, ms.
+        pub load_ms: Option<f64>,
+        /// Prompt evaluation, ms.
+        pub prompt_eval_ms: Option<f64>,
+        /// Evaluation, ms.
+        pub eval_ms: Option<f64>,
+        /// Server total, ms.
+        pub total_ms: Option<f64>,
+        /// Server throughput.
+        pub throughput_tok_s: Option<f64>,
+        /// Client throughput.
+        pub client_tok_s: Option<f64>,
+        /// p50 inter-chunk gap, ms.
+        pub itl_p50_ms: Option<f64>,
+        /// p99 inter-chunk gap, ms.
+        pub itl_p99_ms: Option<f64>,
+        /// Chunks received.
+        pub chunks: u32,
+        /// Characters of the response.
+        pub response_chars: u64,
+        /// Why generation stopped.
+        pub done_reason: Option<String>,
+        /// Error kind when failed.
+        pub error_kind: Option<ErrorKind>,
+        /// HTTP status of the error.
+        pub error_status: Option<u16>,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// Where the timings come from (schema version 2).
+        pub timing_source: Option<String>,
+    }
+}
+
+table_row! {
+    /// One row of `telemetry`: one per GPU sample, `t_ms` since the cell's start.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct TelemetryRow: "telemetry" {
+        /// Cell id.
+        pub cell_id: String,
+        /// Report id.
+        pub report: String,
+        /// GPU index.
+        pub gpu: u32,
+        /// ms since the cell's start.
+        pub t_ms: f64,
+        /// Utilisation, %.
+        pub util_pct: Option<f64>,
+        /// Memory used, MiB.
+        pub mem_used_mib: Option<f64>,
+        /// Power, W.
+        pub power_w: Option<f64>,
+        /// Energy counter, mJ.
+        pub energy_mj: Option<u64>,
+        /// Temperature, °C.
+        pub temp_c: Option<f64>,
+        /// SM clock, MHz.
+        pub sm_clock_mhz: Option<u32>,
+    }
+}
+
+table_row! {
+    /// One row of `provenance`: what served an endpoint in a campaign.
+    #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+    pub struct ProvenanceRow: "provenance" {
+        /// Campaign name.
+        pub campaign: String,
+        /// Endpoint id (manifest).
+        pub endpoint: String,
+        /// Endpoint URL.
+        pub url: String,
+        /// Host name of the server machine.
+        pub host: Option<String>,
+        /// Operating system.
+        pub os: Option<String>,
+        /// GPU name.
+        pub gpu_name: Option<String>,
+        /// GPU UUID.
+        pub gpu_uuid: Option<String>,
+        /// GPU driver version.
+        pub driver: Option<String>,
+        /// CUDA driver version (e.g. `13.0`).
+        pub cuda_driver_version: Option<String>,
+        /// Server kind (`ollama`, `emulator`, `openai`).
+        pub server_kind: String,
+        /// Server version (`/api/version`).
+        pub server_version: Option<String>,
+        /// Model tag.
+        pub model_tag: Option<String>,
+        /// Model digest (`/api/tags`).
+        pub model_digest: Option<String>,
+        /// chimera version that ran the campaign.
+        pub chimera_version: String,
+        /// Git commit of chimera, when known.
+        pub git_sha: Option<String>,
+    }
+}
+
+impl CellsRow {
+    /// The row of one cell.
+    pub fn of(rec: &CellRecord, campaign: &str) -> Self {
+        let t = rec.telemetry.clone().unwrap_or_default();
+        let m = rec.multi_agent.clone().unwrap_or_default();
+        CellsRow {
+            report: rec.report.clone(),
+            campaign: campaign.to_owned(),
+            cell_id: rec.cell_id.clone(),
+            kind: rec.kind,
+            config_id: rec.config.clone(),
+            repetition: rec.repetition,
+            scenario: rec.scenario.clone(),
+            model: rec.model.clone(),
+            status: rec.status,
+            error: rec.error.clone(),
+            error_kind: rec.error_kind,
+            attempt: rec.attempt,
+            started_at: UtcMs::from_f64(rec.started_at_unix_ms),
+            wall_ms: rec.wall_ms,
+            published_speedup: m.published_speedup,
+            published_efficiency_pct: m.published_efficiency_pct,
+            contention: m.contention,
+            isolated_sum_ms: m.isolated_sum_ms,
+            true_speedup: m.true_speedup,
+            true_efficiency_pct: m.true_efficiency_pct,
+            aggregate_tok_s: rec.aggregate_tok_s,
+            isolated_aggregate_tok_s: m.isolated_aggregate_tok_s,
+            throughput_delta_tok_s: m.throughput_delta_tok_s,
+            ttft_delta_ms: m.ttft_delta_ms,
+            // Telemetry aggregates: null without telemetry (no GPU, no library, or source none).
+            gpu_util_mean_pct: t.gpu_util_mean_pct,
+            gpu_util_max_pct: t.gpu_util_max_pct,
+            power_mean_w: t.power_mean_w,
+            power_max_w: t.power_max_w,
+            energy_j: t.energy_j,
+            mem_peak_mib: t.mem_peak_mib,
+            throttled: t.throttled,
+            output_tokens_per_j: t
+                .energy_j
+                .filter(|e| *e > 0.0)
+                .map(|e| rec.output_tokens() as f64 / e),
+        }
+    }
+
+    /// A measured run: a single or concurrent cell (not a warm-up or isolated baseline).
+    pub fn is_run(&self) -> bool {
+        self.kind.is_run()
+    }
+
+    /// Status ok.
+    pub fn ok(&self) -> bool {
+        self.status == Status::Ok
+    }
+}
+
+impl AgentsRow {
+    /// The rows of one cell's agents.
+    pub fn of(rec: &CellRecord, campaign: &str) -> Vec<Self> {
+        rec.agents
+            .iter()
+            .map(|a| AgentsRow {
+                cell_id: rec.cell_id.clone(),
+                report: rec.report.clone(),
+                campaign: campaign.to_owned(),
+                agent: a.agent.clone(),
+                role: a.role,
+                endpoint: a.endpoint.clone(),
+                isolated: a.isolated,
+                num_gpu: a.options.num_gpu,
+                num_ctx: a.options.num_ctx,
+                temperature: a.options.temperature,
+                top_p: a.options.top_p,
+                top_k: a.options.top_k,
+                repeat_penalty: a.options.repeat_penalty,
+                num_predict: a.options.num_predict,
+                seed: a.options.seed,
+                duration_ms: a.duration_ms,
+                files_ingested: a.files_ingested,
+                server_version: a.server_version.clone(),
+                model_digest: a.model_digest.clone(),
+                requests: a.aggregate.requests as u64,
+                failed_requests: a.aggregate.failed as u64,
+                throughput_mean_tok_s: a.aggregate.throughput_mean_tok_s,
+                throughput_sd_tok_s: a.aggregate.throughput_sd_tok_s,
+                ttft_mean_ms: a.aggregate.ttft_mean_ms,
+                ttft_sd_ms: a.aggregate.ttft_sd_ms,
+                e2e_sum_ms: a.aggregate.e2e_sum_ms,
+                output_tokens: a.aggregate.output_tokens,
+                load_sum_ms: a.aggregate.load_sum_ms,
+                prompt_eval_sum_ms: a.aggregate.prompt_eval_sum_ms,
+                eval_sum_ms: a.aggregate.eval_sum_ms,
+            })
+            .collect()
+    }
+}
+
+impl RequestsRow {
+    /// The rows of one cell's requests, agent by agent in request order.
+    pub fn of(rec: &CellRecord, campaign: &str) -> Vec<Self> {
+        let row = |agent: &str, x: &crate::record::RequestRow| {
+            let r = &x.record;
+            RequestsRow {
+                cell_id: rec.cell_id.clone(),
+                report: rec.report.clone(),
+                campaign: campaign.to_owned(),
+                agent: agent.to_owned(),
+                stage: x.stage,
+                request_index: x.index,
+                warmup: x.warmup,
+                sent_at: UtcMs::from_f64(r.sent_at_unix_ms),
+                ttft_ms: r.ttft_ms,
+                e2e_ms: r.e2e_ms,
+                prompt_tokens: r.prompt_tokens,
+                output_tokens: r.output_tokens,
+                load_ms: r.load_ms,
+                prompt_eval_ms: r.prompt_eval_ms,
+                eval_ms: r.eval_ms,
+                total_ms: r.total_ms,
+                throughput_tok_s: x.throughput_tok_s,
+                client_tok_s: x.client_tok_s,
+                itl_p50_ms: x.itl_p50_ms,
+                itl_p99_ms: x.itl_p99_ms,
+                chunks: r.chunks,
+                response_chars: r.text.chars().count() as u64,
+                done_reason: r.done_reason.clone(),
+                error_kind: r.error.as_ref().map(|e| e.kind),
+                error_status: r.error.as_ref().and_then(|e| e.status),
+                error_message: r.error.as_ref().map(|e| e.message.clone()),
+                timing_source: r.timing_source.clone(),
+            }
+        };
+        rec.agents
+            .iter()
+            .flat_map(|a| a.requests.iter().map(move |x| row(&a.agent, x)))
+            .collect()
+    }
+}
+
+impl TelemetryRow {
+    /// The rows of one cell's GPU samples.
+    pub fn of(rec: &CellRecord) -> Vec<Self> {
+        rec.gpu_samples
+            .iter()
+            .map(|s| TelemetryRow {
+                cell_id: rec.cell_id.clone(),
+                report: rec.report.clone(),
+                gpu: s.gpu,
+                t_ms: s.t_unix_ms - rec.started_at_unix_ms,
+                util_pct: s.util_pct,
+                mem_used_mib: s.mem_used_mib,
+                power_w: s.power_w,
+                energy_mj: s.energy_mj,
+                temp_c: s.temp_c,
+                sm_clock_mhz: s.sm_clock_mhz,
+            })
+            .collect()
+    }
+}
