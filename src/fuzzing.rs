@@ -503,29 +503,7 @@ pub fn import(layout: ImportLayout, files: &[(usize, &[u8])]) -> Result<usize, S
     }
     paths.sort();
     let ri = plan.reports.iter().position(|r| !r.pulled_in).unwrap_or(0);
-    let report = &plan.reports[ri];
-    let mut nodes = std::collections::HashMap::new();
-    for ni in plan.graph.node_indices() {
-        let n = &plan.graph[ni];
-        if matches!(n.kind, NodeKind::Single | NodeKind::Concurrent)
-            && report.configs.contains(&(n.config as usize))
-        {
-            nodes.insert((n.config as usize, n.repetition), ni);
-        }
-    }
-    let mut ctx = crate::import::Ctx {
-        plan,
-        ri,
-        source: dir.path(),
-        layout: layout.layout(),
-        nodes,
-        files: 0,
-        warnings: Vec::new(),
-        warned: std::collections::HashSet::new(),
-        notes: Vec::new(),
-        naive_times: 0,
-        no_start: 0,
-    };
+    let mut ctx = crate::import::Ctx::new(plan, ri, dir.path(), layout.layout());
     let read = match layout {
         ImportLayout::Tr108 => crate::import::tr108::read(&mut ctx, &paths),
         ImportLayout::Tr109 => crate::import::single::read_tr109(&mut ctx, &paths),

@@ -30,6 +30,7 @@ pub mod stats;
 pub mod store;
 pub mod table;
 pub mod telemetry;
+pub mod util;
 pub mod workload;
 
 use std::io::Write;

@@ -22,7 +22,7 @@
 
 use std::error::Error as StdError;
 use std::future::Future;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
@@ -713,11 +713,7 @@ fn ms_since(from: Instant) -> f64 {
     from.elapsed().as_secs_f64() * 1000.0
 }
 
-pub(super) fn unix_ms_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
+pub(super) use crate::util::clock::now_unix_ms as unix_ms_now;
 
 /// A streamed request of `model` for the protocols' unit tests.
 #[cfg(test)]

@@ -13,10 +13,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::sleep_until;
 
-use super::TruthRecord;
 use super::http::{self, JSON, LAST_CHUNK};
 use super::profile::{Fault, ModelProfile};
-use super::server::Shared;
+use super::state::Shared;
+use super::truth::TruthRecord;
 use super::util::{Rng, WORDS, fnv1a, prompt_tokens};
 
 /// A request that is not served: the status and the error message to answer with.

@@ -73,108 +73,26 @@ mod openai;
 mod profile;
 mod pull;
 mod server;
+mod state;
+mod truth;
 mod util;
 
-use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize};
-use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use profile::{Fault, ModelProfile, Profile, default_digest};
+pub use truth::{TruthLog, TruthRecord};
 pub use util::prompt_tokens;
 
 /// The printed warning: what this program is and is not.
 pub const BANNER: &str = "chimera emulate: this is a TEST INSTRUMENT that speaks the Ollama protocol with a \
      deterministic timing model and emits filler words; it is not an LLM and its numbers \
      are not measurements of any model";
-
-/// Ground truth of one generate/chat request, as the emulator did it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TruthRecord {
-    /// The listener that served it.
-    pub listener: SocketAddr,
-    /// `model` as requested.
-    pub model: String,
-    /// The prompt (chat: message contents joined by `\n`).
-    pub prompt: String,
-    /// `options` as received (`null` when absent).
-    pub options: serde_json::Value,
-    /// Streamed.
-    pub stream: bool,
-    /// HTTP status sent; 0 when none was (refused, or the client went away first).
-    pub status: u16,
-    /// The injected fault's kind, or `client_disconnected` when a write failed.
-    pub fault: Option<String>,
-    /// Wall-clock time the request was fully read, ms since the Unix epoch.
-    pub received_unix_ms: f64,
-    /// Request read → first chunk with non-empty text written (µs).
-    pub first_chunk_offset_us: Option<u64>,
-    /// Write time of every text chunk, µs after the request was read. Non-streamed replies
-    /// (and non-streamed faults) have one entry: the time the whole body was written.
-    pub chunk_offsets_us: Vec<u64>,
-    /// Tokens generated (= text chunks when streamed).
-    pub output_tokens: u32,
-    /// Prompt tokens (see [`prompt_tokens`]).
-    pub prompt_tokens: u32,
-    /// Request read → model ready, ms (reported as `load_duration`).
-    pub load_ms: f64,
-    /// The model was (re)loaded for this request.
-    pub reloaded: bool,
-}
-
-/// The records of one emulator, shared and cheap to clone.
-#[derive(Clone, Default)]
-pub struct TruthLog {
-    inner: Arc<Mutex<TruthInner>>,
-}
-
-#[derive(Default)]
-struct TruthInner {
-    records: Vec<TruthRecord>,
-    sink: Option<Box<dyn Write + Send>>,
-}
-
-impl std::fmt::Debug for TruthLog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TruthLog")
-            .field("records", &self.lock().records.len())
-            .finish()
-    }
-}
-
-impl TruthLog {
-    fn lock(&self) -> std::sync::MutexGuard<'_, TruthInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The records kept so far, in completion order.
-    pub fn records(&self) -> Vec<TruthRecord> {
-        self.lock().records.clone()
-    }
-
-    /// From now on write each record as one JSON line to `sink` (flushed per line) instead of
-    /// keeping it in memory (a long-running emulator must not grow without bound).
-    pub fn stream_to(&self, sink: Box<dyn Write + Send>) {
-        self.lock().sink = Some(sink);
-    }
-
-    fn push(&self, rec: TruthRecord) {
-        let mut inner = self.lock();
-        if let Some(sink) = inner.sink.as_mut() {
-            let line = serde_json::to_string(&rec).unwrap_or_default();
-            if let Err(e) = writeln!(sink, "{line}").and_then(|()| sink.flush()) {
-                tracing::warn!("cannot write truth record: {e}");
-            }
-        } else {
-            inner.records.push(rec);
-        }
-    }
-}
 
 /// A running emulator. Dropping it stops the listeners too (their tasks end at the next poll).
 #[derive(Debug)]
@@ -218,7 +136,7 @@ pub async fn spawn(profile: Profile, listen: &[SocketAddr]) -> std::io::Result<E
     }
     let num_parallel = profile.num_parallel;
     let truth = TruthLog::default();
-    let shared = Arc::new(server::Shared {
+    let shared = Arc::new(state::Shared {
         faulted: profile.models.iter().map(|_| AtomicU32::new(0)).collect(),
         profile,
         truth: truth.clone(),
@@ -230,7 +148,7 @@ pub async fn spawn(profile: Profile, listen: &[SocketAddr]) -> std::io::Result<E
     for l in listeners {
         let addr = l.local_addr()?;
         addrs.push(addr);
-        let ls = Arc::new(server::ListenerState::new(addr, num_parallel));
+        let ls = Arc::new(state::ListenerState::new(addr, num_parallel));
         tasks.push(tokio::spawn(server::serve_listener(
             l,
             shared.clone(),

@@ -33,7 +33,9 @@
 //! `reloaded: false`, `options` = the request's fields other than model, prompt, messages,
 //! stream and stream_options).
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use crate::util::clock::now_unix_secs;
 
 use serde_json::{Map, Value, json};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -44,7 +46,7 @@ use super::exchange::{
 };
 use super::http;
 use super::profile::Fault;
-use super::server::{ListenerState, Shared};
+use super::state::{ListenerState, Shared};
 use super::util::fnv1a;
 
 /// Content type of streamed replies.
@@ -75,9 +77,7 @@ pub(super) async fn complete(
     received: Instant,
     received_unix_ms: f64,
 ) -> std::io::Result<bool> {
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let created = now_unix_secs();
     let chat = req.path == "/v1/chat/completions";
     let shape = Shape {
         chat,
@@ -115,9 +115,7 @@ fn props(sh: &Shared) -> Value {
 }
 
 fn models(sh: &Shared) -> Value {
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let created = now_unix_secs();
     let data: Vec<Value> = sh
         .profile
         .models

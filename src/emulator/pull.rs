@@ -15,7 +15,8 @@ use tokio::net::tcp::OwnedWriteHalf;
 
 use super::http::{self, JSON, LAST_CHUNK, NDJSON};
 use super::profile::Profile;
-use super::server::{ListenerState, Shared};
+use super::state::{ListenerState, Shared};
+use super::util::requested_model;
 
 /// Progress lines of the layer download.
 const STEPS: u64 = 4;
@@ -51,14 +52,9 @@ pub(super) async fn serve(
         Ok(_) => return reject(wr, 400, "request body must be a JSON object", close).await,
         Err(e) => return reject(wr, 400, &e, close).await,
     };
-    let name = v
-        .get("model")
-        .or_else(|| v.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if name.is_empty() {
+    let Some(name) = requested_model(&v) else {
         return reject(wr, 400, "model is required", close).await;
-    }
+    };
     let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(true);
     let index = sh.profile.models.iter().position(|m| m.matches(name));
     let Some(index) = index else {

@@ -2,9 +2,7 @@
 //! `openai.rs`, and what both share (truth bookkeeping, faults, the timing model) in
 //! `exchange.rs`.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -12,117 +10,22 @@ use serde_json::{Map, Value, json};
 use tokio::io::BufReader;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
-use super::TruthLog;
 use super::exchange::{
     ActiveGuard, Exchange, FaultEnd, Reject, Schedule, Wire, ending_fault, joined_contents,
     json_object, stream_flag,
 };
 use super::http::{self, JSON, NDJSON, ReadOutcome, TEXT};
 use super::profile::{Fault, ModelProfile, Profile};
-use super::util::{Rng, fnv1a, rfc3339, unix_ms};
+use super::state::{ListenerState, Loaded, Shared};
+use super::util::{Rng, fnv1a, requested_model, rfc3339, unix_ms};
 
 /// `load_duration` floor is whatever a warm hit really takes; the idle keep-alive reported
 /// by `/api/ps` (the emulator never unloads on its own).
 const KEEP_ALIVE: Duration = Duration::from_secs(300);
-
-/// State shared by every listener of one emulator.
-#[derive(Debug)]
-pub struct Shared {
-    /// The profile.
-    pub profile: Profile,
-    /// Ground truth.
-    pub truth: TruthLog,
-    /// Streams currently using the (shared) GPU.
-    pub active: AtomicUsize,
-    /// Per model (profile order): generate/chat requests counted for `fault_first` and
-    /// `fault_rate`.
-    pub faulted: Vec<AtomicU32>,
-}
-
-impl Shared {
-    /// The fault to inject into this request for `model`: the profile's, unless `fault_first`
-    /// is set and that many requests of the model have already been served, or `fault_rate`
-    /// is set and this request's seeded draw (from the seed, the model and the request's
-    /// number) is not below it.
-    pub(super) fn fault_for(&self, model: usize) -> Option<Fault> {
-        let m = &self.profile.models[model];
-        let fault = m.fault.clone()?;
-        // The n-th generate/chat request of this model (0-based, over all listeners).
-        let nth = || {
-            self.faulted.get(model).map_or(u32::MAX, |c| {
-                c.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
-                    Some(v.saturating_add(1))
-                })
-                .unwrap_or(u32::MAX)
-            })
-        };
-        match (m.fault_first, m.fault_rate) {
-            (Some(n), _) => (nth() < n).then_some(fault),
-            (None, Some(rate)) => {
-                (fault_draw(self.profile.seed, &m.name, nth()) < rate).then_some(fault)
-            }
-            (None, None) => Some(fault),
-        }
-    }
-
-    /// How many streams share the decode budget right now (1 when `shared_gpu` is off).
-    pub(super) fn share(&self) -> f64 {
-        if self.profile.shared_gpu {
-            self.active.load(Ordering::SeqCst).max(1) as f64
-        } else {
-            1.0
-        }
-    }
-}
-
-/// The `fault_rate` draw of the `nth` request of model `name`: uniform in [0, 1), a pure
-/// function of the profile's seed, the model's name and `nth`.
-pub(super) fn fault_draw(seed: u64, name: &str, nth: u32) -> f64 {
-    let mut rng = Rng::new(seed ^ fnv1a(name) ^ u64::from(nth).wrapping_mul(0xA076_1D64_78BD_642F));
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// The model loaded on one listener and the Runner options it was loaded with.
-#[derive(Debug, Clone)]
-struct Loaded {
-    model: usize,
-    num_gpu: Option<i64>,
-    num_ctx: Option<i64>,
-    last_used: SystemTime,
-}
-
-/// One listener: its address, its loaded model, its slots.
-#[derive(Debug)]
-pub struct ListenerState {
-    /// Bound address.
-    pub addr: SocketAddr,
-    loaded: Mutex<Option<Loaded>>,
-    load_lock: tokio::sync::Mutex<()>,
-    slots: Option<Semaphore>,
-    /// Models (profile indices) fetched by `/api/pull` on this listener (see `absent`).
-    pub(super) pulled: Mutex<std::collections::HashSet<usize>>,
-}
-
-impl ListenerState {
-    /// A listener with nothing loaded.
-    pub fn new(addr: SocketAddr, num_parallel: u32) -> ListenerState {
-        ListenerState {
-            addr,
-            loaded: Mutex::new(None),
-            load_lock: tokio::sync::Mutex::new(()),
-            slots: (num_parallel > 0).then(|| Semaphore::new(num_parallel as usize)),
-            pulled: Mutex::new(std::collections::HashSet::new()),
-        }
-    }
-
-    fn loaded(&self) -> std::sync::MutexGuard<'_, Option<Loaded>> {
-        self.loaded.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// Accepts connections until `stop` fires (or its sender is dropped), then aborts them all.
 pub async fn serve_listener(
@@ -316,14 +219,7 @@ fn ps(p: &Profile, ls: &ListenerState) -> Value {
 
 fn show(p: &Profile, ls: &ListenerState, body: &[u8]) -> Result<Value, (u16, String)> {
     let v: Value = serde_json::from_slice(body).map_err(|e| (400, e.to_string()))?;
-    let name = v
-        .get("model")
-        .or_else(|| v.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if name.is_empty() {
-        return Err((400, "model is required".to_owned()));
-    }
+    let name = requested_model(&v).ok_or_else(|| (400, "model is required".to_owned()))?;
     let m = p
         .models
         .iter()

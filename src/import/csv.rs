@@ -1,75 +1,54 @@
-//! A small RFC 4180 reader for the TR108 CSVs: quoted fields, doubled quotes, CRLF, newlines
-//! inside quotes. Every record keeps the line it starts on, for error messages.
+//! The TR108 CSVs read with the `csv` crate: quoted fields, doubled quotes, CRLF, newlines
+//! inside quotes, records of any length. Every record keeps the line it starts on, for error
+//! messages.
 
 /// One record: the 1-based line it starts on, and its fields.
 pub(super) type Record = (usize, Vec<String>);
 
-/// Parses `text` into records; an unterminated quote is an error naming the line it began on.
+/// Appended to the text to tell a quote left open at the end of the file: after a closed
+/// record it reads as one more record holding just the marker; inside an open quote the
+/// newline joins the open field, so no record equals the marker alone.
+const OPEN_QUOTE_PROBE: &str = "\n\"\u{0}open-quote-probe";
+
+/// Parses `text` into records, empty lines skipped; a quote still open at the end of the
+/// file is an error naming the line its record began on.
 pub(super) fn parse(text: &str) -> Result<Vec<Record>, (usize, String)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let probed = format!("{text}{OPEN_QUOTE_PROBE}");
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(probed.as_bytes());
     let mut out = Vec::new();
-    let mut field = String::new();
-    let mut fields = Vec::new();
-    let mut line = 1;
-    let mut start = 1;
-    let mut quoted = false;
-    let mut quote_line = 0;
-    let mut at_field_start = true;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => quoted = false,
-                '\n' => {
-                    line += 1;
-                    field.push('\n');
-                }
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' if at_field_start => {
-                quoted = true;
-                quote_line = line;
-                at_field_start = false;
-            }
-            ',' => {
-                fields.push(std::mem::take(&mut field));
-                at_field_start = true;
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                fields.push(std::mem::take(&mut field));
-                if !(fields.len() == 1 && fields[0].is_empty()) {
-                    out.push((start, std::mem::take(&mut fields)));
-                }
-                fields.clear();
-                line += 1;
-                start = line;
-                at_field_start = true;
-            }
-            _ => {
-                field.push(c);
-                at_field_start = false;
-            }
-        }
+    // The line a record starts on, counted from its byte offset (the reader's own line count
+    // lags a line behind after `\r\n`): line breaks before the first character are the end
+    // of the previous record, or empty lines.
+    let (mut at, mut line) = (0usize, 1usize);
+    let mut line_of = |byte: usize| {
+        let rest = probed.get(byte..).unwrap_or_default();
+        let start = byte + (rest.len() - rest.trim_start_matches(['\r', '\n']).len());
+        line += probed.as_bytes()[at.min(start)..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        at = start;
+        line
+    };
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line() as usize);
+            (line, e.to_string())
+        })?;
+        let line = line_of(rec.position().map_or(0, |p| p.byte() as usize));
+        out.push((line, rec.iter().map(str::to_owned).collect::<Vec<_>>()));
     }
-    if quoted {
-        return Err((
-            quote_line,
+    match out.pop() {
+        Some((_, fields)) if fields.len() == 1 && fields[0] == OPEN_QUOTE_PROBE[2..] => Ok(out),
+        last => Err((
+            last.map_or(1, |(line, _)| line),
             "a quoted field is never closed (the file is truncated?)".into(),
-        ));
+        )),
     }
-    if !field.is_empty() || !fields.is_empty() {
-        fields.push(field);
-        out.push((start, fields));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -90,9 +69,12 @@ mod tests {
             (3, vec!["multi\nline".into(), "2".into(), "3".into()])
         );
         assert_eq!(parse("a\n\"open,1\n").err().map(|e| e.0), Some(2));
+        assert_eq!(parse("\"").err().map(|e| e.0), Some(1));
+        assert_eq!(parse("a,\"b\"").map(|r| r.len()), Ok(1));
         assert_eq!(
             parse("a,b").unwrap_or_default(),
             vec![(1, vec!["a".into(), "b".into()])]
         );
+        assert_eq!(parse("").map(|r| r.len()), Ok(0));
     }
 }

@@ -18,9 +18,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Ctx, ImportError, Imported, aggregate_rows, close};
+use super::context::{Ctx, Imported};
+use super::convert::{aggregate_rows, close};
+use super::error::ImportError;
 use crate::backend::RequestRecord;
-use crate::record::RequestRow;
+use crate::record::{AgentRun, RequestRow};
 use crate::workload::Stage;
 
 /// One call's metrics as the Rust harnesses recorded them (`call_ollama_streaming`).
@@ -45,7 +47,7 @@ impl CallMetrics {
         sent_at: f64,
         text: Option<&str>,
     ) -> RequestRow {
-        super::request_row(
+        super::convert::request_row(
             stage,
             index,
             Some(self.throughput_tokens_per_sec),
@@ -252,18 +254,47 @@ fn scenario_of(ctx: &Ctx, folder: &str, path: &Path) -> Result<String, ImportErr
         id: folder.to_owned(),
         report: ctx.report().to_owned(),
         manifest: ctx.manifest_path().to_path_buf(),
-        expected: super::list(&ids),
+        expected: super::convert::list(&ids),
         help: "scenario folders are named after the manifest's scenario ids (`-` and `_` are the same)".into(),
     })
 }
 
+/// A run file: path, scenario folder, test folder, run number.
+type RunFile = (PathBuf, String, String, u32);
+/// A per-test summary: path, scenario folder, test folder.
+type SummaryFile = (PathBuf, String, String);
+/// (config index, run) → (recomputed efficiency, stored efficiency)
+type Efficiencies = HashMap<(usize, u32), (Option<f64>, f64)>;
+
 /// Reads every run of the tree.
 pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
+    let (runs_files, summaries) = classify(ctx, files)?;
+    let mut out = Vec::new();
+    let mut eff: Efficiencies = HashMap::new();
+    let mut test_of: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (path, sc, test, k) in &runs_files {
+        let ci = config_of(ctx, &mut test_of, sc, test)?;
+        let (imported, efficiencies) = read_run(ctx, ci, path, *k)?;
+        eff.insert((ci, *k), efficiencies);
+        out.push(imported);
+    }
+    for (path, sc, test) in &summaries {
+        let ci = config_of(ctx, &mut test_of, sc, test)?;
+        check_summary(ctx, &eff, ci, path)?;
+    }
+    Ok(out)
+}
+
+/// The run files and summaries of the tree; anything else is refused.
+fn classify(
+    ctx: &mut Ctx,
+    files: &[PathBuf],
+) -> Result<(Vec<RunFile>, Vec<SummaryFile>), ImportError> {
     let src = ctx.source.to_path_buf();
-    let mut runs_files: Vec<(PathBuf, String, String, u32)> = Vec::new();
-    let mut summaries: Vec<(PathBuf, String, String)> = Vec::new();
+    let mut runs_files: Vec<RunFile> = Vec::new();
+    let mut summaries: Vec<SummaryFile> = Vec::new();
     let mut unknown: Vec<PathBuf> = Vec::new();
-    let (files, markdown) = super::without_markdown(ctx, files);
+    let (files, markdown) = super::context::without_markdown(ctx, files);
     for (f, c) in files {
         match c.as_slice() {
             [sc, test, run, m] if m == "metrics.json" && run_folder(run).is_some() => {
@@ -284,167 +315,184 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         .iter()
         .any(|(_, sc, _, _)| scenario_of(ctx, sc, &src).is_ok())
     {
-        return Err(super::layout_error(
+        return Err(super::context::layout_error(
             ctx,
             "scenario folders (e.g. `baseline-vs-chimera/`, `chimera-homo/`) holding `<testNNN>/run_k/metrics.json`",
         ));
     }
-    super::refuse_unknown(
+    super::context::refuse_unknown(
         ctx,
         &unknown,
         "runs are `<scenario>/<testNNN>/run_k/metrics.json`, per-test summaries `<scenario>/<testNNN>/summary.json`",
         "move the file out of the directory, or point at the report's own raw-data folder",
     )?;
-    super::note_markdown(ctx, markdown);
+    super::context::note_markdown(ctx, markdown);
 
-    let mut out = Vec::new();
-    // (config index, run) → (recomputed efficiency, stored efficiency)
-    let mut eff: HashMap<(usize, u32), (Option<f64>, f64)> = HashMap::new();
-    let mut test_of: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for (path, sc, test, k) in &runs_files {
-        let ci = config_of(ctx, &mut test_of, sc, test)?;
-        let run: Run = super::read_json(path)?;
-        ctx.files += 1;
-        if run.run_number != *k {
-            return Err(ImportError::Key {
-                path: path.clone(),
-                key: "run_number".into(),
-                message: format!(
-                    "the file says run {}, its folder says run_{k}",
-                    run.run_number
-                ),
-                help: "the folder and the file disagree: restore the file or rename the folder"
-                    .into(),
-            });
+    Ok((runs_files, summaries))
+}
+
+/// One run of configuration `ci`: its cell, and its (recomputed, stored) efficiency.
+fn read_run(
+    ctx: &mut Ctx,
+    ci: usize,
+    path: &Path,
+    k: u32,
+) -> Result<(Imported, (Option<f64>, f64)), ImportError> {
+    let run: Run = super::convert::read_json(path)?;
+    ctx.files += 1;
+    if run.run_number != k {
+        return Err(ImportError::Key {
+            path: path.to_path_buf(),
+            key: "run_number".into(),
+            message: format!(
+                "the file says run {}, its folder says run_{k}",
+                run.run_number
+            ),
+            help: "the folder and the file disagree: restore the file or rename the folder".into(),
+        });
+    }
+    let ni = ctx.node(ci, k, path)?;
+    ctx.two_agents(ci, path, "a two-agent run")?;
+    if let Some(s) = &run.scenario {
+        let kind = ctx.plan.configs[ci].scenario_kind.to_string();
+        if s.replace('-', "_") != kind {
+            let key = format!("scenario {}", ctx.plan.configs[ci].id);
+            let msg = format!(
+                "`{}`: the run records scenario `{s}`, but the manifest's `{}` is a `{kind}` scenario",
+                ctx.rel(path).display(),
+                ctx.plan.configs[ci].scenario
+            );
+            ctx.warn_once(key, msg);
         }
-        let ni = ctx.node(ci, *k, path)?;
-        ctx.two_agents(ci, path, "a two-agent run")?;
-        if let Some(s) = &run.scenario {
-            let kind = super::kind_name(ctx.plan.configs[ci].scenario_kind);
-            if s.replace('-', "_") != kind {
-                let key = format!("scenario {}", ctx.plan.configs[ci].id);
-                let msg = format!(
-                    "`{}`: the run records scenario `{s}`, but the manifest's `{}` is a `{kind}` scenario",
-                    ctx.rel(path).display(),
-                    ctx.plan.configs[ci].scenario
-                );
-                ctx.warn_once(key, msg);
+    }
+    let mut agents = Vec::new();
+    let mut ends = Vec::new();
+    for (ai, (name, a)) in [("collector", &run.collector), ("insight", &run.insight)]
+        .into_iter()
+        .enumerate()
+    {
+        let (agent, end) = read_agent(ctx, ci, ai, name, a, path)?;
+        agents.push(agent);
+        ends.push(end);
+    }
+    let wall_ms = run.summary.concurrent_wall_time_s * 1000.0;
+    let started = ends.iter().copied().fold(f64::NEG_INFINITY, f64::max) - wall_ms;
+    let mut rec = ctx.record(ni, agents, wall_ms, started);
+    // Rust H6 conventions equal chimera's: throughput B − A, TTFT A − B.
+    let summary = &run.summary;
+    let deltas = (summary.throughput_delta, summary.ttft_delta_ms);
+    ctx.publish_with_deltas(
+        &mut rec,
+        summary.efficiency_percent,
+        summary.resource_contention_detected,
+        deltas,
+        path,
+    );
+    let efficiencies = (
+        rec.multi_agent
+            .as_ref()
+            .and_then(|m| m.published_efficiency_pct),
+        run.summary.efficiency_percent,
+    );
+    let imported = ctx.imported(path, rec);
+    Ok((imported, efficiencies))
+}
+
+/// One agent of a run, and when it ended (Unix ms).
+fn read_agent(
+    ctx: &mut Ctx,
+    ci: usize,
+    ai: usize,
+    name: &str,
+    a: &Agent,
+    path: &Path,
+) -> Result<(AgentRun, f64), ImportError> {
+    let empty = serde_json::Map::new();
+    let (recorded, key) = match (
+        &a.result.configuration,
+        a.config.as_ref().and_then(|c| c.options.as_ref()),
+    ) {
+        (Some(m), _) => (m, format!("{name}.result.configuration")),
+        (None, Some(m)) => (m, format!("{name}.config.options")),
+        (None, None) => (&empty, format!("{name}.result.configuration")),
+    };
+    let options = ctx.recorded_options(ci, ai, recorded, path, &key)?;
+    let end = ctx.timestamp(
+        &a.result.timestamp,
+        path,
+        format!("{name}.result.timestamp"),
+    )?;
+    let duration_ms = a.execution_time_s * 1000.0;
+    let start = end - duration_ms;
+    let mut t = start
+        + a.result
+            .workflow
+            .as_ref()
+            .map_or(0.0, |w| w.ingest_seconds * 1000.0);
+    let mut rows = Vec::new();
+    match (&a.result.llm_calls, &a.result.individual_runs) {
+        (Some(calls), _) => {
+            for (i, c) in calls.iter().enumerate() {
+                let st = stage(
+                    &c.stage,
+                    path,
+                    &format!("{name}.result.llm_calls[{i}].stage"),
+                )?;
+                rows.push(c.metrics.row(st, i as u32, t, c.response.as_deref()));
+                t += c.metrics.e2e_ms();
             }
         }
-        let mut agents = Vec::new();
-        let mut ends = Vec::new();
-        for (ai, (name, a)) in [("collector", &run.collector), ("insight", &run.insight)]
-            .into_iter()
-            .enumerate()
-        {
-            let empty = serde_json::Map::new();
-            let (recorded, key) = match (
-                &a.result.configuration,
-                a.config.as_ref().and_then(|c| c.options.as_ref()),
-            ) {
-                (Some(m), _) => (m, format!("{name}.result.configuration")),
-                (None, Some(m)) => (m, format!("{name}.config.options")),
-                (None, None) => (&empty, format!("{name}.result.configuration")),
-            };
-            let options = ctx.recorded_options(ci, ai, recorded, path, &key)?;
-            let end = ctx.timestamp(
-                &a.result.timestamp,
-                path,
-                format!("{name}.result.timestamp"),
-            )?;
-            ends.push(end);
-            let duration_ms = a.execution_time_s * 1000.0;
-            let start = end - duration_ms;
-            let mut t = start
-                + a.result
-                    .workflow
-                    .as_ref()
-                    .map_or(0.0, |w| w.ingest_seconds * 1000.0);
-            let mut rows = Vec::new();
-            match (&a.result.llm_calls, &a.result.individual_runs) {
-                (Some(calls), _) => {
-                    for (i, c) in calls.iter().enumerate() {
-                        let st = stage(
-                            &c.stage,
-                            path,
-                            &format!("{name}.result.llm_calls[{i}].stage"),
-                        )?;
-                        rows.push(c.metrics.row(st, i as u32, t, c.response.as_deref()));
-                        t += c.metrics.e2e_ms();
-                    }
-                }
-                (None, Some(calls)) => {
-                    for (i, c) in calls.iter().enumerate() {
-                        rows.push(c.row(Stage::Persona, i as u32, t, None));
-                        t += c.e2e_ms();
-                    }
-                }
-                (None, None) => {
-                    return Err(ImportError::Key {
-                        path: path.clone(),
+        (None, Some(calls)) => {
+            for (i, c) in calls.iter().enumerate() {
+                rows.push(c.row(Stage::Persona, i as u32, t, None));
+                t += c.e2e_ms();
+            }
+        }
+        (None, None) => {
+            return Err(ImportError::Key {
+                        path: path.to_path_buf(),
                         key: format!("{name}.result"),
                         message: "missing field `llm_calls`".into(),
                         help: "an H6 run records its calls in `llm_calls` (H6v2) or `individual_runs` (H6v1); restore the file".into(),
                     });
-                }
-            }
-            let aggregate = aggregate_rows(&rows);
-            check_aggregate(ctx, &aggregate, &a.result.aggregate_metrics, name, path);
-            agents.push(ctx.agent(
-                ci,
-                ai,
-                false,
-                options,
-                duration_ms,
-                a.result.benchmark_data_count,
-                aggregate,
-                rows,
-            ));
         }
-        let wall_ms = run.summary.concurrent_wall_time_s * 1000.0;
-        let started = ends.iter().copied().fold(f64::NEG_INFINITY, f64::max) - wall_ms;
-        let mut rec = ctx.record(ni, agents, wall_ms, started);
-        // Rust H6 conventions equal chimera's: throughput B − A, TTFT A − B.
-        let summary = &run.summary;
-        let deltas = (summary.throughput_delta, summary.ttft_delta_ms);
-        ctx.publish_with_deltas(
-            &mut rec,
-            summary.efficiency_percent,
-            summary.resource_contention_detected,
-            deltas,
-            path,
-        );
-        eff.insert(
-            (ci, *k),
-            (
-                rec.multi_agent
-                    .as_ref()
-                    .and_then(|m| m.published_efficiency_pct),
-                run.summary.efficiency_percent,
-            ),
-        );
-        out.push(Imported {
-            file: ctx.rel(path),
-            record: rec,
-        });
     }
+    let aggregate = aggregate_rows(&rows);
+    check_aggregate(ctx, &aggregate, &a.result.aggregate_metrics, name, path);
+    let agent = ctx.agent(
+        ci,
+        ai,
+        false,
+        options,
+        duration_ms,
+        a.result.benchmark_data_count,
+        aggregate,
+        rows,
+    );
+    Ok((agent, end))
+}
 
-    for (path, sc, test) in &summaries {
-        let ci = config_of(ctx, &mut test_of, sc, test)?;
-        let s: TestSummary = super::read_json(path)?;
-        ctx.files += 1;
-        let file = ctx.rel(path);
-        let mut stored = Vec::new();
-        for r in &s.runs {
-            stored.push(r.efficiency_percent);
-            match eff.get(&(ci, r.run_number)) {
+/// Cross-checks a per-test summary of configuration `ci` with the runs read.
+fn check_summary(
+    ctx: &mut Ctx,
+    eff: &Efficiencies,
+    ci: usize,
+    path: &Path,
+) -> Result<(), ImportError> {
+    let s: TestSummary = super::convert::read_json(path)?;
+    ctx.files += 1;
+    let file = ctx.rel(path);
+    let mut stored = Vec::new();
+    for r in &s.runs {
+        stored.push(r.efficiency_percent);
+        match eff.get(&(ci, r.run_number)) {
                 None => ctx.warn(format!(
                     "`{}` lists run {} but `run_{}/metrics.json` is not there: that run is not imported",
                     file.display(),
                     r.run_number,
                     r.run_number
                 )),
-                Some((_, in_run)) if (in_run - r.efficiency_percent).abs() > super::EFFICIENCY_TOLERANCE_PP => {
+                Some((_, in_run)) if (in_run - r.efficiency_percent).abs() > super::convert::EFFICIENCY_TOLERANCE_PP => {
                     ctx.warn(format!(
                         "`{}`: run {} efficiency {:.4} % differs from its metrics.json ({in_run:.4} %)",
                         file.display(),
@@ -454,23 +502,22 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
                 }
                 Some(_) => {}
             }
-        }
-        let listed: Vec<u32> = s.runs.iter().map(|r| r.run_number).collect();
-        let unlisted: Vec<u32> = eff
-            .keys()
-            .filter(|(c2, k)| *c2 == ci && !listed.contains(k))
-            .map(|(_, k)| *k)
-            .collect();
-        for k in unlisted {
-            ctx.warn(format!(
-                "`{}` does not list run {k}, which has a metrics.json (imported)",
-                file.display()
-            ));
-        }
-        let average = s.aggregate.and_then(|a| a.average_efficiency);
-        ctx.check_average_efficiency(&file, average, &stored);
     }
-    Ok(out)
+    let listed: Vec<u32> = s.runs.iter().map(|r| r.run_number).collect();
+    let unlisted: Vec<u32> = eff
+        .keys()
+        .filter(|(c2, k)| *c2 == ci && !listed.contains(k))
+        .map(|(_, k)| *k)
+        .collect();
+    for k in unlisted {
+        ctx.warn(format!(
+            "`{}` does not list run {k}, which has a metrics.json (imported)",
+            file.display()
+        ));
+    }
+    let average = s.aggregate.and_then(|a| a.average_efficiency);
+    ctx.check_average_efficiency(&file, average, &stored);
+    Ok(())
 }
 
 /// The configuration of `<scenario>/<test>`, checked against the scenario folder.

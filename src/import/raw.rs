@@ -16,7 +16,7 @@ use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
 
-use super::ImportError;
+use super::error::ImportError;
 
 /// Largest raw-data file read, in bytes (256 MiB). The largest raw file of the original
 /// reports is a few MiB; anything this big is not one of them.

@@ -14,13 +14,15 @@
 //! start is the earlier of the two agents' starts.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::context::{Ctx, Imported};
+use super::convert::{aggregate_rows, close};
+use super::error::ImportError;
 use super::h6::{CallMetrics, RustAggregate, Workflow, check_aggregate, stage};
 use super::tr110::PyAgent;
-use super::{Ctx, ImportError, Imported, aggregate_rows, close};
 
 #[derive(Debug, Deserialize)]
 struct H5File {
@@ -95,7 +97,7 @@ fn classify(
 ) -> Result<Vec<(PathBuf, String)>, ImportError> {
     let mut runs = Vec::new();
     let mut unknown = Vec::new();
-    let (files, markdown) = super::without_markdown(ctx, files);
+    let (files, markdown) = super::context::without_markdown(ctx, files);
     for (f, c) in files {
         match c.as_slice() {
             [folder, d, m] if d == "data" && m == "metrics.json" => {
@@ -105,15 +107,15 @@ fn classify(
         }
     }
     if !runs.iter().any(|(_, folder)| known(ctx, folder)) {
-        return Err(super::layout_error(ctx, expected));
+        return Err(super::context::layout_error(ctx, expected));
     }
-    super::refuse_unknown(
+    super::context::refuse_unknown(
         ctx,
         &unknown,
         &format!("runs are `{expected}`; Markdown reports are recognised"),
         "move the file out of the directory, or point at the report's own raw-data folder",
     )?;
-    super::note_markdown(ctx, markdown);
+    super::context::note_markdown(ctx, markdown);
     Ok(runs)
 }
 
@@ -134,7 +136,30 @@ pub(crate) fn read_tr111(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
             .any(|c| *c.id == *folder || *c.id == *base)
     };
     let found = classify(ctx, files, expected, known)?;
-    // Folder → configuration; a `_vN` re-run replaces the folder it re-ran.
+    let chosen = choose_tr111(ctx, found)?;
+    let sleep_ms = ctx.spec().between_runs.sleep_ms as f64;
+    let mut out = Vec::new();
+    for (ci, (path, _, _)) in chosen {
+        out.extend(read_h5(ctx, ci, &path, sleep_ms)?);
+    }
+    Ok(out)
+}
+
+/// One agent of an H5 invocation, prepared: its name, index, record, options, and the start
+/// time of each of its runs.
+type PreparedAgent<'f> = (
+    &'static str,
+    usize,
+    &'f H5Agent,
+    crate::manifest::Options,
+    BTreeMap<u32, f64>,
+);
+
+/// Folder → configuration; a `_vN` re-run replaces the folder it re-ran.
+fn choose_tr111(
+    ctx: &mut Ctx,
+    found: Vec<(PathBuf, String)>,
+) -> Result<BTreeMap<usize, (PathBuf, String, u32)>, ImportError> {
     let mut chosen: BTreeMap<usize, (PathBuf, String, u32)> = BTreeMap::new();
     for (path, folder) in found {
         let dir = ctx.source.join(&folder);
@@ -192,139 +217,173 @@ pub(crate) fn read_tr111(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
         }
     }
 
-    let sleep_ms = ctx.spec().between_runs.sleep_ms as f64;
-    let mut out = Vec::new();
-    for (ci, (path, _, _)) in chosen {
-        let f: H5File = super::read_json(&path)?;
-        ctx.files += 1;
-        ctx.two_agents(ci, &path, "a baseline + chimera invocation")?;
-        // Per source agent: its index in the configuration, and per run k its pieces.
-        let mut per_agent = Vec::new();
-        for (name, a) in [("baseline", &f.baseline), ("chimera", &f.chimera)] {
-            let ai = ctx.agent_index(ci, name, &path)?;
-            let options = ctx.recorded_options(
-                ci,
-                ai,
-                &a.configuration,
-                &path,
-                &format!("{name}.configuration"),
-            )?;
-            let end = ctx.timestamp(&a.timestamp, &path, format!("{name}.timestamp"))?;
-            let mut runs: Vec<&H5Run> = a.workflow_runs.iter().collect();
-            runs.sort_by_key(|r| r.run_number);
-            // Runs end at the agent's timestamp; the harness sleeps between runs, not after.
-            let mut starts = BTreeMap::new();
-            let mut t = end;
-            for (i, r) in runs.iter().enumerate().rev() {
-                t -= r.workflow.total_seconds * 1000.0;
-                starts.insert(r.run_number, t);
-                if i > 0 {
-                    t -= sleep_ms;
-                }
-            }
-            // Pooled check: the agent's recorded aggregate over all its calls.
-            let mut all_rows = Vec::new();
-            for (i, c) in a.llm_calls.iter().enumerate() {
-                let st = stage(&c.stage, &path, &format!("{name}.llm_calls[{i}].stage"))?;
-                all_rows.push(c.metrics.row(st, i as u32, 0.0, None));
-            }
-            check_aggregate(
-                ctx,
-                &aggregate_rows(&all_rows),
-                &a.aggregate_metrics,
-                name,
-                &path,
+    Ok(chosen)
+}
+
+/// The cells of one H5 invocation (`<config>/data/metrics.json`): one per run number.
+fn read_h5(
+    ctx: &mut Ctx,
+    ci: usize,
+    path: &Path,
+    sleep_ms: f64,
+) -> Result<Vec<Imported>, ImportError> {
+    let path = path.to_path_buf();
+    let f: H5File = super::convert::read_json(&path)?;
+    ctx.files += 1;
+    ctx.two_agents(ci, &path, "a baseline + chimera invocation")?;
+    // Per source agent: its index in the configuration, and per run k its pieces.
+    let mut per_agent: Vec<PreparedAgent> = Vec::new();
+    for (name, a) in [("baseline", &f.baseline), ("chimera", &f.chimera)] {
+        per_agent.push(h5_agent(ctx, ci, name, a, &path, sleep_ms)?);
+    }
+    if let Some(d) = &f.delta {
+        let tp = f.chimera.aggregate_metrics.average_tokens_per_second
+            - f.baseline.aggregate_metrics.average_tokens_per_second;
+        let ttft = f.baseline.aggregate_metrics.average_ttft_ms
+            - f.chimera.aggregate_metrics.average_ttft_ms;
+        if !close(tp, d.throughput_delta_absolute, 1e-6)
+            || !close(ttft, d.ttft_delta_absolute_ms, 1e-6)
+        {
+            let msg = format!(
+                "`{}`: `delta` ({}, {} ms) does not follow from the agents' aggregates ({tp}, {ttft} ms)",
+                ctx.rel(&path).display(),
+                d.throughput_delta_absolute,
+                d.ttft_delta_absolute_ms
             );
-            per_agent.push((name, ai, a, options, starts));
-        }
-        if let Some(d) = &f.delta {
-            let tp = f.chimera.aggregate_metrics.average_tokens_per_second
-                - f.baseline.aggregate_metrics.average_tokens_per_second;
-            let ttft = f.baseline.aggregate_metrics.average_ttft_ms
-                - f.chimera.aggregate_metrics.average_ttft_ms;
-            if !close(tp, d.throughput_delta_absolute, 1e-6)
-                || !close(ttft, d.ttft_delta_absolute_ms, 1e-6)
-            {
-                let msg = format!(
-                    "`{}`: `delta` ({}, {} ms) does not follow from the agents' aggregates ({tp}, {ttft} ms)",
-                    ctx.rel(&path).display(),
-                    d.throughput_delta_absolute,
-                    d.ttft_delta_absolute_ms
-                );
-                ctx.warn(msg);
-            }
-        }
-        let mut reps: Vec<u32> = per_agent
-            .iter()
-            .flat_map(|(_, _, a, _, _)| a.workflow_runs.iter().map(|r| r.run_number))
-            .collect();
-        reps.sort_unstable();
-        reps.dedup();
-        for k in reps {
-            let ni = ctx.node(ci, k, &path)?;
-            let mut agents = Vec::new();
-            let mut start = f64::INFINITY;
-            for (name, ai, a, options, starts) in &per_agent {
-                let wr = a
-                    .workflow_runs
-                    .iter()
-                    .find(|r| r.run_number == k)
-                    .ok_or_else(|| ImportError::Key {
-                        path: path.clone(),
-                        key: format!("{name}.workflow_runs"),
-                        message: format!("no run {k} (the other agent has one)"),
-                        help: "both agents of an H5 invocation run the same number of runs; restore the file".into(),
-                    })?;
-                let run_start = starts.get(&k).copied().unwrap_or(f64::NAN);
-                start = start.min(run_start);
-                let mut t = run_start + wr.workflow.ingest_seconds * 1000.0;
-                let mut rows = Vec::new();
-                for (i, c) in a
-                    .llm_calls
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.run_number == k)
-                {
-                    let st = stage(&c.stage, &path, &format!("{name}.llm_calls[{i}].stage"))?;
-                    rows.push(
-                        c.metrics
-                            .row(st, rows.len() as u32, t, c.response.as_deref()),
-                    );
-                    t += c.metrics.e2e_ms();
-                }
-                let aggregate = aggregate_rows(&rows);
-                agents.push((
-                    *ai,
-                    ctx.agent(
-                        ci,
-                        *ai,
-                        true,
-                        options.clone(),
-                        wr.workflow.total_seconds * 1000.0,
-                        wr.benchmark_data_count,
-                        aggregate,
-                        rows,
-                    ),
-                ));
-            }
-            agents.sort_by_key(|(ai, _)| *ai);
-            let agents: Vec<_> = agents.into_iter().map(|(_, a)| a).collect();
-            let wall: f64 = agents.iter().map(|a| a.duration_ms).sum();
-            let mut rec = ctx.record(ni, agents, wall, start);
-            // No per-run delta is stored (only the pooled `delta`): computed as calc_delta did,
-            // from the agents' means, in chimera's convention (B − A, TTFT A − B).
-            if let [a, b] = rec.agents.as_slice() {
-                let (tp, ttft) = crate::metrics::deltas_rust(&a.aggregate, &b.aggregate);
-                let m = rec.multi_agent_mut();
-                (m.throughput_delta_tok_s, m.ttft_delta_ms) = (tp, ttft);
-            }
-            out.push(Imported {
-                file: ctx.rel(&path),
-                record: rec,
-            });
+            ctx.warn(msg);
         }
     }
+    let mut reps: Vec<u32> = per_agent
+        .iter()
+        .flat_map(|(_, _, a, _, _)| a.workflow_runs.iter().map(|r| r.run_number))
+        .collect();
+    reps.sort_unstable();
+    reps.dedup();
+    let mut out = Vec::new();
+    for k in reps {
+        let rec = h5_cell(ctx, ci, k, &path, &per_agent)?;
+        out.push(ctx.imported(&path, rec));
+    }
     Ok(out)
+}
+
+/// One agent of an H5 invocation: checked against its recorded aggregate, with the start of
+/// each of its runs (runs end at the agent's timestamp; the harness sleeps between runs).
+fn h5_agent<'f>(
+    ctx: &mut Ctx,
+    ci: usize,
+    name: &'static str,
+    a: &'f H5Agent,
+    path: &Path,
+    sleep_ms: f64,
+) -> Result<PreparedAgent<'f>, ImportError> {
+    let path = path.to_path_buf();
+    let ai = ctx.agent_index(ci, name, &path)?;
+    let options = ctx.recorded_options(
+        ci,
+        ai,
+        &a.configuration,
+        &path,
+        &format!("{name}.configuration"),
+    )?;
+    let end = ctx.timestamp(&a.timestamp, &path, format!("{name}.timestamp"))?;
+    let mut runs: Vec<&H5Run> = a.workflow_runs.iter().collect();
+    runs.sort_by_key(|r| r.run_number);
+    // Runs end at the agent's timestamp; the harness sleeps between runs, not after.
+    let mut starts = BTreeMap::new();
+    let mut t = end;
+    for (i, r) in runs.iter().enumerate().rev() {
+        t -= r.workflow.total_seconds * 1000.0;
+        starts.insert(r.run_number, t);
+        if i > 0 {
+            t -= sleep_ms;
+        }
+    }
+    // Pooled check: the agent's recorded aggregate over all its calls.
+    let mut all_rows = Vec::new();
+    for (i, c) in a.llm_calls.iter().enumerate() {
+        let st = stage(&c.stage, &path, &format!("{name}.llm_calls[{i}].stage"))?;
+        all_rows.push(c.metrics.row(st, i as u32, 0.0, None));
+    }
+    check_aggregate(
+        ctx,
+        &aggregate_rows(&all_rows),
+        &a.aggregate_metrics,
+        name,
+        &path,
+    );
+    Ok((name, ai, a, options, starts))
+}
+
+/// The cell of run `k` of an H5 invocation.
+fn h5_cell(
+    ctx: &mut Ctx,
+    ci: usize,
+    k: u32,
+    path: &Path,
+    per_agent: &[PreparedAgent],
+) -> Result<crate::record::CellRecord, ImportError> {
+    let path = path.to_path_buf();
+    let ni = ctx.node(ci, k, &path)?;
+    let mut agents = Vec::new();
+    let mut start = f64::INFINITY;
+    for (name, ai, a, options, starts) in per_agent {
+        let wr = a
+            .workflow_runs
+            .iter()
+            .find(|r| r.run_number == k)
+            .ok_or_else(|| ImportError::Key {
+                path: path.clone(),
+                key: format!("{name}.workflow_runs"),
+                message: format!("no run {k} (the other agent has one)"),
+                help:
+                    "both agents of an H5 invocation run the same number of runs; restore the file"
+                        .into(),
+            })?;
+        let run_start = starts.get(&k).copied().unwrap_or(f64::NAN);
+        start = start.min(run_start);
+        let mut t = run_start + wr.workflow.ingest_seconds * 1000.0;
+        let mut rows = Vec::new();
+        for (i, c) in a
+            .llm_calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.run_number == k)
+        {
+            let st = stage(&c.stage, &path, &format!("{name}.llm_calls[{i}].stage"))?;
+            rows.push(
+                c.metrics
+                    .row(st, rows.len() as u32, t, c.response.as_deref()),
+            );
+            t += c.metrics.e2e_ms();
+        }
+        let aggregate = aggregate_rows(&rows);
+        agents.push((
+            *ai,
+            ctx.agent(
+                ci,
+                *ai,
+                true,
+                options.clone(),
+                wr.workflow.total_seconds * 1000.0,
+                wr.benchmark_data_count,
+                aggregate,
+                rows,
+            ),
+        ));
+    }
+    agents.sort_by_key(|(ai, _)| *ai);
+    let agents: Vec<_> = agents.into_iter().map(|(_, a)| a).collect();
+    let wall: f64 = agents.iter().map(|a| a.duration_ms).sum();
+    let mut rec = ctx.record(ni, agents, wall, start);
+    // No per-run delta is stored (only the pooled `delta`): computed as calc_delta did,
+    // from the agents' means, in chimera's convention (B − A, TTFT A − B).
+    if let [a, b] = rec.agents.as_slice() {
+        let (tp, ttft) = crate::metrics::deltas_rust(&a.aggregate, &b.aggregate);
+        let m = rec.multi_agent_mut();
+        (m.throughput_delta_tok_s, m.ttft_delta_ms) = (tp, ttft);
+    }
+    Ok(rec)
 }
 
 /// Reads TR109 (H2).
@@ -342,7 +401,7 @@ pub(crate) fn read_tr109(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
     for (path, folder) in found {
         let id = folder.strip_prefix("run_").unwrap_or(&folder).to_owned();
         let ci = ctx.config(&id, &ctx.source.join(&folder), "configuration folder")?;
-        let runs: Vec<H2Run> = super::read_json(&path)?;
+        let runs: Vec<H2Run> = super::convert::read_json(&path)?;
         ctx.files += 1;
         ctx.two_agents(ci, &path, "a baseline + chimera run")?;
         if runs.is_empty() {
@@ -399,10 +458,7 @@ pub(crate) fn read_tr109(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
                 Some(sign * d.ttft_delta_absolute_ms),
             );
             ctx.store_deltas(&mut rec, stored, &path);
-            out.push(Imported {
-                file: ctx.rel(&path),
-                record: rec,
-            });
+            out.push(ctx.imported(&path, rec));
         }
     }
     if negated {

@@ -60,20 +60,8 @@ pub(super) fn parse(text: &str) -> Option<(f64, bool)> {
             (sign * (oh * 60 + om), false)
         }
     };
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset_min * 60;
+    let secs = crate::util::clock::utc_secs(y, mo, d, h, mi, s)? - offset_min * 60;
     Some(((secs as f64 + frac) * 1000.0, naive))
-}
-
-/// Howard Hinnant's days_from_civil: days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use super::{Ctx, ImportError, Imported, aggregate_rows};
+use super::context::{Ctx, Imported};
+use super::convert::aggregate_rows;
+use super::error::ImportError;
 use crate::backend::{ErrorKind, RequestError, RequestRecord};
 use crate::manifest::Task;
 use crate::record::RequestRow;
@@ -226,7 +228,7 @@ fn request(
                 row.0
             ));
         }
-        return Ok(super::request_row(
+        return Ok(super::convert::request_row(
             Stage::Single,
             index,
             None,
@@ -273,7 +275,7 @@ fn request(
             help: "restore the file from the original repository".into(),
         });
     }
-    Ok(super::request_row(
+    Ok(super::convert::request_row(
         Stage::Single,
         index,
         Some(t.need(row, "tokens_s")?),
@@ -312,7 +314,7 @@ fn model_of(ctx: &Ctx, tag: &str, path: &Path) -> Result<String, ImportError> {
             id: tag.to_owned(),
             report: ctx.report().to_owned(),
             manifest: ctx.manifest_path().to_path_buf(),
-            expected: super::list(
+            expected: super::convert::list(
                 &ctx.spec()
                     .models
                     .iter()
@@ -390,41 +392,20 @@ fn find_config(
     }
 }
 
+/// What the CSV rows held: Part A rows and cells, Part B rows, rows that record a failure.
+#[derive(Default)]
+struct Counts {
+    rows_a: usize,
+    rows_b: usize,
+    failed_rows: usize,
+    cells_a: usize,
+}
+
 /// Reads the TR108 CSVs.
 pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
-    let mut found: Vec<(PathBuf, Kind, String)> = Vec::new();
-    let mut unknown = Vec::new();
-    let (files, markdown) = super::without_markdown(ctx, files);
-    for (f, c) in files {
-        let name = c.last().cloned().unwrap_or_default();
-        match classify(&name) {
-            Some((k, stem)) if c.len() <= 2 => found.push((f.clone(), k, stem)),
-            _ => unknown.push(f.clone()),
-        }
-    }
-    if !found
-        .iter()
-        .any(|(_, k, _)| matches!(k, Kind::Baseline(_) | Kind::Sweep(_)))
-    {
-        return Err(super::layout_error(
-            ctx,
-            "`llama3/ollama_quant_bench.csv`, `llama3/ollama_param_tuning.csv`, `gemma3/<model>_baseline.csv`, `gemma3/<model>_param_tuning.csv`",
-        ));
-    }
-    super::refuse_unknown(
-        ctx,
-        &unknown,
-        "result CSVs are `ollama_quant_bench.csv`, `ollama_param_tuning.csv`, `<model>_baseline.csv`, `<model>_param_tuning.csv`; also recognised: `*_param_tuning_summary.csv`, `<model>_baseline.json`, `baseline_{ml,system}_metrics.json`, Markdown",
-        "move the file out of the directory, or point at the folder holding `llama3/` and `gemma3/`",
-    )?;
-    if markdown > 0 {
-        ctx.notes.push(format!(
-            "{markdown} Markdown report(s) recognised and not imported"
-        ));
-    }
-
+    let found = find(ctx, files)?;
     let mut out = Vec::new();
-    let (mut rows_a, mut rows_b, mut failed_rows, mut cells_a) = (0usize, 0usize, 0usize, 0usize);
+    let mut n = Counts::default();
     // (directory, stem) → per (num_gpu, num_ctx, temperature) the recorded tokens_s of a sweep row.
     let mut sweep_values: HashMap<(PathBuf, String), Vec<SweepValue>> = HashMap::new();
     // (directory, stem) → the baseline rows' tokens_s.
@@ -434,166 +415,11 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         match kind {
             Kind::Baseline(tag) => {
-                let t = Table::read(&path)?;
-                ctx.files += 1;
-                // Group rows by model (the Llama file holds three).
-                let mut groups: BTreeMap<String, Vec<&super::csv::Record>> = BTreeMap::new();
-                let mut order = Vec::new();
-                for row in &t.rows {
-                    let tag = match &tag {
-                        Some(t) => t.clone(),
-                        None => t.get(row, "model")?.to_owned(),
-                    };
-                    if !groups.contains_key(&tag) {
-                        order.push(tag.clone());
-                    }
-                    groups.entry(tag).or_default().push(row);
-                }
-                let mut values = Vec::new();
-                for tag in order {
-                    let rows = &groups[&tag];
-                    let model = model_of(ctx, &tag, &path)?;
-                    let ci = find_config(ctx, &model, (None, None, None), &t, rows[0].0)?;
-                    let ni = ctx.node(ci, 1, &path)?;
-                    let c = &ctx.plan.configs[ci];
-                    let prompts: Vec<String> = match &ctx.spec().workloads[c.workload].task {
-                        Task::SingleInference { prompts } => prompts.clone(),
-                        _ => Vec::new(),
-                    };
-                    let mut reqs: Vec<(u32, RequestRow)> = Vec::new();
-                    for (pos, row) in rows.iter().enumerate() {
-                        let index = if t.has("prompt_index") {
-                            let p = t.need(row, "prompt_index")?;
-                            if p < 1.0 || p.fract() != 0.0 {
-                                return Err(ImportError::Csv {
-                                    path: path.clone(),
-                                    line: row.0,
-                                    message: format!(
-                                        "column `prompt_index`: `{p}` is not a prompt number (1..)"
-                                    ),
-                                    help: "restore the file from the original repository".into(),
-                                });
-                            }
-                            p as u32 - 1
-                        } else {
-                            pos as u32
-                        };
-                        if let Some((_, _)) = reqs.iter().find(|(i, _)| *i == index) {
-                            return Err(ImportError::Csv {
-                                path: path.clone(),
-                                line: row.0,
-                                message: format!("prompt {} of `{tag}` appears twice", index + 1),
-                                help: "each model has one row per prompt; remove the duplicate"
-                                    .into(),
-                            });
-                        }
-                        let text_col = if t.has("prompt_text") {
-                            "prompt_text"
-                        } else {
-                            "prompt"
-                        };
-                        if t.has(text_col) {
-                            let text = t.get(row, text_col)?;
-                            match prompts.get(index as usize) {
-                                Some(p) if p.trim() == text => {}
-                                Some(p) => {
-                                    let msg = format!(
-                                        "`{}` line {}: prompt {} of `{tag}` is `{text}`, the manifest's is `{p}`",
-                                        ctx.rel(&path).display(),
-                                        row.0,
-                                        index + 1
-                                    );
-                                    ctx.warn(msg);
-                                }
-                                None => {
-                                    return Err(ImportError::Csv {
-                                        path: path.clone(),
-                                        line: row.0,
-                                        message: format!(
-                                            "prompt {} of `{tag}`, but the manifest's workload has {} prompt(s)",
-                                            index + 1,
-                                            prompts.len()
-                                        ),
-                                        help: "use the TR108 manifest".into(),
-                                    });
-                                }
-                            }
-                        }
-                        let r = request(&t, row, index, ctx)?;
-                        values.push(r.throughput_tok_s);
-                        failed_rows += usize::from(!r.record.ok());
-                        reqs.push((index, r));
-                    }
-                    if reqs.len() < prompts.len() {
-                        let msg = format!(
-                            "`{}`: `{tag}` has {} of the {} prompts; the cell holds only those",
-                            ctx.rel(&path).display(),
-                            reqs.len(),
-                            prompts.len()
-                        );
-                        ctx.warn(msg);
-                    }
-                    reqs.sort_by_key(|(i, _)| *i);
-                    let rows: Vec<RequestRow> = reqs.into_iter().map(|(_, r)| r).collect();
-                    rows_a += rows.len();
-                    cells_a += 1;
-                    out.push(cell(ctx, ci, ni, rows, &path));
-                }
+                let values = read_baseline(ctx, &path, tag.as_deref(), &mut n, &mut out)?;
                 baseline_values.insert((dir, stem), values);
             }
             Kind::Sweep(tag) => {
-                let t = Table::read(&path)?;
-                ctx.files += 1;
-                let mut seen: HashMap<usize, usize> = HashMap::new();
-                let mut values = Vec::new();
-                for row in &t.rows {
-                    let tag = match &tag {
-                        Some(t) => t.clone(),
-                        None => t.get(row, "model")?.to_owned(),
-                    };
-                    let model = model_of(ctx, &tag, &path)?;
-                    let g = t.need(row, "num_gpu")?;
-                    let c = t.need(row, "num_ctx")?;
-                    let temp = t.need(row, "temperature")?;
-                    if g < 0.0 || g.fract() != 0.0 || c < 0.0 || c.fract() != 0.0 {
-                        return Err(ImportError::Csv {
-                            path: path.clone(),
-                            line: row.0,
-                            message: "num_gpu and num_ctx must be whole numbers".into(),
-                            help: "restore the file from the original repository".into(),
-                        });
-                    }
-                    let (g, c) = (g as u32, c as u32);
-                    if t.has("config_name") {
-                        let name = t.get(row, "config_name")?;
-                        if name != format!("g{g}_c{c}_t{temp}") {
-                            let msg = format!(
-                                "`{}` line {}: config_name `{name}` does not match num_gpu {g}, num_ctx {c}, temperature {temp} (the values are used)",
-                                ctx.rel(&path).display(),
-                                row.0
-                            );
-                            ctx.warn(msg);
-                        }
-                    }
-                    let ci = find_config(ctx, &model, (Some(g), Some(c), Some(temp)), &t, row.0)?;
-                    if let Some(first) = seen.insert(ci, row.0) {
-                        return Err(ImportError::Csv {
-                            path: path.clone(),
-                            line: row.0,
-                            message: format!(
-                                "the same configuration (`{}`) as line {first}",
-                                ctx.plan.configs[ci].id
-                            ),
-                            help: "TR108 ran one request per sweep configuration; remove the duplicate row".into(),
-                        });
-                    }
-                    let ni = ctx.node(ci, 1, &path)?;
-                    let r = request(&t, row, 0, ctx)?;
-                    values.push(((g, c, temp), r.throughput_tok_s));
-                    failed_rows += usize::from(!r.record.ok());
-                    rows_b += 1;
-                    out.push(cell(ctx, ci, ni, vec![r], &path));
-                }
+                let values = read_sweep(ctx, &path, tag.as_deref(), &mut n, &mut out)?;
                 sweep_values.insert((dir, stem), values);
             }
             other => deferred.push((path, other, stem)),
@@ -607,75 +433,13 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         let file = ctx.rel(&path);
         match kind {
             Kind::Summary => {
-                let t = Table::read(&path)?;
-                ctx.files += 1;
-                let Some(values) = sweep_values.get(&(dir, stem.clone())) else {
-                    ctx.warn(format!(
-                        "`{}`: no `{stem}_param_tuning.csv` beside it to check against",
-                        file.display()
-                    ));
-                    continue;
-                };
-                for row in &t.rows {
-                    let (g, c, temp) = (
-                        t.need(row, "num_gpu")?,
-                        t.need(row, "num_ctx")?,
-                        t.need(row, "temperature")?,
-                    );
-                    let mean = t.need(row, "mean_tokens_s")?;
-                    let hit = values.iter().find(|((vg, vc, vt), _)| {
-                        f64::from(*vg) == g && f64::from(*vc) == c && (vt - temp).abs() < 1e-9
-                    });
-                    match hit {
-                        Some((_, Some(v))) if (v - mean).abs() <= 0.01 => {}
-                        Some((_, v)) => ctx.warn(format!(
-                            "`{}` line {}: mean_tokens_s {mean} but the sweep row has {}",
-                            file.display(),
-                            row.0,
-                            v.map_or("no value (failed)".into(), |v| v.to_string())
-                        )),
-                        None => ctx.warn(format!(
-                            "`{}` line {}: no sweep row for {g}/{c}/{temp}",
-                            file.display(),
-                            row.0
-                        )),
-                    }
-                }
+                check_summary(ctx, &path, &stem, sweep_values.get(&(dir, stem.clone())))?;
             }
             Kind::BaselineJson => {
-                let v: serde_json::Value = super::read_json(&path)?;
-                ctx.files += 1;
-                let results = v.get("results").and_then(|r| r.as_array()).ok_or_else(|| {
-                    ImportError::Key {
-                        path: path.clone(),
-                        key: "results".into(),
-                        message: "missing or not a list".into(),
-                        help: "this is not a TR108 `<model>_baseline.json`; restore the file"
-                            .into(),
-                    }
-                })?;
-                let csv_values = baseline_values.get(&(dir, stem.clone()));
-                let json_values: Vec<Option<f64>> = results
-                    .iter()
-                    .map(|r| r.get("tokens_s").and_then(serde_json::Value::as_f64))
-                    .collect();
-                let same = csv_values.is_some_and(|c| {
-                    c.len() == json_values.len()
-                        && c.iter().zip(&json_values).all(|(a, b)| match (a, b) {
-                            (Some(a), Some(b)) => (a - b).abs() < 1e-9,
-                            (None, None) => true,
-                            _ => false,
-                        })
-                });
-                if !same {
-                    ctx.warn(format!(
-                        "`{}` does not hold the same results as `{stem}_baseline.csv` beside it (the CSV is imported)",
-                        file.display()
-                    ));
-                }
+                check_baseline_json(ctx, &path, &stem, baseline_values.get(&(dir, stem.clone())))?;
             }
             Kind::Other(what) => {
-                let _: serde_json::Value = super::read_json(&path)?;
+                let _: serde_json::Value = super::convert::read_json(&path)?;
                 ctx.files += 1;
                 ctx.notes
                     .push(format!("`{}`: {what}; not a run", file.display()));
@@ -691,11 +455,334 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
             not_used.join(", ")
         ));
     }
+    let Counts {
+        rows_a,
+        rows_b,
+        failed_rows,
+        cells_a,
+    } = n;
     ctx.notes.push(format!(
         "{} CSV result rows read: {rows_a} Part A rows → {cells_a} baseline cells (one request per prompt), {rows_b} Part B rows → {rows_b} sweep cells (one request each); {failed_rows} row(s) record a failure",
         rows_a + rows_b
     ));
     Ok(out)
+}
+
+/// The result files of the tree; anything else is refused.
+fn find(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<(PathBuf, Kind, String)>, ImportError> {
+    let mut found: Vec<(PathBuf, Kind, String)> = Vec::new();
+    let mut unknown = Vec::new();
+    let (files, markdown) = super::context::without_markdown(ctx, files);
+    for (f, c) in files {
+        let name = c.last().cloned().unwrap_or_default();
+        match classify(&name) {
+            Some((k, stem)) if c.len() <= 2 => found.push((f.clone(), k, stem)),
+            _ => unknown.push(f.clone()),
+        }
+    }
+    if !found
+        .iter()
+        .any(|(_, k, _)| matches!(k, Kind::Baseline(_) | Kind::Sweep(_)))
+    {
+        return Err(super::context::layout_error(
+            ctx,
+            "`llama3/ollama_quant_bench.csv`, `llama3/ollama_param_tuning.csv`, `gemma3/<model>_baseline.csv`, `gemma3/<model>_param_tuning.csv`",
+        ));
+    }
+    super::context::refuse_unknown(
+        ctx,
+        &unknown,
+        "result CSVs are `ollama_quant_bench.csv`, `ollama_param_tuning.csv`, `<model>_baseline.csv`, `<model>_param_tuning.csv`; also recognised: `*_param_tuning_summary.csv`, `<model>_baseline.json`, `baseline_{ml,system}_metrics.json`, Markdown",
+        "move the file out of the directory, or point at the folder holding `llama3/` and `gemma3/`",
+    )?;
+    if markdown > 0 {
+        ctx.notes.push(format!(
+            "{markdown} Markdown report(s) recognised and not imported"
+        ));
+    }
+
+    Ok(found)
+}
+
+/// A Part A baseline CSV: one cell per model (one request per prompt); returns the rows'
+/// tokens_s, for the cross-check with the JSON beside it.
+fn read_baseline(
+    ctx: &mut Ctx,
+    path: &Path,
+    tag: Option<&str>,
+    n: &mut Counts,
+    out: &mut Vec<Imported>,
+) -> Result<Vec<Option<f64>>, ImportError> {
+    let t = Table::read(path)?;
+    ctx.files += 1;
+    // Group rows by model (the Llama file holds three).
+    let mut groups: BTreeMap<String, Vec<&super::csv::Record>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for row in &t.rows {
+        let tag = match tag {
+            Some(t) => t.to_owned(),
+            None => t.get(row, "model")?.to_owned(),
+        };
+        if !groups.contains_key(&tag) {
+            order.push(tag.clone());
+        }
+        groups.entry(tag).or_default().push(row);
+    }
+    let mut values = Vec::new();
+    for tag in order {
+        let rows = &groups[&tag];
+        let model = model_of(ctx, &tag, path)?;
+        let ci = find_config(ctx, &model, (None, None, None), &t, rows[0].0)?;
+        let ni = ctx.node(ci, 1, path)?;
+        let c = &ctx.plan.configs[ci];
+        let prompts: Vec<String> = match &ctx.spec().workloads[c.workload].task {
+            Task::SingleInference { prompts } => prompts.clone(),
+            _ => Vec::new(),
+        };
+        let mut reqs: Vec<(u32, RequestRow)> = Vec::new();
+        for (pos, row) in rows.iter().enumerate() {
+            let index = prompt_of(ctx, &t, row, pos, &tag, &prompts, &reqs, path)?;
+            let r = request(&t, row, index, ctx)?;
+            values.push(r.throughput_tok_s);
+            n.failed_rows += usize::from(!r.record.ok());
+            reqs.push((index, r));
+        }
+        if reqs.len() < prompts.len() {
+            let msg = format!(
+                "`{}`: `{tag}` has {} of the {} prompts; the cell holds only those",
+                ctx.rel(path).display(),
+                reqs.len(),
+                prompts.len()
+            );
+            ctx.warn(msg);
+        }
+        reqs.sort_by_key(|(i, _)| *i);
+        let rows: Vec<RequestRow> = reqs.into_iter().map(|(_, r)| r).collect();
+        n.rows_a += rows.len();
+        n.cells_a += 1;
+        out.push(cell(ctx, ci, ni, rows, path));
+    }
+    Ok(values)
+}
+
+/// The prompt index of a baseline row, checked against the manifest's prompts and the rows
+/// already read.
+#[allow(clippy::too_many_arguments)]
+fn prompt_of(
+    ctx: &mut Ctx,
+    t: &Table,
+    row: &super::csv::Record,
+    pos: usize,
+    tag: &str,
+    prompts: &[String],
+    reqs: &[(u32, RequestRow)],
+    path: &Path,
+) -> Result<u32, ImportError> {
+    let index = if t.has("prompt_index") {
+        let p = t.need(row, "prompt_index")?;
+        if p < 1.0 || p.fract() != 0.0 {
+            return Err(ImportError::Csv {
+                path: path.to_path_buf(),
+                line: row.0,
+                message: format!("column `prompt_index`: `{p}` is not a prompt number (1..)"),
+                help: "restore the file from the original repository".into(),
+            });
+        }
+        p as u32 - 1
+    } else {
+        pos as u32
+    };
+    if let Some((_, _)) = reqs.iter().find(|(i, _)| *i == index) {
+        return Err(ImportError::Csv {
+            path: path.to_path_buf(),
+            line: row.0,
+            message: format!("prompt {} of `{tag}` appears twice", index + 1),
+            help: "each model has one row per prompt; remove the duplicate".into(),
+        });
+    }
+    let text_col = if t.has("prompt_text") {
+        "prompt_text"
+    } else {
+        "prompt"
+    };
+    if t.has(text_col) {
+        let text = t.get(row, text_col)?;
+        match prompts.get(index as usize) {
+            Some(p) if p.trim() == text => {}
+            Some(p) => {
+                let msg = format!(
+                    "`{}` line {}: prompt {} of `{tag}` is `{text}`, the manifest's is `{p}`",
+                    ctx.rel(path).display(),
+                    row.0,
+                    index + 1
+                );
+                ctx.warn(msg);
+            }
+            None => {
+                return Err(ImportError::Csv {
+                    path: path.to_path_buf(),
+                    line: row.0,
+                    message: format!(
+                        "prompt {} of `{tag}`, but the manifest's workload has {} prompt(s)",
+                        index + 1,
+                        prompts.len()
+                    ),
+                    help: "use the TR108 manifest".into(),
+                });
+            }
+        }
+    }
+    Ok(index)
+}
+
+/// A Part B sweep CSV: one cell per row (one request each); returns each row's
+/// configuration values and tokens_s, for the cross-check with the summary beside it.
+fn read_sweep(
+    ctx: &mut Ctx,
+    path: &Path,
+    tag: Option<&str>,
+    n: &mut Counts,
+    out: &mut Vec<Imported>,
+) -> Result<Vec<SweepValue>, ImportError> {
+    let t = Table::read(path)?;
+    ctx.files += 1;
+    let mut seen: HashMap<usize, usize> = HashMap::new();
+    let mut values = Vec::new();
+    for row in &t.rows {
+        let tag = match tag {
+            Some(t) => t.to_owned(),
+            None => t.get(row, "model")?.to_owned(),
+        };
+        let model = model_of(ctx, &tag, path)?;
+        let g = t.need(row, "num_gpu")?;
+        let c = t.need(row, "num_ctx")?;
+        let temp = t.need(row, "temperature")?;
+        if g < 0.0 || g.fract() != 0.0 || c < 0.0 || c.fract() != 0.0 {
+            return Err(ImportError::Csv {
+                path: path.to_path_buf(),
+                line: row.0,
+                message: "num_gpu and num_ctx must be whole numbers".into(),
+                help: "restore the file from the original repository".into(),
+            });
+        }
+        let (g, c) = (g as u32, c as u32);
+        if t.has("config_name") {
+            let name = t.get(row, "config_name")?;
+            if name != format!("g{g}_c{c}_t{temp}") {
+                let msg = format!(
+                    "`{}` line {}: config_name `{name}` does not match num_gpu {g}, num_ctx {c}, temperature {temp} (the values are used)",
+                    ctx.rel(path).display(),
+                    row.0
+                );
+                ctx.warn(msg);
+            }
+        }
+        let ci = find_config(ctx, &model, (Some(g), Some(c), Some(temp)), &t, row.0)?;
+        if let Some(first) = seen.insert(ci, row.0) {
+            return Err(ImportError::Csv {
+                path: path.to_path_buf(),
+                line: row.0,
+                message: format!(
+                    "the same configuration (`{}`) as line {first}",
+                    ctx.plan.configs[ci].id
+                ),
+                help: "TR108 ran one request per sweep configuration; remove the duplicate row"
+                    .into(),
+            });
+        }
+        let ni = ctx.node(ci, 1, path)?;
+        let r = request(&t, row, 0, ctx)?;
+        values.push(((g, c, temp), r.throughput_tok_s));
+        n.failed_rows += usize::from(!r.record.ok());
+        n.rows_b += 1;
+        out.push(cell(ctx, ci, ni, vec![r], path));
+    }
+    Ok(values)
+}
+
+/// A sweep summary CSV checked against the sweep rows beside it.
+fn check_summary(
+    ctx: &mut Ctx,
+    path: &Path,
+    stem: &str,
+    values: Option<&Vec<SweepValue>>,
+) -> Result<(), ImportError> {
+    let file = ctx.rel(path);
+    let t = Table::read(path)?;
+    ctx.files += 1;
+    let Some(values) = values else {
+        ctx.warn(format!(
+            "`{}`: no `{stem}_param_tuning.csv` beside it to check against",
+            file.display()
+        ));
+        return Ok(());
+    };
+    for row in &t.rows {
+        let (g, c, temp) = (
+            t.need(row, "num_gpu")?,
+            t.need(row, "num_ctx")?,
+            t.need(row, "temperature")?,
+        );
+        let mean = t.need(row, "mean_tokens_s")?;
+        let hit = values.iter().find(|((vg, vc, vt), _)| {
+            f64::from(*vg) == g && f64::from(*vc) == c && (vt - temp).abs() < 1e-9
+        });
+        match hit {
+            Some((_, Some(v))) if (v - mean).abs() <= 0.01 => {}
+            Some((_, v)) => ctx.warn(format!(
+                "`{}` line {}: mean_tokens_s {mean} but the sweep row has {}",
+                file.display(),
+                row.0,
+                v.map_or("no value (failed)".into(), |v| v.to_string())
+            )),
+            None => ctx.warn(format!(
+                "`{}` line {}: no sweep row for {g}/{c}/{temp}",
+                file.display(),
+                row.0
+            )),
+        }
+    }
+    Ok(())
+}
+
+/// A baseline JSON checked against the baseline CSV beside it.
+fn check_baseline_json(
+    ctx: &mut Ctx,
+    path: &Path,
+    stem: &str,
+    csv_values: Option<&Vec<Option<f64>>>,
+) -> Result<(), ImportError> {
+    let file = ctx.rel(path);
+    let v: serde_json::Value = super::convert::read_json(path)?;
+    ctx.files += 1;
+    let results = v
+        .get("results")
+        .and_then(|r| r.as_array())
+        .ok_or_else(|| ImportError::Key {
+            path: path.to_path_buf(),
+            key: "results".into(),
+            message: "missing or not a list".into(),
+            help: "this is not a TR108 `<model>_baseline.json`; restore the file".into(),
+        })?;
+    let json_values: Vec<Option<f64>> = results
+        .iter()
+        .map(|r| r.get("tokens_s").and_then(serde_json::Value::as_f64))
+        .collect();
+    let same = csv_values.is_some_and(|c| {
+        c.len() == json_values.len()
+            && c.iter().zip(&json_values).all(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+                (None, None) => true,
+                _ => false,
+            })
+    });
+    if !same {
+        ctx.warn(format!(
+            "`{}` does not hold the same results as `{stem}_baseline.csv` beside it (the CSV is imported)",
+            file.display()
+        ));
+    }
+    Ok(())
 }
 
 fn cell(

@@ -487,10 +487,7 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
             } => {
                 let mut templates = vec![(p.key("analysis_template"), analysis_template)];
                 for (role, t) in role_templates {
-                    let name = serde_json::to_value(role)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
+                    let name = role.to_string();
                     templates.push((
                         p.key("role_templates").key(&name).key("analysis_template"),
                         &t.analysis_template,

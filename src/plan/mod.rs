@@ -222,28 +222,7 @@ impl Plan {
     }
 }
 
-/// A small, stable PRNG (SplitMix64), so that a recorded shuffle seed reproduces the same
-/// order in every chimera version.
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    /// Next value.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Fisher–Yates shuffle.
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = (self.next_u64() % (i as u64 + 1)) as usize;
-            v.swap(i, j);
-        }
-    }
-}
+pub use crate::util::rng::SplitMix64;
 
 /// Manifests beside the given ones, indexed by the report they declare, and the files there
 /// that could not be read as manifests.

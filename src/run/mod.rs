@@ -109,12 +109,7 @@ struct AgentJob {
     corpus_root: Option<PathBuf>,
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_unix_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
+pub use crate::util::clock::now_unix_ms;
 
 fn failed(kind: ErrorKind, message: String) -> RequestRecord {
     RequestRecord {

@@ -54,10 +54,7 @@ pub(crate) async fn write_provenance(
                     server_kind: if emulated {
                         "emulator".to_owned()
                     } else {
-                        serde_json::to_value(e.kind)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default()
+                        e.kind.to_string()
                     },
                     server_version: version.clone(),
                     model_tag: Some(m.tag.clone()),

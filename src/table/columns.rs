@@ -256,10 +256,7 @@ text!(Role, role_name, Role::Client);
 
 /// The snake_case name of a role, as the manifest writes it.
 pub(crate) fn role_name(role: &Role) -> String {
-    match serde_json::to_value(role) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => format!("{role:?}").to_lowercase(),
-    }
+    role.to_string()
 }
 
 column_impls!(

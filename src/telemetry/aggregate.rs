@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::GpuSample;
+use super::source::GpuSample;
 
 /// NVML throttle reason: nothing is running on the GPU.
 pub const THROTTLE_GPU_IDLE: u64 = 0x1;

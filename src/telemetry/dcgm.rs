@@ -1,15 +1,14 @@
-//! Remote GPUs from NVIDIA dcgm-exporter's Prometheus text endpoint, scraped with a plain
-//! blocking HTTP/1.1 GET (the sampler runs on an OS thread; no async runtime here).
+//! Remote GPUs from NVIDIA dcgm-exporter's Prometheus text endpoint, scraped with reqwest on
+//! a small current-thread runtime of the source's own (the sampler runs on an OS thread).
 //!
 //! dcgm-exporter refreshes its values every collection interval (`-c`, 30 s by default):
 //! sampling faster than that repeats values; run it with e.g. `-c 100` for 10 Hz telemetry.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use super::{GpuInfo, GpuSample, GpuSource, now_unix_ms};
+use super::source::{GpuInfo, GpuSample, GpuSource};
+use crate::util::clock::now_unix_ms;
 
 /// Connect, read and write timeout of one scrape.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -170,176 +169,110 @@ pub fn parse_dcgm(text: &str, t_unix_ms: f64) -> Vec<(GpuInfo, GpuSample)> {
         .collect()
 }
 
-/// An `http://host[:port][/path]` URL, split.
-#[derive(Debug, Clone, PartialEq)]
-struct HttpUrl {
-    host: String,
-    port: u16,
-    path: String,
+/// Parses an `http://` URL of a dcgm-exporter; the path defaults to `/metrics`.
+fn parse_url(url: &str) -> Result<reqwest::Url, String> {
+    let text = url.trim();
+    if !text.starts_with("http://") {
+        return Err(if text.starts_with("https://") {
+            format!("`{url}`: https is not supported for dcgm-exporter; use http://")
+        } else {
+            format!("`{url}` is not an http:// URL (e.g. http://gpu-host:9400/metrics)")
+        });
+    }
+    let mut parsed = reqwest::Url::parse(text).map_err(|e| format!("`{url}`: {e}"))?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    if parsed.path() == "/" {
+        parsed.set_path("/metrics");
+    }
+    Ok(parsed)
 }
 
-impl HttpUrl {
-    /// Parses `http://` URLs; the path defaults to `/metrics`, the port to 80.
-    fn parse(url: &str) -> Result<HttpUrl, String> {
-        let rest = url.trim().strip_prefix("http://").ok_or_else(|| {
-            if url.trim_start().starts_with("https://") {
-                format!("`{url}`: https is not supported for dcgm-exporter; use http://")
-            } else {
-                format!("`{url}` is not an http:// URL (e.g. http://gpu-host:9400/metrics)")
-            }
-        })?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let path = if path.is_empty() || path == "/" {
-            "/metrics".to_owned()
-        } else {
-            path.to_owned()
-        };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let close = v6
-                .find(']')
-                .ok_or_else(|| format!("`{url}`: unclosed `[` in the host"))?;
-            let host = &v6[..close];
-            let port = v6[close + 1..].strip_prefix(':');
-            (host, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("`{url}` has no host"));
-        }
-        let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .map_err(|_| format!("`{url}`: `{p}` is not a port"))?,
-            None => 80,
-        };
-        Ok(HttpUrl {
-            host: host.to_owned(),
-            port,
-            path,
+/// `host:port` of a URL, for log lines.
+fn authority(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// A blocking HTTP GET through reqwest on a private current-thread runtime.
+#[derive(Debug)]
+struct Scraper {
+    url: reqwest::Url,
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Scraper {
+    fn new(url: reqwest::Url) -> Result<Scraper, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(TIMEOUT)
+            .timeout(TIMEOUT)
+            .user_agent(concat!("chimera/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start an HTTP runtime: {e}"))?;
+        Ok(Scraper {
+            url,
+            client,
+            runtime,
         })
     }
 
-    fn host_header(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
+    /// The body of a 200 response. The sampler calls this from its own OS thread; called
+    /// from inside an async runtime (the campaign lists its sources there), the GET runs on
+    /// a scoped thread, since a runtime cannot block inside another.
+    fn get(&self) -> Result<String, String> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| {
+                s.spawn(|| self.runtime.block_on(self.fetch()))
+                    .join()
+                    .unwrap_or_else(|_| Err("the scrape thread panicked".to_owned()))
+            })
         } else {
-            format!("{}:{}", self.host, self.port)
+            self.runtime.block_on(self.fetch())
         }
     }
-}
 
-/// One blocking HTTP/1.1 GET; the body of a 200 response (content-length, chunked, or to EOF).
-fn http_get(url: &HttpUrl) -> Result<String, String> {
-    let addrs = (url.host.as_str(), url.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", url.host))?;
-    let mut last = format!("{} resolves to no address", url.host);
-    let mut stream = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, TIMEOUT) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = format!("cannot connect to {addr}: {e}"),
-        }
-    }
-    let mut stream = stream.ok_or(last)?;
-    let io = |e: std::io::Error| format!("{}: {e}", url.host_header());
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
-    stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
-    let _ = stream.set_nodelay(true);
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: chimera/{}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n",
-        url.path,
-        url.host_header(),
-        env!("CARGO_PKG_VERSION")
-    );
-    stream.write_all(request.as_bytes()).map_err(io)?;
-    let mut reader = BufReader::new(stream);
-    let mut status = String::new();
-    reader.read_line(&mut status).map_err(io)?;
-    let code = status
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or_else(|| format!("not an HTTP response: {:?}", status.trim_end()))?;
-    let (mut length, mut chunked) = (None, false);
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).map_err(io)? == 0 {
-            return Err("connection closed inside the response headers".to_owned());
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            let (k, v) = (k.trim(), v.trim());
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.parse::<usize>().ok();
-            } else if k.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = v.to_ascii_lowercase().contains("chunked");
-            }
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).map_err(io)?;
-            let size = size.trim().split(';').next().unwrap_or("").trim();
-            let n =
-                usize::from_str_radix(size, 16).map_err(|_| format!("bad chunk size {size:?}"))?;
-            if n == 0 {
-                break; // trailers are not needed: the connection closes
-            }
-            if body.len() + n > MAX_BODY {
+    async fn fetch(&self) -> Result<String, String> {
+        let err = |e: reqwest::Error| format!("{}: {e}", authority(&self.url));
+        let mut response = self
+            .client
+            .get(self.url.clone())
+            .header(reqwest::header::ACCEPT, "text/plain")
+            .send()
+            .await
+            .map_err(err)?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(err)? {
+            if body.len() + chunk.len() > MAX_BODY {
                 return Err(format!("response larger than {MAX_BODY} bytes"));
             }
-            let start = body.len();
-            body.resize(start + n, 0);
-            reader.read_exact(&mut body[start..]).map_err(io)?;
-            let mut crlf = String::new();
-            reader.read_line(&mut crlf).map_err(io)?;
+            body.extend_from_slice(&chunk);
         }
-    } else if let Some(n) = length {
-        if n > MAX_BODY {
-            return Err(format!("response larger than {MAX_BODY} bytes"));
+        let code = response.status().as_u16();
+        if code != 200 {
+            let text = String::from_utf8_lossy(&body);
+            return Err(format!(
+                "HTTP {code}: {}",
+                text.chars().take(200).collect::<String>().trim()
+            ));
         }
-        body.resize(n, 0);
-        reader.read_exact(&mut body).map_err(io)?;
-    } else {
-        reader
-            .take(MAX_BODY as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(io)?;
-        if body.len() > MAX_BODY {
-            return Err(format!("response larger than {MAX_BODY} bytes"));
-        }
+        String::from_utf8(body).map_err(|_| "the response is not UTF-8".to_owned())
     }
-    if code != 200 {
-        let text = String::from_utf8_lossy(&body);
-        return Err(format!(
-            "HTTP {code}: {}",
-            text.chars().take(200).collect::<String>().trim()
-        ));
-    }
-    String::from_utf8(body).map_err(|_| "the response is not UTF-8".to_owned())
 }
 
 /// GPUs read from a dcgm-exporter endpoint. One scrape serves every GPU once: sampling all
 /// GPUs in a tick costs one HTTP GET; asking for a GPU again scrapes again.
 #[derive(Debug)]
 pub struct DcgmSource {
-    url: HttpUrl,
+    scraper: Scraper,
     devices: Vec<GpuInfo>,
     /// The latest scrape: when, and the not-yet-served sample of each GPU.
     cache: Option<(Instant, BTreeMap<u32, GpuSample>)>,
@@ -351,9 +284,9 @@ impl DcgmSource {
     /// Scrapes `url` once (e.g. `http://gpu-host:9400/metrics`; the path defaults to
     /// `/metrics`) and lists its GPUs. Fails if it cannot be scraped or lists no GPU.
     pub fn new(url: &str) -> Result<DcgmSource, String> {
-        let url = HttpUrl::parse(url)?;
+        let scraper = Scraper::new(parse_url(url)?)?;
         let mut source = DcgmSource {
-            url,
+            scraper,
             devices: Vec::new(),
             cache: None,
             failing: false,
@@ -367,7 +300,7 @@ impl DcgmSource {
 
     fn scrape(&mut self) -> Result<(), String> {
         let t = now_unix_ms();
-        let text = http_get(&self.url)?;
+        let text = self.scraper.get()?;
         let parsed = parse_dcgm(&text, t);
         if !parsed.is_empty() {
             self.devices = parsed.iter().map(|(i, _)| i.clone()).collect();
@@ -398,7 +331,10 @@ impl GpuSource for DcgmSource {
             match self.scrape() {
                 Ok(()) => {
                     if self.failing {
-                        tracing::info!("dcgm-exporter {}: scraping again", self.url.host_header());
+                        tracing::info!(
+                            "dcgm-exporter {}: scraping again",
+                            authority(&self.scraper.url)
+                        );
                     }
                     self.failing = false;
                 }
@@ -406,7 +342,7 @@ impl GpuSource for DcgmSource {
                     if !self.failing {
                         tracing::warn!(
                             "dcgm-exporter {}: {e}: samples are empty until it answers",
-                            self.url.host_header()
+                            authority(&self.scraper.url)
                         );
                     }
                     self.failing = true;
@@ -422,67 +358,11 @@ impl GpuSource for DcgmSource {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     /// A dcgm-exporter 3.3 scrape of a 2-GPU H100 host (default counters plus a few extra).
-    pub(crate) const EXPORTER_TEXT: &str = r#"# HELP DCGM_FI_DEV_SM_CLOCK SM clock frequency (in MHz).
-# TYPE DCGM_FI_DEV_SM_CLOCK gauge
-DCGM_FI_DEV_SM_CLOCK{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 1980
-DCGM_FI_DEV_SM_CLOCK{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 345
-# HELP DCGM_FI_DEV_MEM_CLOCK Memory clock frequency (in MHz).
-# TYPE DCGM_FI_DEV_MEM_CLOCK gauge
-DCGM_FI_DEV_MEM_CLOCK{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 2619
-DCGM_FI_DEV_MEM_CLOCK{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 2619
-# HELP DCGM_FI_DEV_GPU_TEMP GPU temperature (in C).
-# TYPE DCGM_FI_DEV_GPU_TEMP gauge
-DCGM_FI_DEV_GPU_TEMP{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 61
-DCGM_FI_DEV_GPU_TEMP{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 33
-# HELP DCGM_FI_DEV_POWER_USAGE Power draw (in W).
-# TYPE DCGM_FI_DEV_POWER_USAGE gauge
-DCGM_FI_DEV_POWER_USAGE{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 612.347000
-DCGM_FI_DEV_POWER_USAGE{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 71.025000
-# HELP DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION Total energy consumption since boot (in mJ).
-# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter
-DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 4830917262
-DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 1290311847
-# HELP DCGM_FI_DEV_PCIE_REPLAY_COUNTER Total number of PCIe retries.
-# TYPE DCGM_FI_DEV_PCIE_REPLAY_COUNTER counter
-DCGM_FI_DEV_PCIE_REPLAY_COUNTER{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0
-DCGM_FI_DEV_PCIE_REPLAY_COUNTER{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0
-# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).
-# TYPE DCGM_FI_DEV_GPU_UTIL gauge
-DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 97
-DCGM_FI_DEV_GPU_UTIL{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0
-# HELP DCGM_FI_DEV_MEM_COPY_UTIL Memory utilization (in %).
-# TYPE DCGM_FI_DEV_MEM_COPY_UTIL gauge
-DCGM_FI_DEV_MEM_COPY_UTIL{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 43
-DCGM_FI_DEV_MEM_COPY_UTIL{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0
-# HELP DCGM_FI_DEV_FB_FREE Framebuffer memory free (in MiB).
-# TYPE DCGM_FI_DEV_FB_FREE gauge
-DCGM_FI_DEV_FB_FREE{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 60553
-DCGM_FI_DEV_FB_FREE{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 81004
-# HELP DCGM_FI_DEV_FB_USED Framebuffer memory used (in MiB).
-# TYPE DCGM_FI_DEV_FB_USED gauge
-DCGM_FI_DEV_FB_USED{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 20475
-DCGM_FI_DEV_FB_USED{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0
-# HELP DCGM_FI_DEV_FB_RESERVED Framebuffer memory reserved (in MiB).
-# TYPE DCGM_FI_DEV_FB_RESERVED gauge
-DCGM_FI_DEV_FB_RESERVED{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 531
-DCGM_FI_DEV_FB_RESERVED{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 555
-# HELP DCGM_FI_DEV_CLOCK_THROTTLE_REASONS Current clock throttle reasons.
-# TYPE DCGM_FI_DEV_CLOCK_THROTTLE_REASONS gauge
-DCGM_FI_DEV_CLOCK_THROTTLE_REASONS{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 4
-DCGM_FI_DEV_CLOCK_THROTTLE_REASONS{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 1
-# HELP DCGM_FI_DEV_XID_ERRORS Value of the last XID error encountered.
-# TYPE DCGM_FI_DEV_XID_ERRORS gauge
-DCGM_FI_DEV_XID_ERRORS{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15",err_code="0",err_msg="No Error"} 0
-DCGM_FI_DEV_XID_ERRORS{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15",err_code="0",err_msg="No Error"} 0
-# HELP DCGM_FI_PROF_GR_ENGINE_ACTIVE Ratio of time the graphics engine is active.
-# TYPE DCGM_FI_PROF_GR_ENGINE_ACTIVE gauge
-DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="0",UUID="GPU-5a1b2c3d-0000-1111-2222-333344445555",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0.981227
-DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-333344445555",pci_bus_id="00000000:2A:00.0",device="nvidia1",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-07",DCGM_FI_DRIVER_VERSION="550.54.15"} 0.000000
-"#;
+    const EXPORTER_TEXT: &str = include_str!("testdata/dcgm-exporter-h100.txt");
 
     #[test]
     fn parses_exposition_lines_labels_and_escapes() {
@@ -553,22 +433,21 @@ DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="1",UUID="GPU-6b2c3d4e-0000-1111-2222-33334444
 
     #[test]
     fn parses_urls() {
-        let u = HttpUrl::parse("http://gpu-host:9400/metrics").expect("url");
+        let u = parse_url("http://gpu-host:9400/metrics").expect("url");
         assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("gpu-host", 9400, "/metrics")
+            (u.host_str(), u.port(), u.path()),
+            (Some("gpu-host"), Some(9400), "/metrics")
         );
-        let u = HttpUrl::parse("http://10.0.0.2:9400").expect("url");
-        assert_eq!(u.path, "/metrics");
-        let u = HttpUrl::parse("http://[::1]:9400/m").expect("url");
         assert_eq!(
-            (u.host.as_str(), u.port, u.host_header()),
-            ("::1", 9400, "[::1]:9400".to_owned())
+            parse_url("http://10.0.0.2:9400").expect("url").path(),
+            "/metrics"
         );
-        assert_eq!(HttpUrl::parse("http://h/x").expect("url").port, 80);
-        assert!(HttpUrl::parse("https://h:1/").is_err());
-        assert!(HttpUrl::parse("h:1").is_err());
-        assert!(HttpUrl::parse("http://h:port/").is_err());
+        let u = parse_url("http://[::1]:9400/m").expect("url");
+        assert_eq!((u.path(), authority(&u)), ("/m", "[::1]:9400".to_owned()));
+        assert_eq!(authority(&parse_url("http://h/x").expect("url")), "h:80");
+        assert!(parse_url("https://h:1/").is_err());
+        assert!(parse_url("h:1").is_err());
+        assert!(parse_url("http://h:port/").is_err());
     }
 
     #[test]

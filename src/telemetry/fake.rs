@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use super::{GpuInfo, GpuSample, GpuSource};
+use super::source::{GpuInfo, GpuSample, GpuSource};
 
 /// No GPUs: no devices, and samples with every reading `None`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -81,16 +81,12 @@ impl FakeSource {
 
     /// A deterministic number in `[0, 1)` for (seed, gpu, n, salt).
     fn noise(&self, gpu: u32, n: u64, salt: u64) -> f64 {
-        let mut z = self
+        let z = self
             .seed
             .wrapping_add(u64::from(gpu).wrapping_mul(0x9E37_79B9_7F4A_7C15))
             .wrapping_add(n.wrapping_mul(0xD1B5_4A32_D192_ED03))
             .wrapping_add(salt.wrapping_mul(0x8CB9_2BA7_2F3D_8DD7));
-        // splitmix64 finaliser
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
+        (crate::util::rng::mix(z) >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use nvml_wrapper::Nvml;
 use nvml_wrapper::enum_wrappers::device::{Clock, PcieUtilCounter, TemperatureSensor};
 
-use super::{GpuInfo, GpuSample, GpuSource, now_unix_ms};
+use super::source::{GpuInfo, GpuSample, GpuSource};
+use crate::util::clock::now_unix_ms;
 
 const MIB: f64 = 1024.0 * 1024.0;
 /// How often a periodic sample reads the (slow) energy counter.

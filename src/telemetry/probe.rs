@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::time::Instant;
 
-use super::{GpuSample, GpuSource};
+use super::source::{GpuSample, GpuSource};
 
 /// Samples per device for the cost measurement.
 const COST_SAMPLES: u32 = 20;

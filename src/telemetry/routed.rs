@@ -2,7 +2,7 @@
 //! (one dcgm-exporter per host), under one id space. Local GPU `i` keeps id `i`; GPU `i` of
 //! the `k`-th remote source (from 0) gets id `REMOTE_BASE × (k + 1) + i`.
 
-use super::{GpuInfo, GpuSample, GpuSource};
+use super::source::{GpuInfo, GpuSample, GpuSource};
 
 /// Id offset between sources.
 pub const REMOTE_BASE: u32 = 1000;

@@ -6,7 +6,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{GpuInfo, GpuSample, GpuSource, now_unix_ms};
+use super::source::{GpuInfo, GpuSample, GpuSource};
+use crate::util::clock::now_unix_ms;
 
 /// The name of the sampler's OS thread (as in `/proc/self/task/*/comm`).
 pub const THREAD_NAME: &str = "gpu-telemetry";

@@ -19,6 +19,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+
+use crate::util::rng::{SplitMix64, fnv1a};
 use serde_json::{Value, json};
 
 /// Newest CSV file's modification time in the recorded prompts: 2025-11-14 18:53:30 UTC.
@@ -288,31 +290,22 @@ const PROMPTS: [&str; 5] = [
     "Motivate a teammate before a final boss fight.",
 ];
 
-/// SplitMix64: small, seedable, and stable across platforms and versions.
-struct Rng(u64);
+/// The corpus's draws on the shared SplitMix64 (stable across platforms and versions).
+struct Rng(SplitMix64);
 
 impl Rng {
+    /// A generator for one file: the seed mixed with FNV-1a of the path, one draw skipped.
     fn for_file(seed: u64, path: &str) -> Self {
-        // FNV-1a of the path, mixed with the seed.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in path.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        let mut r = Rng(seed ^ h);
+        let mut r = Rng(SplitMix64(seed ^ fnv1a(path)));
         r.next();
         r
     }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     /// Uniform in [lo, hi), rounded to `dp` decimals.
     fn f(&mut self, lo: f64, hi: f64, dp: i32) -> f64 {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let u = self.0.unit();
         round(lo + (hi - lo) * u, dp)
     }
     /// Uniform integer in [lo, hi].
@@ -345,7 +338,7 @@ fn stamp(ts: i64) -> String {
 /// `csv_data/...`), contents and modification times derived from `seed` only.
 pub fn generate(dir: &Path, csv: u32, json: u32, md: u32, seed: u64) -> io::Result<CorpusStats> {
     let mut stats = CorpusStats::default();
-    let mut extra = Rng(seed ^ 0x5eed_c0de);
+    let mut extra = Rng(SplitMix64(seed ^ 0x5eed_c0de));
     // Seeded names beyond the catalogue, with increasing timestamps so they never collide.
     let mut ts: i64 = 1_759_708_800 + extra.int(0, 86_400) as i64; // 2025-10-06
     let mut next_name = |prefix: &str, ext: &str, rng: &mut Rng| {

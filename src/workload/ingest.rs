@@ -361,41 +361,9 @@ pub fn summary_text(files: &[IngestedFile]) -> String {
     s
 }
 
-/// `%Y-%m-%d %H:%M:%S UTC` of a Unix time (chrono's format; `None` outside chrono's range).
+/// `%Y-%m-%d %H:%M:%S UTC` of a Unix time (chrono's format; `None` outside years ±9999).
 pub fn format_utc(ts: i64) -> Option<String> {
-    let days = ts.div_euclid(86_400);
-    let secs = ts.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    if !(-262_143..=262_142).contains(&y) {
-        return None;
-    }
-    let year = if (0..=9999).contains(&y) {
-        format!("{y:04}")
-    } else if y < 0 {
-        format!("-{:04}", -y)
-    } else {
-        format!("+{y}")
-    };
-    Some(format!(
-        "{year}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    ))
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    crate::util::clock::utc_string_secs(ts)
 }
 
 /// `should_capture_metric`: the lowercase label contains tok, throughput, latency, ttft or

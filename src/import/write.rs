@@ -1,0 +1,172 @@
+//! The writing half of an import: every cell encoded first, a measured campaign refused, then
+//! the cells committed through the ordinary store with their journal events.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::context::{Ctx, Imported};
+use super::error::ImportError;
+use crate::record::CellMeta;
+use crate::store::{
+    Campaign, CampaignInfo, CommitOutcome, DataOrigin, JournalEvent, ManifestEntry, StoreError,
+};
+use crate::util::clock::now_unix_ms;
+
+/// Where the runs go, and the manifest they are recorded with.
+pub(super) struct Target<'a> {
+    /// Data directory.
+    pub(super) data: &'a Path,
+    /// Campaign name.
+    pub(super) name: &'a str,
+    /// The manifest's path, as given.
+    pub(super) manifest: &'a Path,
+    /// The manifest's report id.
+    pub(super) report: &'a str,
+    /// The manifest's text.
+    pub(super) manifest_text: &'a str,
+}
+
+/// What the commit did.
+pub(super) struct Written {
+    /// `<data>/<campaign>`.
+    pub(super) dir: PathBuf,
+    /// Cells committed now.
+    pub(super) committed: u64,
+    /// Cells that were committed before.
+    pub(super) already_committed: u64,
+    /// Runs per configuration id.
+    pub(super) per_config: BTreeMap<String, u64>,
+}
+
+/// A cell ready to commit: id, encoded tables, metadata.
+type Encoded = (String, Vec<(String, Vec<u8>)>, serde_json::Value);
+
+/// Encodes every run, refuses a measured campaign of the same name, and commits.
+pub(super) fn write(
+    ctx: &mut Ctx,
+    target: &Target,
+    runs: &[Imported],
+) -> Result<Written, ImportError> {
+    let mut encoded = Vec::with_capacity(runs.len());
+    let mut per_config: BTreeMap<String, u64> = BTreeMap::new();
+    for r in runs {
+        *per_config
+            .entry(r.record.config.clone().unwrap_or_default())
+            .or_default() += 1;
+        let parts = crate::table::cell_parts(&r.record, target.name)?;
+        let meta = CellMeta {
+            imported_from: Some(r.file.display().to_string()),
+            ..CellMeta::of(&r.record)
+        }
+        .to_value();
+        encoded.push((r.record.cell_id.clone(), parts, meta));
+    }
+    refuse_measured(ctx, target)?;
+    let campaign = open_campaign(ctx, target, runs.len() as u64)?;
+    let (committed, already_committed) = commit(&campaign, &encoded)?;
+    Ok(Written {
+        dir: campaign.dir().to_path_buf(),
+        committed,
+        already_committed,
+        per_config,
+    })
+}
+
+/// Never mix with measured cells: a campaign of that name without an import origin is
+/// refused; one imported from elsewhere is a warning.
+fn refuse_measured(ctx: &mut Ctx, target: &Target) -> Result<(), ImportError> {
+    let name = target.name;
+    match crate::store::open_existing(target.data, name) {
+        Ok(view) => match &view.info().origin {
+            None => Err(ImportError::MeasuredCampaign {
+                name: name.to_owned(),
+                dir: view.dir().to_path_buf(),
+            }),
+            Some(o)
+                if o.source != ctx.source.display().to_string()
+                    || o.layout != ctx.layout.name() =>
+            {
+                ctx.warn(format!(
+                    "campaign `{name}` was first imported from `{}` ({}); its campaign.json keeps that origin",
+                    o.source, o.layout
+                ));
+                Ok(())
+            }
+            Some(_) => Ok(()),
+        },
+        Err(StoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens (or creates) the campaign with the import's origin.
+fn open_campaign(ctx: &Ctx, target: &Target, runs: u64) -> Result<Campaign, ImportError> {
+    let mut info = CampaignInfo::new(
+        target.name,
+        vec![ManifestEntry::new(
+            &target.manifest.display().to_string(),
+            target.report,
+            target.manifest_text,
+        )],
+    );
+    info.origin = Some(DataOrigin {
+        format: "chimeraforge".into(),
+        source: ctx.source.display().to_string(),
+        layout: ctx.layout.name().into(),
+        files: ctx.files,
+        runs,
+    });
+    let campaign = Campaign::open(target.data, target.name, info)?;
+    if campaign.info().origin.is_none() {
+        // Created between the check and the lock by a `chimera run`.
+        return Err(ImportError::MeasuredCampaign {
+            name: target.name.to_owned(),
+            dir: campaign.dir().to_path_buf(),
+        });
+    }
+    Ok(campaign)
+}
+
+/// Commits the cells not committed yet, between a started and a finished journal event;
+/// returns (committed now, committed before).
+fn commit(campaign: &Campaign, encoded: &[Encoded]) -> Result<(u64, u64), ImportError> {
+    let committed = campaign.committed()?;
+    let already_before = encoded
+        .iter()
+        .filter(|(id, _, _)| committed.contains(id))
+        .count() as u64;
+    let run_id = format!("import-{:x}", now_unix_ms() as u64);
+    campaign.journal(&JournalEvent::Started {
+        run_id: run_id.clone(),
+        cells_total: encoded.len() as u64,
+        committed: already_before,
+        to_run: encoded.len() as u64 - already_before,
+        at_unix_ms: now_unix_ms(),
+    })?;
+    let (mut new, mut already) = (0u64, 0u64);
+    for (id, parts, meta) in encoded {
+        if committed.contains(id) {
+            already += 1;
+            continue;
+        }
+        match campaign.commit_cell(id, 1, parts, meta)? {
+            CommitOutcome::Committed(_) => {
+                campaign.journal(&JournalEvent::CellCommitted {
+                    cell: id.clone(),
+                    attempt: 1,
+                    cached: false,
+                    at_unix_ms: now_unix_ms(),
+                })?;
+                new += 1;
+            }
+            CommitOutcome::AlreadyCommitted => already += 1,
+        }
+    }
+    campaign.journal(&JournalEvent::Finished {
+        run_id,
+        committed: new + already,
+        failed: 0,
+        at_unix_ms: now_unix_ms(),
+    })?;
+    Ok((new, already))
+}
