@@ -545,11 +545,7 @@ async fn too_large_with_a_small_cap() {
 /// end to end; its requests table says where the timings came from.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn campaign_on_two_openai_endpoints() {
-    let profile = Profile::from_yaml(crate::run_e2e::PROFILE).expect("profile");
-    let localhost = "127.0.0.1:0".parse().expect("addr");
-    let emu = emulator::spawn(profile, &[localhost, localhost])
-        .await
-        .expect("emulator");
+    let emu = crate::support::emulate(crate::run_e2e::PROFILE, 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let text = crate::run_e2e::manifest(emu.addrs[0], emu.addrs[1])
         .replace("kind: emulator", "kind: openai")
@@ -558,7 +554,7 @@ async fn campaign_on_two_openai_endpoints() {
         .collect::<Vec<_>>()
         .join("\n");
     assert_eq!(text.matches("kind: openai").count(), 2);
-    let summary = crate::run_e2e::campaign(dir.path(), "oai", &text, false, None).await;
+    let summary = crate::support::campaign(dir.path(), "oai", &text, false, None).await;
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
 
     let cells_dir = dir.path().join("data/oai/cells");
