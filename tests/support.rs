@@ -7,7 +7,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use chimera::emulator::{EmulatorHandle, Profile};
+use std::time::{Duration, Instant};
+
+use chimera::backend::{Client, ErrorKind, LlmRequest, RequestRecord};
+use chimera::emulator::{EmulatorHandle, Profile, TruthRecord};
+use chimera::manifest::{Api, EndpointKind, Options};
 use chimera::run::RunOptions;
 use chimera::run::campaign::{CampaignError, CampaignOptions, CampaignSummary};
 
@@ -424,4 +428,125 @@ pub async fn campaign(
     })
     .await
     .expect("campaign")
+}
+
+/// How a client test checks a failed request: the file's own `assert_error`.
+pub type AssertError = fn(&RequestRecord, ErrorKind, Option<u16>);
+
+/// A streamed request for `model` with default options, a 10 s timeout and a 1 MiB cap.
+pub fn request(api: Api, model: &str) -> LlmRequest {
+    LlmRequest {
+        api,
+        model: model.to_owned(),
+        prompt: "Why is the sky blue? Answer briefly.".to_owned(),
+        stream: true,
+        options: Options::default(),
+        keep_alive: None,
+        timeout: Duration::from_secs(10),
+        max_response_bytes: 1 << 20,
+    }
+}
+
+/// The `n`th truth record, waiting briefly: the emulator records a request when it has
+/// finished with it, which may be just after the client has.
+pub async fn truth(emu: &EmulatorHandle, n: usize) -> TruthRecord {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let recs = emu.truth.records();
+        if recs.len() > n {
+            return recs[n].clone();
+        }
+        assert!(Instant::now() < until, "no truth record #{n}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A client of `kind` for a port nothing listens on: the request is refused before any
+/// chunk, and so is the version probe.
+pub async fn connection_refused(kind: EndpointKind, api: Api, assert_error: AssertError) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    let client = Client::new(kind, &format!("http://{addr}")).expect("client");
+    let rec = client.send(&request(api, "fast:1b")).await;
+    assert_error(&rec, ErrorKind::ConnectionRefused, None);
+    assert_eq!((rec.ttft_ms, rec.chunks), (None, 0));
+    let e = client.version().await.expect_err("no server");
+    assert_eq!(e.kind, ErrorKind::ConnectionRefused);
+}
+
+/// Each (model, kind, status, text) of `cases` fails on both APIs with its kind and status
+/// and the server's message (not the body), before any chunk.
+pub async fn status_errors(
+    client: &Client,
+    cases: &[(&str, ErrorKind, u16, &str)],
+    assert_error: AssertError,
+) {
+    for &(model, kind, status, text) in cases {
+        for api in [Api::Generate, Api::Chat] {
+            let rec = client.send(&request(api, model)).await;
+            assert_error(&rec, kind, Some(status));
+            let msg = &rec.error.as_ref().expect("error").message;
+            assert!(msg.contains(text), "{model}: {msg:?}");
+            assert!(
+                !msg.contains("{\""),
+                "the server's message, not the body: {msg:?}"
+            );
+            assert_eq!(rec.ttft_ms, None);
+        }
+    }
+}
+
+/// Streams cut after three chunks (cleanly and abruptly) are truncated, their chunks kept.
+pub async fn truncated_streams(
+    client: &Client,
+    assert_error: AssertError,
+    assert_three_chunks_kept: fn(&RequestRecord),
+) {
+    for model in ["truncates", "dies"] {
+        let rec = client.send(&request(Api::Chat, model)).await;
+        assert_error(&rec, ErrorKind::Truncated, Some(200));
+        assert_three_chunks_kept(&rec);
+    }
+}
+
+/// A stream that stalls after three chunks times out at the request's timeout, not at the
+/// stall's end, its chunks kept.
+pub async fn stall_times_out(
+    client: &Client,
+    api: Api,
+    assert_error: AssertError,
+    assert_three_chunks_kept: fn(&RequestRecord),
+) {
+    let mut req = request(api, "stalls");
+    req.timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let rec = client.send(&req).await;
+    let took = started.elapsed();
+    assert_error(&rec, ErrorKind::Timeout, Some(200));
+    assert_three_chunks_kept(&rec);
+    assert!(
+        took < Duration::from_millis(1500),
+        "gave up after {took:?}, not at the stall's end"
+    );
+    assert!(rec.e2e_ms >= 300.0 - 1.0, "{rec:?}");
+}
+
+/// A huge reply is too large under a 4 kB cap, streamed or not.
+pub async fn too_large_under_a_small_cap(client: &Client, assert_error: AssertError) {
+    for stream in [true, false] {
+        let mut req = request(Api::Generate, "verbose");
+        req.stream = stream;
+        req.max_response_bytes = 4096;
+        let rec = client.send(&req).await;
+        assert_error(&rec, ErrorKind::TooLarge, Some(200));
+        assert!(rec.text.len() <= 4096);
+    }
+}
+
+/// Under the default cap the same huge reply is fine.
+pub async fn huge_reply_fits_the_default_cap(client: &Client) {
+    let rec = client.send(&request(Api::Generate, "verbose")).await;
+    assert!(rec.ok(), "{rec:?}");
+    assert!(rec.text.len() >= 100_000);
 }
