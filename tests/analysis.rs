@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use chimera::analysis::model::{Analysis, Origin, VerdictKind};
-use chimera::emulator::{Profile, spawn};
 
 use crate::support::chimera;
 
@@ -48,17 +47,13 @@ fn verdict<'a>(a: &'a Analysis, id: &str) -> &'a chimera::analysis::model::Verdi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn emulator_campaign_is_analysed_and_labelled_as_emulator() {
-    let profile = Profile::from_yaml(crate::run_e2e::PROFILE).expect("profile");
-    let localhost = "127.0.0.1:0".parse().expect("addr");
-    let emu = spawn(profile, &[localhost, localhost])
-        .await
-        .expect("emulator");
+    let emu = crate::support::emulate(crate::run_e2e::PROFILE, 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let text = format!(
         "{}{REFERENCES}",
         crate::run_e2e::manifest(emu.addrs[0], emu.addrs[1])
     );
-    let summary = crate::run_e2e::campaign(dir.path(), "emu", &text, false, Some(1)).await;
+    let summary = crate::support::campaign(dir.path(), "emu", &text, false, Some(1)).await;
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
     emu.shutdown().await;
 

@@ -3,12 +3,16 @@
 //! emulator's ground truth.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use chimera::backend::ollama::OllamaClient;
-use chimera::backend::{ErrorKind, LlmRequest, RequestRecord};
-use chimera::emulator::{self, EmulatorHandle, Profile, TruthRecord};
-use chimera::manifest::{Api, Options};
+use chimera::backend::{Client, ErrorKind, LlmRequest, RequestRecord};
+use chimera::emulator::{self, EmulatorHandle, Profile};
+use chimera::manifest::{Api, EndpointKind, Options};
+
+use crate::support::{
+    self, connection_refused as connection_refused_with, huge_reply_fits_the_default_cap, request,
+    status_errors as status_errors_of, too_large_under_a_small_cap, truth,
+};
 
 const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -80,33 +84,6 @@ async fn start() -> (EmulatorHandle, OllamaClient) {
         .expect("spawn emulator");
     let client = OllamaClient::new(&format!("http://{}", emu.addrs[0])).expect("client");
     (emu, client)
-}
-
-fn request(api: Api, model: &str) -> LlmRequest {
-    LlmRequest {
-        api,
-        model: model.to_owned(),
-        prompt: "Why is the sky blue? Answer briefly.".to_owned(),
-        stream: true,
-        options: Options::default(),
-        keep_alive: None,
-        timeout: Duration::from_secs(10),
-        max_response_bytes: 1 << 20,
-    }
-}
-
-/// The `n`th truth record, waiting briefly: the emulator records a request when it has
-/// finished with it, which may be just after the client has.
-async fn truth(emu: &EmulatorHandle, n: usize) -> TruthRecord {
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        let recs = emu.truth.records();
-        if recs.len() > n {
-            return recs[n].clone();
-        }
-        assert!(Instant::now() < until, "no truth record #{n}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 fn assert_error(rec: &RequestRecord, kind: ErrorKind, status: Option<u16>) {
@@ -262,16 +239,7 @@ async fn version_and_model_digest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_refused() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    drop(l);
-    let client = OllamaClient::new(&format!("http://{addr}")).expect("client");
-    let rec = client.send(&request(Api::Generate, "fast:1b")).await;
-    assert_error(&rec, ErrorKind::ConnectionRefused, None);
-    assert_eq!(rec.ttft_ms, None);
-    assert_eq!(rec.chunks, 0);
-    let e = client.version().await.expect_err("no server");
-    assert_eq!(e.kind, ErrorKind::ConnectionRefused);
+    connection_refused_with(EndpointKind::Emulator, Api::Generate, assert_error).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,19 +265,7 @@ async fn status_errors() {
         ("busy", ErrorKind::QueueFull, 503, "server busy"),
         ("limited", ErrorKind::HttpStatus, 429, "too many requests"),
     ];
-    for (model, kind, status, text) in cases {
-        for api in [Api::Generate, Api::Chat] {
-            let rec = client.send(&request(api, model)).await;
-            assert_error(&rec, kind, Some(status));
-            let msg = &rec.error.as_ref().expect("error").message;
-            assert!(msg.contains(text), "{model}: {msg:?}");
-            assert!(
-                !msg.contains("{\""),
-                "the JSON `error` field, not the body: {msg:?}"
-            );
-            assert_eq!(rec.ttft_ms, None);
-        }
-    }
+    status_errors_of(&Client::Ollama(client), &cases, assert_error).await;
     emu.shutdown().await;
 }
 
@@ -332,11 +288,12 @@ async fn error_line_after_200() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_streams() {
     let (emu, client) = start().await;
-    for model in ["truncates", "dies"] {
-        let rec = client.send(&request(Api::Chat, model)).await;
-        assert_error(&rec, ErrorKind::Truncated, Some(200));
-        assert_three_chunks_kept(&rec);
-    }
+    support::truncated_streams(
+        &Client::Ollama(client),
+        assert_error,
+        assert_three_chunks_kept,
+    )
+    .await;
     emu.shutdown().await;
 }
 
@@ -356,32 +313,21 @@ async fn malformed_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stall_times_out() {
     let (emu, client) = start().await;
-    let mut req = request(Api::Generate, "stalls");
-    req.timeout = Duration::from_millis(300);
-    let started = Instant::now();
-    let rec = client.send(&req).await;
-    let took = started.elapsed();
-    assert_error(&rec, ErrorKind::Timeout, Some(200));
-    assert_three_chunks_kept(&rec);
-    assert!(
-        took < Duration::from_millis(1500),
-        "gave up after {took:?}, not at the stall's end"
-    );
-    assert!(rec.e2e_ms >= 300.0 - 1.0, "{rec:?}");
+    support::stall_times_out(
+        &Client::Ollama(client),
+        Api::Generate,
+        assert_error,
+        assert_three_chunks_kept,
+    )
+    .await;
     emu.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_large_with_a_small_cap() {
     let (emu, client) = start().await;
-    for stream in [true, false] {
-        let mut req = request(Api::Generate, "verbose");
-        req.stream = stream;
-        req.max_response_bytes = 4096;
-        let rec = client.send(&req).await;
-        assert_error(&rec, ErrorKind::TooLarge, Some(200));
-        assert!(rec.text.len() <= 4096);
-    }
+    let client = Client::Ollama(client);
+    too_large_under_a_small_cap(&client, assert_error).await;
     // Lines (one padded token each, ~12.5 kB) fit a 20 kB cap, the whole body does not: the
     // chunks before the overflow keep their timings.
     let mut req = request(Api::Generate, "verbose");
@@ -390,10 +336,7 @@ async fn too_large_with_a_small_cap() {
     assert_error(&rec, ErrorKind::TooLarge, Some(200));
     assert!(rec.text.len() <= 20_000 && !rec.text.is_empty());
     assert!(rec.ttft_ms.is_some());
-    // Under a generous cap the same reply is fine.
-    let rec = client.send(&request(Api::Generate, "verbose")).await;
-    assert!(rec.ok(), "{rec:?}");
-    assert!(rec.text.len() >= 100_000);
+    huge_reply_fits_the_default_cap(&client).await;
     emu.shutdown().await;
 }
 

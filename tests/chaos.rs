@@ -9,47 +9,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use arrow::array::{Array, AsArray};
 use chimera::plan::SplitMix64;
 use serde_json::Value;
 
-use crate::support::Emulator;
+use crate::support::{Emulator, Manifest, chimera, chimera_cmd, homo_config, s, single_config};
 
-const BIN: &str = env!("CARGO_BIN_EXE_chimera");
 const PAUSE_ENV: &str = "CHIMERA_TEST_COMMIT_PAUSE_MS";
 const CAMPAIGN: &str = "chaos";
-
-/// Output of one finished chimera invocation.
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn chimera_cmd(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env_remove("CHIMERA_LOG")
-        .env_remove(PAUSE_ENV)
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn chimera(args: &[&str]) -> Out {
-    let out = chimera_cmd(args).output().expect("run chimera");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 fn run_args<'a>(manifest: &'a Path, data: &'a Path) -> Vec<&'a str> {
     vec![
@@ -207,47 +177,22 @@ models:
 /// (two resources, so isolated cells run in parallel): 24 isolated + 12 concurrent cells and
 /// 8 warm-ups.
 fn chaos_manifest(a: SocketAddr, b: SocketAddr) -> String {
-    let configs = [(80, 512), (80, 1024), (40, 512), (40, 1024)]
+    let configs: Vec<String> = [(80, 512), (80, 1024), (40, 512), (40, 1024)]
         .iter()
         .enumerate()
-        .map(|(i, (g, c))| {
-            format!(
-                "      - {{id: c{i}, scenario: chimera_homo, options: {{A: {{num_gpu: {g}, num_ctx: {c}}}, B: {{num_gpu: {g}, num_ctx: {c}}}}}}}\n"
-            )
-        })
-        .collect::<String>();
-    format!(
-        r#"format: 1
-report: TR914
-title: TR114-shaped chaos campaign
-endpoints:
-  - {{id: emu_a, kind: emulator, url: "http://{a}", resource: "local:gpu0"}}
-  - {{id: emu_b, kind: emulator, url: "http://{b}", resource: "local:gpu1"}}
-models:
-  - {{id: gemma3, tag: "gemma3:270m"}}
-workloads:
-  - id: workflow
-    harness: H6v2
-    task:
-      kind: agent_workflow
-      corpus: {{kind: generated, csv: 2, json: 2, md: 2, seed: 1}}
-      expected_files: 6
-      analysis_template: "Analyze the following benchmark data.\n{{data_summary}}"
-      report_template: "Write a report.\n{{summary}}\n{{key_findings}}\n{{performance_metrics}}\n{{recommendations}}"
-scenarios:
-  - id: chimera_homo
-    kind: chimera_homo
-    agents:
-      - {{id: A, role: collector, endpoint: emu_a}}
-      - {{id: B, role: insight, endpoint: emu_b}}
-repetitions: 3
-request_timeout_s: 10
-matrix:
-  - workload: workflow
-    model: gemma3
-    configurations:
-{configs}"#
+        .map(|(i, (g, c))| homo_config(&format!("c{i}"), &format!("num_gpu: {g}, num_ctx: {c}")))
+        .collect();
+    Manifest::two_agent_workflow(
+        "TR914",
+        "TR114-shaped chaos campaign",
+        [a, b],
+        ["local:gpu0", "local:gpu1"],
+        2,
     )
+    .repetitions(3)
+    .setting("request_timeout_s: 10")
+    .configurations("workflow", "gemma3", &configs)
+    .yaml()
 }
 
 /// `kill -9` at seeded random instants (some of them mid-commit, held open by the store's
@@ -510,38 +455,23 @@ const FAULT_MODELS: [(&str, &str, bool); 6] = [
 ];
 
 fn fault_manifest(a: SocketAddr) -> String {
-    let mut models = String::new();
-    let mut blocks = String::new();
+    let mut m = Manifest::new("TR915", "faults and retries").emulator("emu", a, "local:gpu0");
     for (i, (tag, _, _)) in FAULT_MODELS.iter().enumerate() {
-        models.push_str(&format!("  - {{id: m{i}, tag: \"{tag}\"}}\n"));
-        blocks.push_str(&format!(
-            "  - workload: prompts\n    model: m{i}\n    configurations:\n      - {{id: {tag}, scenario: single}}\n"
-        ));
+        m = m.model(&format!("m{i}"), tag);
     }
-    format!(
-        r#"format: 1
-report: TR915
-title: faults and retries
-endpoints:
-  - {{id: emu, kind: emulator, url: "http://{a}", resource: "local:gpu0"}}
-models:
-{models}workloads:
-  - id: prompts
-    harness: H1
-    stream: true
-    task:
-      kind: single_inference
-      prompts: ["first prompt", "second prompt"]
-scenarios:
-  - id: single
-    kind: single
-    agents:
-      - {{id: client, role: client, endpoint: emu}}
-request_timeout_s: 0.5
-retry: {{retries: 2, backoff_ms: 10, max_backoff_ms: 50, retry_on: [connect, timeout, server_error, stream]}}
-matrix:
-{blocks}"#
-    )
+    m = m
+        .prompts("prompts", "H1", &["first prompt", "second prompt"])
+        .single("emu")
+        .setting("request_timeout_s: 0.5")
+        .setting("retry: {retries: 2, backoff_ms: 10, max_backoff_ms: 50, retry_on: [connect, timeout, server_error, stream]}");
+    for (i, (tag, _, _)) in FAULT_MODELS.iter().enumerate() {
+        m = m.configurations(
+            "prompts",
+            &format!("m{i}"),
+            &[format!("{{id: {tag}, scenario: single}}")],
+        );
+    }
+    m.yaml()
 }
 
 /// Transient faults of every kind are retried and committed; a permanent one fails for good
@@ -717,35 +647,17 @@ models:
 ";
 
 fn slow_manifest(a: SocketAddr) -> String {
-    format!(
-        r#"format: 1
-report: TR916
-title: a slow campaign
-endpoints:
-  - {{id: emu, kind: emulator, url: "http://{a}", resource: "local:gpu0"}}
-models:
-  - {{id: gemma3, tag: "gemma3:270m"}}
-workloads:
-  - id: prompts
-    harness: H1
-    stream: true
-    task:
-      kind: single_inference
-      prompts: ["one", "two"]
-scenarios:
-  - id: single
-    kind: single
-    agents:
-      - {{id: client, role: client, endpoint: emu}}
-repetitions: 3
-matrix:
-  - workload: prompts
-    model: gemma3
-    configurations:
-      - {{id: s1, scenario: single, options: {{client: {{num_ctx: 512}}}}}}
-      - {{id: s2, scenario: single, options: {{client: {{num_ctx: 1024}}}}}}
-"#
-    )
+    Manifest::single_inference("TR916", "a slow campaign", a, &["one", "two"])
+        .repetitions(3)
+        .configurations(
+            "prompts",
+            "gemma3",
+            &[
+                single_config("s1", "num_ctx: 512"),
+                single_config("s2", "num_ctx: 1024"),
+            ],
+        )
+        .yaml()
 }
 
 /// A second `chimera run` on a campaign in use exits 2 and names the directory; the first

@@ -8,41 +8,12 @@
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::Emulator;
-
-const BIN: &str = env!("CARGO_BIN_EXE_chimera");
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs chimera in `cwd`.
-fn chimera_in(cwd: &Path, args: &[&str]) -> Out {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("CHIMERA_LOG")
-        .env_remove("CHIMERA_TEST_COMMIT_PAUSE_MS")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run chimera");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use crate::support::{Emulator, Manifest, chimera_cmd, chimera_in, s, single_config};
 
 const PROFILE: &str = "
 seed: 5
@@ -56,35 +27,17 @@ models:
 
 /// Two configurations × `reps` repetitions of single inference on one endpoint.
 fn manifest(a: SocketAddr, reps: u32) -> String {
-    format!(
-        r#"format: 1
-report: TR930
-title: a campaign users come back to
-endpoints:
-  - {{id: emu, kind: emulator, url: "http://{a}", resource: "local:gpu0"}}
-models:
-  - {{id: gemma3, tag: "gemma3:270m"}}
-workloads:
-  - id: prompts
-    harness: H1
-    stream: true
-    task:
-      kind: single_inference
-      prompts: ["one", "two"]
-scenarios:
-  - id: single
-    kind: single
-    agents:
-      - {{id: client, role: client, endpoint: emu}}
-repetitions: {reps}
-matrix:
-  - workload: prompts
-    model: gemma3
-    configurations:
-      - {{id: s1, scenario: single, options: {{client: {{num_ctx: 512}}}}}}
-      - {{id: s2, scenario: single, options: {{client: {{num_ctx: 1024}}}}}}
-"#
-    )
+    Manifest::single_inference("TR930", "a campaign users come back to", a, &["one", "two"])
+        .repetitions(reps)
+        .configurations(
+            "prompts",
+            "gemma3",
+            &[
+                single_config("s1", "num_ctx: 512"),
+                single_config("s2", "num_ctx: 1024"),
+            ],
+        )
+        .yaml()
 }
 
 fn campaign_json(dir: &Path) -> Value {
@@ -393,10 +346,7 @@ models:
     let m = t.path().join("m.yaml");
     let data = t.path().join("d");
     fs::write(&m, manifest(emu.addrs[0], 3)).expect("manifest");
-    let mut child = Command::new(BIN)
-        .args(["run", s(&m), "--data", s(&data), "--campaign", "c"])
-        .env_remove("CHIMERA_LOG")
-        .stdin(Stdio::null())
+    let mut child = chimera_cmd(&["run", s(&m), "--data", s(&data), "--campaign", "c"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, AsArray};
 use serde_json::Value;
 
+use crate::support::{Manifest, pair_config};
+
 const BIN: &str = env!("CARGO_BIN_EXE_chimera");
 const CAMPAIGN: &str = "managed";
 
@@ -129,55 +131,37 @@ impl Case {
                 )
             });
             format!(
-                r#"  - id: {id}
-    kind: {kind}
-    url: "http://127.0.0.1:{port}"
-    resource: "local:gpu{gpu}"
-    managed:
-      command: [{shell}"{program}", emulate, --listen, "127.0.0.1:{listen}", --profile, "{profile}"]
-      env: {{CHIMERA_LOG: warn}}
-      startup_timeout_s: {timeout}
-"#,
+                "id: {id}\n  kind: {kind}\n  url: \"http://127.0.0.1:{port}\"\n  \
+                 resource: \"local:gpu{gpu}\"\n  managed:\n    command: [{shell}\"{program}\", \
+                 emulate, --listen, \"127.0.0.1:{listen}\", --profile, \"{profile}\"]\n    \
+                 env: {{CHIMERA_LOG: warn}}\n    startup_timeout_s: {timeout}",
                 kind = spec.kind,
                 timeout = spec.startup_timeout_s,
             )
         };
-        let text = format!(
-            r#"format: 1
-report: TR915
-title: managed servers
-endpoints:
-{a}{b}models:
-  - {{id: m, tag: "{tag}"}}
-workloads:
-  - id: persona
-    task:
-      kind: persona
-      prompts:
-        collector: "Summarise the benchmark data."
-        insight: "Give three optimisation insights."
-scenarios:
-  - id: homo
-    kind: chimera_homo
-    agents:
-      - {{id: A, role: collector, endpoint: emu_a}}
-      - {{id: B, role: insight, endpoint: emu_b}}
-repetitions: {reps}
-request_timeout_s: 10
-retry: {{retries: 3, backoff_ms: 50, max_backoff_ms: 200}}
-telemetry: {{source: none}}
-matrix:
-  - workload: persona
-    model: m
-    configurations:
-      - {{id: c0, scenario: homo, options: {{A: {{num_ctx: 512}}, B: {{num_ctx: 512}}}}}}
-      - {{id: c1, scenario: homo, options: {{A: {{num_ctx: 1024}}, B: {{num_ctx: 1024}}}}}}
-"#,
-            a = endpoint("emu_a", self.ports[0], 0),
-            b = endpoint("emu_b", self.ports[1], 1),
-            tag = spec.tag,
-            reps = spec.reps,
-        );
+        let text = Manifest::new("TR915", "managed servers")
+            .endpoint(&endpoint("emu_a", self.ports[0], 0))
+            .endpoint(&endpoint("emu_b", self.ports[1], 1))
+            .model("m", spec.tag)
+            .persona(
+                "persona",
+                "Summarise the benchmark data.",
+                "Give three optimisation insights.",
+            )
+            .homo("homo", "chimera_homo", "emu_a", "emu_b")
+            .repetitions(spec.reps)
+            .setting("request_timeout_s: 10")
+            .setting("retry: {retries: 3, backoff_ms: 50, max_backoff_ms: 200}")
+            .setting("telemetry: {source: none}")
+            .configurations(
+                "persona",
+                "m",
+                &[
+                    pair_config("c0", "homo", "num_ctx: 512"),
+                    pair_config("c1", "homo", "num_ctx: 1024"),
+                ],
+            )
+            .yaml();
         let path = self.dir.path().join("tr915.yaml");
         fs::write(&path, text).expect("manifest");
         path

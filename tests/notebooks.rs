@@ -8,10 +8,9 @@
 //! is skipped and passes, unless `CHIMERA_REQUIRE_PYTHON_TESTS=1` (set by `.ci/run`).
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::support::{self, Emulator};
+use crate::support::{self, Emulator, Manifest, s};
 
 const REQUIRE_ENV: &str = "CHIMERA_REQUIRE_PYTHON_TESTS";
 const MODULES: &str = "pyarrow, pandas, polars, duckdb";
@@ -30,53 +29,25 @@ models:
 ";
 
 fn manifest(a: SocketAddr, b: SocketAddr) -> String {
-    format!(
-        r#"format: 1
-report: TR916
-title: notebook tables check
-endpoints:
-  - {{id: emu_a, kind: emulator, url: "http://{a}", resource: "local:gpu0"}}
-  - {{id: emu_b, kind: emulator, url: "http://{b}", resource: "local:gpu1"}}
-models:
-  - {{id: gemma3, tag: "gemma3:270m"}}
-workloads:
-  - id: workflow
-    harness: H6v2
-    task:
-      kind: agent_workflow
-      corpus: {{kind: generated, csv: 1, json: 1, md: 1, seed: 1}}
-      expected_files: 3
-      analysis_template: "Analyze the following benchmark data.\n{{data_summary}}"
-      report_template: "Write a report.\n{{summary}}\n{{key_findings}}\n{{performance_metrics}}\n{{recommendations}}"
-scenarios:
-  - id: baseline_vs_chimera
-    kind: baseline_vs_chimera
-    agents:
-      - {{id: A, role: collector, endpoint: emu_a}}
-      - {{id: B, role: insight, endpoint: emu_b}}
-  - id: chimera_homo
-    kind: chimera_homo
-    agents:
-      - {{id: A, role: collector, endpoint: emu_a}}
-      - {{id: B, role: insight, endpoint: emu_b}}
-repetitions: 2
-matrix:
-  - workload: workflow
-    model: gemma3
-    scenario: baseline_vs_chimera
-    apply_to: [B]
-    options: {{num_gpu: 80, num_ctx: 512, temperature: 1.0, top_p: 0.9, top_k: 40, repeat_penalty: 1.1}}
-    configurations:
-      - {{id: bvc}}
-  - workload: workflow
-    model: gemma3
-    scenario: chimera_homo
-    apply_to: [A, B]
-    options: {{num_gpu: 80, num_ctx: 1024, temperature: 0.8}}
-    configurations:
-      - {{id: homo}}
-"#
+    Manifest::two_agent_workflow(
+        "TR916",
+        "notebook tables check",
+        [a, b],
+        ["local:gpu0", "local:gpu1"],
+        1,
     )
+    .homo("baseline_vs_chimera", "baseline_vs_chimera", "emu_a", "emu_b")
+    .repetitions(2)
+    .block(
+        "workload: workflow\n  model: gemma3\n  scenario: baseline_vs_chimera\n  apply_to: [B]\n  \
+         options: {num_gpu: 80, num_ctx: 512, temperature: 1.0, top_p: 0.9, top_k: 40, repeat_penalty: 1.1}\n  \
+         configurations:\n    - {id: bvc}",
+    )
+    .block(
+        "workload: workflow\n  model: gemma3\n  scenario: chimera_homo\n  apply_to: [A, B]\n  \
+         options: {num_gpu: 80, num_ctx: 1024, temperature: 0.8}\n  configurations:\n    - {id: homo}",
+    )
+    .yaml()
 }
 
 /// `Ok` when python3 imports every module the script needs, else why not.
@@ -95,10 +66,6 @@ fn python_ready() -> Result<(), String> {
         }
         Ok(_) => Ok(()),
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 #[test]

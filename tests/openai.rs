@@ -4,13 +4,17 @@
 //! and a small campaign on two `kind: openai` endpoints end to end into Parquet.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use arrow::array::Array;
 use chimera::backend::openai::{OpenAiClient, TIMING_LLAMA_SERVER, TIMING_USAGE_ONLY};
-use chimera::backend::{Client, ErrorKind, LlmRequest, ModelPresence, RequestRecord};
-use chimera::emulator::{self, EmulatorHandle, Profile, TruthRecord};
+use chimera::backend::{Client, ErrorKind, ModelPresence, RequestRecord};
+use chimera::emulator::{self, EmulatorHandle, Profile};
 use chimera::manifest::{Api, EndpointKind, Options};
+
+use crate::support::{
+    self, connection_refused as connection_refused_with, huge_reply_fits_the_default_cap, request,
+    status_errors, too_large_under_a_small_cap, truth,
+};
 use serde_json::{Value, json};
 
 /// Slack allowed between the client's timings and the emulator's truth (both in this
@@ -77,33 +81,6 @@ async fn start_with(timings: bool) -> (EmulatorHandle, OpenAiClient) {
 
 async fn start() -> (EmulatorHandle, OpenAiClient) {
     start_with(true).await
-}
-
-fn request(api: Api, model: &str) -> LlmRequest {
-    LlmRequest {
-        api,
-        model: model.to_owned(),
-        prompt: "Why is the sky blue? Answer briefly.".to_owned(),
-        stream: true,
-        options: Options::default(),
-        keep_alive: None,
-        timeout: Duration::from_secs(10),
-        max_response_bytes: 1 << 20,
-    }
-}
-
-/// The `n`th truth record, waiting briefly (the emulator records a request when it has
-/// finished with it, which may be just after the client has).
-async fn truth(emu: &EmulatorHandle, n: usize) -> TruthRecord {
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        let recs = emu.truth.records();
-        if recs.len() > n {
-            return recs[n].clone();
-        }
-        assert!(Instant::now() < until, "no truth record #{n}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 fn assert_error(rec: &RequestRecord, kind: ErrorKind, status: Option<u16>) {
@@ -410,15 +387,7 @@ async fn version_says_clearly_when_no_route_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_refused() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    drop(l);
-    let client = OpenAiClient::new(&format!("http://{addr}")).expect("client");
-    let rec = client.send(&request(Api::Chat, "fast:1b")).await;
-    assert_error(&rec, ErrorKind::ConnectionRefused, None);
-    assert_eq!((rec.ttft_ms, rec.chunks), (None, 0));
-    let e = client.version().await.expect_err("no server");
-    assert_eq!(e.kind, ErrorKind::ConnectionRefused);
+    connection_refused_with(EndpointKind::Openai, Api::Chat, assert_error).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,16 +414,7 @@ async fn status_errors_take_the_envelope_message() {
         ("loading", ErrorKind::QueueFull, 503, "Loading model"),
         ("limited", ErrorKind::HttpStatus, 429, "too many requests"),
     ];
-    for (model, kind, status, text) in cases {
-        for api in [Api::Generate, Api::Chat] {
-            let rec = client.send(&request(api, model)).await;
-            assert_error(&rec, kind, Some(status));
-            let msg = &rec.error.as_ref().expect("error").message;
-            assert!(msg.contains(text), "{model}: {msg:?}");
-            assert!(!msg.contains("{\""), "the message, not the body: {msg:?}");
-            assert_eq!(rec.ttft_ms, None);
-        }
-    }
+    status_errors(&Client::OpenAi(client), &cases, assert_error).await;
     emu.shutdown().await;
 }
 
@@ -478,11 +438,12 @@ async fn error_chunk_after_200() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_streams() {
     let (emu, client) = start().await;
-    for model in ["truncates", "dies"] {
-        let rec = client.send(&request(Api::Chat, model)).await;
-        assert_error(&rec, ErrorKind::Truncated, Some(200));
-        assert_three_chunks_kept(&rec);
-    }
+    support::truncated_streams(
+        &Client::OpenAi(client.clone()),
+        assert_error,
+        assert_three_chunks_kept,
+    )
+    .await;
     let mut req = request(Api::Generate, "truncates");
     req.stream = false;
     let rec = client.send(&req).await;
@@ -512,32 +473,22 @@ async fn malformed_chunk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stall_times_out() {
     let (emu, client) = start().await;
-    let mut req = request(Api::Chat, "stalls");
-    req.timeout = Duration::from_millis(300);
-    let started = Instant::now();
-    let rec = client.send(&req).await;
-    let took = started.elapsed();
-    assert_error(&rec, ErrorKind::Timeout, Some(200));
-    assert_three_chunks_kept(&rec);
-    assert!(took < Duration::from_millis(1500), "gave up after {took:?}");
-    assert!(rec.e2e_ms >= 300.0 - 1.0, "{rec:?}");
+    support::stall_times_out(
+        &Client::OpenAi(client),
+        Api::Chat,
+        assert_error,
+        assert_three_chunks_kept,
+    )
+    .await;
     emu.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_large_with_a_small_cap() {
     let (emu, client) = start().await;
-    for stream in [true, false] {
-        let mut req = request(Api::Generate, "verbose");
-        req.stream = stream;
-        req.max_response_bytes = 4096;
-        let rec = client.send(&req).await;
-        assert_error(&rec, ErrorKind::TooLarge, Some(200));
-        assert!(rec.text.len() <= 4096);
-    }
-    let rec = client.send(&request(Api::Generate, "verbose")).await;
-    assert!(rec.ok(), "{rec:?}");
-    assert!(rec.text.len() >= 100_000);
+    let client = Client::OpenAi(client);
+    too_large_under_a_small_cap(&client, assert_error).await;
+    huge_reply_fits_the_default_cap(&client).await;
     emu.shutdown().await;
 }
 
@@ -545,11 +496,7 @@ async fn too_large_with_a_small_cap() {
 /// end to end; its requests table says where the timings came from.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn campaign_on_two_openai_endpoints() {
-    let profile = Profile::from_yaml(crate::run_e2e::PROFILE).expect("profile");
-    let localhost = "127.0.0.1:0".parse().expect("addr");
-    let emu = emulator::spawn(profile, &[localhost, localhost])
-        .await
-        .expect("emulator");
+    let emu = crate::support::emulate(crate::run_e2e::PROFILE, 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let text = crate::run_e2e::manifest(emu.addrs[0], emu.addrs[1])
         .replace("kind: emulator", "kind: openai")
@@ -558,7 +505,7 @@ async fn campaign_on_two_openai_endpoints() {
         .collect::<Vec<_>>()
         .join("\n");
     assert_eq!(text.matches("kind: openai").count(), 2);
-    let summary = crate::run_e2e::campaign(dir.path(), "oai", &text, false, None).await;
+    let summary = crate::support::campaign(dir.path(), "oai", &text, false, None).await;
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
 
     let cells_dir = dir.path().join("data/oai/cells");

@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 use chimera::backend::LlmRequest;
 use chimera::manifest::{Api, Options};
 
+#[allow(dead_code)]
+mod support;
+
+use support::{Manifest, homo_config};
+
 const BIN: &str = env!("CARGO_BIN_EXE_chimera");
 
 /// The server binary and model, or `None` (with a message) when they are not installed.
@@ -300,37 +305,23 @@ fn real_campaign_killed_and_resumed_loses_nothing() {
 }
 
 fn real_manifest(a: &str, b: &str) -> String {
-    format!(
-        r#"format: 1
-report: TR114_real
-title: real llama-server kill and resume
-endpoints:
-  - {{id: a, kind: openai, url: "{a}", resource: "local:cpu"}}
-  - {{id: b, kind: openai, url: "{b}", resource: "local:cpu"}}
-models:
-  - {{id: gemma3_270m, tag: "gemma3:270m"}}
-workloads:
-  - id: workflow
-    harness: H6v2
-    task:
-      kind: agent_workflow
-      corpus: {{kind: generated, csv: 1, json: 1, md: 1, seed: 1}}
-      expected_files: 3
-      analysis_template: "Summarise these benchmark files in two sentences.\n{{data_summary}}"
-      report_template: "Write a two-line report.\n{{summary}}\n{{key_findings}}\n{{performance_metrics}}\n{{recommendations}}"
-scenarios:
-  - id: chimera_homo
-    kind: chimera_homo
-    agents:
-      - {{id: A, role: collector, endpoint: a}}
-      - {{id: B, role: insight, endpoint: b}}
-repetitions: 2
-telemetry: {{source: none}}
-matrix:
-  - workload: workflow
-    model: gemma3_270m
-    configurations:
-      - {{id: real01, scenario: chimera_homo, options: {{A: {{num_predict: 16, temperature: 0.7}}, B: {{num_predict: 16, temperature: 0.7}}}}}}
-"#
-    )
+    Manifest::new("TR114_real", "real llama-server kill and resume")
+        .endpoint_at("a", "openai", a, "local:cpu")
+        .endpoint_at("b", "openai", b, "local:cpu")
+        .model("gemma3_270m", "gemma3:270m")
+        .workflow(
+            "workflow",
+            1,
+            "Summarise these benchmark files in two sentences.\\n{data_summary}",
+            "Write a two-line report.\\n{summary}\\n{key_findings}\\n{performance_metrics}\\n{recommendations}",
+        )
+        .homo("chimera_homo", "chimera_homo", "a", "b")
+        .repetitions(2)
+        .setting("telemetry: {source: none}")
+        .configurations(
+            "workflow",
+            "gemma3_270m",
+            &[homo_config("real01", "num_predict: 16, temperature: 0.7")],
+        )
+        .yaml()
 }

@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 
-use chimera::emulator::{Profile, spawn};
 use chimera::record::{CellKind, CellRecord};
 use chimera::run::{RunOptions, execute};
+
+use crate::support::{Manifest, campaign, emulate, homo_config, try_campaign};
 
 pub(crate) const PROFILE: &str = "
 seed: 7
@@ -23,49 +24,28 @@ models:
 ";
 
 pub(crate) fn manifest(a: std::net::SocketAddr, b: std::net::SocketAddr) -> String {
-    format!(
-        r#"
-format: 1
-report: TR914
-title: TR114-shaped end-to-end check
-endpoints:
-  - {{id: emu_a, kind: emulator, url: "http://{a}", resource: "local:gpu0"}}
-  - {{id: emu_b, kind: emulator, url: "http://{b}", resource: "local:gpu0"}}
-models:
-  - {{id: gemma3, tag: "gemma3:270m"}}
-workloads:
-  - id: workflow
-    harness: H6v2
-    task:
-      kind: agent_workflow
-      corpus: {{kind: generated, csv: 2, json: 2, md: 2, seed: 1}}
-      expected_files: 6
-      analysis_template: "Analyze the following benchmark data.\n{{data_summary}}"
-      report_template: "Write a report.\n{{summary}}\n{{key_findings}}\n{{performance_metrics}}\n{{recommendations}}"
-scenarios:
-  - id: chimera_homo
-    kind: chimera_homo
-    agents:
-      - {{id: A, role: collector, endpoint: emu_a}}
-      - {{id: B, role: insight, endpoint: emu_b}}
-repetitions: 2
-matrix:
-  - workload: workflow
-    model: gemma3
-    configurations:
-      - {{id: test100, scenario: chimera_homo, options: {{A: {{num_gpu: 80, num_ctx: 512}}, B: {{num_gpu: 80, num_ctx: 512}}}}}}
-      - {{id: test103, scenario: chimera_homo, options: {{A: {{num_gpu: 80, num_ctx: 1024}}, B: {{num_gpu: 80, num_ctx: 1024}}}}}}
-"#
+    Manifest::two_agent_workflow(
+        "TR914",
+        "TR114-shaped end-to-end check",
+        [a, b],
+        ["local:gpu0", "local:gpu0"],
+        2,
     )
+    .repetitions(2)
+    .configurations(
+        "workflow",
+        "gemma3",
+        &[
+            homo_config("test100", "num_gpu: 80, num_ctx: 512"),
+            homo_config("test103", "num_gpu: 80, num_ctx: 1024"),
+        ],
+    )
+    .yaml()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
-    let profile = Profile::from_yaml(PROFILE).expect("profile");
-    let localhost = "127.0.0.1:0".parse().expect("addr");
-    let emu = spawn(profile, &[localhost, localhost])
-        .await
-        .expect("emulator");
+    let emu = emulate(PROFILE, 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tr914.yaml");
     std::fs::write(&path, manifest(emu.addrs[0], emu.addrs[1])).expect("write manifest");
@@ -182,11 +162,7 @@ async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
 /// aggregates in `cells` and its samples in `telemetry.parquet`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn telemetry_aggregates_and_samples_reach_the_tables() {
-    let profile = Profile::from_yaml(PROFILE).expect("profile");
-    let localhost = "127.0.0.1:0".parse().expect("addr");
-    let emu = spawn(profile, &[localhost, localhost])
-        .await
-        .expect("emulator");
+    let emu = emulate(PROFILE, 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let summary = campaign(
         dir.path(),
@@ -244,11 +220,7 @@ async fn telemetry_aggregates_and_samples_reach_the_tables() {
 /// cache; a changed option changes the cell ids, so nothing stale is reused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_campaign_reuses_cells_from_the_shared_cache() {
-    let profile = Profile::from_yaml(PROFILE).expect("profile");
-    let localhost = "127.0.0.1:0".parse().expect("addr");
-    let emu = spawn(profile, &[localhost, localhost])
-        .await
-        .expect("emulator");
+    let emu = emulate(PROFILE, 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let text = manifest(emu.addrs[0], emu.addrs[1]);
     let first = campaign(dir.path(), "first", &text, true, None).await;
@@ -274,93 +246,16 @@ async fn a_second_campaign_reuses_cells_from_the_shared_cache() {
     emu.shutdown().await;
 }
 
-/// Writes `text` as `<dir>/<name>.yaml` and runs it as campaign `name` under `<dir>/data`.
-pub(crate) async fn campaign(
-    dir: &std::path::Path,
-    name: &str,
-    text: &str,
-    use_cache: bool,
-    fake_gpus: Option<u32>,
-) -> chimera::run::campaign::CampaignSummary {
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, text).expect("write manifest");
-    let plan =
-        std::sync::Arc::new(chimera::plan::build(std::slice::from_ref(&path)).expect("plan"));
-    let entries = plan
-        .reports
-        .iter()
-        .map(|r| {
-            chimera::store::ManifestEntry::new(
-                &path.display().to_string(),
-                &r.report,
-                &r.manifest.source,
-            )
-        })
-        .collect();
-    let opts = chimera::run::campaign::CampaignOptions {
-        data: dir.join("data"),
-        name: name.into(),
-        force: Vec::new(),
-        fail_fast: false,
-        use_cache,
-        verify: false,
-        cell_timeout: None,
-        progress: false,
-        fake_gpus,
-    };
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    chimera::run::campaign::run_campaign(
-        plan,
-        entries,
-        &opts,
-        &RunOptions::new(dir.join("work")),
-        rx,
-    )
-    .await
-    .expect("campaign")
-}
-
 /// A model that is not on an endpoint stops the campaign before any cell, with the command
 /// that fixes it; nothing is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_model_stops_the_campaign_with_the_pull_command() {
-    let profile = Profile::from_yaml(PROFILE).expect("profile");
-    let localhost = "127.0.0.1:0".parse().expect("addr");
-    let emu = spawn(profile, &[localhost, localhost])
-        .await
-        .expect("emulator");
+    let emu = emulate(PROFILE, 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let text = manifest(emu.addrs[0], emu.addrs[1]).replace("gemma3:270m", "gemma3:1b");
-    let path = dir.path().join("missing.yaml");
-    std::fs::write(&path, &text).expect("write manifest");
-    let plan =
-        std::sync::Arc::new(chimera::plan::build(std::slice::from_ref(&path)).expect("plan"));
-    let entries = vec![chimera::store::ManifestEntry::new(
-        "missing.yaml",
-        "TR914",
-        &text,
-    )];
-    let opts = chimera::run::campaign::CampaignOptions {
-        data: dir.path().join("data"),
-        name: "missing".into(),
-        force: Vec::new(),
-        fail_fast: false,
-        use_cache: false,
-        verify: false,
-        cell_timeout: None,
-        progress: false,
-        fake_gpus: None,
-    };
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    let err = chimera::run::campaign::run_campaign(
-        plan,
-        entries,
-        &opts,
-        &RunOptions::new(dir.path().join("work")),
-        rx,
-    )
-    .await
-    .expect_err("the model is missing");
+    let err = try_campaign(dir.path(), "missing", &text, |_| {})
+        .await
+        .expect_err("the model is missing");
     let msg = err.to_string();
     assert!(msg.contains("does not have model `gemma3:1b`"), "{msg}");
     assert!(

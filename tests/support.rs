@@ -1,9 +1,19 @@
-//! Helpers: run the built binary and capture its output.
+//! Helpers: run the built binary and capture its output; write emulator campaign manifests;
+//! start the emulator and run a campaign in this process.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use std::time::{Duration, Instant};
+
+use chimera::backend::{Client, ErrorKind, LlmRequest, RequestRecord};
+use chimera::emulator::{EmulatorHandle, Profile, TruthRecord};
+use chimera::manifest::{Api, EndpointKind, Options};
+use chimera::run::RunOptions;
+use chimera::run::campaign::{CampaignError, CampaignOptions, CampaignSummary};
 
 /// Output of one chimera invocation.
 pub struct Run {
@@ -12,19 +22,40 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Runs `chimera` with `args` in the package root.
-pub fn chimera(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_chimera"))
-        .args(args)
-        .current_dir(root())
+/// `chimera args` in `cwd`, without the environment that changes how it logs or commits.
+pub fn chimera_cmd_in(cwd: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chimera"));
+    cmd.args(args)
+        .current_dir(cwd)
         .env_remove("CHIMERA_LOG")
-        .output()
-        .expect("run chimera");
+        .env_remove("CHIMERA_TEST_COMMIT_PAUSE_MS")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// `chimera args` in the package root.
+pub fn chimera_cmd(args: &[&str]) -> Command {
+    chimera_cmd_in(&root(), args)
+}
+
+/// Runs `chimera` with `args` in `cwd`.
+pub fn chimera_in(cwd: &Path, args: &[&str]) -> Run {
+    let out = chimera_cmd_in(cwd, args).output().expect("run chimera");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Runs `chimera` with `args` in the package root.
+pub fn chimera(args: &[&str]) -> Run {
+    chimera_in(&root(), args)
+}
+
+/// A path as the `&str` a command line takes.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
 }
 
 /// The package root.
@@ -84,4 +115,438 @@ impl Drop for Emulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The analysis prompt of the generated-corpus agent workflow.
+pub const ANALYSIS_TEMPLATE: &str = "Analyze the following benchmark data.\\n{data_summary}";
+/// The report prompt of the generated-corpus agent workflow.
+pub const REPORT_TEMPLATE: &str =
+    "Write a report.\\n{summary}\\n{key_findings}\\n{performance_metrics}\\n{recommendations}";
+
+/// A campaign manifest (`format: 1`), built up section by section and written by
+/// [`Manifest::yaml`]. Every section is a YAML list of items in the order they were added;
+/// `repetitions` and the settings (`request_timeout_s`, `retry`, `telemetry`, `warmup`, …)
+/// come before the matrix.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    report: String,
+    title: String,
+    endpoints: String,
+    models: String,
+    workloads: String,
+    scenarios: String,
+    repetitions: Option<u32>,
+    settings: String,
+    matrix: String,
+}
+
+impl Manifest {
+    /// An empty manifest of `report`.
+    pub fn new(report: &str, title: &str) -> Manifest {
+        Manifest {
+            report: report.to_owned(),
+            title: title.to_owned(),
+            endpoints: String::new(),
+            models: String::new(),
+            workloads: String::new(),
+            scenarios: String::new(),
+            repetitions: None,
+            settings: String::new(),
+            matrix: String::new(),
+        }
+    }
+
+    /// Two agents (A collector on `emu_a`, B insight on `emu_b`) in a `chimera_homo` scenario
+    /// on two emulator endpoints on `resources`, model `gemma3` (`gemma3:270m`), and the
+    /// `workflow` agent workflow over a generated corpus of `files` files of each kind: the
+    /// TR114 shape. The matrix is the test's.
+    pub fn two_agent_workflow(
+        report: &str,
+        title: &str,
+        [a, b]: [SocketAddr; 2],
+        [gpu_a, gpu_b]: [&str; 2],
+        files: u32,
+    ) -> Manifest {
+        Manifest::new(report, title)
+            .emulator("emu_a", a, gpu_a)
+            .emulator("emu_b", b, gpu_b)
+            .model("gemma3", "gemma3:270m")
+            .workflow("workflow", files, ANALYSIS_TEMPLATE, REPORT_TEMPLATE)
+            .homo("chimera_homo", "chimera_homo", "emu_a", "emu_b")
+    }
+
+    /// One client (`client` on `emu`, `local:gpu0`) in the `single` scenario, model `gemma3`
+    /// (`gemma3:270m`), and the streamed H1 `prompts` workload of `prompts`. The matrix is the
+    /// test's.
+    pub fn single_inference(
+        report: &str,
+        title: &str,
+        addr: SocketAddr,
+        prompts: &[&str],
+    ) -> Manifest {
+        Manifest::new(report, title)
+            .emulator("emu", addr, "local:gpu0")
+            .model("gemma3", "gemma3:270m")
+            .prompts("prompts", "H1", prompts)
+            .single("emu")
+    }
+
+    /// An endpoint written out whole (a list item's text without the leading `- `).
+    pub fn endpoint(mut self, item: &str) -> Manifest {
+        item_into(&mut self.endpoints, item);
+        self
+    }
+
+    /// An endpoint of `kind` at `url` on `resource`.
+    pub fn endpoint_at(self, id: &str, kind: &str, url: &str, resource: &str) -> Manifest {
+        self.endpoint(&format!(
+            "{{id: {id}, kind: {kind}, url: \"{url}\", resource: \"{resource}\"}}"
+        ))
+    }
+
+    /// An emulator endpoint at `addr` on `resource`.
+    pub fn emulator(self, id: &str, addr: SocketAddr, resource: &str) -> Manifest {
+        self.endpoint_at(id, "emulator", &format!("http://{addr}"), resource)
+    }
+
+    /// A model.
+    pub fn model(mut self, id: &str, tag: &str) -> Manifest {
+        item_into(&mut self.models, &format!("{{id: {id}, tag: \"{tag}\"}}"));
+        self
+    }
+
+    /// A workload written out whole.
+    pub fn workload(mut self, item: &str) -> Manifest {
+        item_into(&mut self.workloads, item);
+        self
+    }
+
+    /// An H6v2 agent workflow over a generated corpus of `files` CSV, JSON and Markdown files
+    /// each (seed 1), with its two prompt templates.
+    pub fn workflow(self, id: &str, files: u32, analysis: &str, report: &str) -> Manifest {
+        self.workload(&format!(
+            "id: {id}\n  harness: H6v2\n  task:\n    kind: agent_workflow\n    \
+             corpus: {{kind: generated, csv: {files}, json: {files}, md: {files}, seed: 1}}\n    \
+             expected_files: {expected}\n    analysis_template: \"{analysis}\"\n    \
+             report_template: \"{report}\"",
+            expected = 3 * files,
+        ))
+    }
+
+    /// A streamed single-inference workload of `prompts` under `harness`.
+    pub fn prompts(self, id: &str, harness: &str, prompts: &[&str]) -> Manifest {
+        let list = prompts
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.workload(&format!(
+            "id: {id}\n  harness: {harness}\n  stream: true\n  task:\n    \
+             kind: single_inference\n    prompts: [{list}]"
+        ))
+    }
+
+    /// A persona workload: one prompt for the collector, one for the insight agent.
+    pub fn persona(self, id: &str, collector: &str, insight: &str) -> Manifest {
+        self.workload(&format!(
+            "id: {id}\n  task:\n    kind: persona\n    prompts:\n      \
+             collector: \"{collector}\"\n      insight: \"{insight}\""
+        ))
+    }
+
+    /// A scenario of `kind` with `agents` as (id, role, endpoint).
+    pub fn scenario(mut self, id: &str, kind: &str, agents: &[(&str, &str, &str)]) -> Manifest {
+        let mut item = format!("id: {id}\n  kind: {kind}\n  agents:");
+        for (agent, role, endpoint) in agents {
+            write!(
+                item,
+                "\n    - {{id: {agent}, role: {role}, endpoint: {endpoint}}}"
+            )
+            .expect("write");
+        }
+        item_into(&mut self.scenarios, &item);
+        self
+    }
+
+    /// A two-agent scenario of `kind`: A collector on `a`, B insight on `b`.
+    pub fn homo(self, id: &str, kind: &str, a: &str, b: &str) -> Manifest {
+        self.scenario(id, kind, &[("A", "collector", a), ("B", "insight", b)])
+    }
+
+    /// The `single` scenario: one `client` on `endpoint`.
+    pub fn single(self, endpoint: &str) -> Manifest {
+        self.scenario("single", "single", &[("client", "client", endpoint)])
+    }
+
+    /// Repetitions of every configuration.
+    pub fn repetitions(mut self, n: u32) -> Manifest {
+        self.repetitions = Some(n);
+        self
+    }
+
+    /// A top-level setting, one line (`request_timeout_s: 10`, `telemetry: {source: none}`).
+    pub fn setting(mut self, line: &str) -> Manifest {
+        self.settings.push_str(line);
+        self.settings.push('\n');
+        self
+    }
+
+    /// A matrix block written out whole.
+    pub fn block(mut self, item: &str) -> Manifest {
+        item_into(&mut self.matrix, item);
+        self
+    }
+
+    /// A matrix block of `workload` × `model` with one configuration per item of `configs`.
+    pub fn configurations(self, workload: &str, model: &str, configs: &[String]) -> Manifest {
+        let mut item = format!("workload: {workload}\n  model: {model}\n  configurations:");
+        for c in configs {
+            write!(item, "\n    - {c}").expect("write");
+        }
+        self.block(&item)
+    }
+
+    /// The manifest's text.
+    pub fn yaml(&self) -> String {
+        let mut out = format!(
+            "format: 1\nreport: {}\ntitle: {}\n",
+            self.report, self.title
+        );
+        for (key, items) in [
+            ("endpoints", &self.endpoints),
+            ("models", &self.models),
+            ("workloads", &self.workloads),
+            ("scenarios", &self.scenarios),
+        ] {
+            write!(out, "{key}:\n{items}").expect("write");
+        }
+        if let Some(n) = self.repetitions {
+            writeln!(out, "repetitions: {n}").expect("write");
+        }
+        write!(out, "{}matrix:\n{}", self.settings, self.matrix).expect("write");
+        out
+    }
+}
+
+/// Appends `item` as a list item (`  - …`, its further lines indented to match).
+fn item_into(list: &mut String, item: &str) {
+    for (i, line) in item.lines().enumerate() {
+        list.push_str(if i == 0 { "  - " } else { "  " });
+        list.push_str(line);
+        list.push('\n');
+    }
+}
+
+/// A `chimera_homo` configuration with the same `options` for agents A and B.
+pub fn homo_config(id: &str, options: &str) -> String {
+    pair_config(id, "chimera_homo", options)
+}
+
+/// A configuration of two-agent `scenario` with the same `options` for agents A and B.
+pub fn pair_config(id: &str, scenario: &str, options: &str) -> String {
+    format!("{{id: {id}, scenario: {scenario}, options: {{A: {{{options}}}, B: {{{options}}}}}}}")
+}
+
+/// A `single` configuration with `options` for the client.
+pub fn single_config(id: &str, options: &str) -> String {
+    format!("{{id: {id}, scenario: single, options: {{client: {{{options}}}}}}}")
+}
+
+/// The in-process emulator serving `profile` on `listeners` ephemeral ports.
+pub async fn emulate(profile: &str, listeners: usize) -> EmulatorHandle {
+    let profile = Profile::from_yaml(profile).expect("profile");
+    let localhost: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    chimera::emulator::spawn(profile, &vec![localhost; listeners])
+        .await
+        .expect("emulator")
+}
+
+/// The options of a campaign `name` under `data`: no cache, no verification, no forced cells,
+/// no time limit, no progress bar, no fake GPUs.
+pub fn campaign_options(data: &Path, name: &str) -> CampaignOptions {
+    CampaignOptions {
+        data: data.to_path_buf(),
+        name: name.into(),
+        force: Vec::new(),
+        fail_fast: false,
+        use_cache: false,
+        verify: false,
+        cell_timeout: None,
+        progress: false,
+        fake_gpus: None,
+    }
+}
+
+/// Writes `text` as `<dir>/<name>.yaml` and runs it in this process as campaign `name` under
+/// `<dir>/data` (work files under `<dir>/work`), with [`campaign_options`] as `edit` leaves
+/// them.
+pub async fn try_campaign(
+    dir: &Path,
+    name: &str,
+    text: &str,
+    edit: impl FnOnce(&mut CampaignOptions),
+) -> Result<CampaignSummary, CampaignError> {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).expect("write manifest");
+    let plan =
+        std::sync::Arc::new(chimera::plan::build(std::slice::from_ref(&path)).expect("plan"));
+    let entries = plan
+        .reports
+        .iter()
+        .map(|r| {
+            chimera::store::ManifestEntry::new(
+                &path.display().to_string(),
+                &r.report,
+                &r.manifest.source,
+            )
+        })
+        .collect();
+    let mut opts = campaign_options(&dir.join("data"), name);
+    edit(&mut opts);
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    chimera::run::campaign::run_campaign(
+        plan,
+        entries,
+        &opts,
+        &RunOptions::new(dir.join("work")),
+        rx,
+    )
+    .await
+}
+
+/// [`try_campaign`] with the shared cache on or off and `fake_gpus`, which must succeed.
+pub async fn campaign(
+    dir: &Path,
+    name: &str,
+    text: &str,
+    use_cache: bool,
+    fake_gpus: Option<u32>,
+) -> CampaignSummary {
+    try_campaign(dir, name, text, |o| {
+        o.use_cache = use_cache;
+        o.fake_gpus = fake_gpus;
+    })
+    .await
+    .expect("campaign")
+}
+
+/// How a client test checks a failed request: the file's own `assert_error`.
+pub type AssertError = fn(&RequestRecord, ErrorKind, Option<u16>);
+
+/// A streamed request for `model` with default options, a 10 s timeout and a 1 MiB cap.
+pub fn request(api: Api, model: &str) -> LlmRequest {
+    LlmRequest {
+        api,
+        model: model.to_owned(),
+        prompt: "Why is the sky blue? Answer briefly.".to_owned(),
+        stream: true,
+        options: Options::default(),
+        keep_alive: None,
+        timeout: Duration::from_secs(10),
+        max_response_bytes: 1 << 20,
+    }
+}
+
+/// The `n`th truth record, waiting briefly: the emulator records a request when it has
+/// finished with it, which may be just after the client has.
+pub async fn truth(emu: &EmulatorHandle, n: usize) -> TruthRecord {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let recs = emu.truth.records();
+        if recs.len() > n {
+            return recs[n].clone();
+        }
+        assert!(Instant::now() < until, "no truth record #{n}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A client of `kind` for a port nothing listens on: the request is refused before any
+/// chunk, and so is the version probe.
+pub async fn connection_refused(kind: EndpointKind, api: Api, assert_error: AssertError) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    let client = Client::new(kind, &format!("http://{addr}")).expect("client");
+    let rec = client.send(&request(api, "fast:1b")).await;
+    assert_error(&rec, ErrorKind::ConnectionRefused, None);
+    assert_eq!((rec.ttft_ms, rec.chunks), (None, 0));
+    let e = client.version().await.expect_err("no server");
+    assert_eq!(e.kind, ErrorKind::ConnectionRefused);
+}
+
+/// Each (model, kind, status, text) of `cases` fails on both APIs with its kind and status
+/// and the server's message (not the body), before any chunk.
+pub async fn status_errors(
+    client: &Client,
+    cases: &[(&str, ErrorKind, u16, &str)],
+    assert_error: AssertError,
+) {
+    for &(model, kind, status, text) in cases {
+        for api in [Api::Generate, Api::Chat] {
+            let rec = client.send(&request(api, model)).await;
+            assert_error(&rec, kind, Some(status));
+            let msg = &rec.error.as_ref().expect("error").message;
+            assert!(msg.contains(text), "{model}: {msg:?}");
+            assert!(
+                !msg.contains("{\""),
+                "the server's message, not the body: {msg:?}"
+            );
+            assert_eq!(rec.ttft_ms, None);
+        }
+    }
+}
+
+/// Streams cut after three chunks (cleanly and abruptly) are truncated, their chunks kept.
+pub async fn truncated_streams(
+    client: &Client,
+    assert_error: AssertError,
+    assert_three_chunks_kept: fn(&RequestRecord),
+) {
+    for model in ["truncates", "dies"] {
+        let rec = client.send(&request(Api::Chat, model)).await;
+        assert_error(&rec, ErrorKind::Truncated, Some(200));
+        assert_three_chunks_kept(&rec);
+    }
+}
+
+/// A stream that stalls after three chunks times out at the request's timeout, not at the
+/// stall's end, its chunks kept.
+pub async fn stall_times_out(
+    client: &Client,
+    api: Api,
+    assert_error: AssertError,
+    assert_three_chunks_kept: fn(&RequestRecord),
+) {
+    let mut req = request(api, "stalls");
+    req.timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let rec = client.send(&req).await;
+    let took = started.elapsed();
+    assert_error(&rec, ErrorKind::Timeout, Some(200));
+    assert_three_chunks_kept(&rec);
+    assert!(
+        took < Duration::from_millis(1500),
+        "gave up after {took:?}, not at the stall's end"
+    );
+    assert!(rec.e2e_ms >= 300.0 - 1.0, "{rec:?}");
+}
+
+/// A huge reply is too large under a 4 kB cap, streamed or not.
+pub async fn too_large_under_a_small_cap(client: &Client, assert_error: AssertError) {
+    for stream in [true, false] {
+        let mut req = request(Api::Generate, "verbose");
+        req.stream = stream;
+        req.max_response_bytes = 4096;
+        let rec = client.send(&req).await;
+        assert_error(&rec, ErrorKind::TooLarge, Some(200));
+        assert!(rec.text.len() <= 4096);
+    }
+}
+
+/// Under the default cap the same huge reply is fine.
+pub async fn huge_reply_fits_the_default_cap(client: &Client) {
+    let rec = client.send(&request(Api::Generate, "verbose")).await;
+    assert!(rec.ok(), "{rec:?}");
+    assert!(rec.text.len() >= 100_000);
 }

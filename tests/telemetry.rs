@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chimera::telemetry::{DcgmSource, GpuSource, Sampler, aggregate, probe};
 
-use crate::support::chimera;
+use crate::support::{Manifest, campaign, chimera, emulate};
 
 /// A dcgm-exporter 3.3 scrape of a 2-GPU H200 host (subset of the default counters).
 fn exporter_text(energy0: u64) -> String {
@@ -276,61 +276,25 @@ fn probe_of_an_unreachable_dcgm_exporter_exits_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_gpu_of_an_endpoint_is_sampled_through_its_exporter() {
     let (metrics_url, hits) = serve();
-    let profile = chimera::emulator::Profile::from_yaml(
+    let emu = emulate(
         "models:\n  - {name: m, load_ms: 1, prompt_tok_s: 100000, output_tok_s: 200, output_tokens: 20}\n",
+        1,
     )
-    .expect("profile");
-    let emu = chimera::emulator::spawn(profile, &["127.0.0.1:0".parse().expect("addr")])
-        .await
-        .expect("emulator");
+    .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("remote.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"format: 1
-report: TR991
-title: remote GPU telemetry
-endpoints:
-  - {{id: e, kind: emulator, url: "http://{}", resource: "gpu-host:gpu0", gpu_metrics_url: "{metrics_url}"}}
-models: [{{id: m, tag: m}}]
-workloads: [{{id: w, task: {{kind: single_inference, prompts: ["hello"]}}}}]
-scenarios: [{{id: s, kind: single, agents: [{{id: c, role: client, endpoint: e}}]}}]
-repetitions: 2
-telemetry: {{source: none, period_ms: 50}}
-matrix: [{{workload: w, scenario: s, model: m, configurations: [{{id: one}}]}}]
-"#,
+    let text = Manifest::new("TR991", "remote GPU telemetry")
+        .endpoint(&format!(
+            "{{id: e, kind: emulator, url: \"http://{}\", resource: \"gpu-host:gpu0\", gpu_metrics_url: \"{metrics_url}\"}}",
             emu.addrs[0]
-        ),
-    )
-    .expect("manifest");
-    let plan = Arc::new(chimera::plan::build(std::slice::from_ref(&path)).expect("plan"));
-    let entries = plan
-        .reports
-        .iter()
-        .map(|r| chimera::store::ManifestEntry::new("remote.yaml", &r.report, &r.manifest.source))
-        .collect();
-    let opts = chimera::run::campaign::CampaignOptions {
-        data: dir.path().join("data"),
-        name: "remote".into(),
-        force: Vec::new(),
-        fail_fast: false,
-        use_cache: false,
-        verify: false,
-        cell_timeout: None,
-        progress: false,
-        fake_gpus: None,
-    };
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    let summary = chimera::run::campaign::run_campaign(
-        plan,
-        entries,
-        &opts,
-        &chimera::run::RunOptions::new(dir.path().join("work")),
-        rx,
-    )
-    .await
-    .expect("campaign");
+        ))
+        .model("m", "m")
+        .workload("{id: w, task: {kind: single_inference, prompts: [\"hello\"]}}")
+        .scenario("s", "single", &[("c", "client", "e")])
+        .repetitions(2)
+        .setting("telemetry: {source: none, period_ms: 50}")
+        .block("{workload: w, scenario: s, model: m, configurations: [{id: one}]}")
+        .yaml();
+    let summary = campaign(dir.path(), "remote", &text, false, None).await;
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
     assert!(hits.load(Ordering::SeqCst) >= 4, "the exporter was scraped");
     let mut sampled = 0;

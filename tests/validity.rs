@@ -16,11 +16,10 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, TimestampMillisecondType};
-use chimera::emulator::{Profile, spawn};
-use chimera::run::RunOptions;
-use chimera::run::campaign::{CampaignOptions, run_campaign};
-use chimera::store::{ManifestEntry, open_existing};
+use chimera::store::open_existing;
 use chimera::table::read_parquet;
+
+use crate::support::{Manifest, campaign, emulate};
 
 /// 40 tokens at 400 tok/s: ~100 ms per request alone, ~200 ms for two streams sharing a GPU.
 const PROFILE: &str = "
@@ -38,53 +37,29 @@ models:
 const SLACK_MS: f64 = 1.0;
 
 fn manifest(gpu0: &[SocketAddr], gpu1: &[SocketAddr]) -> String {
-    format!(
-        r#"
-format: 1
-report: TR990
-title: scheduler validity on two emulated GPUs
-endpoints:
-  - {{id: g0a, kind: emulator, url: "http://{}", resource: "host:gpu0"}}
-  - {{id: g0b, kind: emulator, url: "http://{}", resource: "host:gpu0"}}
-  - {{id: g1a, kind: emulator, url: "http://{}", resource: "host:gpu1"}}
-  - {{id: g1b, kind: emulator, url: "http://{}", resource: "host:gpu1"}}
-models:
-  - {{id: gemma3, tag: "gemma3:270m"}}
-workloads:
-  - id: one_prompt
-    harness: H6v2
-    stream: true
-    task:
-      kind: single_inference
-      prompts: ["Say something short."]
-scenarios:
-  - id: homo_gpu0
-    kind: chimera_homo
-    agents:
-      - {{id: A, role: collector, endpoint: g0a}}
-      - {{id: B, role: insight, endpoint: g0b}}
-  - id: homo_gpu1
-    kind: chimera_homo
-    agents:
-      - {{id: C, role: collector, endpoint: g1a}}
-      - {{id: D, role: insight, endpoint: g1b}}
-repetitions: 2
-matrix:
-  - workload: one_prompt
-    model: gemma3
-    scenario: homo_gpu0
-    apply_to: [A, B]
-    axes: {{num_ctx: [512, 1024, 2048]}}
-    id_template: "gpu0_ctx{{num_ctx}}"
-  - workload: one_prompt
-    model: gemma3
-    scenario: homo_gpu1
-    apply_to: [C, D]
-    axes: {{num_ctx: [512, 1024, 2048]}}
-    id_template: "gpu1_ctx{{num_ctx}}"
-"#,
-        gpu0[0], gpu0[1], gpu1[0], gpu1[1]
-    )
+    let block = |scenario: &str, agents: &str, gpu: &str| {
+        format!(
+            "workload: one_prompt\n  model: gemma3\n  scenario: {scenario}\n  apply_to: [{agents}]\n  \
+             axes: {{num_ctx: [512, 1024, 2048]}}\n  id_template: \"{gpu}_ctx{{num_ctx}}\""
+        )
+    };
+    Manifest::new("TR990", "scheduler validity on two emulated GPUs")
+        .emulator("g0a", gpu0[0], "host:gpu0")
+        .emulator("g0b", gpu0[1], "host:gpu0")
+        .emulator("g1a", gpu1[0], "host:gpu1")
+        .emulator("g1b", gpu1[1], "host:gpu1")
+        .model("gemma3", "gemma3:270m")
+        .prompts("one_prompt", "H6v2", &["Say something short."])
+        .homo("homo_gpu0", "chimera_homo", "g0a", "g0b")
+        .scenario(
+            "homo_gpu1",
+            "chimera_homo",
+            &[("C", "collector", "g1a"), ("D", "insight", "g1b")],
+        )
+        .repetitions(2)
+        .block(&block("homo_gpu0", "A, B", "gpu0"))
+        .block(&block("homo_gpu1", "C, D", "gpu1"))
+        .yaml()
 }
 
 /// One committed cell as the tables tell it.
@@ -163,52 +138,14 @@ fn read_spans(data: &std::path::Path, name: &str) -> Vec<Span> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cells_sharing_a_gpu_never_overlap_and_cells_on_different_gpus_do() {
-    let localhost: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let gpu0 = spawn(
-        Profile::from_yaml(PROFILE).expect("profile"),
-        &[localhost, localhost],
-    )
-    .await
-    .expect("emulator of gpu0");
-    let gpu1 = spawn(
-        Profile::from_yaml(PROFILE).expect("profile"),
-        &[localhost, localhost],
-    )
-    .await
-    .expect("emulator of gpu1");
+    let gpu0 = emulate(PROFILE, 2).await;
+    let gpu1 = emulate(PROFILE, 2).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("tr990.yaml");
     let text = manifest(&gpu0.addrs, &gpu1.addrs);
-    std::fs::write(&path, &text).expect("write manifest");
-    let plan = Arc::new(chimera::plan::build(std::slice::from_ref(&path)).expect("plan"));
     let data = dir.path().join("data");
     let name = "validity";
-    let opts = CampaignOptions {
-        data: data.clone(),
-        name: name.to_owned(),
-        force: Vec::new(),
-        fail_fast: false,
-        use_cache: false,
-        verify: false,
-        cell_timeout: None,
-        progress: false,
-        fake_gpus: None,
-    };
-    let (_never, rx) = tokio::sync::watch::channel(false);
-    let summary = run_campaign(
-        plan,
-        vec![ManifestEntry::new(
-            &path.display().to_string(),
-            "TR990",
-            &text,
-        )],
-        &opts,
-        &RunOptions::new(dir.path().join("work")),
-        rx,
-    )
-    .await
-    .expect("campaign");
+    let summary = campaign(dir.path(), name, &text, false, None).await;
     assert!(summary.failed.is_empty(), "{:#?}", summary.failed);
     assert_eq!(summary.blocked, 0);
     assert_eq!(summary.ran, summary.total);
