@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::resource::Resource;
+
 /// The manifest format this build of chimera reads.
 pub const MANIFEST_FORMAT: u32 = 1;
 
@@ -93,7 +95,8 @@ pub struct Endpoint {
     pub url: String,
     /// The exclusive resource (a GPU of a host, e.g. `local:gpu0`) the server computes on.
     /// Cells acquire every resource of their endpoints before they start.
-    pub resource: String,
+    #[schemars(with = "String")]
+    pub resource: Resource,
     /// Settings for a server that chimera starts and stops itself. Absent: use a running server.
     #[serde(default)]
     pub managed: Option<ManagedServer>,

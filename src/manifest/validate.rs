@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Manifest;
+use super::axis::Axis;
 use super::diagnostic::{Diagnostic, nearest};
 use super::locate::KeyPath;
 use super::spec::*;
@@ -133,66 +134,6 @@ pub fn url_problem(url: &str) -> Option<&'static str> {
     None
 }
 
-fn has_option_axes(a: &Axes) -> bool {
-    a.num_gpu.is_some()
-        || a.num_ctx.is_some()
-        || a.temperature.is_some()
-        || a.top_p.is_some()
-        || a.top_k.is_some()
-        || a.repeat_penalty.is_some()
-}
-
-/// Every axis name, in canonical order: the fields of [`Axes`] and [`AxisPoint`].
-pub const AXIS_NAMES: [&str; 10] = [
-    "model",
-    "scenario",
-    "runtime",
-    "language",
-    "num_gpu",
-    "num_ctx",
-    "temperature",
-    "top_p",
-    "top_k",
-    "repeat_penalty",
-];
-
-/// Which of the [`AXIS_NAMES`] fields of `$x` (an `Axes` or an `AxisPoint`) are set.
-macro_rules! set_fields {
-    ($x:expr) => {
-        [
-            $x.model.is_some(),
-            $x.scenario.is_some(),
-            $x.runtime.is_some(),
-            $x.language.is_some(),
-            $x.num_gpu.is_some(),
-            $x.num_ctx.is_some(),
-            $x.temperature.is_some(),
-            $x.top_p.is_some(),
-            $x.top_k.is_some(),
-            $x.repeat_penalty.is_some(),
-        ]
-    };
-}
-
-fn names_of(set: [bool; 10]) -> Vec<&'static str> {
-    AXIS_NAMES
-        .iter()
-        .zip(set)
-        .filter(|(_, s)| *s)
-        .map(|(n, _)| *n)
-        .collect()
-}
-
-/// Names of the axes a block declares, in canonical order.
-pub fn axis_names(a: &Axes) -> Vec<&'static str> {
-    names_of(set_fields!(a))
-}
-
-/// Names of the keys an axis point sets.
-pub fn point_keys(p: &AxisPoint) -> Vec<&'static str> {
-    names_of(set_fields!(p))
-}
-
 /// Most runs (configurations × repetitions) one manifest may plan. Planning holds every
 /// configuration and cell in memory (about 270 MiB per million single cells, `make
 /// bench-plan`); a few lines of axes can multiply to billions, which would exhaust memory
@@ -203,23 +144,10 @@ pub const MAX_PLANNED_RUNS: u64 = 2_000_000;
 /// point without axes) plus its `include` points, times its explicit configurations (when
 /// any), times its repetitions; `exclude` is not subtracted. Saturates instead of overflowing.
 fn planned_runs(s: &ManifestSpec, b: &Block) -> u64 {
-    let a = &b.axes;
-    let lens = [
-        a.model.as_ref().map(Vec::len),
-        a.scenario.as_ref().map(Vec::len),
-        a.runtime.as_ref().map(Vec::len),
-        a.language.as_ref().map(Vec::len),
-        a.num_gpu.as_ref().map(Vec::len),
-        a.num_ctx.as_ref().map(Vec::len),
-        a.temperature.as_ref().map(Vec::len),
-        a.top_p.as_ref().map(Vec::len),
-        a.top_k.as_ref().map(Vec::len),
-        a.repeat_penalty.as_ref().map(Vec::len),
-    ];
-    let points = lens
+    let points = Axis::ALL
         .iter()
-        .flatten()
-        .fold(1u64, |p, n| p.saturating_mul(*n as u64))
+        .filter_map(|a| b.axes.count(*a))
+        .fold(1u64, |p, n| p.saturating_mul(n as u64))
         .saturating_add(b.include.len() as u64);
     points
         .saturating_mul(b.configurations.len().max(1) as u64)
@@ -247,8 +175,9 @@ fn dup_values<T: PartialEq + std::fmt::Debug>(
     ctx: &mut Ctx<'_>,
     path: KeyPath,
     name: &str,
-    vals: &[T],
+    vals: Option<&[T]>,
 ) {
+    let vals = vals.unwrap_or_default();
     if vals.is_empty() {
         ctx.emit(path, format!("axis `{name}` is empty"), |d| {
             d.expected("at least one value").found("`[]`").help(format!(
@@ -268,11 +197,48 @@ fn dup_values<T: PartialEq + std::fmt::Debug>(
 }
 
 /// Checks every rule of one manifest; returns all violations.
+
+/// The declared ids a reference may name.
+struct Ids<'a> {
+    endpoints: Vec<&'a str>,
+    models: Vec<&'a str>,
+    workloads: Vec<&'a str>,
+    scenarios: Vec<&'a str>,
+}
+
+impl<'a> Ids<'a> {
+    fn of(s: &'a ManifestSpec) -> Self {
+        Self {
+            endpoints: s.endpoints.iter().map(|x| x.id.as_str()).collect(),
+            models: s.models.iter().map(|x| x.id.as_str()).collect(),
+            workloads: s.workloads.iter().map(|x| x.id.as_str()).collect(),
+            scenarios: s.scenarios.iter().map(|x| x.id.as_str()).collect(),
+        }
+    }
+}
+
+/// Checks every rule of one manifest; returns all violations, in file order.
 pub fn check(m: &Manifest) -> Vec<Diagnostic> {
     let mut ctx = Ctx { m, out: Vec::new() };
+    let ids = Ids::of(&m.spec);
+    check_reports(&mut ctx);
+    check_settings(&mut ctx);
+    check_endpoints(&mut ctx);
+    check_models(&mut ctx);
+    check_workloads(&mut ctx);
+    check_scenarios(&mut ctx, &ids);
+    check_matrix_size(&mut ctx);
+    check_blocks(&mut ctx, &ids);
+    check_references(&mut ctx, &ids);
+    ctx.out.sort_by_key(|d| d.pos.map(|p| (p.line, p.column)));
+    ctx.out
+}
+
+/// The format and the report ids: its own, `depends_on` and `compare_with`.
+fn check_reports(ctx: &mut Ctx<'_>) {
+    let m = ctx.m;
     let s = &m.spec;
     let root = KeyPath::root();
-
     if s.format != MANIFEST_FORMAT {
         ctx.emit(root.key("format"), "unsupported manifest format", |d| {
             d.expected(format!("`{MANIFEST_FORMAT}`"))
@@ -308,6 +274,13 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
             }
         }
     }
+}
+
+/// Repetitions, timeouts, retry and telemetry settings.
+fn check_settings(ctx: &mut Ctx<'_>) {
+    let m = ctx.m;
+    let s = &m.spec;
+    let root = KeyPath::root();
     if s.repetitions == 0 {
         ctx.emit(
             root.key("repetitions"),
@@ -366,8 +339,13 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
         }
         _ => {}
     }
+}
 
-    // Endpoints.
+/// Endpoint ids, URLs, resources and managed servers.
+fn check_endpoints(ctx: &mut Ctx<'_>) {
+    let m = ctx.m;
+    let s = &m.spec;
+    let root = KeyPath::root();
     ctx.unique(
         &root.key("endpoints"),
         "endpoint",
@@ -396,7 +374,7 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
                         .found(format!("`{u}`"))
                 });
             }
-            if super::super::plan::resource_gpu(&e.resource).is_none() {
+            if e.resource.gpu().is_none() {
                 ctx.emit(
                     p.key("resource"),
                     "a remote GPU needs its index in `resource`",
@@ -409,7 +387,7 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
                 );
             }
         }
-        if e.resource.trim().is_empty() {
+        if e.resource.is_blank() {
             ctx.emit(p.key("resource"), "empty resource", |d| {
                 d.expected("the GPU this server computes on, e.g. `local:gpu0`")
             });
@@ -431,8 +409,13 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
             }
         }
     }
+}
 
-    // Models.
+/// Model ids, tags and digests.
+fn check_models(ctx: &mut Ctx<'_>) {
+    let m = ctx.m;
+    let s = &m.spec;
+    let root = KeyPath::root();
     ctx.unique(
         &root.key("models"),
         "model",
@@ -455,8 +438,13 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
             }
         }
     }
+}
 
-    // Workloads.
+/// Workload ids, prompts, templates and corpora.
+fn check_workloads(ctx: &mut Ctx<'_>) {
+    let m = ctx.m;
+    let s = &m.spec;
+    let root = KeyPath::root();
     ctx.unique(
         &root.key("workloads"),
         "workload",
@@ -523,9 +511,13 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
             }
         }
     }
+}
 
-    // Scenarios.
-    let endpoint_ids: Vec<&str> = s.endpoints.iter().map(|e| e.id.as_str()).collect();
+/// Scenario ids, agent counts, execution modes and agent endpoints.
+fn check_scenarios(ctx: &mut Ctx<'_>, ids: &Ids<'_>) {
+    let m = ctx.m;
+    let s = &m.spec;
+    let root = KeyPath::root();
     ctx.unique(
         &root.key("scenarios"),
         "scenario",
@@ -568,279 +560,22 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
                 p.key("agents").index(j).key("endpoint"),
                 "endpoint",
                 &a.endpoint,
-                &endpoint_ids,
+                &ids.endpoints,
             );
             check_floats(
-                &mut ctx,
+                ctx,
                 &p.key("agents").index(j).key("base_options"),
                 &a.base_options,
             );
         }
     }
+}
 
-    // Blocks.
-    let model_ids: Vec<&str> = s.models.iter().map(|x| x.id.as_str()).collect();
-    let workload_ids: Vec<&str> = s.workloads.iter().map(|x| x.id.as_str()).collect();
-    let scenario_ids: Vec<&str> = s.scenarios.iter().map(|x| x.id.as_str()).collect();
-    if s.matrix.is_empty() && s.depends_on.is_empty() {
-        ctx.emit(root.key("matrix"), "the manifest plans nothing", |d| d.expected("at least one block in `matrix`, or `depends_on` naming the reports whose data this one analyses"));
-    }
-    let runs: Vec<u64> = s.matrix.iter().map(|b| planned_runs(s, b)).collect();
-    let total = runs.iter().fold(0u64, |t, r| t.saturating_add(*r));
-    if total > MAX_PLANNED_RUNS
-        && let Some((bi, largest)) = runs.iter().enumerate().max_by_key(|(_, r)| **r)
-    {
-        ctx.emit(
-            root.key("matrix").index(bi),
-            "the matrix plans too many runs",
-            |d| {
-                d.expected(format!(
-                    "at most {MAX_PLANNED_RUNS} configurations × repetitions in all blocks"
-                ))
-                .found(format!(
-                    "up to {} in all, {largest} from this block (its axes' value counts multiplied, × its configurations, × repetitions)",
-                    if total == u64::MAX { "2^64".to_owned() } else { total.to_string() }
-                ))
-                .help("split the experiment into several manifests, or use fewer axis values or repetitions")
-            },
-        );
-    }
-    let mut explicit_ids: BTreeSet<(String, Option<Runtime>)> = BTreeSet::new();
-    for (bi, b) in s.matrix.iter().enumerate() {
-        let p = root.key("matrix").index(bi);
-        ctx.reference(p.key("workload"), "workload", &b.workload, &workload_ids);
-        if let Some(sc) = &b.scenario {
-            ctx.reference(p.key("scenario"), "scenario", sc, &scenario_ids);
-        }
-        if let Some(md) = &b.model {
-            ctx.reference(p.key("model"), "model", md, &model_ids);
-        }
-        if b.repetitions == Some(0) {
-            ctx.emit(
-                p.key("repetitions"),
-                "`repetitions` must be at least 1",
-                |d| d.expected("a whole number ≥ 1").found("`0`"),
-            );
-        }
-        check_floats(&mut ctx, &p.key("options"), &b.options);
-        let a = &b.axes;
-        let ap = p.key("axes");
-        if let Some(v) = &a.model {
-            dup_values(&mut ctx, ap.key("model"), "model", v);
-            for (j, x) in v.iter().enumerate() {
-                ctx.reference(ap.key("model").index(j), "model", x, &model_ids);
-            }
-        }
-        if let Some(v) = &a.scenario {
-            dup_values(&mut ctx, ap.key("scenario"), "scenario", v);
-            for (j, x) in v.iter().enumerate() {
-                ctx.reference(ap.key("scenario").index(j), "scenario", x, &scenario_ids);
-            }
-        }
-        if let Some(v) = &a.runtime {
-            dup_values(&mut ctx, ap.key("runtime"), "runtime", v);
-        }
-        if let Some(v) = &a.language {
-            dup_values(&mut ctx, ap.key("language"), "language", v);
-        }
-        if let Some(v) = &a.num_gpu {
-            dup_values(&mut ctx, ap.key("num_gpu"), "num_gpu", v);
-        }
-        if let Some(v) = &a.num_ctx {
-            dup_values(&mut ctx, ap.key("num_ctx"), "num_ctx", v);
-        }
-        if let Some(v) = &a.top_k {
-            dup_values(&mut ctx, ap.key("top_k"), "top_k", v);
-        }
-        for (name, v) in [
-            ("temperature", &a.temperature),
-            ("top_p", &a.top_p),
-            ("repeat_penalty", &a.repeat_penalty),
-        ] {
-            if let Some(v) = v {
-                dup_values(&mut ctx, ap.key(name), name, v);
-                for (j, x) in v.iter().enumerate() {
-                    if !(x.is_finite() && *x >= 0.0) {
-                        ctx.emit(
-                            ap.key(name).index(j),
-                            format!("`{name}` value out of range"),
-                            |d| d.expected("a finite number ≥ 0").found(format!("`{x}`")),
-                        );
-                    }
-                }
-            }
-        }
-        let declared = axis_names(a);
-        if b.configurations.is_empty() && declared.is_empty() {
-            ctx.emit(p.clone(), "block has no configurations", |d| {
-                d.expected("`axes` (a full factorial) or `configurations` (an enumerated list)")
-                    .help("add `axes:` or `configurations:` to this block")
-            });
-        }
-        if (has_option_axes(a) || !b.options.is_empty()) && b.apply_to.is_empty() {
-            ctx.emit(p.key("apply_to"), "option axes need `apply_to`", |d| {
-                d.expected("the agent ids that receive the block's options, e.g. `[B]`")
-                    .help("add `apply_to: [A, B]` (both agents) or `[B]` (only the chimera agent)")
-            });
-        }
-        for (key, points) in [("include", &b.include), ("exclude", &b.exclude)] {
-            for (j, pt) in points.iter().enumerate() {
-                let keys = point_keys(pt);
-                if keys.is_empty() {
-                    ctx.emit(p.key(key).index(j), format!("empty `{key}` entry"), |d| {
-                        d.expected("at least one axis value")
-                    });
-                }
-                for k in keys {
-                    if !declared.contains(&k) {
-                        ctx.emit(
-                            p.key(key).index(j).key(k),
-                            format!("`{key}` names `{k}`, which is not an axis of this block"),
-                            |d| {
-                                d.expected(if declared.is_empty() {
-                                    "no axes are declared".to_owned()
-                                } else {
-                                    format!(
-                                        "one of {}",
-                                        declared
-                                            .iter()
-                                            .map(|x| format!("`{x}`"))
-                                            .collect::<Vec<_>>()
-                                            .join(", ")
-                                    )
-                                })
-                                .help(format!("add `{k}` to `axes`, or remove it from `{key}`"))
-                            },
-                        );
-                    }
-                }
-            }
-        }
-        if let Some(t) = &b.id_template {
-            let mut rest = t.as_str();
-            while let Some(open) = rest.find('{') {
-                let Some(close) = rest[open..].find('}') else {
-                    ctx.emit(p.key("id_template"), "unclosed `{` in `id_template`", |d| {
-                        d.found(format!("`{t}`"))
-                    });
-                    break;
-                };
-                let name = &rest[open + 1..open + close];
-                let name = name.strip_suffix(":p").unwrap_or(name);
-                let ok = declared.contains(&name)
-                    || (name == "id" && !b.configurations.is_empty())
-                    || matches!(name, "model" | "scenario" | "runtime" | "language");
-                if !ok {
-                    let mut known: Vec<&str> = declared.clone();
-                    if !b.configurations.is_empty() {
-                        known.push("id");
-                    }
-                    ctx.emit(
-                        p.key("id_template"),
-                        format!("unknown placeholder `{{{name}}}` in `id_template`"),
-                        |d| {
-                            d.expected(format!(
-                                "one of {}",
-                                known
-                                    .iter()
-                                    .map(|k| format!("`{{{k}}}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ))
-                            .found(format!("`{t}`"))
-                        },
-                    );
-                }
-                rest = &rest[open + close + 1..];
-            }
-        }
-        for (ci, c) in b.configurations.iter().enumerate() {
-            let cp = p.key("configurations").index(ci);
-            if c.id.trim().is_empty() {
-                ctx.emit(cp.key("id"), "empty configuration id", |d| {
-                    d.expected("the published id, e.g. `test001`")
-                });
-            } else if !explicit_ids.insert((c.id.clone(), c.runtime)) {
-                ctx.emit(
-                    cp.key("id"),
-                    format!("duplicate configuration id `{}`", c.id),
-                    |d| {
-                        d.expected("configuration ids unique within the manifest")
-                            .help("rename one of them; published test ids are unique")
-                    },
-                );
-            }
-            let scen = c.scenario.as_ref().or(b.scenario.as_ref());
-            if let Some(sc) = &c.scenario {
-                ctx.reference(cp.key("scenario"), "scenario", sc, &scenario_ids);
-            } else if b.scenario.is_none() && a.scenario.is_none() {
-                ctx.emit(
-                    cp.clone(),
-                    format!("configuration `{}` has no scenario", c.id),
-                    |d| d.expected("`scenario:` on the configuration or its block"),
-                );
-            }
-            if let Some(md) = &c.model {
-                ctx.reference(cp.key("model"), "model", md, &model_ids);
-            } else if b.model.is_none() && a.model.is_none() {
-                ctx.emit(
-                    cp.clone(),
-                    format!("configuration `{}` has no model", c.id),
-                    |d| d.expected("`model:` on the configuration or its block"),
-                );
-            }
-            let agents: Vec<&str> = scen
-                .and_then(|id| s.scenarios.iter().find(|x| &x.id == id))
-                .map(|x| x.agents.iter().map(|a| a.id.as_str()).collect())
-                .unwrap_or_default();
-            for (agent, o) in &c.options {
-                if !agents.is_empty() {
-                    ctx.reference(cp.key("options").key(agent), "agent", agent, &agents);
-                }
-                check_floats(&mut ctx, &cp.key("options").key(agent), o);
-            }
-        }
-        if b.configurations.is_empty() && b.scenario.is_none() && a.scenario.is_none() {
-            ctx.emit(p.clone(), "block has no scenario", |d| {
-                d.expected("`scenario:` or a `scenario` axis")
-            });
-        }
-        if b.configurations.is_empty() && b.model.is_none() && a.model.is_none() {
-            ctx.emit(p.clone(), "block has no model", |d| {
-                d.expected("`model:` or a `model` axis")
-            });
-        }
-        // apply_to must name agents of every scenario the block can use.
-        let mut scen_ids: Vec<&str> = Vec::new();
-        if let Some(x) = &b.scenario {
-            scen_ids.push(x);
-        }
-        if let Some(v) = &a.scenario {
-            scen_ids.extend(v.iter().map(String::as_str));
-        }
-        scen_ids.extend(
-            b.configurations
-                .iter()
-                .filter_map(|c| c.scenario.as_deref()),
-        );
-        for (j, ag) in b.apply_to.iter().enumerate() {
-            for sid in &scen_ids {
-                if let Some(sc) = s.scenarios.iter().find(|x| &x.id == sid) {
-                    let ids: Vec<&str> = sc.agents.iter().map(|a| a.id.as_str()).collect();
-                    if !ids.contains(&ag.as_str()) {
-                        ctx.reference(
-                            p.key("apply_to").index(j),
-                            &format!("agent (of scenario `{sid}`)"),
-                            ag,
-                            &ids,
-                        );
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
+/// Reference ids, values, statistics and `where` keys.
+fn check_references(ctx: &mut Ctx<'_>, ids: &Ids<'_>) {
+    let m = ctx.m;
+    let s = &m.spec;
+    let root = KeyPath::root();
     // References (config ids are checked by the planner, which knows the generated ones).
     ctx.unique(
         &root.key("references"),
@@ -897,11 +632,11 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
                 p.key("where").key("scenario"),
                 "scenario",
                 sc,
-                &scenario_ids,
+                &ids.scenarios,
             );
         }
         if let Some(md) = &r.filter.model {
-            ctx.reference(p.key("where").key("model"), "model", md, &model_ids);
+            ctx.reference(p.key("where").key("model"), "model", md, &ids.models);
         }
         if let Some(ag) = &r.filter.agent {
             let all: BTreeSet<&str> = s
@@ -913,9 +648,313 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
             ctx.reference(p.key("where").key("agent"), "agent", ag, &all);
         }
     }
+}
 
-    ctx.out.sort_by_key(|d| d.pos.map(|p| (p.line, p.column)));
-    ctx.out
+/// The matrix as a whole: something is planned, and not too much.
+fn check_matrix_size(ctx: &mut Ctx<'_>) {
+    let m = ctx.m;
+    let s = &m.spec;
+    let root = KeyPath::root();
+    if s.matrix.is_empty() && s.depends_on.is_empty() {
+        ctx.emit(root.key("matrix"), "the manifest plans nothing", |d| d.expected("at least one block in `matrix`, or `depends_on` naming the reports whose data this one analyses"));
+    }
+    let runs: Vec<u64> = s.matrix.iter().map(|b| planned_runs(s, b)).collect();
+    let total = runs.iter().fold(0u64, |t, r| t.saturating_add(*r));
+    if total > MAX_PLANNED_RUNS
+        && let Some((bi, largest)) = runs.iter().enumerate().max_by_key(|(_, r)| **r)
+    {
+        ctx.emit(
+            root.key("matrix").index(bi),
+            "the matrix plans too many runs",
+            |d| {
+                d.expected(format!(
+                    "at most {MAX_PLANNED_RUNS} configurations × repetitions in all blocks"
+                ))
+                .found(format!(
+                    "up to {} in all, {largest} from this block (its axes' value counts multiplied, × its configurations, × repetitions)",
+                    if total == u64::MAX { "2^64".to_owned() } else { total.to_string() }
+                ))
+                .help("split the experiment into several manifests, or use fewer axis values or repetitions")
+            },
+        );
+    }
+}
+
+/// Every block of the matrix.
+fn check_blocks(ctx: &mut Ctx<'_>, ids: &Ids<'_>) {
+    let m = ctx.m;
+    let mut explicit_ids: BTreeSet<(String, Option<Runtime>)> = BTreeSet::new();
+    for (bi, b) in m.spec.matrix.iter().enumerate() {
+        let p = KeyPath::root().key("matrix").index(bi);
+        check_block_keys(ctx, ids, &p, b);
+        check_axes(ctx, ids, &p.key("axes"), &b.axes);
+        let declared = b.axes.declared();
+        if b.configurations.is_empty() && declared.is_empty() {
+            ctx.emit(p.clone(), "block has no configurations", |d| {
+                d.expected("`axes` (a full factorial) or `configurations` (an enumerated list)")
+                    .help("add `axes:` or `configurations:` to this block")
+            });
+        }
+        let option_axes = declared.iter().any(|a| a.is_option());
+        if (option_axes || !b.options.is_empty()) && b.apply_to.is_empty() {
+            ctx.emit(p.key("apply_to"), "option axes need `apply_to`", |d| {
+                d.expected("the agent ids that receive the block's options, e.g. `[B]`")
+                    .help("add `apply_to: [A, B]` (both agents) or `[B]` (only the chimera agent)")
+            });
+        }
+        check_points(ctx, &p, b, &declared);
+        if let Some(t) = &b.id_template {
+            check_id_template(ctx, &p, t, &declared, !b.configurations.is_empty());
+        }
+        for (ci, c) in b.configurations.iter().enumerate() {
+            let cp = p.key("configurations").index(ci);
+            check_configuration(ctx, ids, &cp, b, c, &mut explicit_ids);
+        }
+        check_block_defaults(ctx, &p, b);
+        check_apply_to(ctx, &p, b);
+    }
+}
+
+/// A block's own references, repetitions and options.
+fn check_block_keys(ctx: &mut Ctx<'_>, ids: &Ids<'_>, p: &KeyPath, b: &Block) {
+    ctx.reference(p.key("workload"), "workload", &b.workload, &ids.workloads);
+    if let Some(sc) = &b.scenario {
+        ctx.reference(p.key("scenario"), "scenario", sc, &ids.scenarios);
+    }
+    if let Some(md) = &b.model {
+        ctx.reference(p.key("model"), "model", md, &ids.models);
+    }
+    if b.repetitions == Some(0) {
+        ctx.emit(
+            p.key("repetitions"),
+            "`repetitions` must be at least 1",
+            |d| d.expected("a whole number ≥ 1").found("`0`"),
+        );
+    }
+    check_floats(ctx, &p.key("options"), &b.options);
+}
+
+/// Each declared axis: values distinct, ids declared, numbers in range.
+fn check_axes(ctx: &mut Ctx<'_>, ids: &Ids<'_>, ap: &KeyPath, a: &Axes) {
+    for axis in a.declared() {
+        let name = axis.name();
+        let path = ap.key(name);
+        match axis {
+            Axis::Model => check_id_axis(ctx, &path, axis, a.model.as_deref(), &ids.models),
+            Axis::Scenario => {
+                check_id_axis(ctx, &path, axis, a.scenario.as_deref(), &ids.scenarios);
+            }
+            Axis::Runtime => dup_values(ctx, path, name, a.runtime.as_deref()),
+            Axis::Language => dup_values(ctx, path, name, a.language.as_deref()),
+            Axis::NumGpu => dup_values(ctx, path, name, a.num_gpu.as_deref()),
+            Axis::NumCtx => dup_values(ctx, path, name, a.num_ctx.as_deref()),
+            Axis::TopK => dup_values(ctx, path, name, a.top_k.as_deref()),
+            Axis::Temperature => check_float_axis(ctx, &path, name, a.temperature.as_deref()),
+            Axis::TopP => check_float_axis(ctx, &path, name, a.top_p.as_deref()),
+            Axis::RepeatPenalty => {
+                check_float_axis(ctx, &path, name, a.repeat_penalty.as_deref());
+            }
+        }
+    }
+}
+
+/// An axis of ids (`model`, `scenario`): distinct and declared.
+fn check_id_axis(
+    ctx: &mut Ctx<'_>,
+    path: &KeyPath,
+    axis: Axis,
+    vals: Option<&[String]>,
+    known: &[&str],
+) {
+    let name = axis.name();
+    dup_values(ctx, path.clone(), name, vals);
+    for (j, x) in vals.unwrap_or_default().iter().enumerate() {
+        ctx.reference(path.index(j), name, x, known);
+    }
+}
+
+/// An axis of option floats: distinct, finite and ≥ 0.
+fn check_float_axis(ctx: &mut Ctx<'_>, path: &KeyPath, name: &str, vals: Option<&[f64]>) {
+    dup_values(ctx, path.clone(), name, vals);
+    for (j, x) in vals.unwrap_or_default().iter().enumerate() {
+        if !(x.is_finite() && *x >= 0.0) {
+            ctx.emit(path.index(j), format!("`{name}` value out of range"), |d| {
+                d.expected("a finite number ≥ 0").found(format!("`{x}`"))
+            });
+        }
+    }
+}
+
+/// `include` and `exclude` entries: not empty, and only keys the block's axes declare.
+fn check_points(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block, declared: &[Axis]) {
+    for (key, points) in [("include", &b.include), ("exclude", &b.exclude)] {
+        for (j, pt) in points.iter().enumerate() {
+            let keys = pt.keys();
+            if keys.is_empty() {
+                ctx.emit(p.key(key).index(j), format!("empty `{key}` entry"), |d| {
+                    d.expected("at least one axis value")
+                });
+            }
+            for k in keys.into_iter().filter(|k| !declared.contains(k)) {
+                ctx.emit(
+                    p.key(key).index(j).key(k.name()),
+                    format!("`{key}` names `{k}`, which is not an axis of this block"),
+                    |d| {
+                        d.expected(if declared.is_empty() {
+                            "no axes are declared".to_owned()
+                        } else {
+                            one_of(declared.iter().map(|x| format!("`{x}`")))
+                        })
+                        .help(format!("add `{k}` to `axes`, or remove it from `{key}`"))
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// `one of `a`, `b``: a list of alternatives for `expected`.
+fn one_of(items: impl Iterator<Item = String>) -> String {
+    format!("one of {}", items.collect::<Vec<_>>().join(", "))
+}
+
+/// Placeholders of `id_template`: closed, and naming a declared axis, `id` (with enumerated
+/// configurations) or a resolved identity (`model`, `scenario`, `runtime`, `language`).
+fn check_id_template(ctx: &mut Ctx<'_>, p: &KeyPath, t: &str, declared: &[Axis], enumerated: bool) {
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            ctx.emit(p.key("id_template"), "unclosed `{` in `id_template`", |d| {
+                d.found(format!("`{t}`"))
+            });
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        let name = name.strip_suffix(":p").unwrap_or(name);
+        let ok = match Axis::from_name(name) {
+            Some(a) => declared.contains(&a) || !a.is_option(),
+            None => name == "id" && enumerated,
+        };
+        if !ok {
+            let mut known: Vec<&str> = declared.iter().map(|a| a.name()).collect();
+            if enumerated {
+                known.push("id");
+            }
+            ctx.emit(
+                p.key("id_template"),
+                format!("unknown placeholder `{{{name}}}` in `id_template`"),
+                |d| {
+                    d.expected(one_of(known.iter().map(|k| format!("`{{{k}}}`"))))
+                        .found(format!("`{t}`"))
+                },
+            );
+        }
+        rest = &rest[open + close + 1..];
+    }
+}
+
+/// One enumerated configuration: its id, scenario, model and per-agent options.
+fn check_configuration(
+    ctx: &mut Ctx<'_>,
+    ids: &Ids<'_>,
+    cp: &KeyPath,
+    b: &Block,
+    c: &ExplicitConfig,
+    explicit_ids: &mut BTreeSet<(String, Option<Runtime>)>,
+) {
+    let m = ctx.m;
+    if c.id.trim().is_empty() {
+        ctx.emit(cp.key("id"), "empty configuration id", |d| {
+            d.expected("the published id, e.g. `test001`")
+        });
+    } else if !explicit_ids.insert((c.id.clone(), c.runtime)) {
+        ctx.emit(
+            cp.key("id"),
+            format!("duplicate configuration id `{}`", c.id),
+            |d| {
+                d.expected("configuration ids unique within the manifest")
+                    .help("rename one of them; published test ids are unique")
+            },
+        );
+    }
+    let a = &b.axes;
+    if let Some(sc) = &c.scenario {
+        ctx.reference(cp.key("scenario"), "scenario", sc, &ids.scenarios);
+    } else if b.scenario.is_none() && a.scenario.is_none() {
+        ctx.emit(
+            cp.clone(),
+            format!("configuration `{}` has no scenario", c.id),
+            |d| d.expected("`scenario:` on the configuration or its block"),
+        );
+    }
+    if let Some(md) = &c.model {
+        ctx.reference(cp.key("model"), "model", md, &ids.models);
+    } else if b.model.is_none() && a.model.is_none() {
+        ctx.emit(
+            cp.clone(),
+            format!("configuration `{}` has no model", c.id),
+            |d| d.expected("`model:` on the configuration or its block"),
+        );
+    }
+    let scen = c.scenario.as_ref().or(b.scenario.as_ref());
+    let agents: Vec<&str> = scen
+        .and_then(|id| m.spec.scenarios.iter().find(|x| &x.id == id))
+        .map(|x| x.agents.iter().map(|a| a.id.as_str()).collect())
+        .unwrap_or_default();
+    for (agent, o) in &c.options {
+        if !agents.is_empty() {
+            ctx.reference(cp.key("options").key(agent), "agent", agent, &agents);
+        }
+        check_floats(ctx, &cp.key("options").key(agent), o);
+    }
+}
+
+/// A block without enumerated configurations needs a scenario and a model.
+fn check_block_defaults(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block) {
+    let a = &b.axes;
+    if b.configurations.is_empty() && b.scenario.is_none() && a.scenario.is_none() {
+        ctx.emit(p.clone(), "block has no scenario", |d| {
+            d.expected("`scenario:` or a `scenario` axis")
+        });
+    }
+    if b.configurations.is_empty() && b.model.is_none() && a.model.is_none() {
+        ctx.emit(p.clone(), "block has no model", |d| {
+            d.expected("`model:` or a `model` axis")
+        });
+    }
+}
+
+/// `apply_to` must name agents of every scenario the block can use.
+fn check_apply_to(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block) {
+    let m = ctx.m;
+    let mut scen_ids: Vec<&str> = Vec::new();
+    if let Some(x) = &b.scenario {
+        scen_ids.push(x);
+    }
+    if let Some(v) = &b.axes.scenario {
+        scen_ids.extend(v.iter().map(String::as_str));
+    }
+    scen_ids.extend(
+        b.configurations
+            .iter()
+            .filter_map(|c| c.scenario.as_deref()),
+    );
+    for (j, ag) in b.apply_to.iter().enumerate() {
+        for sid in &scen_ids {
+            if let Some(sc) = m.spec.scenarios.iter().find(|x| &x.id == sid) {
+                let ids: Vec<&str> = sc.agents.iter().map(|a| a.id.as_str()).collect();
+                if !ids.contains(&ag.as_str()) {
+                    ctx.reference(
+                        p.key("apply_to").index(j),
+                        &format!("agent (of scenario `{sid}`)"),
+                        ag,
+                        &ids,
+                    );
+                    break;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::manifest::axis::enum_name;
 use crate::manifest::locate::KeyPath;
-use crate::manifest::validate::axis_names;
 use crate::manifest::{
-    Axes, AxisPoint, Block, Diagnostic, Execution, ExplicitConfig, Language, Manifest, Options,
+    Axis, AxisPoint, Block, Diagnostic, Execution, ExplicitConfig, Language, Manifest, Options,
     Role, Runtime, ScenarioKind,
 };
 
@@ -70,84 +70,9 @@ impl Configuration {
     }
 }
 
-/// Formats a float as YAML would print it back (`0.8`, `1`).
-fn fmt_f64(x: f64) -> String {
-    format!("{x}")
-}
-
-fn enum_name<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// The value of axis `name` in `p`, formatted for ids.
-fn point_value(p: &AxisPoint, name: &str) -> Option<String> {
-    match name {
-        "model" => p.model.clone(),
-        "scenario" => p.scenario.clone(),
-        "runtime" => p.runtime.as_ref().map(enum_name),
-        "language" => p.language.as_ref().map(enum_name),
-        "num_gpu" => p.num_gpu.map(|v| v.to_string()),
-        "num_ctx" => p.num_ctx.map(|v| v.to_string()),
-        "temperature" => p.temperature.map(fmt_f64),
-        "top_p" => p.top_p.map(fmt_f64),
-        "top_k" => p.top_k.map(|v| v.to_string()),
-        "repeat_penalty" => p.repeat_penalty.map(fmt_f64),
-        _ => None,
-    }
-}
-
-fn axis_len(a: &Axes, name: &str) -> usize {
-    match name {
-        "model" => a.model.as_ref().map_or(0, Vec::len),
-        "scenario" => a.scenario.as_ref().map_or(0, Vec::len),
-        "runtime" => a.runtime.as_ref().map_or(0, Vec::len),
-        "language" => a.language.as_ref().map_or(0, Vec::len),
-        "num_gpu" => a.num_gpu.as_ref().map_or(0, Vec::len),
-        "num_ctx" => a.num_ctx.as_ref().map_or(0, Vec::len),
-        "temperature" => a.temperature.as_ref().map_or(0, Vec::len),
-        "top_p" => a.top_p.as_ref().map_or(0, Vec::len),
-        "top_k" => a.top_k.as_ref().map_or(0, Vec::len),
-        "repeat_penalty" => a.repeat_penalty.as_ref().map_or(0, Vec::len),
-        _ => 0,
-    }
-}
-
-fn set_axis(p: &mut AxisPoint, a: &Axes, name: &str, i: usize) {
-    match name {
-        "model" => p.model = a.model.as_ref().and_then(|v| v.get(i).cloned()),
-        "scenario" => p.scenario = a.scenario.as_ref().and_then(|v| v.get(i).cloned()),
-        "runtime" => p.runtime = a.runtime.as_ref().and_then(|v| v.get(i).copied()),
-        "language" => p.language = a.language.as_ref().and_then(|v| v.get(i).copied()),
-        "num_gpu" => p.num_gpu = a.num_gpu.as_ref().and_then(|v| v.get(i).copied()),
-        "num_ctx" => p.num_ctx = a.num_ctx.as_ref().and_then(|v| v.get(i).copied()),
-        "temperature" => p.temperature = a.temperature.as_ref().and_then(|v| v.get(i).copied()),
-        "top_p" => p.top_p = a.top_p.as_ref().and_then(|v| v.get(i).copied()),
-        "top_k" => p.top_k = a.top_k.as_ref().and_then(|v| v.get(i).copied()),
-        "repeat_penalty" => {
-            p.repeat_penalty = a.repeat_penalty.as_ref().and_then(|v| v.get(i).copied());
-        }
-        _ => {}
-    }
-}
-
 /// True when every key set in `pattern` has the same value in `p`.
 pub fn matches(pattern: &AxisPoint, p: &AxisPoint) -> bool {
-    fn eq<T: PartialEq>(pat: &Option<T>, v: &Option<T>) -> bool {
-        pat.as_ref().is_none_or(|x| v.as_ref() == Some(x))
-    }
-    eq(&pattern.model, &p.model)
-        && eq(&pattern.scenario, &p.scenario)
-        && eq(&pattern.runtime, &p.runtime)
-        && eq(&pattern.language, &p.language)
-        && eq(&pattern.num_gpu, &p.num_gpu)
-        && eq(&pattern.num_ctx, &p.num_ctx)
-        && eq(&pattern.temperature, &p.temperature)
-        && eq(&pattern.top_p, &p.top_p)
-        && eq(&pattern.top_k, &p.top_k)
-        && eq(&pattern.repeat_penalty, &p.repeat_penalty)
+    pattern.matches(p)
 }
 
 /// The points of a block's axes: full factorial, minus `exclude`, plus `include`.
@@ -155,8 +80,11 @@ pub fn matches(pattern: &AxisPoint, p: &AxisPoint) -> bool {
 pub fn points(m: &Manifest, bi: usize, diags: &mut Vec<Diagnostic>) -> Vec<AxisPoint> {
     let b = &m.spec.matrix[bi];
     let path = KeyPath::root().key("matrix").index(bi);
-    let names = axis_names(&b.axes);
-    let lens: Vec<usize> = names.iter().map(|n| axis_len(&b.axes, n)).collect();
+    let names = b.axes.declared();
+    let lens: Vec<usize> = names
+        .iter()
+        .map(|a| b.axes.count(*a).unwrap_or(0))
+        .collect();
     let mut out = Vec::new();
     let mut excluded_hits = vec![0usize; b.exclude.len()];
     if lens.contains(&0) {
@@ -165,8 +93,8 @@ pub fn points(m: &Manifest, bi: usize, diags: &mut Vec<Diagnostic>) -> Vec<AxisP
     let mut idx = vec![0usize; names.len()];
     loop {
         let mut p = AxisPoint::default();
-        for (k, name) in names.iter().enumerate() {
-            set_axis(&mut p, &b.axes, name, idx[k]);
+        for (k, axis) in names.iter().enumerate() {
+            p.take(&b.axes, *axis, idx[k]);
         }
         let mut keep = true;
         for (j, ex) in b.exclude.iter().enumerate() {
@@ -243,7 +171,7 @@ fn render_template(
         let value = if name == "id" {
             explicit.map(|c| c.id.clone())
         } else {
-            point_value(p, name).or_else(|| {
+            Axis::from_name(name).and_then(|a| p.label(a)).or_else(|| {
                 resolved
                     .iter()
                     .find(|(k, _)| *k == name)
@@ -263,9 +191,9 @@ fn render_template(
 }
 
 fn default_label(p: &AxisPoint) -> String {
-    crate::manifest::validate::AXIS_NAMES
+    Axis::ALL
         .iter()
-        .filter_map(|n| point_value(p, n).map(|v| format!("{n}={v}")))
+        .filter_map(|a| p.label(*a).map(|v| format!("{a}={v}")))
         .collect::<Vec<_>>()
         .join(",")
 }

@@ -95,12 +95,6 @@ impl NodeKind {
     ];
 }
 
-/// The GPU index a resource names: `local:gpu0` or `gpu3` → 0 or 3.
-pub fn resource_gpu(resource: &str) -> Option<u32> {
-    let tail = resource.rsplit(':').next().unwrap_or(resource);
-    tail.strip_prefix("gpu").and_then(|n| n.parse().ok())
-}
-
 /// Sentinel for "no configuration / warm-up".
 pub const NONE: u32 = u32::MAX;
 

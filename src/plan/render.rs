@@ -301,7 +301,7 @@ pub fn json(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
                         role: a.role,
                         endpoint: &e.id,
                         url: &e.url,
-                        resource: &e.resource,
+                        resource: e.resource.as_str(),
                         options: &a.options,
                     }
                 })

@@ -15,14 +15,14 @@ pub(crate) fn resources(plan: &Plan, ni: NodeIndex) -> Vec<String> {
             spec.endpoints
                 .iter()
                 .filter(|e| e.url == w.url)
-                .map(|e| e.resource.clone())
+                .map(|e| e.resource.to_string())
                 .collect()
         }
         NodeKind::Isolated => {
             let c = &plan.configs[n.config as usize];
             c.agents
                 .get(n.agent as usize)
-                .map(|a| spec.endpoints[a.endpoint].resource.clone())
+                .map(|a| spec.endpoints[a.endpoint].resource.to_string())
                 .into_iter()
                 .collect()
         }
@@ -30,7 +30,7 @@ pub(crate) fn resources(plan: &Plan, ni: NodeIndex) -> Vec<String> {
             let c = &plan.configs[n.config as usize];
             c.agents
                 .iter()
-                .map(|a| spec.endpoints[a.endpoint].resource.clone())
+                .map(|a| spec.endpoints[a.endpoint].resource.to_string())
                 .collect()
         }
         NodeKind::Analysis | NodeKind::Report => Vec::new(),
