@@ -196,8 +196,6 @@ fn dup_values<T: PartialEq + std::fmt::Debug>(
     }
 }
 
-/// Checks every rule of one manifest; returns all violations.
-
 /// The declared ids a reference may name.
 struct Ids<'a> {
     endpoints: Vec<&'a str>,
