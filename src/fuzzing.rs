@@ -507,10 +507,11 @@ pub fn import(layout: ImportLayout, files: &[(usize, &[u8])]) -> Result<usize, S
     let mut nodes = std::collections::HashMap::new();
     for ni in plan.graph.node_indices() {
         let n = &plan.graph[ni];
-        if matches!(n.kind, NodeKind::Single | NodeKind::Concurrent)
-            && report.configs.contains(&(n.config as usize))
+        if let Some(c) = n.config.map(|c| c as usize)
+            && matches!(n.kind, NodeKind::Single | NodeKind::Concurrent)
+            && report.configs.contains(&c)
         {
-            nodes.insert((n.config as usize, n.repetition), ni);
+            nodes.insert((c, n.repetition), ni);
         }
     }
     let mut ctx = crate::import::Ctx {

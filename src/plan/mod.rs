@@ -95,9 +95,6 @@ impl NodeKind {
     ];
 }
 
-/// Sentinel for "no configuration / warm-up".
-pub const NONE: u32 = u32::MAX;
-
 /// One node of the DAG.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanNode {
@@ -107,14 +104,14 @@ pub struct PlanNode {
     pub kind: NodeKind,
     /// Report index (the first report that planned it).
     pub report: u32,
-    /// Configuration index, or [`NONE`].
-    pub config: u32,
+    /// Configuration index (cells only).
+    pub config: Option<u32>,
     /// Repetition index from 1 (0 for non-cells).
     pub repetition: u32,
     /// Agent index within the configuration (isolated cells).
     pub agent: u8,
-    /// Warm-up index, or [`NONE`].
-    pub warmup: u32,
+    /// Warm-up index (warm-ups only).
+    pub warmup: Option<u32>,
 }
 
 /// One report in the plan.
@@ -160,6 +157,37 @@ impl Plan {
         self.graph.neighbors_directed(n, Direction::Incoming)
     }
 
+    /// The configuration of a node: `Some` for cells (single, isolated, concurrent), `None`
+    /// for warm-ups, analyses and reports.
+    pub fn config_of(&self, n: &PlanNode) -> Option<&Configuration> {
+        n.config.and_then(|c| self.configs.get(c as usize))
+    }
+
+    /// The configuration of a cell node.
+    ///
+    /// # Panics
+    ///
+    /// On a warm-up, analysis or report node: only cells carry a configuration.
+    pub fn cell_config(&self, n: &PlanNode) -> &Configuration {
+        self.config_of(n)
+            .unwrap_or_else(|| panic!("{} node {} has no configuration", n.kind.name(), n.id.hex()))
+    }
+
+    /// The warm-up key of a warm-up node; `None` for every other kind.
+    pub fn warmup_of(&self, n: &PlanNode) -> Option<&WarmupKey> {
+        n.warmup.and_then(|w| self.warmups.get(w as usize))
+    }
+
+    /// The warm-up key of a warm-up node.
+    ///
+    /// # Panics
+    ///
+    /// On any other kind of node.
+    pub fn warmup_key(&self, n: &PlanNode) -> &WarmupKey {
+        self.warmup_of(n)
+            .unwrap_or_else(|| panic!("{} node {} is not a warm-up", n.kind.name(), n.id.hex()))
+    }
+
     /// LLM requests one agent run of configuration `c` makes.
     pub fn requests_per_agent_run(&self, c: &Configuration) -> u64 {
         let m = &self.reports[c.report].manifest.spec;
@@ -181,10 +209,10 @@ impl Plan {
                     .requests,
             ),
             NodeKind::Single | NodeKind::Concurrent => {
-                let c = &self.configs[n.config as usize];
+                let c = self.cell_config(n);
                 self.requests_per_agent_run(c) * c.agents.len() as u64
             }
-            NodeKind::Isolated => self.requests_per_agent_run(&self.configs[n.config as usize]),
+            NodeKind::Isolated => self.requests_per_agent_run(self.cell_config(n)),
             NodeKind::Analysis | NodeKind::Report => 0,
         }
     }
@@ -650,10 +678,10 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
                                     id,
                                     kind: NodeKind::Warmup,
                                     report: ri as u32,
-                                    config: NONE,
+                                    config: None,
                                     repetition: 0,
                                     agent: 0,
-                                    warmup: (warmups.len() - 1) as u32,
+                                    warmup: Some((warmups.len() - 1) as u32),
                                 },
                             );
                             i
@@ -704,10 +732,10 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
                 id: key::cell_id(&c.digest, role, rep),
                 kind,
                 report: ri as u32,
-                config: ci as u32,
+                config: Some(ci as u32),
                 repetition: rep,
                 agent,
-                warmup: NONE,
+                warmup: None,
             };
             if c.is_multi_agent() {
                 let mut isolated = Vec::new();
@@ -764,10 +792,10 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
                 id: key::report_node_id("analysis", &rp.report),
                 kind: NodeKind::Analysis,
                 report: ri as u32,
-                config: NONE,
+                config: None,
                 repetition: 0,
                 agent: 0,
-                warmup: NONE,
+                warmup: None,
             },
         );
         report_cells.sort_unstable();
@@ -789,10 +817,10 @@ fn link(reports: Vec<ReportPlan>, configs: Vec<Configuration>) -> Plan {
                 id: key::report_node_id("report", &rp.report),
                 kind: NodeKind::Report,
                 report: ri as u32,
-                config: NONE,
+                config: None,
                 repetition: 0,
                 agent: 0,
-                warmup: NONE,
+                warmup: None,
             },
         );
         graph.update_edge(an, rn, ());

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::key::{AgentKey, ConfigKey, EndpointKey, WorkloadKey, hex32};
-use super::{NONE, NodeKind, Plan, PlanNode};
+use super::{NodeKind, Plan, PlanNode};
 
 /// The readable summary printed by `chimera plan`.
 pub fn summary(plan: &Plan) -> String {
@@ -36,8 +36,7 @@ pub fn summary(plan: &Plan) -> String {
         } else {
             r.0 += plan.requests(n);
         }
-        if n.config != NONE {
-            let c = &plan.configs[n.config as usize];
+        if let Some(c) = plan.config_of(n) {
             let e = per_scenario
                 .entry((n.report, c.scenario.to_string()))
                 .or_default();
@@ -225,13 +224,13 @@ struct JsonNode<'a> {
 }
 
 fn json_node<'a>(plan: &'a Plan, n: &'a PlanNode, deps: Vec<String>) -> JsonNode<'a> {
-    let c = (n.config != NONE).then(|| &plan.configs[n.config as usize]);
+    let c = plan.config_of(n);
     JsonNode {
         id: n.id.hex(),
         kind: n.kind.name(),
         report: &plan.reports[n.report as usize].report,
         config: c.map(|c| &*c.id),
-        config_index: c.map(|_| n.config),
+        config_index: n.config,
         repetition: c.map(|_| n.repetition),
         agent: (n.kind == NodeKind::Isolated)
             .then(|| {
@@ -239,7 +238,7 @@ fn json_node<'a>(plan: &'a Plan, n: &'a PlanNode, deps: Vec<String>) -> JsonNode
                     .map(|a| &*a.id)
             })
             .flatten(),
-        warmup: (n.warmup != NONE).then(|| &plan.warmups[n.warmup as usize]),
+        warmup: plan.warmup_of(n),
         deps,
     }
 }
@@ -326,7 +325,7 @@ pub(crate) fn label(plan: &Plan, n: &PlanNode) -> String {
     let r = &plan.reports[n.report as usize].report;
     match n.kind {
         NodeKind::Warmup => {
-            let w = &plan.warmups[n.warmup as usize];
+            let w = plan.warmup_key(n);
             let o = |x: Option<u32>| x.map_or("default".to_owned(), |v| v.to_string());
             format!(
                 "warmup {} {} gpu={} ctx={}",
@@ -338,7 +337,7 @@ pub(crate) fn label(plan: &Plan, n: &PlanNode) -> String {
         }
         NodeKind::Analysis | NodeKind::Report => format!("{} {r}", n.kind.name()),
         _ => {
-            let c = &plan.configs[n.config as usize];
+            let c = plan.cell_config(n);
             let agent = if n.kind == NodeKind::Isolated {
                 c.agents
                     .get(n.agent as usize)
@@ -399,7 +398,7 @@ pub fn explain(plan: &Plan, ni: petgraph::graph::NodeIndex) -> String {
     let pretty = |v: &dyn erased::Ser| v.to_pretty();
     match n.kind {
         NodeKind::Warmup => {
-            let w = &plan.warmups[n.warmup as usize];
+            let w = plan.warmup_key(n);
             let _ = writeln!(
                 s,
                 "key (hashed into the id, with the salt `{}` and the tag `warmup`):",
@@ -416,7 +415,7 @@ pub fn explain(plan: &Plan, ni: petgraph::graph::NodeIndex) -> String {
             );
         }
         _ => {
-            let c = &plan.configs[n.config as usize];
+            let c = plan.cell_config(n);
             let role = match n.kind {
                 NodeKind::Isolated => format!(
                     "isolated, agent index {} (`{}`)",
