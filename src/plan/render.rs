@@ -105,12 +105,14 @@ pub fn summary(plan: &Plan) -> String {
             }
         );
         let order = match (spec.order.mode, spec.order.shuffle_seed) {
-            (super::OrderMode::Interleaved, None) => "interleaved".to_owned(),
-            (super::OrderMode::Interleaved, Some(seed)) => {
+            (crate::manifest::OrderMode::Interleaved, None) => "interleaved".to_owned(),
+            (crate::manifest::OrderMode::Interleaved, Some(seed)) => {
                 format!("interleaved, shuffled (seed {seed})")
             }
-            (super::OrderMode::Blocked, None) => "blocked".to_owned(),
-            (super::OrderMode::Blocked, Some(seed)) => format!("blocked, shuffled (seed {seed})"),
+            (crate::manifest::OrderMode::Blocked, None) => "blocked".to_owned(),
+            (crate::manifest::OrderMode::Blocked, Some(seed)) => {
+                format!("blocked, shuffled (seed {seed})")
+            }
         };
         let _ = writeln!(s, "  order           {order}");
         let _ = writeln!(s, "  nodes");
