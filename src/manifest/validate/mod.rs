@@ -454,8 +454,6 @@ fn check_references(ctx: &mut Ctx<'_>, ids: &Ids<'_>) {
     }
 }
 
-/// The matrix as a whole: something is planned, and not too much.
-
 #[cfg(test)]
 mod tests {
     use super::matrix::planned_runs;
