@@ -1,13 +1,13 @@
 //! Matrix expansion: blocks of a manifest → fully resolved configurations.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::manifest::axis::enum_name;
 use crate::manifest::locate::KeyPath;
 use crate::manifest::{
-    Axis, AxisPoint, Block, Diagnostic, Execution, ExplicitConfig, Language, Manifest, Options,
-    Role, Runtime, ScenarioKind,
+    Axis, AxisPoint, Block, Diagnostic, Execution, ExplicitConfig, Language, Manifest,
+    ManifestSpec, Options, Role, Runtime, ScenarioKind,
 };
 
 use super::key::{AgentKey, ConfigKey, EndpointKey, WorkloadKey};
@@ -198,6 +198,91 @@ fn default_label(p: &AxisPoint) -> String {
         .join(",")
 }
 
+/// Hands out one shared `Arc<str>` per distinct string (ids repeat across a million cells).
+struct Interner<'a>(&'a mut HashMap<String, Arc<str>>);
+
+impl Interner<'_> {
+    fn get(&mut self, x: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(x) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(x);
+        self.0.insert(x.to_owned(), a.clone());
+        a
+    }
+}
+
+/// The content key of configuration `c` of `spec` (its digest is the configuration's
+/// address); `workload` is the hex digest of its workload's key.
+pub fn config_key<'a>(
+    spec: &'a ManifestSpec,
+    c: &'a Configuration,
+    workload: String,
+) -> ConfigKey<'a> {
+    let model = spec.models.iter().find(|x| *x.id == *c.model);
+    ConfigKey {
+        format: super::key::CELL_FORMAT,
+        workload,
+        model_tag: model.map_or("", |x| x.tag.as_str()),
+        model_digest: model.and_then(|x| x.digest.as_deref()),
+        scenario_kind: c.scenario_kind,
+        execution: c.execution,
+        runtime: c.runtime,
+        language: c.language,
+        agents: c
+            .agents
+            .iter()
+            .map(|a| AgentKey {
+                role: a.role,
+                endpoint: EndpointKey {
+                    kind: spec.endpoints[a.endpoint].kind,
+                    url: &spec.endpoints[a.endpoint].url,
+                },
+                options: &a.options,
+            })
+            .collect(),
+        warmup: spec.warmup.policy,
+        warmup_requests: spec.warmup.requests,
+        between_runs: &spec.between_runs,
+        replicate: c.replicate,
+    }
+}
+
+/// The id of the configuration at point `p` of a block: its `id_template` filled in, the
+/// enumerated id (with `@axis=value,...` when crossed with axes), or the axis labels.
+fn config_id(b: &Block, ec: Option<&ExplicitConfig>, p: &AxisPoint, r: &Resolved) -> String {
+    let resolved_names = [
+        ("model", r.model.to_string()),
+        ("scenario", r.scenario.to_string()),
+        (
+            "runtime",
+            r.runtime.as_ref().map(enum_name).unwrap_or_default(),
+        ),
+        (
+            "language",
+            r.language.as_ref().map(enum_name).unwrap_or_default(),
+        ),
+    ];
+    match (&b.id_template, ec) {
+        (Some(t), _) => render_template(t, ec, p, &resolved_names),
+        (None, Some(c)) if *p == AxisPoint::default() => c.id.clone(),
+        (None, Some(c)) => format!("{}@{}", c.id, default_label(p)),
+        (None, None) => default_label(p),
+    }
+}
+
+/// The expansion of one report's matrix, in progress.
+struct Expander<'m, 'i> {
+    m: &'m Manifest,
+    report: usize,
+    intern: Interner<'i>,
+    workload_hex: Vec<String>,
+    out: Vec<Configuration>,
+    by_id: HashMap<Arc<str>, usize>,
+    by_digest: HashMap<[u8; 32], (Arc<str>, u32)>,
+    reported: HashSet<String>,
+}
+
 /// Expands every block of `m` into configurations for report index `report`.
 /// Returns the configurations and the ids of configurations declared `missing`.
 pub fn expand(
@@ -207,28 +292,22 @@ pub fn expand(
     diags: &mut Vec<Diagnostic>,
 ) -> (Vec<Configuration>, Vec<String>) {
     let s = &m.spec;
-    let mut intern = |x: &str| -> Arc<str> {
-        if let Some(a) = interner.get(x) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(x);
-        interner.insert(x.to_owned(), a.clone());
-        a
+    let mut x = Expander {
+        m,
+        report,
+        intern: Interner(interner),
+        workload_hex: s
+            .workloads
+            .iter()
+            .map(|w| super::key::hex32(&WorkloadKey::of(w).digest()))
+            .collect(),
+        out: Vec::new(),
+        by_id: HashMap::new(),
+        by_digest: HashMap::new(),
+        reported: HashSet::new(),
     };
-    let workload_digests: Vec<[u8; 32]> = s
-        .workloads
-        .iter()
-        .map(|w| WorkloadKey::of(w).digest())
-        .collect();
-    let workload_hex: Vec<String> = workload_digests.iter().map(super::key::hex32).collect();
-    let mut out: Vec<Configuration> = Vec::new();
     let mut missing = Vec::new();
-    let mut by_id: HashMap<Arc<str>, usize> = HashMap::new();
-    let mut by_digest: HashMap<[u8; 32], (Arc<str>, u32)> = HashMap::new();
-    let mut reported: std::collections::HashSet<String> = std::collections::HashSet::new();
-
     for (bi, b) in s.matrix.iter().enumerate() {
-        let bpath = KeyPath::root().key("matrix").index(bi);
         let Some(wi) = s.workloads.iter().position(|w| w.id == b.workload) else {
             continue;
         };
@@ -238,7 +317,6 @@ pub fn expand(
         } else {
             b.configurations.iter().map(Some).collect()
         };
-        let reps = b.repetitions.unwrap_or(s.repetitions);
         for (ci, ec) in explicit.iter().enumerate() {
             if let Some(c) = ec
                 && c.missing
@@ -247,124 +325,129 @@ pub fn expand(
                 continue;
             }
             for p in &pts {
-                let Some(cfg) = resolve(m, b, *ec, p, &mut intern) else {
-                    continue;
-                };
-                let (scenario, model, runtime, language, agents, kind, execution) = cfg;
-                let resolved_names = [
-                    ("model", model.to_string()),
-                    ("scenario", scenario.to_string()),
-                    (
-                        "runtime",
-                        runtime.as_ref().map(enum_name).unwrap_or_default(),
-                    ),
-                    (
-                        "language",
-                        language.as_ref().map(enum_name).unwrap_or_default(),
-                    ),
-                ];
-                let id = match (&b.id_template, ec) {
-                    (Some(t), _) => render_template(t, *ec, p, &resolved_names),
-                    (None, Some(c)) if *p == AxisPoint::default() => c.id.clone(),
-                    (None, Some(c)) => format!("{}@{}", c.id, default_label(p)),
-                    (None, None) => default_label(p),
-                };
-                let id = intern(&id);
-                let at = match ec {
-                    Some(_) => bpath.key("configurations").index(ci),
-                    None => bpath.clone(),
-                };
-                if let Some(problem) = scenario_rule(kind, &agents) {
-                    // One message per block or enumerated configuration is enough.
-                    if reported.insert(at.to_string()) {
-                        diags.push(
-                            Diagnostic::new(
-                                &m.path,
-                                format!("configuration `{id}` breaks its scenario kind"),
-                            )
-                            .path(&m.source, &at, false)
-                            .expected(problem.0)
-                            .found(problem.1)
-                            .help(problem.2),
-                        );
-                    }
-                }
-                let model_spec = s.models.iter().find(|x| *x.id == *model);
-                let key = ConfigKey {
-                    format: super::key::CELL_FORMAT,
-                    workload: workload_hex[wi].clone(),
-                    model_tag: model_spec.map_or("", |x| x.tag.as_str()),
-                    model_digest: model_spec.and_then(|x| x.digest.as_deref()),
-                    scenario_kind: kind,
-                    execution,
-                    runtime,
-                    language,
-                    agents: agents
-                        .iter()
-                        .map(|a| AgentKey {
-                            role: a.role,
-                            endpoint: EndpointKey {
-                                kind: s.endpoints[a.endpoint].kind,
-                                url: &s.endpoints[a.endpoint].url,
-                            },
-                            options: &a.options,
-                        })
-                        .collect(),
-                    warmup: s.warmup.policy,
-                    warmup_requests: s.warmup.requests,
-                    between_runs: &s.between_runs,
-                    replicate: 0,
-                };
-                let base_digest = key.digest();
-                if let Some(&prev) = by_id.get(&id) {
-                    let at = match (&b.id_template, ec) {
-                        (None, Some(_)) => bpath.key("configurations").index(ci).key("id"),
-                        _ => bpath.key("id_template"),
-                    };
-                    diags.push(
-                        Diagnostic::new(&m.path, format!("configuration id `{id}` is produced twice"))
-                            .path(&m.source, &at, false)
-                            .expected("configuration ids unique within the report")
-                            .found(format!("`{id}` again (first from matrix[{}])", out[prev].block))
-                            .help("make `id_template` use every axis of the block, or rename the configuration"),
-                    );
-                    continue;
-                }
-                let (same_as, replicate, digest) = match by_digest.get_mut(&base_digest) {
-                    Some((first, n)) => {
-                        *n += 1;
-                        let mut k = key;
-                        k.replicate = *n;
-                        (Some(first.clone()), *n, k.digest())
-                    }
-                    None => {
-                        by_digest.insert(base_digest, (id.clone(), 0));
-                        (None, 0, base_digest)
-                    }
-                };
-                by_id.insert(id.clone(), out.len());
-                out.push(Configuration {
-                    report,
-                    id,
-                    base_id: ec.map(|c| intern(&c.id)),
-                    block: bi,
-                    workload: wi,
-                    scenario,
-                    scenario_kind: kind,
-                    execution,
-                    model,
-                    runtime,
-                    language,
-                    agents,
-                    repetitions: reps,
-                    digest,
-                    same_as,
-                    replicate,
-                });
+                x.point(
+                    Site {
+                        bi,
+                        ci,
+                        wi,
+                        ec: *ec,
+                    },
+                    p,
+                    diags,
+                );
             }
         }
     }
-    (out, missing)
+    (x.out, missing)
+}
+
+/// Where a point comes from: block `bi`, its enumerated configuration `ci` (`ec`, or none),
+/// and the block's workload `wi`.
+#[derive(Clone, Copy)]
+struct Site<'m> {
+    bi: usize,
+    ci: usize,
+    wi: usize,
+    ec: Option<&'m ExplicitConfig>,
+}
+
+impl<'m> Expander<'m, '_> {
+    /// Resolves point `p` of `site` into a configuration, unless its id repeats.
+    fn point(&mut self, site: Site<'m>, p: &AxisPoint, diags: &mut Vec<Diagnostic>) {
+        let m = self.m;
+        let s = &m.spec;
+        let b = &s.matrix[site.bi];
+        let Some(r) = resolve(m, b, site.ec, p, &mut self.intern) else {
+            return;
+        };
+        let id = self.intern.get(&config_id(b, site.ec, p, &r));
+        let bpath = KeyPath::root().key("matrix").index(site.bi);
+        let at = match site.ec {
+            Some(_) => bpath.key("configurations").index(site.ci),
+            None => bpath.clone(),
+        };
+        // One message per block or enumerated configuration is enough.
+        if let Some(problem) = scenario_rule(r.kind, &r.agents)
+            && self.reported.insert(at.to_string())
+        {
+            diags.push(
+                Diagnostic::new(
+                    &m.path,
+                    format!("configuration `{id}` breaks its scenario kind"),
+                )
+                .path(&m.source, &at, false)
+                .expected(problem.0)
+                .found(problem.1)
+                .help(problem.2),
+            );
+        }
+        if let Some(&prev) = self.by_id.get(&id) {
+            let at = match (&b.id_template, site.ec) {
+                (None, Some(_)) => bpath.key("configurations").index(site.ci).key("id"),
+                _ => bpath.key("id_template"),
+            };
+            diags.push(
+                Diagnostic::new(
+                    &m.path,
+                    format!("configuration id `{id}` is produced twice"),
+                )
+                .path(&m.source, &at, false)
+                .expected("configuration ids unique within the report")
+                .found(format!(
+                    "`{id}` again (first from matrix[{}])",
+                    self.out[prev].block
+                ))
+                .help(
+                    "make `id_template` use every axis of the block, or rename the configuration",
+                ),
+            );
+            return;
+        }
+        let mut c = Configuration {
+            report: self.report,
+            id,
+            base_id: site.ec.map(|c| self.intern.get(&c.id)),
+            block: site.bi,
+            workload: site.wi,
+            scenario: r.scenario,
+            scenario_kind: r.kind,
+            execution: r.execution,
+            model: r.model,
+            runtime: r.runtime,
+            language: r.language,
+            agents: r.agents,
+            repetitions: b.repetitions.unwrap_or(s.repetitions),
+            digest: [0; 32],
+            same_as: None,
+            replicate: 0,
+        };
+        self.address(&mut c);
+        self.by_id.insert(c.id.clone(), self.out.len());
+        self.out.push(c);
+    }
+
+    /// Sets the digest of `c`; a configuration whose settings equal an earlier one's is
+    /// `same_as` it and measured separately under the next replicate number.
+    fn address(&mut self, c: &mut Configuration) {
+        let spec = &self.m.spec;
+        let key = config_key(spec, c, self.workload_hex[c.workload].clone());
+        let base = key.digest();
+        match self.by_digest.get_mut(&base) {
+            Some((first, n)) => {
+                *n += 1;
+                let mut k = key;
+                k.replicate = *n;
+                let digest = k.digest();
+                c.same_as = Some(first.clone());
+                c.replicate = *n;
+                c.digest = digest;
+            }
+            None => {
+                self.by_digest.insert(base, (c.id.clone(), 0));
+                c.digest = base;
+            }
+        }
+    }
 }
 
 /// The option rule of a scenario kind, if `agents` break it: (expected, found, help).
@@ -403,22 +486,24 @@ fn scenario_rule(kind: ScenarioKind, agents: &[ResolvedAgent]) -> Option<(String
     }
 }
 
-type Resolved = (
-    Arc<str>,
-    Arc<str>,
-    Option<Runtime>,
-    Option<Language>,
-    Vec<ResolvedAgent>,
-    ScenarioKind,
-    Execution,
-);
+/// A point's scenario, model, runtime, language and agents, with the block and
+/// configuration defaults applied.
+struct Resolved {
+    scenario: Arc<str>,
+    model: Arc<str>,
+    runtime: Option<Runtime>,
+    language: Option<Language>,
+    agents: Vec<ResolvedAgent>,
+    kind: ScenarioKind,
+    execution: Execution,
+}
 
 fn resolve(
     m: &Manifest,
     b: &Block,
     c: Option<&ExplicitConfig>,
     p: &AxisPoint,
-    intern: &mut impl FnMut(&str) -> Arc<str>,
+    intern: &mut Interner<'_>,
 ) -> Option<Resolved> {
     let s = &m.spec;
     let scenario_id = p
@@ -455,21 +540,21 @@ fn resolve(
             o = o.merged(co);
         }
         agents.push(ResolvedAgent {
-            id: intern(&a.id),
+            id: intern.get(&a.id),
             role: a.role,
             endpoint,
             options: o,
         });
     }
-    Some((
-        intern(scenario_id),
-        intern(model_id),
+    Some(Resolved {
+        scenario: intern.get(scenario_id),
+        model: intern.get(model_id),
         runtime,
         language,
         agents,
-        scenario.kind,
-        scenario.effective_execution(),
-    ))
+        kind: scenario.kind,
+        execution: scenario.effective_execution(),
+    })
 }
 
 #[cfg(test)]
