@@ -495,76 +495,45 @@ pub struct Block {
     pub repetitions: Option<u32>,
 }
 
-/// Full-factorial axes. An absent axis is not varied; a present one must not be empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Axes {
-    /// Model ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<Vec<String>>,
-    /// Scenario ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scenario: Option<Vec<String>>,
-    /// Runtimes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<Vec<Runtime>>,
-    /// Languages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<Vec<Language>>,
-    /// `num_gpu` values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_gpu: Option<Vec<u32>>,
-    /// `num_ctx` values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_ctx: Option<Vec<u32>>,
-    /// `temperature` values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<Vec<f64>>,
-    /// `top_p` values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<Vec<f64>>,
-    /// `top_k` values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_k: Option<Vec<u32>>,
-    /// `repeat_penalty` values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repeat_penalty: Option<Vec<f64>>,
+/// Declares [`Axes`] (each axis a list of values) and [`AxisPoint`] (one value per axis)
+/// from one list of axes: field, value type, and the doc line of each struct's field.
+macro_rules! axis_types {
+    ($($field:ident: $ty:ty, $axes_doc:literal, $point_doc:literal;)*) => {
+        /// Full-factorial axes. An absent axis is not varied; a present one must not be empty.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct Axes {
+            $(
+                #[doc = $axes_doc]
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<Vec<$ty>>,
+            )*
+        }
+
+        /// One point (or a partial point, for `exclude`) of a block's axes.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct AxisPoint {
+            $(
+                #[doc = $point_doc]
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<$ty>,
+            )*
+        }
+    };
 }
 
-/// One point (or a partial point, for `exclude`) of a block's axes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AxisPoint {
-    /// Model id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// Scenario id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scenario: Option<String>,
-    /// Runtime.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<Runtime>,
-    /// Language.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<Language>,
-    /// `num_gpu`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_gpu: Option<u32>,
-    /// `num_ctx`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_ctx: Option<u32>,
-    /// `temperature`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f64>,
-    /// `top_p`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<f64>,
-    /// `top_k`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_k: Option<u32>,
-    /// `repeat_penalty`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repeat_penalty: Option<f64>,
+axis_types! {
+    model: String, " Model ids.", " Model id.";
+    scenario: String, " Scenario ids.", " Scenario id.";
+    runtime: Runtime, " Runtimes.", " Runtime.";
+    language: Language, " Languages.", " Language.";
+    num_gpu: u32, " `num_gpu` values.", " `num_gpu`.";
+    num_ctx: u32, " `num_ctx` values.", " `num_ctx`.";
+    temperature: f64, " `temperature` values.", " `temperature`.";
+    top_p: f64, " `top_p` values.", " `top_p`.";
+    top_k: u32, " `top_k` values.", " `top_k`.";
+    repeat_penalty: f64, " `repeat_penalty` values.", " `repeat_penalty`.";
 }
 
 /// An enumerated configuration.

@@ -487,6 +487,11 @@ fn explain_cell(s: &mut String, plan: &Plan, n: &PlanNode) {
     explain_provenance(s, plan, n);
 }
 
+/// `f(v)` for a present value, nothing for an absent one.
+fn suffix<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
+    v.map(f).unwrap_or_default()
+}
+
 /// What a cell node records for provenance only (not part of its id).
 fn explain_provenance(s: &mut String, plan: &Plan, n: &PlanNode) {
     use std::fmt::Write as _;
@@ -500,21 +505,14 @@ fn explain_provenance(s: &mut String, plan: &Plan, n: &PlanNode) {
         s,
         "  configuration   {}{}",
         c.id,
-        c.base_id
-            .as_ref()
-            .map(|b| format!(" (enumerated as `{b}`)"))
-            .unwrap_or_default()
+        suffix(c.base_id.as_ref(), |b| format!(" (enumerated as `{b}`)"))
     );
     let block = &spec.matrix[c.block];
     let _ = writeln!(
         s,
         "  block           matrix[{}]{}",
         c.block,
-        block
-            .name
-            .as_ref()
-            .map(|n| format!(" `{n}`"))
-            .unwrap_or_default()
+        suffix(block.name.as_ref(), |n| format!(" `{n}`"))
     );
     let _ = writeln!(s, "  scenario id     {}", c.scenario);
     let _ = writeln!(s, "  model id        {}", c.model);
@@ -522,10 +520,7 @@ fn explain_provenance(s: &mut String, plan: &Plan, n: &PlanNode) {
         s,
         "  workload id     {}{}",
         w.id,
-        w.harness
-            .as_ref()
-            .map(|h| format!(" (harness {h})"))
-            .unwrap_or_default()
+        suffix(w.harness.as_ref(), |h| format!(" (harness {h})"))
     );
     for a in &c.agents {
         let e = &spec.endpoints[a.endpoint];

@@ -285,16 +285,19 @@ fn check_configuration(
 
 /// A block without enumerated configurations needs a scenario and a model.
 fn check_block_defaults(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block) {
-    let a = &b.axes;
-    if b.configurations.is_empty() && b.scenario.is_none() && a.scenario.is_none() {
-        ctx.emit(p.clone(), "block has no scenario", |d| {
-            d.expected("`scenario:` or a `scenario` axis")
-        });
+    if !b.configurations.is_empty() {
+        return;
     }
-    if b.configurations.is_empty() && b.model.is_none() && a.model.is_none() {
-        ctx.emit(p.clone(), "block has no model", |d| {
-            d.expected("`model:` or a `model` axis")
-        });
+    let a = &b.axes;
+    for (what, unset) in [
+        ("scenario", b.scenario.is_none() && a.scenario.is_none()),
+        ("model", b.model.is_none() && a.model.is_none()),
+    ] {
+        if unset {
+            ctx.emit(p.clone(), format!("block has no {what}"), |d| {
+                d.expected(format!("`{what}:` or a `{what}` axis"))
+            });
+        }
     }
 }
 

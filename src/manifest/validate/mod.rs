@@ -25,6 +25,7 @@ use matrix::{check_blocks, check_matrix_size};
 pub fn check(m: &Manifest) -> Vec<Diagnostic> {
     let mut ctx = Ctx { m, out: Vec::new() };
     let ids = Ids::of(&m.spec);
+    check_unique_ids(&mut ctx, &ids);
     check_reports(&mut ctx);
     check_settings(&mut ctx);
     check_endpoints(&mut ctx);
@@ -36,6 +37,19 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
     check_references(&mut ctx, &ids);
     ctx.out.sort_by_key(|d| d.pos.map(|p| (p.line, p.column)));
     ctx.out
+}
+
+/// Endpoint, model, workload and scenario ids: not empty, each once.
+fn check_unique_ids(ctx: &mut Ctx<'_>, ids: &Ids<'_>) {
+    let root = KeyPath::root();
+    for (key, what, list) in [
+        ("endpoints", "endpoint", &ids.endpoints),
+        ("models", "model", &ids.models),
+        ("workloads", "workload", &ids.workloads),
+        ("scenarios", "scenario", &ids.scenarios),
+    ] {
+        ctx.unique(&root.key(key), what, list.iter().copied());
+    }
 }
 
 /// The format and the report ids: its own, `depends_on` and `compare_with`.
@@ -150,11 +164,6 @@ fn check_endpoints(ctx: &mut Ctx<'_>) {
     let m = ctx.m;
     let s = &m.spec;
     let root = KeyPath::root();
-    ctx.unique(
-        &root.key("endpoints"),
-        "endpoint",
-        s.endpoints.iter().map(|e| e.id.as_str()),
-    );
     if s.endpoints.is_empty() && !s.matrix.is_empty() {
         ctx.emit(root.key("endpoints"), "no endpoints declared", |d| d.expected("at least one endpoint").help("add `- {id: ollama, kind: ollama, url: http://127.0.0.1:11434, resource: local:gpu0}`"));
     }
@@ -220,11 +229,6 @@ fn check_models(ctx: &mut Ctx<'_>) {
     let m = ctx.m;
     let s = &m.spec;
     let root = KeyPath::root();
-    ctx.unique(
-        &root.key("models"),
-        "model",
-        s.models.iter().map(|x| x.id.as_str()),
-    );
     for (i, md) in s.models.iter().enumerate() {
         let p = root.key("models").index(i);
         if md.tag.trim().is_empty() {
@@ -249,11 +253,6 @@ fn check_workloads(ctx: &mut Ctx<'_>) {
     let m = ctx.m;
     let s = &m.spec;
     let root = KeyPath::root();
-    ctx.unique(
-        &root.key("workloads"),
-        "workload",
-        s.workloads.iter().map(|x| x.id.as_str()),
-    );
     for (i, w) in s.workloads.iter().enumerate() {
         let p = root.key("workloads").index(i).key("task");
         match &w.task {
@@ -322,11 +321,6 @@ fn check_scenarios(ctx: &mut Ctx<'_>, ids: &Ids<'_>) {
     let m = ctx.m;
     let s = &m.spec;
     let root = KeyPath::root();
-    ctx.unique(
-        &root.key("scenarios"),
-        "scenario",
-        s.scenarios.iter().map(|x| x.id.as_str()),
-    );
     for (i, sc) in s.scenarios.iter().enumerate() {
         let p = root.key("scenarios").index(i);
         ctx.unique(
