@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::manifest::diagnostic::nearest;
+use crate::manifest::diagnostic::{backticked, nearest};
 use crate::manifest::locate::KeyPath;
 use crate::manifest::validate::is_report_id;
 use crate::manifest::{self, Diagnostic, Manifest, ManifestError};
@@ -283,14 +283,6 @@ fn unknown_report(
             "add a manifest with `report: {r}` or remove the entry"
         )),
     }
-}
-
-/// `` `a`, `b` ``.
-fn backticked<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
-    items
-        .map(|x| format!("`{x}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The index of every loaded report by its id.

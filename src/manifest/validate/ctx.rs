@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::manifest::Manifest;
-use crate::manifest::diagnostic::{Diagnostic, nearest};
+use crate::manifest::diagnostic::{Diagnostic, nearest, one_of};
 use crate::manifest::locate::KeyPath;
 use crate::manifest::spec::{ManifestSpec, Options};
 
@@ -33,14 +33,7 @@ impl Ctx<'_> {
         let listed = if known.is_empty() {
             format!("no {what} is declared")
         } else {
-            format!(
-                "one of {}",
-                known
-                    .iter()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            one_of(known)
         };
         let help = match nearest(id, known.iter().copied()) {
             Some(n) => format!("did you mean `{n}`?"),
@@ -137,9 +130,4 @@ pub(super) fn dup_values<T: PartialEq + std::fmt::Debug>(
                 .help("remove the repeated value; use `repetitions` to measure a point more than once"));
         }
     }
-}
-
-/// `one of `a`, `b``: a list of alternatives for `expected`.
-pub(super) fn one_of(items: impl Iterator<Item = String>) -> String {
-    format!("one of {}", items.collect::<Vec<_>>().join(", "))
 }

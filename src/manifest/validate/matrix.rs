@@ -7,7 +7,9 @@ use crate::manifest::axis::Axis;
 use crate::manifest::locate::KeyPath;
 use crate::manifest::spec::{Axes, Block, ExplicitConfig, ManifestSpec, Runtime};
 
-use super::ctx::{Ctx, Ids, check_floats, dup_values, one_of};
+use crate::manifest::diagnostic::one_of;
+
+use super::ctx::{Ctx, Ids, check_floats, dup_values};
 
 /// Most runs (configurations × repetitions) one manifest may plan. Planning holds every
 /// configuration and cell in memory (about 270 MiB per million single cells, `make
@@ -182,7 +184,7 @@ fn check_points(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block, declared: &[Axis]) {
                         d.expected(if declared.is_empty() {
                             "no axes are declared".to_owned()
                         } else {
-                            one_of(declared.iter().map(|x| format!("`{x}`")))
+                            one_of(declared)
                         })
                         .help(format!("add `{k}` to `axes`, or remove it from `{key}`"))
                     },
@@ -218,7 +220,7 @@ fn check_id_template(ctx: &mut Ctx<'_>, p: &KeyPath, t: &str, declared: &[Axis],
                 p.key("id_template"),
                 format!("unknown placeholder `{{{name}}}` in `id_template`"),
                 |d| {
-                    d.expected(one_of(known.iter().map(|k| format!("`{{{k}}}`"))))
+                    d.expected(one_of(known.iter().map(|k| format!("{{{k}}}"))))
                         .found(format!("`{t}`"))
                 },
             );
