@@ -70,11 +70,6 @@ impl Configuration {
     }
 }
 
-/// True when every key set in `pattern` has the same value in `p`.
-pub fn matches(pattern: &AxisPoint, p: &AxisPoint) -> bool {
-    pattern.matches(p)
-}
-
 /// The points of a block's axes: full factorial, minus `exclude`, plus `include`.
 /// A block without axes has one empty point.
 pub fn points(m: &Manifest, bi: usize, diags: &mut Vec<Diagnostic>) -> Vec<AxisPoint> {
@@ -98,7 +93,7 @@ pub fn points(m: &Manifest, bi: usize, diags: &mut Vec<Diagnostic>) -> Vec<AxisP
         }
         let mut keep = true;
         for (j, ex) in b.exclude.iter().enumerate() {
-            if matches(ex, &p) {
+            if ex.matches(&p) {
                 excluded_hits[j] += 1;
                 keep = false;
             }
@@ -597,9 +592,9 @@ mod tests {
     #[test]
     fn partial_points_match_by_the_keys_they_set() {
         let full = point(Some(60), Some(0.8));
-        assert!(matches(&point(Some(60), None), &full));
-        assert!(!matches(&point(Some(80), None), &full));
-        assert!(matches(&AxisPoint::default(), &full));
+        assert!(point(Some(60), None).matches(&full));
+        assert!(!point(Some(80), None).matches(&full));
+        assert!(AxisPoint::default().matches(&full));
         assert_eq!(default_label(&full), "num_gpu=60,temperature=0.8");
     }
 

@@ -254,23 +254,29 @@ fn check_configuration(
         );
     }
     let a = &b.axes;
-    if let Some(sc) = &c.scenario {
-        ctx.reference(cp.key("scenario"), "scenario", sc, &ids.scenarios);
-    } else if b.scenario.is_none() && a.scenario.is_none() {
-        ctx.emit(
-            cp.clone(),
-            format!("configuration `{}` has no scenario", c.id),
-            |d| d.expected("`scenario:` on the configuration or its block"),
-        );
-    }
-    if let Some(md) = &c.model {
-        ctx.reference(cp.key("model"), "model", md, &ids.models);
-    } else if b.model.is_none() && a.model.is_none() {
-        ctx.emit(
-            cp.clone(),
-            format!("configuration `{}` has no model", c.id),
-            |d| d.expected("`model:` on the configuration or its block"),
-        );
+    for (what, own, inherited, known) in [
+        (
+            "scenario",
+            &c.scenario,
+            b.scenario.is_some() || a.scenario.is_some(),
+            &ids.scenarios,
+        ),
+        (
+            "model",
+            &c.model,
+            b.model.is_some() || a.model.is_some(),
+            &ids.models,
+        ),
+    ] {
+        if let Some(v) = own {
+            ctx.reference(cp.key(what), what, v, known);
+        } else if !inherited {
+            ctx.emit(
+                cp.clone(),
+                format!("configuration `{}` has no {what}", c.id),
+                |d| d.expected(format!("`{what}:` on the configuration or its block")),
+            );
+        }
     }
     let scen = c.scenario.as_ref().or(b.scenario.as_ref());
     let agents: Vec<&str> = scen
