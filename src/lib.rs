@@ -2,10 +2,9 @@
 //!
 //! ```text
 //! experiments/trNNN.yaml
-//!   └─ manifest   parse + validate, errors with file:line:col and key path   (built)
-//!       └─ plan   matrices → configurations → content-addressed cells → DAG  (built)
+//!   └─ manifest   raw serde types → checked domain values, errors with file:line:col and key path
+//!       └─ plan   matrices → configurations → content-addressed cells → DAG
 //!           └─ store → run → backend / workload / telemetry → table → analysis → report
-//!                                                                   (later stages)
 //! ```
 //!
 //! Every stage is a function from one owned type to the next; `main.rs` only parses the

@@ -148,7 +148,7 @@ fn render_template(
     t: &str,
     explicit: Option<&ExplicitConfig>,
     p: &AxisPoint,
-    resolved: &[(&str, String)],
+    resolved: &[(Axis, String)],
 ) -> String {
     let mut out = String::with_capacity(t.len() + 16);
     let mut rest = t;
@@ -166,11 +166,13 @@ fn render_template(
         let value = if name == "id" {
             explicit.map(|c| c.id.clone())
         } else {
-            Axis::from_name(name).and_then(|a| p.label(a)).or_else(|| {
-                resolved
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.clone())
+            Axis::from_name(name).and_then(|a| {
+                p.label(a).or_else(|| {
+                    resolved
+                        .iter()
+                        .find(|(k, _)| *k == a)
+                        .map(|(_, v)| v.clone())
+                })
             })
         }
         .unwrap_or_default();
@@ -247,14 +249,14 @@ pub fn config_key<'a>(
 /// enumerated id (with `@axis=value,...` when crossed with axes), or the axis labels.
 fn config_id(b: &Block, ec: Option<&ExplicitConfig>, p: &AxisPoint, r: &Resolved) -> String {
     let resolved_names = [
-        ("model", r.model.to_string()),
-        ("scenario", r.scenario.to_string()),
+        (Axis::Model, r.model.to_string()),
+        (Axis::Scenario, r.scenario.to_string()),
         (
-            "runtime",
+            Axis::Runtime,
             r.runtime.as_ref().map(enum_name).unwrap_or_default(),
         ),
         (
-            "language",
+            Axis::Language,
             r.language.as_ref().map(enum_name).unwrap_or_default(),
         ),
     ];
@@ -568,8 +570,8 @@ mod tests {
     fn templates_fill_axes_ids_and_resolved_names() {
         let p = point(Some(80), Some(0.6));
         let resolved = [
-            ("model", "gemma3".to_owned()),
-            ("runtime", "smol-1kb".to_owned()),
+            (Axis::Model, "gemma3".to_owned()),
+            (Axis::Runtime, "smol-1kb".to_owned()),
         ];
         assert_eq!(
             render_template("gpu{num_gpu}_temp{temperature:p}", None, &p, &resolved),

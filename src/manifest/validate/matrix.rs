@@ -254,20 +254,21 @@ fn check_configuration(
         );
     }
     let a = &b.axes;
-    for (what, own, inherited, known) in [
+    for (axis, own, inherited, known) in [
         (
-            "scenario",
+            Axis::Scenario,
             &c.scenario,
             b.scenario.is_some() || a.scenario.is_some(),
             &ids.scenarios,
         ),
         (
-            "model",
+            Axis::Model,
             &c.model,
             b.model.is_some() || a.model.is_some(),
             &ids.models,
         ),
     ] {
+        let what = axis.name();
         if let Some(v) = own {
             ctx.reference(cp.key(what), what, v, known);
         } else if !inherited {
@@ -297,10 +298,11 @@ fn check_block_defaults(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block) {
         return;
     }
     let a = &b.axes;
-    for (what, unset) in [
-        ("scenario", b.scenario.is_none() && a.scenario.is_none()),
-        ("model", b.model.is_none() && a.model.is_none()),
+    for (axis, unset) in [
+        (Axis::Scenario, b.scenario.is_none() && a.scenario.is_none()),
+        (Axis::Model, b.model.is_none() && a.model.is_none()),
     ] {
+        let what = axis.name();
         if unset {
             ctx.emit(p.clone(), format!("block has no {what}"), |d| {
                 d.expected(format!("`{what}:` or a `{what}` axis"))
