@@ -10,6 +10,7 @@ pub mod load;
 pub mod locate;
 pub mod resource;
 pub mod spec;
+pub mod template;
 pub mod validate;
 
 use std::path::{Path, PathBuf};

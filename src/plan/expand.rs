@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::manifest::axis::enum_name;
 use crate::manifest::locate::KeyPath;
+use crate::manifest::template::{self, Piece};
 use crate::manifest::{
     Axis, AxisPoint, Block, Diagnostic, Execution, ExplicitConfig, Language, Manifest,
     ManifestSpec, Options, Role, Runtime, ScenarioKind,
@@ -75,11 +76,10 @@ impl Configuration {
 pub fn points(m: &Manifest, bi: usize, diags: &mut Vec<Diagnostic>) -> Vec<AxisPoint> {
     let b = &m.spec.matrix[bi];
     let path = KeyPath::root().key("matrix").index(bi);
-    let names = b.axes.declared();
-    let lens: Vec<usize> = names
-        .iter()
-        .map(|a| b.axes.count(*a).unwrap_or(0))
-        .collect();
+    let (names, lens): (Vec<Axis>, Vec<usize>) = Axis::ALL
+        .into_iter()
+        .filter_map(|a| b.axes.count(a).map(|n| (a, n)))
+        .unzip();
     let mut out = Vec::new();
     let mut excluded_hits = vec![0usize; b.exclude.len()];
     if lens.contains(&0) {
@@ -151,39 +151,31 @@ fn render_template(
     resolved: &[(Axis, String)],
 ) -> String {
     let mut out = String::with_capacity(t.len() + 16);
-    let mut rest = t;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}') else {
-            out.push_str(&rest[open..]);
-            return out;
-        };
-        let inner = &rest[open + 1..open + close];
-        let (name, p_style) = match inner.strip_suffix(":p") {
-            Some(n) => (n, true),
-            None => (inner, false),
-        };
-        let value = if name == "id" {
-            explicit.map(|c| c.id.clone())
-        } else {
-            Axis::from_name(name).and_then(|a| {
-                p.label(a).or_else(|| {
-                    resolved
-                        .iter()
-                        .find(|(k, _)| *k == a)
-                        .map(|(_, v)| v.clone())
-                })
-            })
+    for piece in template::pieces(t) {
+        match piece {
+            Piece::Text(x) | Piece::Unclosed(x) => out.push_str(x),
+            Piece::Field { name, p_style } => {
+                let value = if name == "id" {
+                    explicit.map(|c| c.id.clone())
+                } else {
+                    Axis::from_name(name).and_then(|a| {
+                        p.label(a).or_else(|| {
+                            resolved
+                                .iter()
+                                .find(|(k, _)| *k == a)
+                                .map(|(_, v)| v.clone())
+                        })
+                    })
+                }
+                .unwrap_or_default();
+                if p_style {
+                    out.push_str(&value.replace('.', "p"));
+                } else {
+                    out.push_str(&value);
+                }
+            }
         }
-        .unwrap_or_default();
-        if p_style {
-            out.push_str(&value.replace('.', "p"));
-        } else {
-            out.push_str(&value);
-        }
-        rest = &rest[open + close + 1..];
     }
-    out.push_str(rest);
     out
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use crate::manifest::axis::Axis;
 use crate::manifest::locate::KeyPath;
 use crate::manifest::spec::{Axes, Block, ExplicitConfig, ManifestSpec, Runtime};
+use crate::manifest::template::{self, Piece};
 
 use crate::manifest::diagnostic::one_of;
 
@@ -197,16 +198,17 @@ fn check_points(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block, declared: &[Axis]) {
 /// Placeholders of `id_template`: closed, and naming a declared axis, `id` (with enumerated
 /// configurations) or a resolved identity (`model`, `scenario`, `runtime`, `language`).
 fn check_id_template(ctx: &mut Ctx<'_>, p: &KeyPath, t: &str, declared: &[Axis], enumerated: bool) {
-    let mut rest = t;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            ctx.emit(p.key("id_template"), "unclosed `{` in `id_template`", |d| {
-                d.found(format!("`{t}`"))
-            });
-            break;
+    for piece in template::pieces(t) {
+        let name = match piece {
+            Piece::Text(_) => continue,
+            Piece::Unclosed(_) => {
+                ctx.emit(p.key("id_template"), "unclosed `{` in `id_template`", |d| {
+                    d.found(format!("`{t}`"))
+                });
+                break;
+            }
+            Piece::Field { name, .. } => name,
         };
-        let name = &rest[open + 1..open + close];
-        let name = name.strip_suffix(":p").unwrap_or(name);
         let ok = match Axis::from_name(name) {
             Some(a) => declared.contains(&a) || !a.is_option(),
             None => name == "id" && enumerated,
@@ -225,7 +227,6 @@ fn check_id_template(ctx: &mut Ctx<'_>, p: &KeyPath, t: &str, declared: &[Axis],
                 },
             );
         }
-        rest = &rest[open + close + 1..];
     }
 }
 
