@@ -1,4 +1,4 @@
-//! The command line (clap derive). Parsing only; `lib::run` does the work.
+//! The command line (clap derive). Parsing only; [`crate::commands`] does the work.
 
 use std::path::PathBuf;
 
@@ -35,23 +35,9 @@ pub enum PlanFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check manifests (and the reports they depend on); exit 2 with located errors if invalid.
-    Validate {
-        /// Manifest files.
-        #[arg(required = true, value_name = "MANIFEST")]
-        manifests: Vec<PathBuf>,
-    },
+    Validate(ValidateArgs),
     /// Expand manifests into configurations, cells and the DAG, and print it (a dry run).
-    Plan {
-        /// Manifest files.
-        #[arg(required = true, value_name = "MANIFEST")]
-        manifests: Vec<PathBuf>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
-        format: PlanFormat,
-        /// Show the full key of the node whose id starts with this prefix.
-        #[arg(long, value_name = "ID_PREFIX", conflicts_with = "format")]
-        explain: Option<String>,
-    },
+    Plan(PlanArgs),
     /// Run manifests into a campaign: resumes what is committed, runs the rest.
     Run(RunArgs),
     /// Show a campaign's progress, its failures and what a resume would do.
@@ -70,6 +56,70 @@ pub enum Command {
     Schema,
     /// GPU telemetry (NVML or dcgm-exporter): `chimera telemetry probe`.
     Telemetry(TelemetryArgs),
+}
+
+/// The manifest files a command reads (`validate`, `plan`, `run`).
+#[derive(Debug, clap::Args)]
+pub struct ManifestFiles {
+    /// Manifest files.
+    #[arg(required = true, value_name = "MANIFEST")]
+    pub manifests: Vec<PathBuf>,
+}
+
+/// A campaign store to write into: `--data` (`run`, `import chimeraforge`).
+#[derive(Debug, clap::Args)]
+pub struct StoreDir {
+    /// Data directory; the campaign lives in `<DATA>/<CAMPAIGN>/`.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+}
+
+/// One campaign of a data directory: `--data` and `--campaign` (`status`, `compact`).
+#[derive(Debug, clap::Args)]
+pub struct CampaignSelect {
+    /// Data directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Campaign name (optional when the data directory holds one campaign).
+    #[arg(long, value_name = "NAME")]
+    pub campaign: Option<String>,
+}
+
+/// The campaigns and reports an analysis reads: `--data`, `--campaign` and `--report`
+/// (`analyze`, `report`).
+#[derive(Debug, clap::Args)]
+pub struct DatasetSelect {
+    /// A data directory (every campaign in it) or one campaign directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Only this campaign of the data directory.
+    #[arg(long, value_name = "NAME")]
+    pub campaign: Option<String>,
+    /// Only this report (`TR114`, `tr114` and `TR114_v2` all match TR114_v2).
+    #[arg(long, value_name = "TRNNN")]
+    pub report: Option<String>,
+}
+
+/// Arguments of `chimera validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The manifests.
+    #[command(flatten)]
+    pub files: ManifestFiles,
+}
+
+/// Arguments of `chimera plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The manifests.
+    #[command(flatten)]
+    pub files: ManifestFiles,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Show the full key of the node whose id starts with this prefix.
+    #[arg(long, value_name = "ID_PREFIX", conflicts_with = "format")]
+    pub explain: Option<String>,
 }
 
 /// Arguments of `chimera emulate`.
@@ -112,12 +162,12 @@ pub enum TelemetryCommand {
 /// Arguments of `chimera run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Manifest files.
-    #[arg(required = true, value_name = "MANIFEST")]
-    pub manifests: Vec<PathBuf>,
-    /// Data directory; the campaign lives in `<DATA>/<CAMPAIGN>/`.
-    #[arg(long, value_name = "DIR", default_value = "data")]
-    pub data: PathBuf,
+    /// The manifests.
+    #[command(flatten)]
+    pub files: ManifestFiles,
+    /// The data directory.
+    #[command(flatten)]
+    pub store: StoreDir,
     /// Campaign name (default: the manifests' file stems joined with `+`).
     #[arg(long, value_name = "NAME")]
     pub campaign: Option<String>,
@@ -153,12 +203,9 @@ pub struct RunArgs {
 /// Arguments of `chimera status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Data directory.
-    #[arg(long, value_name = "DIR", default_value = "data")]
-    pub data: PathBuf,
-    /// Campaign name (optional when the data directory holds one campaign).
-    #[arg(long, value_name = "NAME")]
-    pub campaign: Option<String>,
+    /// The campaign.
+    #[command(flatten)]
+    pub select: CampaignSelect,
     /// Recompute every part's SHA-256 (slower).
     #[arg(long)]
     pub verify: bool,
@@ -167,15 +214,9 @@ pub struct StatusArgs {
 /// Arguments of `chimera analyze`.
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
-    /// A data directory (every campaign in it) or one campaign directory.
-    #[arg(long, value_name = "DIR", default_value = "data")]
-    pub data: PathBuf,
-    /// Only this campaign of the data directory.
-    #[arg(long, value_name = "NAME")]
-    pub campaign: Option<String>,
-    /// Only this report (`TR114`, `tr114` and `TR114_v2` all match TR114_v2).
-    #[arg(long, value_name = "TRNNN")]
-    pub report: Option<String>,
+    /// The campaigns and reports.
+    #[command(flatten)]
+    pub select: DatasetSelect,
     /// Print every verdict, not only the ones that were not reproduced.
     #[arg(long, short)]
     pub verbose: bool,
@@ -184,15 +225,9 @@ pub struct AnalyzeArgs {
 /// Arguments of `chimera report`.
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// A data directory (every campaign in it) or one campaign directory.
-    #[arg(long, value_name = "DIR", default_value = "data")]
-    pub data: PathBuf,
-    /// Only this campaign of the data directory.
-    #[arg(long, value_name = "NAME")]
-    pub campaign: Option<String>,
-    /// Only this report (`TR114`, `tr114` and `TR114_v2` all match TR114_v2).
-    #[arg(long, value_name = "TRNNN")]
-    pub report: Option<String>,
+    /// The campaigns and reports.
+    #[command(flatten)]
+    pub select: DatasetSelect,
     /// Where to write (default: `<campaign>/report/`); one sub-directory per campaign when
     /// several campaigns are reported.
     #[arg(long, value_name = "DIR")]
@@ -228,9 +263,9 @@ pub struct ChimeraforgeArgs {
     /// The report's manifest (default: `experiments/<trNNN>.yaml`).
     #[arg(long, value_name = "PATH")]
     pub manifest: Option<PathBuf>,
-    /// Data directory; the campaign lives in `<DATA>/<CAMPAIGN>/`.
-    #[arg(long, value_name = "DIR", default_value = "data")]
-    pub data: PathBuf,
+    /// The data directory.
+    #[command(flatten)]
+    pub store: StoreDir,
     /// Campaign name (default: `chimeraforge-<manifest file stem>`).
     #[arg(long, value_name = "NAME")]
     pub campaign: Option<String>,
@@ -239,20 +274,9 @@ pub struct ChimeraforgeArgs {
 /// Arguments of `chimera compact`.
 #[derive(Debug, clap::Args)]
 pub struct CompactArgs {
-    /// Data directory.
-    #[arg(long, value_name = "DIR", default_value = "data")]
-    pub data: PathBuf,
-    /// Campaign name (optional when the data directory holds one campaign).
-    #[arg(long, value_name = "NAME")]
-    pub campaign: Option<String>,
-}
-
-/// Arguments of a subcommand that is not built yet (accepted and ignored).
-#[derive(Debug, clap::Args)]
-pub struct Pending {
-    /// Arguments (not interpreted yet).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
+    /// The campaign.
+    #[command(flatten)]
+    pub select: CampaignSelect,
 }
 
 #[cfg(test)]

@@ -120,7 +120,7 @@ fn explain_shows_key_and_provenance_of_a_cell() {
         .find(|&i| {
             let n = &plan.graph[i];
             n.kind == chimera::plan::NodeKind::Concurrent
-                && &*plan.configs[n.config as usize].id == "test011"
+                && &*plan.cell_config(n).id == "test011"
                 && n.repetition == 1
         })
         .expect("test011 rep 1");

@@ -156,7 +156,7 @@ fn tr114_v2_reproduces_the_published_efficiency_and_reimports_idempotently() {
             .node_weights()
             .find(|n| {
                 n.kind == chimera::plan::NodeKind::Concurrent
-                    && *plan.configs[n.config as usize].id == **cfg
+                    && *plan.cell_config(n).id == **cfg
                     && n.repetition == *rep
             })
             .map(|n| n.id.hex());

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::dataset::{self, Dataset};
 use super::error::AnalysisError;
 use super::model::Origin;
-use super::select::{Cfg, enum_name, options_text};
+use super::select::{Cfg, options_text};
 use crate::plan::{NodeKind, Plan};
 use crate::store;
 
@@ -69,7 +69,7 @@ pub fn configurations(plan: &Plan) -> HashMap<(String, String), Cfg> {
             .map(|a| {
                 (
                     a.id.to_string(),
-                    enum_name(&a.role),
+                    a.role.to_string(),
                     options_text(&a.options),
                 )
             })
@@ -85,12 +85,12 @@ pub fn configurations(plan: &Plan) -> HashMap<(String, String), Cfg> {
                 report: rp.report.clone(),
                 id: c.id.to_string(),
                 scenario: c.scenario.to_string(),
-                scenario_kind: enum_name(&c.scenario_kind),
+                scenario_kind: c.scenario_kind.to_string(),
                 block: spec.matrix.get(c.block).and_then(|b| b.name.clone()),
                 model_id: c.model.to_string(),
                 model_tag,
-                runtime: c.runtime.map(|r| enum_name(&r)),
-                language: c.language.map(|l| enum_name(&l)),
+                runtime: c.runtime.map(|r| r.to_string()),
+                language: c.language.map(|l| l.to_string()),
                 agents,
                 multi: c.is_multi_agent(),
                 order: i,
@@ -121,13 +121,13 @@ pub fn origin(l: &Loaded) -> Origin {
         // No provenance file: fall back to the endpoints the manifests declare.
         for rp in &l.plan.reports {
             for e in &rp.manifest.spec.endpoints {
-                kinds.push(enum_name(&e.kind));
+                kinds.push(e.kind.to_string());
             }
         }
     }
     kinds.sort();
     kinds.dedup();
-    let emulator = enum_name(&crate::manifest::EndpointKind::Emulator);
+    let emulator = crate::manifest::EndpointKind::Emulator.to_string();
     if kinds.contains(&emulator) {
         return Origin::Emulator;
     }

@@ -178,21 +178,13 @@ fn cfg_matches(cfg: &Cfg, f: &Filter) -> bool {
         && f.model
             .as_ref()
             .is_none_or(|m| *m == cfg.model_id || *m == cfg.model_tag)
-        && eq_opt(f.runtime.map(|r| enum_name(&r)), &cfg.runtime)
-        && eq_opt(f.language.map(|l| enum_name(&l)), &cfg.language)
+        && eq_opt(f.runtime.map(|r| r.to_string()), &cfg.runtime)
+        && eq_opt(f.language.map(|l| l.to_string()), &cfg.language)
         && eq_opt(f.block.clone(), &cfg.block)
 }
 
 fn agent_matches(a: &AgentRow, f: &Filter, _cfg: &Cfg) -> bool {
     f.agent.as_ref().is_none_or(|w| *w == a.agent) && f.role.is_none_or(|r| r == a.role)
-}
-
-/// The serde name of a unit enum value (`snake_case` / `kebab-case` as declared).
-pub fn enum_name<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// A metric's natural level.

@@ -8,7 +8,7 @@ use super::model::{
     Analysis, Comparison, ConfigRow, Counts, Distribution, EfficiencyRow, EndpointProvenance,
     Method, ReportAnalysis, ScenarioInfo, Stat, SummaryRow, TelemetrySeries, VerdictKind,
 };
-use super::select::{Pool, enum_name, values};
+use super::select::{Pool, values};
 use super::verdict::{fmt_num, judge};
 use crate::manifest::{Filter, Level, Metric};
 use crate::record::CellKind;
@@ -864,11 +864,11 @@ fn method(
             .iter()
             .map(|s| ScenarioInfo {
                 id: s.id.clone(),
-                kind: enum_name(&s.kind),
+                kind: s.kind.to_string(),
                 agents: s
                     .agents
                     .iter()
-                    .map(|a| format!("{} ({}) → {}", a.id, enum_name(&a.role), a.endpoint))
+                    .map(|a| format!("{} ({}) → {}", a.id, a.role, a.endpoint))
                     .collect(),
             })
             .collect(),

@@ -40,7 +40,7 @@ pub fn filter_text(f: &Filter) -> String {
 pub fn statistic_text(r: &Reference) -> String {
     match r.statistic {
         Statistic::Percentile => format!("percentile {}", r.percentile.unwrap_or(f64::NAN)),
-        s => super::select::enum_name(&s),
+        s => s.to_string(),
     }
 }
 
@@ -77,9 +77,9 @@ pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
     let mut v = Verdict {
         id: r.id.clone(),
         claim: r.claim.clone(),
-        metric: super::select::enum_name(&r.metric),
+        metric: r.metric.to_string(),
         statistic: statistic_text(r),
-        over: super::select::enum_name(&r.over),
+        over: r.over.to_string(),
         filter: filter_text(&r.filter),
         published: r.value,
         unit: r.unit.clone(),

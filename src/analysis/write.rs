@@ -10,7 +10,6 @@ use arrow::datatypes::{DataType, Field, Schema};
 
 use super::error::AnalysisError;
 use super::model::{Analysis, Comparison, SummaryRow, Verdict};
-use super::select::enum_name;
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AnalysisError> {
     let err = |source| AnalysisError::Write {
@@ -84,7 +83,7 @@ fn write_summary(path: &Path, rows: &[&SummaryRow]) -> Result<(), AnalysisError>
         .s("report", |r| Some(r.report.clone()))
         .s("grouping", |r| Some(r.grouping.clone()))
         .s("group", |r| Some(r.group.clone()))
-        .s("level", |r| Some(enum_name(&r.level)))
+        .s("level", |r| Some(r.level.to_string()))
         .s("metric", |r| Some(r.metric.clone()))
         .n("n", |r| r.n)
         .f("mean", |r| r.mean)
@@ -130,7 +129,7 @@ fn write_comparisons(path: &Path, rows: &[&Comparison]) -> Result<(), AnalysisEr
         .s("report", |r| Some(r.report.clone()))
         .s("by", |r| Some(r.by.clone()))
         .s("metric", |r| Some(r.metric.clone()))
-        .s("level", |r| Some(enum_name(&r.level)))
+        .s("level", |r| Some(r.level.to_string()))
         .s("a", |r| Some(r.a.clone()))
         .s("b", |r| Some(r.b.clone()))
         .n("n_a", |r| r.n_a)

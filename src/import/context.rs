@@ -49,10 +49,11 @@ impl<'a> Ctx<'a> {
         let mut nodes = HashMap::new();
         for ni in plan.graph.node_indices() {
             let n = &plan.graph[ni];
-            if matches!(n.kind, NodeKind::Single | NodeKind::Concurrent)
-                && plan.reports[ri].configs.contains(&(n.config as usize))
+            if let Some(c) = n.config.map(|c| c as usize)
+                && matches!(n.kind, NodeKind::Single | NodeKind::Concurrent)
+                && plan.reports[ri].configs.contains(&c)
             {
-                nodes.insert((n.config as usize, n.repetition), ni);
+                nodes.insert((c, n.repetition), ni);
             }
         }
         Ctx {
@@ -272,7 +273,7 @@ impl<'a> Ctx<'a> {
         started_at_unix_ms: f64,
     ) -> CellRecord {
         let node = &self.plan.graph[ni];
-        let c = &self.plan.configs[node.config as usize];
+        let c = self.plan.cell_config(node);
         if !started_at_unix_ms.is_finite() {
             self.no_start += 1;
         }

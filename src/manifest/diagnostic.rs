@@ -116,6 +116,20 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// `` `a`, `b` ``: items in backticks, joined with commas.
+pub fn backticked<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|x| format!("`{x}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `` one of `a`, `b` ``: the alternatives an `expected` line lists.
+pub fn one_of<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    format!("one of {}", backticked(items))
+}
+
 /// The candidate closest to `word` by Jaro-Winkler similarity, if it is close enough to be a
 /// plausible misspelling.
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_saphyr::budget::Budget;
 
-use super::diagnostic::{Diagnostic, nearest};
+use super::diagnostic::{Diagnostic, nearest, one_of};
 use super::locate::{KeyPath, Pos, Seg};
 use super::spec::ManifestSpec;
 
@@ -213,16 +213,7 @@ fn translate(
             if candidates.is_empty() {
                 d = d.expected("no keys here").found(format!("`{found}`"));
             } else {
-                d = d
-                    .expected(format!(
-                        "one of {}",
-                        candidates
-                            .iter()
-                            .map(|c| format!("`{c}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                    .found(format!("`{found}`"));
+                d = d.expected(one_of(&candidates)).found(format!("`{found}`"));
             }
             if let Some(near) = nearest(found, candidates.iter().map(String::as_str)) {
                 d = d.help(format!("did you mean `{near}`?"));

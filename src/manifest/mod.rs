@@ -4,15 +4,22 @@
 //! rules a type cannot (references, uniqueness, ranges). Every failure is a [`Diagnostic`] with
 //! file, line, column, key path, what was expected and found, and what to change.
 
+pub mod axis;
 pub mod diagnostic;
+pub mod kinds;
 pub mod load;
 pub mod locate;
+pub mod resource;
 pub mod spec;
+pub mod template;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use axis::Axis;
 pub use diagnostic::Diagnostic;
+pub use kinds::*;
+pub use resource::Resource;
 pub use spec::*;
 
 /// A parsed and validated manifest.

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::kinds::{EndpointKind, Language, Level, Metric, Role, Runtime, ScenarioKind, Statistic};
+use super::resource::Resource;
+
 /// The manifest format this build of chimera reads.
 pub const MANIFEST_FORMAT: u32 = 1;
 
@@ -93,7 +96,8 @@ pub struct Endpoint {
     pub url: String,
     /// The exclusive resource (a GPU of a host, e.g. `local:gpu0`) the server computes on.
     /// Cells acquire every resource of their endpoints before they start.
-    pub resource: String,
+    #[schemars(with = "String")]
+    pub resource: Resource,
     /// Settings for a server that chimera starts and stops itself. Absent: use a running server.
     #[serde(default)]
     pub managed: Option<ManagedServer>,
@@ -102,34 +106,6 @@ pub struct Endpoint {
     /// sampled from it instead of the local NVML. Provenance only (not part of cell ids).
     #[serde(default)]
     pub gpu_metrics_url: Option<String>,
-}
-
-/// Server protocol.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum EndpointKind {
-    /// Ollama's native API (`/api/generate`, `/api/chat`).
-    Ollama,
-    /// OpenAI-compatible API (llama.cpp `llama-server`, vLLM).
-    Openai,
-    /// `chimera emulate`: a deterministic Ollama-protocol test instrument, never an LLM.
-    Emulator,
 }
 
 /// A server chimera manages (starts before the cells that need it, stops at the end).
@@ -283,38 +259,6 @@ fn default_md() -> u32 {
     29
 }
 
-/// Agent role: which prompts an agent uses.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// DataCollector persona (agent A of the multi-agent harnesses).
-    Collector,
-    /// InsightAgent persona (agent B of the multi-agent harnesses).
-    Insight,
-    /// The baseline agent of the single-agent harnesses.
-    Baseline,
-    /// The "Chimera" agent of the single-agent harnesses.
-    Chimera,
-    /// A plain single-inference client (TR108).
-    Client,
-}
-
 /// A scenario: which agents run, on which endpoints, and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -338,35 +282,6 @@ impl Scenario {
             _ => Execution::Concurrent,
         })
     }
-}
-
-/// Scenario kinds of the reports.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum ScenarioKind {
-    /// Single-agent runs (agents, if several, run one after the other).
-    Single,
-    /// Agent A on server defaults, agent B with the configuration's options.
-    BaselineVsChimera,
-    /// Both agents with options, different per agent.
-    ChimeraHetero,
-    /// Both agents with the same options.
-    ChimeraHomo,
 }
 
 /// How the agents of a scenario run.
@@ -449,66 +364,6 @@ impl Options {
     }
 }
 
-/// Async runtime variant of the Rust multi-agent harness (TR115).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[strum(serialize_all = "kebab-case")]
-#[serde(rename_all = "kebab-case")]
-pub enum Runtime {
-    /// `#[tokio::main]` multi-thread with `try_join!`.
-    TokioDefault,
-    /// Both agents polled in one task under a `LocalSet`.
-    TokioLocalset,
-    /// async-std; the original serialised the agents with a mutex.
-    AsyncStd,
-    /// smol with a Tokio bridge for HTTP.
-    Smol,
-    /// smol with the stream re-chunked to 1 KiB (later TTFT).
-    #[serde(rename = "smol-1kb")]
-    #[strum(serialize = "smol-1kb")]
-    Smol1kb,
-}
-
-/// Language of the original harness a configuration reproduces.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Language {
-    /// The Rust harnesses (H5, H6).
-    Rust,
-    /// The Python harnesses (H1–H4).
-    Python,
-}
-
 /// A block of configurations.
 ///
 /// With `configurations`, each enumerated configuration is crossed with the block's `axes`
@@ -562,76 +417,45 @@ pub struct Block {
     pub repetitions: Option<u32>,
 }
 
-/// Full-factorial axes. An absent axis is not varied; a present one must not be empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Axes {
-    /// Model ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<Vec<String>>,
-    /// Scenario ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scenario: Option<Vec<String>>,
-    /// Runtimes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<Vec<Runtime>>,
-    /// Languages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<Vec<Language>>,
-    /// `num_gpu` values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_gpu: Option<Vec<u32>>,
-    /// `num_ctx` values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_ctx: Option<Vec<u32>>,
-    /// `temperature` values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<Vec<f64>>,
-    /// `top_p` values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<Vec<f64>>,
-    /// `top_k` values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_k: Option<Vec<u32>>,
-    /// `repeat_penalty` values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repeat_penalty: Option<Vec<f64>>,
+/// Declares [`Axes`] (each axis a list of values) and [`AxisPoint`] (one value per axis)
+/// from one list of axes: field, value type, and the doc line of each struct's field.
+macro_rules! axis_types {
+    ($($field:ident: $ty:ty, $axes_doc:literal, $point_doc:literal;)*) => {
+        /// Full-factorial axes. An absent axis is not varied; a present one must not be empty.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct Axes {
+            $(
+                #[doc = $axes_doc]
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<Vec<$ty>>,
+            )*
+        }
+
+        /// One point (or a partial point, for `exclude`) of a block's axes.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct AxisPoint {
+            $(
+                #[doc = $point_doc]
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<$ty>,
+            )*
+        }
+    };
 }
 
-/// One point (or a partial point, for `exclude`) of a block's axes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AxisPoint {
-    /// Model id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// Scenario id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scenario: Option<String>,
-    /// Runtime.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<Runtime>,
-    /// Language.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<Language>,
-    /// `num_gpu`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_gpu: Option<u32>,
-    /// `num_ctx`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_ctx: Option<u32>,
-    /// `temperature`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f64>,
-    /// `top_p`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<f64>,
-    /// `top_k`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_k: Option<u32>,
-    /// `repeat_penalty`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repeat_penalty: Option<f64>,
+axis_types! {
+    model: String, " Model ids.", " Model id.";
+    scenario: String, " Scenario ids.", " Scenario id.";
+    runtime: Runtime, " Runtimes.", " Runtime.";
+    language: Language, " Languages.", " Language.";
+    num_gpu: u32, " `num_gpu` values.", " `num_gpu`.";
+    num_ctx: u32, " `num_ctx` values.", " `num_ctx`.";
+    temperature: f64, " `temperature` values.", " `temperature`.";
+    top_p: f64, " `top_p` values.", " `top_p`.";
+    top_k: u32, " `top_k` values.", " `top_k`.";
+    repeat_penalty: f64, " `repeat_penalty` values.", " `repeat_penalty`.";
 }
 
 /// An enumerated configuration.
@@ -894,89 +718,6 @@ pub struct Reference {
     /// Notes on the number (e.g. how prose and data disagree).
     #[serde(default)]
     pub note: Option<String>,
-}
-
-/// Metrics a reference can name (definitions in the design document, §7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    /// Σ agent durations during the concurrent run / wall × 100 / N.
-    PublishedEfficiencyPct,
-    /// Σ agent durations during the concurrent run / wall.
-    PublishedSpeedup,
-    /// Σ isolated agent durations / concurrent wall × 100 / N.
-    TrueEfficiencyPct,
-    /// Σ isolated agent durations / concurrent wall.
-    TrueSpeedup,
-    /// Published contention flag: published speedup < 1.5 (count or share).
-    Contention,
-    /// eval_count / eval_duration, tokens per second.
-    ThroughputTokS,
-    /// Client time to the first non-empty chunk (or the report's variant), ms.
-    TtftMs,
-    /// Server load duration, ms.
-    LoadMs,
-    /// Output tokens.
-    OutputTokens,
-    /// Agent B − agent A throughput, tok/s.
-    ThroughputDeltaTokS,
-    /// Agent A − agent B TTFT, ms (Rust sign convention).
-    TtftDeltaMs,
-    /// Concurrent wall time, s.
-    WallS,
-    /// (chimera − baseline) / baseline × 100 for throughput.
-    ThroughputImprovementPct,
-    /// (baseline − chimera) / baseline × 100 for TTFT.
-    TtftReductionPct,
-    /// Share of configurations where the chimera agent beats the baseline agent, %.
-    SuccessRatePct,
-    /// Files the ingest step found.
-    FilesIngested,
-    /// One agent's execution time within a run (ingest + calls), s.
-    AgentDurationS,
-    /// The automated report-quality score of TR109 (weights 0.30/0.25/0.25/0.20).
-    ReportQualityScore,
-}
-
-/// Statistics a reference can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Statistic {
-    /// Arithmetic mean.
-    Mean,
-    /// Median (linear interpolation).
-    Median,
-    /// Sample standard deviation (n − 1).
-    Sd,
-    /// SD / mean × 100.
-    CvPct,
-    /// Minimum.
-    Min,
-    /// Maximum.
-    Max,
-    /// Number of rows (for `contention`: rows flagged).
-    Count,
-    /// Share of rows, % (for `contention`: rows flagged).
-    SharePct,
-    /// Sum over rows.
-    Sum,
-    /// The `percentile` given beside it.
-    Percentile,
-}
-
-/// The level a statistic is taken over.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    /// Every run (cell) counts once.
-    #[default]
-    Run,
-    /// First the mean per configuration, then the statistic over those means.
-    Config,
-    /// Every agent run counts once.
-    Agent,
-    /// Every LLM request counts once.
-    Request,
 }
 
 /// A grouping filter: only rows whose fields equal every given value count.

@@ -1,13 +1,13 @@
 //! Matrix expansion: blocks of a manifest → fully resolved configurations.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::manifest::locate::KeyPath;
-use crate::manifest::validate::axis_names;
+use crate::manifest::template::{self, Piece};
 use crate::manifest::{
-    Axes, AxisPoint, Block, Diagnostic, Execution, ExplicitConfig, Language, Manifest, Options,
-    Role, Runtime, ScenarioKind,
+    Axis, AxisPoint, Block, Diagnostic, Execution, ExplicitConfig, Language, Manifest,
+    ManifestSpec, Options, Role, Runtime, ScenarioKind,
 };
 
 use super::key::{AgentKey, ConfigKey, EndpointKey, WorkloadKey};
@@ -70,93 +70,15 @@ impl Configuration {
     }
 }
 
-/// Formats a float as YAML would print it back (`0.8`, `1`).
-fn fmt_f64(x: f64) -> String {
-    format!("{x}")
-}
-
-fn enum_name<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// The value of axis `name` in `p`, formatted for ids.
-fn point_value(p: &AxisPoint, name: &str) -> Option<String> {
-    match name {
-        "model" => p.model.clone(),
-        "scenario" => p.scenario.clone(),
-        "runtime" => p.runtime.as_ref().map(enum_name),
-        "language" => p.language.as_ref().map(enum_name),
-        "num_gpu" => p.num_gpu.map(|v| v.to_string()),
-        "num_ctx" => p.num_ctx.map(|v| v.to_string()),
-        "temperature" => p.temperature.map(fmt_f64),
-        "top_p" => p.top_p.map(fmt_f64),
-        "top_k" => p.top_k.map(|v| v.to_string()),
-        "repeat_penalty" => p.repeat_penalty.map(fmt_f64),
-        _ => None,
-    }
-}
-
-fn axis_len(a: &Axes, name: &str) -> usize {
-    match name {
-        "model" => a.model.as_ref().map_or(0, Vec::len),
-        "scenario" => a.scenario.as_ref().map_or(0, Vec::len),
-        "runtime" => a.runtime.as_ref().map_or(0, Vec::len),
-        "language" => a.language.as_ref().map_or(0, Vec::len),
-        "num_gpu" => a.num_gpu.as_ref().map_or(0, Vec::len),
-        "num_ctx" => a.num_ctx.as_ref().map_or(0, Vec::len),
-        "temperature" => a.temperature.as_ref().map_or(0, Vec::len),
-        "top_p" => a.top_p.as_ref().map_or(0, Vec::len),
-        "top_k" => a.top_k.as_ref().map_or(0, Vec::len),
-        "repeat_penalty" => a.repeat_penalty.as_ref().map_or(0, Vec::len),
-        _ => 0,
-    }
-}
-
-fn set_axis(p: &mut AxisPoint, a: &Axes, name: &str, i: usize) {
-    match name {
-        "model" => p.model = a.model.as_ref().and_then(|v| v.get(i).cloned()),
-        "scenario" => p.scenario = a.scenario.as_ref().and_then(|v| v.get(i).cloned()),
-        "runtime" => p.runtime = a.runtime.as_ref().and_then(|v| v.get(i).copied()),
-        "language" => p.language = a.language.as_ref().and_then(|v| v.get(i).copied()),
-        "num_gpu" => p.num_gpu = a.num_gpu.as_ref().and_then(|v| v.get(i).copied()),
-        "num_ctx" => p.num_ctx = a.num_ctx.as_ref().and_then(|v| v.get(i).copied()),
-        "temperature" => p.temperature = a.temperature.as_ref().and_then(|v| v.get(i).copied()),
-        "top_p" => p.top_p = a.top_p.as_ref().and_then(|v| v.get(i).copied()),
-        "top_k" => p.top_k = a.top_k.as_ref().and_then(|v| v.get(i).copied()),
-        "repeat_penalty" => {
-            p.repeat_penalty = a.repeat_penalty.as_ref().and_then(|v| v.get(i).copied());
-        }
-        _ => {}
-    }
-}
-
-/// True when every key set in `pattern` has the same value in `p`.
-pub fn matches(pattern: &AxisPoint, p: &AxisPoint) -> bool {
-    fn eq<T: PartialEq>(pat: &Option<T>, v: &Option<T>) -> bool {
-        pat.as_ref().is_none_or(|x| v.as_ref() == Some(x))
-    }
-    eq(&pattern.model, &p.model)
-        && eq(&pattern.scenario, &p.scenario)
-        && eq(&pattern.runtime, &p.runtime)
-        && eq(&pattern.language, &p.language)
-        && eq(&pattern.num_gpu, &p.num_gpu)
-        && eq(&pattern.num_ctx, &p.num_ctx)
-        && eq(&pattern.temperature, &p.temperature)
-        && eq(&pattern.top_p, &p.top_p)
-        && eq(&pattern.top_k, &p.top_k)
-        && eq(&pattern.repeat_penalty, &p.repeat_penalty)
-}
-
 /// The points of a block's axes: full factorial, minus `exclude`, plus `include`.
 /// A block without axes has one empty point.
 pub fn points(m: &Manifest, bi: usize, diags: &mut Vec<Diagnostic>) -> Vec<AxisPoint> {
     let b = &m.spec.matrix[bi];
     let path = KeyPath::root().key("matrix").index(bi);
-    let names = axis_names(&b.axes);
-    let lens: Vec<usize> = names.iter().map(|n| axis_len(&b.axes, n)).collect();
+    let (names, lens): (Vec<Axis>, Vec<usize>) = Axis::ALL
+        .into_iter()
+        .filter_map(|a| b.axes.count(a).map(|n| (a, n)))
+        .unzip();
     let mut out = Vec::new();
     let mut excluded_hits = vec![0usize; b.exclude.len()];
     if lens.contains(&0) {
@@ -165,12 +87,12 @@ pub fn points(m: &Manifest, bi: usize, diags: &mut Vec<Diagnostic>) -> Vec<AxisP
     let mut idx = vec![0usize; names.len()];
     loop {
         let mut p = AxisPoint::default();
-        for (k, name) in names.iter().enumerate() {
-            set_axis(&mut p, &b.axes, name, idx[k]);
+        for (k, axis) in names.iter().enumerate() {
+            p.take(&b.axes, *axis, idx[k]);
         }
         let mut keep = true;
         for (j, ex) in b.exclude.iter().enumerate() {
-            if matches(ex, &p) {
+            if ex.matches(&p) {
                 excluded_hits[j] += 1;
                 keep = false;
             }
@@ -225,49 +147,134 @@ fn render_template(
     t: &str,
     explicit: Option<&ExplicitConfig>,
     p: &AxisPoint,
-    resolved: &[(&str, String)],
+    resolved: &[(Axis, String)],
 ) -> String {
     let mut out = String::with_capacity(t.len() + 16);
-    let mut rest = t;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}') else {
-            out.push_str(&rest[open..]);
-            return out;
-        };
-        let inner = &rest[open + 1..open + close];
-        let (name, p_style) = match inner.strip_suffix(":p") {
-            Some(n) => (n, true),
-            None => (inner, false),
-        };
-        let value = if name == "id" {
-            explicit.map(|c| c.id.clone())
-        } else {
-            point_value(p, name).or_else(|| {
-                resolved
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.clone())
-            })
+    for piece in template::pieces(t) {
+        match piece {
+            Piece::Text(x) | Piece::Unclosed(x) => out.push_str(x),
+            Piece::Field { name, p_style } => {
+                let value = if name == "id" {
+                    explicit.map(|c| c.id.clone())
+                } else {
+                    Axis::from_name(name).and_then(|a| {
+                        p.label(a).or_else(|| {
+                            resolved
+                                .iter()
+                                .find(|(k, _)| *k == a)
+                                .map(|(_, v)| v.clone())
+                        })
+                    })
+                }
+                .unwrap_or_default();
+                if p_style {
+                    out.push_str(&value.replace('.', "p"));
+                } else {
+                    out.push_str(&value);
+                }
+            }
         }
-        .unwrap_or_default();
-        if p_style {
-            out.push_str(&value.replace('.', "p"));
-        } else {
-            out.push_str(&value);
-        }
-        rest = &rest[open + close + 1..];
     }
-    out.push_str(rest);
     out
 }
 
 fn default_label(p: &AxisPoint) -> String {
-    crate::manifest::validate::AXIS_NAMES
+    Axis::ALL
         .iter()
-        .filter_map(|n| point_value(p, n).map(|v| format!("{n}={v}")))
+        .filter_map(|a| p.label(*a).map(|v| format!("{a}={v}")))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Hands out one shared `Arc<str>` per distinct string (ids repeat across a million cells).
+struct Interner<'a>(&'a mut HashMap<String, Arc<str>>);
+
+impl Interner<'_> {
+    fn get(&mut self, x: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(x) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(x);
+        self.0.insert(x.to_owned(), a.clone());
+        a
+    }
+}
+
+/// The content key of configuration `c` of `spec` (its digest is the configuration's
+/// address); `workload` is the hex digest of its workload's key.
+pub fn config_key<'a>(
+    spec: &'a ManifestSpec,
+    c: &'a Configuration,
+    workload: String,
+) -> ConfigKey<'a> {
+    let model = spec.models.iter().find(|x| *x.id == *c.model);
+    ConfigKey {
+        format: super::key::CELL_FORMAT,
+        workload,
+        model_tag: model.map_or("", |x| x.tag.as_str()),
+        model_digest: model.and_then(|x| x.digest.as_deref()),
+        scenario_kind: c.scenario_kind,
+        execution: c.execution,
+        runtime: c.runtime,
+        language: c.language,
+        agents: c
+            .agents
+            .iter()
+            .map(|a| AgentKey {
+                role: a.role,
+                endpoint: EndpointKey {
+                    kind: spec.endpoints[a.endpoint].kind,
+                    url: &spec.endpoints[a.endpoint].url,
+                },
+                options: &a.options,
+            })
+            .collect(),
+        warmup: spec.warmup.policy,
+        warmup_requests: spec.warmup.requests,
+        between_runs: &spec.between_runs,
+        replicate: c.replicate,
+    }
+}
+
+/// The id of the configuration at point `p` of a block: its `id_template` filled in, the
+/// enumerated id (with `@axis=value,...` when crossed with axes), or the axis labels.
+fn config_id(b: &Block, ec: Option<&ExplicitConfig>, p: &AxisPoint, r: &Resolved) -> String {
+    let resolved_names = [
+        (Axis::Model, r.model.to_string()),
+        (Axis::Scenario, r.scenario.to_string()),
+        (
+            Axis::Runtime,
+            r.runtime
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        ),
+        (
+            Axis::Language,
+            r.language
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        ),
+    ];
+    match (&b.id_template, ec) {
+        (Some(t), _) => render_template(t, ec, p, &resolved_names),
+        (None, Some(c)) if *p == AxisPoint::default() => c.id.clone(),
+        (None, Some(c)) => format!("{}@{}", c.id, default_label(p)),
+        (None, None) => default_label(p),
+    }
+}
+
+/// The expansion of one report's matrix, in progress.
+struct Expander<'m, 'i> {
+    m: &'m Manifest,
+    report: usize,
+    intern: Interner<'i>,
+    workload_hex: Vec<String>,
+    out: Vec<Configuration>,
+    by_id: HashMap<Arc<str>, usize>,
+    by_digest: HashMap<[u8; 32], (Arc<str>, u32)>,
+    reported: HashSet<String>,
 }
 
 /// Expands every block of `m` into configurations for report index `report`.
@@ -279,28 +286,22 @@ pub fn expand(
     diags: &mut Vec<Diagnostic>,
 ) -> (Vec<Configuration>, Vec<String>) {
     let s = &m.spec;
-    let mut intern = |x: &str| -> Arc<str> {
-        if let Some(a) = interner.get(x) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(x);
-        interner.insert(x.to_owned(), a.clone());
-        a
+    let mut x = Expander {
+        m,
+        report,
+        intern: Interner(interner),
+        workload_hex: s
+            .workloads
+            .iter()
+            .map(|w| super::key::hex32(&WorkloadKey::of(w).digest()))
+            .collect(),
+        out: Vec::new(),
+        by_id: HashMap::new(),
+        by_digest: HashMap::new(),
+        reported: HashSet::new(),
     };
-    let workload_digests: Vec<[u8; 32]> = s
-        .workloads
-        .iter()
-        .map(|w| WorkloadKey::of(w).digest())
-        .collect();
-    let workload_hex: Vec<String> = workload_digests.iter().map(super::key::hex32).collect();
-    let mut out: Vec<Configuration> = Vec::new();
     let mut missing = Vec::new();
-    let mut by_id: HashMap<Arc<str>, usize> = HashMap::new();
-    let mut by_digest: HashMap<[u8; 32], (Arc<str>, u32)> = HashMap::new();
-    let mut reported: std::collections::HashSet<String> = std::collections::HashSet::new();
-
     for (bi, b) in s.matrix.iter().enumerate() {
-        let bpath = KeyPath::root().key("matrix").index(bi);
         let Some(wi) = s.workloads.iter().position(|w| w.id == b.workload) else {
             continue;
         };
@@ -310,7 +311,6 @@ pub fn expand(
         } else {
             b.configurations.iter().map(Some).collect()
         };
-        let reps = b.repetitions.unwrap_or(s.repetitions);
         for (ci, ec) in explicit.iter().enumerate() {
             if let Some(c) = ec
                 && c.missing
@@ -319,124 +319,129 @@ pub fn expand(
                 continue;
             }
             for p in &pts {
-                let Some(cfg) = resolve(m, b, *ec, p, &mut intern) else {
-                    continue;
-                };
-                let (scenario, model, runtime, language, agents, kind, execution) = cfg;
-                let resolved_names = [
-                    ("model", model.to_string()),
-                    ("scenario", scenario.to_string()),
-                    (
-                        "runtime",
-                        runtime.as_ref().map(enum_name).unwrap_or_default(),
-                    ),
-                    (
-                        "language",
-                        language.as_ref().map(enum_name).unwrap_or_default(),
-                    ),
-                ];
-                let id = match (&b.id_template, ec) {
-                    (Some(t), _) => render_template(t, *ec, p, &resolved_names),
-                    (None, Some(c)) if *p == AxisPoint::default() => c.id.clone(),
-                    (None, Some(c)) => format!("{}@{}", c.id, default_label(p)),
-                    (None, None) => default_label(p),
-                };
-                let id = intern(&id);
-                let at = match ec {
-                    Some(_) => bpath.key("configurations").index(ci),
-                    None => bpath.clone(),
-                };
-                if let Some(problem) = scenario_rule(kind, &agents) {
-                    // One message per block or enumerated configuration is enough.
-                    if reported.insert(at.to_string()) {
-                        diags.push(
-                            Diagnostic::new(
-                                &m.path,
-                                format!("configuration `{id}` breaks its scenario kind"),
-                            )
-                            .path(&m.source, &at, false)
-                            .expected(problem.0)
-                            .found(problem.1)
-                            .help(problem.2),
-                        );
-                    }
-                }
-                let model_spec = s.models.iter().find(|x| *x.id == *model);
-                let key = ConfigKey {
-                    format: super::key::CELL_FORMAT,
-                    workload: workload_hex[wi].clone(),
-                    model_tag: model_spec.map_or("", |x| x.tag.as_str()),
-                    model_digest: model_spec.and_then(|x| x.digest.as_deref()),
-                    scenario_kind: kind,
-                    execution,
-                    runtime,
-                    language,
-                    agents: agents
-                        .iter()
-                        .map(|a| AgentKey {
-                            role: a.role,
-                            endpoint: EndpointKey {
-                                kind: s.endpoints[a.endpoint].kind,
-                                url: &s.endpoints[a.endpoint].url,
-                            },
-                            options: &a.options,
-                        })
-                        .collect(),
-                    warmup: s.warmup.policy,
-                    warmup_requests: s.warmup.requests,
-                    between_runs: &s.between_runs,
-                    replicate: 0,
-                };
-                let base_digest = key.digest();
-                if let Some(&prev) = by_id.get(&id) {
-                    let at = match (&b.id_template, ec) {
-                        (None, Some(_)) => bpath.key("configurations").index(ci).key("id"),
-                        _ => bpath.key("id_template"),
-                    };
-                    diags.push(
-                        Diagnostic::new(&m.path, format!("configuration id `{id}` is produced twice"))
-                            .path(&m.source, &at, false)
-                            .expected("configuration ids unique within the report")
-                            .found(format!("`{id}` again (first from matrix[{}])", out[prev].block))
-                            .help("make `id_template` use every axis of the block, or rename the configuration"),
-                    );
-                    continue;
-                }
-                let (same_as, replicate, digest) = match by_digest.get_mut(&base_digest) {
-                    Some((first, n)) => {
-                        *n += 1;
-                        let mut k = key;
-                        k.replicate = *n;
-                        (Some(first.clone()), *n, k.digest())
-                    }
-                    None => {
-                        by_digest.insert(base_digest, (id.clone(), 0));
-                        (None, 0, base_digest)
-                    }
-                };
-                by_id.insert(id.clone(), out.len());
-                out.push(Configuration {
-                    report,
-                    id,
-                    base_id: ec.map(|c| intern(&c.id)),
-                    block: bi,
-                    workload: wi,
-                    scenario,
-                    scenario_kind: kind,
-                    execution,
-                    model,
-                    runtime,
-                    language,
-                    agents,
-                    repetitions: reps,
-                    digest,
-                    same_as,
-                    replicate,
-                });
+                x.point(
+                    Site {
+                        bi,
+                        ci,
+                        wi,
+                        ec: *ec,
+                    },
+                    p,
+                    diags,
+                );
             }
         }
     }
-    (out, missing)
+    (x.out, missing)
+}
+
+/// Where a point comes from: block `bi`, its enumerated configuration `ci` (`ec`, or none),
+/// and the block's workload `wi`.
+#[derive(Clone, Copy)]
+struct Site<'m> {
+    bi: usize,
+    ci: usize,
+    wi: usize,
+    ec: Option<&'m ExplicitConfig>,
+}
+
+impl<'m> Expander<'m, '_> {
+    /// Resolves point `p` of `site` into a configuration, unless its id repeats.
+    fn point(&mut self, site: Site<'m>, p: &AxisPoint, diags: &mut Vec<Diagnostic>) {
+        let m = self.m;
+        let s = &m.spec;
+        let b = &s.matrix[site.bi];
+        let Some(r) = resolve(m, b, site.ec, p, &mut self.intern) else {
+            return;
+        };
+        let id = self.intern.get(&config_id(b, site.ec, p, &r));
+        let bpath = KeyPath::root().key("matrix").index(site.bi);
+        let at = match site.ec {
+            Some(_) => bpath.key("configurations").index(site.ci),
+            None => bpath.clone(),
+        };
+        // One message per block or enumerated configuration is enough.
+        if let Some(problem) = scenario_rule(r.kind, &r.agents)
+            && self.reported.insert(at.to_string())
+        {
+            diags.push(
+                Diagnostic::new(
+                    &m.path,
+                    format!("configuration `{id}` breaks its scenario kind"),
+                )
+                .path(&m.source, &at, false)
+                .expected(problem.0)
+                .found(problem.1)
+                .help(problem.2),
+            );
+        }
+        if let Some(&prev) = self.by_id.get(&id) {
+            let at = match (&b.id_template, site.ec) {
+                (None, Some(_)) => bpath.key("configurations").index(site.ci).key("id"),
+                _ => bpath.key("id_template"),
+            };
+            diags.push(
+                Diagnostic::new(
+                    &m.path,
+                    format!("configuration id `{id}` is produced twice"),
+                )
+                .path(&m.source, &at, false)
+                .expected("configuration ids unique within the report")
+                .found(format!(
+                    "`{id}` again (first from matrix[{}])",
+                    self.out[prev].block
+                ))
+                .help(
+                    "make `id_template` use every axis of the block, or rename the configuration",
+                ),
+            );
+            return;
+        }
+        let mut c = Configuration {
+            report: self.report,
+            id,
+            base_id: site.ec.map(|c| self.intern.get(&c.id)),
+            block: site.bi,
+            workload: site.wi,
+            scenario: r.scenario,
+            scenario_kind: r.kind,
+            execution: r.execution,
+            model: r.model,
+            runtime: r.runtime,
+            language: r.language,
+            agents: r.agents,
+            repetitions: b.repetitions.unwrap_or(s.repetitions),
+            digest: [0; 32],
+            same_as: None,
+            replicate: 0,
+        };
+        self.address(&mut c);
+        self.by_id.insert(c.id.clone(), self.out.len());
+        self.out.push(c);
+    }
+
+    /// Sets the digest of `c`; a configuration whose settings equal an earlier one's is
+    /// `same_as` it and measured separately under the next replicate number.
+    fn address(&mut self, c: &mut Configuration) {
+        let spec = &self.m.spec;
+        let key = config_key(spec, c, self.workload_hex[c.workload].clone());
+        let base = key.digest();
+        match self.by_digest.get_mut(&base) {
+            Some((first, n)) => {
+                *n += 1;
+                let mut k = key;
+                k.replicate = *n;
+                let digest = k.digest();
+                c.same_as = Some(first.clone());
+                c.replicate = *n;
+                c.digest = digest;
+            }
+            None => {
+                self.by_digest.insert(base, (c.id.clone(), 0));
+                c.digest = base;
+            }
+        }
+    }
 }
 
 /// The option rule of a scenario kind, if `agents` break it: (expected, found, help).
@@ -475,22 +480,24 @@ fn scenario_rule(kind: ScenarioKind, agents: &[ResolvedAgent]) -> Option<(String
     }
 }
 
-type Resolved = (
-    Arc<str>,
-    Arc<str>,
-    Option<Runtime>,
-    Option<Language>,
-    Vec<ResolvedAgent>,
-    ScenarioKind,
-    Execution,
-);
+/// A point's scenario, model, runtime, language and agents, with the block and
+/// configuration defaults applied.
+struct Resolved {
+    scenario: Arc<str>,
+    model: Arc<str>,
+    runtime: Option<Runtime>,
+    language: Option<Language>,
+    agents: Vec<ResolvedAgent>,
+    kind: ScenarioKind,
+    execution: Execution,
+}
 
 fn resolve(
     m: &Manifest,
     b: &Block,
     c: Option<&ExplicitConfig>,
     p: &AxisPoint,
-    intern: &mut impl FnMut(&str) -> Arc<str>,
+    intern: &mut Interner<'_>,
 ) -> Option<Resolved> {
     let s = &m.spec;
     let scenario_id = p
@@ -527,21 +534,21 @@ fn resolve(
             o = o.merged(co);
         }
         agents.push(ResolvedAgent {
-            id: intern(&a.id),
+            id: intern.get(&a.id),
             role: a.role,
             endpoint,
             options: o,
         });
     }
-    Some((
-        intern(scenario_id),
-        intern(model_id),
+    Some(Resolved {
+        scenario: intern.get(scenario_id),
+        model: intern.get(model_id),
         runtime,
         language,
         agents,
-        scenario.kind,
-        scenario.effective_execution(),
-    ))
+        kind: scenario.kind,
+        execution: scenario.effective_execution(),
+    })
 }
 
 #[cfg(test)]
@@ -560,8 +567,8 @@ mod tests {
     fn templates_fill_axes_ids_and_resolved_names() {
         let p = point(Some(80), Some(0.6));
         let resolved = [
-            ("model", "gemma3".to_owned()),
-            ("runtime", "smol-1kb".to_owned()),
+            (Axis::Model, "gemma3".to_owned()),
+            (Axis::Runtime, "smol-1kb".to_owned()),
         ];
         assert_eq!(
             render_template("gpu{num_gpu}_temp{temperature:p}", None, &p, &resolved),
@@ -584,9 +591,9 @@ mod tests {
     #[test]
     fn partial_points_match_by_the_keys_they_set() {
         let full = point(Some(60), Some(0.8));
-        assert!(matches(&point(Some(60), None), &full));
-        assert!(!matches(&point(Some(80), None), &full));
-        assert!(matches(&AxisPoint::default(), &full));
+        assert!(point(Some(60), None).matches(&full));
+        assert!(!point(Some(80), None).matches(&full));
+        assert!(AxisPoint::default().matches(&full));
         assert_eq!(default_label(&full), "num_gpu=60,temperature=0.8");
     }
 

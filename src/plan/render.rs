@@ -5,8 +5,52 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::key::{AgentKey, ConfigKey, EndpointKey, WorkloadKey, hex32};
-use super::{NONE, NodeKind, Plan, PlanNode};
+use super::key::{WorkloadKey, hex32};
+use super::{NodeKind, Plan, PlanNode};
+
+/// Node counts of a plan, per report: by kind, estimated requests (measured, warm-up) and
+/// per scenario (configurations, single, isolated, concurrent). Each node counts once, for
+/// the report that planned it.
+#[derive(Default)]
+struct Counts {
+    per_kind: BTreeMap<(u32, NodeKind), usize>,
+    requests: BTreeMap<u32, (u64, u64)>,
+    per_scenario: BTreeMap<(u32, String), (usize, usize, usize, usize)>,
+}
+
+impl Counts {
+    fn of(plan: &Plan) -> Self {
+        let mut k = Counts::default();
+        for n in plan.graph.node_weights() {
+            *k.per_kind.entry((n.report, n.kind)).or_default() += 1;
+            let r = k.requests.entry(n.report).or_default();
+            if n.kind == NodeKind::Warmup {
+                r.1 += plan.requests(n);
+            } else {
+                r.0 += plan.requests(n);
+            }
+            if let Some(c) = plan.config_of(n) {
+                let e = k
+                    .per_scenario
+                    .entry((n.report, c.scenario.to_string()))
+                    .or_default();
+                match n.kind {
+                    NodeKind::Single => e.1 += 1,
+                    NodeKind::Isolated => e.2 += 1,
+                    NodeKind::Concurrent => e.3 += 1,
+                    NodeKind::Warmup | NodeKind::Analysis | NodeKind::Report => {}
+                }
+            }
+        }
+        for c in &plan.configs {
+            k.per_scenario
+                .entry((c.report as u32, c.scenario.to_string()))
+                .or_default()
+                .0 += 1;
+        }
+        k
+    }
+}
 
 /// The readable summary printed by `chimera plan`.
 pub fn summary(plan: &Plan) -> String {
@@ -24,156 +68,134 @@ pub fn summary(plan: &Plan) -> String {
         total_cells,
         plan.graph.node_count()
     );
-    // Per report and kind, counted once (by the report that planned the node).
-    let mut per: BTreeMap<(u32, NodeKind), usize> = BTreeMap::new();
-    let mut requests: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-    let mut per_scenario: BTreeMap<(u32, String), (usize, usize, usize, usize)> = BTreeMap::new();
-    for n in plan.graph.node_weights() {
-        *per.entry((n.report, n.kind)).or_default() += 1;
-        let r = requests.entry(n.report).or_default();
-        if n.kind == NodeKind::Warmup {
-            r.1 += plan.requests(n);
-        } else {
-            r.0 += plan.requests(n);
-        }
-        if n.config != NONE {
-            let c = &plan.configs[n.config as usize];
-            let e = per_scenario
-                .entry((n.report, c.scenario.to_string()))
-                .or_default();
-            match n.kind {
-                NodeKind::Single => e.1 += 1,
-                NodeKind::Isolated => e.2 += 1,
-                NodeKind::Concurrent => e.3 += 1,
-                _ => {}
-            }
-        }
-    }
-    for c in &plan.configs {
-        per_scenario
-            .entry((c.report as u32, c.scenario.to_string()))
-            .or_default()
-            .0 += 1;
-    }
-    for (ri, rp) in plan.reports.iter().enumerate() {
-        let ri32 = ri as u32;
-        let spec = &rp.manifest.spec;
-        let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "{}  {}{}",
-            rp.report,
-            spec.title,
-            if rp.pulled_in {
-                "  (needed by a report that depends on it)"
-            } else {
-                ""
-            }
-        );
-        let _ = writeln!(s, "  manifest        {}", rp.manifest.path.display());
-        let n_cfg = rp.configs.len();
-        let _ = write!(s, "  configurations  {n_cfg}");
-        if !rp.missing.is_empty() {
-            let _ = write!(
-                s,
-                "  (+{} declared missing, not planned: {})",
-                rp.missing.len(),
-                rp.missing.join(", ")
-            );
-        }
-        let _ = writeln!(s);
-        let reps: Vec<u32> = {
-            let mut v: Vec<u32> = plan.configs[rp.configs.clone()]
-                .iter()
-                .map(|c| c.repetitions)
-                .collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
-        let reps_s = reps
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let _ = writeln!(
-            s,
-            "  repetitions     {}",
-            if reps_s.is_empty() {
-                "-".to_owned()
-            } else {
-                reps_s
-            }
-        );
-        let order = match (spec.order.mode, spec.order.shuffle_seed) {
-            (super::OrderMode::Interleaved, None) => "interleaved".to_owned(),
-            (super::OrderMode::Interleaved, Some(seed)) => {
-                format!("interleaved, shuffled (seed {seed})")
-            }
-            (super::OrderMode::Blocked, None) => "blocked".to_owned(),
-            (super::OrderMode::Blocked, Some(seed)) => format!("blocked, shuffled (seed {seed})"),
-        };
-        let _ = writeln!(s, "  order           {order}");
-        let _ = writeln!(s, "  nodes");
-        for k in NodeKind::ALL {
-            let n = per.get(&(ri32, k)).copied().unwrap_or(0);
-            if n > 0 {
-                let _ = writeln!(s, "    {:<12} {n:>8}", k.name());
-            }
-        }
-        let scen: Vec<_> = per_scenario
-            .iter()
-            .filter(|((r, _), _)| *r == ri32)
-            .collect();
-        if !scen.is_empty() {
-            let _ = writeln!(
-                s,
-                "  per scenario    configurations  single  isolated  concurrent"
-            );
-            for ((_, name), (nc, ns, ni, nco)) in scen {
-                let _ = writeln!(s, "    {name:<24} {nc:>6} {ns:>7} {ni:>9} {nco:>11}");
-            }
-        }
-        let shared: Vec<String> = plan.configs[rp.configs.clone()]
-            .iter()
-            .filter_map(|c| c.same_as.as_ref().map(|o| format!("{} = {}", c.id, o)))
-            .collect();
-        if !shared.is_empty() {
-            let _ = writeln!(
-                s,
-                "  identical settings, measured separately: {}",
-                shared.join("; ")
-            );
-        }
-        let (req, warm) = requests.get(&ri32).copied().unwrap_or((0, 0));
-        let _ = writeln!(
-            s,
-            "  requests        ~{req} measured + {warm} warm-up (estimated)"
-        );
-        let mut rel = Vec::new();
-        if !spec.depends_on.is_empty() {
-            rel.push(format!("depends on {}", spec.depends_on.join(", ")));
-        }
-        if !spec.compare_with.is_empty() {
-            let parts: Vec<String> = spec
-                .compare_with
-                .iter()
-                .map(|r| {
-                    if rp.external_comparisons.contains(r) {
-                        format!("{r} (not in this plan: published values)")
-                    } else {
-                        r.clone()
-                    }
-                })
-                .collect();
-            rel.push(format!("compares with {}", parts.join(", ")));
-        }
-        if !rel.is_empty() {
-            let _ = writeln!(s, "  reports         {}", rel.join("; "));
-        }
-        let _ = writeln!(s, "  references      {}", spec.references.len());
+    let counts = Counts::of(plan);
+    for ri in 0..plan.reports.len() {
+        report_summary(&mut s, plan, ri, &counts);
     }
     s
+}
+
+/// The summary of report `ri`.
+fn report_summary(s: &mut String, plan: &Plan, ri: usize, counts: &Counts) {
+    use std::fmt::Write as _;
+    let rp = &plan.reports[ri];
+    let ri32 = ri as u32;
+    let spec = &rp.manifest.spec;
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "{}  {}{}",
+        rp.report,
+        spec.title,
+        if rp.pulled_in {
+            "  (needed by a report that depends on it)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(s, "  manifest        {}", rp.manifest.path.display());
+    let _ = write!(s, "  configurations  {}", rp.configs.len());
+    if !rp.missing.is_empty() {
+        let _ = write!(
+            s,
+            "  (+{} declared missing, not planned: {})",
+            rp.missing.len(),
+            rp.missing.join(", ")
+        );
+    }
+    let _ = writeln!(s);
+    let configs = &plan.configs[rp.configs.clone()];
+    let _ = writeln!(s, "  repetitions     {}", repetitions(configs));
+    let _ = writeln!(s, "  order           {}", order_name(&spec.order));
+    let _ = writeln!(s, "  nodes");
+    for k in NodeKind::ALL {
+        let n = counts.per_kind.get(&(ri32, k)).copied().unwrap_or(0);
+        if n > 0 {
+            let _ = writeln!(s, "    {:<12} {n:>8}", k.name());
+        }
+    }
+    let scen: Vec<_> = counts
+        .per_scenario
+        .iter()
+        .filter(|((r, _), _)| *r == ri32)
+        .collect();
+    if !scen.is_empty() {
+        let _ = writeln!(
+            s,
+            "  per scenario    configurations  single  isolated  concurrent"
+        );
+        for ((_, name), (nc, ns, ni, nco)) in scen {
+            let _ = writeln!(s, "    {name:<24} {nc:>6} {ns:>7} {ni:>9} {nco:>11}");
+        }
+    }
+    let shared: Vec<String> = configs
+        .iter()
+        .filter_map(|c| c.same_as.as_ref().map(|o| format!("{} = {}", c.id, o)))
+        .collect();
+    if !shared.is_empty() {
+        let _ = writeln!(
+            s,
+            "  identical settings, measured separately: {}",
+            shared.join("; ")
+        );
+    }
+    let (req, warm) = counts.requests.get(&ri32).copied().unwrap_or((0, 0));
+    let _ = writeln!(
+        s,
+        "  requests        ~{req} measured + {warm} warm-up (estimated)"
+    );
+    let rel = relations(rp);
+    if !rel.is_empty() {
+        let _ = writeln!(s, "  reports         {}", rel.join("; "));
+    }
+    let _ = writeln!(s, "  references      {}", spec.references.len());
+}
+
+/// The distinct repetition counts of `configs` (`-` for none).
+fn repetitions(configs: &[super::Configuration]) -> String {
+    let mut v: Vec<u32> = configs.iter().map(|c| c.repetitions).collect();
+    v.sort_unstable();
+    v.dedup();
+    if v.is_empty() {
+        return "-".to_owned();
+    }
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// `interleaved`, `blocked, shuffled (seed 7)`...
+fn order_name(order: &crate::manifest::RunOrder) -> String {
+    let mode = match order.mode {
+        crate::manifest::OrderMode::Interleaved => "interleaved",
+        crate::manifest::OrderMode::Blocked => "blocked",
+    };
+    match order.shuffle_seed {
+        None => mode.to_owned(),
+        Some(seed) => format!("{mode}, shuffled (seed {seed})"),
+    }
+}
+
+/// The report's `depends_on` and `compare_with`, in words.
+fn relations(rp: &super::ReportPlan) -> Vec<String> {
+    let spec = &rp.manifest.spec;
+    let mut rel = Vec::new();
+    if !spec.depends_on.is_empty() {
+        rel.push(format!("depends on {}", spec.depends_on.join(", ")));
+    }
+    if !spec.compare_with.is_empty() {
+        let parts: Vec<String> = spec
+            .compare_with
+            .iter()
+            .map(|r| {
+                if rp.external_comparisons.contains(r) {
+                    format!("{r} (not in this plan: published values)")
+                } else {
+                    r.clone()
+                }
+            })
+            .collect();
+        rel.push(format!("compares with {}", parts.join(", ")));
+    }
+    rel
 }
 
 #[derive(Serialize)]
@@ -225,13 +247,13 @@ struct JsonNode<'a> {
 }
 
 fn json_node<'a>(plan: &'a Plan, n: &'a PlanNode, deps: Vec<String>) -> JsonNode<'a> {
-    let c = (n.config != NONE).then(|| &plan.configs[n.config as usize]);
+    let c = plan.config_of(n);
     JsonNode {
         id: n.id.hex(),
         kind: n.kind.name(),
         report: &plan.reports[n.report as usize].report,
         config: c.map(|c| &*c.id),
-        config_index: c.map(|_| n.config),
+        config_index: n.config,
         repetition: c.map(|_| n.repetition),
         agent: (n.kind == NodeKind::Isolated)
             .then(|| {
@@ -239,7 +261,7 @@ fn json_node<'a>(plan: &'a Plan, n: &'a PlanNode, deps: Vec<String>) -> JsonNode
                     .map(|a| &*a.id)
             })
             .flatten(),
-        warmup: (n.warmup != NONE).then(|| &plan.warmups[n.warmup as usize]),
+        warmup: plan.warmup_of(n),
         deps,
     }
 }
@@ -301,7 +323,7 @@ pub fn json(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
                         role: a.role,
                         endpoint: &e.id,
                         url: &e.url,
-                        resource: &e.resource,
+                        resource: e.resource.as_str(),
                         options: &a.options,
                     }
                 })
@@ -326,7 +348,7 @@ pub(crate) fn label(plan: &Plan, n: &PlanNode) -> String {
     let r = &plan.reports[n.report as usize].report;
     match n.kind {
         NodeKind::Warmup => {
-            let w = &plan.warmups[n.warmup as usize];
+            let w = plan.warmup_key(n);
             let o = |x: Option<u32>| x.map_or("default".to_owned(), |v| v.to_string());
             format!(
                 "warmup {} {} gpu={} ctx={}",
@@ -338,7 +360,7 @@ pub(crate) fn label(plan: &Plan, n: &PlanNode) -> String {
         }
         NodeKind::Analysis | NodeKind::Report => format!("{} {r}", n.kind.name()),
         _ => {
-            let c = &plan.configs[n.config as usize];
+            let c = plan.cell_config(n);
             let agent = if n.kind == NodeKind::Isolated {
                 c.agents
                     .get(n.agent as usize)
@@ -391,7 +413,6 @@ pub fn explain(plan: &Plan, ni: petgraph::graph::NodeIndex) -> String {
     use std::fmt::Write as _;
     let n = &plan.graph[ni];
     let rp = &plan.reports[n.report as usize];
-    let spec = &rp.manifest.spec;
     let mut s = String::new();
     let _ = writeln!(s, "node {}", n.id.hex());
     let _ = writeln!(s, "  {}", label(plan, n));
@@ -399,7 +420,7 @@ pub fn explain(plan: &Plan, ni: petgraph::graph::NodeIndex) -> String {
     let pretty = |v: &dyn erased::Ser| v.to_pretty();
     match n.kind {
         NodeKind::Warmup => {
-            let w = &plan.warmups[n.warmup as usize];
+            let w = plan.warmup_key(n);
             let _ = writeln!(
                 s,
                 "key (hashed into the id, with the salt `{}` and the tag `warmup`):",
@@ -415,107 +436,8 @@ pub fn explain(plan: &Plan, ni: petgraph::graph::NodeIndex) -> String {
                 rp.report
             );
         }
-        _ => {
-            let c = &plan.configs[n.config as usize];
-            let role = match n.kind {
-                NodeKind::Isolated => format!(
-                    "isolated, agent index {} (`{}`)",
-                    n.agent,
-                    c.agents.get(n.agent as usize).map_or("", |a| &*a.id)
-                ),
-                k => k.name().to_owned(),
-            };
-            let _ = writeln!(s, "key (hashed into the id):");
-            let _ = writeln!(s, "  cell            {role}, repetition {}", n.repetition);
-            let _ = writeln!(s, "  configuration   digest {}", hex32(&c.digest));
-            let w = &spec.workloads[c.workload];
-            let model = spec.models.iter().find(|m| *m.id == *c.model);
-            let ck = ConfigKey {
-                format: super::key::CELL_FORMAT,
-                workload: hex32(&WorkloadKey::of(w).digest()),
-                model_tag: model.map_or("", |m| m.tag.as_str()),
-                model_digest: model.and_then(|m| m.digest.as_deref()),
-                scenario_kind: c.scenario_kind,
-                execution: c.execution,
-                runtime: c.runtime,
-                language: c.language,
-                agents: c
-                    .agents
-                    .iter()
-                    .map(|a| AgentKey {
-                        role: a.role,
-                        endpoint: EndpointKey {
-                            kind: spec.endpoints[a.endpoint].kind,
-                            url: &spec.endpoints[a.endpoint].url,
-                        },
-                        options: &a.options,
-                    })
-                    .collect(),
-                warmup: spec.warmup.policy,
-                warmup_requests: spec.warmup.requests,
-                between_runs: &spec.between_runs,
-                replicate: c.replicate,
-            };
-            let _ = writeln!(s, "{}", indent(&pretty(&ck)));
-            let _ = writeln!(s, "  workload content (its digest is `workload` above):");
-            let _ = writeln!(s, "{}", indent(&indent(&pretty(&WorkloadKey::of(w)))));
-            let _ = writeln!(s);
-            let _ = writeln!(s, "provenance only (not in the id):");
-            let _ = writeln!(s, "  report          {}", rp.report);
-            let _ = writeln!(
-                s,
-                "  configuration   {}{}",
-                c.id,
-                c.base_id
-                    .as_ref()
-                    .map(|b| format!(" (enumerated as `{b}`)"))
-                    .unwrap_or_default()
-            );
-            let block = &spec.matrix[c.block];
-            let _ = writeln!(
-                s,
-                "  block           matrix[{}]{}",
-                c.block,
-                block
-                    .name
-                    .as_ref()
-                    .map(|n| format!(" `{n}`"))
-                    .unwrap_or_default()
-            );
-            let _ = writeln!(s, "  scenario id     {}", c.scenario);
-            let _ = writeln!(s, "  model id        {}", c.model);
-            let _ = writeln!(
-                s,
-                "  workload id     {}{}",
-                w.id,
-                w.harness
-                    .as_ref()
-                    .map(|h| format!(" (harness {h})"))
-                    .unwrap_or_default()
-            );
-            for a in &c.agents {
-                let e = &spec.endpoints[a.endpoint];
-                let _ = writeln!(
-                    s,
-                    "  agent {:<9} endpoint `{}` on resource `{}`{}",
-                    &*a.id,
-                    e.id,
-                    e.resource,
-                    if e.managed.is_some() {
-                        " (managed)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            let _ = writeln!(
-                s,
-                "  request timeout {} s; retries {}; telemetry {:?} every {} ms",
-                spec.request_timeout_s,
-                spec.retry.retries,
-                spec.telemetry.source,
-                spec.telemetry.period_ms
-            );
+        NodeKind::Single | NodeKind::Isolated | NodeKind::Concurrent => {
+            explain_cell(&mut s, plan, n);
         }
     }
     let deps: Vec<String> = plan
@@ -537,6 +459,89 @@ pub fn explain(plan: &Plan, ni: petgraph::graph::NodeIndex) -> String {
         let _ = writeln!(s, "  ... and {} more", deps.len() - 20);
     }
     s
+}
+
+/// The key of a cell node: its role, repetition and configuration key.
+fn explain_cell(s: &mut String, plan: &Plan, n: &PlanNode) {
+    use std::fmt::Write as _;
+    let spec = &plan.reports[n.report as usize].manifest.spec;
+    let pretty = |v: &dyn erased::Ser| v.to_pretty();
+    let c = plan.cell_config(n);
+    let role = match n.kind {
+        NodeKind::Isolated => format!(
+            "isolated, agent index {} (`{}`)",
+            n.agent,
+            c.agents.get(n.agent as usize).map_or("", |a| &*a.id)
+        ),
+        k => k.name().to_owned(),
+    };
+    let _ = writeln!(s, "key (hashed into the id):");
+    let _ = writeln!(s, "  cell            {role}, repetition {}", n.repetition);
+    let _ = writeln!(s, "  configuration   digest {}", hex32(&c.digest));
+    let w = &spec.workloads[c.workload];
+    let ck = super::expand::config_key(spec, c, hex32(&WorkloadKey::of(w).digest()));
+    let _ = writeln!(s, "{}", indent(&pretty(&ck)));
+    let _ = writeln!(s, "  workload content (its digest is `workload` above):");
+    let _ = writeln!(s, "{}", indent(&indent(&pretty(&WorkloadKey::of(w)))));
+    let _ = writeln!(s);
+    explain_provenance(s, plan, n);
+}
+
+/// `f(v)` for a present value, nothing for an absent one.
+fn suffix<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
+    v.map(f).unwrap_or_default()
+}
+
+/// What a cell node records for provenance only (not part of its id).
+fn explain_provenance(s: &mut String, plan: &Plan, n: &PlanNode) {
+    use std::fmt::Write as _;
+    let rp = &plan.reports[n.report as usize];
+    let spec = &rp.manifest.spec;
+    let c = plan.cell_config(n);
+    let w = &spec.workloads[c.workload];
+    let _ = writeln!(s, "provenance only (not in the id):");
+    let _ = writeln!(s, "  report          {}", rp.report);
+    let _ = writeln!(
+        s,
+        "  configuration   {}{}",
+        c.id,
+        suffix(c.base_id.as_ref(), |b| format!(" (enumerated as `{b}`)"))
+    );
+    let block = &spec.matrix[c.block];
+    let _ = writeln!(
+        s,
+        "  block           matrix[{}]{}",
+        c.block,
+        suffix(block.name.as_ref(), |n| format!(" `{n}`"))
+    );
+    let _ = writeln!(s, "  scenario id     {}", c.scenario);
+    let _ = writeln!(s, "  model id        {}", c.model);
+    let _ = writeln!(
+        s,
+        "  workload id     {}{}",
+        w.id,
+        suffix(w.harness.as_ref(), |h| format!(" (harness {h})"))
+    );
+    for a in &c.agents {
+        let e = &spec.endpoints[a.endpoint];
+        let _ = writeln!(
+            s,
+            "  agent {:<9} endpoint `{}` on resource `{}`{}",
+            &*a.id,
+            e.id,
+            e.resource,
+            if e.managed.is_some() {
+                " (managed)"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  request timeout {} s; retries {}; telemetry {:?} every {} ms",
+        spec.request_timeout_s, spec.retry.retries, spec.telemetry.source, spec.telemetry.period_ms
+    );
 }
 
 fn indent(s: &str) -> String {

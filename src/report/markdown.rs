@@ -8,7 +8,6 @@ use crate::analysis::model::{
     Analysis, Comparison, ConfigRow, Level, Origin, ReportAnalysis, Stat, SummaryRow, Verdict,
     VerdictKind,
 };
-use crate::analysis::select::enum_name;
 
 use super::charts::Figure;
 use super::format::{
@@ -531,7 +530,7 @@ fn summary_table(rows: &[&SummaryRow], group_header: &str) -> String {
             t.row(vec![
                 label,
                 code(&s.metric),
-                enum_name(&s.level),
+                s.level.to_string(),
                 s.n.to_string(),
                 opt(s.mean, dec),
                 opt(s.sd, dec),
@@ -634,7 +633,7 @@ fn comparisons(md: &mut String, heading: &mut impl FnMut(&mut String, &str), cs:
         t.row(vec![
             c.by.clone(),
             code(&c.metric),
-            enum_name(&c.level),
+            c.level.to_string(),
             code(&c.a),
             code(&c.b),
             c.n_a.to_string(),

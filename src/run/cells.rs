@@ -11,26 +11,26 @@ pub(crate) fn resources(plan: &Plan, ni: NodeIndex) -> Vec<String> {
     let spec = &plan.reports[n.report as usize].manifest.spec;
     let mut r: Vec<String> = match n.kind {
         NodeKind::Warmup => {
-            let w = &plan.warmups[n.warmup as usize];
+            let w = plan.warmup_key(n);
             spec.endpoints
                 .iter()
                 .filter(|e| e.url == w.url)
-                .map(|e| e.resource.clone())
+                .map(|e| e.resource.to_string())
                 .collect()
         }
         NodeKind::Isolated => {
-            let c = &plan.configs[n.config as usize];
+            let c = plan.cell_config(n);
             c.agents
                 .get(n.agent as usize)
-                .map(|a| spec.endpoints[a.endpoint].resource.clone())
+                .map(|a| spec.endpoints[a.endpoint].resource.to_string())
                 .into_iter()
                 .collect()
         }
         NodeKind::Single | NodeKind::Concurrent => {
-            let c = &plan.configs[n.config as usize];
+            let c = plan.cell_config(n);
             c.agents
                 .iter()
-                .map(|a| spec.endpoints[a.endpoint].resource.clone())
+                .map(|a| spec.endpoints[a.endpoint].resource.to_string())
                 .collect()
         }
         NodeKind::Analysis | NodeKind::Report => Vec::new(),
@@ -51,18 +51,19 @@ pub(crate) fn node_urls(plan: &Plan, ni: NodeIndex) -> Vec<String> {
     let spec = &plan.reports[n.report as usize].manifest.spec;
     let mut urls: Vec<String> = match n.kind {
         NodeKind::Warmup => plan
-            .warmups
-            .get(n.warmup as usize)
+            .warmup_of(n)
             .map(|w| w.url.clone())
             .into_iter()
             .collect(),
-        NodeKind::Isolated => plan.configs[n.config as usize]
+        NodeKind::Isolated => plan
+            .cell_config(n)
             .agents
             .get(n.agent as usize)
             .map(|a| spec.endpoints[a.endpoint].url.clone())
             .into_iter()
             .collect(),
-        NodeKind::Single | NodeKind::Concurrent => plan.configs[n.config as usize]
+        NodeKind::Single | NodeKind::Concurrent => plan
+            .cell_config(n)
             .agents
             .iter()
             .map(|a| spec.endpoints[a.endpoint].url.clone())
@@ -82,8 +83,8 @@ pub(crate) fn node_urls(plan: &Plan, ni: NodeIndex) -> Vec<String> {
 pub(crate) fn label(plan: &Plan, ni: NodeIndex) -> String {
     let n = &plan.graph[ni];
     let r = &plan.reports[n.report as usize].report;
-    if n.config == crate::plan::NONE {
-        let w = &plan.warmups[n.warmup as usize];
+    if n.config.is_none() {
+        let w = plan.warmup_key(n);
         let o = |x: Option<u32>| x.map_or("default".to_owned(), |v| v.to_string());
         return format!(
             "{} {r} {} gpu={} ctx={}",

@@ -72,9 +72,7 @@ impl ForceSelector {
         match self {
             ForceSelector::All => true,
             ForceSelector::CellPrefix(p) => n.id.hex().starts_with(&p.to_ascii_lowercase()),
-            ForceSelector::Config(v) => {
-                n.config != crate::plan::NONE && *plan.configs[n.config as usize].id == **v
-            }
+            ForceSelector::Config(v) => n.config.is_some() && *plan.cell_config(n).id == **v,
             ForceSelector::Report(v) => plan.reports[n.report as usize].report == *v,
             ForceSelector::Kind(k) => n.kind == *k,
         }

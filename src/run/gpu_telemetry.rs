@@ -6,11 +6,6 @@ use std::time::Duration;
 
 use crate::plan::Plan;
 
-/// The GPU index of a resource such as `local:gpu0` or `gpu3` (used with the local sampler).
-pub(crate) fn gpu_index(resource: &str) -> Option<u32> {
-    crate::plan::resource_gpu(resource)
-}
-
 /// The telemetry source of a campaign and the sampler id of every GPU resource: local GPUs
 /// through the manifest's source, and each endpoint with a `gpu_metrics_url` through its
 /// host's dcgm-exporter.
@@ -23,7 +18,7 @@ pub(crate) fn telemetry_sources(
     let mut ids: HashMap<String, u32> = HashMap::new();
     for rp in &plan.reports {
         for e in &rp.manifest.spec.endpoints {
-            let Some(gpu) = gpu_index(&e.resource) else {
+            let Some(gpu) = e.resource.gpu() else {
                 continue;
             };
             match &e.gpu_metrics_url {
@@ -47,13 +42,13 @@ pub(crate) fn telemetry_sources(
                     };
                     if let Some(k) = k {
                         ids.insert(
-                            e.resource.clone(),
+                            e.resource.to_string(),
                             crate::telemetry::RoutedSource::remote_id(k, gpu),
                         );
                     }
                 }
                 None => {
-                    ids.entry(e.resource.clone()).or_insert(gpu);
+                    ids.entry(e.resource.to_string()).or_insert(gpu);
                 }
             }
         }

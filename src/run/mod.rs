@@ -246,7 +246,7 @@ type LoadedSet = (String, Option<u32>, Option<u32>);
 type Provenance = (Option<String>, Option<String>);
 
 /// Durations and output tokens of agents run alone, by (configuration, repetition, agent).
-pub type IsolatedResults = HashMap<(u32, u32, u8), (f64, u64)>;
+pub type IsolatedResults = HashMap<(Option<u32>, u32, u8), (f64, u64)>;
 
 /// What running cells needs: one client per endpoint URL (Ollama's protocol for `ollama` and
 /// `emulator` endpoints, the OpenAI-compatible one for `openai`), the prepared corpora, what
@@ -344,7 +344,7 @@ impl Runner {
         jobs: &[AgentJob],
     ) -> Vec<Vec<RequestRow>> {
         let spec = &plan.reports[node.report as usize].manifest.spec;
-        let c = &plan.configs[node.config as usize];
+        let c = plan.cell_config(node);
         let mut pre: Vec<Vec<RequestRow>> = vec![Vec::new(); jobs.len()];
         if spec.warmup.policy == crate::manifest::WarmupMode::PerOptionSet {
             for (i, j) in jobs.iter().enumerate() {
@@ -414,14 +414,14 @@ impl Runner {
         let rp = &plan.reports[node.report as usize];
         let spec = &rp.manifest.spec;
         if node.kind == NodeKind::Warmup {
-            let w = &plan.warmups[node.warmup as usize];
+            let w = plan.warmup_key(node);
             self.loaded
                 .lock()
                 .await
                 .insert(w.url.clone(), (w.model_tag.clone(), w.num_gpu, w.num_ctx));
             return run_warmup(plan, node, &self.clients, &self.opts).await;
         }
-        let c = &plan.configs[node.config as usize];
+        let c = plan.cell_config(node);
         let w = &spec.workloads[c.workload];
         let corpus_root = self
             .corpora
@@ -609,7 +609,7 @@ async fn run_warmup(
     clients: &HashMap<String, Arc<Client>>,
     opts: &RunOptions,
 ) -> CellRecord {
-    let w = &plan.warmups[node.warmup as usize];
+    let w = plan.warmup_key(node);
     let spec = &plan.reports[node.report as usize].manifest.spec;
     let started_at = now_unix_ms();
     let t0 = Instant::now();
@@ -679,7 +679,7 @@ fn cell_record(
     started_at_unix_ms: f64,
     opts: &RunOptions,
 ) -> CellRecord {
-    let c = (node.config != crate::plan::NONE).then(|| &plan.configs[node.config as usize]);
+    let c = plan.config_of(node);
     let rp = &plan.reports[node.report as usize];
     let key = CellKey {
         cell_id: node.id.hex(),

@@ -30,7 +30,7 @@ pub(crate) async fn write_provenance(
             let version = client.version().await.ok();
             let emulated = client.is_chimera_emulator().await;
             let gpu = gpu_ids
-                .get(&e.resource)
+                .get(e.resource.as_str())
                 .and_then(|i| devices.iter().find(|d| d.index == *i));
             for m in &spec.models {
                 if !seen.insert((e.url.clone(), m.tag.clone())) {

@@ -259,9 +259,9 @@ fn report_tables(
             e.0 += 1;
             e.1 += usize::from(is_done);
             e.2 += usize::from(is_failed);
-            if n.config != crate::plan::NONE {
+            if n.config.is_some() {
                 let s = by_scenario
-                    .entry(plan.configs[n.config as usize].scenario.to_string())
+                    .entry(plan.cell_config(n).scenario.to_string())
                     .or_default();
                 s.0 += 1;
                 s.1 += usize::from(is_done);
@@ -309,13 +309,13 @@ fn failure_lines(out: &mut String, plan: &Plan, committed: &Committed, last_fail
             .graph
             .node_weights()
             .map(|n| {
-                let what = if n.config == crate::plan::NONE {
+                let what = if n.config.is_none() {
                     n.kind.name().to_owned()
                 } else {
                     format!(
                         "{} {} rep {}",
                         n.kind.name(),
-                        plan.configs[n.config as usize].id,
+                        plan.cell_config(n).id,
                         n.repetition
                     )
                 };

@@ -1,0 +1,121 @@
+//! The commands that read or fill a campaign store: `status`, `compact`, `analyze`, `report`
+//! and `import`.
+
+use crate::cli::{AnalyzeArgs, CompactArgs, ImportArgs, ImportSource, ReportArgs, StatusArgs};
+use crate::error::Error;
+use crate::{analysis, import, report, store, table};
+
+use super::with_stdout;
+
+/// `chimera status`: a campaign's progress, failures and what a resume would do.
+pub(super) fn status(args: &StatusArgs) -> Result<(), Error> {
+    let s = &args.select;
+    let text = store::status(&s.data, s.campaign.as_deref(), args.verify)?;
+    with_stdout(|out| out.write_all(text.as_bytes()).map_err(Error::Output))
+}
+
+/// The campaign `--campaign` names, or the only one of the data directory.
+fn only_campaign(data: &std::path::Path, campaign: Option<&str>) -> Result<String, Error> {
+    if let Some(n) = campaign {
+        return Ok(n.to_owned());
+    }
+    match store::campaigns(data).as_slice() {
+        [one] => Ok(one.clone()),
+        other => Err(Error::Status(store::StatusError::Choose(format!(
+            "`{}` holds {} campaign(s){}\n  = help: pick one with --campaign NAME",
+            data.display(),
+            other.len(),
+            if other.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", other.join(", "))
+            }
+        )))),
+    }
+}
+
+/// `chimera compact`: the hive-partitioned `tables/` of one campaign.
+pub(super) fn compact(args: &CompactArgs) -> Result<(), Error> {
+    let s = &args.select;
+    let name = only_campaign(&s.data, s.campaign.as_deref())?;
+    let dir = s.data.join(&name);
+    let summary = table::compact(&dir).map_err(Error::Table)?;
+    with_stdout(|out| {
+        writeln!(
+            out,
+            "compacted {} cell(s) of {} report(s) into {}",
+            summary.cell_dirs,
+            summary.reports.len(),
+            dir.join("tables").display()
+        )
+        .map_err(Error::Output)?;
+        for (t, n) in &summary.rows {
+            writeln!(out, "  {t:<10} {n} row(s)").map_err(Error::Output)?;
+        }
+        Ok(())
+    })
+}
+
+/// `chimera analyze`: statistics and verdicts, written beside each campaign and printed.
+pub(super) fn analyze(args: &AnalyzeArgs) -> Result<(), Error> {
+    let s = &args.select;
+    let done = analysis::analyze(&s.data, s.campaign.as_deref(), s.report.as_deref())?;
+    with_stdout(|out| {
+        for (dir, a) in &done {
+            let files = analysis::write_outputs(dir, a)?;
+            out.write_all(analysis::render::text(a, args.verbose).as_bytes())
+                .map_err(Error::Output)?;
+            writeln!(
+                out,
+                "  tables: {}",
+                files[0].parent().unwrap_or(dir).display()
+            )
+            .map_err(Error::Output)?;
+        }
+        Ok(())
+    })
+}
+
+/// `chimera report`: Markdown reports with charts; prints the path of each.
+pub(super) fn report(args: &ReportArgs) -> Result<(), Error> {
+    let s = &args.select;
+    let done = analysis::analyze(&s.data, s.campaign.as_deref(), s.report.as_deref())?;
+    let several = done.len() > 1;
+    with_stdout(|out| {
+        for (dir, a) in &done {
+            analysis::write_outputs(dir, a)?;
+            let out_dir = match &args.out {
+                Some(o) if several => o.join(&a.campaign),
+                Some(o) => o.clone(),
+                None => dir.join("report"),
+            };
+            for w in report::write_reports(a, &out_dir).map_err(Error::Report)? {
+                writeln!(out, "{}", w.markdown.display()).map_err(Error::Output)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `chimera import`: the original reports' raw results into a campaign.
+pub(super) fn import(args: ImportArgs) -> Result<(), Error> {
+    match args.source {
+        ImportSource::Chimeraforge(a) => {
+            let manifest = import::resolve_manifest(
+                &a.report,
+                a.manifest.as_deref(),
+                std::path::Path::new("experiments"),
+            )?;
+            let summary = import::import_chimeraforge(&import::ImportOptions {
+                source: a.dir,
+                manifest,
+                data: a.store.data,
+                campaign: a.campaign,
+            })?;
+            with_stdout(|out| {
+                out.write_all(summary.render().as_bytes())
+                    .map_err(Error::Output)
+            })
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The closed vocabularies of the manifest: endpoint kinds, roles, scenario kinds, runtimes,
+//! languages, and the metrics, statistics and levels a reference names. Each name is written
+//! once, for serde and for `Display`/`FromStr` alike.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Server protocol.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointKind {
+    /// Ollama's native API (`/api/generate`, `/api/chat`).
+    Ollama,
+    /// OpenAI-compatible API (llama.cpp `llama-server`, vLLM).
+    Openai,
+    /// `chimera emulate`: a deterministic Ollama-protocol test instrument, never an LLM.
+    Emulator,
+}
+
+/// Agent role: which prompts an agent uses.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// DataCollector persona (agent A of the multi-agent harnesses).
+    Collector,
+    /// InsightAgent persona (agent B of the multi-agent harnesses).
+    Insight,
+    /// The baseline agent of the single-agent harnesses.
+    Baseline,
+    /// The "Chimera" agent of the single-agent harnesses.
+    Chimera,
+    /// A plain single-inference client (TR108).
+    Client,
+}
+
+/// Scenario kinds of the reports.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioKind {
+    /// Single-agent runs (agents, if several, run one after the other).
+    Single,
+    /// Agent A on server defaults, agent B with the configuration's options.
+    BaselineVsChimera,
+    /// Both agents with options, different per agent.
+    ChimeraHetero,
+    /// Both agents with the same options.
+    ChimeraHomo,
+}
+
+/// Async runtime variant of the Rust multi-agent harness (TR115).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    /// `#[tokio::main]` multi-thread with `try_join!`.
+    TokioDefault,
+    /// Both agents polled in one task under a `LocalSet`.
+    TokioLocalset,
+    /// async-std; the original serialised the agents with a mutex.
+    AsyncStd,
+    /// smol with a Tokio bridge for HTTP.
+    Smol,
+    /// smol with the stream re-chunked to 1 KiB (later TTFT).
+    #[serde(rename = "smol-1kb")]
+    #[strum(serialize = "smol-1kb")]
+    Smol1kb,
+}
+
+/// Language of the original harness a configuration reproduces.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Language {
+    /// The Rust harnesses (H5, H6).
+    Rust,
+    /// The Python harnesses (H1–H4).
+    Python,
+}
+
+/// Metrics a reference can name (definitions in the design document, §7).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Σ agent durations during the concurrent run / wall × 100 / N.
+    PublishedEfficiencyPct,
+    /// Σ agent durations during the concurrent run / wall.
+    PublishedSpeedup,
+    /// Σ isolated agent durations / concurrent wall × 100 / N.
+    TrueEfficiencyPct,
+    /// Σ isolated agent durations / concurrent wall.
+    TrueSpeedup,
+    /// Published contention flag: published speedup < 1.5 (count or share).
+    Contention,
+    /// eval_count / eval_duration, tokens per second.
+    ThroughputTokS,
+    /// Client time to the first non-empty chunk (or the report's variant), ms.
+    TtftMs,
+    /// Server load duration, ms.
+    LoadMs,
+    /// Output tokens.
+    OutputTokens,
+    /// Agent B − agent A throughput, tok/s.
+    ThroughputDeltaTokS,
+    /// Agent A − agent B TTFT, ms (Rust sign convention).
+    TtftDeltaMs,
+    /// Concurrent wall time, s.
+    WallS,
+    /// (chimera − baseline) / baseline × 100 for throughput.
+    ThroughputImprovementPct,
+    /// (baseline − chimera) / baseline × 100 for TTFT.
+    TtftReductionPct,
+    /// Share of configurations where the chimera agent beats the baseline agent, %.
+    SuccessRatePct,
+    /// Files the ingest step found.
+    FilesIngested,
+    /// One agent's execution time within a run (ingest + calls), s.
+    AgentDurationS,
+    /// The automated report-quality score of TR109 (weights 0.30/0.25/0.25/0.20).
+    ReportQualityScore,
+}
+
+/// Statistics a reference can name.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Statistic {
+    /// Arithmetic mean.
+    Mean,
+    /// Median (linear interpolation).
+    Median,
+    /// Sample standard deviation (n − 1).
+    Sd,
+    /// SD / mean × 100.
+    CvPct,
+    /// Minimum.
+    Min,
+    /// Maximum.
+    Max,
+    /// Number of rows (for `contention`: rows flagged).
+    Count,
+    /// Share of rows, % (for `contention`: rows flagged).
+    SharePct,
+    /// Sum over rows.
+    Sum,
+    /// The `percentile` given beside it.
+    Percentile,
+}
+
+/// The level a statistic is taken over.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Every run (cell) counts once.
+    #[default]
+    Run,
+    /// First the mean per configuration, then the statistic over those means.
+    Config,
+    /// Every agent run counts once.
+    Agent,
+    /// Every LLM request counts once.
+    Request,
+}
+
+#[cfg(test)]
+mod names {
+    use super::*;
+
+    /// The names `Display` writes and `FromStr` reads are the manifest's (serde's) names.
+    #[test]
+    fn enum_names_match_the_manifest() {
+        fn same<T>(all: &[T])
+        where
+            T: serde::Serialize
+                + std::fmt::Display
+                + std::str::FromStr
+                + PartialEq
+                + std::fmt::Debug,
+        {
+            for v in all {
+                let serde_name = serde_json::to_value(v).ok();
+                assert_eq!(
+                    serde_name.as_ref().and_then(|n| n.as_str()),
+                    Some(v.to_string().as_str())
+                );
+                assert_eq!(v.to_string().parse::<T>().ok().as_ref(), Some(v));
+            }
+        }
+        same(&[
+            EndpointKind::Ollama,
+            EndpointKind::Openai,
+            EndpointKind::Emulator,
+        ]);
+        same(&[
+            Role::Collector,
+            Role::Insight,
+            Role::Baseline,
+            Role::Chimera,
+            Role::Client,
+        ]);
+        same(&[
+            ScenarioKind::Single,
+            ScenarioKind::BaselineVsChimera,
+            ScenarioKind::ChimeraHetero,
+            ScenarioKind::ChimeraHomo,
+        ]);
+        same(&[
+            Runtime::TokioDefault,
+            Runtime::TokioLocalset,
+            Runtime::AsyncStd,
+            Runtime::Smol,
+            Runtime::Smol1kb,
+        ]);
+        same(&[Language::Rust, Language::Python]);
+        same(&[Level::Run, Level::Config, Level::Agent, Level::Request]);
+        same(&[
+            Statistic::Mean,
+            Statistic::Median,
+            Statistic::Sd,
+            Statistic::CvPct,
+            Statistic::Min,
+            Statistic::Max,
+            Statistic::Count,
+            Statistic::SharePct,
+            Statistic::Sum,
+            Statistic::Percentile,
+        ]);
+        same(&[
+            Metric::PublishedEfficiencyPct,
+            Metric::PublishedSpeedup,
+            Metric::TrueEfficiencyPct,
+            Metric::TrueSpeedup,
+            Metric::Contention,
+            Metric::ThroughputTokS,
+            Metric::TtftMs,
+            Metric::LoadMs,
+            Metric::OutputTokens,
+            Metric::ThroughputDeltaTokS,
+            Metric::TtftDeltaMs,
+            Metric::WallS,
+            Metric::ThroughputImprovementPct,
+            Metric::TtftReductionPct,
+            Metric::SuccessRatePct,
+            Metric::FilesIngested,
+            Metric::AgentDurationS,
+            Metric::ReportQualityScore,
+        ]);
+    }
+}
