@@ -189,6 +189,16 @@ impl Case {
         }
     }
 
+    /// Runs chimera, which must refuse with exit code 2 and say each of `wants`.
+    fn refused(&self, manifest: &Path, wants: &[&str]) -> Out {
+        let out = self.run(manifest, &[]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        for want in wants {
+            assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
+        }
+        out
+    }
+
     /// Pids of live processes whose command line names this test's profile.
     fn servers(&self) -> Vec<(u32, String)> {
         procs_with(&self.profile.display().to_string())
@@ -212,6 +222,26 @@ impl Case {
             .into_iter()
             .filter(|e| e["event"] == name)
             .collect()
+    }
+
+    /// The `host` column of the campaign's provenance table, asserted non-empty.
+    fn provenance_hosts(&self) -> Vec<String> {
+        let batches = chimera::table::read_parquet(&self.campaign_dir().join("provenance.parquet"))
+            .expect("provenance");
+        let hosts: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let col = b
+                    .column_by_name("host")
+                    .expect("host column")
+                    .as_string::<i32>();
+                (0..col.len())
+                    .map(|i| col.value(i).to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(!hosts.is_empty());
+        hosts
     }
 
     /// Committed cell directories.
@@ -322,21 +352,7 @@ fn two_managed_emulators_run_a_campaign_and_are_stopped() {
     assert!(log.contains("TEST INSTRUMENT"), "{log}");
     assert!(log.contains("=== chimera"), "{log}");
     // Provenance says the server was managed.
-    let batches = chimera::table::read_parquet(&case.campaign_dir().join("provenance.parquet"))
-        .expect("provenance");
-    let hosts: Vec<String> = batches
-        .iter()
-        .flat_map(|b| {
-            let col = b
-                .column_by_name("host")
-                .expect("host column")
-                .as_string::<i32>();
-            (0..col.len())
-                .map(|i| col.value(i).to_owned())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    assert!(!hosts.is_empty());
+    let hosts = case.provenance_hosts();
     assert!(
         hosts
             .iter()
@@ -601,18 +617,17 @@ fn unset_variables_and_missing_programs_are_refused_before_anything_runs() {
         program: Some("${CHIMERA_TEST_SURELY_UNSET_VAR}"),
         ..Spec::default()
     });
-    let out = case.run(&manifest, &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    for want in [
-        "endpoint `emu_a`",
-        "`managed.command[0]`",
-        "${CHIMERA_TEST_SURELY_UNSET_VAR}",
-        "is not set",
-        "export `CHIMERA_TEST_SURELY_UNSET_VAR`",
-        "nothing was run",
-    ] {
-        assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
-    }
+    case.refused(
+        &manifest,
+        &[
+            "endpoint `emu_a`",
+            "`managed.command[0]`",
+            "${CHIMERA_TEST_SURELY_UNSET_VAR}",
+            "is not set",
+            "export `CHIMERA_TEST_SURELY_UNSET_VAR`",
+            "nothing was run",
+        ],
+    );
     assert_eq!(case.committed(), 0);
     assert!(case.events("server_started").is_empty());
 
@@ -678,17 +693,16 @@ fn servers_that_never_answer_fail_with_their_log() {
         profile: Some(&missing),
         ..Spec::default()
     });
-    let out = case.run(&manifest, &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    for want in [
-        "endpoint `emu_a`",
-        "exited with exit code 2 before it answered",
-        "last lines of",
-        "emu_a.log",
-        "cannot read profile",
-    ] {
-        assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
-    }
+    case.refused(
+        &manifest,
+        &[
+            "endpoint `emu_a`",
+            "exited with exit code 2 before it answered",
+            "last lines of",
+            "emu_a.log",
+            "cannot read profile",
+        ],
+    );
     assert_eq!(case.committed(), 0);
 
     // Listening on another port than the endpoint's URL: a timeout, then stopped.
@@ -699,15 +713,14 @@ fn servers_that_never_answer_fail_with_their_log() {
         ..Spec::default()
     });
     let t0 = Instant::now();
-    let out = case.run(&manifest, &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    for want in [
-        "did not answer within 1 s (last probe:",
-        "startup_timeout_s",
-        &format!("127.0.0.1:{elsewhere}"),
-    ] {
-        assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
-    }
+    case.refused(
+        &manifest,
+        &[
+            "did not answer within 1 s (last probe:",
+            "startup_timeout_s",
+            &format!("127.0.0.1:{elsewhere}"),
+        ],
+    );
     assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
     case.assert_no_server_left("after a start-up timeout");
 }
@@ -718,16 +731,15 @@ fn a_port_in_use_is_refused() {
     let case = Case::new(FAST);
     let manifest = case.manifest(&Spec::default());
     let _squatter = TcpListener::bind(("127.0.0.1", case.ports[1])).expect("bind");
-    let out = case.run(&manifest, &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    for want in [
-        "endpoint `emu_b`",
-        &format!("something already answers at 127.0.0.1:{}", case.ports[1]),
-        "port in use",
-        "stop that server, or remove `managed`",
-    ] {
-        assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
-    }
+    case.refused(
+        &manifest,
+        &[
+            "endpoint `emu_b`",
+            &format!("something already answers at 127.0.0.1:{}", case.ports[1]),
+            "port in use",
+            "stop that server, or remove `managed`",
+        ],
+    );
     assert!(case.events("server_started").is_empty());
     case.assert_no_server_left("after the refusal");
 }
@@ -1006,11 +1018,10 @@ fn unmanaged_runs_a_managed_manifest_against_running_servers() {
         program: Some("/nonexistent/never-started"),
         ..Spec::default()
     });
-    let refused = case.run(&manifest, &[]);
-    assert_eq!(refused.code, 2, "{}", refused.stderr);
-    for want in ["port in use", "pass `--unmanaged` to `chimera run`"] {
-        assert!(refused.stderr.contains(want), "{want}:\n{}", refused.stderr);
-    }
+    case.refused(
+        &manifest,
+        &["port in use", "pass `--unmanaged` to `chimera run`"],
+    );
     assert_eq!(case.committed(), 0);
 
     let out = case.run(&manifest, &["--unmanaged"]);
@@ -1029,21 +1040,7 @@ fn unmanaged_runs_a_managed_manifest_against_running_servers() {
     assert!(case.events("server_stopped").is_empty());
     assert!(!case.campaign_dir().join("servers").exists());
     // Provenance does not claim chimera managed these servers.
-    let batches = chimera::table::read_parquet(&case.campaign_dir().join("provenance.parquet"))
-        .expect("provenance");
-    let hosts: Vec<String> = batches
-        .iter()
-        .flat_map(|b| {
-            let col = b
-                .column_by_name("host")
-                .expect("host column")
-                .as_string::<i32>();
-            (0..col.len())
-                .map(|i| col.value(i).to_owned())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    assert!(!hosts.is_empty());
+    let hosts = case.provenance_hosts();
     assert!(hosts.iter().all(|h| !h.contains("managed")), "{hosts:?}");
     drop(emu);
 }
