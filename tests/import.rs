@@ -577,7 +577,7 @@ fn the_command_line_imports_and_exits_2_on_bad_input() {
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("5 already committed"), "{}", run.stdout);
-    let run = chimera(&[
+    chimera(&[
         "import",
         "chimeraforge",
         &src_s,
@@ -585,12 +585,10 @@ fn the_command_line_imports_and_exits_2_on_bad_input() {
         "TR110",
         "--data",
         &data_s,
-    ]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("does not look like"), "{}", run.stderr);
-    let run = chimera(&["import", "chimeraforge", &src_s, "--report", "TR999"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("no manifest at"), "{}", run.stderr);
+    ])
+    .assert_refused(&["does not look like"]);
+    chimera(&["import", "chimeraforge", &src_s, "--report", "TR999"])
+        .assert_refused(&["no manifest at"]);
 }
 
 /// `chimera import chimeraforge SRC --report tr114 --data DATA` as a child process under a

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, AsArray};
 use serde_json::Value;
 
-use crate::support::{Manifest, pair_config};
+use crate::support::{Manifest, pair_config, write_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chimera");
 const CAMPAIGN: &str = "managed";
@@ -93,8 +93,7 @@ fn free_port() -> u16 {
 impl Case {
     fn new(profile: &str) -> Case {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("managed-test-profile.yaml");
-        fs::write(&path, profile).expect("profile");
+        let path = write_file(dir.path(), "managed-test-profile.yaml", profile);
         let a = free_port();
         let mut b = free_port();
         while b == a {
