@@ -198,6 +198,42 @@ impl Case {
         out
     }
 
+    /// Spawns `chimera run` on `manifest`, its stderr written to `run.log` (see `run_log`).
+    fn spawn_logged(&self, manifest: &Path) -> Child {
+        let stderr = fs::File::create(self.dir.path().join("run.log")).expect("log");
+        self.command(manifest, &[])
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn chimera run")
+    }
+
+    /// What the run spawned by `spawn_logged` wrote to stderr so far.
+    fn run_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("run.log")).unwrap_or_default()
+    }
+
+    /// Waits up to 20 s for `n` committed cells in the journal.
+    fn wait_for_commits(&self, n: usize) {
+        let committed = wait_for(Duration::from_secs(20), || {
+            self.events("cell_committed").len() >= n
+        });
+        assert!(committed, "no cell committed");
+    }
+
+    /// The pid of the one server process listening on `emu_a`'s port.
+    fn server_of_emu_a(&self) -> u32 {
+        let listen = format!("--listen 127.0.0.1:{} ", self.ports[0]);
+        let victim: Vec<u32> = self
+            .servers()
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains(&listen))
+            .map(|(pid, _)| pid)
+            .collect();
+        assert_eq!(victim.len(), 1, "{:?}", self.servers());
+        victim[0]
+    }
+
     /// Pids of live processes whose command line names this test's profile.
     fn servers(&self) -> Vec<(u32, String)> {
         procs_with(&self.profile.display().to_string())
@@ -427,21 +463,12 @@ models:
 fn ctrl_c_stops_the_managed_servers() {
     let case = Case::new(SLOW);
     let manifest = case.manifest(&Spec::default());
-    let stderr = fs::File::create(case.dir.path().join("run.log")).expect("log");
-    let mut child = case
-        .command(&manifest, &[])
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn chimera run");
-    let committed = wait_for(Duration::from_secs(20), || {
-        !case.events("cell_committed").is_empty()
-    });
-    assert!(committed, "no cell committed");
+    let mut child = case.spawn_logged(&manifest);
+    case.wait_for_commits(1);
     assert_eq!(case.servers().len(), 2, "{:?}", case.servers());
     signal(child.id(), rustix::process::Signal::INT);
     let st = wait_exit(&mut child, Duration::from_secs(20));
-    let log = fs::read_to_string(case.dir.path().join("run.log")).unwrap_or_default();
+    let log = case.run_log();
     assert_eq!(st.code(), Some(130), "{log}");
     case.assert_no_server_left("after Ctrl-C");
     assert_eq!(case.events("interrupted").len(), 1, "{log}");
@@ -457,16 +484,8 @@ fn ctrl_c_stops_the_managed_servers() {
 fn servers_left_by_a_killed_run_are_stopped_by_the_next_run() {
     let case = Case::new(SLOW);
     let manifest = case.manifest(&Spec::default());
-    let mut child = case
-        .command(&manifest, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn chimera run");
-    let committed = wait_for(Duration::from_secs(20), || {
-        !case.events("cell_committed").is_empty()
-    });
-    assert!(committed, "no cell committed");
+    let mut child = case.spawn_logged(&manifest);
+    case.wait_for_commits(1);
     signal(child.id(), rustix::process::Signal::KILL);
     let _ = wait_exit(&mut child, Duration::from_secs(10));
     let left = case.servers();
@@ -504,29 +523,12 @@ fn a_managed_server_killed_mid_campaign_is_restarted() {
         reps: 3,
         ..Spec::default()
     });
-    let stderr_path = case.dir.path().join("run.log");
-    let stderr = fs::File::create(&stderr_path).expect("log");
-    let mut child = case
-        .command(&manifest, &[])
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn chimera run");
-    let listen = format!("--listen 127.0.0.1:{} ", case.ports[0]);
-    let committed = wait_for(Duration::from_secs(20), || {
-        case.events("cell_committed").len() >= 2
-    });
-    assert!(committed, "no cell committed");
-    let victim: Vec<u32> = case
-        .servers()
-        .into_iter()
-        .filter(|(_, cmd)| cmd.contains(&listen))
-        .map(|(pid, _)| pid)
-        .collect();
-    assert_eq!(victim.len(), 1, "{:?}", case.servers());
-    signal(victim[0], rustix::process::Signal::KILL);
+    let mut child = case.spawn_logged(&manifest);
+    case.wait_for_commits(2);
+    let victim = case.server_of_emu_a();
+    signal(victim, rustix::process::Signal::KILL);
     let st = wait_exit(&mut child, Duration::from_secs(60));
-    let log = fs::read_to_string(&stderr_path).unwrap_or_default();
+    let log = case.run_log();
     assert_eq!(st.code(), Some(0), "{log}");
     let restarted = case.events("server_restarted");
     assert_eq!(restarted.len(), 1, "{restarted:?}\n{log}");
@@ -563,32 +565,13 @@ fn a_managed_server_killed_mid_campaign_is_restarted() {
 fn a_server_that_cannot_be_restarted_fails_only_its_cells() {
     let case = Case::new(SLOW);
     let manifest = case.manifest(&Spec::default());
-    let stderr_path = case.dir.path().join("run.log");
-    let stderr = fs::File::create(&stderr_path).expect("log");
-    let mut child = case
-        .command(&manifest, &[])
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn chimera run");
-    let listen = format!("--listen 127.0.0.1:{} ", case.ports[0]);
-    assert!(
-        wait_for(Duration::from_secs(20), || !case
-            .events("cell_committed")
-            .is_empty()),
-        "no cell committed"
-    );
-    let victim: Vec<u32> = case
-        .servers()
-        .into_iter()
-        .filter(|(_, cmd)| cmd.contains(&listen))
-        .map(|(pid, _)| pid)
-        .collect();
-    assert_eq!(victim.len(), 1, "{:?}", case.servers());
+    let mut child = case.spawn_logged(&manifest);
+    case.wait_for_commits(1);
+    let victim = case.server_of_emu_a();
     fs::remove_file(&case.profile).expect("remove the profile");
-    signal(victim[0], rustix::process::Signal::KILL);
+    signal(victim, rustix::process::Signal::KILL);
     let st = wait_exit(&mut child, Duration::from_secs(60));
-    let log = fs::read_to_string(&stderr_path).unwrap_or_default();
+    let log = case.run_log();
     assert_eq!(st.code(), Some(1), "{log}");
     let down: Vec<Value> = case
         .events("cell_failed")
