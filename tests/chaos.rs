@@ -16,7 +16,10 @@ use arrow::array::{Array, AsArray};
 use chimera::plan::SplitMix64;
 use serde_json::Value;
 
-use crate::support::{Emulator, Manifest, chimera, chimera_cmd, homo_config, s, single_config};
+use crate::support::{
+    Emulator, Manifest, chimera, chimera_cmd, fast_profile, homo_config, s, single_config,
+    write_file,
+};
 
 const PAUSE_ENV: &str = "CHIMERA_TEST_COMMIT_PAUSE_MS";
 const CAMPAIGN: &str = "chaos";
@@ -162,17 +165,6 @@ fn unit(rng: &mut SplitMix64) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-const CHAOS_PROFILE: &str = "
-seed: 7
-shared_gpu: false
-models:
-  - name: gemma3:270m
-    load_ms: 2
-    prompt_tok_s: 1000000
-    output_tok_s: 4000
-    output_tokens: 8
-";
-
 /// TR114-shaped: 4 configurations × 3 repetitions of chimera_homo on two emulator listeners
 /// (two resources, so isolated cells run in parallel): 24 isolated + 12 concurrent cells and
 /// 8 warm-ups.
@@ -203,9 +195,12 @@ fn chaos_manifest(a: SocketAddr, b: SocketAddr) -> String {
 fn kill_9_at_random_instants_then_resume_matches_an_uninterrupted_run() {
     let started = Instant::now();
     let t = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(t.path(), "chaos", CHAOS_PROFILE, 2);
-    let manifest = t.path().join("tr914.yaml");
-    fs::write(&manifest, chaos_manifest(emu.addrs[0], emu.addrs[1])).expect("manifest");
+    let emu = Emulator::start(t.path(), "chaos", &fast_profile(7), 2);
+    let manifest = write_file(
+        t.path(),
+        "tr914.yaml",
+        &chaos_manifest(emu.addrs[0], emu.addrs[1]),
+    );
     let (data_a, data_b) = (t.path().join("a"), t.path().join("b"));
     let (cells_a, cells_b) = (
         data_a.join(CAMPAIGN).join("cells"),
@@ -480,8 +475,7 @@ fn fault_manifest(a: SocketAddr) -> String {
 fn transient_faults_are_retried_and_permanent_ones_reported() {
     let t = tempfile::tempdir().expect("tempdir");
     let emu = Emulator::start(t.path(), "faults", FAULT_PROFILE, 1);
-    let manifest = t.path().join("tr915.yaml");
-    fs::write(&manifest, fault_manifest(emu.addrs[0])).expect("manifest");
+    let manifest = write_file(t.path(), "tr915.yaml", &fault_manifest(emu.addrs[0]));
     let data = t.path().join("data");
 
     let plan = chimera(&["plan", s(&manifest), "--format", "json"]);
@@ -666,8 +660,7 @@ fn slow_manifest(a: SocketAddr) -> String {
 fn a_second_run_on_a_locked_campaign_exits_2_and_the_first_completes() {
     let t = tempfile::tempdir().expect("tempdir");
     let emu = Emulator::start(t.path(), "slow", SLOW_PROFILE, 1);
-    let manifest = t.path().join("tr916.yaml");
-    fs::write(&manifest, slow_manifest(emu.addrs[0])).expect("manifest");
+    let manifest = write_file(t.path(), "tr916.yaml", &slow_manifest(emu.addrs[0]));
     let data = t.path().join("data");
     let dir = data.join(CAMPAIGN);
 
@@ -691,18 +684,12 @@ fn a_second_run_on_a_locked_campaign_exits_2_and_the_first_completes() {
         first.try_wait().expect("try_wait").is_none(),
         "the first run must still be running for this test to mean anything"
     );
-    assert_eq!(second.code, 2, "{}", second.stderr);
-    assert!(second.stderr.contains(s(&dir)), "{}", second.stderr);
-    assert!(
-        second.stderr.contains("is in use by another `chimera run`"),
-        "{}",
-        second.stderr
-    );
-    assert!(
-        second.stderr.contains(&format!("pid {}", first.id())),
-        "names the holder: {}",
-        second.stderr
-    );
+    // The pid names the holder.
+    second.assert_refused(&[
+        s(&dir),
+        "is in use by another `chimera run`",
+        &format!("pid {}", first.id()),
+    ]);
 
     let out = first.wait_with_output().expect("wait for the first run");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -752,12 +739,11 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
 #[test]
 fn a_newer_store_format_is_refused_and_left_untouched() {
     let t = tempfile::tempdir().expect("tempdir");
-    let manifest = t.path().join("tr916.yaml");
-    fs::write(
-        &manifest,
-        slow_manifest("127.0.0.1:9".parse().expect("addr")),
-    )
-    .expect("manifest");
+    let manifest = write_file(
+        t.path(),
+        "tr916.yaml",
+        &slow_manifest("127.0.0.1:9".parse().expect("addr")),
+    );
     let data = t.path().join("data");
     let dir = data.join(CAMPAIGN);
     let cell = dir.join("cells").join("0123456789abcdef0123456789abcdef");
@@ -784,16 +770,11 @@ fn a_newer_store_format_is_refused_and_left_untouched() {
     .expect("journal");
     let before = snapshot(&dir);
 
-    let run = chimera(&run_args(&manifest, &data));
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains(s(&dir)), "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("has store format 99, but this chimera supports up to 1"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("upgrade chimera"), "{}", run.stderr);
+    chimera(&run_args(&manifest, &data)).assert_refused(&[
+        s(&dir),
+        "has store format 99, but this chimera supports up to 1",
+        "upgrade chimera",
+    ]);
 
     let mut after = snapshot(&dir);
     // BUG (reported, src/store/mod.rs `Campaign::open`): the lock is taken (creating and
@@ -805,9 +786,8 @@ fn a_newer_store_format_is_refused_and_left_untouched() {
         after.keys().collect::<Vec<_>>()
     );
     assert!(before == after, "the campaign's files changed");
-    let st = chimera(&["status", "--data", s(&data), "--campaign", CAMPAIGN]);
-    assert_eq!(st.code, 2, "{}", st.stderr);
-    assert!(st.stderr.contains("store format 99"), "{}", st.stderr);
+    chimera(&["status", "--data", s(&data), "--campaign", CAMPAIGN])
+        .assert_refused(&["store format 99"]);
 }
 
 /// A data directory that cannot be created (under /proc; root ignores permission bits) is an
@@ -816,24 +796,15 @@ fn a_newer_store_format_is_refused_and_left_untouched() {
 #[test]
 fn an_unwritable_data_directory_exits_2_naming_the_path_and_the_fix() {
     let t = tempfile::tempdir().expect("tempdir");
-    let manifest = t.path().join("tr916.yaml");
-    fs::write(
-        &manifest,
-        slow_manifest("127.0.0.1:9".parse().expect("addr")),
-    )
-    .expect("manifest");
+    let manifest = write_file(
+        t.path(),
+        "tr916.yaml",
+        &slow_manifest("127.0.0.1:9".parse().expect("addr")),
+    );
     let data = Path::new("/proc/chimera-chaos-test/data");
-    let run = chimera(&run_args(&manifest, data));
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("/proc/chimera-chaos-test/data"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("pass --data to a writable directory"),
-        "{}",
-        run.stderr
-    );
+    chimera(&run_args(&manifest, data)).assert_refused(&[
+        "/proc/chimera-chaos-test/data",
+        "pass --data to a writable directory",
+    ]);
     assert!(!data.exists());
 }

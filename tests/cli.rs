@@ -1,6 +1,6 @@
 //! The command line end to end: exit codes, schema, formats, explain.
 
-use crate::support::{chimera, root, yaml_files};
+use crate::support::{chimera, root, write_file, yaml_files};
 
 #[test]
 fn analysis_commands_reject_a_manifest_path_with_usage_help() {
@@ -57,8 +57,11 @@ fn schema_and_loader_agree_on_top_level_keys() {
     let text = std::fs::read_to_string(root().join("experiments/tr108.yaml")).expect("tr108");
     let full: serde_json::Value = serde_saphyr::from_str(&text).expect("YAML");
     // The whole manifest, re-written as JSON (which YAML reads), validates.
-    let whole = t.path().join("tr108.yaml");
-    std::fs::write(&whole, serde_json::to_string(&full).expect("json")).expect("write");
+    let whole = write_file(
+        t.path(),
+        "tr108.yaml",
+        &serde_json::to_string(&full).expect("json"),
+    );
     let ok = chimera(&["validate", whole.to_str().expect("utf-8")]);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     for key in &required {
@@ -74,24 +77,14 @@ fn schema_and_loader_agree_on_top_level_keys() {
 
 #[test]
 fn bad_flags_are_usage_errors() {
-    let run = chimera(&["plan", "experiments/tr114.yaml", "--format", "xml"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("possible values: text, json, dot"),
-        "{}",
-        run.stderr
-    );
+    chimera(&["plan", "experiments/tr114.yaml", "--format", "xml"])
+        .assert_refused(&["possible values: text, json, dot"]);
 }
 
 #[test]
 fn explain_unknown_prefix_is_invalid_input() {
-    let run = chimera(&["plan", "experiments/tr114.yaml", "--explain", "zzzz"]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("no node id starts with `zzzz`"),
-        "{}",
-        run.stderr
-    );
+    chimera(&["plan", "experiments/tr114.yaml", "--explain", "zzzz"])
+        .assert_refused(&["no node id starts with `zzzz`"]);
 }
 
 #[test]

@@ -125,38 +125,60 @@ const OLLAMA_EMPTY: &str = "{\"model\":\"flood\",\"response\":\"\",\"done\":fals
 const SSE_TOKEN: &str = "data: {\"choices\":[{\"index\":0,\"text\":\"a\"}]}\n\n";
 const SSE_COMMENT: &str = ": ping\n";
 
+/// Floods a client with `line` served as `content_type` (an OpenAI client for
+/// `text/event-stream`, an Ollama one otherwise); the request must end in the cap error.
+async fn flooded(
+    content_type: &'static str,
+    line: &'static str,
+    api: Api,
+    what: &str,
+) -> RequestRecord {
+    let (addr, hung_up) = flood_server(content_type, line).await;
+    let url = format!("http://{addr}");
+    let req = request(api);
+    let rec = if content_type == "text/event-stream" {
+        let client = OpenAiClient::new(&url).expect("client");
+        probe(client.send(&req), &hung_up).await
+    } else {
+        let client = OllamaClient::new(&url).expect("client");
+        probe(client.send(&req), &hung_up).await
+    };
+    assert_capped(&rec, line, what);
+    rec
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ollama_one_byte_tokens_end_in_the_cap_error_with_bounded_gaps() {
-    let (addr, hung_up) = flood_server("application/x-ndjson", OLLAMA_TOKEN).await;
-    let client = OllamaClient::new(&format!("http://{addr}")).expect("client");
-    let rec = probe(client.send(&request(Api::Generate)), &hung_up).await;
-    assert_capped(&rec, OLLAMA_TOKEN, "ollama tokens");
+    let rec = flooded(
+        "application/x-ndjson",
+        OLLAMA_TOKEN,
+        Api::Generate,
+        "ollama tokens",
+    )
+    .await;
     assert!(rec.ttft_ms.is_some() && !rec.itl_ms.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ollama_empty_chunks_end_in_the_cap_error() {
-    let (addr, hung_up) = flood_server("application/x-ndjson", OLLAMA_EMPTY).await;
-    let client = OllamaClient::new(&format!("http://{addr}")).expect("client");
-    let rec = probe(client.send(&request(Api::Generate)), &hung_up).await;
-    assert_capped(&rec, OLLAMA_EMPTY, "ollama empty chunks");
+    let rec = flooded(
+        "application/x-ndjson",
+        OLLAMA_EMPTY,
+        Api::Generate,
+        "ollama empty chunks",
+    )
+    .await;
     assert!(rec.text.is_empty() && rec.itl_ms.is_empty() && rec.chunks > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_one_byte_tokens_end_in_the_cap_error_with_bounded_gaps() {
-    let (addr, hung_up) = flood_server("text/event-stream", SSE_TOKEN).await;
-    let client = OpenAiClient::new(&format!("http://{addr}")).expect("client");
-    let rec = probe(client.send(&request(Api::Generate)), &hung_up).await;
-    assert_capped(&rec, SSE_TOKEN, "sse tokens");
+    let rec = flooded("text/event-stream", SSE_TOKEN, Api::Generate, "sse tokens").await;
     assert!(rec.ttft_ms.is_some() && !rec.itl_ms.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_comment_lines_end_in_the_cap_error() {
-    let (addr, hung_up) = flood_server("text/event-stream", SSE_COMMENT).await;
-    let client = OpenAiClient::new(&format!("http://{addr}")).expect("client");
-    let rec = probe(client.send(&request(Api::Chat)), &hung_up).await;
-    assert_capped(&rec, SSE_COMMENT, "sse comments");
+    let rec = flooded("text/event-stream", SSE_COMMENT, Api::Chat, "sse comments").await;
     assert_eq!(rec.chunks, 0, "comments are not chunks");
 }

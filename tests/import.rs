@@ -577,7 +577,7 @@ fn the_command_line_imports_and_exits_2_on_bad_input() {
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("5 already committed"), "{}", run.stdout);
-    let run = chimera(&[
+    chimera(&[
         "import",
         "chimeraforge",
         &src_s,
@@ -585,12 +585,10 @@ fn the_command_line_imports_and_exits_2_on_bad_input() {
         "TR110",
         "--data",
         &data_s,
-    ]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("does not look like"), "{}", run.stderr);
-    let run = chimera(&["import", "chimeraforge", &src_s, "--report", "TR999"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("no manifest at"), "{}", run.stderr);
+    ])
+    .assert_refused(&["does not look like"]);
+    chimera(&["import", "chimeraforge", &src_s, "--report", "TR999"])
+        .assert_refused(&["no manifest at"]);
 }
 
 /// `chimera import chimeraforge SRC --report tr114 --data DATA` as a child process under a
@@ -633,75 +631,69 @@ fn import_cli_guarded(src: &Path, data: &Path) -> (i32, String) {
     (status.code().unwrap_or(-1), stderr)
 }
 
-#[test]
-fn a_metrics_json_linked_to_dev_zero_is_refused_by_name() {
-    let Some(fx) = fixtures("metrics.json -> /dev/zero") else {
+/// Replaces `run_<run>/metrics.json` of test108 in a small TR114 tree by what `replace` makes
+/// of it; the import must then refuse that file by name, saying `reason`, and write nothing.
+fn assert_metrics_json_refused(what: &str, run: u32, replace: impl FnOnce(&Path), reason: &str) {
+    let Some(fx) = fixtures(what) else {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = small_tr114(&fx, tmp.path());
-    let f = src.join("chimera-homo/test108/run_3/metrics.json");
-    fs::remove_file(&f).expect("rm");
-    std::os::unix::fs::symlink("/dev/zero", &f).expect("symlink");
+    let file = format!("test108/run_{run}/metrics.json");
+    replace(&src.join("chimera-homo").join(&file));
     let data = tmp.path().join("data");
     let (code, stderr) = import_cli_guarded(&src, &data);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("test108/run_3/metrics.json"), "{stderr}");
-    assert!(
-        stderr.contains("not a regular file (it is a character device)"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&file), "{stderr}");
+    assert!(stderr.contains(reason), "{stderr}");
     assert!(!data.join("chimeraforge-tr114").exists(), "nothing written");
+}
+
+#[test]
+fn a_metrics_json_linked_to_dev_zero_is_refused_by_name() {
+    assert_metrics_json_refused(
+        "metrics.json -> /dev/zero",
+        3,
+        |f| {
+            fs::remove_file(f).expect("rm");
+            std::os::unix::fs::symlink("/dev/zero", f).expect("symlink");
+        },
+        "not a regular file (it is a character device)",
+    );
 }
 
 #[test]
 fn a_fifo_named_metrics_json_is_refused_not_waited_on() {
-    let Some(fx) = fixtures("metrics.json FIFO") else {
-        return;
-    };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let src = small_tr114(&fx, tmp.path());
-    let f = src.join("chimera-homo/test108/run_2/metrics.json");
-    fs::remove_file(&f).expect("rm");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&f)
-        .status()
-        .expect("run mkfifo");
-    assert!(made.success(), "mkfifo failed");
-    let data = tmp.path().join("data");
-    let (code, stderr) = import_cli_guarded(&src, &data);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("test108/run_2/metrics.json"), "{stderr}");
-    assert!(
-        stderr.contains("not a regular file (it is a FIFO (named pipe))"),
-        "{stderr}"
+    assert_metrics_json_refused(
+        "metrics.json FIFO",
+        2,
+        |f| {
+            fs::remove_file(f).expect("rm");
+            let made = std::process::Command::new("mkfifo")
+                .arg(f)
+                .status()
+                .expect("run mkfifo");
+            assert!(made.success(), "mkfifo failed");
+        },
+        "not a regular file (it is a FIFO (named pipe))",
     );
-    assert!(!data.join("chimeraforge-tr114").exists(), "nothing written");
 }
 
 #[test]
 fn an_oversized_metrics_json_is_refused_with_its_size_and_the_limit() {
-    let Some(fx) = fixtures("oversized metrics.json") else {
-        return;
-    };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let src = small_tr114(&fx, tmp.path());
     // A sparse file one MiB over the 256 MiB limit: no disk is used.
-    let f = src.join("chimera-homo/test108/run_4/metrics.json");
     let size: u64 = 257 * 1024 * 1024;
-    fs::File::create(&f)
-        .and_then(|file| file.set_len(size))
-        .expect("sparse file");
-    let data = tmp.path().join("data");
-    let (code, stderr) = import_cli_guarded(&src, &data);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("test108/run_4/metrics.json"), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
+    assert_metrics_json_refused(
+        "oversized metrics.json",
+        4,
+        |f| {
+            fs::File::create(f)
+                .and_then(|file| file.set_len(size))
+                .expect("sparse file");
+        },
+        &format!(
             "it is {size} bytes, over the limit of {} bytes",
             256 * 1024 * 1024
-        )),
-        "{stderr}"
+        ),
     );
-    assert!(!data.join("chimeraforge-tr114").exists(), "nothing written");
 }

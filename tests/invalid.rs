@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::support::{chimera, root, yaml_files};
+use crate::support::{chimera, root, write_file, yaml_files};
 
 #[test]
 fn every_invalid_manifest_is_rejected_with_a_located_message() {
@@ -66,35 +66,17 @@ fn a_50_mib_manifest_is_refused_without_parsing() {
         f.write_all(line.as_bytes()).expect("write");
     }
     drop(f);
-    let run = chimera(&["validate", path.to_str().expect("utf-8 path")]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("manifest file is too large"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("found: 50.0 MiB"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("expected: at most 4 MiB"),
-        "{}",
-        run.stderr
-    );
+    chimera(&["validate", path.to_str().expect("utf-8 path")]).assert_refused(&[
+        "manifest file is too large",
+        "found: 50.0 MiB",
+        "expected: at most 4 MiB",
+    ]);
 }
 
 #[test]
 fn a_missing_file_is_invalid_input() {
-    let run = chimera(&["validate", "experiments/no-such-report.yaml"]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("cannot open manifest"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("experiments/no-such-report.yaml"),
-        "{}",
-        run.stderr
-    );
+    chimera(&["validate", "experiments/no-such-report.yaml"])
+        .assert_refused(&["cannot open manifest", "experiments/no-such-report.yaml"]);
 }
 
 #[test]
@@ -105,20 +87,12 @@ fn all_mistakes_of_one_file_are_reported_together() {
     let src = src
         .replace("endpoint: ollama_11435}", "endpoint: ollama_11436}")
         .replace("repetitions: 5", "repetitions: 0");
-    let path = dir.path().join("several.yaml");
-    std::fs::write(&path, src).expect("write");
+    let path = write_file(dir.path(), "several.yaml", &src);
     let run = chimera(&["validate", path.to_str().expect("path")]);
-    assert_eq!(run.code, 2);
-    assert_eq!(run.stderr.matches("error: ").count(), 3, "{}", run.stderr);
-    for needle in [
+    run.assert_refused(&[
         "unknown endpoint `ollama_11436`",
         "`repetitions` must be at least 1",
         "unknown model `gemma4`",
-    ] {
-        assert!(
-            run.stderr.contains(needle),
-            "missing {needle}: {}",
-            run.stderr
-        );
-    }
+    ]);
+    assert_eq!(run.stderr.matches("error: ").count(), 3, "{}", run.stderr);
 }

@@ -7,13 +7,13 @@
 
 use std::fs;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Emulator, Manifest, chimera_cmd, chimera_in, s, single_config};
+use crate::support::{Emulator, Manifest, chimera_cmd, chimera_in, s, single_config, write_file};
 
 const PROFILE: &str = "
 seed: 5
@@ -65,19 +65,29 @@ fn entries_starting(cells: &Path, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// A temp dir with an emulator (`<name>-profile.yaml`) and `m.yaml` (2 repetitions) run once
+/// into campaign `c` under `d`, which must succeed. Returns the dir, the emulator (killed when
+/// dropped), the manifest and the data directory.
+fn first_run(name: &str) -> (tempfile::TempDir, Emulator, PathBuf, PathBuf) {
+    let t = tempfile::tempdir().expect("tempdir");
+    let emu = Emulator::start(t.path(), name, PROFILE, 1);
+    let m = write_file(t.path(), "m.yaml", &manifest(emu.addrs[0], 2));
+    let data = t.path().join("d");
+    let first = chimera_in(
+        t.path(),
+        &["run", s(&m), "--data", s(&data), "--campaign", "c"],
+    );
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    (t, emu, m, data)
+}
+
 /// The probe: one byte of a committed part flipped (same size). `status --verify` names it
 /// and predicts both resumes; a plain run keeps it (sizes only), `run --verify` sets it aside
 /// and measures it again; afterwards everything verifies.
 #[test]
 fn a_bit_flip_found_by_status_verify_is_set_aside_and_run_again_by_run_verify() {
-    let t = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(t.path(), "flip", PROFILE, 1);
-    let m = t.path().join("m.yaml");
-    fs::write(&m, manifest(emu.addrs[0], 2)).expect("manifest");
-    let data = t.path().join("d");
+    let (t, _emu, m, data) = first_run("flip");
     let run = ["run", s(&m), "--data", s(&data), "--campaign", "c"];
-    let first = chimera_in(t.path(), &run);
-    assert_eq!(first.code, 0, "{}", first.stderr);
     let cells = data.join("c/cells");
     let ids = committed_ids(&cells);
     let total = ids.len();
@@ -215,15 +225,9 @@ fn resuming_through_another_spelling_of_the_path_keeps_one_manifest_record() {
 /// campaign is never bricked; the new cells run, the old ones stay.
 #[test]
 fn an_edited_manifest_extends_the_campaign_even_after_a_failed_run() {
-    let t = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(t.path(), "extend", PROFILE, 1);
-    let m = t.path().join("m.yaml");
-    let data = t.path().join("d");
+    let (t, emu, m, data) = first_run("extend");
     let run = ["run", s(&m), "--data", s(&data), "--campaign", "c"];
     let status = ["status", "--data", s(&data), "--campaign", "c"];
-    fs::write(&m, manifest(emu.addrs[0], 2)).expect("manifest");
-    let first = chimera_in(t.path(), &run);
-    assert_eq!(first.code, 0, "{}", first.stderr);
     let cells = data.join("c/cells");
     let before = committed_ids(&cells);
 
@@ -286,14 +290,8 @@ fn an_edited_manifest_extends_the_campaign_even_after_a_failed_run() {
 /// two versions of one report) opens read-only and is repaired by the next run.
 #[test]
 fn a_campaign_with_a_manifest_recorded_twice_is_read_and_repaired() {
-    let t = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(t.path(), "bricked", PROFILE, 1);
-    let m = t.path().join("m.yaml");
-    let data = t.path().join("d");
+    let (t, _emu, m, data) = first_run("bricked");
     let run = ["run", s(&m), "--data", s(&data), "--campaign", "c"];
-    fs::write(&m, manifest(emu.addrs[0], 2)).expect("manifest");
-    let first = chimera_in(t.path(), &run);
-    assert_eq!(first.code, 0, "{}", first.stderr);
 
     // What chimera 0.1 left: the entry again under another path.
     let dir = data.join("c");
@@ -343,9 +341,8 @@ models:
     output_tokens: 20
 ";
     let emu = Emulator::start(t.path(), "killed", slow, 1);
-    let m = t.path().join("m.yaml");
+    let m = write_file(t.path(), "m.yaml", &manifest(emu.addrs[0], 3));
     let data = t.path().join("d");
-    fs::write(&m, manifest(emu.addrs[0], 3)).expect("manifest");
     let mut child = chimera_cmd(&["run", s(&m), "--data", s(&data), "--campaign", "c"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -403,12 +400,6 @@ fn a_long_campaign_name_is_refused_with_its_length_and_the_limit() {
             &name,
         ],
     );
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("is 230 characters long; the limit is 200"),
-        "{}",
-        out.stderr
-    );
+    out.assert_refused(&["is 230 characters long; the limit is 200"]);
     assert!(!t.path().join("d").join(&name).exists());
 }

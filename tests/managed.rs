@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, AsArray};
 use serde_json::Value;
 
-use crate::support::{Manifest, pair_config};
+use crate::support::{Manifest, pair_config, write_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chimera");
 const CAMPAIGN: &str = "managed";
@@ -93,8 +93,7 @@ fn free_port() -> u16 {
 impl Case {
     fn new(profile: &str) -> Case {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("managed-test-profile.yaml");
-        fs::write(&path, profile).expect("profile");
+        let path = write_file(dir.path(), "managed-test-profile.yaml", profile);
         let a = free_port();
         let mut b = free_port();
         while b == a {
@@ -189,6 +188,52 @@ impl Case {
         }
     }
 
+    /// Runs chimera, which must refuse with exit code 2 and say each of `wants`.
+    fn refused(&self, manifest: &Path, wants: &[&str]) -> Out {
+        let out = self.run(manifest, &[]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        for want in wants {
+            assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
+        }
+        out
+    }
+
+    /// Spawns `chimera run` on `manifest`, its stderr written to `run.log` (see `run_log`).
+    fn spawn_logged(&self, manifest: &Path) -> Child {
+        let stderr = fs::File::create(self.dir.path().join("run.log")).expect("log");
+        self.command(manifest, &[])
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn chimera run")
+    }
+
+    /// What the run spawned by `spawn_logged` wrote to stderr so far.
+    fn run_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("run.log")).unwrap_or_default()
+    }
+
+    /// Waits up to 20 s for `n` committed cells in the journal.
+    fn wait_for_commits(&self, n: usize) {
+        let committed = wait_for(Duration::from_secs(20), || {
+            self.events("cell_committed").len() >= n
+        });
+        assert!(committed, "no cell committed");
+    }
+
+    /// The pid of the one server process listening on `emu_a`'s port.
+    fn server_of_emu_a(&self) -> u32 {
+        let listen = format!("--listen 127.0.0.1:{} ", self.ports[0]);
+        let victim: Vec<u32> = self
+            .servers()
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains(&listen))
+            .map(|(pid, _)| pid)
+            .collect();
+        assert_eq!(victim.len(), 1, "{:?}", self.servers());
+        victim[0]
+    }
+
     /// Pids of live processes whose command line names this test's profile.
     fn servers(&self) -> Vec<(u32, String)> {
         procs_with(&self.profile.display().to_string())
@@ -212,6 +257,26 @@ impl Case {
             .into_iter()
             .filter(|e| e["event"] == name)
             .collect()
+    }
+
+    /// The `host` column of the campaign's provenance table, asserted non-empty.
+    fn provenance_hosts(&self) -> Vec<String> {
+        let batches = chimera::table::read_parquet(&self.campaign_dir().join("provenance.parquet"))
+            .expect("provenance");
+        let hosts: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let col = b
+                    .column_by_name("host")
+                    .expect("host column")
+                    .as_string::<i32>();
+                (0..col.len())
+                    .map(|i| col.value(i).to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(!hosts.is_empty());
+        hosts
     }
 
     /// Committed cell directories.
@@ -322,21 +387,7 @@ fn two_managed_emulators_run_a_campaign_and_are_stopped() {
     assert!(log.contains("TEST INSTRUMENT"), "{log}");
     assert!(log.contains("=== chimera"), "{log}");
     // Provenance says the server was managed.
-    let batches = chimera::table::read_parquet(&case.campaign_dir().join("provenance.parquet"))
-        .expect("provenance");
-    let hosts: Vec<String> = batches
-        .iter()
-        .flat_map(|b| {
-            let col = b
-                .column_by_name("host")
-                .expect("host column")
-                .as_string::<i32>();
-            (0..col.len())
-                .map(|i| col.value(i).to_owned())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    assert!(!hosts.is_empty());
+    let hosts = case.provenance_hosts();
     assert!(
         hosts
             .iter()
@@ -412,21 +463,12 @@ models:
 fn ctrl_c_stops_the_managed_servers() {
     let case = Case::new(SLOW);
     let manifest = case.manifest(&Spec::default());
-    let stderr = fs::File::create(case.dir.path().join("run.log")).expect("log");
-    let mut child = case
-        .command(&manifest, &[])
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn chimera run");
-    let committed = wait_for(Duration::from_secs(20), || {
-        !case.events("cell_committed").is_empty()
-    });
-    assert!(committed, "no cell committed");
+    let mut child = case.spawn_logged(&manifest);
+    case.wait_for_commits(1);
     assert_eq!(case.servers().len(), 2, "{:?}", case.servers());
     signal(child.id(), rustix::process::Signal::INT);
     let st = wait_exit(&mut child, Duration::from_secs(20));
-    let log = fs::read_to_string(case.dir.path().join("run.log")).unwrap_or_default();
+    let log = case.run_log();
     assert_eq!(st.code(), Some(130), "{log}");
     case.assert_no_server_left("after Ctrl-C");
     assert_eq!(case.events("interrupted").len(), 1, "{log}");
@@ -442,16 +484,8 @@ fn ctrl_c_stops_the_managed_servers() {
 fn servers_left_by_a_killed_run_are_stopped_by_the_next_run() {
     let case = Case::new(SLOW);
     let manifest = case.manifest(&Spec::default());
-    let mut child = case
-        .command(&manifest, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn chimera run");
-    let committed = wait_for(Duration::from_secs(20), || {
-        !case.events("cell_committed").is_empty()
-    });
-    assert!(committed, "no cell committed");
+    let mut child = case.spawn_logged(&manifest);
+    case.wait_for_commits(1);
     signal(child.id(), rustix::process::Signal::KILL);
     let _ = wait_exit(&mut child, Duration::from_secs(10));
     let left = case.servers();
@@ -489,29 +523,12 @@ fn a_managed_server_killed_mid_campaign_is_restarted() {
         reps: 3,
         ..Spec::default()
     });
-    let stderr_path = case.dir.path().join("run.log");
-    let stderr = fs::File::create(&stderr_path).expect("log");
-    let mut child = case
-        .command(&manifest, &[])
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn chimera run");
-    let listen = format!("--listen 127.0.0.1:{} ", case.ports[0]);
-    let committed = wait_for(Duration::from_secs(20), || {
-        case.events("cell_committed").len() >= 2
-    });
-    assert!(committed, "no cell committed");
-    let victim: Vec<u32> = case
-        .servers()
-        .into_iter()
-        .filter(|(_, cmd)| cmd.contains(&listen))
-        .map(|(pid, _)| pid)
-        .collect();
-    assert_eq!(victim.len(), 1, "{:?}", case.servers());
-    signal(victim[0], rustix::process::Signal::KILL);
+    let mut child = case.spawn_logged(&manifest);
+    case.wait_for_commits(2);
+    let victim = case.server_of_emu_a();
+    signal(victim, rustix::process::Signal::KILL);
     let st = wait_exit(&mut child, Duration::from_secs(60));
-    let log = fs::read_to_string(&stderr_path).unwrap_or_default();
+    let log = case.run_log();
     assert_eq!(st.code(), Some(0), "{log}");
     let restarted = case.events("server_restarted");
     assert_eq!(restarted.len(), 1, "{restarted:?}\n{log}");
@@ -548,32 +565,13 @@ fn a_managed_server_killed_mid_campaign_is_restarted() {
 fn a_server_that_cannot_be_restarted_fails_only_its_cells() {
     let case = Case::new(SLOW);
     let manifest = case.manifest(&Spec::default());
-    let stderr_path = case.dir.path().join("run.log");
-    let stderr = fs::File::create(&stderr_path).expect("log");
-    let mut child = case
-        .command(&manifest, &[])
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn chimera run");
-    let listen = format!("--listen 127.0.0.1:{} ", case.ports[0]);
-    assert!(
-        wait_for(Duration::from_secs(20), || !case
-            .events("cell_committed")
-            .is_empty()),
-        "no cell committed"
-    );
-    let victim: Vec<u32> = case
-        .servers()
-        .into_iter()
-        .filter(|(_, cmd)| cmd.contains(&listen))
-        .map(|(pid, _)| pid)
-        .collect();
-    assert_eq!(victim.len(), 1, "{:?}", case.servers());
+    let mut child = case.spawn_logged(&manifest);
+    case.wait_for_commits(1);
+    let victim = case.server_of_emu_a();
     fs::remove_file(&case.profile).expect("remove the profile");
-    signal(victim[0], rustix::process::Signal::KILL);
+    signal(victim, rustix::process::Signal::KILL);
     let st = wait_exit(&mut child, Duration::from_secs(60));
-    let log = fs::read_to_string(&stderr_path).unwrap_or_default();
+    let log = case.run_log();
     assert_eq!(st.code(), Some(1), "{log}");
     let down: Vec<Value> = case
         .events("cell_failed")
@@ -601,18 +599,17 @@ fn unset_variables_and_missing_programs_are_refused_before_anything_runs() {
         program: Some("${CHIMERA_TEST_SURELY_UNSET_VAR}"),
         ..Spec::default()
     });
-    let out = case.run(&manifest, &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    for want in [
-        "endpoint `emu_a`",
-        "`managed.command[0]`",
-        "${CHIMERA_TEST_SURELY_UNSET_VAR}",
-        "is not set",
-        "export `CHIMERA_TEST_SURELY_UNSET_VAR`",
-        "nothing was run",
-    ] {
-        assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
-    }
+    case.refused(
+        &manifest,
+        &[
+            "endpoint `emu_a`",
+            "`managed.command[0]`",
+            "${CHIMERA_TEST_SURELY_UNSET_VAR}",
+            "is not set",
+            "export `CHIMERA_TEST_SURELY_UNSET_VAR`",
+            "nothing was run",
+        ],
+    );
     assert_eq!(case.committed(), 0);
     assert!(case.events("server_started").is_empty());
 
@@ -678,17 +675,16 @@ fn servers_that_never_answer_fail_with_their_log() {
         profile: Some(&missing),
         ..Spec::default()
     });
-    let out = case.run(&manifest, &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    for want in [
-        "endpoint `emu_a`",
-        "exited with exit code 2 before it answered",
-        "last lines of",
-        "emu_a.log",
-        "cannot read profile",
-    ] {
-        assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
-    }
+    case.refused(
+        &manifest,
+        &[
+            "endpoint `emu_a`",
+            "exited with exit code 2 before it answered",
+            "last lines of",
+            "emu_a.log",
+            "cannot read profile",
+        ],
+    );
     assert_eq!(case.committed(), 0);
 
     // Listening on another port than the endpoint's URL: a timeout, then stopped.
@@ -699,15 +695,14 @@ fn servers_that_never_answer_fail_with_their_log() {
         ..Spec::default()
     });
     let t0 = Instant::now();
-    let out = case.run(&manifest, &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    for want in [
-        "did not answer within 1 s (last probe:",
-        "startup_timeout_s",
-        &format!("127.0.0.1:{elsewhere}"),
-    ] {
-        assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
-    }
+    case.refused(
+        &manifest,
+        &[
+            "did not answer within 1 s (last probe:",
+            "startup_timeout_s",
+            &format!("127.0.0.1:{elsewhere}"),
+        ],
+    );
     assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
     case.assert_no_server_left("after a start-up timeout");
 }
@@ -718,16 +713,15 @@ fn a_port_in_use_is_refused() {
     let case = Case::new(FAST);
     let manifest = case.manifest(&Spec::default());
     let _squatter = TcpListener::bind(("127.0.0.1", case.ports[1])).expect("bind");
-    let out = case.run(&manifest, &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    for want in [
-        "endpoint `emu_b`",
-        &format!("something already answers at 127.0.0.1:{}", case.ports[1]),
-        "port in use",
-        "stop that server, or remove `managed`",
-    ] {
-        assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
-    }
+    case.refused(
+        &manifest,
+        &[
+            "endpoint `emu_b`",
+            &format!("something already answers at 127.0.0.1:{}", case.ports[1]),
+            "port in use",
+            "stop that server, or remove `managed`",
+        ],
+    );
     assert!(case.events("server_started").is_empty());
     case.assert_no_server_left("after the refusal");
 }
@@ -1006,11 +1000,10 @@ fn unmanaged_runs_a_managed_manifest_against_running_servers() {
         program: Some("/nonexistent/never-started"),
         ..Spec::default()
     });
-    let refused = case.run(&manifest, &[]);
-    assert_eq!(refused.code, 2, "{}", refused.stderr);
-    for want in ["port in use", "pass `--unmanaged` to `chimera run`"] {
-        assert!(refused.stderr.contains(want), "{want}:\n{}", refused.stderr);
-    }
+    case.refused(
+        &manifest,
+        &["port in use", "pass `--unmanaged` to `chimera run`"],
+    );
     assert_eq!(case.committed(), 0);
 
     let out = case.run(&manifest, &["--unmanaged"]);
@@ -1029,21 +1022,7 @@ fn unmanaged_runs_a_managed_manifest_against_running_servers() {
     assert!(case.events("server_stopped").is_empty());
     assert!(!case.campaign_dir().join("servers").exists());
     // Provenance does not claim chimera managed these servers.
-    let batches = chimera::table::read_parquet(&case.campaign_dir().join("provenance.parquet"))
-        .expect("provenance");
-    let hosts: Vec<String> = batches
-        .iter()
-        .flat_map(|b| {
-            let col = b
-                .column_by_name("host")
-                .expect("host column")
-                .as_string::<i32>();
-            (0..col.len())
-                .map(|i| col.value(i).to_owned())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    assert!(!hosts.is_empty());
+    let hosts = case.provenance_hosts();
     assert!(hosts.iter().all(|h| !h.contains("managed")), "{hosts:?}");
     drop(emu);
 }

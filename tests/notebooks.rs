@@ -10,23 +10,11 @@
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
-use crate::support::{self, Emulator, Manifest, s};
+use crate::support::{self, Emulator, Manifest, fast_profile, s, write_file};
 
 const REQUIRE_ENV: &str = "CHIMERA_REQUIRE_PYTHON_TESTS";
 const MODULES: &str = "pyarrow, pandas, polars, duckdb";
 const PIP: &str = "python3 -m pip install pyarrow pandas polars duckdb";
-
-/// Fast token rates: the whole campaign takes well under a second of server time.
-const PROFILE: &str = "
-seed: 11
-shared_gpu: false
-models:
-  - name: gemma3:270m
-    load_ms: 2
-    prompt_tok_s: 1000000
-    output_tok_s: 4000
-    output_tokens: 8
-";
 
 fn manifest(a: SocketAddr, b: SocketAddr) -> String {
     Manifest::two_agent_workflow(
@@ -83,9 +71,12 @@ fn notebook_script_loads_the_compacted_tables_with_pandas_polars_and_duckdb() {
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(dir.path(), "notebooks", PROFILE, 2);
-    let path = dir.path().join("notebooks.yaml");
-    std::fs::write(&path, manifest(emu.addrs[0], emu.addrs[1])).expect("write manifest");
+    let emu = Emulator::start(dir.path(), "notebooks", &fast_profile(11), 2);
+    let path = write_file(
+        dir.path(),
+        "notebooks.yaml",
+        &manifest(emu.addrs[0], emu.addrs[1]),
+    );
     let data = dir.path().join("data");
 
     let run = support::chimera(&["run", s(&path), "--data", s(&data), "--campaign", "nb"]);

@@ -496,7 +496,7 @@ async fn too_large_with_a_small_cap() {
 /// end to end; its requests table says where the timings came from.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn campaign_on_two_openai_endpoints() {
-    let emu = crate::support::emulate(crate::run_e2e::PROFILE, 2).await;
+    let emu = crate::support::emulate(&crate::run_e2e::profile(), 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let text = crate::run_e2e::manifest(emu.addrs[0], emu.addrs[1])
         .replace("kind: emulator", "kind: openai")

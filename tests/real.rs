@@ -17,7 +17,7 @@ use chimera::manifest::{Api, Options};
 #[allow(dead_code)]
 mod support;
 
-use support::{Manifest, homo_config};
+use support::{Manifest, homo_config, write_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chimera");
 
@@ -194,8 +194,7 @@ fn real_campaign_killed_and_resumed_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = Server::start(&server, &model, &dir.path().join("a.log"));
     let b = Server::start(&server, &model, &dir.path().join("b.log"));
-    let manifest = dir.path().join("real.yaml");
-    std::fs::write(&manifest, real_manifest(&a.url, &b.url)).expect("manifest");
+    let manifest = write_file(dir.path(), "real.yaml", &real_manifest(&a.url, &b.url));
     let data = dir.path().join("data");
     let args = |extra: &[&str]| -> Vec<String> {
         let mut v = vec![

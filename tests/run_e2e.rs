@@ -10,18 +10,14 @@ use std::collections::HashMap;
 use chimera::record::{CellKind, CellRecord};
 use chimera::run::{RunOptions, execute};
 
-use crate::support::{Manifest, campaign, emulate, homo_config, try_campaign};
+use crate::support::{
+    Manifest, campaign, emulate, homo_config, shared_gpu_profile, try_campaign, write_file,
+};
 
-pub(crate) const PROFILE: &str = "
-seed: 7
-shared_gpu: true
-models:
-  - name: gemma3:270m
-    load_ms: 5
-    prompt_tok_s: 200000
-    output_tok_s: 400
-    output_tokens: 40
-";
+/// The shared-GPU emulator profile of the end-to-end runs (also used by analysis and openai).
+pub(crate) fn profile() -> String {
+    shared_gpu_profile(7)
+}
 
 pub(crate) fn manifest(a: std::net::SocketAddr, b: std::net::SocketAddr) -> String {
     Manifest::two_agent_workflow(
@@ -45,10 +41,13 @@ pub(crate) fn manifest(a: std::net::SocketAddr, b: std::net::SocketAddr) -> Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
-    let emu = emulate(PROFILE, 2).await;
+    let emu = emulate(&profile(), 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("tr914.yaml");
-    std::fs::write(&path, manifest(emu.addrs[0], emu.addrs[1])).expect("write manifest");
+    let path = write_file(
+        dir.path(),
+        "tr914.yaml",
+        &manifest(emu.addrs[0], emu.addrs[1]),
+    );
     let plan = chimera::plan::build(&[path]).expect("plan");
 
     let (_tx, rx) = tokio::sync::watch::channel(false);
@@ -173,7 +172,7 @@ async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
 /// aggregates in `cells` and its samples in `telemetry.parquet`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn telemetry_aggregates_and_samples_reach_the_tables() {
-    let emu = emulate(PROFILE, 2).await;
+    let emu = emulate(&profile(), 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let summary = campaign(
         dir.path(),
@@ -231,7 +230,7 @@ async fn telemetry_aggregates_and_samples_reach_the_tables() {
 /// cache; a changed option changes the cell ids, so nothing stale is reused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_campaign_reuses_cells_from_the_shared_cache() {
-    let emu = emulate(PROFILE, 2).await;
+    let emu = emulate(&profile(), 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let text = manifest(emu.addrs[0], emu.addrs[1]);
     let first = campaign(dir.path(), "first", &text, true, None).await;
@@ -261,7 +260,7 @@ async fn a_second_campaign_reuses_cells_from_the_shared_cache() {
 /// that fixes it; nothing is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_model_stops_the_campaign_with_the_pull_command() {
-    let emu = emulate(PROFILE, 2).await;
+    let emu = emulate(&profile(), 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let text = manifest(emu.addrs[0], emu.addrs[1]).replace("gemma3:270m", "gemma3:1b");
     let err = try_campaign(dir.path(), "missing", &text, |_| {})

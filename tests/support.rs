@@ -22,6 +22,17 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// Asserts the command was refused as invalid input (exit code 2) and that its stderr
+    /// says each of `wants`.
+    pub fn assert_refused(&self, wants: &[&str]) {
+        assert_eq!(self.code, 2, "{}", self.stderr);
+        for want in wants {
+            assert!(self.stderr.contains(want), "{want}:\n{}", self.stderr);
+        }
+    }
+}
+
 /// `chimera args` in `cwd`, without the environment that changes how it logs or commits.
 pub fn chimera_cmd_in(cwd: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chimera"));
@@ -73,6 +84,47 @@ pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// Writes `text` to `<dir>/<name>` and returns that path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+/// An emulator profile of one `gemma3:270m` model with fast token rates (a whole campaign takes
+/// well under a second of server time), each listener its own GPU.
+pub fn fast_profile(seed: u64) -> String {
+    format!(
+        "
+seed: {seed}
+shared_gpu: false
+models:
+  - name: gemma3:270m
+    load_ms: 2
+    prompt_tok_s: 1000000
+    output_tok_s: 4000
+    output_tokens: 8
+"
+    )
+}
+
+/// An emulator profile of one `gemma3:270m` model on a shared GPU: 40 tokens at 400 tok/s,
+/// ~100 ms per request alone, ~200 ms for two streams sharing the GPU.
+pub fn shared_gpu_profile(seed: u64) -> String {
+    format!(
+        "
+seed: {seed}
+shared_gpu: true
+models:
+  - name: gemma3:270m
+    load_ms: 5
+    prompt_tok_s: 200000
+    output_tok_s: 400
+    output_tokens: 40
+"
+    )
 }
 
 /// A `chimera emulate` child process serving `profile` on `listeners` ephemeral ports; killed

@@ -19,19 +19,7 @@ use arrow::datatypes::{Float64Type, TimestampMillisecondType};
 use chimera::store::open_existing;
 use chimera::table::read_parquet;
 
-use crate::support::{Manifest, campaign, emulate};
-
-/// 40 tokens at 400 tok/s: ~100 ms per request alone, ~200 ms for two streams sharing a GPU.
-const PROFILE: &str = "
-seed: 11
-shared_gpu: true
-models:
-  - name: gemma3:270m
-    load_ms: 5
-    prompt_tok_s: 200000
-    output_tok_s: 400
-    output_tokens: 40
-";
+use crate::support::{Manifest, campaign, emulate, shared_gpu_profile};
 
 /// Slack for the millisecond rounding of `started_at` (wall_ms is exact).
 const SLACK_MS: f64 = 1.0;
@@ -138,8 +126,8 @@ fn read_spans(data: &std::path::Path, name: &str) -> Vec<Span> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cells_sharing_a_gpu_never_overlap_and_cells_on_different_gpus_do() {
-    let gpu0 = emulate(PROFILE, 2).await;
-    let gpu1 = emulate(PROFILE, 2).await;
+    let gpu0 = emulate(&shared_gpu_profile(11), 2).await;
+    let gpu1 = emulate(&shared_gpu_profile(11), 2).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let text = manifest(&gpu0.addrs, &gpu1.addrs);
