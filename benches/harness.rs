@@ -13,9 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chimera::backend::LlmRequest;
-use chimera::backend::ollama::OllamaClient;
+use chimera::backend::OllamaClient;
 use chimera::manifest::{Api, Options};
-use chimera::metrics::percentile;
+use chimera::stats::percentile;
 
 const TOKENS: u32 = 200;
 const RATE: f64 = 200.0;

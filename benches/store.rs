@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use chimera::backend::RequestRecord;
 use chimera::manifest::{Options, Role};
-use chimera::metrics::AgentAggregate;
+use chimera::record::AgentAggregate;
 use chimera::record::{AgentRun, CellKind, CellRecord, MultiAgentMetrics, RequestRow, Status};
 use chimera::store::{Campaign, CampaignInfo, CommitOutcome, Verify, open_existing};
 use chimera::table;

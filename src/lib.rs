@@ -21,17 +21,17 @@ pub mod error;
 pub mod fuzzing;
 pub mod import;
 pub mod manifest;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod plan;
 pub mod record;
 pub mod report;
 pub mod run;
-pub mod server;
+pub(crate) mod server;
 pub mod stats;
 pub mod store;
 pub mod table;
 pub mod telemetry;
-pub mod util;
+pub(crate) mod util;
 pub mod workload;
 
 /// Sets up `tracing` on stderr with the filter from `--log` / `CHIMERA_LOG` (default `warn`).

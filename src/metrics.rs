@@ -24,14 +24,6 @@ pub fn sample_sd(xs: &[f64]) -> f64 {
     stats::sample_sd(xs).unwrap_or(0.0)
 }
 
-/// Coefficient of variation, % (SD / mean × 100); `None` when the mean is 0 or absent. Unlike
-/// [`stats::cv_pct`](crate::stats::cv_pct), a single value gives `Some(0.0)` (its
-/// SD counts as 0, as the Rust harnesses did).
-pub fn cv_pct(xs: &[f64]) -> Option<f64> {
-    let m = mean(xs)?;
-    (m != 0.0).then(|| sample_sd(xs) / m * 100.0)
-}
-
 /// Percentile with linear interpolation between closest ranks (NumPy's default); `q` in 0–100
 /// (clamped into that range). Non-finite values are left out; `None` when no finite value
 /// remains or `q` is NaN or infinite. [`stats::percentile`](crate::stats::percentile)
@@ -222,7 +214,6 @@ mod tests {
         assert_eq!(mean(&[]), None);
         assert_eq!(sample_sd(&[3.0]), 0.0);
         assert_eq!(percentile(&[], 50.0), None);
-        assert_eq!(cv_pct(&[0.0, 0.0]), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use chimera::backend::ollama::OllamaClient;
+use chimera::backend::OllamaClient;
 use chimera::backend::{Client, ErrorKind, LlmRequest, RequestRecord};
 use chimera::emulator::{self, EmulatorHandle, Profile};
 use chimera::manifest::{Api, EndpointKind, Options};

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chimera::backend::ollama::OllamaClient;
-use chimera::backend::openai::OpenAiClient;
+use chimera::backend::OllamaClient;
+use chimera::backend::OpenAiClient;
 use chimera::backend::{ErrorKind, LlmRequest, RequestRecord};
 use chimera::manifest::{Api, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -832,43 +832,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The emulator's `/api/pull` and chimera's pull client, in process: an absent model is
-/// listed (on that listener only) once pulled; an unknown one is an error.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pull_makes_an_absent_model_present_on_the_emulator() {
-    let profile = chimera::emulator::Profile::from_yaml(ABSENT).expect("profile");
-    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let emu = chimera::emulator::spawn(profile, &[any, any])
-        .await
-        .expect("emulator");
-    let urls: Vec<String> = emu.addrs.iter().map(|a| format!("http://{a}")).collect();
-    let a = chimera::backend::ollama::OllamaClient::new(&urls[0]).expect("client");
-    let b = chimera::backend::ollama::OllamaClient::new(&urls[1]).expect("client");
-    assert_eq!(a.model_digest("m:latest").await.expect("tags"), None);
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    chimera::server::pull_model("a", &urls[0], "m:latest", rx.clone())
-        .await
-        .expect("pull");
-    assert_eq!(
-        a.model_digest("m:latest").await.expect("tags"),
-        Some(chimera::emulator::default_digest("m:latest"))
-    );
-    assert_eq!(
-        b.model_digest("m:latest").await.expect("tags"),
-        None,
-        "each listener has its own model store"
-    );
-    let err = chimera::server::pull_model("a", &urls[0], "nope", rx)
-        .await
-        .expect_err("unknown model");
-    assert!(
-        err.to_string()
-            .contains("pull model manifest: file does not exist"),
-        "{err}"
-    );
-    emu.shutdown().await;
-}
-
 /// Every file under `dir` (recursively) whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();

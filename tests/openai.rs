@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 
 use arrow::array::Array;
-use chimera::backend::openai::{OpenAiClient, TIMING_LLAMA_SERVER, TIMING_USAGE_ONLY};
 use chimera::backend::{Client, ErrorKind, ModelPresence, RequestRecord};
+use chimera::backend::{OpenAiClient, TIMING_LLAMA_SERVER, TIMING_USAGE_ONLY};
 use chimera::emulator::{self, EmulatorHandle, Profile};
 use chimera::manifest::{Api, EndpointKind, Options};
 

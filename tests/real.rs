@@ -133,7 +133,7 @@ async fn real_llama_server_streams_real_tokens_with_its_own_timings() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Server::start(&server, &model, &dir.path().join("server.log"));
-    let client = chimera::backend::openai::OpenAiClient::new(&s.url).expect("client");
+    let client = chimera::backend::OpenAiClient::new(&s.url).expect("client");
     for (prompt, n) in [
         ("Write one sentence about GPUs.", 24),
         ("List three benchmark metrics and explain each briefly.", 48),

@@ -13,7 +13,7 @@ use chimera::backend::{Client, ErrorKind, LlmRequest, RequestRecord};
 use chimera::emulator::{EmulatorHandle, Profile, TruthRecord};
 use chimera::manifest::{Api, EndpointKind, Options};
 use chimera::run::RunOptions;
-use chimera::run::campaign::{CampaignError, CampaignOptions, CampaignSummary};
+use chimera::run::{CampaignError, CampaignOptions, CampaignSummary};
 
 /// Output of one chimera invocation.
 pub struct Run {
@@ -456,14 +456,7 @@ pub async fn try_campaign(
     let mut opts = campaign_options(&dir.join("data"), name);
     edit(&mut opts);
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    chimera::run::campaign::run_campaign(
-        plan,
-        entries,
-        &opts,
-        &RunOptions::new(dir.join("work")),
-        rx,
-    )
-    .await
+    chimera::run::run_campaign(plan, entries, &opts, &RunOptions::new(dir.join("work")), rx).await
 }
 
 /// [`try_campaign`] with the shared cache on or off and `fake_gpus`, which must succeed.

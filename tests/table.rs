@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, AsArray, RecordBatch};
 use chimera::backend::{ErrorKind, RequestError, RequestRecord};
 use chimera::manifest::{Options, Role};
-use chimera::metrics::AgentAggregate;
+use chimera::record::AgentAggregate;
 use chimera::record::{AgentRun, CellKind, CellRecord, RequestRow, Status};
 use chimera::table::{self, ProvenanceRow, TableError};
 use chimera::workload::Stage;

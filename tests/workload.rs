@@ -5,8 +5,8 @@ use std::path::Path;
 
 use chimera::manifest::{Options, Role, Task};
 use chimera::workload::corpus::{self, CorpusStats};
-use chimera::workload::ingest::{DataType, ingest};
 use chimera::workload::{AgentWorkflow, Stage, Step};
+use chimera::workload::{DataType, ingest};
 use sha2::{Digest, Sha256};
 
 use crate::support::root;

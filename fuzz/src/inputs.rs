@@ -146,7 +146,7 @@ fn base(i: u8) -> ManifestSpec {
         BASES
             .iter()
             .map(|text| {
-                manifest::load::parse(std::path::Path::new(fuzzing::MANIFEST_PATH), text)
+                manifest::parse(std::path::Path::new(fuzzing::MANIFEST_PATH), text)
                     .unwrap_or_else(|d| panic!("a base manifest does not parse: {d}"))
             })
             .collect()

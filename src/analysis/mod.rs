@@ -6,14 +6,14 @@
 //! re-planning the manifest texts recorded in the campaign's `campaign.json`, so analysis
 //! needs nothing but the campaign directory.
 
-pub mod dataset;
+pub(crate) mod dataset;
 mod error;
 mod load;
 pub mod model;
-pub mod render;
-pub mod select;
+pub(crate) mod render;
+pub(crate) mod select;
 mod summary;
-pub mod verdict;
+pub(crate) mod verdict;
 mod write;
 
 use std::path::{Path, PathBuf};

@@ -10,8 +10,8 @@
 //! ([`openai::OpenAiClient`]). [`Client`] is the one type the runner holds per endpoint URL.
 
 pub(crate) mod manage;
-pub mod ollama;
-pub mod openai;
+pub(crate) mod ollama;
+pub(crate) mod openai;
 pub(crate) mod stream;
 
 use std::time::Duration;
@@ -20,6 +20,8 @@ use serde::Serialize;
 
 use crate::manifest::{Api, EndpointKind, Options};
 
+pub use ollama::OllamaClient;
+pub use openai::{OpenAiClient, TIMING_LLAMA_SERVER, TIMING_USAGE_ONLY};
 pub use stream::ClientError;
 
 /// One LLM request, fully resolved.

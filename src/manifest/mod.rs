@@ -4,21 +4,22 @@
 //! rules a type cannot (references, uniqueness, ranges). Every failure is a [`Diagnostic`] with
 //! file, line, column, key path, what was expected and found, and what to change.
 
-pub mod axis;
-pub mod diagnostic;
-pub mod kinds;
-pub mod load;
-pub mod locate;
-pub mod resource;
-pub mod spec;
-pub mod template;
-pub mod validate;
+pub(crate) mod axis;
+pub(crate) mod diagnostic;
+pub(crate) mod kinds;
+pub(crate) mod load;
+pub(crate) mod locate;
+pub(crate) mod resource;
+pub(crate) mod spec;
+pub(crate) mod template;
+pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
 
 pub use axis::Axis;
 pub use diagnostic::Diagnostic;
 pub use kinds::*;
+pub use load::parse;
 pub use resource::Resource;
 pub use spec::*;
 

@@ -8,10 +8,10 @@
 //! anything runs, as a located diagnostic; a dependency cycle is printed as its full path.
 
 mod build;
-pub mod expand;
-pub mod key;
+pub(crate) mod expand;
+pub(crate) mod key;
 mod link;
-pub mod render;
+pub(crate) mod render;
 
 use std::sync::Arc;
 

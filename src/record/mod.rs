@@ -16,3 +16,6 @@ pub use cell::{
 };
 pub use kind::{CellKind, Status, UnknownName};
 pub use meta::{AgentMeta, CellMeta};
+
+/// The per-agent aggregate a record carries (defined with the metrics).
+pub use crate::metrics::AgentAggregate;

@@ -6,7 +6,7 @@
 //! around the join. Every finished cell becomes a [`CellRecord`]: its agents, their requests,
 //! and the published and honest metrics.
 
-pub mod campaign;
+pub(crate) mod campaign;
 mod cells;
 mod error;
 mod events;
@@ -23,6 +23,7 @@ mod signal;
 mod sinks;
 mod worker;
 
+pub use campaign::{CampaignError, CampaignOptions, CampaignSummary, run_campaign};
 pub use force::{BadSelector, ForceSelector};
 pub use signal::wait_for_stop;
 

@@ -46,6 +46,5 @@ mod spec;
 mod supervise;
 
 pub use error::ManagedError;
-pub use pull::pull_model;
 pub(crate) use spec::use_running_servers;
 pub(crate) use supervise::ManagedServers;

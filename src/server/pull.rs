@@ -218,3 +218,58 @@ pub async fn pull_model(
     display.finish();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    /// One model the emulator does not have until it is pulled.
+    const ABSENT: &str = "
+shared_gpu: false
+models:
+  - name: m:latest
+    absent: true
+    pull_ms: 100
+    load_ms: 2
+    prompt_tok_s: 1000000
+    output_tok_s: 400
+    output_tokens: 8
+";
+
+    /// The emulator's `/api/pull` and chimera's pull client, in process: an absent model is
+    /// listed (on that listener only) once pulled; an unknown one is an error.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pull_makes_an_absent_model_present_on_the_emulator() {
+        let profile = crate::emulator::Profile::from_yaml(ABSENT).expect("profile");
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let emu = crate::emulator::spawn(profile, &[any, any])
+            .await
+            .expect("emulator");
+        let urls: Vec<String> = emu.addrs.iter().map(|a| format!("http://{a}")).collect();
+        let a = crate::backend::ollama::OllamaClient::new(&urls[0]).expect("client");
+        let b = crate::backend::ollama::OllamaClient::new(&urls[1]).expect("client");
+        assert_eq!(a.model_digest("m:latest").await.expect("tags"), None);
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        super::pull_model("a", &urls[0], "m:latest", rx.clone())
+            .await
+            .expect("pull");
+        assert_eq!(
+            a.model_digest("m:latest").await.expect("tags"),
+            Some(crate::emulator::default_digest("m:latest"))
+        );
+        assert_eq!(
+            b.model_digest("m:latest").await.expect("tags"),
+            None,
+            "each listener has its own model store"
+        );
+        let err = super::pull_model("a", &urls[0], "nope", rx)
+            .await
+            .expect_err("unknown model");
+        assert!(
+            err.to_string()
+                .contains("pull model manifest: file does not exist"),
+            "{err}"
+        );
+        emu.shutdown().await;
+    }
+}

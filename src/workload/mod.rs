@@ -10,9 +10,9 @@
 //! response back into [`AgentWorkflow::next_step`].
 
 pub mod corpus;
-pub mod extract;
-pub mod ingest;
-pub mod templates;
+pub(crate) mod extract;
+pub(crate) mod ingest;
+pub(crate) mod templates;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::manifest::{Corpus, Options, Role, Task};
 
 pub use extract::Extracted;
+pub use ingest::DataType;
 pub use ingest::{IngestResult, ingest};
 
 /// Which request of an agent run a call is.

@@ -14,25 +14,6 @@ use crate::manifest::Options;
 
 use super::extract::Extracted;
 
-/// Placeholders of the analysis template.
-pub const ANALYSIS_PLACEHOLDERS: [&str; 1] = ["data_summary"];
-/// Placeholders of the report template.
-pub const REPORT_PLACEHOLDERS: [&str; 4] = [
-    "summary",
-    "key_findings",
-    "performance_metrics",
-    "recommendations",
-];
-/// Option placeholders, valid in both templates.
-pub const OPTION_PLACEHOLDERS: [&str; 6] = [
-    "num_gpu",
-    "num_ctx",
-    "temperature",
-    "top_p",
-    "top_k",
-    "repeat_penalty",
-];
-
 /// Replaces every `{name}` whose name `lookup` knows; everything else is copied as is.
 pub fn fill(template: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(template.len());

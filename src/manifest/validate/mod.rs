@@ -19,7 +19,6 @@ use super::spec::*;
 use ctx::{Ctx, Ids, check_floats};
 pub use format::is_report_id;
 use format::url_problem;
-pub use matrix::MAX_PLANNED_RUNS;
 use matrix::{check_blocks, check_matrix_size};
 
 /// Checks every rule of one manifest; returns all violations, in file order.
