@@ -124,8 +124,10 @@ macro_rules! column_impls {
     )*};
 }
 
+/// A scalar stored in an Arrow array of its own (the value converts with `Into`); items after
+/// `;` are added to the impl.
 macro_rules! primitive {
-    ($t:ty, $array:ty, $dt:expr, $fill:expr) => {
+    ($t:ty, $array:ty, $dt:expr, $fill:expr $(; $($extra:tt)*)?) => {
         impl Scalar for $t {
             fn data_type() -> DataType {
                 $dt
@@ -135,11 +137,12 @@ macro_rules! primitive {
             }
             fn get(a: &dyn Array, i: usize) -> Result<Option<Self>, String> {
                 let a = downcast::<$array>(a)?;
-                Ok((!a.is_null(i)).then(|| a.value(i)))
+                Ok((!a.is_null(i)).then(|| a.value(i).into()))
             }
             fn fill() -> Self {
                 $fill
             }
+            $($($extra)*)?
         }
     };
 }
@@ -178,24 +181,11 @@ impl Scalar for usize {
     }
 }
 
-impl Scalar for f64 {
-    fn data_type() -> DataType {
-        DataType::Float64
-    }
-    fn build(values: Vec<Option<Self>>) -> ArrayRef {
-        Arc::new(values.into_iter().collect::<Float64Array>())
-    }
-    fn get(a: &dyn Array, i: usize) -> Result<Option<Self>, String> {
-        let a = downcast::<Float64Array>(a)?;
-        Ok((!a.is_null(i)).then(|| a.value(i)))
-    }
-    fn fill() -> Self {
-        f64::NAN
-    }
+primitive!(f64, Float64Array, DataType::Float64, f64::NAN;
     fn present(&self) -> bool {
         !self.is_nan()
     }
-}
+);
 
 impl Scalar for UtcMs {
     fn data_type() -> DataType {
@@ -219,21 +209,7 @@ impl Scalar for UtcMs {
     }
 }
 
-impl Scalar for String {
-    fn data_type() -> DataType {
-        DataType::Utf8
-    }
-    fn build(values: Vec<Option<Self>>) -> ArrayRef {
-        Arc::new(values.into_iter().collect::<StringArray>())
-    }
-    fn get(a: &dyn Array, i: usize) -> Result<Option<Self>, String> {
-        let a = downcast::<StringArray>(a)?;
-        Ok((!a.is_null(i)).then(|| a.value(i).to_owned()))
-    }
-    fn fill() -> Self {
-        String::new()
-    }
-}
+primitive!(String, StringArray, DataType::Utf8, String::new());
 
 /// An enum stored as its snake_case name (a `Utf8` column).
 macro_rules! text {
