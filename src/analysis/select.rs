@@ -304,10 +304,10 @@ fn request_value(r: &RequestRow, m: Metric) -> Option<f64> {
 fn agent_value(a: &AgentRow, m: Metric) -> Option<f64> {
     let finite = |x: f64| x.is_finite().then_some(x);
     match m {
-        Metric::ThroughputTokS => a.throughput_mean_tok_s,
-        Metric::TtftMs => a.ttft_mean_ms,
-        Metric::LoadMs => finite(a.load_sum_ms),
-        Metric::OutputTokens => Some(a.output_tokens as f64),
+        Metric::ThroughputTokS => a.aggregate.throughput_mean_tok_s,
+        Metric::TtftMs => a.aggregate.ttft_mean_ms,
+        Metric::LoadMs => finite(a.aggregate.load_sum_ms),
+        Metric::OutputTokens => Some(a.aggregate.output_tokens as f64),
         Metric::AgentDurationS => finite(a.duration_ms / 1000.0),
         Metric::FilesIngested => a.files_ingested.map(|f| f as f64),
         _ => None,
@@ -347,7 +347,7 @@ fn ordered_agents<'a>(pool: &Pool<'a>, c: &CellRow, cfg: &Cfg) -> Vec<&'a AgentR
 fn agent_means(pool: &Pool<'_>, c: &CellRow, a: &AgentRow) -> (Option<f64>, Option<f64>) {
     let reqs = pool.requests_of(&c.cell_id, &a.agent, &Filter::default());
     if reqs.is_empty() {
-        return (a.throughput_mean_tok_s, a.ttft_mean_ms);
+        return (a.aggregate.throughput_mean_tok_s, a.aggregate.ttft_mean_ms);
     }
     let t: Vec<f64> = reqs.iter().filter_map(|r| r.throughput_tok_s).collect();
     let f: Vec<f64> = reqs.iter().filter_map(|r| r.ttft_ms).collect();
@@ -460,9 +460,9 @@ fn improvement(pool: &Pool<'_>, runs: &[&CellRow], m: Metric) -> Option<f64> {
                     .iter()
                     .find(|a| a.agent == agent)?;
                 vals.extend(if tput {
-                    a.throughput_mean_tok_s
+                    a.aggregate.throughput_mean_tok_s
                 } else {
-                    a.ttft_mean_ms
+                    a.aggregate.ttft_mean_ms
                 });
             } else {
                 vals.extend(

@@ -100,63 +100,35 @@ fn summaries(pool: &Pool<'_>, report: &str) -> Vec<SummaryRow> {
     };
     groupings.push((
         "config",
-        distinct(&|c| Some(c.id.clone()))
-            .into_iter()
-            .map(|v| {
-                (
-                    v.clone(),
-                    Filter {
-                        config: Some(v),
-                        ..Filter::default()
-                    },
-                )
-            })
-            .collect(),
+        groups(distinct(&|c| Some(c.id.clone())), |v| Filter {
+            config: Some(v),
+            ..Filter::default()
+        }),
     ));
     groupings.push((
         "scenario",
-        distinct(&|c| Some(c.scenario.clone()))
-            .into_iter()
-            .map(|v| {
-                (
-                    v.clone(),
-                    Filter {
-                        scenario: Some(v),
-                        ..Filter::default()
-                    },
-                )
-            })
-            .collect(),
+        groups(distinct(&|c| Some(c.scenario.clone())), |v| Filter {
+            scenario: Some(v),
+            ..Filter::default()
+        }),
     ));
     // Model, runtime and language tables only where the report varies them.
-    let models = distinct(&|c| Some(c.model_id.clone()));
-    if models.len() > 1 {
-        groupings.push((
-            "model",
-            models
-                .into_iter()
-                .map(|v| {
-                    (
-                        v.clone(),
-                        Filter {
-                            model: Some(v),
-                            ..Filter::default()
-                        },
-                    )
-                })
-                .collect(),
-        ));
+    let varied = |values: Vec<String>| (values.len() > 1).then_some(values);
+    if let Some(models) = varied(distinct(&|c| Some(c.model_id.clone()))) {
+        let f = |m| Filter {
+            model: Some(m),
+            ..Filter::default()
+        };
+        groupings.push(("model", groups(models, f)));
     }
-    let rt = distinct(&|c| c.runtime.clone());
-    if rt.len() > 1 {
+    if let Some(rt) = varied(distinct(&|c| c.runtime.clone())) {
         let f = |r| Filter {
             runtime: Some(r),
             ..Filter::default()
         };
         groupings.push(("runtime", enum_groups(rt, f)));
     }
-    let lang = distinct(&|c| c.language.clone());
-    if lang.len() > 1 {
+    if let Some(lang) = varied(distinct(&|c| c.language.clone())) {
         let f = |l| Filter {
             language: Some(l),
             ..Filter::default()
@@ -341,6 +313,11 @@ fn distributions(pool: &Pool<'_>, scenarios: &[String]) -> Vec<Distribution> {
         }
     }
     out
+}
+
+/// One group per value, with the filter that selects it.
+fn groups(values: Vec<String>, filter: impl Fn(String) -> Filter) -> Vec<(String, Filter)> {
+    values.into_iter().map(|v| (v.clone(), filter(v))).collect()
 }
 
 /// One group per distinct value of a serde-named enum field (`values` as the analysis stores

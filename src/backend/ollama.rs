@@ -33,8 +33,8 @@ use serde_json::Value;
 
 pub use super::stream::ClientError;
 use super::stream::{
-    Protocol, TextTimer, base_body, cut_mid_line, err, error_message, get_json, http_client,
-    lossy_prefix, map_status, measure_json, post_json, truncate_chars,
+    Protocol, ServerHttp, TextTimer, base_body, cut_mid_line, err, error_message, lossy_prefix,
+    map_status, measure_json, truncate_chars,
 };
 use super::{ErrorKind, LlmRequest, RequestError, RequestRecord};
 use crate::manifest::{Api, Options};
@@ -46,9 +46,8 @@ pub const TIMING_SOURCE: &str = "ollama";
 /// Client of one Ollama server (pooled connections, no client-wide timeout).
 #[derive(Debug, Clone)]
 pub struct OllamaClient {
-    http: reqwest::Client,
-    /// Base URL without a trailing `/`, e.g. `http://127.0.0.1:11434`.
-    base: String,
+    /// The server; its base URL has no trailing `/`, e.g. `http://127.0.0.1:11434`.
+    server: ServerHttp,
 }
 
 impl OllamaClient {
@@ -56,18 +55,18 @@ impl OllamaClient {
     /// `http` is supported (no TLS is compiled in). System proxies are ignored: a benchmark
     /// talks to its server directly.
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
-        let (http, base) = http_client(base_url, true)?;
-        Ok(OllamaClient { http, base })
+        let server = ServerHttp::new(base_url, true, status_error)?;
+        Ok(OllamaClient { server })
     }
 
     /// The base URL (no trailing `/`).
     pub fn base_url(&self) -> &str {
-        &self.base
+        self.server.base()
     }
 
     /// Sends one request and measures it. Never fails: errors are in the record.
     pub async fn send(&self, req: &LlmRequest) -> RequestRecord {
-        let request = post_json(&self.http, &self.base, api_path(req.api));
+        let request = self.server.post_json(api_path(req.api));
         measure_json(request, &request_body(req), req, |t0| {
             StreamState::new(req.api, req.stream, req.max_response_bytes, t0)
         })
@@ -76,7 +75,7 @@ impl OllamaClient {
 
     /// The server's version (`GET /api/version`), e.g. `0.33.0`.
     pub async fn version(&self) -> Result<String, RequestError> {
-        let v = self.get_json("/api/version").await?;
+        let v = self.server.get_json("/api/version").await?;
         match v.get("version").and_then(Value::as_str) {
             Some(s) => Ok(s.to_owned()),
             None => Err(err(
@@ -90,7 +89,8 @@ impl OllamaClient {
     /// True when the server is `chimera emulate` (its `/api/version` says so), a test
     /// instrument whose numbers must never be reported as LLM measurements.
     pub async fn is_chimera_emulator(&self) -> bool {
-        self.get_json("/api/version")
+        self.server
+            .get_json("/api/version")
             .await
             .ok()
             .and_then(|v| v.get("chimera_emulator").and_then(Value::as_bool))
@@ -101,7 +101,7 @@ impl OllamaClient {
     /// `model` (case-insensitive), also as `model:latest` when `model` has no tag. `None` when
     /// the server does not have the model or lists no digest for it.
     pub async fn model_digest(&self, model: &str) -> Result<Option<String>, RequestError> {
-        let v = self.get_json("/api/tags").await?;
+        let v = self.server.get_json("/api/tags").await?;
         let Some(models) = v.get("models").and_then(Value::as_array) else {
             return Err(err(
                 ErrorKind::MalformedResponse,
@@ -110,11 +110,6 @@ impl OllamaClient {
             ));
         };
         Ok(find_digest(models, model))
-    }
-
-    /// GET `path` and parse the (bounded) body as JSON.
-    async fn get_json(&self, path: &str) -> Result<Value, RequestError> {
-        get_json(&self.http, &self.base, path, status_error).await
     }
 }
 

@@ -57,8 +57,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::stream::{
-    ClientError, Protocol, TextTimer, base_body, cut_mid_line, err, error_message, get_json,
-    http_client, lossy_prefix, map_status, measure_json, post_json, truncate_chars,
+    ClientError, Protocol, ServerHttp, TextTimer, base_body, cut_mid_line, err, error_message,
+    lossy_prefix, map_status, measure_json, truncate_chars,
 };
 use super::{ErrorKind, LlmRequest, RequestError, RequestRecord};
 use crate::manifest::Api;
@@ -71,9 +71,9 @@ pub const TIMING_USAGE_ONLY: &str = "usage only";
 /// Client of one OpenAI-compatible server (pooled connections, no client-wide timeout).
 #[derive(Debug, Clone)]
 pub struct OpenAiClient {
-    http: reqwest::Client,
-    /// Base URL without a trailing `/` (and without `/v1`), e.g. `http://127.0.0.1:8080`.
-    base: String,
+    /// The server; its base URL has no trailing `/` and no `/v1`, e.g.
+    /// `http://127.0.0.1:8080`.
+    server: ServerHttp,
     /// The "settings ignored" warning was logged (shared by clones).
     warned: Arc<AtomicBool>,
 }
@@ -82,17 +82,16 @@ impl OpenAiClient {
     /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8080`; the `/v1` paths
     /// are appended). Only plain `http`; system proxies are ignored.
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
-        let (http, base) = http_client(base_url, false)?;
+        let server = ServerHttp::new(base_url, false, status_error)?;
         Ok(OpenAiClient {
-            http,
-            base,
+            server,
             warned: Arc::new(AtomicBool::new(false)),
         })
     }
 
     /// The base URL (no trailing `/`).
     pub fn base_url(&self) -> &str {
-        &self.base
+        self.server.base()
     }
 
     /// Sends one request and measures it. Never fails: errors are in the record.
@@ -101,11 +100,11 @@ impl OpenAiClient {
         if !ignored.is_empty() && !self.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 "{}: {} not sent: an OpenAI-compatible server takes them as startup settings (llama-server `-ngl`, `-c`), not per request; they are ignored for every request to this server",
-                self.base,
+                self.server.base(),
                 ignored.join(", ")
             );
         }
-        let request = post_json(&self.http, &self.base, api_path(req.api)).header(
+        let request = self.server.post_json(api_path(req.api)).header(
             reqwest::header::ACCEPT,
             "text/event-stream, application/json",
         );
@@ -125,7 +124,7 @@ impl OpenAiClient {
         let mut tried = Vec::new();
         let fatal =
             |e: &RequestError| matches!(e.kind, ErrorKind::ConnectionRefused | ErrorKind::Timeout);
-        match self.get_json("/props").await {
+        match self.server.get_json("/props").await {
             Ok(v) => match v.get("build_info").and_then(Value::as_str) {
                 Some(s) if !s.is_empty() => return Ok(s.to_owned()),
                 _ => tried.push("/props: no `build_info`".to_owned()),
@@ -135,7 +134,7 @@ impl OpenAiClient {
         }
         // vLLM's `/version`; Ollama's `/api/version` when Ollama is used through its `/v1`.
         for path in ["/version", "/api/version"] {
-            match self.get_json(path).await {
+            match self.server.get_json(path).await {
                 Ok(v) => match v.get("version").and_then(Value::as_str) {
                     Some(s) if !s.is_empty() => return Ok(s.to_owned()),
                     _ => tried.push(format!("{path}: no `version`")),
@@ -144,7 +143,7 @@ impl OpenAiClient {
                 Err(e) => tried.push(format!("{path}: {}", e.message)),
             }
         }
-        let last = match self.get_json("/v1/models").await {
+        let last = match self.server.get_json("/v1/models").await {
             Ok(v) => {
                 let owner = v
                     .get("data")
@@ -180,7 +179,7 @@ impl OpenAiClient {
     /// The model ids the server lists (`GET /v1/models` → `data[].id`): llama-server lists
     /// its `--alias` or model path, vLLM its served model name(s).
     pub async fn models(&self) -> Result<Vec<String>, RequestError> {
-        let v = self.get_json("/v1/models").await?;
+        let v = self.server.get_json("/v1/models").await?;
         let Some(data) = v.get("data").and_then(Value::as_array) else {
             return Err(err(
                 ErrorKind::MalformedResponse,
@@ -204,17 +203,13 @@ impl OpenAiClient {
     /// `chimera_emulator` marker), a test instrument.
     pub async fn is_chimera_emulator(&self) -> bool {
         for path in ["/props", "/api/version"] {
-            if let Ok(v) = self.get_json(path).await
+            if let Ok(v) = self.server.get_json(path).await
                 && v.get("chimera_emulator").and_then(Value::as_bool) == Some(true)
             {
                 return true;
             }
         }
         false
-    }
-
-    async fn get_json(&self, path: &str) -> Result<Value, RequestError> {
-        get_json(&self.http, &self.base, path, status_error).await
     }
 }
 

@@ -120,13 +120,44 @@ pub(super) fn base_body(req: &LlmRequest) -> Map<String, Value> {
     m
 }
 
-/// A POST of a JSON body to `base` + `path`.
-pub(super) fn post_json(http: &reqwest::Client, base: &str, path: &str) -> reqwest::RequestBuilder {
-    http.post(format!("{base}{path}"))
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
+/// The HTTP side of one server: a client (see [`http_client`]), the base URL without a
+/// trailing `/`, and how the server's protocol reads a non-2xx status.
+#[derive(Debug, Clone)]
+pub(super) struct ServerHttp {
+    http: reqwest::Client,
+    base: String,
+    status_error: fn(StatusCode, &[u8]) -> RequestError,
 }
 
-/// Sends `body` with `request` (see [`post_json`]) and measures it (see [`measure`]). Never
+impl ServerHttp {
+    /// The server at `base_url` (see [`http_client`]).
+    pub(super) fn new(
+        base_url: &str,
+        reuse_connections: bool,
+        status_error: fn(StatusCode, &[u8]) -> RequestError,
+    ) -> Result<Self, ClientError> {
+        let (http, base) = http_client(base_url, reuse_connections)?;
+        Ok(ServerHttp {
+            http,
+            base,
+            status_error,
+        })
+    }
+
+    /// The base URL (no trailing `/`).
+    pub(super) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A POST of a JSON body to the base URL + `path`.
+    pub(super) fn post_json(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+    }
+}
+
+/// Sends `body` with `request` (see [`ServerHttp::post_json`]) and measures it (see [`measure`]). Never
 /// fails: a body that cannot be encoded gives the record of a request never sent.
 pub(super) async fn measure_json<P: Protocol>(
     request: reqwest::RequestBuilder,
@@ -414,59 +445,56 @@ pub(super) async fn read_error_body(
     body
 }
 
-/// GET `base` + `path` and parse the (bounded) body as JSON; a non-2xx status is mapped by
-/// `status_error`.
-pub(super) async fn get_json(
-    http: &reqwest::Client,
-    base: &str,
-    path: &str,
-    status_error: fn(StatusCode, &[u8]) -> RequestError,
-) -> Result<Value, RequestError> {
-    let url = format!("{base}{path}");
-    let deadline = Instant::now()
-        .checked_add(META_TIMEOUT)
-        .map(tokio::time::Instant::from_std);
-    let mut resp = match within(deadline, http.get(url).send()).await {
-        Err(()) => return Err(timeout_error(None, META_TIMEOUT)),
-        Ok(Err(e)) => return Err(send_error(&e)),
-        Ok(Ok(r)) => r,
-    };
-    let status = resp.status();
-    if !status.is_success() {
-        let body = read_error_body(&mut resp, MAX_ERROR_BODY_BYTES, deadline).await;
-        return Err(status_error(status, &body));
-    }
-    let mut body = Vec::new();
-    loop {
-        match within(deadline, resp.chunk()).await {
-            Err(()) => return Err(timeout_error(Some(status.as_u16()), META_TIMEOUT)),
-            Ok(Err(e)) => {
-                return Err(err(
-                    ErrorKind::Truncated,
-                    Some(status.as_u16()),
-                    format!("reading the body failed: {}", error_chain(&e)),
-                ));
-            }
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(b))) => {
-                body.extend_from_slice(&b);
-                if body.len() > META_MAX_BYTES {
+impl ServerHttp {
+    /// GET the base URL + `path` and parse the (bounded) body as JSON; a non-2xx status is
+    /// mapped by the server's `status_error`.
+    pub(super) async fn get_json(&self, path: &str) -> Result<Value, RequestError> {
+        let url = format!("{}{path}", self.base);
+        let deadline = Instant::now()
+            .checked_add(META_TIMEOUT)
+            .map(tokio::time::Instant::from_std);
+        let mut resp = match within(deadline, self.http.get(url).send()).await {
+            Err(()) => return Err(timeout_error(None, META_TIMEOUT)),
+            Ok(Err(e)) => return Err(send_error(&e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            let body = read_error_body(&mut resp, MAX_ERROR_BODY_BYTES, deadline).await;
+            return Err((self.status_error)(status, &body));
+        }
+        let mut body = Vec::new();
+        loop {
+            match within(deadline, resp.chunk()).await {
+                Err(()) => return Err(timeout_error(Some(status.as_u16()), META_TIMEOUT)),
+                Ok(Err(e)) => {
                     return Err(err(
-                        ErrorKind::TooLarge,
+                        ErrorKind::Truncated,
                         Some(status.as_u16()),
-                        format!("reply larger than {META_MAX_BYTES} bytes"),
+                        format!("reading the body failed: {}", error_chain(&e)),
                     ));
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(b))) => {
+                    body.extend_from_slice(&b);
+                    if body.len() > META_MAX_BYTES {
+                        return Err(err(
+                            ErrorKind::TooLarge,
+                            Some(status.as_u16()),
+                            format!("reply larger than {META_MAX_BYTES} bytes"),
+                        ));
+                    }
                 }
             }
         }
+        serde_json::from_slice(&body).map_err(|e| {
+            err(
+                ErrorKind::MalformedResponse,
+                Some(status.as_u16()),
+                format!("invalid JSON: {e}"),
+            )
+        })
     }
-    serde_json::from_slice(&body).map_err(|e| {
-        err(
-            ErrorKind::MalformedResponse,
-            Some(status.as_u16()),
-            format!("invalid JSON: {e}"),
-        )
-    })
 }
 
 /// Why a [`LineSplitter`] refused its input.

@@ -427,22 +427,8 @@ fn draw_box(
 ) {
     svg.line(x, y.map(b.low), x, y.map(b.q1), "#444444", 1.0);
     svg.line(x, y.map(b.q3), x, y.map(b.high), "#444444", 1.0);
-    svg.line(
-        x - box_w / 4.0,
-        y.map(b.low),
-        x + box_w / 4.0,
-        y.map(b.low),
-        "#444444",
-        1.0,
-    );
-    svg.line(
-        x - box_w / 4.0,
-        y.map(b.high),
-        x + box_w / 4.0,
-        y.map(b.high),
-        "#444444",
-        1.0,
-    );
+    svg.hline(x, box_w / 4.0, y.map(b.low), "#444444", 1.0);
+    svg.hline(x, box_w / 4.0, y.map(b.high), "#444444", 1.0);
     let top = y.map(b.q3);
     svg.rect(
         x - box_w / 2.0,
@@ -452,14 +438,7 @@ fn draw_box(
         "#f2f2f2",
         "#444444",
     );
-    svg.line(
-        x - box_w / 2.0,
-        y.map(b.median),
-        x + box_w / 2.0,
-        y.map(b.median),
-        "#222222",
-        2.0,
-    );
+    svg.hline(x, box_w / 2.0, y.map(b.median), "#222222", 2.0);
     if values.len() <= MAX_DOTS {
         for (k, v) in values.iter().enumerate() {
             // Deterministic spread across the box, so that equal values stay visible.

@@ -219,6 +219,11 @@ impl Svg {
         );
     }
 
+    /// A horizontal line at `y` from `x - half` to `x + half`.
+    pub fn hline(&mut self, x: f64, half: f64, y: f64, stroke: &str, width: f64) {
+        self.line(x - half, y, x + half, y, stroke, width);
+    }
+
     /// A rectangle; `x`, `y` is the top-left corner (negative sizes are normalised).
     pub fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, fill: &str, stroke: &str) {
         let (x, w) = if w < 0.0 { (x + w, -w) } else { (x, w) };

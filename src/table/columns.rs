@@ -124,8 +124,10 @@ macro_rules! column_impls {
     )*};
 }
 
+/// A scalar stored in an Arrow array of its own (the value converts with `Into`); items after
+/// `;` are added to the impl.
 macro_rules! primitive {
-    ($t:ty, $array:ty, $dt:expr, $fill:expr) => {
+    ($t:ty, $array:ty, $dt:expr, $fill:expr $(; $($extra:tt)*)?) => {
         impl Scalar for $t {
             fn data_type() -> DataType {
                 $dt
@@ -135,11 +137,12 @@ macro_rules! primitive {
             }
             fn get(a: &dyn Array, i: usize) -> Result<Option<Self>, String> {
                 let a = downcast::<$array>(a)?;
-                Ok((!a.is_null(i)).then(|| a.value(i)))
+                Ok((!a.is_null(i)).then(|| a.value(i).into()))
             }
             fn fill() -> Self {
                 $fill
             }
+            $($($extra)*)?
         }
     };
 }
@@ -156,24 +159,33 @@ primitive!(u64, UInt64Array, DataType::UInt64, 0);
 primitive!(i64, Int64Array, DataType::Int64, 0);
 primitive!(bool, BooleanArray, DataType::Boolean, false);
 
-impl Scalar for f64 {
+/// A count: a `UInt64` column.
+impl Scalar for usize {
     fn data_type() -> DataType {
-        DataType::Float64
+        DataType::UInt64
     }
     fn build(values: Vec<Option<Self>>) -> ArrayRef {
-        Arc::new(values.into_iter().collect::<Float64Array>())
+        Arc::new(
+            values
+                .into_iter()
+                .map(|v| v.map(|v| v as u64))
+                .collect::<UInt64Array>(),
+        )
     }
     fn get(a: &dyn Array, i: usize) -> Result<Option<Self>, String> {
-        let a = downcast::<Float64Array>(a)?;
-        Ok((!a.is_null(i)).then(|| a.value(i)))
+        let a = downcast::<UInt64Array>(a)?;
+        Ok((!a.is_null(i)).then(|| a.value(i) as usize))
     }
     fn fill() -> Self {
-        f64::NAN
+        0
     }
+}
+
+primitive!(f64, Float64Array, DataType::Float64, f64::NAN;
     fn present(&self) -> bool {
         !self.is_nan()
     }
-}
+);
 
 impl Scalar for UtcMs {
     fn data_type() -> DataType {
@@ -197,21 +209,7 @@ impl Scalar for UtcMs {
     }
 }
 
-impl Scalar for String {
-    fn data_type() -> DataType {
-        DataType::Utf8
-    }
-    fn build(values: Vec<Option<Self>>) -> ArrayRef {
-        Arc::new(values.into_iter().collect::<StringArray>())
-    }
-    fn get(a: &dyn Array, i: usize) -> Result<Option<Self>, String> {
-        let a = downcast::<StringArray>(a)?;
-        Ok((!a.is_null(i)).then(|| a.value(i).to_owned()))
-    }
-    fn fill() -> Self {
-        String::new()
-    }
-}
+primitive!(String, StringArray, DataType::Utf8, String::new());
 
 /// An enum stored as its snake_case name (a `Utf8` column).
 macro_rules! text {
@@ -260,19 +258,133 @@ pub(crate) fn role_name(role: &Role) -> String {
 }
 
 column_impls!(
-    u16, u32, u64, i64, bool, f64, UtcMs, String, CellKind, Status, Stage, ErrorKind, Role
+    u16, u32, u64, usize, i64, bool, f64, UtcMs, String, CellKind, Status, Stage, ErrorKind, Role
 );
 
-/// A table's row type, declared with [`table_row!`].
-pub trait Row: Sized {
+/// What a field of a row stands for: one column named after the field for a [`Column`]
+/// value, or the columns of a group ([`column_group!`]), spliced into the row in the field's
+/// place under their own names.
+pub trait Columns: Sized + Clone {
+    /// The columns of a field named `name`.
+    fn column_fields(name: &'static str) -> Vec<Field>;
+    /// The column arrays of the values `get` finds in `rows`, in field order.
+    fn column_arrays<S>(rows: &[S], get: impl Fn(&S) -> &Self) -> Vec<ArrayRef>;
+    /// The values of a field named `name`, read from `batch` by column name.
+    fn read_columns(batch: &RecordBatch, name: &'static str) -> Result<Vec<Self>, ColumnError>;
+}
+
+impl<T: Column> Columns for T {
+    fn column_fields(name: &'static str) -> Vec<Field> {
+        vec![Field::new(name, T::data_type(), T::NULLABLE)]
+    }
+    fn column_arrays<S>(rows: &[S], get: impl Fn(&S) -> &Self) -> Vec<ArrayRef> {
+        vec![T::array(rows.iter().map(|r| get(r).clone()).collect())]
+    }
+    fn read_columns(batch: &RecordBatch, name: &'static str) -> Result<Vec<Self>, ColumnError> {
+        T::read(batch.column_by_name(name), batch.num_rows()).map_err(|problem| ColumnError {
+            column: name,
+            problem,
+        })
+    }
+}
+
+/// The columns of the field that the accessor reads (it only names the field's type).
+pub(crate) fn fields_of<S, T: Columns>(_: impl Fn(&S) -> &T, name: &'static str) -> Vec<Field> {
+    T::column_fields(name)
+}
+
+/// The values of the field that the accessor reads, read from `batch` as column(s) `name`.
+pub(crate) fn read_of<S, T: Columns>(
+    _: impl Fn(&S) -> &T,
+    batch: &RecordBatch,
+    name: &'static str,
+) -> Result<std::vec::IntoIter<T>, ColumnError> {
+    Ok(T::read_columns(batch, name)?.into_iter())
+}
+
+/// The `batch.num_rows()` values that `next` builds from the columns read, or an error when
+/// a column ran out early.
+pub(crate) fn collect_rows<S>(
+    batch: &RecordBatch,
+    next: impl FnMut() -> Option<S>,
+) -> Result<Vec<S>, ColumnError> {
+    std::iter::repeat_with(next)
+        .take(batch.num_rows())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ColumnError {
+            column: "",
+            problem: "columns of different lengths".into(),
+        })
+}
+
+/// The column name of a field: its own name, or the one after `as`.
+macro_rules! column_name {
+    ($f:ident) => {
+        stringify!($f)
+    };
+    ($f:ident $column:ident) => {
+        stringify!($column)
+    };
+}
+
+pub(crate) use column_name;
+
+/// Makes a struct a group of columns ([`Columns`]) that a row can hold as one field:
+/// `column_group!(Type { field, field as column_name, ... })` lists every field in column
+/// order; the column types follow from the fields' types.
+macro_rules! column_group {
+    ($s:ident { $($f:ident $(as $column:ident)?),* $(,)? }) => {
+        impl $crate::table::columns::Columns for $s {
+            fn column_fields(_: &'static str) -> Vec<arrow::datatypes::Field> {
+                use $crate::table::columns::fields_of;
+                let mut v = Vec::new();
+                $(v.extend(fields_of(|r: &$s| &r.$f, $crate::table::columns::column_name!($f $($column)?)));)*
+                v
+            }
+
+            fn column_arrays<S>(
+                rows: &[S],
+                get: impl Fn(&S) -> &Self,
+            ) -> Vec<arrow::array::ArrayRef> {
+                use $crate::table::columns::Columns;
+                let mut v = Vec::new();
+                $(v.extend(Columns::column_arrays(rows, |r| &get(r).$f));)*
+                v
+            }
+
+            fn read_columns(
+                batch: &arrow::array::RecordBatch,
+                _: &'static str,
+            ) -> Result<Vec<Self>, $crate::table::columns::ColumnError> {
+                use $crate::table::columns::{collect_rows, read_of};
+                $(let mut $f = read_of(|r: &$s| &r.$f, batch, $crate::table::columns::column_name!($f $($column)?))?;)*
+                collect_rows(batch, || Some($s { $($f: $f.next()?),* }))
+            }
+        }
+    };
+}
+
+pub(crate) use column_group;
+
+/// A table's row type, declared with [`table_row!`]: a group of columns with a table name.
+pub trait Row: Columns {
     /// The table name (`cells`, `agents`...).
     const TABLE: &'static str;
-    /// The columns: one field per struct field, in order.
-    fn fields() -> Vec<Field>;
+
+    /// The columns, in field order.
+    fn fields() -> Vec<Field> {
+        Self::column_fields("")
+    }
+
     /// The column arrays of `rows`, in field order.
-    fn arrays(rows: &[Self]) -> Vec<ArrayRef>;
+    fn arrays(rows: &[Self]) -> Vec<ArrayRef> {
+        Self::column_arrays(rows, |r| r)
+    }
+
     /// The rows of a batch, read by column name.
-    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ColumnError>;
+    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ColumnError> {
+        Self::read_columns(batch, "")
+    }
 
     /// The table's schema.
     fn schema() -> SchemaRef {
@@ -286,7 +398,8 @@ pub trait Row: Sized {
 }
 
 /// Declares a table's row type: `table_row! { #[doc] pub struct Name: "table" { #[doc] pub
-/// column: Type, ... } }`. Field names are column names.
+/// column: Type, ... } }`. Field names are column names; a field whose type is a group of
+/// columns ([`column_group!`]) stands for the group's columns instead.
 macro_rules! table_row {
     (
         $(#[$m:meta])*
@@ -299,41 +412,10 @@ macro_rules! table_row {
             $($(#[$fm])* pub $f: $t,)*
         }
 
+        $crate::table::columns::column_group!($name { $($f),* });
+
         impl $crate::table::columns::Row for $name {
             const TABLE: &'static str = $table;
-
-            fn fields() -> Vec<arrow::datatypes::Field> {
-                use $crate::table::columns::Column;
-                vec![$(arrow::datatypes::Field::new(
-                    stringify!($f),
-                    <$t as Column>::data_type(),
-                    <$t as Column>::NULLABLE,
-                )),*]
-            }
-
-            fn arrays(rows: &[Self]) -> Vec<arrow::array::ArrayRef> {
-                use $crate::table::columns::Column;
-                vec![$(<$t as Column>::array(rows.iter().map(|r| r.$f.clone()).collect())),*]
-            }
-
-            fn from_batch(
-                batch: &arrow::array::RecordBatch,
-            ) -> Result<Vec<Self>, $crate::table::columns::ColumnError> {
-                use $crate::table::columns::{Column, ColumnError};
-                let n = batch.num_rows();
-                $(
-                    let mut $f = <$t as Column>::read(batch.column_by_name(stringify!($f)), n)
-                        .map_err(|problem| ColumnError { column: stringify!($f), problem })?
-                        .into_iter();
-                )*
-                (0..n)
-                    .map(|_| Some($name { $($f: $f.next()?),* }))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| ColumnError {
-                        column: "",
-                        problem: "columns of different lengths".into(),
-                    })
-            }
         }
     };
 }

@@ -4,11 +4,48 @@
 //! value was not available.
 
 use crate::backend::ErrorKind;
-use crate::manifest::Role;
+use crate::manifest::{Options, Role};
+use crate::metrics::AgentAggregate;
 use crate::record::{CellKind, CellRecord, Status};
+use crate::telemetry::TelemetryAggregate;
 use crate::workload::Stage;
 
-use super::columns::{UtcMs, table_row};
+use super::columns::{UtcMs, column_group, table_row};
+
+column_group!(TelemetryAggregate {
+    gpu_util_mean_pct,
+    gpu_util_max_pct,
+    power_mean_w,
+    power_max_w,
+    energy_j,
+    mem_peak_mib,
+    throttled,
+});
+
+column_group!(Options {
+    num_gpu,
+    num_ctx,
+    temperature,
+    top_p,
+    top_k,
+    repeat_penalty,
+    num_predict,
+    seed,
+});
+
+column_group!(AgentAggregate {
+    requests,
+    failed as failed_requests,
+    throughput_mean_tok_s,
+    throughput_sd_tok_s,
+    ttft_mean_ms,
+    ttft_sd_ms,
+    e2e_sum_ms,
+    output_tokens,
+    load_sum_ms,
+    prompt_eval_sum_ms,
+    eval_sum_ms,
+});
 
 table_row! {
     /// One row of `cells`: one per cell.
@@ -62,20 +99,9 @@ table_row! {
         pub throughput_delta_tok_s: Option<f64>,
         /// TTFT delta A − B.
         pub ttft_delta_ms: Option<f64>,
-        /// Mean GPU utilisation, %.
-        pub gpu_util_mean_pct: Option<f64>,
-        /// Max GPU utilisation, %.
-        pub gpu_util_max_pct: Option<f64>,
-        /// Mean power, W.
-        pub power_mean_w: Option<f64>,
-        /// Max power, W.
-        pub power_max_w: Option<f64>,
-        /// Energy, J.
-        pub energy_j: Option<f64>,
-        /// Peak memory, MiB.
-        pub mem_peak_mib: Option<f64>,
-        /// Throttled at some sample.
-        pub throttled: Option<bool>,
+        /// GPU telemetry aggregates (`gpu_util_mean_pct` to `throttled`): null without
+        /// telemetry (no GPU, no library, or source none).
+        pub telemetry: TelemetryAggregate,
         /// Output tokens per joule.
         pub output_tokens_per_j: Option<f64>,
     }
@@ -99,22 +125,8 @@ table_row! {
         pub endpoint: String,
         /// Ran alone.
         pub isolated: bool,
-        /// num_gpu sent (null = server default).
-        pub num_gpu: Option<u32>,
-        /// num_ctx.
-        pub num_ctx: Option<u32>,
-        /// temperature.
-        pub temperature: Option<f64>,
-        /// top_p.
-        pub top_p: Option<f64>,
-        /// top_k.
-        pub top_k: Option<u32>,
-        /// repeat_penalty.
-        pub repeat_penalty: Option<f64>,
-        /// num_predict.
-        pub num_predict: Option<i64>,
-        /// seed.
-        pub seed: Option<u64>,
+        /// Options sent (`num_gpu` to `seed`; null = server default).
+        pub options: Options,
         /// Duration, ms.
         pub duration_ms: f64,
         /// Files ingested.
@@ -123,28 +135,9 @@ table_row! {
         pub server_version: Option<String>,
         /// Model digest.
         pub model_digest: Option<String>,
-        /// Requests (not warm-up).
-        pub requests: u64,
-        /// Failed requests.
-        pub failed_requests: u64,
-        /// Mean throughput over its requests.
-        pub throughput_mean_tok_s: Option<f64>,
-        /// SD of the throughput.
-        pub throughput_sd_tok_s: f64,
-        /// Mean TTFT.
-        pub ttft_mean_ms: Option<f64>,
-        /// SD of the TTFT.
-        pub ttft_sd_ms: f64,
-        /// Σ end to end, ms.
-        pub e2e_sum_ms: f64,
-        /// Σ output tokens.
-        pub output_tokens: u64,
-        /// Σ load, ms.
-        pub load_sum_ms: f64,
-        /// Σ prompt evaluation, ms.
-        pub prompt_eval_sum_ms: f64,
-        /// Σ evaluation, ms.
-        pub eval_sum_ms: f64,
+        /// Aggregate over its requests, warm-ups excluded (`requests` to `eval_sum_ms`;
+        /// `failed` is the column `failed_requests`).
+        pub aggregate: AgentAggregate,
     }
 }
 
@@ -304,18 +297,11 @@ impl CellsRow {
             isolated_aggregate_tok_s: m.isolated_aggregate_tok_s,
             throughput_delta_tok_s: m.throughput_delta_tok_s,
             ttft_delta_ms: m.ttft_delta_ms,
-            // Telemetry aggregates: null without telemetry (no GPU, no library, or source none).
-            gpu_util_mean_pct: t.gpu_util_mean_pct,
-            gpu_util_max_pct: t.gpu_util_max_pct,
-            power_mean_w: t.power_mean_w,
-            power_max_w: t.power_max_w,
-            energy_j: t.energy_j,
-            mem_peak_mib: t.mem_peak_mib,
-            throttled: t.throttled,
             output_tokens_per_j: t
                 .energy_j
                 .filter(|e| *e > 0.0)
                 .map(|e| rec.output_tokens() as f64 / e),
+            telemetry: t,
         }
     }
 
@@ -343,29 +329,12 @@ impl AgentsRow {
                 role: a.role,
                 endpoint: a.endpoint.clone(),
                 isolated: a.isolated,
-                num_gpu: a.options.num_gpu,
-                num_ctx: a.options.num_ctx,
-                temperature: a.options.temperature,
-                top_p: a.options.top_p,
-                top_k: a.options.top_k,
-                repeat_penalty: a.options.repeat_penalty,
-                num_predict: a.options.num_predict,
-                seed: a.options.seed,
+                options: a.options.clone(),
                 duration_ms: a.duration_ms,
                 files_ingested: a.files_ingested,
                 server_version: a.server_version.clone(),
                 model_digest: a.model_digest.clone(),
-                requests: a.aggregate.requests as u64,
-                failed_requests: a.aggregate.failed as u64,
-                throughput_mean_tok_s: a.aggregate.throughput_mean_tok_s,
-                throughput_sd_tok_s: a.aggregate.throughput_sd_tok_s,
-                ttft_mean_ms: a.aggregate.ttft_mean_ms,
-                ttft_sd_ms: a.aggregate.ttft_sd_ms,
-                e2e_sum_ms: a.aggregate.e2e_sum_ms,
-                output_tokens: a.aggregate.output_tokens,
-                load_sum_ms: a.aggregate.load_sum_ms,
-                prompt_eval_sum_ms: a.aggregate.prompt_eval_sum_ms,
-                eval_sum_ms: a.aggregate.eval_sum_ms,
+                aggregate: a.aggregate.clone(),
             })
             .collect()
     }
