@@ -2,6 +2,26 @@
 
 use super::spec::{Axes, AxisPoint};
 
+/// Expands to an exhaustive `match` on an [`Axis`] whose arm for each axis is
+/// `$arm!(field, args…)`, `field` being that axis's field in [`Axes`] and [`AxisPoint`]: each
+/// per-field decision is written once, and the field list here once.
+macro_rules! by_axis {
+    ($axis:expr, $arm:ident $(, $arg:expr)*) => {
+        match $axis {
+            Axis::Model => $arm!(model $(, $arg)*),
+            Axis::Scenario => $arm!(scenario $(, $arg)*),
+            Axis::Runtime => $arm!(runtime $(, $arg)*),
+            Axis::Language => $arm!(language $(, $arg)*),
+            Axis::NumGpu => $arm!(num_gpu $(, $arg)*),
+            Axis::NumCtx => $arm!(num_ctx $(, $arg)*),
+            Axis::Temperature => $arm!(temperature $(, $arg)*),
+            Axis::TopP => $arm!(top_p $(, $arg)*),
+            Axis::TopK => $arm!(top_k $(, $arg)*),
+            Axis::RepeatPenalty => $arm!(repeat_penalty $(, $arg)*),
+        }
+    };
+}
+
 /// One axis of a block's full factorial (a field of [`Axes`] and of [`AxisPoint`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Axis {
@@ -44,18 +64,12 @@ impl Axis {
 
     /// The manifest key.
     pub fn name(self) -> &'static str {
-        match self {
-            Axis::Model => "model",
-            Axis::Scenario => "scenario",
-            Axis::Runtime => "runtime",
-            Axis::Language => "language",
-            Axis::NumGpu => "num_gpu",
-            Axis::NumCtx => "num_ctx",
-            Axis::Temperature => "temperature",
-            Axis::TopP => "top_p",
-            Axis::TopK => "top_k",
-            Axis::RepeatPenalty => "repeat_penalty",
+        macro_rules! key {
+            ($f:ident) => {
+                stringify!($f)
+            };
         }
+        by_axis!(self, key)
     }
 
     /// The axis a manifest key names.
@@ -83,29 +97,15 @@ impl std::fmt::Display for Axis {
     }
 }
 
-fn len<T>(v: &Option<Vec<T>>) -> Option<usize> {
-    v.as_ref().map(Vec::len)
-}
-
-fn pick<T: Clone>(v: &Option<Vec<T>>, i: usize) -> Option<T> {
-    v.as_ref().and_then(|v| v.get(i).cloned())
-}
-
 impl Axes {
     /// How many values `axis` lists; `None` when the block does not declare it.
     pub fn count(&self, axis: Axis) -> Option<usize> {
-        match axis {
-            Axis::Model => len(&self.model),
-            Axis::Scenario => len(&self.scenario),
-            Axis::Runtime => len(&self.runtime),
-            Axis::Language => len(&self.language),
-            Axis::NumGpu => len(&self.num_gpu),
-            Axis::NumCtx => len(&self.num_ctx),
-            Axis::Temperature => len(&self.temperature),
-            Axis::TopP => len(&self.top_p),
-            Axis::TopK => len(&self.top_k),
-            Axis::RepeatPenalty => len(&self.repeat_penalty),
+        macro_rules! count {
+            ($f:ident, $axes:expr) => {
+                $axes.$f.as_ref().map(Vec::len)
+            };
         }
+        by_axis!(axis, count, self)
     }
 
     /// The axes the block declares, in canonical order.
@@ -120,18 +120,12 @@ impl Axes {
 impl AxisPoint {
     /// True when the point sets `axis`.
     pub fn is_set(&self, axis: Axis) -> bool {
-        match axis {
-            Axis::Model => self.model.is_some(),
-            Axis::Scenario => self.scenario.is_some(),
-            Axis::Runtime => self.runtime.is_some(),
-            Axis::Language => self.language.is_some(),
-            Axis::NumGpu => self.num_gpu.is_some(),
-            Axis::NumCtx => self.num_ctx.is_some(),
-            Axis::Temperature => self.temperature.is_some(),
-            Axis::TopP => self.top_p.is_some(),
-            Axis::TopK => self.top_k.is_some(),
-            Axis::RepeatPenalty => self.repeat_penalty.is_some(),
+        macro_rules! is_set {
+            ($f:ident, $point:expr) => {
+                $point.$f.is_some()
+            };
         }
+        by_axis!(axis, is_set, self)
     }
 
     /// The axes the point sets, in canonical order.
@@ -141,54 +135,34 @@ impl AxisPoint {
 
     /// Sets `axis` to the `i`-th value `axes` lists for it.
     pub fn take(&mut self, axes: &Axes, axis: Axis, i: usize) {
-        match axis {
-            Axis::Model => self.model = pick(&axes.model, i),
-            Axis::Scenario => self.scenario = pick(&axes.scenario, i),
-            Axis::Runtime => self.runtime = pick(&axes.runtime, i),
-            Axis::Language => self.language = pick(&axes.language, i),
-            Axis::NumGpu => self.num_gpu = pick(&axes.num_gpu, i),
-            Axis::NumCtx => self.num_ctx = pick(&axes.num_ctx, i),
-            Axis::Temperature => self.temperature = pick(&axes.temperature, i),
-            Axis::TopP => self.top_p = pick(&axes.top_p, i),
-            Axis::TopK => self.top_k = pick(&axes.top_k, i),
-            Axis::RepeatPenalty => self.repeat_penalty = pick(&axes.repeat_penalty, i),
+        macro_rules! take {
+            ($f:ident, $point:expr, $axes:expr, $i:expr) => {
+                $point.$f = $axes.$f.as_ref().and_then(|v| v.get($i).cloned())
+            };
         }
+        by_axis!(axis, take, self, axes, i)
     }
 
     /// The value of `axis`, formatted for configuration ids (`0.8`, `smol-1kb`).
     pub fn label(&self, axis: Axis) -> Option<String> {
-        fn show<T: ToString>(v: &Option<T>) -> Option<String> {
-            v.as_ref().map(T::to_string)
+        macro_rules! label {
+            ($f:ident, $point:expr) => {
+                $point.$f.as_ref().map(ToString::to_string)
+            };
         }
-        match axis {
-            Axis::Model => self.model.clone(),
-            Axis::Scenario => self.scenario.clone(),
-            Axis::Runtime => self.runtime.as_ref().map(ToString::to_string),
-            Axis::Language => self.language.as_ref().map(ToString::to_string),
-            Axis::NumGpu => show(&self.num_gpu),
-            Axis::NumCtx => show(&self.num_ctx),
-            Axis::Temperature => show(&self.temperature),
-            Axis::TopP => show(&self.top_p),
-            Axis::TopK => show(&self.top_k),
-            Axis::RepeatPenalty => show(&self.repeat_penalty),
-        }
+        by_axis!(axis, label, self)
     }
 
     /// True when every key set in `self` (a pattern) has the same value in `p`.
     pub fn matches(&self, p: &AxisPoint) -> bool {
-        fn eq<T: PartialEq>(pat: &Option<T>, v: &Option<T>) -> bool {
-            pat.as_ref().is_none_or(|x| v.as_ref() == Some(x))
+        macro_rules! same {
+            ($f:ident, $pat:expr, $p:expr) => {
+                $pat.$f.as_ref().is_none_or(|x| $p.$f.as_ref() == Some(x))
+            };
         }
-        eq(&self.model, &p.model)
-            && eq(&self.scenario, &p.scenario)
-            && eq(&self.runtime, &p.runtime)
-            && eq(&self.language, &p.language)
-            && eq(&self.num_gpu, &p.num_gpu)
-            && eq(&self.num_ctx, &p.num_ctx)
-            && eq(&self.temperature, &p.temperature)
-            && eq(&self.top_p, &p.top_p)
-            && eq(&self.top_k, &p.top_k)
-            && eq(&self.repeat_penalty, &p.repeat_penalty)
+        Axis::ALL
+            .into_iter()
+            .all(|axis| by_axis!(axis, same, self, p))
     }
 }
 

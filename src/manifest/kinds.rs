@@ -5,276 +5,201 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Server protocol.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum EndpointKind {
-    /// Ollama's native API (`/api/generate`, `/api/chat`).
-    Ollama,
-    /// OpenAI-compatible API (llama.cpp `llama-server`, vLLM).
-    Openai,
-    /// `chimera emulate`: a deterministic Ollama-protocol test instrument, never an LLM.
-    Emulator,
+/// Declares one vocabulary enum with the derives every vocabulary shares (serde, schemars
+/// and strum, whose names agree through one case rule), plus the extra derives it lists.
+macro_rules! vocabulary {
+    (
+        $(#[doc = $doc:tt])*
+        $(#[derive($($extra:ident),* $(,)?)])?
+        #[case = $case:tt]
+        pub enum $name:ident { $($body:tt)* }
+    ) => {
+        $(#[doc = $doc])*
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            $($($extra,)*)?
+            Serialize,
+            Deserialize,
+            JsonSchema,
+            strum::Display,
+            strum::EnumString,
+            strum::IntoStaticStr,
+        )]
+        #[strum(serialize_all = $case)]
+        #[serde(rename_all = $case)]
+        pub enum $name { $($body)* }
+    };
 }
 
-/// Agent role: which prompts an agent uses.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// DataCollector persona (agent A of the multi-agent harnesses).
-    Collector,
-    /// InsightAgent persona (agent B of the multi-agent harnesses).
-    Insight,
-    /// The baseline agent of the single-agent harnesses.
-    Baseline,
-    /// The "Chimera" agent of the single-agent harnesses.
-    Chimera,
-    /// A plain single-inference client (TR108).
-    Client,
+vocabulary! {
+    /// Server protocol.
+    #[derive(PartialOrd, Ord, Hash)]
+    #[case = "snake_case"]
+    pub enum EndpointKind {
+        /// Ollama's native API (`/api/generate`, `/api/chat`).
+        Ollama,
+        /// OpenAI-compatible API (llama.cpp `llama-server`, vLLM).
+        Openai,
+        /// `chimera emulate`: a deterministic Ollama-protocol test instrument, never an LLM.
+        Emulator,
+    }
 }
 
-/// Scenario kinds of the reports.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum ScenarioKind {
-    /// Single-agent runs (agents, if several, run one after the other).
-    Single,
-    /// Agent A on server defaults, agent B with the configuration's options.
-    BaselineVsChimera,
-    /// Both agents with options, different per agent.
-    ChimeraHetero,
-    /// Both agents with the same options.
-    ChimeraHomo,
+vocabulary! {
+    /// Agent role: which prompts an agent uses.
+    #[derive(PartialOrd, Ord, Hash)]
+    #[case = "snake_case"]
+    pub enum Role {
+        /// DataCollector persona (agent A of the multi-agent harnesses).
+        Collector,
+        /// InsightAgent persona (agent B of the multi-agent harnesses).
+        Insight,
+        /// The baseline agent of the single-agent harnesses.
+        Baseline,
+        /// The "Chimera" agent of the single-agent harnesses.
+        Chimera,
+        /// A plain single-inference client (TR108).
+        Client,
+    }
 }
 
-/// Async runtime variant of the Rust multi-agent harness (TR115).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[strum(serialize_all = "kebab-case")]
-#[serde(rename_all = "kebab-case")]
-pub enum Runtime {
-    /// `#[tokio::main]` multi-thread with `try_join!`.
-    TokioDefault,
-    /// Both agents polled in one task under a `LocalSet`.
-    TokioLocalset,
-    /// async-std; the original serialised the agents with a mutex.
-    AsyncStd,
-    /// smol with a Tokio bridge for HTTP.
-    Smol,
-    /// smol with the stream re-chunked to 1 KiB (later TTFT).
-    #[serde(rename = "smol-1kb")]
-    #[strum(serialize = "smol-1kb")]
-    Smol1kb,
+vocabulary! {
+    /// Scenario kinds of the reports.
+    #[derive(PartialOrd, Ord)]
+    #[case = "snake_case"]
+    pub enum ScenarioKind {
+        /// Single-agent runs (agents, if several, run one after the other).
+        Single,
+        /// Agent A on server defaults, agent B with the configuration's options.
+        BaselineVsChimera,
+        /// Both agents with options, different per agent.
+        ChimeraHetero,
+        /// Both agents with the same options.
+        ChimeraHomo,
+    }
 }
 
-/// Language of the original harness a configuration reproduces.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Language {
-    /// The Rust harnesses (H5, H6).
-    Rust,
-    /// The Python harnesses (H1–H4).
-    Python,
+vocabulary! {
+    /// Async runtime variant of the Rust multi-agent harness (TR115).
+    #[derive(PartialOrd, Ord, Hash)]
+    #[case = "kebab-case"]
+    pub enum Runtime {
+        /// `#[tokio::main]` multi-thread with `try_join!`.
+        TokioDefault,
+        /// Both agents polled in one task under a `LocalSet`.
+        TokioLocalset,
+        /// async-std; the original serialised the agents with a mutex.
+        AsyncStd,
+        /// smol with a Tokio bridge for HTTP.
+        Smol,
+        /// smol with the stream re-chunked to 1 KiB (later TTFT).
+        #[serde(rename = "smol-1kb")]
+        #[strum(serialize = "smol-1kb")]
+        Smol1kb,
+    }
 }
 
-/// Metrics a reference can name (definitions in the design document, §7).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    /// Σ agent durations during the concurrent run / wall × 100 / N.
-    PublishedEfficiencyPct,
-    /// Σ agent durations during the concurrent run / wall.
-    PublishedSpeedup,
-    /// Σ isolated agent durations / concurrent wall × 100 / N.
-    TrueEfficiencyPct,
-    /// Σ isolated agent durations / concurrent wall.
-    TrueSpeedup,
-    /// Published contention flag: published speedup < 1.5 (count or share).
-    Contention,
-    /// eval_count / eval_duration, tokens per second.
-    ThroughputTokS,
-    /// Client time to the first non-empty chunk (or the report's variant), ms.
-    TtftMs,
-    /// Server load duration, ms.
-    LoadMs,
-    /// Output tokens.
-    OutputTokens,
-    /// Agent B − agent A throughput, tok/s.
-    ThroughputDeltaTokS,
-    /// Agent A − agent B TTFT, ms (Rust sign convention).
-    TtftDeltaMs,
-    /// Concurrent wall time, s.
-    WallS,
-    /// (chimera − baseline) / baseline × 100 for throughput.
-    ThroughputImprovementPct,
-    /// (baseline − chimera) / baseline × 100 for TTFT.
-    TtftReductionPct,
-    /// Share of configurations where the chimera agent beats the baseline agent, %.
-    SuccessRatePct,
-    /// Files the ingest step found.
-    FilesIngested,
-    /// One agent's execution time within a run (ingest + calls), s.
-    AgentDurationS,
-    /// The automated report-quality score of TR109 (weights 0.30/0.25/0.25/0.20).
-    ReportQualityScore,
+vocabulary! {
+    /// Language of the original harness a configuration reproduces.
+    #[derive(PartialOrd, Ord, Hash)]
+    #[case = "snake_case"]
+    pub enum Language {
+        /// The Rust harnesses (H5, H6).
+        Rust,
+        /// The Python harnesses (H1–H4).
+        Python,
+    }
 }
 
-/// Statistics a reference can name.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Statistic {
-    /// Arithmetic mean.
-    Mean,
-    /// Median (linear interpolation).
-    Median,
-    /// Sample standard deviation (n − 1).
-    Sd,
-    /// SD / mean × 100.
-    CvPct,
-    /// Minimum.
-    Min,
-    /// Maximum.
-    Max,
-    /// Number of rows (for `contention`: rows flagged).
-    Count,
-    /// Share of rows, % (for `contention`: rows flagged).
-    SharePct,
-    /// Sum over rows.
-    Sum,
-    /// The `percentile` given beside it.
-    Percentile,
+vocabulary! {
+    /// Metrics a reference can name (definitions in the design document, §7).
+    #[case = "snake_case"]
+    pub enum Metric {
+        /// Σ agent durations during the concurrent run / wall × 100 / N.
+        PublishedEfficiencyPct,
+        /// Σ agent durations during the concurrent run / wall.
+        PublishedSpeedup,
+        /// Σ isolated agent durations / concurrent wall × 100 / N.
+        TrueEfficiencyPct,
+        /// Σ isolated agent durations / concurrent wall.
+        TrueSpeedup,
+        /// Published contention flag: published speedup < 1.5 (count or share).
+        Contention,
+        /// eval_count / eval_duration, tokens per second.
+        ThroughputTokS,
+        /// Client time to the first non-empty chunk (or the report's variant), ms.
+        TtftMs,
+        /// Server load duration, ms.
+        LoadMs,
+        /// Output tokens.
+        OutputTokens,
+        /// Agent B − agent A throughput, tok/s.
+        ThroughputDeltaTokS,
+        /// Agent A − agent B TTFT, ms (Rust sign convention).
+        TtftDeltaMs,
+        /// Concurrent wall time, s.
+        WallS,
+        /// (chimera − baseline) / baseline × 100 for throughput.
+        ThroughputImprovementPct,
+        /// (baseline − chimera) / baseline × 100 for TTFT.
+        TtftReductionPct,
+        /// Share of configurations where the chimera agent beats the baseline agent, %.
+        SuccessRatePct,
+        /// Files the ingest step found.
+        FilesIngested,
+        /// One agent's execution time within a run (ingest + calls), s.
+        AgentDurationS,
+        /// The automated report-quality score of TR109 (weights 0.30/0.25/0.25/0.20).
+        ReportQualityScore,
+    }
 }
 
-/// The level a statistic is taken over.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    /// Every run (cell) counts once.
-    #[default]
-    Run,
-    /// First the mean per configuration, then the statistic over those means.
-    Config,
-    /// Every agent run counts once.
-    Agent,
-    /// Every LLM request counts once.
-    Request,
+vocabulary! {
+    /// Statistics a reference can name.
+    #[case = "snake_case"]
+    pub enum Statistic {
+        /// Arithmetic mean.
+        Mean,
+        /// Median (linear interpolation).
+        Median,
+        /// Sample standard deviation (n − 1).
+        Sd,
+        /// SD / mean × 100.
+        CvPct,
+        /// Minimum.
+        Min,
+        /// Maximum.
+        Max,
+        /// Number of rows (for `contention`: rows flagged).
+        Count,
+        /// Share of rows, % (for `contention`: rows flagged).
+        SharePct,
+        /// Sum over rows.
+        Sum,
+        /// The `percentile` given beside it.
+        Percentile,
+    }
+}
+
+vocabulary! {
+    /// The level a statistic is taken over.
+    #[derive(Default)]
+    #[case = "snake_case"]
+    pub enum Level {
+        /// Every run (cell) counts once.
+        #[default]
+        Run,
+        /// First the mean per configuration, then the statistic over those means.
+        Config,
+        /// Every agent run counts once.
+        Agent,
+        /// Every LLM request counts once.
+        Request,
+    }
 }
 
 #[cfg(test)]

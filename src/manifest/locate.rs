@@ -38,6 +38,18 @@ impl KeyPath {
         v.push(Seg::Index(i));
         Self(v)
     }
+
+    /// Each item of `list`, the value of key `k` below this path, with its path (`k[i]`).
+    pub fn items<'a, T>(
+        &self,
+        k: &str,
+        list: &'a [T],
+    ) -> impl Iterator<Item = (Self, &'a T)> + use<'a, T> {
+        let base = self.key(k);
+        list.iter()
+            .enumerate()
+            .map(move |(i, x)| (base.index(i), x))
+    }
 }
 
 impl std::fmt::Display for KeyPath {

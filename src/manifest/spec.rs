@@ -259,6 +259,22 @@ fn default_md() -> u32 {
     29
 }
 
+impl Corpus {
+    /// The name of a `generated` corpus, `<csv>-<json>-<md>-<seed>`: the same name, the same
+    /// files. `None` for the other kinds.
+    pub fn generated_name(&self) -> Option<String> {
+        match self {
+            Corpus::Generated {
+                csv,
+                json,
+                md,
+                seed,
+            } => Some(format!("{csv}-{json}-{md}-{seed}")),
+            Corpus::Directory { .. } | Corpus::Empty => None,
+        }
+    }
+}
+
 /// A scenario: which agents run, on which endpoints, and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -579,19 +579,16 @@ fn prepare_corpus(
             })?;
             Ok(dir)
         }
-        Corpus::Generated {
-            csv,
-            json,
-            md,
-            seed,
-        } => {
-            let key = format!("{csv}-{json}-{md}-{seed}");
+        Corpus::Generated { .. } => {
+            let key = corpus
+                .generated_name()
+                .expect("a generated corpus has a name");
             if let Some(p) = cache.get(&key) {
                 return Ok(p.clone());
             }
             let dir = opts.work_dir.join(format!("corpus-{key}"));
             if !dir.exists() {
-                workload::corpus::generate(&dir, *csv, *json, *md, *seed).map_err(|source| {
+                workload::corpus::generate_spec(&dir, corpus).map_err(|source| {
                     RunError::Corpus {
                         path: dir.clone(),
                         source,

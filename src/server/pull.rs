@@ -223,18 +223,8 @@ pub async fn pull_model(
 mod tests {
     use std::net::SocketAddr;
 
-    /// One model the emulator does not have until it is pulled.
-    const ABSENT: &str = "
-shared_gpu: false
-models:
-  - name: m:latest
-    absent: true
-    pull_ms: 100
-    load_ms: 2
-    prompt_tok_s: 1000000
-    output_tok_s: 400
-    output_tokens: 8
-";
+    /// One model the emulator does not have until it is pulled (shared with `tests/managed.rs`).
+    const ABSENT: &str = include_str!("../../tests/fixtures/emulator/absent-model.yaml");
 
     /// The emulator's `/api/pull` and chimera's pull client, in process: an absent model is
     /// listed (on that listener only) once pulled; an unknown one is an error.

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::manifest::Corpus;
 use crate::util::rng::{SplitMix64, fnv1a};
 use serde_json::{Value, json};
 
@@ -332,6 +333,21 @@ fn stamp(ts: i64) -> String {
         &digits[..8.min(digits.len())],
         &digits[8.min(digits.len())..]
     )
+}
+
+/// Writes the files of a manifest's `generated` corpus under `dir` (see [`generate`]); the
+/// other kinds have no files to write.
+pub fn generate_spec(dir: &Path, spec: &Corpus) -> io::Result<()> {
+    if let &Corpus::Generated {
+        csv,
+        json,
+        md,
+        seed,
+    } = spec
+    {
+        generate(dir, csv, json, md, seed)?;
+    }
+    Ok(())
 }
 
 /// Writes `csv` CSV, `json` JSON and `md` Markdown files under `dir` (`reports/...`,

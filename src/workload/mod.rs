@@ -135,14 +135,12 @@ pub fn ingest_corpus(
     generated_root: &Path,
 ) -> io::Result<IngestResult> {
     match corpus {
-        Corpus::Generated {
-            csv,
-            json,
-            md,
-            seed,
-        } => {
-            let dir = generated_root.join(format!("{csv}-{json}-{md}-{seed}"));
-            corpus::generate(&dir, *csv, *json, *md, *seed)?;
+        Corpus::Generated { .. } => {
+            let name = corpus
+                .generated_name()
+                .expect("a generated corpus has a name");
+            let dir = generated_root.join(name);
+            corpus::generate_spec(&dir, corpus)?;
             Ok(ingest(&dir))
         }
         Corpus::Directory { path } => {

@@ -67,8 +67,7 @@ pub(super) fn check_matrix_size(ctx: &mut Ctx<'_>) {
 pub(super) fn check_blocks(ctx: &mut Ctx<'_>, ids: &Ids<'_>) {
     let m = ctx.m;
     let mut explicit_ids: BTreeSet<(String, Option<Runtime>)> = BTreeSet::new();
-    for (bi, b) in m.spec.matrix.iter().enumerate() {
-        let p = KeyPath::root().key("matrix").index(bi);
+    for (p, b) in KeyPath::root().items("matrix", &m.spec.matrix) {
         check_block_keys(ctx, ids, &p, b);
         check_axes(ctx, ids, &p.key("axes"), &b.axes);
         let declared = b.axes.declared();
@@ -89,8 +88,7 @@ pub(super) fn check_blocks(ctx: &mut Ctx<'_>, ids: &Ids<'_>) {
         if let Some(t) = &b.id_template {
             check_id_template(ctx, &p, t, &declared, !b.configurations.is_empty());
         }
-        for (ci, c) in b.configurations.iter().enumerate() {
-            let cp = p.key("configurations").index(ci);
+        for (cp, c) in p.items("configurations", &b.configurations) {
             check_configuration(ctx, ids, &cp, b, c, &mut explicit_ids);
         }
         check_block_defaults(ctx, &p, b);

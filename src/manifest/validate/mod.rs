@@ -167,8 +167,7 @@ fn check_endpoints(ctx: &mut Ctx<'_>) {
     if s.endpoints.is_empty() && !s.matrix.is_empty() {
         ctx.emit(root.key("endpoints"), "no endpoints declared", |d| d.expected("at least one endpoint").help("add `- {id: ollama, kind: ollama, url: http://127.0.0.1:11434, resource: local:gpu0}`"));
     }
-    for (i, e) in s.endpoints.iter().enumerate() {
-        let p = root.key("endpoints").index(i);
+    for (p, e) in root.items("endpoints", &s.endpoints) {
         if let Some(why) = url_problem(&e.url) {
             ctx.emit(
                 p.key("url"),
@@ -229,8 +228,7 @@ fn check_models(ctx: &mut Ctx<'_>) {
     let m = ctx.m;
     let s = &m.spec;
     let root = KeyPath::root();
-    for (i, md) in s.models.iter().enumerate() {
-        let p = root.key("models").index(i);
+    for (p, md) in root.items("models", &s.models) {
         if md.tag.trim().is_empty() {
             ctx.emit(p.key("tag"), "empty model tag", |d| {
                 d.expected("a server tag such as `gemma3:latest`")
@@ -253,8 +251,8 @@ fn check_workloads(ctx: &mut Ctx<'_>) {
     let m = ctx.m;
     let s = &m.spec;
     let root = KeyPath::root();
-    for (i, w) in s.workloads.iter().enumerate() {
-        let p = root.key("workloads").index(i).key("task");
+    for (p, w) in root.items("workloads", &s.workloads) {
+        let p = p.key("task");
         match &w.task {
             Task::SingleInference { prompts } => {
                 if prompts.is_empty() {
@@ -262,11 +260,9 @@ fn check_workloads(ctx: &mut Ctx<'_>) {
                         d.expected("at least one prompt").found("`[]`")
                     });
                 }
-                for (j, pr) in prompts.iter().enumerate() {
+                for (pp, pr) in p.items("prompts", prompts) {
                     if pr.trim().is_empty() {
-                        ctx.emit(p.key("prompts").index(j), "empty prompt", |d| {
-                            d.expected("prompt text")
-                        });
+                        ctx.emit(pp, "empty prompt", |d| d.expected("prompt text"));
                     }
                 }
             }
@@ -318,8 +314,7 @@ fn check_scenarios(ctx: &mut Ctx<'_>, ids: &Ids<'_>) {
     let m = ctx.m;
     let s = &m.spec;
     let root = KeyPath::root();
-    for (i, sc) in s.scenarios.iter().enumerate() {
-        let p = root.key("scenarios").index(i);
+    for (p, sc) in root.items("scenarios", &s.scenarios) {
         ctx.unique(
             &p.key("agents"),
             "agent",
@@ -350,18 +345,9 @@ fn check_scenarios(ctx: &mut Ctx<'_>, ids: &Ids<'_>) {
                 },
             );
         }
-        for (j, a) in sc.agents.iter().enumerate() {
-            ctx.reference(
-                p.key("agents").index(j).key("endpoint"),
-                "endpoint",
-                &a.endpoint,
-                &ids.endpoints,
-            );
-            check_floats(
-                ctx,
-                &p.key("agents").index(j).key("base_options"),
-                &a.base_options,
-            );
+        for (ap, a) in p.items("agents", &sc.agents) {
+            ctx.reference(ap.key("endpoint"), "endpoint", &a.endpoint, &ids.endpoints);
+            check_floats(ctx, &ap.key("base_options"), &a.base_options);
         }
     }
 }
@@ -380,8 +366,7 @@ fn check_references(ctx: &mut Ctx<'_>, ids: &Ids<'_>) {
     // A report without a matrix of its own analyses its dependencies' data: its `where`
     // keys name their scenarios, models and agents.
     let own_data = !s.matrix.is_empty();
-    for (i, r) in s.references.iter().enumerate() {
-        let p = root.key("references").index(i);
+    for (p, r) in root.items("references", &s.references) {
         if !r.value.is_finite() {
             ctx.emit(
                 p.key("value"),
