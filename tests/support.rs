@@ -404,9 +404,13 @@ pub fn single_config(id: &str, options: &str) -> String {
     format!("{{id: {id}, scenario: single, options: {{client: {{{options}}}}}}}")
 }
 
-/// The in-process emulator serving `profile` on `listeners` ephemeral ports.
+/// The in-process emulator serving `profile` (YAML) on `listeners` ephemeral ports.
 pub async fn emulate(profile: &str, listeners: usize) -> EmulatorHandle {
-    let profile = Profile::from_yaml(profile).expect("profile");
+    emulate_profile(Profile::from_yaml(profile).expect("profile"), listeners).await
+}
+
+/// The in-process emulator serving `profile` on `listeners` ephemeral ports.
+pub async fn emulate_profile(profile: Profile, listeners: usize) -> EmulatorHandle {
     let localhost: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     chimera::emulator::spawn(profile, &vec![localhost; listeners])
         .await
@@ -477,6 +481,31 @@ pub async fn campaign(
 
 /// How a client test checks a failed request: the file's own `assert_error`.
 pub type AssertError = fn(&RequestRecord, ErrorKind, Option<u16>);
+
+/// `rec` failed with `kind` and `status`, a message, a send time and an e2e time: the checks
+/// every client's `assert_error` starts with.
+pub fn assert_failed(rec: &RequestRecord, kind: ErrorKind, status: Option<u16>) {
+    let e = rec
+        .error
+        .as_ref()
+        .unwrap_or_else(|| panic!("expected {kind:?}, got success: {rec:?}"));
+    assert_eq!(e.kind, kind, "{rec:?}");
+    assert_eq!(e.status, status, "{rec:?}");
+    assert!(!e.message.is_empty());
+    assert!(!rec.ok());
+    assert!(rec.sent_at_unix_ms > 1.0e12, "{rec:?}");
+    assert!(rec.e2e_ms > 0.0, "{rec:?}");
+}
+
+/// Three text chunks arrived before the fault: their timings are kept, but no final chunk
+/// told a token count.
+pub fn assert_three_chunks_timed(rec: &RequestRecord) {
+    assert!(rec.ttft_ms.is_some(), "{rec:?}");
+    assert_eq!(rec.itl_ms.len(), 2, "{rec:?}");
+    assert!(rec.chunks >= 3, "{rec:?}");
+    assert!(rec.e2e_ms >= rec.ttft_ms.unwrap_or(f64::MAX));
+    assert_eq!(rec.output_tokens, None, "no final chunk, no token count");
+}
 
 /// A streamed request for `model` with default options, a 10 s timeout and a 1 MiB cap.
 pub fn request(api: Api, model: &str) -> LlmRequest {
@@ -589,9 +618,155 @@ pub async fn too_large_under_a_small_cap(client: &Client, assert_error: AssertEr
     }
 }
 
+/// An unstreamed `fast:1b` reply on each API is one object of 12 words without TTFT or
+/// ITLs; `check` adds the protocol's own checks on each record.
+pub async fn unstreamed_replies(client: &Client, check: fn(&RequestRecord)) {
+    for api in [Api::Generate, Api::Chat] {
+        let mut req = request(api, "fast:1b");
+        req.stream = false;
+        let rec = client.send(&req).await;
+        assert!(rec.ok(), "{api:?}: {rec:?}");
+        assert_eq!(rec.ttft_ms, None);
+        assert!(rec.itl_ms.is_empty());
+        assert_eq!(rec.chunks, 1);
+        assert_eq!(rec.output_tokens, Some(12));
+        assert_eq!(rec.text.split_whitespace().count(), 12);
+        check(&rec);
+    }
+}
+
 /// Under the default cap the same huge reply is fine.
 pub async fn huge_reply_fits_the_default_cap(client: &Client) {
     let rec = client.send(&request(Api::Generate, "verbose")).await;
     assert!(rec.ok(), "{rec:?}");
     assert!(rec.text.len() >= 100_000);
 }
+
+/// A model the emulator answers with an HTTP status: (name, the error kind the client
+/// reports, the status, the message).
+pub type StatusFault = (&'static str, ErrorKind, u16, &'static str);
+
+/// Emulator models as YAML list items: `hangs-up`, which closes the connection unanswered,
+/// and one model per [`StatusFault`] that answers its status and message.
+pub fn status_fault_models(statuses: &[StatusFault]) -> String {
+    let mut yaml = String::from("  - name: hangs-up\n    fault: {kind: refuse_after_accept}\n");
+    for (name, _, code, message) in statuses {
+        yaml.push_str(&format!(
+            "  - name: {name}\n    fault: {{kind: status, code: {code}, message: {message:?}}}\n"
+        ));
+    }
+    yaml
+}
+
+/// The emulator models [`client_fault_tests!`] sends to, as YAML list items: a reply cut
+/// cleanly (`truncates`) and abruptly (`dies`), garbled (`garbles`) and stalled for 2 s
+/// (`stalls`) after three tokens, and a 100 kB reply (`verbose`). `per_model` is a YAML line
+/// every one of them also gets (such as `load_ms: 0`), or empty.
+pub fn stream_fault_models(per_model: &str) -> String {
+    let faults = [
+        ("truncates", "{kind: truncate_after, tokens: 3}"),
+        ("dies", "{kind: truncate_after, tokens: 3, abrupt: true}"),
+        ("garbles", "{kind: malformed_after, tokens: 3}"),
+        ("stalls", "{kind: stall_after, tokens: 3, ms: 2000}"),
+        ("verbose", "{kind: huge, bytes: 100000}"),
+    ];
+    let mut yaml = String::new();
+    for (name, fault) in faults {
+        yaml.push_str(&format!("  - name: {name}\n"));
+        if !per_model.is_empty() {
+            yaml.push_str(&format!("    {per_model}\n"));
+        }
+        yaml.push_str("    output_tok_s: 1000\n");
+        if name == "verbose" {
+            yaml.push_str("    output_tokens: 8\n");
+        }
+        yaml.push_str(&format!("    fault: {fault}\n"));
+    }
+    yaml
+}
+
+/// The fault tests both HTTP clients share, written once: in the calling file each expands
+/// to a `#[tokio::test]` on that file's `start()`, `assert_error` and
+/// `assert_three_chunks_kept`. `$wrap` makes the file's client a [`Client`], `$kind` is the
+/// endpoint kind refused, `$api` the API a refused request, a stall and an unstreamed
+/// malformed reply are sent on, `$statuses` the emulator's [`StatusFault`]s and `$unknown` what
+/// the message about an unknown model says.
+macro_rules! client_fault_tests {
+    ($wrap:path, $kind:expr, $api:expr, $statuses:expr, $unknown:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn connection_refused() {
+            crate::support::connection_refused($kind, $api, assert_error).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn closed_without_a_response_counts_as_refused() {
+            let (emu, client) = start().await;
+            let rec = client
+                .send(&crate::support::request(Api::Generate, "hangs-up"))
+                .await;
+            assert_error(&rec, ErrorKind::ConnectionRefused, None);
+            emu.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn status_errors() {
+            let (emu, client) = start().await;
+            let unknown = ("unknown:7b", ErrorKind::ModelNotFound, 404, $unknown);
+            let cases: Vec<_> = std::iter::once(unknown)
+                .chain($statuses.iter().copied())
+                .collect();
+            crate::support::status_errors(&$wrap(client), &cases, assert_error).await;
+            emu.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn truncated_streams() {
+            let (emu, client) = start().await;
+            crate::support::truncated_streams(
+                &$wrap(client),
+                assert_error,
+                assert_three_chunks_kept,
+            )
+            .await;
+            emu.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn malformed_reply() {
+            let (emu, client) = start().await;
+            let rec = client
+                .send(&crate::support::request(Api::Generate, "garbles"))
+                .await;
+            assert_error(&rec, ErrorKind::MalformedResponse, Some(200));
+            assert_three_chunks_kept(&rec);
+            let mut req = crate::support::request($api, "garbles");
+            req.stream = false;
+            let rec = client.send(&req).await;
+            assert_error(&rec, ErrorKind::MalformedResponse, Some(200));
+            emu.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn stall_times_out() {
+            let (emu, client) = start().await;
+            crate::support::stall_times_out(
+                &$wrap(client),
+                $api,
+                assert_error,
+                assert_three_chunks_kept,
+            )
+            .await;
+            emu.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn too_large_with_a_small_cap() {
+            let (emu, client) = start().await;
+            let client = $wrap(client);
+            crate::support::too_large_under_a_small_cap(&client, assert_error).await;
+            crate::support::huge_reply_fits_the_default_cap(&client).await;
+            emu.shutdown().await;
+        }
+    };
+}
+pub(crate) use client_fault_tests;
