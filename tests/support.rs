@@ -708,6 +708,8 @@ pub fn stream_fault_models(per_model: &str) -> String {
 /// `assert_three_chunks_kept`. `$wrap` makes the file's client a [`Client`], `$kind` is the
 /// endpoint kind refused, `$api` is [`Faults::api`] and the API a refused request is sent on,
 /// `$statuses` and `$unknown` are [`Faults::statuses`] and [`Faults::unknown`].
+// `tests/real.rs` also includes this file, and uses no macro.
+#[allow(unused_macros)]
 macro_rules! client_fault_tests {
     ($wrap:path, $kind:expr, $api:expr, $statuses:expr, $unknown:expr) => {
         async fn faults() -> (chimera::emulator::EmulatorHandle, crate::support::Faults) {
@@ -748,4 +750,5 @@ macro_rules! client_fault_tests {
         )*
     };
 }
+#[allow(unused_imports)]
 pub(crate) use client_fault_tests;
