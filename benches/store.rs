@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use chimera::backend::RequestRecord;
 use chimera::manifest::{Options, Role};
 use chimera::record::AgentAggregate;
-use chimera::record::{AgentRun, CellKind, CellRecord, MultiAgentMetrics, RequestRow, Status};
+use chimera::record::{AgentRun, CellKind, CellRecord, MultiAgentMetrics, RequestRow};
 use chimera::store::{Campaign, CampaignInfo, CommitOutcome, Verify, open_existing};
 use chimera::table;
 use chimera::workload::Stage;
@@ -296,36 +296,23 @@ fn synthetic_cell(n: u64, agents: usize, requests: u32) -> CellRecord {
             }
         })
         .collect();
-    CellRecord {
-        cell_id: cell_id(n),
-        kind: CellKind::Concurrent,
-        report: "TR999".into(),
-        config: Some(format!("test{:03}", n % 250)),
-        scenario: Some("chimera_homo".into()),
-        repetition: (n / 250) as u32 + 1,
-        model: Some("gemma3:latest".into()),
-        started_at_unix_ms: t0,
-        attempt: 1,
-        status: Status::Ok,
-        error: None,
-        error_kind: None,
-        telemetry: None,
-        gpu_samples: Vec::new(),
-        wall_ms: 1_950.0,
-        aggregate_tok_s: Some(82.0),
-        multi_agent: Some(MultiAgentMetrics {
-            published_speedup: Some(1.95),
-            published_efficiency_pct: Some(97.5),
-            contention: Some(false),
-            isolated_sum_ms: Some(1_800.0),
-            true_speedup: Some(0.92),
-            true_efficiency_pct: Some(46.2),
-            isolated_aggregate_tok_s: Some(88.9),
-            throughput_delta_tok_s: Some(-0.4),
-            ttft_delta_ms: Some(3.1),
-        }),
-        agents,
-    }
+    let mut rec =
+        chimera::fuzzing::sample_cell_record(cell_id(n), CellKind::Concurrent, "TR999", agents);
+    rec.config = Some(format!("test{:03}", n % 250));
+    rec.repetition = (n / 250) as u32 + 1;
+    rec.started_at_unix_ms = t0;
+    rec.wall_ms = 1_950.0;
+    rec.aggregate_tok_s = Some(82.0);
+    rec.multi_agent = rec.multi_agent.map(|published| MultiAgentMetrics {
+        isolated_sum_ms: Some(1_800.0),
+        true_speedup: Some(0.92),
+        true_efficiency_pct: Some(46.2),
+        isolated_aggregate_tok_s: Some(88.9),
+        throughput_delta_tok_s: Some(-0.4),
+        ttft_delta_ms: Some(3.1),
+        ..published
+    });
+    rec
 }
 
 /// What figure 2 measured.

@@ -587,3 +587,43 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A cell record for tests and benchmarks: cell `cell_id` of `kind` for `report` with
+/// `agents`, a successful first attempt of repetition 1 of config `cfg` on `gemma3:latest`,
+/// started at 1.7e12 ms, without telemetry. A concurrent cell also gets the chimera_homo
+/// scenario and published multi-agent numbers (1.95× speed-up, 97.5 % efficiency, no
+/// contention); the caller overrides what it checks.
+pub fn sample_cell_record(
+    cell_id: String,
+    kind: crate::record::CellKind,
+    report: &str,
+    agents: Vec<crate::record::AgentRun>,
+) -> crate::record::CellRecord {
+    use crate::record::{CellKind, MultiAgentMetrics, Status};
+    let concurrent = kind == CellKind::Concurrent;
+    crate::record::CellRecord {
+        cell_id,
+        kind,
+        report: report.into(),
+        config: Some("cfg".into()),
+        scenario: concurrent.then(|| "chimera_homo".into()),
+        repetition: 1,
+        model: Some("gemma3:latest".into()),
+        started_at_unix_ms: 1_700_000_000_000.0,
+        attempt: 1,
+        status: Status::Ok,
+        error: None,
+        error_kind: None,
+        telemetry: None,
+        gpu_samples: Vec::new(),
+        wall_ms: 1_000.0,
+        aggregate_tok_s: None,
+        multi_agent: concurrent.then(|| MultiAgentMetrics {
+            published_speedup: Some(1.95),
+            published_efficiency_pct: Some(97.5),
+            contention: Some(false),
+            ..MultiAgentMetrics::default()
+        }),
+        agents,
+    }
+}

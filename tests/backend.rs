@@ -2,23 +2,36 @@
 //! its status and the partial timings kept) and the success paths checked against the
 //! emulator's ground truth.
 
-use std::net::SocketAddr;
-
 use chimera::backend::OllamaClient;
 use chimera::backend::{Client, ErrorKind, LlmRequest, RequestRecord};
-use chimera::emulator::{self, EmulatorHandle, Profile};
+use chimera::emulator::{EmulatorHandle, Profile};
 use chimera::manifest::{Api, EndpointKind, Options};
 
-use crate::support::{
-    self, connection_refused as connection_refused_with, huge_reply_fits_the_default_cap, request,
-    status_errors as status_errors_of, too_large_under_a_small_cap, truth,
-};
+use crate::support::{self, request, truth};
 
 const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// Slack allowed between the client's timings and the emulator's truth: both run in this
 /// process on a small, possibly busy machine.
 const SLACK_MS: f64 = 50.0;
+
+/// The models the emulator answers with an HTTP status, and what the client makes of them.
+const STATUS_FAULTS: &[support::StatusFault] = &[
+    ("bad", ErrorKind::BadRequest, 400, "invalid model name"),
+    (
+        "broken",
+        ErrorKind::ServerError,
+        500,
+        "llama runner process has terminated",
+    ),
+    (
+        "busy",
+        ErrorKind::QueueFull,
+        503,
+        "server busy, please try again.  maximum pending requests exceeded",
+    ),
+    ("limited", ErrorKind::HttpStatus, 429, "too many requests"),
+];
 
 fn profile() -> Profile {
     let yaml = format!(
@@ -37,76 +50,31 @@ models:
     load_ms: 0
     output_tok_s: 1000
     output_tokens: 4
-  - name: hangs-up
-    fault: {{kind: refuse_after_accept}}
-  - name: bad
-    fault: {{kind: status, code: 400, message: "invalid model name"}}
-  - name: broken
-    fault: {{kind: status, code: 500, message: "llama runner process has terminated"}}
-  - name: busy
-    fault: {{kind: status, code: 503, message: "server busy, please try again.  maximum pending requests exceeded"}}
-  - name: limited
-    fault: {{kind: status, code: 429, message: "too many requests"}}
   - name: crashes
     load_ms: 0
     output_tok_s: 1000
     fault: {{kind: error_after, tokens: 3, message: "an error was encountered while running the model: unexpected EOF"}}
-  - name: truncates
-    load_ms: 0
-    output_tok_s: 1000
-    fault: {{kind: truncate_after, tokens: 3}}
-  - name: dies
-    load_ms: 0
-    output_tok_s: 1000
-    fault: {{kind: truncate_after, tokens: 3, abrupt: true}}
-  - name: garbles
-    load_ms: 0
-    output_tok_s: 1000
-    fault: {{kind: malformed_after, tokens: 3}}
-  - name: stalls
-    load_ms: 0
-    output_tok_s: 1000
-    fault: {{kind: stall_after, tokens: 3, ms: 2000}}
-  - name: verbose
-    load_ms: 0
-    output_tok_s: 1000
-    output_tokens: 8
-    fault: {{kind: huge, bytes: 100000}}
-"#
+{statuses}{faults}"#,
+        statuses = support::status_fault_models(STATUS_FAULTS),
+        faults = support::stream_fault_models("load_ms: 0")
     );
     Profile::from_yaml(&yaml).expect("test profile")
 }
 
 async fn start() -> (EmulatorHandle, OllamaClient) {
-    let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let emu = emulator::spawn(profile(), &[addr])
-        .await
-        .expect("spawn emulator");
+    let emu = support::emulate_profile(profile(), 1).await;
     let client = OllamaClient::new(&format!("http://{}", emu.addrs[0])).expect("client");
     (emu, client)
 }
 
 fn assert_error(rec: &RequestRecord, kind: ErrorKind, status: Option<u16>) {
-    let e = rec
-        .error
-        .as_ref()
-        .unwrap_or_else(|| panic!("expected {kind:?}, got success: {rec:?}"));
-    assert_eq!(e.kind, kind, "{rec:?}");
-    assert_eq!(e.status, status, "{rec:?}");
-    assert!(!e.message.is_empty());
-    assert!(!rec.ok());
-    assert!(rec.sent_at_unix_ms > 1.0e12, "{rec:?}");
-    assert!(rec.e2e_ms > 0.0, "{rec:?}");
+    support::assert_failed(rec, kind, status);
 }
 
 /// Three text chunks arrived before the fault: their timings are kept.
 fn assert_three_chunks_kept(rec: &RequestRecord) {
-    assert!(rec.ttft_ms.is_some(), "{rec:?}");
-    assert_eq!(rec.itl_ms.len(), 2, "{rec:?}");
-    assert!(rec.chunks >= 3, "{rec:?}");
+    support::assert_three_chunks_timed(rec);
     assert!(!rec.text.is_empty());
-    assert!(rec.e2e_ms >= rec.ttft_ms.unwrap_or(f64::MAX));
-    assert_eq!(rec.output_tokens, None, "no final chunk, no server metrics");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,18 +163,10 @@ async fn streaming_chat_and_options_only_when_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unstreamed_replies_have_no_ttft() {
     let (emu, client) = start().await;
-    for api in [Api::Generate, Api::Chat] {
-        let mut req = request(api, "fast:1b");
-        req.stream = false;
-        let rec = client.send(&req).await;
-        assert!(rec.ok(), "{api:?}: {rec:?}");
-        assert_eq!(rec.ttft_ms, None);
-        assert!(rec.itl_ms.is_empty());
-        assert_eq!(rec.chunks, 1);
-        assert_eq!(rec.output_tokens, Some(12));
-        assert_eq!(rec.text.split_whitespace().count(), 12);
+    support::unstreamed_replies(&Client::Ollama(client), |rec| {
         assert!(rec.e2e_ms > 0.0 && rec.eval_ms.is_some());
-    }
+    })
+    .await;
     assert!(!truth(&emu, 1).await.stream);
     emu.shutdown().await;
 }
@@ -237,37 +197,13 @@ async fn version_and_model_digest() {
     emu.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_refused() {
-    connection_refused_with(EndpointKind::Emulator, Api::Generate, assert_error).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn closed_without_a_response_counts_as_refused() {
-    let (emu, client) = start().await;
-    let rec = client.send(&request(Api::Generate, "hangs-up")).await;
-    assert_error(&rec, ErrorKind::ConnectionRefused, None);
-    emu.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_errors() {
-    let (emu, client) = start().await;
-    let cases = [
-        ("unknown:7b", ErrorKind::ModelNotFound, 404, "not found"),
-        ("bad", ErrorKind::BadRequest, 400, "invalid model name"),
-        (
-            "broken",
-            ErrorKind::ServerError,
-            500,
-            "llama runner process has terminated",
-        ),
-        ("busy", ErrorKind::QueueFull, 503, "server busy"),
-        ("limited", ErrorKind::HttpStatus, 429, "too many requests"),
-    ];
-    status_errors_of(&Client::Ollama(client), &cases, assert_error).await;
-    emu.shutdown().await;
-}
+support::client_fault_tests!(
+    Client::Ollama,
+    EndpointKind::Emulator,
+    Api::Generate,
+    STATUS_FAULTS,
+    "not found"
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_line_after_200() {
@@ -285,58 +221,17 @@ async fn error_line_after_200() {
     emu.shutdown().await;
 }
 
+/// Lines (one padded token each, ~12.5 kB) fit a 20 kB cap, the whole body does not: the
+/// chunks before the overflow keep their timings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn truncated_streams() {
+async fn lines_fit_a_cap_the_whole_body_does_not() {
     let (emu, client) = start().await;
-    support::truncated_streams(
-        &Client::Ollama(client),
-        assert_error,
-        assert_three_chunks_kept,
-    )
-    .await;
-    emu.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_line() {
-    let (emu, client) = start().await;
-    let rec = client.send(&request(Api::Generate, "garbles")).await;
-    assert_error(&rec, ErrorKind::MalformedResponse, Some(200));
-    assert_three_chunks_kept(&rec);
-    let mut req = request(Api::Generate, "garbles");
-    req.stream = false;
-    let rec = client.send(&req).await;
-    assert_error(&rec, ErrorKind::MalformedResponse, Some(200));
-    emu.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stall_times_out() {
-    let (emu, client) = start().await;
-    support::stall_times_out(
-        &Client::Ollama(client),
-        Api::Generate,
-        assert_error,
-        assert_three_chunks_kept,
-    )
-    .await;
-    emu.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn too_large_with_a_small_cap() {
-    let (emu, client) = start().await;
-    let client = Client::Ollama(client);
-    too_large_under_a_small_cap(&client, assert_error).await;
-    // Lines (one padded token each, ~12.5 kB) fit a 20 kB cap, the whole body does not: the
-    // chunks before the overflow keep their timings.
     let mut req = request(Api::Generate, "verbose");
     req.max_response_bytes = 20_000;
     let rec = client.send(&req).await;
     assert_error(&rec, ErrorKind::TooLarge, Some(200));
     assert!(rec.text.len() <= 20_000 && !rec.text.is_empty());
     assert!(rec.ttft_ms.is_some());
-    huge_reply_fits_the_default_cap(&client).await;
     emu.shutdown().await;
 }
 

@@ -3,23 +3,32 @@
 //! kept), the success paths checked against the emulator's ground truth, the timing source,
 //! and a small campaign on two `kind: openai` endpoints end to end into Parquet.
 
-use std::net::SocketAddr;
-
 use arrow::array::Array;
 use chimera::backend::{Client, ErrorKind, ModelPresence, RequestRecord};
 use chimera::backend::{OpenAiClient, TIMING_LLAMA_SERVER, TIMING_USAGE_ONLY};
-use chimera::emulator::{self, EmulatorHandle, Profile};
+use chimera::emulator::{EmulatorHandle, Profile};
 use chimera::manifest::{Api, EndpointKind, Options};
 
-use crate::support::{
-    self, connection_refused as connection_refused_with, huge_reply_fits_the_default_cap, request,
-    status_errors, too_large_under_a_small_cap, truth,
-};
+use crate::support::{self, request, truth};
 use serde_json::{Value, json};
 
 /// Slack allowed between the client's timings and the emulator's truth (both in this
 /// process, on a small, possibly busy machine).
 const SLACK_MS: f64 = 50.0;
+
+/// The models the emulator answers with an HTTP status, and what the client makes of them.
+const STATUS_FAULTS: &[support::StatusFault] = &[
+    ("no-route", ErrorKind::HttpStatus, 404, "File Not Found"),
+    (
+        "bad",
+        ErrorKind::BadRequest,
+        400,
+        "'messages' must be an array",
+    ),
+    ("broken", ErrorKind::ServerError, 500, "llama_decode failed"),
+    ("loading", ErrorKind::QueueFull, 503, "Loading model"),
+    ("limited", ErrorKind::HttpStatus, 429, "too many requests"),
+];
 
 fn profile(timings: bool) -> Profile {
     let yaml = format!(
@@ -34,47 +43,18 @@ models:
     prompt_tok_s: 100000
     output_tok_s: 200
     output_tokens: 12
-  - name: hangs-up
-    fault: {{kind: refuse_after_accept}}
-  - name: bad
-    fault: {{kind: status, code: 400, message: "'messages' must be an array"}}
-  - name: broken
-    fault: {{kind: status, code: 500, message: "llama_decode failed"}}
-  - name: loading
-    fault: {{kind: status, code: 503, message: "Loading model"}}
-  - name: limited
-    fault: {{kind: status, code: 429, message: "too many requests"}}
-  - name: no-route
-    fault: {{kind: status, code: 404, message: "File Not Found"}}
   - name: crashes
     output_tok_s: 1000
     fault: {{kind: error_after, tokens: 3, message: "slot 0: context shift failed"}}
-  - name: truncates
-    output_tok_s: 1000
-    fault: {{kind: truncate_after, tokens: 3}}
-  - name: dies
-    output_tok_s: 1000
-    fault: {{kind: truncate_after, tokens: 3, abrupt: true}}
-  - name: garbles
-    output_tok_s: 1000
-    fault: {{kind: malformed_after, tokens: 3}}
-  - name: stalls
-    output_tok_s: 1000
-    fault: {{kind: stall_after, tokens: 3, ms: 2000}}
-  - name: verbose
-    output_tok_s: 1000
-    output_tokens: 8
-    fault: {{kind: huge, bytes: 100000}}
-"#
+{statuses}{faults}"#,
+        statuses = support::status_fault_models(STATUS_FAULTS),
+        faults = support::stream_fault_models("")
     );
     Profile::from_yaml(&yaml).expect("test profile")
 }
 
 async fn start_with(timings: bool) -> (EmulatorHandle, OpenAiClient) {
-    let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let emu = emulator::spawn(profile(timings), &[addr])
-        .await
-        .expect("spawn emulator");
+    let emu = support::emulate_profile(profile(timings), 1).await;
     let client = OpenAiClient::new(&format!("http://{}", emu.addrs[0])).expect("client");
     (emu, client)
 }
@@ -84,15 +64,7 @@ async fn start() -> (EmulatorHandle, OpenAiClient) {
 }
 
 fn assert_error(rec: &RequestRecord, kind: ErrorKind, status: Option<u16>) {
-    let e = rec
-        .error
-        .as_ref()
-        .unwrap_or_else(|| panic!("expected {kind:?}, got success: {rec:?}"));
-    assert_eq!(e.kind, kind, "{rec:?}");
-    assert_eq!(e.status, status, "{rec:?}");
-    assert!(!e.message.is_empty());
-    assert!(rec.sent_at_unix_ms > 1.0e12, "{rec:?}");
-    assert!(rec.e2e_ms > 0.0, "{rec:?}");
+    support::assert_failed(rec, kind, status);
     assert_eq!(
         rec.timing_source, None,
         "a failed reply has no server timings"
@@ -101,12 +73,22 @@ fn assert_error(rec: &RequestRecord, kind: ErrorKind, status: Option<u16>) {
 
 /// Three text chunks arrived before the fault: their timings are kept.
 fn assert_three_chunks_kept(rec: &RequestRecord) {
-    assert!(rec.ttft_ms.is_some(), "{rec:?}");
-    assert_eq!(rec.itl_ms.len(), 2, "{rec:?}");
-    assert!(rec.chunks >= 3, "{rec:?}");
+    support::assert_three_chunks_timed(rec);
     assert_eq!(rec.text.split_whitespace().count(), 3, "{rec:?}");
-    assert!(rec.e2e_ms >= rec.ttft_ms.unwrap_or(f64::MAX));
-    assert_eq!(rec.output_tokens, None, "no usage chunk, no token count");
+}
+
+/// GET `url`.
+async fn get(http: &reqwest::Client, url: &str) -> reqwest::Response {
+    http.get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// GET `url` and parse the body as JSON.
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    let body = get(http, url).await.text().await.expect("body");
+    serde_json::from_str(&body).expect("json")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,50 +135,18 @@ async fn wire_format_is_llama_server_sse() {
     assert_eq!(chunks[4]["timings"]["predicted_n"], 3);
     assert!(chunks[4]["timings"]["predicted_ms"].as_f64().expect("ms") > 0.0);
 
-    let models: Value = http
-        .get(format!("{base}/v1/models"))
-        .send()
-        .await
-        .expect("models")
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).expect("json"))
-        .expect("body");
+    let models = get_json(&http, &format!("{base}/v1/models")).await;
     assert_eq!(models["object"], "list");
     assert_eq!(models["data"][0]["id"], "fast:1b");
-    let health: Value = http
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .expect("health")
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).expect("json"))
-        .expect("body");
+    let health = get_json(&http, &format!("{base}/health")).await;
     assert_eq!(health, json!({"status": "ok"}));
-    let props: Value = http
-        .get(format!("{base}/props"))
-        .send()
-        .await
-        .expect("props")
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).expect("json"))
-        .expect("body");
+    let props = get_json(&http, &format!("{base}/props")).await;
     assert_eq!(props["build_info"], "9.9.9-test");
     assert_eq!(props["chimera_emulator"], true);
-    let wrong = http
-        .get(format!("{base}/v1/completions"))
-        .send()
-        .await
-        .expect("405");
+    let wrong = get(&http, &format!("{base}/v1/completions")).await;
     assert_eq!(wrong.status(), 405);
     // The Ollama routes still answer on the same listener.
-    let tags = http
-        .get(format!("{base}/api/tags"))
-        .send()
-        .await
-        .expect("tags");
+    let tags = get(&http, &format!("{base}/api/tags")).await;
     assert_eq!(tags.status(), 200);
     emu.shutdown().await;
 }
@@ -297,19 +247,11 @@ async fn without_timings_the_source_is_usage_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unstreamed_replies_are_one_object_without_ttft() {
     let (emu, client) = start().await;
-    for api in [Api::Generate, Api::Chat] {
-        let mut req = request(api, "fast:1b");
-        req.stream = false;
-        let rec = client.send(&req).await;
-        assert!(rec.ok(), "{api:?}: {rec:?}");
-        assert_eq!(rec.ttft_ms, None);
-        assert!(rec.itl_ms.is_empty());
-        assert_eq!(rec.chunks, 1);
-        assert_eq!(rec.output_tokens, Some(12));
-        assert_eq!(rec.text.split_whitespace().count(), 12);
+    support::unstreamed_replies(&Client::OpenAi(client), |rec| {
         assert!(rec.eval_ms.is_some());
         assert_eq!(rec.timing_source.as_deref(), Some(TIMING_LLAMA_SERVER));
-    }
+    })
+    .await;
     let t = truth(&emu, 1).await;
     assert!(!t.stream);
     assert_eq!(
@@ -385,38 +327,13 @@ async fn version_says_clearly_when_no_route_answers() {
     server.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_refused() {
-    connection_refused_with(EndpointKind::Openai, Api::Chat, assert_error).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn closed_without_a_response_counts_as_refused() {
-    let (emu, client) = start().await;
-    let rec = client.send(&request(Api::Generate, "hangs-up")).await;
-    assert_error(&rec, ErrorKind::ConnectionRefused, None);
-    emu.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_errors_take_the_envelope_message() {
-    let (emu, client) = start().await;
-    let cases = [
-        (
-            "unknown:7b",
-            ErrorKind::ModelNotFound,
-            404,
-            "does not exist",
-        ),
-        ("no-route", ErrorKind::HttpStatus, 404, "File Not Found"),
-        ("bad", ErrorKind::BadRequest, 400, "must be an array"),
-        ("broken", ErrorKind::ServerError, 500, "llama_decode failed"),
-        ("loading", ErrorKind::QueueFull, 503, "Loading model"),
-        ("limited", ErrorKind::HttpStatus, 429, "too many requests"),
-    ];
-    status_errors(&Client::OpenAi(client), &cases, assert_error).await;
-    emu.shutdown().await;
-}
+support::client_fault_tests!(
+    Client::OpenAi,
+    EndpointKind::Openai,
+    Api::Chat,
+    STATUS_FAULTS,
+    "does not exist"
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_chunk_after_200() {
@@ -435,15 +352,10 @@ async fn error_chunk_after_200() {
     emu.shutdown().await;
 }
 
+/// An unstreamed reply cut halfway is half a JSON body: truncated or malformed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn truncated_streams() {
+async fn truncated_unstreamed_body() {
     let (emu, client) = start().await;
-    support::truncated_streams(
-        &Client::OpenAi(client.clone()),
-        assert_error,
-        assert_three_chunks_kept,
-    )
-    .await;
     let mut req = request(Api::Generate, "truncates");
     req.stream = false;
     let rec = client.send(&req).await;
@@ -454,41 +366,6 @@ async fn truncated_streams() {
         ),
         "half a JSON body: {rec:?}"
     );
-    emu.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_chunk() {
-    let (emu, client) = start().await;
-    let rec = client.send(&request(Api::Generate, "garbles")).await;
-    assert_error(&rec, ErrorKind::MalformedResponse, Some(200));
-    assert_three_chunks_kept(&rec);
-    let mut req = request(Api::Chat, "garbles");
-    req.stream = false;
-    let rec = client.send(&req).await;
-    assert_error(&rec, ErrorKind::MalformedResponse, Some(200));
-    emu.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stall_times_out() {
-    let (emu, client) = start().await;
-    support::stall_times_out(
-        &Client::OpenAi(client),
-        Api::Chat,
-        assert_error,
-        assert_three_chunks_kept,
-    )
-    .await;
-    emu.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn too_large_with_a_small_cap() {
-    let (emu, client) = start().await;
-    let client = Client::OpenAi(client);
-    too_large_under_a_small_cap(&client, assert_error).await;
-    huge_reply_fits_the_default_cap(&client).await;
     emu.shutdown().await;
 }
 

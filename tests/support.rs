@@ -404,9 +404,13 @@ pub fn single_config(id: &str, options: &str) -> String {
     format!("{{id: {id}, scenario: single, options: {{client: {{{options}}}}}}}")
 }
 
-/// The in-process emulator serving `profile` on `listeners` ephemeral ports.
+/// The in-process emulator serving `profile` (YAML) on `listeners` ephemeral ports.
 pub async fn emulate(profile: &str, listeners: usize) -> EmulatorHandle {
-    let profile = Profile::from_yaml(profile).expect("profile");
+    emulate_profile(Profile::from_yaml(profile).expect("profile"), listeners).await
+}
+
+/// The in-process emulator serving `profile` on `listeners` ephemeral ports.
+pub async fn emulate_profile(profile: Profile, listeners: usize) -> EmulatorHandle {
     let localhost: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     chimera::emulator::spawn(profile, &vec![localhost; listeners])
         .await
@@ -478,6 +482,31 @@ pub async fn campaign(
 /// How a client test checks a failed request: the file's own `assert_error`.
 pub type AssertError = fn(&RequestRecord, ErrorKind, Option<u16>);
 
+/// `rec` failed with `kind` and `status`, a message, a send time and an e2e time: the checks
+/// every client's `assert_error` starts with.
+pub fn assert_failed(rec: &RequestRecord, kind: ErrorKind, status: Option<u16>) {
+    let e = rec
+        .error
+        .as_ref()
+        .unwrap_or_else(|| panic!("expected {kind:?}, got success: {rec:?}"));
+    assert_eq!(e.kind, kind, "{rec:?}");
+    assert_eq!(e.status, status, "{rec:?}");
+    assert!(!e.message.is_empty());
+    assert!(!rec.ok());
+    assert!(rec.sent_at_unix_ms > 1.0e12, "{rec:?}");
+    assert!(rec.e2e_ms > 0.0, "{rec:?}");
+}
+
+/// Three text chunks arrived before the fault: their timings are kept, but no final chunk
+/// told a token count.
+pub fn assert_three_chunks_timed(rec: &RequestRecord) {
+    assert!(rec.ttft_ms.is_some(), "{rec:?}");
+    assert_eq!(rec.itl_ms.len(), 2, "{rec:?}");
+    assert!(rec.chunks >= 3, "{rec:?}");
+    assert!(rec.e2e_ms >= rec.ttft_ms.unwrap_or(f64::MAX));
+    assert_eq!(rec.output_tokens, None, "no final chunk, no token count");
+}
+
 /// A streamed request for `model` with default options, a 10 s timeout and a 1 MiB cap.
 pub fn request(api: Api, model: &str) -> LlmRequest {
     LlmRequest {
@@ -506,92 +535,220 @@ pub async fn truth(emu: &EmulatorHandle, n: usize) -> TruthRecord {
     }
 }
 
-/// A client of `kind` for a port nothing listens on: the request is refused before any
-/// chunk, and so is the version probe.
-pub async fn connection_refused(kind: EndpointKind, api: Api, assert_error: AssertError) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    drop(l);
-    let client = Client::new(kind, &format!("http://{addr}")).expect("client");
-    let rec = client.send(&request(api, "fast:1b")).await;
-    assert_error(&rec, ErrorKind::ConnectionRefused, None);
-    assert_eq!((rec.ttft_ms, rec.chunks), (None, 0));
-    let e = client.version().await.expect_err("no server");
-    assert_eq!(e.kind, ErrorKind::ConnectionRefused);
+/// What the fault tests of an HTTP client need: the client against an emulator serving
+/// [`status_fault_models`] and [`stream_fault_models`], the API to send stalls and unstreamed
+/// garbled replies on, and the file's own checks.
+pub struct Faults {
+    pub client: Client,
+    pub api: Api,
+    /// The emulator's status faults, and what the message about an unknown model says.
+    pub statuses: &'static [StatusFault],
+    pub unknown: &'static str,
+    pub assert_error: AssertError,
+    pub assert_three_chunks_kept: fn(&RequestRecord),
 }
 
-/// Each (model, kind, status, text) of `cases` fails on both APIs with its kind and status
-/// and the server's message (not the body), before any chunk.
-pub async fn status_errors(
-    client: &Client,
-    cases: &[(&str, ErrorKind, u16, &str)],
-    assert_error: AssertError,
-) {
-    for &(model, kind, status, text) in cases {
-        for api in [Api::Generate, Api::Chat] {
-            let rec = client.send(&request(api, model)).await;
-            assert_error(&rec, kind, Some(status));
-            let msg = &rec.error.as_ref().expect("error").message;
-            assert!(msg.contains(text), "{model}: {msg:?}");
-            assert!(
-                !msg.contains("{\""),
-                "the server's message, not the body: {msg:?}"
-            );
-            assert_eq!(rec.ttft_ms, None);
+impl Faults {
+    /// A client of `kind` for a port nothing listens on: the request is refused before any
+    /// chunk, and so is the version probe.
+    pub async fn connection_refused(kind: EndpointKind, api: Api, assert_error: AssertError) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        drop(l);
+        let client = Client::new(kind, &format!("http://{addr}")).expect("client");
+        let rec = client.send(&request(api, "fast:1b")).await;
+        assert_error(&rec, ErrorKind::ConnectionRefused, None);
+        assert_eq!((rec.ttft_ms, rec.chunks), (None, 0));
+        let e = client.version().await.expect_err("no server");
+        assert_eq!(e.kind, ErrorKind::ConnectionRefused);
+    }
+
+    /// A server that closes the connection without a response counts as refused.
+    pub async fn closed_without_a_response(&self) {
+        let rec = self.client.send(&request(Api::Generate, "hangs-up")).await;
+        (self.assert_error)(&rec, ErrorKind::ConnectionRefused, None);
+    }
+
+    /// An unknown model and each status fault fail on both APIs with their kind and status
+    /// and the server's message (not the body), before any chunk.
+    pub async fn status_errors(&self) {
+        let unknown = ("unknown:7b", ErrorKind::ModelNotFound, 404, self.unknown);
+        for &(model, kind, status, text) in std::iter::once(&unknown).chain(self.statuses) {
+            for api in [Api::Generate, Api::Chat] {
+                let rec = self.client.send(&request(api, model)).await;
+                (self.assert_error)(&rec, kind, Some(status));
+                let msg = &rec.error.as_ref().expect("error").message;
+                assert!(msg.contains(text), "{model}: {msg:?}");
+                assert!(
+                    !msg.contains("{\""),
+                    "the server's message, not the body: {msg:?}"
+                );
+                assert_eq!(rec.ttft_ms, None);
+            }
         }
     }
-}
 
-/// Streams cut after three chunks (cleanly and abruptly) are truncated, their chunks kept.
-pub async fn truncated_streams(
-    client: &Client,
-    assert_error: AssertError,
-    assert_three_chunks_kept: fn(&RequestRecord),
-) {
-    for model in ["truncates", "dies"] {
-        let rec = client.send(&request(Api::Chat, model)).await;
-        assert_error(&rec, ErrorKind::Truncated, Some(200));
-        assert_three_chunks_kept(&rec);
+    /// Streams cut after three chunks (cleanly and abruptly) are truncated, their chunks kept.
+    pub async fn truncated_streams(&self) {
+        for model in ["truncates", "dies"] {
+            let rec = self.client.send(&request(Api::Chat, model)).await;
+            (self.assert_error)(&rec, ErrorKind::Truncated, Some(200));
+            (self.assert_three_chunks_kept)(&rec);
+        }
+    }
+
+    /// A stream garbled after three chunks is malformed, its chunks kept; so is a garbled
+    /// unstreamed reply.
+    pub async fn malformed_reply(&self) {
+        let rec = self.client.send(&request(Api::Generate, "garbles")).await;
+        (self.assert_error)(&rec, ErrorKind::MalformedResponse, Some(200));
+        (self.assert_three_chunks_kept)(&rec);
+        let mut req = request(self.api, "garbles");
+        req.stream = false;
+        let rec = self.client.send(&req).await;
+        (self.assert_error)(&rec, ErrorKind::MalformedResponse, Some(200));
+    }
+
+    /// A stream that stalls after three chunks times out at the request's timeout, not at the
+    /// stall's end, its chunks kept.
+    pub async fn stall_times_out(&self) {
+        let mut req = request(self.api, "stalls");
+        req.timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        let rec = self.client.send(&req).await;
+        let took = started.elapsed();
+        (self.assert_error)(&rec, ErrorKind::Timeout, Some(200));
+        (self.assert_three_chunks_kept)(&rec);
+        assert!(
+            took < Duration::from_millis(1500),
+            "gave up after {took:?}, not at the stall's end"
+        );
+        assert!(rec.e2e_ms >= 300.0 - 1.0, "{rec:?}");
+    }
+
+    /// A huge reply is too large under a 4 kB cap, streamed or not; under the default cap it
+    /// is fine.
+    pub async fn too_large_with_a_small_cap(&self) {
+        for stream in [true, false] {
+            let mut req = request(Api::Generate, "verbose");
+            req.stream = stream;
+            req.max_response_bytes = 4096;
+            let rec = self.client.send(&req).await;
+            (self.assert_error)(&rec, ErrorKind::TooLarge, Some(200));
+            assert!(rec.text.len() <= 4096);
+        }
+        let rec = self.client.send(&request(Api::Generate, "verbose")).await;
+        assert!(rec.ok(), "{rec:?}");
+        assert!(rec.text.len() >= 100_000);
     }
 }
 
-/// A stream that stalls after three chunks times out at the request's timeout, not at the
-/// stall's end, its chunks kept.
-pub async fn stall_times_out(
-    client: &Client,
-    api: Api,
-    assert_error: AssertError,
-    assert_three_chunks_kept: fn(&RequestRecord),
-) {
-    let mut req = request(api, "stalls");
-    req.timeout = Duration::from_millis(300);
-    let started = Instant::now();
-    let rec = client.send(&req).await;
-    let took = started.elapsed();
-    assert_error(&rec, ErrorKind::Timeout, Some(200));
-    assert_three_chunks_kept(&rec);
-    assert!(
-        took < Duration::from_millis(1500),
-        "gave up after {took:?}, not at the stall's end"
-    );
-    assert!(rec.e2e_ms >= 300.0 - 1.0, "{rec:?}");
-}
-
-/// A huge reply is too large under a 4 kB cap, streamed or not.
-pub async fn too_large_under_a_small_cap(client: &Client, assert_error: AssertError) {
-    for stream in [true, false] {
-        let mut req = request(Api::Generate, "verbose");
-        req.stream = stream;
-        req.max_response_bytes = 4096;
+/// An unstreamed `fast:1b` reply on each API is one object of 12 words without TTFT or
+/// ITLs; `check` adds the protocol's own checks on each record.
+pub async fn unstreamed_replies(client: &Client, check: fn(&RequestRecord)) {
+    for api in [Api::Generate, Api::Chat] {
+        let mut req = request(api, "fast:1b");
+        req.stream = false;
         let rec = client.send(&req).await;
-        assert_error(&rec, ErrorKind::TooLarge, Some(200));
-        assert!(rec.text.len() <= 4096);
+        assert!(rec.ok(), "{api:?}: {rec:?}");
+        assert_eq!(rec.ttft_ms, None);
+        assert!(rec.itl_ms.is_empty());
+        assert_eq!(rec.chunks, 1);
+        assert_eq!(rec.output_tokens, Some(12));
+        assert_eq!(rec.text.split_whitespace().count(), 12);
+        check(&rec);
     }
 }
 
-/// Under the default cap the same huge reply is fine.
-pub async fn huge_reply_fits_the_default_cap(client: &Client) {
-    let rec = client.send(&request(Api::Generate, "verbose")).await;
-    assert!(rec.ok(), "{rec:?}");
-    assert!(rec.text.len() >= 100_000);
+/// A model the emulator answers with an HTTP status: (name, the error kind the client
+/// reports, the status, the message).
+pub type StatusFault = (&'static str, ErrorKind, u16, &'static str);
+
+/// Emulator models as YAML list items: `hangs-up`, which closes the connection unanswered,
+/// and one model per [`StatusFault`] that answers its status and message.
+pub fn status_fault_models(statuses: &[StatusFault]) -> String {
+    let mut yaml = String::from("  - name: hangs-up\n    fault: {kind: refuse_after_accept}\n");
+    for (name, _, code, message) in statuses {
+        yaml.push_str(&format!(
+            "  - name: {name}\n    fault: {{kind: status, code: {code}, message: {message:?}}}\n"
+        ));
+    }
+    yaml
 }
+
+/// The emulator models [`Faults`] sends to, as YAML list items: a reply cut
+/// cleanly (`truncates`) and abruptly (`dies`), garbled (`garbles`) and stalled for 2 s
+/// (`stalls`) after three tokens, and a 100 kB reply (`verbose`). `per_model` is a YAML line
+/// every one of them also gets (such as `load_ms: 0`), or empty.
+pub fn stream_fault_models(per_model: &str) -> String {
+    let faults = [
+        ("truncates", "{kind: truncate_after, tokens: 3}"),
+        ("dies", "{kind: truncate_after, tokens: 3, abrupt: true}"),
+        ("garbles", "{kind: malformed_after, tokens: 3}"),
+        ("stalls", "{kind: stall_after, tokens: 3, ms: 2000}"),
+        ("verbose", "{kind: huge, bytes: 100000}"),
+    ];
+    let mut yaml = String::new();
+    for (name, fault) in faults {
+        yaml.push_str(&format!("  - name: {name}\n"));
+        if !per_model.is_empty() {
+            yaml.push_str(&format!("    {per_model}\n"));
+        }
+        yaml.push_str("    output_tok_s: 1000\n");
+        if name == "verbose" {
+            yaml.push_str("    output_tokens: 8\n");
+        }
+        yaml.push_str(&format!("    fault: {fault}\n"));
+    }
+    yaml
+}
+
+/// The fault tests both HTTP clients share, written once: in the calling file it expands to
+/// one `#[tokio::test]` per [`Faults`] scenario, on that file's `start()`, `assert_error` and
+/// `assert_three_chunks_kept`. `$wrap` makes the file's client a [`Client`], `$kind` is the
+/// endpoint kind refused, `$api` is [`Faults::api`] and the API a refused request is sent on,
+/// `$statuses` and `$unknown` are [`Faults::statuses`] and [`Faults::unknown`].
+// `tests/real.rs` also includes this file, and uses no macro.
+#[allow(unused_macros)]
+macro_rules! client_fault_tests {
+    ($wrap:path, $kind:expr, $api:expr, $statuses:expr, $unknown:expr) => {
+        async fn faults() -> (chimera::emulator::EmulatorHandle, crate::support::Faults) {
+            let (emu, client) = start().await;
+            let faults = crate::support::Faults {
+                client: $wrap(client),
+                api: $api,
+                statuses: $statuses,
+                unknown: $unknown,
+                assert_error,
+                assert_three_chunks_kept,
+            };
+            (emu, faults)
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn connection_refused() {
+            crate::support::Faults::connection_refused($kind, $api, assert_error).await;
+        }
+
+        crate::support::client_fault_tests!(@on_emulator
+            closed_without_a_response_counts_as_refused: closed_without_a_response,
+            status_errors: status_errors,
+            truncated_streams: truncated_streams,
+            malformed_reply: malformed_reply,
+            stall_times_out: stall_times_out,
+            too_large_with_a_small_cap: too_large_with_a_small_cap,
+        );
+    };
+    (@on_emulator $($test:ident: $scenario:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                let (emu, faults) = faults().await;
+                faults.$scenario().await;
+                emu.shutdown().await;
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use client_fault_tests;

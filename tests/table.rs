@@ -7,7 +7,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use chimera::backend::{ErrorKind, RequestError, RequestRecord};
 use chimera::manifest::{Options, Role};
 use chimera::record::AgentAggregate;
-use chimera::record::{AgentRun, CellKind, CellRecord, RequestRow, Status};
+use chimera::record::{AgentRun, CellKind, CellRecord, RequestRow};
 use chimera::table::{self, ProvenanceRow, TableError};
 use chimera::workload::Stage;
 
@@ -60,24 +60,10 @@ fn cell(id: &str, report: &str, agents: usize, requests: u32) -> CellRecord {
         })
         .collect();
     CellRecord {
-        cell_id: id.into(),
-        kind: CellKind::Single,
-        report: report.into(),
-        config: Some("cfg".into()),
-        scenario: None,
-        repetition: 1,
         model: Some("m:latest".into()),
-        started_at_unix_ms: 1_700_000_000_000.0,
-        attempt: 1,
-        status: Status::Ok,
-        error: None,
-        error_kind: None,
-        telemetry: None,
-        gpu_samples: Vec::new(),
         wall_ms: 1_234.5,
         aggregate_tok_s: Some(40.5),
-        multi_agent: None,
-        agents,
+        ..chimera::fuzzing::sample_cell_record(id.into(), CellKind::Single, report, agents)
     }
 }
 

@@ -8,7 +8,7 @@ use super::*;
 use crate::backend::{ErrorKind, RequestError, RequestRecord};
 use crate::manifest::{Options, Role};
 use crate::metrics::AgentAggregate;
-use crate::record::{AgentRun, CellKind, MultiAgentMetrics, RequestRow, Status};
+use crate::record::{AgentRun, CellKind, RequestRow, Status};
 use crate::workload::Stage;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
@@ -87,32 +87,11 @@ pub(super) fn sample_cell() -> CellRecord {
         },
         requests: reqs,
     };
-    CellRecord {
-        cell_id: "c0ffee".into(),
-        kind: CellKind::Concurrent,
-        report: "tr110".into(),
-        config: Some("cfg-1".into()),
-        scenario: Some("homo".into()),
-        repetition: 2,
-        model: Some("gemma3:latest".into()),
-        started_at_unix_ms: 1_700_000_000_000.0,
-        attempt: 1,
-        status: Status::Ok,
-        error: None,
-        error_kind: None,
-        telemetry: None,
-        gpu_samples: Vec::new(),
-        wall_ms: 4_100.0,
-        aggregate_tok_s: Some(146.3),
-        multi_agent: Some(MultiAgentMetrics {
-            published_speedup: Some(1.95),
-            published_efficiency_pct: Some(97.5),
-            contention: Some(false),
-            throughput_delta_tok_s: Some(0.4),
-            ttft_delta_ms: Some(-3.0),
-            ..Default::default()
-        }),
-        agents: vec![
+    let mut rec = crate::fuzzing::sample_cell_record(
+        "c0ffee".into(),
+        CellKind::Concurrent,
+        "tr110",
+        vec![
             agent(
                 "A",
                 Role::Collector,
@@ -136,7 +115,16 @@ pub(super) fn sample_cell() -> CellRecord {
                 vec![request(Stage::Analysis, 0, false)],
             ),
         ],
-    }
+    );
+    rec.config = Some("cfg-1".into());
+    rec.scenario = Some("homo".into());
+    rec.repetition = 2;
+    rec.wall_ms = 4_100.0;
+    rec.aggregate_tok_s = Some(146.3);
+    let multi = rec.multi_agent.as_mut().expect("a concurrent cell");
+    multi.throughput_delta_tok_s = Some(0.4);
+    multi.ttft_delta_ms = Some(-3.0);
+    rec
 }
 
 fn one(batches: Vec<RecordBatch>) -> RecordBatch {
