@@ -46,6 +46,8 @@ struct Source {
     is_dir_module: bool,
     code: String,
     lines: usize,
+    /// A file declared as `#[cfg(test)] mod name;`: its imports are not checked.
+    unit_test: bool,
 }
 
 fn src_dir() -> PathBuf {
@@ -53,6 +55,35 @@ fn src_dir() -> PathBuf {
 }
 
 fn sources() -> Vec<Source> {
+    let mut all = read_sources();
+    // Files declared as `#[cfg(test)] mod name;` are unit tests: their imports are not the
+    // crate's (their size still counts).
+    let mut test_modules = BTreeSet::new();
+    for src in &all {
+        let raw = strip(&std::fs::read_to_string(&src.path).expect("readable source"));
+        let mut rest = raw.as_str();
+        while let Some(at) = rest.find("#[cfg(test)]") {
+            rest = &rest[at + "#[cfg(test)]".len()..];
+            let next = rest.trim_start();
+            let decl = next
+                .strip_prefix("mod ")
+                .or_else(|| next.strip_prefix("pub(crate) mod "));
+            if let Some(name) = decl.and_then(|d| d.split_once(';')).map(|(n, _)| n.trim())
+                && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+            {
+                let mut m = src.module.clone();
+                m.push(name.to_string());
+                test_modules.insert(m);
+            }
+        }
+    }
+    for src in &mut all {
+        src.unit_test = test_modules.contains(&src.module);
+    }
+    all
+}
+
+fn read_sources() -> Vec<Source> {
     let root = src_dir();
     let mut files = Vec::new();
     walk(&root, &mut files);
@@ -80,6 +111,7 @@ fn sources() -> Vec<Source> {
                 is_dir_module,
                 code,
                 lines,
+                unit_test: false,
             }
         })
         .collect()
@@ -430,6 +462,9 @@ fn edges(sources: &[Source]) -> BTreeMap<(usize, usize), String> {
         .collect();
     let mut out = BTreeMap::new();
     for (i, src) in sources.iter().enumerate() {
+        if src.unit_test {
+            continue;
+        }
         for path in referenced_paths(&facade_free(src)) {
             let Some(target) = resolve(src, &path, &modules) else {
                 continue;
@@ -759,6 +794,7 @@ fn the_scanner_finds_what_it_looks_for() {
         is_dir_module: false,
         code: strip("fn a() {\n let x = '{';\n if y { }\n}\nfn b();\n"),
         lines: 5,
+        unit_test: false,
     };
     let fns = functions(&f);
     assert_eq!(fns, vec![(1, "a".to_string(), 4)]);

@@ -726,17 +726,8 @@ fn a_port_in_use_is_refused() {
     case.assert_no_server_left("after the refusal");
 }
 
-const ABSENT: &str = "
-shared_gpu: false
-models:
-  - name: m:latest
-    absent: true
-    pull_ms: 100
-    load_ms: 2
-    prompt_tok_s: 1000000
-    output_tok_s: 400
-    output_tokens: 8
-";
+/// An emulator profile whose one model is absent until pulled (shared with the pull unit test).
+const ABSENT: &str = include_str!("fixtures/emulator/absent-model.yaml");
 
 #[cfg(unix)]
 #[test]
