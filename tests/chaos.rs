@@ -17,7 +17,7 @@ use chimera::plan::SplitMix64;
 use serde_json::Value;
 
 use crate::support::{
-    Emulator, Manifest, chimera, chimera_cmd, fast_profile, homo_config, s, single_config,
+    Emulator, Manifest, chimera, chimera_cmd, fast_profile, homo_config, s, two_context_sizes,
     write_file,
 };
 
@@ -641,17 +641,7 @@ models:
 ";
 
 fn slow_manifest(a: SocketAddr) -> String {
-    Manifest::single_inference("TR916", "a slow campaign", a, &["one", "two"])
-        .repetitions(3)
-        .configurations(
-            "prompts",
-            "gemma3",
-            &[
-                single_config("s1", "num_ctx: 512"),
-                single_config("s2", "num_ctx: 1024"),
-            ],
-        )
-        .yaml()
+    two_context_sizes("TR916", "a slow campaign", a, 3)
 }
 
 /// A second `chimera run` on a campaign in use exits 2 and names the directory; the first

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Emulator, Manifest, chimera_cmd, chimera_in, s, single_config, write_file};
+use crate::support::{Emulator, chimera_cmd, chimera_in, s, two_context_sizes, write_file};
 
 const PROFILE: &str = "
 seed: 5
@@ -27,17 +27,7 @@ models:
 
 /// Two configurations × `reps` repetitions of single inference on one endpoint.
 fn manifest(a: SocketAddr, reps: u32) -> String {
-    Manifest::single_inference("TR930", "a campaign users come back to", a, &["one", "two"])
-        .repetitions(reps)
-        .configurations(
-            "prompts",
-            "gemma3",
-            &[
-                single_config("s1", "num_ctx: 512"),
-                single_config("s2", "num_ctx: 1024"),
-            ],
-        )
-        .yaml()
+    two_context_sizes("TR930", "a campaign users come back to", a, reps)
 }
 
 fn campaign_json(dir: &Path) -> Value {

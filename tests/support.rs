@@ -400,6 +400,22 @@ pub fn pair_config(id: &str, scenario: &str, options: &str) -> String {
 }
 
 /// A `single` configuration with `options` for the client.
+/// Single inference of the prompts `one` and `two` on one endpoint at `a`, in two
+/// configurations (`s1`: `num_ctx` 512, `s2`: 1024) × `reps` repetitions.
+pub fn two_context_sizes(report: &str, title: &str, a: SocketAddr, reps: u32) -> String {
+    Manifest::single_inference(report, title, a, &["one", "two"])
+        .repetitions(reps)
+        .configurations(
+            "prompts",
+            "gemma3",
+            &[
+                single_config("s1", "num_ctx: 512"),
+                single_config("s2", "num_ctx: 1024"),
+            ],
+        )
+        .yaml()
+}
+
 pub fn single_config(id: &str, options: &str) -> String {
     format!("{{id: {id}, scenario: single, options: {{client: {{{options}}}}}}}")
 }
