@@ -169,7 +169,7 @@ pub(super) async fn measure_json<P: Protocol>(
         Ok(b) => b,
         Err(e) => {
             return RequestRecord {
-                sent_at_unix_ms: unix_ms_now(),
+                sent_at_unix_ms: crate::util::clock::now_unix_ms(),
                 error: Some(err(
                     ErrorKind::BadRequest,
                     None,
@@ -218,7 +218,7 @@ pub(super) async fn measure<P: Protocol>(
     protocol: impl FnOnce(Instant) -> P,
 ) -> RequestRecord {
     let mut rec = RequestRecord {
-        sent_at_unix_ms: unix_ms_now(),
+        sent_at_unix_ms: crate::util::clock::now_unix_ms(),
         ..RequestRecord::default()
     };
     let t0 = Instant::now();
@@ -740,8 +740,6 @@ pub(super) fn ms_between(from: Instant, to: Instant) -> f64 {
 fn ms_since(from: Instant) -> f64 {
     from.elapsed().as_secs_f64() * 1000.0
 }
-
-pub(super) use crate::util::clock::now_unix_ms as unix_ms_now;
 
 /// A streamed request of `model` for the protocols' unit tests.
 #[cfg(test)]

@@ -25,11 +25,12 @@ use super::provenance::write_provenance;
 use super::scheduler::{Scheduler, Sinks};
 use super::sinks::JournalSink;
 use super::worker::WorkerContext;
-use super::{IsolatedResults, RunOptions, Runner, now_unix_ms};
+use super::{IsolatedResults, RunOptions, Runner};
 use crate::plan::{NodeKind, Plan};
 use crate::record::CellMeta;
 use crate::server::{ManagedError, ManagedServers};
 use crate::store::{Cache, Campaign, CampaignInfo, Committed, JournalEvent, ManifestEntry};
+use crate::util::clock::now_unix_ms;
 
 pub use super::error::CampaignError;
 pub use super::options::{CampaignOptions, CampaignSummary};

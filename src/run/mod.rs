@@ -110,7 +110,7 @@ struct AgentJob {
     corpus_root: Option<PathBuf>,
 }
 
-pub use crate::util::clock::now_unix_ms;
+use crate::util::clock::now_unix_ms;
 
 fn failed(kind: ErrorKind, message: String) -> RequestRecord {
     RequestRecord {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::events::{RunEvent, RunSink};
 use super::options::CampaignSummary;
 use crate::plan::Plan;
-use crate::store::{Campaign, JournalEvent, StoreError, now_unix_ms};
+use crate::store::{Campaign, JournalEvent, StoreError};
+use crate::util::clock::now_unix_ms;
 
 /// Writes a run's events to the campaign journal (what `chimera status` reads back).
 pub(crate) struct JournalSink {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::error::ManagedError;
 use super::spec::{ServerSpec, spawn_help};
-use crate::store::now_unix_ms;
+use crate::util::clock::now_unix_ms;
 
 /// How long a stopped server's process group may take to exit after SIGTERM.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);

@@ -16,7 +16,8 @@ use super::spec::{ServerSpec, models_on, resolve};
 use crate::backend::manage::answers;
 use crate::manifest::EndpointKind;
 use crate::plan::Plan;
-use crate::store::{Campaign, JournalEvent, now_unix_ms};
+use crate::store::{Campaign, JournalEvent};
+use crate::util::clock::now_unix_ms;
 
 /// A server that was started again before a cell.
 #[derive(Debug, Clone, PartialEq, Eq)]

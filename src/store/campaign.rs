@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use super::cells::{self, CommitOutcome, Committed, Verify};
 use super::error::{StoreError, io_at};
-use super::fsx::{self, now_unix_ms};
+use super::fsx;
 use super::journal::{self, JournalEvent};
 use super::layout::{
     CAMPAIGN_FILE, CELLS_DIR, JOURNAL_FILE, LOCK_FILE, MAX_CAMPAIGN_NAME, STORE_FORMAT,
 };
+use crate::util::clock::now_unix_ms;
 
 /// `campaign.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -442,7 +443,7 @@ fn lock(dir: &Path) -> Result<Option<File>, StoreError> {
     let text = format!(
         "pid {} on {host}, started at {} (chimera {})\n",
         std::process::id(),
-        fsx::utc_string(now),
+        crate::util::clock::utc_string(now),
         env!("CARGO_PKG_VERSION")
     );
     file.set_len(0)

@@ -483,7 +483,7 @@ pub(crate) fn write_parts(
     let manifest = CellManifest {
         cell_id: id.to_owned(),
         attempt,
-        committed_at_unix_ms: fsx::now_unix_ms(),
+        committed_at_unix_ms: crate::util::clock::now_unix_ms(),
         store_format: STORE_FORMAT,
         parts: entries,
         meta: meta.clone(),

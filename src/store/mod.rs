@@ -40,7 +40,6 @@ pub use campaign::{
 };
 pub use cells::{CellManifest, CommitOutcome, Committed, PartEntry, Verify};
 pub use error::StoreError;
-pub use fsx::now_unix_ms;
 pub use journal::JournalEvent;
 pub use layout::STORE_FORMAT;
 pub use status::StatusError;
