@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::backend::RequestRecord;
+use crate::manifest::TtftDefinition;
 use crate::stats;
 
 /// Default contention threshold of the published harnesses: speedup < 1.5.
@@ -52,6 +53,17 @@ pub fn throughput_tok_s(eval_count: Option<u64>, eval_ms: Option<f64>) -> Option
     Some(n / s)
 }
 
+/// TTFT of one request as a harness defined it (tr-spec §1.3): the client TTFT, or the
+/// server's `load + prompt_eval` or `prompt_eval` durations; `None` when the request lacks
+/// the timings the definition needs (a failed request, a server that reports none).
+pub fn published_ttft_ms(def: TtftDefinition, r: &RequestRecord) -> Option<f64> {
+    match def {
+        TtftDefinition::ClientFirstChunk => r.ttft_ms,
+        TtftDefinition::LoadPlusPromptEval => Some(r.load_ms? + r.prompt_eval_ms?),
+        TtftDefinition::PromptEval => r.prompt_eval_ms,
+    }
+}
+
 /// Client-side throughput: output tokens / (e2e − TTFT).
 pub fn client_tok_s(output_tokens: Option<u64>, e2e_ms: f64, ttft_ms: Option<f64>) -> Option<f64> {
     let n = output_tokens? as f64;
@@ -76,6 +88,9 @@ pub struct AgentAggregate {
     pub ttft_mean_ms: Option<f64>,
     /// Sample SD of TTFT.
     pub ttft_sd_ms: f64,
+    /// Mean TTFT as the configuration's harness defined it (see [`published_ttft_ms`]), ms;
+    /// for imports, the TTFT the original harness stored.
+    pub published_ttft_mean_ms: Option<f64>,
     /// Σ client end-to-end times, ms.
     pub e2e_sum_ms: f64,
     /// Σ output tokens.
@@ -88,14 +103,19 @@ pub struct AgentAggregate {
     pub eval_sum_ms: f64,
 }
 
-/// Aggregates one agent's requests. Failed requests are counted but contribute no timings.
-pub fn aggregate(requests: &[&RequestRecord]) -> AgentAggregate {
+/// Aggregates one agent's requests. Failed requests are counted but contribute no timings;
+/// `def` says how the published TTFT is derived.
+pub fn aggregate(requests: &[&RequestRecord], def: TtftDefinition) -> AgentAggregate {
     let ok: Vec<&&RequestRecord> = requests.iter().filter(|r| r.ok()).collect();
     let tps: Vec<f64> = ok
         .iter()
         .filter_map(|r| throughput_tok_s(r.output_tokens, r.eval_ms))
         .collect();
     let ttft: Vec<f64> = ok.iter().filter_map(|r| r.ttft_ms).collect();
+    let published: Vec<f64> = ok
+        .iter()
+        .filter_map(|r| published_ttft_ms(def, r))
+        .collect();
     AgentAggregate {
         requests: requests.len(),
         failed: requests.len() - ok.len(),
@@ -103,6 +123,7 @@ pub fn aggregate(requests: &[&RequestRecord]) -> AgentAggregate {
         throughput_sd_tok_s: sample_sd(&tps),
         ttft_mean_ms: mean(&ttft),
         ttft_sd_ms: sample_sd(&ttft),
+        published_ttft_mean_ms: mean(&published),
         e2e_sum_ms: ok.iter().map(|r| r.e2e_ms).sum(),
         output_tokens: sum_tokens(ok.iter().filter_map(|r| r.output_tokens)),
         load_sum_ms: ok.iter().filter_map(|r| r.load_ms).sum(),
@@ -132,13 +153,14 @@ pub fn true_speedup(isolated_durations_ms: &[f64], concurrent_wall_ms: f64) -> O
     published_speedup(isolated_durations_ms, concurrent_wall_ms)
 }
 
-/// Rust sign conventions (H6): throughput delta = B − A; TTFT delta = A − B ("positive = B faster").
+/// Rust sign conventions (H6): throughput delta = B − A; TTFT delta = A − B ("positive = B
+/// faster") of the published TTFT (the harness's definition; the client TTFT for H5/H6).
 pub fn deltas_rust(a: &AgentAggregate, b: &AgentAggregate) -> (Option<f64>, Option<f64>) {
     let tp = match (a.throughput_mean_tok_s, b.throughput_mean_tok_s) {
         (Some(x), Some(y)) => Some(y - x),
         _ => None,
     };
-    let ttft = match (a.ttft_mean_ms, b.ttft_mean_ms) {
+    let ttft = match (a.published_ttft_mean_ms, b.published_ttft_mean_ms) {
         (Some(x), Some(y)) => Some(x - y),
         _ => None,
     };
@@ -172,6 +194,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn published_ttft_follows_each_harness_definition() {
+        let r = RequestRecord {
+            ttft_ms: Some(250.0),
+            load_ms: Some(1200.0),
+            prompt_eval_ms: Some(80.0),
+            ..RequestRecord::default()
+        };
+        // TR108 (H1) and the Python harnesses H2/H3: load + prompt eval.
+        let h1 = TtftDefinition::of_harness("H1");
+        assert_eq!(h1, TtftDefinition::LoadPlusPromptEval);
+        assert_eq!(published_ttft_ms(h1, &r), Some(1280.0));
+        assert_eq!(TtftDefinition::of_harness("h3"), h1);
+        // TR116 Python (H4): prompt eval only.
+        let h4 = TtftDefinition::of_harness("H4");
+        assert_eq!(published_ttft_ms(h4, &r), Some(80.0));
+        // The Rust harnesses and anything else: the client TTFT.
+        for h in ["H5", "H6v1", "H6v2", "soak"] {
+            let d = TtftDefinition::of_harness(h);
+            assert_eq!(published_ttft_ms(d, &r), Some(250.0), "{h}");
+        }
+        // A definition whose timings are missing gives no value, not a partial sum.
+        let no_load = RequestRecord {
+            load_ms: None,
+            ..r.clone()
+        };
+        assert_eq!(published_ttft_ms(h1, &no_load), None);
+        // The aggregate averages the defined TTFT of the successful requests.
+        let r2 = RequestRecord {
+            load_ms: Some(0.0),
+            prompt_eval_ms: Some(20.0),
+            ..r.clone()
+        };
+        let a = aggregate(&[&r, &r2], h1);
+        assert_eq!(a.published_ttft_mean_ms, Some(650.0));
+        assert_eq!(a.ttft_mean_ms, Some(250.0));
+    }
+
+    #[test]
     fn token_sums_saturate_instead_of_overflowing() {
         assert_eq!(sum_tokens([1, 2, 3]), 6);
         assert_eq!(sum_tokens([u64::MAX - 1, 1]), u64::MAX);
@@ -181,7 +241,7 @@ mod tests {
             eval_ms: Some(1000.0),
             ..RequestRecord::default()
         };
-        let a = aggregate(&[&r, &r]);
+        let a = aggregate(&[&r, &r], TtftDefinition::default());
         assert_eq!(a.output_tokens, u64::MAX);
         assert_eq!(a.requests, 2);
     }
@@ -274,14 +334,18 @@ mod tests {
 
     #[test]
     fn deltas_follow_the_rust_sign_convention() {
+        // The TTFT delta compares the TTFT the harness published (for the Rust harnesses,
+        // the client TTFT itself).
         let a = AgentAggregate {
             throughput_mean_tok_s: Some(40.0),
-            ttft_mean_ms: Some(900.0),
+            ttft_mean_ms: Some(1.0),
+            published_ttft_mean_ms: Some(900.0),
             ..AgentAggregate::default()
         };
         let b = AgentAggregate {
             throughput_mean_tok_s: Some(44.0),
-            ttft_mean_ms: Some(500.0),
+            ttft_mean_ms: Some(2.0),
+            published_ttft_mean_ms: Some(500.0),
             ..AgentAggregate::default()
         };
         assert_eq!(deltas_rust(&a, &b), (Some(4.0), Some(400.0)));
@@ -312,7 +376,7 @@ mod tests {
             }),
             ..RequestRecord::default()
         };
-        let agg = aggregate(&[&ok, &failed, &ok]);
+        let agg = aggregate(&[&ok, &failed, &ok], TtftDefinition::default());
         assert_eq!(agg.requests, 3);
         assert_eq!(agg.failed, 1);
         assert_eq!(agg.output_tokens, 200);
@@ -322,6 +386,9 @@ mod tests {
             1e-3
         ));
         assert_eq!(agg.throughput_sd_tok_s, 0.0);
-        assert_eq!(aggregate(&[]).throughput_mean_tok_s, None);
+        assert_eq!(
+            aggregate(&[], TtftDefinition::default()).throughput_mean_tok_s,
+            None
+        );
     }
 }

@@ -315,6 +315,11 @@ fn tr109_single_agent_runs_carry_aggregates_only() {
             if ids[i].as_deref() == Some(cell.as_str()) && agent[i].as_deref() == Some("chimera") {
                 chimera_tp = tp[i];
                 assert!(sd[i].is_some_and(f64::is_nan), "SD not recorded");
+                // tr-spec §3.5: chimera TTFT 448.95 ms, from server timings: published, not
+                // a client TTFT.
+                let published = f64s(&b, "published_ttft_mean_ms")[i];
+                assert_eq!(published.map(|x| round(x, 2)), Some(448.95));
+                assert_eq!(f64s(&b, "ttft_mean_ms")[i], None);
             }
         }
     }
@@ -377,8 +382,31 @@ fn tr108_every_csv_row_maps_onto_a_configuration() {
         let (ids, tp) = (strs(&b, "cell_id"), f64s(&b, "throughput_mean_tok_s"));
         if ids[0].as_deref() == Some(cell.as_str()) {
             assert_eq!(tp[0].map(|x| round(x, 2)), Some(76.59));
+            // TR108's TTFT (load + prompt eval, mean 0.0973 s) is the published TTFT; no
+            // client TTFT was measured.
+            let published = f64s(&b, "published_ttft_mean_ms")[0];
+            assert_eq!(published.map(|x| round(x, 1)), Some(97.3));
+            assert_eq!(f64s(&b, "ttft_mean_ms")[0], None);
         }
     }
+    // Row by row: published TTFT = the CSV's ttft_s = load_s + prompt_eval_s (tr-spec §2.3).
+    let mut checked = 0;
+    for b in parts(&s.campaign_dir, "requests.parquet") {
+        let (p, load, pe, client) = (
+            f64s(&b, "published_ttft_ms"),
+            f64s(&b, "load_ms"),
+            f64s(&b, "prompt_eval_ms"),
+            f64s(&b, "ttft_ms"),
+        );
+        for i in 0..b.num_rows() {
+            assert_eq!(client[i], None, "no client TTFT in TR108");
+            if let (Some(p), Some(l), Some(e)) = (p[i], load[i], pe[i]) {
+                assert!((p - (l + e)).abs() < 1.0, "row {i}: {p} vs {l} + {e}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 170, "{checked} rows with a published TTFT");
 }
 
 /// Copies `from` (a directory) to `to`, recursively, as writable files.

@@ -281,3 +281,57 @@ async fn a_missing_model_stops_the_campaign_with_the_pull_command() {
     assert_eq!(cells, 0, "nothing committed");
     emu.shutdown().await;
 }
+
+/// Every measured request carries the client TTFT and, beside it, the TTFT as the report's
+/// harness defined it: `load + prompt_eval` for the TR108 harness H1, the client TTFT itself
+/// for a Rust harness.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_carry_the_ttft_their_harness_published() {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::Float64Type;
+    let emu = emulate(&profile(), 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h1 = crate::support::two_context_sizes("TR918", "published TTFT", emu.addrs[0], 1);
+    for (name, text, harness) in [
+        ("h1", h1.clone(), "H1"),
+        ("h5", h1.replace("harness: H1", "harness: H5"), "H5"),
+    ] {
+        assert!(text.contains(&format!("harness: {harness}")));
+        let s = campaign(dir.path(), name, &text, false, None).await;
+        assert!(s.failed.is_empty(), "{name}: {:?}", s.failed);
+        let t = chimera::table::compact(&dir.path().join("data").join(name)).expect("compact");
+        assert!(t.rows_of("requests") >= 4, "{name}: {t:?}");
+        let files = std::fs::read_dir(dir.path().join("data").join(name).join("cells"))
+            .expect("cells")
+            .map(|e| e.expect("entry").path().join("requests.parquet"))
+            .filter(|p| p.exists());
+        let mut measured = 0;
+        for f in files {
+            for b in chimera::table::read_parquet(&f).expect("requests part") {
+                let col = |c: &str| b.column_by_name(c).expect(c).as_primitive::<Float64Type>();
+                let (p, client, load, pe) = (
+                    col("published_ttft_ms"),
+                    col("ttft_ms"),
+                    col("load_ms"),
+                    col("prompt_eval_ms"),
+                );
+                let warmup = b.column_by_name("warmup").expect("warmup").as_boolean();
+                for i in 0..b.num_rows() {
+                    if warmup.value(i) {
+                        continue;
+                    }
+                    assert!(client.is_valid(i) && p.is_valid(i), "{name} row {i}");
+                    let want = if harness == "H1" {
+                        load.value(i) + pe.value(i)
+                    } else {
+                        client.value(i)
+                    };
+                    assert!((p.value(i) - want).abs() < 1e-9, "{name} row {i}");
+                    measured += 1;
+                }
+            }
+        }
+        assert_eq!(measured, 4, "{name}: 2 configurations × 2 prompts");
+    }
+    emu.shutdown().await;
+}

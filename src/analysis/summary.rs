@@ -37,6 +37,7 @@ const SUMMARY_METRICS: &[(&str, Metric, Level)] = &[
     ("wall_s", Metric::WallS, Level::Run),
     ("throughput_tok_s", Metric::ThroughputTokS, Level::Request),
     ("ttft_ms", Metric::TtftMs, Level::Request),
+    ("published_ttft_ms", Metric::PublishedTtftMs, Level::Request),
     ("agent_duration_s", Metric::AgentDurationS, Level::Agent),
 ];
 

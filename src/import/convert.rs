@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use super::error::ImportError;
 use super::raw;
 use crate::backend::RequestRecord;
-use crate::manifest::Options;
+use crate::manifest::{Options, TtftDefinition};
 use crate::metrics::{self, AgentAggregate};
 use crate::record::RequestRow;
 
@@ -113,11 +113,14 @@ pub(super) fn options_text(o: &Options) -> String {
     serde_json::to_string(o).unwrap_or_default()
 }
 
-/// One request row as recorded (no client-side chunk timings: the originals kept none).
+/// One request row as recorded (no client-side chunk timings: the originals kept none), with
+/// the TTFT the original harness published (`published_ttft_ms`: the client TTFT of the Rust
+/// harnesses, TR108's `ttft_s`).
 pub(super) fn request_row(
     stage: crate::workload::Stage,
     index: u32,
     throughput: Option<f64>,
+    published_ttft_ms: Option<f64>,
     record: RequestRecord,
 ) -> RequestRow {
     RequestRow {
@@ -128,20 +131,25 @@ pub(super) fn request_row(
         client_tok_s: metrics::client_tok_s(record.output_tokens, record.e2e_ms, record.ttft_ms),
         itl_p50_ms: None,
         itl_p99_ms: None,
+        published_ttft_ms,
         record,
     }
 }
 
 /// The aggregate of an agent's recorded requests, as the Rust harness's
-/// `aggregate_llm_metrics`; per-request throughput as the source recorded it.
+/// `aggregate_llm_metrics`; per-request throughput and published TTFT as the source recorded
+/// them.
 pub(super) fn aggregate_rows(rows: &[RequestRow]) -> AgentAggregate {
     let recs: Vec<&RequestRecord> = rows.iter().map(|r| &r.record).collect();
-    let mut agg = metrics::aggregate(&recs);
-    let tps: Vec<f64> = rows
-        .iter()
-        .filter(|r| r.record.ok())
-        .filter_map(|r| r.throughput_tok_s)
-        .collect();
+    let mut agg = metrics::aggregate(&recs, TtftDefinition::ClientFirstChunk);
+    let of_ok = |f: fn(&RequestRow) -> Option<f64>| -> Vec<f64> {
+        rows.iter()
+            .filter(|r| r.record.ok())
+            .filter_map(f)
+            .collect()
+    };
+    agg.published_ttft_mean_ms = metrics::mean(&of_ok(|r| r.published_ttft_ms));
+    let tps = of_ok(|r| r.throughput_tok_s);
     agg.throughput_mean_tok_s = metrics::mean(&tps);
     agg.throughput_sd_tok_s = metrics::sample_sd(&tps);
     agg

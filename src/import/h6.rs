@@ -51,6 +51,8 @@ impl CallMetrics {
             stage,
             index,
             Some(self.throughput_tokens_per_sec),
+            // The Rust harnesses published the client TTFT.
+            Some(self.ttft_ms),
             RequestRecord {
                 sent_at_unix_ms: sent_at,
                 ttft_ms: Some(self.ttft_ms),

@@ -232,6 +232,7 @@ fn request(
             Stage::Single,
             index,
             None,
+            None,
             RequestRecord {
                 sent_at_unix_ms: sent_at,
                 e2e_ms: f64::NAN,
@@ -279,9 +280,12 @@ fn request(
         Stage::Single,
         index,
         Some(t.need(row, "tokens_s")?),
+        // TR108's TTFT is the server's load + prompt eval (tr-spec §2.3): the published
+        // TTFT; no client TTFT was measured.
+        ms("ttft_s")?,
         RequestRecord {
             sent_at_unix_ms: sent_at,
-            ttft_ms: ms("ttft_s")?,
+            ttft_ms: None,
             // The CSVs keep no end-to-end time.
             e2e_ms: f64::NAN,
             itl_ms: Vec::new(),

@@ -44,16 +44,20 @@ pub(super) struct PyAggregate {
 }
 
 impl PyAggregate {
-    /// The agent aggregate: means and sums as recorded; SDs and server-time sums `NaN`
-    /// (the Python collector kept none).
+    /// The agent aggregate: means and sums as recorded (the recorded TTFT is the published
+    /// one; no client TTFT was measured); SDs and server-time sums `NaN` (the Python
+    /// collector kept none).
     pub(super) fn aggregate(&self) -> AgentAggregate {
         AgentAggregate {
             requests: self.total_requests,
             failed: 0,
             throughput_mean_tok_s: self.average_tokens_per_second,
             throughput_sd_tok_s: f64::NAN,
-            ttft_mean_ms: self.average_ttft_ms,
+            // The Python harnesses' TTFT came from server timings of non-streamed replies
+            // (tr-spec §1.3): the published TTFT, not a client TTFT.
+            ttft_mean_ms: None,
             ttft_sd_ms: f64::NAN,
+            published_ttft_mean_ms: self.average_ttft_ms,
             e2e_sum_ms: self.total_duration_ms,
             output_tokens: self.total_tokens_generated,
             load_sum_ms: f64::NAN,

@@ -116,6 +116,36 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// How a harness defined time to first token (tr-spec §1.3). chimera always measures the
+    /// client TTFT; this names the definition the report published, computed beside it.
+    #[derive(Default)]
+    #[case = "snake_case"]
+    pub enum TtftDefinition {
+        /// Client time from send to the first streamed chunk with text (the Rust harnesses
+        /// H5, H6; chimera's own `ttft_ms`).
+        #[default]
+        ClientFirstChunk,
+        /// Server `load_duration + prompt_eval_duration` of a non-streamed reply (TR108's
+        /// `ttft_s`, and the Python harnesses H2, H3 of TR109 and TR110).
+        LoadPlusPromptEval,
+        /// Server `prompt_eval_duration` only (the TR116 Python harness H4).
+        PromptEval,
+    }
+}
+
+impl TtftDefinition {
+    /// The definition of an original harness named in a workload (`H1`…`H6v2`); the client
+    /// TTFT for any other name.
+    pub fn of_harness(harness: &str) -> TtftDefinition {
+        match harness.trim().to_ascii_uppercase().as_str() {
+            "H1" | "H2" | "H3" => TtftDefinition::LoadPlusPromptEval,
+            "H4" => TtftDefinition::PromptEval,
+            _ => TtftDefinition::ClientFirstChunk,
+        }
+    }
+}
+
+vocabulary! {
     /// Metrics a reference can name (definitions in the design document, §7).
     #[case = "snake_case"]
     pub enum Metric {
@@ -131,8 +161,11 @@ vocabulary! {
         Contention,
         /// eval_count / eval_duration, tokens per second.
         ThroughputTokS,
-        /// Client time to the first non-empty chunk (or the report's variant), ms.
+        /// Client time to the first non-empty chunk, ms (chimera's measurement).
         TtftMs,
+        /// TTFT as the configuration's harness defined it (`published_ttft` of the workload;
+        /// tr-spec §1.3), ms: the value to compare with a report's published TTFT.
+        PublishedTtftMs,
         /// Server load duration, ms.
         LoadMs,
         /// Output tokens.

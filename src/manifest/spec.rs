@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::kinds::{EndpointKind, Language, Level, Metric, Role, Runtime, ScenarioKind, Statistic};
+use super::kinds::{
+    EndpointKind, Language, Level, Metric, Role, Runtime, ScenarioKind, Statistic, TtftDefinition,
+};
 use super::resource::Resource;
 
 /// The manifest format this build of chimera reads.
@@ -148,6 +150,11 @@ pub struct Workload {
     /// The original harness this workload reproduces (H1…H6v2 of the spec). Provenance only.
     #[serde(default)]
     pub harness: Option<String>,
+    /// How the report defined TTFT (computed beside chimera's client TTFT as
+    /// `published_ttft_ms`). Default: the definition of `harness` (H1, H2, H3:
+    /// `load_plus_prompt_eval`; H4: `prompt_eval`), else `client_first_chunk`.
+    #[serde(default)]
+    pub published_ttft: Option<TtftDefinition>,
     /// Server API used. Default: `generate`.
     #[serde(default)]
     pub api: Api,
@@ -159,6 +166,17 @@ pub struct Workload {
     pub keep_alive: Option<String>,
     /// What the agent does.
     pub task: Task,
+}
+
+impl Workload {
+    /// The TTFT definition of the report this workload reproduces (see `published_ttft`).
+    pub fn ttft_definition(&self) -> TtftDefinition {
+        self.published_ttft.unwrap_or_else(|| {
+            self.harness
+                .as_deref()
+                .map_or(TtftDefinition::default(), TtftDefinition::of_harness)
+        })
+    }
 }
 
 fn default_true() -> bool {

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::kind::{CellKind, Status};
 use crate::backend::{ErrorKind, RequestRecord};
-use crate::manifest::{Options, Role};
+use crate::manifest::{Options, Role, TtftDefinition};
 use crate::metrics::{self, AgentAggregate};
 use crate::workload::Stage;
 
@@ -25,6 +25,9 @@ pub struct RequestRow {
     pub itl_p50_ms: Option<f64>,
     /// p99 of the inter-chunk gaps, ms.
     pub itl_p99_ms: Option<f64>,
+    /// TTFT as the report's harness defined it (client TTFT, or server load + prompt eval,
+    /// or prompt eval: [`metrics::published_ttft_ms`]), ms.
+    pub published_ttft_ms: Option<f64>,
     /// What the backend measured.
     #[serde(flatten)]
     pub record: RequestRecord,
@@ -32,8 +35,15 @@ pub struct RequestRow {
 
 impl RequestRow {
     /// A request measured by chimera, with its derived metrics (server and client
-    /// throughput, inter-chunk percentiles) computed from `record`.
-    pub fn measured(stage: Stage, index: u32, warmup: bool, record: RequestRecord) -> Self {
+    /// throughput, inter-chunk percentiles, the TTFT as `ttft` defines it) computed from
+    /// `record`.
+    pub fn measured(
+        stage: Stage,
+        index: u32,
+        warmup: bool,
+        record: RequestRecord,
+        ttft: TtftDefinition,
+    ) -> Self {
         RequestRow {
             stage,
             index,
@@ -46,6 +56,7 @@ impl RequestRow {
             ),
             itl_p50_ms: metrics::percentile(&record.itl_ms, 50.0),
             itl_p99_ms: metrics::percentile(&record.itl_ms, 99.0),
+            published_ttft_ms: metrics::published_ttft_ms(ttft, &record),
             record,
         }
     }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backend::{Client, ErrorKind, LlmRequest, RequestError, RequestRecord};
-use crate::manifest::{Corpus, EndpointKind, Options, Role, Task};
+use crate::manifest::{Corpus, EndpointKind, Options, Role, Task, TtftDefinition};
 use crate::metrics::{self, AgentAggregate};
 use crate::plan::{NodeKind, Plan, PlanNode};
 use crate::record::{
@@ -108,6 +108,8 @@ struct AgentJob {
     timeout: Duration,
     max_bytes: usize,
     corpus_root: Option<PathBuf>,
+    /// How the report this workload reproduces defined TTFT.
+    ttft_def: TtftDefinition,
 }
 
 use crate::util::clock::now_unix_ms;
@@ -137,6 +139,11 @@ impl AgentJob {
         }
     }
 
+    /// A measured (not warm-up) request of this agent, with the TTFT its harness published.
+    fn row(&self, stage: Stage, index: u32, record: RequestRecord) -> RequestRow {
+        RequestRow::measured(stage, index, false, record, self.ttft_def)
+    }
+
     /// Runs the agent's workload once; the duration covers ingest and every call.
     async fn run(self, isolated: bool) -> AgentRun {
         let t0 = Instant::now();
@@ -146,7 +153,7 @@ impl AgentJob {
             Task::SingleInference { prompts } => {
                 for (i, p) in prompts.iter().enumerate() {
                     let rec = self.client.send(&self.request(p.clone())).await;
-                    rows.push(RequestRow::measured(Stage::Single, i as u32, false, rec));
+                    rows.push(self.row(Stage::Single, i as u32, rec));
                 }
             }
             Task::Persona { .. } => {
@@ -157,7 +164,7 @@ impl AgentJob {
                         format!("no persona prompt for role {:?}", self.role),
                     ),
                 };
-                rows.push(RequestRow::measured(Stage::Persona, 0, false, rec));
+                rows.push(self.row(Stage::Persona, 0, rec));
             }
             Task::AgentWorkflow { .. } => {
                 let root = self.corpus_root.clone();
@@ -169,10 +176,9 @@ impl AgentJob {
                 let ingest = match ingest {
                     Ok(i) => i,
                     Err(e) => {
-                        rows.push(RequestRow::measured(
+                        rows.push(self.row(
                             Stage::Analysis,
                             0,
-                            false,
                             failed(ErrorKind::BadRequest, format!("ingest task failed: {e}")),
                         ));
                         return self.finish(isolated, t0, rows, files);
@@ -187,10 +193,9 @@ impl AgentJob {
                 ) {
                     Ok(wf) => wf,
                     Err(e) => {
-                        rows.push(RequestRow::measured(
+                        rows.push(self.row(
                             Stage::Analysis,
                             0,
-                            false,
                             failed(ErrorKind::BadRequest, e.to_string()),
                         ));
                         return self.finish(isolated, t0, rows, files);
@@ -199,13 +204,13 @@ impl AgentJob {
                 let analysis = self.client.send(&self.request(wf.analysis_prompt())).await;
                 let ok = analysis.ok();
                 let text = analysis.text.clone();
-                rows.push(RequestRow::measured(Stage::Analysis, 0, false, analysis));
+                rows.push(self.row(Stage::Analysis, 0, analysis));
                 if ok {
                     let report = self
                         .client
                         .send(&self.request(wf.report_prompt(&text)))
                         .await;
-                    rows.push(RequestRow::measured(Stage::Report, 1, false, report));
+                    rows.push(self.row(Stage::Report, 1, report));
                 }
             }
         }
@@ -235,7 +240,7 @@ impl AgentJob {
             files_ingested: files,
             server_version: None,
             model_digest: None,
-            aggregate: metrics::aggregate(&recs),
+            aggregate: metrics::aggregate(&recs, self.ttft_def),
             requests: rows,
         }
     }
@@ -377,6 +382,7 @@ impl Runner {
                         k,
                         true,
                         j.client.send(&req).await,
+                        j.ttft_def,
                     ));
                 }
                 self.loaded.lock().await.insert(url.clone(), want);
@@ -453,6 +459,7 @@ impl Runner {
                     timeout: Duration::from_secs_f64(spec.request_timeout_s),
                     max_bytes: self.opts.max_response_bytes,
                     corpus_root: corpus_root.clone(),
+                    ttft_def: w.ttft_definition(),
                 }
             })
             .collect();
@@ -633,6 +640,7 @@ async fn run_warmup(
                 i,
                 true,
                 client.send(&req).await,
+                TtftDefinition::ClientFirstChunk,
             ));
         }
     }

@@ -45,6 +45,7 @@ column_group!(AgentAggregate {
     load_sum_ms,
     prompt_eval_sum_ms,
     eval_sum_ms,
+    published_ttft_mean_ms,
 });
 
 table_row! {
@@ -200,6 +201,8 @@ table_row! {
         pub error_message: Option<String>,
         /// Where the timings come from (schema version 2).
         pub timing_source: Option<String>,
+        /// TTFT as the report's harness defined it, ms (null in files written before it).
+        pub published_ttft_ms: Option<f64>,
     }
 }
 
@@ -373,6 +376,7 @@ impl RequestsRow {
                 error_status: r.error.as_ref().and_then(|e| e.status),
                 error_message: r.error.as_ref().map(|e| e.message.clone()),
                 timing_source: r.timing_source.clone(),
+                published_ttft_ms: x.published_ttft_ms,
             }
         };
         rec.agents

@@ -57,6 +57,7 @@ fn request(stage: Stage, index: u32, ok: bool) -> RequestRow {
         client_tok_s: ok.then_some(79.9),
         itl_p50_ms: ok.then_some(11.0),
         itl_p99_ms: ok.then_some(11.98),
+        published_ttft_ms: ok.then_some(120.5),
         record,
     }
 }
@@ -84,6 +85,7 @@ pub(super) fn sample_cell() -> CellRecord {
             load_sum_ms: 10.0,
             prompt_eval_sum_ms: 160.0,
             eval_sum_ms: 3_600.0,
+            published_ttft_mean_ms: Some(120.5),
         },
         requests: reqs,
     };
@@ -163,8 +165,16 @@ fn schemas_have_the_documented_columns() {
     let names =
         |s: SchemaRef| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
     assert_eq!(names(cells_schema()).len(), 32);
-    assert_eq!(names(agents_schema()).len(), 30);
-    assert_eq!(names(requests_schema()).len(), 27);
+    assert_eq!(names(agents_schema()).len(), 31);
+    assert_eq!(names(requests_schema()).len(), 28);
+    assert_eq!(
+        names(agents_schema()).last().map(String::as_str),
+        Some("published_ttft_mean_ms")
+    );
+    assert_eq!(
+        names(requests_schema()).last().map(String::as_str),
+        Some("published_ttft_ms")
+    );
     assert_eq!(
         names(telemetry_schema()),
         [
@@ -537,8 +547,9 @@ fn partition_names_are_hive_safe() {
     assert_eq!(partition_dir_name(""), "report=__HIVE_DEFAULT_PARTITION__");
 }
 
-/// A cell committed by schema version 1 (no `requests.timing_source`) still compacts: the
-/// missing trailing nullable column comes back as nulls.
+/// A cell committed by schema version 1 (no `requests.timing_source`, no
+/// `requests.published_ttft_ms`) still compacts: the missing trailing nullable columns come
+/// back as nulls.
 #[test]
 fn version_1_parts_without_timing_source_still_compact() {
     let rec = sample_cell();
@@ -549,8 +560,9 @@ fn version_1_parts_without_timing_source_still_compact() {
         std::fs::write(cell.join(name), bytes).expect("write part");
     }
     let full = requests_batch(&rec, "camp").expect("requests");
-    let n = full.num_columns() - 1;
+    let n = full.num_columns() - 2;
     assert_eq!(full.schema().field(n).name(), "timing_source");
+    assert_eq!(full.schema().field(n + 1).name(), "published_ttft_ms");
     let old = full.project(&(0..n).collect::<Vec<_>>()).expect("project");
     let kv = vec![
         KeyValue::new(META_SCHEMA_VERSION.to_string(), "1".to_string()),
@@ -574,10 +586,11 @@ fn version_1_parts_without_timing_source_still_compact() {
         .join(partition_dir_name(&rec.report))
         .join("part-00000.parquet");
     let b = one(read_parquet(&file).expect("compacted"));
-    assert_eq!(
-        b.column_by_name("timing_source")
-            .expect("column")
-            .null_count(),
-        b.num_rows()
-    );
+    for column in ["timing_source", "published_ttft_ms"] {
+        assert_eq!(
+            b.column_by_name(column).expect("column").null_count(),
+            b.num_rows(),
+            "{column}"
+        );
+    }
 }
