@@ -89,9 +89,9 @@ fn bools(b: &RecordBatch, col: &str) -> Vec<Option<bool>> {
 }
 
 /// One row per cell: (cell id, config, repetition, published efficiency, contention).
-type CellRow = (String, String, u32, Option<f64>, Option<bool>);
+pub(crate) type CellRow = (String, String, u32, Option<f64>, Option<bool>);
 
-fn cell_rows(campaign: &Path) -> Vec<CellRow> {
+pub(crate) fn cell_rows(campaign: &Path) -> Vec<CellRow> {
     let mut out = Vec::new();
     for b in parts(campaign, "cells.parquet") {
         let ids = strs(&b, "cell_id");

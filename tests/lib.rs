@@ -12,6 +12,7 @@ mod flood;
 mod fuzz_regressions;
 mod import;
 mod import_detect;
+mod import_git;
 mod invalid;
 mod lifecycle;
 mod managed;
