@@ -8,8 +8,19 @@
 //! origin, so imported numbers are never taken for new measurements, and an import never
 //! writes into a measured campaign.
 //!
-//! The whole tree is read and validated first; nothing is written unless every file is
-//! understood. Layouts, one per harness (the manifest's report id selects it):
+//! `--report` may be left out: [`detect_report`] finds the report from the folder's layout
+//! (one detector per layout, `detect.rs`). `--git REPO` reads every report's raw results
+//! straight from a clone of the original repository, at the commits that hold them
+//! ([`import_git`], `repo.rs`).
+//!
+//! Readers get the source's file paths and read every file through [`Ctx::read`] (or
+//! [`Ctx::read_json`], [`Ctx::read_to_string`]), whether the source is a folder or a git tree
+//! (`source.rs`). Before a reader sees the list, files that are not data for the report are
+//! dropped (one note), and a `metrics.json` that cannot be read is skipped with a warning and
+//! recorded in the campaign's origin, unless most of them are (`screen.rs`).
+//!
+//! Otherwise the whole tree is read and validated first; nothing is written unless every file
+//! is understood. Layouts, one per harness (the manifest's report id selects it):
 //!
 //! | report | harness | files |
 //! |---|---|---|
