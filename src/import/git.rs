@@ -415,8 +415,11 @@ impl Batch {
 
 impl Drop for Batch {
     fn drop(&mut self) {
-        // Closing stdin ends the child; wait so that no zombie is left.
+        // Closing stdin ends the child, unless it is blocked writing a blob nobody reads (a
+        // read given up half-way): it only reads, so it is killed; then waited for, so that
+        // no zombie is left.
         drop(self.stdin.take());
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
