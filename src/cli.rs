@@ -246,7 +246,11 @@ pub struct ImportArgs {
 #[derive(Debug, Subcommand)]
 pub enum ImportSource {
     /// The raw files of the original harnesses (public repository `Chimeraforge`): one
-    /// report's folder, e.g. `tr114_v2/` (`<scenario>/<testNNN>/run_k/metrics.json`).
+    /// report's folder, e.g. `tr114_v2/` (`<scenario>/<testNNN>/run_k/metrics.json`), or every
+    /// report's raw results straight from a clone of the repository (`--git`).
+    #[command(
+        override_usage = "chimera import chimeraforge <DIR> [--report TRNNN] [OPTIONS]\n       chimera import chimeraforge --git <REPO> [--report TRNNN] [--data DIR]"
+    )]
     Chimeraforge(ChimeraforgeArgs),
 }
 
