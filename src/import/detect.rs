@@ -276,3 +276,100 @@ pub(crate) fn detect(src: &Source) -> Result<&'static Detector, ImportError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One folder per report: its files, and the bytes a peek at each gives.
+    const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
+        (
+            "TR108",
+            &[
+                ("llama3/ollama_quant_bench.csv", ""),
+                ("gemma3/gemma3_baseline.csv", ""),
+            ],
+        ),
+        (
+            "TR109",
+            &[("run_gpu60_ctx512_temp0p6/data/metrics.json", "[]")],
+        ),
+        (
+            "TR110",
+            &[
+                ("phase_1_test_001/run_1/metrics.json", "{}"),
+                ("test_execution_log.json", "{}"),
+            ],
+        ),
+        (
+            "TR111",
+            &[(
+                "baseline_default/data/metrics.json",
+                r#"{"language": "rust"}"#,
+            )],
+        ),
+        (
+            "TR113",
+            &[
+                ("bvc_gpu80_ctx512_temp0p8/run_1/metrics.json", "{}"),
+                (
+                    "hetero_het_g60c512t06__g120c1024t08/run_1/metrics.json",
+                    "{}",
+                ),
+            ],
+        ),
+        (
+            "TR114",
+            &[("chimera-homo/test108/run_1/metrics.json", "{}")],
+        ),
+        (
+            "TR115",
+            &[(
+                "runtime-smol/chimera_homo_gpu80_ctx512/run_1/run_1/metrics.json",
+                "{}",
+            )],
+        ),
+        (
+            "TR116",
+            &[
+                (
+                    "multi/rust/gemma3_latest/chimera-homo_gpu80_ctx512_temp08/run_1/metrics.json",
+                    "{}",
+                ),
+                (
+                    "single/python/gemma3_latest/gpu60_ctx512_temp08/data/metrics.json",
+                    "[]",
+                ),
+            ],
+        ),
+    ];
+
+    fn reports_of(files: &[(&str, &str)]) -> Vec<&'static str> {
+        let comps: Vec<Vec<String>> = files
+            .iter()
+            .map(|(p, _)| p.split('/').map(str::to_owned).collect())
+            .collect();
+        let peek = |i: usize| Some(files[i].1.as_bytes().to_vec());
+        let seen = Seen {
+            files: &comps,
+            peek: &peek,
+        };
+        matches(&seen).iter().map(|(d, _)| d.report).collect()
+    }
+
+    #[test]
+    fn every_detector_has_an_example_that_only_it_claims() {
+        for d in DETECTORS {
+            let (_, files) = EXAMPLES
+                .iter()
+                .find(|(r, _)| *r == d.report)
+                .unwrap_or_else(|| panic!("add an example folder of {} to EXAMPLES", d.report));
+            assert_eq!(reports_of(files), [d.report], "{files:?}");
+        }
+    }
+
+    #[test]
+    fn python_files_at_the_rust_path_are_not_tr111() {
+        assert!(reports_of(&[("gpu60_ctx512_temp08/data/metrics.json", "[]")]).is_empty());
+    }
+}
