@@ -423,6 +423,12 @@ fn one_truncated_metrics_json_is_named_skipped_and_recorded_in_the_origin() {
     let s = import(&src, "tr114.yaml", &data);
     assert_eq!((s.runs, s.committed), (4, 4));
     assert_eq!(s.skipped, ["chimera-homo/test108/run_3/metrics.json"]);
+    assert!(
+        s.render()
+            .contains("  skipped   1 unreadable file(s) (named in the warnings)\n"),
+        "{}",
+        s.render()
+    );
     let w = s
         .warnings
         .iter()

@@ -279,6 +279,13 @@ impl ImportSummary {
         let _ = writeln!(s, "imported {} (chimeraforge raw results)", self.report);
         let _ = writeln!(s, "  layout    {}", self.layout);
         let _ = writeln!(s, "  files     {} read", self.files);
+        if !self.skipped.is_empty() {
+            let _ = writeln!(
+                s,
+                "  skipped   {} unreadable file(s) (named in the warnings)",
+                self.skipped.len()
+            );
+        }
         let _ = writeln!(
             s,
             "  runs      {} imported into {} configuration(s): {} committed now, {} already committed",
