@@ -12,6 +12,16 @@ use std::process::Command;
 use crate::import::{cell_rows, copy_dir, fixtures};
 use crate::support::{Run, chimera_cmd};
 
+/// The fixtures root, or `None` (with a skip message) when the fixtures or `git` are missing.
+fn fixtures_and_git(test: &str) -> Option<std::path::PathBuf> {
+    let fx = fixtures(test)?;
+    if Command::new("git").arg("--version").output().is_err() {
+        eprintln!("skipping {test}: no `git` on PATH");
+        return None;
+    }
+    Some(fx)
+}
+
 /// `git -C dir args` with no global or system configuration; panics unless it succeeds.
 fn git(home: &Path, dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -168,7 +178,7 @@ fn sorted_rows(campaign: &Path) -> Vec<crate::import::CellRow> {
 
 #[test]
 fn every_report_is_imported_from_the_commits_that_hold_it_like_the_folder_import() {
-    let Some(fx) = fixtures("git import") else {
+    let Some(fx) = fixtures_and_git("git import") else {
         return;
     };
     let t = tempfile::tempdir().expect("tempdir");
@@ -279,7 +289,7 @@ fn every_report_is_imported_from_the_commits_that_hold_it_like_the_folder_import
 
 #[test]
 fn a_bare_clone_is_read_and_a_shallow_clone_says_which_commit_is_missing() {
-    let Some(fx) = fixtures("git clones") else {
+    let Some(fx) = fixtures_and_git("git clones") else {
         return;
     };
     let t = tempfile::tempdir().expect("tempdir");
