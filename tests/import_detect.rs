@@ -9,7 +9,7 @@ use std::path::Path;
 
 use chimera::import::{ImportOptions, detect_report, import_chimeraforge};
 
-use crate::import::{copy_dir, fixtures};
+use crate::import::{copy_dir, fixtures, says};
 use crate::support::{chimera, root};
 
 fn put(dir: &Path, rel: &str, bytes: &[u8]) {
@@ -59,10 +59,9 @@ fn every_fixture_folder_is_recognised_as_its_report() {
         "bvc_gpu80_ctx512_temp0p8/run_2/metrics.json",
         b"{}",
     );
-    let msg = detect_err(t.path());
-    assert!(
-        msg.contains("does not look like the raw data of any report"),
-        "{msg}"
+    says(
+        &detect_err(t.path()),
+        &["does not look like the raw data of any report"],
     );
 }
 
@@ -79,15 +78,13 @@ fn a_folder_two_reports_could_be_names_both_and_asks_for_report() {
         "run_gpu60_ctx512_temp0p6/data/metrics.json",
         &rust,
     );
-    let msg = detect_err(t.path());
-    assert!(
-        msg.contains("could be the raw data of TR109 or TR111"),
-        "{msg}"
-    );
-    assert!(msg.contains("pass --report (one of TR109, TR111)"), "{msg}");
-    assert!(
-        msg.contains("run_gpu60_ctx512_temp0p6/data/metrics.json"),
-        "{msg}"
+    says(
+        &detect_err(t.path()),
+        &[
+            "could be the raw data of TR109 or TR111",
+            "pass --report (one of TR109, TR111)",
+            "run_gpu60_ctx512_temp0p6/data/metrics.json",
+        ],
     );
 }
 
@@ -105,18 +102,13 @@ fn a_folder_mixing_two_layouts_is_refused_with_both_named() {
         &fx.join("tr110/phase_1_test_001"),
         &t.path().join("phase_1_test_001"),
     );
-    let msg = detect_err(t.path());
-    assert!(
-        msg.contains("mixes the layouts of TR110 and TR114"),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("TR110 (`phase_N_test_NNN/run_k/metrics.json`: 5 files, e.g. `phase_1_test_001/run_1/metrics.json`"),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("TR114 (`<scenario>/<testNNN>/run_k/metrics.json`: 5 files, e.g. `chimera-homo/test108/run_1/metrics.json`"),
-        "{msg}"
+    says(
+        &detect_err(t.path()),
+        &[
+            "mixes the layouts of TR110 and TR114",
+            "TR110 (`phase_N_test_NNN/run_k/metrics.json`: 5 files, e.g. `phase_1_test_001/run_1/metrics.json`",
+            "TR114 (`<scenario>/<testNNN>/run_k/metrics.json`: 5 files, e.g. `chimera-homo/test108/run_1/metrics.json`",
+        ],
     );
 }
 
@@ -125,17 +117,15 @@ fn an_unknown_layout_says_what_was_expected_and_what_was_found() {
     let t = tempfile::tempdir().expect("tempdir");
     put(t.path(), "results/a.json", b"{}");
     put(t.path(), "notes.json", b"{}");
-    let msg = detect_err(t.path());
-    assert!(
-        msg.contains("does not look like the raw data of any report"),
-        "{msg}"
+    says(
+        &detect_err(t.path()),
+        &[
+            "does not look like the raw data of any report",
+            "= expected: TR108 `llama3/*.csv`, `gemma3/*.csv`; TR109",
+            "= found: notes.json, results/",
+            "pass --report",
+        ],
     );
-    assert!(
-        msg.contains("= expected: TR108 `llama3/*.csv`, `gemma3/*.csv`; TR109"),
-        "{msg}"
-    );
-    assert!(msg.contains("= found: notes.json, results/"), "{msg}");
-    assert!(msg.contains("pass --report"), "{msg}");
 }
 
 #[test]
@@ -153,14 +143,14 @@ fn the_command_line_without_report_imports_what_the_layout_says() {
     let (src_s, data_s) = (src.display().to_string(), data.display().to_string());
     let run = chimera(&["import", "chimeraforge", &src_s, "--data", &data_s]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stdout.starts_with(
-            "report TR114 recognised from the layout (`<scenario>/<testNNN>/run_k/metrics.json`)\nimported TR114_v2"
-        ),
-        "{}",
-        run.stdout
+    says(
+        &run.stdout,
+        &[
+            "report TR114 recognised from the layout (`<scenario>/<testNNN>/run_k/metrics.json`)\nimported TR114_v2",
+            "5 committed now",
+        ],
     );
-    assert!(run.stdout.contains("5 committed now"), "{}", run.stdout);
+    assert!(run.stdout.starts_with("report TR114"), "{}", run.stdout);
     // An unknown layout is invalid input.
     let empty = t.path().join("empty");
     fs::create_dir_all(&empty).expect("mkdir");

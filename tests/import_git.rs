@@ -9,7 +9,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::import::{cell_rows, copy_dir, fixtures};
+use crate::import::{cell_rows, copy_dir, fixtures, says};
 use crate::support::{Run, chimera_cmd};
 
 /// The fixtures root, or `None` (with a skip message) when the fixtures or `git` are missing.
@@ -149,6 +149,22 @@ fn chimera_git(home: &Path, args: &[&str]) -> Run {
     }
 }
 
+/// `chimera import chimeraforge --git repo --report report --data data`.
+fn import_one(home: &Path, repo: &Path, report: &str, data: &Path) -> Run {
+    let (repo, data) = (repo.display().to_string(), data.display().to_string());
+    let args = [
+        "import",
+        "chimeraforge",
+        "--git",
+        &repo,
+        "--report",
+        report,
+        "--data",
+        &data,
+    ];
+    chimera_git(home, &args)
+}
+
 /// `chimera analyze` of a campaign: what the verdicts say.
 fn analyze(home: &Path, data: &Path, campaign: &str) -> String {
     let run = chimera_git(
@@ -219,19 +235,20 @@ fn every_report_is_imported_from_the_commits_that_hold_it_like_the_folder_import
         assert!(line.contains(how), "{line}");
     }
     // TR113's raw results are not in this repository.
-    assert!(
-        summary.contains("TR113  FAILED    no commit of")
-            && summary.contains("src/rust/demo_multiagent/Demo_rust_multiagent_results"),
-        "{summary}"
+    says(
+        summary,
+        &[
+            "TR113  FAILED    no commit of",
+            "src/rust/demo_multiagent/Demo_rust_multiagent_results",
+        ],
     );
     // The stray files beside the data are ignored and counted.
-    assert!(
-        out.contains("note: 1 file that is not data ignored (.txt 1)"),
-        "{out}"
-    );
-    assert!(
-        out.contains("note: 1 file that is not data ignored (.py 1)"),
-        "{out}"
+    says(
+        out,
+        &[
+            "note: 1 file that is not data ignored (.txt 1)",
+            "note: 1 file that is not data ignored (.py 1)",
+        ],
     );
 
     // The same cells and verdicts as the folder import.
@@ -281,9 +298,9 @@ fn every_report_is_imported_from_the_commits_that_hold_it_like_the_folder_import
     assert_eq!((mean * 1000.0).round() / 1000.0, 98.281);
     // The campaign records where the data came from: the commit and the folder.
     let info = fs::read_to_string(data.join("chimeraforge-tr114/campaign.json")).expect("read");
-    assert!(
-        info.contains(&format!("git {repo_s} ")) && info.contains(":data/research/tr110_rust_full"),
-        "{info}"
+    says(
+        &info,
+        &[&format!("git {repo_s} "), ":data/research/tr110_rust_full"],
     );
 }
 
@@ -305,27 +322,9 @@ fn a_bare_clone_is_read_and_a_shallow_clone_says_which_commit_is_missing() {
         &["clone", "-q", "--bare", &url, &bare.display().to_string()],
     );
     let data = home.join("data");
-    let data_s = data.display().to_string();
-    let run = chimera_git(
-        home,
-        &[
-            "import",
-            "chimeraforge",
-            "--git",
-            &bare.display().to_string(),
-            "--report",
-            "TR110",
-            "--data",
-            &data_s,
-        ],
-    );
+    let run = import_one(home, &bare, "TR110", &data);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout
-            .contains("imported  150 runs into chimeraforge-tr110"),
-        "{}",
-        run.stdout
-    );
+    says(&run.stdout, &["imported  150 runs into chimeraforge-tr110"]);
 
     // A shallow clone lacks the commit: the error names it and says how to fetch it.
     let shallow = home.join("shallow");
@@ -341,26 +340,15 @@ fn a_bare_clone_is_read_and_a_shallow_clone_says_which_commit_is_missing() {
             &shallow.display().to_string(),
         ],
     );
-    let run = chimera_git(
-        home,
+    let run = import_one(home, &shallow, "tr114_v2", &data);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    says(
+        &format!("{}{}", run.stdout, run.stderr),
         &[
-            "import",
-            "chimeraforge",
-            "--git",
-            &shallow.display().to_string(),
-            "--report",
-            "tr114_v2",
-            "--data",
-            &data_s,
+            "TR114 needs the parent of commit 970b0b91 (`970b0b915e64ac7f4506b667748bdd368454e084^`)",
+            "is a shallow clone and lacks it",
+            "fetch --unshallow",
+            "no report was imported",
         ],
     );
-    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
-    let all = format!("{}{}", run.stdout, run.stderr);
-    assert!(
-        all.contains("TR114 needs the parent of commit 970b0b91 (`970b0b915e64ac7f4506b667748bdd368454e084^`)"),
-        "{all}"
-    );
-    assert!(all.contains("is a shallow clone and lacks it"), "{all}");
-    assert!(all.contains("fetch --unshallow"), "{all}");
-    assert!(all.contains("no report was imported"), "{all}");
 }
