@@ -246,7 +246,11 @@ pub struct ImportArgs {
 #[derive(Debug, Subcommand)]
 pub enum ImportSource {
     /// The raw files of the original harnesses (public repository `Chimeraforge`): one
-    /// report's folder, e.g. `tr114_v2/` (`<scenario>/<testNNN>/run_k/metrics.json`).
+    /// report's folder, e.g. `tr114_v2/` (`<scenario>/<testNNN>/run_k/metrics.json`), or every
+    /// report's raw results straight from a clone of the repository (`--git`).
+    #[command(
+        override_usage = "chimera import chimeraforge <DIR> [--report TRNNN] [OPTIONS]\n       chimera import chimeraforge --git <REPO> [--report TRNNN] [--data DIR]"
+    )]
     Chimeraforge(ChimeraforgeArgs),
 }
 
@@ -254,20 +258,31 @@ pub enum ImportSource {
 #[derive(Debug, clap::Args)]
 pub struct ChimeraforgeArgs {
     /// The folder holding one report's raw files.
-    #[arg(value_name = "DIR")]
-    pub dir: PathBuf,
+    #[arg(
+        value_name = "DIR",
+        required_unless_present = "git",
+        conflicts_with = "git"
+    )]
+    pub dir: Option<PathBuf>,
+    /// Read every report's raw results straight from a clone (bare or not) of the original
+    /// repository, at the commits that hold them (no checkout); one campaign per report. A
+    /// report that fails is listed and the others go on; the exit code is non-zero only when
+    /// none imported.
+    #[arg(long, value_name = "REPO")]
+    pub git: Option<PathBuf>,
     /// The report (`TR114`, `tr114` and `TR114_v2` all mean TR114_v2); selects the layout and,
-    /// unless --manifest is given, the manifest `experiments/<trNNN>.yaml`.
+    /// unless --manifest is given, the manifest `experiments/<trNNN>.yaml`. Without it, the
+    /// folder's layout says which report it is. With --git: only this report.
     #[arg(long, value_name = "TRNNN")]
-    pub report: String,
+    pub report: Option<String>,
     /// The report's manifest (default: `experiments/<trNNN>.yaml`).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "git")]
     pub manifest: Option<PathBuf>,
     /// The data directory.
     #[command(flatten)]
     pub store: StoreDir,
     /// Campaign name (default: `chimeraforge-<manifest file stem>`).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "git")]
     pub campaign: Option<String>,
 }
 

@@ -15,7 +15,7 @@ use chimera::store::{Campaign, CampaignInfo, JournalEvent, ManifestEntry};
 use crate::support::{chimera, root};
 
 /// The fixtures root, or `None` (with a skip message) when it is not there.
-fn fixtures(test: &str) -> Option<PathBuf> {
+pub(crate) fn fixtures(test: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("CHIMERA_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/fixtures/chimeraforge"));
@@ -41,6 +41,13 @@ fn opts(source: &Path, manifest: &str, data: &Path) -> ImportOptions {
 
 fn import(source: &Path, manifest: &str, data: &Path) -> ImportSummary {
     import_chimeraforge(&opts(source, manifest, data)).unwrap_or_else(|e| panic!("import: {e}"))
+}
+
+/// Asserts that `text` says each of `wants`.
+pub(crate) fn says(text: &str, wants: &[&str]) {
+    for w in wants {
+        assert!(text.contains(w), "{w:?} is not in:\n{text}");
+    }
 }
 
 fn import_err(source: &Path, manifest: &str, data: &Path) -> String {
@@ -89,9 +96,9 @@ fn bools(b: &RecordBatch, col: &str) -> Vec<Option<bool>> {
 }
 
 /// One row per cell: (cell id, config, repetition, published efficiency, contention).
-type CellRow = (String, String, u32, Option<f64>, Option<bool>);
+pub(crate) type CellRow = (String, String, u32, Option<f64>, Option<bool>);
 
-fn cell_rows(campaign: &Path) -> Vec<CellRow> {
+pub(crate) fn cell_rows(campaign: &Path) -> Vec<CellRow> {
     let mut out = Vec::new();
     for b in parts(campaign, "cells.parquet") {
         let ids = strs(&b, "cell_id");
@@ -410,7 +417,7 @@ fn tr108_every_csv_row_maps_onto_a_configuration() {
 }
 
 /// Copies `from` (a directory) to `to`, recursively, as writable files.
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("mkdir");
     for e in fs::read_dir(from).expect("read dir").filter_map(Result::ok) {
         let p = e.path();
@@ -432,21 +439,99 @@ fn small_tr114(fx: &Path, tmp: &Path) -> PathBuf {
     src
 }
 
+/// Truncates `run_<k>/metrics.json` of test108 to half its bytes.
+fn truncate_run(src: &Path, k: u32) {
+    let f = src.join(format!("chimera-homo/test108/run_{k}/metrics.json"));
+    let bytes = fs::read(&f).expect("read");
+    fs::write(&f, &bytes[..bytes.len() / 2]).expect("truncate");
+}
+
 #[test]
-fn truncated_metrics_json_is_named_and_nothing_is_written() {
+fn one_truncated_metrics_json_is_named_skipped_and_recorded_in_the_origin() {
     let Some(fx) = fixtures("truncated input") else {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = small_tr114(&fx, tmp.path());
-    let f = src.join("chimera-homo/test108/run_3/metrics.json");
-    let bytes = fs::read(&f).expect("read");
-    fs::write(&f, &bytes[..bytes.len() / 2]).expect("truncate");
+    truncate_run(&src, 3);
+    let data = tmp.path().join("data");
+    let s = import(&src, "tr114.yaml", &data);
+    assert_eq!((s.runs, s.committed), (4, 4));
+    assert_eq!(s.skipped, ["chimera-homo/test108/run_3/metrics.json"]);
+    assert!(
+        s.render()
+            .contains("  skipped   1 unreadable file(s) (named in the warnings)\n"),
+        "{}",
+        s.render()
+    );
+    let w = s
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("skipped"))
+        .expect("a warning names the skipped file");
+    assert!(
+        w.contains("`chimera-homo/test108/run_3/metrics.json`"),
+        "{w}"
+    );
+    assert!(
+        w.contains("not valid JSON at line") && w.contains("EOF"),
+        "{w}"
+    );
+    let info: serde_json::Value = serde_json::from_slice(
+        &fs::read(data.join("chimeraforge-tr114/campaign.json")).expect("campaign.json"),
+    )
+    .expect("json");
+    assert_eq!(
+        info["origin"]["skipped"],
+        serde_json::json!(["chimera-homo/test108/run_3/metrics.json"])
+    );
+    assert_eq!(info["origin"]["runs"], 4);
+    // The report's method section says what was skipped.
+    let out = tmp.path().join("report");
+    let (data_s, out_s) = (data.display().to_string(), out.display().to_string());
+    let run = chimera(&[
+        "report",
+        "--data",
+        &data_s,
+        "--campaign",
+        "chimeraforge-tr114",
+        "--out",
+        &out_s,
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let md: String = fs::read_dir(&out)
+        .expect("report dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "md"))
+        .map(|e| fs::read_to_string(e.path()).expect("read md"))
+        .collect();
+    let method = &md[md.find(". Method\n").expect("a method section")..];
+    assert!(
+        method.contains(
+            "- Import: 1 raw file could not be read (truncated or damaged) and was skipped; the other runs were imported: `chimera-homo/test108/run_3/metrics.json`."
+        ),
+        "{method}"
+    );
+}
+
+#[test]
+fn a_folder_where_most_metrics_json_are_truncated_is_refused_and_nothing_is_written() {
+    let Some(fx) = fixtures("truncated input") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = small_tr114(&fx, tmp.path());
+    for k in [1, 3, 5] {
+        truncate_run(&src, k);
+    }
     let data = tmp.path().join("data");
     let msg = import_err(&src, "tr114.yaml", &data);
-    assert!(msg.contains("test108/run_3/metrics.json"), "{msg}");
+    assert!(
+        msg.contains("3 of the 5 `metrics.json` files cannot be read"),
+        "{msg}"
+    );
+    assert!(msg.contains("test108/run_1/metrics.json"), "{msg}");
     assert!(msg.contains("not valid JSON at line"), "{msg}");
-    assert!(msg.contains("EOF"), "{msg}");
     assert!(!data.join("chimeraforge-tr114").exists(), "nothing written");
 }
 

@@ -11,6 +11,8 @@ mod experiments;
 mod flood;
 mod fuzz_regressions;
 mod import;
+mod import_detect;
+mod import_git;
 mod invalid;
 mod lifecycle;
 mod managed;

@@ -173,6 +173,7 @@ fn imported() -> Analysis {
         layout: s("TR114_v2 dual-Ollama (scenario/testNNN/run_N/metrics.json)"),
         files: 135,
         runs: 135,
+        skipped: vec![],
     };
     let r = "TR114_v2";
     let mut overall = verdict(

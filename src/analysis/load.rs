@@ -109,6 +109,7 @@ pub fn origin(l: &Loaded) -> Origin {
             layout: o.layout.clone(),
             files: o.files,
             runs: o.runs,
+            skipped: o.skipped.clone(),
         };
     }
     let mut kinds: Vec<String> = l

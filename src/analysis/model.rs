@@ -32,6 +32,9 @@ pub enum Origin {
         files: u64,
         /// Runs imported.
         runs: u64,
+        /// Raw files that could not be read and were skipped (paths below the source).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped: Vec<String>,
     },
 }
 

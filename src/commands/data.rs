@@ -99,23 +99,70 @@ pub(super) fn report(args: &ReportArgs) -> Result<(), Error> {
 
 /// `chimera import`: the original reports' raw results into a campaign.
 pub(super) fn import(args: ImportArgs) -> Result<(), Error> {
-    match args.source {
-        ImportSource::Chimeraforge(a) => {
-            let manifest = import::resolve_manifest(
-                &a.report,
-                a.manifest.as_deref(),
-                std::path::Path::new("experiments"),
-            )?;
-            let summary = import::import_chimeraforge(&import::ImportOptions {
-                source: a.dir,
-                manifest,
-                data: a.store.data,
-                campaign: a.campaign,
-            })?;
-            with_stdout(|out| {
-                out.write_all(summary.render().as_bytes())
-                    .map_err(Error::Output)
-            })
-        }
+    let ImportSource::Chimeraforge(a) = args.source;
+    let experiments = std::path::Path::new("experiments");
+    if let Some(repo) = a.git {
+        return import_git(import::GitImport {
+            repo,
+            data: a.store.data,
+            experiments: experiments.to_path_buf(),
+            report: a.report,
+        });
     }
+    let dir = a.dir.unwrap_or_default();
+    let mut text = String::new();
+    let report = match a.report {
+        Some(r) => r,
+        None => {
+            let (report, pattern) = import::detect_report(&dir)?;
+            text.push_str(&format!(
+                "report {report} recognised from the layout ({pattern})\n"
+            ));
+            report
+        }
+    };
+    let manifest = import::resolve_manifest(&report, a.manifest.as_deref(), experiments)?;
+    let summary = import::import_chimeraforge(&import::ImportOptions {
+        source: dir,
+        manifest,
+        data: a.store.data,
+        campaign: a.campaign,
+    })?;
+    text.push_str(&summary.render());
+    with_stdout(|out| out.write_all(text.as_bytes()).map_err(Error::Output))
+}
+
+/// `chimera import chimeraforge --git REPO`: every report, one campaign each; fails only when
+/// none imported.
+fn import_git(opts: import::GitImport) -> Result<(), Error> {
+    let outcomes = import::import_git(&opts)?;
+    let mut text = String::new();
+    for o in &outcomes {
+        match &o.result {
+            Ok(s) => {
+                text.push_str(&format!(
+                    "== {} from {}\n",
+                    o.report,
+                    o.from.as_deref().unwrap_or_default()
+                ));
+                text.push_str(&s.render());
+            }
+            Err(e) => text.push_str(&format!("== {} FAILED\n{e}\n", o.report)),
+        }
+        text.push('\n');
+    }
+    text.push_str(&format!("reports from `{}`:\n", opts.repo.display()));
+    for o in &outcomes {
+        text.push_str(&o.line());
+        text.push('\n');
+    }
+    with_stdout(|out| out.write_all(text.as_bytes()).map_err(Error::Output))?;
+    if outcomes.iter().any(|o| o.result.is_ok()) {
+        return Ok(());
+    }
+    Err(import::ImportError::Git {
+        message: format!("no report was imported from `{}`", opts.repo.display()),
+        help: "see each report's reason above".into(),
+    }
+    .into())
 }

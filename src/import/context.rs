@@ -9,13 +9,30 @@ use super::convert::{
     EFFICIENCY_TOLERANCE_PP, close, list, options_from_json, options_text, same_options,
 };
 use super::error::ImportError;
-use super::layout::{Layout, suggest_subfolder};
+use super::layout::Layout;
+use super::source::Source;
 use super::time;
-use super::walk::{components, is_markdown, top_level};
+use super::walk::{components, is_markdown};
 use crate::manifest::Options;
 use crate::metrics::{self, AgentAggregate};
 use crate::plan::{Configuration, NodeKind, Plan};
 use crate::record::{AgentRun, CellKey, CellKind, CellRecord, MultiAgentMetrics, RequestRow};
+
+/// The source of a [`Ctx`]: its own, or one the caller keeps.
+pub(crate) enum SourceRef<'a> {
+    Owned(Source),
+    Borrowed(&'a Source),
+}
+
+impl std::ops::Deref for SourceRef<'_> {
+    type Target = Source;
+    fn deref(&self) -> &Source {
+        match self {
+            SourceRef::Owned(s) => s,
+            SourceRef::Borrowed(s) => s,
+        }
+    }
+}
 
 /// One run read from the source, mapped onto its planned cell.
 pub(crate) struct Imported {
@@ -29,7 +46,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) plan: &'a Plan,
     /// Index of the imported report in `plan.reports`.
     pub(crate) ri: usize,
+    /// The root the files are below (for a git source, `<repo>@<commit>:<path>`).
     pub(crate) source: &'a Path,
+    /// Where the files are read from: readers read every file through [`Ctx::read`].
+    pub(crate) src: SourceRef<'a>,
     pub(crate) layout: Layout,
     /// (config index, repetition) → the planned single/concurrent node.
     pub(crate) nodes: HashMap<(usize, u32), NodeIndex>,
@@ -41,11 +61,29 @@ pub(crate) struct Ctx<'a> {
     pub(crate) naive_times: u64,
     /// Cells without any recorded start time.
     pub(crate) no_start: u64,
+    /// Raw files that could not be read and were skipped (paths below the source).
+    pub(crate) skipped: Vec<String>,
 }
 
 impl<'a> Ctx<'a> {
-    /// A fresh import of report `ri` of `plan` from `source`, read as `layout`.
+    /// A fresh import of report `ri` of `plan` from the folder `source`, read as `layout`.
     pub(crate) fn new(plan: &'a Plan, ri: usize, source: &'a Path, layout: Layout) -> Ctx<'a> {
+        let src = SourceRef::Owned(Source::Dir(source.to_path_buf()));
+        Ctx::with_source(plan, ri, source, src, layout)
+    }
+
+    /// A fresh import of report `ri` of `plan` from `src` (a folder or a git tree).
+    pub(crate) fn of_source(plan: &'a Plan, ri: usize, src: &'a Source, layout: Layout) -> Ctx<'a> {
+        Ctx::with_source(plan, ri, src.root(), SourceRef::Borrowed(src), layout)
+    }
+
+    fn with_source(
+        plan: &'a Plan,
+        ri: usize,
+        source: &'a Path,
+        src: SourceRef<'a>,
+        layout: Layout,
+    ) -> Ctx<'a> {
         let mut nodes = HashMap::new();
         for ni in plan.graph.node_indices() {
             let n = &plan.graph[ni];
@@ -60,6 +98,7 @@ impl<'a> Ctx<'a> {
             plan,
             ri,
             source,
+            src,
             layout,
             nodes,
             files: 0,
@@ -68,7 +107,28 @@ impl<'a> Ctx<'a> {
             notes: Vec::new(),
             naive_times: 0,
             no_start: 0,
+            skipped: Vec::new(),
         }
+    }
+
+    /// The bytes of the raw file `path` (a path the reader was given): the one way a reader
+    /// reads a file, whether the source is a folder or a git tree.
+    pub(crate) fn read(&self, path: &Path) -> Result<Vec<u8>, ImportError> {
+        self.src.read(path)
+    }
+
+    /// The raw file `path` deserialised from JSON; errors name the file and the line/column
+    /// (syntax) or the key path (missing key, wrong type).
+    pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+    ) -> Result<T, ImportError> {
+        super::convert::parse_json(path, &self.read(path)?)
+    }
+
+    /// The text of the raw file `path`; not UTF-8 is an error naming the file.
+    pub(crate) fn read_to_string(&self, path: &Path) -> Result<String, ImportError> {
+        super::raw::text(path, self.read(path)?)
     }
 
     pub(super) fn report(&self) -> &str {
@@ -453,8 +513,8 @@ pub(super) fn layout_error(ctx: &Ctx, expected: &str) -> ImportError {
         report: ctx.report().to_owned(),
         layout: ctx.layout.name().to_owned(),
         expected: expected.to_owned(),
-        found: top_level(ctx.source),
-        help: suggest_subfolder(ctx.source, ctx.report()),
+        found: ctx.src.top_level(),
+        help: ctx.src.suggest_subfolder(ctx.report()),
     }
 }
 

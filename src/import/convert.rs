@@ -5,7 +5,6 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 
 use super::error::ImportError;
-use super::raw;
 use crate::backend::RequestRecord;
 use crate::manifest::{Options, TtftDefinition};
 use crate::metrics::{self, AgentAggregate};
@@ -155,13 +154,8 @@ pub(super) fn aggregate_rows(rows: &[RequestRow]) -> AgentAggregate {
     agg
 }
 
-/// Reads (a regular file of bounded size only: see [`raw`]) and deserialises one JSON file;
-/// errors name the file and the line/column (syntax) or the key path (missing key, wrong type).
-pub(super) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ImportError> {
-    let bytes = raw::read(path)?;
-    parse_json(path, &bytes)
-}
-
+/// Deserialises one JSON file's bytes (read with [`super::Ctx::read`]); errors name the file
+/// and the line/column (syntax) or the key path (missing key, wrong type).
 pub(super) fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, ImportError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {

@@ -87,6 +87,24 @@ pub enum ImportError {
         /// What to do.
         help: String,
     },
+    /// Without `--report`: the folder's layout is no report's, is two reports' (mixed), or
+    /// could be either of two (ambiguous).
+    #[error(
+        "`{}` {message}\n  = expected: {expected}\n  = found: {found}\n  = help: {help}",
+        .dir.display()
+    )]
+    Undetected {
+        /// The directory given.
+        dir: PathBuf,
+        /// What is wrong.
+        message: String,
+        /// What was expected.
+        expected: String,
+        /// What is there.
+        found: String,
+        /// What to do.
+        help: String,
+    },
     /// A JSON file is not valid JSON (truncated, damaged).
     #[error(
         "`{}`: not valid JSON at line {line}, column {column}: {message}\n  = help: the file is truncated or damaged; restore it from the original repository (tr-spec §0.2 names the commit)",
@@ -199,6 +217,15 @@ pub enum ImportError {
         name: String,
         /// Its directory.
         dir: PathBuf,
+    },
+    /// A git repository could not be read (`import chimeraforge --git`), or lacks the commit
+    /// that holds a report's raw results.
+    #[error("{message}\n  = help: {help}")]
+    Git {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        help: String,
     },
     /// The store refused (lock held, unwritable, newer format…).
     #[error(transparent)]

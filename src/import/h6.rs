@@ -340,7 +340,7 @@ fn read_run(
     path: &Path,
     k: u32,
 ) -> Result<(Imported, (Option<f64>, f64)), ImportError> {
-    let run: Run = super::convert::read_json(path)?;
+    let run: Run = ctx.read_json(path)?;
     ctx.files += 1;
     if run.run_number != k {
         return Err(ImportError::Key {
@@ -481,7 +481,7 @@ fn check_summary(
     ci: usize,
     path: &Path,
 ) -> Result<(), ImportError> {
-    let s: TestSummary = super::convert::read_json(path)?;
+    let s: TestSummary = ctx.read_json(path)?;
     ctx.files += 1;
     let file = ctx.rel(path);
     let mut stored = Vec::new();

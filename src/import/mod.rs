@@ -8,8 +8,19 @@
 //! origin, so imported numbers are never taken for new measurements, and an import never
 //! writes into a measured campaign.
 //!
-//! The whole tree is read and validated first; nothing is written unless every file is
-//! understood. Layouts, one per harness (the manifest's report id selects it):
+//! `--report` may be left out: [`detect_report`] finds the report from the folder's layout
+//! (one detector per layout, `detect.rs`). `--git REPO` reads every report's raw results
+//! straight from a clone of the original repository, at the commits that hold them
+//! ([`import_git`], `repo.rs`).
+//!
+//! Readers get the source's file paths and read every file through [`Ctx::read`] (or
+//! [`Ctx::read_json`], [`Ctx::read_to_string`]), whether the source is a folder or a git tree
+//! (`source.rs`). Before a reader sees the list, files that are not data for the report are
+//! dropped (one note), and a `metrics.json` that cannot be read is skipped with a warning and
+//! recorded in the campaign's origin, unless most of them are (`screen.rs`).
+//!
+//! Otherwise the whole tree is read and validated first; nothing is written unless every file
+//! is understood. Layouts, one per harness (the manifest's report id selects it):
 //!
 //! | report | harness | files |
 //! |---|---|---|
@@ -29,11 +40,16 @@
 mod context;
 mod convert;
 mod csv;
+mod detect;
 mod error;
+mod git;
 pub(crate) mod h6;
 mod layout;
 mod raw;
+mod repo;
+mod screen;
 pub(crate) mod single;
+mod source;
 mod time;
 pub(crate) mod tr108;
 pub(crate) mod tr110;
@@ -51,6 +67,8 @@ use convert::list;
 pub use error::ImportError;
 pub(crate) use layout::Layout;
 pub use layout::{normalize_report, resolve_manifest};
+pub use repo::{GitImport, GitOutcome, import_git};
+pub(crate) use source::Source;
 
 /// What to import, and where to.
 #[derive(Debug, Clone)]
@@ -91,10 +109,48 @@ pub struct ImportSummary {
     /// Disagreements between recomputed and stored values, options that differ from the
     /// manifest, timestamps without a time zone…: never silently ignored.
     pub warnings: Vec<String>,
+    /// Raw files that could not be read (truncated, damaged) and were skipped, by their path
+    /// below the source; each is also a warning, and the campaign's origin records them.
+    pub skipped: Vec<String>,
+}
+
+/// The report a folder of raw results holds, found from its layout (`import chimeraforge`
+/// without `--report`): the report id (e.g. `TR114`, whose manifest is
+/// `experiments/tr114.yaml`) and the layout's file pattern. Errors name every report that
+/// would fit (ambiguous), both layouts of a mixed folder, or what was expected (unknown).
+pub fn detect_report(dir: &std::path::Path) -> Result<(String, String), ImportError> {
+    is_dir(dir)?;
+    let d = detect::detect(&Source::Dir(dir.to_path_buf()))?;
+    Ok((d.report.to_owned(), d.pattern.to_owned()))
+}
+
+fn is_dir(dir: &std::path::Path) -> Result<(), ImportError> {
+    let meta = std::fs::metadata(dir).map_err(|source| ImportError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(ImportError::Invalid {
+            path: dir.to_path_buf(),
+            message: "not a directory".into(),
+            help: "pass the folder that holds the report's raw files".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Imports the raw results in `opts.source` into a campaign (see the module docs).
 pub fn import_chimeraforge(opts: &ImportOptions) -> Result<ImportSummary, ImportError> {
+    is_dir(&opts.source)?;
+    import_from(&Source::Dir(opts.source.clone()), opts)
+}
+
+/// Imports the raw results of `src` (a folder or a git tree; `opts.source` is not read) into a
+/// campaign.
+pub(crate) fn import_from(
+    src: &Source,
+    opts: &ImportOptions,
+) -> Result<ImportSummary, ImportError> {
     let manifest =
         crate::manifest::load(&opts.manifest).map_err(|e| ImportError::Manifest(e.into()))?;
     let report = manifest.spec.report.clone();
@@ -110,18 +166,7 @@ pub fn import_chimeraforge(opts: &ImportOptions) -> Result<ImportSummary, Import
         manifest: opts.manifest.clone(),
         help: "only the reports whose raw results survive in the Chimeraforge repository can be imported".into(),
     })?;
-    let meta = std::fs::metadata(&opts.source).map_err(|source| ImportError::Io {
-        path: opts.source.clone(),
-        source,
-    })?;
-    if !meta.is_dir() {
-        return Err(ImportError::Invalid {
-            path: opts.source.clone(),
-            message: "not a directory".into(),
-            help: "pass the folder that holds the report's raw files".into(),
-        });
-    }
-    let mut ctx = Ctx::new(&plan, ri, &opts.source, layout);
+    let mut ctx = Ctx::of_source(&plan, ri, src, layout);
 
     // 1. Read and validate the whole tree.
     let runs = read_runs(&mut ctx)?;
@@ -157,6 +202,7 @@ pub fn import_chimeraforge(opts: &ImportOptions) -> Result<ImportSummary, Import
         per_config: done.per_config,
         notes: ctx.notes,
         warnings: ctx.warnings,
+        skipped: ctx.skipped,
     })
 }
 
@@ -164,13 +210,15 @@ pub fn import_chimeraforge(opts: &ImportOptions) -> Result<ImportSummary, Import
 /// notes what the source lacks (time zones, start times, configurations).
 fn read_runs(ctx: &mut Ctx) -> Result<Vec<Imported>, ImportError> {
     let mut hidden = 0;
-    let files = walk::walk(ctx.source, &mut hidden)?;
+    let files = ctx.src.list(&mut hidden)?;
     if hidden > 0 {
         ctx.notes.push(format!(
             "{hidden} hidden entr{} (names starting with `.`) ignored",
             if hidden == 1 { "y" } else { "ies" }
         ));
     }
+    let files = screen::drop_not_data(ctx, files);
+    let files = screen::drop_unreadable(ctx, files)?;
     let runs = match ctx.layout {
         Layout::H6 => h6::read(ctx, &files)?,
         Layout::Tr110 => tr110::read(ctx, &files)?,
@@ -231,6 +279,13 @@ impl ImportSummary {
         let _ = writeln!(s, "imported {} (chimeraforge raw results)", self.report);
         let _ = writeln!(s, "  layout    {}", self.layout);
         let _ = writeln!(s, "  files     {} read", self.files);
+        if !self.skipped.is_empty() {
+            let _ = writeln!(
+                s,
+                "  skipped   {} unreadable file(s) (named in the warnings)",
+                self.skipped.len()
+            );
+        }
         let _ = writeln!(
             s,
             "  runs      {} imported into {} configuration(s): {} committed now, {} already committed",

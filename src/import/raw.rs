@@ -28,8 +28,14 @@ pub(super) fn read(path: &Path) -> Result<Vec<u8>, ImportError> {
 }
 
 /// The text of the raw-data file `path`; not UTF-8 is an error naming the file.
+#[cfg(test)]
 pub(super) fn read_to_string(path: &Path) -> Result<String, ImportError> {
-    String::from_utf8(read(path)?).map_err(|e| ImportError::Io {
+    text(path, read(path)?)
+}
+
+/// `bytes` of the file `path` as text; not UTF-8 is an error naming the file.
+pub(super) fn text(path: &Path, bytes: Vec<u8>) -> Result<String, ImportError> {
+    String::from_utf8(bytes).map_err(|e| ImportError::Io {
         path: path.to_path_buf(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
     })

@@ -228,7 +228,7 @@ fn read_h5(
     sleep_ms: f64,
 ) -> Result<Vec<Imported>, ImportError> {
     let path = path.to_path_buf();
-    let f: H5File = super::convert::read_json(&path)?;
+    let f: H5File = ctx.read_json(&path)?;
     ctx.files += 1;
     ctx.two_agents(ci, &path, "a baseline + chimera invocation")?;
     // Per source agent: its index in the configuration, and per run k its pieces.
@@ -401,7 +401,7 @@ pub(crate) fn read_tr109(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
     for (path, folder) in found {
         let id = folder.strip_prefix("run_").unwrap_or(&folder).to_owned();
         let ci = ctx.config(&id, &ctx.source.join(&folder), "configuration folder")?;
-        let runs: Vec<H2Run> = super::convert::read_json(&path)?;
+        let runs: Vec<H2Run> = ctx.read_json(&path)?;
         ctx.files += 1;
         ctx.two_agents(ci, &path, "a baseline + chimera run")?;
         if runs.is_empty() {

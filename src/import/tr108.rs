@@ -36,8 +36,8 @@ struct Table {
 }
 
 impl Table {
-    fn read(path: &Path) -> Result<Table, ImportError> {
-        let text = super::raw::read_to_string(path)?;
+    fn read(ctx: &Ctx, path: &Path) -> Result<Table, ImportError> {
+        let text = ctx.read_to_string(path)?;
         let mut recs = super::csv::parse(&text).map_err(|(line, message)| ImportError::Csv {
             path: path.to_path_buf(),
             line,
@@ -443,7 +443,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
                 check_baseline_json(ctx, &path, &stem, baseline_values.get(&(dir, stem.clone())))?;
             }
             Kind::Other(what) => {
-                let _: serde_json::Value = super::convert::read_json(&path)?;
+                let _: serde_json::Value = ctx.read_json(&path)?;
                 ctx.files += 1;
                 ctx.notes
                     .push(format!("`{}`: {what}; not a run", file.display()));
@@ -517,7 +517,7 @@ fn read_baseline(
     n: &mut Counts,
     out: &mut Vec<Imported>,
 ) -> Result<Vec<Option<f64>>, ImportError> {
-    let t = Table::read(path)?;
+    let t = Table::read(ctx, path)?;
     ctx.files += 1;
     // Group rows by model (the Llama file holds three).
     let mut groups: BTreeMap<String, Vec<&super::csv::Record>> = BTreeMap::new();
@@ -648,7 +648,7 @@ fn read_sweep(
     n: &mut Counts,
     out: &mut Vec<Imported>,
 ) -> Result<Vec<SweepValue>, ImportError> {
-    let t = Table::read(path)?;
+    let t = Table::read(ctx, path)?;
     ctx.files += 1;
     let mut seen: HashMap<usize, usize> = HashMap::new();
     let mut values = Vec::new();
@@ -712,7 +712,7 @@ fn check_summary(
     values: Option<&Vec<SweepValue>>,
 ) -> Result<(), ImportError> {
     let file = ctx.rel(path);
-    let t = Table::read(path)?;
+    let t = Table::read(ctx, path)?;
     ctx.files += 1;
     let Some(values) = values else {
         ctx.warn(format!(
@@ -757,7 +757,7 @@ fn check_baseline_json(
     csv_values: Option<&Vec<Option<f64>>>,
 ) -> Result<(), ImportError> {
     let file = ctx.rel(path);
-    let v: serde_json::Value = super::convert::read_json(path)?;
+    let v: serde_json::Value = ctx.read_json(path)?;
     ctx.files += 1;
     let results = v
         .get("results")

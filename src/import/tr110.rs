@@ -154,7 +154,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
         others,
     } = classify(ctx, files)?;
     for f in &others {
-        let _: serde_json::Value = super::convert::read_json(f)?;
+        let _: serde_json::Value = ctx.read_json(f)?;
         ctx.files += 1;
     }
 
@@ -174,7 +174,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
     for (path, folder, k) in &run_files {
         let id = test_id(folder).unwrap_or_default();
         let ci = ctx.config(&id, &src.join(folder), "test folder")?;
-        let run: Run = super::convert::read_json(path)?;
+        let run: Run = ctx.read_json(path)?;
         ctx.files += 1;
         if run.summary.run_number != *k {
             return Err(ImportError::Key {
@@ -199,7 +199,7 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
     for (path, folder) in &summaries {
         let id = test_id(folder).unwrap_or_default();
         let ci = ctx.config(&id, &src.join(folder), "test folder")?;
-        let s: TestSummary = super::convert::read_json(path)?;
+        let s: TestSummary = ctx.read_json(path)?;
         ctx.files += 1;
         for r in &s.runs {
             walls
@@ -286,7 +286,7 @@ fn classify(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Tree, ImportError> {
 fn read_log(ctx: &mut Ctx, p: &Path) -> Result<Starts, ImportError> {
     let mut starts: HashMap<String, f64> = HashMap::new();
     let mut logged_scenario: HashMap<String, String> = HashMap::new();
-    let l: ExecutionLog = super::convert::read_json(p)?;
+    let l: ExecutionLog = ctx.read_json(p)?;
     ctx.files += 1;
     for (i, t) in l.test_results.iter().enumerate() {
         let n = match &t.test_id {

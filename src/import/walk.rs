@@ -85,6 +85,11 @@ pub(super) fn top_level(dir: &Path) -> String {
         })
         .unwrap_or_default();
     names.sort();
+    name_list(&names)
+}
+
+/// Sorted entry names as "found:" shows them: at most 12, then the count.
+pub(super) fn name_list(names: &[String]) -> String {
     match names.len() {
         0 => "an empty directory".to_owned(),
         n if n > 12 => format!("{}, … ({n} entries)", names[..12].join(", ")),

@@ -82,10 +82,7 @@ fn refuse_measured(ctx: &mut Ctx, target: &Target) -> Result<(), ImportError> {
                 name: name.to_owned(),
                 dir: view.dir().to_path_buf(),
             }),
-            Some(o)
-                if o.source != ctx.source.display().to_string()
-                    || o.layout != ctx.layout.name() =>
-            {
+            Some(o) if o.source != ctx.src.describe() || o.layout != ctx.layout.name() => {
                 ctx.warn(format!(
                     "campaign `{name}` was first imported from `{}` ({}); its campaign.json keeps that origin",
                     o.source, o.layout
@@ -111,10 +108,11 @@ fn open_campaign(ctx: &Ctx, target: &Target, runs: u64) -> Result<Campaign, Impo
     );
     info.origin = Some(DataOrigin {
         format: "chimeraforge".into(),
-        source: ctx.source.display().to_string(),
+        source: ctx.src.describe(),
         layout: ctx.layout.name().into(),
         files: ctx.files,
         runs,
+        skipped: ctx.skipped.clone(),
     });
     let campaign = Campaign::open(target.data, target.name, info)?;
     if campaign.info().origin.is_none() {

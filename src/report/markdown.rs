@@ -135,6 +135,7 @@ fn origin_statement(r: &ReportAnalysis) -> String {
             layout,
             files,
             runs,
+            ..
         } => format!(
             "These numbers were not measured by chimera: they were imported from the original raw results ({}, {} files, {} runs, from {}). Importer: {}.",
             inline(layout),
@@ -352,6 +353,17 @@ fn method(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &Repo
     );
     let _ = writeln!(md, "- Warm-up: {}.", inline(m.warmup.trim_end_matches('.')));
     let _ = writeln!(md, "- Order: {}.", inline(m.order.trim_end_matches('.')));
+    if let Origin::Imported { skipped, .. } = &r.origin
+        && !skipped.is_empty()
+    {
+        let _ = writeln!(
+            md,
+            "- Import: {} could not be read (truncated or damaged) and {} skipped; the other runs were imported: {}.",
+            plural(skipped.len() as u64, "raw file", "raw files"),
+            if skipped.len() == 1 { "was" } else { "were" },
+            code_list(skipped)
+        );
+    }
     if r.multi_agent || m.planned_isolated > 0 {
         if m.planned_isolated == 0 {
             md.push_str("- Isolated baselines: none planned, so no agent was run alone and the true efficiency cannot be computed.\n");

@@ -49,6 +49,10 @@ pub struct DataOrigin {
     pub files: u64,
     /// Runs imported.
     pub runs: u64,
+    /// Raw files that could not be read (truncated, damaged) and were skipped, by their path
+    /// below the source; the rest was imported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 impl CampaignInfo {
