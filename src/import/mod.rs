@@ -13,7 +13,8 @@
 //!
 //! | report | harness | files |
 //! |---|---|---|
-//! | TR114_v2 (TR113, TR115, TR116 when ids match) | H6v2 Rust multi-agent | `<scenario>/<testNNN>/run_k/metrics.json` |
+//! | TR114_v2 (TR115, TR116 when ids match) | H6v2 Rust multi-agent | `<scenario>/<testNNN>/run_k/metrics.json` |
+//! | TR113 | H6v1 Rust multi-agent, one persona call | `<config>/run_k/metrics.json` |
 //! | TR110 | H3 Python multi-agent | `phase_N_test_NNN/run_k/metrics.json` |
 //! | TR111_v2 | H5 Rust single agent | `<config>/data/metrics.json` |
 //! | TR109 | H2 Python single agent | `run_<config>/data/metrics.json` |
@@ -31,6 +32,7 @@ mod convert;
 mod csv;
 mod error;
 pub(crate) mod h6;
+mod h6v1;
 mod layout;
 mod raw;
 pub(crate) mod single;
@@ -173,6 +175,7 @@ fn read_runs(ctx: &mut Ctx) -> Result<Vec<Imported>, ImportError> {
     }
     let runs = match ctx.layout {
         Layout::H6 => h6::read(ctx, &files)?,
+        Layout::H6v1 => h6v1::read(ctx, &files)?,
         Layout::Tr110 => tr110::read(ctx, &files)?,
         Layout::Tr111 => single::read_tr111(ctx, &files)?,
         Layout::Tr109 => single::read_tr109(ctx, &files)?,
