@@ -37,7 +37,8 @@ references:
     source: "test"
 "#;
 
-fn verdict<'a>(a: &'a Analysis, id: &str) -> &'a chimera::analysis::model::Verdict {
+/// The verdict on reference `id` (panics when there is none).
+pub(crate) fn verdict<'a>(a: &'a Analysis, id: &str) -> &'a chimera::analysis::model::Verdict {
     a.reports
         .iter()
         .flat_map(|r| r.verdicts.iter())
@@ -176,7 +177,8 @@ fn analyse(data: &Path, report: &str) -> Analysis {
     v.remove(0).1
 }
 
-fn check(a: &Analysis, id: &str, want: VerdictKind, recomputed: f64, tol: f64) {
+/// Asserts the verdict on `id` and its recomputed value (within `tol`).
+pub(crate) fn check(a: &Analysis, id: &str, want: VerdictKind, recomputed: f64, tol: f64) {
     let v = verdict(a, id);
     assert_eq!(v.verdict, want, "{id}: {}", v.explanation);
     let x = v.recomputed.unwrap_or(f64::NAN);

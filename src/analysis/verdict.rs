@@ -92,6 +92,7 @@ pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
         tolerance_basis: None,
         verdict: VerdictKind::NotMeasured,
         data_value: r.data_value,
+        contradicted_by_own_data: false,
         note: r.note.clone(),
         explanation: String::new(),
     };
@@ -158,6 +159,12 @@ pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
             "; it equals the value the original raw data give ({}), so the published number does not match its own data",
             fmt_num(dv)
         ));
+        if imported {
+            v.contradicted_by_own_data = true;
+            e.push_str(
+                ": these are the report's own raw results, so the published value is contradicted by them",
+            );
+        }
     }
     if let Some(n) = level_note {
         e.push_str("; ");
