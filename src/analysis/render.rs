@@ -69,6 +69,9 @@ pub fn text(a: &Analysis, verbose: bool) -> String {
                 v.unit,
                 v.recomputed.map_or("—".to_owned(), fmt_num),
             );
+            if v.verdict == VerdictKind::NotMeasured && !v.explanation.is_empty() {
+                let _ = writeln!(s, "    {:<15} ^ {}", "", v.explanation);
+            }
             if v.contradicted_by_own_data {
                 let _ = writeln!(
                     s,

@@ -96,6 +96,23 @@ pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
         note: r.note.clone(),
         explanation: String::new(),
     };
+    if let Some(reason) = &r.not_measurable {
+        v.recomputed = None;
+        v.difference = None;
+        v.ci95 = None;
+        v.explanation = format!(
+            "not measurable from these data: {}",
+            reason.trim_end_matches('.')
+        );
+        if let Some(x) = recomputed.filter(|_| !v.filter.is_empty()) {
+            v.explanation.push_str(&format!(
+                "; the same statistic over the {} value(s) selected here would be {}",
+                xs.len(),
+                fmt_num(x)
+            ));
+        }
+        return v;
+    }
     let Some(x) = recomputed else {
         v.explanation = if xs.is_empty() {
             let f = if v.filter.is_empty() {
