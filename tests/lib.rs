@@ -24,5 +24,6 @@ mod store;
 mod support;
 mod table;
 mod telemetry;
+mod tr112;
 mod validity;
 mod workload;

@@ -106,12 +106,29 @@ pub(super) fn import(args: ImportArgs) -> Result<(), Error> {
                 a.manifest.as_deref(),
                 std::path::Path::new("experiments"),
             )?;
-            let summary = import::import_chimeraforge(&import::ImportOptions {
-                source: a.dir,
-                manifest,
-                data: a.store.data,
-                campaign: a.campaign,
-            })?;
+            let mut from = Vec::with_capacity(a.from.len());
+            for f in &a.from {
+                let Some((r, d)) = f
+                    .split_once('=')
+                    .filter(|(r, d)| !r.is_empty() && !d.is_empty())
+                else {
+                    return Err(import::ImportError::Report {
+                        message: format!("--from `{f}` is not REPORT=DIR"),
+                        help: "write e.g. --from TR109=fixtures/tr109".into(),
+                    }
+                    .into());
+                };
+                from.push((r.to_owned(), std::path::PathBuf::from(d)));
+            }
+            let summary = import::import_chimeraforge_from(
+                &import::ImportOptions {
+                    source: a.dir.unwrap_or_default(),
+                    manifest,
+                    data: a.store.data,
+                    campaign: a.campaign,
+                },
+                &from,
+            )?;
             with_stdout(|out| {
                 out.write_all(summary.render().as_bytes())
                     .map_err(Error::Output)

@@ -19,6 +19,7 @@
 //! | TR111_v2 | H5 Rust single agent | `<config>/data/metrics.json` |
 //! | TR109 | H2 Python single agent | `run_<config>/data/metrics.json` |
 //! | TR108 | H1 CSVs | `llama3/*.csv`, `gemma3/*.csv` |
+//! | TR112_v2 | none of its own: TR109 + TR111_v2 | `tr109/…`, `tr111_v2/…` (or `--from REPORT=DIR`) |
 //!
 //! What the sources did not record stays empty: `None` where the column is nullable, and
 //! `NaN` ("not recorded") in the few non-nullable float columns (the per-agent SDs of the
@@ -30,6 +31,7 @@
 mod context;
 mod convert;
 mod csv;
+mod depends;
 mod error;
 pub(crate) mod h6;
 mod h6v1;
@@ -44,7 +46,7 @@ mod write;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub(crate) use context::Ctx;
 use context::Imported;
@@ -53,6 +55,8 @@ use convert::list;
 pub use error::ImportError;
 pub(crate) use layout::Layout;
 pub use layout::{normalize_report, resolve_manifest};
+
+use crate::store::ManifestEntry;
 
 /// What to import, and where to.
 #[derive(Debug, Clone)]
@@ -97,6 +101,17 @@ pub struct ImportSummary {
 
 /// Imports the raw results in `opts.source` into a campaign (see the module docs).
 pub fn import_chimeraforge(opts: &ImportOptions) -> Result<ImportSummary, ImportError> {
+    import_chimeraforge_from(opts, &[])
+}
+
+/// [`import_chimeraforge`]; for a report that runs nothing of its own and depends on others
+/// (TR112_v2: TR109 + TR111_v2), every report it depends on is imported into its one campaign,
+/// each from the folder `from` names for it (`(TR109, DIR)`), or else from the folder named
+/// after it in `opts.source` (`tr109/`, `tr111_v2/`).
+pub fn import_chimeraforge_from(
+    opts: &ImportOptions,
+    from: &[(String, PathBuf)],
+) -> Result<ImportSummary, ImportError> {
     let manifest =
         crate::manifest::load(&opts.manifest).map_err(|e| ImportError::Manifest(e.into()))?;
     let report = manifest.spec.report.clone();
@@ -107,28 +122,6 @@ pub fn import_chimeraforge(opts: &ImportOptions) -> Result<ImportSummary, Import
         .iter()
         .position(|r| r.report == report)
         .unwrap_or(0);
-    let layout = Layout::of_report(&report).ok_or_else(|| ImportError::UnsupportedReport {
-        report: report.clone(),
-        manifest: opts.manifest.clone(),
-        help: "only the reports whose raw results survive in the Chimeraforge repository can be imported".into(),
-    })?;
-    let meta = std::fs::metadata(&opts.source).map_err(|source| ImportError::Io {
-        path: opts.source.clone(),
-        source,
-    })?;
-    if !meta.is_dir() {
-        return Err(ImportError::Invalid {
-            path: opts.source.clone(),
-            message: "not a directory".into(),
-            help: "pass the folder that holds the report's raw files".into(),
-        });
-    }
-    let mut ctx = Ctx::new(&plan, ri, &opts.source, layout);
-
-    // 1. Read and validate the whole tree.
-    let runs = read_runs(&mut ctx)?;
-
-    // 2.–4. Encode every cell, refuse a measured campaign, commit.
     let name = opts.campaign.clone().unwrap_or_else(|| {
         format!(
             "chimeraforge-{}",
@@ -138,14 +131,40 @@ pub fn import_chimeraforge(opts: &ImportOptions) -> Result<ImportSummary, Import
                 .unwrap_or("import")
         )
     });
+    if depends::imports_dependencies(&plan, ri) {
+        return depends::import(opts, &plan, ri, &name, from);
+    }
+    if let Some((r, _)) = from.first() {
+        return Err(ImportError::Report {
+            message: format!("--from {r}=…, but {report} plans runs of its own"),
+            help: "--from names the raw data of the reports a comparison report depends on (TR112); give this report's folder as DIR".into(),
+        });
+    }
+    let layout = Layout::of_report(&report).ok_or_else(|| ImportError::UnsupportedReport {
+        report: report.clone(),
+        manifest: opts.manifest.clone(),
+        help: "only the reports whose raw results survive in the Chimeraforge repository can be imported".into(),
+    })?;
+    check_dir(&opts.source)?;
+    let mut ctx = Ctx::new(&plan, ri, &opts.source, layout);
+
+    // 1. Read and validate the whole tree.
+    let runs = read_runs(&mut ctx)?;
+
+    // 2.–4. Encode every cell, refuse a measured campaign, commit.
     let target = write::Target {
         data: &opts.data,
         name: &name,
-        manifest: &opts.manifest,
-        report: &report,
-        manifest_text: &manifest_text,
+        manifests: vec![ManifestEntry::new(
+            &opts.manifest.display().to_string(),
+            &report,
+            &manifest_text,
+        )],
+        source: opts.source.display().to_string(),
+        layout: layout.name().to_owned(),
+        files: ctx.files,
     };
-    let done = write::write(&mut ctx, &target, &runs)?;
+    let done = write::write(&mut ctx.warnings, &target, &runs)?;
 
     Ok(ImportSummary {
         report,
@@ -160,6 +179,22 @@ pub fn import_chimeraforge(opts: &ImportOptions) -> Result<ImportSummary, Import
         notes: ctx.notes,
         warnings: ctx.warnings,
     })
+}
+
+/// Refuses a source that is not a directory.
+fn check_dir(source: &Path) -> Result<(), ImportError> {
+    let meta = std::fs::metadata(source).map_err(|e| ImportError::Io {
+        path: source.to_path_buf(),
+        source: e,
+    })?;
+    if !meta.is_dir() {
+        return Err(ImportError::Invalid {
+            path: source.to_path_buf(),
+            message: "not a directory".into(),
+            help: "pass the folder that holds the report's raw files".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Reads every run of the source with the layout's reader, refuses two runs of one cell, and
