@@ -57,6 +57,10 @@ fn assert_tr112_verdicts(a: &Analysis) {
     use VerdictKind::*;
     let r = &a.reports[0];
     assert_eq!(r.report, "TR112_v2");
+    assert_eq!(
+        r.findings[0],
+        "TR112_v2 runs nothing of its own: its numbers come from the runs of TR109 (18 runs) and TR111_v2 (57 runs) in this campaign."
+    );
     // Rust (TR111_v2 baseline_default, baseline agent, 6 calls).
     check(a, "rust_baseline_tok_s", Reproduced, 114.54, 0.005);
     check(a, "rust_baseline_tok_s_sd", Reproduced, 2.97, 0.005);
