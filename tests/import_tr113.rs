@@ -323,3 +323,53 @@ fn tr113_h6v1_tree_imports_and_reproduces_its_published_values() {
         assert!(md.contains(want), "{want}:\n{md}");
     }
 }
+
+#[test]
+fn tr113_stored_values_are_checked_and_unknown_folders_named() {
+    use chimera::import::{ImportOptions, import_chimeraforge};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("Demo_rust_multiagent_results");
+    write_tr113_tree(&src);
+    let opts = |data: &str| ImportOptions {
+        source: src.clone(),
+        manifest: crate::support::root().join("experiments/tr113.yaml"),
+        data: dir.path().join(data),
+        campaign: None,
+    };
+    // A stored efficiency its durations do not give: warned, the recomputed one imported.
+    let run = src.join("bvc_gpu60_ctx512_temp0p6/run_1/metrics.json");
+    let mut v: Value =
+        serde_json::from_str(&fs::read_to_string(&run).expect("read")).expect("json");
+    v["summary"]["efficiency_percent"] = json!(70.0);
+    fs::write(&run, serde_json::to_string(&v).expect("json")).expect("write");
+    let sum = import_chimeraforge(&opts("a")).expect("import");
+    assert_eq!(sum.runs, 19);
+    let has = |want: &str| sum.warnings.iter().any(|w| w.contains(want));
+    assert!(
+        has("recomputed published efficiency 77.8700 % differs from the stored 70.0000 %"),
+        "{:?}",
+        sum.warnings
+    );
+    assert!(
+        has("run 1 efficiency 77.8700 % differs from its metrics.json (70.0000 %)"),
+        "{:?}",
+        sum.warnings
+    );
+    assert_eq!(sum.warnings.len(), 2, "{:?}", sum.warnings);
+
+    // A folder that is no configuration of the manifest: refused, with the nearest id.
+    fs::rename(
+        src.join("homo_gpu80_ctx512_temp0p6"),
+        src.join("homo_gpu80_ctx512_tmp0p6"),
+    )
+    .expect("rename");
+    let err = import_chimeraforge(&opts("b"))
+        .expect_err("unknown folder")
+        .to_string();
+    assert!(err.contains("homo_gpu80_ctx512_tmp0p6"), "{err}");
+    assert!(
+        err.contains("did you mean `homo_gpu80_ctx512_temp0p6`?"),
+        "{err}"
+    );
+    assert!(!dir.path().join("b").exists(), "nothing written: {err}");
+}
