@@ -659,6 +659,10 @@ fn comparisons(md: &mut String, heading: &mut impl FnMut(&mut String, &str), cs:
 /// The decimals a verdict's numbers are shown with: the unit's, or more when the published
 /// number was written with more.
 fn verdict_decimals(v: &Verdict) -> usize {
+    if v.statistic == "count" {
+        // A count is a whole number: as many decimals as the published one was written with.
+        return written_decimals(v.published);
+    }
     unit_decimals(&v.unit)
         .unwrap_or_else(|| metric_decimals(&v.metric))
         .max(written_decimals(v.published))
