@@ -95,6 +95,7 @@ originals: release
 	@for r in tr108 tr109 tr110 tr111_v2 tr114_v2; do \
 	  $(BIN) import chimeraforge $(FIXTURES)/$$r --report $${r%_v2} --data data/originals > /dev/null || exit $$?; \
 	done
+	$(BIN) import chimeraforge $(FIXTURES) --report TR112 --data data/originals > /dev/null
 	$(BIN) analyze --data data/originals
 	$(BIN) report --data data/originals
 

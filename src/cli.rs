@@ -257,10 +257,11 @@ pub enum ImportSource {
 /// Arguments of `chimera import chimeraforge`.
 #[derive(Debug, clap::Args)]
 pub struct ChimeraforgeArgs {
-    /// The folder holding one report's raw files.
+    /// The folder holding one report's raw files; for a report that compares others (TR112:
+    /// TR109 + TR111_v2), the folder holding one folder per report (`tr109/`, `tr111_v2/`).
     #[arg(
         value_name = "DIR",
-        required_unless_present = "git",
+        required_unless_present_any = ["git", "from"],
         conflicts_with = "git"
     )]
     pub dir: Option<PathBuf>,
@@ -270,6 +271,10 @@ pub struct ChimeraforgeArgs {
     /// none imported.
     #[arg(long, value_name = "REPO")]
     pub git: Option<PathBuf>,
+    /// For a report that compares others (TR112): the raw-data folder of one report it
+    /// depends on, as REPORT=DIR (repeatable; overrides the folder found in DIR).
+    #[arg(long = "from", value_name = "REPORT=DIR", conflicts_with = "git")]
+    pub from: Vec<String>,
     /// The report (`TR114`, `tr114` and `TR114_v2` all mean TR114_v2); selects the layout and,
     /// unless --manifest is given, the manifest `experiments/<trNNN>.yaml`. Without it, the
     /// folder's layout says which report it is. With --git: only this report.

@@ -37,7 +37,8 @@ references:
     source: "test"
 "#;
 
-fn verdict<'a>(a: &'a Analysis, id: &str) -> &'a chimera::analysis::model::Verdict {
+/// The verdict on reference `id` (panics when there is none).
+pub(crate) fn verdict<'a>(a: &'a Analysis, id: &str) -> &'a chimera::analysis::model::Verdict {
     a.reports
         .iter()
         .flat_map(|r| r.verdicts.iter())
@@ -176,7 +177,8 @@ fn analyse(data: &Path, report: &str) -> Analysis {
     v.remove(0).1
 }
 
-fn check(a: &Analysis, id: &str, want: VerdictKind, recomputed: f64, tol: f64) {
+/// Asserts the verdict on `id` and its recomputed value (within `tol`).
+pub(crate) fn check(a: &Analysis, id: &str, want: VerdictKind, recomputed: f64, tol: f64) {
     let v = verdict(a, id);
     assert_eq!(v.verdict, want, "{id}: {}", v.explanation);
     let x = v.recomputed.unwrap_or(f64::NAN);
@@ -284,5 +286,36 @@ fn imported_tr111_and_tr108_match_the_data_not_the_prose() {
         v.explanation.contains("does not match its own data"),
         "{}",
         v.explanation
+    );
+}
+
+/// TR109: the published TTFT comes from the Python harness's server timings and gets a verdict
+/// from the import; the numbers whose runs were never published say why no raw data gives
+/// them, in the analysis and on the command line.
+#[test]
+fn imported_tr109_gives_the_published_ttft_and_says_why_the_rest_has_no_data() {
+    let Some(fx) = fixtures() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    import(&fx, "tr109", "TR109", data);
+    let a = analyse(data, "TR109");
+    use VerdictKind::*;
+    check(&a, "best_config_chimera_ttft", Reproduced, 448.95, 0.005);
+    check(&a, "best_config_baseline_ttft", Reproduced, 1422.70, 0.005);
+    let v = verdict(&a, "phase1_baseline_ttft");
+    assert_eq!(v.verdict, NotMeasured);
+    assert!(
+        v.explanation
+            .starts_with("not measurable from these data: the Phase 1 run"),
+        "{}",
+        v.explanation
+    );
+    let out = chimera(&["analyze", "--data", &data.display().to_string()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("not measurable from these data: the 3-run validation"),
+        "{}",
+        out.stdout
     );
 }

@@ -160,6 +160,7 @@ fn verdict(
         tolerance_basis: tolerance.map(|t| s(t.1)),
         verdict: kind,
         data_value: None,
+        contradicted_by_own_data: false,
         note: None,
         explanation: s(explanation),
     }

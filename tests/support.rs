@@ -23,6 +23,16 @@ pub struct Run {
 }
 
 impl Run {
+    /// Asserts the command succeeded and that its stdout says each of `wants`.
+    pub fn assert_ok(&self, wants: &[&str]) {
+        assert_eq!(self.code, 0, "{}\n{}", self.stdout, self.stderr);
+        let missing: Vec<&&str> = wants
+            .iter()
+            .filter(|w| !self.stdout.contains(**w))
+            .collect();
+        assert!(missing.is_empty(), "{missing:?} not in:\n{}", self.stdout);
+    }
+
     /// Asserts the command was refused as invalid input (exit code 2) and that its stderr
     /// says each of `wants`.
     pub fn assert_refused(&self, wants: &[&str]) {

@@ -238,6 +238,11 @@ pub struct Verdict {
     pub verdict: VerdictKind,
     /// The value recomputed from the original raw data, where the manifest records one.
     pub data_value: Option<f64>,
+    /// The published number is contradicted by the report's own raw data: these are the
+    /// original data (an import), the number is not reproduced, and the recomputed value is
+    /// the manifest's `data_value`.
+    #[serde(default)]
+    pub contradicted_by_own_data: bool,
     /// The manifest's note on the number.
     pub note: Option<String>,
     /// One sentence on how the verdict was reached.

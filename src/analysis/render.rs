@@ -45,6 +45,17 @@ pub fn text(a: &Analysis, verbose: bool) -> String {
             c(VerdictKind::NotMeasured),
             r.verdicts.len()
         );
+        let contradicted = r
+            .verdicts
+            .iter()
+            .filter(|v| v.contradicted_by_own_data)
+            .count();
+        if contradicted > 0 {
+            let _ = writeln!(
+                s,
+                "  {contradicted} published number(s) contradicted by the report's own raw data"
+            );
+        }
         for v in &r.verdicts {
             if !verbose && v.verdict == VerdictKind::Reproduced {
                 continue;
@@ -58,6 +69,16 @@ pub fn text(a: &Analysis, verbose: bool) -> String {
                 v.unit,
                 v.recomputed.map_or("—".to_owned(), fmt_num),
             );
+            if v.verdict == VerdictKind::NotMeasured && !v.explanation.is_empty() {
+                let _ = writeln!(s, "    {:<15} ^ {}", "", v.explanation);
+            }
+            if v.contradicted_by_own_data {
+                let _ = writeln!(
+                    s,
+                    "    {:<15} ^ contradicted by the report's own raw data",
+                    ""
+                );
+            }
         }
     }
     s

@@ -768,6 +768,23 @@ fn analyze_report(
         findings: Vec::new(),
     };
     r.findings = findings(&r, &own_pool);
+    if own.is_empty() && pool_reports.len() > 1 {
+        let from: Vec<String> = pool_reports[1..]
+            .iter()
+            .map(|d| {
+                let n = pool.runs.iter().filter(|c| c.report == *d).count();
+                format!("{d} ({n} runs)")
+            })
+            .collect();
+        r.findings.insert(
+            0,
+            format!(
+                "{} runs nothing of its own: its numbers come from the runs of {} in this campaign.",
+                rp.report,
+                from.join(" and ")
+            ),
+        );
+    }
     r
 }
 

@@ -92,9 +92,28 @@ pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
         tolerance_basis: None,
         verdict: VerdictKind::NotMeasured,
         data_value: r.data_value,
+        contradicted_by_own_data: false,
         note: r.note.clone(),
         explanation: String::new(),
     };
+    // Only the original data lack it: a campaign chimera measured is judged like any other.
+    if let (true, Some(reason)) = (imported, &r.not_measurable) {
+        v.recomputed = None;
+        v.difference = None;
+        v.ci95 = None;
+        v.explanation = format!(
+            "not measurable from these data: {}",
+            reason.trim_end_matches('.')
+        );
+        if let Some(x) = recomputed.filter(|_| !v.filter.is_empty()) {
+            v.explanation.push_str(&format!(
+                "; the same statistic over the {} value(s) selected here would be {}",
+                xs.len(),
+                fmt_num(x)
+            ));
+        }
+        return v;
+    }
     let Some(x) = recomputed else {
         v.explanation = if xs.is_empty() {
             let f = if v.filter.is_empty() {
@@ -158,6 +177,12 @@ pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
             "; it equals the value the original raw data give ({}), so the published number does not match its own data",
             fmt_num(dv)
         ));
+        if imported {
+            v.contradicted_by_own_data = true;
+            e.push_str(
+                ": these are the report's own raw results, so the published value is contradicted by them",
+            );
+        }
     }
     if let Some(n) = level_note {
         e.push_str("; ");

@@ -109,10 +109,18 @@ pub(super) fn import(args: ImportArgs) -> Result<(), Error> {
             report: a.report,
         });
     }
+    let from = parse_from(&a.from)?;
     let dir = a.dir.unwrap_or_default();
     let mut text = String::new();
     let report = match a.report {
         Some(r) => r,
+        None if !from.is_empty() => {
+            return Err(import::ImportError::Report {
+                message: "--from names the reports a comparison report depends on, but no --report says which one".into(),
+                help: "add --report TR112".into(),
+            }
+            .into());
+        }
         None => {
             let (report, pattern) = import::detect_report(&dir)?;
             text.push_str(&format!(
@@ -122,14 +130,36 @@ pub(super) fn import(args: ImportArgs) -> Result<(), Error> {
         }
     };
     let manifest = import::resolve_manifest(&report, a.manifest.as_deref(), experiments)?;
-    let summary = import::import_chimeraforge(&import::ImportOptions {
-        source: dir,
-        manifest,
-        data: a.store.data,
-        campaign: a.campaign,
-    })?;
+    let summary = import::import_chimeraforge_from(
+        &import::ImportOptions {
+            source: dir,
+            manifest,
+            data: a.store.data,
+            campaign: a.campaign,
+        },
+        &from,
+    )?;
     text.push_str(&summary.render());
     with_stdout(|out| out.write_all(text.as_bytes()).map_err(Error::Output))
+}
+
+/// `--from REPORT=DIR` arguments as (report, folder) pairs.
+fn parse_from(args: &[String]) -> Result<Vec<(String, std::path::PathBuf)>, Error> {
+    let mut from = Vec::with_capacity(args.len());
+    for f in args {
+        let Some((r, d)) = f
+            .split_once('=')
+            .filter(|(r, d)| !r.is_empty() && !d.is_empty())
+        else {
+            return Err(import::ImportError::Report {
+                message: format!("--from `{f}` is not REPORT=DIR"),
+                help: "write e.g. --from TR109=fixtures/tr109".into(),
+            }
+            .into());
+        };
+        from.push((r.to_owned(), std::path::PathBuf::from(d)));
+    }
+    Ok(from)
 }
 
 /// `chimera import chimeraforge --git REPO`: every report, one campaign each; fails only when

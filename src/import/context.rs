@@ -536,6 +536,30 @@ pub(super) fn refuse_unknown(
     }
 }
 
+/// The end of a layout's classification: no run at all is a layout error (`expected` says
+/// what the layout's runs look like), a file outside the layout is refused (`holds` says what
+/// the layout holds), and the Markdown reports are noted.
+pub(super) fn classified(
+    ctx: &mut Ctx,
+    has_runs: bool,
+    expected: &str,
+    unknown: &[PathBuf],
+    holds: &str,
+    markdown: usize,
+) -> Result<(), ImportError> {
+    if !has_runs {
+        return Err(layout_error(ctx, expected));
+    }
+    refuse_unknown(
+        ctx,
+        unknown,
+        holds,
+        "move the file out of the directory, or point at the report's own raw-data folder",
+    )?;
+    note_markdown(ctx, markdown);
+    Ok(())
+}
+
 /// Notes the `markdown` reports found next to the runs (not imported).
 pub(super) fn note_markdown(ctx: &mut Ctx, markdown: usize) {
     if markdown > 0 {

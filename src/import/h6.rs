@@ -1,5 +1,5 @@
-//! H6v2, the Rust multi-agent harness (`src/rust/demo_multiagent`): TR114_v2, and TR113 /
-//! TR115 / TR116-rust where the folder names equal the manifest's ids.
+//! H6v2, the Rust multi-agent harness (`src/rust/demo_multiagent`): TR114_v2, and TR115 /
+//! TR116-rust where the folder names equal the manifest's ids (TR113's H6v1 folders: [`super::h6v1`]).
 //!
 //! ```text
 //! <scenario>/<testNNN>/run_k/metrics.json   one concurrent run: collector (A) + insight (B)
@@ -271,18 +271,36 @@ type Efficiencies = HashMap<(usize, u32), (Option<f64>, f64)>;
 /// Reads every run of the tree.
 pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
     let (runs_files, summaries) = classify(ctx, files)?;
-    let mut out = Vec::new();
-    let mut eff: Efficiencies = HashMap::new();
     let mut test_of: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for (path, sc, test, k) in &runs_files {
-        let ci = config_of(ctx, &mut test_of, sc, test)?;
-        let (imported, efficiencies) = read_run(ctx, ci, path, *k)?;
-        eff.insert((ci, *k), efficiencies);
+    let mut runs = Vec::with_capacity(runs_files.len());
+    for (path, sc, test, k) in runs_files {
+        let ci = config_of(ctx, &mut test_of, &sc, &test)?;
+        runs.push((path, ci, k));
+    }
+    let mut sums = Vec::with_capacity(summaries.len());
+    for (path, sc, test) in summaries {
+        let ci = config_of(ctx, &mut test_of, &sc, &test)?;
+        sums.push((path, ci));
+    }
+    read_resolved(ctx, &runs, &sums)
+}
+
+/// Reads the runs `(file, config index, run number)` and cross-checks the per-configuration
+/// summaries `(file, config index)` with them (H6v2 and H6v1 share this).
+pub(super) fn read_resolved(
+    ctx: &mut Ctx,
+    runs: &[(PathBuf, usize, u32)],
+    summaries: &[(PathBuf, usize)],
+) -> Result<Vec<Imported>, ImportError> {
+    let mut out = Vec::with_capacity(runs.len());
+    let mut eff: Efficiencies = HashMap::new();
+    for (path, ci, k) in runs {
+        let (imported, efficiencies) = read_run(ctx, *ci, path, *k)?;
+        eff.insert((*ci, *k), efficiencies);
         out.push(imported);
     }
-    for (path, sc, test) in &summaries {
-        let ci = config_of(ctx, &mut test_of, sc, test)?;
-        check_summary(ctx, &eff, ci, path)?;
+    for (path, ci) in summaries {
+        check_summary(ctx, &eff, *ci, path)?;
     }
     Ok(out)
 }
@@ -313,22 +331,17 @@ fn classify(
             _ => unknown.push(f.clone()),
         }
     }
-    if !runs_files
+    let has_runs = runs_files
         .iter()
-        .any(|(_, sc, _, _)| scenario_of(ctx, sc, &src).is_ok())
-    {
-        return Err(super::context::layout_error(
-            ctx,
-            "scenario folders (e.g. `baseline-vs-chimera/`, `chimera-homo/`) holding `<testNNN>/run_k/metrics.json`",
-        ));
-    }
-    super::context::refuse_unknown(
+        .any(|(_, sc, _, _)| scenario_of(ctx, sc, &src).is_ok());
+    super::context::classified(
         ctx,
+        has_runs,
+        "scenario folders (e.g. `baseline-vs-chimera/`, `chimera-homo/`) holding `<testNNN>/run_k/metrics.json`",
         &unknown,
         "runs are `<scenario>/<testNNN>/run_k/metrics.json`, per-test summaries `<scenario>/<testNNN>/summary.json`",
-        "move the file out of the directory, or point at the report's own raw-data folder",
+        markdown,
     )?;
-    super::context::note_markdown(ctx, markdown);
 
     Ok((runs_files, summaries))
 }

@@ -8,6 +8,7 @@ use super::error::ImportError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Layout {
     H6,
+    H6v1,
     Tr110,
     Tr111,
     Tr109,
@@ -23,7 +24,8 @@ impl Layout {
             "TR109" => Layout::Tr109,
             "TR110" => Layout::Tr110,
             "TR111" => Layout::Tr111,
-            "TR113" | "TR114" | "TR115" | "TR116" => Layout::H6,
+            "TR113" => Layout::H6v1,
+            "TR114" | "TR115" | "TR116" => Layout::H6,
             _ => return None,
         })
     }
@@ -31,6 +33,9 @@ impl Layout {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Layout::H6 => "H6v2 Rust multi-agent (<scenario>/<testNNN>/run_k/metrics.json)",
+            Layout::H6v1 => {
+                "H6v1 Rust multi-agent, one persona call per agent (<config>/run_k/metrics.json)"
+            }
             Layout::Tr110 => "H3 Python multi-agent (phase_N_test_NNN/run_k/metrics.json)",
             Layout::Tr111 => "H5 Rust single agent (<config>/data/metrics.json)",
             Layout::Tr109 => "H2 Python single agent (run_<config>/data/metrics.json)",

@@ -24,11 +24,13 @@
 //!
 //! | report | harness | files |
 //! |---|---|---|
-//! | TR114_v2 (TR113, TR115, TR116 when ids match) | H6v2 Rust multi-agent | `<scenario>/<testNNN>/run_k/metrics.json` |
+//! | TR114_v2 (TR115, TR116 when ids match) | H6v2 Rust multi-agent | `<scenario>/<testNNN>/run_k/metrics.json` |
+//! | TR113 | H6v1 Rust multi-agent, one persona call | `<config>/run_k/metrics.json` |
 //! | TR110 | H3 Python multi-agent | `phase_N_test_NNN/run_k/metrics.json` |
 //! | TR111_v2 | H5 Rust single agent | `<config>/data/metrics.json` |
 //! | TR109 | H2 Python single agent | `run_<config>/data/metrics.json` |
 //! | TR108 | H1 CSVs | `llama3/*.csv`, `gemma3/*.csv` |
+//! | TR112_v2 | none of its own: TR109 + TR111_v2 | `tr109/…`, `tr111_v2/…` (or `--from REPORT=DIR`) |
 //!
 //! What the sources did not record stays empty: `None` where the column is nullable, and
 //! `NaN` ("not recorded") in the few non-nullable float columns (the per-agent SDs of the
@@ -40,10 +42,12 @@
 mod context;
 mod convert;
 mod csv;
+mod depends;
 mod detect;
 mod error;
 mod git;
 pub(crate) mod h6;
+mod h6v1;
 mod layout;
 mod raw;
 mod repo;
@@ -69,6 +73,8 @@ pub(crate) use layout::Layout;
 pub use layout::{normalize_report, resolve_manifest};
 pub use repo::{GitImport, GitOutcome, import_git};
 pub(crate) use source::Source;
+
+use crate::store::ManifestEntry;
 
 /// What to import, and where to.
 #[derive(Debug, Clone)]
@@ -141,8 +147,29 @@ fn is_dir(dir: &std::path::Path) -> Result<(), ImportError> {
 
 /// Imports the raw results in `opts.source` into a campaign (see the module docs).
 pub fn import_chimeraforge(opts: &ImportOptions) -> Result<ImportSummary, ImportError> {
+    import_chimeraforge_from(opts, &[])
+}
+
+/// [`import_chimeraforge`]; for a report that runs nothing of its own and depends on others
+/// (TR112_v2: TR109 + TR111_v2), every report it depends on is imported into its one campaign,
+/// each from the folder `from` names for it (`(TR109, DIR)`), or else from the folder named
+/// after it in `opts.source` (`tr109/`, `tr111_v2/`).
+pub fn import_chimeraforge_from(
+    opts: &ImportOptions,
+    from: &[(String, PathBuf)],
+) -> Result<ImportSummary, ImportError> {
+    let p = Prepared::of(opts)?;
+    if depends::imports_dependencies(&p.plan, p.ri) {
+        return depends::import(opts, &p.plan, p.ri, &p.name, from);
+    }
+    if let Some((r, _)) = from.first() {
+        return Err(ImportError::Report {
+            message: format!("--from {r}=…, but {} plans runs of its own", p.report),
+            help: "--from names the raw data of the reports a comparison report depends on (TR112); give this report's folder as DIR".into(),
+        });
+    }
     is_dir(&opts.source)?;
-    import_from(&Source::Dir(opts.source.clone()), opts)
+    p.import(&Source::Dir(opts.source.clone()), opts)
 }
 
 /// Imports the raw results of `src` (a folder or a git tree; `opts.source` is not read) into a
@@ -151,59 +178,94 @@ pub(crate) fn import_from(
     src: &Source,
     opts: &ImportOptions,
 ) -> Result<ImportSummary, ImportError> {
-    let manifest =
-        crate::manifest::load(&opts.manifest).map_err(|e| ImportError::Manifest(e.into()))?;
-    let report = manifest.spec.report.clone();
-    let manifest_text = manifest.source.clone();
-    let plan = crate::plan::build_loaded(vec![manifest])?;
-    let ri = plan
-        .reports
-        .iter()
-        .position(|r| r.report == report)
-        .unwrap_or(0);
-    let layout = Layout::of_report(&report).ok_or_else(|| ImportError::UnsupportedReport {
-        report: report.clone(),
-        manifest: opts.manifest.clone(),
-        help: "only the reports whose raw results survive in the Chimeraforge repository can be imported".into(),
-    })?;
-    let mut ctx = Ctx::of_source(&plan, ri, src, layout);
+    Prepared::of(opts)?.import(src, opts)
+}
 
-    // 1. Read and validate the whole tree.
-    let runs = read_runs(&mut ctx)?;
+/// The manifest of an import, planned, and the campaign's name.
+struct Prepared {
+    plan: crate::plan::Plan,
+    ri: usize,
+    report: String,
+    manifest_text: String,
+    name: String,
+}
 
-    // 2.–4. Encode every cell, refuse a measured campaign, commit.
-    let name = opts.campaign.clone().unwrap_or_else(|| {
-        format!(
-            "chimeraforge-{}",
-            opts.manifest
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("import")
-        )
-    });
-    let target = write::Target {
-        data: &opts.data,
-        name: &name,
-        manifest: &opts.manifest,
-        report: &report,
-        manifest_text: &manifest_text,
-    };
-    let done = write::write(&mut ctx, &target, &runs)?;
+impl Prepared {
+    fn of(opts: &ImportOptions) -> Result<Prepared, ImportError> {
+        let manifest =
+            crate::manifest::load(&opts.manifest).map_err(|e| ImportError::Manifest(e.into()))?;
+        let report = manifest.spec.report.clone();
+        let manifest_text = manifest.source.clone();
+        let plan = crate::plan::build_loaded(vec![manifest])?;
+        let ri = plan
+            .reports
+            .iter()
+            .position(|r| r.report == report)
+            .unwrap_or(0);
+        let name = opts.campaign.clone().unwrap_or_else(|| {
+            format!(
+                "chimeraforge-{}",
+                opts.manifest
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("import")
+            )
+        });
+        Ok(Prepared {
+            plan,
+            ri,
+            report,
+            manifest_text,
+            name,
+        })
+    }
 
-    Ok(ImportSummary {
-        report,
-        campaign: name,
-        campaign_dir: done.dir,
-        layout: layout.name().to_owned(),
-        files: ctx.files,
-        runs: runs.len() as u64,
-        committed: done.committed,
-        already_committed: done.already_committed,
-        per_config: done.per_config,
-        notes: ctx.notes,
-        warnings: ctx.warnings,
-        skipped: ctx.skipped,
-    })
+    /// Reads and validates the whole of `src`, then encodes every cell, refuses a measured
+    /// campaign, and commits.
+    fn import(self, src: &Source, opts: &ImportOptions) -> Result<ImportSummary, ImportError> {
+        let Prepared {
+            plan,
+            ri,
+            report,
+            manifest_text,
+            name,
+        } = self;
+        let layout = Layout::of_report(&report).ok_or_else(|| ImportError::UnsupportedReport {
+            report: report.clone(),
+            manifest: opts.manifest.clone(),
+            help: "only the reports whose raw results survive in the Chimeraforge repository can be imported".into(),
+        })?;
+        let mut ctx = Ctx::of_source(&plan, ri, src, layout);
+        let runs = read_runs(&mut ctx)?;
+        let target = write::Target {
+            data: &opts.data,
+            name: &name,
+            manifests: vec![ManifestEntry::new(
+                &opts.manifest.display().to_string(),
+                &report,
+                &manifest_text,
+            )],
+            source: ctx.src.describe(),
+            layout: layout.name().to_owned(),
+            files: ctx.files,
+            skipped: ctx.skipped.clone(),
+        };
+        let done = write::write(&mut ctx.warnings, &target, &runs)?;
+        Ok(ImportSummary {
+            report,
+            campaign: name,
+            campaign_dir: done.dir,
+            layout: layout.name().to_owned(),
+            files: ctx.files,
+            runs: runs.len() as u64,
+            committed: done.committed,
+            already_committed: done.already_committed,
+            per_config: done.per_config,
+            notes: ctx.notes,
+            warnings: ctx.warnings,
+            skipped: ctx.skipped,
+        })
+    }
 }
 
 /// Reads every run of the source with the layout's reader, refuses two runs of one cell, and
@@ -221,6 +283,7 @@ fn read_runs(ctx: &mut Ctx) -> Result<Vec<Imported>, ImportError> {
     let files = screen::drop_unreadable(ctx, files)?;
     let runs = match ctx.layout {
         Layout::H6 => h6::read(ctx, &files)?,
+        Layout::H6v1 => h6v1::read(ctx, &files)?,
         Layout::Tr110 => tr110::read(ctx, &files)?,
         Layout::Tr111 => single::read_tr111(ctx, &files)?,
         Layout::Tr109 => single::read_tr109(ctx, &files)?,

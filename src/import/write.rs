@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::context::{Ctx, Imported};
+use super::context::Imported;
 use super::error::ImportError;
 use crate::record::CellMeta;
 use crate::store::{
@@ -12,18 +12,23 @@ use crate::store::{
 };
 use crate::util::clock::now_unix_ms;
 
-/// Where the runs go, and the manifest they are recorded with.
+/// Where the runs go, the manifests they are recorded with, and where they were read.
 pub(super) struct Target<'a> {
     /// Data directory.
     pub(super) data: &'a Path,
     /// Campaign name.
     pub(super) name: &'a str,
-    /// The manifest's path, as given.
-    pub(super) manifest: &'a Path,
-    /// The manifest's report id.
-    pub(super) report: &'a str,
-    /// The manifest's text.
-    pub(super) manifest_text: &'a str,
+    /// The manifests recorded in `campaign.json`: the report's, then those of the reports it
+    /// depends on (so that the analysis re-plans without looking beside them).
+    pub(super) manifests: Vec<ManifestEntry>,
+    /// The source directory (or `REPORT=DIR` list) recorded as the origin.
+    pub(super) source: String,
+    /// The layout(s) recognised.
+    pub(super) layout: String,
+    /// Raw files read.
+    pub(super) files: u64,
+    /// Raw files that could not be read and were skipped.
+    pub(super) skipped: Vec<String>,
 }
 
 /// What the commit did.
@@ -43,7 +48,7 @@ type Encoded = (String, Vec<(String, Vec<u8>)>, serde_json::Value);
 
 /// Encodes every run, refuses a measured campaign of the same name, and commits.
 pub(super) fn write(
-    ctx: &mut Ctx,
+    warnings: &mut Vec<String>,
     target: &Target,
     runs: &[Imported],
 ) -> Result<Written, ImportError> {
@@ -61,8 +66,8 @@ pub(super) fn write(
         .to_value();
         encoded.push((r.record.cell_id.clone(), parts, meta));
     }
-    refuse_measured(ctx, target)?;
-    let campaign = open_campaign(ctx, target, runs.len() as u64)?;
+    refuse_measured(warnings, target)?;
+    let campaign = open_campaign(target, runs.len() as u64)?;
     let (committed, already_committed) = commit(&campaign, &encoded)?;
     Ok(Written {
         dir: campaign.dir().to_path_buf(),
@@ -74,7 +79,7 @@ pub(super) fn write(
 
 /// Never mix with measured cells: a campaign of that name without an import origin is
 /// refused; one imported from elsewhere is a warning.
-fn refuse_measured(ctx: &mut Ctx, target: &Target) -> Result<(), ImportError> {
+fn refuse_measured(warnings: &mut Vec<String>, target: &Target) -> Result<(), ImportError> {
     let name = target.name;
     match crate::store::open_existing(target.data, name) {
         Ok(view) => match &view.info().origin {
@@ -82,8 +87,8 @@ fn refuse_measured(ctx: &mut Ctx, target: &Target) -> Result<(), ImportError> {
                 name: name.to_owned(),
                 dir: view.dir().to_path_buf(),
             }),
-            Some(o) if o.source != ctx.src.describe() || o.layout != ctx.layout.name() => {
-                ctx.warn(format!(
+            Some(o) if o.source != target.source || o.layout != target.layout => {
+                warnings.push(format!(
                     "campaign `{name}` was first imported from `{}` ({}); its campaign.json keeps that origin",
                     o.source, o.layout
                 ));
@@ -97,22 +102,15 @@ fn refuse_measured(ctx: &mut Ctx, target: &Target) -> Result<(), ImportError> {
 }
 
 /// Opens (or creates) the campaign with the import's origin.
-fn open_campaign(ctx: &Ctx, target: &Target, runs: u64) -> Result<Campaign, ImportError> {
-    let mut info = CampaignInfo::new(
-        target.name,
-        vec![ManifestEntry::new(
-            &target.manifest.display().to_string(),
-            target.report,
-            target.manifest_text,
-        )],
-    );
+fn open_campaign(target: &Target, runs: u64) -> Result<Campaign, ImportError> {
+    let mut info = CampaignInfo::new(target.name, target.manifests.clone());
     info.origin = Some(DataOrigin {
         format: "chimeraforge".into(),
-        source: ctx.src.describe(),
-        layout: ctx.layout.name().into(),
-        files: ctx.files,
+        source: target.source.clone(),
+        layout: target.layout.clone(),
+        files: target.files,
         runs,
-        skipped: ctx.skipped.clone(),
+        skipped: target.skipped.clone(),
     });
     let campaign = Campaign::open(target.data, target.name, info)?;
     if campaign.info().origin.is_none() {

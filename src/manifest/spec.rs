@@ -752,6 +752,12 @@ pub struct Reference {
     /// Notes on the number (e.g. how prose and data disagree).
     #[serde(default)]
     pub note: Option<String>,
+    /// Why no raw data can give this number (e.g. it comes from a run whose data are not in
+    /// the repository, or from other data than the ones this report analyses): on imported
+    /// data its verdict is `not measured`, with this one-line reason; a campaign chimera
+    /// measured is judged as usual.
+    #[serde(default)]
+    pub not_measurable: Option<String>,
 }
 
 /// A grouping filter: only rows whose fields equal every given value count.

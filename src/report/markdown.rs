@@ -190,8 +190,14 @@ fn verdict_counts(v: &[Verdict]) -> (usize, usize, usize) {
 /// The line that counts the verdicts.
 fn verdict_line(v: &[Verdict]) -> String {
     let (ok, bad, none) = verdict_counts(v);
+    let contradicted = v.iter().filter(|x| x.contradicted_by_own_data).count();
+    let own = if contradicted > 0 {
+        format!(" ({contradicted} of those contradicted by the report's own raw data)")
+    } else {
+        String::new()
+    };
     format!(
-        "{ok} reproduced, {bad} not reproduced, {none} not measured of {} published {}.",
+        "{ok} reproduced, {bad} not reproduced{own}, {none} not measured of {} published {}.",
         v.len(),
         if v.len() == 1 { "number" } else { "numbers" }
     )
@@ -665,6 +671,10 @@ fn comparisons(md: &mut String, heading: &mut impl FnMut(&mut String, &str), cs:
 /// The decimals a verdict's numbers are shown with: the unit's, or more when the published
 /// number was written with more.
 fn verdict_decimals(v: &Verdict) -> usize {
+    if v.statistic == "count" {
+        // A count is a whole number: as many decimals as the published one was written with.
+        return written_decimals(v.published);
+    }
     unit_decimals(&v.unit)
         .unwrap_or_else(|| metric_decimals(&v.metric))
         .max(written_decimals(v.published))
@@ -714,6 +724,10 @@ fn verdicts(md: &mut String, heading: &mut impl FnMut(&mut String, &str), vs: &[
             extra.push(format!("note {}", notes.len()));
         }
         let verdict = match v.verdict {
+            VerdictKind::NotReproduced if v.contradicted_by_own_data => format!(
+                "**{}: contradicted by the report's own data**",
+                v.verdict.label()
+            ),
             VerdictKind::NotReproduced => format!("**{}**", v.verdict.label()),
             k => k.label().to_owned(),
         };
