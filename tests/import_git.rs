@@ -223,6 +223,8 @@ fn every_report_is_imported_from_the_commits_that_hold_it_like_the_folder_import
         ("TR110", 150, "chimeraforge-tr110", "^):"),
         ("TR111", 57, "chimeraforge-tr111", "^):"),
         ("TR114", 135, "chimeraforge-tr114", "^):"),
+        // TR112 has no raw data of its own: TR109's (HEAD) and TR111_v2's (970b0b91^).
+        ("TR112", 75, "chimeraforge-tr112", "TR109 + TR111"),
     ] {
         let line = summary
             .lines()

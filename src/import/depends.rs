@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::context::Ctx;
 use super::error::ImportError;
 use super::layout::{Layout, normalize_report};
-use super::{ImportOptions, ImportSummary, read_runs, write};
+use super::{ImportOptions, ImportSummary, Source, read_runs, write};
 use crate::plan::Plan;
 use crate::store::ManifestEntry;
 
@@ -100,6 +100,25 @@ pub(super) fn import(
             });
         }
     }
+    let locate = |report: &str| -> Result<Source, ImportError> {
+        let dir = folder_of(&opts.source, from, report, &rp.report)?;
+        super::is_dir(&dir)?;
+        Ok(Source::Dir(dir))
+    };
+    import_with(opts, plan, ri, name, &locate)
+}
+
+/// Imports every report `ri` depends on into one campaign `name`, each from the source
+/// `locate` gives for its report id (a folder, or a tree of the original repository).
+pub(super) fn import_with(
+    opts: &ImportOptions,
+    plan: &Plan,
+    ri: usize,
+    name: &str,
+    locate: &dyn Fn(&str) -> Result<Source, ImportError>,
+) -> Result<ImportSummary, ImportError> {
+    let rp = &plan.reports[ri];
+    let deps = dependencies(plan, ri);
     let mut all = Vec::new();
     let (mut notes, mut warnings) = (Vec::new(), Vec::new());
     let (mut sources, mut layouts) = (Vec::new(), Vec::new());
@@ -122,9 +141,7 @@ pub(super) fn import(
                     rp.report
                 ),
             })?;
-        let dir = folder_of(&opts.source, from, &dep.report, &rp.report)?;
-        super::is_dir(&dir)?;
-        let src = super::Source::Dir(dir.clone());
+        let src = locate(&dep.report)?;
         let mut ctx = Ctx::of_source(plan, j, &src, layout);
         let runs = read_runs(&mut ctx)?;
         files += ctx.files;
@@ -138,7 +155,7 @@ pub(super) fn import(
                 .entry(format!("{}/{id}", dep.report))
                 .or_default() += 1;
         }
-        sources.push(format!("{}={}", dep.report, dir.display()));
+        sources.push(format!("{}={}", dep.report, src.describe()));
         layouts.push(format!("{}: {}", dep.report, layout.name()));
         let path =
             std::fs::canonicalize(&dep.manifest.path).unwrap_or_else(|_| dep.manifest.path.clone());

@@ -181,6 +181,22 @@ pub(crate) fn import_from(
     Prepared::of(opts)?.import(src, opts)
 }
 
+/// Imports a report that runs nothing of its own (TR112) from the sources `locate` gives for
+/// each report it depends on.
+pub(crate) fn import_dependent(
+    opts: &ImportOptions,
+    locate: &dyn Fn(&str) -> Result<Source, ImportError>,
+) -> Result<ImportSummary, ImportError> {
+    let p = Prepared::of(opts)?;
+    if !depends::imports_dependencies(&p.plan, p.ri) {
+        return Err(ImportError::Report {
+            message: format!("{} plans runs of its own", p.report),
+            help: "import it from its own raw results".into(),
+        });
+    }
+    depends::import_with(opts, &p.plan, p.ri, &p.name, locate)
+}
+
 /// The manifest of an import, planned, and the campaign's name.
 struct Prepared {
     plan: crate::plan::Plan,

@@ -124,6 +124,7 @@ pub struct GitOutcome {
 pub fn import_git(opts: &GitImport) -> Result<Vec<GitOutcome>, ImportError> {
     let repo = Repo::open(&opts.repo)?;
     if let Some(r) = &opts.report
+        && super::normalize_report(r) != super::normalize_report(COMPARES.0)
         && !ORIGINS
             .iter()
             .any(|o| super::normalize_report(o.report) == super::normalize_report(r))
@@ -159,7 +160,59 @@ pub fn import_git(opts: &GitImport) -> Result<Vec<GitOutcome>, ImportError> {
             result,
         });
     }
+    if opts
+        .report
+        .as_ref()
+        .is_none_or(|r| super::normalize_report(r) == super::normalize_report(COMPARES.0))
+    {
+        out.push(import_comparison(&repo, opts));
+    }
     Ok(out)
+}
+
+/// The report with no raw data of its own, and the reports it compares (tr-spec §6).
+const COMPARES: (&str, &[&str]) = ("TR112", &["TR109", "TR111"]);
+
+/// TR112: the raw results of the reports it compares, each at the commit that holds them, into
+/// one campaign.
+fn import_comparison(repo: &Repo, opts: &GitImport) -> GitOutcome {
+    let (report, deps) = COMPARES;
+    let tree = |r: &str| -> Result<Source, ImportError> {
+        let o = ORIGINS
+            .iter()
+            .find(|o| super::normalize_report(o.report) == super::normalize_report(r))
+            .ok_or_else(|| ImportError::Report {
+                message: format!(
+                    "{report} depends on {r}, whose raw results are not in the original repository"
+                ),
+                help: format!("{report} compares {}", deps.join(" and ")),
+            })?;
+        let located = repo
+            .locate(o.base, o.only, o.markers)
+            .map_err(|why| not_found(repo, o, &why))?;
+        Ok(Source::Git(GitTree::open(
+            repo,
+            &located.commit,
+            o.base,
+            o.only,
+        )?))
+    };
+    let result = super::resolve_manifest(report, None, &opts.experiments).and_then(|manifest| {
+        super::import_dependent(
+            &ImportOptions {
+                source: repo.dir().to_path_buf(),
+                manifest,
+                data: opts.data.clone(),
+                campaign: None,
+            },
+            &tree,
+        )
+    });
+    GitOutcome {
+        report: report.to_owned(),
+        from: Some(format!("the raw results of {}", deps.join(" + "))),
+        result,
+    }
 }
 
 type Failed = (Option<String>, ImportError);
