@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use arrow::array::{Array, StringArray};
 use chimera::record::{CellKind, CellRecord};
 use chimera::run::{RunOptions, execute};
 
@@ -72,11 +73,11 @@ async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
 
     let concurrent: Vec<&CellRecord> = cells
         .iter()
-        .filter(|c| c.kind == CellKind::Concurrent)
+        .filter(|c| c.key.kind == CellKind::Concurrent)
         .collect();
     let isolated = cells
         .iter()
-        .filter(|c| c.kind == CellKind::Isolated)
+        .filter(|c| c.key.kind == CellKind::Isolated)
         .count();
     assert_eq!(concurrent.len(), 4, "2 configurations × 2 repetitions");
     assert_eq!(
@@ -87,11 +88,11 @@ async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
         let m = c.multi_agent.as_ref().expect("multi-agent metrics");
         let published = m.published_efficiency_pct.expect("published efficiency");
         let honest = m.true_efficiency_pct.expect("true efficiency");
-        assert!(published > 90.0, "{}: published {published}", c.cell_id);
+        assert!(published > 90.0, "{}: published {published}", c.key.cell_id);
         assert!(
             (35.0..=65.0).contains(&honest),
             "{}: true {honest}",
-            c.cell_id
+            c.key.cell_id
         );
         assert_eq!(m.contention, Some(false));
         for a in &c.agents {
@@ -279,5 +280,69 @@ async fn a_missing_model_stops_the_campaign_with_the_pull_command() {
         .map(|d| d.filter_map(Result::ok).count())
         .unwrap_or(0);
     assert_eq!(cells, 0, "nothing committed");
+    emu.shutdown().await;
+}
+
+/// The manifest's axes are columns of chimera's own runs: every cell and agent row of a block
+/// named `runtimes` with `language: rust` and a `runtime` axis carries them, so a notebook
+/// groups by runtime without parsing `config_id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runtime_language_and_block_are_columns_of_a_run() {
+    let emu = emulate(&profile(), 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = Manifest::two_agent_workflow(
+        "TR915",
+        "axes as columns",
+        [emu.addrs[0], emu.addrs[1]],
+        ["local:gpu0", "local:gpu1"],
+        1,
+    )
+    .block(&format!(
+        "name: runtimes\n  workload: workflow\n  model: gemma3\n  language: rust\n  \
+         axes:\n    runtime: [tokio-default, smol]\n  id_template: \"{{runtime}}/{{id}}\"\n  \
+         configurations:\n    - {}",
+        homo_config("c", "num_ctx: 512")
+    ))
+    .yaml();
+    let summary = campaign(dir.path(), "axes", &text, false, None).await;
+    assert!(summary.failed.is_empty());
+    let mut runtimes = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("data/axes/cells")).expect("cells") {
+        let cell = entry.expect("entry").path();
+        let meta = std::fs::read_to_string(cell.join("MANIFEST.json")).unwrap_or_default();
+        if meta.is_empty() || meta.contains("\"warmup\"") {
+            continue; // in flight, or a warm-up: no configuration, no axes
+        }
+        for part in ["cells.parquet", "agents.parquet"] {
+            for b in chimera::table::read_parquet(&cell.join(part)).expect(part) {
+                let text = |col: &str| {
+                    let a = b.column_by_name(col).expect(col);
+                    let a = a.as_any().downcast_ref::<StringArray>().expect("utf8");
+                    (0..a.len())
+                        .map(|i| a.is_valid(i).then(|| a.value(i).to_owned()))
+                        .collect::<Vec<_>>()
+                };
+                let n = b.num_rows();
+                assert_eq!(text("language"), vec![Some("rust".to_owned()); n], "{part}");
+                assert_eq!(
+                    text("block"),
+                    vec![Some("runtimes".to_owned()); n],
+                    "{part}"
+                );
+                assert_eq!(text("model"), vec![Some("gemma3:270m".to_owned()); n]);
+                if part == "cells.parquet" {
+                    let config = text("config_id");
+                    for (r, c) in text("runtime").iter().zip(&config) {
+                        let r = r.clone().expect("runtime");
+                        assert_eq!(c.as_deref(), Some(format!("{r}/c").as_str()));
+                        runtimes.push(r);
+                    }
+                }
+            }
+        }
+    }
+    runtimes.sort();
+    runtimes.dedup();
+    assert_eq!(runtimes, ["smol", "tokio-default"]);
     emu.shutdown().await;
 }

@@ -15,7 +15,9 @@ use super::walk::{components, is_markdown, top_level};
 use crate::manifest::Options;
 use crate::metrics::{self, AgentAggregate};
 use crate::plan::{Configuration, NodeKind, Plan};
-use crate::record::{AgentRun, CellKey, CellKind, CellRecord, MultiAgentMetrics, RequestRow};
+use crate::record::{
+    AgentRun, CellAxes, CellKey, CellKind, CellRecord, MultiAgentMetrics, RequestRow,
+};
 
 /// One run read from the source, mapped onto its planned cell.
 pub(crate) struct Imported {
@@ -285,6 +287,7 @@ impl<'a> Ctx<'a> {
             scenario: Some(c.scenario.to_string()),
             repetition: node.repetition,
             model: self.model_tag(c),
+            axes: CellAxes::of(self.plan, c),
         };
         CellRecord::new(key, agents, wall_ms, started_at_unix_ms)
     }

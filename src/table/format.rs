@@ -19,9 +19,11 @@ use parquet::file::properties::WriterProperties;
 /// renamed, retyped, removed, or its meaning changed); adding a nullable column at the end
 /// also bumps it. Readers accept files up to this version.
 ///
-/// History: 1 = first release; 2 = `requests.timing_source` (nullable, last column). Parts of
-/// an older version that lack trailing nullable columns are read with those columns null.
-pub const SCHEMA_VERSION: u32 = 2;
+/// History: 1 = first release; 2 = `requests.timing_source` (nullable, last column); 3 =
+/// `cells.runtime`, `language`, `block` and `agents.model`, `runtime`, `language`, `block`
+/// (nullable, last columns). Parts of an older version that lack trailing nullable columns
+/// are read with those columns null.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Metadata key: the schema version a file was written with.
 pub const META_SCHEMA_VERSION: &str = "chimera.schema_version";
