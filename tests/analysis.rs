@@ -170,12 +170,6 @@ fn import(fx: &Path, sub: &str, report: &str, data: &Path) {
     assert_eq!(r.code, 0, "import {report}: {}\n{}", r.stdout, r.stderr);
 }
 
-fn analyse(data: &Path, report: &str) -> Analysis {
-    let mut v = chimera::analysis::analyze(data, None, Some(report)).expect("analyze");
-    assert_eq!(v.len(), 1, "one campaign holds {report}");
-    v.remove(0).1
-}
-
 fn check(a: &Analysis, id: &str, want: VerdictKind, recomputed: f64, tol: f64) {
     let v = verdict(a, id);
     assert_eq!(v.verdict, want, "{id}: {}", v.explanation);
@@ -186,13 +180,29 @@ fn check(a: &Analysis, id: &str, want: VerdictKind, recomputed: f64, tol: f64) {
     );
 }
 
+/// A data directory holding the `(fixture folder, report)` imports of `runs`; `None` (with a
+/// message) without the fixtures.
+fn imported(runs: &[(&str, &str)]) -> Option<tempfile::TempDir> {
+    let fx = fixtures()?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (sub, report) in runs {
+        import(&fx, sub, report, dir.path());
+    }
+    Some(dir)
+}
+
+fn analyse(data: &Path, report: &str) -> Analysis {
+    let mut v = chimera::analysis::analyze(data, None, Some(report)).expect("analyze");
+    assert_eq!(v.len(), 1, "one campaign holds {report}");
+    v.remove(0).1
+}
+
 #[test]
 fn imported_tr114_and_tr110_reproduce_their_headlines() {
-    let Some(fx) = fixtures() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(dir) = imported(&[("tr114_v2", "TR114"), ("tr110", "TR110")]) else {
+        return;
+    };
     let data = dir.path();
-    import(&fx, "tr114_v2", "TR114", data);
-    import(&fx, "tr110", "TR110", data);
 
     // New measurements never go into an imported campaign.
     let run = chimera(&[
@@ -244,11 +254,10 @@ fn imported_tr114_and_tr110_reproduce_their_headlines() {
 
 #[test]
 fn imported_tr111_and_tr108_match_the_data_not_the_prose() {
-    let Some(fx) = fixtures() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(dir) = imported(&[("tr111_v2", "TR111"), ("tr108", "TR108")]) else {
+        return;
+    };
     let data = dir.path();
-    import(&fx, "tr111_v2", "TR111", data);
-    import(&fx, "tr108", "TR108", data);
     use VerdictKind::*;
 
     let a = analyse(data, "TR111");

@@ -13,6 +13,7 @@ mod fuzz_regressions;
 mod import;
 mod invalid;
 mod lifecycle;
+#[cfg(unix)]
 mod managed;
 mod notebooks;
 mod openai;

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use arrow::array::{Array, StringArray};
+use chimera::emulator::EmulatorHandle;
 use chimera::record::{CellKind, CellRecord};
 use chimera::run::{RunOptions, execute};
 
@@ -40,15 +41,18 @@ pub(crate) fn manifest(a: std::net::SocketAddr, b: std::net::SocketAddr) -> Stri
     .yaml()
 }
 
+/// The shared-GPU emulator on two listeners, a temporary directory, and the TR914 manifest
+/// for that emulator.
+async fn tr914() -> (EmulatorHandle, tempfile::TempDir, String) {
+    let emu = emulate(&profile(), 2).await;
+    let text = manifest(emu.addrs[0], emu.addrs[1]);
+    (emu, tempfile::tempdir().expect("tempdir"), text)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
-    let emu = emulate(&profile(), 2).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_file(
-        dir.path(),
-        "tr914.yaml",
-        &manifest(emu.addrs[0], emu.addrs[1]),
-    );
+    let (emu, dir, text) = tr914().await;
+    let path = write_file(dir.path(), "tr914.yaml", &text);
     let plan = chimera::plan::build(&[path]).expect("plan");
 
     let (_tx, rx) = tokio::sync::watch::channel(false);
@@ -173,16 +177,8 @@ async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
 /// aggregates in `cells` and its samples in `telemetry.parquet`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn telemetry_aggregates_and_samples_reach_the_tables() {
-    let emu = emulate(&profile(), 2).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let summary = campaign(
-        dir.path(),
-        "telemetry",
-        &manifest(emu.addrs[0], emu.addrs[1]),
-        false,
-        Some(1),
-    )
-    .await;
+    let (emu, dir, text) = tr914().await;
+    let summary = campaign(dir.path(), "telemetry", &text, false, Some(1)).await;
     assert!(summary.failed.is_empty());
     let cells_dir = dir.path().join("data/telemetry/cells");
     let mut with_samples = 0;
@@ -231,9 +227,7 @@ async fn telemetry_aggregates_and_samples_reach_the_tables() {
 /// cache; a changed option changes the cell ids, so nothing stale is reused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_campaign_reuses_cells_from_the_shared_cache() {
-    let emu = emulate(&profile(), 2).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let text = manifest(emu.addrs[0], emu.addrs[1]);
+    let (emu, dir, text) = tr914().await;
     let first = campaign(dir.path(), "first", &text, true, None).await;
     assert_eq!((first.ran, first.cached), (16, 0));
     let second = campaign(dir.path(), "second", &text, true, None).await;
@@ -261,9 +255,8 @@ async fn a_second_campaign_reuses_cells_from_the_shared_cache() {
 /// that fixes it; nothing is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_model_stops_the_campaign_with_the_pull_command() {
-    let emu = emulate(&profile(), 2).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let text = manifest(emu.addrs[0], emu.addrs[1]).replace("gemma3:270m", "gemma3:1b");
+    let (emu, dir, text) = tr914().await;
+    let text = text.replace("gemma3:270m", "gemma3:1b");
     let err = try_campaign(dir.path(), "missing", &text, |_| {})
         .await
         .expect_err("the model is missing");
