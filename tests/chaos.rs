@@ -458,13 +458,25 @@ fn fault_manifest(a: SocketAddr) -> String {
     m.yaml()
 }
 
+/// A scratch directory, an emulator on one listener serving `profile` (its files named after
+/// `name`) and the manifest `text` makes for it, written there as `file`.
+fn one_emulator(
+    name: &str,
+    profile: &str,
+    file: &str,
+    text: fn(SocketAddr) -> String,
+) -> (tempfile::TempDir, Emulator, PathBuf) {
+    let t = tempfile::tempdir().expect("tempdir");
+    let emu = Emulator::start(t.path(), name, profile, 1);
+    let manifest = emu.write_manifest(t.path(), file, |a| text(a[0]));
+    (t, emu, manifest)
+}
+
 /// Transient faults of every kind are retried and committed; a permanent one fails for good
 /// with its kind, the run still finishes (exit 1), and `chimera status` names it.
 #[test]
 fn transient_faults_are_retried_and_permanent_ones_reported() {
-    let t = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(t.path(), "faults", FAULT_PROFILE, 1);
-    let manifest = emu.write_manifest(t.path(), "tr915.yaml", |a| fault_manifest(a[0]));
+    let (t, _emu, manifest) = one_emulator("faults", FAULT_PROFILE, "tr915.yaml", fault_manifest);
     let data = t.path().join("data");
 
     let plan = chimera(&["plan", s(&manifest), "--format", "json"]);
@@ -637,9 +649,7 @@ fn slow_manifest(a: SocketAddr) -> String {
 /// run is not disturbed.
 #[test]
 fn a_second_run_on_a_locked_campaign_exits_2_and_the_first_completes() {
-    let t = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(t.path(), "slow", SLOW_PROFILE, 1);
-    let manifest = emu.write_manifest(t.path(), "tr916.yaml", |a| slow_manifest(a[0]));
+    let (t, _emu, manifest) = one_emulator("slow", SLOW_PROFILE, "tr916.yaml", slow_manifest);
     let data = t.path().join("data");
     let dir = data.join(CAMPAIGN);
 

@@ -151,14 +151,11 @@ impl Emulator {
     pub fn start(dir: &Path, name: &str, profile: &str, listeners: usize) -> Emulator {
         let path = dir.join(format!("{name}-profile.yaml"));
         std::fs::write(&path, profile).expect("write profile");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chimera"));
-        cmd.arg("emulate").arg("--profile").arg(&path);
+        let mut cmd = chimera_cmd(&["emulate", "--profile", s(&path)]);
         for _ in 0..listeners {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
         let mut child = cmd
-            .env_remove("CHIMERA_LOG")
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
