@@ -121,14 +121,14 @@ fn summaries(pool: &Pool<'_>, report: &str) -> Vec<SummaryRow> {
         };
         groupings.push(("model", groups(models, f)));
     }
-    if let Some(rt) = varied(distinct(&|c| c.runtime.clone())) {
+    if let Some(rt) = varied(distinct(&|c| c.axes.runtime.clone())) {
         let f = |r| Filter {
             runtime: Some(r),
             ..Filter::default()
         };
         groupings.push(("runtime", enum_groups(rt, f)));
     }
-    if let Some(lang) = varied(distinct(&|c| c.language.clone())) {
+    if let Some(lang) = varied(distinct(&|c| c.axes.language.clone())) {
         let f = |l| Filter {
             language: Some(l),
             ..Filter::default()
@@ -212,10 +212,10 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
         out.push(ConfigRow {
             config: cfg.id.clone(),
             scenario: cfg.scenario.clone(),
-            block: cfg.block.clone(),
+            block: cfg.axes.block.clone(),
             model: cfg.model_tag.clone(),
-            runtime: cfg.runtime.clone(),
-            language: cfg.language.clone(),
+            runtime: cfg.axes.runtime.clone(),
+            language: cfg.axes.language.clone(),
             options: cfg
                 .agents
                 .iter()
@@ -617,7 +617,7 @@ fn within_comparisons(pool: &Pool<'_>, report: &str, multi: bool) -> Vec<Compari
             }
         }
     };
-    by_key("language", &|c| c.language.clone(), &|g| {
+    by_key("language", &|c| c.axes.language.clone(), &|g| {
         Some(Filter {
             language: Some(serde_json::from_value(serde_json::Value::String(g.into())).ok()?),
             ..Filter::default()
@@ -629,7 +629,7 @@ fn within_comparisons(pool: &Pool<'_>, report: &str, multi: bool) -> Vec<Compari
             ..Filter::default()
         })
     });
-    by_key("runtime", &|c| c.runtime.clone(), &|g| {
+    by_key("runtime", &|c| c.axes.runtime.clone(), &|g| {
         Some(Filter {
             runtime: Some(serde_json::from_value(serde_json::Value::String(g.into())).ok()?),
             ..Filter::default()
