@@ -106,7 +106,7 @@ async fn emulator_campaign_is_analysed_and_labelled_as_emulator() {
         .iter()
         .find(|s| s.grouping == "report" && s.metric == "published_efficiency_pct")
         .expect("whole-report row");
-    assert_eq!(whole.n, 4);
+    assert_eq!(whole.stats.n, 4);
     assert!(
         r.summaries
             .iter()
@@ -247,7 +247,7 @@ fn imported_tr114_and_tr110_reproduce_their_headlines() {
         .find(|s| s.grouping == "report" && s.metric == "published_efficiency_pct")
         .expect("overall");
     assert!(
-        (overall.mean.unwrap_or(0.0) - 93.21).abs() < 0.005,
+        (overall.stats.mean.unwrap_or(0.0) - 93.21).abs() < 0.005,
         "{overall:?}"
     );
 }

@@ -81,16 +81,17 @@ fn summary(
         group: s(group),
         level: serde_json::from_value(serde_json::json!(level)).expect("level"),
         metric: s(metric),
-        n,
-        mean: Some(mean),
-        sd: (n >= 2).then_some(sd),
-        cv_pct: (n >= 2).then_some(sd / mean * 100.0),
-        median: Some(mean + sd / 10.0),
-        p95: Some(max - sd / 10.0),
-        min: Some(min),
-        max: Some(max),
-        ci95_low: half.map(|h| mean - h),
-        ci95_high: half.map(|h| mean + h),
+        stats: chimera::stats::Describe {
+            n,
+            mean: Some(mean),
+            sd: (n >= 2).then_some(sd),
+            cv_pct: (n >= 2).then_some(sd / mean * 100.0),
+            median: Some(mean + sd / 10.0),
+            p95: Some(max - sd / 10.0),
+            min: Some(min),
+            max: Some(max),
+            ci95: half.map(|h| (mean - h, mean + h)),
+        },
     }
 }
 
