@@ -299,8 +299,8 @@ fn synthetic_cell(n: u64, agents: usize, requests: u32) -> CellRecord {
         .collect();
     let mut rec =
         chimera::fuzzing::sample_cell_record(cell_id(n), CellKind::Concurrent, "TR999", agents);
-    rec.config = Some(format!("test{:03}", n % 250));
-    rec.repetition = (n / 250) as u32 + 1;
+    rec.key.config = Some(format!("test{:03}", n % 250));
+    rec.key.repetition = (n / 250) as u32 + 1;
     rec.started_at_unix_ms = t0;
     rec.wall_ms = 1_950.0;
     rec.aggregate_tok_s = Some(82.0);

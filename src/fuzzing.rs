@@ -520,7 +520,7 @@ pub fn import(layout: ImportLayout, files: &[(usize, &[u8])]) -> Result<usize, S
         .collect();
     for r in &runs {
         assert!(
-            planned.contains(&r.record.cell_id),
+            planned.contains(&r.record.key.cell_id),
             "an imported run of `{}` is no planned cell",
             r.file.display()
         );
@@ -599,9 +599,9 @@ pub fn sample_cell_record(
     report: &str,
     agents: Vec<crate::record::AgentRun>,
 ) -> crate::record::CellRecord {
-    use crate::record::{CellKind, MultiAgentMetrics, Status};
+    use crate::record::{CellAxes, CellKey, CellKind, CellRecord, MultiAgentMetrics, Status};
     let concurrent = kind == CellKind::Concurrent;
-    crate::record::CellRecord {
+    let key = CellKey {
         cell_id,
         kind,
         report: report.into(),
@@ -609,21 +609,18 @@ pub fn sample_cell_record(
         scenario: concurrent.then(|| "chimera_homo".into()),
         repetition: 1,
         model: Some("gemma3:latest".into()),
-        started_at_unix_ms: 1_700_000_000_000.0,
-        attempt: 1,
-        status: Status::Ok,
-        error: None,
-        error_kind: None,
-        telemetry: None,
-        gpu_samples: Vec::new(),
-        wall_ms: 1_000.0,
-        aggregate_tok_s: None,
-        multi_agent: concurrent.then(|| MultiAgentMetrics {
-            published_speedup: Some(1.95),
-            published_efficiency_pct: Some(97.5),
-            contention: Some(false),
-            ..MultiAgentMetrics::default()
-        }),
-        agents,
-    }
+        axes: CellAxes::default(),
+    };
+    let mut rec = CellRecord::new(key, agents, 1_000.0, 1_700_000_000_000.0);
+    rec.status = Status::Ok;
+    rec.error = None;
+    rec.error_kind = None;
+    rec.aggregate_tok_s = None;
+    rec.multi_agent = concurrent.then(|| MultiAgentMetrics {
+        published_speedup: Some(1.95),
+        published_efficiency_pct: Some(97.5),
+        contention: Some(false),
+        ..MultiAgentMetrics::default()
+    });
+    rec
 }

@@ -9,7 +9,7 @@
 //! intermediate overflow: means and SDs are computed on values scaled by a power of two,
 //! which is exact, so ordinary inputs give exactly the textbook two-pass results.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// True when the slice is non-empty and every value is finite.
@@ -262,8 +262,9 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
     .then_some(w)
 }
 
-/// Descriptive statistics of one sample, as the reports tabulate them.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// Descriptive statistics of one sample, as the reports tabulate them (the statistics
+/// columns of `summary.parquet`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Describe {
     /// Number of values (all of them, finite or not).
     pub n: u64,
@@ -281,8 +282,35 @@ pub struct Describe {
     pub min: Option<f64>,
     /// [`max`].
     pub max: Option<f64>,
-    /// [`t_ci95`] of the mean.
+    /// [`t_ci95`] of the mean; written as `ci95_low` and `ci95_high`, as the summary
+    /// tabulates it.
+    #[serde(flatten, with = "ci_bounds")]
     pub ci95: Option<(f64, f64)>,
+}
+
+/// An interval as its two ends, `ci95_low` and `ci95_high` (both null without one).
+mod ci_bounds {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Bounds {
+        ci95_low: Option<f64>,
+        ci95_high: Option<f64>,
+    }
+
+    pub fn serialize<S: Serializer>(ci: &Option<(f64, f64)>, s: S) -> Result<S::Ok, S::Error> {
+        let (ci95_low, ci95_high) = (ci.map(|c| c.0), ci.map(|c| c.1));
+        Bounds {
+            ci95_low,
+            ci95_high,
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<(f64, f64)>, D::Error> {
+        let b = Bounds::deserialize(d)?;
+        Ok(b.ci95_low.zip(b.ci95_high))
+    }
 }
 
 /// All the descriptive statistics of `xs` at once (each field as its function defines it).
@@ -455,7 +483,13 @@ mod tests {
         assert_eq!(d.ci95, t_ci95(&X));
         let json = serde_json::to_value(d).expect("serialize");
         assert_eq!(json["n"], 10);
-        assert!(json["ci95"].is_array());
+        let (low, high) = d.ci95.expect("an interval");
+        assert_eq!(
+            (json["ci95_low"].as_f64(), json["ci95_high"].as_f64()),
+            (Some(low), Some(high))
+        );
+        let back: Describe = serde_json::from_value(json).expect("deserialize");
+        assert_eq!(back, d);
     }
 
     #[test]

@@ -107,7 +107,7 @@ async fn emulator_campaign_is_analysed_and_labelled_as_emulator() {
         .iter()
         .find(|s| s.grouping == "report" && s.metric == "published_efficiency_pct")
         .expect("whole-report row");
-    assert_eq!(whole.n, 4);
+    assert_eq!(whole.stats.n, 4);
     assert!(
         r.summaries
             .iter()
@@ -188,13 +188,23 @@ pub(crate) fn check(a: &Analysis, id: &str, want: VerdictKind, recomputed: f64, 
     );
 }
 
+/// A data directory holding the `(fixture folder, report)` imports of `runs`; `None` (with a
+/// message) without the fixtures.
+fn imported(runs: &[(&str, &str)]) -> Option<tempfile::TempDir> {
+    let fx = fixtures()?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (sub, report) in runs {
+        import(&fx, sub, report, dir.path());
+    }
+    Some(dir)
+}
+
 #[test]
 fn imported_tr114_and_tr110_reproduce_their_headlines() {
-    let Some(fx) = fixtures() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(dir) = imported(&[("tr114_v2", "TR114"), ("tr110", "TR110")]) else {
+        return;
+    };
     let data = dir.path();
-    import(&fx, "tr114_v2", "TR114", data);
-    import(&fx, "tr110", "TR110", data);
 
     // New measurements never go into an imported campaign.
     let run = chimera(&[
@@ -239,18 +249,17 @@ fn imported_tr114_and_tr110_reproduce_their_headlines() {
         .find(|s| s.grouping == "report" && s.metric == "published_efficiency_pct")
         .expect("overall");
     assert!(
-        (overall.mean.unwrap_or(0.0) - 93.21).abs() < 0.005,
+        (overall.stats.mean.unwrap_or(0.0) - 93.21).abs() < 0.005,
         "{overall:?}"
     );
 }
 
 #[test]
 fn imported_tr111_and_tr108_match_the_data_not_the_prose() {
-    let Some(fx) = fixtures() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(dir) = imported(&[("tr111_v2", "TR111"), ("tr108", "TR108")]) else {
+        return;
+    };
     let data = dir.path();
-    import(&fx, "tr111_v2", "TR111", data);
-    import(&fx, "tr108", "TR108", data);
     use VerdictKind::*;
 
     let a = analyse(data, "TR111");

@@ -15,6 +15,25 @@ async fn start(yaml: &str, listeners: usize) -> EmulatorHandle {
     spawn(profile, &vec![addr; listeners]).await.expect("spawn")
 }
 
+/// What `each` finds on two emulators started one after the other from the same `yaml` (so
+/// with the same seed), each shut down after: a seeded behaviour finds the same twice.
+async fn on_two_emulators<T, F>(
+    yaml: &str,
+    listeners: usize,
+    each: impl Fn(EmulatorHandle) -> F,
+) -> Vec<T>
+where
+    F: std::future::Future<Output = (EmulatorHandle, T)>,
+{
+    let mut found = Vec::new();
+    for _ in 0..2 {
+        let (h, x) = each(start(yaml, listeners).await).await;
+        h.shutdown().await;
+        found.push(x);
+    }
+    found
+}
+
 fn url(h: &EmulatorHandle, i: usize, path: &str) -> String {
     format!("http://{}{path}", h.addrs[i])
 }
@@ -619,10 +638,8 @@ async fn faults_do_what_they_promise() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_rate_fails_a_seeded_fraction_of_requests() {
     let yaml = "seed: 11\nmodels:\n  - {name: m, load_ms: 0, prompt_tok_s: 1000000, output_tok_s: 100000, output_tokens: 1, fault: {kind: status, code: 503, message: busy}, fault_rate: 0.25}\n  - {name: ok, load_ms: 0, output_tok_s: 100000, output_tokens: 1}\n";
-    let c = reqwest::Client::new();
-    let mut runs = Vec::new();
-    for _ in 0..2 {
-        let h = start(yaml, 2).await;
+    let runs = on_two_emulators(yaml, 2, |h| async move {
+        let c = reqwest::Client::new();
         let mut failed = Vec::new();
         for i in 0..200 {
             let body = json!({"model": "m", "prompt": "p", "stream": false});
@@ -636,9 +653,9 @@ async fn fault_rate_fails_a_seeded_fraction_of_requests() {
             );
             assert_eq!(ok.await.status, 200);
         }
-        h.shutdown().await;
-        runs.push(failed);
-    }
+        (h, failed)
+    })
+    .await;
     assert_eq!(runs[0], runs[1], "same seed, same requests fail");
     let n = runs[0].iter().filter(|f| **f).count();
     // Binomial(200, 0.25): mean 50, sd 6.1.
@@ -648,22 +665,15 @@ async fn fault_rate_fails_a_seeded_fraction_of_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jitter_is_seeded_and_truth_streams_to_a_writer() {
     let yaml = "seed: 7\nmodels:\n  - {name: j, load_ms: 0, output_tok_s: 2000, output_tokens: 6, jitter_pct: 50}\n";
-    let c = reqwest::Client::new();
-    let mut texts_seen = Vec::new();
-    for _ in 0..2 {
-        let h = start(yaml, 1).await;
-        let r = generate(
-            &c,
-            &h,
-            0,
-            json!({"model": "j", "prompt": "same", "stream": false}),
-        )
-        .await;
-        texts_seen.push(r.json()["response"].clone());
-        h.shutdown().await;
-    }
+    let texts_seen = on_two_emulators(yaml, 1, |h| async move {
+        let body = json!({"model": "j", "prompt": "same", "stream": false});
+        let r = generate(&reqwest::Client::new(), &h, 0, body).await;
+        (h, r.json()["response"].clone())
+    })
+    .await;
     assert_eq!(texts_seen[0], texts_seen[1]);
 
+    let c = reqwest::Client::new();
     let h = start(yaml, 1).await;
     let file = tempfile::NamedTempFile::new().expect("temp");
     h.truth.stream_to(Box::new(file.reopen().expect("reopen")));

@@ -203,6 +203,34 @@ fn tr114_v2_reproduces_the_published_efficiency_and_reimports_idempotently() {
         .sum();
     assert_eq!((agents, requests), (270, 540));
 
+    // The manifest's axes are columns of `cells` and `agents`: each block is named after its
+    // scenario (`chimera-homo` → `chimera_homo`), every block sets `language: rust`, none a runtime.
+    for table in ["cells.parquet", "agents.parquet"] {
+        for b in parts(&s.campaign_dir, table) {
+            let blocks = strs(&b, "block");
+            assert!(
+                strs(&b, "language")
+                    .iter()
+                    .all(|l| l.as_deref() == Some("rust"))
+            );
+            assert!(strs(&b, "runtime").iter().all(Option::is_none), "{table}");
+            if table == "cells.parquet" {
+                let scenarios = strs(&b, "scenario");
+                let named = |s: &Option<String>| s.as_ref().map(|s| s.replace('-', "_"));
+                assert_eq!(blocks, scenarios.iter().map(named).collect::<Vec<_>>());
+            }
+            let names: HashSet<_> = blocks.iter().flatten().map(String::as_str).collect();
+            assert!(
+                names.is_subset(&HashSet::from([
+                    "baseline_vs_chimera",
+                    "chimera_hetero",
+                    "chimera_homo"
+                ])),
+                "{names:?}"
+            );
+        }
+    }
+
     // The campaign says where its numbers came from.
     let info = chimera::store::open_existing(&data, "chimeraforge-tr114").expect("campaign");
     let origin = info.info().origin.clone().expect("origin");

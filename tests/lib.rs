@@ -16,6 +16,7 @@ mod import_git;
 mod import_tr113;
 mod invalid;
 mod lifecycle;
+#[cfg(unix)]
 mod managed;
 mod notebooks;
 mod openai;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Emulator, chimera_cmd, chimera_in, s, two_context_sizes, write_file};
+use crate::support::{Emulator, chimera_cmd, chimera_in, s, two_context_sizes};
 
 const PROFILE: &str = "
 seed: 5
@@ -61,7 +61,7 @@ fn entries_starting(cells: &Path, prefix: &str) -> Vec<String> {
 fn first_run(name: &str) -> (tempfile::TempDir, Emulator, PathBuf, PathBuf) {
     let t = tempfile::tempdir().expect("tempdir");
     let emu = Emulator::start(t.path(), name, PROFILE, 1);
-    let m = write_file(t.path(), "m.yaml", &manifest(emu.addrs[0], 2));
+    let m = emu.write_manifest(t.path(), "m.yaml", |a| manifest(a[0], 2));
     let data = t.path().join("d");
     let first = chimera_in(
         t.path(),
@@ -125,14 +125,7 @@ fn a_bit_flip_found_by_status_verify_is_set_aside_and_run_again_by_run_verify() 
 
     // A plain run does what status said: it keeps the cell.
     let again = chimera_in(t.path(), &run);
-    assert_eq!(again.code, 0, "{}", again.stderr);
-    assert!(
-        again
-            .stderr
-            .contains(&format!("{total} committed, 0 to run")),
-        "{}",
-        again.stderr
-    );
+    again.assert_says(0, format!("{total} committed, 0 to run"));
 
     // `run --verify` sets it aside and measures it again.
     let fixed = chimera_in(t.path(), &[&run[..], &["--verify"]].concat());
@@ -189,8 +182,7 @@ fn resuming_through_another_spelling_of_the_path_keeps_one_manifest_record() {
             &elsewhere,
             &["run", &spelling, "--data", s(&abs_d), "--campaign", "c"],
         );
-        assert_eq!(again.code, 0, "{}", again.stderr);
-        assert!(again.stderr.contains("0 to run"), "{}", again.stderr);
+        again.assert_says(0, "0 to run");
     }
     let info = campaign_json(&abs_d.join("c"));
     let recorded = info["manifests"].as_array().expect("manifests");
@@ -331,7 +323,7 @@ models:
     output_tokens: 20
 ";
     let emu = Emulator::start(t.path(), "killed", slow, 1);
-    let m = write_file(t.path(), "m.yaml", &manifest(emu.addrs[0], 3));
+    let m = emu.write_manifest(t.path(), "m.yaml", |a| manifest(a[0], 3));
     let data = t.path().join("d");
     let mut child = chimera_cmd(&["run", s(&m), "--data", s(&data), "--campaign", "c"])
         .stdout(Stdio::null())

@@ -3,6 +3,7 @@
 //! that dies, pulls an absent model into a managed Ollama endpoint, refuses what it cannot
 //! start with a clear message, and leaves no server process behind after success, failure or
 //! Ctrl-C (every test's profile path is unique, so `/proc/*/cmdline` tells its servers apart).
+//! Unix only (`tests/lib.rs` compiles the module on Unix).
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener};
@@ -13,34 +14,28 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, AsArray};
 use serde_json::Value;
 
-use crate::support::{Manifest, pair_config, write_file};
+use crate::support::{Manifest, Run, pair_config, run_command, write_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chimera");
 const CAMPAIGN: &str = "managed";
 
+/// An emulator profile of one model, `m:latest`, loaded in 2 ms, whose output rate and length
+/// are `$tail`.
+macro_rules! one_model_profile {
+    ($tail:literal) => {
+        concat!(
+            "seed: 3\nshared_gpu: false\nmodels:\n  - name: m:latest\n    load_ms: 2\n",
+            "    prompt_tok_s: 1000000\n",
+            $tail
+        )
+    };
+}
+
 /// Fast: a request takes about 20 ms.
-const FAST: &str = "
-seed: 3
-shared_gpu: false
-models:
-  - name: m:latest
-    load_ms: 2
-    prompt_tok_s: 1000000
-    output_tok_s: 400
-    output_tokens: 8
-";
+const FAST: &str = one_model_profile!("    output_tok_s: 400\n    output_tokens: 8\n");
 
 /// Slow enough to act mid-campaign: a request takes about 100 ms.
-const SLOW: &str = "
-seed: 3
-shared_gpu: false
-models:
-  - name: m:latest
-    load_ms: 2
-    prompt_tok_s: 1000000
-    output_tok_s: 100
-    output_tokens: 10
-";
+const SLOW: &str = one_model_profile!("    output_tok_s: 100\n    output_tokens: 10\n");
 
 /// One test's directory: the emulator profile (its path marks the test's server processes),
 /// the manifest and the data directory.
@@ -116,6 +111,13 @@ impl Case {
 
     /// Writes the manifest: two managed endpoints on their own resources, a chimera_homo
     /// scenario, 2 configurations × `reps` repetitions.
+    /// A case on `profile` and its manifest of two default managed endpoints.
+    fn with_default_manifest(profile: &str) -> (Case, PathBuf) {
+        let case = Case::new(profile);
+        let manifest = case.manifest(&Spec::default());
+        (case, manifest)
+    }
+
     fn manifest(&self, spec: &Spec) -> PathBuf {
         let endpoint = |id: &str, port: u16, gpu: u32| {
             let program = spec.program.unwrap_or("${CHIMERA_TEST_BIN}");
@@ -180,21 +182,14 @@ impl Case {
         cmd
     }
 
-    fn run(&self, manifest: &Path, extra: &[&str]) -> Out {
-        let out = self.command(manifest, extra).output().expect("run chimera");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+    fn run(&self, manifest: &Path, extra: &[&str]) -> Run {
+        run_command(&mut self.command(manifest, extra))
     }
 
     /// Runs chimera, which must refuse with exit code 2 and say each of `wants`.
-    fn refused(&self, manifest: &Path, wants: &[&str]) -> Out {
+    fn refused(&self, manifest: &Path, wants: &[&str]) -> Run {
         let out = self.run(manifest, &[]);
-        assert_eq!(out.code, 2, "{}", out.stderr);
-        for want in wants {
-            assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
-        }
+        out.assert_refused(wants);
         out
     }
 
@@ -292,11 +287,6 @@ impl Case {
     }
 }
 
-struct Out {
-    code: i32,
-    stderr: String,
-}
-
 /// Live processes whose command line contains `needle`: (pid, command line).
 fn procs_with(needle: &str) -> Vec<(u32, String)> {
     let mut found = Vec::new();
@@ -360,11 +350,9 @@ fn total_cells(stderr: &str) -> usize {
         .unwrap_or_else(|| panic!("no summary line in\n{stderr}"))
 }
 
-#[cfg(unix)]
 #[test]
 fn two_managed_emulators_run_a_campaign_and_are_stopped() {
-    let case = Case::new(FAST);
-    let manifest = case.manifest(&Spec::default());
+    let (case, manifest) = Case::with_default_manifest(FAST);
     let out = case.run(&manifest, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     case.assert_no_server_left("after success");
@@ -402,7 +390,6 @@ fn two_managed_emulators_run_a_campaign_and_are_stopped() {
 
 /// `kind: openai`: ready when `GET /health` answers 200 (the emulator speaks llama-server's
 /// protocol too).
-#[cfg(unix)]
 #[test]
 fn a_managed_openai_endpoint_is_ready_on_health() {
     let case = Case::new(FAST);
@@ -418,7 +405,6 @@ fn a_managed_openai_endpoint_is_ready_on_health() {
     case.assert_no_server_left("after an openai campaign");
 }
 
-#[cfg(unix)]
 #[test]
 fn managed_servers_are_stopped_after_failures_and_errors() {
     // A model that fails every request (400 is not retried) with --fail-fast: exit 1.
@@ -435,8 +421,7 @@ models:
     );
     let manifest = case.manifest(&Spec::default());
     let out = case.run(&manifest, &["--fail-fast"]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("FAILED"), "{}", out.stderr);
+    out.assert_says(1, "FAILED");
     case.assert_no_server_left("after --fail-fast");
     assert_eq!(case.events("server_stopped").len(), 2);
 
@@ -447,22 +432,15 @@ models:
         ..Spec::default()
     });
     let out = case.run(&manifest, &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("does not have model `other:latest`"),
-        "{}",
-        out.stderr
-    );
+    out.assert_says(2, "does not have model `other:latest`");
     assert_eq!(case.events("server_started").len(), 2);
     assert_eq!(case.events("server_stopped").len(), 2);
     case.assert_no_server_left("after an error");
 }
 
-#[cfg(unix)]
 #[test]
 fn ctrl_c_stops_the_managed_servers() {
-    let case = Case::new(SLOW);
-    let manifest = case.manifest(&Spec::default());
+    let (case, manifest) = Case::with_default_manifest(SLOW);
     let mut child = case.spawn_logged(&manifest);
     case.wait_for_commits(1);
     assert_eq!(case.servers().len(), 2, "{:?}", case.servers());
@@ -477,13 +455,11 @@ fn ctrl_c_stops_the_managed_servers() {
 
 /// A managed "Ollama" (the emulator, whose model store starts empty): the model is pulled at
 /// start and again after the restart.
-#[cfg(unix)]
 /// `kill -9` of `chimera run` leaves its servers running (nothing can stop them then); the next
 /// run of the campaign finds them through the journal, stops them, starts its own and finishes.
 #[test]
 fn servers_left_by_a_killed_run_are_stopped_by_the_next_run() {
-    let case = Case::new(SLOW);
-    let manifest = case.manifest(&Spec::default());
+    let (case, manifest) = Case::with_default_manifest(SLOW);
     let mut child = case.spawn_logged(&manifest);
     case.wait_for_commits(1);
     signal(child.id(), rustix::process::Signal::KILL);
@@ -560,11 +536,9 @@ fn a_managed_server_killed_mid_campaign_is_restarted() {
 
 /// A dead server that cannot be started again (its profile is gone): the cells that need it
 /// fail with `server_down` at once, the others are measured, and nothing is left behind.
-#[cfg(unix)]
 #[test]
 fn a_server_that_cannot_be_restarted_fails_only_its_cells() {
-    let case = Case::new(SLOW);
-    let manifest = case.manifest(&Spec::default());
+    let (case, manifest) = Case::with_default_manifest(SLOW);
     let mut child = case.spawn_logged(&manifest);
     case.wait_for_commits(1);
     let victim = case.server_of_emu_a();
@@ -591,7 +565,6 @@ fn a_server_that_cannot_be_restarted_fails_only_its_cells() {
     case.assert_no_server_left("after a failed restart");
 }
 
-#[cfg(unix)]
 #[test]
 fn unset_variables_and_missing_programs_are_refused_before_anything_runs() {
     let case = Case::new(FAST);
@@ -618,18 +591,11 @@ fn unset_variables_and_missing_programs_are_refused_before_anything_runs() {
         program: Some("${CHIMERA_LLAMA_SERVER}"),
         ..Spec::default()
     });
-    let out = case
-        .command(&manifest, &[])
-        .env_remove("CHIMERA_LLAMA_SERVER")
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("scripts/install-llama-server.sh --print"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("make demo"), "{stderr}");
+    run_command(
+        case.command(&manifest, &[])
+            .env_remove("CHIMERA_LLAMA_SERVER"),
+    )
+    .assert_refused(&["scripts/install-llama-server.sh --print", "make demo"]);
 
     // Missing programs: where to get them, and that running servers can be used instead.
     let empty = case.dir.path().join("empty-path");
@@ -642,22 +608,13 @@ fn unset_variables_and_missing_programs_are_refused_before_anything_runs() {
             program: Some(program),
             ..Spec::default()
         });
-        let out = case
-            .command(&manifest, &[])
-            .env("PATH", &empty)
-            .output()
-            .expect("run");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
-        for w in [
+        run_command(case.command(&manifest, &[]).env("PATH", &empty)).assert_refused(&[
             &format!("cannot start `{program}`"),
             "not found",
             want,
             "remove `managed`",
             "nothing was run",
-        ] {
-            assert!(stderr.contains(w), "{w}:\n{stderr}");
-        }
+        ]);
     }
     assert_eq!(case.committed(), 0);
     case.assert_no_server_left("after refusals");
@@ -665,7 +622,6 @@ fn unset_variables_and_missing_programs_are_refused_before_anything_runs() {
 
 /// A server that exits before it answers, and one that never answers where the endpoint
 /// says: both fail with the last lines of their log.
-#[cfg(unix)]
 #[test]
 fn servers_that_never_answer_fail_with_their_log() {
     let case = Case::new(FAST);
@@ -707,11 +663,9 @@ fn servers_that_never_answer_fail_with_their_log() {
     case.assert_no_server_left("after a start-up timeout");
 }
 
-#[cfg(unix)]
 #[test]
 fn a_port_in_use_is_refused() {
-    let case = Case::new(FAST);
-    let manifest = case.manifest(&Spec::default());
+    let (case, manifest) = Case::with_default_manifest(FAST);
     let _squatter = TcpListener::bind(("127.0.0.1", case.ports[1])).expect("bind");
     case.refused(
         &manifest,
@@ -729,7 +683,6 @@ fn a_port_in_use_is_refused() {
 /// An emulator profile whose one model is absent until pulled (shared with the pull unit test).
 const ABSENT: &str = include_str!("fixtures/emulator/absent-model.yaml");
 
-#[cfg(unix)]
 #[test]
 fn a_managed_ollama_endpoint_pulls_an_absent_model() {
     let case = Case::new(ABSENT);
@@ -756,12 +709,9 @@ fn a_managed_ollama_endpoint_pulls_an_absent_model() {
         ..Spec::default()
     });
     let out = case.run(&manifest, &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("cannot pull model `nope:1b`: pull model manifest: file does not exist"),
-        "{}",
-        out.stderr
+    out.assert_says(
+        2,
+        "cannot pull model `nope:1b`: pull model manifest: file does not exist",
     );
     case.assert_no_server_left("after a failed pull");
 
@@ -805,12 +755,7 @@ fn a_managed_ollama_endpoint_pulls_an_absent_model() {
         .collect();
     fs::write(&manifest, plain).expect("manifest");
     let out = case.run(&manifest, &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("ollama pull m:latest"),
-        "{}",
-        out.stderr
-    );
+    out.assert_says(2, "ollama pull m:latest");
     assert!(!out.stderr.contains("pulling manifest"), "{}", out.stderr);
 }
 
@@ -844,7 +789,6 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     found
 }
 
-#[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     fs::metadata(path).expect("metadata").permissions().mode() & 0o777
@@ -854,7 +798,6 @@ fn mode(path: &Path) -> u32 {
 /// server gets it, but no file chimera writes under the campaign (server logs, journal,
 /// tables, campaign.json) and nothing it prints holds it; the logs are owner-only, and a log
 /// left readable by others is tightened at the next start.
-#[cfg(unix)]
 #[test]
 fn an_expanded_secret_reaches_the_server_but_no_file_or_message() {
     let case = Case::new(FAST);
@@ -909,7 +852,6 @@ fn an_expanded_secret_reaches_the_server_but_no_file_or_message() {
 
 /// A server that prints its secret and dies: chimera quotes its log with the value masked
 /// (the log itself, the server's own words, stays owner-only).
-#[cfg(unix)]
 #[test]
 fn a_server_printing_its_secret_is_quoted_masked() {
     let case = Case::new(FAST);
@@ -918,18 +860,12 @@ fn a_server_printing_its_secret_is_quoted_masked() {
         wrap: Some("echo \"server says token=${SECRET_TOKEN}\"; exit 3"),
         ..Spec::default()
     });
-    let out = case
-        .command(&manifest, &[])
-        .env("SECRET_TOKEN", &secret)
-        .output()
-        .expect("run chimera");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("exited with exit code 3"), "{stderr}");
-    assert!(
-        stderr.contains("server says token=${SECRET_TOKEN}"),
-        "{stderr}"
-    );
+    let out = run_command(case.command(&manifest, &[]).env("SECRET_TOKEN", &secret));
+    out.assert_refused(&[
+        "exited with exit code 3",
+        "server says token=${SECRET_TOKEN}",
+    ]);
+    let stderr = out.stderr;
     assert!(!stderr.contains(&secret), "the secret on stderr:\n{stderr}");
     let log = case.campaign_dir().join("servers/emu_a.log");
     assert!(fs::read_to_string(&log).expect("log").contains(&secret));
@@ -944,7 +880,6 @@ fn a_server_printing_its_secret_is_quoted_masked() {
 /// already listening at their URLs (emulators this test started), starts none of its own
 /// (its command could not even run) and commits its cells; without the flag the same manifest
 /// is refused because the ports are in use.
-#[cfg(unix)]
 #[test]
 fn unmanaged_runs_a_managed_manifest_against_running_servers() {
     let mut case = Case::new(FAST);
@@ -961,13 +896,9 @@ fn unmanaged_runs_a_managed_manifest_against_running_servers() {
     assert_eq!(case.committed(), 0);
 
     let out = case.run(&manifest, &["--unmanaged"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(
-            "--unmanaged: using the servers already listening for endpoints `emu_a`, `emu_b`"
-        ),
-        "{}",
-        out.stderr
+    out.assert_says(
+        0,
+        "--unmanaged: using the servers already listening for endpoints `emu_a`, `emu_b`",
     );
     let total = total_cells(&out.stderr);
     assert!(total > 0);

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
-use crate::support::{self, Emulator, Manifest, fast_profile, s, write_file};
+use crate::support::{self, Emulator, Manifest, fast_profile, s};
 
 const REQUIRE_ENV: &str = "CHIMERA_REQUIRE_PYTHON_TESTS";
 const MODULES: &str = "pyarrow, pandas, polars, duckdb";
@@ -72,11 +72,7 @@ fn notebook_script_loads_the_compacted_tables_with_pandas_polars_and_duckdb() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let emu = Emulator::start(dir.path(), "notebooks", &fast_profile(11), 2);
-    let path = write_file(
-        dir.path(),
-        "notebooks.yaml",
-        &manifest(emu.addrs[0], emu.addrs[1]),
-    );
+    let path = emu.write_manifest(dir.path(), "notebooks.yaml", |a| manifest(a[0], a[1]));
     let data = dir.path().join("data");
 
     let run = support::chimera(&["run", s(&path), "--data", s(&data), "--campaign", "nb"]);

@@ -308,7 +308,7 @@ fn real_campaign_killed_and_resumed_loses_nothing() {
     assert_eq!(r.counts.requests, 8, "{:?}", r.counts);
     assert_eq!(r.counts.requests_failed, 0, "{:?}", r.counts);
     assert!(
-        tput.n >= 1 && tput.mean.is_some_and(|m| m > 1.0),
+        tput.stats.n >= 1 && tput.stats.mean.is_some_and(|m| m > 1.0),
         "{tput:?}"
     );
     assert!(

@@ -81,16 +81,17 @@ fn summary(
         group: s(group),
         level: serde_json::from_value(serde_json::json!(level)).expect("level"),
         metric: s(metric),
-        n,
-        mean: Some(mean),
-        sd: (n >= 2).then_some(sd),
-        cv_pct: (n >= 2).then_some(sd / mean * 100.0),
-        median: Some(mean + sd / 10.0),
-        p95: Some(max - sd / 10.0),
-        min: Some(min),
-        max: Some(max),
-        ci95_low: half.map(|h| mean - h),
-        ci95_high: half.map(|h| mean + h),
+        stats: chimera::stats::Describe {
+            n,
+            mean: Some(mean),
+            sd: (n >= 2).then_some(sd),
+            cv_pct: (n >= 2).then_some(sd / mean * 100.0),
+            median: Some(mean + sd / 10.0),
+            p95: Some(max - sd / 10.0),
+            min: Some(min),
+            max: Some(max),
+            ci95: half.map(|h| (mean - h, mean + h)),
+        },
     }
 }
 
@@ -447,32 +448,7 @@ fn emulator() -> Analysis {
             runs_missing: 0,
         },
         multi_agent: true,
-        configs: vec![
-            {
-                let mut c = config(
-                    "test015",
-                    "chimera_homo",
-                    "A, B: num_gpu=80 num_ctx=512 temperature=0.8",
-                    3,
-                    Some(stat(3, 99.1, 0.2, Some((98.603, 99.597)))),
-                    Some(stat(3, 52.4, 1.1, Some((49.667, 55.133)))),
-                );
-                c.tokens_per_j = Some(stat(3, 0.8123, 0.01, Some((0.7875, 0.8371))));
-                c
-            },
-            {
-                let mut c = config(
-                    "test016",
-                    "chimera_homo",
-                    "A, B: num_gpu=80 num_ctx=1024 temperature=0.8",
-                    2,
-                    Some(stat(2, 98.7, 0.5, Some((94.2, 103.2)))),
-                    Some(stat(2, 88.0, 0.0, Some((88.0, 88.0)))),
-                );
-                c.failed = 1;
-                c
-            },
-        ],
+        configs: homo_configs(),
         summaries: vec![summary(
             r, "report", r, "request", "ttft_ms", 24, 505.2, 19.5, 470.1, 551.9,
         )],
@@ -683,6 +659,20 @@ fn cpu() -> Analysis {
     }
 }
 
+/// The Markdown of `a`'s first report (figures under `figures`), checked to say each of
+/// `says` and none of `never`; no report of `a` shows a NaN.
+fn first_markdown(a: &Analysis, figures: &str, says: &[&str], never: &[&str]) -> String {
+    assert_no_nan(a);
+    let md = render_markdown(a, &a.reports[0], figures);
+    for want in says {
+        assert!(md.contains(want), "{want}");
+    }
+    for unwanted in never {
+        assert!(!md.contains(unwanted), "{unwanted}");
+    }
+    md
+}
+
 fn assert_no_nan(a: &Analysis) {
     for r in &a.reports {
         let md = render_markdown(a, r, "figures");
@@ -700,27 +690,62 @@ fn assert_no_nan(a: &Analysis) {
     }
 }
 
+/// The emulator campaign's two chimera_homo configurations: test015 (num_ctx 512, 3 runs,
+/// with telemetry) and test016 (num_ctx 1024, 2 runs and a failed one).
+fn homo_configs() -> Vec<ConfigRow> {
+    // (id, num_ctx, runs, published and true efficiency as (mean, sd, CI))
+    type Eff = (f64, f64, (f64, f64));
+    let rows: [(&str, u32, u64, Eff, Eff); 2] = [
+        (
+            "test015",
+            512,
+            3,
+            (99.1, 0.2, (98.603, 99.597)),
+            (52.4, 1.1, (49.667, 55.133)),
+        ),
+        (
+            "test016",
+            1024,
+            2,
+            (98.7, 0.5, (94.2, 103.2)),
+            (88.0, 0.0, (88.0, 88.0)),
+        ),
+    ];
+    let mut configs = rows.map(|(id, ctx, runs, eff, true_eff)| {
+        let options = format!("A, B: num_gpu=80 num_ctx={ctx} temperature=0.8");
+        let stat_of = |(mean, sd, ci): Eff| Some(stat(runs, mean, sd, Some(ci)));
+        config(
+            id,
+            "chimera_homo",
+            &options,
+            runs,
+            stat_of(eff),
+            stat_of(true_eff),
+        )
+    });
+    configs[0].tokens_per_j = Some(stat(3, 0.8123, 0.01, Some((0.7875, 0.8371))));
+    configs[1].failed = 1;
+    configs.into()
+}
+
 #[test]
 fn imported_multi_agent_markdown() {
-    let a = imported();
-    assert_no_nan(&a);
-    let md = render_markdown(&a, &a.reports[0], "figures");
-    assert!(md.contains("These numbers were not measured by chimera"));
-    assert!(md.contains("1 reproduced, 1 not reproduced, 1 not measured of 3"));
-    assert!(md.contains("true efficiency was not measured"));
+    let says = [
+        "These numbers were not measured by chimera",
+        "1 reproduced, 1 not reproduced, 1 not measured of 3",
+        "true efficiency was not measured",
+    ];
+    let md = first_markdown(&imported(), "figures", &says, &[]);
     insta::assert_snapshot!("report_imported_tr114_md", md);
 }
 
 #[test]
 fn emulator_markdown_and_efficiency_svg() {
     let a = emulator();
-    assert_no_nan(&a);
-    let r = &a.reports[0];
-    let md = render_markdown(&a, r, "figures/");
-    assert!(md.contains("They are not LLM measurements"));
-    assert!(!md.contains("ran on CPU"));
+    let says = ["They are not LLM measurements"];
+    let md = first_markdown(&a, "figures/", &says, &["ran on CPU"]);
     insta::assert_snapshot!("report_emulator_tr114_md", md);
-    let figs = render_figures(r);
+    let figs = render_figures(&a.reports[0]);
     let names: Vec<&str> = figs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -736,11 +761,9 @@ fn emulator_markdown_and_efficiency_svg() {
 
 #[test]
 fn measured_cpu_markdown() {
-    let a = cpu();
-    assert_no_nan(&a);
-    let md = render_markdown(&a, &a.reports[0], "");
-    assert!(md.contains("this campaign ran on CPU, with the model(s) `qwen2.5:0.5b`"));
-    assert!(!md.contains("Published vs honest efficiency"));
+    let says = ["this campaign ran on CPU, with the model(s) `qwen2.5:0.5b`"];
+    let never = ["Published vs honest efficiency"];
+    let md = first_markdown(&cpu(), "", &says, &never);
     insta::assert_snapshot!("report_measured_cpu_tr108_md", md);
 }
 

@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use arrow::array::{Array, StringArray};
+use chimera::emulator::EmulatorHandle;
 use chimera::record::{CellKind, CellRecord};
 use chimera::run::{RunOptions, execute};
 
@@ -39,15 +41,18 @@ pub(crate) fn manifest(a: std::net::SocketAddr, b: std::net::SocketAddr) -> Stri
     .yaml()
 }
 
+/// The shared-GPU emulator on two listeners, a temporary directory, and the TR914 manifest
+/// for that emulator.
+async fn tr914() -> (EmulatorHandle, tempfile::TempDir, String) {
+    let emu = emulate(&profile(), 2).await;
+    let text = manifest(emu.addrs[0], emu.addrs[1]);
+    (emu, tempfile::tempdir().expect("tempdir"), text)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
-    let emu = emulate(&profile(), 2).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_file(
-        dir.path(),
-        "tr914.yaml",
-        &manifest(emu.addrs[0], emu.addrs[1]),
-    );
+    let (emu, dir, text) = tr914().await;
+    let path = write_file(dir.path(), "tr914.yaml", &text);
     let plan = chimera::plan::build(&[path]).expect("plan");
 
     let (_tx, rx) = tokio::sync::watch::channel(false);
@@ -72,11 +77,11 @@ async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
 
     let concurrent: Vec<&CellRecord> = cells
         .iter()
-        .filter(|c| c.kind == CellKind::Concurrent)
+        .filter(|c| c.key.kind == CellKind::Concurrent)
         .collect();
     let isolated = cells
         .iter()
-        .filter(|c| c.kind == CellKind::Isolated)
+        .filter(|c| c.key.kind == CellKind::Isolated)
         .count();
     assert_eq!(concurrent.len(), 4, "2 configurations × 2 repetitions");
     assert_eq!(
@@ -87,11 +92,11 @@ async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
         let m = c.multi_agent.as_ref().expect("multi-agent metrics");
         let published = m.published_efficiency_pct.expect("published efficiency");
         let honest = m.true_efficiency_pct.expect("true efficiency");
-        assert!(published > 90.0, "{}: published {published}", c.cell_id);
+        assert!(published > 90.0, "{}: published {published}", c.key.cell_id);
         assert!(
             (35.0..=65.0).contains(&honest),
             "{}: true {honest}",
-            c.cell_id
+            c.key.cell_id
         );
         assert_eq!(m.contention, Some(false));
         for a in &c.agents {
@@ -172,16 +177,8 @@ async fn tr114_shaped_campaign_reports_published_and_honest_efficiency() {
 /// aggregates in `cells` and its samples in `telemetry.parquet`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn telemetry_aggregates_and_samples_reach_the_tables() {
-    let emu = emulate(&profile(), 2).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let summary = campaign(
-        dir.path(),
-        "telemetry",
-        &manifest(emu.addrs[0], emu.addrs[1]),
-        false,
-        Some(1),
-    )
-    .await;
+    let (emu, dir, text) = tr914().await;
+    let summary = campaign(dir.path(), "telemetry", &text, false, Some(1)).await;
     assert!(summary.failed.is_empty());
     let cells_dir = dir.path().join("data/telemetry/cells");
     let mut with_samples = 0;
@@ -230,9 +227,7 @@ async fn telemetry_aggregates_and_samples_reach_the_tables() {
 /// cache; a changed option changes the cell ids, so nothing stale is reused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_campaign_reuses_cells_from_the_shared_cache() {
-    let emu = emulate(&profile(), 2).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let text = manifest(emu.addrs[0], emu.addrs[1]);
+    let (emu, dir, text) = tr914().await;
     let first = campaign(dir.path(), "first", &text, true, None).await;
     assert_eq!((first.ran, first.cached), (16, 0));
     let second = campaign(dir.path(), "second", &text, true, None).await;
@@ -260,9 +255,8 @@ async fn a_second_campaign_reuses_cells_from_the_shared_cache() {
 /// that fixes it; nothing is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_model_stops_the_campaign_with_the_pull_command() {
-    let emu = emulate(&profile(), 2).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let text = manifest(emu.addrs[0], emu.addrs[1]).replace("gemma3:270m", "gemma3:1b");
+    let (emu, dir, text) = tr914().await;
+    let text = text.replace("gemma3:270m", "gemma3:1b");
     let err = try_campaign(dir.path(), "missing", &text, |_| {})
         .await
         .expect_err("the model is missing");
@@ -333,5 +327,69 @@ async fn requests_carry_the_ttft_their_harness_published() {
         }
         assert_eq!(measured, 4, "{name}: 2 configurations × 2 prompts");
     }
+    emu.shutdown().await;
+}
+
+/// The manifest's axes are columns of chimera's own runs: every cell and agent row of a block
+/// named `runtimes` with `language: rust` and a `runtime` axis carries them, so a notebook
+/// groups by runtime without parsing `config_id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runtime_language_and_block_are_columns_of_a_run() {
+    let emu = emulate(&profile(), 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = Manifest::two_agent_workflow(
+        "TR915",
+        "axes as columns",
+        [emu.addrs[0], emu.addrs[1]],
+        ["local:gpu0", "local:gpu1"],
+        1,
+    )
+    .block(&format!(
+        "name: runtimes\n  workload: workflow\n  model: gemma3\n  language: rust\n  \
+         axes:\n    runtime: [tokio-default, smol]\n  id_template: \"{{runtime}}/{{id}}\"\n  \
+         configurations:\n    - {}",
+        homo_config("c", "num_ctx: 512")
+    ))
+    .yaml();
+    let summary = campaign(dir.path(), "axes", &text, false, None).await;
+    assert!(summary.failed.is_empty());
+    let mut runtimes = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("data/axes/cells")).expect("cells") {
+        let cell = entry.expect("entry").path();
+        let meta = std::fs::read_to_string(cell.join("MANIFEST.json")).unwrap_or_default();
+        if meta.is_empty() || meta.contains("\"warmup\"") {
+            continue; // in flight, or a warm-up: no configuration, no axes
+        }
+        for part in ["cells.parquet", "agents.parquet"] {
+            for b in chimera::table::read_parquet(&cell.join(part)).expect(part) {
+                let text = |col: &str| {
+                    let a = b.column_by_name(col).expect(col);
+                    let a = a.as_any().downcast_ref::<StringArray>().expect("utf8");
+                    (0..a.len())
+                        .map(|i| a.is_valid(i).then(|| a.value(i).to_owned()))
+                        .collect::<Vec<_>>()
+                };
+                let n = b.num_rows();
+                assert_eq!(text("language"), vec![Some("rust".to_owned()); n], "{part}");
+                assert_eq!(
+                    text("block"),
+                    vec![Some("runtimes".to_owned()); n],
+                    "{part}"
+                );
+                assert_eq!(text("model"), vec![Some("gemma3:270m".to_owned()); n]);
+                if part == "cells.parquet" {
+                    let config = text("config_id");
+                    for (r, c) in text("runtime").iter().zip(&config) {
+                        let r = r.clone().expect("runtime");
+                        assert_eq!(c.as_deref(), Some(format!("{r}/c").as_str()));
+                        runtimes.push(r);
+                    }
+                }
+            }
+        }
+    }
+    runtimes.sort();
+    runtimes.dedup();
+    assert_eq!(runtimes, ["smol", "tokio-default"]);
     emu.shutdown().await;
 }

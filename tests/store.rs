@@ -43,6 +43,14 @@ fn parts(n: u64) -> Vec<(String, Vec<u8>)> {
     ]
 }
 
+/// A campaign under `data` with cells 1 and 2 committed, and cell 1's directory.
+fn two_committed(data: &Path) -> (Campaign, PathBuf) {
+    let c = open(data);
+    let dir = commit(&c, 1);
+    commit(&c, 2);
+    (c, dir)
+}
+
 fn commit(c: &Campaign, n: u64) -> PathBuf {
     match c
         .commit_cell(&id(n), 1, &parts(n), &json!({"n": n}))
@@ -102,9 +110,7 @@ fn store_commit_is_found_intact_and_verifies() {
 #[test]
 fn store_corrupted_part_fails_full_verification_and_is_moved_aside() {
     let t = tempfile::tempdir().expect("tempdir");
-    let c = open(t.path());
-    let dir = commit(&c, 1);
-    commit(&c, 2);
+    let (c, dir) = two_committed(t.path());
     flip_byte(&dir.join("telemetry.parquet"), 17);
     // Same size: the fast check cannot see it, the full one must.
     assert!(c.committed().expect("committed").contains(&id(1)));
@@ -388,30 +394,22 @@ fn store_floats_survive_the_json_round_trip_exactly() {
 #[test]
 fn store_manifest_records_follow_the_text_not_the_path() {
     let t = tempfile::tempdir().expect("tempdir");
-    let entry = |path: &str, text: &str| ManifestEntry::new(path, "TR114", text);
-    let with = |m: Vec<ManifestEntry>| CampaignInfo::new("c1", m);
-    drop(Campaign::open(t.path(), "c1", with(vec![entry("m.yaml", "format: 1\n")])).expect("open"));
-    let c = Campaign::open(
-        t.path(),
-        "c1",
-        with(vec![entry("/abs/m.yaml", "format: 1\n")]),
-    )
-    .expect("open");
+    // The campaign opened with one manifest, `path` with `text`.
+    let open_with = |path: &str, text: &str| {
+        let m = vec![ManifestEntry::new(path, "TR114", text)];
+        Campaign::open(t.path(), "c1", CampaignInfo::new("c1", m)).expect("open")
+    };
+    drop(open_with("m.yaml", "format: 1\n"));
+    let c = open_with("/abs/m.yaml", "format: 1\n");
     assert_eq!(c.info().manifests.len(), 1);
     drop(c);
-    let c = Campaign::open(
-        t.path(),
-        "c1",
-        with(vec![entry("m.yaml", "format: 1\n# v2\n")]),
-    )
-    .expect("open");
+    let c = open_with("m.yaml", "format: 1\n# v2\n");
     assert_eq!(c.info().manifests.len(), 2);
     let current = c.info().current_manifests();
     assert_eq!(current.len(), 1);
     assert_eq!(current[0].text, "format: 1\n# v2\n");
     drop(c);
-    let c =
-        Campaign::open(t.path(), "c1", with(vec![entry("x.yaml", "format: 1\n")])).expect("open");
+    let c = open_with("x.yaml", "format: 1\n");
     assert_eq!(c.info().manifests.len(), 2);
     assert_eq!(c.info().current_manifests()[0].text, "format: 1\n");
     assert_eq!(c.info().manifests[1].text, "format: 1\n");
@@ -420,9 +418,7 @@ fn store_manifest_records_follow_the_text_not_the_path() {
 #[test]
 fn store_view_reports_broken_cells_without_moving_them() {
     let t = tempfile::tempdir().expect("tempdir");
-    let c = open(t.path());
-    let dir = commit(&c, 1);
-    commit(&c, 2);
+    let (_c, dir) = two_committed(t.path());
     flip_byte(&dir.join("summary.json"), 0);
     let view = open_existing(t.path(), "c1").expect("open_existing");
     assert_eq!(view.committed().expect("committed").len(), 2);
@@ -545,20 +541,26 @@ fn store_journal_round_trips_and_skips_a_torn_last_line() {
     assert_eq!(want[3].at_unix_ms(), 4.0);
 }
 
+/// Opening campaign `c1` under `data` fails with an I/O error that names the campaign
+/// directory and says each of `wants`; the message.
+fn assert_open_fails_with_io(data: &Path, wants: &[&str]) -> String {
+    let e = Campaign::open(data, "c1", info()).expect_err("open should fail");
+    let msg = e.to_string();
+    eprintln!("{msg}");
+    assert!(matches!(e, StoreError::Io { .. }), "{msg}");
+    let dir = data.join("c1").display().to_string();
+    for want in std::iter::once(dir.as_str()).chain(wants.iter().copied()) {
+        assert!(msg.contains(want), "{want}: {msg}");
+    }
+    msg
+}
+
 #[test]
 fn store_data_path_under_a_file_names_the_path_and_the_fix() {
     let t = tempfile::tempdir().expect("tempdir");
     let file = t.path().join("not-a-dir");
     fs::write(&file, b"x").expect("write");
-    let e = Campaign::open(&file, "c1", info()).expect_err("open should fail");
-    let msg = e.to_string();
-    eprintln!("{msg}");
-    assert!(matches!(e, StoreError::Io { .. }), "{msg}");
-    assert!(
-        msg.contains(&file.join("c1").display().to_string()),
-        "{msg}"
-    );
-    assert!(msg.contains("create the campaign directory"), "{msg}");
+    let msg = assert_open_fails_with_io(&file, &["create the campaign directory"]);
     assert!(msg.contains("pass --data to a"), "{msg}");
 }
 
@@ -570,16 +572,7 @@ fn store_unwritable_data_directory_names_the_path_and_the_fix() {
         if !data.parent().is_some_and(Path::exists) || data.exists() {
             continue;
         }
-        let e = Campaign::open(data, "c1", info()).expect_err("open should fail");
-        let msg = e.to_string();
-        eprintln!("{msg}");
-        eprintln!("{msg}");
-        assert!(matches!(e, StoreError::Io { .. }), "{msg}");
-        assert!(
-            msg.contains(&data.join("c1").display().to_string()),
-            "{msg}"
-        );
-        assert!(msg.contains("pass --data to a writable directory"), "{msg}");
+        assert_open_fails_with_io(data, &["pass --data to a writable directory"]);
     }
 }
 

@@ -41,6 +41,13 @@ impl Run {
             assert!(self.stderr.contains(want), "{want}:\n{}", self.stderr);
         }
     }
+
+    /// Asserts the command exited with `code` and that its stderr says `want`.
+    pub fn assert_says(&self, code: i32, want: impl AsRef<str>) {
+        let want = want.as_ref();
+        assert_eq!(self.code, code, "{}", self.stderr);
+        assert!(self.stderr.contains(want), "{want}:\n{}", self.stderr);
+    }
 }
 
 /// `chimera args` in `cwd`, without the environment that changes how it logs or commits.
@@ -59,14 +66,19 @@ pub fn chimera_cmd(args: &[&str]) -> Command {
     chimera_cmd_in(&root(), args)
 }
 
-/// Runs `chimera` with `args` in `cwd`.
-pub fn chimera_in(cwd: &Path, args: &[&str]) -> Run {
-    let out = chimera_cmd_in(cwd, args).output().expect("run chimera");
+/// Runs `cmd` (a chimera command line) to its end.
+pub fn run_command(cmd: &mut Command) -> Run {
+    let out = cmd.output().expect("run chimera");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Runs `chimera` with `args` in `cwd`.
+pub fn chimera_in(cwd: &Path, args: &[&str]) -> Run {
+    run_command(&mut chimera_cmd_in(cwd, args))
 }
 
 /// Runs `chimera` with `args` in the package root.
@@ -149,14 +161,11 @@ impl Emulator {
     pub fn start(dir: &Path, name: &str, profile: &str, listeners: usize) -> Emulator {
         let path = dir.join(format!("{name}-profile.yaml"));
         std::fs::write(&path, profile).expect("write profile");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chimera"));
-        cmd.arg("emulate").arg("--profile").arg(&path);
+        let mut cmd = chimera_cmd(&["emulate", "--profile", s(&path)]);
         for _ in 0..listeners {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
         let mut child = cmd
-            .env_remove("CHIMERA_LOG")
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -169,6 +178,16 @@ impl Emulator {
             addrs.push(line.trim().parse().expect("an address per line"));
         }
         Emulator { child, addrs }
+    }
+
+    /// Writes the manifest `text` makes of this emulator's addresses to `<dir>/<file>`.
+    pub fn write_manifest(
+        &self,
+        dir: &Path,
+        file: &str,
+        text: impl FnOnce(&[SocketAddr]) -> String,
+    ) -> PathBuf {
+        write_file(dir, file, &text(&self.addrs))
     }
 }
 

@@ -60,17 +60,16 @@ fn cell(id: &str, report: &str, agents: usize, requests: u32) -> CellRecord {
             requests: (0..requests).map(|i| request(i, i % 2 == 0)).collect(),
         })
         .collect();
-    CellRecord {
-        model: Some("m:latest".into()),
-        wall_ms: 1_234.5,
-        aggregate_tok_s: Some(40.5),
-        ..chimera::fuzzing::sample_cell_record(id.into(), CellKind::Single, report, agents)
-    }
+    let mut rec = chimera::fuzzing::sample_cell_record(id.into(), CellKind::Single, report, agents);
+    rec.key.model = Some("m:latest".into());
+    rec.wall_ms = 1_234.5;
+    rec.aggregate_tok_s = Some(40.5);
+    rec
 }
 
 /// Writes a cell's parts as the store would commit them.
 fn commit(campaign: &Path, rec: &CellRecord) {
-    let dir = campaign.join("cells").join(&rec.cell_id);
+    let dir = campaign.join("cells").join(&rec.key.cell_id);
     fs::create_dir_all(&dir).expect("mkdir");
     for (name, bytes) in table::cell_parts(rec, "camp").expect("parts") {
         fs::write(dir.join(name), bytes).expect("write part");
@@ -169,7 +168,7 @@ fn compact_partitions_the_parts_by_report() {
 
     // Row counts per partition equal the sum of the parts.
     for report in ["tr108", "tr110"] {
-        let mine: Vec<&CellRecord> = cells.iter().filter(|c| c.report == report).collect();
+        let mine: Vec<&CellRecord> = cells.iter().filter(|c| c.key.report == report).collect();
         assert_eq!(rows(&part(&camp, "cells", report)), mine.len());
         assert_eq!(
             rows(&part(&camp, "agents", report)),

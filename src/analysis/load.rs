@@ -9,6 +9,7 @@ use super::error::AnalysisError;
 use super::model::Origin;
 use super::select::{Cfg, options_text};
 use crate::plan::{NodeKind, Plan};
+use crate::record::CellAxes;
 use crate::store;
 
 /// One loaded campaign: its info, plan, configurations and rows.
@@ -86,11 +87,9 @@ pub fn configurations(plan: &Plan) -> HashMap<(String, String), Cfg> {
                 id: c.id.to_string(),
                 scenario: c.scenario.to_string(),
                 scenario_kind: c.scenario_kind.to_string(),
-                block: spec.matrix.get(c.block).and_then(|b| b.name.clone()),
                 model_id: c.model.to_string(),
                 model_tag,
-                runtime: c.runtime.map(|r| r.to_string()),
-                language: c.language.map(|l| l.to_string()),
+                axes: CellAxes::of(plan, c),
                 agents,
                 multi: c.is_multi_agent(),
                 order: i,

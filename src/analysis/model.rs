@@ -155,26 +155,10 @@ pub struct SummaryRow {
     pub level: Level,
     /// Metric name (as in the manifest's `metric`).
     pub metric: String,
-    /// Number of values.
-    pub n: u64,
-    /// Mean.
-    pub mean: Option<f64>,
-    /// Sample SD (n − 1).
-    pub sd: Option<f64>,
-    /// CV, %.
-    pub cv_pct: Option<f64>,
-    /// Median.
-    pub median: Option<f64>,
-    /// 95th percentile (linear interpolation).
-    pub p95: Option<f64>,
-    /// Minimum.
-    pub min: Option<f64>,
-    /// Maximum.
-    pub max: Option<f64>,
-    /// Student-t 95 % CI of the mean, low.
-    pub ci95_low: Option<f64>,
-    /// Student-t 95 % CI of the mean, high.
-    pub ci95_high: Option<f64>,
+    /// The statistics of the values (n, mean, SD, CV, median, p95, min, max, Student-t 95 %
+    /// CI of the mean).
+    #[serde(flatten)]
+    pub stats: crate::stats::Describe,
 }
 
 /// The verdict on one published number.
@@ -419,4 +403,51 @@ pub struct ReportAnalysis {
     pub telemetry: Vec<TelemetrySeries>,
     /// Findings in sentences, each built from the numbers above.
     pub findings: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A summary row's statistics stay flat in `analysis.json`, in column order, and read back.
+    #[test]
+    fn summary_rows_keep_their_flat_json_shape() {
+        let row = SummaryRow {
+            report: "TR110".into(),
+            grouping: "report".into(),
+            group: "TR110".into(),
+            level: Level::Run,
+            metric: "published_efficiency_pct".into(),
+            stats: crate::stats::describe(&[90.0, 95.0, 97.0]),
+        };
+        let json = serde_json::to_string(&row).expect("serialize");
+        let keys = [
+            "report",
+            "grouping",
+            "group",
+            "level",
+            "metric",
+            "n",
+            "mean",
+            "sd",
+            "cv_pct",
+            "median",
+            "p95",
+            "min",
+            "max",
+            "ci95_low",
+            "ci95_high",
+        ];
+        let at: Vec<usize> = keys
+            .iter()
+            .map(|k| json.find(&format!("\"{k}\":")).expect(k))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+        assert!(
+            !json.contains("\"stats\"") && !json.contains("\"ci95\""),
+            "{json}"
+        );
+        let back: SummaryRow = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, row);
+    }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::dataset::Dataset;
 use crate::manifest::{Filter, Level, Metric, Options, Role};
+use crate::record::CellAxes;
 use crate::stats;
 use crate::table::{AgentsRow as AgentRow, CellsRow as CellRow, RequestsRow as RequestRow};
 
@@ -27,16 +28,12 @@ pub struct Cfg {
     pub scenario: String,
     /// Scenario kind.
     pub scenario_kind: String,
-    /// Block name.
-    pub block: Option<String>,
     /// Model id.
     pub model_id: String,
     /// Model tag.
     pub model_tag: String,
-    /// Runtime.
-    pub runtime: Option<String>,
-    /// Language.
-    pub language: Option<String>,
+    /// Runtime, language and block name, as the cells carry them.
+    pub axes: CellAxes,
     /// Agents in scenario order: (id, role, options in words).
     pub agents: Vec<(String, String, String)>,
     /// Multi-agent (concurrent) configuration.
@@ -178,9 +175,9 @@ fn cfg_matches(cfg: &Cfg, f: &Filter) -> bool {
         && f.model
             .as_ref()
             .is_none_or(|m| *m == cfg.model_id || *m == cfg.model_tag)
-        && eq_opt(f.runtime.map(|r| r.to_string()), &cfg.runtime)
-        && eq_opt(f.language.map(|l| l.to_string()), &cfg.language)
-        && eq_opt(f.block.clone(), &cfg.block)
+        && eq_opt(f.runtime.map(|r| r.to_string()), &cfg.axes.runtime)
+        && eq_opt(f.language.map(|l| l.to_string()), &cfg.axes.language)
+        && eq_opt(f.block.clone(), &cfg.axes.block)
 }
 
 fn agent_matches(a: &AgentRow, f: &Filter, _cfg: &Cfg) -> bool {

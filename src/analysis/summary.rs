@@ -49,23 +49,13 @@ fn summary_row(
     metric: &str,
     xs: &[f64],
 ) -> SummaryRow {
-    let d = stats::describe(xs);
     SummaryRow {
         report: report.to_owned(),
         grouping: grouping.to_owned(),
         group: group.to_owned(),
         level,
         metric: metric.to_owned(),
-        n: d.n,
-        mean: d.mean,
-        sd: d.sd,
-        cv_pct: d.cv_pct,
-        median: d.median,
-        p95: d.p95,
-        min: d.min,
-        max: d.max,
-        ci95_low: d.ci95.map(|c| c.0),
-        ci95_high: d.ci95.map(|c| c.1),
+        stats: stats::describe(xs),
     }
 }
 
@@ -122,14 +112,14 @@ fn summaries(pool: &Pool<'_>, report: &str) -> Vec<SummaryRow> {
         };
         groupings.push(("model", groups(models, f)));
     }
-    if let Some(rt) = varied(distinct(&|c| c.runtime.clone())) {
+    if let Some(rt) = varied(distinct(&|c| c.axes.runtime.clone())) {
         let f = |r| Filter {
             runtime: Some(r),
             ..Filter::default()
         };
         groupings.push(("runtime", enum_groups(rt, f)));
     }
-    if let Some(lang) = varied(distinct(&|c| c.language.clone())) {
+    if let Some(lang) = varied(distinct(&|c| c.axes.language.clone())) {
         let f = |l| Filter {
             language: Some(l),
             ..Filter::default()
@@ -213,10 +203,10 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
         out.push(ConfigRow {
             config: cfg.id.clone(),
             scenario: cfg.scenario.clone(),
-            block: cfg.block.clone(),
+            block: cfg.axes.block.clone(),
             model: cfg.model_tag.clone(),
-            runtime: cfg.runtime.clone(),
-            language: cfg.language.clone(),
+            runtime: cfg.axes.runtime.clone(),
+            language: cfg.axes.language.clone(),
             options: cfg
                 .agents
                 .iter()
@@ -382,19 +372,19 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
             .iter()
             .find(|s| s.grouping == "report" && s.metric == m)
     };
-    let ci = |s: &SummaryRow| match (s.ci95_low, s.ci95_high) {
-        (Some(a), Some(b)) => format!(" (95 % CI {}–{})", fmt_num(a), fmt_num(b)),
-        _ => String::new(),
+    let ci = |s: &SummaryRow| match s.stats.ci95 {
+        Some((a, b)) => format!(" (95 % CI {}–{})", fmt_num(a), fmt_num(b)),
+        None => String::new(),
     };
     if let Some(s) = whole("published_efficiency_pct") {
         out.push(format!(
             "Published efficiency over {} runs: mean {} %{}, median {} %, range {}–{} %.",
-            s.n,
-            fmt_num(s.mean.unwrap_or(f64::NAN)),
+            s.stats.n,
+            fmt_num(s.stats.mean.unwrap_or(f64::NAN)),
             ci(s),
-            fmt_num(s.median.unwrap_or(f64::NAN)),
-            fmt_num(s.min.unwrap_or(f64::NAN)),
-            fmt_num(s.max.unwrap_or(f64::NAN)),
+            fmt_num(s.stats.median.unwrap_or(f64::NAN)),
+            fmt_num(s.stats.min.unwrap_or(f64::NAN)),
+            fmt_num(s.stats.max.unwrap_or(f64::NAN)),
         ));
         let mut by: Vec<(&str, f64)> = r
             .configs
@@ -428,9 +418,9 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
     match whole("true_efficiency_pct") {
         Some(s) => out.push(format!(
             "True efficiency (against the agents run alone, same options): mean {} %{} over {} runs.",
-            fmt_num(s.mean.unwrap_or(f64::NAN)),
+            fmt_num(s.stats.mean.unwrap_or(f64::NAN)),
             ci(s),
-            s.n
+            s.stats.n
         )),
         None if r.multi_agent => out.push(
             "True efficiency is not measured in this data: the agents were never run alone, so \
@@ -443,15 +433,15 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
     if let Some(s) = whole("throughput_tok_s") {
         out.push(format!(
             "Throughput over {} {}: mean {} tok/s{}, CV {} %.",
-            s.n,
+            s.stats.n,
             if s.level == Level::Agent {
                 "agent runs (per-agent means: the source recorded no per-request values)"
             } else {
                 "requests"
             },
-            fmt_num(s.mean.unwrap_or(f64::NAN)),
+            fmt_num(s.stats.mean.unwrap_or(f64::NAN)),
             ci(s),
-            fmt_num(s.cv_pct.unwrap_or(f64::NAN))
+            fmt_num(s.stats.cv_pct.unwrap_or(f64::NAN))
         ));
     }
     if let Some(s) = whole("ttft_ms") {
@@ -462,16 +452,16 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
             } else {
                 ""
             },
-            fmt_num(s.median.unwrap_or(f64::NAN)),
-            fmt_num(s.p95.unwrap_or(f64::NAN)),
-            fmt_num(s.max.unwrap_or(f64::NAN))
+            fmt_num(s.stats.median.unwrap_or(f64::NAN)),
+            fmt_num(s.stats.p95.unwrap_or(f64::NAN)),
+            fmt_num(s.stats.max.unwrap_or(f64::NAN))
         ));
     }
     if let Some(s) = whole("output_tokens_per_j") {
         out.push(format!(
             "Energy: {} output tokens per joule on average over {} runs.",
-            fmt_num(s.mean.unwrap_or(f64::NAN)),
-            s.n
+            fmt_num(s.stats.mean.unwrap_or(f64::NAN)),
+            s.stats.n
         ));
     }
     // Every cross-report and language comparison; model and runtime pairs only when few.
@@ -618,7 +608,7 @@ fn within_comparisons(pool: &Pool<'_>, report: &str, multi: bool) -> Vec<Compari
             }
         }
     };
-    by_key("language", &|c| c.language.clone(), &|g| {
+    by_key("language", &|c| c.axes.language.clone(), &|g| {
         Some(Filter {
             language: Some(serde_json::from_value(serde_json::Value::String(g.into())).ok()?),
             ..Filter::default()
@@ -630,7 +620,7 @@ fn within_comparisons(pool: &Pool<'_>, report: &str, multi: bool) -> Vec<Compari
             ..Filter::default()
         })
     });
-    by_key("runtime", &|c| c.runtime.clone(), &|g| {
+    by_key("runtime", &|c| c.axes.runtime.clone(), &|g| {
         Some(Filter {
             runtime: Some(serde_json::from_value(serde_json::Value::String(g.into())).ok()?),
             ..Filter::default()

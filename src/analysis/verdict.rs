@@ -218,19 +218,27 @@ mod tests {
 
     #[test]
     fn rounding_follows_the_printed_digits() {
-        assert_eq!(rounding_half_unit(98.281), 0.0005);
-        assert_eq!(rounding_half_unit(98.4), 0.05);
-        assert_eq!(rounding_half_unit(1.0), 0.5);
-        assert_eq!(rounding_half_unit(7557.0), 0.5);
-        assert_eq!(rounding_half_unit(0.74), 0.005);
+        for (printed, half_unit) in [
+            (98.281, 0.0005),
+            (98.4, 0.05),
+            (1.0, 0.5),
+            (7557.0, 0.5),
+            (0.74, 0.005),
+        ] {
+            assert_eq!(rounding_half_unit(printed), half_unit, "{printed}");
+        }
     }
 
     #[test]
     fn numbers_are_short() {
-        assert_eq!(fmt_num(98.2810), "98.281");
-        assert_eq!(fmt_num(2.0), "2");
-        assert_eq!(fmt_num(-0.0), "0");
-        assert_eq!(fmt_num(0.00054), "0.0005");
-        assert_eq!(fmt_num(f64::NAN), "—");
+        for (x, want) in [
+            (98.2810, "98.281"),
+            (2.0, "2"),
+            (-0.0, "0"),
+            (0.00054, "0.0005"),
+            (f64::NAN, "—"),
+        ] {
+            assert_eq!(fmt_num(x), want, "{x}");
+        }
     }
 }

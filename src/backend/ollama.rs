@@ -33,8 +33,8 @@ use serde_json::Value;
 
 pub use super::stream::ClientError;
 use super::stream::{
-    Protocol, ServerHttp, TextTimer, base_body, cut_mid_line, err, error_message, lossy_prefix,
-    map_status, measure_json, truncate_chars,
+    Fed, Protocol, ServerHttp, TextTimer, base_body, cut_mid_line, err, error_message,
+    lossy_prefix, map_status, measure_json, parse_json, truncate_chars,
 };
 use super::{ErrorKind, LlmRequest, RequestError, RequestRecord};
 use crate::manifest::{Api, Options};
@@ -101,15 +101,8 @@ impl OllamaClient {
     /// `model` (case-insensitive), also as `model:latest` when `model` has no tag. `None` when
     /// the server does not have the model or lists no digest for it.
     pub async fn model_digest(&self, model: &str) -> Result<Option<String>, RequestError> {
-        let v = self.server.get_json("/api/tags").await?;
-        let Some(models) = v.get("models").and_then(Value::as_array) else {
-            return Err(err(
-                ErrorKind::MalformedResponse,
-                Some(200),
-                "no `models` array in the /api/tags reply".to_owned(),
-            ));
-        };
-        Ok(find_digest(models, model))
+        let models = self.server.get_array("/api/tags", "models").await?;
+        Ok(find_digest(&models, model))
     }
 }
 
@@ -239,22 +232,11 @@ impl StreamState {
 
 impl Protocol for StreamState {
     /// Handles one line that arrived at `at`. Blank lines are skipped.
-    fn on_line(
-        &mut self,
-        line: &[u8],
-        at: Instant,
-        rec: &mut RequestRecord,
-    ) -> Result<(), RequestError> {
+    fn on_line(&mut self, line: &[u8], at: Instant, rec: &mut RequestRecord) -> Fed {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        let chunk: Chunk = serde_json::from_slice(line).map_err(|e| {
-            err(
-                ErrorKind::MalformedResponse,
-                None,
-                format!("invalid JSON line ({e}): {}", lossy_prefix(line)),
-            )
-        })?;
+        let chunk: Chunk = parse_json(line, "line")?;
         if let Some(e) = chunk.error {
             let message = match e {
                 Value::String(s) => s,
@@ -320,12 +302,7 @@ impl Protocol for StreamState {
         self.done
     }
 
-    fn finish(
-        &mut self,
-        rest: &[u8],
-        end: Instant,
-        rec: &mut RequestRecord,
-    ) -> Result<(), RequestError> {
+    fn finish(&mut self, rest: &[u8], end: Instant, rec: &mut RequestRecord) -> Fed {
         if !rest.iter().all(u8::is_ascii_whitespace) {
             // A partial last line: the stream was cut mid-object, unless it happens to be
             // complete JSON without its newline.

@@ -57,8 +57,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::stream::{
-    ClientError, Protocol, ServerHttp, TextTimer, base_body, cut_mid_line, err, error_message,
-    lossy_prefix, map_status, measure_json, truncate_chars,
+    ClientError, Fed, Protocol, ServerHttp, TextTimer, base_body, cut_mid_line, err, error_message,
+    lossy_prefix, map_status, measure_json, parse_json, truncate_chars,
 };
 use super::{ErrorKind, LlmRequest, RequestError, RequestRecord};
 use crate::manifest::Api;
@@ -179,14 +179,7 @@ impl OpenAiClient {
     /// The model ids the server lists (`GET /v1/models` → `data[].id`): llama-server lists
     /// its `--alias` or model path, vLLM its served model name(s).
     pub async fn models(&self) -> Result<Vec<String>, RequestError> {
-        let v = self.server.get_json("/v1/models").await?;
-        let Some(data) = v.get("data").and_then(Value::as_array) else {
-            return Err(err(
-                ErrorKind::MalformedResponse,
-                Some(200),
-                "no `data` array in the /v1/models reply".to_owned(),
-            ));
-        };
+        let data = self.server.get_array("/v1/models", "data").await?;
         Ok(data
             .iter()
             .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_owned))
@@ -415,12 +408,7 @@ impl SseState {
     }
 
     /// Handles one SSE line that arrived at `at`.
-    fn on_sse_line(
-        &mut self,
-        line: &[u8],
-        at: Instant,
-        rec: &mut RequestRecord,
-    ) -> Result<(), RequestError> {
+    fn on_sse_line(&mut self, line: &[u8], at: Instant, rec: &mut RequestRecord) -> Fed {
         match sse_line(line) {
             SseLine::Blank => {
                 self.event = None;
@@ -451,19 +439,8 @@ impl SseState {
     }
 
     /// One JSON chunk (streamed) or the whole reply (not streamed).
-    fn on_payload(
-        &mut self,
-        payload: &[u8],
-        at: Instant,
-        rec: &mut RequestRecord,
-    ) -> Result<(), RequestError> {
-        let reply: Reply = serde_json::from_slice(payload).map_err(|e| {
-            err(
-                ErrorKind::MalformedResponse,
-                None,
-                format!("invalid JSON chunk ({e}): {}", lossy_prefix(payload)),
-            )
-        })?;
+    fn on_payload(&mut self, payload: &[u8], at: Instant, rec: &mut RequestRecord) -> Fed {
+        let reply: Reply = parse_json(payload, "chunk")?;
         if let Some(e) = reply.error {
             let text = error_text(&e);
             let text = if text.trim().is_empty() {
@@ -532,12 +509,7 @@ impl SseState {
 }
 
 impl Protocol for SseState {
-    fn on_line(
-        &mut self,
-        line: &[u8],
-        at: Instant,
-        rec: &mut RequestRecord,
-    ) -> Result<(), RequestError> {
+    fn on_line(&mut self, line: &[u8], at: Instant, rec: &mut RequestRecord) -> Fed {
         self.on_sse_line(line, at, rec)
     }
 
@@ -545,12 +517,7 @@ impl Protocol for SseState {
         self.done
     }
 
-    fn finish(
-        &mut self,
-        rest: &[u8],
-        end: Instant,
-        rec: &mut RequestRecord,
-    ) -> Result<(), RequestError> {
+    fn finish(&mut self, rest: &[u8], end: Instant, rec: &mut RequestRecord) -> Fed {
         if !self.stream {
             if rest.iter().all(u8::is_ascii_whitespace) {
                 return Err(err(

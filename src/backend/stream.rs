@@ -183,26 +183,34 @@ pub(super) async fn measure_json<P: Protocol>(
 }
 
 /// A wire protocol's reading of one response body.
+/// What feeding bytes to a reply's parser gives: nothing, or why the reply is broken.
+pub(crate) type Fed = Result<(), RequestError>;
+
+/// `bytes` (a `what`: a line, a chunk) parsed as JSON; a malformed-response error quoting
+/// their start otherwise.
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, RequestError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        err(
+            ErrorKind::MalformedResponse,
+            None,
+            format!("invalid JSON {what} ({e}): {}", lossy_prefix(bytes)),
+        )
+    })
+}
+
 pub(crate) trait Protocol {
     /// Handles one complete line (without `\n` and a trailing `\r`) that arrived at `at`.
     /// Only called for streamed requests.
-    fn on_line(
-        &mut self,
-        line: &[u8],
-        at: Instant,
-        rec: &mut RequestRecord,
-    ) -> Result<(), RequestError>;
+    fn on_line(&mut self, line: &[u8], at: Instant, rec: &mut RequestRecord) -> Fed;
     /// True once the reply is complete (final chunk or end marker seen).
     fn done(&self) -> bool;
     /// The body ended and [`Protocol::done`] is false: `rest` holds the bytes after the last
     /// newline (streamed) or the whole body (not streamed). Completes the reply, or says why
     /// it is incomplete.
-    fn finish(
-        &mut self,
-        rest: &[u8],
-        end: Instant,
-        rec: &mut RequestRecord,
-    ) -> Result<(), RequestError>;
+    fn finish(&mut self, rest: &[u8], end: Instant, rec: &mut RequestRecord) -> Fed;
     /// The end marker, for messages (`done: true`, `data: [DONE]`).
     fn end_marker(&self) -> &'static str;
     /// Maps a non-2xx status and its body.
@@ -445,7 +453,32 @@ pub(super) async fn read_error_body(
     body
 }
 
+/// The error of a metadata reply without the expected array.
+fn no_array(key: &str, path: &str) -> RequestError {
+    err(
+        ErrorKind::MalformedResponse,
+        Some(200),
+        format!("no `{key}` array in the {path} reply"),
+    )
+}
+
 impl ServerHttp {
+    /// The array `key` of the JSON object at `path` (see [`ServerHttp::get_json`]); a reply
+    /// without it is malformed.
+    pub(super) async fn get_array(
+        &self,
+        path: &str,
+        key: &str,
+    ) -> Result<Vec<Value>, RequestError> {
+        match self.get_json(path).await? {
+            Value::Object(mut o) => match o.remove(key) {
+                Some(Value::Array(items)) => Ok(items),
+                _ => Err(no_array(key, path)),
+            },
+            _ => Err(no_array(key, path)),
+        }
+    }
+
     /// GET the base URL + `path` and parse the (bounded) body as JSON; a non-2xx status is
     /// mapped by the server's `status_error`.
     pub(super) async fn get_json(&self, path: &str) -> Result<Value, RequestError> {

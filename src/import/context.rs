@@ -16,7 +16,9 @@ use super::walk::{components, is_markdown};
 use crate::manifest::Options;
 use crate::metrics::{self, AgentAggregate};
 use crate::plan::{Configuration, NodeKind, Plan};
-use crate::record::{AgentRun, CellKey, CellKind, CellRecord, MultiAgentMetrics, RequestRow};
+use crate::record::{
+    AgentRun, CellAxes, CellKey, CellKind, CellRecord, MultiAgentMetrics, RequestRow,
+};
 
 /// The source of a [`Ctx`]: its own, or one the caller keeps.
 pub(crate) enum SourceRef<'a> {
@@ -345,6 +347,7 @@ impl<'a> Ctx<'a> {
             scenario: Some(c.scenario.to_string()),
             repetition: node.repetition,
             model: self.model_tag(c),
+            axes: CellAxes::of(self.plan, c),
         };
         CellRecord::new(key, agents, wall_ms, started_at_unix_ms)
     }

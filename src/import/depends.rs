@@ -150,7 +150,7 @@ pub(super) fn import_with(
         notes.extend(std::mem::take(&mut ctx.notes).into_iter().map(tag));
         warnings.extend(std::mem::take(&mut ctx.warnings).into_iter().map(tag));
         for r in &runs {
-            let id = r.record.config.as_deref().unwrap_or_default();
+            let id = r.record.key.config.as_deref().unwrap_or_default();
             *per_config
                 .entry(format!("{}/{id}", dep.report))
                 .or_default() += 1;

@@ -307,12 +307,12 @@ fn read_runs(ctx: &mut Ctx) -> Result<Vec<Imported>, ImportError> {
     };
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for r in &runs {
-        if let Some(first) = seen.insert(r.record.cell_id.clone(), r.file.clone()) {
+        if let Some(first) = seen.insert(r.record.key.cell_id.clone(), r.file.clone()) {
             return Err(ImportError::Duplicate {
                 first: ctx.source.join(first),
                 second: ctx.source.join(&r.file),
-                config: r.record.config.clone().unwrap_or_default(),
-                repetition: r.record.repetition,
+                config: r.record.key.config.clone().unwrap_or_default(),
+                repetition: r.record.key.repetition,
             });
         }
     }
@@ -330,7 +330,7 @@ fn read_runs(ctx: &mut Ctx) -> Result<Vec<Imported>, ImportError> {
     }
     let configs_with_data: HashSet<&str> = runs
         .iter()
-        .filter_map(|r| r.record.config.as_deref())
+        .filter_map(|r| r.record.key.config.as_deref())
         .collect();
     let without: Vec<&str> = ctx
         .configs()

@@ -56,7 +56,7 @@ pub(super) fn write(
     let mut per_config: BTreeMap<String, u64> = BTreeMap::new();
     for r in runs {
         *per_config
-            .entry(r.record.config.clone().unwrap_or_default())
+            .entry(r.record.key.config.clone().unwrap_or_default())
             .or_default() += 1;
         let parts = crate::table::cell_parts(&r.record, target.name)?;
         let meta = CellMeta {
@@ -64,7 +64,7 @@ pub(super) fn write(
             ..CellMeta::of(&r.record)
         }
         .to_value();
-        encoded.push((r.record.cell_id.clone(), parts, meta));
+        encoded.push((r.record.key.cell_id.clone(), parts, meta));
     }
     refuse_measured(warnings, target)?;
     let campaign = open_campaign(target, runs.len() as u64)?;

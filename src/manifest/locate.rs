@@ -119,6 +119,25 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads the items of a collection, one level deeper, up to the event `is_end` accepts:
+    /// `item` gets the first event of each item and its position, and reads the rest.
+    fn items(
+        &mut self,
+        is_end: fn(&Event<'a>) -> bool,
+        mut item: impl FnMut(&mut Self, Event<'a>, Pos) -> Option<()>,
+    ) -> Option<()> {
+        self.depth += 1;
+        loop {
+            let (ev, p) = self.next()?;
+            if is_end(&ev) {
+                break;
+            }
+            item(self, ev, p)?;
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
     /// Reads one node whose first event is `first`.
     fn node(&mut self, first: Event<'a>, pos: Pos) -> Option<Node> {
         // Bound recursion: locations are a convenience, never a crash.
@@ -127,37 +146,33 @@ impl<'a> Reader<'a> {
         }
         match first {
             Event::SequenceStart(..) => {
-                self.depth += 1;
                 let mut items = Vec::new();
-                loop {
-                    let (ev, p) = self.next()?;
-                    if matches!(ev, Event::SequenceEnd) {
-                        break;
-                    }
-                    items.push(self.node(ev, p)?);
-                }
-                self.depth -= 1;
+                self.items(
+                    |ev| matches!(ev, Event::SequenceEnd),
+                    |r, ev, p| {
+                        items.push(r.node(ev, p)?);
+                        Some(())
+                    },
+                )?;
                 Some(Node::Seq(pos, items))
             }
             Event::MappingStart(..) => {
-                self.depth += 1;
                 let mut entries = Vec::new();
-                loop {
-                    let (ev, kp) = self.next()?;
-                    if matches!(ev, Event::MappingEnd) {
-                        break;
-                    }
-                    let key = match &ev {
-                        Event::Scalar(s, ..) => s.to_string(),
-                        _ => String::new(),
-                    };
-                    // Complex keys are read and ignored.
-                    let _ = self.node(ev, kp)?;
-                    let (vev, vp) = self.next()?;
-                    let value = self.node(vev, vp)?;
-                    entries.push((key, kp, value));
-                }
-                self.depth -= 1;
+                self.items(
+                    |ev| matches!(ev, Event::MappingEnd),
+                    |r, ev, kp| {
+                        let key = match &ev {
+                            Event::Scalar(s, ..) => s.to_string(),
+                            _ => String::new(),
+                        };
+                        // Complex keys are read and ignored.
+                        let _ = r.node(ev, kp)?;
+                        let (vev, vp) = r.next()?;
+                        let value = r.node(vev, vp)?;
+                        entries.push((key, kp, value));
+                        Some(())
+                    },
+                )?;
                 Some(Node::Map(pos, entries))
             }
             _ => Some(Node::Scalar(pos)),

@@ -162,6 +162,12 @@ impl Plan {
         n.config.and_then(|c| self.configs.get(c as usize))
     }
 
+    /// The name of the matrix block configuration `c` comes from, when the manifest names it.
+    pub fn block_name(&self, c: &Configuration) -> Option<&str> {
+        let spec = &self.reports[c.report].manifest.spec;
+        spec.matrix.get(c.block)?.name.as_deref()
+    }
+
     /// The configuration of a cell node.
     ///
     /// # Panics

@@ -6,6 +6,7 @@ use super::kind::{CellKind, Status};
 use crate::backend::{ErrorKind, RequestRecord};
 use crate::manifest::{Options, Role, TtftDefinition};
 use crate::metrics::{self, AgentAggregate};
+use crate::plan::{Configuration, Plan};
 use crate::workload::Stage;
 
 /// One request as recorded in a cell.
@@ -146,8 +147,33 @@ impl MultiAgentMetrics {
     }
 }
 
+/// The axes of the configuration a cell measures, as its manifest sets them (the matrix
+/// block's name, the runtime and language from the block, an axis or the configuration):
+/// columns a notebook can group by without parsing the configuration id. `None` where the
+/// manifest does not set one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CellAxes {
+    /// Runtime (`tokio-default`, `smol-1kb`...).
+    pub runtime: Option<String>,
+    /// Language of the original harness (`rust`, `python`).
+    pub language: Option<String>,
+    /// Name of the matrix block the configuration comes from.
+    pub block: Option<String>,
+}
+
+impl CellAxes {
+    /// The axes of configuration `c` of `plan`.
+    pub fn of(plan: &Plan, c: &Configuration) -> Self {
+        CellAxes {
+            runtime: c.runtime.map(|r| r.to_string()),
+            language: c.language.map(|l| l.to_string()),
+            block: plan.block_name(c).map(str::to_owned),
+        }
+    }
+}
+
 /// What identifies a cell and where it belongs: the part of a [`CellRecord`] the plan gives.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CellKey {
     /// Cell id.
     pub cell_id: String,
@@ -163,25 +189,17 @@ pub struct CellKey {
     pub repetition: u32,
     /// Model tag.
     pub model: Option<String>,
+    /// Runtime, language and block of the configuration.
+    #[serde(flatten)]
+    pub axes: CellAxes,
 }
 
 /// One finished cell.
 #[derive(Debug, Clone, Serialize)]
 pub struct CellRecord {
-    /// Cell id.
-    pub cell_id: String,
-    /// Cell kind.
-    pub kind: CellKind,
-    /// Report id.
-    pub report: String,
-    /// Configuration id.
-    pub config: Option<String>,
-    /// Scenario id.
-    pub scenario: Option<String>,
-    /// Repetition (from 1).
-    pub repetition: u32,
-    /// Model tag.
-    pub model: Option<String>,
+    /// Identity and place in the plan.
+    #[serde(flatten)]
+    pub key: CellKey,
     /// When the cell started, ms since the Unix epoch (UTC).
     pub started_at_unix_ms: f64,
     /// Attempt number (1 = first try).
@@ -219,13 +237,7 @@ impl CellRecord {
         let error_kind = first_error.map(|e| e.kind);
         let tokens = metrics::sum_tokens(agents.iter().map(|a| a.aggregate.output_tokens));
         CellRecord {
-            cell_id: key.cell_id,
-            kind: key.kind,
-            report: key.report,
-            config: key.config,
-            scenario: key.scenario,
-            repetition: key.repetition,
-            model: key.model,
+            key,
             started_at_unix_ms,
             attempt: 1,
             status: Status::of(error.is_none()),

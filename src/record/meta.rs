@@ -48,10 +48,10 @@ impl CellMeta {
     /// The metadata of `rec`.
     pub fn of(rec: &CellRecord) -> Self {
         CellMeta {
-            kind: rec.kind,
-            report: rec.report.clone(),
-            config: rec.config.clone(),
-            repetition: rec.repetition,
+            kind: rec.key.kind,
+            report: rec.key.report.clone(),
+            config: rec.key.config.clone(),
+            repetition: rec.key.repetition,
             status: rec.status,
             agents: rec
                 .agents

@@ -207,15 +207,11 @@ impl Svg {
 
     /// A line.
     pub fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, stroke: &str, width: f64) {
+        let [x1, y1, x2, y2, width] = [x1, y1, x2, y2, width].map(num);
+        let stroke = esc(stroke);
         let _ = writeln!(
             self.body,
-            r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="{}"/>"#,
-            num(x1),
-            num(y1),
-            num(x2),
-            num(y2),
-            esc(stroke),
-            num(width)
+            r#"<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="{stroke}" stroke-width="{width}"/>"#
         );
     }
 
@@ -228,15 +224,11 @@ impl Svg {
     pub fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, fill: &str, stroke: &str) {
         let (x, w) = if w < 0.0 { (x + w, -w) } else { (x, w) };
         let (y, h) = if h < 0.0 { (y + h, -h) } else { (y, h) };
+        let [x, y, w, h] = [x, y, w, h].map(num);
+        let (fill, stroke) = (esc(fill), esc(stroke));
         let _ = writeln!(
             self.body,
-            r#"<rect x="{}" y="{}" width="{}" height="{}" fill="{}" stroke="{}"/>"#,
-            num(x),
-            num(y),
-            num(w),
-            num(h),
-            esc(fill),
-            esc(stroke)
+            r#"<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{fill}" stroke="{stroke}"/>"#
         );
     }
 

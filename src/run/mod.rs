@@ -37,7 +37,7 @@ use crate::manifest::{Corpus, EndpointKind, Options, Role, Task, TtftDefinition}
 use crate::metrics::{self, AgentAggregate};
 use crate::plan::{NodeKind, Plan, PlanNode};
 use crate::record::{
-    AgentRun, CellKey, CellKind, CellRecord, MultiAgentMetrics, RequestRow, agent_deltas,
+    AgentRun, CellAxes, CellKey, CellKind, CellRecord, MultiAgentMetrics, RequestRow, agent_deltas,
     isolated_result,
 };
 use crate::workload::{self, Stage};
@@ -703,6 +703,7 @@ fn cell_record(
                 .find(|m| *m.id == *c.model)
                 .map(|m| m.tag.clone())
         }),
+        axes: c.map(|c| CellAxes::of(plan, c)).unwrap_or_default(),
     };
     let mut rec = CellRecord::new(key, agents, wall_ms, started_at_unix_ms);
     if node.kind == NodeKind::Concurrent {

@@ -19,10 +19,11 @@ use parquet::file::properties::WriterProperties;
 /// renamed, retyped, removed, or its meaning changed); adding a nullable column at the end
 /// also bumps it. Readers accept files up to this version.
 ///
-/// History: 1 = first release; 2 = `requests.timing_source` (nullable, last column);
-/// 3 = `requests.published_ttft_ms` and `agents.published_ttft_mean_ms` (nullable, last
-/// columns: the TTFT as the report's harness defined it). Parts of an older version that
-/// lack trailing nullable columns are read with those columns null.
+/// History: 1 = first release; 2 = `requests.timing_source` (nullable, last column); 3 =
+/// `requests.published_ttft_ms` and `agents.published_ttft_mean_ms` (the TTFT as the report's
+/// harness defined it), `cells.runtime`, `language`, `block` and `agents.model`, `runtime`,
+/// `language`, `block` (nullable, last columns). Parts of an older version that lack trailing
+/// nullable columns are read with those columns null.
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// Metadata key: the schema version a file was written with.

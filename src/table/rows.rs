@@ -6,7 +6,7 @@
 use crate::backend::ErrorKind;
 use crate::manifest::{Options, Role};
 use crate::metrics::AgentAggregate;
-use crate::record::{CellKind, CellRecord, Status};
+use crate::record::{CellAxes, CellKind, CellRecord, Status};
 use crate::telemetry::TelemetryAggregate;
 use crate::workload::Stage;
 
@@ -20,6 +20,12 @@ column_group!(TelemetryAggregate {
     energy_j,
     mem_peak_mib,
     throttled,
+});
+
+column_group!(CellAxes {
+    runtime,
+    language,
+    block,
 });
 
 column_group!(Options {
@@ -105,6 +111,9 @@ table_row! {
         pub telemetry: TelemetryAggregate,
         /// Output tokens per joule.
         pub output_tokens_per_j: Option<f64>,
+        /// The configuration's `runtime`, `language` and `block` (schema version 3; null
+        /// where the manifest does not set one).
+        pub axes: CellAxes,
     }
 }
 
@@ -139,6 +148,10 @@ table_row! {
         /// Aggregate over its requests, warm-ups excluded (`requests` to `eval_sum_ms`;
         /// `failed` is the column `failed_requests`).
         pub aggregate: AgentAggregate,
+        /// Model tag of the cell (schema version 3).
+        pub model: Option<String>,
+        /// The cell's `runtime`, `language` and `block`, as in `cells` (schema version 3).
+        pub axes: CellAxes,
     }
 }
 
@@ -276,14 +289,14 @@ impl CellsRow {
         let t = rec.telemetry.clone().unwrap_or_default();
         let m = rec.multi_agent.clone().unwrap_or_default();
         CellsRow {
-            report: rec.report.clone(),
+            report: rec.key.report.clone(),
             campaign: campaign.to_owned(),
-            cell_id: rec.cell_id.clone(),
-            kind: rec.kind,
-            config_id: rec.config.clone(),
-            repetition: rec.repetition,
-            scenario: rec.scenario.clone(),
-            model: rec.model.clone(),
+            cell_id: rec.key.cell_id.clone(),
+            kind: rec.key.kind,
+            config_id: rec.key.config.clone(),
+            repetition: rec.key.repetition,
+            scenario: rec.key.scenario.clone(),
+            model: rec.key.model.clone(),
             status: rec.status,
             error: rec.error.clone(),
             error_kind: rec.error_kind,
@@ -305,6 +318,7 @@ impl CellsRow {
                 .filter(|e| *e > 0.0)
                 .map(|e| rec.output_tokens() as f64 / e),
             telemetry: t,
+            axes: rec.key.axes.clone(),
         }
     }
 
@@ -325,8 +339,8 @@ impl AgentsRow {
         rec.agents
             .iter()
             .map(|a| AgentsRow {
-                cell_id: rec.cell_id.clone(),
-                report: rec.report.clone(),
+                cell_id: rec.key.cell_id.clone(),
+                report: rec.key.report.clone(),
                 campaign: campaign.to_owned(),
                 agent: a.agent.clone(),
                 role: a.role,
@@ -338,6 +352,8 @@ impl AgentsRow {
                 server_version: a.server_version.clone(),
                 model_digest: a.model_digest.clone(),
                 aggregate: a.aggregate.clone(),
+                model: rec.key.model.clone(),
+                axes: rec.key.axes.clone(),
             })
             .collect()
     }
@@ -349,8 +365,8 @@ impl RequestsRow {
         let row = |agent: &str, x: &crate::record::RequestRow| {
             let r = &x.record;
             RequestsRow {
-                cell_id: rec.cell_id.clone(),
-                report: rec.report.clone(),
+                cell_id: rec.key.cell_id.clone(),
+                report: rec.key.report.clone(),
                 campaign: campaign.to_owned(),
                 agent: agent.to_owned(),
                 stage: x.stage,
@@ -392,8 +408,8 @@ impl TelemetryRow {
         rec.gpu_samples
             .iter()
             .map(|s| TelemetryRow {
-                cell_id: rec.cell_id.clone(),
-                report: rec.report.clone(),
+                cell_id: rec.key.cell_id.clone(),
+                report: rec.key.report.clone(),
                 gpu: s.gpu,
                 t_ms: s.t_unix_ms - rec.started_at_unix_ms,
                 util_pct: s.util_pct,

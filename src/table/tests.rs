@@ -118,9 +118,9 @@ pub(super) fn sample_cell() -> CellRecord {
             ),
         ],
     );
-    rec.config = Some("cfg-1".into());
-    rec.scenario = Some("homo".into());
-    rec.repetition = 2;
+    rec.key.config = Some("cfg-1".into());
+    rec.key.scenario = Some("homo".into());
+    rec.key.repetition = 2;
     rec.wall_ms = 4_100.0;
     rec.aggregate_tok_s = Some(146.3);
     let multi = rec.multi_agent.as_mut().expect("a concurrent cell");
@@ -160,19 +160,42 @@ fn f(b: &RecordBatch, name: &str, i: usize) -> Option<f64> {
     c.is_valid(i).then(|| c.value(i))
 }
 
+/// Each `(name, type, nullable)` of `expected` is a column of `schema` with that type and
+/// nullability.
+fn assert_columns(schema: &SchemaRef, expected: &[(&str, DataType, bool)]) {
+    for (name, dt, nullable) in expected {
+        let fld = schema.field_with_name(name).expect(name);
+        assert_eq!(
+            (fld.data_type(), fld.is_nullable()),
+            (dt, *nullable),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn schemas_have_the_documented_columns() {
     let names =
         |s: SchemaRef| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
-    assert_eq!(names(cells_schema()).len(), 32);
-    assert_eq!(names(agents_schema()).len(), 31);
-    assert_eq!(names(requests_schema()).len(), 28);
+    let cells = names(cells_schema());
+    assert_eq!(cells.len(), 35);
+    assert_eq!(cells[32..], ["runtime", "language", "block"]);
+    let agents = names(agents_schema());
+    assert_eq!(agents.len(), 35);
     assert_eq!(
-        names(agents_schema()).last().map(String::as_str),
-        Some("published_ttft_mean_ms")
+        agents[30..],
+        [
+            "published_ttft_mean_ms",
+            "model",
+            "runtime",
+            "language",
+            "block"
+        ]
     );
+    let requests = names(requests_schema());
+    assert_eq!(requests.len(), 28);
     assert_eq!(
-        names(requests_schema()).last().map(String::as_str),
+        requests.last().map(String::as_str),
         Some("published_ttft_ms")
     );
     assert_eq!(
@@ -192,65 +215,51 @@ fn schemas_have_the_documented_columns() {
     );
     assert_eq!(names(provenance_schema()).len(), 15);
     assert!(names(provenance_schema()).contains(&"cuda_driver_version".to_string()));
-    let cells = cells_schema();
-    let started = cells.field_with_name("started_at").expect("started_at");
-    assert_eq!(
-        started.data_type(),
-        &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+    let utc_ms = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    let axes = [
+        ("runtime", DataType::Utf8, true),
+        ("language", DataType::Utf8, true),
+        ("block", DataType::Utf8, true),
+    ];
+    assert_columns(&cells_schema(), &axes);
+    assert_columns(&agents_schema(), &axes);
+    assert_columns(
+        &cells_schema(),
+        &[
+            ("started_at", utc_ms.clone(), false),
+            ("report", DataType::Utf8, false),
+            ("config_id", DataType::Utf8, true),
+            ("repetition", DataType::UInt32, false),
+            ("contention", DataType::Boolean, true),
+            ("energy_j", DataType::Float64, true),
+            ("throttled", DataType::Boolean, true),
+        ],
     );
-    assert!(!started.is_nullable());
-    for (name, dt, nullable) in [
-        ("report", DataType::Utf8, false),
-        ("config_id", DataType::Utf8, true),
-        ("repetition", DataType::UInt32, false),
-        ("contention", DataType::Boolean, true),
-        ("energy_j", DataType::Float64, true),
-        ("throttled", DataType::Boolean, true),
-    ] {
-        let fld = cells.field_with_name(name).expect(name);
-        assert_eq!(
-            (fld.data_type(), fld.is_nullable()),
-            (&dt, nullable),
-            "{name}"
-        );
-    }
-    let agents = agents_schema();
-    for (name, dt, nullable) in [
-        ("isolated", DataType::Boolean, false),
-        ("num_predict", DataType::Int64, true),
-        ("seed", DataType::UInt64, true),
-        ("top_k", DataType::UInt32, true),
-        ("throughput_sd_tok_s", DataType::Float64, false),
-    ] {
-        let fld = agents.field_with_name(name).expect(name);
-        assert_eq!(
-            (fld.data_type(), fld.is_nullable()),
-            (&dt, nullable),
-            "{name}"
-        );
-    }
+    assert_columns(
+        &agents_schema(),
+        &[
+            ("isolated", DataType::Boolean, false),
+            ("num_predict", DataType::Int64, true),
+            ("seed", DataType::UInt64, true),
+            ("top_k", DataType::UInt32, true),
+            ("throughput_sd_tok_s", DataType::Float64, false),
+            ("model", DataType::Utf8, true),
+        ],
+    );
     let req = requests_schema();
     assert!(
         req.field_with_name("text").is_err(),
         "the generated text is never stored"
     );
-    for (name, dt, nullable) in [
-        (
-            "sent_at",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-        ("error_status", DataType::UInt16, true),
-        ("response_chars", DataType::UInt64, false),
-        ("ttft_ms", DataType::Float64, true),
-    ] {
-        let fld = req.field_with_name(name).expect(name);
-        assert_eq!(
-            (fld.data_type(), fld.is_nullable()),
-            (&dt, nullable),
-            "{name}"
-        );
-    }
+    assert_columns(
+        &req,
+        &[
+            ("sent_at", utc_ms, false),
+            ("error_status", DataType::UInt16, true),
+            ("response_chars", DataType::UInt64, false),
+            ("ttft_ms", DataType::Float64, true),
+        ],
+    );
     // Units in the names: every Float64 column but the ratios carries a unit suffix.
     for schema in [
         cells_schema(),
@@ -400,7 +409,7 @@ fn cell_round_trips_through_parquet() {
 fn a_cell_without_agents_gives_empty_tables() {
     let mut rec = sample_cell();
     rec.agents.clear();
-    rec.kind = CellKind::Warmup;
+    rec.key.kind = CellKind::Warmup;
     rec.status = Status::Failed;
     rec.error = Some("connection refused".into());
     rec.error_kind = Some(ErrorKind::ConnectionRefused);
@@ -541,10 +550,14 @@ fn provenance_round_trips() {
 
 #[test]
 fn partition_names_are_hive_safe() {
-    assert_eq!(partition_dir_name("tr110"), "report=tr110");
-    assert_eq!(partition_dir_name("TR_114-v2.1"), "report=TR_114-v2.1");
-    assert_eq!(partition_dir_name("a/b c"), "report=a%2Fb%20c");
-    assert_eq!(partition_dir_name(""), "report=__HIVE_DEFAULT_PARTITION__");
+    for (report, dir) in [
+        ("tr110", "report=tr110"),
+        ("TR_114-v2.1", "report=TR_114-v2.1"),
+        ("a/b c", "report=a%2Fb%20c"),
+        ("", "report=__HIVE_DEFAULT_PARTITION__"),
+    ] {
+        assert_eq!(partition_dir_name(report), dir);
+    }
 }
 
 /// A cell committed by schema version 1 (no `requests.timing_source`, no
@@ -554,7 +567,7 @@ fn partition_names_are_hive_safe() {
 fn version_1_parts_without_timing_source_still_compact() {
     let rec = sample_cell();
     let dir = tempfile::tempdir().expect("tmp");
-    let cell = dir.path().join("cells").join(&rec.cell_id);
+    let cell = dir.path().join("cells").join(&rec.key.cell_id);
     std::fs::create_dir_all(&cell).expect("cell dir");
     for (name, bytes) in cell_parts(&rec, "camp").expect("parts") {
         std::fs::write(cell.join(name), bytes).expect("write part");
@@ -583,7 +596,7 @@ fn version_1_parts_without_timing_source_still_compact() {
     let file = dir
         .path()
         .join("tables/requests")
-        .join(partition_dir_name(&rec.report))
+        .join(partition_dir_name(&rec.key.report))
         .join("part-00000.parquet");
     let b = one(read_parquet(&file).expect("compacted"));
     for column in ["timing_source", "published_ttft_ms"] {

@@ -48,11 +48,21 @@ fn mean_max(values: impl Iterator<Item = f64>) -> (Option<f64>, Option<f64>) {
 
 /// Aggregates the samples of one cell (any order, any number of GPUs). Pure.
 pub fn aggregate(samples: &[GpuSample]) -> TelemetryAggregate {
-    let (gpu_util_mean_pct, gpu_util_max_pct) = mean_max(samples.iter().filter_map(|s| s.util_pct));
-    let (power_mean_w, power_max_w) = mean_max(samples.iter().filter_map(|s| s.power_w));
-    let (_, mem_peak_mib) = mean_max(samples.iter().filter_map(|s| s.mem_used_mib));
+    let util = mean_max(samples.iter().filter_map(|s| s.util_pct));
+    let power = mean_max(samples.iter().filter_map(|s| s.power_w));
+    TelemetryAggregate {
+        gpu_util_mean_pct: util.0,
+        gpu_util_max_pct: util.1,
+        power_mean_w: power.0,
+        power_max_w: power.1,
+        energy_j: energy_j(samples),
+        mem_peak_mib: mean_max(samples.iter().filter_map(|s| s.mem_used_mib)).1,
+        throttled: throttled(samples),
+    }
+}
 
-    // Energy: first and last counter reading per GPU, by sample time.
+/// Energy, J: the first and last counter reading per GPU, by sample time, summed over GPUs.
+fn energy_j(samples: &[GpuSample]) -> Option<f64> {
     // gpu -> ((t, counter) of the first reading, (t, counter) of the last)
     type Reading = (f64, u64);
     let mut span: BTreeMap<u32, (Reading, Reading)> = BTreeMap::new();
@@ -70,34 +80,23 @@ pub fn aggregate(samples: &[GpuSample]) -> TelemetryAggregate {
             })
             .or_insert((r, r));
     }
-    let energy_j = if span.is_empty() {
-        None
-    } else {
-        // A counter that went backwards (driver reload) contributes nothing.
-        let mj: u64 = span
-            .values()
-            .map(|(first, last)| last.1.saturating_sub(first.1))
-            .sum();
-        Some(mj as f64 / 1000.0)
-    };
+    if span.is_empty() {
+        return None;
+    }
+    // A counter that went backwards (driver reload) contributes nothing.
+    let mj: u64 = span
+        .values()
+        .map(|(first, last)| last.1.saturating_sub(first.1))
+        .sum();
+    Some(mj as f64 / 1000.0)
+}
 
+/// Whether a sample had a throttle reason other than the benign ones; `None` without readings.
+fn throttled(samples: &[GpuSample]) -> Option<bool> {
     let benign = THROTTLE_GPU_IDLE | THROTTLE_APPLICATIONS_CLOCKS_SETTING;
     let mut reasons = samples.iter().filter_map(|s| s.throttle_reasons).peekable();
-    let throttled = if reasons.peek().is_none() {
-        None
-    } else {
-        Some(reasons.any(|r| r & !benign != 0))
-    };
-
-    TelemetryAggregate {
-        gpu_util_mean_pct,
-        gpu_util_max_pct,
-        power_mean_w,
-        power_max_w,
-        energy_j,
-        mem_peak_mib,
-        throttled,
-    }
+    reasons.peek()?;
+    Some(reasons.any(|r| r & !benign != 0))
 }
 
 #[cfg(test)]
@@ -137,14 +136,18 @@ mod tests {
             mk(1100.0, 90.0, 300.0, 5_020_000, 3000.0, 0x0),
             mk(1200.0, 50.0, 200.0, 5_045_500, 2000.0, 0x2),
         ];
-        let a = aggregate(&samples);
-        assert_eq!(a.gpu_util_mean_pct, Some(50.0));
-        assert_eq!(a.gpu_util_max_pct, Some(90.0));
-        assert_eq!(a.power_mean_w, Some(200.0));
-        assert_eq!(a.power_max_w, Some(300.0));
-        assert_eq!(a.energy_j, Some(45.5));
-        assert_eq!(a.mem_peak_mib, Some(3000.0));
-        assert_eq!(a.throttled, Some(false));
+        assert_eq!(
+            aggregate(&samples),
+            TelemetryAggregate {
+                gpu_util_mean_pct: Some(50.0),
+                gpu_util_max_pct: Some(90.0),
+                power_mean_w: Some(200.0),
+                power_max_w: Some(300.0),
+                energy_j: Some(45.5),
+                mem_peak_mib: Some(3000.0),
+                throttled: Some(false),
+            }
+        );
     }
 
     #[test]

@@ -408,11 +408,10 @@ mod tests {
         assert_eq!(s.pcie_tx_kib_s, None);
         let (info1, s1) = &gpus[1];
         assert_eq!(info1.index, 1);
-        assert_eq!(s1.util_pct, Some(0.0));
-        assert_eq!(s1.power_w, Some(71.025));
-        assert_eq!(s1.energy_mj, Some(1_290_311_847));
-        assert_eq!(s1.sm_clock_mhz, Some(345));
-        assert_eq!(s1.throttle_reasons, Some(1));
+        let power = (s1.power_w, s1.energy_mj);
+        assert_eq!(power, (Some(71.025), Some(1_290_311_847)));
+        let clocks = (s1.util_pct, s1.sm_clock_mhz, s1.throttle_reasons);
+        assert_eq!(clocks, (Some(0.0), Some(345), Some(1)));
     }
 
     #[test]

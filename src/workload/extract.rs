@@ -208,15 +208,19 @@ The data reveals a significant concentration of Gemma 3 parameter tuning files.\
 
     #[test]
     fn clean_bullet_rules() {
-        assert_eq!(clean_bullet("- item"), "item");
-        assert_eq!(clean_bullet("* **Bold:** x"), "**Bold:** x");
-        // The space after the bullet stops the digit stripping.
-        assert_eq!(clean_bullet("• 3) three"), "3) three");
-        assert_eq!(clean_bullet("•3) three"), "three");
-        assert_eq!(clean_bullet("12. twelve"), "twelve");
-        assert_eq!(clean_bullet("101 files analysed"), "files analysed");
-        assert_eq!(clean_bullet("-*-1.2.3) x "), "x");
-        assert_eq!(clean_bullet("plain"), "plain");
+        for (line, want) in [
+            ("- item", "item"),
+            ("* **Bold:** x", "**Bold:** x"),
+            // The space after the bullet stops the digit stripping.
+            ("• 3) three", "3) three"),
+            ("•3) three", "three"),
+            ("12. twelve", "twelve"),
+            ("101 files analysed", "files analysed"),
+            ("-*-1.2.3) x ", "x"),
+            ("plain", "plain"),
+        ] {
+            assert_eq!(clean_bullet(line), want, "{line:?}");
+        }
     }
 
     #[test]
