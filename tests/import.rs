@@ -15,7 +15,7 @@ use chimera::store::{Campaign, CampaignInfo, JournalEvent, ManifestEntry};
 use crate::support::{chimera, root};
 
 /// The fixtures root, or `None` (with a skip message) when it is not there.
-fn fixtures(test: &str) -> Option<PathBuf> {
+pub(crate) fn fixtures(test: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("CHIMERA_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/fixtures/chimeraforge"));
@@ -30,7 +30,7 @@ fn fixtures(test: &str) -> Option<PathBuf> {
     }
 }
 
-fn opts(source: &Path, manifest: &str, data: &Path) -> ImportOptions {
+pub(crate) fn opts(source: &Path, manifest: &str, data: &Path) -> ImportOptions {
     ImportOptions {
         source: source.to_path_buf(),
         manifest: root().join("experiments").join(manifest),
@@ -39,11 +39,11 @@ fn opts(source: &Path, manifest: &str, data: &Path) -> ImportOptions {
     }
 }
 
-fn import(source: &Path, manifest: &str, data: &Path) -> ImportSummary {
+pub(crate) fn import(source: &Path, manifest: &str, data: &Path) -> ImportSummary {
     import_chimeraforge(&opts(source, manifest, data)).unwrap_or_else(|e| panic!("import: {e}"))
 }
 
-fn import_err(source: &Path, manifest: &str, data: &Path) -> String {
+pub(crate) fn import_err(source: &Path, manifest: &str, data: &Path) -> String {
     match import_chimeraforge(&opts(source, manifest, data)) {
         Ok(s) => panic!("expected an error, got:\n{}", s.render()),
         Err(e) => e.to_string(),
@@ -51,7 +51,7 @@ fn import_err(source: &Path, manifest: &str, data: &Path) -> String {
 }
 
 /// Every committed part `name` of a campaign, one batch list per cell, in cell-id order.
-fn parts(campaign: &Path, name: &str) -> Vec<RecordBatch> {
+pub(crate) fn parts(campaign: &Path, name: &str) -> Vec<RecordBatch> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(campaign.join("cells"))
         .expect("cells dir")
         .filter_map(Result::ok)
@@ -64,7 +64,7 @@ fn parts(campaign: &Path, name: &str) -> Vec<RecordBatch> {
         .collect()
 }
 
-fn strs(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
+pub(crate) fn strs(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
     let a = b.column_by_name(col).expect("column");
     let a = a.as_string::<i32>();
     (0..a.len())
@@ -89,9 +89,9 @@ fn bools(b: &RecordBatch, col: &str) -> Vec<Option<bool>> {
 }
 
 /// One row per cell: (cell id, config, repetition, published efficiency, contention).
-type CellRow = (String, String, u32, Option<f64>, Option<bool>);
+pub(crate) type CellRow = (String, String, u32, Option<f64>, Option<bool>);
 
-fn cell_rows(campaign: &Path) -> Vec<CellRow> {
+pub(crate) fn cell_rows(campaign: &Path) -> Vec<CellRow> {
     let mut out = Vec::new();
     for b in parts(campaign, "cells.parquet") {
         let ids = strs(&b, "cell_id");
@@ -113,7 +113,7 @@ fn cell_rows(campaign: &Path) -> Vec<CellRow> {
     out
 }
 
-fn mean(xs: &[f64]) -> f64 {
+pub(crate) fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
 }
 
@@ -122,7 +122,7 @@ fn sample_sd(xs: &[f64]) -> f64 {
     (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
 }
 
-fn round(x: f64, places: i32) -> f64 {
+pub(crate) fn round(x: f64, places: i32) -> f64 {
     let p = 10f64.powi(places);
     (x * p).round() / p
 }
@@ -382,7 +382,7 @@ fn tr108_every_csv_row_maps_onto_a_configuration() {
 }
 
 /// Copies `from` (a directory) to `to`, recursively, as writable files.
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("mkdir");
     for e in fs::read_dir(from).expect("read dir").filter_map(Result::ok) {
         let p = e.path();

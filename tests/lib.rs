@@ -11,6 +11,7 @@ mod experiments;
 mod flood;
 mod fuzz_regressions;
 mod import;
+mod import_tr115_tr116;
 mod invalid;
 mod lifecycle;
 mod managed;
