@@ -190,6 +190,30 @@ impl<'a> Ctx<'a> {
             .map(|m| m.tag.clone())
     }
 
+    /// Warns (once per configuration) when a file records another model than the one its
+    /// configuration plans: a folder filed under the wrong model.
+    pub(super) fn check_model(
+        &mut self,
+        ci: usize,
+        recorded: Option<&str>,
+        path: &Path,
+        key: &str,
+    ) {
+        let c = &self.plan.configs[ci];
+        let (Some(r), Some(tag)) = (recorded, self.model_tag(c)) else {
+            return;
+        };
+        if r != tag {
+            let msg = format!(
+                "`{}`: `{key}` records model `{r}`, but the manifest's `{}` is for `{tag}` (model `{}`); imported as planned",
+                self.rel(path).display(),
+                c.id,
+                c.model
+            );
+            self.warn_once(format!("model {}", c.id), msg);
+        }
+    }
+
     /// An agent run of configuration `ci`'s agent `ai`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn agent(

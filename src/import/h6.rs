@@ -191,6 +191,8 @@ struct AgentResult {
     timestamp: String,
     #[serde(default)]
     workflow: Option<Workflow>,
+    #[serde(default)]
+    model: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -439,6 +441,12 @@ fn read_agent(
         (None, None) => (&empty, format!("{name}.result.configuration")),
     };
     let options = ctx.recorded_options(ci, ai, recorded, path, &key)?;
+    ctx.check_model(
+        ci,
+        a.result.model.as_deref(),
+        path,
+        &format!("{name}.result.model"),
+    );
     let end = ctx.timestamp(
         &a.result.timestamp,
         path,

@@ -40,6 +40,8 @@ struct H5Agent {
     aggregate_metrics: RustAggregate,
     workflow_runs: Vec<H5Run>,
     timestamp: String,
+    #[serde(default)]
+    model: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +88,9 @@ struct H2Result {
     start_time: Option<String>,
     #[serde(default)]
     execution_summary: Option<H2Execution>,
+    /// Recorded by the Nov-2025 runner only.
+    #[serde(default)]
+    model: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -314,6 +319,7 @@ fn h5_agent<'f>(
         &path,
         &format!("{name}.configuration"),
     )?;
+    ctx.check_model(ci, a.model.as_deref(), &path, &format!("{name}.model"));
     let end = ctx.timestamp(&a.timestamp, &path, format!("{name}.timestamp"))?;
     let mut runs: Vec<&H5Run> = a.workflow_runs.iter().collect();
     runs.sort_by_key(|r| r.run_number);
@@ -479,6 +485,7 @@ pub(super) fn read_h2(
                 &path,
                 &format!("{key}.metrics.configuration"),
             )?;
+            ctx.check_model(ci, r.model.as_deref(), &path, &format!("{key}.model"));
             let (started, seconds) = r.timing(&path, &key)?;
             let t = ctx.timestamp(started, &path, format!("{key}.start_time"))?;
             start = start.min(t);
