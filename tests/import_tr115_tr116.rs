@@ -23,15 +23,16 @@ const RUNTIMES: [&str; 5] = [
     "async-std",
 ];
 
-/// TR116 model folders: (launcher slug, Python model-tag folder, manifest id).
+/// TR116 models: (launcher slug of the model folder, model tag, manifest id). The Python runs
+/// sit one level deeper, in a folder named after the tag with `:` → `_`.
 const MODELS: [(&str, &str, &str); 3] = [
-    ("gemma3_latest", "gemma3_latest", "gemma3"),
+    ("gemma3_latest", "gemma3:latest", "gemma3"),
     (
         "llama3p1_8b_q4_0",
-        "llama3.1_8b-instruct-q4_0",
+        "llama3.1:8b-instruct-q4_0",
         "llama31_q4_0",
     ),
-    ("qwen2p5_7b", "qwen2.5_7b", "qwen25_7b"),
+    ("qwen2p5_7b", "qwen2.5:7b", "qwen25_7b"),
 ];
 
 /// The fixtures root and a fresh temporary directory, or `None` without the fixtures.
@@ -104,18 +105,25 @@ fn tr116_tree(fx: &Path, root: &Path) -> PathBuf {
     let src = root.join("results");
     let base = fx.join("tr116");
     for (slug, tag, _) in MODELS {
-        copy_dir(
-            &base.join("multi/rust/gemma3_latest"),
-            &src.join("multi/rust").join(slug),
-        );
-        copy_dir(
-            &base.join("multi/python/gemma3_latest/gemma3_latest"),
-            &src.join("multi/python").join(slug).join(tag),
+        let copy = |from: &str, to: PathBuf| {
+            copy_dir(&base.join(from), &to);
+            // The files record their model: the copies record theirs.
+            for m in files_named(&to, "metrics.json") {
+                let text = fs::read_to_string(&m).expect("read");
+                let text = text.replace("\"gemma3:latest\"", &format!("\"{tag}\""));
+                fs::write(&m, text).expect("write");
+            }
+        };
+        let multi = src.join("multi");
+        copy("multi/rust/gemma3_latest", multi.join("rust").join(slug));
+        copy(
+            "multi/python/gemma3_latest/gemma3_latest",
+            multi.join("python").join(slug).join(tag.replace(':', "_")),
         );
         for lang in ["rust", "python"] {
-            copy_dir(
-                &base.join("single").join(lang).join("gemma3_latest"),
-                &src.join("single").join(lang).join(slug),
+            copy(
+                &format!("single/{lang}/gemma3_latest"),
+                src.join("single").join(lang).join(slug),
             );
         }
     }
@@ -412,6 +420,17 @@ fn tr116_all_models_and_languages_import_in_one_go() {
         "{}",
         s.render()
     );
+    // The Python files' local times, and H4's runs, which kept no time at all.
+    let w = &s.warnings;
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(
+        w[0].starts_with("120 timestamp(s) carry no time zone"),
+        "{w:?}"
+    );
+    assert!(
+        w[1].starts_with("30 cell(s) have no recorded start time"),
+        "{w:?}"
+    );
 
     let rows = cell_rows(&s.campaign_dir);
     let mut per_group: BTreeMap<String, usize> = BTreeMap::new();
@@ -471,6 +490,25 @@ fn tr116_narrower_folders_import_their_part() {
             s.per_config
         );
     }
+
+    // gemma3's runs filed under qwen: imported as planned, with a warning that names them.
+    let qwen = src.join("single/rust/qwen2p5_7b");
+    fs::remove_dir_all(&qwen).expect("rm");
+    copy_dir(&fx.join("tr116/single/rust/gemma3_latest"), &qwen);
+    let s = import(
+        &src.join("single/rust"),
+        "tr116.yaml",
+        &tmp.path().join("misfiled"),
+    );
+    let misfiled: Vec<&String> = s
+        .warnings
+        .iter()
+        .filter(|w| w.contains("records model `gemma3:latest`"))
+        .collect();
+    assert_eq!(misfiled.len(), 4, "one per configuration: {:?}", s.warnings);
+    assert!(misfiled.iter().all(|w| w.contains("single/rust/qwen25_7b/")
+        && w.contains("qwen2p5_7b/")
+        && w.contains("`qwen2.5:7b`")));
 }
 
 #[test]
