@@ -30,7 +30,7 @@ pub(crate) fn fixtures(test: &str) -> Option<PathBuf> {
     }
 }
 
-fn opts(source: &Path, manifest: &str, data: &Path) -> ImportOptions {
+pub(crate) fn opts(source: &Path, manifest: &str, data: &Path) -> ImportOptions {
     ImportOptions {
         source: source.to_path_buf(),
         manifest: root().join("experiments").join(manifest),
@@ -39,7 +39,7 @@ fn opts(source: &Path, manifest: &str, data: &Path) -> ImportOptions {
     }
 }
 
-fn import(source: &Path, manifest: &str, data: &Path) -> ImportSummary {
+pub(crate) fn import(source: &Path, manifest: &str, data: &Path) -> ImportSummary {
     import_chimeraforge(&opts(source, manifest, data)).unwrap_or_else(|e| panic!("import: {e}"))
 }
 
@@ -50,7 +50,7 @@ pub(crate) fn says(text: &str, wants: &[&str]) {
     }
 }
 
-fn import_err(source: &Path, manifest: &str, data: &Path) -> String {
+pub(crate) fn import_err(source: &Path, manifest: &str, data: &Path) -> String {
     match import_chimeraforge(&opts(source, manifest, data)) {
         Ok(s) => panic!("expected an error, got:\n{}", s.render()),
         Err(e) => e.to_string(),
@@ -58,7 +58,7 @@ fn import_err(source: &Path, manifest: &str, data: &Path) -> String {
 }
 
 /// Every committed part `name` of a campaign, one batch list per cell, in cell-id order.
-fn parts(campaign: &Path, name: &str) -> Vec<RecordBatch> {
+pub(crate) fn parts(campaign: &Path, name: &str) -> Vec<RecordBatch> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(campaign.join("cells"))
         .expect("cells dir")
         .filter_map(Result::ok)
@@ -71,7 +71,7 @@ fn parts(campaign: &Path, name: &str) -> Vec<RecordBatch> {
         .collect()
 }
 
-fn strs(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
+pub(crate) fn strs(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
     let a = b.column_by_name(col).expect("column");
     let a = a.as_string::<i32>();
     (0..a.len())
@@ -120,7 +120,7 @@ pub(crate) fn cell_rows(campaign: &Path) -> Vec<CellRow> {
     out
 }
 
-fn mean(xs: &[f64]) -> f64 {
+pub(crate) fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
 }
 
@@ -129,7 +129,7 @@ fn sample_sd(xs: &[f64]) -> f64 {
     (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
 }
 
-fn round(x: f64, places: i32) -> f64 {
+pub(crate) fn round(x: f64, places: i32) -> f64 {
     let p = 10f64.powi(places);
     (x * p).round() / p
 }

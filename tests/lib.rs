@@ -14,6 +14,7 @@ mod import;
 mod import_detect;
 mod import_git;
 mod import_tr113;
+mod import_tr115_tr116;
 mod invalid;
 mod lifecycle;
 #[cfg(unix)]

@@ -205,15 +205,28 @@ impl<'a> Ctx<'a> {
                 }
             }
         };
-        Err(ImportError::UnknownId {
+        Err(self.unknown_id(path, what, id, self.expected_ids(), help))
+    }
+
+    /// The error for folder `path` whose name `id` (a `what`: "scenario folder"…) is not in the
+    /// manifest, which has the `expected` ones.
+    pub(super) fn unknown_id(
+        &self,
+        path: &Path,
+        what: &'static str,
+        id: &str,
+        expected: String,
+        help: String,
+    ) -> ImportError {
+        ImportError::UnknownId {
             path: path.to_path_buf(),
             what,
             id: id.to_owned(),
             report: self.report().to_owned(),
             manifest: self.manifest_path().to_path_buf(),
-            expected: self.expected_ids(),
+            expected,
             help,
-        })
+        }
     }
 
     /// The planned cell of (configuration, repetition).
@@ -237,6 +250,30 @@ impl<'a> Ctx<'a> {
             .iter()
             .find(|m| *m.id == *c.model)
             .map(|m| m.tag.clone())
+    }
+
+    /// Warns (once per configuration) when a file records another model than the one its
+    /// configuration plans: a folder filed under the wrong model.
+    pub(super) fn check_model(
+        &mut self,
+        ci: usize,
+        recorded: Option<&str>,
+        path: &Path,
+        key: &str,
+    ) {
+        let c = &self.plan.configs[ci];
+        let (Some(r), Some(tag)) = (recorded, self.model_tag(c)) else {
+            return;
+        };
+        if r != tag {
+            let msg = format!(
+                "`{}`: `{key}` records model `{r}`, but the manifest's `{}` is for `{tag}` (model `{}`); imported as planned",
+                self.rel(path).display(),
+                c.id,
+                c.model
+            );
+            self.warn_once(format!("model {}", c.id), msg);
+        }
     }
 
     /// An agent run of configuration `ci`'s agent `ai`.
@@ -570,4 +607,29 @@ pub(super) fn note_markdown(ctx: &mut Ctx, markdown: usize) {
             "{markdown} Markdown report(s) recognised and not imported (generated text, not measurements)"
         ));
     }
+}
+
+/// What a layout's files look like, for its errors: `expected` when no run is found, `holds`
+/// and `help` for a file that is not part of it.
+pub(super) struct LayoutText {
+    pub(super) expected: &'static str,
+    pub(super) holds: &'static str,
+    pub(super) help: &'static str,
+}
+
+/// The end of a layout's classification: no run at all is a layout error, an `unknown` file is
+/// refused, the `markdown` reports are noted.
+pub(super) fn settle(
+    ctx: &mut Ctx,
+    text: &LayoutText,
+    any_run: bool,
+    unknown: &[PathBuf],
+    markdown: usize,
+) -> Result<(), ImportError> {
+    if !any_run {
+        return Err(layout_error(ctx, text.expected));
+    }
+    refuse_unknown(ctx, unknown, text.holds, text.help)?;
+    note_markdown(ctx, markdown);
+    Ok(())
 }

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use petgraph::graph::NodeIndex;
 use serde::Deserialize;
 
 use super::context::{Ctx, Imported};
@@ -192,6 +193,8 @@ struct AgentResult {
     timestamp: String,
     #[serde(default)]
     workflow: Option<Workflow>,
+    #[serde(default)]
+    model: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,15 +253,14 @@ fn scenario_of(ctx: &Ctx, folder: &str, path: &Path) -> Result<String, ImportErr
     if let [one] = hits.as_slice() {
         return Ok((**one).to_owned());
     }
-    Err(ImportError::UnknownId {
-        path: path.to_path_buf(),
-        what: "scenario folder",
-        id: folder.to_owned(),
-        report: ctx.report().to_owned(),
-        manifest: ctx.manifest_path().to_path_buf(),
-        expected: super::convert::list(&ids),
-        help: "scenario folders are named after the manifest's scenario ids (`-` and `_` are the same)".into(),
-    })
+    Err(ctx.unknown_id(
+        path,
+        "scenario folder",
+        folder,
+        super::convert::list(&ids),
+        "scenario folders are named after the manifest's scenario ids (`-` and `_` are the same)"
+            .into(),
+    ))
 }
 
 /// A run file: path, scenario folder, test folder, run number.
@@ -266,7 +268,7 @@ type RunFile = (PathBuf, String, String, u32);
 /// A per-test summary: path, scenario folder, test folder.
 type SummaryFile = (PathBuf, String, String);
 /// (config index, run) → (recomputed efficiency, stored efficiency)
-type Efficiencies = HashMap<(usize, u32), (Option<f64>, f64)>;
+pub(super) type Efficiencies = HashMap<(usize, u32), (Option<f64>, f64)>;
 
 /// Reads every run of the tree.
 pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, ImportError> {
@@ -295,12 +297,12 @@ pub(super) fn read_resolved(
     let mut out = Vec::with_capacity(runs.len());
     let mut eff: Efficiencies = HashMap::new();
     for (path, ci, k) in runs {
-        let (imported, efficiencies) = read_run(ctx, *ci, path, *k)?;
+        let (imported, efficiencies) = read_run(ctx, *ci, path, *k, *k)?;
         eff.insert((*ci, *k), efficiencies);
         out.push(imported);
     }
     for (path, ci) in summaries {
-        check_summary(ctx, &eff, *ci, path)?;
+        check_summary(ctx, &eff, *ci, path, None)?;
     }
     Ok(out)
 }
@@ -346,40 +348,26 @@ fn classify(
     Ok((runs_files, summaries))
 }
 
-/// One run of configuration `ci`: its cell, and its (recomputed, stored) efficiency.
-fn read_run(
+/// One run of configuration `ci`, repetition `k`: its cell, and its (recomputed, stored)
+/// efficiency. `file_run` is the run number its folder gives (`k` itself, or 1 where every
+/// repetition was a separate `--runs 1` invocation, TR115).
+pub(super) fn read_run(
     ctx: &mut Ctx,
     ci: usize,
     path: &Path,
     k: u32,
+    file_run: u32,
 ) -> Result<(Imported, (Option<f64>, f64)), ImportError> {
     let run: Run = ctx.read_json(path)?;
     ctx.files += 1;
-    if run.run_number != k {
-        return Err(ImportError::Key {
-            path: path.to_path_buf(),
-            key: "run_number".into(),
-            message: format!(
-                "the file says run {}, its folder says run_{k}",
-                run.run_number
-            ),
-            help: "the folder and the file disagree: restore the file or rename the folder".into(),
-        });
-    }
-    let ni = ctx.node(ci, k, path)?;
-    ctx.two_agents(ci, path, "a two-agent run")?;
-    if let Some(s) = &run.scenario {
-        let kind = ctx.plan.configs[ci].scenario_kind.to_string();
-        if s.replace('-', "_") != kind {
-            let key = format!("scenario {}", ctx.plan.configs[ci].id);
-            let msg = format!(
-                "`{}`: the run records scenario `{s}`, but the manifest's `{}` is a `{kind}` scenario",
-                ctx.rel(path).display(),
-                ctx.plan.configs[ci].scenario
-            );
-            ctx.warn_once(key, msg);
-        }
-    }
+    let ni = check_run(
+        ctx,
+        ci,
+        path,
+        (k, file_run),
+        run.run_number,
+        run.scenario.as_deref(),
+    )?;
     let mut agents = Vec::new();
     let mut ends = Vec::new();
     for (ai, (name, a)) in [("collector", &run.collector), ("insight", &run.insight)]
@@ -413,6 +401,42 @@ fn read_run(
     Ok((imported, efficiencies))
 }
 
+/// The planned cell of a two-agent run of configuration `ci`, repetition `k` whose folder says
+/// `file_run`: the file's `run_number` must agree, and a recorded scenario that is not the
+/// manifest's kind is a warning (once per configuration).
+pub(super) fn check_run(
+    ctx: &mut Ctx,
+    ci: usize,
+    path: &Path,
+    (k, file_run): (u32, u32),
+    run_number: u32,
+    scenario: Option<&str>,
+) -> Result<NodeIndex, ImportError> {
+    if run_number != file_run {
+        return Err(ImportError::Key {
+            path: path.to_path_buf(),
+            key: "run_number".into(),
+            message: format!("the file says run {run_number}, its folder says run_{file_run}"),
+            help: "the folder and the file disagree: restore the file or rename the folder".into(),
+        });
+    }
+    let ni = ctx.node(ci, k, path)?;
+    ctx.two_agents(ci, path, "a two-agent run")?;
+    if let Some(s) = scenario {
+        let kind = ctx.plan.configs[ci].scenario_kind.to_string();
+        if s.replace('-', "_") != kind {
+            let key = format!("scenario {}", ctx.plan.configs[ci].id);
+            let msg = format!(
+                "`{}`: the run records scenario `{s}`, but the manifest's `{}` is a `{kind}` scenario",
+                ctx.rel(path).display(),
+                ctx.plan.configs[ci].scenario
+            );
+            ctx.warn_once(key, msg);
+        }
+    }
+    Ok(ni)
+}
+
 /// One agent of a run, and when it ended (Unix ms).
 fn read_agent(
     ctx: &mut Ctx,
@@ -432,6 +456,12 @@ fn read_agent(
         (None, None) => (&empty, format!("{name}.result.configuration")),
     };
     let options = ctx.recorded_options(ci, ai, recorded, path, &key)?;
+    ctx.check_model(
+        ci,
+        a.result.model.as_deref(),
+        path,
+        &format!("{name}.result.model"),
+    );
     let end = ctx.timestamp(
         &a.result.timestamp,
         path,
@@ -487,20 +517,23 @@ fn read_agent(
     Ok((agent, end))
 }
 
-/// Cross-checks a per-test summary of configuration `ci` with the runs read.
-fn check_summary(
+/// Cross-checks a per-test summary of configuration `ci` with the runs read. `only`: the
+/// summary of one `--runs 1` invocation that was repetition k (TR115), whose run 1 is k.
+pub(super) fn check_summary(
     ctx: &mut Ctx,
     eff: &Efficiencies,
     ci: usize,
     path: &Path,
+    only: Option<u32>,
 ) -> Result<(), ImportError> {
     let s: TestSummary = ctx.read_json(path)?;
     ctx.files += 1;
     let file = ctx.rel(path);
+    let rep = |r: u32| only.map_or(r, |k| (k + r).saturating_sub(1));
     let mut stored = Vec::new();
     for r in &s.runs {
         stored.push(r.efficiency_percent);
-        match eff.get(&(ci, r.run_number)) {
+        match eff.get(&(ci, rep(r.run_number))) {
                 None => ctx.warn(format!(
                     "`{}` lists run {} but `run_{}/metrics.json` is not there: that run is not imported",
                     file.display(),
@@ -518,10 +551,10 @@ fn check_summary(
                 Some(_) => {}
             }
     }
-    let listed: Vec<u32> = s.runs.iter().map(|r| r.run_number).collect();
+    let listed: Vec<u32> = s.runs.iter().map(|r| rep(r.run_number)).collect();
     let unlisted: Vec<u32> = eff
         .keys()
-        .filter(|(c2, k)| *c2 == ci && !listed.contains(k))
+        .filter(|(c2, k)| *c2 == ci && only.is_none_or(|o| o == *k) && !listed.contains(k))
         .map(|(_, k)| *k)
         .collect();
     for k in unlisted {

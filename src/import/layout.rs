@@ -13,6 +13,10 @@ pub(crate) enum Layout {
     Tr111,
     Tr109,
     Tr108,
+    /// TR115: H6 runs per runtime (`runtime-<name>/<config>/run_k/run_1/metrics.json`).
+    Tr115,
+    /// TR116: H6 Rust and H4 Python multi-agent runs, H5/H2 single-agent runs, per model.
+    Tr116,
 }
 
 impl Layout {
@@ -25,7 +29,9 @@ impl Layout {
             "TR110" => Layout::Tr110,
             "TR111" => Layout::Tr111,
             "TR113" => Layout::H6v1,
-            "TR114" | "TR115" | "TR116" => Layout::H6,
+            "TR114" => Layout::H6,
+            "TR115" => Layout::Tr115,
+            "TR116" => Layout::Tr116,
             _ => return None,
         })
     }
@@ -40,6 +46,12 @@ impl Layout {
             Layout::Tr111 => "H5 Rust single agent (<config>/data/metrics.json)",
             Layout::Tr109 => "H2 Python single agent (run_<config>/data/metrics.json)",
             Layout::Tr108 => "H1 TR108 CSVs (llama3/*.csv, gemma3/*.csv)",
+            Layout::Tr115 => {
+                "H6 Rust multi-agent per runtime (runtime-<name>/<config>/run_k/run_1/metrics.json)"
+            }
+            Layout::Tr116 => {
+                "TR116 per language and model (multi/<language>/<model>/…/run_k/metrics.json, single/<language>/<model>/<config>/data/metrics.json)"
+            }
         }
     }
 }

@@ -24,8 +24,10 @@
 //!
 //! | report | harness | files |
 //! |---|---|---|
-//! | TR114_v2 (TR115, TR116 when ids match) | H6v2 Rust multi-agent | `<scenario>/<testNNN>/run_k/metrics.json` |
+//! | TR114_v2 | H6v2 Rust multi-agent | `<scenario>/<testNNN>/run_k/metrics.json` |
 //! | TR113 | H6v1 Rust multi-agent, one persona call | `<config>/run_k/metrics.json` |
+//! | TR115_v2 (and v1) | H6 per runtime | `runtime-<name>/<config>/run_k/run_1/metrics.json` |
+//! | TR116 | H6v2 / H4 multi, H5 / H2 single | `multi/<language>/<model>/…/run_k/metrics.json`, `single/<language>/<model>/<config>/data/metrics.json` |
 //! | TR110 | H3 Python multi-agent | `phase_N_test_NNN/run_k/metrics.json` |
 //! | TR111_v2 | H5 Rust single agent | `<config>/data/metrics.json` |
 //! | TR109 | H2 Python single agent | `run_<config>/data/metrics.json` |
@@ -46,6 +48,7 @@ mod depends;
 mod detect;
 mod error;
 mod git;
+pub(crate) mod h4;
 pub(crate) mod h6;
 mod h6v1;
 mod layout;
@@ -57,6 +60,8 @@ mod source;
 mod time;
 pub(crate) mod tr108;
 pub(crate) mod tr110;
+pub(crate) mod tr115;
+pub(crate) mod tr116;
 mod walk;
 mod write;
 
@@ -304,6 +309,8 @@ fn read_runs(ctx: &mut Ctx) -> Result<Vec<Imported>, ImportError> {
         Layout::Tr111 => single::read_tr111(ctx, &files)?,
         Layout::Tr109 => single::read_tr109(ctx, &files)?,
         Layout::Tr108 => tr108::read(ctx, &files)?,
+        Layout::Tr115 => tr115::read(ctx, &files)?,
+        Layout::Tr116 => tr116::read(ctx, &files)?,
     };
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for r in &runs {

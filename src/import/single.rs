@@ -40,6 +40,8 @@ struct H5Agent {
     aggregate_metrics: RustAggregate,
     workflow_runs: Vec<H5Run>,
     timestamp: String,
+    #[serde(default)]
+    model: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,13 +75,44 @@ struct H2Run {
     performance_delta: H2Delta,
 }
 
+/// One agent's result of an H2 run. The Oct-2025 runner (TR109) stored `execution_time` and
+/// `start_time`; the Nov-2025 rewrite (TR116 single add-on) an `execution_summary` instead.
 #[derive(Debug, Deserialize)]
 struct H2Result {
     metrics: PyAgent,
     #[serde(default)]
     benchmark_data_count: Option<u32>,
-    execution_time: f64,
+    #[serde(default)]
+    execution_time: Option<f64>,
+    #[serde(default)]
+    start_time: Option<String>,
+    #[serde(default)]
+    execution_summary: Option<H2Execution>,
+    /// Recorded by the Nov-2025 runner only.
+    #[serde(default)]
+    model: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct H2Execution {
     start_time: String,
+    duration_seconds: f64,
+}
+
+impl H2Result {
+    /// (start time, duration in seconds), from whichever of the two shapes the file has.
+    fn timing(&self, path: &Path, key: &str) -> Result<(&str, f64), ImportError> {
+        match (&self.start_time, self.execution_time, &self.execution_summary) {
+            (Some(t), Some(d), _) => Ok((t, d)),
+            (_, _, Some(e)) => Ok((&e.start_time, e.duration_seconds)),
+            _ => Err(ImportError::Key {
+                path: path.to_path_buf(),
+                key: key.to_owned(),
+                message: "neither `start_time` + `execution_time` nor `execution_summary`".into(),
+                help: "an H2 run records when each agent started and how long it ran; restore the file".into(),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,7 +254,7 @@ fn choose_tr111(
 }
 
 /// The cells of one H5 invocation (`<config>/data/metrics.json`): one per run number.
-fn read_h5(
+pub(super) fn read_h5(
     ctx: &mut Ctx,
     ci: usize,
     path: &Path,
@@ -286,6 +319,7 @@ fn h5_agent<'f>(
         &path,
         &format!("{name}.configuration"),
     )?;
+    ctx.check_model(ci, a.model.as_deref(), &path, &format!("{name}.model"));
     let end = ctx.timestamp(&a.timestamp, &path, format!("{name}.timestamp"))?;
     let mut runs: Vec<&H5Run> = a.workflow_runs.iter().collect();
     runs.sort_by_key(|r| r.run_number);
@@ -401,70 +435,93 @@ pub(crate) fn read_tr109(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Importe
     for (path, folder) in found {
         let id = folder.strip_prefix("run_").unwrap_or(&folder).to_owned();
         let ci = ctx.config(&id, &ctx.source.join(&folder), "configuration folder")?;
-        let runs: Vec<H2Run> = ctx.read_json(&path)?;
-        ctx.files += 1;
-        ctx.two_agents(ci, &path, "a baseline + chimera run")?;
-        if runs.is_empty() {
-            ctx.warn(format!("`{}` holds no run", ctx.rel(&path).display()));
-        }
-        for (i, run) in runs.iter().enumerate() {
-            let ni = ctx.node(ci, run.run_number, &path)?;
-            let mut agents = Vec::new();
-            let mut start = f64::INFINITY;
-            for (name, r) in [
-                ("baseline", &run.baseline_results),
-                ("chimera", &run.chimera_results),
-            ] {
-                let ai = ctx.agent_index(ci, name, &path)?;
-                let key = format!("[{i}].{name}_results");
-                let options = ctx.recorded_options(
-                    ci,
-                    ai,
-                    &r.metrics.configuration,
-                    &path,
-                    &format!("{key}.metrics.configuration"),
-                )?;
-                let t = ctx.timestamp(&r.start_time, &path, format!("{key}.start_time"))?;
-                start = start.min(t);
-                agents.push((
-                    ai,
-                    ctx.agent(
-                        ci,
-                        ai,
-                        true,
-                        options,
-                        r.execution_time * 1000.0,
-                        r.benchmark_data_count,
-                        r.metrics.aggregate_metrics.aggregate(),
-                        Vec::new(),
-                    ),
-                ));
-            }
-            agents.sort_by_key(|(ai, _)| *ai);
-            let baseline_first = agents
-                .first()
-                .is_some_and(|(ai, _)| *ai == ctx.agent_index(ci, "baseline", &path).unwrap_or(0));
-            let agents: Vec<_> = agents.into_iter().map(|(_, a)| a).collect();
-            let wall: f64 = agents.iter().map(|a| a.duration_ms).sum();
-            let mut rec = ctx.record(ni, agents, wall, start);
-            // Stored: throughput chimera − baseline, TTFT baseline − chimera. chimera's columns
-            // are positional (B − A, TTFT A − B): the same numbers when baseline is agent A,
-            // negated when the manifest lists the chimera agent first (TR109 runs it first).
-            let d = &run.performance_delta;
-            let sign = if baseline_first { 1.0 } else { -1.0 };
-            negated |= !baseline_first;
-            let stored = (
-                Some(sign * d.throughput_delta_absolute),
-                Some(sign * d.ttft_delta_absolute_ms),
-            );
-            ctx.store_deltas(&mut rec, stored, &path);
-            out.push(ctx.imported(&path, rec));
-        }
+        let (cells, neg) = read_h2(ctx, ci, &path)?;
+        out.extend(cells);
+        negated |= neg;
     }
     if negated {
-        ctx.notes.push(
-            "the manifest lists the chimera agent first (it ran first), so the cells' throughput_delta_tok_s (B − A) is baseline − chimera and ttft_delta_ms (A − B) chimera − baseline: the negatives of the files' `performance_delta`".into(),
-        );
+        note_h2_negated(ctx);
     }
     Ok(out)
+}
+
+/// Notes that H2 deltas were negated (see [`read_h2`]).
+pub(super) fn note_h2_negated(ctx: &mut Ctx) {
+    ctx.notes.push(
+        "the manifest lists the chimera agent first (it ran first), so the cells' throughput_delta_tok_s (B − A) is baseline − chimera and ttft_delta_ms (A − B) chimera − baseline: the negatives of the files' `performance_delta`".into(),
+    );
+}
+
+/// The cells of one H2 file (`<config>/data/metrics.json`, a list of runs) of configuration
+/// `ci`, and whether their stored deltas were negated (the chimera agent is agent A).
+pub(super) fn read_h2(
+    ctx: &mut Ctx,
+    ci: usize,
+    path: &Path,
+) -> Result<(Vec<Imported>, bool), ImportError> {
+    let path = path.to_path_buf();
+    let mut out = Vec::new();
+    let mut negated = false;
+    let runs: Vec<H2Run> = ctx.read_json(&path)?;
+    ctx.files += 1;
+    ctx.two_agents(ci, &path, "a baseline + chimera run")?;
+    if runs.is_empty() {
+        ctx.warn(format!("`{}` holds no run", ctx.rel(&path).display()));
+    }
+    for (i, run) in runs.iter().enumerate() {
+        let ni = ctx.node(ci, run.run_number, &path)?;
+        let mut agents = Vec::new();
+        let mut start = f64::INFINITY;
+        for (name, r) in [
+            ("baseline", &run.baseline_results),
+            ("chimera", &run.chimera_results),
+        ] {
+            let ai = ctx.agent_index(ci, name, &path)?;
+            let key = format!("[{i}].{name}_results");
+            let options = ctx.recorded_options(
+                ci,
+                ai,
+                &r.metrics.configuration,
+                &path,
+                &format!("{key}.metrics.configuration"),
+            )?;
+            ctx.check_model(ci, r.model.as_deref(), &path, &format!("{key}.model"));
+            let (started, seconds) = r.timing(&path, &key)?;
+            let t = ctx.timestamp(started, &path, format!("{key}.start_time"))?;
+            start = start.min(t);
+            agents.push((
+                ai,
+                ctx.agent(
+                    ci,
+                    ai,
+                    true,
+                    options,
+                    seconds * 1000.0,
+                    r.benchmark_data_count,
+                    r.metrics.aggregate_metrics.aggregate(),
+                    Vec::new(),
+                ),
+            ));
+        }
+        agents.sort_by_key(|(ai, _)| *ai);
+        let baseline_first = agents
+            .first()
+            .is_some_and(|(ai, _)| *ai == ctx.agent_index(ci, "baseline", &path).unwrap_or(0));
+        let agents: Vec<_> = agents.into_iter().map(|(_, a)| a).collect();
+        let wall: f64 = agents.iter().map(|a| a.duration_ms).sum();
+        let mut rec = ctx.record(ni, agents, wall, start);
+        // Stored: throughput chimera − baseline, TTFT baseline − chimera. chimera's columns
+        // are positional (B − A, TTFT A − B): the same numbers when baseline is agent A,
+        // negated when the manifest lists the chimera agent first (TR109 runs it first).
+        let d = &run.performance_delta;
+        let sign = if baseline_first { 1.0 } else { -1.0 };
+        negated |= !baseline_first;
+        let stored = (
+            Some(sign * d.throughput_delta_absolute),
+            Some(sign * d.ttft_delta_absolute_ms),
+        );
+        ctx.store_deltas(&mut rec, stored, &path);
+        out.push(ctx.imported(&path, rec));
+    }
+    Ok((out, negated))
 }

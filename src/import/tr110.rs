@@ -34,6 +34,8 @@ pub(super) struct PyAgent {
 /// `aggregate_metrics` of the Python collector (over the agent's calls).
 #[derive(Debug, Deserialize)]
 pub(super) struct PyAggregate {
+    /// `request_count` in the Nov-2025 Python collector (TR116 single add-on).
+    #[serde(alias = "request_count")]
     total_requests: usize,
     total_duration_ms: f64,
     total_tokens_generated: u64,
