@@ -18,7 +18,8 @@ help:
 	@echo "plan-<report>   print the plan of one report ($(REPORTS))"
 	@echo "reproduce-<report>  run a report's campaign against its servers into data/<report>/ (resumes), analyse it, write its report"
 	@echo "try-emulated    a TR114 campaign against chimera emulate on 11434/11435 (no Ollama needed), analysed and reported"
-	@echo "originals       import the original reports' raw results (FIXTURES=DIR) and write their reports with verdicts"
+	@echo "originals       import all nine reports' original raw results (FIXTURES=DIR, or CHIMERAFORGE_GIT=DIR: a clone"
+	@echo "                of the original repository, read with --git), analyse, report, one verdict line per report"
 	@echo "bench-plan      time and peak memory of planning >= 1,000,000 cells"
 	@echo "bench-harness   client timing accuracy and CPU per token vs ground truth, and vs the ollama Python client"
 	@echo "bench-store     resume scan and full verification of a 100,000-cell campaign (generated once under target/bench-store/)"
@@ -91,13 +92,7 @@ demo: release
 # analysis run on the data the published numbers were computed from.
 FIXTURES ?= ../shared/fixtures/chimeraforge
 originals: release
-	@test -d $(FIXTURES) || { echo "originals: no raw results at $(FIXTURES); set FIXTURES=DIR" >&2; exit 2; }
-	@for r in tr108 tr109 tr110 tr111_v2 tr114_v2; do \
-	  $(BIN) import chimeraforge $(FIXTURES)/$$r --report $${r%_v2} --data data/originals > /dev/null || exit $$?; \
-	done
-	$(BIN) import chimeraforge $(FIXTURES) --report TR112 --data data/originals > /dev/null
-	$(BIN) analyze --data data/originals
-	$(BIN) report --data data/originals
+	@BIN=$(BIN) FIXTURES=$(FIXTURES) CHIMERAFORGE_GIT=$(CHIMERAFORGE_GIT) DATA=data/originals scripts/originals.sh
 
 # A TR114 campaign against the emulator (a test instrument, not an LLM) on 11434/11435: shows
 # run, resume (run it again, or Ctrl-C it and run it again), status and compact without Ollama.

@@ -386,6 +386,23 @@ fn tr115_tokio_default_fixture_reproduces_through_the_command_line() {
         row.contains("98.715") && row.contains("| reproduced |"),
         "{row}"
     );
+    // The axis the report is about: one row per runtime, the four without data say so.
+    let by = &md[md.find("### By runtime").expect("a runtime table")..];
+    let rows: Vec<&str> = by
+        .lines()
+        .skip(6)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert_eq!(rows.len(), 5, "{by}");
+    assert!(
+        rows.iter()
+            .any(|l| l.starts_with("| tokio-default |") && l.contains("| 30 | 98.715 |")),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|l| l.starts_with("| async-std |") && l.contains("| 0 | — |"))
+    );
 }
 
 #[test]

@@ -477,6 +477,7 @@ fn results(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &Rep
         md.push_str(&t.render());
     }
 
+    axes(md, r);
     let scen: Vec<&SummaryRow> = r
         .summaries
         .iter()
@@ -508,6 +509,85 @@ fn results(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &Rep
         }
         md.push_str(&summary_table(&rows, &header));
     }
+}
+
+/// Pools per-configuration means into one mean weighted by their `n`.
+fn pooled<'a>(stats: impl Iterator<Item = &'a Stat>) -> Option<f64> {
+    let (sum, n) = stats
+        .filter(|s| s.mean.is_finite() && s.n > 0)
+        .fold((0.0, 0u64), |(sum, n), s| {
+            (sum + s.mean * s.n as f64, n + s.n)
+        });
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// The axes the report is about (runtime, language, model), one row per combination and kind
+/// of run: the published efficiency of its multi-agent runs and the throughput of its agents,
+/// pooled over its configurations. Nothing when the report varies none of them.
+fn axes(md: &mut String, r: &ReportAnalysis) {
+    use std::collections::{BTreeMap, BTreeSet};
+    let distinct = |f: &dyn Fn(&ConfigRow) -> Option<String>| -> BTreeSet<String> {
+        r.configs.iter().filter_map(f).collect()
+    };
+    let runtimes = distinct(&|c| c.runtime.clone());
+    let languages = distinct(&|c| c.language.clone());
+    let models = distinct(&|c| Some(c.model.clone()));
+    let show = (models.len() > 1, languages.len() > 1, runtimes.len() > 1);
+    if !(show.0 || show.1 || show.2) {
+        return;
+    }
+    type Key = (String, String, String, bool);
+    let mut groups: BTreeMap<Key, Vec<&ConfigRow>> = BTreeMap::new();
+    for c in &r.configs {
+        let o = |s: &Option<String>| s.clone().unwrap_or_else(|| DASH.to_owned());
+        let key = (
+            c.model.clone(),
+            o(&c.language),
+            o(&c.runtime),
+            // Multi-agent configurations count contention runs; single-agent ones do not.
+            c.contention_runs.is_none(),
+        );
+        groups.entry(key).or_default().push(c);
+    }
+    let title = [("model", show.0), ("language", show.1), ("runtime", show.2)]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(" × ");
+    let _ = write!(md, "\n### By {title}\n\n");
+    md.push_str("The axes this report compares: runs pooled over the configurations of each combination (means weighted by runs; agent throughput is the mean of the agents' request-level means).\n\n");
+    let kinds = groups.keys().map(|k| k.3).collect::<BTreeSet<_>>().len();
+    let mut t = Table::new(&[
+        ("Model", false, !show.0),
+        ("Language", false, !show.1),
+        ("Runtime", false, !show.2),
+        ("Runs of", false, kinds < 2),
+        ("Configs", true, false),
+        ("Runs", true, false),
+        ("Published efficiency (%)", true, true),
+        ("Agent throughput (tok/s)", true, true),
+    ]);
+    for ((model, language, runtime, single), cs) in &groups {
+        let blank = |on: bool, v: &str| if on { v.to_owned() } else { String::new() };
+        let eff = pooled(cs.iter().filter_map(|c| c.published_efficiency.as_ref()));
+        let tput = pooled(cs.iter().flat_map(|c| c.throughput.values()));
+        t.row(vec![
+            blank(show.0, model),
+            blank(show.1, language),
+            blank(show.2, runtime),
+            match (kinds, *single) {
+                (1, _) => String::new(),
+                (_, true) => "one agent".to_owned(),
+                _ => "concurrent agents".to_owned(),
+            },
+            cs.len().to_string(),
+            cs.iter().map(|c| c.runs).sum::<u64>().to_string(),
+            eff.map_or_else(|| DASH.to_owned(), |x| fixed(x, PCT)),
+            tput.map_or_else(|| DASH.to_owned(), |x| fixed(x, TOK_S)),
+        ]);
+    }
+    md.push_str(&t.render());
 }
 
 /// A table of descriptive statistics, grouped by metric and level (whole-report rows first).
