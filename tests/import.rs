@@ -214,6 +214,11 @@ fn tr114_v2_reproduces_the_published_efficiency_and_reimports_idempotently() {
                     .all(|l| l.as_deref() == Some("rust"))
             );
             assert!(strs(&b, "runtime").iter().all(Option::is_none), "{table}");
+            let harness = strs(&b, "harness");
+            assert!(
+                harness.iter().all(|h| h.as_deref() == Some("H6v2")),
+                "{table}"
+            );
             if table == "cells.parquet" {
                 let scenarios = strs(&b, "scenario");
                 let named = |s: &Option<String>| s.as_ref().map(|s| s.replace('-', "_"));

@@ -146,8 +146,9 @@ mod tests {
         let agents = agents_batch(rec, "camp").expect("agents");
         let (cells, agents) = if old {
             (
-                version_2_part(&cells, "cells", 3),
-                version_2_part(&agents, "agents", 4),
+                version_2_part(&cells, "cells", 4),
+                // Also without `published_ttft_mean_ms`, the version-3 column before them.
+                version_2_part(&agents, "agents", 6),
             )
         } else {
             let bytes = |t, b| table::to_parquet_bytes(t, b).expect("part");
@@ -176,6 +177,7 @@ mod tests {
             runtime: Some("tokio-localset".into()),
             language: Some("rust".into()),
             block: Some("runtimes".into()),
+            harness: Some("H6v2".into()),
         };
         let mut old = new.clone();
         old.key.cell_id = "old".into();

@@ -159,6 +159,8 @@ pub struct CellAxes {
     pub language: Option<String>,
     /// Name of the matrix block the configuration comes from.
     pub block: Option<String>,
+    /// The original harness its workload reproduces (`H1`…`H6v2`), as the manifest names it.
+    pub harness: Option<String>,
 }
 
 impl CellAxes {
@@ -168,6 +170,9 @@ impl CellAxes {
             runtime: c.runtime.map(|r| r.to_string()),
             language: c.language.map(|l| l.to_string()),
             block: plan.block_name(c).map(str::to_owned),
+            harness: plan.reports[c.report].manifest.spec.workloads[c.workload]
+                .harness
+                .clone(),
         }
     }
 }

@@ -21,8 +21,8 @@ use parquet::file::properties::WriterProperties;
 ///
 /// History: 1 = first release; 2 = `requests.timing_source` (nullable, last column); 3 =
 /// `requests.published_ttft_ms` and `agents.published_ttft_mean_ms` (the TTFT as the report's
-/// harness defined it), `cells.runtime`, `language`, `block` and `agents.model`, `runtime`,
-/// `language`, `block` (nullable, last columns). Parts of an older version that lack trailing
+/// harness defined it), `cells.runtime`, `language`, `block`, `harness` and `agents.model`,
+/// `runtime`, `language`, `block`, `harness` (nullable, last columns). Parts of an older version that lack trailing
 /// nullable columns are read with those columns null.
 pub const SCHEMA_VERSION: u32 = 3;
 

@@ -26,6 +26,7 @@ column_group!(CellAxes {
     runtime,
     language,
     block,
+    harness,
 });
 
 column_group!(Options {

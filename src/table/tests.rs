@@ -178,10 +178,10 @@ fn schemas_have_the_documented_columns() {
     let names =
         |s: SchemaRef| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
     let cells = names(cells_schema());
-    assert_eq!(cells.len(), 35);
-    assert_eq!(cells[32..], ["runtime", "language", "block"]);
+    assert_eq!(cells.len(), 36);
+    assert_eq!(cells[32..], ["runtime", "language", "block", "harness"]);
     let agents = names(agents_schema());
-    assert_eq!(agents.len(), 35);
+    assert_eq!(agents.len(), 36);
     assert_eq!(
         agents[30..],
         [
@@ -189,7 +189,8 @@ fn schemas_have_the_documented_columns() {
             "model",
             "runtime",
             "language",
-            "block"
+            "block",
+            "harness"
         ]
     );
     let requests = names(requests_schema());
@@ -220,6 +221,7 @@ fn schemas_have_the_documented_columns() {
         ("runtime", DataType::Utf8, true),
         ("language", DataType::Utf8, true),
         ("block", DataType::Utf8, true),
+        ("harness", DataType::Utf8, true),
     ];
     assert_columns(&cells_schema(), &axes);
     assert_columns(&agents_schema(), &axes);
