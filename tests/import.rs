@@ -43,13 +43,6 @@ pub(crate) fn import(source: &Path, manifest: &str, data: &Path) -> ImportSummar
     import_chimeraforge(&opts(source, manifest, data)).unwrap_or_else(|e| panic!("import: {e}"))
 }
 
-/// Asserts that `text` says each of `wants`.
-pub(crate) fn says(text: &str, wants: &[&str]) {
-    for w in wants {
-        assert!(text.contains(w), "{w:?} is not in:\n{text}");
-    }
-}
-
 pub(crate) fn import_err(source: &Path, manifest: &str, data: &Path) -> String {
     match import_chimeraforge(&opts(source, manifest, data)) {
         Ok(s) => panic!("expected an error, got:\n{}", s.render()),

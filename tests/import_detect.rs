@@ -9,8 +9,8 @@ use std::path::Path;
 
 use chimera::import::{ImportOptions, detect_report, import_chimeraforge};
 
-use crate::import::{copy_dir, fixtures, says};
-use crate::support::{chimera, root};
+use crate::import::{copy_dir, fixtures};
+use crate::support::{chimera, root, says};
 
 fn put(dir: &Path, rel: &str, bytes: &[u8]) {
     let p = dir.join(rel);

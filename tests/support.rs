@@ -86,6 +86,22 @@ pub fn chimera(args: &[&str]) -> Run {
     chimera_in(&root(), args)
 }
 
+/// Asserts that `text` says each of `wants`.
+pub fn says(text: &str, wants: &[&str]) {
+    for w in wants {
+        assert!(text.contains(w), "{w:?} is not in:\n{text}");
+    }
+}
+
+/// The arguments of `chimera import chimeraforge <source…> --report <report> --data <data>`:
+/// `source` is a folder, or `--git` and a repository.
+pub fn import_args<'a>(source: &[&'a str], report: &'a str, data: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["import", "chimeraforge"];
+    args.extend_from_slice(source);
+    args.extend(["--report", report, "--data", data]);
+    args
+}
+
 /// A path as the `&str` a command line takes.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
