@@ -9,7 +9,7 @@ use std::path::Path;
 
 use chimera::import::{ImportOptions, detect_report, import_chimeraforge};
 
-use crate::import::{copy_dir, fixtures};
+use crate::import::{copy_dir, copy_test108, fixtures, fixtures_and_tmp};
 use crate::support::{chimera, root, says};
 
 fn put(dir: &Path, rel: &str, bytes: &[u8]) {
@@ -67,11 +67,10 @@ fn every_fixture_folder_is_recognised_as_its_report() {
 
 #[test]
 fn a_folder_two_reports_could_be_names_both_and_asks_for_report() {
-    let Some(fx) = fixtures("ambiguous") else {
+    let Some((fx, t)) = fixtures_and_tmp("ambiguous") else {
         return;
     };
     // TR109's folder name, TR111's Rust content: both harnesses' layouts fit.
-    let t = tempfile::tempdir().expect("tempdir");
     let rust = fs::read(fx.join("tr111_v2/baseline_default/data/metrics.json")).expect("read");
     put(
         t.path(),
@@ -90,14 +89,10 @@ fn a_folder_two_reports_could_be_names_both_and_asks_for_report() {
 
 #[test]
 fn a_folder_mixing_two_layouts_is_refused_with_both_named() {
-    let Some(fx) = fixtures("mixed") else {
+    let Some((fx, t)) = fixtures_and_tmp("mixed") else {
         return;
     };
-    let t = tempfile::tempdir().expect("tempdir");
-    copy_dir(
-        &fx.join("tr114_v2/chimera-homo/test108"),
-        &t.path().join("chimera-homo/test108"),
-    );
+    copy_test108(&fx, t.path().to_path_buf());
     copy_dir(
         &fx.join("tr110/phase_1_test_001"),
         &t.path().join("phase_1_test_001"),
@@ -130,15 +125,10 @@ fn an_unknown_layout_says_what_was_expected_and_what_was_found() {
 
 #[test]
 fn the_command_line_without_report_imports_what_the_layout_says() {
-    let Some(fx) = fixtures("detected import") else {
+    let Some((fx, t)) = fixtures_and_tmp("detected import") else {
         return;
     };
-    let t = tempfile::tempdir().expect("tempdir");
-    let src = t.path().join("raw");
-    copy_dir(
-        &fx.join("tr114_v2/chimera-homo/test108"),
-        &src.join("chimera-homo/test108"),
-    );
+    let src = copy_test108(&fx, t.path().join("raw"));
     let data = t.path().join("data");
     let (src_s, data_s) = (src.display().to_string(), data.display().to_string());
     let run = chimera(&["import", "chimeraforge", &src_s, "--data", &data_s]);
@@ -162,10 +152,9 @@ fn the_command_line_without_report_imports_what_the_layout_says() {
 
 #[test]
 fn files_that_are_not_data_are_ignored_in_one_note() {
-    let Some(fx) = fixtures("stray files") else {
+    let Some((fx, t)) = fixtures_and_tmp("stray files") else {
         return;
     };
-    let t = tempfile::tempdir().expect("tempdir");
     let src = t.path().join("tr109");
     copy_dir(&fx.join("tr109"), &src);
     put(&src, "notes.txt", b"scratch");
