@@ -18,10 +18,11 @@ fn put(dir: &Path, rel: &str, bytes: &[u8]) {
     fs::write(p, bytes).expect("write");
 }
 
-fn detect_err(dir: &Path) -> String {
+/// Asserts that no report is detected in `dir` and that the error says each of `wants`.
+fn detection_refused(dir: &Path, wants: &[&str]) {
     match detect_report(dir) {
         Ok((r, _)) => panic!("expected an error, detected {r}"),
-        Err(e) => e.to_string(),
+        Err(e) => says(&e.to_string(), wants),
     }
 }
 
@@ -59,10 +60,7 @@ fn every_fixture_folder_is_recognised_as_its_report() {
         "bvc_gpu80_ctx512_temp0p8/run_2/metrics.json",
         b"{}",
     );
-    says(
-        &detect_err(t.path()),
-        &["does not look like the raw data of any report"],
-    );
+    detection_refused(t.path(), &["does not look like the raw data of any report"]);
 }
 
 #[test]
@@ -77,8 +75,8 @@ fn a_folder_two_reports_could_be_names_both_and_asks_for_report() {
         "run_gpu60_ctx512_temp0p6/data/metrics.json",
         &rust,
     );
-    says(
-        &detect_err(t.path()),
+    detection_refused(
+        t.path(),
         &[
             "could be the raw data of TR109 or TR111",
             "pass --report (one of TR109, TR111)",
@@ -97,8 +95,8 @@ fn a_folder_mixing_two_layouts_is_refused_with_both_named() {
         &fx.join("tr110/phase_1_test_001"),
         &t.path().join("phase_1_test_001"),
     );
-    says(
-        &detect_err(t.path()),
+    detection_refused(
+        t.path(),
         &[
             "mixes the layouts of TR110 and TR114",
             "TR110 (`phase_N_test_NNN/run_k/metrics.json`: 5 files, e.g. `phase_1_test_001/run_1/metrics.json`",
@@ -112,8 +110,8 @@ fn an_unknown_layout_says_what_was_expected_and_what_was_found() {
     let t = tempfile::tempdir().expect("tempdir");
     put(t.path(), "results/a.json", b"{}");
     put(t.path(), "notes.json", b"{}");
-    says(
-        &detect_err(t.path()),
+    detection_refused(
+        t.path(),
         &[
             "does not look like the raw data of any report",
             "= expected: TR108 `llama3/*.csv`, `gemma3/*.csv`; TR109",
