@@ -582,6 +582,10 @@ pub fn request(api: Api, model: &str) -> LlmRequest {
     }
 }
 
+/// Slack allowed between the client's timings and the emulator's [`truth`]: both run in this
+/// process on a small, possibly busy machine.
+pub const SLACK_MS: f64 = 50.0;
+
 /// The `n`th truth record, waiting briefly: the emulator records a request when it has
 /// finished with it, which may be just after the client has.
 pub async fn truth(emu: &EmulatorHandle, n: usize) -> TruthRecord {
