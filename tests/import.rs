@@ -50,6 +50,18 @@ pub(crate) fn import(source: &Path, manifest: &str, data: &Path) -> ImportSummar
     import_chimeraforge(&opts(source, manifest, data)).unwrap_or_else(|e| panic!("import: {e}"))
 }
 
+/// The fixture folder `folder` imported with `manifest` into a new temporary directory (kept
+/// alive by the caller), or `None` (with a skip message) when the fixtures are not there.
+fn fixture_imported(
+    test: &str,
+    folder: &str,
+    manifest: &str,
+) -> Option<(tempfile::TempDir, ImportSummary)> {
+    let (fx, tmp) = fixtures_and_tmp(test)?;
+    let s = import(&fx.join(folder), manifest, tmp.path());
+    Some((tmp, s))
+}
+
 pub(crate) fn import_err(source: &Path, manifest: &str, data: &Path) -> String {
     match import_chimeraforge(&opts(source, manifest, data)) {
         Ok(s) => panic!("expected an error, got:\n{}", s.render()),
@@ -253,10 +265,9 @@ fn tr114_v2_reproduces_the_published_efficiency_and_reimports_idempotently() {
 
 #[test]
 fn tr110_reproduces_the_per_test_and_overall_means() {
-    let Some((fx, tmp)) = fixtures_and_tmp("tr110 import") else {
+    let Some((_tmp, s)) = fixture_imported("tr110 import", "tr110", "tr110.yaml") else {
         return;
     };
-    let s = import(&fx.join("tr110"), "tr110.yaml", tmp.path());
     assert_eq!(s.runs, 150);
     assert_eq!(s.per_config.len(), 30);
     let rows = cell_rows(&s.campaign_dir);
@@ -287,10 +298,9 @@ fn tr110_reproduces_the_per_test_and_overall_means() {
 
 #[test]
 fn tr111_v2_baseline_agent_matches_the_report() {
-    let Some((fx, tmp)) = fixtures_and_tmp("tr111_v2 import") else {
+    let Some((_tmp, s)) = fixture_imported("tr111_v2 import", "tr111_v2", "tr111.yaml") else {
         return;
     };
-    let s = import(&fx.join("tr111_v2"), "tr111.yaml", tmp.path());
     assert_eq!(s.runs, 57);
     assert_eq!(s.per_config.len(), 19);
     assert!(s.per_config.values().all(|&n| n == 3));
@@ -324,10 +334,9 @@ fn tr111_v2_baseline_agent_matches_the_report() {
 
 #[test]
 fn tr109_single_agent_runs_carry_aggregates_only() {
-    let Some((fx, tmp)) = fixtures_and_tmp("tr109 import") else {
+    let Some((_tmp, s)) = fixture_imported("tr109 import", "tr109", "tr109.yaml") else {
         return;
     };
-    let s = import(&fx.join("tr109"), "tr109.yaml", tmp.path());
     assert_eq!(s.runs, 18);
     let cell = cell_rows(&s.campaign_dir)
         .into_iter()
@@ -366,10 +375,9 @@ fn tr109_single_agent_runs_carry_aggregates_only() {
 
 #[test]
 fn tr108_every_csv_row_maps_onto_a_configuration() {
-    let Some((fx, tmp)) = fixtures_and_tmp("tr108 import") else {
+    let Some((_tmp, s)) = fixture_imported("tr108 import", "tr108", "tr108.yaml") else {
         return;
     };
-    let s = import(&fx.join("tr108"), "tr108.yaml", tmp.path());
     // 6 Part A cells (5 prompts each) + 144 Part B cells (1 request each).
     assert_eq!(s.runs, 150);
     let requests: usize = parts(&s.campaign_dir, "requests.parquet")
@@ -450,6 +458,19 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
             fs::write(to.join(e.file_name()), fs::read(&p).expect("read")).expect("write");
         }
     }
+}
+
+/// The fixtures root, a temporary directory and a copy of the fixture folder `from` at `to` in
+/// it, or `None` (with a skip message) when the fixtures are not there.
+pub(crate) fn fixture_copy(
+    test: &str,
+    from: &str,
+    to: &str,
+) -> Option<(PathBuf, tempfile::TempDir, PathBuf)> {
+    let (fx, tmp) = fixtures_and_tmp(test)?;
+    let copy = tmp.path().join(to);
+    copy_dir(&fx.join(from), &copy);
+    Some((fx, tmp, copy))
 }
 
 /// Copies one test folder of the TR114 fixture, `chimera-homo/test108`, into `to`; returns `to`.

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use chimera::import::{ImportOptions, detect_report, import_chimeraforge};
 
-use crate::import::{copy_dir, copy_test108, fixtures, fixtures_and_tmp};
+use crate::import::{copy_dir, copy_test108, fixture_copy, fixtures, fixtures_and_tmp};
 use crate::support::{chimera, root, says};
 
 fn put(dir: &Path, rel: &str, bytes: &[u8]) {
@@ -150,11 +150,9 @@ fn the_command_line_without_report_imports_what_the_layout_says() {
 
 #[test]
 fn files_that_are_not_data_are_ignored_in_one_note() {
-    let Some((fx, t)) = fixtures_and_tmp("stray files") else {
+    let Some((_, t, src)) = fixture_copy("stray files", "tr109", "tr109") else {
         return;
     };
-    let src = t.path().join("tr109");
-    copy_dir(&fx.join("tr109"), &src);
     put(&src, "notes.txt", b"scratch");
     put(&src, "run_gpu60_ctx512_temp0p6/analyze.py", b"print(1)\n");
     put(&src, "run_gpu80_ctx512_temp0p6/data/plot.py", b"print(2)\n");

@@ -13,7 +13,8 @@ use chimera::analysis::model::{Analysis, VerdictKind};
 use serde_json::Value;
 
 use crate::import::{
-    CellRow, cell_rows, copy_dir, fixtures, fixtures_and_tmp, import, import_err, mean, round,
+    CellRow, cell_rows, copy_dir, fixture_copy, fixtures, fixtures_and_tmp, import, import_err,
+    mean, round,
 };
 use crate::support::chimera;
 
@@ -300,12 +301,14 @@ fn tr115_all_five_runtimes_import_in_one_go() {
 
 #[test]
 fn tr115_one_runtime_folder_and_the_v1_results_import() {
-    let Some((fx, tmp)) = fixtures_and_tmp("tr115 one runtime") else {
+    // DIR = one runtime-<name>/ folder: the runtime is its name.
+    let Some((fx, tmp, smol)) = fixture_copy(
+        "tr115 one runtime",
+        "tr115_v2/runtime-tokio-default",
+        "somewhere/runtime-smol",
+    ) else {
         return;
     };
-    // DIR = one runtime-<name>/ folder: the runtime is its name.
-    let smol = tmp.path().join("somewhere/runtime-smol");
-    copy_dir(&fx.join("tr115_v2/runtime-tokio-default"), &smol);
     let s = import(&smol, "tr115.yaml", &tmp.path().join("d1"));
     assert_eq!(s.runs, 30);
     assert!(s.per_config.keys().all(|c| c.starts_with("smol/")), "{s:?}");
