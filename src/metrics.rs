@@ -336,18 +336,13 @@ mod tests {
     fn deltas_follow_the_rust_sign_convention() {
         // The TTFT delta compares the TTFT the harness published (for the Rust harnesses,
         // the client TTFT itself).
-        let a = AgentAggregate {
-            throughput_mean_tok_s: Some(40.0),
-            ttft_mean_ms: Some(1.0),
-            published_ttft_mean_ms: Some(900.0),
+        let agent = |tok_s, ttft, published| AgentAggregate {
+            throughput_mean_tok_s: Some(tok_s),
+            ttft_mean_ms: Some(ttft),
+            published_ttft_mean_ms: Some(published),
             ..AgentAggregate::default()
         };
-        let b = AgentAggregate {
-            throughput_mean_tok_s: Some(44.0),
-            ttft_mean_ms: Some(2.0),
-            published_ttft_mean_ms: Some(500.0),
-            ..AgentAggregate::default()
-        };
+        let (a, b) = (agent(40.0, 1.0, 900.0), agent(44.0, 2.0, 500.0));
         assert_eq!(deltas_rust(&a, &b), (Some(4.0), Some(400.0)));
         assert_eq!(
             throughput_improvement_pct(98.904, 101.080).map(|x| (x * 100.0).round() / 100.0),

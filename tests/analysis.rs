@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use chimera::analysis::model::{Analysis, Origin, VerdictKind};
 
-use crate::support::chimera;
+use crate::support::{chimera, import_args, s, says};
 
 /// References appended to the end-to-end manifest: two the emulator can answer, one about a
 /// metric chimera does not record.
@@ -94,12 +94,9 @@ async fn emulator_campaign_is_analysed_and_labelled_as_emulator() {
     );
     assert_eq!(verdict(a, "contention").verdict, VerdictKind::Reproduced);
     assert_eq!(verdict(a, "absent").verdict, VerdictKind::NotMeasured);
-    assert!(
-        verdict(a, "absent")
-            .explanation
-            .contains("no report_quality_score value for config=test103"),
-        "{}",
-        verdict(a, "absent").explanation
+    says(
+        &verdict(a, "absent").explanation,
+        &["no report_quality_score value for config=test103"],
     );
     // Summaries hold the whole report and each configuration.
     let whole = r
@@ -129,13 +126,7 @@ async fn emulator_campaign_is_analysed_and_labelled_as_emulator() {
     // The command line: the same, plus a message when the report is absent.
     let d = data.display().to_string();
     let ok = chimera(&["analyze", "--data", &d, "--campaign", "emu", "--verbose"]);
-    assert_eq!(ok.code, 0, "{}", ok.stderr);
-    assert!(
-        ok.stdout.contains("emulator: a test instrument"),
-        "{}",
-        ok.stdout
-    );
-    assert!(ok.stdout.contains("not measured"), "{}", ok.stdout);
+    ok.assert_ok(&["emulator: a test instrument", "not measured"]);
     chimera(&["analyze", "--data", &d, "--report", "TR999"]).assert_refused(&["TR999", "TR914"]);
     let empty = tempfile::tempdir().expect("tempdir");
     chimera(&["analyze", "--data", &empty.path().display().to_string()])
@@ -159,15 +150,8 @@ pub(crate) fn fixtures() -> Option<PathBuf> {
 }
 
 fn import(fx: &Path, sub: &str, report: &str, data: &Path) {
-    let r = chimera(&[
-        "import",
-        "chimeraforge",
-        &fx.join(sub).display().to_string(),
-        "--report",
-        report,
-        "--data",
-        &data.display().to_string(),
-    ]);
+    let src = fx.join(sub);
+    let r = chimera(&import_args(&[s(&src)], report, s(data)));
     assert_eq!(r.code, 0, "import {report}: {}\n{}", r.stdout, r.stderr);
 }
 
@@ -291,11 +275,7 @@ fn imported_tr111_and_tr108_match_the_data_not_the_prose() {
         0.005,
     );
     let v = verdict(&b, "gemma3_baseline_mean_tok_s");
-    assert!(
-        v.explanation.contains("does not match its own data"),
-        "{}",
-        v.explanation
-    );
+    says(&v.explanation, &["does not match its own data"]);
 }
 
 /// TR109: the published TTFT comes from the Python harness's server timings and gets a verdict
@@ -320,11 +300,5 @@ fn imported_tr109_gives_the_published_ttft_and_says_why_the_rest_has_no_data() {
         v.explanation
     );
     let out = chimera(&["analyze", "--data", &data.display().to_string()]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stdout
-            .contains("not measurable from these data: the 3-run validation"),
-        "{}",
-        out.stdout
-    );
+    out.assert_ok(&["not measurable from these data: the 3-run validation"]);
 }

@@ -7,13 +7,9 @@ use chimera::backend::{Client, ErrorKind, LlmRequest, RequestRecord};
 use chimera::emulator::{EmulatorHandle, Profile};
 use chimera::manifest::{Api, EndpointKind, Options};
 
-use crate::support::{self, request, truth};
+use crate::support::{self, SLACK_MS, request, truth};
 
 const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-/// Slack allowed between the client's timings and the emulator's truth: both run in this
-/// process on a small, possibly busy machine.
-const SLACK_MS: f64 = 50.0;
 
 /// The models the emulator answers with an HTTP status, and what the client makes of them.
 const STATUS_FAULTS: &[support::StatusFault] = &[

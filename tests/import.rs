@@ -14,6 +14,13 @@ use chimera::store::{Campaign, CampaignInfo, JournalEvent, ManifestEntry};
 
 use crate::support::{chimera, root};
 
+/// The fixtures root and a new temporary directory, or `None` (with a skip message) when
+/// the fixtures are not there.
+pub(crate) fn fixtures_and_tmp(test: &str) -> Option<(PathBuf, tempfile::TempDir)> {
+    let fx = fixtures(test)?;
+    Some((fx, tempfile::tempdir().expect("tempdir")))
+}
+
 /// The fixtures root, or `None` (with a skip message) when it is not there.
 pub(crate) fn fixtures(test: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("CHIMERA_FIXTURES")
@@ -43,11 +50,16 @@ pub(crate) fn import(source: &Path, manifest: &str, data: &Path) -> ImportSummar
     import_chimeraforge(&opts(source, manifest, data)).unwrap_or_else(|e| panic!("import: {e}"))
 }
 
-/// Asserts that `text` says each of `wants`.
-pub(crate) fn says(text: &str, wants: &[&str]) {
-    for w in wants {
-        assert!(text.contains(w), "{w:?} is not in:\n{text}");
-    }
+/// The fixture folder `folder` imported with `manifest` into a new temporary directory (kept
+/// alive by the caller), or `None` (with a skip message) when the fixtures are not there.
+fn fixture_imported(
+    test: &str,
+    folder: &str,
+    manifest: &str,
+) -> Option<(tempfile::TempDir, ImportSummary)> {
+    let (fx, tmp) = fixtures_and_tmp(test)?;
+    let s = import(&fx.join(folder), manifest, tmp.path());
+    Some((tmp, s))
 }
 
 pub(crate) fn import_err(source: &Path, manifest: &str, data: &Path) -> String {
@@ -136,10 +148,9 @@ pub(crate) fn round(x: f64, places: i32) -> f64 {
 
 #[test]
 fn tr114_v2_reproduces_the_published_efficiency_and_reimports_idempotently() {
-    let Some(fx) = fixtures("tr114_v2 import") else {
+    let Some((fx, tmp)) = fixtures_and_tmp("tr114_v2 import") else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
     let s = import(&fx.join("tr114_v2"), "tr114.yaml", &data);
     assert_eq!(s.report, "TR114_v2");
@@ -259,11 +270,9 @@ fn tr114_v2_reproduces_the_published_efficiency_and_reimports_idempotently() {
 
 #[test]
 fn tr110_reproduces_the_per_test_and_overall_means() {
-    let Some(fx) = fixtures("tr110 import") else {
+    let Some((_tmp, s)) = fixture_imported("tr110 import", "tr110", "tr110.yaml") else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let s = import(&fx.join("tr110"), "tr110.yaml", tmp.path());
     assert_eq!(s.runs, 150);
     assert_eq!(s.per_config.len(), 30);
     let rows = cell_rows(&s.campaign_dir);
@@ -294,11 +303,9 @@ fn tr110_reproduces_the_per_test_and_overall_means() {
 
 #[test]
 fn tr111_v2_baseline_agent_matches_the_report() {
-    let Some(fx) = fixtures("tr111_v2 import") else {
+    let Some((_tmp, s)) = fixture_imported("tr111_v2 import", "tr111_v2", "tr111.yaml") else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let s = import(&fx.join("tr111_v2"), "tr111.yaml", tmp.path());
     assert_eq!(s.runs, 57);
     assert_eq!(s.per_config.len(), 19);
     assert!(s.per_config.values().all(|&n| n == 3));
@@ -332,11 +339,9 @@ fn tr111_v2_baseline_agent_matches_the_report() {
 
 #[test]
 fn tr109_single_agent_runs_carry_aggregates_only() {
-    let Some(fx) = fixtures("tr109 import") else {
+    let Some((_tmp, s)) = fixture_imported("tr109 import", "tr109", "tr109.yaml") else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let s = import(&fx.join("tr109"), "tr109.yaml", tmp.path());
     assert_eq!(s.runs, 18);
     let cell = cell_rows(&s.campaign_dir)
         .into_iter()
@@ -375,11 +380,9 @@ fn tr109_single_agent_runs_carry_aggregates_only() {
 
 #[test]
 fn tr108_every_csv_row_maps_onto_a_configuration() {
-    let Some(fx) = fixtures("tr108 import") else {
+    let Some((_tmp, s)) = fixture_imported("tr108 import", "tr108", "tr108.yaml") else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let s = import(&fx.join("tr108"), "tr108.yaml", tmp.path());
     // 6 Part A cells (5 prompts each) + 144 Part B cells (1 request each).
     assert_eq!(s.runs, 150);
     let requests: usize = parts(&s.campaign_dir, "requests.parquet")
@@ -462,14 +465,34 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A small TR114 tree: one test folder of the fixture.
-fn small_tr114(fx: &Path, tmp: &Path) -> PathBuf {
-    let src = tmp.join("tr114_v2");
+/// The fixtures root, a temporary directory and a copy of the fixture folder `from` at `to` in
+/// it, or `None` (with a skip message) when the fixtures are not there.
+pub(crate) fn fixture_copy(
+    test: &str,
+    from: &str,
+    to: &str,
+) -> Option<(PathBuf, tempfile::TempDir, PathBuf)> {
+    let (fx, tmp) = fixtures_and_tmp(test)?;
+    let copy = tmp.path().join(to);
+    copy_dir(&fx.join(from), &copy);
+    Some((fx, tmp, copy))
+}
+
+/// Copies one test folder of the TR114 fixture, `chimera-homo/test108`, into `to`; returns `to`.
+pub(crate) fn copy_test108(fx: &Path, to: PathBuf) -> PathBuf {
     copy_dir(
         &fx.join("tr114_v2/chimera-homo/test108"),
-        &src.join("chimera-homo/test108"),
+        &to.join("chimera-homo/test108"),
     );
-    src
+    to
+}
+
+/// A temporary directory and a small TR114 tree in it (`tr114_v2/`: [`copy_test108`]), or
+/// `None` (with a skip message) when the fixtures are not there.
+fn small_tr114(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    let (fx, tmp) = fixtures_and_tmp(test)?;
+    let src = copy_test108(&fx, tmp.path().join("tr114_v2"));
+    Some((tmp, src))
 }
 
 /// Truncates `run_<k>/metrics.json` of test108 to half its bytes.
@@ -481,11 +504,9 @@ fn truncate_run(src: &Path, k: u32) {
 
 #[test]
 fn one_truncated_metrics_json_is_named_skipped_and_recorded_in_the_origin() {
-    let Some(fx) = fixtures("truncated input") else {
+    let Some((tmp, src)) = small_tr114("truncated input") else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let src = small_tr114(&fx, tmp.path());
     truncate_run(&src, 3);
     let data = tmp.path().join("data");
     let s = import(&src, "tr114.yaml", &data);
@@ -549,11 +570,9 @@ fn one_truncated_metrics_json_is_named_skipped_and_recorded_in_the_origin() {
 
 #[test]
 fn a_folder_where_most_metrics_json_are_truncated_is_refused_and_nothing_is_written() {
-    let Some(fx) = fixtures("truncated input") else {
+    let Some((tmp, src)) = small_tr114("truncated input") else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let src = small_tr114(&fx, tmp.path());
     for k in [1, 3, 5] {
         truncate_run(&src, k);
     }
@@ -570,11 +589,9 @@ fn a_folder_where_most_metrics_json_are_truncated_is_refused_and_nothing_is_writ
 
 #[test]
 fn missing_key_is_named_by_its_path() {
-    let Some(fx) = fixtures("missing key") else {
+    let Some((tmp, src)) = small_tr114("missing key") else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let src = small_tr114(&fx, tmp.path());
     let f = src.join("chimera-homo/test108/run_2/metrics.json");
     let mut v: serde_json::Value =
         serde_json::from_slice(&fs::read(&f).expect("read")).expect("json");
@@ -591,11 +608,9 @@ fn missing_key_is_named_by_its_path() {
 
 #[test]
 fn unknown_test_folder_is_named_with_the_expected_ids() {
-    let Some(fx) = fixtures("unknown folder") else {
+    let Some((tmp, src)) = small_tr114("unknown folder") else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let src = small_tr114(&fx, tmp.path());
     copy_dir(
         &src.join("chimera-homo/test108"),
         &src.join("chimera-homo/test999"),
@@ -622,11 +637,9 @@ fn unknown_test_folder_is_named_with_the_expected_ids() {
 
 #[test]
 fn a_run_number_beyond_the_repetitions_is_refused() {
-    let Some(fx) = fixtures("run number") else {
+    let Some((tmp, src)) = small_tr114("run number") else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let src = small_tr114(&fx, tmp.path());
     let dir = src.join("chimera-homo/test108");
     copy_dir(&dir.join("run_5"), &dir.join("run_6"));
     let f = dir.join("run_6/metrics.json");
@@ -639,10 +652,9 @@ fn a_run_number_beyond_the_repetitions_is_refused() {
 
 #[test]
 fn a_directory_of_another_layout_says_what_was_expected() {
-    let Some(fx) = fixtures("wrong layout") else {
+    let Some((fx, tmp)) = fixtures_and_tmp("wrong layout") else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
     let msg = import_err(&fx, "tr114.yaml", tmp.path());
     assert!(msg.contains("does not look like the H6v2"), "{msg}");
     assert!(msg.contains("found:") && msg.contains("tr110/"), "{msg}");
@@ -656,10 +668,9 @@ fn a_directory_of_another_layout_says_what_was_expected() {
 
 #[test]
 fn a_measured_campaign_is_never_mixed_with_imported_runs() {
-    let Some(fx) = fixtures("measured campaign") else {
+    let Some((tmp, src)) = small_tr114("measured campaign") else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
     let manifest = root().join("experiments/tr114.yaml");
     let text = fs::read_to_string(&manifest).expect("manifest");
@@ -678,7 +689,6 @@ fn a_measured_campaign_is_never_mixed_with_imported_runs() {
         )
         .expect("measured campaign"),
     );
-    let src = small_tr114(&fx, tmp.path());
     let err = import_chimeraforge(&opts(&src, "tr114.yaml", &data)).expect_err("refused");
     assert!(matches!(err, ImportError::MeasuredCampaign { .. }), "{err}");
     let msg = err.to_string();
@@ -692,11 +702,9 @@ fn a_measured_campaign_is_never_mixed_with_imported_runs() {
 
 #[test]
 fn the_command_line_imports_and_exits_2_on_bad_input() {
-    let Some(fx) = fixtures("command line") else {
+    let Some((tmp, src)) = small_tr114("command line") else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let src = small_tr114(&fx, tmp.path());
     let data = tmp.path().join("data");
     let (src_s, data_s) = (src.display().to_string(), data.display().to_string());
     let run = chimera(&[
@@ -780,11 +788,9 @@ fn import_cli_guarded(src: &Path, data: &Path) -> (i32, String) {
 /// Replaces `run_<run>/metrics.json` of test108 in a small TR114 tree by what `replace` makes
 /// of it; the import must then refuse that file by name, saying `reason`, and write nothing.
 fn assert_metrics_json_refused(what: &str, run: u32, replace: impl FnOnce(&Path), reason: &str) {
-    let Some(fx) = fixtures(what) else {
+    let Some((tmp, src)) = small_tr114(what) else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let src = small_tr114(&fx, tmp.path());
     let file = format!("test108/run_{run}/metrics.json");
     replace(&src.join("chimera-homo").join(&file));
     let data = tmp.path().join("data");

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use chimera::import::{ImportOptions, detect_report, import_chimeraforge};
 
-use crate::import::{copy_dir, fixtures, says};
-use crate::support::{chimera, root};
+use crate::import::{copy_dir, copy_test108, fixture_copy, fixtures, fixtures_and_tmp};
+use crate::support::{chimera, root, says};
 
 fn put(dir: &Path, rel: &str, bytes: &[u8]) {
     let p = dir.join(rel);
@@ -18,10 +18,11 @@ fn put(dir: &Path, rel: &str, bytes: &[u8]) {
     fs::write(p, bytes).expect("write");
 }
 
-fn detect_err(dir: &Path) -> String {
+/// Asserts that no report is detected in `dir` and that the error says each of `wants`.
+fn detection_refused(dir: &Path, wants: &[&str]) {
     match detect_report(dir) {
         Ok((r, _)) => panic!("expected an error, detected {r}"),
-        Err(e) => e.to_string(),
+        Err(e) => says(&e.to_string(), wants),
     }
 }
 
@@ -59,27 +60,23 @@ fn every_fixture_folder_is_recognised_as_its_report() {
         "bvc_gpu80_ctx512_temp0p8/run_2/metrics.json",
         b"{}",
     );
-    says(
-        &detect_err(t.path()),
-        &["does not look like the raw data of any report"],
-    );
+    detection_refused(t.path(), &["does not look like the raw data of any report"]);
 }
 
 #[test]
 fn a_folder_two_reports_could_be_names_both_and_asks_for_report() {
-    let Some(fx) = fixtures("ambiguous") else {
+    let Some((fx, t)) = fixtures_and_tmp("ambiguous") else {
         return;
     };
     // TR109's folder name, TR111's Rust content: both harnesses' layouts fit.
-    let t = tempfile::tempdir().expect("tempdir");
     let rust = fs::read(fx.join("tr111_v2/baseline_default/data/metrics.json")).expect("read");
     put(
         t.path(),
         "run_gpu60_ctx512_temp0p6/data/metrics.json",
         &rust,
     );
-    says(
-        &detect_err(t.path()),
+    detection_refused(
+        t.path(),
         &[
             "could be the raw data of TR109 or TR111",
             "pass --report (one of TR109, TR111)",
@@ -90,20 +87,16 @@ fn a_folder_two_reports_could_be_names_both_and_asks_for_report() {
 
 #[test]
 fn a_folder_mixing_two_layouts_is_refused_with_both_named() {
-    let Some(fx) = fixtures("mixed") else {
+    let Some((fx, t)) = fixtures_and_tmp("mixed") else {
         return;
     };
-    let t = tempfile::tempdir().expect("tempdir");
-    copy_dir(
-        &fx.join("tr114_v2/chimera-homo/test108"),
-        &t.path().join("chimera-homo/test108"),
-    );
+    copy_test108(&fx, t.path().to_path_buf());
     copy_dir(
         &fx.join("tr110/phase_1_test_001"),
         &t.path().join("phase_1_test_001"),
     );
-    says(
-        &detect_err(t.path()),
+    detection_refused(
+        t.path(),
         &[
             "mixes the layouts of TR110 and TR114",
             "TR110 (`phase_N_test_NNN/run_k/metrics.json`: 5 files, e.g. `phase_1_test_001/run_1/metrics.json`",
@@ -117,8 +110,8 @@ fn an_unknown_layout_says_what_was_expected_and_what_was_found() {
     let t = tempfile::tempdir().expect("tempdir");
     put(t.path(), "results/a.json", b"{}");
     put(t.path(), "notes.json", b"{}");
-    says(
-        &detect_err(t.path()),
+    detection_refused(
+        t.path(),
         &[
             "does not look like the raw data of any report",
             "= expected: TR108 `llama3/*.csv`, `gemma3/*.csv`; TR109",
@@ -130,15 +123,10 @@ fn an_unknown_layout_says_what_was_expected_and_what_was_found() {
 
 #[test]
 fn the_command_line_without_report_imports_what_the_layout_says() {
-    let Some(fx) = fixtures("detected import") else {
+    let Some((fx, t)) = fixtures_and_tmp("detected import") else {
         return;
     };
-    let t = tempfile::tempdir().expect("tempdir");
-    let src = t.path().join("raw");
-    copy_dir(
-        &fx.join("tr114_v2/chimera-homo/test108"),
-        &src.join("chimera-homo/test108"),
-    );
+    let src = copy_test108(&fx, t.path().join("raw"));
     let data = t.path().join("data");
     let (src_s, data_s) = (src.display().to_string(), data.display().to_string());
     let run = chimera(&["import", "chimeraforge", &src_s, "--data", &data_s]);
@@ -162,12 +150,9 @@ fn the_command_line_without_report_imports_what_the_layout_says() {
 
 #[test]
 fn files_that_are_not_data_are_ignored_in_one_note() {
-    let Some(fx) = fixtures("stray files") else {
+    let Some((_, t, src)) = fixture_copy("stray files", "tr109", "tr109") else {
         return;
     };
-    let t = tempfile::tempdir().expect("tempdir");
-    let src = t.path().join("tr109");
-    copy_dir(&fx.join("tr109"), &src);
     put(&src, "notes.txt", b"scratch");
     put(&src, "run_gpu60_ctx512_temp0p6/analyze.py", b"print(1)\n");
     put(&src, "run_gpu80_ctx512_temp0p6/data/plot.py", b"print(2)\n");

@@ -6,20 +6,23 @@
 //! the system's configuration here.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::import::{cell_rows, copy_dir, fixtures, says};
-use crate::support::{Run, chimera_cmd};
+use crate::import::{cell_rows, copy_dir, fixtures};
+use crate::support::{Run, chimera_cmd, import_args, run_command, s, says};
 
-/// The fixtures root, or `None` (with a skip message) when the fixtures or `git` are missing.
-fn fixtures_and_git(test: &str) -> Option<std::path::PathBuf> {
+/// The fixtures root, a temporary home and the [`original_like`] repository in it, or `None`
+/// (with a skip message) when the fixtures or `git` are missing.
+fn original_in_tmp(test: &str) -> Option<(PathBuf, tempfile::TempDir, PathBuf)> {
     let fx = fixtures(test)?;
     if Command::new("git").arg("--version").output().is_err() {
         eprintln!("skipping {test}: no `git` on PATH");
         return None;
     }
-    Some(fx)
+    let t = tempfile::tempdir().expect("tempdir");
+    let repo = original_like(&fx, t.path());
+    Some((fx, t, repo))
 }
 
 /// `git -C dir args` with no global or system configuration; panics unless it succeeds.
@@ -76,7 +79,7 @@ const AT: &[(&str, &str)] = &[
 /// A repository shaped like the original's history: the raw data added, TR110's folder
 /// removed, the bulky raw data removed (TR116 keeps its summaries), then one more commit.
 /// Returns the repository's folder.
-fn original_like(fx: &Path, home: &Path) -> std::path::PathBuf {
+fn original_like(fx: &Path, home: &Path) -> PathBuf {
     let repo = home.join("Chimeraforge");
     fs::create_dir_all(&repo).expect("mkdir");
     git(home, &repo, &["init", "-q"]);
@@ -136,33 +139,17 @@ fn original_like(fx: &Path, home: &Path) -> std::path::PathBuf {
 
 /// `chimera args` with git's configuration kept out.
 fn chimera_git(home: &Path, args: &[&str]) -> Run {
-    let out = chimera_cmd(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", home.join("gitconfig"))
-        .env("HOME", home)
-        .output()
-        .expect("run chimera");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run_command(
+        chimera_cmd(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", home.join("gitconfig"))
+            .env("HOME", home),
+    )
 }
 
 /// `chimera import chimeraforge --git repo --report report --data data`.
 fn import_one(home: &Path, repo: &Path, report: &str, data: &Path) -> Run {
-    let (repo, data) = (repo.display().to_string(), data.display().to_string());
-    let args = [
-        "import",
-        "chimeraforge",
-        "--git",
-        &repo,
-        "--report",
-        report,
-        "--data",
-        &data,
-    ];
-    chimera_git(home, &args)
+    chimera_git(home, &import_args(&["--git", s(repo)], report, s(data)))
 }
 
 /// `chimera analyze` of a campaign: what the verdicts say.
@@ -194,12 +181,10 @@ fn sorted_rows(campaign: &Path) -> Vec<crate::import::CellRow> {
 
 #[test]
 fn every_report_is_imported_from_the_commits_that_hold_it_like_the_folder_import() {
-    let Some(fx) = fixtures_and_git("git import") else {
+    let Some((fx, t, repo)) = original_in_tmp("git import") else {
         return;
     };
-    let t = tempfile::tempdir().expect("tempdir");
     let home = t.path();
-    let repo = original_like(&fx, home);
     let data = home.join("data");
     let (repo_s, data_s) = (repo.display().to_string(), data.display().to_string());
     let run = chimera_git(
@@ -262,18 +247,8 @@ fn every_report_is_imported_from_the_commits_that_hold_it_like_the_folder_import
         ("tr114_v2", "tr114", "chimeraforge-tr114"),
         ("tr110", "tr110", "chimeraforge-tr110"),
     ] {
-        let run = chimera_git(
-            home,
-            &[
-                "import",
-                "chimeraforge",
-                &fx.join(folder).display().to_string(),
-                "--report",
-                manifest,
-                "--data",
-                &folder_data.display().to_string(),
-            ],
-        );
+        let src = fx.join(folder);
+        let run = chimera_git(home, &import_args(&[s(&src)], manifest, s(&folder_data)));
         assert_eq!(run.code, 0, "{}", run.stderr);
         let (git_rows, dir_rows) = (
             sorted_rows(&data.join(campaign)),
@@ -311,12 +286,10 @@ fn every_report_is_imported_from_the_commits_that_hold_it_like_the_folder_import
 
 #[test]
 fn a_bare_clone_is_read_and_a_shallow_clone_says_which_commit_is_missing() {
-    let Some(fx) = fixtures_and_git("git clones") else {
+    let Some((_, t, repo)) = original_in_tmp("git clones") else {
         return;
     };
-    let t = tempfile::tempdir().expect("tempdir");
     let home = t.path();
-    let repo = original_like(&fx, home);
     let url = format!("file://{}", repo.display());
 
     // A bare clone: TR110, from the parent of the commit that removed its folder.

@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use chimera::analysis::model::{Analysis, VerdictKind};
 use serde_json::Value;
 
-use crate::import::{CellRow, cell_rows, copy_dir, fixtures, import, import_err, mean, round};
+use crate::import::{
+    CellRow, cell_rows, copy_dir, fixture_copy, fixtures, fixtures_and_tmp, import, import_err,
+    mean, round,
+};
 use crate::support::chimera;
 
 const RUNTIMES: [&str; 5] = [
@@ -34,11 +37,6 @@ const MODELS: [(&str, &str, &str); 3] = [
     ),
     ("qwen2p5_7b", "qwen2.5:7b", "qwen25_7b"),
 ];
-
-/// The fixtures root and a fresh temporary directory, or `None` without the fixtures.
-fn setup(test: &str) -> Option<(PathBuf, tempfile::TempDir)> {
-    Some((fixtures(test)?, tempfile::tempdir().expect("tempdir")))
-}
 
 fn read_json(p: &Path) -> Value {
     serde_json::from_slice(&fs::read(p).expect("read")).expect("json")
@@ -267,7 +265,7 @@ fn assert_all_measured(a: &Analysis) {
 
 #[test]
 fn tr115_all_five_runtimes_import_in_one_go() {
-    let Some((fx, tmp)) = setup("tr115 runtimes") else {
+    let Some((fx, tmp)) = fixtures_and_tmp("tr115 runtimes") else {
         return;
     };
     let src = tr115_tree(&fx, tmp.path());
@@ -303,12 +301,14 @@ fn tr115_all_five_runtimes_import_in_one_go() {
 
 #[test]
 fn tr115_one_runtime_folder_and_the_v1_results_import() {
-    let Some((fx, tmp)) = setup("tr115 one runtime") else {
+    // DIR = one runtime-<name>/ folder: the runtime is its name.
+    let Some((fx, tmp, smol)) = fixture_copy(
+        "tr115 one runtime",
+        "tr115_v2/runtime-tokio-default",
+        "somewhere/runtime-smol",
+    ) else {
         return;
     };
-    // DIR = one runtime-<name>/ folder: the runtime is its name.
-    let smol = tmp.path().join("somewhere/runtime-smol");
-    copy_dir(&fx.join("tr115_v2/runtime-tokio-default"), &smol);
     let s = import(&smol, "tr115.yaml", &tmp.path().join("d1"));
     assert_eq!(s.runs, 30);
     assert!(s.per_config.keys().all(|c| c.starts_with("smol/")), "{s:?}");
@@ -341,7 +341,7 @@ fn tr115_one_runtime_folder_and_the_v1_results_import() {
 
 #[test]
 fn tr115_tokio_default_fixture_reproduces_through_the_command_line() {
-    let Some((fx, tmp)) = setup("tr115 cli") else {
+    let Some((fx, tmp)) = fixtures_and_tmp("tr115 cli") else {
         return;
     };
     let d = tmp.path().display().to_string();
@@ -479,7 +479,7 @@ fn tr116_all_models_and_languages_import_in_one_go() {
 
 #[test]
 fn tr116_narrower_folders_import_their_part() {
-    let Some((fx, tmp)) = setup("tr116 narrower") else {
+    let Some((fx, tmp)) = fixtures_and_tmp("tr116 narrower") else {
         return;
     };
     let src = tr116_tree(&fx, tmp.path());
@@ -530,7 +530,7 @@ fn tr116_narrower_folders_import_their_part() {
 
 #[test]
 fn damaged_and_unknown_inputs_are_named() {
-    let Some((fx, tmp)) = setup("tr115/tr116 errors") else {
+    let Some((fx, tmp)) = fixtures_and_tmp("tr115/tr116 errors") else {
         return;
     };
     let data = tmp.path().join("data");

@@ -9,12 +9,8 @@ use chimera::backend::{OpenAiClient, TIMING_LLAMA_SERVER, TIMING_USAGE_ONLY};
 use chimera::emulator::{EmulatorHandle, Profile};
 use chimera::manifest::{Api, EndpointKind, Options};
 
-use crate::support::{self, request, truth};
+use crate::support::{self, SLACK_MS, request, truth};
 use serde_json::{Value, json};
-
-/// Slack allowed between the client's timings and the emulator's truth (both in this
-/// process, on a small, possibly busy machine).
-const SLACK_MS: f64 = 50.0;
 
 /// The models the emulator answers with an HTTP status, and what the client makes of them.
 const STATUS_FAULTS: &[support::StatusFault] = &[

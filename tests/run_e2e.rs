@@ -41,12 +41,18 @@ pub(crate) fn manifest(a: std::net::SocketAddr, b: std::net::SocketAddr) -> Stri
     .yaml()
 }
 
+/// The shared-GPU emulator on `listeners` listeners and a temporary directory.
+async fn emulated(listeners: usize) -> (EmulatorHandle, tempfile::TempDir) {
+    let emu = emulate(&profile(), listeners).await;
+    (emu, tempfile::tempdir().expect("tempdir"))
+}
+
 /// The shared-GPU emulator on two listeners, a temporary directory, and the TR914 manifest
 /// for that emulator.
 async fn tr914() -> (EmulatorHandle, tempfile::TempDir, String) {
-    let emu = emulate(&profile(), 2).await;
+    let (emu, dir) = emulated(2).await;
     let text = manifest(emu.addrs[0], emu.addrs[1]);
-    (emu, tempfile::tempdir().expect("tempdir"), text)
+    (emu, dir, text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -283,8 +289,7 @@ async fn a_missing_model_stops_the_campaign_with_the_pull_command() {
 async fn requests_carry_the_ttft_their_harness_published() {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::Float64Type;
-    let emu = emulate(&profile(), 1).await;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (emu, dir) = emulated(1).await;
     let h1 = crate::support::two_context_sizes("TR918", "published TTFT", emu.addrs[0], 1);
     for (name, text, harness) in [
         ("h1", h1.clone(), "H1"),
@@ -335,8 +340,7 @@ async fn requests_carry_the_ttft_their_harness_published() {
 /// groups by runtime without parsing `config_id`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn runtime_language_and_block_are_columns_of_a_run() {
-    let emu = emulate(&profile(), 2).await;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (emu, dir) = emulated(2).await;
     let text = Manifest::two_agent_workflow(
         "TR915",
         "axes as columns",

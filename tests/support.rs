@@ -86,6 +86,22 @@ pub fn chimera(args: &[&str]) -> Run {
     chimera_in(&root(), args)
 }
 
+/// Asserts that `text` says each of `wants`.
+pub fn says(text: &str, wants: &[&str]) {
+    for w in wants {
+        assert!(text.contains(w), "{w:?} is not in:\n{text}");
+    }
+}
+
+/// The arguments of `chimera import chimeraforge <source…> --report <report> --data <data>`:
+/// `source` is a folder, or `--git` and a repository.
+pub fn import_args<'a>(source: &[&'a str], report: &'a str, data: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["import", "chimeraforge"];
+    args.extend_from_slice(source);
+    args.extend(["--report", report, "--data", data]);
+    args
+}
+
 /// A path as the `&str` a command line takes.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -565,6 +581,10 @@ pub fn request(api: Api, model: &str) -> LlmRequest {
         max_response_bytes: 1 << 20,
     }
 }
+
+/// Slack allowed between the client's timings and the emulator's [`truth`]: both run in this
+/// process on a small, possibly busy machine.
+pub const SLACK_MS: f64 = 50.0;
 
 /// The `n`th truth record, waiting briefly: the emulator records a request when it has
 /// finished with it, which may be just after the client has.

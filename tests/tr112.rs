@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use chimera::analysis::model::{Analysis, VerdictKind};
 
 use crate::analysis::{check, verdict};
-use crate::support::{Run, chimera, s};
+use crate::support::{Run, chimera, import_args, s};
 
 /// The fixtures root holding `tr109/` and `tr111_v2/`, or `None` with a skip message.
 fn fixtures() -> Option<PathBuf> {
@@ -23,10 +23,7 @@ fn fixtures() -> Option<PathBuf> {
 
 /// `chimera import chimeraforge ARGS --report REPORT --data DATA`.
 fn import(report: &str, args: &[&str], data: &Path) -> Run {
-    let mut all = vec!["import", "chimeraforge"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--report", report, "--data", s(data)]);
-    chimera(&all)
+    chimera(&import_args(args, report, s(data)))
 }
 
 fn not_measurable(a: &Analysis, id: &str, reason: &str) {

@@ -490,35 +490,17 @@ impl Edit {
                 s.order.shuffle_seed = *seed;
             }
             Edit::Rename(list, i, n) => {
-                let name = NAMES[usize::from(*n) % NAMES.len()].to_owned();
-                match list % 5 {
-                    0 => {
-                        if let Some(e) = pick(&mut s.endpoints, *i) {
-                            e.id = name;
-                        }
-                    }
-                    1 => {
-                        if let Some(e) = pick(&mut s.models, *i) {
-                            e.id = name;
-                        }
-                    }
-                    2 => {
-                        if let Some(e) = pick(&mut s.workloads, *i) {
-                            e.id = name;
-                        }
-                    }
-                    3 => {
-                        if let Some(e) = pick(&mut s.scenarios, *i) {
-                            e.id = name;
-                        }
-                    }
-                    _ => {
-                        if let Some(sc) = pick(&mut s.scenarios, *i)
-                            && let Some(a) = pick(&mut sc.agents, *i >> 4)
-                        {
-                            a.id = name;
-                        }
-                    }
+                let id = match list % 5 {
+                    0 => pick(&mut s.endpoints, *i).map(|e| &mut e.id),
+                    1 => pick(&mut s.models, *i).map(|e| &mut e.id),
+                    2 => pick(&mut s.workloads, *i).map(|e| &mut e.id),
+                    3 => pick(&mut s.scenarios, *i).map(|e| &mut e.id),
+                    _ => pick(&mut s.scenarios, *i)
+                        .and_then(|sc| pick(&mut sc.agents, *i >> 4))
+                        .map(|a| &mut a.id),
+                };
+                if let Some(id) = id {
+                    *id = NAMES[usize::from(*n) % NAMES.len()].to_owned();
                 }
             }
         }

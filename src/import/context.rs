@@ -576,30 +576,6 @@ pub(super) fn refuse_unknown(
     }
 }
 
-/// The end of a layout's classification: no run at all is a layout error (`expected` says
-/// what the layout's runs look like), a file outside the layout is refused (`holds` says what
-/// the layout holds), and the Markdown reports are noted.
-pub(super) fn classified(
-    ctx: &mut Ctx,
-    has_runs: bool,
-    expected: &str,
-    unknown: &[PathBuf],
-    holds: &str,
-    markdown: usize,
-) -> Result<(), ImportError> {
-    if !has_runs {
-        return Err(layout_error(ctx, expected));
-    }
-    refuse_unknown(
-        ctx,
-        unknown,
-        holds,
-        "move the file out of the directory, or point at the report's own raw-data folder",
-    )?;
-    note_markdown(ctx, markdown);
-    Ok(())
-}
-
 /// Notes the `markdown` reports found next to the runs (not imported).
 pub(super) fn note_markdown(ctx: &mut Ctx, markdown: usize) {
     if markdown > 0 {
@@ -611,17 +587,21 @@ pub(super) fn note_markdown(ctx: &mut Ctx, markdown: usize) {
 
 /// What a layout's files look like, for its errors: `expected` when no run is found, `holds`
 /// and `help` for a file that is not part of it.
-pub(super) struct LayoutText {
-    pub(super) expected: &'static str,
-    pub(super) holds: &'static str,
-    pub(super) help: &'static str,
+pub(super) struct LayoutText<'a> {
+    pub(super) expected: &'a str,
+    pub(super) holds: &'a str,
+    pub(super) help: &'a str,
 }
+
+/// The usual [`LayoutText::help`]: what to do about a file that is not part of the layout.
+pub(super) const RAW_FOLDER_HELP: &str =
+    "move the file out of the directory, or point at the report's own raw-data folder";
 
 /// The end of a layout's classification: no run at all is a layout error, an `unknown` file is
 /// refused, the `markdown` reports are noted.
 pub(super) fn settle(
     ctx: &mut Ctx,
-    text: &LayoutText,
+    text: &LayoutText<'_>,
     any_run: bool,
     unknown: &[PathBuf],
     markdown: usize,

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use petgraph::graph::NodeIndex;
 use serde::Deserialize;
 
-use super::context::{Ctx, Imported};
+use super::context::{Ctx, Imported, LayoutText, RAW_FOLDER_HELP};
 use super::convert::{aggregate_rows, close};
 use super::error::ImportError;
 use crate::backend::RequestRecord;
@@ -214,11 +214,32 @@ struct Summary {
     resource_contention_detected: bool,
 }
 
+/// A per-test `summary.json` of a Rust (`R` = [`RunSummary`]) or Python (TR110) harness.
 #[derive(Debug, Deserialize)]
-struct TestSummary {
-    runs: Vec<RunSummary>,
+pub(super) struct TestSummary<R> {
+    pub(super) runs: Vec<R>,
     #[serde(default)]
     aggregate: Option<AggregateSummary>,
+    /// When the summary was written (the Python harness's).
+    #[serde(default)]
+    pub(super) generated_at: Option<String>,
+}
+
+impl<R> TestSummary<R> {
+    /// Warns when `aggregate.average_efficiency` is not the mean of `runs`, the runs'
+    /// efficiencies (%) as the summary states or implies them.
+    pub(super) fn check_average(&self, ctx: &mut Ctx, file: &Path, runs: &[f64]) {
+        let average = self.aggregate.as_ref().and_then(|a| a.average_efficiency);
+        ctx.check_average_efficiency(file, average, runs);
+    }
+}
+
+/// The warning for a run a summary `file` lists whose `metrics.json` is not there.
+pub(super) fn listed_but_absent(file: &Path, run: u32) -> String {
+    format!(
+        "`{}` lists run {run} but `run_{run}/metrics.json` is not there: that run is not imported",
+        file.display()
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,6 +328,13 @@ pub(super) fn read_resolved(
     Ok(out)
 }
 
+/// The layout's files, for its errors.
+const TEXT: LayoutText<'static> = LayoutText {
+    expected: "scenario folders (e.g. `baseline-vs-chimera/`, `chimera-homo/`) holding `<testNNN>/run_k/metrics.json`",
+    holds: "runs are `<scenario>/<testNNN>/run_k/metrics.json`, per-test summaries `<scenario>/<testNNN>/summary.json`",
+    help: RAW_FOLDER_HELP,
+};
+
 /// The run files and summaries of the tree; anything else is refused.
 fn classify(
     ctx: &mut Ctx,
@@ -336,14 +364,7 @@ fn classify(
     let has_runs = runs_files
         .iter()
         .any(|(_, sc, _, _)| scenario_of(ctx, sc, &src).is_ok());
-    super::context::classified(
-        ctx,
-        has_runs,
-        "scenario folders (e.g. `baseline-vs-chimera/`, `chimera-homo/`) holding `<testNNN>/run_k/metrics.json`",
-        &unknown,
-        "runs are `<scenario>/<testNNN>/run_k/metrics.json`, per-test summaries `<scenario>/<testNNN>/summary.json`",
-        markdown,
-    )?;
+    super::context::settle(ctx, &TEXT, has_runs, &unknown, markdown)?;
 
     Ok((runs_files, summaries))
 }
@@ -526,7 +547,7 @@ pub(super) fn check_summary(
     path: &Path,
     only: Option<u32>,
 ) -> Result<(), ImportError> {
-    let s: TestSummary = ctx.read_json(path)?;
+    let s: TestSummary<RunSummary> = ctx.read_json(path)?;
     ctx.files += 1;
     let file = ctx.rel(path);
     let rep = |r: u32| only.map_or(r, |k| (k + r).saturating_sub(1));
@@ -534,22 +555,20 @@ pub(super) fn check_summary(
     for r in &s.runs {
         stored.push(r.efficiency_percent);
         match eff.get(&(ci, rep(r.run_number))) {
-                None => ctx.warn(format!(
-                    "`{}` lists run {} but `run_{}/metrics.json` is not there: that run is not imported",
+            None => ctx.warn(listed_but_absent(&file, r.run_number)),
+            Some((_, in_run))
+                if (in_run - r.efficiency_percent).abs()
+                    > super::convert::EFFICIENCY_TOLERANCE_PP =>
+            {
+                ctx.warn(format!(
+                    "`{}`: run {} efficiency {:.4} % differs from its metrics.json ({in_run:.4} %)",
                     file.display(),
                     r.run_number,
-                    r.run_number
-                )),
-                Some((_, in_run)) if (in_run - r.efficiency_percent).abs() > super::convert::EFFICIENCY_TOLERANCE_PP => {
-                    ctx.warn(format!(
-                        "`{}`: run {} efficiency {:.4} % differs from its metrics.json ({in_run:.4} %)",
-                        file.display(),
-                        r.run_number,
-                        r.efficiency_percent
-                    ));
-                }
-                Some(_) => {}
+                    r.efficiency_percent
+                ));
             }
+            Some(_) => {}
+        }
     }
     let listed: Vec<u32> = s.runs.iter().map(|r| rep(r.run_number)).collect();
     let unlisted: Vec<u32> = eff
@@ -563,8 +582,7 @@ pub(super) fn check_summary(
             file.display()
         ));
     }
-    let average = s.aggregate.and_then(|a| a.average_efficiency);
-    ctx.check_average_efficiency(&file, average, &stored);
+    s.check_average(ctx, &file, &stored);
     Ok(())
 }
 

@@ -17,7 +17,7 @@
 
 use std::path::PathBuf;
 
-use super::context::{Ctx, Imported};
+use super::context::{Ctx, Imported, LayoutText, RAW_FOLDER_HELP};
 use super::error::ImportError;
 use super::h6::{read_resolved, run_folder};
 
@@ -42,6 +42,13 @@ type RunFile = (PathBuf, String, u32);
 /// A per-configuration summary: path, configuration folder.
 type SummaryFile = (PathBuf, String);
 
+/// The layout's files, for its errors.
+const TEXT: LayoutText<'static> = LayoutText {
+    expected: "configuration folders (e.g. `bvc_gpu60_ctx512_temp0p6/`, `homo_gpu80_ctx1024_temp0p6/`) holding `run_1/metrics.json` and `summary.json`",
+    holds: "runs are `<config>/run_k/metrics.json`, per-configuration summaries `<config>/summary.json`",
+    help: RAW_FOLDER_HELP,
+};
+
 /// The run files and summaries of the tree; anything else is refused.
 fn classify(
     ctx: &mut Ctx,
@@ -60,13 +67,6 @@ fn classify(
             _ => unknown.push(f.clone()),
         }
     }
-    super::context::classified(
-        ctx,
-        !runs.is_empty(),
-        "configuration folders (e.g. `bvc_gpu60_ctx512_temp0p6/`, `homo_gpu80_ctx1024_temp0p6/`) holding `run_1/metrics.json` and `summary.json`",
-        &unknown,
-        "runs are `<config>/run_k/metrics.json`, per-configuration summaries `<config>/summary.json`",
-        markdown,
-    )?;
+    super::context::settle(ctx, &TEXT, !runs.is_empty(), &unknown, markdown)?;
     Ok((runs, summaries))
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::context::{Ctx, Imported};
+use super::context::{Ctx, Imported, LayoutText, RAW_FOLDER_HELP};
 use super::convert::{aggregate_rows, close};
 use super::error::ImportError;
 use super::h6::{CallMetrics, RustAggregate, Workflow, check_aggregate, stage};
@@ -139,16 +139,13 @@ fn classify(
             _ => unknown.push(f.clone()),
         }
     }
-    if !runs.iter().any(|(_, folder)| known(ctx, folder)) {
-        return Err(super::context::layout_error(ctx, expected));
-    }
-    super::context::refuse_unknown(
-        ctx,
-        &unknown,
-        &format!("runs are `{expected}`; Markdown reports are recognised"),
-        "move the file out of the directory, or point at the report's own raw-data folder",
-    )?;
-    super::context::note_markdown(ctx, markdown);
+    let text = LayoutText {
+        expected,
+        holds: &format!("runs are `{expected}`; Markdown reports are recognised"),
+        help: RAW_FOLDER_HELP,
+    };
+    let any_run = runs.iter().any(|(_, folder)| known(ctx, folder));
+    super::context::settle(ctx, &text, any_run, &unknown, markdown)?;
     Ok(runs)
 }
 

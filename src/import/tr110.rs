@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::context::{Ctx, Imported};
+use super::context::{Ctx, Imported, LayoutText};
 use super::error::ImportError;
 use crate::metrics::AgentAggregate;
 
@@ -88,26 +88,13 @@ struct Summary {
     resource_contention_detected: bool,
 }
 
-#[derive(Debug, Deserialize)]
-struct TestSummary {
-    runs: Vec<RunSummary>,
-    #[serde(default)]
-    aggregate: Option<AggregateSummary>,
-    #[serde(default)]
-    generated_at: Option<String>,
-}
+type TestSummary = super::h6::TestSummary<RunSummary>;
 
 #[derive(Debug, Deserialize)]
 struct RunSummary {
     run_number: u32,
     concurrent_wall_time: f64,
     concurrency_speedup: f64,
-}
-
-#[derive(Debug, Deserialize)]
-struct AggregateSummary {
-    #[serde(default)]
-    average_efficiency: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,6 +221,13 @@ pub(crate) fn read(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Vec<Imported>, Im
     Ok(out)
 }
 
+/// The layout's files, for its errors.
+const TEXT: LayoutText<'static> = LayoutText {
+    expected: "test folders `phase_N_test_NNN/` holding `run_k/metrics.json`, and `test_execution_log.json`",
+    holds: "runs are `phase_N_test_NNN/run_k/metrics.json`; also recognised: `summary.json` per test, `test_execution_log.json`, `comprehensive_test_summary.json`, Markdown reports",
+    help: "move the file out of the directory, or point at the report's own raw-data folder (TR110: `comprehensive_test_results/`)",
+};
+
 /// The runs, summaries, log and other files of the tree; anything else is refused.
 fn classify(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Tree, ImportError> {
     let mut run_files: Vec<(PathBuf, String, u32)> = Vec::new();
@@ -263,19 +257,7 @@ fn classify(ctx: &mut Ctx, files: &[PathBuf]) -> Result<Tree, ImportError> {
             _ => unknown.push(f.clone()),
         }
     }
-    if run_files.is_empty() {
-        return Err(super::context::layout_error(
-            ctx,
-            "test folders `phase_N_test_NNN/` holding `run_k/metrics.json`, and `test_execution_log.json`",
-        ));
-    }
-    super::context::refuse_unknown(
-        ctx,
-        &unknown,
-        "runs are `phase_N_test_NNN/run_k/metrics.json`; also recognised: `summary.json` per test, `test_execution_log.json`, `comprehensive_test_summary.json`, Markdown reports",
-        "move the file out of the directory, or point at the report's own raw-data folder (TR110: `comprehensive_test_results/`)",
-    )?;
-    super::context::note_markdown(ctx, markdown);
+    super::context::settle(ctx, &TEXT, !run_files.is_empty(), &unknown, markdown)?;
     Ok(Tree {
         run_files,
         summaries,
@@ -401,21 +383,16 @@ fn check_summaries(
             let e = r.concurrency_speedup / 2.0 * 100.0;
             effs.push(e);
             match eff.get(&(*ci, r.run_number)) {
-                None => ctx.warn(format!(
-                    "`{}` lists run {} but `run_{}/metrics.json` is not there: that run is not imported",
-                    file.display(),
-                    r.run_number,
-                    r.run_number
-                )),
-                Some(in_run) if (in_run - e).abs() > super::convert::EFFICIENCY_TOLERANCE_PP => ctx.warn(format!(
-                    "`{}`: run {} speedup gives {e:.4} %, its metrics.json {in_run:.4} %",
-                    file.display(),
-                    r.run_number
-                )),
+                None => ctx.warn(super::h6::listed_but_absent(&file, r.run_number)),
+                Some(in_run) if (in_run - e).abs() > super::convert::EFFICIENCY_TOLERANCE_PP => ctx
+                    .warn(format!(
+                        "`{}`: run {} speedup gives {e:.4} %, its metrics.json {in_run:.4} %",
+                        file.display(),
+                        r.run_number
+                    )),
                 Some(_) => {}
             }
         }
-        let average = s.aggregate.as_ref().and_then(|a| a.average_efficiency);
-        ctx.check_average_efficiency(&file, average, &effs);
+        s.check_average(ctx, &file, &effs);
     }
 }

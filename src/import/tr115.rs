@@ -25,7 +25,7 @@ use crate::manifest::Runtime;
 const PREFIX: &str = "runtime-";
 
 /// The layout's files, for its errors.
-const TEXT: LayoutText = LayoutText {
+const TEXT: LayoutText<'static> = LayoutText {
     expected: "`runtime-<name>/` folders (e.g. `runtime-tokio-default/`) holding `<config>/run_k/run_1/metrics.json`, or one such folder",
     holds: "runs are `runtime-<name>/<config>/run_k/run_1/metrics.json`, invocation summaries `runtime-<name>/<config>/run_k/summary.json`",
     help: "move the file out of the directory, or point at the report's own raw-data folder (`results_v2/` or one `runtime-<name>/`)",

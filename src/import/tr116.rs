@@ -29,7 +29,7 @@ use super::h6::{Efficiencies, check_summary, run_folder};
 use crate::manifest::{Language, Role, ScenarioKind};
 
 /// The layout's files, for its errors.
-const TEXT: LayoutText = LayoutText {
+const TEXT: LayoutText<'static> = LayoutText {
     expected: "`multi/<language>/<model>/…/run_k/metrics.json` or `single/<language>/<model>/<config>/data/metrics.json` (the `results/` folder, or a folder below it)",
     holds: "runs are `multi/rust/<model>/<scenario>/run_k/metrics.json`, `multi/python/<model>/<model tag>/<scenario>/run_k/metrics.json` (each scenario with its `summary.json`) and `single/<language>/<model>/<config>/data/metrics.json`",
     help: "move the file out of the directory, or point at the report's own raw-data folder (`results/`)",

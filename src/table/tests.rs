@@ -1,7 +1,7 @@
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
-    DataType, Float64Type, Int64Type, TimeUnit, TimestampMillisecondType, UInt16Type, UInt32Type,
-    UInt64Type,
+    ArrowPrimitiveType, DataType, Float64Type, Int64Type, TimeUnit, TimestampMillisecondType,
+    UInt16Type, UInt32Type, UInt64Type,
 };
 
 use super::*;
@@ -155,6 +155,11 @@ fn s(b: &RecordBatch, name: &str, i: usize) -> Option<String> {
     c.is_valid(i).then(|| c.value(i).to_string())
 }
 
+/// The value of the primitive column `name` at row `i` (not null).
+fn num<T: ArrowPrimitiveType>(b: &RecordBatch, name: &str, i: usize) -> T::Native {
+    col(b, name).as_primitive::<T>().value(i)
+}
+
 fn f(b: &RecordBatch, name: &str, i: usize) -> Option<f64> {
     let c = col(b, name).as_primitive::<Float64Type>();
     c.is_valid(i).then(|| c.value(i))
@@ -304,12 +309,7 @@ fn cell_round_trips_through_parquet() {
     assert_eq!(s(cells, "config_id", 0).as_deref(), Some("cfg-1"));
     assert_eq!(s(cells, "error", 0), None);
     assert_eq!(s(cells, "error_kind", 0), None);
-    assert_eq!(
-        col(cells, "repetition")
-            .as_primitive::<UInt32Type>()
-            .value(0),
-        2
-    );
+    assert_eq!(num::<UInt32Type>(cells, "repetition", 0), 2);
     let ts = col(cells, "started_at").as_primitive::<TimestampMillisecondType>();
     assert_eq!(ts.value(0), 1_700_000_000_000);
     assert_eq!(ts.timezone(), Some("UTC"));
@@ -339,22 +339,9 @@ fn cell_round_trips_through_parquet() {
     assert_eq!(f(agents, "temperature", 0), Some(0.8));
     assert_eq!(f(agents, "temperature", 1), None);
     assert!(col(agents, "top_k").is_null(0));
-    assert_eq!(
-        col(agents, "num_predict")
-            .as_primitive::<Int64Type>()
-            .value(0),
-        -1
-    );
-    assert_eq!(
-        col(agents, "seed").as_primitive::<UInt64Type>().value(0),
-        u64::MAX
-    );
-    assert_eq!(
-        col(agents, "requests")
-            .as_primitive::<UInt64Type>()
-            .value(0),
-        2
-    );
+    assert_eq!(num::<Int64Type>(agents, "num_predict", 0), -1);
+    assert_eq!(num::<UInt64Type>(agents, "seed", 0), u64::MAX);
+    assert_eq!(num::<UInt64Type>(agents, "requests", 0), 2);
     assert_eq!(s(agents, "model_digest", 0), None);
     assert_eq!(s(agents, "server_version", 0).as_deref(), Some("0.6.1"));
     assert_eq!(f(agents, "throughput_mean_tok_s", 1), Some(83.3));
@@ -367,43 +354,23 @@ fn cell_round_trips_through_parquet() {
         [Some("A".into()), Some("A".into()), Some("B".into())]
     );
     assert_eq!(s(req, "stage", 1).as_deref(), Some("report"));
-    assert_eq!(
-        col(req, "request_index")
-            .as_primitive::<UInt32Type>()
-            .value(1),
-        1
-    );
+    assert_eq!(num::<UInt32Type>(req, "request_index", 1), 1);
     let sent = col(req, "sent_at").as_primitive::<TimestampMillisecondType>();
     assert_eq!(sent.value(0), 1_700_000_000_123);
-    assert_eq!(
-        col(req, "response_chars")
-            .as_primitive::<UInt64Type>()
-            .value(0),
-        11
-    );
-    assert_eq!(col(req, "chunks").as_primitive::<UInt32Type>().value(0), 42);
+    assert_eq!(num::<UInt64Type>(req, "response_chars", 0), 11);
+    assert_eq!(num::<UInt32Type>(req, "chunks", 0), 42);
     assert_eq!(f(req, "ttft_ms", 0), Some(120.5));
     assert_eq!(f(req, "ttft_ms", 2), None);
     assert_eq!(f(req, "itl_p99_ms", 0), Some(11.98));
     assert_eq!(s(req, "done_reason", 0).as_deref(), Some("stop"));
     assert_eq!(s(req, "error_kind", 0), None);
     assert_eq!(s(req, "error_kind", 2).as_deref(), Some("queue_full"));
-    assert_eq!(
-        col(req, "error_status")
-            .as_primitive::<UInt16Type>()
-            .value(2),
-        503
-    );
+    assert_eq!(num::<UInt16Type>(req, "error_status", 2), 503);
     assert!(col(req, "error_status").is_null(0));
     assert_eq!(s(req, "error_message", 2).as_deref(), Some("server busy"));
     assert_eq!(s(req, "timing_source", 0).as_deref(), Some("ollama"));
     assert_eq!(s(req, "timing_source", 2), None);
-    assert_eq!(
-        col(req, "prompt_tokens")
-            .as_primitive::<UInt64Type>()
-            .value(0),
-        300
-    );
+    assert_eq!(num::<UInt64Type>(req, "prompt_tokens", 0), 300);
     assert!(col(req, "output_tokens").is_null(2));
 }
 
