@@ -32,7 +32,7 @@ pub struct Cfg {
     pub model_id: String,
     /// Model tag.
     pub model_tag: String,
-    /// Runtime, language and block name, as the cells carry them.
+    /// Runtime, language, block name and harness, from the planned configuration.
     pub axes: CellAxes,
     /// Agents in scenario order: (id, role, options in words).
     pub agents: Vec<(String, String, String)>,

@@ -96,8 +96,13 @@ pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
         note: r.note.clone(),
         explanation: String::new(),
     };
-    // Only the original data lack it: a campaign chimera measured is judged like any other.
-    if let (true, Some(reason)) = (imported, &r.not_measurable) {
+    // `never_measurable` holds on any campaign; `not_measurable` only on the original data (a
+    // campaign chimera measured is judged like any other).
+    let reason = r
+        .never_measurable
+        .as_ref()
+        .or(r.not_measurable.as_ref().filter(|_| imported));
+    if let Some(reason) = reason {
         v.recomputed = None;
         v.difference = None;
         v.ci95 = None;
@@ -215,6 +220,41 @@ pub fn fmt_num(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `not_measurable` holds on imported data only; `never_measurable` on any campaign.
+    #[test]
+    fn unmeasurable_reasons_apply_where_they_say() {
+        let reference = |extra: &str| -> Reference {
+            let yaml = format!(
+                "id: r\nclaim: c\nmetric: throughput_tok_s\nstatistic: mean\nvalue: 1.0\n\
+                 unit: tok/s\nsource: s\n{extra}"
+            );
+            serde_saphyr::from_str(&yaml).expect("reference")
+        };
+        let ds = crate::analysis::dataset::Dataset::default();
+        let cfgs = std::collections::HashMap::new();
+        let pool = Pool::new(&ds, &cfgs, &[]);
+        let lost = reference("not_measurable: \"the runs were never published\"");
+        let never = reference("never_measurable: \"no metric compares two languages\"");
+        let said = |r: &Reference, imported: bool| judge(&pool, r, imported).explanation;
+        assert_eq!(
+            said(&lost, true),
+            "not measurable from these data: the runs were never published"
+        );
+        assert!(
+            said(&lost, false).starts_with("no throughput_tok_s value"),
+            "{}",
+            said(&lost, false)
+        );
+        for imported in [true, false] {
+            let v = judge(&pool, &never, imported);
+            assert_eq!(v.verdict, VerdictKind::NotMeasured);
+            assert_eq!(
+                v.explanation,
+                "not measurable from these data: no metric compares two languages"
+            );
+        }
+    }
 
     #[test]
     fn rounding_follows_the_printed_digits() {

@@ -30,8 +30,8 @@ pub(crate) struct Detector {
     pub(crate) claim: fn(&Seen) -> Vec<usize>,
 }
 
-/// Every layout the importer knows (readers may be added later: detection only names the
-/// report; `Layout::of_report` maps it to its reader).
+/// Every layout the importer knows (detection only names the report; `Layout::of_report` maps
+/// it to its reader).
 pub(crate) const DETECTORS: &[Detector] = &[
     Detector {
         report: "TR108",

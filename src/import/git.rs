@@ -70,6 +70,14 @@ impl Repo {
         S: AsRef<OsStr>,
     {
         let mut c = Command::new("git");
+        // A folder that is not a repository but lies inside one (a checkout's subfolder) must
+        // not be taken for that repository: git looks no higher than the folder itself.
+        if let Some(parent) = std::fs::canonicalize(&self.dir)
+            .ok()
+            .and_then(|d| d.parent().map(Path::to_path_buf))
+        {
+            c.env("GIT_CEILING_DIRECTORIES", parent);
+        }
         c.arg("-C")
             .arg(&self.dir)
             .args(args)

@@ -8,7 +8,7 @@
 //! error of a clone that lacks them (a shallow clone).
 //!
 //! Each report is imported into its own campaign (`chimeraforge-<trNNN>`) as a folder import
-//! would. A report that fails (its commit missing, its reader not written yet) is reported as
+//! would. A report that fails (its commit missing from the clone, a file it cannot read) is reported as
 //! failed with the reason and the others go on: the command fails only when none imported.
 
 use std::path::PathBuf;

@@ -758,6 +758,11 @@ pub struct Reference {
     /// measured is judged as usual.
     #[serde(default)]
     pub not_measurable: Option<String>,
+    /// Why no metric of chimera computes this number on any data (e.g. a comparison of two
+    /// languages' runs, which the per-configuration metrics cannot express): its verdict is
+    /// always `not measured`, with this one-line reason, on imported and measured campaigns.
+    #[serde(default)]
+    pub never_measurable: Option<String>,
 }
 
 /// A grouping filter: only rows whose fields equal every given value count.

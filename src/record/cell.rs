@@ -148,7 +148,8 @@ impl MultiAgentMetrics {
 }
 
 /// The axes of the configuration a cell measures, as its manifest sets them (the matrix
-/// block's name, the runtime and language from the block, an axis or the configuration):
+/// block's name, the runtime and language from the block, an axis or the configuration, and
+/// the harness of its workload):
 /// columns a notebook can group by without parsing the configuration id. `None` where the
 /// manifest does not set one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -194,7 +195,7 @@ pub struct CellKey {
     pub repetition: u32,
     /// Model tag.
     pub model: Option<String>,
-    /// Runtime, language and block of the configuration.
+    /// Runtime, language, block and harness of the configuration.
     #[serde(flatten)]
     pub axes: CellAxes,
 }

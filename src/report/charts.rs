@@ -260,6 +260,11 @@ fn metric_words(metric: &str) -> (String, String, String) {
             "TTFT (ms)".to_owned(),
             "ttft".to_owned(),
         ),
+        "published_ttft_ms" => (
+            "time to first token per request, as the report defined it".to_owned(),
+            "published TTFT (ms)".to_owned(),
+            "published-ttft".to_owned(),
+        ),
         other => (
             other.to_owned(),
             other.to_owned(),

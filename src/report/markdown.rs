@@ -431,7 +431,7 @@ fn results(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &Rep
     if r.configs.is_empty() {
         md.push_str("No configuration has data.\n");
     } else {
-        md.push_str("Means over runs; ± is the half-width of the Student-t 95 % CI (none for a single run). Throughput and TTFT are per-agent request-level means.\n\n");
+        md.push_str("Means over runs; ± is the half-width of the Student-t 95 % CI (none for a single run). Throughput and TTFT are per-agent request-level means; TTFT is the client TTFT, or, where the source measured none (imports of TR108–TR110 and of TR116's Python runs), the TTFT as the report defined it (`published_ttft_ms`).\n\n");
         let mut t = Table::new(&[
             ("Config", false, false),
             ("Scenario", false, false),
@@ -556,7 +556,7 @@ fn axes(md: &mut String, r: &ReportAnalysis) {
         .collect::<Vec<_>>()
         .join(" × ");
     let _ = write!(md, "\n### By {title}\n\n");
-    md.push_str("The axes this report compares: runs pooled over the configurations of each combination (means weighted by runs; agent throughput is the mean of the agents' request-level means).\n\n");
+    md.push_str("The axes this report compares: runs pooled over the configurations of each combination (published efficiency: the mean over their runs; agent throughput: the mean over their agents' requests).\n\n");
     let kinds = groups.keys().map(|k| k.3).collect::<BTreeSet<_>>().len();
     let mut t = Table::new(&[
         ("Model", false, !show.0),

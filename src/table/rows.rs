@@ -112,7 +112,7 @@ table_row! {
         pub telemetry: TelemetryAggregate,
         /// Output tokens per joule.
         pub output_tokens_per_j: Option<f64>,
-        /// The configuration's `runtime`, `language` and `block` (schema version 3; null
+        /// The configuration's `runtime`, `language`, `block` and `harness` (schema version 3; null
         /// where the manifest does not set one).
         pub axes: CellAxes,
     }
@@ -146,12 +146,12 @@ table_row! {
         pub server_version: Option<String>,
         /// Model digest.
         pub model_digest: Option<String>,
-        /// Aggregate over its requests, warm-ups excluded (`requests` to `eval_sum_ms`;
-        /// `failed` is the column `failed_requests`).
+        /// Aggregate over its requests, warm-ups excluded (`requests` to
+        /// `published_ttft_mean_ms`; `failed` is the column `failed_requests`).
         pub aggregate: AgentAggregate,
         /// Model tag of the cell (schema version 3).
         pub model: Option<String>,
-        /// The cell's `runtime`, `language` and `block`, as in `cells` (schema version 3).
+        /// The cell's `runtime`, `language`, `block` and `harness`, as in `cells` (schema version 3).
         pub axes: CellAxes,
     }
 }
