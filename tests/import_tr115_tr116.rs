@@ -475,6 +475,37 @@ fn tr116_all_models_and_languages_import_in_one_go() {
         30,
         "Rust multi-agent runs only"
     );
+
+    // The report's axes: one row per model × language × kind of run, the concurrent rows with
+    // the published efficiency pooled over both scenarios' runs.
+    let r = chimera(&["report", "--data", &data.display().to_string()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let md = fs::read_to_string(data.join("chimeraforge-tr116/report/TR116.md")).expect("report");
+    let by = &md[md
+        .find("### By model × language")
+        .expect("a model × language table")..];
+    let rows: Vec<&str> = by
+        .lines()
+        .skip_while(|l| !l.starts_with("| Model"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert_eq!(rows.len(), 12, "3 models × 2 languages × 2 kinds: {rows:?}");
+    for (lang, pooled) in [("rust", "98.267"), ("python", "82.546")] {
+        let concurrent: Vec<_> = rows
+            .iter()
+            .filter(|l| {
+                l.contains(&format!(
+                    "| {lang} | concurrent agents | 2 | 10 | {pooled} |"
+                ))
+            })
+            .collect();
+        assert_eq!(concurrent.len(), 3, "{lang}: {rows:?}");
+    }
+    let single = rows
+        .iter()
+        .filter(|l| l.contains("| one agent | 4 | 20 | — |"));
+    assert_eq!(single.count(), 6, "{rows:?}");
 }
 
 #[test]
