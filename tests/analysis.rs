@@ -135,18 +135,7 @@ async fn emulator_campaign_is_analysed_and_labelled_as_emulator() {
 
 /// The fixture directory of the original raw results, or `None` (with a message) when absent.
 pub(crate) fn fixtures() -> Option<PathBuf> {
-    let p = std::env::var_os("CHIMERA_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::support::root().join("../shared/fixtures/chimeraforge"));
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipped: the original raw results are not at {} (set CHIMERA_FIXTURES)",
-            p.display()
-        );
-        None
-    }
+    crate::import::fixtures("analysis of imported data")
 }
 
 fn import(fx: &Path, sub: &str, report: &str, data: &Path) {

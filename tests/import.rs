@@ -21,7 +21,8 @@ pub(crate) fn fixtures_and_tmp(test: &str) -> Option<(PathBuf, tempfile::TempDir
     Some((fx, tempfile::tempdir().expect("tempdir")))
 }
 
-/// The fixtures root, or `None` (with a skip message) when it is not there.
+/// The fixtures root, or `None` (with a skip message) when it is not there;
+/// `CHIMERA_REQUIRE_FIXTURES=1` turns the skip into a failure.
 pub(crate) fn fixtures(test: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("CHIMERA_FIXTURES")
         .map(PathBuf::from)
@@ -29,12 +30,24 @@ pub(crate) fn fixtures(test: &str) -> Option<PathBuf> {
     if dir.join("tr114_v2").is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "skipping {test}: no chimeraforge fixtures at {} (set CHIMERA_FIXTURES)",
-            dir.display()
-        );
-        None
+        skip(
+            test,
+            &format!(
+                "no chimeraforge fixtures at {} (set CHIMERA_FIXTURES)",
+                dir.display()
+            ),
+        )
     }
+}
+
+/// Skips `test` for `why`, or fails it when `CHIMERA_REQUIRE_FIXTURES=1`.
+pub(crate) fn skip<T>(test: &str, why: &str) -> Option<T> {
+    assert!(
+        std::env::var_os("CHIMERA_REQUIRE_FIXTURES").is_none_or(|v| v != "1"),
+        "{test}: {why}, and CHIMERA_REQUIRE_FIXTURES=1"
+    );
+    eprintln!("skipping {test}: {why}");
+    None
 }
 
 pub(crate) fn opts(source: &Path, manifest: &str, data: &Path) -> ImportOptions {

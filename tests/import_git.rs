@@ -17,8 +17,7 @@ use crate::support::{Run, chimera_cmd, import_args, run_command, s, says};
 fn original_in_tmp(test: &str) -> Option<(PathBuf, tempfile::TempDir, PathBuf)> {
     let fx = fixtures(test)?;
     if Command::new("git").arg("--version").output().is_err() {
-        eprintln!("skipping {test}: no `git` on PATH");
-        return None;
+        return crate::import::skip(test, "no `git` on PATH");
     }
     let t = tempfile::tempdir().expect("tempdir");
     let repo = original_like(&fx, t.path());

@@ -16,8 +16,10 @@ fn fixtures() -> Option<PathBuf> {
     if dir.join("tr109").is_dir() && dir.join("tr111_v2").is_dir() {
         Some(dir)
     } else {
-        eprintln!("skipped: no tr109/ and tr111_v2/ in {}", dir.display());
-        None
+        crate::import::skip(
+            "tr112",
+            &format!("no tr109/ and tr111_v2/ in {}", dir.display()),
+        )
     }
 }
 
