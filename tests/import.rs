@@ -579,6 +579,22 @@ fn one_truncated_metrics_json_is_named_skipped_and_recorded_in_the_origin() {
         ),
         "{method}"
     );
+
+    // The file restored and imported again: its run is committed now, and the origin no
+    // longer lists it as skipped.
+    let fx = fixtures("truncated input").expect("fixtures");
+    let good = fx.join("tr114_v2/chimera-homo/test108/run_3/metrics.json");
+    fs::copy(&good, src.join("chimera-homo/test108/run_3/metrics.json")).expect("restore");
+    let again = import(&src, "tr114.yaml", &data);
+    assert_eq!((again.committed, again.already_committed), (1, 4));
+    assert!(again.skipped.is_empty());
+    let info: serde_json::Value = serde_json::from_slice(
+        &fs::read(data.join("chimeraforge-tr114/campaign.json")).expect("campaign.json"),
+    )
+    .expect("json");
+    // An empty list is not written.
+    assert_eq!(info["origin"]["skipped"], serde_json::Value::Null, "{info}");
+    assert_eq!(info["origin"]["runs"], 5);
 }
 
 #[test]

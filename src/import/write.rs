@@ -67,8 +67,22 @@ pub(super) fn write(
         encoded.push((r.record.key.cell_id.clone(), parts, meta));
     }
     refuse_measured(warnings, target)?;
-    let campaign = open_campaign(target, runs.len() as u64)?;
+    let mut campaign = open_campaign(target, runs.len() as u64)?;
     let (committed, already_committed) = commit(&campaign, &encoded)?;
+    // A re-import of the same source: the origin says what this import read (a file skipped
+    // before may be readable now, and its run committed).
+    if let Some(o) = campaign.info().origin.clone()
+        && o.source == target.source
+        && o.layout == target.layout
+        && (o.skipped != target.skipped || o.files != target.files)
+    {
+        campaign.record_origin(DataOrigin {
+            files: target.files,
+            runs: o.runs.max(runs.len() as u64),
+            skipped: target.skipped.clone(),
+            ..o
+        })?;
+    }
     Ok(Written {
         dir: campaign.dir().to_path_buf(),
         committed,

@@ -250,6 +250,13 @@ impl Campaign {
         &self.dir
     }
 
+    /// Replaces the campaign's import origin in `campaign.json` (a re-import of the same source
+    /// records what it read this time: its files, runs and skipped files).
+    pub fn record_origin(&mut self, origin: DataOrigin) -> Result<(), StoreError> {
+        self.info.origin = Some(origin);
+        write_info(&self.dir, &self.info)
+    }
+
     /// `<data>/<name>/cells/`.
     pub fn cells_dir(&self) -> &Path {
         &self.cells
@@ -353,6 +360,13 @@ impl CampaignView {
     /// `<data>/<name>/`.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Replaces the campaign's import origin in `campaign.json` (a re-import of the same source
+    /// records what it read this time: its files, runs and skipped files).
+    pub fn record_origin(&mut self, origin: DataOrigin) -> Result<(), StoreError> {
+        self.info.origin = Some(origin);
+        write_info(&self.dir, &self.info)
     }
 
     /// `campaign.json`.
