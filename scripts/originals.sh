@@ -8,11 +8,14 @@
 #   CHIMERAFORGE_GIT=DIR  a clone of the original repository instead (read with --git, no
 #                         checkout: every report at the commit that holds its raw results)
 #   BIN, DATA             the chimera binary and the data directory (default data/originals)
+# A failed import is named on its report's line and makes the script exit 1 after every
+# report's line is printed. Needs bash 4 (associative arrays).
 set -uo pipefail
 BIN=${BIN:-target/release/chimera}
 DATA=${DATA:-data/originals}
 REPORTS=(TR108 TR109 TR110 TR111 TR112 TR113 TR114 TR115 TR116)
 declare -A missing=()
+failed=0
 mkdir -p "$DATA"
 
 if [ -n "${CHIMERAFORGE_GIT:-}" ]; then
@@ -40,15 +43,22 @@ else
     done
     [ "$r" = TR113 ] && [ -z "$dir" ] && [ -d "$F/Demo_rust_multiagent_results" ] && dir="$F/Demo_rust_multiagent_results"
     if [ -z "$dir" ]; then
-      missing[$r]="no raw data in $F (expected $F/$low/ or $F/${low}_v2/)"
+      extra=; [ "$r" = TR113 ] && extra=" or $F/Demo_rust_multiagent_results/"
+      missing[$r]="no raw data in $F (expected $F/$low/ or $F/${low}_v2/$extra)"
       continue
     fi
     echo "== $r from $dir" >> "$DATA/import.log"
-    "$BIN" import chimeraforge "$dir" --report "$r" --data "$DATA" >> "$DATA/import.log" || exit $?
+    if ! "$BIN" import chimeraforge "$dir" --report "$r" --data "$DATA" >> "$DATA/import.log" 2>&1; then
+      missing[$r]="the import of $dir failed (see $DATA/import.log)"
+      failed=1
+    fi
   done
   if [ -z "${missing[TR109]:-}" ] && [ -z "${missing[TR111]:-}" ]; then
     echo "== TR112 from $F" >> "$DATA/import.log"
-    "$BIN" import chimeraforge "$F" --report TR112 --data "$DATA" >> "$DATA/import.log" || exit $?
+    if ! "$BIN" import chimeraforge "$F" --report TR112 --data "$DATA" >> "$DATA/import.log" 2>&1; then
+      missing[TR112]="the import failed (see $DATA/import.log)"
+      failed=1
+    fi
   else
     missing[TR112]="needs the raw data of TR109 and TR111_v2"
   fi
@@ -71,3 +81,4 @@ for r in "${REPORTS[@]}"; do
     cur && /^  verdicts:/ { sub(/^  verdicts: /, ""); print; exit }' "$DATA/analyze.txt")
   printf '  %-6s %s\n' "$r" "${line:-no verdicts found in $DATA/analyze.txt}"
 done
+exit "$failed"

@@ -130,8 +130,16 @@ fn original_like(fx: &Path, home: &Path) -> PathBuf {
         &repo,
         &["commit", "-q", "-m", "Remove bulky benchmark artifacts"],
     );
+    // One stray run file back at HEAD: the import must still read the commit that holds all
+    // of TR114_v2's runs, not HEAD's single file.
+    let stray = "data/research/tr110_rust_full/chimera-homo/test013/run_1/metrics.json";
+    copy_dir(
+        &fx.join("tr114_v2/chimera-homo/test013/run_1"),
+        &repo.join("data/research/tr110_rust_full/chimera-homo/test013/run_1"),
+    );
+    assert!(repo.join(stray).is_file());
     fs::write(repo.join("README.md"), "Chimeraforge\n").expect("write");
-    git(home, &repo, &["add", "README.md"]);
+    git(home, &repo, &["add", "README.md", stray]);
     git(home, &repo, &["commit", "-q", "-m", "docs: readme"]);
     repo
 }

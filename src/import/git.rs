@@ -136,21 +136,33 @@ impl Repo {
         only: &[&str],
         markers: &[&str],
     ) -> Result<Located, NotFound> {
-        let holds = |commit: &str| {
-            self.tree(commit, base, only)
-                .is_ok_and(|t| t.keys().any(|p| markers.iter().any(|m| p.ends_with(m))))
+        // The commit whose tree holds the most raw-results files: HEAD, or the parent of a
+        // commit that deleted some (a stray file left at HEAD, or a later clean-up of a
+        // leftover, must not win over the commit that holds the whole data).
+        let count = |commit: &str| {
+            self.tree(commit, base, only).map_or(0, |t| {
+                t.keys()
+                    .filter(|p| markers.iter().any(|m| p.ends_with(m)))
+                    .count()
+            })
         };
-        if let Some(head) = self.commit("HEAD")
-            && holds(&head)
-        {
-            return Ok(Located {
-                commit: head,
-                how: "HEAD".into(),
-            });
+        let mut best: Option<(usize, Located)> = None;
+        let mut consider = |n: usize, located: Located| {
+            if n > 0 && best.as_ref().is_none_or(|(m, _)| n > *m) {
+                best = Some((n, located));
+            }
+        };
+        if let Some(head) = self.commit("HEAD") {
+            consider(
+                count(&head),
+                Located {
+                    commit: head,
+                    how: "HEAD".into(),
+                },
+            );
         }
         let mut args: Vec<String> = [
             "log",
-            "-n1",
             "--diff-filter=D",
             "--no-renames",
             "--format=%H",
@@ -167,27 +179,31 @@ impl Repo {
         for d in &dirs {
             args.extend(markers.iter().map(|m| format!(":(glob){d}/**/*{m}")));
         }
-        let deleter = self
+        let deleters = self
             .output(&args)
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o).trim().to_owned())
-            .filter(|s| !s.is_empty());
-        let missing = || {
-            if self.is_shallow() {
-                NotFound::Shallow
-            } else {
-                NotFound::Absent
+            .map(|o| {
+                String::from_utf8_lossy(&o)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for deleter in deleters.iter().filter(|d| !d.is_empty()) {
+            if let Some(parent) = self.commit(&format!("{deleter}^")) {
+                let n = count(&parent);
+                consider(
+                    n,
+                    Located {
+                        commit: parent,
+                        how: format!("{}^", short(deleter)),
+                    },
+                );
             }
-        };
-        let Some(deleter) = deleter else {
-            return Err(missing());
-        };
-        match self.commit(&format!("{deleter}^")) {
-            Some(parent) if holds(&parent) => Ok(Located {
-                commit: parent,
-                how: format!("{}^", short(&deleter)),
-            }),
-            _ => Err(missing()),
+        }
+        match best {
+            Some((_, located)) => Ok(located),
+            None if self.is_shallow() => Err(NotFound::Shallow),
+            None => Err(NotFound::Absent),
         }
     }
 

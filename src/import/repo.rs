@@ -226,6 +226,11 @@ fn import_one(
     let located = repo
         .locate(o.base, o.only, o.markers)
         .map_err(|why| (None, not_found(repo, o, &why)))?;
+    // A shallow clone whose HEAD holds a few files of a report the original keeps only in
+    // its history: the whole data are in a commit the clone lacks, so do not import a part.
+    if located.how == "HEAD" && o.known != "HEAD" && repo.is_shallow() {
+        return Err((None, not_found(repo, o, &NotFound::Shallow)));
+    }
     let from = format!("{} ({}):{}", short(&located.commit), located.how, o.base);
     let fail = |e| (Some(from.clone()), e);
     let manifest = super::resolve_manifest(o.report, None, &opts.experiments).map_err(fail)?;
