@@ -16,6 +16,9 @@ use super::raw::MAX_RAW_FILE_BYTES;
 /// A git repository (a clone, bare or not).
 pub(crate) struct Repo {
     dir: PathBuf,
+    /// The folder above `dir`: git looks no higher (`GIT_CEILING_DIRECTORIES`), so a folder
+    /// that is not a repository but lies inside one (a checkout's subfolder) is not taken for it.
+    ceiling: Option<PathBuf>,
 }
 
 /// Where a report's raw results are: a commit, and how it was found.
@@ -50,6 +53,9 @@ impl Repo {
     pub(crate) fn open(dir: &Path) -> Result<Repo, ImportError> {
         let repo = Repo {
             dir: dir.to_path_buf(),
+            ceiling: std::fs::canonicalize(dir)
+                .ok()
+                .and_then(|d| d.parent().map(Path::to_path_buf)),
         };
         repo.output(["rev-parse", "--git-dir"])
             .map_err(|e| ImportError::Git {
@@ -70,13 +76,8 @@ impl Repo {
         S: AsRef<OsStr>,
     {
         let mut c = Command::new("git");
-        // A folder that is not a repository but lies inside one (a checkout's subfolder) must
-        // not be taken for that repository: git looks no higher than the folder itself.
-        if let Some(parent) = std::fs::canonicalize(&self.dir)
-            .ok()
-            .and_then(|d| d.parent().map(Path::to_path_buf))
-        {
-            c.env("GIT_CEILING_DIRECTORIES", parent);
+        if let Some(ceiling) = &self.ceiling {
+            c.env("GIT_CEILING_DIRECTORIES", ceiling);
         }
         c.arg("-C")
             .arg(&self.dir)

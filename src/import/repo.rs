@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 
 use super::error::ImportError;
-use super::git::{GitTree, NotFound, Repo, short};
+use super::git::{GitTree, Located, NotFound, Repo, short};
 use super::source::Source;
 use super::{ImportOptions, ImportSummary};
 
@@ -125,9 +125,7 @@ pub fn import_git(opts: &GitImport) -> Result<Vec<GitOutcome>, ImportError> {
     let repo = Repo::open(&opts.repo)?;
     if let Some(r) = &opts.report
         && super::normalize_report(r) != super::normalize_report(COMPARES.0)
-        && !ORIGINS
-            .iter()
-            .any(|o| super::normalize_report(o.report) == super::normalize_report(r))
+        && origin_of(r).is_none()
     {
         return Err(ImportError::Report {
             message: format!("--report `{r}`: the original repository holds no raw results of it"),
@@ -178,18 +176,13 @@ const COMPARES: (&str, &[&str]) = ("TR112", &["TR109", "TR111"]);
 fn import_comparison(repo: &Repo, opts: &GitImport) -> GitOutcome {
     let (report, deps) = COMPARES;
     let tree = |r: &str| -> Result<Source, ImportError> {
-        let o = ORIGINS
-            .iter()
-            .find(|o| super::normalize_report(o.report) == super::normalize_report(r))
-            .ok_or_else(|| ImportError::Report {
-                message: format!(
-                    "{report} depends on {r}, whose raw results are not in the original repository"
-                ),
-                help: format!("{report} compares {}", deps.join(" and ")),
-            })?;
-        let located = repo
-            .locate(o.base, o.only, o.markers)
-            .map_err(|why| not_found(repo, o, &why))?;
+        let o = origin_of(r).ok_or_else(|| ImportError::Report {
+            message: format!(
+                "{report} depends on {r}, whose raw results are not in the original repository"
+            ),
+            help: format!("{report} compares {}", deps.join(" and ")),
+        })?;
+        let located = locate(repo, o)?;
         Ok(Source::Git(GitTree::open(
             repo,
             &located.commit,
@@ -223,14 +216,7 @@ fn import_one(
     o: &Origin,
     opts: &GitImport,
 ) -> Result<(String, ImportSummary), Failed> {
-    let located = repo
-        .locate(o.base, o.only, o.markers)
-        .map_err(|why| (None, not_found(repo, o, &why)))?;
-    // A shallow clone whose HEAD holds a few files of a report the original keeps only in
-    // its history: the whole data are in a commit the clone lacks, so do not import a part.
-    if located.how == "HEAD" && o.known != "HEAD" && repo.is_shallow() {
-        return Err((None, not_found(repo, o, &NotFound::Shallow)));
-    }
+    let located = locate(repo, o).map_err(|e| (None, e))?;
     let from = format!("{} ({}):{}", short(&located.commit), located.how, o.base);
     let fail = |e| (Some(from.clone()), e);
     let manifest = super::resolve_manifest(o.report, None, &opts.experiments).map_err(fail)?;
@@ -247,6 +233,28 @@ fn import_one(
     )
     .map_err(fail)?;
     Ok((from, summary))
+}
+
+/// The origin of report `r` (`TR114`, `tr114_v2`…), if the original repository holds its raw
+/// results.
+fn origin_of(r: &str) -> Option<&'static Origin> {
+    let want = super::normalize_report(r);
+    ORIGINS
+        .iter()
+        .find(|o| super::normalize_report(o.report) == want)
+}
+
+/// The commit of the clone that holds `o`'s raw results. A shallow clone whose HEAD holds a
+/// few files of a report the original keeps only in its history is refused: the whole data are
+/// in a commit the clone lacks, so no part of them is imported.
+fn locate(repo: &Repo, o: &Origin) -> Result<Located, ImportError> {
+    let located = repo
+        .locate(o.base, o.only, o.markers)
+        .map_err(|why| not_found(repo, o, &why))?;
+    if located.how == "HEAD" && o.known != "HEAD" && repo.is_shallow() {
+        return Err(not_found(repo, o, &NotFound::Shallow));
+    }
+    Ok(located)
 }
 
 /// The error of a report whose raw results no commit of the clone holds.
