@@ -90,6 +90,8 @@ vocabulary! {
     pub enum Runtime {
         /// `#[tokio::main]` multi-thread with `try_join!`.
         TokioDefault,
+        /// `tokio` current-thread runtime (`new_current_thread`).
+        TokioCurrentThread,
         /// Both agents polled in one task under a `LocalSet`.
         TokioLocalset,
         /// async-std; the original serialised the agents with a mutex.

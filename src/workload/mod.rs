@@ -12,6 +12,7 @@
 pub mod corpus;
 pub(crate) mod extract;
 pub(crate) mod ingest;
+pub mod protocol;
 pub(crate) mod templates;
 
 use std::io;

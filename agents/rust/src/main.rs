@@ -1,0 +1,2 @@
+//! chimera's reference Rust agent (work in progress).
+fn main() {}
