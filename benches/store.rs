@@ -294,6 +294,7 @@ fn synthetic_cell(n: u64, agents: usize, requests: u32) -> CellRecord {
                     ..AgentAggregate::default()
                 },
                 requests: rows,
+                process: None,
             }
         })
         .collect();

@@ -58,6 +58,7 @@ fn cell(id: &str, report: &str, agents: usize, requests: u32) -> CellRecord {
                 ..AgentAggregate::default()
             },
             requests: (0..requests).map(|i| request(i, i % 2 == 0)).collect(),
+            process: None,
         })
         .collect();
     let mut rec = chimera::fuzzing::sample_cell_record(id.into(), CellKind::Single, report, agents);

@@ -114,6 +114,7 @@ mod tests {
             model_digest: None,
             aggregate: Default::default(),
             requests: Vec::new(),
+            process: None,
         }
     }
 

@@ -73,6 +73,9 @@ pub enum ErrorKind {
     Timeout,
     /// The response exceeded the configured size cap.
     TooLarge,
+    /// An agent program (`command` workload) failed: non-zero exit, bad records, no
+    /// records, past its deadline, or a failure kind chimera does not know.
+    AgentProgram,
 }
 
 impl ErrorKind {
@@ -90,7 +93,31 @@ impl ErrorKind {
             ErrorKind::MalformedResponse => "malformed_response",
             ErrorKind::Timeout => "timeout",
             ErrorKind::TooLarge => "too_large",
+            ErrorKind::AgentProgram => "agent_program",
         }
+    }
+}
+
+impl ErrorKind {
+    /// Every kind.
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::ConnectionRefused,
+        ErrorKind::ModelNotFound,
+        ErrorKind::BadRequest,
+        ErrorKind::ServerError,
+        ErrorKind::QueueFull,
+        ErrorKind::HttpStatus,
+        ErrorKind::StreamError,
+        ErrorKind::Truncated,
+        ErrorKind::MalformedResponse,
+        ErrorKind::Timeout,
+        ErrorKind::TooLarge,
+        ErrorKind::AgentProgram,
+    ];
+
+    /// The kind named `name` (its snake_case name).
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
     }
 }
 

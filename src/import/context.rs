@@ -302,6 +302,7 @@ impl<'a> Ctx<'a> {
             model_digest: None,
             aggregate,
             requests,
+            process: None,
         }
     }
 

@@ -164,8 +164,71 @@ pub struct Workload {
     /// Ollama `keep_alive` sent with every request; absent means not sent (server default).
     #[serde(default)]
     pub keep_alive: Option<String>,
+    /// Run each agent as an external program instead of chimera's in-process client
+    /// (`docs/agent-protocol.md`). Absent: in-process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandAgent>,
     /// What the agent does.
     pub task: Task,
+}
+
+/// An agent program: what a `command` workload starts for each agent run. Placeholders
+/// (`{job}`, `{records}`, `{url}`, `{protocol}`, `{model}`, `{options_json}`, `{corpus}`,
+/// `{seed}`, `{runtime}`, `{language}`, `{agent}`, `{role}`, `{cell_id}`, `{manifest_dir}`,
+/// `{work_dir}`) in the arguments and the environment are replaced per run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandAgent {
+    /// The program and its arguments.
+    #[serde(default)]
+    pub argv: Vec<String>,
+    /// Another argv for configurations whose `language` axis is this language (the Rust and
+    /// the Python reference agents of one workload).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_language: BTreeMap<Language, Vec<String>>,
+    /// Extra environment of the program.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Largest records file accepted, bytes (the program is killed past it). Default 64 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_record_bytes: Option<u64>,
+}
+
+impl CommandAgent {
+    /// Default `max_record_bytes`.
+    pub const DEFAULT_MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
+
+    /// The placeholders an argument may use.
+    pub const PLACEHOLDERS: &[&str] = &[
+        "job",
+        "records",
+        "url",
+        "protocol",
+        "model",
+        "options_json",
+        "corpus",
+        "seed",
+        "runtime",
+        "language",
+        "agent",
+        "role",
+        "cell_id",
+        "manifest_dir",
+        "work_dir",
+    ];
+
+    /// The argv for a configuration of `language`.
+    pub fn argv_for(&self, language: Option<Language>) -> &[String] {
+        language
+            .and_then(|l| self.by_language.get(&l))
+            .unwrap_or(&self.argv)
+    }
+
+    /// The records-file cap, bytes.
+    pub fn max_record_bytes(&self) -> u64 {
+        self.max_record_bytes
+            .unwrap_or(Self::DEFAULT_MAX_RECORD_BYTES)
+    }
 }
 
 impl Workload {

@@ -48,9 +48,57 @@ pub fn pieces(t: &str) -> Vec<Piece<'_>> {
     out
 }
 
+/// Fills the `{name}` placeholders of a command argument with `value(name)`; `{{` and `}}`
+/// are literal braces. Fails with the first name `value` does not know, or an unclosed `{`.
+pub fn fill_braces(arg: &str, value: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(t) = tail.strip_prefix("{{") {
+            out.push('{');
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix("}}") {
+            out.push('}');
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix('}') {
+            out.push('}');
+            rest = t;
+        } else {
+            let Some(close) = tail.find('}') else {
+                return Err(format!(
+                    "`{tail}` (a `{{` without its `}}`; write `{{{{` for a brace)"
+                ));
+            };
+            let name = &tail[1..close];
+            out.push_str(&value(name).ok_or_else(|| format!("{{{name}}}"))?);
+            rest = &tail[close + 1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_arguments_fill_and_escape() {
+        let v = |n: &str| (n == "url").then(|| "http://h:1".to_string());
+        assert_eq!(
+            fill_braces("--url={url}", v).as_deref(),
+            Ok("--url=http://h:1")
+        );
+        assert_eq!(
+            fill_braces("{{x}} {url}", v).as_deref(),
+            Ok("{x} http://h:1")
+        );
+        assert_eq!(fill_braces("{nope}", v), Err("{nope}".to_string()));
+        assert!(fill_braces("a{url", v).is_err());
+        assert_eq!(fill_braces("plain", v).as_deref(), Ok("plain"));
+    }
 
     #[test]
     fn templates_split_into_text_fields_and_an_unclosed_tail() {

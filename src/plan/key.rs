@@ -6,7 +6,7 @@
 //! | in the key (changes the measurement)                          | provenance only (labels, scheduling) |
 //! |---------------------------------------------------------------|---------------------------------------|
 //! | [`CELL_FORMAT`] salt                                           | report id, title, configuration id    |
-//! | workload content: api, stream, keep_alive, task (prompts, templates, corpus) | workload id, harness label |
+//! | workload content: api, stream, keep_alive, task (prompts, templates, corpus), command | workload id, harness label |
 //! | model tag and digest                                           | model id                              |
 //! | scenario kind and execution mode                               | scenario id, agent ids                |
 //! | runtime, language                                              | block name, notes, `missing`          |
@@ -25,8 +25,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{
-    Api, BetweenRuns, EndpointKind, Execution, Language, Options, Role, Runtime, ScenarioKind,
-    Task, WarmupMode, Workload,
+    Api, BetweenRuns, CommandAgent, EndpointKind, Execution, Language, Options, Role, Runtime,
+    ScenarioKind, Task, WarmupMode, Workload,
 };
 
 /// Format-version salt of every id. Bump it when the key's meaning changes.
@@ -87,6 +87,10 @@ pub struct WorkloadKey<'a> {
     pub keep_alive: &'a Option<String>,
     /// The task, in full.
     pub task: &'a Task,
+    /// The agent program of a `command` workload (absent for in-process agents, so their
+    /// ids are what they were before command workloads existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<&'a CommandAgent>,
 }
 
 impl<'a> WorkloadKey<'a> {
@@ -97,6 +101,7 @@ impl<'a> WorkloadKey<'a> {
             stream: w.stream,
             keep_alive: &w.keep_alive,
             task: &w.task,
+            command: w.command.as_ref(),
         }
     }
 

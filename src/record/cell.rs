@@ -88,6 +88,27 @@ pub struct AgentRun {
     pub aggregate: AgentAggregate,
     /// Its requests.
     pub requests: Vec<RequestRow>,
+    /// What chimera measured of the agent's process (`command` workloads; `None` for
+    /// in-process agents and imports).
+    pub process: Option<ProcessStats>,
+}
+
+/// What chimera measured of an agent program's process (the `process_*` and
+/// `start_offset_ms` columns of `agents`, `docs/agent-protocol.md`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProcessStats {
+    /// Spawn → exit, ms.
+    pub process_wall_ms: Option<f64>,
+    /// User CPU time of the process and the children it waited for, ms.
+    pub process_user_cpu_ms: Option<f64>,
+    /// System CPU time of the process and the children it waited for, ms.
+    pub process_sys_cpu_ms: Option<f64>,
+    /// Peak resident set size (`VmHWM`, sampled every 10 ms), MiB.
+    pub process_peak_rss_mb: Option<f64>,
+    /// Exit code (`None` when killed by a signal).
+    pub process_exit_code: Option<i64>,
+    /// Start of this agent's process after the cell's first agent start, ms.
+    pub start_offset_ms: Option<f64>,
 }
 
 /// The metrics only a multi-agent cell has: for a concurrent cell, how its agents did
@@ -222,6 +243,9 @@ pub struct CellRecord {
     pub gpu_samples: Vec<crate::telemetry::GpuSample>,
     /// Wall clock of the cell (concurrent: around the join), ms.
     pub wall_ms: f64,
+    /// Largest start offset between the agent programs of the cell (`command` workloads
+    /// with more than one agent), ms.
+    pub start_skew_ms: Option<f64>,
     /// Σ output tokens / wall, tok/s.
     pub aggregate_tok_s: Option<f64>,
     /// The metrics of a multi-agent cell (`None` for one agent).
@@ -252,6 +276,7 @@ impl CellRecord {
             telemetry: None,
             gpu_samples: Vec::new(),
             wall_ms,
+            start_skew_ms: None,
             aggregate_tok_s: metrics::aggregate_tok_s(tokens, wall_ms),
             multi_agent: None,
             agents,

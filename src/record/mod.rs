@@ -12,8 +12,8 @@ mod kind;
 mod meta;
 
 pub use cell::{
-    AgentRun, CellAxes, CellKey, CellRecord, MultiAgentMetrics, RequestRow, agent_deltas,
-    isolated_result,
+    AgentRun, CellAxes, CellKey, CellRecord, MultiAgentMetrics, ProcessStats, RequestRow,
+    agent_deltas, isolated_result,
 };
 pub use kind::{CellKind, Status, UnknownName};
 pub use meta::{AgentMeta, CellMeta};

@@ -8,6 +8,7 @@
 
 pub(crate) mod campaign;
 mod cells;
+mod command;
 mod error;
 mod events;
 mod fingerprint;
@@ -110,6 +111,8 @@ struct AgentJob {
     corpus_root: Option<PathBuf>,
     /// How the report this workload reproduces defined TTFT.
     ttft_def: TtftDefinition,
+    /// The agent program of a `command` workload, prepared (or why it could not be).
+    program: Option<Result<command::ProgramSpec, String>>,
 }
 
 use crate::util::clock::now_unix_ms;
@@ -144,8 +147,12 @@ impl AgentJob {
         RequestRow::measured(stage, index, false, record, self.ttft_def)
     }
 
-    /// Runs the agent's workload once; the duration covers ingest and every call.
-    async fn run(self, isolated: bool) -> AgentRun {
+    /// Runs the agent's workload once; the duration covers ingest and every call (an agent
+    /// program: its process, spawn to exit). `cell_t0` is the start of the cell's timers.
+    async fn run(self, isolated: bool, cell_t0: Instant) -> AgentRun {
+        if let Some(program) = self.program.clone() {
+            return self.run_program(program, isolated, cell_t0).await;
+        }
         let t0 = Instant::now();
         let mut rows = Vec::new();
         let mut files = None;
@@ -217,6 +224,57 @@ impl AgentJob {
         self.finish(isolated, t0, rows, files)
     }
 
+    /// Runs the agent as its program; its records become the rows, a failure of the
+    /// program one failed row more.
+    async fn run_program(
+        self,
+        program: Result<command::ProgramSpec, String>,
+        isolated: bool,
+        cell_t0: Instant,
+    ) -> AgentRun {
+        let o = match &program {
+            Ok(spec) => command::run_program(spec, cell_t0).await,
+            Err(why) => command::ProgramOutcome {
+                failure: Some(why.clone()),
+                ..Default::default()
+            },
+        };
+        let mut rows: Vec<RequestRow> = o
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                self.row(
+                    r.stage.into(),
+                    r.index.unwrap_or(i as u32),
+                    command_record(r),
+                )
+            })
+            .collect();
+        match o.failure {
+            Some(why) => {
+                let stage = match &self.task {
+                    Task::SingleInference { .. } => Stage::Single,
+                    Task::Persona { .. } => Stage::Persona,
+                    Task::AgentWorkflow { .. } if rows.is_empty() => Stage::Analysis,
+                    Task::AgentWorkflow { .. } => Stage::Report,
+                };
+                let index = rows.len() as u32;
+                rows.push(self.row(stage, index, failed(ErrorKind::AgentProgram, why)));
+            }
+            None => {
+                // Nothing to look at after a clean run: the job and records go.
+                if let Ok(spec) = &program {
+                    let _ = std::fs::remove_dir_all(&spec.work_dir);
+                }
+            }
+        }
+        let duration_ms = o.stats.process_wall_ms.unwrap_or(0.0);
+        let mut run = self.finish_ms(isolated, duration_ms, rows, None);
+        run.process = Some(o.stats);
+        run
+    }
+
     fn finish(
         self,
         isolated: bool,
@@ -225,6 +283,16 @@ impl AgentJob {
         files: Option<u32>,
     ) -> AgentRun {
         let duration_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        self.finish_ms(isolated, duration_ms, rows, files)
+    }
+
+    fn finish_ms(
+        self,
+        isolated: bool,
+        duration_ms: f64,
+        rows: Vec<RequestRow>,
+        files: Option<u32>,
+    ) -> AgentRun {
         let recs: Vec<&RequestRecord> = rows
             .iter()
             .filter(|r| !r.warmup)
@@ -242,7 +310,33 @@ impl AgentJob {
             model_digest: None,
             aggregate: metrics::aggregate(&recs, self.ttft_def),
             requests: rows,
+            process: None,
         }
+    }
+}
+
+/// A record an agent program wrote, as a request record.
+fn command_record(r: &crate::workload::protocol::AgentRecord) -> RequestRecord {
+    RequestRecord {
+        sent_at_unix_ms: r.sent_at_unix_ms,
+        ttft_ms: r.ttft_ms,
+        e2e_ms: r.e2e_ms,
+        itl_ms: r.itl_ms.clone(),
+        chunks: r.chunks,
+        text: String::new(),
+        load_ms: r.load_ms,
+        prompt_tokens: r.prompt_tokens,
+        prompt_eval_ms: r.prompt_eval_ms,
+        output_tokens: r.output_tokens,
+        eval_ms: r.eval_ms,
+        total_ms: r.total_ms,
+        done_reason: r.done_reason.clone(),
+        timing_source: Some(command::TIMING_SOURCE.into()),
+        error: r.error.as_ref().map(|e| RequestError {
+            kind: ErrorKind::from_name(&e.kind).unwrap_or(ErrorKind::AgentProgram),
+            status: e.status,
+            message: e.message.clone(),
+        }),
     }
 }
 
@@ -440,12 +534,36 @@ impl Runner {
             .find(|m| *m.id == *c.model)
             .map(|m| m.tag.clone())
             .unwrap_or_default();
+        let cell_id = node.id.hex();
         let jobs: Vec<AgentJob> = c
             .agents
             .iter()
             .map(|a| {
                 let e = &spec.endpoints[a.endpoint];
+                let timeout = Duration::from_secs_f64(spec.request_timeout_s);
+                let program = w.command.as_ref().map(|cmd| {
+                    command::prepare(&command::Prepare {
+                        command: cmd,
+                        task: &w.task,
+                        cell_id: &cell_id,
+                        agent: &a.id,
+                        role: a.role,
+                        endpoint: e,
+                        model: &model,
+                        api: w.api,
+                        stream: w.stream,
+                        keep_alive: &w.keep_alive,
+                        options: &a.options,
+                        timeout,
+                        corpus: corpus_root.as_deref(),
+                        runtime: c.runtime,
+                        language: c.language,
+                        manifest: &rp.manifest.path,
+                        work_root: &self.opts.work_dir,
+                    })
+                });
                 AgentJob {
+                    program,
                     client: self.clients[&e.url].clone(),
                     endpoint: e.id.clone(),
                     agent: a.id.to_string(),
@@ -469,8 +587,9 @@ impl Runner {
         let mut pre = self.rewarm(plan, node, &jobs).await;
         let started_at = now_unix_ms();
         let t0 = Instant::now();
-        let mut agents = run_agents(node, jobs).await;
+        let mut agents = run_agents(node, jobs, t0).await;
         let wall_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let start_skew_ms = start_offsets(&mut agents);
         for a in agents.iter_mut() {
             let i = c.agents.iter().position(|x| *x.id == *a.agent).unwrap_or(0);
             let mut rows = std::mem::take(&mut pre[i]);
@@ -480,6 +599,7 @@ impl Runner {
             (a.server_version, a.model_digest) = self.server_identity(url, &model).await;
         }
         let mut rec = cell_record(plan, node, agents, wall_ms, started_at, &self.opts);
+        rec.start_skew_ms = start_skew_ms;
         if node.kind == NodeKind::Concurrent {
             let iso: Option<Vec<(f64, u64)>> = (0..c.agents.len())
                 .map(|i| {
@@ -496,21 +616,55 @@ impl Runner {
     }
 }
 
+/// Tasks aborted when dropped.
+struct AbortOnDrop<T>(Vec<tokio::task::JoinHandle<T>>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// Makes the agent programs' start offsets relative to the first one that started, and
+/// returns the largest (the cell's start skew) when more than one program started.
+fn start_offsets(agents: &mut [AgentRun]) -> Option<f64> {
+    let offsets = || {
+        agents
+            .iter()
+            .filter_map(|a| a.process.as_ref().and_then(|p| p.start_offset_ms))
+    };
+    let first = offsets().reduce(f64::min)?;
+    let started = offsets().count();
+    let mut skew: f64 = 0.0;
+    for p in agents.iter_mut().filter_map(|a| a.process.as_mut()) {
+        if let Some(o) = p.start_offset_ms.as_mut() {
+            *o -= first;
+            skew = skew.max(*o);
+        }
+    }
+    (started > 1).then_some(skew)
+}
+
 /// Runs a cell's agents: the one of an isolated cell alone, a concurrent cell's all at once
-/// (one task each), a single cell's in turn.
-async fn run_agents(node: &PlanNode, jobs: Vec<AgentJob>) -> Vec<AgentRun> {
+/// (one task each), a single cell's in turn. `t0` is the start of the cell's timers.
+async fn run_agents(node: &PlanNode, jobs: Vec<AgentJob>, t0: Instant) -> Vec<AgentRun> {
     match node.kind {
         NodeKind::Isolated => {
             let job = jobs[node.agent as usize].clone();
-            vec![job.run(true).await]
+            vec![job.run(true, t0).await]
         }
         NodeKind::Concurrent => {
-            let handles: Vec<_> = jobs
-                .into_iter()
-                .map(|j| tokio::spawn(j.run(false)))
-                .collect();
+            // Cancelling the cell (Ctrl-C) drops this future: the agents' tasks go with it
+            // (an agent program's process group is killed when its task is dropped).
+            let mut handles = AbortOnDrop(
+                jobs.into_iter()
+                    .map(|j| tokio::spawn(j.run(false, t0)))
+                    .collect(),
+            );
             let mut out = Vec::new();
-            for h in handles {
+            for h in handles.0.iter_mut() {
                 match h.await {
                     Ok(a) => out.push(a),
                     Err(e) => tracing::error!("agent task failed: {e}"),
@@ -521,7 +675,7 @@ async fn run_agents(node: &PlanNode, jobs: Vec<AgentJob>) -> Vec<AgentRun> {
         _ => {
             let mut out = Vec::new();
             for j in jobs {
-                out.push(j.run(true).await);
+                out.push(j.run(true, t0).await);
             }
             out
         }
@@ -666,6 +820,7 @@ async fn run_warmup(
         model_digest: None,
         aggregate: AgentAggregate::default(),
         requests: rows,
+        process: None,
     };
     cell_record(
         plan,

@@ -17,7 +17,10 @@ pub fn retry_class(kind: ErrorKind) -> Option<RetryableError> {
         ErrorKind::StreamError | ErrorKind::Truncated | ErrorKind::MalformedResponse => {
             Some(RetryableError::Stream)
         }
-        ErrorKind::ModelNotFound | ErrorKind::BadRequest | ErrorKind::TooLarge => None,
+        ErrorKind::ModelNotFound
+        | ErrorKind::BadRequest
+        | ErrorKind::TooLarge
+        | ErrorKind::AgentProgram => None,
     }
 }
 

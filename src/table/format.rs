@@ -22,9 +22,11 @@ use parquet::file::properties::WriterProperties;
 /// History: 1 = first release; 2 = `requests.timing_source` (nullable, last column); 3 =
 /// `requests.published_ttft_ms` and `agents.published_ttft_mean_ms` (the TTFT as the report's
 /// harness defined it), `cells.runtime`, `language`, `block`, `harness` and `agents.model`,
-/// `runtime`, `language`, `block`, `harness` (nullable, last columns). Parts of an older version that lack trailing
+/// `runtime`, `language`, `block`, `harness` (nullable, last columns); 4 = `cells.start_skew_ms`
+/// and `agents.process_wall_ms`, `process_user_cpu_ms`, `process_sys_cpu_ms`,
+/// `process_peak_rss_mb`, `process_exit_code`, `start_offset_ms` (`command` workloads). Parts of an older version that lack trailing
 /// nullable columns are read with those columns null.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Metadata key: the schema version a file was written with.
 pub const META_SCHEMA_VERSION: &str = "chimera.schema_version";

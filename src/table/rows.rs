@@ -6,7 +6,7 @@
 use crate::backend::ErrorKind;
 use crate::manifest::{Options, Role};
 use crate::metrics::AgentAggregate;
-use crate::record::{CellAxes, CellKind, CellRecord, Status};
+use crate::record::{CellAxes, CellKind, CellRecord, ProcessStats, Status};
 use crate::telemetry::TelemetryAggregate;
 use crate::workload::Stage;
 
@@ -27,6 +27,15 @@ column_group!(CellAxes {
     language,
     block,
     harness,
+});
+
+column_group!(ProcessStats {
+    process_wall_ms,
+    process_user_cpu_ms,
+    process_sys_cpu_ms,
+    process_peak_rss_mb,
+    process_exit_code,
+    start_offset_ms,
 });
 
 column_group!(Options {
@@ -115,6 +124,9 @@ table_row! {
         /// The configuration's `runtime`, `language`, `block` and `harness` (schema version 3; null
         /// where the manifest does not set one).
         pub axes: CellAxes,
+        /// Largest start offset between the cell's agent programs, ms (`command` workloads,
+        /// schema version 4).
+        pub start_skew_ms: Option<f64>,
     }
 }
 
@@ -153,6 +165,9 @@ table_row! {
         pub model: Option<String>,
         /// The cell's `runtime`, `language`, `block` and `harness`, as in `cells` (schema version 3).
         pub axes: CellAxes,
+        /// The agent program's process (`command` workloads, schema version 4): wall, user and
+        /// system CPU, peak RSS, exit code, start offset; null for in-process agents.
+        pub process: ProcessStats,
     }
 }
 
@@ -320,6 +335,7 @@ impl CellsRow {
                 .map(|e| rec.output_tokens() as f64 / e),
             telemetry: t,
             axes: rec.key.axes.clone(),
+            start_skew_ms: rec.start_skew_ms,
         }
     }
 
@@ -355,6 +371,7 @@ impl AgentsRow {
                 aggregate: a.aggregate.clone(),
                 model: rec.key.model.clone(),
                 axes: rec.key.axes.clone(),
+                process: a.process.clone().unwrap_or_default(),
             })
             .collect()
     }

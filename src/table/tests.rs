@@ -88,6 +88,7 @@ pub(super) fn sample_cell() -> CellRecord {
             published_ttft_mean_ms: Some(120.5),
         },
         requests: reqs,
+        process: None,
     };
     let mut rec = crate::fuzzing::sample_cell_record(
         "c0ffee".into(),

@@ -62,9 +62,7 @@ pub struct AgentJob {
 }
 
 /// The protocol an agent program speaks to its server.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, strum::Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, strum::Display)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum ProtocolKind {
@@ -264,9 +262,12 @@ mod tests {
 
     #[test]
     fn minimal_and_full_lines() {
-        let r = parse_record(1, r#"{"stage":"analysis","sent_at_unix_ms":1.5,"e2e_ms":20}"#)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|| panic!("a record"));
+        let r = parse_record(
+            1,
+            r#"{"stage":"analysis","sent_at_unix_ms":1.5,"e2e_ms":20}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("a record"));
         assert_eq!(r.stage, RecordStage::Analysis);
         assert_eq!(r.ttft_ms, None);
         assert_eq!(r.chunks, 0);
@@ -284,9 +285,12 @@ mod tests {
         let e = missing.err().unwrap_or_else(|| panic!("refused"));
         assert_eq!(e.line, 7);
         assert!(e.message.contains("e2e_ms"), "{e}");
-        let typo = parse_record(2, r#"{"stage":"single","sent_at_unix_ms":1,"e2e_ms":2,"ttft":3}"#)
-            .err()
-            .unwrap_or_else(|| panic!("refused"));
+        let typo = parse_record(
+            2,
+            r#"{"stage":"single","sent_at_unix_ms":1,"e2e_ms":2,"ttft":3}"#,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("refused"));
         assert!(typo.message.contains("ttft"), "{typo}");
         let garbage = parse_record(1, "hello world").err();
         assert!(garbage.is_some());

@@ -252,6 +252,9 @@ fn check_workloads(ctx: &mut Ctx<'_>) {
     let s = &m.spec;
     let root = KeyPath::root();
     for (p, w) in root.items("workloads", &s.workloads) {
+        if let Some(c) = &w.command {
+            check_command(ctx, &p.key("command"), c);
+        }
         let p = p.key("task");
         match &w.task {
             Task::SingleInference { prompts } => {
@@ -305,6 +308,65 @@ fn check_workloads(ctx: &mut Ctx<'_>) {
                     });
                 }
             }
+        }
+    }
+}
+
+/// A command workload: an argv for every language it lists, known placeholders only.
+fn check_command(ctx: &mut Ctx<'_>, p: &KeyPath, c: &CommandAgent) {
+    let mut argvs = vec![(p.key("argv"), &c.argv)];
+    for (lang, argv) in &c.by_language {
+        argvs.push((p.key("by_language").key(&lang.to_string()), argv));
+    }
+    if c.argv.is_empty() && c.by_language.is_empty() {
+        ctx.emit(p.key("argv"), "a command workload without a program", |d| {
+            d.expected(
+                "`argv: [program, args...]` (or `by_language: {rust: [...], python: [...]}`)",
+            )
+        });
+    }
+    if c.max_record_bytes == Some(0) {
+        ctx.emit(
+            p.key("max_record_bytes"),
+            "max_record_bytes must be > 0",
+            |d| d.found("`0`"),
+        );
+    }
+    let known = |n: &str| CommandAgent::PLACEHOLDERS.contains(&n).then(String::new);
+    for (ap, argv) in argvs {
+        if let Some(first) = argv.first()
+            && first.trim().is_empty()
+        {
+            ctx.emit(ap.clone(), "empty program name", |d| {
+                d.expected("the program to run as the first element")
+            });
+        }
+        for (i, arg) in argv.iter().enumerate() {
+            if let Err(bad) = super::template::fill_braces(arg, known) {
+                ctx.emit(
+                    ap.index(i),
+                    "unknown placeholder in a command argument",
+                    |d| {
+                        d.found(bad).expected(format!(
+                            "one of {}",
+                            CommandAgent::PLACEHOLDERS
+                                .iter()
+                                .map(|n| format!("{{{n}}}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    },
+                );
+            }
+        }
+    }
+    for (k, v) in &c.env {
+        if let Err(bad) = super::template::fill_braces(v, known) {
+            ctx.emit(
+                p.key("env").key(k),
+                "unknown placeholder in a command environment value",
+                |d| d.found(bad),
+            );
         }
     }
 }

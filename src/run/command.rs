@@ -1,0 +1,654 @@
+//! `command` workloads: one agent run as an external program (`docs/agent-protocol.md`).
+//!
+//! The program runs as the leader of its own process group, with its standard output and
+//! error drained into bounded tails. While it runs, chimera samples its peak RSS (`VmHWM`)
+//! every [`POLL`] and watches the cell deadline and the size of its records file; past either
+//! the whole group is killed. After it exits, its CPU times are read from `/proc/<pid>/stat`
+//! before it is reaped (`waitid(WNOWAIT)`), then the group is killed (a child it forked
+//! does not outlive the cell) and the records are read back and validated line by line.
+//! Dropping the future (Ctrl-C cancels cells in flight) kills the group too.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::manifest::template::fill_braces;
+use crate::manifest::{
+    Api, CommandAgent, Endpoint, EndpointKind, Language, Options, Role, Runtime, Task,
+};
+use crate::record::ProcessStats;
+use crate::workload::protocol::{
+    AgentJob, AgentRecord, JobTask, PROTOCOL_VERSION, ProtocolKind, parse_record,
+};
+
+/// `timing_source` of the requests an agent program recorded.
+pub(crate) const TIMING_SOURCE: &str = "agent program";
+
+/// Everything [`prepare`] needs to know about one agent run of a cell.
+pub(crate) struct Prepare<'a> {
+    /// The workload's program.
+    pub command: &'a CommandAgent,
+    /// The workload.
+    pub task: &'a Task,
+    /// The cell.
+    pub cell_id: &'a str,
+    /// The agent id and role.
+    pub agent: &'a str,
+    /// Its role.
+    pub role: Role,
+    /// Its endpoint.
+    pub endpoint: &'a Endpoint,
+    /// Model tag.
+    pub model: &'a str,
+    /// `generate` or `chat`.
+    pub api: Api,
+    /// Streaming.
+    pub stream: bool,
+    /// Ollama keep_alive.
+    pub keep_alive: &'a Option<String>,
+    /// Effective options.
+    pub options: &'a Options,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// The corpus directory of an agent workflow.
+    pub corpus: Option<&'a Path>,
+    /// The configuration's axes.
+    pub runtime: Option<Runtime>,
+    /// The configuration's axes.
+    pub language: Option<Language>,
+    /// The manifest file.
+    pub manifest: &'a Path,
+    /// Root of the agent runs' scratch directories.
+    pub work_root: &'a Path,
+}
+
+/// Requests the task sends (for the cell deadline).
+fn requests_of(task: &Task) -> u32 {
+    match task {
+        Task::SingleInference { prompts } => prompts.len() as u32,
+        Task::Persona { .. } => 1,
+        Task::AgentWorkflow { .. } => 2,
+    }
+}
+
+/// Extra time an agent program gets beyond its requests' timeouts (start-up, ingest).
+pub(crate) const DEADLINE_SLACK: Duration = Duration::from_secs(30);
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Writes the job file of one agent run into a fresh scratch directory and fills the
+/// program's arguments and environment.
+pub(crate) fn prepare(p: &Prepare<'_>) -> Result<ProgramSpec, String> {
+    let work_dir = absolute(&p.work_root.join("agents").join(p.cell_id).join(p.agent));
+    let records = work_dir.join("records.jsonl");
+    let job_path = work_dir.join("job.json");
+    let manifest_dir = absolute(p.manifest.parent().unwrap_or(Path::new(".")));
+    let corpus = p.corpus.map(absolute);
+    let task = match p.task {
+        Task::SingleInference { prompts } => JobTask::SingleInference {
+            prompts: prompts.clone(),
+        },
+        Task::Persona { .. } => JobTask::Persona {
+            prompt: crate::workload::persona_prompt(p.task, p.role)
+                .ok_or_else(|| format!("the persona task has no prompt for role `{}`", p.role))?,
+        },
+        Task::AgentWorkflow {
+            expected_files,
+            analysis_template,
+            report_template,
+            role_templates,
+            ..
+        } => {
+            let (a, r) = match role_templates.get(&p.role) {
+                Some(t) => (&t.analysis_template, &t.report_template),
+                None => (analysis_template, report_template),
+            };
+            JobTask::AgentWorkflow {
+                analysis_template: a.clone(),
+                report_template: r.clone(),
+                expected_files: *expected_files,
+            }
+        }
+    };
+    let seed = p.options.seed.unwrap_or_else(|| {
+        u64::from_str_radix(p.cell_id.get(..16).unwrap_or("0"), 16).unwrap_or(0)
+    });
+    let protocol_kind = match p.endpoint.kind {
+        EndpointKind::Openai => ProtocolKind::Openai,
+        EndpointKind::Ollama | EndpointKind::Emulator => ProtocolKind::Ollama,
+    };
+    let api = match p.api {
+        Api::Generate => "generate",
+        Api::Chat => "chat",
+    };
+    let job = AgentJob {
+        protocol: PROTOCOL_VERSION,
+        cell_id: p.cell_id.to_owned(),
+        agent: p.agent.to_owned(),
+        role: p.role.to_string(),
+        url: p.endpoint.url.trim_end_matches('/').to_owned(),
+        protocol_kind,
+        model: p.model.to_owned(),
+        api: api.to_owned(),
+        stream: p.stream,
+        keep_alive: p.keep_alive.clone(),
+        options: p.options.clone(),
+        timeout_s: p.timeout.as_secs_f64(),
+        task,
+        corpus_dir: corpus.as_ref().map(|c| c.display().to_string()),
+        records: records.display().to_string(),
+        seed,
+        runtime: p.runtime.map(|r| r.to_string()),
+        language: p.language.map(|l| l.to_string()),
+    };
+    let _ = std::fs::remove_dir_all(&work_dir);
+    std::fs::create_dir_all(&work_dir)
+        .and_then(|()| {
+            let json = serde_json::to_vec_pretty(&job).map_err(std::io::Error::other)?;
+            std::fs::write(&job_path, json)
+        })
+        .map_err(|e| {
+            format!(
+                "cannot write the agent program's job file `{}`: {e}",
+                job_path.display()
+            )
+        })?;
+    let options_json = serde_json::to_string(p.options).unwrap_or_else(|_| "{}".into());
+    let value = |name: &str| -> Option<String> {
+        Some(match name {
+            "job" => job_path.display().to_string(),
+            "records" => records.display().to_string(),
+            "url" => job.url.clone(),
+            "protocol" => protocol_kind.to_string(),
+            "model" => job.model.clone(),
+            "options_json" => options_json.clone(),
+            "corpus" => job.corpus_dir.clone().unwrap_or_default(),
+            "seed" => seed.to_string(),
+            "runtime" => job.runtime.clone().unwrap_or_default(),
+            "language" => job.language.clone().unwrap_or_default(),
+            "agent" => job.agent.clone(),
+            "role" => job.role.clone(),
+            "cell_id" => job.cell_id.clone(),
+            "manifest_dir" => manifest_dir.display().to_string(),
+            "work_dir" => work_dir.display().to_string(),
+            _ => return None,
+        })
+    };
+    let fill = |arg: &str| {
+        fill_braces(arg, value)
+            .map_err(|bad| format!("the workload's `command` uses an unknown placeholder {bad}"))
+    };
+    let argv = p
+        .command
+        .argv_for(p.language)
+        .iter()
+        .map(|a| fill(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    if argv.is_empty() {
+        return Err(format!(
+            "the workload's `command` has no argv for language {:?}",
+            p.language.map(|l| l.to_string())
+        ));
+    }
+    let mut env = vec![
+        ("CHIMERA_JOB".to_owned(), job_path.display().to_string()),
+        ("CHIMERA_RECORDS".to_owned(), records.display().to_string()),
+        ("CHIMERA_URL".to_owned(), job.url.clone()),
+        ("CHIMERA_MODEL".to_owned(), job.model.clone()),
+    ];
+    for (k, v) in &p.command.env {
+        env.push((k.clone(), fill(v)?));
+    }
+    let deadline = p.timeout * requests_of(p.task).max(1) + DEADLINE_SLACK;
+    Ok(ProgramSpec {
+        argv,
+        env,
+        work_dir,
+        records,
+        deadline,
+        max_record_bytes: p.command.max_record_bytes(),
+    })
+}
+
+/// How often the process is sampled.
+pub(crate) const POLL: Duration = Duration::from_millis(10);
+/// Bytes of standard error (and output) kept for the failure message.
+const TAIL_BYTES: usize = 4096;
+/// Characters of the tail quoted in a failure message.
+const TAIL_QUOTED: usize = 800;
+
+/// One prepared agent-program run.
+#[derive(Debug, Clone)]
+pub(crate) struct ProgramSpec {
+    /// The program and its arguments, placeholders filled.
+    pub argv: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+    /// Its working directory (created).
+    pub work_dir: PathBuf,
+    /// The records file it writes (created empty).
+    pub records: PathBuf,
+    /// Killed past this, from spawn.
+    pub deadline: Duration,
+    /// Killed when the records file grows past this.
+    pub max_record_bytes: u64,
+}
+
+/// What a run of a program gave.
+#[derive(Debug, Default)]
+pub(crate) struct ProgramOutcome {
+    /// The process measurements (`start_offset_ms` from the `t0` given to [`run_program`]).
+    pub stats: ProcessStats,
+    /// The valid records, in file order (up to a bad line).
+    pub records: Vec<AgentRecord>,
+    /// Why the run failed, when it did.
+    pub failure: Option<String>,
+}
+
+/// The last [`TAIL_BYTES`] of a stream, and whether it reached its end.
+#[derive(Default)]
+struct Tail {
+    bytes: Vec<u8>,
+    closed: bool,
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> Arc<Mutex<Tail>> {
+    let tail = Arc::new(Mutex::new(Tail::default()));
+    let t = tail.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if let Ok(mut g) = t.lock() {
+                        g.bytes.extend_from_slice(&buf[..n]);
+                        let len = g.bytes.len();
+                        if len > 2 * TAIL_BYTES {
+                            g.bytes.drain(..len - TAIL_BYTES);
+                        }
+                    }
+                }
+            }
+        }
+        if let Ok(mut g) = t.lock() {
+            g.closed = true;
+        }
+    });
+    tail
+}
+
+/// The tail's text, last [`TAIL_QUOTED`] characters, lines joined with ` | `.
+fn quoted(tail: &Arc<Mutex<Tail>>) -> String {
+    let bytes = tail.lock().map(|g| g.bytes.clone()).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = lines.join(" | ");
+    let n = joined.chars().count();
+    if n > TAIL_QUOTED {
+        format!(
+            "…{}",
+            joined.chars().skip(n - TAIL_QUOTED).collect::<String>()
+        )
+    } else {
+        joined
+    }
+}
+
+/// Kills process group `pgid` on drop.
+struct GroupGuard(u32);
+
+impl GroupGuard {
+    fn kill(&self) {
+        if let Some(p) = rustix::process::Pid::from_raw(self.0 as i32) {
+            let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// CPU times (user, system) in ms of process `pid`, itself and its waited-for children,
+/// from `/proc/<pid>/stat` (readable until the process is reaped).
+fn cpu_times(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // state is f[0]; utime, stime, cutime, cstime are fields 14–17 of stat(5): f[11..15].
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    let ms = |t: f64| t * 1000.0 / ticks;
+    Some((
+        ms(num(11)? + num(13)?.max(0.0)),
+        ms(num(12)? + num(14)?.max(0.0)),
+    ))
+}
+
+/// `VmHWM` of process `pid`, kB.
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// How the process ended.
+struct Exit {
+    code: Option<i32>,
+    signal: Option<i32>,
+    cpu: Option<(f64, f64)>,
+    at: Instant,
+}
+
+/// Waits for `child` to exit without reaping it, reads its CPU times, then reaps it.
+fn wait_blocking(mut child: std::process::Child) -> Exit {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = child.id();
+    let mut cpu = None;
+    if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+        let opts = rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT;
+        if rustix::process::waitid(rustix::process::WaitId::Pid(p), opts).is_ok() {
+            cpu = cpu_times(pid);
+        }
+    }
+    let at = Instant::now();
+    match child.wait() {
+        Ok(st) => Exit {
+            code: st.code(),
+            signal: st.signal(),
+            cpu,
+            at,
+        },
+        Err(_) => Exit {
+            code: None,
+            signal: None,
+            cpu,
+            at,
+        },
+    }
+}
+
+/// Runs `spec` to its end (or its deadline); `t0` is the cell's start, for the start offset.
+/// `name` names the program in messages.
+pub(crate) async fn run_program(spec: &ProgramSpec, t0: Instant) -> ProgramOutcome {
+    let mut out = ProgramOutcome::default();
+    let program = spec.argv.first().cloned().unwrap_or_default();
+    if let Err(e) = std::fs::create_dir_all(&spec.work_dir)
+        .and_then(|()| std::fs::File::create(&spec.records).map(drop))
+    {
+        out.failure = Some(format!(
+            "cannot prepare the agent program's directory `{}`: {e}",
+            spec.work_dir.display()
+        ));
+        return out;
+    }
+    let mut cmd = Command::new(&program);
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.args(&spec.argv[1..])
+            .current_dir(&spec.work_dir)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+    }
+    let spawned = Instant::now();
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            out.failure = Some(format!(
+                "cannot start agent program `{program}`: {e} (check the workload's `command.argv`; a relative program path is looked up in PATH, use `{{manifest_dir}}/…` for one beside the manifest)"
+            ));
+            return out;
+        }
+    };
+    out.stats.start_offset_ms = Some(spawned.duration_since(t0).as_secs_f64() * 1000.0);
+    let pid = child.id();
+    let guard = GroupGuard(pid);
+    let stdout = child.stdout.take().map(drain);
+    let stderr = child.stderr.take().map(drain);
+    let mut waiter = tokio::task::spawn_blocking(move || wait_blocking(child));
+    let mut peak_kb = 0u64;
+    let mut killed: Option<String> = None;
+    let exit = loop {
+        tokio::select! {
+            r = &mut waiter => break r.ok(),
+            _ = tokio::time::sleep(POLL) => {
+                if let Some(kb) = peak_rss_kb(pid) {
+                    peak_kb = peak_kb.max(kb);
+                }
+                if killed.is_some() {
+                    continue;
+                }
+                let size = std::fs::metadata(&spec.records).map(|m| m.len()).unwrap_or(0);
+                if size > spec.max_record_bytes {
+                    killed = Some(format!(
+                        "wrote {size} bytes of records, more than `max_record_bytes` ({}); killed",
+                        spec.max_record_bytes
+                    ));
+                    guard.kill();
+                } else if spawned.elapsed() > spec.deadline {
+                    killed = Some(format!(
+                        "ran past the cell deadline of {:.0} s; killed with its process group",
+                        spec.deadline.as_secs_f64()
+                    ));
+                    guard.kill();
+                }
+            }
+        }
+    };
+    // Whatever the program left behind in its group goes with it.
+    guard.kill();
+    drop(guard);
+    // Give the drains a moment to see the pipes close (a child outside the group could
+    // hold them open: their tails are taken as they are).
+    let until = Instant::now() + Duration::from_millis(200);
+    for t in [&stdout, &stderr].into_iter().flatten() {
+        while !t.lock().map(|g| g.closed).unwrap_or(true) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let stderr_tail = stderr.as_ref().map(quoted).unwrap_or_default();
+    let stdout_tail = stdout.as_ref().map(quoted).unwrap_or_default();
+    let tails = || {
+        let mut s = String::new();
+        if !stderr_tail.is_empty() {
+            s.push_str(&format!("; stderr: {stderr_tail}"));
+        } else if !stdout_tail.is_empty() {
+            s.push_str(&format!("; stdout: {stdout_tail}"));
+        } else {
+            s.push_str("; it printed nothing");
+        }
+        s
+    };
+    let who = format!("agent program `{program}`");
+    let Some(exit) = exit else {
+        out.failure = Some(format!("{who}: lost track of the process{}", tails()));
+        return out;
+    };
+    out.stats.process_wall_ms = Some(exit.at.duration_since(spawned).as_secs_f64() * 1000.0);
+    out.stats.process_exit_code = exit.code.map(i64::from);
+    if let Some((user, sys)) = exit.cpu {
+        out.stats.process_user_cpu_ms = Some(user);
+        out.stats.process_sys_cpu_ms = Some(sys);
+    }
+    out.stats.process_peak_rss_mb = (peak_kb > 0).then(|| peak_kb as f64 / 1024.0);
+    if let Some(why) = killed {
+        out.failure = Some(format!("{who} {why}{}", tails()));
+        // A runaway records file is not kept.
+        let _ = std::fs::remove_file(&spec.records);
+        return out;
+    }
+    match (exit.code, exit.signal) {
+        (Some(0), _) => {}
+        (Some(c), _) => {
+            out.failure = Some(format!("{who} exited with status {c}{}", tails()));
+        }
+        (None, Some(s)) => {
+            out.failure = Some(format!("{who} was killed by signal {s}{}", tails()));
+        }
+        (None, None) => {
+            out.failure = Some(format!("{who} ended without an exit status{}", tails()));
+        }
+    }
+    match read_records(spec) {
+        Ok(recs) => out.records = recs,
+        Err((recs, why)) => {
+            out.records = recs;
+            if out.failure.is_none() {
+                out.failure = Some(format!("{who} {why}{}", tails()));
+            }
+        }
+    }
+    if out.failure.is_none() && out.records.is_empty() {
+        out.failure = Some(format!(
+            "{who} exited with status 0 but wrote no record to `{}`{}",
+            spec.records.display(),
+            tails()
+        ));
+    }
+    out
+}
+
+/// The records of a finished run; on a bad line, the records before it and why.
+fn read_records(spec: &ProgramSpec) -> Result<Vec<AgentRecord>, (Vec<AgentRecord>, String)> {
+    let size = std::fs::metadata(&spec.records)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    if size > spec.max_record_bytes {
+        let _ = std::fs::remove_file(&spec.records);
+        return Err((
+            Vec::new(),
+            format!(
+                "wrote {size} bytes of records, more than `max_record_bytes` ({})",
+                spec.max_record_bytes
+            ),
+        ));
+    }
+    let text = match std::fs::read(&spec.records) {
+        Ok(b) => b,
+        Err(e) => {
+            return Err((
+                Vec::new(),
+                format!("records `{}` cannot be read: {e}", spec.records.display()),
+            ));
+        }
+    };
+    let text = String::from_utf8_lossy(&text);
+    let mut recs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        match parse_record(i + 1, line) {
+            Ok(Some(r)) => recs.push(r),
+            Ok(None) => {}
+            Err(e) => {
+                return Err((
+                    recs,
+                    format!(
+                        "wrote an invalid record to `{}`: {e} (the record format: docs/agent-protocol.md, schemas/agent-record.schema.json)",
+                        spec.records.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(recs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &std::path::Path, script: &str) -> ProgramSpec {
+        ProgramSpec {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            env: vec![(
+                "RECORDS".into(),
+                dir.join("records.jsonl").display().to_string(),
+            )],
+            work_dir: dir.to_path_buf(),
+            records: dir.join("records.jsonl"),
+            deadline: Duration::from_secs(5),
+            max_record_bytes: 4096,
+        }
+    }
+
+    fn run(script: &str, deadline: Option<Duration>) -> ProgramOutcome {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut s = spec(dir.path(), script);
+        if let Some(d) = deadline {
+            s.deadline = d;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        rt.block_on(run_program(&s, Instant::now()))
+    }
+
+    #[test]
+    fn a_good_program_is_measured() {
+        let o = run(
+            r#"echo '{"stage":"single","sent_at_unix_ms":1,"e2e_ms":2,"output_tokens":3}' >> "$RECORDS""#,
+            None,
+        );
+        assert_eq!(o.failure, None);
+        assert_eq!(o.records.len(), 1);
+        assert_eq!(o.stats.process_exit_code, Some(0));
+        assert!(o.stats.process_wall_ms.is_some_and(|w| w > 0.0));
+        assert!(o.stats.process_user_cpu_ms.is_some());
+    }
+
+    #[test]
+    fn failures_say_why() {
+        let o = run("echo broken >&2; exit 3", None);
+        let f = o.failure.unwrap_or_default();
+        assert!(f.contains("exited with status 3"), "{f}");
+        assert!(f.contains("stderr: broken"), "{f}");
+        let o = run(r#"echo 'not json' >> "$RECORDS""#, None);
+        let f = o.failure.unwrap_or_default();
+        assert!(f.contains("records line 1"), "{f}");
+        let o = run("true", None);
+        let f = o.failure.unwrap_or_default();
+        assert!(f.contains("wrote no record"), "{f}");
+        assert!(f.contains("printed nothing"), "{f}");
+        let o = run("sleep 30", Some(Duration::from_millis(300)));
+        let f = o.failure.unwrap_or_default();
+        assert!(f.contains("deadline"), "{f}");
+        assert!(o.stats.process_wall_ms.is_some_and(|w| w < 10_000.0));
+        let o = run(r#"yes '{"stage":"single"}' >> "$RECORDS""#, None);
+        let f = o.failure.unwrap_or_default();
+        assert!(f.contains("max_record_bytes"), "{f}");
+    }
+
+    #[test]
+    fn a_missing_program_is_named() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut s = spec(dir.path(), "");
+        s.argv = vec!["/nonexistent/agent".into()];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let o = rt.block_on(run_program(&s, Instant::now()));
+        let f = o.failure.unwrap_or_default();
+        assert!(
+            f.contains("cannot start agent program `/nonexistent/agent`"),
+            "{f}"
+        );
+    }
+}
