@@ -12,7 +12,7 @@ help:
 	@echo "test            the whole test suite (unit, integration, snapshots, property tests)"
 	@echo "lint            rustfmt check + clippy -D warnings"
 	@echo "check-architecture  imports run one way through the pipeline, no import circles, no fn > 150 / file > 1,000 lines"
-	@echo "schema          regenerate schemas/manifest.schema.json"
+	@echo "schema          regenerate schemas/manifest.schema.json and schemas/agent-record.schema.json"
 	@echo "schema-check    fail when the committed schema differs from the types"
 	@echo "validate        validate every manifest in experiments/"
 	@echo "plan-<report>   print the plan of one report ($(REPORTS))"
@@ -52,10 +52,13 @@ check-architecture:
 
 schema: release
 	$(BIN) schema > schemas/manifest.schema.json
+	$(BIN) schema --agent-record > schemas/agent-record.schema.json
 
 schema-check: release
 	$(BIN) schema | diff -u schemas/manifest.schema.json - \
 	  || (echo "schemas/manifest.schema.json is stale: run 'make schema' and commit it" >&2; exit 1)
+	$(BIN) schema --agent-record | diff -u schemas/agent-record.schema.json - \
+	  || (echo "schemas/agent-record.schema.json is stale: run 'make schema' and commit it" >&2; exit 1)
 
 validate: release
 	$(BIN) validate experiments/*.yaml

@@ -52,8 +52,13 @@ pub enum Command {
     Import(ImportArgs),
     /// Serve the Ollama protocol from a deterministic emulator (a test instrument, not an LLM).
     Emulate(EmulateArgs),
-    /// Print the manifest JSON Schema generated from chimera's types.
-    Schema,
+    /// Print the manifest JSON Schema generated from chimera's types (`--agent-record`: the
+    /// schema of an agent program's record line, docs/agent-protocol.md).
+    Schema {
+        /// Print the schema of an agent program's record line instead.
+        #[arg(long)]
+        agent_record: bool,
+    },
     /// GPU telemetry (NVML or dcgm-exporter): `chimera telemetry probe`.
     Telemetry(TelemetryArgs),
 }

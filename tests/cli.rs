@@ -23,6 +23,23 @@ fn committed_schema_matches_the_types() {
     );
     let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("schema is JSON");
     assert_eq!(v["additionalProperties"], serde_json::Value::Bool(false));
+    let committed = std::fs::read_to_string(root().join("schemas/agent-record.schema.json"))
+        .expect("read the agent record schema");
+    let run = chimera(&["schema", "--agent-record"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        committed == run.stdout,
+        "schemas/agent-record.schema.json is stale: run `make schema` and commit it"
+    );
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("schema is JSON");
+    assert_eq!(v["additionalProperties"], serde_json::Value::Bool(false));
+    let required: Vec<&str> = v["required"]
+        .as_array()
+        .expect("required")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert_eq!(required, ["stage", "sent_at_unix_ms", "e2e_ms"]);
 }
 
 /// The schema and the loader agree, checked against each other rather than against

@@ -6,6 +6,7 @@ mod analysis;
 mod backend;
 mod chaos;
 mod cli;
+mod command;
 mod emulator;
 mod experiments;
 mod flood;

@@ -58,10 +58,14 @@ pub(super) fn plan(args: &PlanArgs) -> Result<(), Error> {
     })
 }
 
-/// `chimera schema`: the manifest JSON Schema.
-pub(super) fn schema() -> Result<(), Error> {
-    with_stdout(|out| {
-        out.write_all(manifest::schema_json().as_bytes())
-            .map_err(Error::Output)
-    })
+/// `chimera schema`: the manifest JSON Schema, or the agent record line's.
+pub(super) fn schema(agent_record: bool) -> Result<(), Error> {
+    let json = match agent_record {
+        false => manifest::schema_json(),
+        true => {
+            let schema = crate::workload::protocol::record_schema();
+            serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+        }
+    };
+    with_stdout(|out| out.write_all(json.as_bytes()).map_err(Error::Output))
 }

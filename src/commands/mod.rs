@@ -19,7 +19,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Validate(args) => manifest::validate(&args),
         Command::Plan(args) => manifest::plan(&args),
-        Command::Schema => manifest::schema(),
+        Command::Schema { agent_record } => manifest::schema(agent_record),
         Command::Run(args) => run::run(&args),
         Command::Status(args) => data::status(&args),
         Command::Compact(args) => data::compact(&args),

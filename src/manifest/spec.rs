@@ -192,6 +192,11 @@ pub struct CommandAgent {
     /// Largest records file accepted, bytes (the program is killed past it). Default 64 MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_record_bytes: Option<u64>,
+    /// Longest one run of the program may take, seconds, start-up included (its process
+    /// group is killed past it). Default: `request_timeout_s` × the requests of its task
+    /// + 30 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_s: Option<f64>,
 }
 
 impl CommandAgent {

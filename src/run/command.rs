@@ -203,7 +203,10 @@ pub(crate) fn prepare(p: &Prepare<'_>) -> Result<ProgramSpec, String> {
     for (k, v) in &p.command.env {
         env.push((k.clone(), fill(v)?));
     }
-    let deadline = p.timeout * requests_of(p.task).max(1) + DEADLINE_SLACK;
+    let deadline = match p.command.deadline_s {
+        Some(d) => Duration::from_secs_f64(d),
+        None => p.timeout * requests_of(p.task).max(1) + DEADLINE_SLACK,
+    };
     Ok(ProgramSpec {
         argv,
         env,
@@ -346,6 +349,38 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// Live (not zombie) processes of process group `pgid`: none without a `/proc` scan when
+/// the group is empty (one `kill(-pgid, 0)`).
+fn live_members(pgid: u32) -> Vec<u32> {
+    let Some(p) = rustix::process::Pid::from_raw(pgid as i32) else {
+        return Vec::new();
+    };
+    if rustix::process::test_kill_process_group(p).is_err() {
+        return Vec::new();
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let group = pgid.to_string();
+    let mut out = Vec::new();
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 2 && f[0] != "Z" && f[2] == group {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 /// How the process ended.
 struct Exit {
     code: Option<i32>,
@@ -452,7 +487,13 @@ pub(crate) async fn run_program(spec: &ProgramSpec, t0: Instant) -> ProgramOutco
             }
         }
     };
-    // Whatever the program left behind in its group goes with it.
+    // Whatever the program left behind in its group goes with it (and fails the run: a
+    // benchmark agent that leaves processes behind skews the cells after it).
+    let left = if killed.is_none() {
+        live_members(pid)
+    } else {
+        Vec::new()
+    };
     guard.kill();
     drop(guard);
     // Give the drains a moment to see the pipes close (a child outside the group could
@@ -488,6 +529,16 @@ pub(crate) async fn run_program(spec: &ProgramSpec, t0: Instant) -> ProgramOutco
         out.stats.process_sys_cpu_ms = Some(sys);
     }
     out.stats.process_peak_rss_mb = (peak_kb > 0).then(|| peak_kb as f64 / 1024.0);
+    if !left.is_empty() {
+        killed = Some(format!(
+            "exited but left {} process(es) of its group running (pid {}); killed them",
+            left.len(),
+            left.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if let Some(why) = killed {
         out.failure = Some(format!("{who} {why}{}", tails()));
         // A runaway records file is not kept.
@@ -630,6 +681,12 @@ mod tests {
         let f = o.failure.unwrap_or_default();
         assert!(f.contains("deadline"), "{f}");
         assert!(o.stats.process_wall_ms.is_some_and(|w| w < 10_000.0));
+        let o = run(
+            r#"sleep 30 & echo '{"stage":"single","sent_at_unix_ms":1,"e2e_ms":2}' >> "$RECORDS""#,
+            None,
+        );
+        let f = o.failure.unwrap_or_default();
+        assert!(f.contains("left 1 process(es)"), "{f}");
         let o = run(r#"yes '{"stage":"single"}' >> "$RECORDS""#, None);
         let f = o.failure.unwrap_or_default();
         assert!(f.contains("max_record_bytes"), "{f}");

@@ -332,6 +332,13 @@ fn check_command(ctx: &mut Ctx<'_>, p: &KeyPath, c: &CommandAgent) {
             |d| d.found("`0`"),
         );
     }
+    if c.deadline_s.is_some_and(|d| !(d.is_finite() && d > 0.0)) {
+        ctx.emit(
+            p.key("deadline_s"),
+            "deadline_s must be a number of seconds > 0",
+            |d| d.found(format!("`{:?}`", c.deadline_s)),
+        );
+    }
     let known = |n: &str| CommandAgent::PLACEHOLDERS.contains(&n).then(String::new);
     for (ap, argv) in argvs {
         if let Some(first) = argv.first()

@@ -1,0 +1,264 @@
+//! `command` workloads (docs/agent-protocol.md): agent programs run by a campaign. Bad
+//! programs fail their own cell with a message that says why and leave no process behind,
+//! and the campaign goes on.
+
+use std::path::Path;
+
+use chimera::table::{AgentsRow, CellsRow, RequestsRow, Row};
+
+use crate::support::{Manifest, campaign, emulate, fast_profile, single_config};
+
+/// Every row of `table` of a campaign's committed cells.
+pub(crate) fn rows<R: Row>(campaign: &Path) -> Vec<R> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(campaign.join("cells")).expect("cells") {
+        let cell = entry.expect("entry").path();
+        if !cell.join("MANIFEST.json").exists() {
+            continue;
+        }
+        let part = cell.join(format!("{}.parquet", R::TABLE));
+        for b in chimera::table::read_parquet(&part).expect("part") {
+            out.extend(R::from_batch(&b).expect("rows"));
+        }
+    }
+    out
+}
+
+/// A valid record line.
+const RECORD: &str = r#"{"stage":"single","sent_at_unix_ms":1700000000000,"e2e_ms":5,"ttft_ms":1,"output_tokens":3,"prompt_tokens":2}"#;
+
+/// Live processes whose command line is exactly `argv`.
+fn live(argv: &[&str]) -> Vec<u32> {
+    let want = argv.join("\0") + "\0";
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
+        if cmdline == want.as_bytes() && !zombie {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_agent_programs_fail_their_cell_and_leave_nothing_running() {
+    let emu = emulate(&fast_profile(3), 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // Unique sleep lengths, so the orphan check finds exactly these processes.
+    let scripts = [
+        ("good", format!("echo '{RECORD}' >> \"$CHIMERA_RECORDS\"\n")),
+        ("exit3", "echo 'model exploded' >&2\nexit 3\n".to_string()),
+        (
+            "garbage",
+            "echo 'hello, not JSON' >> \"$CHIMERA_RECORDS\"\necho 'garbage on stdout'\n".into(),
+        ),
+        ("hang", "exec sleep 7771\n".into()),
+        (
+            "fork",
+            format!("sleep 7772 &\necho '{RECORD}' >> \"$CHIMERA_RECORDS\"\n"),
+        ),
+        (
+            "flood",
+            format!("yes '{RECORD}' | head -c 1073741824 >> \"$CHIMERA_RECORDS\"\n"),
+        ),
+        ("silent", "exit 0\n".into()),
+    ];
+    let mut m =
+        Manifest::new("TR950", "bad agent programs").emulator("emu", emu.addrs[0], "local:gpu0");
+    m = m.model("gemma3", "gemma3:270m").single("emu");
+    for (name, body) in &scripts {
+        let path = d.join(format!("{name}.sh"));
+        std::fs::write(&path, body).expect("script");
+        let deadline = if *name == "hang" {
+            ", deadline_s: 1"
+        } else {
+            ""
+        };
+        m = m.workload(&format!(
+            "id: {name}\n  command: {{argv: [sh, \"{}\"]{deadline}}}\n  task: {{kind: single_inference, prompts: [hi]}}",
+            path.display()
+        ));
+    }
+    for (name, _) in &scripts {
+        m = m.configurations(name, "gemma3", &[single_config(name, "num_ctx: 512")]);
+    }
+    let summary = campaign(d, "bad", &m.yaml(), false, None).await;
+
+    // Failed cells are not committed (a later run retries them): their errors are in the
+    // summary, by cell id.
+    let plan = chimera::plan::build(&[d.join("bad.yaml")]).expect("plan");
+    let cell_of = |config: &str| {
+        plan.graph
+            .node_weights()
+            .find(|n| plan.config_of(n).is_some_and(|c| &*c.id == config))
+            .map(|n| n.id.hex())
+            .unwrap_or_else(|| panic!("no cell for {config}"))
+    };
+    let cells: Vec<CellsRow> = rows(&d.join("data/bad"));
+    let good_id = cell_of("good");
+    let good = cells
+        .iter()
+        .find(|c| c.cell_id == good_id)
+        .unwrap_or_else(|| panic!("good cell committed: {:?}", summary.failed));
+    assert!(good.ok(), "{:?}", good.error);
+    for (config, wants) in [
+        (
+            "exit3",
+            &["exited with status 3", "stderr: model exploded"][..],
+        ),
+        (
+            "garbage",
+            &["records line 1", "stdout: garbage on stdout"][..],
+        ),
+        ("hang", &["deadline of 1 s", "killed"][..]),
+        ("fork", &["left 1 process(es) of its group running"][..]),
+        ("flood", &["more than `max_record_bytes` (67108864)"][..]),
+        ("silent", &["wrote no record", "printed nothing"][..]),
+    ] {
+        let id = cell_of(config);
+        assert!(cells.iter().all(|c| c.cell_id != id), "{config} must fail");
+        let e = summary
+            .failed
+            .iter()
+            .find(|(c, _)| *c == id)
+            .map(|(_, e)| e.as_str())
+            .unwrap_or_else(|| panic!("{config} failed: {:?}", summary.failed));
+        assert!(
+            e.starts_with("agent_program: agent program `sh`"),
+            "{config}: {e}"
+        );
+        for w in wants {
+            assert!(e.contains(w), "{config}: `{w}` not in {e}");
+        }
+    }
+    assert_eq!(summary.failed.len(), 6, "{:?}", summary.failed);
+    for orphan in [["sleep", "7771"], ["sleep", "7772"]] {
+        assert_eq!(
+            live(&orphan),
+            Vec::<u32>::new(),
+            "{orphan:?} outlived its cell"
+        );
+    }
+    assert!(
+        live(&["yes", RECORD]).is_empty(),
+        "the flood's writer was killed"
+    );
+
+    // The good program's record and process, as the tables hold them.
+    let good_id = &good_id;
+    let agents: Vec<AgentsRow> = rows(&d.join("data/bad"));
+    let a = agents
+        .iter()
+        .find(|a| &a.cell_id == good_id)
+        .expect("agent row");
+    assert_eq!(a.process.process_exit_code, Some(0));
+    assert!(a.process.process_wall_ms.is_some_and(|w| w > 0.0));
+    assert!(a.process.process_user_cpu_ms.is_some());
+    assert_eq!(a.duration_ms, a.process.process_wall_ms.unwrap_or(-1.0));
+    let requests: Vec<RequestsRow> = rows(&d.join("data/bad"));
+    let r: Vec<&RequestsRow> = requests.iter().filter(|r| &r.cell_id == good_id).collect();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].output_tokens, Some(3));
+    assert_eq!(r[0].timing_source.as_deref(), Some("agent program"));
+    // A runaway records file is not left on disk.
+    let big: Vec<_> = walk(d)
+        .into_iter()
+        .filter(|p| p.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false))
+        .collect();
+    assert!(big.is_empty(), "{big:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_running_agent_program() {
+    let emu = emulate(&fast_profile(4), 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let script = d.join("slow.sh");
+    std::fs::write(&script, "sleep 7781 &\nexec sleep 7782\n").expect("script");
+    let text = Manifest::new("TR951", "a program stopped by Ctrl-C")
+        .emulator("emu", emu.addrs[0], "local:gpu0")
+        .model("gemma3", "gemma3:270m")
+        .single("emu")
+        .workload(&format!(
+            "id: slow\n  command: {{argv: [sh, \"{}\"]}}\n  task: {{kind: single_inference, prompts: [hi]}}",
+            script.display()
+        ))
+        .configurations("slow", "gemma3", &[single_config("slow", "num_ctx: 512")])
+        .yaml();
+    let manifest = crate::support::write_file(d, "slow.yaml", &text);
+    let mut child = crate::support::chimera_cmd(&[
+        "run",
+        crate::support::s(&manifest),
+        "--data",
+        crate::support::s(&d.join("data")),
+        "--campaign",
+        "slow",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("spawn chimera run");
+    let started = std::time::Instant::now();
+    while live(&["sleep", "7782"]).is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the agent program never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert_eq!(status.code(), Some(130), "Ctrl-C exit code");
+    for orphan in [["sleep", "7781"], ["sleep", "7782"]] {
+        assert_eq!(
+            live(&orphan),
+            Vec::<u32>::new(),
+            "{orphan:?} outlived Ctrl-C"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_placeholder_is_refused_when_the_manifest_is_loaded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = Manifest::new("TR952", "a typo in a placeholder")
+        .endpoint_at("emu", "emulator", "http://127.0.0.1:9", "local:gpu0")
+        .model("gemma3", "gemma3:270m")
+        .single("emu")
+        .workload(
+            "id: typo\n  command: {argv: [agent, \"--job={jobb}\"]}\n  task: {kind: single_inference, prompts: [hi]}",
+        )
+        .configurations("typo", "gemma3", &[single_config("typo", "num_ctx: 512")])
+        .yaml();
+    let path = crate::support::write_file(dir.path(), "typo.yaml", &text);
+    crate::support::chimera(&["validate", crate::support::s(&path)]).assert_refused(&[
+        "unknown placeholder in a command argument",
+        "{jobb}",
+        "workloads[0].command.argv[1]",
+    ]);
+}
