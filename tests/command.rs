@@ -262,3 +262,30 @@ fn an_unknown_placeholder_is_refused_when_the_manifest_is_loaded() {
         "workloads[0].command.argv[1]",
     ]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_agent_program_stops_the_run_before_any_cell() {
+    let emu = emulate(&fast_profile(5), 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = Manifest::new("TR953", "an agent that was never built")
+        .emulator("emu", emu.addrs[0], "local:gpu0")
+        .model("gemma3", "gemma3:270m")
+        .single("emu")
+        .workload(
+            "id: unbuilt\n  command: {argv: [\"{manifest_dir}/target/release/chimera-agent\", --job, \"{job}\"]}\n  task: {kind: single_inference, prompts: [hi]}",
+        )
+        .configurations("unbuilt", "gemma3", &[single_config("unbuilt", "num_ctx: 512")])
+        .yaml();
+    let err = crate::support::try_campaign(dir.path(), "unbuilt", &text, |_| {})
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("workload `unbuilt`"), "{err}");
+    assert!(
+        err.contains("target/release/chimera-agent` does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("make agents"), "{err}");
+    assert!(err.contains("nothing was run"), "{err}");
+}

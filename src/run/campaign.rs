@@ -19,7 +19,7 @@ use super::cells::is_cell;
 use super::events::RunEvent;
 use super::fingerprint::fingerprint;
 use super::gpu_telemetry::start_sampler;
-use super::preflight::{check_endpoints, check_models};
+use super::preflight::{check_endpoints, check_models, check_programs};
 use super::progress::Progress;
 use super::provenance::write_provenance;
 use super::scheduler::{Scheduler, Sinks};
@@ -174,6 +174,8 @@ async fn start_and_check(
     run_id: &str,
     cancel: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), CampaignError> {
+    // Before any server starts (minutes): a missing agent program is a quick refusal.
+    check_programs(plan)?;
     if let Err(e) = servers.start(plan, campaign, cancel.clone()).await {
         if matches!(e, ManagedError::Interrupted) {
             campaign.journal(&JournalEvent::Interrupted {

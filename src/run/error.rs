@@ -48,6 +48,22 @@ pub enum CampaignError {
         /// Model tag.
         model: String,
     },
+    /// The program of a `command` workload cannot be found.
+    #[error(
+        "workload `{workload}` of {manifest}: agent program `{program}` {problem}\n  = help: {help}; nothing was run"
+    )]
+    AgentProgramMissing {
+        /// Workload id.
+        workload: String,
+        /// The manifest file.
+        manifest: String,
+        /// The program as resolved.
+        program: String,
+        /// What is wrong with it.
+        problem: String,
+        /// What to do.
+        help: String,
+    },
     /// The campaign holds imported data.
     #[error(
         "campaign `{name}` holds results imported from {format} raw files, not chimera measurements; new measurements go into another campaign\n  = help: pass `--campaign NAME` with a new name; nothing was run"
