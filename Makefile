@@ -3,11 +3,13 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo soak fuzz check-architecture \
+.PHONY: agents help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo soak fuzz check-architecture \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS))
 
 help:
 	@echo "demo            a real TR114-shaped campaign on two CPU llama-server instances (Gemma 3 270M), analysed and reported"
+	@echo "agents          the reference agents of command workloads: target/release/chimera-agent and"
+	@echo "                agents/python/.venv (pinned agents/python/requirements.txt)"
 	@echo "build           debug build"
 	@echo "test            the whole test suite (unit, integration, snapshots, property tests)"
 	@echo "lint            rustfmt check + clippy -D warnings"
@@ -35,14 +37,29 @@ build:
 release:
 	$(CARGO) build --release
 
+# The reference agents that command workloads run (docs/agent-protocol.md): the Rust agent
+# (release build) and the Python agent's virtual environment with its pinned requirements.
+PYTHON ?= python3
+AGENT_VENV := agents/python/.venv
+agents:
+	$(CARGO) build --release -p chimera-agent
+	@test -x $(AGENT_VENV)/bin/python || $(PYTHON) -m venv $(AGENT_VENV) \
+	  || { echo "agents: cannot create $(AGENT_VENV) (Debian: apt-get install python3-venv)" >&2; exit 2; }
+	@$(AGENT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r agents/python/requirements.txt
+
 $(BIN): release
 
 test:
-	$(CARGO) test
+	$(CARGO) test --workspace
+	@if [ -x $(AGENT_VENV)/bin/python ]; then \
+	  $(AGENT_VENV)/bin/python -m unittest discover -s agents/python/tests; \
+	elif [ "$$CHIMERA_REQUIRE_PYTHON_TESTS" = 1 ]; then \
+	  echo "test: $(AGENT_VENV) is missing (make agents) and CHIMERA_REQUIRE_PYTHON_TESTS=1 requires the Python agent's tests" >&2; exit 1; \
+	else echo "test: the Python agent's tests are skipped ($(AGENT_VENV) is missing: make agents)"; fi
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

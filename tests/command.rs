@@ -289,3 +289,156 @@ async fn a_missing_agent_program_stops_the_run_before_any_cell() {
     assert!(err.contains("make agents"), "{err}");
     assert!(err.contains("nothing was run"), "{err}");
 }
+
+/// The TR914 two-agent workflow manifest (shared emulated GPU) with its workload run by
+/// `argv` (a YAML flow sequence).
+fn with_command(text: &str, argv: &str) -> String {
+    let marker = "  - id: workflow\n";
+    assert!(text.contains(marker), "{text}");
+    text.replacen(
+        marker,
+        &format!("{marker}    command: {{argv: {argv}}}\n"),
+        1,
+    )
+}
+
+/// (config, kind, repetition, agent, stage) → (prompt tokens, output tokens) of every measured
+/// request of a campaign.
+fn work_of(
+    campaign: &Path,
+) -> std::collections::BTreeMap<(String, String, u32, String, String), (Option<u64>, Option<u64>)> {
+    let cells: Vec<CellsRow> = rows(campaign);
+    let requests: Vec<RequestsRow> = rows(campaign);
+    let mut out = std::collections::BTreeMap::new();
+    for r in requests.iter().filter(|r| !r.warmup) {
+        let c = cells
+            .iter()
+            .find(|c| c.cell_id == r.cell_id)
+            .expect("its cell");
+        out.insert(
+            (
+                c.config_id.clone().unwrap_or_default(),
+                c.kind.name().to_owned(),
+                c.repetition,
+                r.agent.clone(),
+                r.stage.name().to_owned(),
+            ),
+            (r.prompt_tokens, r.output_tokens),
+        );
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rust_reference_agent_commits_the_same_tables_as_in_process_agents() {
+    let agent = crate::support::rust_agent();
+    let emu = emulate(&crate::run_e2e::profile(), 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let text = crate::run_e2e::manifest(emu.addrs[0], emu.addrs[1]);
+    let inproc = campaign(d, "inproc", &text, false, None).await;
+    assert!(inproc.failed.is_empty(), "{:?}", inproc.failed);
+    let cmd_text = with_command(
+        &text,
+        &format!("[\"{}\", --job, \"{{job}}\"]", agent.display()),
+    );
+    let cmd = campaign(d, "cmd", &cmd_text, false, None).await;
+    assert!(cmd.failed.is_empty(), "{:?}", cmd.failed);
+
+    // The same cells, agents and requests, doing the same work: the same prompts (token
+    // counts) and the same outputs, request by request.
+    let (a, b) = (d.join("data/inproc"), d.join("data/cmd"));
+    assert_eq!(rows::<CellsRow>(&a).len(), rows::<CellsRow>(&b).len());
+    assert_eq!(rows::<AgentsRow>(&a).len(), rows::<AgentsRow>(&b).len());
+    let (wa, wb) = (work_of(&a), work_of(&b));
+    assert_eq!(
+        wa.len(),
+        4 * 2 * 2 + 8 * 2,
+        "4 concurrent × 2 agents + 8 isolated, × 2 requests"
+    );
+    assert_eq!(wa, wb);
+
+    // The process columns are filled for every agent of the command campaign, and the
+    // published efficiency hides what the true one shows on one shared GPU.
+    let agents: Vec<AgentsRow> = rows(&b);
+    for r in agents.iter().filter(|r| r.agent != "warmup") {
+        let p = &r.process;
+        assert_eq!(p.process_exit_code, Some(0), "{r:?}");
+        assert!(p.process_peak_rss_mb.is_some_and(|m| m > 0.5), "{r:?}");
+        assert!(
+            p.process_user_cpu_ms.is_some() && p.process_sys_cpu_ms.is_some(),
+            "{r:?}"
+        );
+        assert_eq!(Some(r.duration_ms), p.process_wall_ms);
+    }
+    let cells: Vec<CellsRow> = rows(&b);
+    let concurrent: Vec<&CellsRow> = cells
+        .iter()
+        .filter(|c| c.kind == chimera::record::CellKind::Concurrent)
+        .collect();
+    assert_eq!(concurrent.len(), 4);
+    for c in concurrent {
+        let published = c.published_efficiency_pct.expect("published");
+        let honest = c.true_efficiency_pct.expect("true");
+        assert!(published > 90.0, "{}: published {published}", c.cell_id);
+        assert!(
+            (35.0..=65.0).contains(&honest),
+            "{}: true {honest}",
+            c.cell_id
+        );
+        let skew = c.start_skew_ms.expect("start skew of two programs");
+        assert!((0.0..50.0).contains(&skew), "{}: skew {skew}", c.cell_id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_python_reference_agent_sends_the_same_work() {
+    let Some(python) = crate::support::python_agent() else {
+        return;
+    };
+    let script = crate::support::root().join("agents/python/chimera_agent.py");
+    let emu = emulate(&crate::run_e2e::profile(), 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // One configuration, one repetition: the Python interpreter's start-up makes it slower.
+    let text: String = crate::run_e2e::manifest(emu.addrs[0], emu.addrs[1])
+        .lines()
+        .filter(|l| !l.contains("id: test103"))
+        .map(|l| {
+            if l.starts_with("repetitions:") {
+                "repetitions: 1"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let inproc = campaign(d, "inproc", &text, false, None).await;
+    assert!(inproc.failed.is_empty(), "{:?}", inproc.failed);
+    let py_text = with_command(
+        &text,
+        &format!(
+            "[\"{}\", \"{}\", --job, \"{{job}}\"]",
+            python.display(),
+            script.display()
+        ),
+    );
+    let py = campaign(d, "py", &py_text, false, None).await;
+    assert!(py.failed.is_empty(), "{:?}", py.failed);
+    let (wa, wb) = (work_of(&d.join("data/inproc")), work_of(&d.join("data/py")));
+    assert_eq!(
+        wa.len(),
+        8,
+        "1 concurrent × 2 agents + 2 isolated, × 2 requests"
+    );
+    assert_eq!(wa, wb);
+    let agents: Vec<AgentsRow> = rows(&d.join("data/py"));
+    for r in agents.iter().filter(|r| r.agent != "warmup") {
+        assert_eq!(r.process.process_exit_code, Some(0), "{r:?}");
+        // An interpreter with pydantic and httpx loaded is tens of MB.
+        assert!(
+            r.process.process_peak_rss_mb.is_some_and(|m| m > 10.0),
+            "{r:?}"
+        );
+    }
+}

@@ -817,3 +817,41 @@ macro_rules! client_fault_tests {
 }
 #[allow(unused_imports)]
 pub(crate) use client_fault_tests;
+
+/// The reference Rust agent (`agents/rust`, `target/debug/chimera-agent`), built on first use.
+pub fn rust_agent() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "chimera-agent"])
+                .current_dir(root())
+                .status()
+                .expect("run cargo build -p chimera-agent");
+            assert!(status.success(), "cargo build -p chimera-agent failed");
+            root().join("target/debug/chimera-agent")
+        })
+        .clone()
+}
+
+/// The reference Python agent's interpreter (`agents/python/.venv`, made by `make agents`),
+/// or why it cannot be used. With `CHIMERA_REQUIRE_PYTHON_TESTS=1` (set by `.ci/run`) a
+/// missing environment fails the test instead of skipping it.
+pub fn python_agent() -> Option<PathBuf> {
+    let python = root().join("agents/python/.venv/bin/python");
+    let ready = python.exists()
+        && Command::new(&python)
+            .args(["-c", "import ollama, httpx"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if ready {
+        return Some(python);
+    }
+    assert!(
+        std::env::var("CHIMERA_REQUIRE_PYTHON_TESTS").as_deref() != Ok("1"),
+        "agents/python/.venv is missing or lacks its requirements (run `make agents`), and CHIMERA_REQUIRE_PYTHON_TESTS=1 requires it"
+    );
+    eprintln!("skipped: agents/python/.venv is missing (run `make agents`)");
+    None
+}
