@@ -302,11 +302,14 @@ fn with_command(text: &str, argv: &str) -> String {
     )
 }
 
+/// (config, kind, repetition, agent, stage) of a request.
+type RequestPlace = (String, String, u32, String, String);
+
 /// (config, kind, repetition, agent, stage) → (prompt tokens, output tokens) of every measured
 /// request of a campaign.
 fn work_of(
     campaign: &Path,
-) -> std::collections::BTreeMap<(String, String, u32, String, String), (Option<u64>, Option<u64>)> {
+) -> std::collections::BTreeMap<RequestPlace, (Option<u64>, Option<u64>)> {
     let cells: Vec<CellsRow> = rows(campaign);
     let requests: Vec<RequestsRow> = rows(campaign);
     let mut out = std::collections::BTreeMap::new();
