@@ -4,7 +4,7 @@ BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
 .PHONY: agents help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo soak fuzz check-architecture \
-        $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS))
+        $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS) tr116-languages)
 
 help:
 	@echo "demo            a real TR114-shaped campaign on two CPU llama-server instances (Gemma 3 270M), analysed and reported"
@@ -19,6 +19,8 @@ help:
 	@echo "validate        validate every manifest in experiments/"
 	@echo "plan-<report>   print the plan of one report ($(REPORTS))"
 	@echo "reproduce-<report>  run a report's campaign against its servers into data/<report>/ (resumes), analyse it, write its report"
+	@echo "                (TR109, TR111, TR112, TR115, TR116 run the reference agents: make agents first, done for you)"
+	@echo "reproduce-tr116-languages  TR116's Rust vs Python on the same work (both reference agents, three models)"
 	@echo "try-emulated    a TR114 campaign against chimera emulate on 11434/11435 (no Ollama needed), analysed and reported"
 	@echo "originals       import all nine reports' original raw results (FIXTURES=DIR, or CHIMERAFORGE_GIT=DIR: a clone"
 	@echo "                of the original repository, read with --git), analyse, report, one verdict line per report"
@@ -87,7 +89,12 @@ $(addprefix plan-,$(REPORTS)): plan-%: release
 # then analysis and the TR-style report. A run that ends with failed cells is still analysed
 # (exit 1 from `run`); any other failure (no server, model missing, bad manifest) stops here
 # with chimera's message.
-$(addprefix reproduce-,$(REPORTS)): reproduce-%: release
+# Manifests whose workloads run the reference agents (command workloads) need them built.
+AGENT_REPORTS := tr109 tr111 tr112 tr115 tr116 tr116-languages
+$(addprefix reproduce-,$(AGENT_REPORTS)): agents
+
+# tr116-languages: TR116's language axis on the same work (not a published report).
+$(addprefix reproduce-,$(REPORTS) tr116-languages): reproduce-%: release
 	@$(BIN) run experiments/$*.yaml --data data --campaign $*; rc=$$?; \
 	if [ $$rc -ne 0 ] && [ $$rc -ne 1 ]; then \
 	  echo "reproduce-$*: the campaign did not run (exit $$rc); see the message above. Committed cells are kept in data/$*/." >&2; \

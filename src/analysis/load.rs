@@ -136,9 +136,10 @@ pub fn origin(l: &Loaded) -> Origin {
     }
 }
 
-/// True when `want` names `report` (`TR114`, `tr114`, `TR114_v2`).
+/// True when `want` names `report` (`TR114`, `tr114`, `TR114_v2`; `tr116-languages` for
+/// `TR116_languages`, as the manifest's file is named).
 pub fn report_matches(want: &str, report: &str) -> bool {
-    let w = want.to_ascii_uppercase();
+    let w = want.to_ascii_uppercase().replace('-', "_");
     let r = report.to_ascii_uppercase();
     r == w || r.split('_').next() == Some(w.as_str())
 }
