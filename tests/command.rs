@@ -367,7 +367,7 @@ async fn the_rust_reference_agent_commits_the_same_tables_as_in_process_agents()
     for r in agents.iter().filter(|r| r.agent != "warmup") {
         let p = &r.process;
         assert_eq!(p.process_exit_code, Some(0), "{r:?}");
-        assert!(p.process_peak_rss_mb.is_some_and(|m| m > 0.5), "{r:?}");
+        assert!(p.process_peak_rss_mib.is_some_and(|m| m > 0.5), "{r:?}");
         assert!(
             p.process_user_cpu_ms.is_some() && p.process_sys_cpu_ms.is_some(),
             "{r:?}"
@@ -440,7 +440,7 @@ async fn the_python_reference_agent_sends_the_same_work() {
         assert_eq!(r.process.process_exit_code, Some(0), "{r:?}");
         // An interpreter with pydantic and httpx loaded is tens of MB.
         assert!(
-            r.process.process_peak_rss_mb.is_some_and(|m| m > 10.0),
+            r.process.process_peak_rss_mib.is_some_and(|m| m > 10.0),
             "{r:?}"
         );
     }

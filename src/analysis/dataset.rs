@@ -147,9 +147,11 @@ mod tests {
         let agents = agents_batch(rec, "camp").expect("agents");
         let (cells, agents) = if old {
             (
-                version_2_part(&cells, "cells", 4),
-                // Also without `published_ttft_mean_ms`, the version-3 column before them.
-                version_2_part(&agents, "agents", 6),
+                // Without the version-3 axes and the version-4 `start_skew_ms`.
+                version_2_part(&cells, "cells", 5),
+                // Also without `published_ttft_mean_ms` (version 3) and the version-4
+                // process columns.
+                version_2_part(&agents, "agents", 12),
             )
         } else {
             let bytes = |t, b| table::to_parquet_bytes(t, b).expect("part");

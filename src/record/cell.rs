@@ -104,7 +104,7 @@ pub struct ProcessStats {
     /// System CPU time of the process and the children it waited for, ms.
     pub process_sys_cpu_ms: Option<f64>,
     /// Peak resident set size (`VmHWM`, sampled every 10 ms), MiB.
-    pub process_peak_rss_mb: Option<f64>,
+    pub process_peak_rss_mib: Option<f64>,
     /// Exit code (`None` when killed by a signal).
     pub process_exit_code: Option<i64>,
     /// Start of this agent's process after the cell's first agent start, ms.

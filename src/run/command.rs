@@ -417,6 +417,21 @@ fn wait_blocking(mut child: std::process::Child) -> Exit {
     }
 }
 
+/// Starts the program of `spec`, leader of its own process group, its output piped.
+fn spawn(spec: &ProgramSpec) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let program = spec.argv.first().map(String::as_str).unwrap_or_default();
+    Command::new(program)
+        .args(spec.argv.get(1..).unwrap_or_default())
+        .current_dir(&spec.work_dir)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+}
+
 /// Runs `spec` to its end (or its deadline); `t0` is the cell's start, for the start offset.
 /// `name` names the program in messages.
 pub(crate) async fn run_program(spec: &ProgramSpec, t0: Instant) -> ProgramOutcome {
@@ -431,19 +446,8 @@ pub(crate) async fn run_program(spec: &ProgramSpec, t0: Instant) -> ProgramOutco
         ));
         return out;
     }
-    let mut cmd = Command::new(&program);
-    {
-        use std::os::unix::process::CommandExt;
-        cmd.args(&spec.argv[1..])
-            .current_dir(&spec.work_dir)
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-    }
     let spawned = Instant::now();
-    let mut child = match cmd.spawn() {
+    let mut child = match spawn(spec) {
         Ok(c) => c,
         Err(e) => {
             out.failure = Some(format!(
@@ -528,7 +532,7 @@ pub(crate) async fn run_program(spec: &ProgramSpec, t0: Instant) -> ProgramOutco
         out.stats.process_user_cpu_ms = Some(user);
         out.stats.process_sys_cpu_ms = Some(sys);
     }
-    out.stats.process_peak_rss_mb = (peak_kb > 0).then(|| peak_kb as f64 / 1024.0);
+    out.stats.process_peak_rss_mib = (peak_kb > 0).then(|| peak_kb as f64 / 1024.0);
     if !left.is_empty() {
         killed = Some(format!(
             "exited but left {} process(es) of its group running (pid {}); killed them",
@@ -545,18 +549,12 @@ pub(crate) async fn run_program(spec: &ProgramSpec, t0: Instant) -> ProgramOutco
         let _ = std::fs::remove_file(&spec.records);
         return out;
     }
-    match (exit.code, exit.signal) {
-        (Some(0), _) => {}
-        (Some(c), _) => {
-            out.failure = Some(format!("{who} exited with status {c}{}", tails()));
-        }
-        (None, Some(s)) => {
-            out.failure = Some(format!("{who} was killed by signal {s}{}", tails()));
-        }
-        (None, None) => {
-            out.failure = Some(format!("{who} ended without an exit status{}", tails()));
-        }
-    }
+    out.failure = match (exit.code, exit.signal) {
+        (Some(0), _) => None,
+        (Some(c), _) => Some(format!("{who} exited with status {c}{}", tails())),
+        (None, Some(s)) => Some(format!("{who} was killed by signal {s}{}", tails())),
+        (None, None) => Some(format!("{who} ended without an exit status{}", tails())),
+    };
     match read_records(spec) {
         Ok(recs) => out.records = recs,
         Err((recs, why)) => {

@@ -24,7 +24,7 @@ use parquet::file::properties::WriterProperties;
 /// harness defined it), `cells.runtime`, `language`, `block`, `harness` and `agents.model`,
 /// `runtime`, `language`, `block`, `harness` (nullable, last columns); 4 = `cells.start_skew_ms`
 /// and `agents.process_wall_ms`, `process_user_cpu_ms`, `process_sys_cpu_ms`,
-/// `process_peak_rss_mb`, `process_exit_code`, `start_offset_ms` (`command` workloads). Parts of an older version that lack trailing
+/// `process_peak_rss_mib`, `process_exit_code`, `start_offset_ms` (`command` workloads). Parts of an older version that lack trailing
 /// nullable columns are read with those columns null.
 pub const SCHEMA_VERSION: u32 = 4;
 

@@ -33,7 +33,7 @@ column_group!(ProcessStats {
     process_wall_ms,
     process_user_cpu_ms,
     process_sys_cpu_ms,
-    process_peak_rss_mb,
+    process_peak_rss_mib,
     process_exit_code,
     start_offset_ms,
 });

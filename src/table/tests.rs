@@ -184,10 +184,13 @@ fn schemas_have_the_documented_columns() {
     let names =
         |s: SchemaRef| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
     let cells = names(cells_schema());
-    assert_eq!(cells.len(), 36);
-    assert_eq!(cells[32..], ["runtime", "language", "block", "harness"]);
+    assert_eq!(cells.len(), 37);
+    assert_eq!(
+        cells[32..],
+        ["runtime", "language", "block", "harness", "start_skew_ms"]
+    );
     let agents = names(agents_schema());
-    assert_eq!(agents.len(), 36);
+    assert_eq!(agents.len(), 42);
     assert_eq!(
         agents[30..],
         [
@@ -196,7 +199,13 @@ fn schemas_have_the_documented_columns() {
             "runtime",
             "language",
             "block",
-            "harness"
+            "harness",
+            "process_wall_ms",
+            "process_user_cpu_ms",
+            "process_sys_cpu_ms",
+            "process_peak_rss_mib",
+            "process_exit_code",
+            "start_offset_ms"
         ]
     );
     let requests = names(requests_schema());
