@@ -6,8 +6,10 @@
 //! re-planning the manifest texts recorded in the campaign's `campaign.json`, so analysis
 //! needs nothing but the campaign directory.
 
+mod compare;
 pub(crate) mod dataset;
 mod error;
+mod languages;
 mod load;
 pub mod model;
 pub(crate) mod render;

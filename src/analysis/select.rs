@@ -189,7 +189,9 @@ pub fn natural_level(m: Metric) -> Level {
     use Metric::*;
     match m {
         ThroughputTokS | TtftMs | PublishedTtftMs | LoadMs | OutputTokens => Level::Request,
-        AgentDurationS | FilesIngested | ReportQualityScore => Level::Agent,
+        AgentDurationS | FilesIngested | ReportQualityScore | ProcessCpuMs | ProcessPeakRssMib => {
+            Level::Agent
+        }
         ThroughputImprovementPct | TtftReductionPct | SuccessRatePct => Level::Config,
         _ => Level::Run,
     }
@@ -309,6 +311,12 @@ fn agent_value(a: &AgentRow, m: Metric) -> Option<f64> {
         Metric::OutputTokens => Some(a.aggregate.output_tokens as f64),
         Metric::AgentDurationS => finite(a.duration_ms / 1000.0),
         Metric::FilesIngested => a.files_ingested.map(|f| f as f64),
+        Metric::ProcessCpuMs => match (a.process.process_user_cpu_ms, a.process.process_sys_cpu_ms)
+        {
+            (Some(u), Some(s)) => finite(u + s),
+            _ => None,
+        },
+        Metric::ProcessPeakRssMib => a.process.process_peak_rss_mib,
         _ => None,
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::compare::welch_row;
 use super::load::Loaded;
 use super::model::{
     Analysis, Comparison, ConfigRow, Counts, Distribution, EfficiencyRow, EndpointProvenance,
@@ -39,6 +40,12 @@ const SUMMARY_METRICS: &[(&str, Metric, Level)] = &[
     ("ttft_ms", Metric::TtftMs, Level::Request),
     ("published_ttft_ms", Metric::PublishedTtftMs, Level::Request),
     ("agent_duration_s", Metric::AgentDurationS, Level::Agent),
+    ("process_cpu_ms", Metric::ProcessCpuMs, Level::Agent),
+    (
+        "process_peak_rss_mib",
+        Metric::ProcessPeakRssMib,
+        Level::Agent,
+    ),
 ];
 
 fn summary_row(
@@ -477,16 +484,40 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
             s.stats.n
         ));
     }
-    // Every cross-report and language comparison; model and runtime pairs only when few.
+    out.extend(comparison_findings(r));
+    let count = |k: VerdictKind| r.verdicts.iter().filter(|v| v.verdict == k).count();
+    if !r.verdicts.is_empty() {
+        out.push(format!(
+            "Of {} published numbers, {} reproduced, {} did not, {} were not measured here.",
+            r.verdicts.len(),
+            count(VerdictKind::Reproduced),
+            count(VerdictKind::NotReproduced),
+            count(VerdictKind::NotMeasured)
+        ));
+    }
+    out
+}
+
+/// The findings of a report's comparisons: every cross-report one and the language axis on the
+/// primary metric; model and runtime pairs only when few.
+fn comparison_findings(r: &ReportAnalysis) -> Vec<String> {
+    let mut out = Vec::new();
     let pairs = r
         .comparisons
         .iter()
         .filter(|c| c.by == "model" || c.by == "runtime")
         .count();
+    // The language axis on the primary metric only: its other metrics (and the per-model
+    // comparisons) are in the Comparisons table.
+    let primary_name = primary(r.multi_agent).2;
+    let language_detail = |c: &&Comparison| {
+        c.by.starts_with("language within") || (c.by == "language" && c.metric != primary_name)
+    };
     for c in r
         .comparisons
         .iter()
         .filter(|c| (c.by != "model" && c.by != "runtime") || pairs <= 3)
+        .filter(|c| !language_detail(c))
     {
         if let (Some(p), Some(d)) = (c.p_value, c.difference) {
             out.push(format!(
@@ -508,16 +539,6 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
                 }
             ));
         }
-    }
-    let count = |k: VerdictKind| r.verdicts.iter().filter(|v| v.verdict == k).count();
-    if !r.verdicts.is_empty() {
-        out.push(format!(
-            "Of {} published numbers, {} reproduced, {} did not, {} were not measured here.",
-            r.verdicts.len(),
-            count(VerdictKind::Reproduced),
-            count(VerdictKind::NotReproduced),
-            count(VerdictKind::NotMeasured)
-        ));
     }
     out
 }
@@ -555,40 +576,6 @@ pub(super) fn primary(multi: bool) -> (Metric, Level, &'static str) {
         )
     } else {
         (Metric::ThroughputTokS, Level::Request, "throughput_tok_s")
-    }
-}
-
-fn welch_row(
-    report: &str,
-    by: &str,
-    metric: &str,
-    level: Level,
-    (a, xa): (&str, &[f64]),
-    (b, xb): (&str, &[f64]),
-) -> Comparison {
-    let w = stats::welch(xa, xb);
-    Comparison {
-        report: report.to_owned(),
-        by: by.to_owned(),
-        metric: metric.to_owned(),
-        level,
-        a: a.to_owned(),
-        b: b.to_owned(),
-        n_a: xa.len() as u64,
-        mean_a: stats::mean(xa),
-        sd_a: stats::sample_sd(xa),
-        n_b: xb.len() as u64,
-        mean_b: stats::mean(xb),
-        sd_b: stats::sample_sd(xb),
-        difference: match (stats::mean(xa), stats::mean(xb)) {
-            (Some(x), Some(y)) => Some(y - x),
-            _ => None,
-        },
-        t: w.map(|w| w.t),
-        df: w.map(|w| w.df),
-        p_value: w.map(|w| w.p_value),
-        diff_ci95: w.map(|w| w.diff_ci95),
-        hedges_g: w.map(|w| w.hedges_g),
     }
 }
 
@@ -744,6 +731,11 @@ fn analyze_report(
         .map(|r| judge(&pool, r, imported))
         .collect();
     let mut comparisons = within_comparisons(&pool, &rp.report, multi);
+    comparisons.extend(super::languages::language_comparisons(
+        &pool,
+        &rp.report,
+        primary(multi).2,
+    ));
     comparisons.extend(cross_comparisons(l, all, &rp.report, multi, imported));
     let efficiency = if multi {
         efficiency_rows(&own_pool, &configs)

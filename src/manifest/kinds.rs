@@ -190,6 +190,10 @@ vocabulary! {
         AgentDurationS,
         /// The automated report-quality score of TR109 (weights 0.30/0.25/0.25/0.20).
         ReportQualityScore,
+        /// User + system CPU time of an agent program's process, ms (`command` workloads).
+        ProcessCpuMs,
+        /// Peak resident set size of an agent program's process, MiB (`command` workloads).
+        ProcessPeakRssMib,
     }
 }
 
@@ -319,6 +323,8 @@ mod names {
             Metric::FilesIngested,
             Metric::AgentDurationS,
             Metric::ReportQualityScore,
+            Metric::ProcessCpuMs,
+            Metric::ProcessPeakRssMib,
         ]);
     }
 }
