@@ -338,3 +338,85 @@ fn real_manifest(a: &str, b: &str) -> String {
         )
         .yaml()
 }
+
+/// The reference agents of command workloads (agents/rust, agents/python) on real inference:
+/// one single-agent workflow cell each, against one llama-server. Both must succeed, send
+/// the same prompts (equal prompt token counts), read llama-server's own timings, and have
+/// their process measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_reference_agents_run_one_cell_each() {
+    let Some((server, model)) = installed() else {
+        return;
+    };
+    let Some(python) = support::python_agent() else {
+        return;
+    };
+    let rust = support::rust_agent();
+    let script = support::root().join("agents/python/chimera_agent.py");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(&server, &model, &dir.path().join("s.log"));
+    let text = Manifest::new("TR116_real", "real reference agents")
+        .endpoint_at("a", "openai", &s.url, "local:cpu")
+        .model("gemma3_270m", "gemma3:270m")
+        .workload(&format!(
+            "id: workflow\n  harness: H6v2\n  command:\n    argv: [\"{}\", --job, \"{{job}}\"]\n    by_language:\n      python: [\"{}\", \"{}\", --job, \"{{job}}\"]\n  task:\n    kind: agent_workflow\n    corpus: {{kind: generated, csv: 1, json: 1, md: 1, seed: 1}}\n    expected_files: 3\n    analysis_template: \"Summarise these benchmark files in two sentences.\\n{{data_summary}}\"\n    report_template: \"Write a two-line report.\\n{{summary}}\\n{{recommendations}}\"",
+            rust.display(),
+            python.display(),
+            script.display()
+        ))
+        .single("a")
+        .setting("telemetry: {source: none}")
+        .block(
+            "name: languages\n  workload: workflow\n  scenario: single\n  model: gemma3_270m\n  apply_to: [client]\n  options: {num_predict: 12, temperature: 0.7}\n  axes:\n    language: [rust, python]\n  id_template: \"{language}\"",
+        )
+        .yaml();
+    let data = dir.path().join("data");
+    let summary = support::try_campaign(dir.path(), "agents", &text, |o| {
+        o.data = data.clone();
+    })
+    .await
+    .expect("campaign");
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    let out = chimera::analysis::analyze(&data, Some("agents"), None).expect("analyze");
+    let r = &out[0].1.reports[0];
+    assert_eq!(r.counts.requests, 4, "2 cells × analysis + report: {:?}", r.counts);
+    assert_eq!(r.counts.requests_failed, 0, "{:?}", r.counts);
+    // Per language: the analysis call's prompt tokens (the same prompt), server timings, process.
+    let campaign = data.join("agents");
+    let mut analysis_prompt_tokens = Vec::new();
+    for entry in std::fs::read_dir(campaign.join("cells")).expect("cells") {
+        let cell = entry.expect("entry").path();
+        if !cell.join("MANIFEST.json").exists() {
+            continue;
+        }
+        for b in chimera::table::read_parquet(&cell.join("requests.parquet")).expect("requests") {
+            use chimera::table::Row as _;
+            for q in chimera::table::RequestsRow::from_batch(&b).expect("rows") {
+                if q.warmup {
+                    continue;
+                }
+                assert!(q.output_tokens.is_some_and(|t| t > 0), "{q:?}");
+                assert!(q.eval_ms.is_some_and(|t| t > 0.0), "llama-server timings: {q:?}");
+                if q.stage == chimera::workload::Stage::Analysis {
+                    analysis_prompt_tokens.push(q.prompt_tokens);
+                }
+            }
+        }
+        for b in chimera::table::read_parquet(&cell.join("agents.parquet")).expect("agents") {
+            use chimera::table::Row as _;
+            for a in chimera::table::AgentsRow::from_batch(&b).expect("rows") {
+                if a.agent == "warmup" {
+                    continue;
+                }
+                assert_eq!(a.process.process_exit_code, Some(0), "{a:?}");
+                assert!(a.process.process_peak_rss_mib.is_some_and(|m| m > 0.5), "{a:?}");
+                assert!(a.process.process_user_cpu_ms.is_some(), "{a:?}");
+            }
+        }
+    }
+    assert_eq!(analysis_prompt_tokens.len(), 2, "one analysis call per language");
+    assert_eq!(
+        analysis_prompt_tokens[0], analysis_prompt_tokens[1],
+        "Rust and Python send the same analysis prompt"
+    );
+}
