@@ -3,13 +3,15 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: agents help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo soak fuzz check-architecture \
+.PHONY: agents demo-languages help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo soak fuzz check-architecture \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS) tr116-languages)
 
 help:
 	@echo "demo            a real TR114-shaped campaign on two CPU llama-server instances (Gemma 3 270M), analysed and reported"
 	@echo "agents          the reference agents of command workloads: target/release/chimera-agent and"
 	@echo "                agents/python/.venv (pinned agents/python/requirements.txt)"
+	@echo "demo-languages  the Rust and Python reference agents as a small TR116-shaped campaign on the two CPU"
+	@echo "                llama-server instances: Rust-vs-Python differences with CIs, process CPU and memory"
 	@echo "build           debug build"
 	@echo "test            the whole test suite (unit, integration, snapshots, property tests)"
 	@echo "lint            rustfmt check + clippy -D warnings"
@@ -25,7 +27,8 @@ help:
 	@echo "originals       import all nine reports' original raw results (FIXTURES=DIR, or CHIMERAFORGE_GIT=DIR: a clone"
 	@echo "                of the original repository, read with --git), analyse, report, one verdict line per report"
 	@echo "bench-plan      time and peak memory of planning >= 1,000,000 cells"
-	@echo "bench-harness   client timing accuracy and CPU per token vs ground truth, and vs the ollama Python client"
+	@echo "bench-harness   command workloads: chimera's overhead per agent start and per record; client timing accuracy"
+	@echo "                and CPU per token vs ground truth, and vs the ollama Python client"
 	@echo "bench-store     resume scan and full verification of a 100,000-cell campaign (generated once under target/bench-store/)"
 	@echo "bench-telemetry GPU telemetry sampler CPU cost at 10 Hz (null, fake and, with a GPU, NVML sources)"
 	@echo "soak            20 min of kill -9 every 30 s on a 10,000-cell emulator campaign with 5 % faults (not in CI;"
@@ -115,6 +118,20 @@ demo: release
 	$(BIN) analyze --data data --campaign demo > /dev/null && \
 	$(BIN) report --data data --campaign demo | sed 's/^/report: /'
 
+# TR116's language axis on real CPU inference: the Rust and Python reference agents run the
+# same workflow as a small TR116-shaped campaign (experiments/demo-tr116.yaml) on two managed
+# llama-server instances (resumes when run again), then the analysis and the report, whose
+# Comparisons table gives each Rust-vs-Python difference with its 95 % CI, process CPU time
+# and peak RSS included.
+demo-languages: release agents
+	@eval "$$(scripts/install-llama-server.sh --env)" && \
+	$(BIN) run experiments/demo-tr116.yaml --data data --campaign demo-languages; rc=$$?; \
+	if [ $$rc -ne 0 ] && [ $$rc -ne 1 ]; then \
+	  echo "demo-languages: the campaign did not run (exit $$rc); see the message above. Committed cells are kept in data/demo-languages/." >&2; \
+	  exit $$rc; fi; \
+	$(BIN) analyze --data data --campaign demo-languages > /dev/null && \
+	$(BIN) report --data data --campaign demo-languages | sed 's/^/report: /'
+
 # The original reports' raw results (the chimeraforge fixtures) imported and reported: the
 # analysis run on the data the published numbers were computed from.
 FIXTURES ?= ../shared/fixtures/chimeraforge
@@ -149,8 +166,8 @@ bench-plan: release
 	@bash scripts/bench-plan.sh $(BIN)
 
 bench-harness:
-	@python3 -c 'import ollama' 2>/dev/null || python3 -m pip install --quiet ollama \
-	  || echo "warning: the ollama Python package could not be installed; the Python column stays empty" >&2
+	@test -x $(AGENT_VENV)/bin/python || python3 -c 'import ollama' 2>/dev/null || python3 -m pip install --quiet ollama \
+	  || echo "warning: the ollama Python package could not be installed (make agents gives it a venv); the Python column stays empty" >&2
 	$(CARGO) bench --bench harness
 
 bench-store:

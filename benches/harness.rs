@@ -6,6 +6,11 @@
 //! 200 tokens/s each, both clients stream the same load; every request's TTFT and
 //! inter-chunk gaps are compared with the emulator's recorded send times (request received →
 //! chunk written), matched by prompt. Printed: p50/p99 of |error| and CPU µs per token.
+//!
+//! First, `command` workloads: chimera's own cost of running an agent program — per start
+//! (the same tiny program spawned and waited for bare, and run the way the runner runs it:
+//! process group, RSS polling, CPU read at exit, records read back) and per record (a program
+//! copying a prepared file of 1 or 200,000 records).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -126,7 +131,18 @@ fn rust_load(url: &str, streams: usize) -> (Vec<Measured>, f64) {
 }
 
 fn python_load(url: &str, streams: usize) -> Option<(Vec<Measured>, f64)> {
-    let out = Command::new("python3")
+    // The reference Python agent's environment (`make agents`: the pinned `ollama` client)
+    // when it exists, else the system's python3.
+    let venv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/agents/python/.venv/bin/python"
+    );
+    let python = if std::path::Path::new(venv).exists() {
+        venv
+    } else {
+        "python3"
+    };
+    let out = Command::new(python)
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/scripts/bench_peer.py"
@@ -236,7 +252,88 @@ fn score(measured: &[Measured], cpu_s: f64, truth: &HashMap<String, Truth>) -> R
     }
 }
 
+/// chimera's overhead per agent-program start and per record (`command` workloads): the same
+/// tiny program run bare (spawn + wait) and the way the runner runs it, and a program that
+/// copies a prepared file of N records, for two values of N.
+fn command_overhead() {
+    const STARTS: usize = 200;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let record = r#"{"stage":"single","sent_at_unix_ms":1700000000000.5,"ttft_ms":12.25,"e2e_ms":250.5,"chunks":40,"prompt_tokens":30,"output_tokens":40,"load_ms":1.5,"prompt_eval_ms":3.5,"eval_ms":200.25,"total_ms":205.0,"done_reason":"stop"}"#;
+    // `sh -c` writes one record; both sides run exactly the same program.
+    let script =
+        r#"echo '{"stage":"single","sent_at_unix_ms":1,"e2e_ms":2}' >> "$CHIMERA_RECORDS""#;
+    let argv = vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()];
+    let records = d.join("records.jsonl");
+    let mut bare = Vec::new();
+    let mut chimera = Vec::new();
+    for i in 0..STARTS {
+        // Alternate, so that both see the same machine state.
+        if i % 2 == 0 {
+            let t0 = std::time::Instant::now();
+            let st = Command::new("sh")
+                .args(["-c", script])
+                .env("CHIMERA_RECORDS", &records)
+                .current_dir(d)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .output()
+                .expect("bare run");
+            bare.push(t0.elapsed().as_secs_f64() * 1000.0);
+            assert!(st.status.success());
+            let _ = std::fs::remove_file(&records);
+        } else {
+            let r = chimera::fuzzing::agent_program(d, argv.clone());
+            assert_eq!(r.failure, None);
+            assert_eq!(r.records, 1);
+            chimera.push(r.wall.as_secs_f64() * 1000.0);
+        }
+    }
+    let p = |xs: &[f64], q| percentile(xs, q).unwrap_or(f64::NAN);
+    let start_p50 = p(&chimera, 50.0) - p(&bare, 50.0);
+    println!(
+        "agent start: bare spawn+wait p50 {:.2} ms, chimera's run p50 {:.2} ms p99 {:.2} ms: added p50 {:.2} ms per start (target < 5 ms)",
+        p(&bare, 50.0),
+        p(&chimera, 50.0),
+        p(&chimera, 99.0),
+        start_p50
+    );
+    // Per record: a program that appends a prepared file of N records; the difference between
+    // two N is the cost of reading, parsing and validating the extra records.
+    let mut per_n = Vec::new();
+    for n in [1usize, 200_000] {
+        let src = d.join(format!("src-{n}.jsonl"));
+        let mut text = String::with_capacity(n * (record.len() + 1));
+        for _ in 0..n {
+            text.push_str(record);
+            text.push('\n');
+        }
+        std::fs::write(&src, text).expect("records");
+        let argv = vec![
+            "cp".to_owned(),
+            src.display().to_string(),
+            records.display().to_string(),
+        ];
+        let mut walls = Vec::new();
+        for _ in 0..5 {
+            let r = chimera::fuzzing::agent_program(d, argv.clone());
+            assert_eq!(r.failure, None);
+            assert_eq!(r.records, n);
+            walls.push(r.wall.as_secs_f64() * 1000.0);
+        }
+        per_n.push((n, p(&walls, 50.0)));
+    }
+    let ((n1, w1), (n2, w2)) = (per_n[0], per_n[1]);
+    println!(
+        "agent records: {n1} record {w1:.2} ms, {n2} records {w2:.2} ms: {:.2} µs per record read, parsed and validated (target < 20 µs)",
+        (w2 - w1) * 1000.0 / (n2 - n1) as f64
+    );
+}
+
 fn main() {
+    command_overhead();
+    println!();
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut emu, url) = start_emulator(dir.path());
     println!(

@@ -624,3 +624,51 @@ pub fn sample_cell_record(
     });
     rec
 }
+
+/// What [`agent_program`] saw of one run.
+#[derive(Debug)]
+pub struct AgentProgramRun {
+    /// From before the spawn to the end of reading the records, as the runner does it.
+    pub wall: Duration,
+    /// Valid records read.
+    pub records: usize,
+    /// Why the run failed, when it did.
+    pub failure: Option<String>,
+}
+
+/// Runs `argv` once the way a `command` workload runs an agent program (own process group,
+/// polled for RSS, deadline and records size, CPU time read at exit, records read back and
+/// validated), with `dir` as its working directory and `CHIMERA_RECORDS` naming
+/// `dir/records.jsonl`: for `make bench-harness`, which times chimera's overhead per agent
+/// start and per record.
+pub fn agent_program(dir: &Path, argv: Vec<String>) -> AgentProgramRun {
+    let records = dir.join("records.jsonl");
+    let spec = crate::run::command::ProgramSpec {
+        argv,
+        env: vec![("CHIMERA_RECORDS".into(), records.display().to_string())],
+        work_dir: dir.to_path_buf(),
+        records,
+        deadline: Duration::from_secs(600),
+        max_record_bytes: 1 << 30,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return AgentProgramRun {
+                wall: Duration::ZERO,
+                records: 0,
+                failure: Some(e.to_string()),
+            };
+        }
+    };
+    let t0 = Instant::now();
+    let o = rt.block_on(crate::run::command::run_program(&spec, t0));
+    AgentProgramRun {
+        wall: t0.elapsed(),
+        records: o.records.len(),
+        failure: o.failure,
+    }
+}

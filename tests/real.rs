@@ -379,7 +379,11 @@ async fn real_reference_agents_run_one_cell_each() {
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
     let out = chimera::analysis::analyze(&data, Some("agents"), None).expect("analyze");
     let r = &out[0].1.reports[0];
-    assert_eq!(r.counts.requests, 4, "2 cells × analysis + report: {:?}", r.counts);
+    assert_eq!(
+        r.counts.requests, 4,
+        "2 cells × analysis + report: {:?}",
+        r.counts
+    );
     assert_eq!(r.counts.requests_failed, 0, "{:?}", r.counts);
     // Per language: the analysis call's prompt tokens (the same prompt), server timings, process.
     let campaign = data.join("agents");
@@ -396,7 +400,10 @@ async fn real_reference_agents_run_one_cell_each() {
                     continue;
                 }
                 assert!(q.output_tokens.is_some_and(|t| t > 0), "{q:?}");
-                assert!(q.eval_ms.is_some_and(|t| t > 0.0), "llama-server timings: {q:?}");
+                assert!(
+                    q.eval_ms.is_some_and(|t| t > 0.0),
+                    "llama-server timings: {q:?}"
+                );
                 if q.stage == chimera::workload::Stage::Analysis {
                     analysis_prompt_tokens.push(q.prompt_tokens);
                 }
@@ -409,12 +416,19 @@ async fn real_reference_agents_run_one_cell_each() {
                     continue;
                 }
                 assert_eq!(a.process.process_exit_code, Some(0), "{a:?}");
-                assert!(a.process.process_peak_rss_mib.is_some_and(|m| m > 0.5), "{a:?}");
+                assert!(
+                    a.process.process_peak_rss_mib.is_some_and(|m| m > 0.5),
+                    "{a:?}"
+                );
                 assert!(a.process.process_user_cpu_ms.is_some(), "{a:?}");
             }
         }
     }
-    assert_eq!(analysis_prompt_tokens.len(), 2, "one analysis call per language");
+    assert_eq!(
+        analysis_prompt_tokens.len(),
+        2,
+        "one analysis call per language"
+    );
     assert_eq!(
         analysis_prompt_tokens[0], analysis_prompt_tokens[1],
         "Rust and Python send the same analysis prompt"

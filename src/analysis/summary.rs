@@ -928,11 +928,12 @@ fn cross_comparisons(
                         o.dir != l.dir && super::load::origin(o).is_imported() == imported
                     }))
                     .find_map(|o| {
-                        let r = o
-                            .plan
-                            .reports
-                            .iter()
-                            .find(|r| super::load::report_matches(other, &r.report))?;
+                        // Never the report itself (`compare_with: [TR116]` in TR116_demo
+                        // names TR116, which `TR116_demo` also matches by its number).
+                        let r = o.plan.reports.iter().find(|r| {
+                            super::load::report_matches(other, &r.report)
+                                && !(o.dir == l.dir && r.report == rp.report)
+                        })?;
                         let (m, xs) = report_primary(o, &r.report, &models)?;
                         (m == multi).then(|| (format!("{} ({})", r.report, o.info.name), xs))
                     });

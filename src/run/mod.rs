@@ -8,7 +8,7 @@
 
 pub(crate) mod campaign;
 mod cells;
-mod command;
+pub(crate) mod command;
 mod error;
 mod events;
 mod fingerprint;

@@ -121,7 +121,7 @@ pub struct AgentRecord {
     pub ttft_ms: Option<f64>,
     /// Client time from send to the end of the response, ms.
     pub e2e_ms: f64,
-    /// Chunks received (0 when not streamed).
+    /// Chunks received (a non-streamed reply is one chunk; 0 when nothing arrived).
     #[serde(default)]
     pub chunks: u32,
     /// Gaps between consecutive chunks that carried text, ms.
