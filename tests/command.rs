@@ -445,3 +445,116 @@ async fn the_python_reference_agent_sends_the_same_work() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_runtime_axis_runs_the_rust_agent_on_every_executor() {
+    let agent = crate::support::rust_agent();
+    let emu = emulate(&fast_profile(6), 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = Manifest::two_agent_workflow(
+        "TR915",
+        "TR115-shaped runtime axis",
+        [emu.addrs[0], emu.addrs[1]],
+        ["local:gpu0", "local:gpu0"],
+        1,
+    )
+    .block(
+        "name: runtimes\n  workload: workflow\n  scenario: chimera_homo\n  model: gemma3\n  language: rust\n  apply_to: [A, B]\n  options: {num_ctx: 512}\n  axes:\n    runtime: [tokio-default, tokio-current-thread, tokio-localset, smol, async-std, smol-1kb]\n  id_template: \"{runtime}\"",
+    )
+    .yaml();
+    let text = with_command(
+        &text,
+        &format!("[\"{}\", --job, \"{{job}}\"]", agent.display()),
+    );
+    let summary = campaign(dir.path(), "rt", &text, false, None).await;
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    let cells: Vec<CellsRow> = rows(&dir.path().join("data/rt"));
+    let mut runtimes: Vec<String> = cells
+        .iter()
+        .filter(|c| c.kind == chimera::record::CellKind::Concurrent)
+        .filter_map(|c| c.axes.runtime.clone())
+        .collect();
+    runtimes.sort();
+    assert_eq!(
+        runtimes,
+        [
+            "async-std",
+            "smol",
+            "smol-1kb",
+            "tokio-current-thread",
+            "tokio-default",
+            "tokio-localset"
+        ]
+    );
+    // The runtime reached the program: smol-1kb re-chunks the stream into pieces of >= 1 KiB,
+    // and these replies (8 tokens) are shorter, so each arrives in one piece: no gap between
+    // its chunks, where tokio-default sees the emulator's pacing.
+    let requests: Vec<RequestsRow> = rows(&dir.path().join("data/rt"));
+    let itl_max = |rt: &str| -> f64 {
+        let ids: Vec<&str> = cells
+            .iter()
+            .filter(|c| c.axes.runtime.as_deref() == Some(rt))
+            .map(|c| c.cell_id.as_str())
+            .collect();
+        requests
+            .iter()
+            .filter(|r| !r.warmup && ids.contains(&r.cell_id.as_str()))
+            .filter_map(|r| r.itl_p99_ms)
+            .fold(0.0, f64::max)
+    };
+    assert_eq!(itl_max("smol-1kb"), 0.0);
+    assert!(itl_max("tokio-default") > 0.0);
+}
+
+/// The reports about the language and runtime axes plan cells that run the reference agents:
+/// TR115_v2 the Rust agent for every runtime, TR116 the Rust agent for its Rust blocks and the
+/// Python agent for its Python blocks, TR112_v2 (through TR109 and TR111_v2) both.
+#[test]
+fn the_axis_reports_plan_cells_that_run_the_reference_agents() {
+    let root = crate::support::root();
+    for (file, languages) in [
+        ("tr115.yaml", &["rust"][..]),
+        ("tr116.yaml", &["python", "rust"][..]),
+        ("tr112.yaml", &["python", "rust"][..]),
+        ("tr116-languages.yaml", &["python", "rust"][..]),
+    ] {
+        let plan = chimera::plan::build(&[root.join("experiments").join(file)]).expect("plan");
+        assert!(!plan.configs.is_empty(), "{file}");
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &plan.configs {
+            let w = &plan.reports[c.report].manifest.spec.workloads[c.workload];
+            let cmd = w
+                .command
+                .as_ref()
+                .unwrap_or_else(|| panic!("{file}: {} runs in-process", c.id));
+            let argv = cmd.argv_for(c.language).join(" ");
+            let lang = c.language.map(|l| l.to_string()).unwrap_or_default();
+            match lang.as_str() {
+                "rust" => assert!(
+                    argv.contains("target/release/chimera-agent"),
+                    "{file} {}: {argv}",
+                    c.id
+                ),
+                "python" => assert!(
+                    argv.contains("agents/python/chimera_agent.py"),
+                    "{file} {}: {argv}",
+                    c.id
+                ),
+                other => panic!("{file} {}: language {other:?}", c.id),
+            }
+            seen.insert(lang);
+        }
+        assert_eq!(
+            seen.iter().map(String::as_str).collect::<Vec<_>>(),
+            languages,
+            "{file}"
+        );
+    }
+    let tr115 = chimera::plan::build(&[root.join("experiments/tr115.yaml")]).expect("plan");
+    let runtimes: std::collections::BTreeSet<String> = tr115
+        .configs
+        .iter()
+        .filter_map(|c| c.runtime.map(|r| r.to_string()))
+        .collect();
+    assert_eq!(runtimes.len(), 5, "{runtimes:?}");
+}
