@@ -665,7 +665,7 @@ pub fn agent_program(dir: &Path, argv: Vec<String>) -> AgentProgramRun {
         }
     };
     let t0 = Instant::now();
-    let o = rt.block_on(crate::run::command::run_program(&spec, t0));
+    let o = rt.block_on(crate::run::command::run_program(&spec, t0, None));
     AgentProgramRun {
         wall: t0.elapsed(),
         records: o.records.len(),

@@ -118,8 +118,8 @@ async fn bad_agent_programs_fail_their_cell_and_leave_nothing_running() {
             "garbage",
             &["records line 1", "stdout: garbage on stdout"][..],
         ),
-        ("hang", &["deadline of 1 s", "killed"][..]),
-        ("fork", &["left 1 process(es) of its group running"][..]),
+        ("hang", &["ran past its deadline of 1 s", "killed"][..]),
+        ("fork", &["left 1 process(es) running"][..]),
         ("flood", &["more than `max_record_bytes` (67108864)"][..]),
         ("silent", &["wrote no record", "printed nothing"][..]),
     ] {
@@ -305,11 +305,11 @@ fn with_command(text: &str, argv: &str) -> String {
 /// (config, kind, repetition, agent, stage) of a request.
 type RequestPlace = (String, String, u32, String, String);
 
-/// (config, kind, repetition, agent, stage) → (prompt tokens, output tokens) of every measured
-/// request of a campaign.
+/// (config, kind, repetition, agent, stage) → (prompt tokens, output tokens, response
+/// characters) of every measured request of a campaign.
 fn work_of(
     campaign: &Path,
-) -> std::collections::BTreeMap<RequestPlace, (Option<u64>, Option<u64>)> {
+) -> std::collections::BTreeMap<RequestPlace, (Option<u64>, Option<u64>, u64)> {
     let cells: Vec<CellsRow> = rows(campaign);
     let requests: Vec<RequestsRow> = rows(campaign);
     let mut out = std::collections::BTreeMap::new();
@@ -326,7 +326,7 @@ fn work_of(
                 r.agent.clone(),
                 r.stage.name().to_owned(),
             ),
-            (r.prompt_tokens, r.output_tokens),
+            (r.prompt_tokens, r.output_tokens, r.response_chars),
         );
     }
     out
@@ -365,6 +365,11 @@ async fn the_rust_reference_agent_commits_the_same_tables_as_in_process_agents()
     // published efficiency hides what the true one shows on one shared GPU.
     let agents: Vec<AgentsRow> = rows(&b);
     for r in agents.iter().filter(|r| r.agent != "warmup") {
+        assert_eq!(
+            r.files_ingested,
+            Some(6),
+            "the agent reports its ingest: {r:?}"
+        );
         let p = &r.process;
         assert_eq!(p.process_exit_code, Some(0), "{r:?}");
         assert!(p.process_peak_rss_mib.is_some_and(|m| m > 0.5), "{r:?}");
@@ -437,6 +442,11 @@ async fn the_python_reference_agent_sends_the_same_work() {
     assert_eq!(wa, wb);
     let agents: Vec<AgentsRow> = rows(&d.join("data/py"));
     for r in agents.iter().filter(|r| r.agent != "warmup") {
+        assert_eq!(
+            r.files_ingested,
+            Some(6),
+            "the agent reports its ingest: {r:?}"
+        );
         assert_eq!(r.process.process_exit_code, Some(0), "{r:?}");
         // An interpreter with pydantic and httpx loaded is tens of MB.
         assert!(
@@ -557,4 +567,96 @@ fn the_axis_reports_plan_cells_that_run_the_reference_agents() {
         .filter_map(|c| c.runtime.map(|r| r.to_string()))
         .collect();
     assert_eq!(runtimes.len(), 5, "{runtimes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programs_that_escape_their_group_or_outlive_a_killed_chimera_are_stopped() {
+    let emu = emulate(&fast_profile(8), 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let escape = d.join("escape.sh");
+    std::fs::write(
+        &escape,
+        format!("setsid sleep 7791 < /dev/null > /dev/null 2>&1 &\necho '{RECORD}' >> \"$CHIMERA_RECORDS\"\n"),
+    )
+    .expect("script");
+    let hang = d.join("hang.sh");
+    std::fs::write(&hang, "exec sleep 7792\n").expect("script");
+    let manifest = |name: &str, script: &Path, deadline: &str| {
+        Manifest::new("TR954", "programs that try to outlive their cell")
+            .emulator("emu", emu.addrs[0], "local:gpu0")
+            .model("gemma3", "gemma3:270m")
+            .single("emu")
+            .workload(&format!(
+                "id: w\n  command: {{argv: [sh, \"{}\"]{deadline}}}\n  task: {{kind: single_inference, prompts: [hi]}}",
+                script.display()
+            ))
+            .configurations("w", "gemma3", &[single_config(name, "num_ctx: 512")])
+            .yaml()
+    };
+    // Out of its process group with `setsid`: still found (it works in the program's folder),
+    // killed, and the cell fails.
+    let summary = campaign(d, "escape", &manifest("escape", &escape, ""), false, None).await;
+    assert_eq!(summary.failed.len(), 1, "{:?}", summary.failed);
+    assert!(
+        summary.failed[0].1.contains("left 1 process(es) running"),
+        "{:?}",
+        summary.failed
+    );
+    assert!(
+        live(&["sleep", "7791"]).is_empty(),
+        "the setsid child outlived its cell"
+    );
+
+    // chimera killed with SIGKILL cannot stop its program; the next run does, first thing.
+    let path =
+        crate::support::write_file(d, "hang.yaml", &manifest("hang", &hang, ", deadline_s: 2"));
+    let args = |c: &mut std::process::Command| {
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+    };
+    let data = d.join("data");
+    let run = [
+        "run",
+        crate::support::s(&path),
+        "--data",
+        crate::support::s(&data),
+        "--campaign",
+        "hang",
+    ];
+    let mut cmd = crate::support::chimera_cmd(&run);
+    args(&mut cmd);
+    let mut first = cmd.spawn().expect("chimera run");
+    let t0 = std::time::Instant::now();
+    let orphan = loop {
+        if let Some(p) = live(&["sleep", "7792"]).first() {
+            break *p;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    first.kill().expect("SIGKILL chimera");
+    let _ = first.wait();
+    assert!(
+        live(&["sleep", "7792"]).contains(&orphan),
+        "SIGKILL leaves it running"
+    );
+    let mut cmd = crate::support::chimera_cmd(&run);
+    args(&mut cmd);
+    let second = tokio::task::spawn_blocking(move || cmd.status())
+        .await
+        .expect("join");
+    assert_eq!(
+        second.expect("status").code(),
+        Some(1),
+        "the hanging cell fails again"
+    );
+    assert!(
+        !live(&["sleep", "7792"]).contains(&orphan),
+        "the next run stopped the orphan"
+    );
+    assert!(live(&["sleep", "7792"]).is_empty());
 }

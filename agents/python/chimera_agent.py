@@ -328,6 +328,7 @@ def run(job):
                 records.write(rec)
             else:
                 rec, text = backend.send(wf.analysis_prompt(), "analysis", 0)
+                rec["files_ingested"] = wf.ingest.files
                 records.write(rec)
                 if "error" not in rec:
                     rec, _ = backend.send(wf.report_prompt(text), "report", 1)

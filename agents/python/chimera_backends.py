@@ -202,6 +202,7 @@ class Meter(object):
             "sent_at_unix_ms": self.sent_at_unix_ms,
             "e2e_ms": max(0.0, _ms(end - self.t0)),
             "chunks": self.chunks,
+            "response_chars": len(self.text()),
         }
         if self.ttft_ms is not None:
             rec["ttft_ms"] = self.ttft_ms

@@ -507,12 +507,8 @@ fn comparison_findings(r: &ReportAnalysis) -> Vec<String> {
         .iter()
         .filter(|c| c.by == "model" || c.by == "runtime")
         .count();
-    // The language axis on the primary metric only: its other metrics (and the per-model
-    // comparisons) are in the Comparisons table.
-    let primary_name = primary(r.multi_agent).2;
-    let language_detail = |c: &&Comparison| {
-        c.by.starts_with("language within") || (c.by == "language" && c.metric != primary_name)
-    };
+    // The language axis within blocks is in the Comparisons table, not in the findings.
+    let language_detail = |c: &&Comparison| c.by.starts_with("language in block");
     for c in r
         .comparisons
         .iter()
@@ -731,11 +727,7 @@ fn analyze_report(
         .map(|r| judge(&pool, r, imported))
         .collect();
     let mut comparisons = within_comparisons(&pool, &rp.report, multi);
-    comparisons.extend(super::languages::language_comparisons(
-        &pool,
-        &rp.report,
-        primary(multi).2,
-    ));
+    comparisons.extend(super::languages::language_comparisons(&pool, &rp.report));
     comparisons.extend(cross_comparisons(l, all, &rp.report, multi, imported));
     let efficiency = if multi {
         efficiency_rows(&own_pool, &configs)

@@ -131,6 +131,7 @@ pub(super) fn request_row(
         itl_p50_ms: None,
         itl_p99_ms: None,
         published_ttft_ms,
+        response_chars: None,
         record,
     }
 }

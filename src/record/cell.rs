@@ -29,6 +29,9 @@ pub struct RequestRow {
     /// TTFT as the report's harness defined it (client TTFT, or server load + prompt eval,
     /// or prompt eval: [`metrics::published_ttft_ms`]), ms.
     pub published_ttft_ms: Option<f64>,
+    /// The length of the generated text when the text itself is not kept (an agent
+    /// program's record says it); `None`: the length of `record.text`.
+    pub response_chars: Option<u64>,
     /// What the backend measured.
     #[serde(flatten)]
     pub record: RequestRecord,
@@ -58,6 +61,7 @@ impl RequestRow {
             itl_p50_ms: metrics::percentile(&record.itl_ms, 50.0),
             itl_p99_ms: metrics::percentile(&record.itl_ms, 99.0),
             published_ttft_ms: metrics::published_ttft_ms(ttft, &record),
+            response_chars: None,
             record,
         }
     }

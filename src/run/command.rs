@@ -64,6 +64,36 @@ pub(crate) struct Prepare<'a> {
     pub work_root: &'a Path,
 }
 
+/// Checks that a program that exited cleanly recorded its whole task: one record per prompt
+/// (stage `single`), the persona call (stage `persona`), or the workflow's analysis and,
+/// when the analysis succeeded, its report.
+pub(crate) fn check_records(task: &Task, records: &[AgentRecord]) -> Result<(), String> {
+    use crate::workload::protocol::RecordStage as S;
+    let stages: Vec<S> = records.iter().map(|r| r.stage).collect();
+    let want: Vec<S> = match task {
+        Task::SingleInference { prompts } => vec![S::Single; prompts.len()],
+        Task::Persona { .. } => vec![S::Persona],
+        Task::AgentWorkflow { .. } => match records.first() {
+            Some(a) if a.stage == S::Analysis && a.error.is_some() => vec![S::Analysis],
+            _ => vec![S::Analysis, S::Report],
+        },
+    };
+    if stages == want {
+        return Ok(());
+    }
+    let name = |v: &[S]| {
+        v.iter()
+            .map(|s| format!("{s:?}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(format!(
+        "agent program exited with status 0 but recorded [{}] where its task asks for [{}] (one record per request, in order: docs/agent-protocol.md)",
+        name(&stages),
+        name(&want)
+    ))
+}
+
 /// Requests the task sends (for the cell deadline).
 fn requests_of(task: &Task) -> u32 {
     match task {
@@ -71,6 +101,63 @@ fn requests_of(task: &Task) -> u32 {
         Task::Persona { .. } => 1,
         Task::AgentWorkflow { .. } => 2,
     }
+}
+
+/// Where the agent runs' scratch directories live: `<work>/agents/<chimera pid>/<cell>/<agent>`
+/// (one folder per chimera process, so that two runs sharing a work directory never share
+/// one, and a killed chimera's leftovers can be told apart).
+fn agents_root(work_root: &Path) -> PathBuf {
+    work_root.join("agents")
+}
+
+/// Processes whose working directory is `dir` or below it (agent programs, and whatever they
+/// started, even outside their process group).
+fn processes_in(dir: &Path) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+        })
+        .collect()
+}
+
+fn kill_pids(pids: &[u32]) {
+    for pid in pids {
+        if let Some(p) = rustix::process::Pid::from_raw(*pid as i32) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// Stops the agent programs a killed chimera left running (SIGKILL gives it no chance to stop
+/// them): every process working in the scratch folder of a chimera process that no longer
+/// exists is killed, and the folder removed. Returns how many were killed.
+pub(crate) fn stop_stale_programs(work_root: &Path) -> usize {
+    let Ok(dirs) = std::fs::read_dir(agents_root(work_root)) else {
+        return 0;
+    };
+    let me = std::process::id();
+    let mut killed = 0;
+    for d in dirs.flatten() {
+        let Ok(pid) = d.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let dir = absolute(&d.path());
+        let pids = processes_in(&dir);
+        kill_pids(&pids);
+        killed += pids.len();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    killed
 }
 
 /// Extra time an agent program gets beyond its requests' timeouts (start-up, ingest).
@@ -83,7 +170,12 @@ fn absolute(p: &Path) -> PathBuf {
 /// Writes the job file of one agent run into a fresh scratch directory and fills the
 /// program's arguments and environment.
 pub(crate) fn prepare(p: &Prepare<'_>) -> Result<ProgramSpec, String> {
-    let work_dir = absolute(&p.work_root.join("agents").join(p.cell_id).join(p.agent));
+    let work_dir = absolute(
+        &agents_root(p.work_root)
+            .join(std::process::id().to_string())
+            .join(p.cell_id)
+            .join(p.agent),
+    );
     let records = work_dir.join("records.jsonl");
     let job_path = work_dir.join("job.json");
     let manifest_dir = absolute(p.manifest.parent().unwrap_or(Path::new(".")));
@@ -182,12 +274,20 @@ pub(crate) fn prepare(p: &Prepare<'_>) -> Result<ProgramSpec, String> {
         fill_braces(arg, value)
             .map_err(|bad| format!("the workload's `command` uses an unknown placeholder {bad}"))
     };
-    let argv = p
+    let mut argv = p
         .command
         .argv_for(p.language)
         .iter()
         .map(|a| fill(a))
         .collect::<Result<Vec<_>, _>>()?;
+    // A relative program path with a `/` is taken from chimera's working directory (as the
+    // preflight check found it), not from the program's own working directory.
+    if let Some(first) = argv.first_mut()
+        && first.contains('/')
+        && Path::new(first.as_str()).is_relative()
+    {
+        *first = absolute(Path::new(first.as_str())).display().to_string();
+    }
     if argv.is_empty() {
         return Err(format!(
             "the workload's `command` has no argv for language {:?}",
@@ -204,8 +304,11 @@ pub(crate) fn prepare(p: &Prepare<'_>) -> Result<ProgramSpec, String> {
         env.push((k.clone(), fill(v)?));
     }
     let deadline = match p.command.deadline_s {
-        Some(d) => Duration::from_secs_f64(d),
-        None => p.timeout * requests_of(p.task).max(1) + DEADLINE_SLACK,
+        Some(d) => Duration::try_from_secs_f64(d).unwrap_or(Duration::MAX),
+        None => p
+            .timeout
+            .saturating_mul(requests_of(p.task).max(1))
+            .saturating_add(DEADLINE_SLACK),
     };
     Ok(ProgramSpec {
         argv,
@@ -306,12 +409,19 @@ fn quoted(tail: &Arc<Mutex<Tail>>) -> String {
     }
 }
 
-/// Kills process group `pgid` on drop.
-struct GroupGuard(u32);
+/// Kills process group `pgid` on drop, until disarmed (once the leader is reaped its id may
+/// be reused: the waiter kills the group before reaping it).
+struct GroupGuard {
+    pgid: u32,
+    armed: bool,
+}
 
 impl GroupGuard {
     fn kill(&self) {
-        if let Some(p) = rustix::process::Pid::from_raw(self.0 as i32) {
+        if !self.armed {
+            return;
+        }
+        if let Some(p) = rustix::process::Pid::from_raw(self.pgid as i32) {
             let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
         }
     }
@@ -386,34 +496,45 @@ struct Exit {
     code: Option<i32>,
     signal: Option<i32>,
     cpu: Option<(f64, f64)>,
+    /// Live processes left in its group when it exited (killed since).
+    left: Vec<u32>,
     at: Instant,
 }
 
-/// Waits for `child` to exit without reaping it, reads its CPU times, then reaps it.
-fn wait_blocking(mut child: std::process::Child) -> Exit {
+/// Waits for `child` to exit without reaping it; while its process id (and so its process
+/// group id) is still reserved by the zombie, reads its CPU times, lists the live processes
+/// it left in its group and kills the group; then reaps it.
+fn wait_blocking(mut child: std::process::Child, work_dir: &Path) -> Exit {
     use std::os::unix::process::ExitStatusExt;
     let pid = child.id();
     let mut cpu = None;
+    let mut left = Vec::new();
     if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
         let opts = rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT;
         if rustix::process::waitid(rustix::process::WaitId::Pid(p), opts).is_ok() {
             cpu = cpu_times(pid);
+            left = live_members(pid);
         }
+        let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
+        // What left the group (`setsid`) but still works in the program's folder goes too.
+        let escaped: Vec<u32> = processes_in(work_dir)
+            .into_iter()
+            .filter(|q| *q != pid && !left.contains(q))
+            .collect();
+        kill_pids(&escaped);
+        left.extend(escaped);
     }
     let at = Instant::now();
-    match child.wait() {
-        Ok(st) => Exit {
-            code: st.code(),
-            signal: st.signal(),
-            cpu,
-            at,
-        },
-        Err(_) => Exit {
-            code: None,
-            signal: None,
-            cpu,
-            at,
-        },
+    let (code, signal) = match child.wait() {
+        Ok(st) => (st.code(), st.signal()),
+        Err(_) => (None, None),
+    };
+    Exit {
+        code,
+        signal,
+        cpu,
+        left,
+        at,
     }
 }
 
@@ -432,9 +553,14 @@ fn spawn(spec: &ProgramSpec) -> std::io::Result<std::process::Child> {
         .spawn()
 }
 
-/// Runs `spec` to its end (or its deadline); `t0` is the cell's start, for the start offset.
-/// `name` names the program in messages.
-pub(crate) async fn run_program(spec: &ProgramSpec, t0: Instant) -> ProgramOutcome {
+/// Runs `spec` to its end (or its deadline); `t0` is the cell's start, for the start offset;
+/// `start`, when given, is waited on right before the spawn (the agents of a concurrent cell
+/// start together).
+pub(crate) async fn run_program(
+    spec: &ProgramSpec,
+    t0: Instant,
+    start: Option<&tokio::sync::Barrier>,
+) -> ProgramOutcome {
     let mut out = ProgramOutcome::default();
     let program = spec.argv.first().cloned().unwrap_or_default();
     if let Err(e) = std::fs::create_dir_all(&spec.work_dir)
@@ -446,7 +572,9 @@ pub(crate) async fn run_program(spec: &ProgramSpec, t0: Instant) -> ProgramOutco
         ));
         return out;
     }
-    let spawned = Instant::now();
+    if let Some(b) = start {
+        b.wait().await;
+    }
     let mut child = match spawn(spec) {
         Ok(c) => c,
         Err(e) => {
@@ -456,14 +584,21 @@ pub(crate) async fn run_program(spec: &ProgramSpec, t0: Instant) -> ProgramOutco
             return out;
         }
     };
+    // The program is running from here (spawn returns after its exec).
+    let spawned = Instant::now();
     out.stats.start_offset_ms = Some(spawned.duration_since(t0).as_secs_f64() * 1000.0);
     let pid = child.id();
-    let guard = GroupGuard(pid);
+    let mut guard = GroupGuard {
+        pgid: pid,
+        armed: true,
+    };
     let stdout = child.stdout.take().map(drain);
     let stderr = child.stderr.take().map(drain);
-    let mut waiter = tokio::task::spawn_blocking(move || wait_blocking(child));
+    let work_dir = spec.work_dir.clone();
+    let mut waiter = tokio::task::spawn_blocking(move || wait_blocking(child, &work_dir));
     let mut peak_kb = 0u64;
     let mut killed: Option<String> = None;
+    let mut overflow = false;
     let exit = loop {
         tokio::select! {
             r = &mut waiter => break r.ok(),
@@ -480,10 +615,11 @@ pub(crate) async fn run_program(spec: &ProgramSpec, t0: Instant) -> ProgramOutco
                         "wrote {size} bytes of records, more than `max_record_bytes` ({}); killed",
                         spec.max_record_bytes
                     ));
+                    overflow = true;
                     guard.kill();
                 } else if spawned.elapsed() > spec.deadline {
                     killed = Some(format!(
-                        "ran past the cell deadline of {:.0} s; killed with its process group",
+                        "ran past its deadline of {:.0} s; killed with its process group",
                         spec.deadline.as_secs_f64()
                     ));
                     guard.kill();
@@ -491,15 +627,8 @@ pub(crate) async fn run_program(spec: &ProgramSpec, t0: Instant) -> ProgramOutco
             }
         }
     };
-    // Whatever the program left behind in its group goes with it (and fails the run: a
-    // benchmark agent that leaves processes behind skews the cells after it).
-    let left = if killed.is_none() {
-        live_members(pid)
-    } else {
-        Vec::new()
-    };
-    guard.kill();
-    drop(guard);
+    // The waiter killed the group before reaping the leader; from now on its id is free.
+    guard.armed = false;
     // Give the drains a moment to see the pipes close (a child outside the group could
     // hold them open: their tails are taken as they are).
     let until = Instant::now() + Duration::from_millis(200);
@@ -533,35 +662,48 @@ pub(crate) async fn run_program(spec: &ProgramSpec, t0: Instant) -> ProgramOutco
         out.stats.process_sys_cpu_ms = Some(sys);
     }
     out.stats.process_peak_rss_mib = (peak_kb > 0).then(|| peak_kb as f64 / 1024.0);
-    if !left.is_empty() {
+    if killed.is_none() && !exit.left.is_empty() {
+        // Whatever the program left behind in its group went with it, and fails the run: a
+        // benchmark agent that leaves processes behind skews the cells after it.
         killed = Some(format!(
-            "exited but left {} process(es) of its group running (pid {}); killed them",
-            left.len(),
-            left.iter()
+            "exited but left {} process(es) running (pid {}); killed them",
+            exit.left.len(),
+            exit.left
+                .iter()
                 .map(u32::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
     }
-    if let Some(why) = killed {
-        out.failure = Some(format!("{who} {why}{}", tails()));
-        // A runaway records file is not kept.
+    out.failure = match (&killed, exit.code, exit.signal) {
+        (Some(why), _, _) => Some(format!("{who} {why}{}", tails())),
+        (None, Some(0), _) => None,
+        (None, Some(c), _) => Some(format!("{who} exited with status {c}{}", tails())),
+        (None, None, Some(s)) => Some(format!("{who} was killed by signal {s}{}", tails())),
+        (None, None, None) => Some(format!("{who} ended without an exit status{}", tails())),
+    };
+    if overflow {
+        // A runaway records file is neither read nor kept.
         let _ = std::fs::remove_file(&spec.records);
         return out;
     }
-    out.failure = match (exit.code, exit.signal) {
-        (Some(0), _) => None,
-        (Some(c), _) => Some(format!("{who} exited with status {c}{}", tails())),
-        (None, Some(s)) => Some(format!("{who} was killed by signal {s}{}", tails())),
-        (None, None) => Some(format!("{who} ended without an exit status{}", tails())),
+    // The records written before a failure are kept (a run killed at its deadline keeps the
+    // requests it finished). Parsing up to `max_record_bytes` runs off the async threads.
+    let read = {
+        let spec = spec.clone();
+        tokio::task::spawn_blocking(move || read_records(&spec)).await
     };
-    match read_records(spec) {
-        Ok(recs) => out.records = recs,
-        Err((recs, why)) => {
+    match read {
+        Ok(Ok(recs)) => out.records = recs,
+        Ok(Err((recs, why))) => {
             out.records = recs;
             if out.failure.is_none() {
                 out.failure = Some(format!("{who} {why}{}", tails()));
             }
+        }
+        Err(e) => {
+            out.failure
+                .get_or_insert_with(|| format!("{who}: reading its records failed: {e}"));
         }
     }
     if out.failure.is_none() && out.records.is_empty() {
@@ -646,7 +788,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
-        rt.block_on(run_program(&s, Instant::now()))
+        rt.block_on(run_program(&s, Instant::now(), None))
     }
 
     #[test]
@@ -691,6 +833,48 @@ mod tests {
     }
 
     #[test]
+    fn records_must_cover_the_task() {
+        let rec = |stage: &str, err: bool| {
+            let e = if err {
+                r#","error":{"kind":"timeout","message":"slow"}"#
+            } else {
+                ""
+            };
+            let line = format!(r#"{{"stage":"{stage}","sent_at_unix_ms":1,"e2e_ms":2{e}}}"#);
+            crate::workload::protocol::parse_record(1, &line)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("{line}"))
+        };
+        let three = Task::SingleInference {
+            prompts: vec!["a".into(), "b".into(), "c".into()],
+        };
+        assert!(check_records(&three, &[rec("single", false)]).is_err());
+        assert!(check_records(&three, &vec![rec("single", false); 3]).is_ok());
+        let wf = Task::AgentWorkflow {
+            corpus: crate::manifest::Corpus::Empty,
+            expected_files: None,
+            analysis_template: "{data_summary}".into(),
+            report_template: "".into(),
+            role_templates: Default::default(),
+        };
+        let only_analysis = check_records(&wf, &[rec("analysis", false)]);
+        let e = only_analysis.err().unwrap_or_default();
+        assert!(
+            e.contains("recorded [analysis] where its task asks for [analysis, report]"),
+            "{e}"
+        );
+        assert!(check_records(&wf, &[rec("analysis", true)]).is_ok());
+        assert!(check_records(&wf, &[rec("analysis", false), rec("report", false)]).is_ok());
+        assert!(check_records(&wf, &[rec("report", false), rec("analysis", false)]).is_err());
+        let persona = Task::Persona {
+            prompts: Default::default(),
+        };
+        assert!(check_records(&persona, &[rec("single", false)]).is_err());
+        assert!(check_records(&persona, &[rec("persona", false)]).is_ok());
+    }
+
+    #[test]
     fn a_missing_program_is_named() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut s = spec(dir.path(), "");
@@ -699,7 +883,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
-        let o = rt.block_on(run_program(&s, Instant::now()));
+        let o = rt.block_on(run_program(&s, Instant::now(), None));
         let f = o.failure.unwrap_or_default();
         assert!(
             f.contains("cannot start agent program `/nonexistent/agent`"),

@@ -113,6 +113,9 @@ struct AgentJob {
     ttft_def: TtftDefinition,
     /// The agent program of a `command` workload, prepared (or why it could not be).
     program: Option<Result<command::ProgramSpec, String>>,
+    /// Waited on right before an agent program starts: the programs of a concurrent cell
+    /// start together.
+    start: Option<Arc<tokio::sync::Barrier>>,
 }
 
 use crate::util::clock::now_unix_ms;
@@ -233,7 +236,7 @@ impl AgentJob {
         cell_t0: Instant,
     ) -> AgentRun {
         let o = match &program {
-            Ok(spec) => command::run_program(spec, cell_t0).await,
+            Ok(spec) => command::run_program(spec, cell_t0, self.start.as_deref()).await,
             Err(why) => command::ProgramOutcome {
                 failure: Some(why.clone()),
                 ..Default::default()
@@ -244,14 +247,22 @@ impl AgentJob {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                self.row(
+                let mut row = self.row(
                     r.stage.into(),
                     r.index.unwrap_or(i as u32),
                     command_record(r),
-                )
+                );
+                row.response_chars = Some(r.response_chars.unwrap_or(0));
+                row
             })
             .collect();
-        match o.failure {
+        let files = o.records.iter().find_map(|r| r.files_ingested);
+        // A clean exit must also have done the whole task: every prompt, or the workflow's
+        // analysis and (after a successful analysis) its report.
+        let failure = o
+            .failure
+            .or_else(|| command::check_records(&self.task, &o.records).err());
+        match failure {
             Some(why) => {
                 let stage = match &self.task {
                     Task::SingleInference { .. } => Stage::Single,
@@ -270,7 +281,7 @@ impl AgentJob {
             }
         }
         let duration_ms = o.stats.process_wall_ms.unwrap_or(0.0);
-        let mut run = self.finish_ms(isolated, duration_ms, rows, None);
+        let mut run = self.finish_ms(isolated, duration_ms, rows, files);
         run.process = Some(o.stats);
         run
     }
@@ -368,6 +379,12 @@ impl Runner {
     /// One URL speaks one protocol: an URL declared both as `openai` and as `ollama` or
     /// `emulator` (in any of the plan's manifests) is refused.
     pub fn prepare(plan: &Plan, opts: &RunOptions) -> Result<Runner, RunError> {
+        let stale = command::stop_stale_programs(&opts.work_dir);
+        if stale > 0 {
+            tracing::warn!(
+                "stopped {stale} agent program process(es) left running by an earlier chimera run that was killed"
+            );
+        }
         let mut clients: HashMap<String, Arc<Client>> = HashMap::new();
         // URL → (endpoint id, OpenAI protocol), for the one-protocol-per-URL rule.
         let mut declared: HashMap<String, (String, bool)> = HashMap::new();
@@ -538,10 +555,14 @@ impl Runner {
         let jobs: Vec<AgentJob> = c
             .agents
             .iter()
-            .map(|a| {
+            .enumerate()
+            .map(|(i, a)| {
                 let e = &spec.endpoints[a.endpoint];
-                let timeout = Duration::from_secs_f64(spec.request_timeout_s);
-                let program = w.command.as_ref().map(|cmd| {
+                let timeout =
+                    Duration::try_from_secs_f64(spec.request_timeout_s).unwrap_or(Duration::MAX);
+                // An isolated cell runs one agent: only its program is prepared.
+                let runs = node.kind != NodeKind::Isolated || i == node.agent as usize;
+                let program = w.command.as_ref().filter(|_| runs).map(|cmd| {
                     command::prepare(&command::Prepare {
                         command: cmd,
                         task: &w.task,
@@ -564,6 +585,7 @@ impl Runner {
                 });
                 AgentJob {
                     program,
+                    start: None,
                     client: self.clients[&e.url].clone(),
                     endpoint: e.id.clone(),
                     agent: a.id.to_string(),
@@ -658,9 +680,16 @@ async fn run_agents(node: &PlanNode, jobs: Vec<AgentJob>, t0: Instant) -> Vec<Ag
         NodeKind::Concurrent => {
             // Cancelling the cell (Ctrl-C) drops this future: the agents' tasks go with it
             // (an agent program's process group is killed when its task is dropped).
+            let programs = jobs.iter().filter(|j| j.program.is_some()).count();
+            let start = (programs > 1).then(|| Arc::new(tokio::sync::Barrier::new(programs)));
             let mut handles = AbortOnDrop(
                 jobs.into_iter()
-                    .map(|j| tokio::spawn(j.run(false, t0)))
+                    .map(|mut j| {
+                        if j.program.is_some() {
+                            j.start = start.clone();
+                        }
+                        tokio::spawn(j.run(false, t0))
+                    })
                     .collect(),
             );
             let mut out = Vec::new();

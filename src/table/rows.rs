@@ -404,7 +404,9 @@ impl RequestsRow {
                 itl_p50_ms: x.itl_p50_ms,
                 itl_p99_ms: x.itl_p99_ms,
                 chunks: r.chunks,
-                response_chars: r.text.chars().count() as u64,
+                response_chars: x
+                    .response_chars
+                    .unwrap_or_else(|| r.text.chars().count() as u64),
                 done_reason: r.done_reason.clone(),
                 error_kind: r.error.as_ref().map(|e| e.kind),
                 error_status: r.error.as_ref().and_then(|e| e.status),

@@ -58,6 +58,7 @@ fn request(stage: Stage, index: u32, ok: bool) -> RequestRow {
         itl_p50_ms: ok.then_some(11.0),
         itl_p99_ms: ok.then_some(11.98),
         published_ttft_ms: ok.then_some(120.5),
+        response_chars: None,
         record,
     }
 }

@@ -102,7 +102,7 @@ pub enum JobTask {
 
 /// One LLM request as an agent program measured it: one JSON object per line of the records
 /// file. `stage`, `sent_at_unix_ms` and `e2e_ms` are required; every other field may be
-/// absent or `null` when the program does not know it. Unknown fields are refused (a typo
+/// absent when the program does not know it (and `null`, except `chunks` and `itl_ms`). Unknown fields are refused (a typo
 /// must not silently drop a measurement).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -148,6 +148,14 @@ pub struct AgentRecord {
     /// Server `done_reason` / `finish_reason`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_reason: Option<String>,
+    /// Length of the generated text, in Unicode scalar values (the `requests` column
+    /// `response_chars`; 0 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_chars: Option<u64>,
+    /// Files the agent workflow's ingest found (on its analysis record; the `agents`
+    /// column `files_ingested`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_ingested: Option<u32>,
     /// The failure, when the request failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RecordError>,

@@ -495,23 +495,19 @@ class WorkflowTests(unittest.TestCase):
 # Records: chimera's parse_record, ported
 # ---------------------------------------------------------------------------------------------
 
-RECORD_FIELDS = {
-    "stage",
-    "index",
-    "sent_at_unix_ms",
-    "ttft_ms",
-    "e2e_ms",
-    "chunks",
-    "itl_ms",
-    "prompt_tokens",
-    "output_tokens",
-    "load_ms",
-    "prompt_eval_ms",
-    "eval_ms",
-    "total_ms",
-    "done_reason",
-    "error",
-}
+# The fields chimera accepts, from the committed schema of a record line (generated from
+# chimera's types: `chimera schema --agent-record`), so this test cannot drift from chimera.
+RECORD_FIELDS = set(
+    json.loads(
+        open(
+            os.path.join(
+                os.path.dirname(os.path.abspath(__file__)),
+                "..", "..", "..", "schemas", "agent-record.schema.json",
+            ),
+            encoding="utf-8",
+        ).read()
+    )["properties"]
+)
 
 
 def check_record(tc, line):

@@ -174,6 +174,8 @@ impl Outcome {
             eval_ms: r.eval_ms,
             total_ms: r.total_ms,
             done_reason: r.done_reason.clone(),
+            response_chars: Some(r.text.chars().count() as u64),
+            files_ingested: None,
             error: self.error.as_ref().map(|e| RecordError {
                 kind: e.kind.name().to_owned(),
                 message: e.message.clone(),

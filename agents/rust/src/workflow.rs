@@ -170,7 +170,9 @@ impl Work {
             }
             Plan::Workflow(wf) => {
                 let analysis = send::<E>(&target, &with(wf.analysis_prompt())).await;
-                sink.write(&analysis.record(RecordStage::Analysis, 0))?;
+                let mut record = analysis.record(RecordStage::Analysis, 0);
+                record.files_ingested = Some(wf.ingest().files);
+                sink.write(&record)?;
                 if analysis.ok() {
                     let prompt = wf.report_prompt(&analysis.reply.text);
                     let report = send::<E>(&target, &with(prompt)).await;

@@ -312,6 +312,9 @@ fn check_workloads(ctx: &mut Ctx<'_>) {
     }
 }
 
+/// The longest `deadline_s` accepted: a week.
+const MAX_DEADLINE_S: f64 = 7.0 * 24.0 * 3600.0;
+
 /// A command workload: an argv for every language it lists, known placeholders only.
 fn check_command(ctx: &mut Ctx<'_>, p: &KeyPath, c: &CommandAgent) {
     let mut argvs = vec![(p.key("argv"), &c.argv)];
@@ -332,10 +335,12 @@ fn check_command(ctx: &mut Ctx<'_>, p: &KeyPath, c: &CommandAgent) {
             |d| d.found("`0`"),
         );
     }
-    if c.deadline_s.is_some_and(|d| !(d.is_finite() && d > 0.0)) {
+    if c.deadline_s
+        .is_some_and(|d| !(d.is_finite() && d > 0.0 && d <= MAX_DEADLINE_S))
+    {
         ctx.emit(
             p.key("deadline_s"),
-            "deadline_s must be a number of seconds > 0",
+            "deadline_s must be a number of seconds > 0 and at most a week (604800)",
             |d| d.found(format!("`{:?}`", c.deadline_s)),
         );
     }
