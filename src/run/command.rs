@@ -687,8 +687,15 @@ pub(crate) async fn run_program(
         let _ = std::fs::remove_file(&spec.records);
         return out;
     }
-    // The records written before a failure are kept (a run killed at its deadline keeps the
-    // requests it finished). Parsing up to `max_record_bytes` runs off the async threads.
+    read_back(spec, &who, &tails(), &mut out).await;
+    out
+}
+
+/// Reads a finished run's records into `out`: the records written before a failure are kept
+/// (a run killed at its deadline keeps the requests it finished); a bad line, or no record
+/// from a clean exit, fails the run. Parsing (up to `max_record_bytes`) runs off the async
+/// threads.
+async fn read_back(spec: &ProgramSpec, who: &str, tails: &str, out: &mut ProgramOutcome) {
     let read = {
         let spec = spec.clone();
         tokio::task::spawn_blocking(move || read_records(&spec)).await
@@ -698,7 +705,7 @@ pub(crate) async fn run_program(
         Ok(Err((recs, why))) => {
             out.records = recs;
             if out.failure.is_none() {
-                out.failure = Some(format!("{who} {why}{}", tails()));
+                out.failure = Some(format!("{who} {why}{}", tails));
             }
         }
         Err(e) => {
@@ -710,10 +717,9 @@ pub(crate) async fn run_program(
         out.failure = Some(format!(
             "{who} exited with status 0 but wrote no record to `{}`{}",
             spec.records.display(),
-            tails()
+            tails
         ));
     }
-    out
 }
 
 /// The records of a finished run; on a bad line, the records before it and why.
