@@ -57,7 +57,7 @@ $(BIN): release
 test:
 	$(CARGO) test --workspace
 	@if [ -x $(AGENT_VENV)/bin/python ]; then \
-	  $(AGENT_VENV)/bin/python -m unittest discover -s agents/python/tests; \
+	  CHIMERA_BIN=$(CURDIR)/target/debug/chimera $(AGENT_VENV)/bin/python -m unittest discover -s agents/python/tests; \
 	elif [ "$$CHIMERA_REQUIRE_PYTHON_TESTS" = 1 ]; then \
 	  echo "test: $(AGENT_VENV) is missing (make agents) and CHIMERA_REQUIRE_PYTHON_TESTS=1 requires the Python agent's tests" >&2; exit 1; \
 	else echo "test: the Python agent's tests are skipped ($(AGENT_VENV) is missing: make agents)"; fi
