@@ -19,6 +19,7 @@ use crate::manifest::{
     Api, CommandAgent, Endpoint, EndpointKind, Language, Options, Role, Runtime, Task,
 };
 use crate::record::ProcessStats;
+use crate::util::procfs::{cpu_times, live_members, peak_rss_kb, processes_in};
 use crate::workload::protocol::{
     AgentJob, AgentRecord, JobTask, PROTOCOL_VERSION, ProtocolKind, parse_record,
 };
@@ -108,23 +109,6 @@ fn requests_of(task: &Task) -> u32 {
 /// one, and a killed chimera's leftovers can be told apart).
 fn agents_root(work_root: &Path) -> PathBuf {
     work_root.join("agents")
-}
-
-/// Processes whose working directory is `dir` or below it (agent programs, and whatever they
-/// started, even outside their process group).
-fn processes_in(dir: &Path) -> Vec<u32> {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let me = std::process::id();
-    procs
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
-        })
-        .collect()
 }
 
 fn kill_pids(pids: &[u32]) {
@@ -431,64 +415,6 @@ impl Drop for GroupGuard {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// CPU times (user, system) in ms of process `pid`, itself and its waited-for children,
-/// from `/proc/<pid>/stat` (readable until the process is reaped).
-fn cpu_times(pid: u32) -> Option<(f64, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // state is f[0]; utime, stime, cutime, cstime are fields 14–17 of stat(5): f[11..15].
-    let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
-    let ticks = rustix::param::clock_ticks_per_second() as f64;
-    let ms = |t: f64| t * 1000.0 / ticks;
-    Some((
-        ms(num(11)? + num(13)?.max(0.0)),
-        ms(num(12)? + num(14)?.max(0.0)),
-    ))
-}
-
-/// `VmHWM` of process `pid`, kB.
-fn peak_rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// Live (not zombie) processes of process group `pgid`: none without a `/proc` scan when
-/// the group is empty (one `kill(-pgid, 0)`).
-fn live_members(pgid: u32) -> Vec<u32> {
-    let Some(p) = rustix::process::Pid::from_raw(pgid as i32) else {
-        return Vec::new();
-    };
-    if rustix::process::test_kill_process_group(p).is_err() {
-        return Vec::new();
-    }
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let group = pgid.to_string();
-    let mut out = Vec::new();
-    for e in dir.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() > 2 && f[0] != "Z" && f[2] == group {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 /// How the process ended.

@@ -259,23 +259,7 @@ pub(super) mod tests {
     /// Live (not zombie) processes of process group `pgid`.
     #[cfg(target_os = "linux")]
     pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-                continue;
-            };
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                continue;
-            };
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            if f.len() > 2 && f[0] != "Z" && f[2] == pgid.to_string() {
-                out.push(pid);
-            }
-        }
-        out
+        crate::util::procfs::live_members(pgid)
     }
 
     #[cfg(target_os = "linux")]

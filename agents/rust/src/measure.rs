@@ -14,51 +14,8 @@ pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// Longest error message kept, in characters.
 const MAX_ERROR_CHARS: usize = 500;
 
-/// chimera's error kinds (`RecordError::kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// The connection could not be made (or closed before a response head).
-    ConnectionRefused,
-    /// HTTP 404 naming a missing model.
-    ModelNotFound,
-    /// HTTP 400.
-    BadRequest,
-    /// HTTP 5xx other than 503.
-    ServerError,
-    /// HTTP 503.
-    QueueFull,
-    /// Any other non-2xx status.
-    HttpStatus,
-    /// An error streamed after a 2xx head.
-    StreamError,
-    /// The reply ended before its end marker.
-    Truncated,
-    /// A line or body that is not the JSON expected.
-    MalformedResponse,
-    /// The request took longer than the job's `timeout_s`.
-    Timeout,
-    /// The reply exceeded [`MAX_RESPONSE_BYTES`].
-    TooLarge,
-}
-
-impl Kind {
-    /// The snake_case name chimera stores.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Kind::ConnectionRefused => "connection_refused",
-            Kind::ModelNotFound => "model_not_found",
-            Kind::BadRequest => "bad_request",
-            Kind::ServerError => "server_error",
-            Kind::QueueFull => "queue_full",
-            Kind::HttpStatus => "http_status",
-            Kind::StreamError => "stream_error",
-            Kind::Truncated => "truncated",
-            Kind::MalformedResponse => "malformed_response",
-            Kind::Timeout => "timeout",
-            Kind::TooLarge => "too_large",
-        }
-    }
-}
+/// chimera's error kinds (`RecordError::kind`), with the names chimera stores.
+pub(crate) use chimera::backend::ErrorKind as Kind;
 
 /// A failed request.
 #[derive(Debug, Clone, PartialEq)]
