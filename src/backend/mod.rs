@@ -22,7 +22,7 @@ use crate::manifest::{Api, EndpointKind, Options};
 
 pub use ollama::OllamaClient;
 pub use openai::{OpenAiClient, TIMING_LLAMA_SERVER, TIMING_USAGE_ONLY};
-pub use stream::ClientError;
+pub use stream::{ClientError, LineSplitter, Overflow};
 
 /// One LLM request, fully resolved.
 #[derive(Debug, Clone)]

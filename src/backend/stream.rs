@@ -532,7 +532,7 @@ impl ServerHttp {
 
 /// Why a [`LineSplitter`] refused its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Overflow {
+pub enum Overflow {
     /// One line (or the unterminated rest) of this many bytes is longer than the limit.
     Line(usize),
     /// The lines returned so far (terminators included) and the next line or the pending
@@ -545,7 +545,7 @@ pub(crate) enum Overflow {
 /// would take the total past `max`, or pending bytes that do, are an error. So the number of
 /// lines, and whatever a caller keeps per line, is bounded by `max` too.
 #[derive(Debug)]
-pub(crate) struct LineSplitter {
+pub struct LineSplitter {
     buf: Vec<u8>,
     /// Start of the unconsumed part of `buf`.
     start: usize,
@@ -557,7 +557,8 @@ pub(crate) struct LineSplitter {
 }
 
 impl LineSplitter {
-    pub(crate) fn new(max: usize) -> Self {
+    /// A splitter for a stream of at most `max` bytes.
+    pub fn new(max: usize) -> Self {
         LineSplitter {
             buf: Vec::new(),
             start: 0,
@@ -568,7 +569,7 @@ impl LineSplitter {
     }
 
     /// Appends bytes.
-    pub(crate) fn feed(&mut self, data: &[u8]) {
+    pub fn feed(&mut self, data: &[u8]) {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
@@ -578,7 +579,7 @@ impl LineSplitter {
 
     /// The next complete line (without `\n` and a trailing `\r`), `Ok(None)` when none is
     /// complete yet, an error when a line exceeds the limit or the stream would.
-    pub(crate) fn next_line(&mut self) -> Result<Option<Vec<u8>>, Overflow> {
+    pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, Overflow> {
         let pending = &self.buf[self.start..];
         match pending[self.scanned..].iter().position(|&b| b == b'\n') {
             Some(i) => {
@@ -608,7 +609,7 @@ impl LineSplitter {
     }
 
     /// An error when the unconsumed bytes exceed the limit, alone or with the lines returned.
-    pub(crate) fn check_pending(&self) -> Result<(), Overflow> {
+    pub fn check_pending(&self) -> Result<(), Overflow> {
         let len = self.buf.len() - self.start;
         let total = self.consumed.saturating_add(len);
         if len > self.max {
@@ -621,7 +622,7 @@ impl LineSplitter {
     }
 
     /// Everything not yet returned as a line.
-    pub(crate) fn take_rest(&mut self) -> Vec<u8> {
+    pub fn take_rest(&mut self) -> Vec<u8> {
         let rest = self.buf.split_off(self.start);
         self.buf.clear();
         self.start = 0;

@@ -213,18 +213,11 @@ impl TextTimer {
     }
 }
 
-/// Splits a byte stream into `\n`-terminated lines (a trailing `\r` removed). `max` bounds
-/// the whole stream: every line is charged its bytes with the terminator, and a line or
-/// pending bytes that take the total past `max` fail with `too_large`.
+/// Splits a byte stream into `\n`-terminated lines (a trailing `\r` removed): chimera's own
+/// splitter, whose overflow (a line or the whole stream past `max`) is a `too_large` failure.
 #[derive(Debug)]
 pub(crate) struct LineSplitter {
-    buf: Vec<u8>,
-    /// Start of the unconsumed part of `buf`.
-    start: usize,
-    /// Bytes of `buf[start..]` known to hold no newline.
-    scanned: usize,
-    /// Bytes of the lines returned so far, terminators included.
-    consumed: usize,
+    inner: chimera::backend::LineSplitter,
     max: usize,
 }
 
@@ -232,61 +225,30 @@ impl LineSplitter {
     /// A splitter for a body of at most `max` bytes.
     pub(crate) fn new(max: usize) -> Self {
         LineSplitter {
-            buf: Vec::new(),
-            start: 0,
-            scanned: 0,
-            consumed: 0,
+            inner: chimera::backend::LineSplitter::new(max),
             max,
         }
     }
 
     /// Appends bytes.
     pub(crate) fn feed(&mut self, data: &[u8]) {
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        self.buf.extend_from_slice(data);
+        self.inner.feed(data);
     }
 
     /// The next complete line, `Ok(None)` when none is complete yet.
     pub(crate) fn next_line(&mut self) -> Result<Option<Vec<u8>>, Failure> {
-        let pending = &self.buf[self.start..];
-        match pending[self.scanned..].iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                let len = self.scanned + i;
-                let total = self.consumed.saturating_add(len + 1);
-                if total > self.max {
-                    return Err(self.too_large(total));
-                }
-                let mut line = pending[..len].to_vec();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                self.start += len + 1;
-                self.consumed = total;
-                self.scanned = 0;
-                Ok(Some(line))
-            }
-            None => {
-                self.scanned = pending.len();
-                self.check_pending()?;
-                Ok(None)
-            }
-        }
+        self.inner.next_line().map_err(|o| self.too_large(o))
     }
 
     /// An error when the lines returned and the pending bytes exceed the limit.
     pub(crate) fn check_pending(&self) -> Fed {
-        let total = self.consumed.saturating_add(self.buf.len() - self.start);
-        if total > self.max {
-            Err(self.too_large(total))
-        } else {
-            Ok(())
-        }
+        self.inner.check_pending().map_err(|o| self.too_large(o))
     }
 
-    fn too_large(&self, total: usize) -> Failure {
+    fn too_large(&self, o: chimera::backend::Overflow) -> Failure {
+        let total = match o {
+            chimera::backend::Overflow::Line(n) | chimera::backend::Overflow::Body(n) => n,
+        };
         fail(
             Kind::TooLarge,
             format!(
@@ -298,11 +260,7 @@ impl LineSplitter {
 
     /// Everything not yet returned as a line.
     pub(crate) fn take_rest(&mut self) -> Vec<u8> {
-        let rest = self.buf.split_off(self.start);
-        self.buf.clear();
-        self.start = 0;
-        self.scanned = 0;
-        rest
+        self.inner.take_rest()
     }
 }
 
