@@ -660,3 +660,71 @@ async fn programs_that_escape_their_group_or_outlive_a_killed_chimera_are_stoppe
     );
     assert!(live(&["sleep", "7792"]).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_both_programs_of_a_concurrent_cell() {
+    let emu = emulate(&fast_profile(9), 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let base = Manifest::new("TR955", "Ctrl-C in a concurrent cell")
+        .emulator("emu_a", emu.addrs[0], "local:gpu0")
+        .emulator("emu_b", emu.addrs[1], "local:gpu0")
+        .model("gemma3", "gemma3:270m")
+        .homo("chimera_homo", "chimera_homo", "emu_a", "emu_b");
+    let script = d.join("agent.sh");
+    let with = |m: Manifest| {
+        m.workload(&format!(
+            "id: w\n  command: {{argv: [sh, \"{}\"], env: {{CELL: \"{{cell_id}}\"}}}}\n  task: {{kind: single_inference, prompts: [hi]}}",
+            script.display()
+        ))
+        .configurations("w", "gemma3", &[crate::support::homo_config("c1", "num_ctx: 512")])
+        .yaml()
+    };
+    let text = with(base);
+    let manifest = crate::support::write_file(d, "conc.yaml", &text);
+    // The isolated baselines answer at once; the concurrent cell's two programs hang.
+    let plan = chimera::plan::build(std::slice::from_ref(&manifest)).expect("plan");
+    let concurrent = plan
+        .graph
+        .node_weights()
+        .find(|n| n.kind == chimera::plan::NodeKind::Concurrent)
+        .map(|n| n.id.hex())
+        .expect("a concurrent cell");
+    std::fs::write(
+        &script,
+        format!("if [ \"$CELL\" = {concurrent} ]; then exec sleep 7801; fi\necho '{RECORD}' >> \"$CHIMERA_RECORDS\"\n"),
+    )
+    .expect("script");
+    let mut child = crate::support::chimera_cmd(&[
+        "run",
+        crate::support::s(&manifest),
+        "--data",
+        crate::support::s(&d.join("data")),
+        "--campaign",
+        "conc",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("spawn chimera run");
+    let t0 = std::time::Instant::now();
+    while live(&["sleep", "7801"]).len() < 2 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "the concurrent cell's two programs never both started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert_eq!(status.code(), Some(130), "Ctrl-C exit code");
+    assert_eq!(
+        live(&["sleep", "7801"]),
+        Vec::<u32>::new(),
+        "a program outlived Ctrl-C"
+    );
+}
