@@ -47,6 +47,51 @@ fn live(argv: &[&str]) -> Vec<u32> {
     out
 }
 
+/// `chimera run MANIFEST --data DATA --campaign NAME` in the background, output discarded.
+fn run_in_background(manifest: &Path, data: &Path, campaign: &str) -> std::process::Child {
+    run_cmd(manifest, data, campaign)
+        .spawn()
+        .expect("spawn chimera run")
+}
+
+fn run_cmd(manifest: &Path, data: &Path, campaign: &str) -> std::process::Command {
+    let mut cmd = crate::support::chimera_cmd(&[
+        "run",
+        crate::support::s(manifest),
+        "--data",
+        crate::support::s(data),
+        "--campaign",
+        campaign,
+    ]);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
+/// Waits (at most 60 s) until at least `n` live processes run `argv`; returns them.
+async fn wait_live(argv: &[&str], n: usize, what: &str) -> Vec<u32> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let pids = live(argv);
+        if pids.len() >= n {
+            return pids;
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(60), "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends SIGINT (Ctrl-C) to `child` and waits for its exit code.
+async fn interrupt(mut child: std::process::Child) -> Option<i32> {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait")
+        .code()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_agent_programs_fail_their_cell_and_leave_nothing_running() {
     let emu = emulate(&fast_profile(3), 1).await;
@@ -207,33 +252,10 @@ async fn ctrl_c_stops_a_running_agent_program() {
         .configurations("slow", "gemma3", &[single_config("slow", "num_ctx: 512")])
         .yaml();
     let manifest = crate::support::write_file(d, "slow.yaml", &text);
-    let mut child = crate::support::chimera_cmd(&[
-        "run",
-        crate::support::s(&manifest),
-        "--data",
-        crate::support::s(&d.join("data")),
-        "--campaign",
-        "slow",
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .expect("spawn chimera run");
-    let started = std::time::Instant::now();
-    while live(&["sleep", "7782"]).is_empty() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the agent program never started"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert_eq!(status.code(), Some(130), "Ctrl-C exit code");
+    let child = run_in_background(&manifest, &d.join("data"), "slow");
+    wait_live(&["sleep", "7782"], 1, "the agent program never started").await;
+    let status = interrupt(child).await;
+    assert_eq!(status, Some(130), "Ctrl-C exit code");
     for orphan in [["sleep", "7781"], ["sleep", "7782"]] {
         assert_eq!(
             live(&orphan),
@@ -611,41 +633,16 @@ async fn programs_that_escape_their_group_or_outlive_a_killed_chimera_are_stoppe
     // chimera killed with SIGKILL cannot stop its program; the next run does, first thing.
     let path =
         crate::support::write_file(d, "hang.yaml", &manifest("hang", &hang, ", deadline_s: 2"));
-    let args = |c: &mut std::process::Command| {
-        c.stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-    };
     let data = d.join("data");
-    let run = [
-        "run",
-        crate::support::s(&path),
-        "--data",
-        crate::support::s(&data),
-        "--campaign",
-        "hang",
-    ];
-    let mut cmd = crate::support::chimera_cmd(&run);
-    args(&mut cmd);
-    let mut first = cmd.spawn().expect("chimera run");
-    let t0 = std::time::Instant::now();
-    let orphan = loop {
-        if let Some(p) = live(&["sleep", "7792"]).first() {
-            break *p;
-        }
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(60),
-            "never started"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let mut first = run_in_background(&path, &data, "hang");
+    let orphan = wait_live(&["sleep", "7792"], 1, "never started").await[0];
     first.kill().expect("SIGKILL chimera");
     let _ = first.wait();
     assert!(
         live(&["sleep", "7792"]).contains(&orphan),
         "SIGKILL leaves it running"
     );
-    let mut cmd = crate::support::chimera_cmd(&run);
-    args(&mut cmd);
+    let mut cmd = run_cmd(&path, &data, "hang");
     let second = tokio::task::spawn_blocking(move || cmd.status())
         .await
         .expect("join");
@@ -695,33 +692,15 @@ async fn ctrl_c_stops_both_programs_of_a_concurrent_cell() {
         format!("if [ \"$CELL\" = {concurrent} ]; then exec sleep 7801; fi\necho '{RECORD}' >> \"$CHIMERA_RECORDS\"\n"),
     )
     .expect("script");
-    let mut child = crate::support::chimera_cmd(&[
-        "run",
-        crate::support::s(&manifest),
-        "--data",
-        crate::support::s(&d.join("data")),
-        "--campaign",
-        "conc",
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .expect("spawn chimera run");
-    let t0 = std::time::Instant::now();
-    while live(&["sleep", "7801"]).len() < 2 {
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(60),
-            "the concurrent cell's two programs never both started"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert_eq!(status.code(), Some(130), "Ctrl-C exit code");
+    let child = run_in_background(&manifest, &d.join("data"), "conc");
+    wait_live(
+        &["sleep", "7801"],
+        2,
+        "the concurrent cell's two programs never both started",
+    )
+    .await;
+    let status = interrupt(child).await;
+    assert_eq!(status, Some(130), "Ctrl-C exit code");
     assert_eq!(
         live(&["sleep", "7801"]),
         Vec::<u32>::new(),

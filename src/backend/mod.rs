@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::manifest::{Api, EndpointKind, Options};
 
 pub use ollama::OllamaClient;
-pub use openai::{OpenAiClient, TIMING_LLAMA_SERVER, TIMING_USAGE_ONLY};
+pub use openai::{OpenAiClient, TIMING_LLAMA_SERVER, TIMING_USAGE_ONLY, error_text};
 pub use stream::{ClientError, LineSplitter, Overflow};
 
 /// One LLM request, fully resolved.

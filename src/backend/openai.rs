@@ -590,7 +590,7 @@ fn stream_error(payload: &[u8]) -> RequestError {
 }
 
 /// The text of an error value: a string, or an object's `message`, or its JSON.
-fn error_text(e: &Value) -> String {
+pub fn error_text(e: &Value) -> String {
     match e {
         Value::String(s) => s.clone(),
         Value::Object(o) => o

@@ -147,7 +147,8 @@ pub(crate) fn stop_stale_programs(work_root: &Path) -> usize {
 /// Extra time an agent program gets beyond its requests' timeouts (start-up, ingest).
 pub(crate) const DEADLINE_SLACK: Duration = Duration::from_secs(30);
 
-fn absolute(p: &Path) -> PathBuf {
+/// `p` made absolute against the current directory (as it is when that fails).
+pub(crate) fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 

@@ -57,7 +57,7 @@ pub(crate) fn check_programs(plan: &Plan) -> Result<(), CampaignError> {
             .path
             .parent()
             .unwrap_or(std::path::Path::new("."));
-        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let dir = super::command::absolute(dir);
         // Only `{manifest_dir}` can be known before a cell: a program named by another
         // placeholder is checked when it starts.
         let Ok(program) = crate::manifest::template::fill_braces(first, |n| {

@@ -346,17 +346,8 @@ pub(crate) fn cut_mid_line(rest: &[u8]) -> Failure {
     )
 }
 
-/// The text of an error value: a string, an object's `message`, or its JSON.
-pub(crate) fn error_text(e: &Value) -> String {
-    match e {
-        Value::String(s) => s.clone(),
-        Value::Object(o) => o
-            .get("message")
-            .and_then(Value::as_str)
-            .map_or_else(|| e.to_string(), str::to_owned),
-        other => other.to_string(),
-    }
-}
+/// The text of an error value: a string, an object's `message`, or its JSON (chimera's).
+pub(crate) use chimera::backend::error_text;
 
 /// A `stream_error` with `text`, or a message saying the server sent none.
 pub(crate) fn stream_error(text: &str) -> Failure {
