@@ -101,7 +101,9 @@ fn exporter_text(energy0: u64) -> String {
 }
 
 /// Serves the exporter text on 127.0.0.1:0; every scrape advances GPU 0's energy counter by
-/// 1000 mJ. Odd scrapes answer with a chunked body, even ones with content-length.
+/// 1000 mJ. Odd scrapes answer with a chunked body, even ones with content-length. Every
+/// response says `Connection: close`, as the connection is closed after it: without it the
+/// client may reuse the closing connection for its next scrape and see it reset.
 fn serve() -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -123,13 +125,13 @@ fn serve() -> (String, Arc<AtomicUsize>) {
             }
             if !request_line.starts_with("GET /metrics ") {
                 let _ = stream
-                    .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found");
+                    .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found");
                 continue;
             }
             let body = exporter_text(5_000_000 + 1000 * n as u64);
             let response = if n % 2 == 1 {
                 let mut r = String::from(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
                 );
                 for chunk in body.as_bytes().chunks(700) {
                     r.push_str(&format!(
@@ -142,7 +144,7 @@ fn serve() -> (String, Arc<AtomicUsize>) {
                 r
             } else {
                 format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 )
             };

@@ -242,13 +242,19 @@ impl Scraper {
 
     async fn fetch(&self) -> Result<String, String> {
         let err = |e: reqwest::Error| format!("{}: {e}", authority(&self.url));
-        let mut response = self
-            .client
-            .get(self.url.clone())
-            .header(reqwest::header::ACCEPT, "text/plain")
-            .send()
-            .await
-            .map_err(err)?;
+        let send = || {
+            self.client
+                .get(self.url.clone())
+                .header(reqwest::header::ACCEPT, "text/plain")
+                .send()
+        };
+        let mut response = match send().await {
+            Ok(r) => r,
+            // A kept-alive connection the exporter closed meanwhile fails the send; one fresh
+            // try follows before the scrape counts as failed. A timeout is not tried again.
+            Err(e) if !e.is_timeout() => send().await.map_err(err)?,
+            Err(e) => return Err(err(e)),
+        };
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(err)? {
             if body.len() + chunk.len() > MAX_BODY {
