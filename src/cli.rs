@@ -103,6 +103,10 @@ pub struct DatasetSelect {
     /// Only this report (`TR114`, `tr114` and `TR114_v2` all match TR114_v2).
     #[arg(long, value_name = "TRNNN")]
     pub report: Option<String>,
+    /// Keep suspect cells (a self-check failed while they ran) in the statistics; by
+    /// default they are left out and listed in the report.
+    #[arg(long)]
+    pub include_suspect: bool,
 }
 
 /// Arguments of `chimera validate`.

@@ -153,6 +153,108 @@ pub fn true_speedup(isolated_durations_ms: &[f64], concurrent_wall_ms: f64) -> O
     published_speedup(isolated_durations_ms, concurrent_wall_ms)
 }
 
+/// What one agent run did and how long it took, split the way the equal-work comparison
+/// scales it: time to first token (prefill, queueing included), decode after it, and the
+/// rest of the agent's duration (ingest, its own work between calls).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct AgentWork {
+    /// The agent's duration, ms.
+    pub duration_ms: f64,
+    /// Σ output tokens of its successful measured requests.
+    pub output_tokens: u64,
+    /// Σ prompt tokens, when every successful measured request reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    /// Successful measured requests (`None` in metadata committed before this was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u32>,
+    /// Σ client TTFT of those requests, ms (`None` when not streamed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill_ms: Option<f64>,
+    /// Σ (end-to-end − TTFT) of those requests, ms (`None` when not streamed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_ms: Option<f64>,
+}
+
+impl AgentWork {
+    /// The work of an agent whose successful measured (not warm-up) requests are `requests`.
+    pub fn of<'a>(duration_ms: f64, requests: impl IntoIterator<Item = &'a RequestRecord>) -> Self {
+        let ok: Vec<&RequestRecord> = requests.into_iter().filter(|r| r.ok()).collect();
+        let streamed = !ok.is_empty() && ok.iter().all(|r| r.ttft_ms.is_some());
+        let all_prompts = !ok.is_empty() && ok.iter().all(|r| r.prompt_tokens.is_some());
+        let prefill: f64 = ok.iter().filter_map(|r| r.ttft_ms).sum();
+        let e2e: f64 = ok.iter().map(|r| r.e2e_ms).sum();
+        AgentWork {
+            duration_ms,
+            output_tokens: sum_tokens(ok.iter().filter_map(|r| r.output_tokens)),
+            prompt_tokens: all_prompts
+                .then(|| sum_tokens(ok.iter().filter_map(|r| r.prompt_tokens))),
+            requests: Some(u32::try_from(ok.len()).unwrap_or(u32::MAX)),
+            prefill_ms: streamed.then_some(prefill),
+            decode_ms: streamed.then_some((e2e - prefill).max(0.0)),
+        }
+    }
+
+    /// Decode time per output token, ms (`None` without streamed timings or tokens).
+    pub fn ms_per_output_token(&self) -> Option<f64> {
+        (self.output_tokens > 0).then_some(self.decode_ms? / self.output_tokens as f64)
+    }
+}
+
+/// How long `alone` (an agent run alone) would have taken for the work of `together` (the
+/// same agent in a concurrent run), at its alone rates: its prefill time scaled by the
+/// prompt tokens (by the request count when prompt tokens are unknown), its decode time by
+/// the output tokens, the rest of its duration by the request count. Without streamed
+/// timings the whole duration scales by the output tokens. `None` when the run alone
+/// produced no output token, or a count needed to scale is missing or zero.
+pub fn equal_work_alone_ms(alone: &AgentWork, together: &AgentWork) -> Option<f64> {
+    let ratio = |t: u64, a: u64| (a > 0).then(|| t as f64 / a as f64);
+    let tokens = ratio(together.output_tokens, alone.output_tokens)?;
+    let (Some(prefill), Some(decode)) = (alone.prefill_ms, alone.decode_ms) else {
+        return Some(alone.duration_ms * tokens);
+    };
+    let requests = match (together.requests, alone.requests) {
+        (Some(t), Some(a)) => ratio(u64::from(t), u64::from(a)),
+        _ => None,
+    };
+    let prompts = match (together.prompt_tokens, alone.prompt_tokens) {
+        (Some(t), Some(a)) => ratio(t, a),
+        _ => None,
+    }
+    .or(requests)?;
+    let rest = (alone.duration_ms - prefill - decode).max(0.0);
+    Some(prefill * prompts + decode * tokens + rest * requests.unwrap_or(1.0))
+}
+
+/// The equal-work speedup of a concurrent run: Σ over its agents of the time each would
+/// have taken alone for the work it did in the run ([`equal_work_alone_ms`]) / the run's
+/// wall. `alone[i]` and `together[i]` are the same agent. `None` when any agent cannot be
+/// scaled or the wall is not positive.
+pub fn equal_work_speedup(
+    alone: &[AgentWork],
+    together: &[AgentWork],
+    wall_ms: f64,
+) -> Option<f64> {
+    if alone.len() != together.len() || alone.is_empty() || wall_ms <= 0.0 {
+        return None;
+    }
+    let sum: Option<f64> = alone
+        .iter()
+        .zip(together)
+        .map(|(a, t)| equal_work_alone_ms(a, t))
+        .sum();
+    Some(sum? / wall_ms)
+}
+
+/// Σ of the agents' throughputs alone (each agent's output tokens / its duration), tok/s:
+/// what the agents would deliver together if running at once cost nothing.
+pub fn isolated_sum_tok_s(alone: &[AgentWork]) -> Option<f64> {
+    alone
+        .iter()
+        .map(|a| aggregate_tok_s(a.output_tokens, a.duration_ms))
+        .sum()
+}
+
 /// Rust sign conventions (H6): throughput delta = B − A; TTFT delta = A − B ("positive = B
 /// faster") of the published TTFT (the harness's definition; the client TTFT for H5/H6).
 pub fn deltas_rust(a: &AgentAggregate, b: &AgentAggregate) -> (Option<f64>, Option<f64>) {
@@ -385,5 +487,98 @@ mod tests {
             aggregate(&[], TtftDefinition::default()).throughput_mean_tok_s,
             None
         );
+    }
+
+    /// The work of one streamed agent run: `tokens` output tokens decoded in `decode` ms
+    /// after `prefill` ms of TTFT, one request, nothing else.
+    fn work(tokens: u64, prefill: f64, decode: f64) -> AgentWork {
+        AgentWork {
+            duration_ms: prefill + decode,
+            output_tokens: tokens,
+            prompt_tokens: Some(50),
+            requests: Some(1),
+            prefill_ms: Some(prefill),
+            decode_ms: Some(decode),
+        }
+    }
+
+    #[test]
+    fn equal_work_compares_the_same_tokens_where_durations_do_not() {
+        // A shared device decoding 100 tok/s in all: alone, A made 100 tokens in 1 s and B
+        // 50 in 0.5 s; together they made 40 and 160 tokens in 2 s, half speed each.
+        let alone = [work(100, 0.0, 1000.0), work(50, 0.0, 500.0)];
+        let together = [work(40, 0.0, 800.0), work(160, 0.0, 2000.0)];
+        let s = equal_work_speedup(&alone, &together, 2000.0).expect("speedup");
+        assert!((s - 1.0).abs() < 1e-12, "{s}");
+        assert_eq!(efficiency_pct(s, 2), Some(50.0));
+        // The duration-based figure compares 1.5 s of other work with the 2 s wall.
+        let t = true_speedup(&[1000.0, 500.0], 2000.0).expect("true");
+        assert_eq!(efficiency_pct(t, 2), Some(37.5));
+        assert_eq!(isolated_sum_tok_s(&alone), Some(200.0));
+    }
+
+    #[test]
+    fn equal_work_scales_prefill_by_prompt_tokens_and_the_rest_by_requests() {
+        let alone = AgentWork {
+            duration_ms: 1000.0,
+            output_tokens: 10,
+            prompt_tokens: Some(100),
+            requests: Some(2),
+            prefill_ms: Some(200.0),
+            decode_ms: Some(500.0),
+        };
+        let together = AgentWork {
+            prompt_tokens: Some(300),
+            output_tokens: 20,
+            requests: Some(4),
+            ..alone
+        };
+        // 200 × 3 + 500 × 2 + 300 × 2.
+        assert_eq!(equal_work_alone_ms(&alone, &together), Some(2200.0));
+        // Unknown prompt tokens: the prefill scales with the requests.
+        let no_prompts = AgentWork {
+            prompt_tokens: None,
+            ..together
+        };
+        assert_eq!(equal_work_alone_ms(&alone, &no_prompts), Some(2000.0));
+        // Not streamed: the whole duration scales with the output tokens.
+        let plain = AgentWork {
+            prefill_ms: None,
+            decode_ms: None,
+            ..alone
+        };
+        assert_eq!(equal_work_alone_ms(&plain, &together), Some(2000.0));
+        assert_eq!(alone.ms_per_output_token(), Some(50.0));
+        assert_eq!(plain.ms_per_output_token(), None);
+    }
+
+    #[test]
+    fn equal_work_needs_tokens_alone_and_a_wall() {
+        let none = work(0, 10.0, 0.0);
+        assert_eq!(equal_work_alone_ms(&none, &work(5, 1.0, 1.0)), None);
+        let a = [work(10, 0.0, 100.0)];
+        assert_eq!(equal_work_speedup(&a, &a, 0.0), None);
+        assert_eq!(equal_work_speedup(&a, &[], 100.0), None);
+        assert_eq!(equal_work_speedup(&a, &a, 100.0), Some(1.0));
+    }
+
+    #[test]
+    fn agent_work_sums_the_successful_measured_requests() {
+        let ok = |ttft: Option<f64>, out: u64| RequestRecord {
+            ttft_ms: ttft,
+            e2e_ms: 100.0,
+            prompt_tokens: Some(7),
+            output_tokens: Some(out),
+            ..RequestRecord::default()
+        };
+        let w = AgentWork::of(250.0, &[ok(Some(20.0), 5), ok(Some(30.0), 15)]);
+        assert_eq!(w.output_tokens, 20);
+        assert_eq!(w.prompt_tokens, Some(14));
+        assert_eq!(w.requests, Some(2));
+        assert_eq!(w.prefill_ms, Some(50.0));
+        assert_eq!(w.decode_ms, Some(150.0));
+        // One request without a TTFT: no split.
+        let w = AgentWork::of(250.0, &[ok(Some(20.0), 5), ok(None, 15)]);
+        assert_eq!((w.prefill_ms, w.decode_ms), (None, None));
     }
 }

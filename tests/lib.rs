@@ -5,6 +5,7 @@
 mod analysis;
 mod backend;
 mod chaos;
+mod checks;
 mod cli;
 mod command;
 mod emulator;

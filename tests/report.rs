@@ -115,6 +115,8 @@ fn config(
         failed: 0,
         published_efficiency: eff,
         true_efficiency: true_eff,
+        equal_work_efficiency: None,
+        throughput_efficiency: None,
         published_speedup: eff.map(|e| stat(e.n, e.mean / 50.0, e.sd / 50.0, None)),
         contention_runs: eff.map(|_| 0),
         throughput: agents(
@@ -267,6 +269,7 @@ fn imported() -> Analysis {
             requests_failed: 0,
             telemetry_samples: 0,
             runs_missing: 0,
+            runs_suspect: 0,
         },
         multi_agent: true,
         configs: vec![
@@ -365,6 +368,8 @@ fn imported() -> Analysis {
                 scenario: s("baseline_vs_chimera"),
                 published_pct: Some(98.984),
                 true_pct: None,
+                equal_work_pct: None,
+                throughput_pct: None,
                 slowdown: None,
                 explanation: None,
             },
@@ -373,6 +378,8 @@ fn imported() -> Analysis {
                 scenario: s("baseline_vs_chimera"),
                 published_pct: Some(91.603),
                 true_pct: None,
+                equal_work_pct: None,
+                throughput_pct: None,
                 slowdown: None,
                 explanation: None,
             },
@@ -381,6 +388,8 @@ fn imported() -> Analysis {
                 scenario: s("chimera_hetero"),
                 published_pct: Some(99.396),
                 true_pct: None,
+                equal_work_pct: None,
+                throughput_pct: None,
                 slowdown: None,
                 explanation: None,
             },
@@ -402,6 +411,9 @@ fn imported() -> Analysis {
             s("The published overall mean of 98.281 % is reproduced from the raw data."),
             s("No isolated runs exist in the original data: the true efficiency is not known."),
         ],
+        suspect: Vec::new(),
+        suspect_included: false,
+        suspect_warning: None,
     };
     Analysis {
         campaign: s("tr114-imported"),
@@ -446,6 +458,7 @@ fn emulator() -> Analysis {
             requests_failed: 1,
             telemetry_samples: 9,
             runs_missing: 0,
+            runs_suspect: 0,
         },
         multi_agent: true,
         configs: homo_configs(),
@@ -460,6 +473,8 @@ fn emulator() -> Analysis {
                 scenario: s("chimera_homo"),
                 published_pct: Some(99.1),
                 true_pct: Some(52.4),
+                equal_work_pct: Some(50.3),
+                throughput_pct: Some(50.1),
                 slowdown: Some(1.908),
                 explanation: Some(s(
                     "Both agents finished together (published 99.100 %), but each ran about half as fast as alone (true 52.400 %).",
@@ -470,6 +485,8 @@ fn emulator() -> Analysis {
                 scenario: s("chimera_homo"),
                 published_pct: Some(98.7),
                 true_pct: Some(88.0),
+                equal_work_pct: Some(51.0),
+                throughput_pct: Some(50.8),
                 slowdown: Some(1.136),
                 explanation: None,
             },
@@ -513,6 +530,20 @@ fn emulator() -> Analysis {
         findings: vec![s(
             "The published efficiency (99.100 %) hides that each agent ran at about half its isolated speed (true 52.400 %).",
         )],
+        suspect: vec![chimera::analysis::suspect::SuspectCell {
+            cell_id: s("9f1c2b3a4d5e6f708192a3b4c5d6e7f8"),
+            kind: s("concurrent"),
+            config: Some(s("test016")),
+            repetition: 2,
+            reasons: vec![
+                s("start skew: the agents sent their first requests 503 ms apart (bound 100 ms)"),
+                s("GPU throttled: sw_power_cap on GPU 0 in 3 of 9 samples"),
+            ],
+        }],
+        suspect_included: false,
+        suspect_warning: Some(s(
+            "Self-checks failed often: 1 of 6 measured cells (17 %) are suspect; they are left out of the statistics below. The list of suspect cells says why; fix the cause and measure again.",
+        )),
     };
     Analysis {
         campaign: s("tr114-emulated"),
@@ -540,6 +571,8 @@ fn cpu() -> Analysis {
         failed: 0,
         published_efficiency: None,
         true_efficiency: None,
+        equal_work_efficiency: None,
+        throughput_efficiency: None,
         published_speedup: None,
         contention_runs: None,
         throughput: BTreeMap::from([(s("A"), stat(5, tput, 0.0, None))]),
@@ -590,6 +623,7 @@ fn cpu() -> Analysis {
             requests_failed: 0,
             telemetry_samples: 0,
             runs_missing: 0,
+            runs_suspect: 0,
         },
         multi_agent: false,
         configs: vec![
@@ -650,6 +684,9 @@ fn cpu() -> Analysis {
         }],
         telemetry: Vec::new(),
         findings: Vec::new(),
+        suspect: Vec::new(),
+        suspect_included: false,
+        suspect_warning: None,
     };
     Analysis {
         campaign: s("tr108-cpu"),

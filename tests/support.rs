@@ -491,6 +491,7 @@ pub fn campaign_options(data: &Path, name: &str) -> CampaignOptions {
         cell_timeout: None,
         progress: false,
         fake_gpus: None,
+        fake_gpu_throttle: 0,
     }
 }
 

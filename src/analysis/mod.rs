@@ -8,6 +8,7 @@
 
 mod compare;
 pub(crate) mod dataset;
+mod efficiency;
 mod error;
 mod languages;
 mod load;
@@ -15,6 +16,7 @@ pub mod model;
 pub(crate) mod render;
 pub(crate) mod select;
 mod summary;
+pub mod suspect;
 pub(crate) mod verdict;
 mod write;
 
@@ -53,12 +55,31 @@ pub fn campaign_dirs(dir: &Path, campaign: Option<&str>) -> Result<Vec<PathBuf>,
     Ok(out)
 }
 
+/// How to analyse.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnalyzeOptions {
+    /// Keep suspect cells (a self-check failed) in the statistics; by default they are left
+    /// out and only listed.
+    pub include_suspect: bool,
+}
+
 /// Analyses every campaign `dir` designates (see [`campaign_dirs`]); with `report`, only that
-/// report (matched case-insensitively, `TR114` matches `TR114_v2`).
+/// report (matched case-insensitively, `TR114` matches `TR114_v2`). Suspect cells are left
+/// out ([`analyze_with`] can keep them).
 pub fn analyze(
     dir: &Path,
     campaign: Option<&str>,
     report: Option<&str>,
+) -> Result<Vec<(PathBuf, Analysis)>, AnalysisError> {
+    analyze_with(dir, campaign, report, AnalyzeOptions::default())
+}
+
+/// [`analyze`] with options.
+pub fn analyze_with(
+    dir: &Path,
+    campaign: Option<&str>,
+    report: Option<&str>,
+    opts: AnalyzeOptions,
 ) -> Result<Vec<(PathBuf, Analysis)>, AnalysisError> {
     let dirs = campaign_dirs(dir, campaign)?;
     let loaded: Vec<Loaded> = dirs
@@ -67,7 +88,7 @@ pub fn analyze(
         .collect::<Result<_, _>>()?;
     let mut out = Vec::new();
     for l in &loaded {
-        let a = summary::analyze_loaded(l, &loaded, report);
+        let a = summary::analyze_loaded(l, &loaded, report, opts.include_suspect);
         if !a.reports.is_empty() {
             out.push((l.dir.clone(), a));
         }

@@ -140,6 +140,10 @@ pub struct Counts {
     pub telemetry_samples: usize,
     /// Planned runs with no committed cell.
     pub runs_missing: usize,
+    /// Measured runs that are suspect (a self-check failed); not in `runs_ok` unless the
+    /// suspect cells are included.
+    #[serde(default)]
+    pub runs_suspect: usize,
 }
 
 /// Descriptive statistics of one metric over one group.
@@ -299,6 +303,12 @@ pub struct ConfigRow {
     pub published_efficiency: Option<Stat>,
     /// True efficiency, % (multi-agent, when isolated cells were measured).
     pub true_efficiency: Option<Stat>,
+    /// Equal-work efficiency, % (multi-agent, when isolated cells were measured).
+    #[serde(default)]
+    pub equal_work_efficiency: Option<Stat>,
+    /// Aggregate throughput together / Σ throughputs alone, % (as `equal_work_efficiency`).
+    #[serde(default)]
+    pub throughput_efficiency: Option<Stat>,
     /// Published speedup.
     pub published_speedup: Option<Stat>,
     /// Runs flagged by the published contention rule.
@@ -335,6 +345,13 @@ pub struct EfficiencyRow {
     pub published_pct: Option<f64>,
     /// True efficiency mean, % (None when no isolated cells were measured).
     pub true_pct: Option<f64>,
+    /// Equal-work efficiency mean, %: the true efficiency on the work the concurrent runs
+    /// did (None when no isolated cells were measured).
+    #[serde(default)]
+    pub equal_work_pct: Option<f64>,
+    /// Aggregate output throughput together / Σ throughputs alone, mean, %.
+    #[serde(default)]
+    pub throughput_pct: Option<f64>,
     /// Σ agent durations during the concurrent run / Σ isolated durations: how much slower
     /// the agents ran together than alone (mean over runs), when measured.
     pub slowdown: Option<f64>,
@@ -403,6 +420,16 @@ pub struct ReportAnalysis {
     pub telemetry: Vec<TelemetrySeries>,
     /// Findings in sentences, each built from the numbers above.
     pub findings: Vec<String>,
+    /// The report's suspect cells (a self-check failed), left out of the statistics unless
+    /// `suspect_included`.
+    #[serde(default)]
+    pub suspect: Vec<super::suspect::SuspectCell>,
+    /// The statistics include the suspect cells (`--include-suspect`).
+    #[serde(default)]
+    pub suspect_included: bool,
+    /// The warning the report opens with when self-checks failed often.
+    #[serde(default)]
+    pub suspect_warning: Option<String>,
 }
 
 #[cfg(test)]

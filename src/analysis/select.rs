@@ -385,6 +385,9 @@ fn run_value(pool: &Pool<'_>, c: &CellRow, m: Metric, _f: &Filter) -> Option<f64
         Metric::PublishedSpeedup => c.published_speedup,
         Metric::TrueEfficiencyPct => c.true_efficiency_pct,
         Metric::TrueSpeedup => c.true_speedup,
+        Metric::EqualWorkEfficiencyPct => c.equal_work_efficiency_pct,
+        Metric::EqualWorkSpeedup => c.equal_work_speedup,
+        Metric::ThroughputEfficiencyPct => c.throughput_efficiency_pct,
         Metric::Contention => c.contention.map(|b| if b { 1.0 } else { 0.0 }),
         Metric::WallS => c.wall_ms.is_finite().then_some(c.wall_ms / 1000.0),
         // Baseline-vs-chimera agents of one run (single-agent reports): chimera − baseline

@@ -4,12 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::compare::welch_row;
+use super::efficiency::efficiency_rows;
 use super::load::Loaded;
 use super::model::{
-    Analysis, Comparison, ConfigRow, Counts, Distribution, EfficiencyRow, EndpointProvenance,
-    Method, ReportAnalysis, ScenarioInfo, Stat, SummaryRow, TelemetrySeries, VerdictKind,
+    Analysis, Comparison, ConfigRow, Counts, Distribution, EndpointProvenance, Method,
+    ReportAnalysis, ScenarioInfo, Stat, SummaryRow, TelemetrySeries, VerdictKind,
 };
 use super::select::{Pool, values};
+use super::suspect::{suspect_cells, trusted};
 use super::verdict::{fmt_num, judge};
 use crate::manifest::{Filter, Level, Metric};
 use crate::record::CellKind;
@@ -33,6 +35,16 @@ const SUMMARY_METRICS: &[(&str, Metric, Level)] = &[
         Level::Run,
     ),
     ("published_speedup", Metric::PublishedSpeedup, Level::Run),
+    (
+        "equal_work_efficiency_pct",
+        Metric::EqualWorkEfficiencyPct,
+        Level::Run,
+    ),
+    (
+        "throughput_efficiency_pct",
+        Metric::ThroughputEfficiencyPct,
+        Level::Run,
+    ),
     ("true_efficiency_pct", Metric::TrueEfficiencyPct, Level::Run),
     ("true_speedup", Metric::TrueSpeedup, Level::Run),
     ("wall_s", Metric::WallS, Level::Run),
@@ -224,66 +236,13 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
             failed,
             published_efficiency: v(Metric::PublishedEfficiencyPct),
             true_efficiency: v(Metric::TrueEfficiencyPct),
+            equal_work_efficiency: v(Metric::EqualWorkEfficiencyPct),
+            throughput_efficiency: v(Metric::ThroughputEfficiencyPct),
             published_speedup: v(Metric::PublishedSpeedup),
             contention_runs: contention,
             throughput,
             ttft,
             tokens_per_j: stat_of(&cell_values(&runs, |c| c.output_tokens_per_j)),
-        });
-    }
-    out
-}
-
-fn efficiency_rows(pool: &Pool<'_>, rows: &[ConfigRow]) -> Vec<EfficiencyRow> {
-    let mut out = Vec::new();
-    for r in rows {
-        let Some(p) = r.published_efficiency else {
-            continue;
-        };
-        let f = Filter {
-            config: Some(r.config.clone()),
-            ..Filter::default()
-        };
-        let runs = pool.runs_where(&f);
-        // Σ agent durations during the concurrent run / Σ isolated durations, per run.
-        let slow: Vec<f64> = runs
-            .iter()
-            .filter_map(|c| {
-                let iso = c.isolated_sum_ms?;
-                let conc: f64 = pool
-                    .agents
-                    .get(c.cell_id.as_str())?
-                    .iter()
-                    .map(|a| a.duration_ms)
-                    .sum();
-                (iso > 0.0).then(|| conc / iso)
-            })
-            .collect();
-        let t = r.true_efficiency.map(|s| s.mean);
-        let slowdown = stats::mean(&slow);
-        let explanation = match (t, slowdown) {
-            (Some(t), Some(s)) if (p.mean - t).abs() > 5.0 => Some(format!(
-                "published {} % measures how evenly the agents finished (50 × (1 + min/max) \
-                 for two); together they took {}× their time alone{}, so against running them \
-                 one after the other the concurrent run is {} % efficient",
-                fmt_num(p.mean),
-                fmt_num(s),
-                if s < 1.0 {
-                    " (less: their replies were shorter or the servers faster in those runs)"
-                } else {
-                    ""
-                },
-                fmt_num(t)
-            )),
-            _ => None,
-        };
-        out.push(EfficiencyRow {
-            config: r.config.clone(),
-            scenario: r.scenario.clone(),
-            published_pct: Some(p.mean),
-            true_pct: t,
-            slowdown,
-            explanation,
         });
     }
     out
@@ -631,7 +590,7 @@ fn report_primary(l: &Loaded, report: &str, models: &[String]) -> Option<(bool, 
     let multi = l.plan.configs[l.plan.reports[idx].configs.clone()]
         .iter()
         .any(|c| c.is_multi_agent());
-    let pool = Pool::new(&l.data, &l.cfgs, &[report.to_owned()]);
+    let pool = trusted(Pool::new(&l.data, &l.cfgs, &[report.to_owned()]), false);
     let (m, lv, _) = primary(multi);
     // Only the configurations of the given model tags (the comparison is between like runs).
     let mut xs = Vec::new();
@@ -660,14 +619,19 @@ fn report_models(l: &Loaded, report: &str) -> Vec<String> {
 
 /// Analyses every report of `l` (or the one matching `only`); `all` are the campaigns loaded
 /// beside it, searched for the reports a report compares with.
-pub(super) fn analyze_loaded(l: &Loaded, all: &[Loaded], only: Option<&str>) -> Analysis {
+pub(super) fn analyze_loaded(
+    l: &Loaded,
+    all: &[Loaded],
+    only: Option<&str>,
+    include_suspect: bool,
+) -> Analysis {
     let origin = super::load::origin(l);
     let mut reports = Vec::new();
     for (idx, rp) in l.plan.reports.iter().enumerate() {
         if only.is_some_and(|w| !super::load::report_matches(w, &rp.report)) {
             continue;
         }
-        reports.push(analyze_report(l, all, idx, &origin));
+        reports.push(analyze_report(l, all, idx, &origin, include_suspect));
     }
     Analysis {
         campaign: l.info.name.clone(),
@@ -683,6 +647,7 @@ fn analyze_report(
     all: &[Loaded],
     idx: usize,
     origin: &super::model::Origin,
+    include_suspect: bool,
 ) -> ReportAnalysis {
     let rp = &l.plan.reports[idx];
     let imported = origin.is_imported();
@@ -695,7 +660,7 @@ fn analyze_report(
             .find(|r| super::load::report_matches(d, &r.report))
             .map(|r| r.report.clone())
     }));
-    let pool = Pool::new(&l.data, &l.cfgs, &pool_reports);
+    let pool = trusted(Pool::new(&l.data, &l.cfgs, &pool_reports), include_suspect);
     let own: Vec<&CellRow> = pool
         .runs
         .iter()
@@ -711,7 +676,9 @@ fn analyze_report(
         .iter()
         .filter(|c| c.report == rp.report)
         .collect();
-    let counts = counts(l, &own, &report_cells, planned_runs);
+    let mut counts = counts(l, &own, &report_cells, planned_runs);
+    let suspect = suspect_cells(&report_cells);
+    counts.runs_suspect = suspect.iter().filter(|c| c.kind != "isolated").count();
     let method = method(rp, configs_of, (planned_runs, planned_iso), imported);
     let provenance = provenance(l);
     let own_pool = pool.subset(own.clone());
@@ -753,6 +720,9 @@ fn analyze_report(
         distributions: distributions(&own_pool, &scen),
         telemetry: telemetry(l, &own),
         findings: Vec::new(),
+        suspect_warning: super::suspect::warning(&report_cells, suspect.len(), include_suspect),
+        suspect,
+        suspect_included: include_suspect,
     };
     r.findings = findings(&r, &own_pool);
     if own.is_empty() && pool_reports.len() > 1 {
@@ -816,6 +786,7 @@ fn counts(l: &Loaded, own: &[&CellRow], report_cells: &[&CellRow], planned_runs:
         },
         runs_missing: planned_runs
             .saturating_sub(report_cells.iter().filter(|c| c.is_run()).count()),
+        runs_suspect: 0,
     }
 }
 

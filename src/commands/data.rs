@@ -59,7 +59,14 @@ pub(super) fn compact(args: &CompactArgs) -> Result<(), Error> {
 /// `chimera analyze`: statistics and verdicts, written beside each campaign and printed.
 pub(super) fn analyze(args: &AnalyzeArgs) -> Result<(), Error> {
     let s = &args.select;
-    let done = analysis::analyze(&s.data, s.campaign.as_deref(), s.report.as_deref())?;
+    let done = analysis::analyze_with(
+        &s.data,
+        s.campaign.as_deref(),
+        s.report.as_deref(),
+        analysis::AnalyzeOptions {
+            include_suspect: s.include_suspect,
+        },
+    )?;
     with_stdout(|out| {
         for (dir, a) in &done {
             let files = analysis::write_outputs(dir, a)?;
@@ -79,7 +86,14 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> Result<(), Error> {
 /// `chimera report`: Markdown reports with charts; prints the path of each.
 pub(super) fn report(args: &ReportArgs) -> Result<(), Error> {
     let s = &args.select;
-    let done = analysis::analyze(&s.data, s.campaign.as_deref(), s.report.as_deref())?;
+    let done = analysis::analyze_with(
+        &s.data,
+        s.campaign.as_deref(),
+        s.report.as_deref(),
+        analysis::AnalyzeOptions {
+            include_suspect: s.include_suspect,
+        },
+    )?;
     let several = done.len() > 1;
     with_stdout(|out| {
         for (dir, a) in &done {

@@ -67,6 +67,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Error> {
         cell_timeout: args.cell_timeout.map(std::time::Duration::from_secs_f64),
         progress: true,
         fake_gpus: None,
+        fake_gpu_throttle: 0,
     };
     let rt = runtime().map_err(Error::Output)?;
     let outcome = rt.block_on(async {

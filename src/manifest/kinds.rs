@@ -159,6 +159,15 @@ vocabulary! {
         TrueEfficiencyPct,
         /// Σ isolated agent durations / concurrent wall.
         TrueSpeedup,
+        /// The same as true efficiency, on the work the concurrent run did: Σ over agents of
+        /// the time each would take alone for its tokens in the run / concurrent wall × 100 / N.
+        EqualWorkEfficiencyPct,
+        /// Σ over agents of the time each would take alone for its tokens in the run /
+        /// concurrent wall.
+        EqualWorkSpeedup,
+        /// Aggregate output throughput of the concurrent run / Σ of the agents' throughputs
+        /// alone × 100.
+        ThroughputEfficiencyPct,
         /// Published contention flag: published speedup < 1.5 (count or share).
         Contention,
         /// eval_count / eval_duration, tokens per second.
@@ -309,6 +318,9 @@ mod names {
             Metric::PublishedSpeedup,
             Metric::TrueEfficiencyPct,
             Metric::TrueSpeedup,
+            Metric::EqualWorkEfficiencyPct,
+            Metric::EqualWorkSpeedup,
+            Metric::ThroughputEfficiencyPct,
             Metric::Contention,
             Metric::ThroughputTokS,
             Metric::TtftMs,

@@ -97,6 +97,19 @@ pub struct AgentRun {
     pub process: Option<ProcessStats>,
 }
 
+impl AgentRun {
+    /// What the agent did, over its measured (not warm-up) requests.
+    pub fn work(&self) -> metrics::AgentWork {
+        metrics::AgentWork::of(
+            self.duration_ms,
+            self.requests
+                .iter()
+                .filter(|r| !r.warmup)
+                .map(|r| &r.record),
+        )
+    }
+}
+
 /// What chimera measured of an agent program's process (the `process_*` and
 /// `start_offset_ms` columns of `agents`, `docs/agent-protocol.md`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -136,6 +149,17 @@ pub struct MultiAgentMetrics {
     pub true_efficiency_pct: Option<f64>,
     /// Aggregate throughput of the agents run alone: Σ tokens / Σ durations, tok/s.
     pub isolated_aggregate_tok_s: Option<f64>,
+    /// How long the agents alone would have taken for the work they did in this run, summed
+    /// ([`metrics::equal_work_alone_ms`]), ms.
+    pub equal_work_alone_ms: Option<f64>,
+    /// Equal-work speedup: `equal_work_alone_ms` / wall.
+    pub equal_work_speedup: Option<f64>,
+    /// Equal-work efficiency, %: the honest efficiency on the same work.
+    pub equal_work_efficiency_pct: Option<f64>,
+    /// Σ of the agents' throughputs alone (tokens / duration each), tok/s.
+    pub isolated_sum_tok_s: Option<f64>,
+    /// Aggregate throughput of this run / `isolated_sum_tok_s`, %.
+    pub throughput_efficiency_pct: Option<f64>,
     /// Throughput delta B − A (Rust sign convention).
     pub throughput_delta_tok_s: Option<f64>,
     /// TTFT delta A − B (Rust sign convention).
@@ -157,18 +181,37 @@ impl MultiAgentMetrics {
         }
     }
 
-    /// Sets the true speedup, efficiency, isolated sum and isolated aggregate throughput from
-    /// the agents-alone results `isolated` (duration, output tokens per agent).
-    pub fn set_isolated(&mut self, isolated: &[(f64, u64)], wall_ms: f64) {
-        let durations: Vec<f64> = isolated.iter().map(|x| x.0).collect();
-        let tokens = metrics::sum_tokens(isolated.iter().map(|x| x.1));
+    /// Sets the duration-based true speedup and efficiency, and the equal-work ones, from
+    /// the agents' runs alone (`alone[i]`: isolated baseline of agent i) and in this run
+    /// (`together[i]`), `wall_ms` being this run's wall and `aggregate_tok_s` its aggregate
+    /// throughput.
+    pub fn set_isolated(
+        &mut self,
+        alone: &[metrics::AgentWork],
+        together: &[metrics::AgentWork],
+        wall_ms: f64,
+        aggregate_tok_s: Option<f64>,
+    ) {
+        let durations: Vec<f64> = alone.iter().map(|x| x.duration_ms).collect();
+        let tokens = metrics::sum_tokens(alone.iter().map(|x| x.output_tokens));
         let sum: f64 = durations.iter().sum();
+        let n = durations.len();
         self.isolated_sum_ms = Some(sum);
         self.true_speedup = metrics::true_speedup(&durations, wall_ms);
         self.true_efficiency_pct = self
             .true_speedup
-            .and_then(|s| metrics::efficiency_pct(s, durations.len()));
+            .and_then(|s| metrics::efficiency_pct(s, n));
         self.isolated_aggregate_tok_s = metrics::aggregate_tok_s(tokens, sum);
+        self.equal_work_speedup = metrics::equal_work_speedup(alone, together, wall_ms);
+        self.equal_work_alone_ms = self.equal_work_speedup.map(|s| s * wall_ms);
+        self.equal_work_efficiency_pct = self
+            .equal_work_speedup
+            .and_then(|s| metrics::efficiency_pct(s, n));
+        self.isolated_sum_tok_s = metrics::isolated_sum_tok_s(alone);
+        self.throughput_efficiency_pct = match (aggregate_tok_s, self.isolated_sum_tok_s) {
+            (Some(t), Some(i)) if i > 0.0 => Some(t / i * 100.0),
+            _ => None,
+        };
     }
 }
 
@@ -250,6 +293,11 @@ pub struct CellRecord {
     /// Largest start offset between the agent programs of the cell (`command` workloads
     /// with more than one agent), ms.
     pub start_skew_ms: Option<f64>,
+    /// Spread of the agents' first measured requests in a concurrent cell, ms
+    /// ([`first_request_skew_ms`]).
+    pub first_request_skew_ms: Option<f64>,
+    /// Why the cell is suspect ([`super::checks`]); empty when every self-check passed.
+    pub suspect_reasons: Vec<String>,
     /// Σ output tokens / wall, tok/s.
     pub aggregate_tok_s: Option<f64>,
     /// The metrics of a multi-agent cell (`None` for one agent).
@@ -270,6 +318,7 @@ impl CellRecord {
         let error = first_error.map(|e| format!("{}: {}", e.kind.name(), e.message));
         let error_kind = first_error.map(|e| e.kind);
         let tokens = metrics::sum_tokens(agents.iter().map(|a| a.aggregate.output_tokens));
+        let concurrent = key.kind == CellKind::Concurrent;
         CellRecord {
             key,
             started_at_unix_ms,
@@ -281,6 +330,8 @@ impl CellRecord {
             gpu_samples: Vec::new(),
             wall_ms,
             start_skew_ms: None,
+            first_request_skew_ms: concurrent.then(|| first_request_skew_ms(&agents)).flatten(),
+            suspect_reasons: Vec::new(),
             aggregate_tok_s: metrics::aggregate_tok_s(tokens, wall_ms),
             multi_agent: None,
             agents,
@@ -290,6 +341,20 @@ impl CellRecord {
     /// True when every request succeeded.
     pub fn ok(&self) -> bool {
         self.status == Status::Ok
+    }
+
+    /// True when a self-check failed.
+    pub fn suspect(&self) -> bool {
+        !self.suspect_reasons.is_empty()
+    }
+
+    /// Adds the reason of a failed self-check (`None`: it passed).
+    pub fn mark_suspect(&mut self, reason: Option<String>) {
+        if let Some(r) = reason
+            && !self.suspect_reasons.contains(&r)
+        {
+            self.suspect_reasons.push(r);
+        }
     }
 
     /// The multi-agent metrics, created empty when missing.
@@ -303,11 +368,43 @@ impl CellRecord {
     }
 }
 
-/// The agents-alone result an isolated cell contributes: (duration, output tokens).
-pub fn isolated_result(rec: &CellRecord) -> Option<(f64, u64)> {
-    rec.agents
-        .first()
-        .map(|a| (a.duration_ms, a.aggregate.output_tokens))
+/// The spread of the agents' first measured requests (latest first send − earliest), ms;
+/// `None` with fewer than two agents that sent one.
+pub fn first_request_skew_ms(agents: &[AgentRun]) -> Option<f64> {
+    let firsts: Vec<f64> = agents
+        .iter()
+        .filter_map(|a| {
+            a.requests
+                .iter()
+                .filter(|r| !r.warmup)
+                .map(|r| r.record.sent_at_unix_ms)
+                .reduce(f64::min)
+        })
+        .collect();
+    if firsts.len() < 2 {
+        return None;
+    }
+    let lo = firsts.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = firsts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some(hi - lo)
+}
+
+/// What an isolated cell contributes to the concurrent cells compared with it: its agent's
+/// work, and whether the cell is suspect.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Baseline {
+    /// What the agent did alone.
+    pub work: metrics::AgentWork,
+    /// The isolated cell failed a self-check.
+    pub suspect: bool,
+}
+
+/// The agents-alone result an isolated cell contributes.
+pub fn isolated_result(rec: &CellRecord) -> Option<Baseline> {
+    rec.agents.first().map(|a| Baseline {
+        work: a.work(),
+        suspect: rec.suspect(),
+    })
 }
 
 /// The throughput delta B − A and TTFT delta A − B of the first two agents (Rust sign

@@ -4,18 +4,19 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::cell::CellRecord;
+use super::cell::{Baseline, CellRecord};
 use super::kind::{CellKind, Status};
+use crate::metrics::AgentWork;
 
 /// One agent of a committed cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentMeta {
     /// Agent id.
     pub agent: String,
-    /// Duration, ms.
-    pub duration_ms: f64,
-    /// Σ output tokens.
-    pub output_tokens: u64,
+    /// What it did: duration, output tokens and (since table schema 5) prompt tokens,
+    /// requests, prefill and decode times, which the equal-work comparison scales.
+    #[serde(flatten)]
+    pub work: AgentWork,
 }
 
 /// The metadata of a committed cell.
@@ -33,15 +34,20 @@ pub struct CellMeta {
     pub status: Status,
     /// The agents, in run order.
     pub agents: Vec<AgentMeta>,
+    /// Why the cell is suspect (its failed self-checks); absent when none failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspect_reasons: Vec<String>,
     /// The raw file an imported cell was read from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported_from: Option<String>,
 }
 
-/// The part of a cell's metadata resuming needs: its agents.
+/// The part of a cell's metadata resuming needs: its agents and whether it is suspect.
 #[derive(Deserialize)]
 struct Agents {
     agents: Vec<AgentMeta>,
+    #[serde(default)]
+    suspect_reasons: Vec<String>,
 }
 
 impl CellMeta {
@@ -58,10 +64,10 @@ impl CellMeta {
                 .iter()
                 .map(|a| AgentMeta {
                     agent: a.agent.clone(),
-                    duration_ms: a.duration_ms,
-                    output_tokens: a.aggregate.output_tokens,
+                    work: a.work(),
                 })
                 .collect(),
+            suspect_reasons: rec.suspect_reasons.clone(),
             imported_from: None,
         }
     }
@@ -71,11 +77,16 @@ impl CellMeta {
         serde_json::to_value(self).unwrap_or_default()
     }
 
-    /// The agents-alone result (duration, output tokens) of a committed isolated cell's
-    /// metadata: its first agent's; `None` when the value holds no agents.
-    pub fn isolated_of(meta: &serde_json::Value) -> Option<(f64, u64)> {
-        let a = Agents::deserialize(meta).ok()?.agents.into_iter().next()?;
-        Some((a.duration_ms, a.output_tokens))
+    /// The agents-alone result of a committed isolated cell's metadata: its first agent's
+    /// work and whether the cell is suspect; `None` when the value holds no agents.
+    pub fn isolated_of(meta: &serde_json::Value) -> Option<Baseline> {
+        let m = Agents::deserialize(meta).ok()?;
+        let suspect = !m.suspect_reasons.is_empty();
+        let a = m.agents.into_iter().next()?;
+        Some(Baseline {
+            work: a.work,
+            suspect,
+        })
     }
 }
 
@@ -93,9 +104,13 @@ mod tests {
             status: Status::Ok,
             agents: vec![AgentMeta {
                 agent: "A".into(),
-                duration_ms: 12.5,
-                output_tokens: 40,
+                work: AgentWork {
+                    duration_ms: 12.5,
+                    output_tokens: 40,
+                    ..AgentWork::default()
+                },
             }],
+            suspect_reasons: Vec::new(),
             imported_from: None,
         };
         let v = meta.to_value();
@@ -107,7 +122,24 @@ mod tests {
                 "agents": [{"agent": "A", "duration_ms": 12.5, "output_tokens": 40}],
             })
         );
-        assert_eq!(CellMeta::isolated_of(&v), Some((12.5, 40)));
+        let old = CellMeta::isolated_of(&v).expect("isolated");
+        assert!(!old.suspect);
+        let old = old.work;
+        assert_eq!(
+            (old.duration_ms, old.output_tokens, old.requests),
+            (12.5, 40, None)
+        );
         assert_eq!(CellMeta::isolated_of(&serde_json::json!({})), None);
+        // Since schema 5 the split the equal-work comparison scales is kept too.
+        let mut m = meta.clone();
+        m.agents[0].work.requests = Some(3);
+        m.agents[0].work.prefill_ms = Some(2.5);
+        m.suspect_reasons = vec!["start skew".into()];
+        let back = CellMeta::isolated_of(&m.to_value()).expect("isolated");
+        assert!(back.suspect);
+        assert_eq!(
+            (back.work.requests, back.work.prefill_ms),
+            (Some(3), Some(2.5))
+        );
     }
 }

@@ -8,11 +8,12 @@
 //! backend, workload, telemetry and metrics types.
 
 mod cell;
+pub mod checks;
 mod kind;
 mod meta;
 
 pub use cell::{
-    AgentRun, CellAxes, CellKey, CellRecord, MultiAgentMetrics, ProcessStats, RequestRow,
+    AgentRun, Baseline, CellAxes, CellKey, CellRecord, MultiAgentMetrics, ProcessStats, RequestRow,
     agent_deltas, isolated_result,
 };
 pub use kind::{CellKind, Status, UnknownName};

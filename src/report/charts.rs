@@ -640,6 +640,8 @@ mod tests {
             failed: 0,
             published_efficiency: p,
             true_efficiency: t,
+            equal_work_efficiency: None,
+            throughput_efficiency: None,
             published_speedup: None,
             contention_runs: None,
             throughput: BTreeMap::new(),
@@ -678,6 +680,9 @@ mod tests {
             distributions: Vec::new(),
             telemetry: Vec::new(),
             findings: Vec::new(),
+            suspect: Vec::new(),
+            suspect_included: false,
+            suspect_warning: None,
         }
     }
 

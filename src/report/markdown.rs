@@ -230,6 +230,9 @@ pub(crate) fn render(
     if !r.verdicts.is_empty() {
         let _ = writeln!(md, ">\n> **Reproduction.** {}", verdict_line(&r.verdicts));
     }
+    if let Some(line) = super::suspect::top_line(r) {
+        let _ = writeln!(md, "{line}");
+    }
     if let Some(d) = &r.description {
         let _ = writeln!(md, "\n{}", d.trim_end());
     }
@@ -241,6 +244,7 @@ pub(crate) fn render(
         efficiency(&mut md, &mut heading, r);
     }
     comparisons(&mut md, &mut heading, &r.comparisons);
+    super::suspect::section(&mut md, &mut heading, r);
 
     heading(&mut md, "Findings");
     if r.findings.is_empty() {
@@ -442,6 +446,7 @@ fn results(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &Rep
             ("Options", false, false),
             ("Runs", true, false),
             ("Published efficiency (%)", true, !r.multi_agent),
+            ("Equal-work efficiency (%)", true, true),
             ("True efficiency (%)", true, true),
             ("Published speedup (×)", true, !r.multi_agent),
             ("Contention runs", true, !r.multi_agent),
@@ -465,6 +470,7 @@ fn results(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &Rep
                 },
                 runs(c),
                 stat(c.published_efficiency.as_ref(), PCT),
+                stat(c.equal_work_efficiency.as_ref(), PCT),
                 stat(c.true_efficiency.as_ref(), PCT),
                 stat(c.published_speedup.as_ref(), RATIO),
                 c.contention_runs
@@ -644,11 +650,11 @@ fn summary_table(rows: &[&SummaryRow], group_header: &str) -> String {
     t.render()
 }
 
-/// Section: published vs honest efficiency.
+/// Section: published vs honest efficiency, led by the equal-work figure.
 fn efficiency(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &ReportAnalysis) {
     heading(md, "Published vs honest efficiency");
     md.push_str(
-        "The published speedup is the sum of the agents' durations measured *during the concurrent run* divided by its wall time, and the published efficiency is that speedup / N × 100. The wall time is about the slowest agent's duration, so for two agents the published efficiency equals 50 × (1 + min/max): it is a balance ratio that says how evenly the agents finished, and it reaches 100 % for two agents that took equally long even if each ran much slower than alone. The true efficiency compares the concurrent run with each agent run alone (isolated runs, same options): true speedup = Σ isolated durations / concurrent wall time, true efficiency = true speedup / N × 100.\n\n",
+        "The equal-work efficiency leads: it compares each concurrent run with the time each agent alone would have taken for the work it did in that run (its time to first token scaled by the prompt tokens, its decode time by the output tokens, the rest of its duration by the requests, at the rates of its isolated run with the same options): equal-work speedup = Σ those times / concurrent wall time, efficiency = speedup / N × 100. The throughput ratio is the aggregate output throughput of the agents together / the sum of their throughputs alone. The duration-based true efficiency (Σ isolated durations / concurrent wall / N × 100) compares runs as they happened, so it moves with the replies' lengths whenever the isolated and the concurrent runs generated different numbers of tokens. The published efficiency is the sum of the agents' durations measured *during the concurrent run* / wall / N × 100; for two agents it equals 50 × (1 + min/max): a balance ratio that says how evenly the agents finished, not what concurrency gained.\n\n",
     );
     if r.efficiency.is_empty() {
         md.push_str("No multi-agent run has data.\n");
@@ -656,30 +662,35 @@ fn efficiency(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &
     }
     let measured = r.efficiency.iter().filter(|e| e.true_pct.is_some()).count();
     if measured == 0 {
-        md.push_str("The agents were never run alone in this data, so the true efficiency was not measured: the published efficiency below is a balance ratio only, not a measure of what concurrency gained.\n\n");
+        md.push_str("The agents were never run alone in this data, so neither the equal-work nor the true efficiency was measured: the published efficiency below is a balance ratio only, not a measure of what concurrency gained.\n\n");
     } else if measured < r.efficiency.len() {
         let _ = writeln!(
             md,
-            "The agents were run alone for {measured} of {} configurations; for the others the true efficiency was not measured.\n",
+            "The agents were run alone for {measured} of {} configurations; for the others the equal-work and true efficiencies were not measured.\n",
             r.efficiency.len()
         );
     }
     let mut t = Table::new(&[
         ("Config", false, false),
         ("Scenario", false, false),
+        ("Equal-work efficiency (%)", true, true),
+        ("Throughput together / alone (%)", true, true),
+        ("True efficiency, by durations (%)", true, false),
         ("Published efficiency (%)", true, false),
-        ("True efficiency (%)", true, false),
-        ("True − published (pp)", true, false),
+        ("Equal-work − published (pp)", true, true),
         ("Slowdown together vs alone (×)", true, true),
     ]);
+    let not_measured =
+        |v: Option<f64>| v.map_or_else(|| "not measured".to_owned(), |v| fixed(v, PCT));
     for e in &r.efficiency {
-        let diff = e.true_pct.zip(e.published_pct).map(|(t, p)| t - p);
+        let diff = e.equal_work_pct.zip(e.published_pct).map(|(t, p)| t - p);
         t.row(vec![
             code(&e.config),
             e.scenario.clone(),
+            opt(e.equal_work_pct, PCT),
+            opt(e.throughput_pct, PCT),
+            not_measured(e.true_pct),
             opt(e.published_pct, PCT),
-            e.true_pct
-                .map_or_else(|| "not measured".to_owned(), |v| fixed(v, PCT)),
             opt_signed(diff, PCT),
             opt(e.slowdown, RATIO),
         ]);

@@ -11,6 +11,7 @@
 mod charts;
 mod format;
 mod markdown;
+mod suspect;
 mod svg;
 
 use std::io::Write as _;

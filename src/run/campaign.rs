@@ -250,7 +250,10 @@ async fn campaign_body(
     let runner = Arc::new(Runner::prepare(&plan, run_opts)?);
     start_and_check(&plan, &runner, servers, &campaign, &run_id, &cancel).await?;
     // GPU telemetry: one sampler thread per campaign (the first report's settings).
-    let (sampler, gpu_ids) = start_sampler(&plan, opts.fake_gpus);
+    let (sampler, gpu_ids) = start_sampler(&plan, opts.fake_gpus, opts.fake_gpu_throttle);
+    // The digests earlier runs measured stay the campaign's (a model re-pulled since then
+    // makes the cells of this run suspect); `provenance.parquet` then says what runs now.
+    runner.learn_earlier_digests(campaign.dir());
     write_provenance(&plan, &runner, &sampler, &gpu_ids, &campaign, &opts.name).await;
     // `--force` means "measure again": the shared cache is not consulted in that run.
     let cache = if opts.use_cache && opts.force.is_empty() {

@@ -51,7 +51,7 @@ pub(crate) enum RunEvent {
         /// What it measured.
         record: Box<CellRecord>,
         /// Its isolated baseline (isolated cells).
-        iso: Option<(f64, u64)>,
+        iso: Option<crate::record::Baseline>,
         /// Another run had committed it first.
         duplicate: bool,
     },
@@ -60,7 +60,7 @@ pub(crate) enum RunEvent {
         /// The cell.
         ni: NodeIndex,
         /// Its isolated baseline (isolated cells).
-        iso: Option<(f64, u64)>,
+        iso: Option<crate::record::Baseline>,
     },
     /// A cell failed for good.
     CellFailed {

@@ -65,6 +65,7 @@ pub(crate) fn telemetry_sources(
 pub(crate) fn start_sampler(
     plan: &Plan,
     fake_gpus: Option<u32>,
+    fake_throttle: u64,
 ) -> (Arc<crate::telemetry::Sampler>, Arc<HashMap<String, u32>>) {
     let settings = plan
         .reports
@@ -72,7 +73,7 @@ pub(crate) fn start_sampler(
         .map(|r| r.manifest.spec.telemetry.clone())
         .unwrap_or_default();
     let source: Box<dyn crate::telemetry::GpuSource> = match fake_gpus {
-        Some(n) => Box::new(crate::telemetry::FakeSource::new(n, 1)),
+        Some(n) => Box::new(crate::telemetry::FakeSource::new(n, 1).with_throttle(fake_throttle)),
         None => crate::telemetry::open(&settings),
     };
     let (source, gpu_ids) = telemetry_sources(plan, source);

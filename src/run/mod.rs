@@ -8,6 +8,7 @@
 
 pub(crate) mod campaign;
 mod cells;
+mod checks;
 pub(crate) mod command;
 mod error;
 mod events;
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{Client, ErrorKind, LlmRequest, RequestError, RequestRecord};
 use crate::manifest::{Corpus, EndpointKind, Options, Role, Task, TtftDefinition};
-use crate::metrics::{self, AgentAggregate};
+use crate::metrics::{self, AgentAggregate, AgentWork};
 use crate::plan::{NodeKind, Plan, PlanNode};
 use crate::record::{
     AgentRun, CellAxes, CellKey, CellKind, CellRecord, MultiAgentMetrics, RequestRow, agent_deltas,
@@ -356,8 +357,8 @@ type LoadedSet = (String, Option<u32>, Option<u32>);
 /// Server version and model digest.
 type Provenance = (Option<String>, Option<String>);
 
-/// Durations and output tokens of agents run alone, by (configuration, repetition, agent).
-pub type IsolatedResults = HashMap<(Option<u32>, u32, u8), (f64, u64)>;
+/// What agents run alone did (their isolated baselines), by (configuration, repetition, agent).
+pub type IsolatedResults = HashMap<(Option<u32>, u32, u8), crate::record::Baseline>;
 
 /// What running cells needs: one client per endpoint URL (Ollama's protocol for `ollama` and
 /// `emulator` endpoints, the OpenAI-compatible one for `openai`), the prepared corpora, what
@@ -370,6 +371,9 @@ pub struct Runner {
     loaded: tokio::sync::Mutex<HashMap<String, LoadedSet>>,
     /// Server version and model digest per (endpoint URL, model tag).
     provenance: tokio::sync::Mutex<HashMap<(String, String), Provenance>>,
+    /// The campaign's model digest per (endpoint URL, model tag): the earlier runs' (from
+    /// `provenance.parquet`), else the first this run learned.
+    campaign_digests: std::sync::Mutex<HashMap<(String, String), String>>,
     opts: RunOptions,
 }
 
@@ -437,6 +441,7 @@ impl Runner {
             corpora,
             loaded: tokio::sync::Mutex::new(HashMap::new()),
             provenance: tokio::sync::Mutex::new(HashMap::new()),
+            campaign_digests: std::sync::Mutex::new(HashMap::new()),
             opts: opts.clone(),
         })
     }
@@ -502,22 +507,29 @@ impl Runner {
         pre
     }
 
-    /// The server version and model digest of the endpoint at `url` (asked once per run).
+    /// The server version (asked once per run) and the model digest of the endpoint at `url`
+    /// (asked every time).
     async fn server_identity(&self, url: String, model: &str) -> (Option<String>, Option<String>) {
         let key = (url, model.to_owned());
-        let known = self.provenance.lock().await.get(&key).cloned();
-        match known {
-            Some(p) => p,
-            None => {
-                let client = &self.clients[&key.0];
-                let p = (
-                    client.version().await.ok(),
-                    client.model_digest(model).await.ok().flatten(),
-                );
-                self.provenance.lock().await.insert(key, p.clone());
-                p
-            }
+        let client = &self.clients[&key.0];
+        // The digest is asked after every cell: a model re-pulled mid-campaign shows.
+        let digest = client.model_digest(model).await.ok().flatten();
+        if let Some(d) = &digest {
+            self.learn_digest(&key.0, model, d);
         }
+        let known = self.provenance.lock().await.get(&key).cloned();
+        let version = match known {
+            Some((v, _)) => v,
+            None => {
+                let v = client.version().await.ok();
+                self.provenance
+                    .lock()
+                    .await
+                    .insert(key, (v.clone(), digest.clone()));
+                v
+            }
+        };
+        (version, digest)
     }
 
     /// Runs one warm-up, single, isolated or concurrent node and returns its record.
@@ -622,16 +634,34 @@ impl Runner {
         }
         let mut rec = cell_record(plan, node, agents, wall_ms, started_at, &self.opts);
         rec.start_skew_ms = start_skew_ms;
+        self.self_check(plan, node, &mut rec).await;
         if node.kind == NodeKind::Concurrent {
-            let iso: Option<Vec<(f64, u64)>> = (0..c.agents.len())
+            let baselines: Option<Vec<crate::record::Baseline>> = (0..c.agents.len())
                 .map(|i| {
                     isolated
                         .get(&(node.config, node.repetition, i as u8))
                         .copied()
                 })
                 .collect();
-            if let Some(iso) = iso {
-                rec.multi_agent_mut().set_isolated(&iso, wall_ms);
+            if baselines.iter().flatten().any(|b| b.suspect) {
+                rec.mark_suspect(Some(
+                    "baseline: an isolated baseline of this configuration and repetition is suspect"
+                        .to_owned(),
+                ));
+            }
+            let alone: Option<Vec<AgentWork>> =
+                baselines.map(|b| b.iter().map(|b| b.work).collect());
+            // The agents of the run in configuration order, as the baselines are.
+            let together: Vec<AgentWork> = c
+                .agents
+                .iter()
+                .filter_map(|a| rec.agents.iter().find(|r| *r.agent == *a.id))
+                .map(AgentRun::work)
+                .collect();
+            if let Some(alone) = alone {
+                let tok_s = rec.aggregate_tok_s;
+                rec.multi_agent_mut()
+                    .set_isolated(&alone, &together, wall_ms, tok_s);
             }
         }
         rec

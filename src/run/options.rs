@@ -29,6 +29,9 @@ pub struct CampaignOptions {
     /// Test instrument: sample this many deterministic fake GPUs instead of the manifest's
     /// telemetry source (never set by the command line).
     pub fake_gpus: Option<u32>,
+    /// Test instrument: the NVML throttle reasons the fake GPUs report in every sample (0:
+    /// none besides idle).
+    pub fake_gpu_throttle: u64,
 }
 
 /// What a campaign run did.

@@ -66,23 +66,32 @@ impl Progress {
     }
 }
 
-/// `  1234 ms  published 80.0 %, true 75.0 %  gpu 50.0 % 300.0 W 12.0 J` for a measured cell.
+/// `  1234 ms  equal work 49.8 %, published 80.0 %, true 75.0 %  gpu 50.0 % 300.0 W 12.0 J`
+/// for a measured cell, and `  SUSPECT: <reasons>` when a self-check failed.
 fn measured(r: &CellRecord) -> String {
     let wall = format!("  {:.0} ms", r.wall_ms);
     let eff = r
         .multi_agent
         .as_ref()
         .and_then(|m| {
-            m.published_efficiency_pct
-                .map(|p| (p, m.true_efficiency_pct))
-        })
-        .map(|(p, t)| {
-            format!(
-                "  published {p:.1} %{}",
-                t.map(|t| format!(", true {t:.1} %")).unwrap_or_default()
-            )
+            let p = m.published_efficiency_pct?;
+            let pct = |label: &str, x: Option<f64>| x.map(|x| format!("{label} {x:.1} %"));
+            let parts: Vec<String> = [
+                pct("equal work", m.equal_work_efficiency_pct),
+                pct("published", Some(p)),
+                pct("true", m.true_efficiency_pct),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            Some(format!("  {}", parts.join(", ")))
         })
         .unwrap_or_default();
+    let suspect = if r.suspect() {
+        format!("  SUSPECT: {}", r.suspect_reasons.join("; "))
+    } else {
+        String::new()
+    };
     let gpu = r
         .telemetry
         .as_ref()
@@ -97,7 +106,7 @@ fn measured(r: &CellRecord) -> String {
             )
         })
         .unwrap_or_default();
-    format!("{wall}{eff}{gpu}")
+    format!("{wall}{eff}{gpu}{suspect}")
 }
 
 impl RunSink for Progress {

@@ -146,6 +146,9 @@ async fn attempt_once(
             if !samples.is_empty() {
                 record.telemetry = Some(crate::telemetry::aggregate(&samples));
                 record.gpu_samples = samples;
+                if record.key.kind != crate::record::CellKind::Warmup {
+                    super::checks::check_gpu(&mut record);
+                }
             }
             Ok(record)
         }

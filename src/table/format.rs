@@ -24,9 +24,13 @@ use parquet::file::properties::WriterProperties;
 /// harness defined it), `cells.runtime`, `language`, `block`, `harness` and `agents.model`,
 /// `runtime`, `language`, `block`, `harness` (nullable, last columns); 4 = `cells.start_skew_ms`
 /// and `agents.process_wall_ms`, `process_user_cpu_ms`, `process_sys_cpu_ms`,
-/// `process_peak_rss_mib`, `process_exit_code`, `start_offset_ms` (`command` workloads). Parts of an older version that lack trailing
-/// nullable columns are read with those columns null.
-pub const SCHEMA_VERSION: u32 = 4;
+/// `process_peak_rss_mib`, `process_exit_code`, `start_offset_ms` (`command` workloads); 5 =
+/// `cells.first_request_skew_ms`, the equal-work columns (`equal_work_alone_ms`,
+/// `equal_work_speedup`, `equal_work_efficiency_pct`, `isolated_sum_tok_s`,
+/// `throughput_efficiency_pct`), the self-checks (`suspect`, `suspect_reasons`) and
+/// `agents.decode_per_output_token_ms`, `prefill_per_prompt_token_ms`. Parts of an older
+/// version that lack trailing nullable columns are read with those columns null.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Metadata key: the schema version a file was written with.
 pub const META_SCHEMA_VERSION: &str = "chimera.schema_version";

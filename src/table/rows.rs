@@ -127,6 +127,23 @@ table_row! {
         /// Largest start offset between the cell's agent programs, ms (`command` workloads,
         /// schema version 4).
         pub start_skew_ms: Option<f64>,
+        /// Spread of the agents' first measured requests in a concurrent cell, ms (schema
+        /// version 5, as every column below).
+        pub first_request_skew_ms: Option<f64>,
+        /// Σ of the times the agents alone would have taken for this run's work, ms.
+        pub equal_work_alone_ms: Option<f64>,
+        /// Equal-work speedup: `equal_work_alone_ms` / wall.
+        pub equal_work_speedup: Option<f64>,
+        /// Equal-work efficiency, %.
+        pub equal_work_efficiency_pct: Option<f64>,
+        /// Σ of the agents' throughputs alone, tok/s.
+        pub isolated_sum_tok_s: Option<f64>,
+        /// `aggregate_tok_s` / `isolated_sum_tok_s`, %.
+        pub throughput_efficiency_pct: Option<f64>,
+        /// A self-check failed (null in parts written before schema version 5: not checked).
+        pub suspect: Option<bool>,
+        /// Why, `; `-separated.
+        pub suspect_reasons: Option<String>,
     }
 }
 
@@ -168,6 +185,11 @@ table_row! {
         /// The agent program's process (`command` workloads, schema version 4): wall, user and
         /// system CPU, peak RSS, exit code, start offset; null for in-process agents.
         pub process: ProcessStats,
+        /// Σ (end-to-end − TTFT) / Σ output tokens of its measured requests, ms (streamed
+        /// requests; schema version 5).
+        pub decode_per_output_token_ms: Option<f64>,
+        /// Σ TTFT / Σ prompt tokens of its measured requests, ms (schema version 5).
+        pub prefill_per_prompt_token_ms: Option<f64>,
     }
 }
 
@@ -336,6 +358,14 @@ impl CellsRow {
             telemetry: t,
             axes: rec.key.axes.clone(),
             start_skew_ms: rec.start_skew_ms,
+            first_request_skew_ms: rec.first_request_skew_ms,
+            equal_work_alone_ms: m.equal_work_alone_ms,
+            equal_work_speedup: m.equal_work_speedup,
+            equal_work_efficiency_pct: m.equal_work_efficiency_pct,
+            isolated_sum_tok_s: m.isolated_sum_tok_s,
+            throughput_efficiency_pct: m.throughput_efficiency_pct,
+            suspect: Some(rec.suspect()),
+            suspect_reasons: rec.suspect().then(|| rec.suspect_reasons.join("; ")),
         }
     }
 
@@ -372,6 +402,14 @@ impl AgentsRow {
                 model: rec.key.model.clone(),
                 axes: rec.key.axes.clone(),
                 process: a.process.clone().unwrap_or_default(),
+                decode_per_output_token_ms: a.work().ms_per_output_token(),
+                prefill_per_prompt_token_ms: {
+                    let w = a.work();
+                    match (w.prefill_ms, w.prompt_tokens) {
+                        (Some(p), Some(n)) if n > 0 => Some(p / n as f64),
+                        _ => None,
+                    }
+                },
             })
             .collect()
     }

@@ -185,13 +185,27 @@ fn schemas_have_the_documented_columns() {
     let names =
         |s: SchemaRef| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
     let cells = names(cells_schema());
-    assert_eq!(cells.len(), 37);
+    assert_eq!(cells.len(), 45);
     assert_eq!(
         cells[32..],
-        ["runtime", "language", "block", "harness", "start_skew_ms"]
+        [
+            "runtime",
+            "language",
+            "block",
+            "harness",
+            "start_skew_ms",
+            "first_request_skew_ms",
+            "equal_work_alone_ms",
+            "equal_work_speedup",
+            "equal_work_efficiency_pct",
+            "isolated_sum_tok_s",
+            "throughput_efficiency_pct",
+            "suspect",
+            "suspect_reasons"
+        ]
     );
     let agents = names(agents_schema());
-    assert_eq!(agents.len(), 42);
+    assert_eq!(agents.len(), 44);
     assert_eq!(
         agents[30..],
         [
@@ -206,7 +220,9 @@ fn schemas_have_the_documented_columns() {
             "process_sys_cpu_ms",
             "process_peak_rss_mib",
             "process_exit_code",
-            "start_offset_ms"
+            "start_offset_ms",
+            "decode_per_output_token_ms",
+            "prefill_per_prompt_token_ms"
         ]
     );
     let requests = names(requests_schema());
@@ -295,6 +311,7 @@ fn schemas_have_the_documented_columns() {
                     n.as_str(),
                     "published_speedup"
                         | "true_speedup"
+                        | "equal_work_speedup"
                         | "temperature"
                         | "top_p"
                         | "repeat_penalty"

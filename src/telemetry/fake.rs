@@ -46,6 +46,8 @@ pub struct FakeSource {
     seed: u64,
     gpus: Vec<FakeGpu>,
     load: Arc<AtomicBool>,
+    /// Throttle reasons added to every sample ([`FakeSource::with_throttle`]).
+    throttle: u64,
 }
 
 /// Total memory of a fake GPU, MiB (an H100 80GB).
@@ -66,7 +68,15 @@ impl FakeSource {
                 })
                 .collect(),
             load: Arc::new(AtomicBool::new(false)),
+            throttle: 0,
         }
+    }
+
+    /// The same GPUs reporting the NVML throttle reasons `bits` in every sample as well (a
+    /// power cap is `0x4`, a thermal slowdown `0x20`/`0x40`).
+    pub fn with_throttle(mut self, bits: u64) -> FakeSource {
+        self.throttle = bits;
+        self
     }
 
     /// Turns the fake load on or off (also through any [`FakeSource::load_handle`]).
@@ -162,7 +172,7 @@ impl GpuSource for FakeSource {
         out.temp_c = Some(next.temp_c.round());
         out.sm_clock_mhz = Some(sm);
         out.mem_clock_mhz = Some(mem_clock);
-        out.throttle_reasons = Some(throttle);
+        out.throttle_reasons = Some(throttle | self.throttle);
         out.processes = Some(procs);
         if let Some(slot) = self.gpus.get_mut(gpu as usize) {
             *slot = next;

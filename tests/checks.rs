@@ -1,0 +1,190 @@
+//! Self-checks that invalidate a cell (`src/record/checks.rs`): each one provoked on the
+//! emulator, the cell marked suspect with its reason, left out of the analysis and listed in
+//! the report.
+
+use std::path::Path;
+
+use chimera::table::CellsRow;
+
+use crate::command::rows;
+use crate::support::{Manifest, campaign, emulate, homo_config, single_config, try_campaign};
+
+/// The campaign's cells that are suspect, with their reasons.
+fn suspects(campaign: &Path) -> Vec<(CellsRow, String)> {
+    rows::<CellsRow>(campaign)
+        .into_iter()
+        .filter(|c| c.suspect == Some(true))
+        .map(|c| {
+            let why = c.suspect_reasons.clone().unwrap_or_default();
+            (c, why)
+        })
+        .collect()
+}
+
+/// The analysis and the report of campaign `name` under `data`.
+fn report_of(data: &Path, name: &str) -> (chimera::analysis::model::ReportAnalysis, String) {
+    let mut done = chimera::analysis::analyze(data, Some(name), None).expect("analyze");
+    let (dir, a) = done.remove(0);
+    let out = dir.join("report");
+    let written = chimera::report::write_reports(&a, &out).expect("report");
+    let md = std::fs::read_to_string(&written[0].markdown).expect("markdown");
+    (a.reports[0].clone(), md)
+}
+
+/// GPU throttling: fake GPUs that report a power cap (NVML `0x4`) in every sample make every
+/// measured cell suspect; the same campaign without it has none. The analysis leaves the
+/// suspect runs out, the report lists them and warns at its top.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_power_capped_gpu_makes_its_cells_suspect() {
+    let emu = emulate(&crate::support::fast_profile(11), 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let text = Manifest::single_inference("TR960", "throttle check", emu.addrs[0], &["one", "two"])
+        .repetitions(2)
+        .configurations("prompts", "gemma3", &[single_config("s1", "num_ctx: 512")])
+        .yaml();
+    let calm = campaign(d, "calm", &text, false, Some(1)).await;
+    assert!(calm.failed.is_empty(), "{:?}", calm.failed);
+    assert!(suspects(&d.join("data/calm")).is_empty());
+    let capped = try_campaign(d, "capped", &text, |o| {
+        o.fake_gpus = Some(1);
+        o.fake_gpu_throttle = 0x4;
+    })
+    .await
+    .expect("campaign");
+    assert!(capped.failed.is_empty(), "{:?}", capped.failed);
+    let s = suspects(&d.join("data/capped"));
+    assert_eq!(s.len(), 2, "both runs are suspect: {s:?}");
+    for (_, why) in &s {
+        assert!(
+            why.starts_with("GPU throttled: sw_power_cap on GPU 0 in "),
+            "{why}"
+        );
+    }
+
+    let (r, md) = report_of(&d.join("data"), "capped");
+    assert_eq!(r.counts.runs_ok, 0, "suspect runs are left out");
+    assert_eq!(r.counts.runs_suspect, 2);
+    assert_eq!(r.suspect.len(), 2);
+    assert!(
+        md.contains(
+            "**Self-checks.** Self-checks failed often: 2 of 2 measured cells (100 %) are suspect"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("Suspect cells"), "{md}");
+    assert!(md.contains("GPU throttled: sw_power_cap"), "{md}");
+    // Asked for, they are kept.
+    let kept = chimera::analysis::analyze_with(
+        &d.join("data"),
+        Some("capped"),
+        None,
+        chimera::analysis::AnalyzeOptions {
+            include_suspect: true,
+        },
+    )
+    .expect("analyze");
+    assert_eq!(kept[0].1.reports[0].counts.runs_ok, 2);
+    let (calm, md) = report_of(&d.join("data"), "calm");
+    assert_eq!(calm.counts.runs_ok, 2);
+    assert!(!md.contains("Suspect cells"), "{md}");
+    emu.shutdown().await;
+}
+
+/// A reload inside measured requests: two agents with different `num_ctx` on one endpoint
+/// make the emulator reload the model between their requests (as Ollama does), 300 ms each
+/// time; their concurrent cells are suspect, the isolated baselines (re-warmed before their
+/// timers) are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_model_reloaded_inside_measured_requests_makes_the_cell_suspect() {
+    let profile = "
+seed: 12
+shared_gpu: false
+models:
+  - name: gemma3:270m
+    load_ms: 300
+    prompt_tok_s: 1000000
+    output_tok_s: 4000
+    output_tokens: 8
+";
+    let emu = emulate(profile, 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = Manifest::new("TR961", "reload check")
+        .emulator("emu", emu.addrs[0], "local:gpu0")
+        .model("gemma3", "gemma3:270m")
+        .prompts("prompts", "H1", &["one", "two", "three"])
+        .homo("both", "chimera_hetero", "emu", "emu")
+        .configurations(
+            "prompts",
+            "gemma3",
+            &[
+                "{id: mixed, scenario: both, options: {A: {num_ctx: 512}, B: {num_ctx: 1024}}}"
+                    .to_owned(),
+            ],
+        )
+        .yaml();
+    let summary = campaign(dir.path(), "reload", &text, false, None).await;
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    let s = suspects(&dir.path().join("data/reload"));
+    assert!(!s.is_empty(), "the concurrent cell reloads the model");
+    for (c, why) in &s {
+        assert_eq!(c.kind, chimera::record::CellKind::Concurrent, "{why}");
+        assert!(why.contains("model reload: agent "), "{why}");
+        assert!(
+            why.contains("for the model to load (bound 250 ms)"),
+            "{why}"
+        );
+    }
+    emu.shutdown().await;
+}
+
+/// A skewed start: agent B's program waits half a second before its first request, so the
+/// two agents of each concurrent cell did not run together; those cells are suspect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agents_that_start_apart_make_the_cell_suspect() {
+    let agent = crate::support::rust_agent();
+    let emu = emulate(&crate::support::fast_profile(13), 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = Manifest::two_agent_workflow(
+        "TR962",
+        "start skew check",
+        [emu.addrs[0], emu.addrs[1]],
+        ["local:gpu0", "local:gpu1"],
+        1,
+    )
+    .configurations("workflow", "gemma3", &[homo_config("c1", "num_ctx: 512")])
+    .yaml();
+    let script = format!(
+        "if [ \\\"{{agent}}\\\" = B ]; then sleep 0.5; fi; exec '{}' --job '{{job}}'",
+        agent.display()
+    );
+    let text = text.replacen(
+        "  - id: workflow\n",
+        &format!("  - id: workflow\n    command: {{argv: [sh, -c, \"{script}\"]}}\n"),
+        1,
+    );
+    let summary = campaign(dir.path(), "skew", &text, false, None).await;
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    let cells = rows::<CellsRow>(&dir.path().join("data/skew"));
+    let conc: Vec<&CellsRow> = cells
+        .iter()
+        .filter(|c| c.kind == chimera::record::CellKind::Concurrent)
+        .collect();
+    assert_eq!(conc.len(), 1);
+    let skew = conc[0].first_request_skew_ms.expect("skew measured");
+    assert!(skew >= 450.0, "B waited 500 ms: skew {skew}");
+    assert_eq!(conc[0].suspect, Some(true));
+    let why = conc[0].suspect_reasons.clone().unwrap_or_default();
+    assert!(
+        why.starts_with("start skew: the agents sent their first requests "),
+        "{why}"
+    );
+    // The isolated baselines ran alone: nothing to skew.
+    assert!(
+        cells
+            .iter()
+            .filter(|c| c.kind == chimera::record::CellKind::Isolated)
+            .all(|c| c.suspect == Some(false))
+    );
+    emu.shutdown().await;
+}
