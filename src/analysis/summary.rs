@@ -284,6 +284,7 @@ fn efficiency_rows(pool: &Pool<'_>, rows: &[ConfigRow]) -> Vec<EfficiencyRow> {
             true_pct: t,
             slowdown,
             explanation,
+            true_minus_published: super::compare::true_minus_published(&runs),
         });
     }
     out
@@ -494,6 +495,11 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
             count(VerdictKind::NotReproduced),
             count(VerdictKind::NotMeasured)
         ));
+        if let n @ 1.. = count(VerdictKind::Inconclusive) {
+            out.push(format!(
+                "For {n} more, the runs are too few to tell a reproduction from a difference."
+            ));
+        }
     }
     out
 }
@@ -517,7 +523,7 @@ fn comparison_findings(r: &ReportAnalysis) -> Vec<String> {
     {
         if let (Some(p), Some(d)) = (c.p_value, c.difference) {
             out.push(format!(
-                "{} vs {} ({}): difference {} (Welch t = {}, p {}){}.",
+                "{} vs {} ({}): difference {} (Welch t = {}, p {}){}{}.",
                 c.b,
                 c.a,
                 c.metric,
@@ -532,7 +538,8 @@ fn comparison_findings(r: &ReportAnalysis) -> Vec<String> {
                     ""
                 } else {
                     ", not significant at 5 %"
-                }
+                },
+                super::compare::too_few_words(c)
             ));
         }
     }
@@ -712,7 +719,8 @@ fn analyze_report(
         .filter(|c| c.report == rp.report)
         .collect();
     let counts = counts(l, &own, &report_cells, planned_runs);
-    let method = method(rp, configs_of, (planned_runs, planned_iso), imported);
+    let mut method = method(rp, configs_of, (planned_runs, planned_iso), imported);
+    method.cells = (!imported).then(|| super::adoption::cell_sources(l, &report_cells));
     let provenance = provenance(l);
     let own_pool = pool.subset(own.clone());
     let configs = config_rows(&own_pool, l, idx);
@@ -872,6 +880,7 @@ fn method(
             order_words(spec)
         },
         missing: rp.missing.clone(),
+        cells: None,
     }
 }
 
