@@ -55,11 +55,11 @@ pub fn text(a: &Analysis, verbose: bool) -> String {
             let from: Vec<String> = cells
                 .adopted_from
                 .iter()
-                .map(|a| format!("{} from {}", a.cells, a.campaign))
+                .map(|a| format!("{} measured by campaign {}", a.cells, a.campaign))
                 .collect();
             let _ = writeln!(
                 s,
-                "  cells: {} measured by this campaign, {} adopted from the shared cache ({}): to measure afresh, chimera run --force all",
+                "  cells: {} measured by this campaign, {} adopted from the shared cache ({}); `chimera run --force all` measures them afresh",
                 cells.measured,
                 cells.adopted,
                 from.join(", ")
