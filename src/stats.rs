@@ -1,5 +1,6 @@
 //! Statistics as pure functions over slices: mean, sample SD (n − 1), CV, percentiles with a
-//! declared method, Student-t confidence intervals, Welch's t-test and Hedges' g.
+//! declared method, Student-t confidence intervals, Welch's t-test and Hedges' g; and, in
+//! [`effect`], one-sample t differences, sample sizes for a given power and their reading.
 //!
 //! Callers pass finite values (the tables never hold NaN or infinities). Nothing here panics
 //! on any input, though: every function that returns an `Option` gives `None` when the
@@ -11,6 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
+
+pub mod effect;
 
 /// True when the slice is non-empty and every value is finite.
 fn all_finite(xs: &[f64]) -> bool {

@@ -8,11 +8,12 @@
 use std::collections::BTreeMap;
 
 use chimera::analysis::model::{
-    Analysis, Comparison, ConfigRow, Counts, Distribution, EfficiencyRow, EndpointProvenance,
-    Method, Origin, ReportAnalysis, ScenarioInfo, Stat, SummaryRow, TelemetrySeries, Verdict,
-    VerdictKind,
+    AdoptedFrom, Analysis, CellSources, Comparison, ConfigRow, Counts, Distribution, Effect,
+    EfficiencyRow, EndpointProvenance, Method, Origin, ReportAnalysis, ScenarioInfo, Stat,
+    SummaryRow, TelemetrySeries, Verdict, VerdictKind,
 };
 use chimera::report::{ReportError, render_figures, render_markdown, write_reports};
+use chimera::stats::effect::{CiMethod, Reading};
 
 fn s(x: &str) -> String {
     x.to_owned()
@@ -43,6 +44,7 @@ fn method(scenarios: Vec<ScenarioInfo>, configurations: usize, reps: u32, iso: u
         warmup: s("none (as published)"),
         order: s("interleaved"),
         missing: Vec::new(),
+        cells: None,
     }
 }
 
@@ -159,6 +161,13 @@ fn verdict(
         ci95,
         n: if recomputed.is_some() { 135 } else { 0 },
         difference: recomputed.map(|r| r - published),
+        diff_ci95: ci95.map(|(lo, hi)| (lo - published, hi - published)),
+        // The SD a 135-value t-interval of this width implies (t₀.₉₇₅,₁₃₄ ≈ 1.978).
+        detect: ci95.map(|_| published * 0.02),
+        n_needed: ci95.and_then(|(lo, hi)| {
+            let sd = (hi - lo) / 2.0 / 1.978 * 135f64.sqrt();
+            chimera::stats::effect::n_one_sample(sd, published * 0.02, 0.05, 0.8)
+        }),
         tolerance: tolerance.map(|t| t.0),
         tolerance_basis: tolerance.map(|t| s(t.1)),
         verdict: kind,
@@ -361,6 +370,9 @@ fn imported() -> Analysis {
             p_value: Some(0.2481),
             diff_ci95: Some((-3.42, 11.62)),
             hedges_g: Some(0.4721),
+            detect: Some(95.294 * 0.02),
+            n_needed: chimera::stats::effect::n_two_sample(10.5, 0.3, 95.294 * 0.02, 0.05, 0.8),
+            reading: Some(Reading::TooFewRuns),
         }],
         efficiency: vec![
             EfficiencyRow {
@@ -372,6 +384,7 @@ fn imported() -> Analysis {
                 throughput_pct: None,
                 slowdown: None,
                 explanation: None,
+                true_minus_published: None,
             },
             EfficiencyRow {
                 config: s("test005"),
@@ -382,6 +395,7 @@ fn imported() -> Analysis {
                 throughput_pct: None,
                 slowdown: None,
                 explanation: None,
+                true_minus_published: None,
             },
             EfficiencyRow {
                 config: s("test011"),
@@ -392,6 +406,7 @@ fn imported() -> Analysis {
                 throughput_pct: None,
                 slowdown: None,
                 explanation: None,
+                true_minus_published: None,
             },
         ],
         distributions: vec![
@@ -448,7 +463,14 @@ fn emulator() -> Analysis {
         published_environment: BTreeMap::new(),
         provenance: vec![prov("ollama_11434", 11434), prov("ollama_11435", 11435)],
         origin: Origin::Emulator,
-        method: method(vec![scenario("chimera_homo", "chimera_homo")], 2, 3, 12),
+        method: Method {
+            cells: Some(CellSources {
+                measured: 18,
+                adopted: 0,
+                adopted_from: Vec::new(),
+            }),
+            ..method(vec![scenario("chimera_homo", "chimera_homo")], 2, 3, 12)
+        },
         counts: Counts {
             runs_ok: 6,
             runs_failed: 0,
@@ -479,6 +501,15 @@ fn emulator() -> Analysis {
                 explanation: Some(s(
                     "Both agents finished together (published 99.100 %), but each ran about half as fast as alone (true 52.400 %).",
                 )),
+                true_minus_published: Some(Effect {
+                    method: CiMethod::PairedT,
+                    difference: -46.7,
+                    ci95: (-50.1, -43.3),
+                    n: 3,
+                    detect: Some(1.982),
+                    n_needed: Some(3),
+                    reading: Reading::Different,
+                }),
             },
             EfficiencyRow {
                 config: s("test016"),
@@ -489,6 +520,15 @@ fn emulator() -> Analysis {
                 throughput_pct: Some(50.8),
                 slowdown: Some(1.136),
                 explanation: None,
+                true_minus_published: Some(Effect {
+                    method: CiMethod::PairedT,
+                    difference: -10.7,
+                    ci95: (-25.2, 3.8),
+                    n: 3,
+                    detect: Some(1.974),
+                    n_needed: Some(212),
+                    reading: Reading::TooFewRuns,
+                }),
             },
         ],
         distributions: vec![
@@ -613,6 +653,25 @@ fn cpu() -> Analysis {
             warmup: s("one excluded warm-up request per option set"),
             order: s("sequential"),
             missing: Vec::new(),
+            // Three of four cells adopted from the shared cache, measured by two campaigns.
+            cells: Some(CellSources {
+                measured: 1,
+                adopted: 3,
+                adopted_from: vec![
+                    AdoptedFrom {
+                        campaign: s("tr108-cpu"),
+                        cells: 1,
+                        first_started_unix_ms: 1_750_000_000_000,
+                        last_started_unix_ms: 1_750_000_000_000,
+                    },
+                    AdoptedFrom {
+                        campaign: s("tr108-cpu-monday"),
+                        cells: 2,
+                        first_started_unix_ms: 1_749_400_000_000,
+                        last_started_unix_ms: 1_749_403_600_000,
+                    },
+                ],
+            }),
         },
         counts: Counts {
             runs_ok: 2,
@@ -673,6 +732,35 @@ fn cpu() -> Analysis {
                 Some((75.0, "manifest")),
                 VerdictKind::NotReproduced,
                 "221.20 ms on CPU with another model: not comparable.",
+            ),
+            Verdict {
+                n: 10,
+                ..verdict(
+                    "qwen_mean_throughput",
+                    "qwen2.5:0.5b mean throughput 40 tok/s",
+                    "throughput_tok_s",
+                    "model=qwen2.5:0.5b",
+                    40.0,
+                    "tok/s",
+                    Some(40.52),
+                    Some((39.73, 41.31)),
+                    Some((0.79, "ci95")),
+                    VerdictKind::Inconclusive,
+                    "agrees within the 95 % CI, but more values are needed to detect a 2 % difference: too few runs to tell",
+                )
+            },
+            verdict(
+                "qwen_ttft",
+                "qwen2.5:0.5b mean TTFT 300 ms",
+                "ttft_ms",
+                "model=qwen2.5:0.5b",
+                300.0,
+                "ms",
+                Some(221.2),
+                Some((210.0, 232.4)),
+                Some((11.2, "ci95")),
+                VerdictKind::NotReproduced,
+                "differs beyond the 95 % CI: different",
             ),
         ],
         comparisons: Vec::new(),

@@ -257,6 +257,91 @@ async fn a_second_campaign_reuses_cells_from_the_shared_cache() {
     emu.shutdown().await;
 }
 
+/// The method section of `campaign`'s first report, and its cell sources.
+fn method_of(
+    data: &std::path::Path,
+    campaign: &str,
+) -> (String, chimera::analysis::model::CellSources) {
+    let out = chimera::analysis::analyze(data, Some(campaign), None).expect("analyze");
+    let (_, a) = &out[0];
+    let r = &a.reports[0];
+    let md = chimera::report::render_markdown(a, r, "figures");
+    let method = md
+        .split("## 2. Method")
+        .nth(1)
+        .and_then(|m| m.split("\n## ").next())
+        .expect("a method section")
+        .to_owned();
+    (method, r.method.cells.clone().expect("cell sources"))
+}
+
+/// A campaign that adopts cells from the shared cache says so in its report's method section:
+/// how many cells it measured, how many it adopted, from which campaign, measured when. So
+/// does a campaign deleted and run again under its name (the cells come from its own earlier
+/// life); `--force all` measures everything afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_report_names_the_campaign_its_adopted_cells_came_from() {
+    let (emu, dir, text) = tr914().await;
+    let data = dir.path().join("data");
+    let first = campaign(dir.path(), "first", &text, true, None).await;
+    assert_eq!((first.ran, first.cached), (16, 0));
+    let (method, cells) = method_of(&data, "first");
+    assert_eq!((cells.measured, cells.adopted), (16, 0), "{method}");
+    assert!(
+        method.contains("- Cells: all 16 measured by this campaign (`first`); none adopted"),
+        "{method}"
+    );
+
+    let second = campaign(dir.path(), "second", &text, true, None).await;
+    assert_eq!((second.ran, second.cached), (0, 16));
+    let (method, cells) = method_of(&data, "second");
+    assert_eq!((cells.measured, cells.adopted), (0, 16), "{method}");
+    assert_eq!(cells.adopted_from.len(), 1);
+    let from = &cells.adopted_from[0];
+    assert_eq!((from.campaign.as_str(), from.cells), ("first", 16));
+    let created = |name: &str| {
+        chimera::store::open_existing(&data, name)
+            .expect("campaign")
+            .info()
+            .created_at_unix_ms as i64
+    };
+    assert!(
+        from.first_started_unix_ms >= created("first")
+            && from.last_started_unix_ms < created("second"),
+        "measured during the first campaign: {from:?}"
+    );
+    assert!(
+        method.contains(
+            "0 of 16 measured by this campaign (`second`), 16 adopted from the shared cache"
+        ) && method.contains("16 from campaign `first`, measured "),
+        "{method}"
+    );
+    assert!(method.contains("--force all"), "{method}");
+
+    // Deleted and run again under the same name: every cell adopted from its earlier life.
+    std::fs::remove_dir_all(data.join("first")).expect("rm -rf data/first");
+    let again = campaign(dir.path(), "first", &text, true, None).await;
+    assert_eq!((again.ran, again.cached), (0, 16));
+    let (method, cells) = method_of(&data, "first");
+    assert_eq!((cells.measured, cells.adopted), (0, 16), "{method}");
+    assert!(
+        method.contains("16 from an earlier campaign also named `first`, measured "),
+        "{method}"
+    );
+
+    // `--force all` measures every cell afresh, without the shared cache.
+    let fresh = try_campaign(dir.path(), "first", &text, |o| {
+        o.use_cache = true;
+        o.force = vec!["all".parse().expect("selector")];
+    })
+    .await
+    .expect("forced campaign");
+    assert_eq!((fresh.ran, fresh.cached), (16, 0));
+    let (method, cells) = method_of(&data, "first");
+    assert_eq!((cells.measured, cells.adopted), (16, 0), "{method}");
+    emu.shutdown().await;
+}
+
 /// A model that is not on an endpoint stops the campaign before any cell, with the command
 /// that fixes it; nothing is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

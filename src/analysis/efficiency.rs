@@ -45,6 +45,7 @@ pub(super) fn efficiency_rows(pool: &Pool<'_>, rows: &[ConfigRow]) -> Vec<Effici
             throughput_pct: r.throughput_efficiency.map(|s| s.mean),
             slowdown,
             explanation,
+            true_minus_published: super::compare::true_minus_published(&runs),
         });
     }
     out

@@ -108,6 +108,37 @@ pub struct Method {
     pub order: String,
     /// Configurations the manifest declares missing from the original data.
     pub missing: Vec<String>,
+    /// Where the report's cells come from: measured by this campaign or adopted from the
+    /// shared cache (None for imported data, which no campaign measured).
+    #[serde(default)]
+    pub cells: Option<CellSources>,
+}
+
+/// How many of a report's cells this campaign measured and how many it adopted from the shared
+/// cache, which a campaign run consults before measuring a cell.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CellSources {
+    /// Cells in the data (every kind: runs, isolated baselines, warm-ups) measured by this
+    /// campaign.
+    pub measured: usize,
+    /// Cells adopted from the shared cache: measured earlier, by the campaign(s) below.
+    pub adopted: usize,
+    /// The adopted cells by the campaign that measured them, in order of campaign name.
+    pub adopted_from: Vec<AdoptedFrom>,
+}
+
+/// The adopted cells that one campaign measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdoptedFrom {
+    /// The campaign that measured them (its name as it wrote their rows; an earlier campaign
+    /// of this same name, since deleted, keeps its name).
+    pub campaign: String,
+    /// Cells adopted from it.
+    pub cells: usize,
+    /// When the first of them started, ms since the Unix epoch (UTC).
+    pub first_started_unix_ms: i64,
+    /// When the last of them started, ms since the Unix epoch (UTC).
+    pub last_started_unix_ms: i64,
 }
 
 /// One scenario of a report.
@@ -176,6 +207,10 @@ pub enum VerdictKind {
     NotReproduced,
     /// The campaign holds no data for it.
     NotMeasured,
+    /// The recomputed mean agrees within its 95 % CI, but the runs are too few to detect a
+    /// 2 % difference at the observed variance (or one value gives no variance): the data
+    /// cannot tell a reproduction from a difference.
+    Inconclusive,
 }
 
 impl VerdictKind {
@@ -185,6 +220,7 @@ impl VerdictKind {
             VerdictKind::Reproduced => "reproduced",
             VerdictKind::NotReproduced => "not reproduced",
             VerdictKind::NotMeasured => "not measured",
+            VerdictKind::Inconclusive => "too few runs to tell",
         }
     }
 }
@@ -218,6 +254,18 @@ pub struct Verdict {
     pub n: u64,
     /// recomputed − published.
     pub difference: Option<f64>,
+    /// 95 % CI of the difference: the one-sample Student t-interval of the recomputed mean
+    /// less the published value (only for `mean`, n ≥ 2).
+    #[serde(default)]
+    pub diff_ci95: Option<(f64, f64)>,
+    /// The difference the power line is for: 2 % of the published value (absolute, in its
+    /// unit); only for `mean`.
+    #[serde(default)]
+    pub detect: Option<f64>,
+    /// Repetitions (values) needed to detect `detect` at the observed SD, α = 0.05 two-sided,
+    /// power 0.8 (one-sample t iteration); only for `mean`, n ≥ 2.
+    #[serde(default)]
+    pub n_needed: Option<u64>,
     /// The absolute tolerance applied.
     pub tolerance: Option<f64>,
     /// What the tolerance is: `manifest`, `ci95`, `rounding`.
@@ -276,6 +324,35 @@ pub struct Comparison {
     pub diff_ci95: Option<(f64, f64)>,
     /// Hedges' g (bias-corrected Cohen's d with the pooled SD).
     pub hedges_g: Option<f64>,
+    /// The difference the power line is for: 2 % of |mean A|.
+    #[serde(default)]
+    pub detect: Option<f64>,
+    /// Repetitions needed per group to detect `detect` at the observed SDs, α = 0.05
+    /// two-sided, power 0.8 (two-sample t iteration).
+    #[serde(default)]
+    pub n_needed: Option<u64>,
+    /// What the CI and the power line say: different, no difference found, too few runs.
+    #[serde(default)]
+    pub reading: Option<crate::stats::effect::Reading>,
+}
+
+/// A difference with its 95 % CI and its power line.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Effect {
+    /// How the CI was computed.
+    pub method: crate::stats::effect::CiMethod,
+    /// The difference.
+    pub difference: f64,
+    /// Its 95 % CI.
+    pub ci95: (f64, f64),
+    /// Values (pairs, for a paired difference) it was computed from.
+    pub n: u64,
+    /// The difference the power line is for (2 % of the reference value).
+    pub detect: Option<f64>,
+    /// Repetitions needed to detect `detect` (α = 0.05 two-sided, power 0.8).
+    pub n_needed: Option<u64>,
+    /// What the CI and the power line say.
+    pub reading: crate::stats::effect::Reading,
 }
 
 /// One configuration's row in the per-configuration table.
@@ -357,6 +434,10 @@ pub struct EfficiencyRow {
     pub slowdown: Option<f64>,
     /// One line explaining a disagreement (None when they agree within 5 pp or one is missing).
     pub explanation: Option<String>,
+    /// True − published efficiency, pp, over the runs with both: a paired t difference with
+    /// its power line (2 % of the published efficiency).
+    #[serde(default)]
+    pub true_minus_published: Option<Effect>,
 }
 
 /// Values for one distribution chart.

@@ -45,6 +45,26 @@ pub fn text(a: &Analysis, verbose: bool) -> String {
             c(VerdictKind::NotMeasured),
             r.verdicts.len()
         );
+        if let n @ 1.. = c(VerdictKind::Inconclusive) {
+            let _ = writeln!(
+                s,
+                "  {n} too few runs to tell (the CI includes the published value, but more runs are needed to detect a 2 % difference)"
+            );
+        }
+        if let Some(cells) = r.method.cells.as_ref().filter(|c| c.adopted > 0) {
+            let from: Vec<String> = cells
+                .adopted_from
+                .iter()
+                .map(|a| format!("{} measured by campaign {}", a.cells, a.campaign))
+                .collect();
+            let _ = writeln!(
+                s,
+                "  cells: {} measured by this campaign, {} adopted from the shared cache ({}); `chimera run --force all` measures them afresh",
+                cells.measured,
+                cells.adopted,
+                from.join(", ")
+            );
+        }
         let contradicted = r
             .verdicts
             .iter()

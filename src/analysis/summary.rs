@@ -453,6 +453,11 @@ fn findings(r: &ReportAnalysis, pool: &Pool<'_>) -> Vec<String> {
             count(VerdictKind::NotReproduced),
             count(VerdictKind::NotMeasured)
         ));
+        if let n @ 1.. = count(VerdictKind::Inconclusive) {
+            out.push(format!(
+                "For {n} more, the runs are too few to tell a reproduction from a difference."
+            ));
+        }
     }
     out
 }
@@ -476,7 +481,7 @@ fn comparison_findings(r: &ReportAnalysis) -> Vec<String> {
     {
         if let (Some(p), Some(d)) = (c.p_value, c.difference) {
             out.push(format!(
-                "{} vs {} ({}): difference {} (Welch t = {}, p {}){}.",
+                "{} vs {} ({}): difference {} (Welch t = {}, p {}){}{}.",
                 c.b,
                 c.a,
                 c.metric,
@@ -491,7 +496,8 @@ fn comparison_findings(r: &ReportAnalysis) -> Vec<String> {
                     ""
                 } else {
                     ", not significant at 5 %"
-                }
+                },
+                super::compare::too_few_words(c)
             ));
         }
     }
@@ -679,7 +685,8 @@ fn analyze_report(
     let mut counts = counts(l, &own, &report_cells, planned_runs);
     let suspect = suspect_cells(&report_cells);
     counts.runs_suspect = suspect.iter().filter(|c| c.kind != "isolated").count();
-    let method = method(rp, configs_of, (planned_runs, planned_iso), imported);
+    let mut method = method(rp, configs_of, (planned_runs, planned_iso), imported);
+    method.cells = (!imported).then(|| super::adoption::cell_sources(l, &report_cells));
     let provenance = provenance(l);
     let own_pool = pool.subset(own.clone());
     let configs = config_rows(&own_pool, l, idx);
@@ -843,6 +850,7 @@ fn method(
             order_words(spec)
         },
         missing: rp.missing.clone(),
+        cells: None,
     }
 }
 

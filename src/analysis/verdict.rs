@@ -6,11 +6,18 @@
 //! own precision: half a unit in its last printed digit. For new measurements the published
 //! number must lie within the 95 % Student-t CI of the recomputed mean, or within its
 //! rounding when no CI exists (n < 2, or a statistic other than the mean).
+//!
+//! The power line: for a mean, the difference carries its one-sample Student t 95 % CI and the
+//! number of values needed to detect a difference of 2 % of the published value at the
+//! observed SD (α = 0.05 two-sided, power 0.8; [`crate::stats::effect::n_one_sample`]). A new
+//! measurement whose CI includes the published value is "reproduced" only when the values at
+//! hand reach that number; otherwise, and for a single value (no variance), the verdict is
+//! "too few runs to tell" ([`VerdictKind::Inconclusive`]). One whose CI excludes it differs.
 
 use super::model::{Verdict, VerdictKind};
 use super::select::{Pool, is_flag, values};
 use crate::manifest::{Filter, Reference, Statistic};
-use crate::stats;
+use crate::stats::{self, effect};
 
 /// Half a unit in the last digit `v` is written with (its shortest decimal form).
 pub fn rounding_half_unit(v: f64) -> f64 {
@@ -69,11 +76,9 @@ pub fn apply(r: &Reference, xs: &[f64]) -> Option<f64> {
 pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
     let (xs, level_note) = values(pool, r.metric, r.over, &r.filter);
     let recomputed = if xs.is_empty() { None } else { apply(r, &xs) };
-    let ci95 = if r.statistic == Statistic::Mean {
-        stats::t_ci95(&xs)
-    } else {
-        None
-    };
+    let is_mean = r.statistic == Statistic::Mean;
+    let ci95 = if is_mean { stats::t_ci95(&xs) } else { None };
+    let (one, detect, n_needed) = power_line(r, &xs);
     let mut v = Verdict {
         id: r.id.clone(),
         claim: r.claim.clone(),
@@ -88,6 +93,9 @@ pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
         ci95,
         n: xs.len() as u64,
         difference: recomputed.map(|x| x - r.value),
+        diff_ci95: one.map(|o| o.diff_ci95),
+        detect,
+        n_needed,
         tolerance: None,
         tolerance_basis: None,
         verdict: VerdictKind::NotMeasured,
@@ -106,6 +114,9 @@ pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
         v.recomputed = None;
         v.difference = None;
         v.ci95 = None;
+        v.diff_ci95 = None;
+        v.n_needed = None;
+        v.detect = None;
         v.explanation = format!(
             "not measurable from these data: {}",
             reason.trim_end_matches('.')
@@ -143,11 +154,9 @@ pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
     v.tolerance = Some(tol);
     v.tolerance_basis = Some(basis.to_owned());
     let ok = diff.abs() <= tol;
-    v.verdict = if ok {
-        VerdictKind::Reproduced
-    } else {
-        VerdictKind::NotReproduced
-    };
+    // A new measurement of a mean: agreement needs the power to see a 2 % difference.
+    let measured_mean = is_mean && !imported && r.tolerance.is_none();
+    v.verdict = kind(ok, measured_mean, xs.len(), n_needed);
     let what = match basis {
         "manifest" => format!("the stated tolerance ±{}", fmt_num(tol)),
         "rounding" => format!("the published precision ±{}", fmt_num(tol)),
@@ -158,7 +167,9 @@ pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
     } else {
         format!(" {}", r.unit)
     };
-    let mut e = if ok {
+    let mut e = if v.verdict == VerdictKind::Inconclusive {
+        inconclusive_text(x, &unit, xs.len(), r.value, (&what, ok), (detect, n_needed))
+    } else if ok {
         format!(
             "recomputed {}{unit} from {} value(s) agrees with the published {}{unit} within {what}",
             fmt_num(x),
@@ -174,6 +185,15 @@ pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
             fmt_num(diff)
         )
     };
+    if measured_mean && !ok && basis == "ci95" {
+        e.push_str(": different");
+    }
+    if v.verdict != VerdictKind::Inconclusive
+        && let Some(p) = power_text(&unit, xs.len(), detect, n_needed)
+    {
+        e.push_str("; ");
+        e.push_str(&p);
+    }
     if let Some(dv) = r.data_value
         && !ok
         && (x - dv).abs() <= rounding_half_unit(dv) * 1.000_001 + 1e-12
@@ -195,6 +215,77 @@ pub fn judge(pool: &Pool<'_>, r: &Reference, imported: bool) -> Verdict {
     }
     v.explanation = e;
     v
+}
+
+/// For a mean: the one-sample t difference from the published value, the difference to detect
+/// (2 % of it) and the values needed to detect it (α = 0.05, power 0.8).
+fn power_line(
+    r: &Reference,
+    xs: &[f64],
+) -> (Option<stats::effect::OneSampleT>, Option<f64>, Option<u64>) {
+    if r.statistic != Statistic::Mean {
+        return (None, None, None);
+    }
+    let one = effect::one_sample_t(xs, r.value);
+    let detect = effect::detect_delta(r.value);
+    let n_needed = one
+        .zip(detect)
+        .and_then(|(o, d)| effect::n_one_sample(o.sd, d, effect::ALPHA, effect::POWER));
+    (one, detect, n_needed)
+}
+
+/// The verdict: within the tolerance (`ok`) or not; a new measurement of a mean
+/// (`measured_mean`) agrees only with the power to see a 2 % difference (`n` values of the
+/// `n_needed`), and a single value of one tells nothing.
+fn kind(ok: bool, measured_mean: bool, n: usize, n_needed: Option<u64>) -> VerdictKind {
+    let too_few = measured_mean && (n < 2 || n_needed.is_some_and(|k| k > n as u64));
+    match (ok, too_few) {
+        (_, true) if n < 2 => VerdictKind::Inconclusive,
+        (true, true) => VerdictKind::Inconclusive,
+        (true, false) => VerdictKind::Reproduced,
+        (false, _) => VerdictKind::NotReproduced,
+    }
+}
+
+/// The explanation of a [`VerdictKind::Inconclusive`] verdict.
+fn inconclusive_text(
+    x: f64,
+    unit: &str,
+    n: usize,
+    published: f64,
+    (what, within): (&str, bool),
+    (detect, needed): (Option<f64>, Option<u64>),
+) -> String {
+    let head = format!(
+        "recomputed {}{unit} from {n} value(s), published {}{unit}",
+        fmt_num(x),
+        fmt_num(published)
+    );
+    if n < 2 {
+        return format!(
+            "{head}: a single value has no variance, so neither a CI nor the runs needed to detect a difference can be computed: too few runs to tell"
+        );
+    }
+    let agree = if within {
+        format!("agrees within {what}")
+    } else {
+        format!("differs beyond {what}")
+    };
+    format!(
+        "{head}: {agree}, but detecting a 2 % difference (±{}{unit}) at this variance would need {} values (α = 0.05 two-sided, power 0.8), not {n}: too few runs to tell",
+        fmt_num(detect.unwrap_or(f64::NAN)),
+        needed.map_or_else(|| "more".to_owned(), |k| k.to_string()),
+    )
+}
+
+/// The power line of a mean's verdict: how many values would detect a 2 % difference.
+fn power_text(unit: &str, n: usize, detect: Option<f64>, needed: Option<u64>) -> Option<String> {
+    let (d, k) = (detect?, needed?);
+    let enough = if k as usize <= n { "enough" } else { "too few" };
+    Some(format!(
+        "{k} values would detect a 2 % difference (±{}{unit}) at this variance (α = 0.05, power 0.8); {n} are {enough}",
+        fmt_num(d)
+    ))
 }
 
 /// A number with up to 4 significant decimals, trailing zeros removed.

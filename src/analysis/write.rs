@@ -57,6 +57,13 @@ impl<'a, T> Cols<'a, T> {
         self
     }
 
+    /// An optional count column.
+    fn o(mut self, name: &'static str, f: impl Fn(&T) -> Option<u64>) -> Self {
+        let a = self.rows.iter().map(f).collect::<UInt64Array>();
+        self.cols.push((name, DataType::UInt64, Arc::new(a)));
+        self
+    }
+
     /// Writes the columns as table `table` to `path`.
     fn write(self, table: &str, path: &Path) -> Result<(), AnalysisError> {
         let schema = Arc::new(Schema::new(
@@ -115,6 +122,10 @@ fn write_verdicts(path: &Path, rows: &[(&str, &Verdict)]) -> Result<(), Analysis
         .f("ci95_high", |r| r.1.ci95.map(|c| c.1))
         .n("n", |r| r.1.n)
         .f("difference", |r| r.1.difference)
+        .f("diff_ci95_low", |r| r.1.diff_ci95.map(|c| c.0))
+        .f("diff_ci95_high", |r| r.1.diff_ci95.map(|c| c.1))
+        .f("detect", |r| r.1.detect)
+        .o("n_needed", |r| r.1.n_needed)
         .f("tolerance", |r| r.1.tolerance)
         .s("tolerance_basis", |r| r.1.tolerance_basis.clone())
         .s("verdict", |r| Some(r.1.verdict.label().to_owned()))
@@ -145,6 +156,9 @@ fn write_comparisons(path: &Path, rows: &[&Comparison]) -> Result<(), AnalysisEr
         .f("df", |r| r.df)
         .f("p_value", |r| r.p_value)
         .f("hedges_g", |r| r.hedges_g)
+        .f("detect", |r| r.detect)
+        .o("n_needed", |r| r.n_needed)
+        .s("reading", |r| r.reading.map(|x| x.label().to_owned()))
         .write("comparisons", path)
 }
 

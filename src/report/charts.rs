@@ -669,6 +669,7 @@ mod tests {
                 warmup: String::new(),
                 order: String::new(),
                 missing: Vec::new(),
+                cells: None,
             },
             counts: Counts::default(),
             multi_agent: true,

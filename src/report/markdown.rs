@@ -10,6 +10,7 @@ use crate::analysis::model::{
 };
 
 use super::charts::Figure;
+use super::effects;
 use super::format::{
     DASH, cell, code, fixed, inline, metric_decimals, opt, opt_signed, p_value, signed, trimmed,
     unit_decimals, with_unit, written_decimals,
@@ -196,8 +197,17 @@ fn verdict_line(v: &[Verdict]) -> String {
     } else {
         String::new()
     };
+    let few = v
+        .iter()
+        .filter(|x| x.verdict == VerdictKind::Inconclusive)
+        .count();
+    let few = if few > 0 {
+        format!(", {few} too few runs to tell")
+    } else {
+        String::new()
+    };
     format!(
-        "{ok} reproduced, {bad} not reproduced{own}, {none} not measured of {} published {}.",
+        "{ok} reproduced, {bad} not reproduced{own}{few}, {none} not measured of {} published {}.",
         v.len(),
         if v.len() == 1 { "number" } else { "numbers" }
     )
@@ -238,7 +248,7 @@ pub(crate) fn render(
     }
 
     environment(&mut md, &mut heading, r);
-    method(&mut md, &mut heading, r);
+    method(&mut md, &mut heading, r, &a.campaign);
     results(&mut md, &mut heading, r);
     if r.multi_agent {
         efficiency(&mut md, &mut heading, r);
@@ -348,7 +358,12 @@ fn environment(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: 
 }
 
 /// Section: how the experiment ran and what the data hold.
-fn method(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &ReportAnalysis) {
+fn method(
+    md: &mut String,
+    heading: &mut impl FnMut(&mut String, &str),
+    r: &ReportAnalysis,
+    campaign: &str,
+) {
     heading(md, "Method");
     let m = &r.method;
     let c = &r.counts;
@@ -405,6 +420,10 @@ fn method(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &Repo
             "telemetry samples"
         ),
     );
+    if let Some(cells) = &m.cells {
+        md.push_str(&effects::cells_line(campaign, cells));
+    }
+    md.push_str(&effects::statistics_line(r));
     if !m.scenarios.is_empty() {
         md.push_str("\n| Scenario | Kind | Agents |\n|---|---|---|\n");
         for s in &m.scenarios {
@@ -677,13 +696,17 @@ fn efficiency(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &
         ("Throughput together / alone (%)", true, true),
         ("True efficiency, by durations (%)", true, false),
         ("Published efficiency (%)", true, false),
-        ("Equal-work − published (pp)", true, true),
+        ("True − published (pp)", true, false),
+        ("Paired 95 % CI (pp)", true, true),
+        ("n for 2 %", true, true),
+        ("Reading", false, true),
         ("Slowdown together vs alone (×)", true, true),
     ]);
     let not_measured =
         |v: Option<f64>| v.map_or_else(|| "not measured".to_owned(), |v| fixed(v, PCT));
     for e in &r.efficiency {
-        let diff = e.equal_work_pct.zip(e.published_pct).map(|(t, p)| t - p);
+        let diff = e.true_pct.zip(e.published_pct).map(|(t, p)| t - p);
+        let d = e.true_minus_published.as_ref();
         t.row(vec![
             code(&e.config),
             e.scenario.clone(),
@@ -692,10 +715,19 @@ fn efficiency(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &
             not_measured(e.true_pct),
             opt(e.published_pct, PCT),
             opt_signed(diff, PCT),
+            ci(d.map(|d| d.ci95), PCT),
+            d.map_or_else(|| DASH.to_owned(), |d| effects::needed(d.n_needed, d.n)),
+            d.map_or_else(String::new, |d| d.reading.label().to_owned()),
             opt(e.slowdown, RATIO),
         ]);
     }
     md.push_str(&t.render());
+    if r.efficiency
+        .iter()
+        .any(|e| e.true_minus_published.is_some())
+    {
+        md.push_str("\nThe paired CI is a one-sample t-interval of true − published over the runs that have both; *n for 2 %* is the runs that would detect a difference of 2 % of the published efficiency at the observed SD of those differences (α = 0.05, power 0.8), beside the runs at hand.\n");
+    }
     let explained: Vec<_> = r
         .efficiency
         .iter()
@@ -716,7 +748,7 @@ fn comparisons(md: &mut String, heading: &mut impl FnMut(&mut String, &str), cs:
         md.push_str("No comparison was made for this report.\n");
         return;
     }
-    md.push_str("Welch's t-test (unequal variances), two-sided; the difference is mean B − mean A with its Welch 95 % CI; Hedges' g is the bias-corrected standardised difference.\n\n");
+    md.push_str("Welch's t-test (unequal variances), two-sided; the difference is mean B − mean A with its Welch 95 % CI; Hedges' g is the bias-corrected standardised difference. *n for 2 %*: repetitions per group that would detect a difference of 2 % of mean A at the observed SDs (α = 0.05 two-sided, power 0.8; see Method), beside the smaller group's n. *Reading*: \"different\" when the CI excludes 0; otherwise \"no difference found\" when the runs reach that n, \"too few runs to tell\" when they do not.\n\n");
     let mut t = Table::new(&[
         ("By", false, false),
         ("Metric", false, false),
@@ -732,6 +764,8 @@ fn comparisons(md: &mut String, heading: &mut impl FnMut(&mut String, &str), cs:
         ("df", true, false),
         ("p", true, false),
         ("Hedges' g", true, false),
+        ("n for 2 %", true, false),
+        ("Reading", false, false),
     ]);
     for c in cs {
         let dec = metric_decimals(&c.metric);
@@ -754,6 +788,9 @@ fn comparisons(md: &mut String, heading: &mut impl FnMut(&mut String, &str), cs:
             opt(c.df, 1),
             p_value(c.p_value),
             opt(c.hedges_g, 2),
+            effects::needed(c.n_needed, c.n_a.min(c.n_b)),
+            c.reading
+                .map_or_else(|| DASH.to_owned(), |r| r.label().to_owned()),
         ]);
     }
     md.push_str(&t.render());
@@ -779,12 +816,14 @@ fn verdicts(md: &mut String, heading: &mut impl FnMut(&mut String, &str), vs: &[
         return;
     }
     let _ = writeln!(md, "**{}**\n", verdict_line(vs));
+    md.push_str("The difference is recomputed − published, with, for a mean, its one-sample Student t 95 % CI; *n for 2 %* is the number of values that would detect a difference of 2 % of the published number at the observed SD (α = 0.05 two-sided, power 0.8; see Method), beside the values at hand. A new measurement whose CI includes the published number is \"reproduced\" only when it has that many values, else \"too few runs to tell\"; imported original data are judged to the published precision.\n\n");
     let mut t = Table::new(&[
         ("Id", false, false),
         ("Claim", false, false),
         ("Published", true, false),
         ("Recomputed [95 % CI]", true, false),
-        ("Difference", true, false),
+        ("Difference [95 % CI]", true, false),
+        ("n for 2 %", true, true),
         ("Tolerance (basis)", true, false),
         ("Verdict", false, false),
         ("Raw data / note", false, true),
@@ -819,6 +858,9 @@ fn verdicts(md: &mut String, heading: &mut impl FnMut(&mut String, &str), vs: &[
                 "**{}: contradicted by the report's own data**",
                 v.verdict.label()
             ),
+            VerdictKind::NotReproduced if v.tolerance_basis.as_deref() == Some("ci95") => {
+                format!("**{}: different**", v.verdict.label())
+            }
             VerdictKind::NotReproduced => format!("**{}**", v.verdict.label()),
             k => k.label().to_owned(),
         };
@@ -828,7 +870,11 @@ fn verdicts(md: &mut String, heading: &mut impl FnMut(&mut String, &str), vs: &[
             // As written in the manifest: its decimals are the published precision.
             with_unit(&trimmed(v.published, 6), &v.unit),
             recomputed,
-            opt_signed(v.difference, dec),
+            match (v.difference, v.diff_ci95) {
+                (Some(d), Some(c)) => format!("{} {}", signed(d, dec), ci(Some(c), dec)),
+                (d, _) => opt_signed(d, dec),
+            },
+            effects::needed(v.n_needed, v.n),
             tolerance,
             verdict,
             extra.join("; "),

@@ -9,6 +9,7 @@
 //! same analysis always gives the same bytes.
 
 mod charts;
+mod effects;
 mod format;
 mod markdown;
 mod suspect;
