@@ -74,33 +74,40 @@ fn manifest(top_k: u64) -> String {
         .collect();
     let ks: Vec<String> = (1..=top_k).map(|k| k.to_string()).collect();
     format!(
-        "# `make bench-analysis`: synthetic rows (benches/analysis.rs), not a measurement.\n\
-format: 1\n\
-report: {REPORT}\n\
-title: \"Analysis at scale: synthetic campaign for make bench-analysis\"\n\
-description: >-\n  Seeded synthetic request rows written through chimera's own writers, to time the\n  analysis. Nothing here was measured.\n\
-endpoints:\n\
-  - {{id: emu_a, kind: emulator, url: \"http://127.0.0.1:18534\", resource: \"local:gpu0\"}}\n\
-  - {{id: emu_b, kind: emulator, url: \"http://127.0.0.1:18535\", resource: \"local:gpu1\"}}\n\
-models:\n{models}\
-workloads:\n\
-  - id: ping\n\
-    harness: bench\n\
-    task: {{kind: single_inference, prompts: [\"Say OK.\"]}}\n\
-scenarios:\n\
-  - id: on_a\n    kind: single\n    agents: [{{id: client, role: client, endpoint: emu_a}}]\n\
-  - id: on_b\n    kind: single\n    agents: [{{id: client, role: client, endpoint: emu_b}}]\n\
-repetitions: {REPETITIONS}\n\
-telemetry: {{source: none}}\n\
-matrix:\n\
-  - name: scale\n\
-    workload: ping\n\
-    apply_to: [client]\n\
-    id_template: \"{{model}}_{{scenario}}_k{{top_k}}\"\n\
-    axes:\n\
-      model: [{}]\n\
-      scenario: [on_a, on_b]\n\
-      top_k: [{}]\n",
+        r#"# `make bench-analysis`: synthetic rows (benches/analysis.rs), not a measurement.
+format: 1
+report: {REPORT}
+title: "Analysis at scale: synthetic campaign for make bench-analysis"
+description: >-
+  Seeded synthetic request rows written through chimera's own writers, to time the
+  analysis. Nothing here was measured.
+endpoints:
+  - {{id: emu_a, kind: emulator, url: "http://127.0.0.1:18534", resource: "local:gpu0"}}
+  - {{id: emu_b, kind: emulator, url: "http://127.0.0.1:18535", resource: "local:gpu1"}}
+models:
+{models}workloads:
+  - id: ping
+    harness: bench
+    task: {{kind: single_inference, prompts: ["Say OK."]}}
+scenarios:
+  - id: on_a
+    kind: single
+    agents: [{{id: client, role: client, endpoint: emu_a}}]
+  - id: on_b
+    kind: single
+    agents: [{{id: client, role: client, endpoint: emu_b}}]
+repetitions: {REPETITIONS}
+telemetry: {{source: none}}
+matrix:
+  - name: scale
+    workload: ping
+    apply_to: [client]
+    id_template: "{{model}}_{{scenario}}_k{{top_k}}"
+    axes:
+      model: [{}]
+      scenario: [on_a, on_b]
+      top_k: [{}]
+"#,
         MODELS.map(|m| m.0).join(", "),
         ks.join(", ")
     )
@@ -249,7 +256,14 @@ fn main() -> BenchResult<()> {
         vec![ManifestEntry::new("bench-analysis.yaml", REPORT, &text)],
     );
     let campaign = Campaign::open(&data, NAME, info)?;
-    let plan = chimera::store::replan(campaign.info())?;
+    // The plan as `chimera analyze` re-plans it from campaign.json.
+    let manifests = campaign
+        .info()
+        .current_manifests()
+        .into_iter()
+        .map(|e| chimera::manifest::from_bytes(std::path::Path::new(&e.path), e.text.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let plan = chimera::plan::build_loaded(manifests)?;
     let nodes: Vec<&PlanNode> = plan
         .graph
         .node_weights()
