@@ -524,7 +524,7 @@ mod tests {
             client_tok_s: None,
             itl_p50_ms: None,
             itl_p99_ms: None,
-            published_ttft_ms: (i % 2 == 0).then_some(100.0 + x),
+            published_ttft_ms: i.is_multiple_of(2).then_some(100.0 + x),
             response_chars: Some(10),
             record: RequestRecord {
                 sent_at_unix_ms: 1e12 + x,
@@ -561,9 +561,9 @@ mod tests {
             .collect();
         let mut b = agent();
         b.agent = "B".into();
-        b.requests = (0..6)
+        b.requests = (0..6u32)
             .map(|i| {
-                let stage = if i % 2 == 0 {
+                let stage = if i.is_multiple_of(2) {
                     Stage::Analysis
                 } else {
                     Stage::Report
