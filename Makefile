@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: agents demo-languages help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry try-emulated originals demo soak fuzz check-architecture \
+.PHONY: agents demo-languages help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry bench-analysis try-emulated originals demo soak fuzz check-architecture \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS) tr116-languages)
 
 help:
@@ -31,6 +31,8 @@ help:
 	@echo "                and CPU per token vs ground truth, and vs the ollama Python client"
 	@echo "bench-store     resume scan and full verification of a 100,000-cell campaign (generated once under target/bench-store/)"
 	@echo "bench-telemetry GPU telemetry sampler CPU cost at 10 Hz (null, fake and, with a GPU, NVML sources)"
+	@echo "bench-analysis  chimera analyze vs DuckDB (pinned, in a venv) on 10,000,000 request rows in 1,000 cells"
+	@echo "                (generated once under target/bench-analysis/): times, peak RSS, agreement check"
 	@echo "soak            20 min of kill -9 every 30 s on a 10,000-cell emulator campaign with 5 % faults (not in CI;"
 	@echo "                SOAK_MINUTES, SOAK_KILL_EVERY, SOAK_CELLS): duplicates, lost cells, peak RSS"
 	@echo "fuzz            coverage-guided fuzzing of every parser (cargo fuzz, nightly; FUZZ_SECONDS per target, default 120); not part of ci"
@@ -177,6 +179,13 @@ bench-store:
 
 bench-telemetry:
 	$(CARGO) bench --bench telemetry
+
+# chimera's analysis at scale against DuckDB on the same Parquet files (scripts/bench-analysis.sh):
+# the dataset is generated once (benches/analysis.rs), DuckDB comes from the package index into
+# target/bench-analysis/venv (pinned: DUCKDB_VERSION, default 1.4.4). Exit 1 when the numbers
+# disagree; the last line is `analysis vs duckdb: R×`.
+bench-analysis: release
+	@bash scripts/bench-analysis.sh $(BIN)
 
 # Every fuzz target of fuzz/ for FUZZ_SECONDS each (default 120), from the committed seeds; a
 # table of executions and failures; exit 1 on any crash. Needs nightly and cargo-fuzz. Crashes

@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::dataset::Dataset;
+use super::dataset::{CellRequests, Dataset, ReqRef};
 use crate::manifest::{Filter, Level, Metric, Options, Role};
 use crate::record::CellAxes;
 use crate::stats;
-use crate::table::{AgentsRow as AgentRow, CellsRow as CellRow, RequestsRow as RequestRow};
+use crate::table::{AgentsRow as AgentRow, CellsRow as CellRow};
 
 /// A configuration as the analysis sees it (from the re-planned manifests).
 #[derive(Debug, Clone)]
@@ -50,8 +50,8 @@ pub struct Pool<'a> {
     pub runs: Vec<&'a CellRow>,
     /// Agent rows by cell id.
     pub agents: Arc<HashMap<&'a str, Vec<&'a AgentRow>>>,
-    /// Non-warm-up request rows by cell id.
-    pub requests: Arc<HashMap<&'a str, Vec<&'a RequestRow>>>,
+    /// Non-warm-up request rows by cell id (columnar, see [`CellRequests`]).
+    pub requests: Arc<HashMap<&'a str, Vec<&'a CellRequests>>>,
     /// The configuration of each run, by cell id (looked up once).
     cfg_of: Arc<HashMap<&'a str, &'a Cfg>>,
     /// `runs` by configuration id, so a configuration's runs are found without a scan.
@@ -78,9 +78,9 @@ impl<'a> Pool<'a> {
                 agents.entry(a.cell_id.as_str()).or_default().push(a);
             }
         }
-        let mut requests: HashMap<&str, Vec<&RequestRow>> = HashMap::new();
+        let mut requests: HashMap<&str, Vec<&CellRequests>> = HashMap::new();
         for r in &ds.requests {
-            if !r.warmup && ids.contains(r.cell_id.as_str()) {
+            if ids.contains(r.cell_id.as_str()) {
                 requests.entry(r.cell_id.as_str()).or_default().push(r);
             }
         }
@@ -150,18 +150,74 @@ impl<'a> Pool<'a> {
             .unwrap_or_default()
     }
 
-    fn requests_of(&self, cell: &str, agent: &str, f: &Filter) -> Vec<&'a RequestRow> {
-        self.requests
-            .get(cell)
-            .map(|v| {
-                v.iter()
-                    .copied()
-                    .filter(|r| {
-                        r.agent == agent && f.stage.as_ref().is_none_or(|s| s == r.stage.name())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// The non-warm-up requests of `agent` in `cell` (of `f`'s stage, if it names one), in
+    /// file order.
+    fn requests_of(&self, cell: &str, agent: &str, f: &Filter) -> Vec<ReqRef<'a>> {
+        let mut out = Vec::new();
+        for t in self.requests.get(cell).map_or(&[][..], Vec::as_slice) {
+            let Some(code) = t.agent_code(agent) else {
+                continue;
+            };
+            // The stages `f` admits, as codes of this cell's stages.
+            let stage_ok: Vec<bool> = t
+                .stages
+                .iter()
+                .map(|st| f.stage.as_ref().is_none_or(|s| s == st.name()))
+                .collect();
+            out.extend(
+                (0..t.len())
+                    .filter(|&i| t.agent[i] == code && stage_ok[t.stage[i] as usize])
+                    .map(|i| t.row(i)),
+            );
+        }
+        out
+    }
+}
+
+impl Pool<'_> {
+    /// The values of `metric` over the requests [`Pool::requests_of`] selects, read straight
+    /// from the columns, and whether any request was selected.
+    fn request_values(
+        &self,
+        cell: &str,
+        agent: &str,
+        f: &Filter,
+        metric: Metric,
+    ) -> (bool, Vec<f64>) {
+        let mut any = false;
+        let mut out = Vec::new();
+        for t in self.requests.get(cell).map_or(&[][..], Vec::as_slice) {
+            let Some(code) = t.agent_code(agent) else {
+                continue;
+            };
+            let stage_ok: Vec<bool> = t
+                .stages
+                .iter()
+                .map(|st| f.stage.as_ref().is_none_or(|s| s == st.name()))
+                .collect();
+            let column = match metric {
+                Metric::ThroughputTokS => &t.throughput_tok_s,
+                Metric::TtftMs => &t.ttft_ms,
+                Metric::PublishedTtftMs => &t.published_ttft_ms,
+                Metric::LoadMs => &t.load_ms,
+                Metric::OutputTokens => &t.output_tokens,
+                _ => {
+                    any |=
+                        (0..t.len()).any(|i| t.agent[i] == code && stage_ok[t.stage[i] as usize]);
+                    continue;
+                }
+            };
+            for i in 0..t.len() {
+                if t.agent[i] == code && stage_ok[t.stage[i] as usize] {
+                    any = true;
+                    let x = column[i];
+                    if !x.is_nan() {
+                        out.push(x);
+                    }
+                }
+            }
+        }
+        (any, out)
     }
 }
 
@@ -235,12 +291,8 @@ pub fn values(
                 let Some(cfg) = pool.cfg(c) else { continue };
                 let mut per_run = Vec::new();
                 for a in pool.agents_of(&c.cell_id, f, cfg) {
-                    let reqs = pool.requests_of(&c.cell_id, &a.agent, f);
-                    let rv: Vec<f64> = reqs
-                        .iter()
-                        .filter_map(|r| request_value(r, metric))
-                        .collect();
-                    if rv.is_empty() && reqs.is_empty() && f.stage.is_none() {
+                    let (any, rv) = pool.request_values(&c.cell_id, &a.agent, f, metric);
+                    if rv.is_empty() && !any && f.stage.is_none() {
                         // No per-request rows: the source recorded only the agent's aggregate.
                         if let Some(v) = agent_value(a, metric) {
                             from_agents += 1;
@@ -287,17 +339,6 @@ fn agg(xs: &[f64], metric: Metric) -> Option<f64> {
     match metric {
         Metric::OutputTokens => Some(stats::sum(xs)),
         _ => stats::mean(xs),
-    }
-}
-
-fn request_value(r: &RequestRow, m: Metric) -> Option<f64> {
-    match m {
-        Metric::ThroughputTokS => r.throughput_tok_s,
-        Metric::TtftMs => r.ttft_ms,
-        Metric::PublishedTtftMs => r.published_ttft_ms,
-        Metric::LoadMs => r.load_ms,
-        Metric::OutputTokens => r.output_tokens.map(|t| t as f64),
-        _ => None,
     }
 }
 
@@ -360,8 +401,8 @@ fn agent_means(pool: &Pool<'_>, c: &CellRow, a: &AgentRow) -> (Option<f64>, Opti
             a.aggregate.published_ttft_mean_ms,
         );
     }
-    let t: Vec<f64> = reqs.iter().filter_map(|r| r.throughput_tok_s).collect();
-    let f: Vec<f64> = reqs.iter().filter_map(|r| r.published_ttft_ms).collect();
+    let t: Vec<f64> = reqs.iter().filter_map(|r| r.throughput_tok_s()).collect();
+    let f: Vec<f64> = reqs.iter().filter_map(|r| r.published_ttft_ms()).collect();
     (stats::mean(&t), stats::mean(&f))
 }
 
@@ -481,9 +522,9 @@ fn improvement(pool: &Pool<'_>, runs: &[&CellRow], m: Metric) -> Option<f64> {
             } else {
                 vals.extend(reqs.iter().filter_map(|r| {
                     if tput {
-                        r.throughput_tok_s
+                        r.throughput_tok_s()
                     } else {
-                        r.published_ttft_ms
+                        r.published_ttft_ms()
                     }
                 }));
             }

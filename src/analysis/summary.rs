@@ -775,14 +775,16 @@ fn counts(l: &Loaded, own: &[&CellRow], report_cells: &[&CellRow], planned_runs:
             .data
             .requests
             .iter()
-            .filter(|q| !q.warmup && own_ids.contains(q.cell_id.as_str()))
-            .count(),
+            .filter(|q| own_ids.contains(q.cell_id.as_str()))
+            .map(|q| q.len())
+            .sum(),
         requests_failed: l
             .data
             .requests
             .iter()
-            .filter(|q| !q.warmup && q.error_kind.is_some() && own_ids.contains(q.cell_id.as_str()))
-            .count(),
+            .filter(|q| own_ids.contains(q.cell_id.as_str()))
+            .map(|q| q.failed)
+            .sum(),
         telemetry_samples: {
             let ids: BTreeSet<&str> = report_cells.iter().map(|c| c.cell_id.as_str()).collect();
             l.data

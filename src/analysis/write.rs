@@ -21,6 +21,26 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AnalysisError> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
+/// `value` as pretty JSON to `path`, streamed through a buffer (the text of a large campaign's
+/// distributions is never held whole), to a temporary name and renamed.
+fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), AnalysisError> {
+    use std::io::Write;
+    let err = |source| AnalysisError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("partial");
+    let file = std::fs::File::create(&tmp).map_err(err)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    serde_json::to_writer_pretty(&mut w, value).map_err(|e| AnalysisError::Encode {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    w.flush().map_err(err)?;
+    drop(w);
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
 /// The columns of one output table over `rows`; every column is nullable.
 struct Cols<'a, T> {
     rows: &'a [T],
@@ -187,10 +207,6 @@ pub fn write_outputs(campaign_dir: &Path, a: &Analysis) -> Result<Vec<PathBuf>, 
     let c = dir.join("comparisons.parquet");
     write_comparisons(&c, &comps)?;
     let j = dir.join("analysis.json");
-    let text = serde_json::to_string_pretty(a).map_err(|e| AnalysisError::Encode {
-        path: j.clone(),
-        message: e.to_string(),
-    })?;
-    write_atomic(&j, text.as_bytes())?;
+    write_json_atomic(&j, a)?;
     Ok(vec![p, v, c, j])
 }

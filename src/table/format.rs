@@ -8,8 +8,8 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use bytes::Bytes;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
@@ -174,6 +174,50 @@ pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, TableError> {
 /// [`read_parquet`] over bytes in memory (errors name `<in-memory>`).
 pub fn read_parquet_bytes(bytes: Bytes) -> Result<Vec<RecordBatch>, TableError> {
     read_from(bytes, Path::new(IN_MEMORY))
+}
+
+/// Reads only the columns `columns` of a chimera Parquet file (a projection: the file's other
+/// columns are neither decompressed nor decoded), one batch at a time: `each` sees every
+/// batch of `batch_rows` rows or fewer as it is decoded, row group after row group, so no
+/// more than one batch of the projected columns is held. The schema version is checked as
+/// [`read_parquet`] does. Names the file lacks are left out of the batches (a trailing
+/// column an older schema version did not have), as are unknown names.
+pub fn read_parquet_columns(
+    path: &Path,
+    columns: &[&str],
+    batch_rows: usize,
+    mut each: impl FnMut(&RecordBatch) -> Result<(), TableError>,
+) -> Result<(), TableError> {
+    let pq = |source| TableError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(|source| TableError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?;
+    let kv = builder.metadata().file_metadata().key_value_metadata();
+    check_metadata(kv, path)?;
+    let table = kv
+        .and_then(|kv| kv.iter().find(|e| e.key == META_TABLE))
+        .and_then(|e| e.value.clone())
+        .unwrap_or_default();
+    let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(batch_rows.max(1))
+        .build()
+        .map_err(pq)?;
+    for batch in reader {
+        let batch = batch.map_err(|source| TableError::Arrow {
+            table: table.clone(),
+            path: path.to_path_buf(),
+            source,
+        })?;
+        each(&batch)?;
+    }
+    Ok(())
 }
 
 /// The `chimera.table` and `chimera.schema_version` of a file's key-value metadata, checked.

@@ -23,7 +23,7 @@ use crate::record::CellRecord;
 use format::IN_MEMORY;
 pub use format::{
     META_CHIMERA_VERSION, META_SCHEMA_VERSION, META_TABLE, SCHEMA_VERSION, TableError,
-    file_metadata, read_parquet, read_parquet_bytes, to_parquet_bytes,
+    file_metadata, read_parquet, read_parquet_bytes, read_parquet_columns, to_parquet_bytes,
 };
 
 pub use columns::{Column, ColumnError, Row, UtcMs};
