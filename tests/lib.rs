@@ -11,6 +11,7 @@ mod command;
 mod emulator;
 mod experiments;
 mod flood;
+mod forced_length;
 mod fuzz_regressions;
 mod import;
 mod import_detect;

@@ -183,6 +183,56 @@ async fn real_llama_server_streams_real_tokens_with_its_own_timings() {
     }
 }
 
+/// A report-call prompt after which Gemma 3 270M often stops at once.
+const REPORT_PROMPT: &str = "Generate a comprehensive technical report in the style of Technical Report 108.\n\nAnalysis Results:\n- Summary: Data shows stable latency.\n- Key Findings:\n- none\n- Performance Metrics: n/a\n- Recommendations:\n- none\n\nCreate a professional technical report with the following structure:\n1. Executive Summary\n2. Data Ingestion Summary\n\nUse markdown formatting and include specific metrics and data points.";
+
+/// A forced output length (a workload's `force_output_tokens`: `max_tokens`, `ignore_eos`,
+/// `min_tokens`) is honoured by the real server: exactly N tokens, streamed or not, on both
+/// routes, even where a smaller `num_predict` was asked and the model would stop earlier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_llama_server_generates_exactly_the_forced_length() {
+    let Some((server, model)) = installed() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(&server, &model, &dir.path().join("server.log"));
+    let client = chimera::backend::OpenAiClient::new(&s.url).expect("client");
+    for (api, stream, n) in [
+        (Api::Generate, true, 40u32),
+        (Api::Chat, true, 17),
+        (Api::Chat, false, 33),
+    ] {
+        // With this prompt and seed the model ends its reply after one token when not forced
+        // (with the llama-server scripts/install-llama-server.sh builds, /v1/completions); the
+        // forced reply must still have n.
+        let mut req = request(REPORT_PROMPT, 4);
+        req.api = api;
+        req.stream = stream;
+        req.options.temperature = Some(0.8);
+        req.options.seed = Some(1);
+        let natural = client.send(&req).await;
+        eprintln!(
+            "{api:?} stream {stream}: {:?} tokens unforced (num_predict 4)",
+            natural.output_tokens
+        );
+        let r = client.send_forced(&req, Some(n)).await;
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert_eq!(
+            r.output_tokens,
+            Some(u64::from(n)),
+            "{api:?} stream {stream}: usage.completion_tokens"
+        );
+        assert_eq!(r.done_reason.as_deref(), Some("length"));
+        if stream {
+            let text_chunks = r.itl_ms.len() as u64 + 1;
+            assert!(
+                text_chunks <= u64::from(n),
+                "{text_chunks} text chunks for {n} tokens"
+            );
+        }
+    }
+}
+
 /// A small real campaign (two unmanaged llama-servers started here), killed with SIGKILL after
 /// its first commits and resumed: every cell ends committed exactly once, the cells committed
 /// before the kill are untouched, and the analysis finds real token counts.

@@ -77,6 +77,7 @@ JOB_FIELDS = {
     "stream": ("bool", True),
     "keep_alive": ("opt_str", False),
     "options": ("options", True),
+    "force_output_tokens": ("opt_u32", False),
     "timeout_s": ("f64", True),
     "task": ("task", True),
     "corpus_dir": ("opt_str", False),
@@ -104,6 +105,10 @@ def _check(kind, v, where):
     if kind == "opt_str":
         if v is not None and not isinstance(v, str):
             raise bad("expected a string or null")
+        return v
+    if kind == "opt_u32":
+        if v is not None and (not _is_int(v) or not 0 <= v <= U32_MAX):
+            raise bad("expected an integer (u32) or null")
         return v
     if kind == "bool":
         if not isinstance(v, bool):

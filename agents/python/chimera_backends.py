@@ -390,7 +390,9 @@ def openai_path(api):
 def openai_body(job, prompt):
     """`model`, `prompt` or `messages`, `stream` (+ `stream_options` when streamed), and the
     set options under their OpenAI / llama-server names; `num_gpu`, `num_ctx` and
-    `keep_alive` are start-up settings of these servers and are not sent."""
+    `keep_alive` are start-up settings of these servers and are not sent. A forced length (the
+    job's `force_output_tokens: N`) sends `max_tokens: N` in place of `num_predict`,
+    `ignore_eos: true` and `min_tokens: N`, as chimera's own client does."""
     body = {"model": job.model}
     if job.api == "chat":
         body["messages"] = [{"role": "user", "content": prompt}]
@@ -405,6 +407,11 @@ def openai_body(job, prompt):
     for k in ("temperature", "top_p", "top_k", "repeat_penalty", "seed"):
         if o.get(k) is not None:
             body[k] = o[k]
+    n = getattr(job, "force_output_tokens", None)
+    if n is not None:
+        body["max_tokens"] = n
+        body["ignore_eos"] = True
+        body["min_tokens"] = n
     return body
 
 

@@ -21,7 +21,9 @@ use serde::Serialize;
 use crate::manifest::{Api, EndpointKind, Options};
 
 pub use ollama::OllamaClient;
-pub use openai::{OpenAiClient, TIMING_LLAMA_SERVER, TIMING_USAGE_ONLY, error_text};
+pub use openai::{
+    OpenAiClient, TIMING_LLAMA_SERVER, TIMING_USAGE_ONLY, error_text, request_body_forced,
+};
 pub use stream::{ClientError, LineSplitter, Overflow};
 
 /// One LLM request, fully resolved.
@@ -232,9 +234,30 @@ impl Client {
 
     /// Sends one request and measures it. Never fails: errors are in the record.
     pub async fn send(&self, req: &LlmRequest) -> RequestRecord {
+        self.send_forced(req, None).await
+    }
+
+    /// Sends one request that asks for exactly `force_output_tokens` tokens when set (a
+    /// workload's `force_output_tokens`): an OpenAI-compatible server gets `max_tokens`,
+    /// `ignore_eos` and `min_tokens` ([`openai::request_body_forced`]). Ollama cannot force an
+    /// output length (manifest validation refuses the key for its endpoints): the request is
+    /// sent as it is and a warning says so.
+    pub async fn send_forced(
+        &self,
+        req: &LlmRequest,
+        force_output_tokens: Option<u32>,
+    ) -> RequestRecord {
         match self {
-            Client::Ollama(c) => c.send(req).await,
-            Client::OpenAi(c) => c.send(req).await,
+            Client::Ollama(c) => {
+                if let Some(n) = force_output_tokens {
+                    tracing::warn!(
+                        "{}: an Ollama server cannot force {n} output tokens; the request is sent without",
+                        c.base_url()
+                    );
+                }
+                c.send(req).await
+            }
+            Client::OpenAi(c) => c.send_forced(req, force_output_tokens).await,
         }
     }
 

@@ -12,7 +12,9 @@
 //! negative value, Ollama's "unlimited", is not sent), `temperature`, `top_p`, `top_k`,
 //! `repeat_penalty`, `seed` under their own names (`top_k` and `repeat_penalty` are
 //! llama-server extensions; vLLM accepts `top_k` and ignores unknown keys or rejects them
-//! depending on version). `num_gpu` and `num_ctx` are startup settings of these servers, and
+//! depending on version). A forced output length ([`OpenAiClient::send_forced`], a
+//! workload's `force_output_tokens: N`) sends `max_tokens: N` (instead of `num_predict`),
+//! `ignore_eos: true` and `min_tokens: N`. `num_gpu` and `num_ctx` are startup settings of these servers, and
 //! `keep_alive` is Ollama's: none of them is sent, and the first request that sets any of them
 //! logs one warning per client.
 //!
@@ -96,6 +98,16 @@ impl OpenAiClient {
 
     /// Sends one request and measures it. Never fails: errors are in the record.
     pub async fn send(&self, req: &LlmRequest) -> RequestRecord {
+        self.send_forced(req, None).await
+    }
+
+    /// [`OpenAiClient::send`], asking the server to generate exactly `force_output_tokens`
+    /// tokens when set (see [`request_body_forced`]).
+    pub async fn send_forced(
+        &self,
+        req: &LlmRequest,
+        force_output_tokens: Option<u32>,
+    ) -> RequestRecord {
         let ignored = ignored_settings(req);
         if !ignored.is_empty() && !self.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
@@ -108,7 +120,8 @@ impl OpenAiClient {
             reqwest::header::ACCEPT,
             "text/event-stream, application/json",
         );
-        measure_json(request, &request_body(req), req, |t0| {
+        let body = request_body_forced(req, force_output_tokens);
+        measure_json(request, &body, req, |t0| {
             SseState::new(req.api, req.stream, req.max_response_bytes, t0)
         })
         .await
@@ -244,6 +257,20 @@ pub fn request_body(req: &LlmRequest) -> Value {
         m.insert("seed".into(), Value::from(s));
     }
     Value::Object(m)
+}
+
+/// [`request_body`], asking for exactly `n` output tokens when `force_output_tokens` is
+/// `Some(n)`: `max_tokens: n` (replacing what `num_predict` asked), `ignore_eos: true` and
+/// `min_tokens: n`. llama-server honours `ignore_eos` (and ignores `min_tokens`); vLLM honours
+/// both; either way the reply has `n` tokens unless the context fills first.
+pub fn request_body_forced(req: &LlmRequest, force_output_tokens: Option<u32>) -> Value {
+    let mut body = request_body(req);
+    if let (Some(n), Value::Object(m)) = (force_output_tokens, &mut body) {
+        m.insert("max_tokens".into(), Value::from(n));
+        m.insert("ignore_eos".into(), Value::Bool(true));
+        m.insert("min_tokens".into(), Value::from(n));
+    }
+    body
 }
 
 /// The settings of `req` an OpenAI-compatible server cannot take per request.
@@ -876,6 +903,40 @@ mod tests {
             serde_json::json!({"model": "m", "prompt": "hi", "stream": false})
         );
         assert!(ignored_settings(&r).is_empty());
+    }
+
+    #[test]
+    fn a_forced_length_replaces_num_predict_and_adds_ignore_eos_and_min_tokens() {
+        let r = test_request(
+            Api::Chat,
+            "m",
+            Options {
+                num_predict: Some(16),
+                temperature: Some(0.5),
+                ..Options::default()
+            },
+        );
+        assert_eq!(request_body_forced(&r, None), request_body(&r));
+        assert_eq!(
+            request_body_forced(&r, Some(48)),
+            serde_json::json!({
+                "model": "m",
+                "messages": [{"role": "user", "content": "hi"}],
+                "stream": true,
+                "stream_options": {"include_usage": true},
+                "max_tokens": 48, "temperature": 0.5,
+                "ignore_eos": true, "min_tokens": 48
+            })
+        );
+        let mut r = test_request(Api::Generate, "m", Options::default());
+        r.stream = false;
+        assert_eq!(
+            request_body_forced(&r, Some(1)),
+            serde_json::json!({
+                "model": "m", "prompt": "hi", "stream": false,
+                "max_tokens": 1, "ignore_eos": true, "min_tokens": 1
+            })
+        );
     }
 
     #[test]

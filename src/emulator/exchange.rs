@@ -45,6 +45,9 @@ pub(super) struct Exchange<'a> {
     wire: &'static Wire,
     head_sent: bool,
     committed: bool,
+    /// The request's number among the model's generate/chat requests (0-based, over all
+    /// listeners), once [`Exchange::start`] counted it.
+    pub(super) nth: u32,
     pub(super) rec: TruthRecord,
 }
 
@@ -68,6 +71,7 @@ impl<'a> Exchange<'a> {
             wire,
             head_sent: false,
             committed: false,
+            nth: 0,
             rec: TruthRecord {
                 listener,
                 model: String::new(),
@@ -125,8 +129,8 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    /// Draws the profile's fault for this request of the `model` that `parsed` asks for and
-    /// records its name. A request that did not parse, or whose fault is `status`, is answered
+    /// Counts this request of the `model` that `parsed` asks for (its number goes to `nth`),
+    /// draws the profile's fault for it and records its name. A request that did not parse, or whose fault is `status`, is answered
     /// at once with the protocol's error; `refuse_after_accept` closes without an answer.
     /// `Ok(Err(keep))`: answered (or refused); `keep` says whether the connection stays open.
     pub(super) async fn start<P>(
@@ -138,7 +142,9 @@ impl<'a> Exchange<'a> {
             Ok(p) => p,
             Err((code, msg)) => return self.reject(code, &msg).await.map(Err),
         };
-        let fault = self.sh.fault_for(model(&p));
+        let m = model(&p);
+        self.nth = self.sh.count_request(m);
+        let fault = self.sh.fault_for(m, self.nth);
         self.rec.fault = fault.as_ref().map(|f| f.name().to_owned());
         match &fault {
             Some(Fault::Status { code, message }) => self.reject(*code, message).await.map(Err),
@@ -319,6 +325,47 @@ pub(super) fn ending_fault(fault: Option<&Fault>) -> Option<&Fault> {
     })
 }
 
+/// What a request asks of its reply's length.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Length {
+    /// `options.num_predict` (Ollama), `max_tokens` or `n_predict` (OpenAI routes): at most
+    /// this many tokens; a negative value is no cap.
+    pub(super) cap: Option<i64>,
+    /// `min_tokens` (OpenAI routes, as vLLM): at least this many tokens, within the cap.
+    pub(super) min: Option<i64>,
+    /// `ignore_eos` (OpenAI routes, as llama-server and vLLM): exactly the cap; without a cap,
+    /// until the context is full.
+    pub(super) ignore_eos: bool,
+}
+
+impl Length {
+    /// Only a cap (the Ollama routes: they honour `num_predict` and nothing else).
+    pub(super) fn cap(cap: Option<i64>) -> Length {
+        Length {
+            cap,
+            ..Length::default()
+        }
+    }
+}
+
+/// The tokens a reply generates and its finish reason, from the model's `natural` length,
+/// what the request asks (`len`) and the `room` left in the context after the prompt:
+/// `ignore_eos` generates exactly the cap (`length`), or `room` without a cap; otherwise the
+/// natural length raised to `min_tokens`, then cut at the cap (`length` when the cap is
+/// reached, `stop` when the model ended on its own).
+pub(super) fn plan_length(natural: u32, len: Length, room: u32) -> (u32, &'static str) {
+    let to_u32 = |c: i64| u32::try_from(c.max(0)).unwrap_or(u32::MAX);
+    let cap = len.cap.filter(|c| *c >= 0).map(to_u32);
+    if len.ignore_eos {
+        return (cap.unwrap_or(room), "length");
+    }
+    let n = natural.max(len.min.map_or(0, to_u32));
+    match cap {
+        Some(c) if c <= n => (c, "length"),
+        _ => (n, "stop"),
+    }
+}
+
 /// The tokens of a reply as [`Schedule::decode`] produced them.
 pub(super) struct Decoded {
     /// The whole text when not streamed (empty when streamed).
@@ -356,14 +403,15 @@ pub(super) struct Schedule<'a> {
 
 impl<'a> Schedule<'a> {
     /// Processes `prompt` (sleeping `prompt_tokens / (prompt_tok_s / share)`, recorded in the
-    /// truth) and plans the decode of profile model `model`: its `output_tokens`, capped by
-    /// the request's `cap` when that is not negative, or as many as the fault lets through.
+    /// truth) and plans the decode of profile model `model`: its natural length (see
+    /// [`ModelProfile::natural_tokens`], for the exchange's request number), shaped by what
+    /// the request asks ([`plan_length`]), or as many as the fault lets through.
     pub(super) async fn prefill(
         x: &mut Exchange<'a>,
         model: usize,
         prompt: &str,
         seed: u64,
-        cap: Option<i64>,
+        len: Length,
         fault: Option<&Fault>,
     ) -> Schedule<'a> {
         let sh = x.sh;
@@ -383,14 +431,9 @@ impl<'a> Schedule<'a> {
         let decode_start = Instant::now();
 
         // How many tokens, and what ends the stream.
-        let mut n = m.output_tokens;
-        let mut reason = "stop";
-        if let Some(c) = cap.filter(|c| *c >= 0)
-            && c <= i64::from(n)
-        {
-            n = u32::try_from(c).unwrap_or(0);
-            reason = "length";
-        }
+        let natural = m.natural_tokens(sh.profile.seed, x.nth);
+        let room = m.context_length.saturating_sub(ptoks);
+        let (mut n, reason) = plan_length(natural, len, room);
         let (stop_after, stall) = match fault {
             Some(Fault::ErrorAfter { tokens, .. })
             | Some(Fault::TruncateAfter { tokens, .. })
@@ -498,5 +541,49 @@ impl<'a> Schedule<'a> {
             sleep_until(self.deadline.into()).await;
         }
         self.last_token - self.decode_start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_length_is_natural_raised_to_min_tokens_cut_at_the_cap_or_forced() {
+        let len = |cap: Option<i64>, min: Option<i64>, ignore_eos: bool| Length {
+            cap,
+            min,
+            ignore_eos,
+        };
+        // The natural length, or the cap when it is reached first (Ollama's rule).
+        assert_eq!(plan_length(20, Length::default(), 500), (20, "stop"));
+        assert_eq!(plan_length(20, Length::cap(Some(8)), 500), (8, "length"));
+        assert_eq!(plan_length(20, Length::cap(Some(20)), 500), (20, "length"));
+        assert_eq!(plan_length(20, Length::cap(Some(30)), 500), (20, "stop"));
+        assert_eq!(plan_length(20, Length::cap(Some(-1)), 500), (20, "stop"));
+        // min_tokens raises a short reply, within the cap.
+        assert_eq!(
+            plan_length(5, len(None, Some(12), false), 500),
+            (12, "stop")
+        );
+        assert_eq!(
+            plan_length(5, len(Some(9), Some(12), false), 500),
+            (9, "length")
+        );
+        assert_eq!(
+            plan_length(40, len(Some(64), Some(12), false), 500),
+            (40, "stop")
+        );
+        // ignore_eos: exactly the cap, whatever the natural length; without one, the room.
+        assert_eq!(
+            plan_length(5, len(Some(48), None, true), 500),
+            (48, "length")
+        );
+        assert_eq!(
+            plan_length(90, len(Some(48), Some(48), true), 500),
+            (48, "length")
+        );
+        assert_eq!(plan_length(5, len(None, None, true), 500), (500, "length"));
+        assert_eq!(plan_length(5, len(Some(0), None, true), 500), (0, "length"));
     }
 }

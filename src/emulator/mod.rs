@@ -31,11 +31,13 @@
 //! | `models[].prompt_tok_s` | 2000 | prompt processing rate |
 //! | `models[].output_tok_s` | 100 | decode rate of one stream alone |
 //! | `models[].output_tokens` | 64 | tokens per reply (`options.num_predict` caps it → `done_reason: length`) |
+//! | `models[].output_tokens_range` | none | `[min, max]`: each generate/chat request's natural length is drawn uniformly from `min..=max` instead, from the seed, the model and the request's number (over all listeners, load-only requests included); the request's cap still applies; the ground truth's `output_tokens` holds what was generated |
 //! | `models[].jitter_pct` | 0 | ± percent on each per-token delay, seeded |
 //! | `models[].fault` | none | `{kind: ...}`, see [`Fault`] |
 //! | `models[].absent` | false | pullable but absent at start: not in `/api/tags`, 404 on generate/chat/show until `POST /api/pull` fetched it on that listener |
 //! | `models[].pull_ms` | 200 | how long an emulated pull takes |
 //! | `models[].fault_first` | none | inject `fault` only into the first N generate/chat requests for this model (load-only ones included, counted over all listeners), then serve normally: a transient fault; absent = every request |
+//! | `models[].redigest_after` | none | after N generate/chat requests for this model (load-only ones included, counted over all listeners), `/api/tags`, `/api/show` (`digest`, an emulator extra) and `/api/ps` report another digest, SHA-256 of `<digest>+redigest` ([`redigested`]): the model re-pulled mid-campaign; `0` = from the start |
 //! | `models[].fault_rate` | none | inject `fault` into this fraction (0–1) of the generate/chat requests for this model, drawn per request from the seed, the model and the request's number (over all listeners): an intermittent fault; excludes `fault_first` |
 //!
 //! # Timing model (deterministic given the seed, the model, the prompt and `options.seed`)
@@ -55,7 +57,12 @@
 //!    deadline (absolute deadlines: no drift); `share` = active streams in the process when
 //!    `shared_gpu`, else 1. The first token follows prefill by one token delay. Texts are words
 //!    of a 32-word lorem vocabulary, the first without a leading space.
-//! 5. **Final chunk.** `done_reason` `stop` (or `length` when `num_predict` ≤ `output_tokens`),
+//!    How many: the model's natural length (`output_tokens`, or the seeded draw from
+//!    `output_tokens_range`), raised to the request's `min_tokens` (OpenAI routes), cut at its
+//!    cap (`num_predict`, `max_tokens`, `n_predict`); with `ignore_eos: true` (OpenAI routes)
+//!    exactly the cap, or the context left after the prompt without one. The Ollama routes
+//!    ignore `ignore_eos` and `min_tokens`, as Ollama does: it cannot force a length.
+//! 5. **Final chunk.** `done_reason` `stop` (or `length` when the cap ended the reply),
 //!    the six metrics in nanoseconds measured from the real sleeps (`eval_duration` = decode
 //!    start → last token written), `context` on generate. `stream: false` → one object with
 //!    the whole text after the same delays.
@@ -85,7 +92,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use profile::{Fault, ModelProfile, Profile, default_digest};
+pub use profile::{Fault, ModelProfile, Profile, default_digest, redigested};
 pub use truth::{TruthLog, TruthRecord};
 pub use util::prompt_tokens;
 
@@ -137,7 +144,7 @@ pub async fn spawn(profile: Profile, listen: &[SocketAddr]) -> std::io::Result<E
     let num_parallel = profile.num_parallel;
     let truth = TruthLog::default();
     let shared = Arc::new(state::Shared {
-        faulted: profile.models.iter().map(|_| AtomicU32::new(0)).collect(),
+        requests: profile.models.iter().map(|_| AtomicU32::new(0)).collect(),
         profile,
         truth: truth.clone(),
         active: AtomicUsize::new(0),

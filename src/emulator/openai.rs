@@ -12,7 +12,10 @@
 //! differs is llama-server's: the model counts as loaded at startup (no load time, no reload:
 //! `num_gpu`/`num_ctx` are not request fields there), `num_parallel` slots are not applied,
 //! `stream` defaults to false, `max_tokens` (or `n_predict`) caps the reply with
-//! `finish_reason: length`, and an empty or absent `model` is served by the first model (an
+//! `finish_reason: length`, `ignore_eos: true` generates exactly `max_tokens` (without one,
+//! until the model's `context_length` is full) and `min_tokens: N` at least N (within
+//! `max_tokens`), as llama-server and vLLM do (the Ollama routes take neither: Ollama cannot
+//! force a length), and an empty or absent `model` is served by the first model (an
 //! unknown non-empty one is answered 404 "The model `x` does not exist.", as vLLM does).
 //!
 //! Streamed replies are Server-Sent Events (`Content-Type: text/event-stream`, one
@@ -41,7 +44,7 @@ use serde_json::{Map, Value, json};
 use tokio::net::tcp::OwnedWriteHalf;
 
 use super::exchange::{
-    ActiveGuard, Exchange, FaultEnd, Reject, Schedule, Wire, ending_fault, joined_contents,
+    ActiveGuard, Exchange, FaultEnd, Length, Reject, Schedule, Wire, ending_fault, joined_contents,
     json_object, stream_flag,
 };
 use super::http;
@@ -149,9 +152,10 @@ fn error_body(code: u16, message: &str) -> String {
 /// Request fields that are not sampling settings (everything else goes to the truth's `options`).
 const NOT_OPTIONS: [&str; 5] = ["model", "prompt", "messages", "stream", "stream_options"];
 /// Fields that must be numbers when present.
-const NUMERIC: [&str; 9] = [
+const NUMERIC: [&str; 10] = [
     "max_tokens",
     "n_predict",
+    "min_tokens",
     "seed",
     "top_k",
     "temperature",
@@ -167,7 +171,7 @@ struct Parsed {
     stream: bool,
     include_usage: bool,
     prompt: String,
-    max_tokens: Option<i64>,
+    length: Length,
     seed: u64,
 }
 
@@ -319,13 +323,22 @@ impl Completion<'_> {
                 .position(|m| m.matches(name))
                 .ok_or_else(|| (404, format!("The model `{name}` does not exist.")))?
         };
+        let ignore_eos = match obj.get("ignore_eos") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err((400, "\"ignore_eos\" must be a boolean".into())),
+        };
         let int = |k: &str| obj.get(k).and_then(Value::as_f64).map(|f| f as i64);
         Ok(Parsed {
             model,
             stream: self.x.rec.stream,
             include_usage,
             prompt: self.x.rec.prompt.clone(),
-            max_tokens: int("max_tokens").or_else(|| int("n_predict")),
+            length: Length {
+                cap: int("max_tokens").or_else(|| int("n_predict")),
+                min: int("min_tokens"),
+                ignore_eos,
+            },
             seed: int("seed").unwrap_or(0) as u64,
         })
     }
@@ -345,7 +358,7 @@ impl Completion<'_> {
     async fn generate(&mut self, p: &Parsed, fault: Option<&Fault>) -> std::io::Result<bool> {
         let model = self.x.rec.model.clone();
         let mut s =
-            Schedule::prefill(&mut self.x, p.model, &p.prompt, p.seed, p.max_tokens, fault).await;
+            Schedule::prefill(&mut self.x, p.model, &p.prompt, p.seed, p.length, fault).await;
         let ptoks = s.prompt_tokens;
         let shape = &self.shape;
         let close = !self.x.keep || s.closing;

@@ -5,6 +5,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::util::rng::{SplitMix64, fnv1a};
+
 /// Everything the emulator serves. Every key has a default; see the module documentation.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +61,14 @@ pub struct ModelProfile {
     /// Tokens generated per request (capped by `options.num_predict`). Default 64.
     #[serde(default = "default_output_tokens")]
     pub output_tokens: u32,
+    /// `[min, max]`: instead of `output_tokens`, each generate/chat request draws its natural
+    /// length uniformly from `min..=max` (inclusive) with the seeded generator; the draw
+    /// depends only on `seed`, the model and the request's number (counted over all
+    /// listeners, load-only requests included, as for `fault_rate`). The request's cap
+    /// (`num_predict`, `max_tokens`) still applies. Absent: every reply is `output_tokens`
+    /// long.
+    #[serde(default)]
+    pub output_tokens_range: Option<[u32; 2]>,
     /// ± jitter on every per-token delay, percent (seeded, deterministic). Default 0.
     #[serde(default)]
     pub jitter_pct: f64,
@@ -85,6 +95,12 @@ pub struct ModelProfile {
     /// How long an emulated `/api/pull` of this model takes, ms. Default 200.
     #[serde(default = "default_pull_ms")]
     pub pull_ms: f64,
+    /// After this many generate/chat requests for this model (counted over all listeners,
+    /// load-only ones included, as for `fault_first`), `/api/tags`, `/api/show` and `/api/ps`
+    /// report another digest ([`redigested`] of `digest`): the model was pulled again
+    /// mid-campaign. Absent: the digest never changes. `0`: changed from the start.
+    #[serde(default)]
+    pub redigest_after: Option<u32>,
 }
 
 /// A fault injected into every generate/chat request of a model.
@@ -189,6 +205,12 @@ fn default_error_message() -> String {
     "an error was encountered while running the model: emulated fault".to_owned()
 }
 
+/// The digest a model reports after `redigest_after` requests: SHA-256 of its digest and the
+/// suffix `+redigest`, hex (another 64-hex digest, the same on every run).
+pub fn redigested(digest: &str) -> String {
+    default_digest(&format!("{digest}+redigest"))
+}
+
 /// SHA-256 of the model name, hex: the default digest.
 pub fn default_digest(name: &str) -> String {
     let hash = Sha256::digest(name.as_bytes());
@@ -207,12 +229,38 @@ impl ModelProfile {
             prompt_tok_s: default_prompt_tok_s(),
             output_tok_s: default_output_tok_s(),
             output_tokens: default_output_tokens(),
+            output_tokens_range: None,
             jitter_pct: 0.0,
             fault: None,
             fault_first: None,
             fault_rate: None,
             absent: false,
             pull_ms: default_pull_ms(),
+            redigest_after: None,
+        }
+    }
+
+    /// The natural length of the `nth` generate/chat request of this model (0-based, over all
+    /// listeners) under profile seed `seed`: `output_tokens`, or the seeded draw from
+    /// `output_tokens_range`, a pure function of `seed`, the name and `nth`.
+    pub fn natural_tokens(&self, seed: u64, nth: u32) -> u32 {
+        let Some([lo, hi]) = self.output_tokens_range else {
+            return self.output_tokens;
+        };
+        let mut rng = SplitMix64::new(
+            seed ^ fnv1a(&self.name).rotate_left(23)
+                ^ u64::from(nth).wrapping_mul(0xE703_7ED1_A0B4_28DB),
+        );
+        let span = u64::from(hi.saturating_sub(lo)) + 1;
+        lo + u32::try_from(rng.below(span)).unwrap_or(0)
+    }
+
+    /// The digest `/api/tags`, `/api/show` and `/api/ps` report once `requests` generate/chat
+    /// requests of this model have been counted (see `redigest_after`).
+    pub fn digest_after(&self, requests: u32) -> String {
+        match self.redigest_after {
+            Some(n) if requests >= n => redigested(&self.digest),
+            _ => self.digest.clone(),
         }
     }
 
@@ -303,6 +351,13 @@ impl Profile {
             if !(m.jitter_pct.is_finite() && (0.0..100.0).contains(&m.jitter_pct)) {
                 return Err(format!("{at}: `jitter_pct` must be in [0, 100)"));
             }
+            if let Some([lo, hi]) = m.output_tokens_range
+                && lo > hi
+            {
+                return Err(format!(
+                    "{at}: `output_tokens_range` [{lo}, {hi}] must be [min, max] with min <= max"
+                ));
+            }
             if m.fault_first.is_some() && m.fault.is_none() {
                 return Err(format!("{at}: `fault_first` needs a `fault`"));
             }
@@ -391,5 +446,47 @@ mod tests {
         ] {
             assert!(Profile::from_yaml(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_length_draw_is_seeded_and_in_range() {
+        let p = Profile::from_yaml(
+            "models:\n  - name: a\n    output_tokens_range: [3, 9]\n  - name: b\n    output_tokens_range: [7, 7]\n  - name: c\n",
+        )
+        .expect("range");
+        let (a, b, c) = (&p.models[0], &p.models[1], &p.models[2]);
+        let draws: Vec<u32> = (0..200).map(|n| a.natural_tokens(1, n)).collect();
+        assert!(draws.iter().all(|n| (3..=9).contains(n)), "{draws:?}");
+        for v in 3..=9 {
+            assert!(draws.contains(&v), "{v} is drawn: {draws:?}");
+        }
+        let again: Vec<u32> = (0..200).map(|n| a.natural_tokens(1, n)).collect();
+        assert_eq!(draws, again, "a pure function of seed, model and number");
+        let reseeded: Vec<u32> = (0..200).map(|n| a.natural_tokens(2, n)).collect();
+        assert_ne!(draws, reseeded);
+        assert!((0..50).all(|n| b.natural_tokens(1, n) == 7));
+        assert!(
+            (0..50).all(|n| c.natural_tokens(1, n) == 64),
+            "no range: output_tokens"
+        );
+        assert!(
+            Profile::from_yaml("models:\n  - name: a\n    output_tokens_range: [9, 3]\n").is_err()
+        );
+        assert!(
+            Profile::from_yaml("models:\n  - name: a\n    output_tokens_range: [3]\n").is_err()
+        );
+    }
+
+    #[test]
+    fn the_digest_changes_after_redigest_after_requests() {
+        let p = Profile::from_yaml("models:\n  - name: a\n    redigest_after: 2\n  - name: b\n")
+            .expect("redigest");
+        let (a, b) = (&p.models[0], &p.models[1]);
+        assert_eq!(a.digest_after(0), a.digest);
+        assert_eq!(a.digest_after(1), a.digest);
+        assert_eq!(a.digest_after(2), redigested(&a.digest));
+        assert_ne!(redigested(&a.digest), a.digest);
+        assert_eq!(redigested(&a.digest).len(), 64);
+        assert_eq!(b.digest_after(1000), b.digest);
     }
 }

@@ -15,11 +15,11 @@ use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
 use super::exchange::{
-    ActiveGuard, Exchange, FaultEnd, Reject, Schedule, Wire, ending_fault, joined_contents,
+    ActiveGuard, Exchange, FaultEnd, Length, Reject, Schedule, Wire, ending_fault, joined_contents,
     json_object, stream_flag,
 };
 use super::http::{self, JSON, NDJSON, ReadOutcome, TEXT};
-use super::profile::{Fault, ModelProfile, Profile};
+use super::profile::{Fault, ModelProfile};
 use super::state::{ListenerState, Loaded, Shared};
 use super::util::{Rng, fnv1a, requested_model, rfc3339, unix_ms};
 
@@ -115,10 +115,10 @@ async fn route(
         // `chimera_emulator` lets chimera record that a campaign ran against this test
         // instrument, whatever version string the profile claims.
         "/api/version" => json!({ "version": sh.profile.version, "chimera_emulator": true }),
-        "/api/tags" => tags(&sh.profile, ls),
+        "/api/tags" => tags(sh, ls),
         "/api/pull" => return super::pull::serve(wr, sh, ls, &req.body, keep).await,
-        "/api/ps" => ps(&sh.profile, ls),
-        "/api/show" => match show(&sh.profile, ls, &req.body) {
+        "/api/ps" => ps(sh, ls),
+        "/api/show" => match show(sh, ls, &req.body) {
             Ok(v) => v,
             Err((code, msg)) => {
                 let body = json!({ "error": msg }).to_string();
@@ -174,20 +174,21 @@ fn full_name(m: &ModelProfile) -> String {
     }
 }
 
-fn tags(p: &Profile, ls: &ListenerState) -> Value {
+fn tags(sh: &Shared, ls: &ListenerState) -> Value {
+    let p = &sh.profile;
     let now = rfc3339(SystemTime::now());
     let models: Vec<Value> = p
         .models
         .iter()
         .enumerate()
         .filter(|(i, _)| super::pull::present(p, ls, *i))
-        .map(|(_, m)| {
+        .map(|(i, m)| {
             json!({
                 "name": full_name(m),
                 "model": full_name(m),
                 "modified_at": now,
                 "size": m.size,
-                "digest": m.digest,
+                "digest": sh.digest(i),
                 "details": details(m),
                 "capabilities": ["completion"],
             })
@@ -196,7 +197,8 @@ fn tags(p: &Profile, ls: &ListenerState) -> Value {
     json!({ "models": models })
 }
 
-fn ps(p: &Profile, ls: &ListenerState) -> Value {
+fn ps(sh: &Shared, ls: &ListenerState) -> Value {
+    let p = &sh.profile;
     let loaded = ls.loaded().clone();
     let models: Vec<Value> = loaded
         .and_then(|l| p.models.get(l.model).map(|m| (l, m)))
@@ -205,7 +207,7 @@ fn ps(p: &Profile, ls: &ListenerState) -> Value {
                 "name": full_name(m),
                 "model": full_name(m),
                 "size": m.size,
-                "digest": m.digest,
+                "digest": sh.digest(l.model),
                 "details": details(m),
                 "expires_at": rfc3339(l.last_used + KEEP_ALIVE),
                 "size_vram": m.size,
@@ -217,15 +219,15 @@ fn ps(p: &Profile, ls: &ListenerState) -> Value {
     json!({ "models": models })
 }
 
-fn show(p: &Profile, ls: &ListenerState, body: &[u8]) -> Result<Value, (u16, String)> {
+fn show(sh: &Shared, ls: &ListenerState, body: &[u8]) -> Result<Value, (u16, String)> {
+    let p = &sh.profile;
     let v: Value = serde_json::from_slice(body).map_err(|e| (400, e.to_string()))?;
     let name = requested_model(&v).ok_or_else(|| (400, "model is required".to_owned()))?;
-    let m = p
+    let (i, m) = p
         .models
         .iter()
         .enumerate()
         .find(|(i, m)| m.matches(name) && super::pull::present(p, ls, *i))
-        .map(|(_, m)| m)
         .ok_or_else(|| (404, format!("model '{name}' not found")))?;
     let family = details(m)["family"]
         .as_str()
@@ -243,6 +245,7 @@ fn show(p: &Profile, ls: &ListenerState, body: &[u8]) -> Result<Value, (u16, Str
         },
         "capabilities": ["completion"],
         "modified_at": rfc3339(SystemTime::now()),
+        "digest": sh.digest(i),
     }))
 }
 
@@ -535,7 +538,7 @@ impl Gen<'_> {
             p.model,
             &p.prompt,
             opt_seed,
-            num_predict,
+            Length::cap(num_predict),
             fault,
         )
         .await;

@@ -21,32 +21,43 @@ pub struct Shared {
     pub truth: TruthLog,
     /// Streams currently using the (shared) GPU.
     pub active: AtomicUsize,
-    /// Per model (profile order): generate/chat requests counted for `fault_first` and
-    /// `fault_rate`.
-    pub faulted: Vec<AtomicU32>,
+    /// Per model (profile order): generate/chat requests counted so far (load-only ones
+    /// included, over all listeners): the request numbers of `fault_first`, `fault_rate`,
+    /// `output_tokens_range` and `redigest_after`.
+    pub requests: Vec<AtomicU32>,
 }
 
 impl Shared {
-    /// The fault to inject into this request for `model`: the profile's, unless `fault_first`
-    /// is set and that many requests of the model have already been served, or `fault_rate`
-    /// is set and this request's seeded draw (from the seed, the model and the request's
-    /// number) is not below it.
-    pub(super) fn fault_for(&self, model: usize) -> Option<Fault> {
+    /// Counts one generate/chat request of `model` and returns its number (0-based, over all
+    /// listeners).
+    pub(super) fn count_request(&self, model: usize) -> u32 {
+        self.requests.get(model).map_or(u32::MAX, |c| {
+            c.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                Some(v.saturating_add(1))
+            })
+            .unwrap_or(u32::MAX)
+        })
+    }
+
+    /// The digest model `model` reports now (see `redigest_after`).
+    pub(super) fn digest(&self, model: usize) -> String {
+        let counted = self
+            .requests
+            .get(model)
+            .map_or(0, |c| c.load(Ordering::SeqCst));
+        self.profile.models[model].digest_after(counted)
+    }
+
+    /// The fault to inject into request number `nth` of `model`: the profile's, unless
+    /// `fault_first` is set and `nth` is not below it, or `fault_rate` is set and this
+    /// request's seeded draw (from the seed, the model and `nth`) is not below it.
+    pub(super) fn fault_for(&self, model: usize, nth: u32) -> Option<Fault> {
         let m = &self.profile.models[model];
         let fault = m.fault.clone()?;
-        // The n-th generate/chat request of this model (0-based, over all listeners).
-        let nth = || {
-            self.faulted.get(model).map_or(u32::MAX, |c| {
-                c.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
-                    Some(v.saturating_add(1))
-                })
-                .unwrap_or(u32::MAX)
-            })
-        };
         match (m.fault_first, m.fault_rate) {
-            (Some(n), _) => (nth() < n).then_some(fault),
+            (Some(n), _) => (nth < n).then_some(fault),
             (None, Some(rate)) => {
-                (fault_draw(self.profile.seed, &m.name, nth()) < rate).then_some(fault)
+                (fault_draw(self.profile.seed, &m.name, nth) < rate).then_some(fault)
             }
             (None, None) => Some(fault),
         }

@@ -164,6 +164,14 @@ pub struct Workload {
     /// Ollama `keep_alive` sent with every request; absent means not sent (server default).
     #[serde(default)]
     pub keep_alive: Option<String>,
+    /// Ask the server to generate exactly this many tokens per request, so that every run of
+    /// a configuration (concurrent or alone) does the same work: OpenAI-compatible endpoints
+    /// (llama-server, vLLM) get `max_tokens: N`, `ignore_eos: true` and `min_tokens: N`
+    /// (instead of any `num_predict`), agent programs get it in their job file
+    /// (`force_output_tokens`). Refused for endpoints of kind `ollama` and `emulator`: Ollama's
+    /// protocol cannot force an output length. Absent: each reply ends where the model stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_output_tokens: Option<u32>,
     /// Run each agent as an external program instead of chimera's in-process client
     /// (`docs/agent-protocol.md`). Absent: in-process.
     #[serde(default, skip_serializing_if = "Option::is_none")]

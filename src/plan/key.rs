@@ -6,7 +6,7 @@
 //! | in the key (changes the measurement)                          | provenance only (labels, scheduling) |
 //! |---------------------------------------------------------------|---------------------------------------|
 //! | [`CELL_FORMAT`] salt                                           | report id, title, configuration id    |
-//! | workload content: api, stream, keep_alive, task (prompts, templates, corpus), command | workload id, harness label |
+//! | workload content: api, stream, keep_alive, task (prompts, templates, corpus), command, force_output_tokens | workload id, harness label |
 //! | model tag and digest                                           | model id                              |
 //! | scenario kind and execution mode                               | scenario id, agent ids                |
 //! | runtime, language                                              | block name, notes, `missing`          |
@@ -91,6 +91,10 @@ pub struct WorkloadKey<'a> {
     /// ids are what they were before command workloads existed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<&'a CommandAgent>,
+    /// The forced output length (absent when unset, so that workloads without it keep the
+    /// ids they had before the key existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_output_tokens: Option<u32>,
 }
 
 impl<'a> WorkloadKey<'a> {
@@ -102,6 +106,7 @@ impl<'a> WorkloadKey<'a> {
             keep_alive: &w.keep_alive,
             task: &w.task,
             command: w.command.as_ref(),
+            force_output_tokens: w.force_output_tokens,
         }
     }
 
@@ -283,5 +288,26 @@ mod tests {
             report_node_id("analysis", "TR114_v2"),
             report_node_id("report", "TR114_v2")
         );
+    }
+
+    #[test]
+    fn a_forced_output_length_is_in_the_workload_key_only_when_set() {
+        let plain: Workload =
+            serde_saphyr::from_str("id: w\ntask: {kind: single_inference, prompts: [hi]}\n")
+                .expect("workload");
+        let json = serde_json::to_string(&WorkloadKey::of(&plain)).expect("json");
+        assert!(!json.contains("force_output_tokens"), "{json}");
+        let forced = Workload {
+            force_output_tokens: Some(64),
+            ..plain.clone()
+        };
+        let other = Workload {
+            force_output_tokens: Some(32),
+            ..plain.clone()
+        };
+        let d = |w: &Workload| WorkloadKey::of(w).digest();
+        assert_ne!(d(&plain), d(&forced));
+        assert_ne!(d(&forced), d(&other));
+        assert_eq!(d(&forced), d(&forced.clone()));
     }
 }

@@ -152,20 +152,9 @@ pub(crate) fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Writes the job file of one agent run into a fresh scratch directory and fills the
-/// program's arguments and environment.
-pub(crate) fn prepare(p: &Prepare<'_>) -> Result<ProgramSpec, String> {
-    let work_dir = absolute(
-        &agents_root(p.work_root)
-            .join(std::process::id().to_string())
-            .join(p.cell_id)
-            .join(p.agent),
-    );
-    let records = work_dir.join("records.jsonl");
-    let job_path = work_dir.join("job.json");
-    let manifest_dir = absolute(p.manifest.parent().unwrap_or(Path::new(".")));
-    let corpus = p.corpus.map(absolute);
-    let task = match p.task {
+/// The task of one agent run, resolved for its role (persona prompt, role templates).
+fn job_task(p: &Prepare<'_>) -> Result<JobTask, String> {
+    Ok(match p.task {
         Task::SingleInference { prompts } => JobTask::SingleInference {
             prompts: prompts.clone(),
         },
@@ -190,7 +179,31 @@ pub(crate) fn prepare(p: &Prepare<'_>) -> Result<ProgramSpec, String> {
                 expected_files: *expected_files,
             }
         }
-    };
+    })
+}
+
+/// Writes the job file of one agent run into a fresh scratch directory and fills the
+/// program's arguments and environment.
+pub(crate) fn prepare(p: &Prepare<'_>) -> Result<ProgramSpec, String> {
+    prepare_forced(p, None)
+}
+
+/// [`prepare`], with the workload's `force_output_tokens` in the job file.
+pub(crate) fn prepare_forced(
+    p: &Prepare<'_>,
+    force_output_tokens: Option<u32>,
+) -> Result<ProgramSpec, String> {
+    let work_dir = absolute(
+        &agents_root(p.work_root)
+            .join(std::process::id().to_string())
+            .join(p.cell_id)
+            .join(p.agent),
+    );
+    let records = work_dir.join("records.jsonl");
+    let job_path = work_dir.join("job.json");
+    let manifest_dir = absolute(p.manifest.parent().unwrap_or(Path::new(".")));
+    let corpus = p.corpus.map(absolute);
+    let task = job_task(p)?;
     let seed = p.options.seed.unwrap_or_else(|| {
         u64::from_str_radix(p.cell_id.get(..16).unwrap_or("0"), 16).unwrap_or(0)
     });
@@ -214,6 +227,7 @@ pub(crate) fn prepare(p: &Prepare<'_>) -> Result<ProgramSpec, String> {
         stream: p.stream,
         keep_alive: p.keep_alive.clone(),
         options: p.options.clone(),
+        force_output_tokens,
         timeout_s: p.timeout.as_secs_f64(),
         task,
         corpus_dir: corpus.as_ref().map(|c| c.display().to_string()),

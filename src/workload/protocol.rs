@@ -44,6 +44,11 @@ pub struct AgentJob {
     /// `top_p`, `top_k`, `repeat_penalty`, `num_predict` (`max_tokens`) and `seed` apply;
     /// `num_gpu` and `num_ctx` are server start-up settings.
     pub options: Options,
+    /// Generate exactly this many tokens per request (the workload's `force_output_tokens`):
+    /// an `openai` program sends `max_tokens` = this (instead of `num_predict`), `ignore_eos:
+    /// true` and `min_tokens` = this. Absent: not forced (chimera refuses it for `ollama`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_output_tokens: Option<u32>,
     /// Per-request timeout, seconds.
     pub timeout_s: f64,
     /// What to send.
@@ -326,6 +331,7 @@ mod tests {
             stream: true,
             keep_alive: None,
             options: Options::default(),
+            force_output_tokens: None,
             timeout_s: 5.0,
             task: JobTask::Persona { prompt: "p".into() },
             corpus_dir: None,
@@ -337,7 +343,16 @@ mod tests {
         let s = serde_json::to_string(&job).unwrap_or_default();
         assert!(s.contains(r#""protocol_kind":"openai""#), "{s}");
         assert!(s.contains(r#""kind":"persona""#), "{s}");
+        assert!(!s.contains("force_output_tokens"), "absent when unset: {s}");
         let back: AgentJob = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, job);
+        let forced = AgentJob {
+            force_output_tokens: Some(48),
+            ..job
+        };
+        let s = serde_json::to_string(&forced).unwrap_or_default();
+        assert!(s.contains(r#""force_output_tokens":48"#), "{s}");
+        let back: AgentJob = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, forced);
     }
 }

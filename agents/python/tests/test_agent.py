@@ -916,6 +916,50 @@ class OpenAiTests(ServerCase):
         self.assertNotIn("stream_options", body)
         self.assertFalse(body["stream"])
 
+    def test_forced_length_sends_max_tokens_ignore_eos_and_min_tokens(self):
+        self.server.routes["/v1/completions"] = Route(
+            ctype="application/json",
+            body=json.dumps(
+                {
+                    "choices": [{"index": 0, "text": "x" * 5, "finish_reason": "length"}],
+                    "usage": {"prompt_tokens": 4, "completion_tokens": 48},
+                }
+            ),
+        )
+        job = make_job(
+            self.server.url,
+            "openai",
+            stream=False,
+            options={"num_predict": 16, "temperature": 0.5},
+            force_output_tokens=48,
+        )
+        rec, _ = self.send(job)
+        self.assertEqual(rec["output_tokens"], 48)
+        _, body = self.server.requests[0]
+        self.assertEqual(
+            body,
+            {
+                "model": "gemma3:270m",
+                "prompt": "hi",
+                "stream": False,
+                "max_tokens": 48,
+                "temperature": 0.5,
+                "ignore_eos": True,
+                "min_tokens": 48,
+            },
+        )
+        plain = backends.openai_body(make_job(self.server.url, "openai", options={"num_predict": 16}), "hi")
+        self.assertEqual(plain["max_tokens"], 16)
+        self.assertNotIn("ignore_eos", plain)
+        self.assertNotIn("min_tokens", plain)
+
+    def test_forced_length_must_be_a_u32(self):
+        for bad in ("48", -1, 2**32, 1.5, True):
+            with self.assertRaises(chimera_agent.JobError, msg=repr(bad)):
+                make_job(self.server.url, "openai", force_output_tokens=bad)
+        self.assertIsNone(make_job(self.server.url, "openai").force_output_tokens)
+        self.assertIsNone(make_job(self.server.url, "openai", force_output_tokens=None).force_output_tokens)
+
     def test_stream_ends_and_errors(self):
         text = {"choices": [{"text": "a", "finish_reason": None}]}
         cases = [

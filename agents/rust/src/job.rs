@@ -113,6 +113,7 @@ mod tests {
             stream: true,
             keep_alive: None,
             options: Options::default(),
+            force_output_tokens: None,
             timeout_s: 5.0,
             task,
             corpus_dir: None,

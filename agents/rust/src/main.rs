@@ -122,6 +122,7 @@ fn run(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Result<(), Exit> {
             stream: job.stream,
             options: job.options.clone(),
             keep_alive: job.keep_alive.clone(),
+            force_output_tokens: job.force_output_tokens,
         },
         target: Target {
             url: http::parse_base_url(&job.url),

@@ -217,6 +217,7 @@ mod tests {
             stream,
             options,
             keep_alive: keep_alive.map(str::to_owned),
+            force_output_tokens: None,
         }
     }
 

@@ -33,7 +33,9 @@ pub(crate) fn path(api: Api) -> &'static str {
 /// usage when streamed), and the options these servers take per request under their names:
 /// `num_predict` → `max_tokens` (a negative value, Ollama's "unlimited", is not sent),
 /// `temperature`, `top_p`, `top_k`, `repeat_penalty`, `seed`. `num_gpu`, `num_ctx` and
-/// `keep_alive` are not sent (server start-up settings / Ollama's).
+/// `keep_alive` are not sent (server start-up settings / Ollama's). A forced length (the job's
+/// `force_output_tokens: N`) sends `max_tokens: N` in place of `num_predict`, `ignore_eos:
+/// true` and `min_tokens: N`, as chimera's own client does.
 pub(crate) fn body(req: &Request) -> Value {
     let mut m = req.base_body();
     if req.stream {
@@ -60,6 +62,11 @@ pub(crate) fn body(req: &Request) -> Value {
     }
     if let Some(s) = o.seed {
         m.insert("seed".into(), Value::from(s));
+    }
+    if let Some(n) = req.force_output_tokens {
+        m.insert("max_tokens".into(), Value::from(n));
+        m.insert("ignore_eos".into(), Value::Bool(true));
+        m.insert("min_tokens".into(), Value::from(n));
     }
     Value::Object(m)
 }
@@ -516,6 +523,7 @@ mod tests {
             stream: true,
             options,
             keep_alive: Some("5m".into()),
+            force_output_tokens: None,
         };
         assert_eq!(
             body(&req),
@@ -541,6 +549,21 @@ mod tests {
         assert_eq!(
             body(&req),
             serde_json::json!({"model": "m", "prompt": "hi", "stream": false})
+        );
+        let forced = Request {
+            options: Options {
+                num_predict: Some(16),
+                ..Options::default()
+            },
+            force_output_tokens: Some(48),
+            ..req
+        };
+        assert_eq!(
+            body(&forced),
+            serde_json::json!({
+                "model": "m", "prompt": "hi", "stream": false,
+                "max_tokens": 48, "ignore_eos": true, "min_tokens": 48
+            })
         );
     }
 

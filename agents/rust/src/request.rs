@@ -38,6 +38,9 @@ pub(crate) struct Request {
     pub(crate) options: Options,
     /// Ollama `keep_alive`, sent when set.
     pub(crate) keep_alive: Option<String>,
+    /// The job's `force_output_tokens`: exactly this many output tokens (OpenAI-compatible
+    /// servers only: `max_tokens`, `ignore_eos`, `min_tokens`).
+    pub(crate) force_output_tokens: Option<u32>,
 }
 
 impl Request {

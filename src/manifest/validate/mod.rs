@@ -5,6 +5,7 @@
 //! checking context in `ctx`, single-value formats in `format`.
 
 mod ctx;
+mod force;
 mod format;
 mod matrix;
 
@@ -34,6 +35,7 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
     check_scenarios(&mut ctx, &ids);
     check_matrix_size(&mut ctx);
     check_blocks(&mut ctx, &ids);
+    force::check_forced_lengths(&mut ctx);
     check_references(&mut ctx, &ids);
     ctx.out.sort_by_key(|d| d.pos.map(|p| (p.line, p.column)));
     ctx.out
