@@ -202,9 +202,10 @@ impl AgentWork {
 }
 
 /// How long `alone` (an agent run alone) would have taken for the work of `together` (the
-/// same agent in a concurrent run), at its alone rates: its prefill time scaled by the
-/// prompt tokens (by the request count when prompt tokens are unknown), its decode time by
-/// the output tokens, the rest of its duration by the request count. Without streamed
+/// same agent in a concurrent run), at its alone rates: its prefill time (TTFT, which
+/// includes each request's first token) scaled by the prompt tokens (by the request count
+/// when prompt tokens are unknown), its decode time by the tokens decoded after each
+/// request's first, the rest of its duration by the request count. Without streamed
 /// timings the whole duration scales by the output tokens. `None` when the run alone
 /// produced no output token, or a count needed to scale is missing or zero.
 pub fn equal_work_alone_ms(alone: &AgentWork, together: &AgentWork) -> Option<f64> {
@@ -216,6 +217,15 @@ pub fn equal_work_alone_ms(alone: &AgentWork, together: &AgentWork) -> Option<f6
     let requests = match (together.requests, alone.requests) {
         (Some(t), Some(a)) => ratio(u64::from(t), u64::from(a)),
         _ => None,
+    };
+    // The tokens decoded after the first of each request (which arrives with the TTFT).
+    let after_first = |w: &AgentWork| {
+        w.requests
+            .map(|n| w.output_tokens.saturating_sub(u64::from(n)))
+    };
+    let tokens = match (after_first(together), after_first(alone)) {
+        (Some(t), Some(a)) if a > 0 => t as f64 / a as f64,
+        _ => tokens,
     };
     let prompts = match (together.prompt_tokens, alone.prompt_tokens) {
         (Some(t), Some(a)) => ratio(t, a),
@@ -505,9 +515,10 @@ mod tests {
     #[test]
     fn equal_work_compares_the_same_tokens_where_durations_do_not() {
         // A shared device decoding 100 tok/s in all: alone, A made 100 tokens in 1 s and B
-        // 50 in 0.5 s; together they made 40 and 160 tokens in 2 s, half speed each.
-        let alone = [work(100, 0.0, 1000.0), work(50, 0.0, 500.0)];
-        let together = [work(40, 0.0, 800.0), work(160, 0.0, 2000.0)];
+        // 50 in 0.5 s (the first token of each with the TTFT); together they made 40 and
+        // 160 tokens in 2 s, half speed each while both ran.
+        let alone = [work(100, 10.0, 990.0), work(50, 10.0, 490.0)];
+        let together = [work(40, 20.0, 780.0), work(160, 20.0, 1980.0)];
         let s = equal_work_speedup(&alone, &together, 2000.0).expect("speedup");
         assert!((s - 1.0).abs() < 1e-12, "{s}");
         assert_eq!(efficiency_pct(s, 2), Some(50.0));
@@ -533,7 +544,7 @@ mod tests {
             requests: Some(4),
             ..alone
         };
-        // 200 × 3 + 500 × 2 + 300 × 2.
+        // 200 × 3 + 500 × (20 − 4) / (10 − 2) + 300 × 2.
         assert_eq!(equal_work_alone_ms(&alone, &together), Some(2200.0));
         // Unknown prompt tokens: the prefill scales with the requests.
         let no_prompts = AgentWork {

@@ -188,3 +188,133 @@ async fn agents_that_start_apart_make_the_cell_suspect() {
     );
     emu.shutdown().await;
 }
+
+/// Equal work: with a seeded spread of reply lengths (5–60 tokens at 100 tok/s) on one emulated GPU that
+/// shares its decode rate between streams, the isolated and the concurrent runs generate
+/// different numbers of tokens. The duration-based true efficiency swings with them; the
+/// equal-work one stays within 2 points of the emulator's ground truth: the time the
+/// emulator's timing model gives the cell's requests alone (their tokens at the model's
+/// rates, from the ground-truth log) over the wall, / 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn equal_work_efficiency_holds_where_durations_swing() {
+    let profile = "
+seed: 21
+shared_gpu: true
+models:
+  - name: gemma3:270m
+    load_ms: 0
+    prompt_tok_s: 1000000
+    output_tok_s: 100
+    output_tokens_range: [5, 60]
+";
+    let emu = emulate(profile, 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = Manifest::two_agent_workflow(
+        "TR963",
+        "equal work check",
+        [emu.addrs[0], emu.addrs[1]],
+        ["local:gpu0", "local:gpu0"],
+        1,
+    )
+    .repetitions(4)
+    .configurations(
+        "workflow",
+        "gemma3",
+        &[
+            homo_config("c1", "num_ctx: 512"),
+            homo_config("c2", "num_ctx: 1024"),
+        ],
+    )
+    .yaml();
+    let summary = campaign(dir.path(), "eq", &text, false, None).await;
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    let truth = emu.truth.records();
+    let cells = rows::<CellsRow>(&dir.path().join("data/eq"));
+    let conc: Vec<&CellsRow> = cells
+        .iter()
+        .filter(|c| c.kind == chimera::record::CellKind::Concurrent)
+        .collect();
+    assert_eq!(conc.len(), 8);
+    let mut lines = Vec::new();
+    let (mut worst, mut lo, mut hi) = (0.0f64, f64::INFINITY, f64::NEG_INFINITY);
+    for c in &conc {
+        let start = c.started_at.0 as f64;
+        let end = start + c.wall_ms;
+        // The cell's requests as the emulator served them, and their time alone.
+        let alone_ms: f64 = truth
+            .iter()
+            .filter(|t| t.received_unix_ms >= start - 1.0 && t.received_unix_ms <= end)
+            .map(|t| {
+                f64::from(t.output_tokens) / 100.0 * 1000.0
+                    + f64::from(t.prompt_tokens) / 1_000_000.0 * 1000.0
+            })
+            .sum();
+        let truth_pct = alone_ms / c.wall_ms / 2.0 * 100.0;
+        let equal = c.equal_work_efficiency_pct.expect("equal work");
+        let by_durations = c.true_efficiency_pct.expect("true");
+        lines.push(format!(
+            "{} rep {}: truth {truth_pct:.1} %, equal work {equal:.1} %, by durations {by_durations:.1} %",
+            c.config_id.as_deref().unwrap_or(""),
+            c.repetition
+        ));
+        worst = worst.max((equal - truth_pct).abs());
+        lo = lo.min(by_durations - truth_pct);
+        hi = hi.max(by_durations - truth_pct);
+    }
+    let lines = lines.join("\n");
+    eprintln!("{lines}");
+    assert!(
+        worst <= 2.0,
+        "equal work off the truth by {worst:.2} pp\n{lines}"
+    );
+    assert!(
+        hi - lo >= 10.0,
+        "the duration-based efficiency should swing\n{lines}"
+    );
+    assert!(lo.abs().max(hi.abs()) > 5.0, "{lines}");
+    emu.shutdown().await;
+}
+
+/// A model re-pulled mid-campaign: after 6 requests the emulator reports another digest for
+/// the model, and every later cell is suspect; the earlier ones are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_digest_change_mid_campaign_makes_the_later_cells_suspect() {
+    let profile = "
+seed: 22
+shared_gpu: false
+models:
+  - name: gemma3:270m
+    load_ms: 2
+    prompt_tok_s: 1000000
+    output_tok_s: 4000
+    output_tokens: 8
+    redigest_after: 6
+";
+    let emu = emulate(profile, 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = Manifest::single_inference("TR964", "digest check", emu.addrs[0], &["one", "two"])
+        .repetitions(5)
+        .configurations("prompts", "gemma3", &[single_config("s1", "num_ctx: 512")])
+        .yaml();
+    let summary = campaign(dir.path(), "digest", &text, false, None).await;
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    let mut cells: Vec<CellsRow> = rows::<CellsRow>(&dir.path().join("data/digest"))
+        .into_iter()
+        .filter(|c| c.kind == chimera::record::CellKind::Single)
+        .collect();
+    cells.sort_by_key(|c| c.repetition);
+    // 1 warm-up request, then 2 per run: the 6th request is the second of run 3, so the
+    // digest read after run 3 is the new one.
+    let flags: Vec<Option<bool>> = cells.iter().map(|c| c.suspect).collect();
+    assert_eq!(
+        flags,
+        [Some(false), Some(false), Some(true), Some(true), Some(true)],
+        "{cells:#?}"
+    );
+    let why = cells[2].suspect_reasons.clone().unwrap_or_default();
+    assert!(
+        why.starts_with("model digest: agent client's server (emu) now serves gemma3:270m as "),
+        "{why}"
+    );
+    emu.shutdown().await;
+}

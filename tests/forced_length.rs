@@ -250,12 +250,7 @@ async fn the_digest_changes_after_redigest_after_requests() {
 /// A campaign whose workload forces 24 output tokens, on an endpoint of kind `openai` served by
 /// the emulator (natural lengths 1..=20): every request the runner sends asks for exactly 24
 /// tokens and gets them.
-///
-/// Ignored until the runner passes the workload's `force_output_tokens` on: `src/run/mod.rs`
-/// must call `Client::send_forced` and `command::prepare_forced` with it (see the branch's
-/// report); until then the runner sends requests without it and this test fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs src/run/mod.rs to pass force_output_tokens to Client::send_forced"]
 async fn a_campaign_with_a_forced_length_sends_it_on_every_request() {
     let emu = support::emulate(
         "

@@ -63,6 +63,8 @@ pub(crate) struct Prepare<'a> {
     pub manifest: &'a Path,
     /// Root of the agent runs' scratch directories.
     pub work_root: &'a Path,
+    /// The workload's `force_output_tokens`, passed on in the job file.
+    pub force_output_tokens: Option<u32>,
 }
 
 /// Checks that a program that exited cleanly recorded its whole task: one record per prompt
@@ -185,14 +187,6 @@ fn job_task(p: &Prepare<'_>) -> Result<JobTask, String> {
 /// Writes the job file of one agent run into a fresh scratch directory and fills the
 /// program's arguments and environment.
 pub(crate) fn prepare(p: &Prepare<'_>) -> Result<ProgramSpec, String> {
-    prepare_forced(p, None)
-}
-
-/// [`prepare`], with the workload's `force_output_tokens` in the job file.
-pub(crate) fn prepare_forced(
-    p: &Prepare<'_>,
-    force_output_tokens: Option<u32>,
-) -> Result<ProgramSpec, String> {
     let work_dir = absolute(
         &agents_root(p.work_root)
             .join(std::process::id().to_string())
@@ -227,7 +221,7 @@ pub(crate) fn prepare_forced(
         stream: p.stream,
         keep_alive: p.keep_alive.clone(),
         options: p.options.clone(),
-        force_output_tokens,
+        force_output_tokens: p.force_output_tokens,
         timeout_s: p.timeout.as_secs_f64(),
         task,
         corpus_dir: corpus.as_ref().map(|c| c.display().to_string()),

@@ -107,6 +107,8 @@ struct AgentJob {
     stream: bool,
     keep_alive: Option<String>,
     options: Options,
+    /// The workload's `force_output_tokens`.
+    force_output_tokens: Option<u32>,
     timeout: Duration,
     max_bytes: usize,
     corpus_root: Option<PathBuf>,
@@ -146,6 +148,13 @@ impl AgentJob {
         }
     }
 
+    /// Sends `prompt` as one of this agent's requests (with the workload's forced length).
+    async fn send(&self, prompt: String) -> RequestRecord {
+        self.client
+            .send_forced(&self.request(prompt), self.force_output_tokens)
+            .await
+    }
+
     /// A measured (not warm-up) request of this agent, with the TTFT its harness published.
     fn row(&self, stage: Stage, index: u32, record: RequestRecord) -> RequestRow {
         RequestRow::measured(stage, index, false, record, self.ttft_def)
@@ -163,13 +172,13 @@ impl AgentJob {
         match &self.task {
             Task::SingleInference { prompts } => {
                 for (i, p) in prompts.iter().enumerate() {
-                    let rec = self.client.send(&self.request(p.clone())).await;
+                    let rec = self.send(p.clone()).await;
                     rows.push(self.row(Stage::Single, i as u32, rec));
                 }
             }
             Task::Persona { .. } => {
                 let rec = match workload::persona_prompt(&self.task, self.role) {
-                    Some(p) => self.client.send(&self.request(p)).await,
+                    Some(p) => self.send(p).await,
                     None => failed(
                         ErrorKind::BadRequest,
                         format!("no persona prompt for role {:?}", self.role),
@@ -212,15 +221,12 @@ impl AgentJob {
                         return self.finish(isolated, t0, rows, files);
                     }
                 };
-                let analysis = self.client.send(&self.request(wf.analysis_prompt())).await;
+                let analysis = self.send(wf.analysis_prompt()).await;
                 let ok = analysis.ok();
                 let text = analysis.text.clone();
                 rows.push(self.row(Stage::Analysis, 0, analysis));
                 if ok {
-                    let report = self
-                        .client
-                        .send(&self.request(wf.report_prompt(&text)))
-                        .await;
+                    let report = self.send(wf.report_prompt(&text)).await;
                     rows.push(self.row(Stage::Report, 1, report));
                 }
             }
@@ -593,6 +599,7 @@ impl Runner {
                         language: c.language,
                         manifest: &rp.manifest.path,
                         work_root: &self.opts.work_dir,
+                        force_output_tokens: w.force_output_tokens,
                     })
                 });
                 AgentJob {
@@ -608,6 +615,7 @@ impl Runner {
                     stream: w.stream,
                     keep_alive: w.keep_alive.clone(),
                     options: a.options.clone(),
+                    force_output_tokens: w.force_output_tokens,
                     timeout: Duration::from_secs_f64(spec.request_timeout_s),
                     max_bytes: self.opts.max_response_bytes,
                     corpus_root: corpus_root.clone(),
