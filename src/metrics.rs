@@ -256,6 +256,14 @@ pub fn equal_work_speedup(
     Some(sum? / wall_ms)
 }
 
+/// Σ decode time / Σ output tokens of `runs`, ms: the time per output token; `None` when a
+/// run has no streamed timings or no token was generated.
+pub fn decode_per_output_token_ms(runs: &[AgentWork]) -> Option<f64> {
+    let decode: Option<f64> = runs.iter().map(|w| w.decode_ms).sum();
+    let tokens = sum_tokens(runs.iter().map(|w| w.output_tokens));
+    (tokens > 0).then_some(decode? / tokens as f64)
+}
+
 /// Σ of the agents' throughputs alone (each agent's output tokens / its duration), tok/s:
 /// what the agents would deliver together if running at once cost nothing.
 pub fn isolated_sum_tok_s(alone: &[AgentWork]) -> Option<f64> {

@@ -43,6 +43,18 @@ pub(super) fn efficiency_rows(pool: &Pool<'_>, rows: &[ConfigRow]) -> Vec<Effici
             true_pct: t,
             equal_work_pct: r.equal_work_efficiency.map(|s| s.mean),
             throughput_pct: r.throughput_efficiency.map(|s| s.mean),
+            alone_per_token_ms: stats::mean(
+                &runs
+                    .iter()
+                    .filter_map(|c| c.alone_per_output_token_ms)
+                    .collect::<Vec<_>>(),
+            ),
+            together_per_token_ms: stats::mean(
+                &runs
+                    .iter()
+                    .filter_map(|c| c.together_per_output_token_ms)
+                    .collect::<Vec<_>>(),
+            ),
             slowdown,
             explanation,
             true_minus_published: super::compare::true_minus_published(&runs),

@@ -429,6 +429,12 @@ pub struct EfficiencyRow {
     /// Aggregate output throughput together / Σ throughputs alone, mean, %.
     #[serde(default)]
     pub throughput_pct: Option<f64>,
+    /// Decode time per output token alone, mean over runs, ms.
+    #[serde(default)]
+    pub alone_per_token_ms: Option<f64>,
+    /// Decode time per output token together, mean over runs, ms.
+    #[serde(default)]
+    pub together_per_token_ms: Option<f64>,
     /// Σ agent durations during the concurrent run / Σ isolated durations: how much slower
     /// the agents ran together than alone (mean over runs), when measured.
     pub slowdown: Option<f64>,

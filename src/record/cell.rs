@@ -160,6 +160,11 @@ pub struct MultiAgentMetrics {
     pub isolated_sum_tok_s: Option<f64>,
     /// Aggregate throughput of this run / `isolated_sum_tok_s`, %.
     pub throughput_efficiency_pct: Option<f64>,
+    /// Decode time per output token of the agents alone (Σ decode / Σ output tokens of
+    /// their isolated runs), ms.
+    pub alone_per_output_token_ms: Option<f64>,
+    /// The same of the agents in this run, ms.
+    pub together_per_output_token_ms: Option<f64>,
     /// Throughput delta B − A (Rust sign convention).
     pub throughput_delta_tok_s: Option<f64>,
     /// TTFT delta A − B (Rust sign convention).
@@ -212,6 +217,8 @@ impl MultiAgentMetrics {
             (Some(t), Some(i)) if i > 0.0 => Some(t / i * 100.0),
             _ => None,
         };
+        self.alone_per_output_token_ms = metrics::decode_per_output_token_ms(alone);
+        self.together_per_output_token_ms = metrics::decode_per_output_token_ms(together);
     }
 }
 

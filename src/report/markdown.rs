@@ -694,6 +694,7 @@ fn efficiency(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &
         ("Scenario", false, false),
         ("Equal-work efficiency (%)", true, true),
         ("Throughput together / alone (%)", true, true),
+        ("ms per output token alone → together", false, true),
         ("True efficiency, by durations (%)", true, false),
         ("Published efficiency (%)", true, false),
         ("True − published (pp)", true, false),
@@ -712,6 +713,10 @@ fn efficiency(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &
             e.scenario.clone(),
             opt(e.equal_work_pct, PCT),
             opt(e.throughput_pct, PCT),
+            match (e.alone_per_token_ms, e.together_per_token_ms) {
+                (Some(a), Some(t)) => format!("{} → {}", fixed(a, MS + 1), fixed(t, MS + 1)),
+                _ => DASH.to_owned(),
+            },
             not_measured(e.true_pct),
             opt(e.published_pct, PCT),
             opt_signed(diff, PCT),

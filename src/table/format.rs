@@ -27,7 +27,8 @@ use parquet::file::properties::WriterProperties;
 /// `process_peak_rss_mib`, `process_exit_code`, `start_offset_ms` (`command` workloads); 5 =
 /// `cells.first_request_skew_ms`, the equal-work columns (`equal_work_alone_ms`,
 /// `equal_work_speedup`, `equal_work_efficiency_pct`, `isolated_sum_tok_s`,
-/// `throughput_efficiency_pct`), the self-checks (`suspect`, `suspect_reasons`) and
+/// `throughput_efficiency_pct`, `alone_per_output_token_ms`, `together_per_output_token_ms`),
+/// the self-checks (`suspect`, `suspect_reasons`) and
 /// `agents.decode_per_output_token_ms`, `prefill_per_prompt_token_ms`. Parts of an older
 /// version that lack trailing nullable columns are read with those columns null.
 pub const SCHEMA_VERSION: u32 = 5;

@@ -140,6 +140,10 @@ table_row! {
         pub isolated_sum_tok_s: Option<f64>,
         /// `aggregate_tok_s` / `isolated_sum_tok_s`, %.
         pub throughput_efficiency_pct: Option<f64>,
+        /// Decode time per output token of the agents alone, ms.
+        pub alone_per_output_token_ms: Option<f64>,
+        /// Decode time per output token of the agents in this run, ms.
+        pub together_per_output_token_ms: Option<f64>,
         /// A self-check failed (null in parts written before schema version 5: not checked).
         pub suspect: Option<bool>,
         /// Why, `; `-separated.
@@ -364,6 +368,8 @@ impl CellsRow {
             equal_work_efficiency_pct: m.equal_work_efficiency_pct,
             isolated_sum_tok_s: m.isolated_sum_tok_s,
             throughput_efficiency_pct: m.throughput_efficiency_pct,
+            alone_per_output_token_ms: m.alone_per_output_token_ms,
+            together_per_output_token_ms: m.together_per_output_token_ms,
             suspect: Some(rec.suspect()),
             suspect_reasons: rec.suspect().then(|| rec.suspect_reasons.join("; ")),
         }

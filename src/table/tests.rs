@@ -185,7 +185,7 @@ fn schemas_have_the_documented_columns() {
     let names =
         |s: SchemaRef| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
     let cells = names(cells_schema());
-    assert_eq!(cells.len(), 45);
+    assert_eq!(cells.len(), 47);
     assert_eq!(
         cells[32..],
         [
@@ -200,6 +200,8 @@ fn schemas_have_the_documented_columns() {
             "equal_work_efficiency_pct",
             "isolated_sum_tok_s",
             "throughput_efficiency_pct",
+            "alone_per_output_token_ms",
+            "together_per_output_token_ms",
             "suspect",
             "suspect_reasons"
         ]
