@@ -197,7 +197,22 @@ impl AgentWork {
 
     /// Decode time per output token, ms (`None` without streamed timings or tokens).
     pub fn ms_per_output_token(&self) -> Option<f64> {
-        (self.output_tokens > 0).then_some(self.decode_ms? / self.output_tokens as f64)
+        decode_per_output_token_ms(std::slice::from_ref(self))
+    }
+
+    /// Σ TTFT / Σ prompt tokens, ms (`None` without streamed timings or prompt tokens).
+    pub fn prefill_per_prompt_token_ms(&self) -> Option<f64> {
+        match (self.prefill_ms, self.prompt_tokens) {
+            (Some(p), Some(n)) if n > 0 => Some(p / n as f64),
+            _ => None,
+        }
+    }
+
+    /// The tokens decoded after the first of each request (which arrives with the TTFT):
+    /// what the decode time covers; `None` before the request count was recorded.
+    fn tokens_after_first(&self) -> Option<u64> {
+        self.requests
+            .map(|n| self.output_tokens.saturating_sub(u64::from(n)))
     }
 }
 
@@ -211,6 +226,9 @@ impl AgentWork {
 pub fn equal_work_alone_ms(alone: &AgentWork, together: &AgentWork) -> Option<f64> {
     let ratio = |t: u64, a: u64| (a > 0).then(|| t as f64 / a as f64);
     let tokens = ratio(together.output_tokens, alone.output_tokens)?;
+    // A baseline committed before the split was recorded (no request count) is not scaled
+    // by another formula than its neighbours': no figure.
+    alone.requests?;
     let (Some(prefill), Some(decode)) = (alone.prefill_ms, alone.decode_ms) else {
         return Some(alone.duration_ms * tokens);
     };
@@ -218,12 +236,7 @@ pub fn equal_work_alone_ms(alone: &AgentWork, together: &AgentWork) -> Option<f6
         (Some(t), Some(a)) => ratio(u64::from(t), u64::from(a)),
         _ => None,
     };
-    // The tokens decoded after the first of each request (which arrives with the TTFT).
-    let after_first = |w: &AgentWork| {
-        w.requests
-            .map(|n| w.output_tokens.saturating_sub(u64::from(n)))
-    };
-    let tokens = match (after_first(together), after_first(alone)) {
+    let tokens = match (together.tokens_after_first(), alone.tokens_after_first()) {
         (Some(t), Some(a)) if a > 0 => t as f64 / a as f64,
         _ => tokens,
     };
@@ -256,11 +269,12 @@ pub fn equal_work_speedup(
     Some(sum? / wall_ms)
 }
 
-/// Σ decode time / Σ output tokens of `runs`, ms: the time per output token; `None` when a
-/// run has no streamed timings or no token was generated.
+/// Σ decode time / Σ tokens decoded after each request's first of `runs`, ms: the time per
+/// output token; `None` when a run has no streamed timings or no such token was generated.
 pub fn decode_per_output_token_ms(runs: &[AgentWork]) -> Option<f64> {
     let decode: Option<f64> = runs.iter().map(|w| w.decode_ms).sum();
-    let tokens = sum_tokens(runs.iter().map(|w| w.output_tokens));
+    let tokens: Option<u64> = runs.iter().map(AgentWork::tokens_after_first).sum();
+    let tokens = tokens?;
     (tokens > 0).then_some(decode? / tokens as f64)
 }
 
@@ -567,7 +581,14 @@ mod tests {
             ..alone
         };
         assert_eq!(equal_work_alone_ms(&plain, &together), Some(2000.0));
-        assert_eq!(alone.ms_per_output_token(), Some(50.0));
+        // A baseline from before the split was recorded: no figure rather than another one.
+        let old = AgentWork {
+            requests: None,
+            ..plain
+        };
+        assert_eq!(equal_work_alone_ms(&old, &together), None);
+        // 500 ms over the 10 − 2 tokens after each request's first.
+        assert_eq!(alone.ms_per_output_token(), Some(62.5));
         assert_eq!(plain.ms_per_output_token(), None);
     }
 

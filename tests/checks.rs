@@ -91,10 +91,10 @@ async fn a_power_capped_gpu_makes_its_cells_suspect() {
     emu.shutdown().await;
 }
 
-/// A reload inside measured requests: two agents with different `num_ctx` on one endpoint
-/// make the emulator reload the model between their requests (as Ollama does), 300 ms each
-/// time; their concurrent cells are suspect, the isolated baselines (re-warmed before their
-/// timers) are not.
+/// A reload inside measured requests: another client of the server unloads the model again
+/// and again (`keep_alive: 0`) while a single-agent campaign runs, so its measured requests
+/// wait 300 ms each for a reload and its cells are suspect. A baseline and a tuned agent
+/// sharing one endpoint (a TR109-shaped cell) reload by design and are not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_model_reloaded_inside_measured_requests_makes_the_cell_suspect() {
     let profile = "
@@ -109,7 +109,8 @@ models:
 ";
     let emu = emulate(profile, 1).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = Manifest::new("TR961", "reload check")
+    let d = dir.path();
+    let by_design = Manifest::new("TR961", "reload check")
         .emulator("emu", emu.addrs[0], "local:gpu0")
         .model("gemma3", "gemma3:270m")
         .prompts("prompts", "H1", &["one", "two", "three"])
@@ -123,13 +124,56 @@ models:
             ],
         )
         .yaml();
-    let summary = campaign(dir.path(), "reload", &text, false, None).await;
+    let summary = campaign(d, "design", &by_design, false, None).await;
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
-    let s = suspects(&dir.path().join("data/reload"));
-    assert!(!s.is_empty(), "the concurrent cell reloads the model");
-    for (c, why) in &s {
-        assert_eq!(c.kind, chimera::record::CellKind::Concurrent, "{why}");
-        assert!(why.contains("model reload: agent "), "{why}");
+    let loads: Vec<f64> = rows::<chimera::table::RequestsRow>(&d.join("data/design"))
+        .iter()
+        .filter(|r| !r.warmup)
+        .filter_map(|r| r.load_ms)
+        .collect();
+    assert!(
+        loads.iter().any(|l| *l > 250.0),
+        "the agents reload: {loads:?}"
+    );
+    assert!(suspects(&d.join("data/design")).is_empty(), "by design");
+
+    // Another client unloads the model every 20 ms.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let unloader = {
+        let stop = stop.clone();
+        let url = format!("http://{}/api/generate", emu.addrs[0]);
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = client
+                    .post(&url)
+                    .body(r#"{"model":"gemma3:270m","prompt":"","keep_alive":0}"#)
+                    .send()
+                    .await;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let text = Manifest::single_inference(
+        "TR961",
+        "reload check",
+        emu.addrs[0],
+        &["a", "b", "c", "d", "e", "f"],
+    )
+    .repetitions(2)
+    .configurations("prompts", "gemma3", &[single_config("s1", "num_ctx: 512")])
+    .yaml();
+    let summary = campaign(d, "reload", &text, false, None).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    unloader.await.expect("unloader");
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    let s = suspects(&d.join("data/reload"));
+    assert_eq!(s.len(), 2, "both runs reloaded: {s:?}");
+    for (_, why) in &s {
+        assert!(
+            why.contains("model reload: agent client's request "),
+            "{why}"
+        );
         assert!(
             why.contains("for the model to load (bound 250 ms)"),
             "{why}"

@@ -73,12 +73,14 @@ fn efficiency_explanation(
 ) -> Option<String> {
     match (e, t, slowdown) {
         (Some(e), Some(t), _) if (t - e).abs() > 5.0 || (p - e).abs() > 5.0 => Some(format!(
-            "on equal work the concurrent run is {} % efficient; the published {} % measures              how evenly the agents finished (50 × (1 + min/max) for two){}",
+            "on equal work the concurrent run is {} % efficient; the published {} % measures \
+             how evenly the agents finished (50 × (1 + min/max) for two){}",
             fmt_num(e),
             fmt_num(p),
             if (t - e).abs() > 5.0 && e > 0.0 {
                 format!(
-                    ", and the duration-based {} % compares runs that did different work (alone                      the agents did {}× the work they did together)",
+                    ", and the duration-based {} % compares runs that did different work (alone \
+                     the agents did {}× the work they did together)",
                     fmt_num(t),
                     fmt_num(t / e)
                 )
@@ -100,5 +102,26 @@ fn efficiency_explanation(
             fmt_num(t)
         )),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_explanation_names_equal_work_first() {
+        let x = efficiency_explanation(99.0, Some(80.0), Some(50.0), Some(1.2)).expect("text");
+        assert_eq!(
+            x,
+            "on equal work the concurrent run is 50 % efficient; the published 99 % measures how \
+             evenly the agents finished (50 × (1 + min/max) for two), and the duration-based 80 % \
+             compares runs that did different work (alone the agents did 1.6× the work they did \
+             together)"
+        );
+        assert_eq!(
+            efficiency_explanation(52.0, Some(51.0), Some(50.0), None),
+            None
+        );
     }
 }

@@ -30,10 +30,11 @@ pub fn text(a: &Analysis, verbose: bool) -> String {
         );
         let _ = writeln!(
             s,
-            "  runs: {} ok, {} failed, {} missing of {} planned; {} requests",
+            "  runs: {} ok, {} failed, {} missing{} of {} planned; {} requests",
             r.counts.runs_ok,
             r.counts.runs_failed,
             r.counts.runs_missing,
+            super::suspect::count_words(r.counts.runs_suspect, r.suspect_included),
             r.method.planned_runs,
             r.counts.requests
         );

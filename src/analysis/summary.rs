@@ -591,12 +591,20 @@ fn within_comparisons(pool: &Pool<'_>, report: &str, multi: bool) -> Vec<Compari
 }
 
 /// The primary values of one report of a loaded campaign (for cross-report comparisons).
-fn report_primary(l: &Loaded, report: &str, models: &[String]) -> Option<(bool, Vec<f64>)> {
+fn report_primary(
+    l: &Loaded,
+    report: &str,
+    models: &[String],
+    include_suspect: bool,
+) -> Option<(bool, Vec<f64>)> {
     let idx = l.plan.reports.iter().position(|r| r.report == report)?;
     let multi = l.plan.configs[l.plan.reports[idx].configs.clone()]
         .iter()
         .any(|c| c.is_multi_agent());
-    let pool = trusted(Pool::new(&l.data, &l.cfgs, &[report.to_owned()]), false);
+    let pool = trusted(
+        Pool::new(&l.data, &l.cfgs, &[report.to_owned()]),
+        include_suspect,
+    );
     let (m, lv, _) = primary(multi);
     // Only the configurations of the given model tags (the comparison is between like runs).
     let mut xs = Vec::new();
@@ -702,7 +710,13 @@ fn analyze_report(
         .collect();
     let mut comparisons = within_comparisons(&pool, &rp.report, multi);
     comparisons.extend(super::languages::language_comparisons(&pool, &rp.report));
-    comparisons.extend(cross_comparisons(l, all, &rp.report, multi, imported));
+    comparisons.extend(cross_comparisons(
+        l,
+        all,
+        &rp.report,
+        (multi, imported),
+        include_suspect,
+    ));
     let efficiency = if multi {
         efficiency_rows(&own_pool, &configs)
     } else {
@@ -884,8 +898,8 @@ fn cross_comparisons(
     l: &Loaded,
     all: &[Loaded],
     report: &str,
-    multi: bool,
-    imported: bool,
+    (multi, imported): (bool, bool),
+    include_suspect: bool,
 ) -> Vec<Comparison> {
     let mut comparisons = Vec::new();
     let Some(rp) = l.plan.reports.iter().find(|r| r.report == report) else {
@@ -893,7 +907,7 @@ fn cross_comparisons(
     };
     let spec = &rp.manifest.spec;
     let models = report_models(l, &rp.report);
-    if let Some((_, mine)) = report_primary(l, &rp.report, &models) {
+    if let Some((_, mine)) = report_primary(l, &rp.report, &models, include_suspect) {
         for other in &spec.compare_with {
             let found =
                 std::iter::once(l)
@@ -907,7 +921,7 @@ fn cross_comparisons(
                             super::load::report_matches(other, &r.report)
                                 && !(o.dir == l.dir && r.report == rp.report)
                         })?;
-                        let (m, xs) = report_primary(o, &r.report, &models)?;
+                        let (m, xs) = report_primary(o, &r.report, &models, include_suspect)?;
                         (m == multi).then(|| (format!("{} ({})", r.report, o.info.name), xs))
                     });
             if let Some((label, xs)) = found {

@@ -46,6 +46,15 @@ pub(super) fn trusted<'a>(pool: Pool<'a>, include: bool) -> Pool<'a> {
     pool.subset(runs)
 }
 
+/// `, N suspect (left out)` (or `(included)`) for a counts line; empty for 0.
+pub fn count_words(suspect_runs: usize, included: bool) -> String {
+    if suspect_runs == 0 {
+        return String::new();
+    }
+    let how = if included { "included" } else { "left out" };
+    format!(", {suspect_runs} suspect ({how})")
+}
+
 /// The suspect cells among `cells` (a report's), in their order.
 pub(super) fn suspect_cells(cells: &[&CellRow]) -> Vec<SuspectCell> {
     cells

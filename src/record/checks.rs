@@ -5,9 +5,9 @@
 //! | check | suspect when |
 //! |---|---|
 //! | start skew | the agents of a concurrent cell sent their first measured request (or their programs started) more than [`start_skew_bound_ms`] apart |
-//! | reload | a measured request waited more than [`RELOAD_MS`] for the model to load (Ollama's `load_duration`) |
+//! | reload | a measured request waited more than [`RELOAD_MS`] for the model to load (Ollama's `load_duration`), unless another agent of the cell uses the same endpoint with other `num_gpu`/`num_ctx` (reloads by design) |
 //! | model digest | an agent's server reported another digest for the model than the campaign's |
-//! | throttling | a GPU sample of the cell had a throttle reason other than idle or applications clocks (power cap, thermal or hardware slowdown) |
+//! | throttling | at least 10 % of the cell's GPU samples had a slowing throttle reason (power cap, thermal or hardware slowdown, power brake) |
 //! | request count | an agent made another number of measured requests than the plan says |
 //! | baseline | an isolated baseline a concurrent cell is compared with is suspect |
 //!
@@ -26,9 +26,13 @@ pub const SKEW_WALL_FRACTION: f64 = 0.02;
 /// A measured request that waited longer than this for its model (ms) saw a reload.
 pub const RELOAD_MS: f64 = 250.0;
 
-/// NVML throttle (clock event) reasons that do not slow a running workload: GPU idle and
-/// the applications clocks setting.
-const BENIGN_THROTTLE: u64 = 0x1 | 0x2;
+/// NVML throttle (clock event) reasons that do not slow a running workload: GPU idle, the
+/// applications clocks setting, sync boost and the display clock setting.
+const BENIGN_THROTTLE: u64 = 0x1 | 0x2 | 0x10 | 0x100;
+
+/// The share of a cell's GPU samples that must show a slowing throttle reason for the cell
+/// to be suspect (one short blip is not throttling of the cell).
+pub const THROTTLE_SHARE: f64 = 0.10;
 
 /// NVML throttle reason bits and their names.
 const THROTTLE_NAMES: [(u64, &str); 9] = [
@@ -66,11 +70,23 @@ pub fn check_start_skew(rec: &CellRecord) -> Option<String> {
         .then(|| format!("start skew: the {what} {skew:.0} ms apart (bound {bound:.0} ms)"))
 }
 
-/// Reload: a measured request whose model had to be loaded first.
+/// Whether another agent of the cell uses `a`'s endpoint with another `num_gpu` or
+/// `num_ctx`: the server reloads the model between their requests by design (a TR109- or
+/// TR113-shaped cell with a baseline and a tuned agent on one Ollama), not by accident.
+fn reloads_by_design(agents: &[AgentRun], a: &AgentRun) -> bool {
+    agents.iter().any(|b| {
+        b.endpoint == a.endpoint
+            && (b.options.num_gpu != a.options.num_gpu || b.options.num_ctx != a.options.num_ctx)
+    })
+}
+
+/// Reload: a measured request whose model had to be loaded first (agents that share their
+/// endpoint with another agent's option set are not checked: their reloads are the design).
 pub fn check_reload(rec: &CellRecord) -> Option<String> {
     let (agent, index, ms) = rec
         .agents
         .iter()
+        .filter(|a| !reloads_by_design(&rec.agents, a))
         .flat_map(|a| {
             a.requests
                 .iter()
@@ -107,7 +123,8 @@ pub fn check_digest<'a>(
     })
 }
 
-/// Throttling: a GPU sample of the cell with a throttle reason that slows a workload.
+/// Throttling: at least [`THROTTLE_SHARE`] of the cell's GPU samples with a throttle reason
+/// that slows a workload (power cap, thermal or hardware slowdown, power brake).
 pub fn check_throttle(samples: &[GpuSample]) -> Option<String> {
     let mut gpus: Vec<u32> = Vec::new();
     let mut bits = 0u64;
@@ -121,9 +138,6 @@ pub fn check_throttle(samples: &[GpuSample]) -> Option<String> {
             }
         }
     }
-    if bits == 0 {
-        return None;
-    }
     let n = samples.len();
     let hit = samples
         .iter()
@@ -132,6 +146,9 @@ pub fn check_throttle(samples: &[GpuSample]) -> Option<String> {
                 .is_some_and(|r| r & !BENIGN_THROTTLE != 0)
         })
         .count();
+    if bits == 0 || (hit as f64) < THROTTLE_SHARE * n as f64 {
+        return None;
+    }
     let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
     Some(format!(
         "GPU throttled: {} on GPU {} in {hit} of {n} samples",
@@ -291,6 +308,18 @@ mod tests {
         );
         let why = check_reload(&rec).expect("suspect");
         assert!(why.contains("request 1 waited 700 ms"), "{why}");
+        // A baseline and a tuned agent on one endpoint reload by design.
+        let mut tuned = agent("B", vec![request(0, 0.0, Some(900.0))]);
+        tuned.options.num_ctx = Some(4096);
+        let shared = cell(
+            CellKind::Single,
+            vec![agent("A", vec![]), tuned.clone()],
+            100.0,
+        );
+        assert_eq!(check_reload(&shared), None);
+        tuned.endpoint = "gpu1".into();
+        let apart = cell(CellKind::Single, vec![agent("A", vec![]), tuned], 100.0);
+        assert!(check_reload(&apart).is_some());
     }
 
     #[test]
@@ -325,6 +354,13 @@ mod tests {
             "GPU throttled: sw_power_cap + hw_thermal_slowdown on GPU 1 in 2 of 3 samples"
         );
         assert_eq!(throttle_names(0x1000 | 0x8), "hw_slowdown + 0x1000");
+        // Sync boost and display clocks slow nothing; one capped sample in 20 is a blip.
+        assert_eq!(check_throttle(&[s(0, Some(0x10 | 0x100))]), None);
+        let mut blip = vec![s(0, Some(0x1)); 19];
+        blip.push(s(0, Some(0x4)));
+        assert_eq!(check_throttle(&blip), None);
+        blip[0] = s(0, Some(0x4));
+        assert!(check_throttle(&blip).is_some(), "2 of 20 is 10 %");
     }
 
     #[test]

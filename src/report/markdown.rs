@@ -407,10 +407,11 @@ fn method(
     );
     let _ = writeln!(
         md,
-        "- Data: {} ok, {} failed, {} missing; {} agent runs; {} ({} failed); {}.",
+        "- Data: {} ok, {} failed, {} missing{}; {} agent runs; {} ({} failed); {}.",
         plural(c.runs_ok as u64, "run", "runs"),
         c.runs_failed,
         c.runs_missing,
+        super::suspect::count_words(r),
         c.agent_runs,
         plural(c.requests as u64, "request", "requests"),
         c.requests_failed,
@@ -673,7 +674,7 @@ fn summary_table(rows: &[&SummaryRow], group_header: &str) -> String {
 fn efficiency(md: &mut String, heading: &mut impl FnMut(&mut String, &str), r: &ReportAnalysis) {
     heading(md, "Published vs honest efficiency");
     md.push_str(
-        "The equal-work efficiency leads: it compares each concurrent run with the time each agent alone would have taken for the work it did in that run (its time to first token scaled by the prompt tokens, its decode time by the output tokens, the rest of its duration by the requests, at the rates of its isolated run with the same options): equal-work speedup = Σ those times / concurrent wall time, efficiency = speedup / N × 100. The throughput ratio is the aggregate output throughput of the agents together / the sum of their throughputs alone. The duration-based true efficiency (Σ isolated durations / concurrent wall / N × 100) compares runs as they happened, so it moves with the replies' lengths whenever the isolated and the concurrent runs generated different numbers of tokens. The published efficiency is the sum of the agents' durations measured *during the concurrent run* / wall / N × 100; for two agents it equals 50 × (1 + min/max): a balance ratio that says how evenly the agents finished, not what concurrency gained.\n\n",
+        "The equal-work efficiency leads: it compares each concurrent run with the time each agent alone would have taken for the work it did in that run (its time to first token scaled by the prompt tokens, its decode time by the tokens decoded after each request's first, the rest of its duration by the requests, at the rates of its isolated run with the same options): equal-work speedup = Σ those times / concurrent wall time, efficiency = speedup / N × 100. The throughput ratio is the aggregate output throughput of the agents together / the sum of their throughputs alone. The duration-based true efficiency (Σ isolated durations / concurrent wall / N × 100) compares runs as they happened, so it moves with the replies' lengths whenever the isolated and the concurrent runs generated different numbers of tokens. The published efficiency is the sum of the agents' durations measured *during the concurrent run* / wall / N × 100; for two agents it equals 50 × (1 + min/max): a balance ratio that says how evenly the agents finished, not what concurrency gained.\n\n",
     );
     if r.efficiency.is_empty() {
         md.push_str("No multi-agent run has data.\n");

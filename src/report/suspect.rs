@@ -14,6 +14,11 @@ pub(crate) fn top_line(r: &ReportAnalysis) -> Option<String> {
         .map(|w| format!(">\n> **Self-checks.** {}", inline(w)))
 }
 
+/// `, N suspect (left out)` (or `(included)`) for the counts line; empty without suspect runs.
+pub(crate) fn count_words(r: &ReportAnalysis) -> String {
+    crate::analysis::suspect::count_words(r.counts.runs_suspect, r.suspect_included)
+}
+
 /// Section: the suspect cells (none: nothing is written).
 pub(crate) fn section(
     md: &mut String,

@@ -252,8 +252,10 @@ async fn campaign_body(
     // GPU telemetry: one sampler thread per campaign (the first report's settings).
     let (sampler, gpu_ids) = start_sampler(&plan, opts.fake_gpus, opts.fake_gpu_throttle);
     // The digests earlier runs measured stay the campaign's (a model re-pulled since then
-    // makes the cells of this run suspect); `provenance.parquet` then says what runs now.
-    runner.learn_earlier_digests(campaign.dir());
+    // makes the cells of this run suspect) unless every cell is measured again;
+    // `provenance.parquet` then says what runs now.
+    let fresh = opts.force.contains(&super::ForceSelector::All);
+    runner.learn_earlier_digests(campaign.dir(), fresh);
     write_provenance(&plan, &runner, &sampler, &gpu_ids, &campaign, &opts.name).await;
     // `--force` means "measure again": the shared cache is not consulted in that run.
     let cache = if opts.use_cache && opts.force.is_empty() {

@@ -19,7 +19,7 @@ use crate::manifest::{
     Api, CommandAgent, Endpoint, EndpointKind, Language, Options, Role, Runtime, Task,
 };
 use crate::record::ProcessStats;
-use crate::util::procfs::{cpu_times, live_members, peak_rss_kb, processes_in};
+use crate::util::procfs::{cpu_times, live_members, peak_rss_kb, processes_in, running};
 use crate::workload::protocol::{
     AgentJob, AgentRecord, JobTask, PROTOCOL_VERSION, ProtocolKind, parse_record,
 };
@@ -113,11 +113,18 @@ fn agents_root(work_root: &Path) -> PathBuf {
     work_root.join("agents")
 }
 
+/// Sends SIGKILL to `pids` and waits (at most 2 s) until each is gone or a zombie: a killed
+/// process dies when the kernel next schedules it, which on a loaded machine is not at once,
+/// and "killed" must mean it no longer runs.
 fn kill_pids(pids: &[u32]) {
     for pid in pids {
         if let Some(p) = rustix::process::Pid::from_raw(*pid as i32) {
             let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
         }
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while pids.iter().any(|p| running(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -451,13 +458,14 @@ fn wait_blocking(mut child: std::process::Child, work_dir: &Path) -> Exit {
             left = live_members(pid);
         }
         let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
-        // What left the group (`setsid`) but still works in the program's folder goes too.
-        let escaped: Vec<u32> = processes_in(work_dir)
-            .into_iter()
-            .filter(|q| *q != pid && !left.contains(q))
-            .collect();
-        kill_pids(&escaped);
-        left.extend(escaped);
+        // What left the group (`setsid`, possibly after it was listed as a member) but still
+        // works in the program's folder goes too; each one is killed by pid as well.
+        for q in processes_in(work_dir) {
+            if q != pid && !left.contains(&q) {
+                left.push(q);
+            }
+        }
+        kill_pids(&left);
     }
     let at = Instant::now();
     let (code, signal) = match child.wait() {

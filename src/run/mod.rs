@@ -377,9 +377,11 @@ pub struct Runner {
     loaded: tokio::sync::Mutex<HashMap<String, LoadedSet>>,
     /// Server version and model digest per (endpoint URL, model tag).
     provenance: tokio::sync::Mutex<HashMap<(String, String), Provenance>>,
-    /// The campaign's model digest per (endpoint URL, model tag): the earlier runs' (from
-    /// `provenance.parquet`), else the first this run learned.
+    /// The campaign's model digest per (endpoint URL, model tag): the first any run of the
+    /// campaign learned (`model-digests.json`).
     campaign_digests: std::sync::Mutex<HashMap<(String, String), String>>,
+    /// Where the campaign's digests are kept (set when a campaign runs).
+    digests_file: std::sync::OnceLock<PathBuf>,
     opts: RunOptions,
 }
 
@@ -448,6 +450,7 @@ impl Runner {
             loaded: tokio::sync::Mutex::new(HashMap::new()),
             provenance: tokio::sync::Mutex::new(HashMap::new()),
             campaign_digests: std::sync::Mutex::new(HashMap::new()),
+            digests_file: std::sync::OnceLock::new(),
             opts: opts.clone(),
         })
     }

@@ -391,7 +391,8 @@ impl AgentsRow {
     pub fn of(rec: &CellRecord, campaign: &str) -> Vec<Self> {
         rec.agents
             .iter()
-            .map(|a| AgentsRow {
+            .map(|a| (a, a.work()))
+            .map(|(a, w)| AgentsRow {
                 cell_id: rec.key.cell_id.clone(),
                 report: rec.key.report.clone(),
                 campaign: campaign.to_owned(),
@@ -408,14 +409,8 @@ impl AgentsRow {
                 model: rec.key.model.clone(),
                 axes: rec.key.axes.clone(),
                 process: a.process.clone().unwrap_or_default(),
-                decode_per_output_token_ms: a.work().ms_per_output_token(),
-                prefill_per_prompt_token_ms: {
-                    let w = a.work();
-                    match (w.prefill_ms, w.prompt_tokens) {
-                        (Some(p), Some(n)) if n > 0 => Some(p / n as f64),
-                        _ => None,
-                    }
-                },
+                decode_per_output_token_ms: w.ms_per_output_token(),
+                prefill_per_prompt_token_ms: w.prefill_per_prompt_token_ms(),
             })
             .collect()
     }

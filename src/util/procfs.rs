@@ -53,6 +53,14 @@ pub(crate) fn processes_in(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// Whether process `pid` exists and is neither a zombie nor dead.
+pub(crate) fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+    })
+}
+
 /// CPU times (user, system) in ms of process `pid`, itself and its waited-for children,
 /// from `/proc/<pid>/stat` (readable until the process is reaped).
 pub(crate) fn cpu_times(pid: u32) -> Option<(f64, f64)> {
