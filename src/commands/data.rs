@@ -56,17 +56,23 @@ pub(super) fn compact(args: &CompactArgs) -> Result<(), Error> {
     })
 }
 
-/// `chimera analyze`: statistics and verdicts, written beside each campaign and printed.
-pub(super) fn analyze(args: &AnalyzeArgs) -> Result<(), Error> {
-    let s = &args.select;
-    let done = analysis::analyze_with(
+/// The analyses of the campaigns and reports `s` selects.
+fn analyze_selected(
+    s: &crate::cli::DatasetSelect,
+) -> Result<Vec<(std::path::PathBuf, analysis::model::Analysis)>, Error> {
+    Ok(analysis::analyze_with(
         &s.data,
         s.campaign.as_deref(),
         s.report.as_deref(),
         analysis::AnalyzeOptions {
             include_suspect: s.include_suspect,
         },
-    )?;
+    )?)
+}
+
+/// `chimera analyze`: statistics and verdicts, written beside each campaign and printed.
+pub(super) fn analyze(args: &AnalyzeArgs) -> Result<(), Error> {
+    let done = analyze_selected(&args.select)?;
     with_stdout(|out| {
         for (dir, a) in &done {
             let files = analysis::write_outputs(dir, a)?;
@@ -85,15 +91,7 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> Result<(), Error> {
 
 /// `chimera report`: Markdown reports with charts; prints the path of each.
 pub(super) fn report(args: &ReportArgs) -> Result<(), Error> {
-    let s = &args.select;
-    let done = analysis::analyze_with(
-        &s.data,
-        s.campaign.as_deref(),
-        s.report.as_deref(),
-        analysis::AnalyzeOptions {
-            include_suspect: s.include_suspect,
-        },
-    )?;
+    let done = analyze_selected(&args.select)?;
     let several = done.len() > 1;
     with_stdout(|out| {
         for (dir, a) in &done {
