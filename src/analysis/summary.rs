@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use rayon::prelude::*;
+
 use super::compare::welch_row;
 use super::efficiency::efficiency_rows;
 use super::load::Loaded;
@@ -145,36 +147,59 @@ fn summaries(pool: &Pool<'_>, report: &str) -> Vec<SummaryRow> {
         };
         groupings.push(("language", enum_groups(lang, f)));
     }
-    let mut out = Vec::new();
-    for (grouping, groups) in &groupings {
-        for (group, f) in groups {
-            for (name, metric, level) in SUMMARY_METRICS {
-                let (xs, fallback) = values(pool, *metric, *level, f);
-                if !xs.is_empty() {
-                    // Per-agent means stood in for missing per-request rows: say so.
-                    let level = if fallback.is_some() {
-                        Level::Agent
-                    } else {
-                        *level
-                    };
-                    out.push(summary_row(report, grouping, group, level, name, &xs));
-                }
-            }
-            let runs = pool.runs_where(f);
-            let tpj = cell_values(&runs, |c| c.output_tokens_per_j);
-            if !tpj.is_empty() {
-                out.push(summary_row(
-                    report,
-                    grouping,
-                    group,
-                    Level::Run,
-                    "output_tokens_per_j",
-                    &tpj,
-                ));
-            }
-        }
+    // One task per (group, metric), in parallel (rayon); the rows keep this order.
+    let tasks: Vec<(&str, &str, &Filter, Option<usize>)> = groupings
+        .iter()
+        .flat_map(|(grouping, groups)| {
+            groups.iter().flat_map(move |(group, f)| {
+                (0..SUMMARY_METRICS.len())
+                    .map(Some)
+                    .chain([None])
+                    .map(move |m| (*grouping, group.as_str(), f, m))
+            })
+        })
+        .collect();
+    tasks
+        .par_iter()
+        .filter_map(|&(grouping, group, f, m)| summary_of(pool, report, grouping, group, f, m))
+        .collect()
+}
+
+/// The summary row of metric `m` of [`SUMMARY_METRICS`] (`None`: `output_tokens_per_j`) over
+/// the rows `f` selects, if any has a value.
+fn summary_of(
+    pool: &Pool<'_>,
+    report: &str,
+    grouping: &str,
+    group: &str,
+    f: &Filter,
+    m: Option<usize>,
+) -> Option<SummaryRow> {
+    let Some(m) = m else {
+        let tpj = cell_values(&pool.runs_where(f), |c| c.output_tokens_per_j);
+        return (!tpj.is_empty()).then(|| {
+            summary_row(
+                report,
+                grouping,
+                group,
+                Level::Run,
+                "output_tokens_per_j",
+                &tpj,
+            )
+        });
+    };
+    let (name, metric, level) = SUMMARY_METRICS[m];
+    let (xs, fallback) = values(pool, metric, level, f);
+    if xs.is_empty() {
+        return None;
     }
-    out
+    // Per-agent means stood in for missing per-request rows: say so.
+    let level = if fallback.is_some() {
+        Level::Agent
+    } else {
+        level
+    };
+    Some(summary_row(report, grouping, group, level, name, &xs))
 }
 
 fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow> {
@@ -249,7 +274,7 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
 }
 
 fn distributions(pool: &Pool<'_>, scenarios: &[String]) -> Vec<Distribution> {
-    let mut out = Vec::new();
+    let mut raw = Vec::new();
     for s in scenarios {
         let f = Filter {
             scenario: Some(s.clone()),
@@ -259,15 +284,14 @@ fn distributions(pool: &Pool<'_>, scenarios: &[String]) -> Vec<Distribution> {
         let (ttft_name, ttft) = ttft_values(pool, &f);
         for (name, xs) in [("throughput_tok_s", xs), (ttft_name, ttft)] {
             if !xs.is_empty() {
-                out.push(Distribution {
-                    group: s.clone(),
-                    metric: name.to_owned(),
-                    values: xs,
-                });
+                raw.push((s.clone(), name.to_owned(), xs));
             }
         }
     }
-    out
+    // Summarising a large group sorts it: in parallel (rayon), in order.
+    raw.into_par_iter()
+        .map(|(group, metric, xs)| Distribution::new(group, metric, xs))
+        .collect()
 }
 
 /// The client TTFT values of the rows `f` selects, or, where the source measured none (the
@@ -656,6 +680,7 @@ fn analyze_report(
     include_suspect: bool,
 ) -> ReportAnalysis {
     let rp = &l.plan.reports[idx];
+    let t0 = std::time::Instant::now();
     let imported = origin.is_imported();
     let spec = &rp.manifest.spec;
     let mut pool_reports = vec![rp.report.clone()];
@@ -690,11 +715,13 @@ fn analyze_report(
     let provenance = provenance(l);
     let own_pool = pool.subset(own.clone());
     let configs = config_rows(&own_pool, l, idx);
+    tracing::debug!("analysis: configs done after {:?}", t0.elapsed());
     let summaries = if own.is_empty() {
         summaries(&pool, &rp.report)
     } else {
         summaries(&own_pool, &rp.report)
     };
+    tracing::debug!("analysis: summaries done after {:?}", t0.elapsed());
     let verdicts = spec
         .references
         .iter()
@@ -703,6 +730,7 @@ fn analyze_report(
     let mut comparisons = within_comparisons(&pool, &rp.report, multi);
     comparisons.extend(super::languages::language_comparisons(&pool, &rp.report));
     comparisons.extend(cross_comparisons(l, all, &rp.report, multi, imported));
+    tracing::debug!("analysis: comparisons done after {:?}", t0.elapsed());
     let efficiency = if multi {
         efficiency_rows(&own_pool, &configs)
     } else {
@@ -731,6 +759,11 @@ fn analyze_report(
         suspect,
         suspect_included: include_suspect,
     };
+    tracing::debug!(
+        "analysis: report {} done after {:?}",
+        rp.report,
+        t0.elapsed()
+    );
     r.findings = findings(&r, &own_pool);
     if own.is_empty() && pool_reports.len() > 1 {
         let from: Vec<String> = pool_reports[1..]
