@@ -53,8 +53,28 @@ pub fn mean(xs: &[f64]) -> Option<f64> {
 
 /// Sample variance (n − 1) of finite `xs` divided by `scale²`, for `n ≥ 2`.
 fn scaled_variance(xs: &[f64], scale: f64) -> f64 {
-    let m = scaled_mean(xs, scale);
+    scaled_variance_about(xs, scale, scaled_mean(xs, scale))
+}
+
+/// [`scaled_variance`] given the scaled mean `m`.
+fn scaled_variance_about(xs: &[f64], scale: f64, m: f64) -> f64 {
     xs.iter().map(|x| (x / scale - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64
+}
+
+/// [`mean`] and [`sample_sd`] at once, sharing their passes (the same values, bit for bit).
+pub fn mean_sd(xs: &[f64]) -> (Option<f64>, Option<f64>) {
+    if !all_finite(xs) {
+        return (None, None);
+    }
+    let s = scale_of(xs);
+    let m = scaled_mean(xs, s);
+    let mean = finite((m * s).clamp(-f64::MAX, f64::MAX));
+    let sd = if xs.len() < 2 {
+        None
+    } else {
+        finite(scaled_variance_about(xs, s, m).sqrt() * s)
+    };
+    (mean, sd)
 }
 
 /// Sample standard deviation (n − 1, two-pass); `None` when n < 2, for a non-finite value,
@@ -244,9 +264,15 @@ pub struct Welch {
 /// sample has fewer than 2 values, both variances are 0 (t undefined), a value is not
 /// finite, or a result is not finite (e.g. means of opposite signs near `f64::MAX`).
 pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
-    let (na, nb) = (a.len() as f64, b.len() as f64);
-    let (ma, mb) = (mean(a)?, mean(b)?);
-    let (sa, sb) = (sample_sd(a)?, sample_sd(b)?);
+    welch_of(
+        (a.len(), mean(a)?, sample_sd(a)?),
+        (b.len(), mean(b)?, sample_sd(b)?),
+    )
+}
+
+/// [`welch`] from each sample's size, [`mean`] and [`sample_sd`] (as [`mean_sd`] gives them).
+pub fn welch_of((na, ma, sa): (usize, f64, f64), (nb, mb, sb): (usize, f64, f64)) -> Option<Welch> {
+    let (na, nb) = (na as f64, nb as f64);
     // Work with SDs scaled by the larger one so that neither the squares nor the
     // Welch–Satterthwaite ratio overflow or underflow.
     let s = sa.max(sb);
@@ -348,8 +374,7 @@ mod ci_bounds {
 /// statistics come from selection (`select_nth_unstable`, linear time) on one copy rather
 /// than from a full sort: the same values, bit for bit, as the separate functions give.
 pub fn describe(xs: &[f64]) -> Describe {
-    let m = mean(xs);
-    let sd = sample_sd(xs);
+    let (m, sd) = mean_sd(xs);
     let cv = match (sd, m) {
         (Some(sd), Some(m)) if m != 0.0 => finite(sd / m * 100.0),
         _ => None,
@@ -644,6 +669,12 @@ mod tests {
             prop_assert_eq!(bits(d.max), bits(v.as_deref().map(|v| v[v.len() - 1])));
             let ci = |c: Option<(f64, f64)>| c.map(|(a, b)| (a.to_bits(), b.to_bits()));
             prop_assert_eq!(ci(d.ci95), ci(t_ci95(&xs)));
+            let (m, sd) = mean_sd(&xs);
+            prop_assert_eq!((bits(m), bits(sd)), (bits(mean(&xs)), bits(sample_sd(&xs))));
+            let half = &xs[..xs.len() / 2];
+            let of = |v: &[f64]| Some((v.len(), mean(v)?, sample_sd(v)?));
+            let w = of(half).zip(of(&xs)).and_then(|(a, b)| welch_of(a, b));
+            prop_assert_eq!(format!("{w:?}"), format!("{:?}", welch(half, &xs)));
         }
 
         #[test]

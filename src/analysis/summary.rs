@@ -213,11 +213,9 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
                 .or_default() += 1;
         }
     }
-    let mut out = Vec::new();
-    for c in &l.plan.configs[rp.configs.clone()] {
-        let Some(cfg) = l.cfgs.get(&(rp.report.clone(), c.id.to_string())) else {
-            continue;
-        };
+    // One configuration per task, in parallel (rayon), in plan order.
+    let row = |c: &crate::plan::Configuration| -> Option<ConfigRow> {
+        let cfg = l.cfgs.get(&(rp.report.clone(), c.id.to_string()))?;
         let f = Filter {
             config: Some(cfg.id.clone()),
             ..Filter::default()
@@ -244,7 +242,7 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
         } else {
             None
         };
-        out.push(ConfigRow {
+        Some(ConfigRow {
             config: cfg.id.clone(),
             scenario: cfg.scenario.clone(),
             block: cfg.axes.block.clone(),
@@ -268,9 +266,12 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
             throughput,
             ttft,
             tokens_per_j: stat_of(&cell_values(&runs, |c| c.output_tokens_per_j)),
-        });
-    }
-    out
+        })
+    };
+    l.plan.configs[rp.configs.clone()]
+        .par_iter()
+        .filter_map(row)
+        .collect()
 }
 
 fn distributions(pool: &Pool<'_>, scenarios: &[String]) -> Vec<Distribution> {
@@ -580,18 +581,20 @@ fn within_comparisons(pool: &Pool<'_>, report: &str, multi: bool) -> Vec<Compari
             .iter()
             .filter_map(|g| Some((g.clone(), values(pool, metric, level, &mk(g)?).0)))
             .collect();
-        for i in 0..vals.len() {
-            for j in i + 1..vals.len() {
-                out.push(welch_row(
-                    report,
-                    key,
-                    name,
-                    level,
-                    (&vals[i].0, &vals[i].1),
-                    (&vals[j].0, &vals[j].1),
-                ));
-            }
-        }
+        // Every pair, in parallel (rayon), in order.
+        let pairs: Vec<(usize, usize)> = (0..vals.len())
+            .flat_map(|i| (i + 1..vals.len()).map(move |j| (i, j)))
+            .collect();
+        out.par_extend(pairs.into_par_iter().map(|(i, j)| {
+            welch_row(
+                report,
+                key,
+                name,
+                level,
+                (&vals[i].0, &vals[i].1),
+                (&vals[j].0, &vals[j].1),
+            )
+        }));
     };
     by_key("language", &|c| c.axes.language.clone(), &|g| {
         Some(Filter {
