@@ -53,8 +53,28 @@ pub fn mean(xs: &[f64]) -> Option<f64> {
 
 /// Sample variance (n − 1) of finite `xs` divided by `scale²`, for `n ≥ 2`.
 fn scaled_variance(xs: &[f64], scale: f64) -> f64 {
-    let m = scaled_mean(xs, scale);
+    scaled_variance_about(xs, scale, scaled_mean(xs, scale))
+}
+
+/// [`scaled_variance`] given the scaled mean `m`.
+fn scaled_variance_about(xs: &[f64], scale: f64, m: f64) -> f64 {
     xs.iter().map(|x| (x / scale - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64
+}
+
+/// [`mean`] and [`sample_sd`] at once, sharing their passes (the same values, bit for bit).
+pub fn mean_sd(xs: &[f64]) -> (Option<f64>, Option<f64>) {
+    if !all_finite(xs) {
+        return (None, None);
+    }
+    let s = scale_of(xs);
+    let m = scaled_mean(xs, s);
+    let mean = finite((m * s).clamp(-f64::MAX, f64::MAX));
+    let sd = if xs.len() < 2 {
+        None
+    } else {
+        finite(scaled_variance_about(xs, s, m).sqrt() * s)
+    };
+    (mean, sd)
 }
 
 /// Sample standard deviation (n − 1, two-pass); `None` when n < 2, for a non-finite value,
@@ -92,11 +112,21 @@ fn sorted(xs: &[f64]) -> Option<Vec<f64>> {
 
 /// Percentile of sorted, finite, non-empty `v`, `q` in 0–100 (checked by the caller).
 fn percentile_sorted(v: &[f64], q: f64) -> f64 {
-    let rank = q / 100.0 * (v.len() - 1) as f64;
-    let lo = (rank.floor() as usize).min(v.len() - 1);
-    let hi = (rank.ceil() as usize).min(v.len() - 1);
-    let (a, b) = (v[lo], v[hi]);
-    let t = rank - lo as f64;
+    let (rank, lo, hi) = ranks(v.len(), q);
+    interpolate(v[lo], v[hi], rank - lo as f64)
+}
+
+/// The rank of percentile `q` among `n` ≥ 1 sorted values and the closest ranks below and
+/// above it.
+fn ranks(n: usize, q: f64) -> (f64, usize, usize) {
+    let rank = q / 100.0 * (n - 1) as f64;
+    let lo = (rank.floor() as usize).min(n - 1);
+    let hi = (rank.ceil() as usize).min(n - 1);
+    (rank, lo, hi)
+}
+
+/// The value a fraction `t` of the way from `a` to `b` (a ≤ b), kept within [a, b].
+fn interpolate(a: f64, b: f64, t: f64) -> f64 {
     let d = b - a;
     let x = if d.is_finite() {
         a + d * t
@@ -116,6 +146,20 @@ pub fn percentile(xs: &[f64], q: f64) -> Option<f64> {
         return None;
     }
     Some(percentile_sorted(&sorted(xs)?, q))
+}
+
+/// The `k`-quantiles of `xs` (k ≥ 1): the `k + 1` [`percentile`]s at `100 i / k` for i =
+/// 0..=k, from one sort. `None` as for [`percentile`] or when `k` is 0.
+pub fn quantiles(xs: &[f64], k: usize) -> Option<Vec<f64>> {
+    if k == 0 {
+        return None;
+    }
+    let v = sorted(xs)?;
+    Some(
+        (0..=k)
+            .map(|i| percentile_sorted(&v, 100.0 * i as f64 / k as f64))
+            .collect(),
+    )
 }
 
 /// Median: the 50th [`percentile`] (for an even n, the midpoint of the two middle values).
@@ -181,9 +225,11 @@ fn t_p_value(t: f64, df: f64) -> Option<f64> {
 /// and 1, a value is not finite, or a bound is not finite. The interval always contains the
 /// mean; it is the single point `(mean, mean)` when all values are equal.
 pub fn t_ci(xs: &[f64], level: f64) -> Option<(f64, f64)> {
-    let n = xs.len();
-    let m = mean(xs)?;
-    let sd = sample_sd(xs)?;
+    t_ci_of(xs.len(), mean(xs)?, sample_sd(xs)?, level)
+}
+
+/// [`t_ci`] from the sample's size, [`mean`] and [`sample_sd`] (n ≥ 2).
+fn t_ci_of(n: usize, m: f64, sd: f64, level: f64) -> Option<(f64, f64)> {
     let t = t_critical(level, (n - 1) as f64)?;
     let half = t * (sd / (n as f64).sqrt());
     let (lo, hi) = (m - half, m + half);
@@ -218,9 +264,15 @@ pub struct Welch {
 /// sample has fewer than 2 values, both variances are 0 (t undefined), a value is not
 /// finite, or a result is not finite (e.g. means of opposite signs near `f64::MAX`).
 pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
-    let (na, nb) = (a.len() as f64, b.len() as f64);
-    let (ma, mb) = (mean(a)?, mean(b)?);
-    let (sa, sb) = (sample_sd(a)?, sample_sd(b)?);
+    welch_of(
+        (a.len(), mean(a)?, sample_sd(a)?),
+        (b.len(), mean(b)?, sample_sd(b)?),
+    )
+}
+
+/// [`welch`] from each sample's size, [`mean`] and [`sample_sd`] (as [`mean_sd`] gives them).
+pub fn welch_of((na, ma, sa): (usize, f64, f64), (nb, mb, sb): (usize, f64, f64)) -> Option<Welch> {
+    let (na, nb) = (na as f64, nb as f64);
     // Work with SDs scaled by the larger one so that neither the squares nor the
     // Welch–Satterthwaite ratio overflow or underflow.
     let s = sa.max(sb);
@@ -318,20 +370,59 @@ mod ci_bounds {
 }
 
 /// All the descriptive statistics of `xs` at once (each field as its function defines it).
+/// The mean and SD are computed once and shared by the CV and the interval, and the order
+/// statistics come from selection (`select_nth_unstable`, linear time) on one copy rather
+/// than from a full sort: the same values, bit for bit, as the separate functions give.
 pub fn describe(xs: &[f64]) -> Describe {
-    let v = sorted(xs);
-    let pct = |q: f64| v.as_deref().map(|v| percentile_sorted(v, q));
+    let (m, sd) = mean_sd(xs);
+    let cv = match (sd, m) {
+        (Some(sd), Some(m)) if m != 0.0 => finite(sd / m * 100.0),
+        _ => None,
+    };
+    let ci95 = match (m, sd) {
+        (Some(m), Some(sd)) => t_ci_of(xs.len(), m, sd, 0.95),
+        _ => None,
+    };
+    let mut v = all_finite(xs).then(|| xs.to_vec());
+    let mut pct = |q: f64| v.as_deref_mut().map(|v| percentile_select(v, q));
+    let (median, p95) = (pct(50.0), pct(95.0));
+    let ends = v.as_deref().map(|v| {
+        v.iter().fold((v[0], v[0]), |(lo, hi), &x| {
+            (
+                if x.total_cmp(&lo).is_lt() { x } else { lo },
+                if x.total_cmp(&hi).is_gt() { x } else { hi },
+            )
+        })
+    });
     Describe {
         n: xs.len() as u64,
-        mean: mean(xs),
-        sd: sample_sd(xs),
-        cv_pct: cv_pct(xs),
-        median: pct(50.0),
-        p95: pct(95.0),
-        min: v.as_deref().and_then(|v| v.first().copied()),
-        max: v.as_deref().and_then(|v| v.last().copied()),
-        ci95: t_ci95(xs),
+        mean: m,
+        sd,
+        cv_pct: cv,
+        median,
+        p95,
+        min: ends.map(|e| e.0),
+        max: ends.map(|e| e.1),
+        ci95,
     }
+}
+
+/// [`percentile_sorted`] of finite, non-empty `v` in any order, by selection: the two closest
+/// ranks are found without sorting (`v` is reordered).
+fn percentile_select(v: &mut [f64], q: f64) -> f64 {
+    let (rank, lo, hi) = ranks(v.len(), q);
+    let (_, a, above) = v.select_nth_unstable_by(lo, f64::total_cmp);
+    let a = *a;
+    // The next rank up is the smallest value above rank `lo`.
+    let b = if hi == lo {
+        a
+    } else {
+        above.iter().copied().fold(
+            f64::INFINITY,
+            |m, x| if x.total_cmp(&m).is_lt() { x } else { m },
+        )
+    };
+    interpolate(a, b, rank - lo as f64)
 }
 
 #[cfg(test)]
@@ -555,6 +646,35 @@ mod tests {
             for v in [d.mean, d.sd, d.cv_pct, d.median, d.p95, d.min, d.max].into_iter().flatten() {
                 prop_assert!(v.is_finite());
             }
+        }
+
+        /// `describe` (one mean and SD, selection for the order statistics) gives the very
+        /// bits the separate functions and a full sort give, ties and signed zeros included.
+        #[test]
+        fn describe_is_the_functions_bit_for_bit(
+            xs in prop::collection::vec(
+                prop_oneof![finite_f64(), Just(0.0), Just(-0.0), Just(1.5), Just(-2.25)],
+                0..60,
+            ),
+        ) {
+            let d = describe(&xs);
+            let v = sorted(&xs);
+            let bits = |x: Option<f64>| x.map(f64::to_bits);
+            prop_assert_eq!(bits(d.mean), bits(mean(&xs)));
+            prop_assert_eq!(bits(d.sd), bits(sample_sd(&xs)));
+            prop_assert_eq!(bits(d.cv_pct), bits(cv_pct(&xs)));
+            prop_assert_eq!(bits(d.median), bits(median(&xs)));
+            prop_assert_eq!(bits(d.p95), bits(percentile(&xs, 95.0)));
+            prop_assert_eq!(bits(d.min), bits(v.as_deref().map(|v| v[0])));
+            prop_assert_eq!(bits(d.max), bits(v.as_deref().map(|v| v[v.len() - 1])));
+            let ci = |c: Option<(f64, f64)>| c.map(|(a, b)| (a.to_bits(), b.to_bits()));
+            prop_assert_eq!(ci(d.ci95), ci(t_ci95(&xs)));
+            let (m, sd) = mean_sd(&xs);
+            prop_assert_eq!((bits(m), bits(sd)), (bits(mean(&xs)), bits(sample_sd(&xs))));
+            let half = &xs[..xs.len() / 2];
+            let of = |v: &[f64]| Some((v.len(), mean(v)?, sample_sd(v)?));
+            let w = of(half).zip(of(&xs)).and_then(|(a, b)| welch_of(a, b));
+            prop_assert_eq!(format!("{w:?}"), format!("{:?}", welch(half, &xs)));
         }
 
         #[test]

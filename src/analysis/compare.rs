@@ -17,8 +17,14 @@ pub(super) fn welch_row(
     (a, xa): (&str, &[f64]),
     (b, xb): (&str, &[f64]),
 ) -> Comparison {
-    let w = stats::welch(xa, xb);
-    let (mean_a, sd_a, sd_b) = (stats::mean(xa), stats::sample_sd(xa), stats::sample_sd(xb));
+    // Each sample's mean and SD once (the Welch statistics are built from them).
+    let ((mean_a, sd_a), (mean_b, sd_b)) = (stats::mean_sd(xa), stats::mean_sd(xb));
+    let w = match (mean_a, sd_a, mean_b, sd_b) {
+        (Some(ma), Some(sa), Some(mb), Some(sb)) => {
+            stats::welch_of((xa.len(), ma, sa), (xb.len(), mb, sb))
+        }
+        _ => None,
+    };
     let detect = mean_a.and_then(effect::detect_delta);
     let n_needed = match (sd_a, sd_b, detect) {
         (Some(sa), Some(sb), Some(d)) => {
@@ -43,9 +49,9 @@ pub(super) fn welch_row(
         mean_a,
         sd_a,
         n_b: xb.len() as u64,
-        mean_b: stats::mean(xb),
+        mean_b,
         sd_b,
-        difference: match (mean_a, stats::mean(xb)) {
+        difference: match (mean_a, mean_b) {
             (Some(x), Some(y)) => Some(y - x),
             _ => None,
         },

@@ -83,13 +83,16 @@ pub fn analyze_with(
     opts: AnalyzeOptions,
 ) -> Result<Vec<(PathBuf, Analysis)>, AnalysisError> {
     let dirs = campaign_dirs(dir, campaign)?;
+    let t0 = std::time::Instant::now();
     let loaded: Vec<Loaded> = dirs
         .iter()
         .map(|d| load_campaign(d))
         .collect::<Result<_, _>>()?;
+    tracing::debug!("analysis: load done after {:?}", t0.elapsed());
     let mut out = Vec::new();
     for l in &loaded {
         let a = summary::analyze_loaded(l, &loaded, report, opts.include_suspect);
+        tracing::debug!("analysis: analyze done after {:?}", t0.elapsed());
         if !a.reports.is_empty() {
             out.push((l.dir.clone(), a));
         }

@@ -453,8 +453,46 @@ pub struct Distribution {
     pub group: String,
     /// Metric (`throughput_tok_s`, `ttft_ms`).
     pub metric: String,
-    /// The values (request level, warm-ups excluded).
+    /// The values (request level, warm-ups excluded); for a group of more than
+    /// [`Distribution::MAX_VALUES`] values, their [`Distribution::QUANTILES`]-quantiles instead
+    /// (the type-7 percentiles at 0, 0.1, …, 100 %: exact quartiles, median and extremes),
+    /// so that `analysis.json` stays bounded whatever the campaign's size.
     pub values: Vec<f64>,
+    /// How many values `values` summarises when it holds quantiles (absent when it holds the
+    /// values themselves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantiles_of: Option<u64>,
+}
+
+impl Distribution {
+    /// Quantiles kept for a large group: `values` then has `QUANTILES + 1` entries.
+    pub const QUANTILES: usize = 1000;
+    /// Groups of up to this many values keep every value.
+    pub const MAX_VALUES: usize = Self::QUANTILES + 1;
+
+    /// The distribution of `values` (every value, or their quantiles for a large group).
+    pub fn new(group: String, metric: String, values: Vec<f64>) -> Distribution {
+        if values.len() <= Self::MAX_VALUES {
+            return Distribution {
+                group,
+                metric,
+                values,
+                quantiles_of: None,
+            };
+        }
+        let finite: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        Distribution {
+            group,
+            metric,
+            values: crate::stats::quantiles(&finite, Self::QUANTILES).unwrap_or_default(),
+            quantiles_of: Some(finite.len() as u64),
+        }
+    }
+
+    /// The number of values the distribution describes.
+    pub fn n(&self) -> u64 {
+        self.quantiles_of.unwrap_or(self.values.len() as u64)
+    }
 }
 
 /// A GPU time series (one campaign's telemetry, concatenated in cell order).

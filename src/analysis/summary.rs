@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use rayon::prelude::*;
+
 use super::compare::welch_row;
 use super::efficiency::efficiency_rows;
 use super::load::Loaded;
@@ -145,36 +147,59 @@ fn summaries(pool: &Pool<'_>, report: &str) -> Vec<SummaryRow> {
         };
         groupings.push(("language", enum_groups(lang, f)));
     }
-    let mut out = Vec::new();
-    for (grouping, groups) in &groupings {
-        for (group, f) in groups {
-            for (name, metric, level) in SUMMARY_METRICS {
-                let (xs, fallback) = values(pool, *metric, *level, f);
-                if !xs.is_empty() {
-                    // Per-agent means stood in for missing per-request rows: say so.
-                    let level = if fallback.is_some() {
-                        Level::Agent
-                    } else {
-                        *level
-                    };
-                    out.push(summary_row(report, grouping, group, level, name, &xs));
-                }
-            }
-            let runs = pool.runs_where(f);
-            let tpj = cell_values(&runs, |c| c.output_tokens_per_j);
-            if !tpj.is_empty() {
-                out.push(summary_row(
-                    report,
-                    grouping,
-                    group,
-                    Level::Run,
-                    "output_tokens_per_j",
-                    &tpj,
-                ));
-            }
-        }
+    // One task per (group, metric), in parallel (rayon); the rows keep this order.
+    let tasks: Vec<(&str, &str, &Filter, Option<usize>)> = groupings
+        .iter()
+        .flat_map(|(grouping, groups)| {
+            groups.iter().flat_map(move |(group, f)| {
+                (0..SUMMARY_METRICS.len())
+                    .map(Some)
+                    .chain([None])
+                    .map(move |m| (*grouping, group.as_str(), f, m))
+            })
+        })
+        .collect();
+    tasks
+        .par_iter()
+        .filter_map(|&(grouping, group, f, m)| summary_of(pool, report, grouping, group, f, m))
+        .collect()
+}
+
+/// The summary row of metric `m` of [`SUMMARY_METRICS`] (`None`: `output_tokens_per_j`) over
+/// the rows `f` selects, if any has a value.
+fn summary_of(
+    pool: &Pool<'_>,
+    report: &str,
+    grouping: &str,
+    group: &str,
+    f: &Filter,
+    m: Option<usize>,
+) -> Option<SummaryRow> {
+    let Some(m) = m else {
+        let tpj = cell_values(&pool.runs_where(f), |c| c.output_tokens_per_j);
+        return (!tpj.is_empty()).then(|| {
+            summary_row(
+                report,
+                grouping,
+                group,
+                Level::Run,
+                "output_tokens_per_j",
+                &tpj,
+            )
+        });
+    };
+    let (name, metric, level) = SUMMARY_METRICS[m];
+    let (xs, fallback) = values(pool, metric, level, f);
+    if xs.is_empty() {
+        return None;
     }
-    out
+    // Per-agent means stood in for missing per-request rows: say so.
+    let level = if fallback.is_some() {
+        Level::Agent
+    } else {
+        level
+    };
+    Some(summary_row(report, grouping, group, level, name, &xs))
 }
 
 fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow> {
@@ -188,11 +213,9 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
                 .or_default() += 1;
         }
     }
-    let mut out = Vec::new();
-    for c in &l.plan.configs[rp.configs.clone()] {
-        let Some(cfg) = l.cfgs.get(&(rp.report.clone(), c.id.to_string())) else {
-            continue;
-        };
+    // One configuration per task, in parallel (rayon), in plan order.
+    let row = |c: &crate::plan::Configuration| -> Option<ConfigRow> {
+        let cfg = l.cfgs.get(&(rp.report.clone(), c.id.to_string()))?;
         let f = Filter {
             config: Some(cfg.id.clone()),
             ..Filter::default()
@@ -219,7 +242,7 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
         } else {
             None
         };
-        out.push(ConfigRow {
+        Some(ConfigRow {
             config: cfg.id.clone(),
             scenario: cfg.scenario.clone(),
             block: cfg.axes.block.clone(),
@@ -243,13 +266,16 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
             throughput,
             ttft,
             tokens_per_j: stat_of(&cell_values(&runs, |c| c.output_tokens_per_j)),
-        });
-    }
-    out
+        })
+    };
+    l.plan.configs[rp.configs.clone()]
+        .par_iter()
+        .filter_map(row)
+        .collect()
 }
 
 fn distributions(pool: &Pool<'_>, scenarios: &[String]) -> Vec<Distribution> {
-    let mut out = Vec::new();
+    let mut raw = Vec::new();
     for s in scenarios {
         let f = Filter {
             scenario: Some(s.clone()),
@@ -259,15 +285,14 @@ fn distributions(pool: &Pool<'_>, scenarios: &[String]) -> Vec<Distribution> {
         let (ttft_name, ttft) = ttft_values(pool, &f);
         for (name, xs) in [("throughput_tok_s", xs), (ttft_name, ttft)] {
             if !xs.is_empty() {
-                out.push(Distribution {
-                    group: s.clone(),
-                    metric: name.to_owned(),
-                    values: xs,
-                });
+                raw.push((s.clone(), name.to_owned(), xs));
             }
         }
     }
-    out
+    // Summarising a large group sorts it: in parallel (rayon), in order.
+    raw.into_par_iter()
+        .map(|(group, metric, xs)| Distribution::new(group, metric, xs))
+        .collect()
 }
 
 /// The client TTFT values of the rows `f` selects, or, where the source measured none (the
@@ -556,18 +581,20 @@ fn within_comparisons(pool: &Pool<'_>, report: &str, multi: bool) -> Vec<Compari
             .iter()
             .filter_map(|g| Some((g.clone(), values(pool, metric, level, &mk(g)?).0)))
             .collect();
-        for i in 0..vals.len() {
-            for j in i + 1..vals.len() {
-                out.push(welch_row(
-                    report,
-                    key,
-                    name,
-                    level,
-                    (&vals[i].0, &vals[i].1),
-                    (&vals[j].0, &vals[j].1),
-                ));
-            }
-        }
+        // Every pair, in parallel (rayon), in order.
+        let pairs: Vec<(usize, usize)> = (0..vals.len())
+            .flat_map(|i| (i + 1..vals.len()).map(move |j| (i, j)))
+            .collect();
+        out.par_extend(pairs.into_par_iter().map(|(i, j)| {
+            welch_row(
+                report,
+                key,
+                name,
+                level,
+                (&vals[i].0, &vals[i].1),
+                (&vals[j].0, &vals[j].1),
+            )
+        }));
     };
     by_key("language", &|c| c.axes.language.clone(), &|g| {
         Some(Filter {
@@ -664,6 +691,7 @@ fn analyze_report(
     include_suspect: bool,
 ) -> ReportAnalysis {
     let rp = &l.plan.reports[idx];
+    let t0 = std::time::Instant::now();
     let imported = origin.is_imported();
     let spec = &rp.manifest.spec;
     let mut pool_reports = vec![rp.report.clone()];
@@ -698,11 +726,13 @@ fn analyze_report(
     let provenance = provenance(l);
     let own_pool = pool.subset(own.clone());
     let configs = config_rows(&own_pool, l, idx);
+    tracing::debug!("analysis: configs done after {:?}", t0.elapsed());
     let summaries = if own.is_empty() {
         summaries(&pool, &rp.report)
     } else {
         summaries(&own_pool, &rp.report)
     };
+    tracing::debug!("analysis: summaries done after {:?}", t0.elapsed());
     let verdicts = spec
         .references
         .iter()
@@ -717,6 +747,7 @@ fn analyze_report(
         (multi, imported),
         include_suspect,
     ));
+    tracing::debug!("analysis: comparisons done after {:?}", t0.elapsed());
     let efficiency = if multi {
         efficiency_rows(&own_pool, &configs)
     } else {
@@ -745,6 +776,11 @@ fn analyze_report(
         suspect,
         suspect_included: include_suspect,
     };
+    tracing::debug!(
+        "analysis: report {} done after {:?}",
+        rp.report,
+        t0.elapsed()
+    );
     r.findings = findings(&r, &own_pool);
     if own.is_empty() && pool_reports.len() > 1 {
         let from: Vec<String> = pool_reports[1..]

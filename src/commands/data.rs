@@ -75,7 +75,9 @@ pub(super) fn analyze(args: &AnalyzeArgs) -> Result<(), Error> {
     let done = analyze_selected(&args.select)?;
     with_stdout(|out| {
         for (dir, a) in &done {
+            let t0 = std::time::Instant::now();
             let files = analysis::write_outputs(dir, a)?;
+            tracing::debug!("analysis: write done after {:?}", t0.elapsed());
             out.write_all(analysis::render::text(a, args.verbose).as_bytes())
                 .map_err(Error::Output)?;
             writeln!(

@@ -318,6 +318,14 @@ fn distribution(
             (d.group.clone(), v)
         })
         .collect();
+    // Groups too large to keep every value hold their quantiles (see `Distribution::new`):
+    // the count is the group's, the circles are the quantiles beyond the whiskers.
+    let counts: Vec<usize> = groups
+        .iter()
+        .zip(&data)
+        .map(|(d, (_, v))| d.quantiles_of.map_or(v.len(), |n| n as usize))
+        .collect();
+    let sampled = groups.iter().any(|d| d.quantiles_of.is_some());
     let (lo, hi) = extent(data.iter().flat_map(|(_, v)| v.iter().copied()))?;
     let (title_words, axis, slug) = metric_words(metric);
     let by_scenario = data
@@ -348,6 +356,13 @@ fn distribution(
     if circles {
         subtitle.push_str(" · circles: values beyond the whiskers");
     }
+    if sampled {
+        subtitle.push_str(&format!(
+            " (of the {}-quantiles in groups of over {})",
+            Distribution::QUANTILES,
+            Distribution::MAX_VALUES
+        ));
+    }
     let subtitle = subtitle.as_str();
     let width = width.max(text_width(subtitle) * 0.9 + 20.0);
     let mut svg = Svg::new(width, height, &title, subtitle);
@@ -361,7 +376,7 @@ fn distribution(
     for (i, (_, values)) in data.iter().enumerate() {
         let x = plot.left + (i as f64 + 0.5) * step;
         xs.push(x);
-        let n_label = format!("n = {}", values.len());
+        let n_label = format!("n = {}", counts[i]);
         let ny = if rotate {
             plot.top - 4.0
         } else {
@@ -400,8 +415,18 @@ fn distribution(
         "normal",
         None,
     );
+    let sampled_words = if sampled {
+        format!(
+            " (groups of more than {} values are drawn from their {}-quantiles: quartiles, median \
+             and extremes exact, whiskers and circles to the nearest quantile)",
+            Distribution::MAX_VALUES,
+            Distribution::QUANTILES
+        )
+    } else {
+        String::new()
+    };
     let caption = format!(
-        "{} by {by} (request level, warm-ups excluded): box = quartiles and median, whiskers = furthest values within 1.5 × IQR{}.",
+        "{} by {by} (request level, warm-ups excluded): box = quartiles and median, whiskers = furthest values within 1.5 × IQR{}{sampled_words}.",
         capitalise(&title_words),
         match (dots, circles) {
             (true, true) => format!(
@@ -409,7 +434,7 @@ fn distribution(
             ),
             (true, false) => ", dots = every value".to_owned(),
             (false, _) => ", circles = values beyond the whiskers".to_owned(),
-        }
+        },
     );
     Some(Figure {
         file: format!("{stem}-{slug}.svg"),
@@ -704,6 +729,7 @@ mod tests {
             group: "g".to_owned(),
             metric: "ttft_ms".to_owned(),
             values: vec![f64::NAN],
+            quantiles_of: None,
         });
         r.telemetry.push(TelemetrySeries {
             gpu: 0,
@@ -731,26 +757,31 @@ mod tests {
                 group: "one".to_owned(),
                 metric: "throughput_tok_s".to_owned(),
                 values: vec![42.0],
+                quantiles_of: None,
             },
             Distribution {
                 group: "empty".to_owned(),
                 metric: "throughput_tok_s".to_owned(),
                 values: vec![],
+                quantiles_of: None,
             },
             Distribution {
                 group: "equal".to_owned(),
                 metric: "throughput_tok_s".to_owned(),
                 values: vec![42.0; 5],
+                quantiles_of: None,
             },
             Distribution {
                 group: "nan".to_owned(),
                 metric: "throughput_tok_s".to_owned(),
                 values: vec![f64::NAN, f64::INFINITY, 41.0],
+                quantiles_of: None,
             },
             Distribution {
                 group: "many".to_owned(),
                 metric: "ttft_ms".to_owned(),
                 values: (0..200).map(|i| if i == 7 { 1e4 } else { 500.0 }).collect(),
+                quantiles_of: None,
             },
         ];
         r.telemetry = vec![TelemetrySeries {
@@ -781,6 +812,31 @@ mod tests {
         for (a, b) in figs.iter().zip(&again) {
             assert_eq!(a.svg, b.svg);
         }
+    }
+
+    /// A group too large to keep every value is summarised by its quantiles: exact extremes,
+    /// quartiles and median, and the chart counts the group, not the quantiles.
+    #[test]
+    fn large_groups_keep_their_quantiles() {
+        let xs: Vec<f64> = (0..5000).map(|i| f64::from((i * 7919) % 5000)).collect();
+        let d = Distribution::new("g".into(), "ttft_ms".into(), xs.clone());
+        assert_eq!(d.quantiles_of, Some(5000));
+        assert_eq!(d.n(), 5000);
+        assert_eq!(d.values.len(), Distribution::QUANTILES + 1);
+        assert_eq!(d.values[0], 0.0);
+        assert_eq!(d.values[Distribution::QUANTILES], 4999.0);
+        for (i, q) in [(250, 25.0), (500, 50.0), (750, 75.0)] {
+            assert_eq!(Some(d.values[i]), stats::percentile(&xs, q));
+        }
+        let small = Distribution::new("g".into(), "ttft_ms".into(), vec![3.0, 1.0]);
+        assert_eq!((small.values, small.quantiles_of), (vec![3.0, 1.0], None));
+        let mut r = report();
+        r.distributions.push(d);
+        let f = figures(&r);
+        assert_eq!(f.len(), 1);
+        assert_clean(&f[0]);
+        assert!(f[0].svg.contains("n = 5000"), "{}", f[0].svg);
+        assert!(f[0].caption.contains("1000-quantiles"), "{}", f[0].caption);
     }
 
     #[test]
