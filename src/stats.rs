@@ -194,11 +194,15 @@ fn t_critical(level: f64, df: f64) -> Option<f64> {
     if !(0.5..1.0).contains(&p) {
         return None;
     }
+    finite(polished_quantile(&dist, p)).filter(|t| *t >= 0.0)
+}
+
+/// The `p` quantile of `dist`: statrs inverts the regularised incomplete beta function
+/// iteratively; two Newton steps on the CDF polish it to the precision of the CDF itself.
+pub(crate) fn polished_quantile(dist: &StudentsT, p: f64) -> f64 {
     let mut t = dist.inverse_cdf(p);
-    // statrs inverts the regularised incomplete beta function iteratively; two Newton steps
-    // on the CDF polish the quantile to the precision of the CDF itself.
     for _ in 0..2 {
-        let density = statrs::distribution::Continuous::pdf(&dist, t);
+        let density = statrs::distribution::Continuous::pdf(dist, t);
         if !t.is_finite() || density.is_nan() || density <= 0.0 {
             break;
         }
@@ -208,7 +212,7 @@ fn t_critical(level: f64, df: f64) -> Option<f64> {
         }
         t = next;
     }
-    finite(t).filter(|t| *t >= 0.0)
+    t
 }
 
 /// Two-sided p-value of a t statistic with `df` degrees of freedom, in [0, 1].

@@ -155,23 +155,28 @@ impl<'a> Pool<'a> {
     fn requests_of(&self, cell: &str, agent: &str, f: &Filter) -> Vec<ReqRef<'a>> {
         let mut out = Vec::new();
         for t in self.requests.get(cell).map_or(&[][..], Vec::as_slice) {
-            let Some(code) = t.agent_code(agent) else {
-                continue;
-            };
-            // The stages `f` admits, as codes of this cell's stages.
-            let stage_ok: Vec<bool> = t
-                .stages
-                .iter()
-                .map(|st| f.stage.as_ref().is_none_or(|s| s == st.name()))
-                .collect();
-            out.extend(
-                (0..t.len())
-                    .filter(|&i| t.agent[i] == code && stage_ok[t.stage[i] as usize])
-                    .map(|i| t.row(i)),
-            );
+            out.extend(selected_rows(t, agent, f).map(|i| t.row(i)));
         }
         out
     }
+}
+
+/// The indexes of the rows of `t` that are `agent`'s, of a stage `f` admits (none when the
+/// agent has no row in `t`).
+fn selected_rows<'t>(
+    t: &'t CellRequests,
+    agent: &str,
+    f: &Filter,
+) -> impl Iterator<Item = usize> + 't {
+    let code = t.agent_code(agent);
+    // The stages `f` admits, as codes of this cell's stages.
+    let stage_ok: Vec<bool> = t
+        .stages
+        .iter()
+        .map(|st| f.stage.as_ref().is_none_or(|s| s == st.name()))
+        .collect();
+    (0..if code.is_some() { t.len() } else { 0 })
+        .filter(move |&i| Some(t.agent[i]) == code && stage_ok[t.stage[i] as usize])
 }
 
 impl Pool<'_> {
@@ -187,14 +192,6 @@ impl Pool<'_> {
         let mut any = false;
         let mut out = Vec::new();
         for t in self.requests.get(cell).map_or(&[][..], Vec::as_slice) {
-            let Some(code) = t.agent_code(agent) else {
-                continue;
-            };
-            let stage_ok: Vec<bool> = t
-                .stages
-                .iter()
-                .map(|st| f.stage.as_ref().is_none_or(|s| s == st.name()))
-                .collect();
             let column = match metric {
                 Metric::ThroughputTokS => &t.throughput_tok_s,
                 Metric::TtftMs => &t.ttft_ms,
@@ -202,18 +199,15 @@ impl Pool<'_> {
                 Metric::LoadMs => &t.load_ms,
                 Metric::OutputTokens => &t.output_tokens,
                 _ => {
-                    any |=
-                        (0..t.len()).any(|i| t.agent[i] == code && stage_ok[t.stage[i] as usize]);
+                    any |= selected_rows(t, agent, f).next().is_some();
                     continue;
                 }
             };
-            for i in 0..t.len() {
-                if t.agent[i] == code && stage_ok[t.stage[i] as usize] {
-                    any = true;
-                    let x = column[i];
-                    if !x.is_nan() {
-                        out.push(x);
-                    }
+            for i in selected_rows(t, agent, f) {
+                any = true;
+                let x = column[i];
+                if !x.is_nan() {
+                    out.push(x);
                 }
             }
         }

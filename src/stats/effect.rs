@@ -108,20 +108,7 @@ pub fn t_quantile(p: f64, df: f64) -> Option<f64> {
         return normal_quantile(p);
     }
     let dist = StudentsT::new(0.0, 1.0, df).ok()?;
-    let mut t = dist.inverse_cdf(p);
-    // Two Newton steps on the CDF, as for the CI's critical value.
-    for _ in 0..2 {
-        let density = statrs::distribution::Continuous::pdf(&dist, t);
-        if !t.is_finite() || density.is_nan() || density <= 0.0 {
-            break;
-        }
-        let next = t - (dist.cdf(t) - p) / density;
-        if !next.is_finite() {
-            break;
-        }
-        t = next;
-    }
-    finite(t)
+    finite(super::polished_quantile(&dist, p))
 }
 
 /// (z₁₋α⸝₂ + z_power)², or `None` for a level or power outside (0, 1).
