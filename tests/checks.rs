@@ -97,17 +97,8 @@ async fn a_power_capped_gpu_makes_its_cells_suspect() {
 /// sharing one endpoint (a TR109-shaped cell) reload by design and are not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_model_reloaded_inside_measured_requests_makes_the_cell_suspect() {
-    let profile = "
-seed: 12
-shared_gpu: false
-models:
-  - name: gemma3:270m
-    load_ms: 300
-    prompt_tok_s: 1000000
-    output_tok_s: 4000
-    output_tokens: 8
-";
-    let emu = emulate(profile, 1).await;
+    let profile = crate::support::fast_profile(12).replace("load_ms: 2", "load_ms: 300");
+    let emu = emulate(&profile, 1).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let by_design = Manifest::new("TR961", "reload check")
@@ -323,18 +314,11 @@ models:
 /// the model, and every later cell is suspect; the earlier ones are not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_digest_change_mid_campaign_makes_the_later_cells_suspect() {
-    let profile = "
-seed: 22
-shared_gpu: false
-models:
-  - name: gemma3:270m
-    load_ms: 2
-    prompt_tok_s: 1000000
-    output_tok_s: 4000
-    output_tokens: 8
-    redigest_after: 6
-";
-    let emu = emulate(profile, 1).await;
+    let profile = format!(
+        "{}    redigest_after: 6\n",
+        crate::support::fast_profile(22)
+    );
+    let emu = emulate(&profile, 1).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let text = Manifest::single_inference("TR964", "digest check", emu.addrs[0], &["one", "two"])
         .repetitions(5)

@@ -134,12 +134,10 @@ impl ReqRef<'_> {
 
 /// The rows of table `R` in one file; a missing or mistyped column is an error naming it.
 fn rows_of<R: Row>(path: &Path) -> Result<Vec<R>, AnalysisError> {
-    let batches = table::read_parquet(path).map_err(|source| table_err(path, source))?;
-    let mut out = Vec::new();
-    for b in &batches {
-        out.extend(R::from_batch(b).map_err(|e| column_err(path, e))?);
-    }
-    Ok(out)
+    table::read_rows(path).map_err(|e| match e {
+        table::RowsError::Table(source) => table_err(path, source),
+        table::RowsError::Column(e) => column_err(path, e),
+    })
 }
 
 fn table_err(path: &Path, source: TableError) -> AnalysisError {

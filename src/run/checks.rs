@@ -9,7 +9,7 @@ use std::path::Path;
 use super::Runner;
 use crate::plan::{NodeKind, Plan, PlanNode};
 use crate::record::{CellRecord, checks};
-use crate::table::{self, ProvenanceRow, Row};
+use crate::table::{self, ProvenanceRow};
 
 impl Runner {
     /// Marks `rec` (the record of `node`) suspect for each self-check it fails. Warm-ups are
@@ -132,19 +132,7 @@ fn earlier_provenance(dir: &Path) -> Vec<ProvenanceRow> {
     if !path.exists() {
         return Vec::new();
     }
-    let rows = table::read_parquet(&path)
-        .map_err(|e| e.to_string())
-        .and_then(|batches| {
-            let mut out = Vec::new();
-            for b in &batches {
-                out.extend(
-                    ProvenanceRow::from_batch(b)
-                        .map_err(|e| format!("column `{}` {}", e.column, e.problem))?,
-                );
-            }
-            Ok(out)
-        });
-    rows.unwrap_or_else(|e| {
+    table::read_rows::<ProvenanceRow>(&path).unwrap_or_else(|e| {
         tracing::warn!(
             "{}: {e}: the model digests of earlier runs are not checked",
             path.display()

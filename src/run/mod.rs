@@ -360,8 +360,6 @@ fn command_record(r: &crate::workload::protocol::AgentRecord) -> RequestRecord {
 
 /// What an endpoint has loaded: (model tag, num_gpu, num_ctx).
 type LoadedSet = (String, Option<u32>, Option<u32>);
-/// Server version and model digest.
-type Provenance = (Option<String>, Option<String>);
 
 /// What agents run alone did (their isolated baselines), by (configuration, repetition, agent).
 pub type IsolatedResults = HashMap<(Option<u32>, u32, u8), crate::record::Baseline>;
@@ -375,8 +373,8 @@ pub struct Runner {
     corpora: HashMap<(usize, usize), PathBuf>,
     /// What each endpoint has loaded: (model tag, num_gpu, num_ctx).
     loaded: tokio::sync::Mutex<HashMap<String, LoadedSet>>,
-    /// Server version and model digest per (endpoint URL, model tag).
-    provenance: tokio::sync::Mutex<HashMap<(String, String), Provenance>>,
+    /// Server version per endpoint URL (asked once per run).
+    versions: tokio::sync::Mutex<HashMap<String, Option<String>>>,
     /// The campaign's model digest per (endpoint URL, model tag): the first any run of the
     /// campaign learned (`model-digests.json`).
     campaign_digests: std::sync::Mutex<HashMap<(String, String), String>>,
@@ -448,7 +446,7 @@ impl Runner {
             clients,
             corpora,
             loaded: tokio::sync::Mutex::new(HashMap::new()),
-            provenance: tokio::sync::Mutex::new(HashMap::new()),
+            versions: tokio::sync::Mutex::new(HashMap::new()),
             campaign_digests: std::sync::Mutex::new(HashMap::new()),
             digests_file: std::sync::OnceLock::new(),
             opts: opts.clone(),
@@ -519,22 +517,18 @@ impl Runner {
     /// The server version (asked once per run) and the model digest of the endpoint at `url`
     /// (asked every time).
     async fn server_identity(&self, url: String, model: &str) -> (Option<String>, Option<String>) {
-        let key = (url, model.to_owned());
-        let client = &self.clients[&key.0];
+        let client = &self.clients[&url];
         // The digest is asked after every cell: a model re-pulled mid-campaign shows.
         let digest = client.model_digest(model).await.ok().flatten();
         if let Some(d) = &digest {
-            self.learn_digest(&key.0, model, d);
+            self.learn_digest(&url, model, d);
         }
-        let known = self.provenance.lock().await.get(&key).cloned();
+        let known = self.versions.lock().await.get(&url).cloned();
         let version = match known {
-            Some((v, _)) => v,
+            Some(v) => v,
             None => {
                 let v = client.version().await.ok();
-                self.provenance
-                    .lock()
-                    .await
-                    .insert(key, (v.clone(), digest.clone()));
+                self.versions.lock().await.insert(url, v.clone());
                 v
             }
         };

@@ -37,6 +37,33 @@ pub use schema::{
 /// File names of a cell's parts, in the order [`cell_parts`] returns them.
 pub const CELL_PART_FILES: [&str; 3] = ["cells.parquet", "agents.parquet", "requests.parquet"];
 
+/// Why the rows of a file could not be read.
+#[derive(Debug)]
+pub enum RowsError {
+    /// The file is not a readable chimera table.
+    Table(TableError),
+    /// A column is missing or of another type.
+    Column(ColumnError),
+}
+
+impl std::fmt::Display for RowsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RowsError::Table(e) => write!(f, "{e}"),
+            RowsError::Column(e) => write!(f, "column `{}` {}", e.column, e.problem),
+        }
+    }
+}
+
+/// Every row of table `R` in the Parquet file at `path`.
+pub fn read_rows<R: Row>(path: &std::path::Path) -> Result<Vec<R>, RowsError> {
+    let mut out = Vec::new();
+    for b in &read_parquet(path).map_err(RowsError::Table)? {
+        out.extend(R::from_batch(b).map_err(RowsError::Column)?);
+    }
+    Ok(out)
+}
+
 /// The batch of `rows` of table `R`, with the table's schema.
 pub fn rows_batch<R: Row>(rows: &[R]) -> Result<RecordBatch, TableError> {
     R::to_batch(rows).map_err(|source| TableError::Arrow {
