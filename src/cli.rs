@@ -207,6 +207,20 @@ pub struct RunArgs {
     /// servers run against servers started another way (e.g. `chimera emulate`).
     #[arg(long)]
     pub unmanaged: bool,
+    /// Run one shard of the plan: I/N, I from 0 to N-1 (Slurm: `$SLURM_ARRAY_TASK_ID/N`,
+    /// Kubernetes: `$JOB_COMPLETION_INDEX/N`). Shards of one campaign share its directory on a
+    /// shared filesystem; `status`, `analyze` and `report` see them as one campaign.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::plan::ShardSpec>,
+    /// What a shard keeps together: a concurrent cell with its isolated baselines
+    /// (`comparison`), or every repetition of a configuration (`configuration`). Every shard
+    /// of a campaign must be given the same.
+    #[arg(long, value_enum, default_value_t = crate::plan::ShardBy::Comparison, requires = "shard")]
+    pub shard_by: crate::plan::ShardBy,
+    /// Managed servers on this host listen this many ports above their manifest URL (for
+    /// shards that share a machine); cell ids keep the manifest's URL.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub port_offset: u16,
 }
 
 /// Arguments of `chimera status`.

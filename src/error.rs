@@ -35,6 +35,9 @@ pub enum Error {
     /// `chimera emulate` could not start (bad profile, address in use, truth file).
     #[error("chimera emulate: {0}")]
     Emulator(String),
+    /// A flag that cannot be applied (its message names the flag and the fix).
+    #[error("{0}")]
+    Usage(String),
     /// Stopped by Ctrl-C / SIGTERM.
     #[error("interrupted")]
     Interrupted,
@@ -78,7 +81,7 @@ impl Error {
             Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
             Error::Output(_) => EXIT_INVALID_INPUT,
             Error::NotBuilt { .. } => EXIT_NOT_BUILT,
-            Error::Emulator(_) => EXIT_INVALID_INPUT,
+            Error::Emulator(_) | Error::Usage(_) => EXIT_INVALID_INPUT,
             Error::Interrupted => EXIT_INTERRUPTED,
             Error::Run(_) => EXIT_INVALID_INPUT,
             Error::FailedCells { .. } => EXIT_FAILED_CELLS,

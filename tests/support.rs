@@ -492,6 +492,7 @@ pub fn campaign_options(data: &Path, name: &str) -> CampaignOptions {
         progress: false,
         fake_gpus: None,
         fake_gpu_throttle: 0,
+        shard: None,
     }
 }
 

@@ -453,9 +453,9 @@ mod tests {
         let agents = agents_batch(rec, "camp").expect("agents");
         let (cells, agents) = if old {
             (
-                // Without the version-3 axes, the version-4 `start_skew_ms` and the 10
-                // version-5 columns.
-                version_2_part(&cells, "cells", 15),
+                // Without the version-3 axes, the version-4 `start_skew_ms`, the 10
+                // version-5 columns and the 4 version-6 placement columns.
+                version_2_part(&cells, "cells", 19),
                 // Also without `published_ttft_mean_ms` (version 3), the version-4
                 // process columns and the 2 version-5 ones.
                 version_2_part(&agents, "agents", 14),

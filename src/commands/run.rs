@@ -50,6 +50,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Error> {
     if args.unmanaged {
         crate::server::use_running_servers(&mut plan);
     }
+    crate::server::offset_ports(&mut plan, args.port_offset).map_err(Error::Usage)?;
     let plan = Arc::new(plan);
     let entries = manifest_entries(&plan);
     let work_dir = args.work_dir.clone().unwrap_or_else(|| data.join(".work"));
@@ -68,6 +69,7 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Error> {
         progress: true,
         fake_gpus: None,
         fake_gpu_throttle: 0,
+        shard: args.shard.map(|s| (s, args.shard_by)),
     };
     let rt = runtime().map_err(Error::Output)?;
     let outcome = rt.block_on(async {

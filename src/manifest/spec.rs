@@ -108,6 +108,19 @@ pub struct Endpoint {
     /// sampled from it instead of the local NVML. Provenance only (not part of cell ids).
     #[serde(default)]
     pub gpu_metrics_url: Option<String>,
+    /// Where the server really listens when it is not `url` (`chimera run --port-offset`, for
+    /// shards that share a host): set at run time, never read from a manifest, not part of
+    /// any id.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub listen_url: Option<String>,
+}
+
+impl Endpoint {
+    /// The URL to connect to: `listen_url` when set, else `url`.
+    pub fn connect_url(&self) -> &str {
+        self.listen_url.as_deref().unwrap_or(&self.url)
+    }
 }
 
 /// A server chimera manages (starts before the cells that need it, stops at the end).

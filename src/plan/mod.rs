@@ -12,6 +12,7 @@ pub(crate) mod expand;
 pub(crate) mod key;
 mod link;
 pub(crate) mod render;
+pub mod shard;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use crate::manifest::{Manifest, ManifestError, Task};
 pub use build::{build, build_loaded};
 pub use expand::{Configuration, ResolvedAgent};
 pub use key::{CellRole, NodeId, WarmupKey};
+pub use shard::{ShardBy, ShardSpec, Split};
 // Re-exported for tests and tools that replay a recorded shuffle.
 
 /// Errors of the plan stage.

@@ -253,6 +253,21 @@ impl CellAxes {
     }
 }
 
+/// Where a cell ran: the host, the shard of a sharded campaign (`I/N`) and the GPU behind
+/// its endpoints' resource, when telemetry saw one. `None` where not known (imported cells,
+/// parts written before table schema version 6).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CellPlacement {
+    /// Host name of the machine that ran the cell.
+    pub host: Option<String>,
+    /// The shard that ran it (`I/N`); null for a whole-campaign run.
+    pub shard: Option<String>,
+    /// Name of the GPU behind the cell's first resource.
+    pub gpu_name: Option<String>,
+    /// Its UUID.
+    pub gpu_uuid: Option<String>,
+}
+
 /// What identifies a cell and where it belongs: the part of a [`CellRecord`] the plan gives.
 #[derive(Debug, Clone, Serialize)]
 pub struct CellKey {
@@ -311,6 +326,8 @@ pub struct CellRecord {
     pub multi_agent: Option<MultiAgentMetrics>,
     /// The agents.
     pub agents: Vec<AgentRun>,
+    /// Where it ran.
+    pub placement: CellPlacement,
 }
 
 impl CellRecord {
@@ -342,6 +359,7 @@ impl CellRecord {
             aggregate_tok_s: metrics::aggregate_tok_s(tokens, wall_ms),
             multi_agent: None,
             agents,
+            placement: CellPlacement::default(),
         }
     }
 

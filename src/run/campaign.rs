@@ -27,9 +27,12 @@ use super::sinks::JournalSink;
 use super::worker::WorkerContext;
 use super::{IsolatedResults, RunOptions, Runner};
 use crate::plan::{NodeKind, Plan};
+use crate::plan::{ShardBy, ShardSpec};
 use crate::record::CellMeta;
 use crate::server::{ManagedError, ManagedServers};
-use crate::store::{Cache, Campaign, CampaignInfo, Committed, JournalEvent, ManifestEntry};
+use crate::store::{
+    Cache, Campaign, CampaignInfo, Committed, JournalEvent, ManifestEntry, OpenAs, ShardRecord,
+};
 use crate::util::clock::now_unix_ms;
 
 pub use super::error::CampaignError;
@@ -83,6 +86,7 @@ fn open_campaign(
     cells: &[NodeIndex],
     manifests: Vec<ManifestEntry>,
     opts: &CampaignOptions,
+    shard: Option<ShardRecord>,
 ) -> Result<Arc<Campaign>, CampaignError> {
     // Imported raw results and new measurements never share a campaign.
     if let Ok(view) = crate::store::open_existing(&opts.data, &opts.name)
@@ -94,13 +98,22 @@ fn open_campaign(
         });
     }
     let info = CampaignInfo::new(&opts.name, manifests);
-    let campaign = Arc::new(Campaign::open(&opts.data, &opts.name, info)?);
+    let how = match shard {
+        None => OpenAs::Whole,
+        Some(record) => OpenAs::Shard(record),
+    };
+    let sharded = matches!(how, OpenAs::Shard(_));
+    let campaign = Arc::new(Campaign::open_as(&opts.data, &opts.name, info, how)?);
     for sel in &opts.force {
         let hits: Vec<NodeIndex> = cells
             .iter()
             .copied()
             .filter(|&ni| sel.selects(plan, ni))
             .collect();
+        // A shard holds part of the plan: a selector may pick cells of other shards only.
+        if hits.is_empty() && sharded {
+            continue;
+        }
         if hits.is_empty() {
             return Err(CampaignError::Selector(sel.to_string()));
         }
@@ -198,13 +211,21 @@ async fn campaign_body(
     servers: &Arc<ManagedServers>,
     started: &mut Option<(Arc<Campaign>, String)>,
 ) -> Result<CampaignSummary, CampaignError> {
-    let cells: Vec<NodeIndex> = plan
-        .order
-        .iter()
-        .copied()
-        .filter(|&ni| is_cell(&plan, ni))
-        .collect();
-    let campaign = open_campaign(&plan, &cells, manifests, opts)?;
+    let (cells, shard) = match opts.shard {
+        None => (
+            plan.order
+                .iter()
+                .copied()
+                .filter(|&ni| is_cell(&plan, ni))
+                .collect(),
+            None,
+        ),
+        Some((spec, by)) => {
+            let (cells, record) = shard_cells(&plan, spec, by);
+            (cells, Some(record))
+        }
+    };
+    let campaign = open_campaign(&plan, &cells, manifests, opts, shard)?;
     // One handle for the run: it remembers what it swept, so inserts do not sweep again.
     let shared_cache = Cache::new(&opts.data);
     if opts.use_cache {
@@ -216,7 +237,10 @@ async fn campaign_body(
     } else {
         campaign.committed()?
     };
-    let (done, isolated) = committed_cells(&plan, &cells, &committed);
+    let (mut done, isolated) = committed_cells(&plan, &cells, &committed);
+    if opts.shard.is_some() {
+        rewarm_shard(&plan, &cells, &mut done);
+    }
     let pending: Vec<NodeIndex> = cells
         .iter()
         .copied()
@@ -228,7 +252,10 @@ async fn campaign_body(
         ..CampaignSummary::default()
     };
     announce(opts, done.len(), pending.len(), &committed);
-    let run_id = format!("{:x}", (now_unix_ms() as u64));
+    let run_id = match campaign.shard() {
+        None => format!("{:x}", (now_unix_ms() as u64)),
+        Some(s) => format!("{:x}-shard-{}", (now_unix_ms() as u64), s.dir_name()),
+    };
     campaign.journal(&JournalEvent::Started {
         at_unix_ms: now_unix_ms(),
         run_id: run_id.clone(),
@@ -257,6 +284,9 @@ async fn campaign_body(
     let fresh = opts.force.contains(&super::ForceSelector::All);
     runner.learn_earlier_digests(campaign.dir(), fresh);
     write_provenance(&plan, &runner, &sampler, &gpu_ids, &campaign, &opts.name).await;
+    if let Some(s) = campaign.shard() {
+        tracing::info!("shard {s}: {} cells to run", pending.len());
+    }
     // `--force` means "measure again": the shared cache is not consulted in that run.
     let cache = if opts.use_cache && opts.force.is_empty() {
         fingerprint(&plan, &runner)
@@ -297,4 +327,48 @@ async fn campaign_body(
         started_at.elapsed().as_secs_f64()
     );
     Ok(summary)
+}
+
+/// The nodes shard `spec` runs (its measured cells and the warm-ups they need, in schedule
+/// order) and its record.
+fn shard_cells(plan: &Plan, spec: ShardSpec, by: ShardBy) -> (Vec<NodeIndex>, ShardRecord) {
+    let split = crate::plan::shard::split(plan, spec.count, by);
+    let nodes = split.nodes(plan, spec.index);
+    let record = ShardRecord {
+        index: spec.index,
+        count: spec.count,
+        by,
+        work: split.work[spec.index as usize],
+        cells: nodes
+            .iter()
+            .filter(|&&ni| split.shard_of(ni).is_some())
+            .map(|&ni| plan.graph[ni].id.hex())
+            .collect(),
+        host: crate::store::host_name(),
+        pid: std::process::id(),
+        started_at_unix_ms: now_unix_ms(),
+        slurm_job: crate::store::slurm_job(),
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "shard {spec} (by {}): {} of the plan's cells, expected work {} of {} requests",
+        by.name(),
+        record.cells.len(),
+        record.work,
+        split.work.iter().sum::<u64>()
+    );
+    (nodes, record)
+}
+
+/// A shard warms its own servers: the warm-ups its pending cells need run again even when
+/// another shard (or an earlier run) committed them. A shard with nothing left to measure
+/// runs nothing.
+fn rewarm_shard(plan: &Plan, cells: &[NodeIndex], done: &mut HashSet<NodeIndex>) {
+    let needed: HashSet<NodeIndex> = cells
+        .iter()
+        .filter(|&ni| !done.contains(ni) && plan.graph[*ni].kind != NodeKind::Warmup)
+        .flat_map(|&ni| plan.deps(ni).collect::<Vec<_>>())
+        .filter(|&d| plan.graph[d].kind == NodeKind::Warmup)
+        .collect();
+    done.retain(|ni| !needed.contains(ni));
 }

@@ -221,7 +221,7 @@ pub(crate) fn prepare(p: &Prepare<'_>) -> Result<ProgramSpec, String> {
         cell_id: p.cell_id.to_owned(),
         agent: p.agent.to_owned(),
         role: p.role.to_string(),
-        url: p.endpoint.url.trim_end_matches('/').to_owned(),
+        url: p.endpoint.connect_url().trim_end_matches('/').to_owned(),
         protocol_kind,
         model: p.model.to_owned(),
         api: api.to_owned(),

@@ -428,7 +428,7 @@ impl Runner {
                     continue;
                 }
                 declared.insert(e.url.clone(), (e.id.clone(), openai));
-                let c = Client::new(e.kind, &e.url).map_err(|err| RunError::Endpoint {
+                let c = Client::new(e.kind, e.connect_url()).map_err(|err| RunError::Endpoint {
                     endpoint: e.id.clone(),
                     url: e.url.clone(),
                     message: err.to_string(),

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::force::ForceSelector;
+use crate::plan::{ShardBy, ShardSpec};
 
 /// Settings of a campaign run.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct CampaignOptions {
     /// Test instrument: the NVML throttle reasons the fake GPUs report in every sample (0:
     /// none besides idle).
     pub fake_gpu_throttle: u64,
+    /// Run only this shard of the plan (`--shard I/N`), split this way.
+    pub shard: Option<(ShardSpec, ShardBy)>,
 }
 
 /// What a campaign run did.

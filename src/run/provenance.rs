@@ -72,7 +72,8 @@ pub(crate) async fn write_provenance(
             return;
         }
     };
-    let dir = campaign.dir().to_path_buf();
+    // A shard writes its own (its hosts and GPUs); `compact` gathers them all.
+    let dir = campaign.own_dir();
     let tmp = dir.join(".tmp-provenance.parquet");
     let dst = dir.join("provenance.parquet");
     let res = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &dst));

@@ -53,6 +53,28 @@ impl RunSink for JournalSink {
                 message,
                 ..
             } => cell_failed(id(ni), *attempt, kind, message, true, false),
+            RunEvent::CellFinished {
+                ni,
+                attempt,
+                duplicate: true,
+                ..
+            } => {
+                // A warm-up that another shard committed first is expected: each shard warms
+                // its own servers.
+                if plan.graph[*ni].kind == crate::plan::NodeKind::Warmup {
+                    return Ok(());
+                }
+                tracing::warn!(
+                    "cell {} was already committed (by another shard, or an earlier run of this \
+                     one): the first commit is kept and this measurement discarded",
+                    id(ni)
+                );
+                JournalEvent::CellDuplicate {
+                    at_unix_ms: now_unix_ms(),
+                    cell: id(ni),
+                    attempt: *attempt,
+                }
+            }
             RunEvent::CellFinished { ni, attempt, .. } => JournalEvent::CellCommitted {
                 at_unix_ms: now_unix_ms(),
                 cell: id(ni),

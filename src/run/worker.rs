@@ -66,6 +66,11 @@ pub(crate) async fn worker(ctx: Arc<WorkerContext>, ni: NodeIndex, isolated: Iso
 /// Adopts the cell from the shared cache; false when it is not there (or cannot be adopted).
 async fn adopt_cached(ctx: &WorkerContext, ni: NodeIndex) -> bool {
     let id = ctx.plan.graph[ni].id.hex();
+    // A shard's warm-ups warm its own servers: they run even when another shard's (or
+    // another campaign's) copy is in the cache.
+    if ctx.campaign.shard().is_some() && ctx.plan.graph[ni].kind == crate::plan::NodeKind::Warmup {
+        return false;
+    }
     let Some((cache, fp)) = ctx.cache.as_ref() else {
         return false;
     };
@@ -227,8 +232,9 @@ async fn measure(
 /// Commits a measured cell: encode, write, rename (blocking I/O off the async workers). A
 /// cell that ran but cannot be committed fails for good; what is already committed is
 /// untouched.
-async fn commit(ctx: &WorkerContext, ni: NodeIndex, record: CellRecord, attempt: u32) {
+async fn commit(ctx: &WorkerContext, ni: NodeIndex, mut record: CellRecord, attempt: u32) {
     let id = ctx.plan.graph[ni].id.hex();
+    record.placement = placement(ctx, ni);
     let commit_failed = |message: String| ctx.failed(ni, attempt, "commit_failed", message, false);
     let parts = match table::cell_parts(&record, &ctx.campaign_name) {
         Ok(p) => p,
@@ -267,4 +273,19 @@ async fn commit(ctx: &WorkerContext, ni: NodeIndex, record: CellRecord, attempt:
 
 fn dir_manifest(dir: &std::path::Path) -> PathBuf {
     dir.join("MANIFEST.json")
+}
+
+/// Where cell `ni` ran: this host, the shard, and the GPU behind its first resource.
+fn placement(ctx: &WorkerContext, ni: NodeIndex) -> crate::record::CellPlacement {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let gpu = super::cells::resources(&ctx.plan, ni)
+        .iter()
+        .find_map(|r| ctx.gpu_ids.get(r))
+        .and_then(|i| ctx.sampler.devices().into_iter().find(|d| d.index == *i));
+    crate::record::CellPlacement {
+        host: Some(HOST.get_or_init(crate::store::host_name).clone()),
+        shard: ctx.campaign.shard().map(|s| s.to_string()),
+        gpu_name: gpu.as_ref().and_then(|g| g.name.clone()),
+        gpu_uuid: gpu.and_then(|g| g.uuid),
+    }
 }

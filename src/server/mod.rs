@@ -46,5 +46,5 @@ mod spec;
 mod supervise;
 
 pub use error::ManagedError;
-pub(crate) use spec::use_running_servers;
+pub(crate) use spec::{offset_ports, use_running_servers};
 pub(crate) use supervise::ManagedServers;

@@ -267,6 +267,7 @@ pub(super) mod tests {
         ServerSpec {
             endpoint: "t".into(),
             url: "http://127.0.0.1:9".into(),
+            nominal: "http://127.0.0.1:9".into(),
             kind: EndpointKind::Emulator,
             argv: vec!["sh".into(), "-c".into(), script.into()],
             shown: vec!["sh".into(), "-c".into(), script.into()],

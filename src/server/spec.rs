@@ -99,7 +99,10 @@ pub(crate) fn spawn_help(program: &str, shown: &str) -> String {
 #[derive(Clone)]
 pub(crate) struct ServerSpec {
     pub(crate) endpoint: String,
+    /// Where the server listens (the endpoint's URL, or its `--port-offset` one).
     pub(crate) url: String,
+    /// The endpoint's URL as the manifest writes it (what cells name it by).
+    pub(crate) nominal: String,
     pub(crate) kind: EndpointKind,
     /// Program and arguments, expanded.
     pub(crate) argv: Vec<String>,
@@ -240,6 +243,7 @@ fn resolve_one(
     Ok(ServerSpec {
         endpoint: endpoint.to_owned(),
         url: url.trim_end_matches('/').to_owned(),
+        nominal: url.trim_end_matches('/').to_owned(),
         kind,
         argv,
         shown,
@@ -265,15 +269,10 @@ pub(crate) fn resolve(plan: &Plan, log_dir: &Path) -> Result<Vec<ServerSpec>, Ma
             }
             seen.push(url);
             if let Some(m) = &e.managed {
-                out.push(resolve_one(
-                    &e.id,
-                    &e.url,
-                    e.kind,
-                    m,
-                    log_dir,
-                    &lookup,
-                    home.as_deref(),
-                )?);
+                let mut spec =
+                    resolve_one(&e.id, &e.url, e.kind, m, log_dir, &lookup, home.as_deref())?;
+                spec.url = e.connect_url().trim_end_matches('/').to_owned();
+                out.push(spec);
             }
         }
     }
@@ -305,6 +304,82 @@ pub fn use_running_servers(plan: &mut Plan) {
                 .join(", ")
         ));
     }
+}
+
+/// `chimera run --port-offset K`: every managed endpoint on this host (a loopback URL) listens
+/// `K` ports higher, so that several shards of one campaign can run on one machine. The port
+/// is replaced in the server's command arguments and environment values (an argument equal to
+/// the port, or `:PORT` inside an argument or value, as in `--port 11434`,
+/// `--listen 127.0.0.1:11434` or `OLLAMA_HOST=127.0.0.1:11434`); cells keep the manifest's
+/// URL as their identity, so the campaign's cell ids do not change. An endpoint whose command
+/// and environment do not mention its port is refused: its server would not move.
+pub fn offset_ports(plan: &mut Plan, offset: u16) -> Result<(), String> {
+    if offset == 0 {
+        return Ok(());
+    }
+    let mut moved: Vec<String> = Vec::new();
+    for rp in &mut plan.reports {
+        for e in &mut rp.manifest.spec.endpoints {
+            let Some(m) = e.managed.as_mut() else {
+                continue;
+            };
+            let Some((base, port)) = loopback_port(&e.url) else {
+                continue;
+            };
+            let to = port.checked_add(offset).ok_or_else(|| {
+                format!(
+                    "endpoint `{}`: port {port} + --port-offset {offset} is past 65535; use a \
+                     smaller offset",
+                    e.id
+                )
+            })?;
+            let (from_s, to_s) = (port.to_string(), to.to_string());
+            let (from_c, to_c) = (format!(":{port}"), format!(":{to}"));
+            let mut hits = 0;
+            let mut swap = |v: &mut String| {
+                let new = if *v == from_s {
+                    to_s.clone()
+                } else {
+                    v.replace(&from_c, &to_c)
+                };
+                if new != *v {
+                    hits += 1;
+                    *v = new;
+                }
+            };
+            m.command.iter_mut().skip(1).for_each(&mut swap);
+            m.env.values_mut().for_each(&mut swap);
+            if hits == 0 {
+                return Err(format!(
+                    "endpoint `{}` ({}): --port-offset cannot move its managed server: neither \
+                     its command nor its environment mentions port {port}\n  = help: pass the \
+                     port on the command line (e.g. `--port {port}`), or run the shards on \
+                     separate machines without --port-offset",
+                    e.id, e.url
+                ));
+            }
+            e.listen_url = Some(format!("{base}:{to}"));
+            moved.push(format!("`{}` {port} → {to}", e.id));
+        }
+    }
+    if !moved.is_empty() {
+        say(&format!(
+            "--port-offset {offset}: managed servers listen on {}",
+            moved.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// `(scheme://host, port)` of a URL whose host is this machine (`127.0.0.1`, `localhost`,
+/// `[::1]`) with an explicit port.
+fn loopback_port(url: &str) -> Option<(String, u16)> {
+    let url = url.trim_end_matches('/');
+    let (scheme, rest) = url.split_once("://")?;
+    let (host, port) = rest.rsplit_once(':')?;
+    let local = matches!(host, "127.0.0.1" | "localhost" | "[::1]") || host.starts_with("127.");
+    let port: u16 = port.parse().ok()?;
+    local.then(|| (format!("{scheme}://{host}"), port))
 }
 
 /// The model tags the plan's cells and warm-ups use on the endpoint at `url`.

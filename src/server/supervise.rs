@@ -123,7 +123,10 @@ impl ManagedServers {
     fn matching(&self, urls: &[String]) -> Vec<Arc<Server>> {
         lock(&self.servers)
             .iter()
-            .filter(|s| urls.iter().any(|u| u.trim_end_matches('/') == s.spec.url))
+            .filter(|s| {
+                urls.iter()
+                    .any(|u| u.trim_end_matches('/') == s.spec.nominal)
+            })
             .cloned()
             .collect()
     }
@@ -137,7 +140,7 @@ impl ManagedServers {
         campaign: &Arc<Campaign>,
         cancel: watch::Receiver<bool>,
     ) -> Result<(), ManagedError> {
-        let specs = resolve(plan, &campaign.dir().join("servers"))?;
+        let specs = resolve(plan, &campaign.own_dir().join("servers"))?;
         if specs.is_empty() {
             return Ok(());
         }
@@ -161,7 +164,7 @@ impl ManagedServers {
             }
             let child = spawn(&spec, "starting")?;
             let models = if spec.kind == EndpointKind::Ollama {
-                models_on(plan, &spec.url)
+                models_on(plan, &spec.nominal)
             } else {
                 Vec::new()
             };
@@ -187,6 +190,7 @@ impl ManagedServers {
                 endpoint: s.spec.endpoint.clone(),
                 url: s.spec.url.clone(),
                 pid,
+                host: Some(crate::store::host_name()),
             });
             say(&format!(
                 "managed server `{}` ({}) answers after {:.1} s: pid {pid}, log {}",
@@ -212,17 +216,25 @@ impl ManagedServers {
         let Ok(events) = campaign.journal_events() else {
             return;
         };
+        let here = crate::store::host_name();
         for spec in specs {
             let mut pid = None;
             for ev in &events {
                 match ev {
                     JournalEvent::ServerStarted {
-                        endpoint, pid: p, ..
+                        endpoint,
+                        pid: p,
+                        host,
+                        ..
                     }
                     | JournalEvent::ServerRestarted {
-                        endpoint, pid: p, ..
+                        endpoint,
+                        pid: p,
+                        host,
+                        ..
                     } if *endpoint == spec.endpoint && *p > 0 => {
-                        pid = Some(*p);
+                        // A pid of another host (a shard requeued elsewhere) is not ours.
+                        pid = host.as_ref().is_none_or(|h| *h == here).then_some(*p);
                     }
                     JournalEvent::ServerStopped { endpoint, .. } if *endpoint == spec.endpoint => {
                         pid = None;
@@ -289,6 +301,7 @@ impl ManagedServers {
                         endpoint: s.spec.endpoint.clone(),
                         exit: exit.clone(),
                         pid: lock(&s.proc).child.as_ref().map_or(0, ManagedChild::pid),
+                        host: Some(crate::store::host_name()),
                     });
                     out.push(Restarted {
                         endpoint: s.spec.endpoint.clone(),

@@ -1,6 +1,7 @@
 //! A campaign directory: `campaign.json`, the lock, and the locked ([`Campaign`]) and
 //! read-only ([`CampaignView`]) handles.
 
+use std::collections::HashSet;
 use std::fs::{self, File, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ use super::journal::{self, JournalEvent};
 use super::layout::{
     CAMPAIGN_FILE, CELLS_DIR, JOURNAL_FILE, LOCK_FILE, MAX_CAMPAIGN_NAME, STORE_FORMAT,
 };
+use super::shard::{self, ShardRecord};
+use crate::plan::ShardSpec;
 use crate::util::clock::now_unix_ms;
 
 /// `campaign.json`.
@@ -176,8 +179,21 @@ pub struct Campaign {
     cells: PathBuf,
     info: CampaignInfo,
     journal: std::sync::Mutex<journal::JournalWriter>,
-    /// Holds the exclusive lock; released when dropped.
-    _lock: Option<File>,
+    journal_path: PathBuf,
+    /// The shard this handle runs, `None` for the whole campaign.
+    shard: Option<ShardSpec>,
+    /// Holds the locks (the campaign's, and the shard's); released when dropped.
+    _locks: Vec<File>,
+}
+
+/// What a [`Campaign`] handle is opened for.
+#[derive(Debug, Clone)]
+pub enum OpenAs {
+    /// The whole campaign: the exclusive campaign lock.
+    Whole,
+    /// One shard: the campaign lock shared with the other shards, the shard's own lock,
+    /// journal and record; leftover commits are cleaned up for its own cells only.
+    Shard(ShardRecord),
 }
 
 impl Campaign {
@@ -187,16 +203,48 @@ impl Campaign {
     /// `created_at_unix_ms` and version and append the manifest entries of `info` not already
     /// recorded. Leftover `cells/.tmp-*` directories of an interrupted run are removed.
     pub fn open(data: &Path, name: &str, info: CampaignInfo) -> Result<Campaign, StoreError> {
+        Campaign::open_as(data, name, info, OpenAs::Whole)
+    }
+
+    /// [`Campaign::open`], for the whole campaign or one shard (see [`OpenAs`]).
+    pub fn open_as(
+        data: &Path,
+        name: &str,
+        info: CampaignInfo,
+        how: OpenAs,
+    ) -> Result<Campaign, StoreError> {
         check_campaign_name(name)?;
         let dir = data.join(name);
         fs::create_dir_all(&dir).map_err(io_at(&dir, "create the campaign directory"))?;
         let had_lock_file = dir.join(".lock").exists();
-        let lock = lock(&dir)?;
+        let mut locks: Vec<File> = Vec::new();
+        let (journal_path, own_cells) = match &how {
+            OpenAs::Whole => {
+                locks.extend(lock(&dir)?);
+                (dir.join(JOURNAL_FILE), None)
+            }
+            OpenAs::Shard(record) => {
+                locks.extend(shard::lock_campaign_shared(&dir)?);
+                let sdir = shard::shard_dir(&dir, record.spec());
+                fs::create_dir_all(&sdir).map_err(io_at(&sdir, "create the shard directory"))?;
+                locks.extend(shard::lock_shard(&sdir, record.spec())?);
+                shard::write_record(&sdir, record)?;
+                let own: HashSet<&str> = record.cells.iter().map(String::as_str).collect();
+                (
+                    shard::journal_path(&dir, record.spec()),
+                    Some(
+                        own.into_iter()
+                            .map(str::to_owned)
+                            .collect::<HashSet<String>>(),
+                    ),
+                )
+            }
+        };
         let stored = match read_info(&dir) {
             Ok(s) => s,
             Err(e) => {
                 // A refused campaign (newer format, damaged campaign.json) is left as it was.
-                drop(lock);
+                drop(locks);
                 if !had_lock_file {
                     let _ = fs::remove_file(dir.join(".lock"));
                 }
@@ -227,7 +275,7 @@ impl Campaign {
 
         let cells = dir.join(CELLS_DIR);
         fs::create_dir_all(&cells).map_err(io_at(&cells, "create the cells directory"))?;
-        let removed = remove_tmp_dirs(&cells)?;
+        let removed = remove_tmp_dirs(&cells, own_cells.as_ref())?;
         if removed > 0 {
             tracing::info!(
                 "campaign {name}: removed {removed} unfinished cell director{} left by an \
@@ -235,14 +283,33 @@ impl Campaign {
                 if removed == 1 { "y" } else { "ies" }
             );
         }
-        let journal = std::sync::Mutex::new(journal::JournalWriter::open(&dir.join(JOURNAL_FILE))?);
+        let journal = std::sync::Mutex::new(journal::JournalWriter::open(&journal_path)?);
         Ok(Campaign {
             dir,
             cells,
             info,
             journal,
-            _lock: lock,
+            journal_path,
+            shard: match how {
+                OpenAs::Whole => None,
+                OpenAs::Shard(r) => Some(r.spec()),
+            },
+            _locks: locks,
         })
+    }
+
+    /// The shard this handle runs; `None` for the whole campaign.
+    pub fn shard(&self) -> Option<ShardSpec> {
+        self.shard
+    }
+
+    /// Where this handle writes what is its own (`provenance.parquet`): the campaign
+    /// directory, or the shard's.
+    pub fn own_dir(&self) -> PathBuf {
+        match self.shard {
+            None => self.dir.clone(),
+            Some(s) => shard::shard_dir(&self.dir, s),
+        }
     }
 
     /// `<data>/<name>/`.
@@ -274,12 +341,12 @@ impl Campaign {
         self.journal
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .append(&self.dir.join(JOURNAL_FILE), ev)
+            .append(&self.journal_path, ev)
     }
 
     /// Every readable journal event (a torn last line is skipped).
     pub fn journal_events(&self) -> Result<Vec<JournalEvent>, StoreError> {
-        journal::read(&self.dir.join(JOURNAL_FILE))
+        journal::read(&self.journal_path)
     }
 
     /// Commits one cell atomically (see the module docs). The first commit of an id wins:
@@ -429,6 +496,17 @@ fn lock(dir: &Path) -> Result<Option<File>, StoreError> {
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
+            let running = shard::running_shards(dir);
+            if !running.is_empty() {
+                return Err(StoreError::ShardsRunning {
+                    dir: dir.to_owned(),
+                    running: running
+                        .iter()
+                        .map(|(s, h)| format!("{s} ({h})"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
             let holder = fs::read_to_string(&path)
                 .ok()
                 .map(|s| s.trim().to_owned())
@@ -451,12 +529,13 @@ fn lock(dir: &Path) -> Result<Option<File>, StoreError> {
             return Err(StoreError::io(path, "lock the campaign", e));
         }
     }
-    let host = fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "an unknown host".to_owned());
+    write_holder(&mut file, &path)?;
+    Ok(Some(file))
+}
+
+/// Records in a held lock file who holds it: pid, host, start time, chimera version.
+pub(crate) fn write_holder(file: &mut File, path: &Path) -> Result<(), StoreError> {
+    let host = shard::host_name();
     let now = now_unix_ms();
     let text = format!(
         "pid {} on {host}, started at {} (chimera {})\n",
@@ -466,8 +545,7 @@ fn lock(dir: &Path) -> Result<Option<File>, StoreError> {
     );
     file.set_len(0)
         .and_then(|()| file.write_all(text.as_bytes()))
-        .map_err(io_at(&path, "write the campaign lock"))?;
-    Ok(Some(file))
+        .map_err(io_at(path, "write the lock"))
 }
 
 /// Reads `campaign.json`; `None` when it does not exist. A newer store format is refused
@@ -514,12 +592,19 @@ fn write_info(dir: &Path, info: &CampaignInfo) -> Result<(), StoreError> {
     fsx::write_atomic(&path, &json).map_err(io_at(&path, "write the campaign description"))
 }
 
-/// Removes `cells/.tmp-*` (commits that never finished); returns how many.
-fn remove_tmp_dirs(cells: &Path) -> Result<usize, StoreError> {
+/// Removes `cells/.tmp-*` (commits that never finished); returns how many. With `own`, only
+/// those of these cells (the other shards' commits may be in progress).
+fn remove_tmp_dirs(cells: &Path, own: Option<&HashSet<String>>) -> Result<usize, StoreError> {
     let mut n = 0;
     for entry in fs::read_dir(cells).map_err(io_at(cells, "list the cells directory"))? {
         let entry = entry.map_err(io_at(cells, "list the cells directory"))?;
-        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(".tmp-") else {
+            continue;
+        };
+        let mine =
+            own.is_none_or(|own| rest.split_once('-').is_some_and(|(id, _)| own.contains(id)));
+        if mine {
             let p = entry.path();
             fsx::remove_any(&p).map_err(io_at(&p, "remove an unfinished cell directory"))?;
             n += 1;

@@ -31,6 +31,29 @@ pub enum StoreError {
         /// What the lock file says about the holder ("pid 123, started at …"), or "holder unknown".
         holder: String,
     },
+    /// Shards of the campaign are running, and a whole-campaign run was asked for.
+    #[error(
+        "campaign `{}` has shards running: {running}.\n  = help: wait for them (`chimera status` \
+         follows them), or run another shard with --shard I/N",
+        .dir.display()
+    )]
+    ShardsRunning {
+        /// The campaign directory.
+        dir: PathBuf,
+        /// `0/4 (pid 12 on node1, …)`, comma-separated.
+        running: String,
+    },
+    /// The shard is already running elsewhere.
+    #[error(
+        "shard {shard} of this campaign is already running ({holder}).\n  = help: wait for it, \
+         or cancel that job first (Slurm: `scancel`) and run the shard again"
+    )]
+    ShardRunning {
+        /// `I/N`.
+        shard: String,
+        /// What its lock file says.
+        holder: String,
+    },
     /// The campaign was written by a newer chimera.
     #[error(
         "campaign `{}` has store format {found}, but this chimera supports up to {supported}.\n  \

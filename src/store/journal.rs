@@ -49,6 +49,17 @@ pub enum JournalEvent {
         /// When.
         at_unix_ms: f64,
     },
+    /// A cell was measured but another commit of it was already there (a requeued or
+    /// resubmitted shard ran it again, or two shards shared it): the first commit is kept and
+    /// this measurement discarded.
+    CellDuplicate {
+        /// Cell id.
+        cell: String,
+        /// Attempt number of the discarded measurement.
+        attempt: u32,
+        /// When.
+        at_unix_ms: f64,
+    },
     /// An attempt of a cell failed.
     CellFailed {
         /// Cell id.
@@ -81,6 +92,9 @@ pub enum JournalEvent {
         url: String,
         /// Process id (and process group id) of the server.
         pid: u32,
+        /// The host it runs on (absent in journals written before shards existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
         /// When.
         at_unix_ms: f64,
     },
@@ -94,6 +108,9 @@ pub enum JournalEvent {
         /// it was recorded).
         #[serde(default)]
         pid: u32,
+        /// The host it runs on (absent in journals written before shards existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
         /// When.
         at_unix_ms: f64,
     },
@@ -135,6 +152,7 @@ impl JournalEvent {
             JournalEvent::Started { at_unix_ms, .. }
             | JournalEvent::CellStarted { at_unix_ms, .. }
             | JournalEvent::CellCommitted { at_unix_ms, .. }
+            | JournalEvent::CellDuplicate { at_unix_ms, .. }
             | JournalEvent::CellFailed { at_unix_ms, .. }
             | JournalEvent::Interrupted { at_unix_ms, .. }
             | JournalEvent::ServerStarted { at_unix_ms, .. }
@@ -257,12 +275,14 @@ mod tests {
                 endpoint: "a".into(),
                 url: "http://127.0.0.1:1".into(),
                 pid: 42,
+                host: Some("node1".into()),
                 at_unix_ms: 3.0,
             },
             JournalEvent::ServerRestarted {
                 endpoint: "a".into(),
                 exit: "signal 9 (SIGKILL)".into(),
                 pid: 7,
+                host: None,
                 at_unix_ms: 4.0,
             },
             JournalEvent::ServerStopped {

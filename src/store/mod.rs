@@ -32,15 +32,20 @@ mod error;
 mod fsx;
 pub(crate) mod journal;
 mod layout;
+mod shard;
 mod status;
 
 pub use cache::Cache;
 pub use campaign::{
-    Campaign, CampaignInfo, CampaignView, DataOrigin, ManifestEntry, open_existing,
+    Campaign, CampaignInfo, CampaignView, DataOrigin, ManifestEntry, OpenAs, open_existing,
 };
 pub use cells::{CellManifest, CommitOutcome, Committed, PartEntry, Verify};
 pub use error::StoreError;
 pub use journal::JournalEvent;
 pub use layout::STORE_FORMAT;
+pub use shard::{
+    LastRun, ShardRecord, ShardState, host_name, records as shard_records, slurm_job,
+    states as shard_states,
+};
 pub use status::StatusError;
 pub(crate) use status::{campaigns, replan, status};

@@ -151,7 +151,14 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
         .iter()
         .filter(|p| !by_size.broken.contains(p))
         .collect();
-    let events = view.journal_events()?;
+    // The campaign's journal and its shards': one campaign.
+    let mut events = view.journal_events()?;
+    for r in super::shard::records(view.dir()) {
+        events.extend(
+            super::journal::read(&super::shard::journal_path(view.dir(), r.spec()))
+                .unwrap_or_default(),
+        );
+    }
     let plan = replan(&info).map_err(|message| StatusError::Plan {
         campaign: name.clone(),
         message,
@@ -164,6 +171,9 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
     broken_lines(&mut out, &by_size.broken, &checksum_only);
     let (total_todo, total_failed) = report_tables(&mut out, &plan, &committed, &last_failure);
     failure_lines(&mut out, &plan, &committed, &last_failure);
+    let mut shards = super::shard::states(view.dir(), &committed.ids);
+    never_started(&plan, &committed, &mut shards);
+    shard_lines(&mut out, data, &name, &shards);
     let _ = writeln!(out);
     resume_line(&mut out, &plan, &checksum_only, total_todo, total_failed);
     Ok(out)
@@ -409,4 +419,162 @@ fn running_holder(dir: &Path) -> Option<String> {
     let here = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     (host == here.trim() && Path::new(&format!("/proc/{pid}")).exists())
         .then(|| format!("pid {pid}"))
+}
+
+/// The shards of a sharded campaign: each one's state and cells, the cells two shards
+/// measured, and how to finish the campaign.
+fn shard_lines(out: &mut String, data: &Path, name: &str, states: &[super::ShardState]) {
+    if states.is_empty() {
+        return;
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "shards ({}):", states.len());
+    for s in states {
+        let r = &s.record;
+        let _ = write!(
+            out,
+            "  {:<7} {:<11} {:>13}{}{}",
+            r.spec().to_string(),
+            s.word(),
+            format!("{}/{} cells", s.committed, r.cells.len()),
+            if r.host.is_empty() {
+                String::new()
+            } else {
+                format!("  on {}", r.host)
+            },
+            r.slurm_job
+                .as_ref()
+                .map_or_else(String::new, |j| format!(", Slurm job {j}"))
+        );
+        match (&s.running, &s.last_run) {
+            (Some(holder), _) => {
+                let _ = write!(out, " ({holder})");
+            }
+            (None, super::LastRun::Error(m)) if !s.done() => {
+                let _ = write!(out, " (stopped by an error: {m})");
+            }
+            _ => {}
+        }
+        let _ = writeln!(out);
+        if !s.done() && s.running.is_none() {
+            let shown: Vec<String> = s
+                .missing
+                .iter()
+                .take(8)
+                .map(|c| {
+                    let why = s
+                        .failed
+                        .iter()
+                        .find(|(f, _)| f == c)
+                        .map_or(String::new(), |(_, m)| format!(" ({m})"));
+                    format!("{}{why}", &c[..12.min(c.len())])
+                })
+                .collect();
+            let more = s.missing.len().saturating_sub(shown.len());
+            let _ = writeln!(
+                out,
+                "          {} cell(s) left: {}{}",
+                s.missing.len(),
+                shown.join(", "),
+                if more > 0 {
+                    format!(", and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    let dups: Vec<(String, &String)> = states
+        .iter()
+        .flat_map(|s| {
+            s.duplicates
+                .iter()
+                .map(|c| (s.record.spec().to_string(), c))
+        })
+        .collect();
+    if !dups.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} measurement(s) of cells already committed were discarded (a requeued or \
+             resubmitted shard ran them again); the first commit of each is kept: {}",
+            dups.len(),
+            dups.iter()
+                .map(|(s, c)| format!("{} by {s}", &c[..12.min(c.len())]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let unfinished: Vec<String> = states
+        .iter()
+        .filter(|s| !s.done() && s.running.is_none())
+        .map(|s| s.record.index.to_string())
+        .collect();
+    if !unfinished.is_empty() {
+        let _ = writeln!(
+            out,
+            "  = help: run the unfinished shards again: `chimera slurm resubmit --data {} \
+             --campaign {name}` (Slurm), or `chimera run <manifests> --data {} --campaign \
+             {name} --shard I/{}` for I in {}",
+            data.display(),
+            data.display(),
+            states
+                .iter()
+                .find(|s| !s.done())
+                .map_or(0, |s| s.record.count),
+            unfinished.join(", ")
+        );
+    }
+}
+
+/// The shards of a submission that never started (no record yet): their cells come from the
+/// plan, split as the recorded shards of the same count were.
+fn never_started(plan: &Plan, committed: &Committed, shards: &mut Vec<super::ShardState>) {
+    let mut counts: Vec<(u32, crate::plan::ShardBy)> = shards
+        .iter()
+        .map(|s| (s.record.count, s.record.by))
+        .collect();
+    counts.sort_by_key(|c| c.0);
+    counts.dedup_by_key(|c| c.0);
+    for (count, by) in counts {
+        let split = crate::plan::shard::split(plan, count, by);
+        for index in 0..count {
+            if shards
+                .iter()
+                .any(|s| s.record.count == count && s.record.index == index)
+            {
+                continue;
+            }
+            let cells: Vec<String> = split
+                .nodes(plan, index)
+                .into_iter()
+                .filter(|&ni| split.shard_of(ni).is_some())
+                .map(|ni| plan.graph[ni].id.hex())
+                .collect();
+            let missing: Vec<String> = cells
+                .iter()
+                .filter(|c| !committed.ids.contains(*c))
+                .cloned()
+                .collect();
+            shards.push(super::ShardState {
+                committed: cells.len() - missing.len(),
+                missing,
+                running: None,
+                last_run: super::LastRun::None,
+                failed: Vec::new(),
+                duplicates: Vec::new(),
+                record: super::ShardRecord {
+                    index,
+                    count,
+                    by,
+                    work: split.work[index as usize],
+                    cells,
+                    host: String::new(),
+                    pid: 0,
+                    started_at_unix_ms: 0.0,
+                    slurm_job: None,
+                },
+            });
+        }
+    }
+    shards.sort_by_key(|s| (s.record.count, s.record.index));
 }

@@ -228,7 +228,8 @@ fn remove_stale(table_dir: &Path, keep: &BTreeSet<String>) -> Result<(), TableEr
 /// `<campaign_dir>/tables/<table>/report=<REPORT>/part-00000.parquet`, one file per table
 /// and report (every report that has a `cells` row gets all three tables, possibly with zero
 /// rows). Rows are in cell-id order. The partition column `report` is in the folder name,
-/// not in the file. A `<campaign_dir>/provenance.parquet`, when present, is copied to
+/// not in the file. The `<campaign_dir>/provenance.parquet` and those of its shards
+/// (`shards/*/provenance.parquet`), when present, are gathered into
 /// `tables/provenance/part-00000.parquet`. An older compaction is replaced file by file
 /// (each written to a temporary name, then renamed) and its partitions that no longer
 /// exist are removed. The parts are never modified.
@@ -341,11 +342,14 @@ pub fn compact(campaign_dir: &Path) -> Result<CompactSummary, TableError> {
         summary.rows.insert(table.to_string(), rows);
     }
 
-    let prov = campaign_dir.join("provenance.parquet");
-    if prov.is_file()
+    let provs = provenance_files(campaign_dir);
+    if !provs.is_empty()
         && let Some(schema) = schema_of("provenance")
     {
-        let batches = read_part(&prov, "provenance", &schema)?;
+        let mut batches = Vec::new();
+        for prov in &provs {
+            batches.extend(read_part(prov, "provenance", &schema)?);
+        }
         let path = tables_dir.join("provenance").join(PART_FILE);
         write_atomic(&path, "provenance", schema, &batches)?;
         summary.rows.insert(
@@ -355,4 +359,23 @@ pub fn compact(campaign_dir: &Path) -> Result<CompactSummary, TableError> {
         summary.files.push(path);
     }
     Ok(summary)
+}
+
+/// The campaign's `provenance.parquet` and its shards' (`shards/<I>-of-<N>/`), in name order.
+fn provenance_files(campaign_dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let own = campaign_dir.join("provenance.parquet");
+    if own.is_file() {
+        out.push(own);
+    }
+    if let Ok(rd) = std::fs::read_dir(campaign_dir.join("shards")) {
+        let mut shards: Vec<PathBuf> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("provenance.parquet"))
+            .filter(|p| p.is_file())
+            .collect();
+        shards.sort();
+        out.extend(shards);
+    }
+    out
 }

@@ -6,7 +6,7 @@
 use crate::backend::ErrorKind;
 use crate::manifest::{Options, Role};
 use crate::metrics::AgentAggregate;
-use crate::record::{CellAxes, CellKind, CellRecord, ProcessStats, Status};
+use crate::record::{CellAxes, CellKind, CellPlacement, CellRecord, ProcessStats, Status};
 use crate::telemetry::TelemetryAggregate;
 use crate::workload::Stage;
 
@@ -27,6 +27,13 @@ column_group!(CellAxes {
     language,
     block,
     harness,
+});
+
+column_group!(CellPlacement {
+    host,
+    shard,
+    gpu_name,
+    gpu_uuid,
 });
 
 column_group!(ProcessStats {
@@ -148,6 +155,8 @@ table_row! {
         pub suspect: Option<bool>,
         /// Why, `; `-separated.
         pub suspect_reasons: Option<String>,
+        /// Where it ran: `host`, `shard` (`I/N`), `gpu_name`, `gpu_uuid` (schema version 6).
+        pub placement: CellPlacement,
     }
 }
 
@@ -372,6 +381,7 @@ impl CellsRow {
             together_per_output_token_ms: m.together_per_output_token_ms,
             suspect: Some(rec.suspect()),
             suspect_reasons: rec.suspect().then(|| rec.suspect_reasons.join("; ")),
+            placement: rec.placement.clone(),
         }
     }
 

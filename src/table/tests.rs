@@ -185,7 +185,7 @@ fn schemas_have_the_documented_columns() {
     let names =
         |s: SchemaRef| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
     let cells = names(cells_schema());
-    assert_eq!(cells.len(), 47);
+    assert_eq!(cells.len(), 51);
     assert_eq!(
         cells[32..],
         [
@@ -203,7 +203,11 @@ fn schemas_have_the_documented_columns() {
             "alone_per_output_token_ms",
             "together_per_output_token_ms",
             "suspect",
-            "suspect_reasons"
+            "suspect_reasons",
+            "host",
+            "shard",
+            "gpu_name",
+            "gpu_uuid"
         ]
     );
     let agents = names(agents_schema());
