@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: agents demo-languages help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry bench-analysis try-emulated originals demo soak fuzz check-architecture \
+.PHONY: agents demo-languages help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry bench-analysis bench-shards try-emulated originals demo soak fuzz check-architecture \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS) tr116-languages)
 
 help:
@@ -31,6 +31,8 @@ help:
 	@echo "                and CPU per token vs ground truth, and vs the ollama Python client"
 	@echo "bench-store     resume scan and full verification of a 100,000-cell campaign (generated once under target/bench-store/)"
 	@echo "bench-telemetry GPU telemetry sampler CPU cost at 10 Hz (null, fake and, with a GPU, NVML sources)"
+	@echo "bench-shards    splitting 1,000,000 cells into 64 shards vs planning them; shard balance on TR114_v2/TR116;"
+	@echo "                status of 64 shards holding 100,000 cells (generated once under target/bench-shards/)"
 	@echo "bench-analysis  chimera analyze vs DuckDB (pinned, in a venv) on 10,000,000 request rows in 1,000 cells"
 	@echo "                (generated once under target/bench-analysis/): times, peak RSS, agreement check"
 	@echo "soak            20 min of kill -9 every 30 s on a 10,000-cell emulator campaign with 5 % faults (not in CI;"
@@ -179,6 +181,12 @@ bench-store:
 
 bench-telemetry:
 	$(CARGO) bench --bench telemetry
+
+# The cost of sharding (benches/shards.rs): splitting a 1,000,000-cell plan into 64 shards
+# against planning it, the balance of TR114_v2 and TR116 into 4 and 8 shards, and the status
+# of 64 shards holding 100,000 committed cells (generated once under target/bench-shards/).
+bench-shards:
+	$(CARGO) bench --bench shards
 
 # chimera's analysis at scale against DuckDB on the same Parquet files (scripts/bench-analysis.sh):
 # the dataset is generated once (benches/analysis.rs), DuckDB comes from the package index into

@@ -61,6 +61,134 @@ pub enum Command {
     },
     /// GPU telemetry (NVML or dcgm-exporter): `chimera telemetry probe`.
     Telemetry(TelemetryArgs),
+    /// A campaign's shards as a Slurm job array, and a report job after them.
+    Slurm(SlurmArgs),
+    /// A campaign's shards as a Kubernetes Indexed Job (printed, not applied).
+    K8s(K8sArgs),
+}
+
+/// Arguments of `chimera slurm`.
+#[derive(Debug, clap::Args)]
+pub struct SlurmArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SlurmAction,
+}
+
+/// `chimera slurm` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SlurmAction {
+    /// Write the job scripts into `<DATA>/<CAMPAIGN>/slurm/`, submit one array task per shard
+    /// and a report job that runs once every shard has succeeded; print their job ids.
+    Submit(SlurmSubmitArgs),
+    /// Submit again the shards that are neither done nor running (failed, cancelled, killed,
+    /// never started), and a new report job after them.
+    Resubmit(SlurmResubmitArgs),
+}
+
+/// Arguments of `chimera slurm submit`.
+#[derive(Debug, clap::Args)]
+pub struct SlurmSubmitArgs {
+    /// The manifests.
+    #[command(flatten)]
+    pub files: ManifestFiles,
+    /// The data directory (on a filesystem every node shares).
+    #[command(flatten)]
+    pub store: StoreDir,
+    /// Campaign name (default: the manifests' file stems joined with `+`).
+    #[arg(long, value_name = "NAME")]
+    pub campaign: Option<String>,
+    /// Shards: array tasks, each running `chimera run --shard $SLURM_ARRAY_TASK_ID/N`.
+    #[arg(long, value_name = "N")]
+    pub shards: u32,
+    /// What a shard keeps together (see `chimera run --shard-by`).
+    #[arg(long, value_enum, default_value_t = crate::plan::ShardBy::Comparison)]
+    pub shard_by: crate::plan::ShardBy,
+    /// Slurm partition.
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+    /// Generic resources per shard, e.g. `gpu:1`.
+    #[arg(long, value_name = "GRES")]
+    pub gres: Option<String>,
+    /// Time limit per shard, e.g. `02:00:00`.
+    #[arg(long, value_name = "T")]
+    pub time: Option<String>,
+    /// Task I runs with `--port-offset I × K`, so tasks that share a node do not collide on
+    /// their managed servers' ports; 0 when every task has a node of its own.
+    #[arg(long, value_name = "K", default_value_t = 100)]
+    pub port_offset_step: u16,
+    /// A further sbatch option for every job, e.g. `--account=lab` (repeatable).
+    #[arg(long = "sbatch-arg", value_name = "OPTION", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+    /// Print the job scripts; write and submit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `chimera slurm resubmit`.
+#[derive(Debug, clap::Args)]
+pub struct SlurmResubmitArgs {
+    /// The campaign.
+    #[command(flatten)]
+    pub select: CampaignSelect,
+    /// Only these shards (repeatable; default: every shard neither done nor running).
+    #[arg(long = "shard", value_name = "I")]
+    pub shards: Vec<u32>,
+    /// Say which shards would be submitted; submit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `chimera k8s`.
+#[derive(Debug, clap::Args)]
+pub struct K8sArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: K8sAction,
+}
+
+/// `chimera k8s` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum K8sAction {
+    /// Print a ConfigMap with the manifests and an Indexed Job with one pod per shard
+    /// (`--shard $JOB_COMPLETION_INDEX/N`) on a shared volume claim; `--report` prints the job
+    /// that reports once they completed.
+    Manifest(K8sManifestArgs),
+}
+
+/// Arguments of `chimera k8s manifest`.
+#[derive(Debug, clap::Args)]
+pub struct K8sManifestArgs {
+    /// The manifests.
+    #[command(flatten)]
+    pub files: ManifestFiles,
+    /// Campaign name (default: the manifests' file stems joined with `+`).
+    #[arg(long, value_name = "NAME")]
+    pub campaign: Option<String>,
+    /// Shards: the Job's completions, one pod each.
+    #[arg(long, value_name = "N")]
+    pub shards: u32,
+    /// What a shard keeps together (see `chimera run --shard-by`).
+    #[arg(long, value_enum, default_value_t = crate::plan::ShardBy::Comparison)]
+    pub shard_by: crate::plan::ShardBy,
+    /// Container image with `chimera` on PATH (and the servers the manifests manage).
+    #[arg(long, value_name = "IMAGE")]
+    pub image: String,
+    /// PersistentVolumeClaim (ReadWriteMany) every pod mounts: the data directory.
+    #[arg(long, value_name = "NAME", default_value = "chimera-data")]
+    pub claim: String,
+    /// Where the claim is mounted in the pods (the data directory there).
+    #[arg(long, value_name = "PATH", default_value = "/data")]
+    pub data_mount: String,
+    /// GPUs per shard (`nvidia.com/gpu`).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub gpus: u32,
+    /// Namespace of the objects.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Print the report Job (apply it once the shard Job has completed) instead.
+    #[arg(long)]
+    pub report: bool,
 }
 
 /// The manifest files a command reads (`validate`, `plan`, `run`).

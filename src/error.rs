@@ -63,6 +63,12 @@ pub enum Error {
     /// validate).
     #[error(transparent)]
     Import(#[from] crate::import::ImportError),
+    /// `chimera slurm` could not submit (Slurm absent, sbatch refusing, bad options).
+    #[error(transparent)]
+    Slurm(#[from] crate::scale::slurm::SlurmError),
+    /// `chimera k8s` could not write the objects.
+    #[error(transparent)]
+    K8s(#[from] crate::scale::k8s::K8sError),
     /// The run finished, but some cells failed (their errors are in the records).
     #[error("{failed} of {total} cells failed; their errors are in the cell records")]
     FailedCells {
@@ -88,6 +94,7 @@ impl Error {
             Error::Import(_) => EXIT_INVALID_INPUT,
             Error::Campaign(_) | Error::Status(_) | Error::Table(_) => EXIT_INVALID_INPUT,
             Error::Analysis(_) | Error::Report(_) => EXIT_INVALID_INPUT,
+            Error::Slurm(_) | Error::K8s(_) => EXIT_INVALID_INPUT,
         }
     }
 }

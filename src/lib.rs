@@ -26,6 +26,7 @@ pub mod plan;
 pub mod record;
 pub mod report;
 pub mod run;
+pub mod scale;
 pub(crate) mod server;
 pub mod stats;
 pub mod store;

@@ -26,6 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["import"],
     &["analysis"],
     &["report"],
+    &["scale"],
     // The emulator is a test instrument beside the pipeline: see `STANDALONE`.
     &["emulator"],
     &["error", "cli", "commands", "fuzzing"],

@@ -27,6 +27,9 @@ mod openai;
 mod props;
 mod report;
 mod run_e2e;
+mod shards;
+#[cfg(unix)]
+mod slurm;
 mod store;
 mod support;
 mod table;

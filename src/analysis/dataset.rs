@@ -389,9 +389,9 @@ pub fn load(campaign_dir: &Path, cell_dirs: &[PathBuf]) -> Result<Dataset, Analy
         ds.telemetry.extend(p.telemetry);
         ds.files += p.files;
     }
-    let prov = campaign_dir.join("provenance.parquet");
-    if prov.exists() {
-        ds.provenance = rows_of(&prov)?;
+    // The campaign's provenance and its shards' (each shard writes its own).
+    for prov in crate::table::provenance_files(campaign_dir) {
+        ds.provenance.extend(rows_of(&prov)?);
         ds.files += 1;
     }
     // Deterministic order whatever the parallel read order was.

@@ -7,6 +7,7 @@
 mod data;
 mod manifest;
 mod run;
+mod scale;
 mod tools;
 
 use std::io::Write;
@@ -28,6 +29,8 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Import(args) => data::import(args),
         Command::Emulate(args) => tools::emulate(&args),
         Command::Telemetry(args) => tools::telemetry(args),
+        Command::Slurm(args) => scale::slurm(args),
+        Command::K8s(args) => scale::k8s(&args),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::{plan, store};
 use super::runtime;
 
 /// The default campaign name: the manifests' file stems joined with `+`.
-fn campaign_name(manifests: &[PathBuf]) -> String {
+pub(super) fn campaign_name(manifests: &[PathBuf]) -> String {
     let stems: Vec<String> = manifests
         .iter()
         .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
@@ -50,7 +50,15 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Error> {
     if args.unmanaged {
         crate::server::use_running_servers(&mut plan);
     }
-    crate::server::offset_ports(&mut plan, args.port_offset).map_err(Error::Usage)?;
+    let moved = crate::server::offset_ports(&mut plan, args.port_offset).map_err(Error::Usage)?;
+    if !moved.is_empty() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "--port-offset {}: managed servers listen on {}",
+            args.port_offset,
+            moved.join(", ")
+        );
+    }
     let plan = Arc::new(plan);
     let entries = manifest_entries(&plan);
     let work_dir = args.work_dir.clone().unwrap_or_else(|| data.join(".work"));

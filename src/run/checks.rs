@@ -126,19 +126,20 @@ fn write_digests(path: &Path, map: &std::collections::HashMap<(String, String), 
     }
 }
 
-/// The rows of `dir/provenance.parquet`; none when it is missing or unreadable (logged).
+/// The rows of `dir/provenance.parquet` and of its shards' (`shards/*/provenance.parquet`);
+/// an unreadable file is logged and skipped.
 fn earlier_provenance(dir: &Path) -> Vec<ProvenanceRow> {
-    let path = dir.join("provenance.parquet");
-    if !path.exists() {
-        return Vec::new();
+    let mut rows = Vec::new();
+    for path in table::provenance_files(dir) {
+        match table::read_rows::<ProvenanceRow>(&path) {
+            Ok(r) => rows.extend(r),
+            Err(e) => tracing::warn!(
+                "{}: {e}: the model digests of earlier runs are not checked",
+                path.display()
+            ),
+        }
     }
-    table::read_rows::<ProvenanceRow>(&path).unwrap_or_else(|e| {
-        tracing::warn!(
-            "{}: {e}: the model digests of earlier runs are not checked",
-            path.display()
-        );
-        Vec::new()
-    })
+    rows
 }
 
 /// The GPU throttling check of a cell whose telemetry samples are attached.

@@ -312,10 +312,11 @@ pub fn use_running_servers(plan: &mut Plan) {
 /// the port, or `:PORT` inside an argument or value, as in `--port 11434`,
 /// `--listen 127.0.0.1:11434` or `OLLAMA_HOST=127.0.0.1:11434`); cells keep the manifest's
 /// URL as their identity, so the campaign's cell ids do not change. An endpoint whose command
-/// and environment do not mention its port is refused: its server would not move.
-pub fn offset_ports(plan: &mut Plan, offset: u16) -> Result<(), String> {
+/// and environment do not mention its port is refused: its server would not move. Returns
+/// what moved (`` `emu_a` 11434 → 11534 ``).
+pub fn offset_ports(plan: &mut Plan, offset: u16) -> Result<Vec<String>, String> {
     if offset == 0 {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut moved: Vec<String> = Vec::new();
     for rp in &mut plan.reports {
@@ -362,13 +363,7 @@ pub fn offset_ports(plan: &mut Plan, offset: u16) -> Result<(), String> {
             moved.push(format!("`{}` {port} → {to}", e.id));
         }
     }
-    if !moved.is_empty() {
-        say(&format!(
-            "--port-offset {offset}: managed servers listen on {}",
-            moved.join(", ")
-        ));
-    }
-    Ok(())
+    Ok(moved)
 }
 
 /// `(scheme://host, port)` of a URL whose host is this machine (`127.0.0.1`, `localhost`,

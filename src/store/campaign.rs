@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, TryLockError};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -529,23 +529,8 @@ fn lock(dir: &Path) -> Result<Option<File>, StoreError> {
             return Err(StoreError::io(path, "lock the campaign", e));
         }
     }
-    write_holder(&mut file, &path)?;
+    shard::write_holder(&mut file, &path)?;
     Ok(Some(file))
-}
-
-/// Records in a held lock file who holds it: pid, host, start time, chimera version.
-pub(crate) fn write_holder(file: &mut File, path: &Path) -> Result<(), StoreError> {
-    let host = shard::host_name();
-    let now = now_unix_ms();
-    let text = format!(
-        "pid {} on {host}, started at {} (chimera {})\n",
-        std::process::id(),
-        crate::util::clock::utc_string(now),
-        env!("CARGO_PKG_VERSION")
-    );
-    file.set_len(0)
-        .and_then(|()| file.write_all(text.as_bytes()))
-        .map_err(io_at(path, "write the lock"))
 }
 
 /// Reads `campaign.json`; `None` when it does not exist. A newer store format is refused

@@ -48,4 +48,5 @@ pub use shard::{
     states as shard_states,
 };
 pub use status::StatusError;
+pub use status::shard_overview;
 pub(crate) use status::{campaigns, replan, status};

@@ -19,7 +19,7 @@
 //! content by every shard of one submission).
 
 use std::fs::{self, File, TryLockError};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,7 @@ use super::error::{StoreError, io_at};
 use super::fsx;
 use super::layout::{JOURNAL_FILE, LOCK_FILE};
 use crate::plan::{ShardBy, ShardSpec};
+use crate::util::clock::now_unix_ms;
 
 /// The directory of a campaign's shards.
 pub(crate) const SHARDS_DIR: &str = "shards";
@@ -81,6 +82,21 @@ pub fn host_name() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "an unknown host".to_owned())
+}
+
+/// Records in a held lock file who holds it: pid, host, start time, chimera version.
+pub(crate) fn write_holder(file: &mut File, path: &Path) -> Result<(), StoreError> {
+    let host = host_name();
+    let now = now_unix_ms();
+    let text = format!(
+        "pid {} on {host}, started at {} (chimera {})\n",
+        std::process::id(),
+        crate::util::clock::utc_string(now),
+        env!("CARGO_PKG_VERSION")
+    );
+    file.set_len(0)
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .map_err(io_at(path, "write the lock"))
 }
 
 /// The Slurm job this process runs in: `<array job id>_<task id>` for an array task, the job
@@ -192,7 +208,7 @@ pub(crate) fn lock_shard(dir: &Path, spec: ShardSpec) -> Result<Option<File>, St
             }
         }
     }
-    super::campaign::write_holder(&mut file, &path)?;
+    write_holder(&mut file, &path)?;
     Ok(Some(file))
 }
 

@@ -578,3 +578,17 @@ fn never_started(plan: &Plan, committed: &Committed, shards: &mut Vec<super::Sha
     }
     shards.sort_by_key(|s| (s.record.count, s.record.index));
 }
+
+/// Every shard of a campaign (the recorded ones, and those of a recorded shard count that
+/// never started), with what is committed now.
+pub fn shard_overview(data: &Path, name: &str) -> Result<Vec<super::ShardState>, StatusError> {
+    let view = open_existing(data, name)?;
+    let committed = view.committed()?;
+    let plan = replan(view.info()).map_err(|message| StatusError::Plan {
+        campaign: name.to_owned(),
+        message,
+    })?;
+    let mut shards = super::shard::states(view.dir(), &committed.ids);
+    never_started(&plan, &committed, &mut shards);
+    Ok(shards)
+}

@@ -342,7 +342,7 @@ pub fn compact(campaign_dir: &Path) -> Result<CompactSummary, TableError> {
         summary.rows.insert(table.to_string(), rows);
     }
 
-    let provs = provenance_files(campaign_dir);
+    let provs = super::provenance_files(campaign_dir);
     if !provs.is_empty()
         && let Some(schema) = schema_of("provenance")
     {
@@ -359,23 +359,4 @@ pub fn compact(campaign_dir: &Path) -> Result<CompactSummary, TableError> {
         summary.files.push(path);
     }
     Ok(summary)
-}
-
-/// The campaign's `provenance.parquet` and its shards' (`shards/<I>-of-<N>/`), in name order.
-fn provenance_files(campaign_dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let own = campaign_dir.join("provenance.parquet");
-    if own.is_file() {
-        out.push(own);
-    }
-    if let Ok(rd) = std::fs::read_dir(campaign_dir.join("shards")) {
-        let mut shards: Vec<PathBuf> = rd
-            .filter_map(Result::ok)
-            .map(|e| e.path().join("provenance.parquet"))
-            .filter(|p| p.is_file())
-            .collect();
-        shards.sort();
-        out.extend(shards);
-    }
-    out
 }

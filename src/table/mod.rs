@@ -14,7 +14,7 @@ mod format;
 mod rows;
 mod schema;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 
@@ -134,6 +134,25 @@ pub const TELEMETRY_PART_FILE: &str = "telemetry.parquet";
 /// which [`compact`] copies to `tables/provenance/part-00000.parquet`).
 pub fn provenance_part(rows: &[ProvenanceRow]) -> Result<Vec<u8>, TableError> {
     to_parquet_bytes("provenance", &provenance_batch(rows)?)
+}
+
+/// The campaign's `provenance.parquet` and its shards' (`shards/<I>-of-<N>/`), in name order.
+pub fn provenance_files(campaign_dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let own = campaign_dir.join("provenance.parquet");
+    if own.is_file() {
+        out.push(own);
+    }
+    if let Ok(rd) = std::fs::read_dir(campaign_dir.join("shards")) {
+        let mut shards: Vec<PathBuf> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("provenance.parquet"))
+            .filter(|p| p.is_file())
+            .collect();
+        shards.sort();
+        out.extend(shards);
+    }
+    out
 }
 
 #[cfg(test)]
