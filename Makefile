@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: agents demo-languages help build release test lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry bench-analysis bench-shards try-emulated originals demo soak fuzz check-architecture \
+.PHONY: agents demo-languages help build release test test-slurm lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry bench-analysis bench-shards try-emulated originals demo soak fuzz check-architecture \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS) tr116-languages)
 
 help:
@@ -26,6 +26,7 @@ help:
 	@echo "try-emulated    a TR114 campaign against chimera emulate on 11434/11435 (no Ollama needed), analysed and reported"
 	@echo "originals       import all nine reports' original raw results (FIXTURES=DIR, or CHIMERAFORGE_GIT=DIR: a clone"
 	@echo "                of the original repository, read with --git), analyse, report, one verdict line per report"
+	@echo "test-slurm      the Slurm tier (tests/slurm.rs) on a one-host cluster started and stopped around it (root)"
 	@echo "bench-plan      time and peak memory of planning >= 1,000,000 cells"
 	@echo "bench-harness   command workloads: chimera's overhead per agent start and per record; client timing accuracy"
 	@echo "                and CPU per token vs ground truth, and vs the ollama Python client"
@@ -65,6 +66,13 @@ test:
 	elif [ "$$CHIMERA_REQUIRE_PYTHON_TESTS" = 1 ]; then \
 	  echo "test: $(AGENT_VENV) is missing (make agents) and CHIMERA_REQUIRE_PYTHON_TESTS=1 requires the Python agent's tests" >&2; exit 1; \
 	else echo "test: the Python agent's tests are skipped ($(AGENT_VENV) is missing: make agents)"; fi
+
+# The Slurm tier alone (tests/slurm.rs) on a one-host cluster this target starts and stops
+# (scripts/slurm-local.sh; root, Debian's slurm-wlm and munge installed when missing).
+test-slurm:
+	scripts/slurm-local.sh up
+	CHIMERA_REQUIRE_SLURM_TESTS=1 $(CARGO) test --test integration slurm; rc=$$?; \
+	  scripts/slurm-local.sh down; exit $$rc
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -360,6 +360,9 @@ pub struct StatusArgs {
     /// Recompute every part's SHA-256 (slower).
     #[arg(long)]
     pub verify: bool,
+    /// Exit 1 when cells remain to run (for scripts: the report job of `chimera slurm`).
+    #[arg(long)]
+    pub require_complete: bool,
 }
 
 /// Arguments of `chimera analyze`.

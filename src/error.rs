@@ -69,6 +69,15 @@ pub enum Error {
     /// `chimera k8s` could not write the objects.
     #[error(transparent)]
     K8s(#[from] crate::scale::k8s::K8sError),
+    /// `status --require-complete`: cells remain.
+    #[error(
+        "{remaining} cell(s) of the campaign are not committed\n  = help: run them (a resume, or \
+         `chimera slurm resubmit` for a sharded campaign), then ask again"
+    )]
+    Incomplete {
+        /// Cells a resume would run.
+        remaining: usize,
+    },
     /// The run finished, but some cells failed (their errors are in the records).
     #[error("{failed} of {total} cells failed; their errors are in the cell records")]
     FailedCells {
@@ -90,7 +99,7 @@ impl Error {
             Error::Emulator(_) | Error::Usage(_) => EXIT_INVALID_INPUT,
             Error::Interrupted => EXIT_INTERRUPTED,
             Error::Run(_) => EXIT_INVALID_INPUT,
-            Error::FailedCells { .. } => EXIT_FAILED_CELLS,
+            Error::FailedCells { .. } | Error::Incomplete { .. } => EXIT_FAILED_CELLS,
             Error::Import(_) => EXIT_INVALID_INPUT,
             Error::Campaign(_) | Error::Status(_) | Error::Table(_) => EXIT_INVALID_INPUT,
             Error::Analysis(_) | Error::Report(_) => EXIT_INVALID_INPUT,

@@ -240,6 +240,18 @@ fn a_killed_shard_is_listed_and_its_rerun_completes_the_campaign() {
     );
     let st = status(d, "c");
     assert!(st.contains("  2/4     running"), "{st}");
+    assert!(st.contains("1 running now (shards 2/4)"), "{st}");
+    // A shard split another way (here: by configuration) while 2/4 runs is refused.
+    let mut other = shard(d, "c", 1, 4, 1000);
+    other.args(["--shard-by", "configuration"]);
+    let out = run_command(&mut other);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("shard 1/4 is split differently from shard 2/4, which is running"),
+        "{}",
+        out.stderr
+    );
     child.kill().expect("kill");
     let _ = child.wait();
     // Its managed emulators outlive it; the rerun stops them (they are in its journal).

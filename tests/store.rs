@@ -673,3 +673,82 @@ fn store_commits_from_many_threads() {
     assert_eq!(full.ids.len(), 20 + 8 * 20);
     assert!(full.broken.is_empty());
 }
+
+/// A shard record owning cells `own` (shard 0 of 2).
+fn shard_of(own: &[u64]) -> chimera::store::ShardRecord {
+    chimera::store::ShardRecord {
+        index: 0,
+        count: 2,
+        by: chimera::plan::ShardBy::Comparison,
+        work: 1,
+        split: "abc".into(),
+        cells: own.iter().map(|&n| id(n)).collect(),
+        warmups: Vec::new(),
+        host: "h".into(),
+        pid: 1,
+        started_at_unix_ms: 0.0,
+        slurm_job: None,
+    }
+}
+
+/// A shard cleans up after and sets aside only its own cells: another shard's commit in
+/// flight (`.tmp-*`) and its broken cell are left to it; the campaign lock is shared with the
+/// other shards and excludes a whole-campaign run.
+#[test]
+fn store_a_shard_touches_only_its_own_cells() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let c = open(t.path());
+    commit(&c, 1);
+    let theirs = commit(&c, 2);
+    drop(c);
+    let cells = t.path().join("c1/cells");
+    let f = fs::File::options()
+        .write(true)
+        .open(theirs.join("requests.parquet"))
+        .expect("open part");
+    f.set_len(10).expect("set_len");
+    drop(f);
+    let mine_tmp = cells.join(format!(".tmp-{}-1", id(3)));
+    let their_tmp = cells.join(format!(".tmp-{}-1", id(4)));
+    fs::create_dir(&mine_tmp).expect("dir");
+    fs::create_dir(&their_tmp).expect("dir");
+
+    let open_shard = |own: &[u64]| {
+        Campaign::open_as(
+            t.path(),
+            "c1",
+            info(),
+            chimera::store::OpenAs::Shard(shard_of(own)),
+        )
+    };
+    let s = open_shard(&[1, 3]).expect("shard");
+    assert!(!mine_tmp.exists(), "its own leftover commit is removed");
+    assert!(
+        their_tmp.exists(),
+        "another shard's commit in flight is left"
+    );
+    let seen = s.committed().expect("committed");
+    assert_eq!(seen.ids.len(), 1);
+    assert_eq!(seen.broken, vec![theirs.clone()], "reported where it is");
+    assert!(theirs.exists(), "another shard's broken cell is not moved");
+    // A second copy of the shard is refused; a whole-campaign run too.
+    match open_shard(&[1, 3]) {
+        Err(StoreError::ShardRunning { shard, .. }) => assert_eq!(shard, "0/2"),
+        other => panic!("expected ShardRunning, got {other:?}"),
+    }
+    match Campaign::open(t.path(), "c1", info()) {
+        Err(e @ StoreError::ShardsRunning { .. }) => {
+            assert!(
+                e.to_string().contains("has shards running: 0/2 (pid "),
+                "{e}"
+            );
+        }
+        other => panic!("expected ShardsRunning, got {other:?}"),
+    }
+    drop(s);
+    // The whole campaign sets it aside.
+    let c = open(t.path());
+    let seen = c.committed().expect("committed");
+    assert_eq!(seen.ids.len(), 1);
+    assert!(!theirs.exists());
+}

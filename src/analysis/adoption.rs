@@ -19,7 +19,7 @@ use crate::table::CellsRow;
 fn adopted_in_journal(l: &Loaded) -> HashMap<String, bool> {
     let name = l.info.name.as_str();
     let parent = l.dir.parent().unwrap_or(std::path::Path::new("."));
-    let events = crate::store::open_existing(parent, name).and_then(|v| v.journal_events());
+    let events = crate::store::open_existing(parent, name).and_then(|v| v.all_journal_events());
     let mut out = HashMap::new();
     match events {
         Ok(events) => {

@@ -906,25 +906,29 @@ fn method(
     }
 }
 
-/// The endpoints' provenance.
+/// The endpoints' provenance, each distinct row once (the shards of a sharded campaign record
+/// the same endpoints on machines alike).
 fn provenance(l: &Loaded) -> Vec<EndpointProvenance> {
-    l.data
-        .provenance
-        .iter()
-        .map(|p| EndpointProvenance {
-            endpoint: p.endpoint.clone(),
-            url: p.url.clone(),
-            server_kind: p.server_kind.clone(),
-            server_version: p.server_version.clone(),
-            model_tag: p.model_tag.clone(),
-            model_digest: p.model_digest.clone(),
-            gpu_name: p.gpu_name.clone(),
-            driver: p.driver.clone(),
-            host: p.host.clone(),
-            os: p.os.clone(),
-            chimera_version: p.chimera_version.clone(),
-        })
-        .collect()
+    let mut out: Vec<EndpointProvenance> = Vec::new();
+    let rows = l.data.provenance.iter().map(|p| EndpointProvenance {
+        endpoint: p.endpoint.clone(),
+        url: p.url.clone(),
+        server_kind: p.server_kind.clone(),
+        server_version: p.server_version.clone(),
+        model_tag: p.model_tag.clone(),
+        model_digest: p.model_digest.clone(),
+        gpu_name: p.gpu_name.clone(),
+        driver: p.driver.clone(),
+        host: p.host.clone(),
+        os: p.os.clone(),
+        chimera_version: p.chimera_version.clone(),
+    });
+    for r in rows {
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
 }
 
 /// Cross-report comparisons of `report`: the other report in this campaign, else in a campaign

@@ -10,8 +10,12 @@ use super::with_stdout;
 /// `chimera status`: a campaign's progress, failures and what a resume would do.
 pub(super) fn status(args: &StatusArgs) -> Result<(), Error> {
     let s = &args.select;
-    let text = store::status(&s.data, s.campaign.as_deref(), args.verify)?;
-    with_stdout(|out| out.write_all(text.as_bytes()).map_err(Error::Output))
+    let (text, remaining) = store::status(&s.data, s.campaign.as_deref(), args.verify)?;
+    with_stdout(|out| out.write_all(text.as_bytes()).map_err(Error::Output))?;
+    if args.require_complete && remaining > 0 {
+        return Err(Error::Incomplete { remaining });
+    }
+    Ok(())
 }
 
 /// The campaign `--campaign` names, or the only one of the data directory.

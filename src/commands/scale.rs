@@ -108,6 +108,24 @@ fn submit(a: &SlurmSubmitArgs) -> Result<(), Error> {
             a.shards
         );
     }
+    // Several array tasks may land on one node: on GPUs they would share them unless each
+    // task asks for its own.
+    let gpus = plan.reports.iter().any(|r| {
+        r.manifest
+            .spec
+            .endpoints
+            .iter()
+            .any(|e| e.resource.to_string().contains(":gpu"))
+    });
+    let exclusive = a.sbatch_args.iter().any(|s| s.starts_with("--exclusive"));
+    if gpus && a.gres.is_none() && !exclusive {
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: the manifests run on GPUs, but no --gres is asked for: Slurm may start \
+             several shards on one node, where they share its GPUs and disturb each other's \
+             measurements; pass --gres gpu:K (or --sbatch-arg=--exclusive)"
+        );
+    }
     let campaign = a
         .campaign
         .clone()

@@ -9,9 +9,10 @@
 //! first shard that finishes it).
 //!
 //! **Balance.** Units are weighed by their expected work (the estimated LLM requests of their
-//! cells) and placed by longest-processing-time first: heaviest unit first, each onto the
-//! lightest shard so far (ties: the lower shard). The split depends only on the plan (whose
-//! ids are content addresses), so every machine computes the same one.
+//! cells) and placed by longest-processing-time first: heaviest unit first (ties: the unit
+//! with the smallest cell id), each onto the lightest shard so far (ties: the lower shard).
+//! The split depends only on the cells (whose ids are content addresses), not on the order of
+//! the manifests or the schedule, so every machine computes the same one.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -189,11 +190,12 @@ pub fn split(plan: &Plan, count: u32, by: ShardBy) -> Split {
             }
         }
     }
-    // Units in schedule order of their first cell, with their expected work.
+    // Units with their expected work and their smallest cell id.
     let mut unit_slot: Vec<u32> = vec![NONE; n];
     let mut unit_work: Vec<u64> = Vec::new();
+    let mut unit_min: Vec<super::NodeId> = Vec::new();
     let mut root_of: Vec<u32> = vec![NONE; n];
-    for &ni in &plan.order {
+    for ni in plan.graph.node_indices() {
         let node = &plan.graph[ni];
         if !measured(node.kind) {
             continue;
@@ -203,13 +205,17 @@ pub fn split(plan: &Plan, count: u32, by: ShardBy) -> Split {
         if unit_slot[root] == NONE {
             unit_slot[root] = unit_work.len() as u32;
             unit_work.push(0);
+            unit_min.push(node.id);
         }
+        let slot = unit_slot[root] as usize;
         // Every cell counts at least one unit of work, so empty cells still spread.
-        unit_work[unit_slot[root] as usize] += plan.requests(node).max(1);
+        unit_work[slot] += plan.requests(node).max(1);
+        unit_min[slot] = unit_min[slot].min(node.id);
     }
-    // Longest processing time first; ties keep schedule order (a stable sort).
+    // Longest processing time first; ties by the smallest cell id, so that only the cells'
+    // content decides (not the order the manifests were given in).
     let mut by_weight: Vec<u32> = (0..unit_work.len() as u32).collect();
-    by_weight.sort_by_key(|&u| Reverse(unit_work[u as usize]));
+    by_weight.sort_unstable_by_key(|&u| (Reverse(unit_work[u as usize]), unit_min[u as usize]));
     let mut shard_of_unit = vec![0u32; unit_work.len()];
     let mut work = vec![0u64; count as usize];
     let mut heap: BinaryHeap<Reverse<(u64, u32)>> = (0..count).map(|s| Reverse((0, s))).collect();
@@ -265,6 +271,28 @@ impl Split {
             .iter()
             .copied()
             .filter(|&ni| warm[ni.index()] || self.shard_of(ni) == Some(index))
+            .collect()
+    }
+
+    /// A fingerprint of the assignment (16 hex digits): shards of one campaign must agree on
+    /// it, or some cells would run twice and others never.
+    pub fn fingerprint(&self, plan: &Plan) -> String {
+        use sha2::Digest as _;
+        let mut pairs: Vec<(super::NodeId, u32)> = plan
+            .graph
+            .node_indices()
+            .filter_map(|ni| self.shard_of(ni).map(|s| (plan.graph[ni].id, s)))
+            .collect();
+        pairs.sort_unstable();
+        let mut h = sha2::Sha256::new();
+        h.update(self.count.to_le_bytes());
+        for (id, s) in pairs {
+            h.update(id.0);
+            h.update(s.to_le_bytes());
+        }
+        h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
             .collect()
     }
 
@@ -349,6 +377,33 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_split_does_not_depend_on_the_order_of_the_manifests() {
+        let a = crate::plan::build(&[
+            std::path::PathBuf::from("experiments/tr114.yaml"),
+            std::path::PathBuf::from("experiments/tr108.yaml"),
+        ])
+        .expect("plans");
+        let b = crate::plan::build(&[
+            std::path::PathBuf::from("experiments/tr108.yaml"),
+            std::path::PathBuf::from("experiments/tr114.yaml"),
+        ])
+        .expect("plans");
+        for by in [ShardBy::Comparison, ShardBy::Configuration] {
+            let (sa, sb) = (split(&a, 5, by), split(&b, 5, by));
+            assert_eq!(sa.fingerprint(&a), sb.fingerprint(&b));
+            let cells = |p: &Plan, s: &Split, i: u32| {
+                let mut v: Vec<_> = s.nodes(p, i).iter().map(|&n| p.graph[n].id).collect();
+                v.sort();
+                v
+            };
+            for i in 0..5 {
+                assert_eq!(cells(&a, &sa, i), cells(&b, &sb, i));
+            }
+            assert_ne!(sa.fingerprint(&a), split(&a, 4, by).fingerprint(&a));
         }
     }
 

@@ -111,7 +111,13 @@ fn open_campaign(
             .filter(|&ni| sel.selects(plan, ni))
             .collect();
         // A shard holds part of the plan: a selector may pick cells of other shards only.
-        if hits.is_empty() && sharded {
+        if hits.is_empty()
+            && sharded
+            && plan
+                .graph
+                .node_indices()
+                .any(|ni| is_cell(plan, ni) && sel.selects(plan, ni))
+        {
             continue;
         }
         if hits.is_empty() {
@@ -339,9 +345,15 @@ fn shard_cells(plan: &Plan, spec: ShardSpec, by: ShardBy) -> (Vec<NodeIndex>, Sh
         count: spec.count,
         by,
         work: split.work[spec.index as usize],
+        split: split.fingerprint(plan),
         cells: nodes
             .iter()
             .filter(|&&ni| split.shard_of(ni).is_some())
+            .map(|&ni| plan.graph[ni].id.hex())
+            .collect(),
+        warmups: nodes
+            .iter()
+            .filter(|&&ni| split.shard_of(ni).is_none())
             .map(|&ni| plan.graph[ni].id.hex())
             .collect(),
         host: crate::store::host_name(),

@@ -116,7 +116,7 @@ fn write_digests(path: &Path, map: &std::collections::HashMap<(String, String), 
         })
         .collect();
     entries.sort_by(|a, b| (&a.url, &a.model).cmp(&(&b.url, &b.model)));
-    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    let tmp = path.with_extension(format!("json.{}.tmp", crate::util::unique_suffix()));
     let res = serde_json::to_vec_pretty(&entries)
         .map_err(std::io::Error::other)
         .and_then(|b| std::fs::write(&tmp, b))

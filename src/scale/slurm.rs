@@ -135,6 +135,24 @@ impl SlurmOptions {
         self.data.join(&self.campaign).join(SLURM_DIR)
     }
 
+    /// Where the array tasks log (`%a` task, `%A` array job).
+    fn shards_log(&self) -> String {
+        self.dir()
+            .join("logs")
+            .join("shard-%a-job-%A.log")
+            .display()
+            .to_string()
+    }
+
+    /// Where the report job logs.
+    fn report_log(&self) -> String {
+        self.dir()
+            .join("logs")
+            .join("report-job-%j.log")
+            .display()
+            .to_string()
+    }
+
     /// The `#SBATCH` lines every job of the submission shares.
     fn common_lines(&self, out: &mut String) {
         for (flag, v) in [("partition", &self.partition), ("time", &self.time)] {
@@ -166,11 +184,10 @@ impl SlurmOptions {
         );
         let _ = writeln!(s, "#SBATCH --job-name=chimera-{}", self.campaign);
         let _ = writeln!(s, "#SBATCH --array=0-{}", self.shards - 1);
-        let _ = writeln!(
-            s,
-            "#SBATCH --output={}",
-            dir.join("logs").join("shard-%a-job-%A.log").display()
-        );
+        // Also passed on sbatch's command line (a path with spaces cannot be an #SBATCH value).
+        if !self.shards_log().contains(char::is_whitespace) {
+            let _ = writeln!(s, "#SBATCH --output={}", self.shards_log());
+        }
         if let Some(g) = &self.gres {
             let _ = writeln!(s, "#SBATCH --gres={g}");
         }
@@ -201,7 +218,6 @@ impl SlurmOptions {
 
     /// `report.sbatch`: the campaign's status and report, after every shard succeeded.
     pub fn report_script(&self) -> String {
-        let dir = self.dir();
         let mut s = String::from("#!/bin/bash\n");
         let _ = writeln!(
             s,
@@ -210,11 +226,9 @@ impl SlurmOptions {
             self.campaign
         );
         let _ = writeln!(s, "#SBATCH --job-name=chimera-{}-report", self.campaign);
-        let _ = writeln!(
-            s,
-            "#SBATCH --output={}",
-            dir.join("logs").join("report-job-%j.log").display()
-        );
+        if !self.report_log().contains(char::is_whitespace) {
+            let _ = writeln!(s, "#SBATCH --output={}", self.report_log());
+        }
         let _ = writeln!(s, "#SBATCH --kill-on-invalid-dep=yes");
         self.common_lines(&mut s);
         let _ = writeln!(s, "set -euo pipefail");
@@ -224,7 +238,8 @@ impl SlurmOptions {
             path_word(&self.data),
             sh(&self.campaign)
         );
-        let _ = writeln!(s, "{chimera} status {sel}");
+        // Every cell committed, or the job fails (and says which shards are missing).
+        let _ = writeln!(s, "{chimera} status {sel} --require-complete");
         let _ = writeln!(s, "{chimera} analyze {sel}");
         let _ = writeln!(s, "exec {chimera} report {sel}");
         s
@@ -311,25 +326,90 @@ fn write_files(o: &SlurmOptions) -> Result<(PathBuf, PathBuf), SlurmError> {
     Ok((shards, report))
 }
 
-/// Submits `tasks` of the array and a report job after them; records the submission.
+/// The array jobs submitted for a campaign so far (`slurm/jobs.jsonl`), oldest first.
+fn earlier_jobs(o: &SlurmOptions) -> Vec<String> {
+    std::fs::read_to_string(o.dir().join("jobs.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Submission>(l).ok())
+        .map(|s| s.shards_job)
+        .collect()
+}
+
+/// The array tasks of earlier submissions that Slurm still holds (pending, running,
+/// completing): `(shard, "<array job>_<task>")`. Jobs Slurm no longer knows are skipped; no
+/// Slurm here gives none.
+pub fn active_tasks(o: &SlurmOptions) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for job in earlier_jobs(o) {
+        let Ok(q) = Command::new("squeue")
+            .args(["-h", "-r", "-j", &job, "-o", "%F|%K|%T"])
+            .output()
+        else {
+            return out;
+        };
+        for line in String::from_utf8_lossy(&q.stdout).lines() {
+            let f: Vec<&str> = line.trim().split('|').collect();
+            if let [array, task, state] = f[..]
+                && let Ok(i) = task.parse::<u32>()
+                && !matches!(state, "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT")
+            {
+                out.push((i, format!("{array}_{task}")));
+            }
+        }
+    }
+    out
+}
+
+/// The report job's dependency: every task of the new array succeeded, and so did the
+/// earlier tasks that are still queued or running (a report must not overtake them).
+fn report_dependency(new: &str, active: &[(u32, String)]) -> String {
+    let mut dep = format!("afterok:{new}");
+    for (_, task) in active {
+        dep.push(':');
+        dep.push_str(task);
+    }
+    dep
+}
+
+/// Submits `tasks` of the array and a report job after them (and after `active`, the earlier
+/// tasks still in the queue); records the submission.
 fn submit_tasks(
     o: &SlurmOptions,
     shards: &Path,
     report: &Path,
     tasks: &str,
+    active: &[(u32, String)],
 ) -> Result<Submission, SlurmError> {
-    let shards_job = sbatch(&[format!("--array={tasks}")], shards, "shards job")?;
-    let report_job = sbatch(
-        &[format!("--dependency=afterok:{shards_job}")],
-        report,
-        "report job",
+    let shards_job = sbatch(
+        &[
+            format!("--array={tasks}"),
+            format!("--output={}", o.shards_log()),
+        ],
+        shards,
+        "shards job",
     )?;
-    let sub = Submission {
+    let mut sub = Submission {
         shards_job,
         tasks: tasks.to_owned(),
-        report_job,
+        report_job: String::new(),
         at_unix_ms: crate::util::clock::now_unix_ms(),
     };
+    let report_job = sbatch(
+        &[
+            format!(
+                "--dependency={}",
+                report_dependency(&sub.shards_job, active)
+            ),
+            format!("--output={}", o.report_log()),
+        ],
+        report,
+        "report job",
+    );
+    if let Ok(id) = &report_job {
+        sub.report_job.clone_from(id);
+    }
+    // Recorded either way: the shards run whether or not the report job was accepted.
     let log = o.dir().join("jobs.jsonl");
     let mut line = serde_json::to_string(&sub).unwrap_or_default();
     line.push('\n');
@@ -339,7 +419,23 @@ fn submit_tasks(
         .open(&log)
         .and_then(|mut f| f.write_all(line.as_bytes()))
         .map_err(io_at(&log))?;
-    Ok(sub)
+    match report_job {
+        Ok(_) => Ok(sub),
+        Err(SlurmError::Refused { message, .. }) => Err(SlurmError::Refused {
+            what: "report job",
+            message: format!(
+                "{message} (the shards were submitted as array job {})",
+                sub.shards_job
+            ),
+            help: format!(
+                "submit the report by hand once the cause is fixed: sbatch \
+                 --dependency=afterok:{} {}",
+                sub.shards_job,
+                report.display()
+            ),
+        }),
+        Err(e) => Err(e),
+    }
 }
 
 /// How to follow a submission, for the terminal.
@@ -366,7 +462,7 @@ pub fn submit(o: &SlurmOptions) -> Result<Submission, SlurmError> {
         ));
     }
     let (shards, report) = write_files(o)?;
-    submit_tasks(o, &shards, &report, &format!("0-{}", o.shards - 1))
+    submit_tasks(o, &shards, &report, &format!("0-{}", o.shards - 1), &[])
 }
 
 /// The submission recorded for a campaign (`slurm/submit.json`).
@@ -394,11 +490,19 @@ pub fn recorded(data: &Path, campaign: &str) -> Result<SlurmOptions, SlurmError>
 /// neither done nor running (or exactly `only`, refusing running ones).
 pub fn unfinished(o: &SlurmOptions, only: &[u32]) -> Result<(Vec<u32>, Vec<String>), SlurmError> {
     let states = crate::store::shard_overview(&o.data, &o.campaign)?;
+    let queued = active_tasks(o);
     let mut notes = Vec::new();
     let mut picked = Vec::new();
     for s in states.iter().filter(|s| s.record.count == o.shards) {
         let i = s.record.index;
         if !only.is_empty() && !only.contains(&i) {
+            continue;
+        }
+        if let Some((_, task)) = queued.iter().find(|(q, _)| *q == i) {
+            notes.push(format!(
+                "shard {i}/{} is still in Slurm's queue as job {task}; not submitted again",
+                o.shards
+            ));
             continue;
         }
         if let Some(holder) = &s.running {
@@ -434,15 +538,17 @@ pub fn unfinished(o: &SlurmOptions, only: &[u32]) -> Result<(Vec<u32>, Vec<Strin
     Ok((picked, notes))
 }
 
-/// `chimera slurm resubmit`: submits the array tasks of `shards` again, and a new report job.
+/// `chimera slurm resubmit`: submits the array tasks of `shards` again, and a new report job
+/// that also waits for the earlier tasks still in the queue.
 pub fn resubmit(o: &SlurmOptions, shards: &[u32]) -> Result<Submission, SlurmError> {
+    let active = active_tasks(o);
     let (script, report) = write_files(o)?;
     let tasks = shards
         .iter()
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    submit_tasks(o, &script, &report, &tasks)
+    submit_tasks(o, &script, &report, &tasks, &active)
 }
 
 #[cfg(test)]
@@ -497,15 +603,25 @@ mod tests {
         let s = o.report_script();
         assert!(s.contains("#SBATCH --kill-on-invalid-dep=yes\n"));
         assert!(!s.contains("--gres"), "the report needs no GPU");
-        assert!(
-            s.contains("/opt/chimera/bin/chimera status --data /shared/data --campaign tr114\n")
-        );
+        assert!(s.contains(
+            "/opt/chimera/bin/chimera status --data /shared/data --campaign tr114 \
+                 --require-complete\n"
+        ));
         assert!(
             s.contains("/opt/chimera/bin/chimera analyze --data /shared/data --campaign tr114\n")
         );
         assert!(s.ends_with(
             "exec /opt/chimera/bin/chimera report --data /shared/data --campaign tr114\n"
         ));
+    }
+
+    #[test]
+    fn a_resubmitted_report_waits_for_the_earlier_tasks_still_queued() {
+        assert_eq!(report_dependency("12", &[]), "afterok:12");
+        assert_eq!(
+            report_dependency("15", &[(3, "7_3".into()), (5, "12_5".into())]),
+            "afterok:15:7_3:12_5"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub enum ManagedError {
     },
     /// Something already answers where the managed server should listen.
     #[error(
-        "endpoint `{endpoint}` ({url}): something already answers at {addr}, so chimera cannot start its managed server there (port in use)\n  = help: stop that server, or remove `managed` from the endpoint (or pass `--unmanaged` to `chimera run`) to use the running server as it is; nothing was run"
+        "endpoint `{endpoint}` ({url}): something already answers at {addr}, so chimera cannot start its managed server there (port in use)\n  = help: stop that server, or remove `managed` from the endpoint (or pass `--unmanaged` to `chimera run`) to use the running server as it is; shards that share this machine each need their own ports (`chimera run --port-offset K`); nothing was run"
     )]
     PortInUse {
         /// Endpoint id.

@@ -325,6 +325,12 @@ pub fn offset_ports(plan: &mut Plan, offset: u16) -> Result<Vec<String>, String>
                 continue;
             };
             let Some((base, port)) = loopback_port(&e.url) else {
+                tracing::warn!(
+                    "--port-offset: endpoint `{}` ({}) is not on this machine's loopback; its \
+                     managed server keeps its address",
+                    e.id,
+                    e.url
+                );
                 continue;
             };
             let to = port.checked_add(offset).ok_or_else(|| {

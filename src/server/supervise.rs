@@ -305,7 +305,8 @@ impl ManagedServers {
                     });
                     out.push(Restarted {
                         endpoint: s.spec.endpoint.clone(),
-                        url: s.spec.url.clone(),
+                        // The URL cells name it by (what the runner's maps are keyed on).
+                        url: s.spec.nominal.clone(),
                         exit,
                     });
                 }

@@ -103,8 +103,9 @@ impl Cache {
             sweep_dead_inserts(&dir);
         }
         let tag = format!(
-            "{}-{}",
+            "{}-{}-{}",
             std::process::id(),
+            crate::util::host_tag(),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos())
@@ -139,22 +140,30 @@ impl Cache {
     }
 }
 
-/// Removes the `.tmp-<cell>-<pid>-<nanos>` directories of inserts whose process is gone (a
-/// `kill -9` during an insert); those of live processes (concurrent campaigns) are left alone.
+/// Removes the `.tmp-<cell>-<pid>-<host>-<nanos>` directories of this host's inserts whose
+/// process is gone (a `kill -9` during an insert); those of live processes (concurrent
+/// campaigns) and of other hosts (shards on a shared filesystem) are left alone.
 fn sweep_dead_inserts(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     let mut removed = 0;
+    let here = crate::util::host_tag();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(rest) = name.strip_prefix(".tmp-") else {
             continue;
         };
-        // <cell-id (hex)>-<pid>-<nanos>[.<n>]
-        let Some(pid) = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok()) else {
+        // <cell-id (hex)>-<pid>-<host tag>-<nanos>[.<n>] (before the host tag:
+        // <cell-id>-<pid>-<nanos>). An insert of another host (a shared filesystem) is that
+        // host's business: its process cannot be looked up here.
+        let fields: Vec<&str> = rest.split('-').collect();
+        let Some(pid) = fields.get(1).and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
+        if fields.len() >= 4 && fields[2] != here {
+            continue;
+        }
         if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
@@ -189,13 +198,25 @@ mod tests {
         // pid 4194304 is above Linux's largest pid: never a live process.
         let dead = dir.join(".tmp-0123abcd-4194304-17");
         let live = dir.join(format!(".tmp-0123abcd-{}-18", std::process::id()));
-        fs::create_dir(&dead).expect("dead");
-        fs::create_dir(&live).expect("live");
+        // Another host's insert: its process cannot be looked up here, so it stays.
+        let elsewhere = dir.join(".tmp-0123abcd-4194304-zz-19");
+        let dead_here = dir.join(format!(
+            ".tmp-0123abcd-4194304-{}-20",
+            crate::util::host_tag()
+        ));
+        for d in [&dead, &live, &elsewhere, &dead_here] {
+            fs::create_dir(d).expect("dir");
+        }
         let cell = data.path().join("cell");
         fs::create_dir(&cell).expect("cell");
         let _ = cache.insert(fp, "00000000000000000000000000000001", &cell);
         assert!(!dead.exists(), "a dead process's insert is removed");
         assert!(live.exists(), "a live process's insert is kept");
+        assert!(elsewhere.exists(), "another host's insert is kept");
+        assert!(
+            !dead_here.exists(),
+            "a dead process of this host is removed"
+        );
     }
 
     #[test]

@@ -182,6 +182,8 @@ pub struct Campaign {
     journal_path: PathBuf,
     /// The shard this handle runs, `None` for the whole campaign.
     shard: Option<ShardSpec>,
+    /// A shard's own cells and warm-ups: the only ones it cleans up after or sets aside.
+    own: Option<HashSet<String>>,
     /// Holds the locks (the campaign's, and the shard's); released when dropped.
     _locks: Vec<File>,
 }
@@ -228,16 +230,15 @@ impl Campaign {
                 let sdir = shard::shard_dir(&dir, record.spec());
                 fs::create_dir_all(&sdir).map_err(io_at(&sdir, "create the shard directory"))?;
                 locks.extend(shard::lock_shard(&sdir, record.spec())?);
+                shard::check_split(&dir, record)?;
                 shard::write_record(&sdir, record)?;
-                let own: HashSet<&str> = record.cells.iter().map(String::as_str).collect();
-                (
-                    shard::journal_path(&dir, record.spec()),
-                    Some(
-                        own.into_iter()
-                            .map(str::to_owned)
-                            .collect::<HashSet<String>>(),
-                    ),
-                )
+                let own: HashSet<String> = record
+                    .cells
+                    .iter()
+                    .chain(&record.warmups)
+                    .cloned()
+                    .collect();
+                (shard::journal_path(&dir, record.spec()), Some(own))
             }
         };
         let stored = match read_info(&dir) {
@@ -294,6 +295,7 @@ impl Campaign {
                 OpenAs::Whole => None,
                 OpenAs::Shard(r) => Some(r.spec()),
             },
+            own: own_cells,
             _locks: locks,
         })
     }
@@ -373,7 +375,11 @@ impl Campaign {
 
     /// The resume index at `level`; cells that fail are moved to `cells/.broken-<id>-<n>`.
     pub fn verify(&self, level: Verify) -> Result<Committed, StoreError> {
-        cells::scan(&self.cells, level, true)
+        let how = match &self.own {
+            None => cells::MoveAside::All,
+            Some(own) => cells::MoveAside::Only(own),
+        };
+        cells::scan(&self.cells, level, how)
     }
 
     /// Un-commits a cell (for `--force`): moves `cells/<id>/` to `cells/.forced-<id>-<n>/`.
@@ -448,12 +454,25 @@ impl CampaignView {
 
     /// The resume index at `level`; broken cells are reported, not moved.
     pub fn verify(&self, level: Verify) -> Result<Committed, StoreError> {
-        cells::scan(&self.dir.join(CELLS_DIR), level, false)
+        cells::scan(&self.dir.join(CELLS_DIR), level, cells::MoveAside::No)
     }
 
     /// Every readable journal event (a torn last line is skipped).
     pub fn journal_events(&self) -> Result<Vec<JournalEvent>, StoreError> {
         journal::read(&self.dir.join(JOURNAL_FILE))
+    }
+
+    /// The events of the campaign's journal and of every shard's, in time order (a shard's
+    /// unreadable journal is skipped).
+    pub fn all_journal_events(&self) -> Result<Vec<JournalEvent>, StoreError> {
+        let mut events = self.journal_events()?;
+        for r in shard::records(&self.dir) {
+            events.extend(
+                journal::read(&shard::journal_path(&self.dir, r.spec())).unwrap_or_default(),
+            );
+        }
+        events.sort_by(|a, b| a.at_unix_ms().total_cmp(&b.at_unix_ms()));
+        Ok(events)
     }
 }
 

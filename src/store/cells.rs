@@ -259,9 +259,26 @@ fn hash_file(path: &Path) -> io::Result<String> {
 /// Below this many cells the scan runs on the calling thread.
 const PARALLEL_MIN: usize = 512;
 
-/// Scans `cells`: every `<32-hex>` directory is verified at `level`. With `move_aside`,
-/// broken ones are renamed to `.broken-<id>-<n>` (never deleted).
-pub(crate) fn scan(cells: &Path, level: Verify, move_aside: bool) -> Result<Committed, StoreError> {
+/// Which broken cells a scan may move aside.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MoveAside<'a> {
+    /// None: report them where they are (a read-only view).
+    No,
+    /// Every one (a whole-campaign run).
+    All,
+    /// Only these (a shard: the others are other shards' to handle).
+    Only(&'a HashSet<String>),
+}
+
+/// Scans `cells`: every `<32-hex>` directory is verified at `level`. Broken ones that
+/// `move_aside` allows are renamed to `.broken-<id>-<n>` (never deleted), after a second check
+/// (another process may have committed the cell again since) and unless another process moved
+/// them first.
+pub(crate) fn scan(
+    cells: &Path,
+    level: Verify,
+    move_aside: MoveAside<'_>,
+) -> Result<Committed, StoreError> {
     let mut names = Vec::new();
     let rd = match fs::read_dir(cells) {
         Ok(rd) => rd,
@@ -300,8 +317,23 @@ pub(crate) fn scan(cells: &Path, level: Verify, move_aside: bool) -> Result<Comm
             }
             Verdict::Broken(why) => {
                 let dir = cells.join(&name);
-                if move_aside {
-                    let to = move_aside_to(cells, &name, "broken", &dir)?;
+                let mine = match move_aside {
+                    MoveAside::No => false,
+                    MoveAside::All => true,
+                    MoveAside::Only(own) => own.contains(&name),
+                };
+                if mine {
+                    // Committed again since the scan read it: good after all.
+                    if matches!(verify_dir(&dir, &name, level), Ok(Verdict::Good(_))) {
+                        out.ids.insert(name);
+                        continue;
+                    }
+                    let to = match move_aside_to(cells, &name, "broken", &dir) {
+                        Ok(to) => to,
+                        // Another process moved it first.
+                        Err(_) if fs::symlink_metadata(&dir).is_err() => continue,
+                        Err(e) => return Err(e),
+                    };
                     tracing::warn!(
                         "cell {name} failed verification ({why}); moved to {} and it will run again",
                         to.display()

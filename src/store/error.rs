@@ -43,6 +43,20 @@ pub enum StoreError {
         /// `0/4 (pid 12 on node1, …)`, comma-separated.
         running: String,
     },
+    /// A running shard of the same count was split differently.
+    #[error(
+        "shard {shard} is split differently from shard {other}, which is running ({holder}): \
+         the manifests or --shard-by differ, so cells would run twice or never.\n  = help: give \
+         every shard of one campaign the same manifests and the same --shard-by"
+    )]
+    ShardSplitDiffers {
+        /// `I/N` being started.
+        shard: String,
+        /// `I/N` running.
+        other: String,
+        /// What its lock file says.
+        holder: String,
+    },
     /// The shard is already running elsewhere.
     #[error(
         "shard {shard} of this campaign is already running ({holder}).\n  = help: wait for it, \

@@ -19,11 +19,11 @@ pub(crate) fn write_new_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.sync_all()
 }
 
-/// Writes `path` atomically: `<path>.<pid>.tmp`, fsync, rename, fsync of the parent directory.
+/// Writes `path` atomically: `<path>.<host>.<pid>.<nanos>.tmp`, fsync, rename, fsync of the parent directory.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     // A name of this process's own: shards on other machines may write the same file.
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", std::process::id()));
+    tmp.push(format!(".{}.tmp", crate::util::unique_suffix()));
     let tmp = PathBuf::from(tmp);
     let _ = fs::remove_file(&tmp);
     write_new_synced(&tmp, bytes)?;

@@ -46,8 +46,15 @@ pub struct ShardRecord {
     pub by: ShardBy,
     /// Expected work of this shard (estimated LLM requests).
     pub work: u64,
+    /// Fingerprint of the whole split ([`crate::plan::Split::fingerprint`]): every shard of
+    /// one submission has the same.
+    #[serde(default)]
+    pub split: String,
     /// The measured cells of this shard (warm-ups not included), in schedule order.
     pub cells: Vec<String>,
+    /// The warm-ups they need.
+    #[serde(default)]
+    pub warmups: Vec<String>,
     /// The host it last started on.
     pub host: String,
     /// Its process id there.
@@ -76,12 +83,7 @@ pub(crate) fn shard_dir(campaign: &Path, spec: ShardSpec) -> PathBuf {
 
 /// This host's name ("an unknown host" when it cannot be read).
 pub fn host_name() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "an unknown host".to_owned())
+    crate::util::host_name()
 }
 
 /// Records in a held lock file who holds it: pid, host, start time, chimera version.
@@ -372,4 +374,34 @@ fn state_of(
         duplicates,
         record,
     }
+}
+
+/// Refuses a shard whose split differs from that of a running shard of the same count (the
+/// manifests or `--shard-by` differ: cells would run twice or never), and warns when it
+/// differs from a finished one.
+pub(crate) fn check_split(campaign: &Path, record: &ShardRecord) -> Result<(), StoreError> {
+    for r in records(campaign) {
+        if r.count != record.count
+            || r.index == record.index
+            || r.split.is_empty()
+            || r.split == record.split
+        {
+            continue;
+        }
+        if let Some(holder) = running(campaign, r.spec()) {
+            return Err(StoreError::ShardSplitDiffers {
+                shard: record.spec().to_string(),
+                other: r.spec().to_string(),
+                holder,
+            });
+        }
+        tracing::warn!(
+            "shard {} was split differently (other manifests or --shard-by) when it ran; \
+             its cells and this shard's may overlap or leave gaps: run every shard of {} again \
+             with the same manifests and --shard-by (committed cells are kept)",
+            r.spec(),
+            record.count
+        );
+    }
+    Ok(())
 }

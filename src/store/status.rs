@@ -133,7 +133,12 @@ fn read_journal(events: &[JournalEvent]) -> (Vec<(&str, RunEnd)>, Failures) {
 }
 
 /// The status report of one campaign, as text.
-pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, StatusError> {
+/// Also returns how many cells a resume would run (0: complete).
+pub fn status(
+    data: &Path,
+    name: Option<&str>,
+    verify: bool,
+) -> Result<(String, usize), StatusError> {
     let name = choose(data, name)?;
     let view = open_existing(data, &name)?;
     let info = view.info().clone();
@@ -152,13 +157,7 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
         .filter(|p| !by_size.broken.contains(p))
         .collect();
     // The campaign's journal and its shards': one campaign.
-    let mut events = view.journal_events()?;
-    for r in super::shard::records(view.dir()) {
-        events.extend(
-            super::journal::read(&super::shard::journal_path(view.dir(), r.spec()))
-                .unwrap_or_default(),
-        );
-    }
+    let events = view.all_journal_events()?;
     let plan = replan(&info).map_err(|message| StatusError::Plan {
         campaign: name.clone(),
         message,
@@ -166,17 +165,27 @@ pub fn status(data: &Path, name: Option<&str>, verify: bool) -> Result<String, S
 
     let (runs, last_failure) = read_journal(&events);
     let mut out = String::new();
-    let running = running_holder(view.dir());
+    let mut shards = super::shard::states(view.dir(), &committed.ids);
+    never_started(&plan, &committed, &mut shards);
+    let running = match running_holder(view.dir()) {
+        Some(h) => Some((1, h)),
+        None => {
+            let live: Vec<String> = shards
+                .iter()
+                .filter(|s| s.running.is_some())
+                .map(|s| s.record.spec().to_string())
+                .collect();
+            (!live.is_empty()).then(|| (live.len(), format!("shards {}", live.join(", "))))
+        }
+    };
     header_lines(&mut out, data, &name, &info, &runs, running);
     broken_lines(&mut out, &by_size.broken, &checksum_only);
     let (total_todo, total_failed) = report_tables(&mut out, &plan, &committed, &last_failure);
     failure_lines(&mut out, &plan, &committed, &last_failure);
-    let mut shards = super::shard::states(view.dir(), &committed.ids);
-    never_started(&plan, &committed, &mut shards);
     shard_lines(&mut out, data, &name, &shards);
     let _ = writeln!(out);
     resume_line(&mut out, &plan, &checksum_only, total_todo, total_failed);
-    Ok(out)
+    Ok((out, total_todo))
 }
 
 /// The first line: the campaign and how its runs ended.
@@ -186,7 +195,7 @@ fn header_lines(
     name: &str,
     info: &CampaignInfo,
     runs: &[(&str, RunEnd)],
-    running: Option<String>,
+    running: Option<(usize, String)>,
 ) {
     let count = |how: RunEnd| runs.iter().filter(|(_, h)| *h == how).count();
     let silent = count(RunEnd::Silent);
@@ -201,9 +210,9 @@ fn header_lines(
         count(RunEnd::Error),
         count(RunEnd::Interrupted),
         match (&running, silent) {
-            (Some(holder), n) if n > 0 => format!(
-                "{} ended without a word (killed or crashed), 1 running now ({holder})",
-                n - 1
+            (Some((live, holder)), n) if n >= *live => format!(
+                "{} ended without a word (killed or crashed), {live} running now ({holder})",
+                n - live
             ),
             (_, n) => format!("{n} ended without a word (killed or crashed)"),
         }
@@ -509,18 +518,20 @@ fn shard_lines(out: &mut String, data: &Path, name: &str, states: &[super::Shard
         .filter(|s| !s.done() && s.running.is_none())
         .map(|s| s.record.index.to_string())
         .collect();
+    let first = states.iter().find(|s| !s.done());
     if !unfinished.is_empty() {
         let _ = writeln!(
             out,
             "  = help: run the unfinished shards again: `chimera slurm resubmit --data {} \
              --campaign {name}` (Slurm), or `chimera run <manifests> --data {} --campaign \
-             {name} --shard I/{}` for I in {}",
+             {name} --shard I/{}{}` for I in {}",
             data.display(),
             data.display(),
-            states
-                .iter()
-                .find(|s| !s.done())
-                .map_or(0, |s| s.record.count),
+            first.map_or(0, |s| s.record.count),
+            match first.map(|s| s.record.by) {
+                Some(crate::plan::ShardBy::Configuration) => " --shard-by configuration",
+                _ => "",
+            },
             unfinished.join(", ")
         );
     }
@@ -567,7 +578,9 @@ fn never_started(plan: &Plan, committed: &Committed, shards: &mut Vec<super::Sha
                     count,
                     by,
                     work: split.work[index as usize],
+                    split: String::new(),
                     cells,
+                    warmups: Vec::new(),
                     host: String::new(),
                     pid: 0,
                     started_at_unix_ms: 0.0,
