@@ -20,6 +20,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use petgraph::graph::NodeIndex;
+use sha2::Digest as _;
 
 use super::{NodeKind, Plan};
 
@@ -129,6 +130,7 @@ pub struct Split {
     shard_of: Vec<u32>,
     /// Expected work (estimated LLM requests) per shard.
     pub work: Vec<u64>,
+    fingerprint: String,
 }
 
 const NONE: u32 = u32::MAX;
@@ -214,20 +216,31 @@ pub fn split(plan: &Plan, count: u32, by: ShardBy) -> Split {
     }
     // Longest processing time first; ties by the smallest cell id, so that only the cells'
     // content decides (not the order the manifests were given in).
-    let mut by_weight: Vec<u32> = (0..unit_work.len() as u32).collect();
-    by_weight.sort_unstable_by_key(|&u| (Reverse(unit_work[u as usize]), unit_min[u as usize]));
+    let mut by_weight: Vec<(Reverse<u64>, super::NodeId, u32)> = (0..unit_work.len())
+        .map(|u| (Reverse(unit_work[u]), unit_min[u], u as u32))
+        .collect();
+    by_weight.sort_unstable();
     let mut shard_of_unit = vec![0u32; unit_work.len()];
     let mut work = vec![0u64; count as usize];
     let mut heap: BinaryHeap<Reverse<(u64, u32)>> = (0..count).map(|s| Reverse((0, s))).collect();
-    for u in by_weight {
+    // The fingerprint: every unit (its smallest cell, its work) and its shard, in this order.
+    let mut h = sha2::Sha256::new();
+    h.update(count.to_le_bytes());
+    for (Reverse(w), min, u) in by_weight {
         let Some(Reverse((load, s))) = heap.pop() else {
             break;
         };
         shard_of_unit[u as usize] = s;
-        let w = unit_work[u as usize];
         work[s as usize] = load + w;
         heap.push(Reverse((load + w, s)));
+        h.update(min.0);
+        h.update(w.to_le_bytes());
+        h.update(s.to_le_bytes());
     }
+    let fingerprint = h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let shard_of = root_of
         .iter()
         .map(|&r| {
@@ -242,6 +255,7 @@ pub fn split(plan: &Plan, count: u32, by: ShardBy) -> Split {
         count,
         shard_of,
         work,
+        fingerprint,
     }
 }
 
@@ -276,24 +290,8 @@ impl Split {
 
     /// A fingerprint of the assignment (16 hex digits): shards of one campaign must agree on
     /// it, or some cells would run twice and others never.
-    pub fn fingerprint(&self, plan: &Plan) -> String {
-        use sha2::Digest as _;
-        let mut pairs: Vec<(super::NodeId, u32)> = plan
-            .graph
-            .node_indices()
-            .filter_map(|ni| self.shard_of(ni).map(|s| (plan.graph[ni].id, s)))
-            .collect();
-        pairs.sort_unstable();
-        let mut h = sha2::Sha256::new();
-        h.update(self.count.to_le_bytes());
-        for (id, s) in pairs {
-            h.update(id.0);
-            h.update(s.to_le_bytes());
-        }
-        h.finalize()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Largest shard's expected work over the mean (1.0 = perfectly even).
@@ -394,7 +392,7 @@ mod tests {
         .expect("plans");
         for by in [ShardBy::Comparison, ShardBy::Configuration] {
             let (sa, sb) = (split(&a, 5, by), split(&b, 5, by));
-            assert_eq!(sa.fingerprint(&a), sb.fingerprint(&b));
+            assert_eq!(sa.fingerprint(), sb.fingerprint());
             let cells = |p: &Plan, s: &Split, i: u32| {
                 let mut v: Vec<_> = s.nodes(p, i).iter().map(|&n| p.graph[n].id).collect();
                 v.sort();
@@ -403,7 +401,7 @@ mod tests {
             for i in 0..5 {
                 assert_eq!(cells(&a, &sa, i), cells(&b, &sb, i));
             }
-            assert_ne!(sa.fingerprint(&a), split(&a, 4, by).fingerprint(&a));
+            assert_ne!(sa.fingerprint(), split(&a, 4, by).fingerprint());
         }
     }
 

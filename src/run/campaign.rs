@@ -345,7 +345,7 @@ fn shard_cells(plan: &Plan, spec: ShardSpec, by: ShardBy) -> (Vec<NodeIndex>, Sh
         count: spec.count,
         by,
         work: split.work[spec.index as usize],
-        split: split.fingerprint(plan),
+        split: split.fingerprint().to_owned(),
         cells: nodes
             .iter()
             .filter(|&&ni| split.shard_of(ni).is_some())
