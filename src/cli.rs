@@ -48,6 +48,9 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// TR-style Markdown reports with SVG charts and reproduction verdicts.
     Report(ReportArgs),
+    /// Campaign B against campaign A, configuration by configuration: each metric's difference
+    /// with its 95 % CI and a verdict (faster, slower, no detectable difference).
+    Compare(CompareArgs),
     /// Import the original reports' raw results into a campaign (`chimera import chimeraforge`).
     Import(ImportArgs),
     /// Serve the Ollama protocol from a deterministic emulator (a test instrument, not an LLM).
@@ -386,6 +389,36 @@ pub struct ReportArgs {
     /// several campaigns are reported.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+/// Output format of `chimera compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// A table for the terminal.
+    Text,
+    /// A Markdown section.
+    Markdown,
+    /// The comparison as JSON.
+    Json,
+}
+
+/// Arguments of `chimera compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Campaign A (the baseline): a campaign directory, or a campaign name under --data.
+    pub a: String,
+    /// Campaign B (compared against A).
+    pub b: String,
+    /// Data directory the names are looked up in.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+    pub format: CompareFormat,
+    /// Exit 1 when B is slower (worse) than A by more than PCT % on any metric whose 95 % CI
+    /// excludes no difference (for CI pipelines).
+    #[arg(long, value_name = "PCT")]
+    pub fail_if_slower: Option<f64>,
 }
 
 /// Arguments of `chimera import`.

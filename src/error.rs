@@ -69,6 +69,17 @@ pub enum Error {
     /// `chimera k8s` could not write the objects.
     #[error(transparent)]
     K8s(#[from] crate::scale::k8s::K8sError),
+    /// `compare` could not match the campaigns.
+    #[error(transparent)]
+    Compare(#[from] crate::analysis::ab::AbError),
+    /// `compare --fail-if-slower`: B is slower beyond the threshold.
+    #[error("B is slower than A by more than {threshold} %: {what}")]
+    Regression {
+        /// The threshold.
+        threshold: f64,
+        /// Which configurations and metrics, by how much.
+        what: String,
+    },
     /// `status --require-complete`: cells remain.
     #[error(
         "{remaining} cell(s) of the campaign are not committed\n  = help: run them (a resume, or \
@@ -100,6 +111,8 @@ impl Error {
             Error::Interrupted => EXIT_INTERRUPTED,
             Error::Run(_) => EXIT_INVALID_INPUT,
             Error::FailedCells { .. } | Error::Incomplete { .. } => EXIT_FAILED_CELLS,
+            Error::Regression { .. } => EXIT_FAILED_CELLS,
+            Error::Compare(_) => EXIT_INVALID_INPUT,
             Error::Import(_) => EXIT_INVALID_INPUT,
             Error::Campaign(_) | Error::Status(_) | Error::Table(_) => EXIT_INVALID_INPUT,
             Error::Analysis(_) | Error::Report(_) => EXIT_INVALID_INPUT,

@@ -8,6 +8,7 @@ mod chaos;
 mod checks;
 mod cli;
 mod command;
+mod compare;
 mod emulator;
 mod experiments;
 mod flood;

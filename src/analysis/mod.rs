@@ -6,6 +6,7 @@
 //! re-planning the manifest texts recorded in the campaign's `campaign.json`, so analysis
 //! needs nothing but the campaign directory.
 
+pub mod ab;
 mod adoption;
 mod compare;
 pub(crate) mod dataset;

@@ -214,3 +214,48 @@ fn import_git(opts: import::GitImport) -> Result<(), Error> {
     }
     .into())
 }
+
+/// A campaign directory given as a path, or as a name under `data`.
+fn campaign_dir(data: &std::path::Path, given: &str) -> std::path::PathBuf {
+    let p = std::path::PathBuf::from(given);
+    if p.join("campaign.json").is_file() {
+        p
+    } else {
+        data.join(given)
+    }
+}
+
+/// `chimera compare A B`.
+pub(super) fn compare(args: &crate::cli::CompareArgs) -> Result<(), Error> {
+    let a = analysis::load_campaign(&campaign_dir(&args.data, &args.a))?;
+    let b = analysis::load_campaign(&campaign_dir(&args.data, &args.b))?;
+    let c = analysis::ab::compare(&a, &b)?;
+    with_stdout(|out| {
+        let text = match args.format {
+            crate::cli::CompareFormat::Text => crate::report::ab::text(&c),
+            crate::cli::CompareFormat::Markdown => crate::report::ab::markdown(&c),
+            crate::cli::CompareFormat::Json => {
+                let mut j = serde_json::to_string_pretty(&c).unwrap_or_default();
+                j.push('\n');
+                j
+            }
+        };
+        out.write_all(text.as_bytes()).map_err(Error::Output)
+    })?;
+    if let Some(threshold) = args.fail_if_slower {
+        let worse: Vec<String> = c
+            .rows
+            .iter()
+            .filter(|r| r.verdict == analysis::ab::AbVerdict::Slower)
+            .filter_map(|r| r.slowdown_pct().filter(|p| *p > threshold).map(|p| (r, p)))
+            .map(|(r, p)| format!("{} {} {p:.1} %", r.b, r.metric.name()))
+            .collect();
+        if !worse.is_empty() {
+            return Err(Error::Regression {
+                threshold,
+                what: worse.join(", "),
+            });
+        }
+    }
+    Ok(())
+}

@@ -26,6 +26,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Compact(args) => data::compact(&args),
         Command::Analyze(args) => data::analyze(&args),
         Command::Report(args) => data::report(&args),
+        Command::Compare(args) => data::compare(&args),
         Command::Import(args) => data::import(args),
         Command::Emulate(args) => tools::emulate(&args),
         Command::Telemetry(args) => tools::telemetry(args),

@@ -8,6 +8,7 @@
 //! formatted from the analysis by the helpers in `format`; rendering is a pure function, so the
 //! same analysis always gives the same bytes.
 
+pub mod ab;
 mod charts;
 mod effects;
 mod format;
