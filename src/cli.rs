@@ -98,15 +98,10 @@ pub struct SlurmSubmitArgs {
     /// The data directory (on a filesystem every node shares).
     #[command(flatten)]
     pub store: StoreDir,
-    /// Campaign name (default: the manifests' file stems joined with `+`).
-    #[arg(long, value_name = "NAME")]
-    pub campaign: Option<String>,
-    /// Shards: array tasks, each running `chimera run --shard $SLURM_ARRAY_TASK_ID/N`.
-    #[arg(long, value_name = "N")]
-    pub shards: u32,
-    /// What a shard keeps together (see `chimera run --shard-by`).
-    #[arg(long, value_enum, default_value_t = crate::plan::ShardBy::Comparison)]
-    pub shard_by: crate::plan::ShardBy,
+    /// The campaign and its shards (array tasks, each `chimera run --shard
+    /// $SLURM_ARRAY_TASK_ID/N`).
+    #[command(flatten)]
+    pub sharding: Sharding,
     /// Slurm partition.
     #[arg(long, value_name = "P")]
     pub partition: Option<String>,
@@ -126,6 +121,22 @@ pub struct SlurmSubmitArgs {
     /// Print the job scripts; write and submit nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// A sharded campaign on a cluster: its name, its shard count and what a shard keeps together
+/// (`slurm submit`, `k8s manifest`).
+#[derive(Debug, clap::Args)]
+pub struct Sharding {
+    /// Campaign name (default: the manifests' file stems joined with `+`).
+    #[arg(long, value_name = "NAME")]
+    pub campaign: Option<String>,
+    /// Shards: one Slurm array task (`--shard $SLURM_ARRAY_TASK_ID/N`) or one Kubernetes pod
+    /// (`--shard $JOB_COMPLETION_INDEX/N`) each.
+    #[arg(long, value_name = "N")]
+    pub shards: u32,
+    /// What a shard keeps together (see `chimera run --shard-by`).
+    #[arg(long, value_enum, default_value_t = crate::plan::ShardBy::Comparison)]
+    pub shard_by: crate::plan::ShardBy,
 }
 
 /// Arguments of `chimera slurm resubmit`.
@@ -165,15 +176,9 @@ pub struct K8sManifestArgs {
     /// The manifests.
     #[command(flatten)]
     pub files: ManifestFiles,
-    /// Campaign name (default: the manifests' file stems joined with `+`).
-    #[arg(long, value_name = "NAME")]
-    pub campaign: Option<String>,
-    /// Shards: the Job's completions, one pod each.
-    #[arg(long, value_name = "N")]
-    pub shards: u32,
-    /// What a shard keeps together (see `chimera run --shard-by`).
-    #[arg(long, value_enum, default_value_t = crate::plan::ShardBy::Comparison)]
-    pub shard_by: crate::plan::ShardBy,
+    /// The campaign and its shards (the Job's completions, one pod each).
+    #[command(flatten)]
+    pub sharding: Sharding,
     /// Container image with `chimera` on PATH (and the servers the manifests manage).
     #[arg(long, value_name = "IMAGE")]
     pub image: String,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::shards::manifest;
+use crate::shards::{chimera_in, manifest};
 use crate::support::{chimera_cmd_in, root, run_command};
 
 /// Runs the shard fixture into `data/<campaign>` under `dir` with the emulator decoding at
@@ -16,7 +16,7 @@ fn campaign(dir: &Path, campaign: &str, tok_s: u32, offset: &str) {
         .replace("output_tok_s: 400", &format!("output_tok_s: {tok_s}"));
     std::fs::write(&profile, text).expect("write");
     let m = manifest();
-    let mut cmd = chimera_cmd_in(
+    let mut cmd = chimera_in(
         dir,
         &[
             "run",
@@ -30,8 +30,7 @@ fn campaign(dir: &Path, campaign: &str, tok_s: u32, offset: &str) {
             offset,
         ],
     );
-    cmd.env("CHIMERA_BIN", env!("CARGO_BIN_EXE_chimera"))
-        .env("CHIMERA_SHARD_PROFILE", &profile);
+    cmd.env("CHIMERA_SHARD_PROFILE", &profile);
     let out = run_command(&mut cmd);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }

@@ -19,7 +19,10 @@ pub(super) fn status(args: &StatusArgs) -> Result<(), Error> {
 }
 
 /// The campaign `--campaign` names, or the only one of the data directory.
-fn only_campaign(data: &std::path::Path, campaign: Option<&str>) -> Result<String, Error> {
+pub(super) fn only_campaign(
+    data: &std::path::Path,
+    campaign: Option<&str>,
+) -> Result<String, Error> {
     if let Some(n) = campaign {
         return Ok(n.to_owned());
     }

@@ -14,10 +14,7 @@ pub(super) fn slurm(args: SlurmArgs) -> Result<(), Error> {
     match args.action {
         SlurmAction::Submit(a) => submit(&a),
         SlurmAction::Resubmit(a) => {
-            let name = match a.select.campaign.clone() {
-                Some(n) => n,
-                None => only_campaign(&a.select.data)?,
-            };
+            let name = super::data::only_campaign(&a.select.data, a.select.campaign.as_deref())?;
             let o = slurm::recorded(&a.select.data, &name)?;
             let (shards, notes) = slurm::unfinished(&o, &a.shards)?;
             for n in notes {
@@ -55,24 +52,6 @@ pub(super) fn slurm(args: SlurmArgs) -> Result<(), Error> {
     }
 }
 
-/// The only campaign under `data` (resubmit without --campaign).
-fn only_campaign(data: &Path) -> Result<String, Error> {
-    let all = crate::store::campaigns(data);
-    match all.as_slice() {
-        [one] => Ok(one.clone()),
-        _ => Err(Error::Usage(format!(
-            "`{}` holds {} campaigns{}\n  = help: pick one with --campaign NAME",
-            data.display(),
-            all.len(),
-            if all.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", all.join(", "))
-            }
-        ))),
-    }
-}
-
 fn absolute(p: &Path) -> Result<PathBuf, Error> {
     std::fs::canonicalize(p).map_err(|e| Error::Usage(format!("{}: {e}", p.display())))
 }
@@ -82,15 +61,15 @@ fn absolute(p: &Path) -> Result<PathBuf, Error> {
 fn submit(a: &SlurmSubmitArgs) -> Result<(), Error> {
     let manifests = &a.files.manifests;
     let mut plan = crate::plan::build(manifests)?;
-    if a.shards == 0 {
+    if a.sharding.shards == 0 {
         return Err(Error::Usage("--shards must be at least 1".to_owned()));
     }
-    let widest = u32::from(a.port_offset_step).saturating_mul(a.shards - 1);
+    let widest = u32::from(a.port_offset_step).saturating_mul(a.sharding.shards - 1);
     let widest = u16::try_from(widest).map_err(|_| {
         Error::Usage(format!(
             "--shards {} × --port-offset-step {} moves ports past 65535; use a smaller step (0 \
              when every shard has a node of its own)",
-            a.shards, a.port_offset_step
+            a.sharding.shards, a.port_offset_step
         ))
     })?;
     crate::server::offset_ports(&mut plan, widest).map_err(|e| {
@@ -98,14 +77,14 @@ fn submit(a: &SlurmSubmitArgs) -> Result<(), Error> {
             "{e}\n  = help: or pass --port-offset-step 0 when every shard has a node of its own"
         ))
     })?;
-    let split = crate::plan::shard::split(&plan, a.shards, a.shard_by);
+    let split = crate::plan::shard::split(&plan, a.sharding.shards, a.sharding.shard_by);
     let empty = split.work.iter().filter(|w| **w == 0).count();
     if empty > 0 {
         let _ = writeln!(
             std::io::stderr(),
             "warning: {empty} of the {} shards get no cells (the plan has fewer units than \
              shards); they finish at once",
-            a.shards
+            a.sharding.shards
         );
     }
     // Several array tasks may land on one node: on GPUs they would share them unless each
@@ -127,6 +106,7 @@ fn submit(a: &SlurmSubmitArgs) -> Result<(), Error> {
         );
     }
     let campaign = a
+        .sharding
         .campaign
         .clone()
         .unwrap_or_else(|| super::run::campaign_name(manifests));
@@ -146,8 +126,8 @@ fn submit(a: &SlurmSubmitArgs) -> Result<(), Error> {
             absolute(data)?
         },
         campaign,
-        shards: a.shards,
-        shard_by: a.shard_by,
+        shards: a.sharding.shards,
+        shard_by: a.sharding.shard_by,
         partition: a.partition.clone(),
         gres: a.gres.clone(),
         time: a.time.clone(),
@@ -158,8 +138,8 @@ fn submit(a: &SlurmSubmitArgs) -> Result<(), Error> {
     let _ = writeln!(
         std::io::stderr(),
         "{} shards (by {}); expected work per shard {} requests (balance {:.2})",
-        a.shards,
-        a.shard_by.name(),
+        a.sharding.shards,
+        a.sharding.shard_by.name(),
         split
             .work
             .iter()
@@ -210,11 +190,12 @@ pub(super) fn k8s(args: &K8sArgs) -> Result<(), Error> {
     let o = k8s::K8sOptions {
         manifests,
         campaign: a
+            .sharding
             .campaign
             .clone()
             .unwrap_or_else(|| super::run::campaign_name(&a.files.manifests)),
-        shards: a.shards,
-        shard_by: a.shard_by,
+        shards: a.sharding.shards,
+        shard_by: a.sharding.shard_by,
         image: a.image.clone(),
         claim: a.claim.clone(),
         data_mount: a.data_mount.clone(),

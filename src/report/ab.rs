@@ -24,6 +24,19 @@ fn change(r: &AbRow) -> String {
         .map_or_else(|| "—".to_owned(), |c| format!("{c:+.1} %"))
 }
 
+/// A row's values as printed: metric, A, B, change, CI, verdict, runs.
+fn fields(r: &AbRow) -> [String; 7] {
+    [
+        r.metric.name().to_owned(),
+        num(r.mean_a),
+        num(r.mean_b),
+        change(r),
+        ci(r),
+        r.verdict.words(r.metric).to_owned(),
+        format!("{}/{}", r.n_a, r.n_b),
+    ]
+}
+
 /// The lines before the table: what was compared and on which fields the two differ.
 fn preamble(c: &AbComparison, md: bool) -> String {
     let mut s = String::new();
@@ -79,18 +92,10 @@ pub fn text(c: &AbComparison) -> String {
         } else {
             format!("{} → {}", r.a, r.b)
         };
+        let [m, a, b, c, ci, v, n] = fields(r);
         let _ = writeln!(
             s,
-            "{:<28} {:<26} {:>12} {:>12} {:>9} {:>26}  {} (n {}/{})",
-            pair,
-            r.metric.name(),
-            num(r.mean_a),
-            num(r.mean_b),
-            change(r),
-            ci(r),
-            r.verdict.words(r.metric),
-            r.n_a,
-            r.n_b
+            "{pair:<28} {m:<26} {a:>12} {b:>12} {c:>9} {ci:>26}  {v} (n {n})"
         );
     }
     s
@@ -105,20 +110,7 @@ pub fn markdown(c: &AbComparison) -> String {
          |---|---|---:|---:|---:|---:|---|---:|\n",
     );
     for r in &c.rows {
-        let _ = writeln!(
-            s,
-            "| `{}` → `{}` | {} | {} | {} | {} | {} | {} | {}/{} |",
-            r.a,
-            r.b,
-            r.metric.name(),
-            num(r.mean_a),
-            num(r.mean_b),
-            change(r),
-            ci(r),
-            r.verdict.words(r.metric),
-            r.n_a,
-            r.n_b
-        );
+        let _ = writeln!(s, "| `{}` → `{}` | {} |", r.a, r.b, fields(r).join(" | "));
     }
     s
 }

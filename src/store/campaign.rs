@@ -526,11 +526,7 @@ fn lock(dir: &Path) -> Result<Option<File>, StoreError> {
                         .join(", "),
                 });
             }
-            let holder = fs::read_to_string(&path)
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "holder unknown".to_owned());
+            let holder = shard::holder_of(&path);
             return Err(StoreError::Locked {
                 dir: dir.to_owned(),
                 holder,

@@ -152,6 +152,16 @@ pub(crate) fn journal_path(campaign: &Path, spec: ShardSpec) -> PathBuf {
     shard_dir(campaign, spec).join(JOURNAL_FILE)
 }
 
+/// What a held lock file says about its holder ("pid 12 on node1, started at …"), or
+/// "holder unknown".
+pub(crate) fn holder_of(path: &Path) -> String {
+    fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "holder unknown".to_owned())
+}
+
 /// Whether a process holds the shard's lock now, and what its lock file says. Probes with a
 /// shared lock, released at once.
 pub fn running(campaign: &Path, spec: ShardSpec) -> Option<String> {
@@ -159,13 +169,7 @@ pub fn running(campaign: &Path, spec: ShardSpec) -> Option<String> {
     let file = File::open(&path).ok()?;
     match file.try_lock_shared() {
         Ok(()) => None,
-        Err(TryLockError::WouldBlock) => Some(
-            fs::read_to_string(&path)
-                .map(|s| s.trim().to_owned())
-                .ok()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "holder unknown".to_owned()),
-        ),
+        Err(TryLockError::WouldBlock) => Some(holder_of(&path)),
         Err(TryLockError::Error(_)) => None,
     }
 }
@@ -188,11 +192,7 @@ pub(crate) fn lock_shard(dir: &Path, spec: ShardSpec) -> Result<Option<File>, St
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err(TryLockError::WouldBlock) => {
-                let holder = fs::read_to_string(&path)
-                    .ok()
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "holder unknown".to_owned());
+                let holder = holder_of(&path);
                 return Err(StoreError::ShardRunning {
                     shard: spec.to_string(),
                     holder,
@@ -229,11 +229,7 @@ pub(crate) fn lock_campaign_shared(dir: &Path) -> Result<Option<File>, StoreErro
         Ok(()) => Ok(Some(file)),
         Err(TryLockError::WouldBlock) => Err(StoreError::Locked {
             dir: dir.to_owned(),
-            holder: fs::read_to_string(&path)
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "holder unknown".to_owned()),
+            holder: holder_of(&path),
         }),
         Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => Ok(None),
         Err(TryLockError::Error(e)) => Err(StoreError::io(path, "lock the campaign", e)),
