@@ -420,8 +420,8 @@ pub struct CompareArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
     pub format: CompareFormat,
-    /// Exit 1 when B is slower (worse) than A by more than PCT % on any metric whose 95 % CI
-    /// excludes no difference (for CI pipelines).
+    /// Exit 1 when B is slower than A by more than PCT % on any speed metric (wall time,
+    /// TTFT, throughput) whose 95 % CI excludes no difference (for CI pipelines).
     #[arg(long, value_name = "PCT")]
     pub fail_if_slower: Option<f64>,
 }

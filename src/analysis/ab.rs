@@ -59,6 +59,12 @@ impl AbMetric {
         }
     }
 
+    /// True for the speed metrics (time and throughput), which `--fail-if-slower` watches; an
+    /// efficiency is better or worse, not faster or slower.
+    pub fn is_speed(self) -> bool {
+        self != AbMetric::EqualWorkEfficiencyPct
+    }
+
     /// True when a larger value is better.
     pub fn higher_is_better(self) -> bool {
         matches!(

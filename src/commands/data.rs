@@ -249,7 +249,7 @@ pub(super) fn compare(args: &crate::cli::CompareArgs) -> Result<(), Error> {
         let worse: Vec<String> = c
             .rows
             .iter()
-            .filter(|r| r.verdict == analysis::ab::AbVerdict::Slower)
+            .filter(|r| r.metric.is_speed() && r.verdict == analysis::ab::AbVerdict::Slower)
             .filter_map(|r| r.slowdown_pct().filter(|p| *p > threshold).map(|p| (r, p)))
             .map(|(r, p)| format!("{} {} {p:.1} %", r.b, r.metric.name()))
             .collect();
