@@ -165,8 +165,7 @@ pub fn status(
 
     let (runs, last_failure) = read_journal(&events);
     let mut out = String::new();
-    let mut shards = super::shard::states(view.dir(), &committed.ids);
-    never_started(&plan, &committed, &mut shards);
+    let shards = shards_of(view.dir(), &plan, &committed);
     let running = match running_holder(view.dir()) {
         Some(h) => Some((1, h)),
         None => {
@@ -537,6 +536,13 @@ fn shard_lines(out: &mut String, data: &Path, name: &str, states: &[super::Shard
     }
 }
 
+/// Every shard of the campaign in `dir`: the recorded ones and those that never started.
+fn shards_of(dir: &Path, plan: &Plan, committed: &Committed) -> Vec<super::ShardState> {
+    let mut shards = super::shard::states(dir, &committed.ids);
+    never_started(plan, committed, &mut shards);
+    shards
+}
+
 /// The shards of a submission that never started (no record yet): their cells come from the
 /// plan, split as the recorded shards of the same count were.
 fn never_started(plan: &Plan, committed: &Committed, shards: &mut Vec<super::ShardState>) {
@@ -547,20 +553,28 @@ fn never_started(plan: &Plan, committed: &Committed, shards: &mut Vec<super::Sha
     counts.sort_by_key(|c| c.0);
     counts.dedup_by_key(|c| c.0);
     for (count, by) in counts {
+        let missing_indices: Vec<u32> = (0..count)
+            .filter(|&i| {
+                !shards
+                    .iter()
+                    .any(|s| s.record.count == count && s.record.index == i)
+            })
+            .collect();
+        if missing_indices.is_empty() {
+            continue;
+        }
+        // One split and one pass over the plan for every shard that never started.
         let split = crate::plan::shard::split(plan, count, by);
-        for index in 0..count {
-            if shards
-                .iter()
-                .any(|s| s.record.count == count && s.record.index == index)
+        let mut per_shard: Vec<Vec<String>> = vec![Vec::new(); count as usize];
+        for &ni in &plan.order {
+            if let Some(s) = split.shard_of(ni)
+                && missing_indices.contains(&s)
             {
-                continue;
+                per_shard[s as usize].push(plan.graph[ni].id.hex());
             }
-            let cells: Vec<String> = split
-                .nodes(plan, index)
-                .into_iter()
-                .filter(|&ni| split.shard_of(ni).is_some())
-                .map(|ni| plan.graph[ni].id.hex())
-                .collect();
+        }
+        for index in missing_indices {
+            let cells = std::mem::take(&mut per_shard[index as usize]);
             let missing: Vec<String> = cells
                 .iter()
                 .filter(|c| !committed.ids.contains(*c))
@@ -601,7 +615,5 @@ pub fn shard_overview(data: &Path, name: &str) -> Result<Vec<super::ShardState>,
         campaign: name.to_owned(),
         message,
     })?;
-    let mut shards = super::shard::states(view.dir(), &committed.ids);
-    never_started(&plan, &committed, &mut shards);
-    Ok(shards)
+    Ok(shards_of(view.dir(), &plan, &committed))
 }
