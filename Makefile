@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: agents demo-languages help build release test test-slurm lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry bench-analysis bench-shards try-emulated originals demo soak fuzz check-architecture \
+.PHONY: agents browser-deps demo-languages help build release test test-slurm lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry bench-analysis bench-shards try-emulated originals demo soak fuzz check-architecture \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS) tr116-languages)
 
 help:
@@ -26,6 +26,7 @@ help:
 	@echo "try-emulated    a TR114 campaign against chimera emulate on 11434/11435 (no Ollama needed), analysed and reported"
 	@echo "originals       import all nine reports' original raw results (FIXTURES=DIR, or CHIMERAFORGE_GIT=DIR: a clone"
 	@echo "                of the original repository, read with --git), analyse, report, one verdict line per report"
+	@echo "browser-deps    Playwright (pinned) in tests/browser/.venv for the HTML report's headless Chromium test"
 	@echo "test-slurm      the Slurm tier (tests/slurm.rs) on a one-host cluster started and stopped around it (root)"
 	@echo "bench-plan      time and peak memory of planning >= 1,000,000 cells"
 	@echo "bench-harness   command workloads: chimera's overhead per agent start and per record; client timing accuracy"
@@ -66,6 +67,15 @@ test:
 	elif [ "$$CHIMERA_REQUIRE_PYTHON_TESTS" = 1 ]; then \
 	  echo "test: $(AGENT_VENV) is missing (make agents) and CHIMERA_REQUIRE_PYTHON_TESTS=1 requires the Python agent's tests" >&2; exit 1; \
 	else echo "test: the Python agent's tests are skipped ($(AGENT_VENV) is missing: make agents)"; fi
+
+# The browser test's tools (tests/browser.rs): Playwright, pinned, in tests/browser/.venv. The
+# browser itself is Debian's `chromium` (apt-get install chromium fonts-dejavu-core).
+BROWSER_VENV := tests/browser/.venv
+browser-deps:
+	@test -x $(BROWSER_VENV)/bin/python || $(PYTHON) -m venv $(BROWSER_VENV) \
+	  || { echo "browser-deps: cannot create $(BROWSER_VENV) (Debian: apt-get install python3-venv)" >&2; exit 2; }
+	@$(BROWSER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/browser/requirements.txt
+	@command -v chromium >/dev/null || echo "browser-deps: chromium is not installed (Debian: apt-get install chromium fonts-dejavu-core); the browser test will be skipped" >&2
 
 # The Slurm tier alone (tests/slurm.rs) on a one-host cluster this target starts and stops
 # (scripts/slurm-local.sh; root, Debian's slurm-wlm and munge installed when missing).

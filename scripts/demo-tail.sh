@@ -8,7 +8,7 @@
 set -euo pipefail
 bin=$1 data=$2 campaign=$3 target=$4
 summary=$("$bin" analyze --data "$data" --campaign "$campaign")
-"$bin" report --data "$data" --campaign "$campaign" | sed 's/^/report: /'
+"$bin" report --data "$data" --campaign "$campaign" --format markdown,html | sed 's/^/report: /'
 adopted=$(printf '%s\n' "$summary" | grep 'adopted from the shared cache' || true)
 if [ -n "$adopted" ]; then
   printf '%s\n' "$adopted" | sed "s/^ *cells: /$target: cells: /"

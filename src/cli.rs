@@ -394,6 +394,26 @@ pub struct ReportArgs {
     /// several campaigns are reported.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// What to write: `markdown` (`<REPORT>.md` and `figures/*.svg`), `html` (one
+    /// self-contained `<REPORT>.html`: charts inline, sortable tables, hover values), or both
+    /// (`--format markdown,html`).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        num_args = 1..,
+        default_value = "markdown"
+    )]
+    pub format: Vec<ReportFormat>,
+}
+
+/// A file format of `chimera report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// `<REPORT>.md` with its charts in `figures/`.
+    Markdown,
+    /// `<REPORT>.html`, one self-contained page.
+    Html,
 }
 
 /// Output format of `chimera compare`.

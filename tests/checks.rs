@@ -27,7 +27,7 @@ fn report_of(data: &Path, name: &str) -> (chimera::analysis::model::ReportAnalys
     let (dir, a) = done.remove(0);
     let out = dir.join("report");
     let written = chimera::report::write_reports(&a, &out).expect("report");
-    let md = std::fs::read_to_string(&written[0].markdown).expect("markdown");
+    let md = std::fs::read_to_string(written[0].markdown.as_ref().expect("md")).expect("markdown");
     (a.reports[0].clone(), md)
 }
 

@@ -314,7 +314,7 @@ fn tr113_h6v1_tree_imports_and_reproduces_its_published_values() {
         .assert_ok(&["5 published number(s) contradicted by the report's own raw data"]);
     let out = dir.path().join("report");
     let written = chimera::report::write_reports(&a, &out).expect("report");
-    let md = fs::read_to_string(&written[0].markdown).expect("md");
+    let md = fs::read_to_string(written[0].markdown.as_ref().expect("md")).expect("md");
     for want in [
         "5 not reproduced (5 of those contradicted by the report's own raw data)",
         "**not reproduced: contradicted by the report's own data**",

@@ -4,6 +4,7 @@
 
 mod analysis;
 mod backend;
+mod browser;
 mod chaos;
 mod checks;
 mod cli;

@@ -12,7 +12,10 @@ use chimera::analysis::model::{
     EfficiencyRow, EndpointProvenance, Method, Origin, ReportAnalysis, ScenarioInfo, Stat,
     SummaryRow, TelemetrySeries, Verdict, VerdictKind,
 };
-use chimera::report::{ReportError, render_figures, render_markdown, write_reports};
+use chimera::report::{
+    Formats, ReportError, render_figures, render_html, render_markdown, write_reports,
+    write_reports_as,
+};
 use chimera::stats::effect::{CiMethod, Reading};
 
 fn s(x: &str) -> String {
@@ -179,7 +182,7 @@ fn verdict(
 }
 
 /// An imported TR114_v2-like report: multi-agent, no isolated runs, verdicts of all kinds.
-fn imported() -> Analysis {
+pub(crate) fn imported() -> Analysis {
     let origin = Origin::Imported {
         format: s("chimeraforge"),
         source: s("raw/tr110_rust_full"),
@@ -421,12 +424,14 @@ fn imported() -> Analysis {
                 metric: s("throughput_tok_s"),
                 values: vec![101.2, 102.5, 99.8, 103.1, 100.4, 98.7, 104.9, 101.1],
                 quantiles_of: None,
+                stage: None,
             },
             Distribution {
                 group: s("chimera_hetero"),
                 metric: s("throughput_tok_s"),
                 values: vec![100.3, 100.9, 101.7, 99.9],
                 quantiles_of: None,
+                stage: None,
             },
         ],
         telemetry: Vec::new(),
@@ -447,7 +452,7 @@ fn imported() -> Analysis {
 }
 
 /// An emulator campaign: isolated runs (true efficiency) and GPU telemetry.
-fn emulator() -> Analysis {
+pub(crate) fn emulator() -> Analysis {
     let r = "TR114_v2";
     let prov = |ep: &str, port: u16| EndpointProvenance {
         endpoint: s(ep),
@@ -549,12 +554,14 @@ fn emulator() -> Analysis {
                 metric: s("ttft_ms"),
                 values: vec![500.0; 6],
                 quantiles_of: None,
+                stage: None,
             },
             Distribution {
                 group: s("empty"),
                 metric: s("ttft_ms"),
                 values: Vec::new(),
                 quantiles_of: None,
+                stage: None,
             },
         ],
         telemetry: vec![
@@ -608,7 +615,7 @@ fn emulator() -> Analysis {
 }
 
 /// A measured single-agent campaign on CPU (no endpoint reported a GPU).
-fn cpu() -> Analysis {
+pub(crate) fn cpu() -> Analysis {
     let r = "TR108";
     let origin = Origin::Measured {
         server_kinds: vec![s("ollama")],
@@ -784,6 +791,7 @@ fn cpu() -> Analysis {
             metric: s("throughput_tok_s"),
             values: vec![41.0],
             quantiles_of: None,
+            stage: None,
         }],
         telemetry: Vec::new(),
         findings: Vec::new(),
@@ -930,11 +938,12 @@ fn write_reports_writes_markdown_and_figures_atomically() {
     let written = write_reports(&a, &out).expect("write");
     assert_eq!(written.len(), 2);
     assert_eq!(written[0].report, "TR114_v2");
-    assert_eq!(written[0].markdown, out.join("TR114_v2.md"));
+    assert_eq!(written[0].markdown, Some(out.join("TR114_v2.md")));
+    assert_eq!(written[0].html, None);
     assert_eq!(written[0].figures.len(), 4);
-    assert_eq!(written[1].markdown, out.join("TR108.md"));
+    assert_eq!(written[1].markdown, Some(out.join("TR108.md")));
     for (w, r) in written.iter().zip(&a.reports) {
-        let md = std::fs::read_to_string(&w.markdown).expect("read md");
+        let md = std::fs::read_to_string(w.markdown.as_ref().expect("md")).expect("read md");
         assert_eq!(md, render_markdown(&a, r, "figures"));
         for ((name, svg), path) in render_figures(r).iter().zip(&w.figures) {
             assert_eq!(path, &out.join("figures").join(name));
@@ -952,6 +961,57 @@ fn write_reports_writes_markdown_and_figures_atomically() {
     // Writing again replaces the files with the same bytes.
     let again = write_reports(&a, &out).expect("rewrite");
     assert_eq!(again, written);
+}
+
+/// `--format html` writes one self-contained page per report, beside the Markdown or alone:
+/// the Markdown's sections, its charts inline, nothing linked that is not in the file.
+#[test]
+fn html_reports_are_self_contained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = emulator();
+    let both = Formats {
+        markdown: true,
+        html: true,
+    };
+    let w = write_reports_as(&a, dir.path(), both).expect("write");
+    let page_path = w[0].html.as_ref().expect("html");
+    assert_eq!(page_path, &dir.path().join("TR114_v2.html"));
+    assert!(w[0].markdown.is_some() && !w[0].figures.is_empty());
+    let page = std::fs::read_to_string(page_path).expect("read");
+    assert_eq!(page, render_html(&a, &a.reports[0]));
+    let md = render_markdown(&a, &a.reports[0], "figures");
+    // Every section of the Markdown is a heading of the page.
+    for line in md.lines().filter(|l| l.starts_with("## ")) {
+        let text = line.trim_start_matches("## ");
+        let words = text.split('`').next().unwrap_or(text).trim();
+        assert!(page.contains(words), "section {text:?} missing");
+    }
+    // Every chart inline, with its hover text; no reference to a file or the network.
+    for (name, svg) in render_figures(&a.reports[0]) {
+        assert!(!page.contains(&name), "{name} is linked, not inlined");
+        let first_mark = svg.lines().find(|l| l.contains(r#"class="pt""#));
+        if let Some(mark) = first_mark {
+            assert!(page.contains(mark), "{name}: {mark}");
+        }
+    }
+    assert_eq!(page.matches("<svg ").count(), 4);
+    for bad in ["src=", "<link", "@import", "url(", "https://", "<img"] {
+        assert!(!page.contains(bad), "{bad} in the page");
+    }
+    assert!(page.contains("Content-Security-Policy") && page.contains("default-src 'none'"));
+    // HTML alone: no Markdown, no figures directory.
+    let alone = dir.path().join("alone");
+    let html_only = Formats {
+        markdown: false,
+        html: true,
+    };
+    let w = write_reports_as(&a, &alone, html_only).expect("write");
+    assert_eq!((w[0].markdown.as_ref(), w[0].figures.len()), (None, 0));
+    assert!(!alone.join("figures").exists());
+    assert_eq!(
+        std::fs::read_to_string(alone.join("TR114_v2.html")).expect("read"),
+        page
+    );
 }
 
 #[test]
@@ -972,4 +1032,58 @@ fn write_reports_names_the_path_it_cannot_write() {
     a.reports.push(dup);
     let err = write_reports(&a, dir.path()).expect_err("same file");
     assert!(matches!(err, ReportError::SameFile { .. }), "{err:?}");
+}
+
+/// A two-run CI that runs far past what an efficiency can be is cut at the metric's range
+/// (and at 1.5 × the largest mean for the unbounded ones), marked, and kept whole in the hover
+/// text; the axis stays near the data. An agent workflow's analysis and report calls are
+/// drawn as separate boxes. Every mark carries its value.
+#[test]
+fn charts_cut_wide_whiskers_and_draw_the_calls_apart() {
+    let mut a = emulator();
+    let r = &mut a.reports[0];
+    let wide = |mean: f64| Stat {
+        n: 2,
+        mean,
+        sd: 30.0,
+        ci95: Some((mean - 400.0, mean + 400.0)),
+    };
+    r.configs[0].published_efficiency = Some(wide(97.0));
+    r.configs[0].true_efficiency = Some(wide(95.0));
+    r.configs[0].equal_work_efficiency = Some(wide(96.0));
+    r.distributions = ["analysis", "report"]
+        .iter()
+        .enumerate()
+        .map(|(k, stage)| Distribution {
+            group: r.configs[0].scenario.clone(),
+            metric: "ttft_ms".into(),
+            values: (0..8)
+                .map(|i| 100.0 * (k as f64 + 1.0) + f64::from(i))
+                .collect(),
+            quantiles_of: None,
+            stage: Some((*stage).into()),
+        })
+        .collect();
+    let figs = render_figures(&a.reports[0]);
+    let (_, eff) = &figs[0];
+    // The axis: no tick below 0 or beyond 1.5 × the largest mean.
+    for bad in [">-", ">-400<", ">400<", ">500<"] {
+        assert!(!eff.contains(bad), "{bad} in\n{eff}");
+    }
+    assert!(eff.contains("<polygon"), "arrowheads:\n{eff}");
+    assert!(eff.contains("whisker cut"), "{eff}");
+    assert!(
+        eff.contains("95 % CI -303.0 to 497.0 %")
+            && eff.contains("whisker drawn from 0.0 to 100.0 %"),
+        "the full CI on hover:\n{eff}"
+    );
+    insta::assert_snapshot!("report_efficiency_cut_whiskers_svg", eff);
+    let (name, ttft) = &figs[1];
+    assert!(name.ends_with("-ttft.svg"), "{name}");
+    assert!(ttft.contains("analysis calls") && ttft.contains("report calls"));
+    assert!(ttft.contains("by scenario and call") || ttft.contains("by group and call"));
+    // 16 dots and 2 boxes, each with its value.
+    assert_eq!(ttft.matches(r#"class="pt""#).count(), 18, "{ttft}");
+    assert!(ttft.contains("· analysis calls: 100 ms"), "{ttft}");
+    insta::assert_snapshot!("report_ttft_by_call_svg", ttft);
 }

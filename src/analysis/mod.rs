@@ -10,6 +10,7 @@ pub mod ab;
 mod adoption;
 mod compare;
 pub(crate) mod dataset;
+mod distributions;
 mod efficiency;
 mod error;
 mod languages;

@@ -462,6 +462,11 @@ pub struct Distribution {
     /// values themselves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantiles_of: Option<u64>,
+    /// The agents' call these values are of (`analysis`, `report`, …) when the group's
+    /// requests are of several kinds, each then a distribution of its own (absent when the
+    /// group has one kind of request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 impl Distribution {
@@ -478,6 +483,7 @@ impl Distribution {
                 metric,
                 values,
                 quantiles_of: None,
+                stage: None,
             };
         }
         let finite: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
@@ -486,6 +492,15 @@ impl Distribution {
             metric,
             values: crate::stats::quantiles(&finite, Self::QUANTILES).unwrap_or_default(),
             quantiles_of: Some(finite.len() as u64),
+            stage: None,
+        }
+    }
+
+    /// The same distribution, of the requests of one `stage`.
+    pub fn of_stage(self, stage: Option<&str>) -> Distribution {
+        Distribution {
+            stage: stage.map(str::to_owned),
+            ..self
         }
     }
 

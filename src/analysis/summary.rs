@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use rayon::prelude::*;
 
 use super::compare::welch_row;
+use super::distributions::{distributions, ttft_values};
 use super::efficiency::efficiency_rows;
 use super::load::Loaded;
 use super::model::{
-    Analysis, Comparison, ConfigRow, Counts, Distribution, EndpointProvenance, Method,
-    ReportAnalysis, ScenarioInfo, Stat, SummaryRow, TelemetrySeries, VerdictKind,
+    Analysis, Comparison, ConfigRow, Counts, EndpointProvenance, Method, ReportAnalysis,
+    ScenarioInfo, Stat, SummaryRow, TelemetrySeries, VerdictKind,
 };
 use super::select::{Pool, values};
 use super::suspect::{suspect_cells, trusted};
@@ -272,39 +273,6 @@ fn config_rows(pool: &Pool<'_>, l: &Loaded, report_idx: usize) -> Vec<ConfigRow>
         .par_iter()
         .filter_map(row)
         .collect()
-}
-
-fn distributions(pool: &Pool<'_>, scenarios: &[String]) -> Vec<Distribution> {
-    let mut raw = Vec::new();
-    for s in scenarios {
-        let f = Filter {
-            scenario: Some(s.clone()),
-            ..Filter::default()
-        };
-        let (xs, _) = values(pool, Metric::ThroughputTokS, Level::Request, &f);
-        let (ttft_name, ttft) = ttft_values(pool, &f);
-        for (name, xs) in [("throughput_tok_s", xs), (ttft_name, ttft)] {
-            if !xs.is_empty() {
-                raw.push((s.clone(), name.to_owned(), xs));
-            }
-        }
-    }
-    // Summarising a large group sorts it: in parallel (rayon), in order.
-    raw.into_par_iter()
-        .map(|(group, metric, xs)| Distribution::new(group, metric, xs))
-        .collect()
-}
-
-/// The client TTFT values of the rows `f` selects, or, where the source measured none (the
-/// imports of TR108–TR110 and of TR116's Python runs), the TTFT as the report defined it:
-/// (the metric's name, its values).
-fn ttft_values(pool: &Pool<'_>, f: &Filter) -> (&'static str, Vec<f64>) {
-    let (client, _) = values(pool, Metric::TtftMs, Level::Request, f);
-    if !client.is_empty() {
-        return ("ttft_ms", client);
-    }
-    let (published, _) = values(pool, Metric::PublishedTtftMs, Level::Request, f);
-    ("published_ttft_ms", published)
 }
 
 /// One group per value, with the filter that selects it.

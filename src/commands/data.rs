@@ -1,7 +1,9 @@
 //! The commands that read or fill a campaign store: `status`, `compact`, `analyze`, `report`
 //! and `import`.
 
-use crate::cli::{AnalyzeArgs, CompactArgs, ImportArgs, ImportSource, ReportArgs, StatusArgs};
+use crate::cli::{
+    AnalyzeArgs, CompactArgs, ImportArgs, ImportSource, ReportArgs, ReportFormat, StatusArgs,
+};
 use crate::error::Error;
 use crate::{analysis, import, report, store, table};
 
@@ -110,8 +112,14 @@ pub(super) fn report(args: &ReportArgs) -> Result<(), Error> {
                 Some(o) => o.clone(),
                 None => dir.join("report"),
             };
-            for w in report::write_reports(a, &out_dir).map_err(Error::Report)? {
-                writeln!(out, "{}", w.markdown.display()).map_err(Error::Output)?;
+            let formats = report::Formats {
+                markdown: args.format.contains(&ReportFormat::Markdown),
+                html: args.format.contains(&ReportFormat::Html),
+            };
+            for w in report::write_reports_as(a, &out_dir, formats).map_err(Error::Report)? {
+                for f in w.files() {
+                    writeln!(out, "{}", f.display()).map_err(Error::Output)?;
+                }
             }
         }
         Ok(())

@@ -1,6 +1,8 @@
 //! Stage 6: TR-style Markdown reports with SVG charts, rendered from an [`crate::analysis::model::Analysis`].
 //!
-//! One Markdown file per report (`<REPORT>.md`) and its charts (`figures/<report>-*.svg`). The
+//! One Markdown file per report (`<REPORT>.md`) and its charts (`figures/<report>-*.svg`),
+//! and/or one self-contained HTML page (`<REPORT>.html`: the same sections, charts inline,
+//! sortable tables, hover values; see `html`). The
 //! report states first where its numbers come from (imported, emulator, measured; on CPU when
 //! no endpoint reported a GPU), then the environment as published next to the provenance as
 //! measured, the method, the results, the published efficiency next to the honest one, the
@@ -12,6 +14,7 @@ pub mod ab;
 mod charts;
 mod effects;
 mod format;
+mod html;
 mod markdown;
 mod suspect;
 mod svg;
@@ -70,10 +73,37 @@ pub enum ReportError {
 pub struct Written {
     /// Report id.
     pub report: String,
-    /// The Markdown file.
-    pub markdown: PathBuf,
-    /// The SVG charts, in the order the Markdown shows them.
+    /// The Markdown file (when Markdown was asked for).
+    pub markdown: Option<PathBuf>,
+    /// The HTML page (when HTML was asked for).
+    pub html: Option<PathBuf>,
+    /// The SVG charts the Markdown links, in the order it shows them (none without Markdown:
+    /// the HTML page holds its charts).
     pub figures: Vec<PathBuf>,
+}
+
+impl Written {
+    /// The report's files: the Markdown, then the HTML page, as written.
+    pub fn files(&self) -> impl Iterator<Item = &PathBuf> {
+        self.markdown.iter().chain(self.html.iter())
+    }
+}
+
+/// Which report files to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    /// `<REPORT>.md` and its `figures/*.svg`.
+    pub markdown: bool,
+    /// `<REPORT>.html`, self-contained.
+    pub html: bool,
+}
+
+impl Formats {
+    /// Markdown only (the default of `chimera report`).
+    pub const MARKDOWN: Formats = Formats {
+        markdown: true,
+        html: false,
+    };
 }
 
 /// The Markdown of one report. Charts are linked as `figures_dir/<file>` (a relative link
@@ -81,6 +111,14 @@ pub struct Written {
 /// [`render_figures`].
 pub fn render_markdown(a: &Analysis, r: &ReportAnalysis, figures_dir: &str) -> String {
     markdown::render(a, r, figures_dir, &charts::figures(r))
+}
+
+/// The self-contained HTML page of one report: the sections of [`render_markdown`], the
+/// charts inline, sortable tables and hover values; nothing outside the file is loaded.
+pub fn render_html(a: &Analysis, r: &ReportAnalysis) -> String {
+    let figures = charts::figures(r);
+    let md = markdown::render(a, r, "figures", &figures);
+    html::render(&r.title, &md, "figures", &figures)
 }
 
 /// The charts of one report as (file name, SVG text); file names start with the report id in
@@ -96,8 +134,24 @@ pub fn render_figures(r: &ReportAnalysis) -> Vec<(String, String)> {
 /// Each file is written to a temporary name in its directory, synced, then renamed, so a
 /// reader never sees half a file.
 pub fn write_reports(a: &Analysis, out_dir: &Path) -> Result<Vec<Written>, ReportError> {
+    write_reports_as(a, out_dir, Formats::MARKDOWN)
+}
+
+/// Writes every report of the analysis in `formats`: `out_dir/<REPORT>.md` with
+/// `out_dir/figures/*.svg`, and/or `out_dir/<REPORT>.html`; each file atomically (see
+/// [`write_reports`]).
+pub fn write_reports_as(
+    a: &Analysis,
+    out_dir: &Path,
+    formats: Formats,
+) -> Result<Vec<Written>, ReportError> {
     let fig_dir = out_dir.join("figures");
-    for d in [out_dir, fig_dir.as_path()] {
+    let dirs: &[&Path] = if formats.markdown {
+        &[out_dir, fig_dir.as_path()]
+    } else {
+        &[out_dir]
+    };
+    for d in dirs.iter().copied() {
         std::fs::create_dir_all(d).map_err(|source| ReportError::CreateDir {
             path: d.to_path_buf(),
             source,
@@ -118,20 +172,31 @@ pub fn write_reports(a: &Analysis, out_dir: &Path) -> Result<Vec<Written>, Repor
     let mut out = Vec::with_capacity(a.reports.len());
     for r in &a.reports {
         let figures = charts::figures(r);
-        let mut paths = Vec::with_capacity(figures.len());
-        for f in &figures {
-            let path = fig_dir.join(&f.file);
-            write_atomic(&path, f.svg.as_bytes())?;
-            paths.push(path);
-        }
         let text = markdown::render(a, r, "figures", &figures);
-        let md = out_dir.join(format!("{}.md", format::file_stem(&r.report)));
-        write_atomic(&md, text.as_bytes())?;
-        out.push(Written {
+        let stem = format::file_stem(&r.report);
+        let mut written = Written {
             report: r.report.clone(),
-            markdown: md,
-            figures: paths,
-        });
+            markdown: None,
+            html: None,
+            figures: Vec::new(),
+        };
+        if formats.markdown {
+            for f in &figures {
+                let path = fig_dir.join(&f.file);
+                write_atomic(&path, f.svg.as_bytes())?;
+                written.figures.push(path);
+            }
+            let md = out_dir.join(format!("{stem}.md"));
+            write_atomic(&md, text.as_bytes())?;
+            written.markdown = Some(md);
+        }
+        if formats.html {
+            let page = html::render(&r.title, &text, "figures", &figures);
+            let path = out_dir.join(format!("{stem}.html"));
+            write_atomic(&path, page.as_bytes())?;
+            written.html = Some(path);
+        }
+        out.push(written);
     }
     Ok(out)
 }

@@ -175,38 +175,91 @@ impl Scale {
     }
 }
 
-/// An SVG document being built.
+/// Space kept around a document's content, in pixels.
+const PAD: f64 = 8.0;
+
+/// Advance width of `c` in DejaVu Sans, in em, rounded up (the charts' first font; the
+/// others in [`FONT`] are narrower).
+fn advance(c: char) -> f64 {
+    match c {
+        ' ' | '·' => 0.32,
+        'i' | 'j' | 'l' | '.' | ',' | ':' | ';' | '|' | '!' | '\'' | 'I' => 0.3,
+        'f' | 't' | 'r' | '(' | ')' | '[' | ']' | '/' | '-' | '−' => 0.41,
+        'm' | 'M' | 'W' | '%' => 1.0,
+        'w' => 0.82,
+        '×' | '=' | '+' | '<' | '>' | '≥' | '≤' | '±' | '~' | '—' => 0.84,
+        '…' => 1.0,
+        'a'..='z' | '0'..='9' | '_' | '"' | '*' | '?' | '$' | '#' | '^' => 0.64,
+        'A'..='Z' => 0.78,
+        c if c.is_ascii() => 0.64,
+        _ => 0.84,
+    }
+}
+
+/// Approximate width of `s` in pixels at font size `size` (`bold`: a wider face), from
+/// DejaVu Sans's advance widths rounded up: a document sized from it never cuts a label.
+pub(crate) fn text_px(s: &str, size: f64, bold: bool) -> f64 {
+    let em: f64 = s.chars().map(advance).sum();
+    em * size * if bold { 1.1 } else { 1.0 }
+}
+
+/// The box that content drawn so far covers (empty until something is drawn).
+#[derive(Debug, Clone, Copy)]
+struct Extent {
+    x0: f64,
+    y0: f64,
+    x1: f64,
+    y1: f64,
+}
+
+impl Extent {
+    const EMPTY: Extent = Extent {
+        x0: f64::INFINITY,
+        y0: f64::INFINITY,
+        x1: f64::NEG_INFINITY,
+        y1: f64::NEG_INFINITY,
+    };
+
+    fn include(&mut self, x: f64, y: f64) {
+        if x.is_finite() && y.is_finite() {
+            self.x0 = self.x0.min(x);
+            self.y0 = self.y0.min(y);
+            self.x1 = self.x1.max(x);
+            self.y1 = self.y1.max(y);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.x0 > self.x1
+    }
+}
+
+/// An SVG document being built. Its canvas is sized to what is drawn on it: the document
+/// ends [`PAD`] pixels beyond the content's furthest mark or label on every side (and is at
+/// least as wide as its title), whatever sizes the caller planned with.
 pub(crate) struct Svg {
-    width: f64,
-    height: f64,
+    title: String,
+    subtitle: String,
     body: String,
+    extent: Extent,
 }
 
 impl Svg {
-    /// A `width` × `height` document with a white background, a `<title>` and the visible
-    /// `title` (and `subtitle`, when not empty) at the top.
-    pub fn new(width: f64, height: f64, title: &str, subtitle: &str) -> Self {
-        let mut s = Svg {
-            width,
-            height,
+    /// A document with a white background, a `<title>` and the visible `title` (and
+    /// `subtitle`, when not empty) centred at the top; content starts below y = 44.
+    pub fn new(title: &str, subtitle: &str) -> Self {
+        Svg {
+            title: title.to_owned(),
+            subtitle: subtitle.to_owned(),
             body: String::new(),
-        };
-        let _ = writeln!(s.body, "<title>{}</title>", esc(title));
-        let _ = writeln!(
-            s.body,
-            r##"<rect x="0" y="0" width="{}" height="{}" fill="#ffffff"/>"##,
-            num(width),
-            num(height)
-        );
-        s.text(width / 2.0, 20.0, title, "middle", 14.0, "bold", None);
-        if !subtitle.is_empty() {
-            s.text(width / 2.0, 36.0, subtitle, "middle", 10.0, "normal", None);
+            extent: Extent::EMPTY,
         }
-        s
     }
 
     /// A line.
     pub fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, stroke: &str, width: f64) {
+        self.extent.include(x1, y1);
+        self.extent.include(x2, y2);
         let [x1, y1, x2, y2, width] = [x1, y1, x2, y2, width].map(num);
         let stroke = esc(stroke);
         let _ = writeln!(
@@ -222,32 +275,97 @@ impl Svg {
 
     /// A rectangle; `x`, `y` is the top-left corner (negative sizes are normalised).
     pub fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, fill: &str, stroke: &str) {
-        let (x, w) = if w < 0.0 { (x + w, -w) } else { (x, w) };
-        let (y, h) = if h < 0.0 { (y + h, -h) } else { (y, h) };
-        let [x, y, w, h] = [x, y, w, h].map(num);
-        let (fill, stroke) = (esc(fill), esc(stroke));
-        let _ = writeln!(
-            self.body,
-            r#"<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{fill}" stroke="{stroke}"/>"#
-        );
+        self.rect_tip(x, y, w, h, fill, stroke, None);
     }
 
-    /// A circle.
-    pub fn circle(&mut self, cx: f64, cy: f64, r: f64, fill: &str, stroke: &str, opacity: f64) {
+    /// A rectangle that shows `tip` (its values) when the pointer rests on it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rect_tip(
+        &mut self,
+        x: f64,
+        y: f64,
+        w: f64,
+        h: f64,
+        fill: &str,
+        stroke: &str,
+        tip: Option<&str>,
+    ) {
+        let (x, w) = if w < 0.0 { (x + w, -w) } else { (x, w) };
+        let (y, h) = if h < 0.0 { (y + h, -h) } else { (y, h) };
+        self.extent.include(x, y);
+        self.extent.include(x + w, y + h);
+        let [x, y, w, h] = [x, y, w, h].map(num);
+        let (fill, stroke) = (esc(fill), esc(stroke));
+        let open = format!(
+            r#"<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{fill}" stroke="{stroke}""#
+        );
+        self.close(open, "rect", tip);
+    }
+
+    /// A circle that shows `tip` (its value) when the pointer rests on it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn circle_tip(
+        &mut self,
+        cx: f64,
+        cy: f64,
+        r: f64,
+        fill: &str,
+        stroke: &str,
+        opacity: f64,
+        tip: Option<&str>,
+    ) {
+        self.extent.include(cx - r, cy - r);
+        self.extent.include(cx + r, cy + r);
         let op = if opacity < 1.0 {
             format!(r#" fill-opacity="{}""#, super::format::trimmed(opacity, 2))
         } else {
             String::new()
         };
-        let _ = writeln!(
-            self.body,
-            r#"<circle cx="{}" cy="{}" r="{}" fill="{}" stroke="{}"{op}/>"#,
+        let open = format!(
+            r#"<circle cx="{}" cy="{}" r="{}" fill="{}" stroke="{}"{op}"#,
             num(cx),
             num(cy),
             num(r),
             esc(fill),
             esc(stroke)
         );
+        self.close(open, "circle", tip);
+    }
+
+    /// A closed, filled polygon (a marker such as a diamond or an arrowhead), with an
+    /// optional `tip`.
+    pub fn polygon(&mut self, points: &[(f64, f64)], fill: &str, tip: Option<&str>) {
+        if points.len() < 3 {
+            return;
+        }
+        let mut d = String::new();
+        for (i, (x, y)) in points.iter().enumerate() {
+            self.extent.include(*x, *y);
+            if i > 0 {
+                d.push(' ');
+            }
+            let _ = write!(d, "{},{}", num(*x), num(*y));
+        }
+        let open = format!(r#"<polygon points="{d}" fill="{}""#, esc(fill));
+        self.close(open, "polygon", tip);
+    }
+
+    /// Ends an element opened as `open` (`<name attr…` without its end): self-closed, or
+    /// with a `<title>` child holding `tip`, the text a browser shows on hover. Marks with a
+    /// tip carry `class="pt"`, so that a page can find every point that explains itself.
+    fn close(&mut self, open: String, name: &str, tip: Option<&str>) {
+        match tip {
+            Some(t) => {
+                let _ = writeln!(
+                    self.body,
+                    r#"{open} class="pt"><title>{}</title></{name}>"#,
+                    esc(t)
+                );
+            }
+            None => {
+                let _ = writeln!(self.body, "{open}/>");
+            }
+        }
     }
 
     /// An open path from `M`/`L` commands over points (no-op for fewer than two points).
@@ -257,6 +375,7 @@ impl Svg {
         }
         let mut d = String::new();
         for (i, (x, y)) in points.iter().enumerate() {
+            self.extent.include(*x, *y);
             let _ = write!(
                 d,
                 "{}{} {}",
@@ -286,6 +405,7 @@ impl Svg {
         weight: &str,
         rotate: Option<f64>,
     ) {
+        self.include_text(x, y, s, anchor, size, weight == "bold", rotate);
         let rot = rotate.map_or(String::new(), |a| {
             format!(r#" transform="rotate({} {} {})""#, num(a), num(x), num(y))
         });
@@ -305,12 +425,85 @@ impl Svg {
         );
     }
 
-    /// The finished document.
+    /// Adds the box a text is drawn in (estimated from its length) to the content's extent.
+    #[allow(clippy::too_many_arguments)]
+    fn include_text(
+        &mut self,
+        x: f64,
+        y: f64,
+        s: &str,
+        anchor: &str,
+        size: f64,
+        bold: bool,
+        rotate: Option<f64>,
+    ) {
+        let w = text_px(s, size, bold);
+        let (a, b) = match anchor {
+            "middle" => (-w / 2.0, w / 2.0),
+            "end" => (-w, 0.0),
+            _ => (0.0, w),
+        };
+        let (sin, cos) = rotate.unwrap_or(0.0).to_radians().sin_cos();
+        for (dx, dy) in [
+            (a, -0.8 * size),
+            (b, -0.8 * size),
+            (a, 0.25 * size),
+            (b, 0.25 * size),
+        ] {
+            self.extent
+                .include(x + dx * cos - dy * sin, y + dx * sin + dy * cos);
+        }
+    }
+
+    /// The finished document, its canvas fitted to the content (see [`Svg`]).
     pub fn finish(self) -> String {
+        let e = if self.extent.is_empty() {
+            Extent {
+                x0: 0.0,
+                y0: 0.0,
+                x1: 0.0,
+                y1: 0.0,
+            }
+        } else {
+            self.extent
+        };
+        let heading = text_px(&self.title, 14.0, true).max(text_px(&self.subtitle, 10.0, false));
+        let x0 = (e.x0 - PAD).floor();
+        let content = (e.x1 + PAD).ceil() - x0;
+        let width = content.max((heading + 2.0 * PAD).ceil());
+        // A title wider than the content keeps the content in the middle.
+        let x0 = x0 - ((width - content) / 2.0).floor();
+        let top = (e.y0 - PAD).floor().min(0.0);
+        let height = (e.y1 + PAD).ceil().max(44.0) - top;
+        let mut head = String::new();
+        let _ = writeln!(head, "<title>{}</title>", esc(&self.title));
+        let _ = writeln!(
+            head,
+            r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#ffffff"/>"##,
+            num(x0),
+            num(top),
+            num(width),
+            num(height)
+        );
+        let mid = num(x0 + width / 2.0);
+        let _ = writeln!(
+            head,
+            r#"<text x="{mid}" y="20" text-anchor="middle" font-size="14" font-weight="bold">{}</text>"#,
+            esc(&self.title)
+        );
+        if !self.subtitle.is_empty() {
+            let _ = writeln!(
+                head,
+                r#"<text x="{mid}" y="36" text-anchor="middle" font-size="10">{}</text>"#,
+                esc(&self.subtitle)
+            );
+        }
         format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" font-family=\"{font}\" fill=\"#222222\">\n{body}</svg>\n",
-            w = num(self.width),
-            h = num(self.height),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"{x} {y} {w} {h}\" width=\"{w}\" height=\"{h}\" font-family=\"{font}\" fill=\"#222222\">\n{head}{body}</svg>\n",
+            x = num(x0),
+            y = num(top),
+            w = num(width),
+            h = num(height),
             font = esc(FONT),
             body = self.body
         )
@@ -491,6 +684,52 @@ mod tests {
     }
 
     #[test]
+    fn the_canvas_is_sized_to_its_content() {
+        fn view_box(out: &str) -> Vec<f64> {
+            let v = out
+                .split("viewBox=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next());
+            v.expect("viewBox")
+                .split(' ')
+                .map(|x| x.parse().expect("number"))
+                .collect()
+        }
+        // A mark far to the right and a rotated label reaching left of 0 are both inside.
+        let mut svg = Svg::new("t", "");
+        svg.rect(10.0, 50.0, 500.0, 100.0, "#fff", "#000");
+        svg.text(
+            20.0,
+            160.0,
+            "a long rotated label",
+            "end",
+            10.0,
+            "normal",
+            Some(-45.0),
+        );
+        let [x, y, w, h] = view_box(&svg.finish())[..] else {
+            panic!("four numbers")
+        };
+        assert!(x < 20.0 - 120.0 * 0.7 && x > -120.0, "left edge {x}");
+        assert_eq!((y, x + w), (0.0, 518.0));
+        assert!((168.0..300.0).contains(&h), "{h}");
+        // Nothing more than the padding beyond the content: no planned width is kept.
+        let mut svg = Svg::new("t", "");
+        svg.rect(100.0, 50.0, 50.0, 50.0, "#fff", "#000");
+        assert_eq!(view_box(&svg.finish()), [92.0, 0.0, 66.0, 108.0]);
+        // A title wider than the content widens the canvas around it, centred.
+        let long = "a title much wider than the small square below it";
+        let mut svg = Svg::new(long, "");
+        svg.rect(100.0, 50.0, 50.0, 50.0, "#fff", "#000");
+        let out = svg.finish();
+        let [x, _, w, _] = view_box(&out)[..] else {
+            panic!("four numbers")
+        };
+        assert!(w >= text_px(long, 14.0, true));
+        assert!(((x + w / 2.0) - 125.0).abs() <= 1.0, "centred: {x} {w}");
+    }
+
+    #[test]
     fn escaping_makes_valid_xml_text() {
         assert_eq!(
             esc(r#"a<b & "c" 'd'>"#),
@@ -510,13 +749,14 @@ mod tests {
         let s = Scale::new(3.0, 3.0, 0.0, 100.0);
         assert_eq!(s.map(3.0), 50.0);
         assert_eq!(s.map(f64::NAN), 50.0);
-        let mut svg = Svg::new(100.0, 50.0, "t <1>", "");
+        let mut svg = Svg::new("t <1>", "");
+        svg.line(0.0, 44.0, 100.0, 50.0, "#000", 1.0);
         svg.line(f64::NAN, 0.0, f64::INFINITY, 1.0, "#000", 1.0);
-        svg.circle(f64::NAN, 1.0, 2.0, "#000", "none", 0.5);
+        svg.circle_tip(f64::NAN, 1.0, 2.0, "#000", "none", 0.5, Some("x <y>"));
         svg.polyline(&[(0.0, f64::NAN), (1.0, 2.0)], "#000", 1.0);
         let out = svg.finish();
         assert!(!out.contains("NaN") && !out.contains("inf"), "{out}");
         assert!(out.contains("<title>t &lt;1&gt;</title>"));
-        assert!(out.contains(r#"viewBox="0 0 100 50""#));
+        assert!(out.contains(r#"viewBox="-8 -6 116 64""#), "{out}");
     }
 }
