@@ -13,6 +13,7 @@ mod charts;
 mod effects;
 mod format;
 mod markdown;
+mod server_metrics;
 mod suspect;
 mod svg;
 
