@@ -76,6 +76,7 @@
 
 mod exchange;
 pub(crate) mod http;
+mod metrics;
 mod openai;
 mod profile;
 mod pull;
@@ -148,6 +149,7 @@ pub async fn spawn(profile: Profile, listen: &[SocketAddr]) -> std::io::Result<E
         profile,
         truth: truth.clone(),
         active: AtomicUsize::new(0),
+        metrics: metrics::Metrics::default(),
     });
     let (stop, _) = watch::channel(false);
     let mut addrs = Vec::with_capacity(listeners.len());
