@@ -21,18 +21,18 @@ const WELL_KNOWN: &[(&str, &str)] = &[
     ("llamacpp:kv_cache_tokens", "KV-cache tokens"),
     (
         "llamacpp:n_busy_slots_per_decode",
-        "busy slots per decode call",
+        "busy slots per decode call, since the previous scrape",
     ),
     ("llamacpp:prompt_tokens_total", "prompt tokens processed"),
     ("llamacpp:tokens_predicted_total", "tokens generated"),
     ("llamacpp:n_decode_total", "decode calls"),
     (
         "llamacpp:prompt_tokens_seconds",
-        "prompt throughput, server's average (tok/s)",
+        "prompt throughput since the previous scrape (tok/s)",
     ),
     (
         "llamacpp:predicted_tokens_seconds",
-        "generation throughput, server's average (tok/s)",
+        "generation throughput since the previous scrape (tok/s)",
     ),
     ("vllm:num_requests_running", "running requests"),
     ("vllm:num_requests_waiting", "waiting requests (queue)"),
@@ -84,7 +84,7 @@ pub(crate) fn section(
         return;
     }
     heading(md, "Server metrics");
-    md.push_str("These numbers are the servers' own: read from each endpoint's Prometheus `/metrics` (manifest key `server_metrics`), scraped at the start of every run, every `interval_ms` while it ran and at its end. They are what the server counted, not what chimera measured at the client. A gauge's mean and peak are taken over one run's scrapes, then averaged over the n runs (max: the highest reading of any run); a counter's increase is its last reading minus its first within a run, averaged over the n runs.\n");
+    md.push_str("These numbers are the servers' own: read from each endpoint's Prometheus `/metrics` (manifest key `server_metrics`), scraped at the start of every run, every `interval_ms` while it ran and at its end. They are what the server counted, not what chimera measured at the client. A gauge's mean and peak are taken over one run's scrapes, then averaged over the n runs (max: the highest reading of any run); a counter's increase is its last reading minus its first within a run, averaged over the n runs. llama-server computes its `…_seconds` throughputs and its busy slots per decode over the time since the previous scrape (each scrape resets them).\n");
     let emulated: Vec<String> = endpoints(&r.server_metrics, |g| {
         g.server_kind.as_deref() == Some("emulator")
     });
@@ -130,8 +130,10 @@ fn group(md: &mut String, g: &ServerMetricsGroup) {
     };
     let _ = writeln!(
         md,
-        "{} runs{server}, {} scrapes answered{gaps}.\n",
-        g.runs, g.scrapes
+        "{} {}{server}, {} scrapes answered{gaps}.\n",
+        g.runs,
+        if g.runs == 1 { "run" } else { "runs" },
+        g.scrapes
     );
     if g.metrics.is_empty() {
         md.push_str("No scrape answered: no reading.\n");
