@@ -75,7 +75,9 @@ fn groups(ds: &Dataset, config_of: &BTreeMap<&str, &str>) -> Vec<ServerMetricsGr
     // (config, endpoint) → (metric, labels, kind) → cell → readings; and the scrape counts.
     type Key<'a> = (&'a str, &'a str, &'a str);
     let mut series: BTreeMap<(&str, &str), BTreeMap<Key<'_>, Series>> = BTreeMap::new();
-    let mut scrapes: BTreeMap<(&str, &str), (BTreeMap<&str, Vec<f64>>, usize)> = BTreeMap::new();
+    // (config, endpoint) → (cell → distinct scrape times, gaps).
+    type Scrapes<'a> = (BTreeMap<&'a str, Vec<f64>>, usize);
+    let mut scrapes: BTreeMap<(&str, &str), Scrapes<'_>> = BTreeMap::new();
     for r in &ds.server_metrics {
         let Some(cfg) = config_of.get(r.cell_id.as_str()) else {
             continue;
