@@ -145,7 +145,7 @@ impl ServerScraper {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let first = futures_join(self, &targets).await;
+        let first = scrape_all(self, &targets).await;
         samples
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -177,7 +177,7 @@ impl ServerScraper {
 }
 
 /// One scrape of every target, concurrently, in target order.
-async fn futures_join(scraper: &Arc<ServerScraper>, targets: &[ScrapeTarget]) -> Vec<ServerSample> {
+async fn scrape_all(scraper: &Arc<ServerScraper>, targets: &[ScrapeTarget]) -> Vec<ServerSample> {
     let mut set = JoinSet::new();
     for (i, t) in targets.iter().enumerate() {
         let (me, t) = (scraper.clone(), t.clone());
@@ -212,7 +212,7 @@ impl CellScrape {
         }
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
-        let last = futures_join(&self.scraper, &self.targets).await;
+        let last = scrape_all(&self.scraper, &self.targets).await;
         let mut all =
             std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner));
         all.extend(last);
