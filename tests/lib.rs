@@ -29,6 +29,7 @@ mod openai;
 mod props;
 mod report;
 mod run_e2e;
+mod server_metrics;
 mod shards;
 #[cfg(unix)]
 mod slurm;

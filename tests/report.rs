@@ -441,6 +441,7 @@ pub(crate) fn imported() -> Analysis {
         ],
         suspect: Vec::new(),
         suspect_included: false,
+        server_metrics: Vec::new(),
         suspect_warning: None,
     };
     Analysis {
@@ -602,6 +603,7 @@ pub(crate) fn emulator() -> Analysis {
             ],
         }],
         suspect_included: false,
+        server_metrics: Vec::new(),
         suspect_warning: Some(s(
             "Self-checks failed often: 1 of 6 measured cells (17 %) are suspect; they are left out of the statistics below. The list of suspect cells says why; fix the cause and measure again.",
         )),
@@ -797,6 +799,7 @@ pub(crate) fn cpu() -> Analysis {
         findings: Vec::new(),
         suspect: Vec::new(),
         suspect_included: false,
+        server_metrics: Vec::new(),
         suspect_warning: None,
     };
     Analysis {

@@ -15,7 +15,8 @@ use rayon::prelude::*;
 use super::error::AnalysisError;
 use crate::backend::ErrorKind;
 use crate::table::{
-    self, AgentsRow, CellsRow, Column, ColumnError, ProvenanceRow, Row, TableError, TelemetryRow,
+    self, AgentsRow, CellsRow, Column, ColumnError, ProvenanceRow, Row, ServerMetricsRow,
+    TableError, TelemetryRow,
 };
 use crate::workload::Stage;
 
@@ -33,6 +34,8 @@ pub struct Dataset {
     pub telemetry: Vec<TelemetryRow>,
     /// `provenance`.
     pub provenance: Vec<ProvenanceRow>,
+    /// `server_metrics` (empty for campaigns without it).
+    pub server_metrics: Vec<ServerMetricsRow>,
     /// Parquet files read.
     pub files: usize,
 }
@@ -355,6 +358,7 @@ struct Part {
     agents: Vec<AgentsRow>,
     requests: Vec<CellRequests>,
     telemetry: Vec<TelemetryRow>,
+    server_metrics: Vec<ServerMetricsRow>,
     files: usize,
 }
 
@@ -369,6 +373,11 @@ fn read_cell_dir(dir: &Path) -> Result<Part, AnalysisError> {
     let tel = f(table::TELEMETRY_PART_FILE);
     if tel.exists() {
         p.telemetry = rows_of(&tel)?;
+        p.files += 1;
+    }
+    let sm = f(table::SERVER_METRICS_PART_FILE);
+    if sm.exists() {
+        p.server_metrics = rows_of(&sm)?;
         p.files += 1;
     }
     Ok(p)
@@ -387,6 +396,7 @@ pub fn load(campaign_dir: &Path, cell_dirs: &[PathBuf]) -> Result<Dataset, Analy
         ds.agents.extend(p.agents);
         ds.requests.extend(p.requests);
         ds.telemetry.extend(p.telemetry);
+        ds.server_metrics.extend(p.server_metrics);
         ds.files += p.files;
     }
     // The campaign's provenance and its shards' (each shard writes its own).

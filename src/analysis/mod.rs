@@ -18,6 +18,7 @@ mod load;
 pub mod model;
 pub(crate) mod render;
 pub(crate) mod select;
+pub mod server_metrics;
 mod summary;
 pub mod suspect;
 pub(crate) mod verdict;

@@ -570,6 +570,10 @@ pub struct ReportAnalysis {
     /// The warning the report opens with when self-checks failed often.
     #[serde(default)]
     pub suspect_warning: Option<String>,
+    /// What the servers' Prometheus `/metrics` said, per configuration and endpoint (empty
+    /// without a `server_metrics` table).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_metrics: Vec<super::server_metrics::ServerMetricsGroup>,
 }
 
 #[cfg(test)]

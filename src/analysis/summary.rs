@@ -743,6 +743,7 @@ fn analyze_report(
         suspect_warning: super::suspect::warning(&report_cells, suspect.len(), include_suspect),
         suspect,
         suspect_included: include_suspect,
+        server_metrics: super::server_metrics::server_metrics(&l.data, &own),
     };
     tracing::debug!(
         "analysis: report {} done after {:?}",

@@ -63,6 +63,7 @@ impl<'a> Exchange<'a> {
         received_unix_ms: f64,
         wire: &'static Wire,
     ) -> Exchange<'a> {
+        sh.metrics.begin(listener);
         Exchange {
             wr,
             sh,
@@ -95,6 +96,9 @@ impl<'a> Exchange<'a> {
     pub(super) fn commit(&mut self) {
         if !self.committed {
             self.committed = true;
+            let answered = (self.rec.status == 200 && self.rec.fault.is_none())
+                .then_some((self.rec.output_tokens, self.rec.prompt_tokens));
+            self.sh.metrics.end(self.rec.listener, answered);
             self.sh.truth.push(self.rec.clone());
         }
     }

@@ -13,6 +13,9 @@
 //! The same listeners also speak the OpenAI-compatible protocol of llama.cpp's `llama-server`
 //! (`POST /v1/completions`, `POST /v1/chat/completions`, `GET /v1/models`, `GET /health`,
 //! `GET /props`): SSE streams with the same token schedule, `usage`, `timings`; see `openai.rs`.
+//! `GET /metrics` publishes each listener's own Prometheus counters (requests completed, tokens
+//! generated, prompt tokens, requests in flight; see `metrics.rs`), as llama-server's
+//! `--metrics` does; they count the emulator's bookkeeping, not an LLM's.
 //! Request bodies need `Content-Length` (chunked request bodies → 400).
 //!
 //! # Profile (YAML, unknown keys rejected; see `example-profile.yaml` next to this file)
@@ -76,6 +79,7 @@
 
 mod exchange;
 pub(crate) mod http;
+mod metrics;
 mod openai;
 mod profile;
 mod pull;
@@ -148,6 +152,7 @@ pub async fn spawn(profile: Profile, listen: &[SocketAddr]) -> std::io::Result<E
         profile,
         truth: truth.clone(),
         active: AtomicUsize::new(0),
+        metrics: metrics::Metrics::default(),
     });
     let (stop, _) = watch::channel(false);
     let mut addrs = Vec::with_capacity(listeners.len());

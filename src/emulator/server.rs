@@ -93,8 +93,10 @@ async fn route(
     let get = matches!(req.method.as_str(), "GET" | "HEAD");
     let head_only = req.method == "HEAD";
     let path = req.path.as_str();
-    let known_get = matches!(path, "/" | "/api/version" | "/api/tags" | "/api/ps")
-        || super::openai::GET.contains(&path);
+    let known_get = matches!(
+        path,
+        "/" | "/api/version" | "/api/tags" | "/api/ps" | "/metrics"
+    ) || super::openai::GET.contains(&path);
     let known_post = matches!(
         path,
         "/api/generate" | "/api/chat" | "/api/show" | "/api/pull"
@@ -110,6 +112,11 @@ async fn route(
     let body = match path {
         "/" => {
             http::write_full(wr, 200, TEXT, b"Ollama is running", close, head_only).await?;
+            return Ok(keep);
+        }
+        "/metrics" => {
+            let text = sh.metrics.exposition(ls.addr);
+            http::write_full(wr, 200, TEXT, text.as_bytes(), close, head_only).await?;
             return Ok(keep);
         }
         // `chimera_emulator` lets chimera record that a campaign ran against this test

@@ -25,6 +25,8 @@ pub struct Shared {
     /// included, over all listeners): the request numbers of `fault_first`, `fault_rate`,
     /// `output_tokens_range` and `redigest_after`.
     pub requests: Vec<AtomicU32>,
+    /// Each listener's Prometheus counters (`GET /metrics`).
+    pub metrics: super::metrics::Metrics,
 }
 
 impl Shared {

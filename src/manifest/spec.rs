@@ -108,6 +108,10 @@ pub struct Endpoint {
     /// sampled from it instead of the local NVML. Provenance only (not part of cell ids).
     #[serde(default)]
     pub gpu_metrics_url: Option<String>,
+    /// Sample the server's Prometheus `/metrics` during each measured cell (llama-server
+    /// with `--metrics`, vLLM; Ollama has none). Sampling settings, not part of cell ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<super::ServerMetricsSettings>,
     /// Where the server really listens when it is not `url` (`chimera run --port-offset`, for
     /// shards that share a host): set at run time, never read from a manifest, not part of
     /// any id.

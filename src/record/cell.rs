@@ -310,6 +310,10 @@ pub struct CellRecord {
     pub telemetry: Option<crate::telemetry::TelemetryAggregate>,
     /// The GPU samples taken while the cell ran (the `telemetry` table).
     pub gpu_samples: Vec<crate::telemetry::GpuSample>,
+    /// The servers' Prometheus readings (and gaps) taken while the cell ran (the
+    /// `server_metrics` table).
+    #[serde(skip)]
+    pub server_samples: Vec<crate::telemetry::ServerSample>,
     /// Wall clock of the cell (concurrent: around the join), ms.
     pub wall_ms: f64,
     /// Largest start offset between the agent programs of the cell (`command` workloads
@@ -352,6 +356,7 @@ impl CellRecord {
             error_kind,
             telemetry: None,
             gpu_samples: Vec::new(),
+            server_samples: Vec::new(),
             wall_ms,
             start_skew_ms: None,
             first_request_skew_ms: concurrent.then(|| first_request_skew_ms(&agents)).flatten(),

@@ -255,6 +255,7 @@ pub(crate) fn render(
     }
     comparisons(&mut md, &mut heading, &r.comparisons);
     super::suspect::section(&mut md, &mut heading, r);
+    super::server_metrics::section(&mut md, &mut heading, r);
 
     heading(&mut md, "Findings");
     if r.findings.is_empty() {

@@ -16,6 +16,7 @@ mod effects;
 mod format;
 mod html;
 mod markdown;
+mod server_metrics;
 mod suspect;
 mod svg;
 

@@ -306,6 +306,7 @@ async fn campaign_body(
     let ctx = Arc::new(WorkerContext {
         plan: plan.clone(),
         sampler: sampler.clone(),
+        scraper: Arc::new(crate::telemetry::ServerScraper::new()),
         gpu_ids,
         runner,
         managed: servers.clone(),

@@ -21,6 +21,7 @@ mod progress;
 mod provenance;
 mod retry;
 mod scheduler;
+mod server_metrics;
 mod signal;
 mod sinks;
 mod worker;

@@ -26,6 +26,8 @@ use crate::table;
 pub(crate) struct WorkerContext {
     pub(crate) plan: Arc<Plan>,
     pub(crate) sampler: Arc<crate::telemetry::Sampler>,
+    /// Samples the servers' Prometheus `/metrics` of the endpoints that ask for it.
+    pub(crate) scraper: Arc<crate::telemetry::ServerScraper>,
     pub(crate) gpu_ids: Arc<HashMap<String, u32>>,
     pub(crate) runner: Arc<Runner>,
     pub(crate) managed: Arc<ManagedServers>,
@@ -126,6 +128,10 @@ async fn attempt_once(
         .iter()
         .filter_map(|r| ctx.gpu_ids.get(r).copied())
         .collect();
+    let scrape = ctx
+        .scraper
+        .begin(super::server_metrics::scrape_targets(&ctx.plan, ni))
+        .await;
     ctx.sampler.begin(&id, &gpus);
     let run = ctx.runner.run_cell(&ctx.plan, ni, isolated);
     let outcome = match ctx.cell_timeout {
@@ -137,6 +143,7 @@ async fn attempt_once(
         }),
         None => Ok(run.await),
     };
+    let server_samples = scrape.end().await;
     let s2 = ctx.sampler.clone();
     let samples = tokio::task::spawn_blocking(move || s2.end(&id))
         .await
@@ -148,6 +155,7 @@ async fn attempt_once(
     match outcome {
         Ok(mut record) if record.ok() => {
             record.attempt = attempt;
+            record.server_samples = server_samples;
             if !samples.is_empty() {
                 record.telemetry = Some(crate::telemetry::aggregate(&samples));
                 record.gpu_samples = samples;

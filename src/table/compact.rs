@@ -23,10 +23,10 @@ use super::schema::schema_of;
 pub const PARTITION_KEY: &str = "report";
 
 /// Tables compacted from the per-cell parts, partitioned by report.
-const CELL_TABLES: [&str; 4] = ["cells", "agents", "requests", "telemetry"];
+const CELL_TABLES: [&str; 5] = ["cells", "agents", "requests", "telemetry", "server_metrics"];
 
-/// Per-cell parts that only cells with GPU samples have.
-const OPTIONAL_TABLES: [&str; 1] = ["telemetry"];
+/// Per-cell parts that only some cells have: GPU samples, server metrics.
+const OPTIONAL_TABLES: [&str; 2] = ["telemetry", "server_metrics"];
 
 /// The one file per partition.
 const PART_FILE: &str = "part-00000.parquet";

@@ -30,9 +30,10 @@ use parquet::file::properties::WriterProperties;
 /// `throughput_efficiency_pct`, `alone_per_output_token_ms`, `together_per_output_token_ms`),
 /// the self-checks (`suspect`, `suspect_reasons`) and
 /// `agents.decode_per_output_token_ms`, `prefill_per_prompt_token_ms`; 6 = where each cell
-/// ran: `cells.host`, `shard`, `gpu_name`, `gpu_uuid`. Parts of an older
-/// version that lack trailing nullable columns are read with those columns null.
-pub const SCHEMA_VERSION: u32 = 6;
+/// ran: `cells.host`, `shard`, `gpu_name`, `gpu_uuid`; 7 = the optional `server_metrics` table (a
+/// server's Prometheus readings while a cell ran; campaigns without it load as before). Parts
+/// of an older version that lack trailing nullable columns are read with those columns null.
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Metadata key: the schema version a file was written with.
 pub const META_SCHEMA_VERSION: &str = "chimera.schema_version";

@@ -27,11 +27,14 @@ pub use format::{
 };
 
 pub use columns::{Column, ColumnError, Row, UtcMs};
-pub use rows::{AgentsRow, CellsRow, ProvenanceRow, RequestsRow, TelemetryRow};
+pub use rows::{
+    AgentsRow, CellsRow, GAP_KIND, ProvenanceRow, RequestsRow, ServerMetricsRow, TelemetryRow,
+};
 
 pub use compact::{CompactSummary, PARTITION_KEY, compact, partition_dir_name};
 pub use schema::{
-    agents_schema, cells_schema, provenance_schema, requests_schema, schema_of, telemetry_schema,
+    agents_schema, cells_schema, provenance_schema, requests_schema, schema_of,
+    server_metrics_schema, telemetry_schema,
 };
 
 /// File names of a cell's parts, in the order [`cell_parts`] returns them.
@@ -124,11 +127,20 @@ pub fn cell_parts(rec: &CellRecord, campaign: &str) -> Result<Vec<(String, Vec<u
             to_parquet_bytes("telemetry", &telemetry_batch(rec)?)?,
         ));
     }
+    if !rec.server_samples.is_empty() {
+        parts.push((
+            SERVER_METRICS_PART_FILE.to_string(),
+            to_parquet_bytes("server_metrics", &rows_batch(&ServerMetricsRow::of(rec))?)?,
+        ));
+    }
     Ok(parts)
 }
 
 /// The optional fourth part of a cell: its GPU samples (only when telemetry produced any).
 pub const TELEMETRY_PART_FILE: &str = "telemetry.parquet";
+
+/// The optional part of a cell whose endpoints have `server_metrics`: the servers' readings.
+pub const SERVER_METRICS_PART_FILE: &str = "server_metrics.parquet";
 
 /// The `provenance` table as Parquet bytes (suggested file: `data/<campaign>/provenance.parquet`,
 /// which [`compact`] copies to `tables/provenance/part-00000.parquet`).

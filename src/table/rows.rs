@@ -298,6 +298,32 @@ table_row! {
 }
 
 table_row! {
+    /// One row of `server_metrics`: one reading of one series of a server's Prometheus
+    /// `/metrics` (or one failed scrape) while a cell ran, `t_ms` since the cell's start.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ServerMetricsRow: "server_metrics" {
+        /// Cell id.
+        pub cell_id: String,
+        /// Report id.
+        pub report: String,
+        /// Endpoint id (manifest).
+        pub endpoint: String,
+        /// ms since the cell's start (when the scrape started).
+        pub t_ms: f64,
+        /// Metric name as the server publishes it (empty for a gap).
+        pub metric: String,
+        /// Labels: `k=v` pairs sorted by key, joined by `,` (empty without labels).
+        pub labels: String,
+        /// `counter`, `gauge`, `untyped`, or `gap` for a scrape that failed.
+        pub kind: String,
+        /// The value (null for a gap).
+        pub value: Option<f64>,
+        /// Why the scrape failed (gaps only).
+        pub error: Option<String>,
+    }
+}
+
+table_row! {
     /// One row of `provenance`: what served an endpoint in a campaign.
     #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
     pub struct ProvenanceRow: "provenance" {
@@ -491,3 +517,29 @@ impl TelemetryRow {
             .collect()
     }
 }
+
+impl ServerMetricsRow {
+    /// The rows of one cell's server samples.
+    pub fn of(rec: &CellRecord) -> Vec<Self> {
+        rec.server_samples
+            .iter()
+            .map(|s| {
+                let r = s.reading.as_ref();
+                ServerMetricsRow {
+                    cell_id: rec.key.cell_id.clone(),
+                    report: rec.key.report.clone(),
+                    endpoint: s.endpoint.clone(),
+                    t_ms: s.t_unix_ms - rec.started_at_unix_ms,
+                    metric: r.map(|r| r.name.clone()).unwrap_or_default(),
+                    labels: r.map(|r| r.labels.clone()).unwrap_or_default(),
+                    kind: r.map_or(GAP_KIND, |r| r.kind.name()).to_owned(),
+                    value: r.map(|r| r.value),
+                    error: s.error.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The `kind` of a `server_metrics` row that records a failed scrape.
+pub const GAP_KIND: &str = "gap";

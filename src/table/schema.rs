@@ -1,4 +1,4 @@
-//! The Arrow schemas of the five tables, derived from their row types ([`super::rows`]):
+//! The Arrow schemas of the six tables, derived from their row types ([`super::rows`]):
 //! the column names, types and order are written once, there.
 
 use std::sync::LazyLock;
@@ -6,7 +6,9 @@ use std::sync::LazyLock;
 use arrow::datatypes::SchemaRef;
 
 use super::columns::Row;
-use super::rows::{AgentsRow, CellsRow, ProvenanceRow, RequestsRow, TelemetryRow};
+use super::rows::{
+    AgentsRow, CellsRow, ProvenanceRow, RequestsRow, ServerMetricsRow, TelemetryRow,
+};
 
 macro_rules! schemas {
     ($($(#[$m:meta])* $f:ident: $row:ty;)*) => {$(
@@ -27,6 +29,8 @@ schemas! {
     requests_schema: RequestsRow;
     /// `telemetry`: one row per GPU sample.
     telemetry_schema: TelemetryRow;
+    /// `server_metrics`: one row per server metric reading (or failed scrape).
+    server_metrics_schema: ServerMetricsRow;
     /// `provenance`: one row per campaign × endpoint (× model).
     provenance_schema: ProvenanceRow;
 }
@@ -38,6 +42,7 @@ pub fn schema_of(table: &str) -> Option<SchemaRef> {
         (AgentsRow::TABLE, agents_schema),
         (RequestsRow::TABLE, requests_schema),
         (TelemetryRow::TABLE, telemetry_schema),
+        (ServerMetricsRow::TABLE, server_metrics_schema),
         (ProvenanceRow::TABLE, provenance_schema),
     ]
     .into_iter()

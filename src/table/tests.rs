@@ -610,3 +610,63 @@ fn version_1_parts_without_timing_source_still_compact() {
         );
     }
 }
+
+#[test]
+fn server_samples_become_a_fifth_part_with_gaps() {
+    use crate::telemetry::{MetricKind, MetricReading, ServerSample};
+    let names: Vec<String> = server_metrics_schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cell_id", "report", "endpoint", "t_ms", "metric", "labels", "kind", "value", "error"
+        ]
+    );
+    let mut rec = sample_cell();
+    assert!(
+        !parts(&rec)
+            .iter()
+            .any(|(n, _)| n == SERVER_METRICS_PART_FILE)
+    );
+    let t0 = rec.started_at_unix_ms;
+    rec.server_samples = vec![
+        ServerSample {
+            endpoint: "llama_a".into(),
+            t_unix_ms: t0 + 1.5,
+            reading: Some(MetricReading {
+                name: "llamacpp:requests_deferred".into(),
+                labels: "slot=0".into(),
+                kind: MetricKind::Gauge,
+                value: 2.0,
+            }),
+            error: None,
+        },
+        ServerSample {
+            endpoint: "llama_a".into(),
+            t_unix_ms: t0 + 500.0,
+            reading: None,
+            error: Some("HTTP 404 Not Found".into()),
+        },
+    ];
+    let p = parts(&rec);
+    let (name, b) = p.last().expect("parts");
+    assert_eq!(name, SERVER_METRICS_PART_FILE);
+    assert_eq!(b.num_rows(), 2);
+    assert_eq!(s(b, "endpoint", 0).as_deref(), Some("llama_a"));
+    assert_eq!(f(b, "t_ms", 0), Some(1.5));
+    assert_eq!(
+        s(b, "metric", 0).as_deref(),
+        Some("llamacpp:requests_deferred")
+    );
+    assert_eq!(s(b, "labels", 0).as_deref(), Some("slot=0"));
+    assert_eq!(s(b, "kind", 0).as_deref(), Some("gauge"));
+    assert_eq!(f(b, "value", 0), Some(2.0));
+    assert_eq!(s(b, "kind", 1).as_deref(), Some(GAP_KIND));
+    assert_eq!(f(b, "value", 1), None);
+    assert_eq!(s(b, "error", 1).as_deref(), Some("HTTP 404 Not Found"));
+    let rows: Vec<ServerMetricsRow> = ServerMetricsRow::from_batch(b).expect("rows");
+    assert_eq!(rows, ServerMetricsRow::of(&rec));
+}

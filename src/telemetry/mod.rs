@@ -1,7 +1,9 @@
 //! GPU telemetry: NVML (local GPUs), dcgm-exporter (remote GPUs), a fake source for tests and
 //! a null source for machines without GPUs; a [`Sampler`] on one dedicated OS thread that
 //! attributes samples to running cells; [`aggregate`] for the `cells` table columns; and
-//! [`probe`] for `chimera telemetry probe`.
+//! [`probe`] for `chimera telemetry probe`. Server-side metrics: [`parse_metrics`] reads a
+//! server's Prometheus `/metrics` text and a [`ServerScraper`] samples the endpoints of a
+//! running cell that ask for it.
 //!
 //! ```text
 //! open(&settings) ─► Box<dyn GpuSource> ─► Sampler::start(source, period)
@@ -18,8 +20,10 @@ mod dcgm;
 mod fake;
 mod nvml;
 mod probe;
+mod prometheus;
 mod routed;
 mod sampler;
+mod server_scrape;
 mod source;
 
 pub use aggregate::{TelemetryAggregate, aggregate};
@@ -27,8 +31,10 @@ pub use dcgm::{DcgmSource, parse_exposition};
 pub use fake::{FakeSource, NullSource};
 pub use nvml::NvmlSource;
 pub use probe::probe;
+pub use prometheus::{MetricKind, MetricReading, parse_metrics};
 pub use routed::RoutedSource;
 pub use sampler::{CellSamples, Sampler};
+pub use server_scrape::{CellScrape, SCRAPE_TIMEOUT, ScrapeTarget, ServerSample, ServerScraper};
 pub use source::{GpuInfo, GpuSample, GpuSource};
 
 use crate::manifest::{TelemetrySettings, TelemetrySource};

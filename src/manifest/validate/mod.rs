@@ -201,6 +201,9 @@ fn check_endpoints(ctx: &mut Ctx<'_>) {
                 );
             }
         }
+        if let Some(sm) = &e.server_metrics {
+            check_server_metrics(ctx, &p, e, sm);
+        }
         if e.resource.is_blank() {
             ctx.emit(p.key("resource"), "empty resource", |d| {
                 d.expected("the GPU this server computes on, e.g. `local:gpu0`")
@@ -222,6 +225,69 @@ fn check_endpoints(ctx: &mut Ctx<'_>) {
                 );
             }
         }
+    }
+}
+
+/// An endpoint's `server_metrics`: a server kind that publishes Prometheus metrics, a
+/// sensible interval and a well-formed URL override.
+fn check_server_metrics(
+    ctx: &mut Ctx<'_>,
+    p: &KeyPath,
+    e: &Endpoint,
+    sm: &super::ServerMetricsSettings,
+) {
+    if e.kind == EndpointKind::Ollama {
+        ctx.emit(
+            p.key("server_metrics"),
+            format!(
+                "endpoint `{}` is `kind: ollama`, and Ollama exposes no Prometheus `/metrics` endpoint",
+                e.id
+            ),
+            |d| {
+                d.help(
+                    "remove `server_metrics` from this endpoint; it is for servers that publish \
+                     Prometheus metrics (llama-server started with `--metrics`, vLLM) on \
+                     `kind: openai` endpoints",
+                )
+            },
+        );
+    }
+    if sm.interval_ms < super::MIN_SERVER_METRICS_INTERVAL_MS {
+        ctx.emit(
+            p.key("server_metrics").key("interval_ms"),
+            "server metrics interval is too short",
+            |d| {
+                d.expected(format!(
+                    "at least {} ms",
+                    super::MIN_SERVER_METRICS_INTERVAL_MS
+                ))
+                .found(format!("{} ms", sm.interval_ms))
+                .help("each scrape is one HTTP request to the server; 500 ms is the default")
+            },
+        );
+    }
+    if let Some(u) = &sm.url {
+        let base = match u.find("://").map(|i| i + 3) {
+            Some(start) => u[start..].find('/').map_or(u.as_str(), |j| &u[..start + j]),
+            None => u.as_str(),
+        };
+        if let Some(why) = url_problem(base) {
+            ctx.emit(
+                p.key("server_metrics").key("url"),
+                "invalid server metrics `url`",
+                |d| {
+                    d.expected(format!("`http://host:port/metrics` ({why})"))
+                        .found(format!("`{u}`"))
+                },
+            );
+        }
+    }
+    if sm.url.is_none() && sm.path.trim().is_empty() {
+        ctx.emit(
+            p.key("server_metrics").key("path"),
+            "empty server metrics `path`",
+            |d| d.expected("a path such as `/metrics`"),
+        );
     }
 }
 

@@ -202,6 +202,7 @@ mod tests {
             findings: Vec::new(),
             suspect: Vec::new(),
             suspect_included: false,
+            server_metrics: Vec::new(),
             suspect_warning: None,
         }
     }
