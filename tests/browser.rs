@@ -158,11 +158,18 @@ fn html_reports_render_in_headless_chromium() {
     // outside its canvas.
     let good = std::fs::read_to_string(&pages[0]).expect("page");
     let (head, tail) = good.split_once("viewBox=\"").expect("a chart");
-    let broken = format!("{head}viewBox=\"0 0 50 50\" data-x=\"{tail}").replacen(
-        "<main>",
-        "<main><script>console.error('broken on purpose'); fetch('http://192.0.2.1/x').catch(() => {});</script>",
-        1,
-    );
+    // (Without its security policy, which would stop the script and the image itself.)
+    let policy = good
+        .lines()
+        .find(|l| l.contains("Content-Security-Policy"))
+        .expect("a policy");
+    let broken = format!("{head}viewBox=\"0 0 50 50\" data-x=\"{tail}")
+        .replace(policy, "")
+        .replacen(
+            "<main>",
+            "<main><script>console.error('broken on purpose');</script><img src=\"http://192.0.2.1/x.png\" alt=\"\">",
+            1,
+        );
     let bad_page = t.path().join("broken.html");
     std::fs::write(&bad_page, broken).expect("write");
     let mut cmd = Command::new(&python);
@@ -172,7 +179,11 @@ fn html_reports_render_in_headless_chromium() {
         .env("CHIMERA_CHROMIUM", &chromium);
     let out = run_command(&mut cmd);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    for says in ["broken on purpose", "outside the canvas"] {
+    for says in [
+        "broken on purpose",
+        "outside the canvas",
+        "the page requested ['http://192.0.2.1/x.png']",
+    ] {
         assert!(out.stdout.contains(says), "{says}: {}", out.stdout);
     }
 }

@@ -6,6 +6,7 @@ mod analysis;
 mod backend;
 mod browser;
 mod chaos;
+mod charts;
 mod checks;
 mod cli;
 mod command;

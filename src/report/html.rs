@@ -4,10 +4,16 @@
 //! `<title>`, shown at once in a tooltip). No file beside it and no network is needed to
 //! view it: styles and script are inline, and its content security policy forbids loading
 //! anything.
+//!
+//! Text that reaches the report from a manifest (titles, descriptions, ids) or from a server
+//! (metric labels) is text, never markup: raw HTML in the Markdown is written escaped (the
+//! table cells' `<br>` line breaks excepted), links to `javascript:`, `data:` or `vbscript:`
+//! targets lose their target, and the policy lets only chimera's own script run (by its hash).
 
 use std::fmt::Write as _;
 
 use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use sha2::Digest as _;
 
 use super::charts::Figure;
 use super::svg::esc;
@@ -53,14 +59,16 @@ const JS: &str = r#"
   function key(cell) {
     var t = (cell.textContent || "").trim();
     if (t === "" || t === "\u2014" || t === "-") return { empty: true };
-    var m = t.replace(/\u2212/g, "-").replace(/(\d),(?=\d{3}\b)/g, "$1").match(/[-+]?\d*\.?\d+(e[-+]?\d+)?/i);
-    if (m) return { num: parseFloat(m[0]), text: t };
-    return { text: t.toLowerCase() };
+    // A sign counts only at the start or after a space or bracket: the hyphen of `llama-3.1`
+    // or `c-1` is part of a name, not a minus.
+    var m = t.replace(/\u2212/g, "-").replace(/(\d),(?=\d{3}\b)/g, "$1").match(/(^|[\s(\[=<>~±])([-+]?\d*\.?\d+(e[-+]?\d+)?)|(\d*\.?\d+(e[-+]?\d+)?)/i);
+    if (m) return { num: parseFloat(m[2] !== undefined ? m[2] : m[4]), text: t };
+    return { text: t };
   }
   function compare(a, b) {
     if (a.empty || b.empty) return (a.empty ? 1 : 0) - (b.empty ? 1 : 0);
     if (a.num !== undefined && b.num !== undefined && a.num !== b.num) return a.num - b.num;
-    return a.text < b.text ? -1 : a.text > b.text ? 1 : 0;
+    return a.text.localeCompare(b.text, undefined, { numeric: true, sensitivity: "base" });
   }
   document.querySelectorAll("table").forEach(function (table) {
     var body = table.tBodies[0];
@@ -95,6 +103,59 @@ const JS: &str = r#"
   });
 })();
 "#;
+
+/// Standard base64 of `bytes` (for the policy's script hash).
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * k)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The content security policy: nothing is loaded, styles are inline, and the only script
+/// that runs is the page's own (named by its SHA-256), so markup that slipped in could not
+/// run a script even if it were not escaped.
+fn policy() -> String {
+    let hash = base64(&sha2::Sha256::digest(JS.as_bytes()));
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{hash}'; img-src data:"
+    )
+}
+
+/// Raw HTML of the Markdown as text (escaped when written), but for the line breaks that
+/// table cells use.
+fn neutral(html: &CowStr<'_>) -> bool {
+    matches!(
+        html.trim().to_ascii_lowercase().as_str(),
+        "<br>" | "<br/>" | "<br />"
+    )
+}
+
+/// Whether a link target would run code rather than go somewhere.
+fn runs_code(url: &str) -> bool {
+    let u: String = url
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    ["javascript:", "vbscript:", "data:"]
+        .iter()
+        .any(|s| u.starts_with(s))
+}
 
 /// A heading's anchor: lower case letters and digits, other runs as one `-`.
 fn slug(text: &str) -> String {
@@ -182,6 +243,22 @@ pub(crate) fn render(title: &str, markdown: &str, figures_dir: &str, figures: &[
                     attrs: attrs.clone(),
                 }));
             }
+            Event::Html(h) | Event::InlineHtml(h) if !neutral(h) => {
+                out.push(Event::Text(h.clone()));
+            }
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) if runs_code(dest_url) => {
+                out.push(Event::Start(Tag::Link {
+                    link_type: *link_type,
+                    dest_url: CowStr::from("#"),
+                    title: title.clone(),
+                    id: id.clone(),
+                }));
+            }
             Event::Start(Tag::Table(_)) => {
                 out.push(Event::Html(CowStr::from("<div class=\"table-wrap\">")));
                 out.push(events[i].clone());
@@ -228,11 +305,12 @@ fn page(title: &str, toc: &[(String, String)], body: &str) -> String {
     };
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{}\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"generator\" content=\"chimera {}\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n{body}\
          <footer>Written by chimera {}: one self-contained file; click a table's header to sort it, rest the pointer on a chart's point for its value.</footer>\n\
          </main>\n<div id=\"tip\" role=\"tooltip\"></div>\n<script>{JS}</script>\n</body>\n</html>\n",
+        policy(),
         env!("CARGO_PKG_VERSION"),
         esc(title),
         env!("CARGO_PKG_VERSION"),
@@ -273,6 +351,51 @@ mod tests {
         );
         assert_eq!(html.matches("http://").count(), 1, "only the SVG namespace");
         assert_eq!(render("T <1>", md, "figures", &[figure("x.svg")]), html);
+    }
+
+    /// Markup from a manifest or a server is shown as text; a `javascript:` link goes nowhere;
+    /// only the page's own script may run.
+    #[test]
+    fn markup_from_outside_is_text() {
+        let md = "# <img src=x onerror=alert(1)>\n\n<script>alert(2)</script>\n\nintro <b onclick=alert(3)>x</b> [y](javascript:alert(4)) [z]( JaVaScRiPt:alert(5))\n\n| a |\n|---|\n| one<br>two |\n";
+        let html = render("t", md, "figures", &[]);
+        let body = html.split("<main>").nth(1).expect("main");
+        let body = body
+            .split("<script>")
+            .next()
+            .expect("before the page's script");
+        for bad in ["<img", "<script", "<b ", "javascript:", "JaVaScRiPt"] {
+            assert!(!body.contains(bad), "{bad} in\n{body}");
+        }
+        assert!(
+            body.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{body}"
+        );
+        assert!(
+            body.contains("&lt;script&gt;alert(2)&lt;/script&gt;"),
+            "{body}"
+        );
+        assert!(
+            body.contains("one<br>two"),
+            "the table's line break stays: {body}"
+        );
+        assert_eq!(
+            html.matches("<script>").count(),
+            1,
+            "only the page's own script"
+        );
+        let hash = base64(&sha2::Sha256::digest(JS.as_bytes()));
+        assert!(html.contains(&format!("script-src 'sha256-{hash}'")));
+        assert!(!html.contains("unsafe-inline'; script-src 'unsafe-inline"));
+    }
+
+    #[test]
+    fn base64_is_standard() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
     }
 
     #[test]

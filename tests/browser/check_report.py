@@ -58,15 +58,23 @@ MEASURE_CHARTS = """
 })
 """
 
-FIRST_SORTABLE = """
-() => {
+# A cell's number as the page's sort reads it: the first number, a sign only at the start or
+# after a space or bracket (the hyphen of `llama-3.1` is part of a name).
+NUM = r"""
+const num = (v) => {
+  const m = (v || '').trim().replace(/\u2212/g, '-').replace(/(\d),(?=\d{3}\b)/g, '$1')
+    .match(/(^|[\s(\[=<>~±])([-+]?\d*\.?\d+(e[-+]?\d+)?)|(\d*\.?\d+(e[-+]?\d+)?)/i);
+  return m ? parseFloat(m[2] !== undefined ? m[2] : m[4]) : NaN;
+};
+"""
+
+FIRST_SORTABLE = "() => {" + NUM + """
   for (const [t, table] of Array.from(document.querySelectorAll('table')).entries()) {
     const rows = table.tBodies[0] ? table.tBodies[0].rows.length : 0;
     if (rows < 2 || !table.tHead) continue;
     const heads = table.tHead.rows[0].cells;
     for (let c = 0; c < heads.length; c++) {
-      const vals = Array.from(table.tBodies[0].rows).map(r => (r.cells[c] || {}).textContent || '');
-      const nums = vals.map(v => parseFloat(v.replace(/\\u2212/g, '-').replace(/[^0-9.eE+-]+/g, ' ').trim().split(' ')[0]));
+      const nums = Array.from(table.tBodies[0].rows).map(r => num((r.cells[c] || {}).textContent));
       if (nums.every(n => !isNaN(n)) && new Set(nums).size > 1) return {table: t, column: c, header: heads[c].textContent};
     }
   }
@@ -74,9 +82,9 @@ FIRST_SORTABLE = """
 }
 """
 
-COLUMN_VALUES = """
-([t, c]) => Array.from(document.querySelectorAll('table')[t].tBodies[0].rows).map(r =>
-  parseFloat((r.cells[c].textContent || '').replace(/\\u2212/g, '-').replace(/[^0-9.eE+-]+/g, ' ').trim().split(' ')[0]))
+COLUMN_VALUES = "([t, c]) => {" + NUM + """
+  return Array.from(document.querySelectorAll('table')[t].tBodies[0].rows).map(r => num(r.cells[c].textContent));
+}
 """
 
 
@@ -100,6 +108,9 @@ def check_page(browser, page_path: Path, out_dir: Path) -> dict:
     charts = page.evaluate(MEASURE_CHARTS)
     if not charts:
         failures.append("no chart on the page")
+    inlined = page.evaluate("() => document.querySelectorAll('.chart-svg svg').length")
+    if inlined != len(charts):
+        failures.append(f"{inlined} inline chart(s), {len(charts)} of them in a figure")
     for c in charts:
         name = f"chart {c['index']} ({c['title']})"
         if not c["visible"]:

@@ -189,6 +189,8 @@ pub(super) fn distribution(
             let x = centre + (k as f64 - (boxes.len() as f64 - 1.0) / 2.0) * slot;
             let color = match &b.stage {
                 Some(s) => stage_color(s),
+                // Beside boxes coloured by call, a box of all calls takes no call's colour.
+                None if !stages.is_empty() => "#7f7f7f",
                 None => PALETTE[i % PALETTE.len()],
             };
             let ny = if rotate {

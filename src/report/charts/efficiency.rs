@@ -305,11 +305,16 @@ fn caption(shown: &[&Series], cuts: Cuts, open_cap: f64) -> String {
     if cuts.bound {
         where_cut.push("above 100 %, which the published efficiency cannot exceed".to_owned());
     }
-    if cuts.open {
+    if cuts.open && open_cap > 100.0 {
         where_cut.push(format!(
             "above {} % (1.5 × the largest mean) for the true efficiencies",
             fixed(open_cap, 0)
         ));
+    } else if cuts.open {
+        where_cut.push(
+            "above 100 % for the true efficiencies (the chart's top: 1.5 × the largest mean is less)"
+                .to_owned(),
+        );
     }
     if !where_cut.is_empty() {
         out.push_str(&format!(
