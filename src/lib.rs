@@ -20,6 +20,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod import;
+pub mod load;
 pub mod manifest;
 pub(crate) mod metrics;
 pub mod plan;

@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["plan"],
     &["store"],
     &["backend", "workload", "telemetry"],
-    &["metrics"],
+    &["metrics", "load"],
     &["record"],
     &["table"],
     &["server"],

@@ -23,6 +23,7 @@ mod import_tr113;
 mod import_tr115_tr116;
 mod invalid;
 mod lifecycle;
+mod load;
 #[cfg(unix)]
 mod managed;
 mod notebooks;

@@ -1,0 +1,242 @@
+//! The load driver: closed loop (N users, each sending its next request when its last one
+//! ends) or open loop (requests at the times of an arrival schedule, whether or not earlier
+//! ones have ended), until a request count or a duration, the first requests or seconds
+//! marked as warm-up.
+//!
+//! Open-loop timing: a dedicated thread sleeps until each scheduled time and hands the
+//! request to the async runtime; the request notes its actual send time when it first runs,
+//! so the lateness it records (actual − scheduled) includes every delay on chimera's side.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::arrivals::{ArrivalError, Arrivals, Stop};
+use super::serving::Sample;
+use crate::backend::{Client, LlmRequest, RequestRecord};
+
+/// How the load is offered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// `users` concurrent users, each sending its next request when its last one ends.
+    Closed {
+        /// Concurrent users.
+        users: u32,
+    },
+    /// Requests at the times of an arrival process.
+    Open {
+        /// The arrival process.
+        arrivals: Arrivals,
+    },
+}
+
+/// A load: its mode, where it stops, and its warm-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Load {
+    /// Closed or open loop.
+    pub mode: Mode,
+    /// Where it stops (warm-up included).
+    pub stop: Stop,
+    /// The first requests (count) or the first ms that are warm-up, left out of the metrics.
+    pub warmup: Option<Stop>,
+}
+
+/// What each request sends: the request and the output length to force (None: the
+/// server's choice), by sequence number.
+pub type MakeRequest = Arc<dyn Fn(u64) -> (LlmRequest, Option<u32>) + Send + Sync>;
+
+/// Why a load could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    /// The arrival process is not valid.
+    #[error(transparent)]
+    Arrivals(#[from] ArrivalError),
+    /// No users.
+    #[error("a closed-loop load needs at least one user")]
+    NoUsers,
+    /// The scheduling thread could not start.
+    #[error("cannot start the open-loop scheduler thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Milliseconds from `start` to now.
+fn since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Whether a request sent as number `index` at `sent_ms` is warm-up.
+fn is_warmup(warmup: Option<Stop>, index: u64, sent_ms: f64) -> bool {
+    match warmup {
+        None => false,
+        Some(Stop::Requests(n)) => index < n,
+        Some(Stop::DurationMs(d)) => sent_ms < d,
+    }
+}
+
+/// One request's sample from its record.
+fn sample(
+    index: u64,
+    user: Option<u32>,
+    scheduled: Option<f64>,
+    sent: f64,
+    done: f64,
+    r: &RequestRecord,
+    warmup: bool,
+) -> Sample {
+    Sample {
+        index,
+        user,
+        scheduled_ms: scheduled,
+        sent_ms: sent,
+        done_ms: done,
+        warmup,
+        ok: r.ok(),
+        ttft_ms: r.ttft_ms,
+        e2e_ms: r.e2e_ms,
+        itl_ms: r.itl_ms.clone(),
+        output_tokens: r.output_tokens,
+        input_tokens: r.prompt_tokens,
+    }
+}
+
+/// Runs `load` against `client`; the samples in order of sending.
+pub async fn drive(
+    load: &Load,
+    client: Arc<Client>,
+    make: MakeRequest,
+) -> Result<Vec<Sample>, DriveError> {
+    let mut out = match &load.mode {
+        Mode::Closed { users } => closed(load, *users, client, make).await?,
+        Mode::Open { arrivals } => open(load, arrivals, client, make).await?,
+    };
+    out.sort_by_key(|s| s.index);
+    Ok(out)
+}
+
+/// The closed loop: `users` tasks take the next sequence number until the load stops.
+async fn closed(
+    load: &Load,
+    users: u32,
+    client: Arc<Client>,
+    make: MakeRequest,
+) -> Result<Vec<Sample>, DriveError> {
+    if users == 0 {
+        return Err(DriveError::NoUsers);
+    }
+    if matches!(load.stop, Stop::Requests(0)) {
+        return Err(ArrivalError::Unbounded.into());
+    }
+    let start = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(users as usize);
+    for user in 0..users {
+        let (client, make, next) = (client.clone(), make.clone(), next.clone());
+        let (stop, warmup) = (load.stop, load.warmup);
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let sent = since(start);
+                let over = match stop {
+                    Stop::Requests(n) => index >= n,
+                    Stop::DurationMs(d) => sent >= d,
+                };
+                if over {
+                    break;
+                }
+                let (req, force) = make(index);
+                let r = client.send_forced(&req, force).await;
+                let done = since(start);
+                mine.push(sample(
+                    index,
+                    Some(user),
+                    None,
+                    sent,
+                    done,
+                    &r,
+                    is_warmup(warmup, index, sent),
+                ));
+            }
+            mine
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        if let Ok(mine) = t.await {
+            out.extend(mine);
+        }
+    }
+    Ok(out)
+}
+
+/// The open loop: a thread sleeps until each scheduled time and spawns the request.
+async fn open(
+    load: &Load,
+    arrivals: &Arrivals,
+    client: Arc<Client>,
+    make: MakeRequest,
+) -> Result<Vec<Sample>, DriveError> {
+    let schedule = arrivals.schedule(load.stop)?;
+    let handle = tokio::runtime::Handle::current();
+    let warmup = load.warmup;
+    let start = Instant::now();
+    let thread = std::thread::Builder::new()
+        .name("chimera-load-schedule".into())
+        .spawn(move || {
+            let mut spawned = Vec::with_capacity(schedule.len());
+            for (index, at) in schedule.into_iter().enumerate() {
+                let index = index as u64;
+                let due = start + Duration::from_secs_f64(at / 1000.0);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                let (client, make) = (client.clone(), make.clone());
+                spawned.push(handle.spawn(async move {
+                    let sent = since(start);
+                    let (req, force) = make(index);
+                    let r = client.send_forced(&req, force).await;
+                    let done = since(start);
+                    sample(
+                        index,
+                        None,
+                        Some(at),
+                        sent,
+                        done,
+                        &r,
+                        is_warmup(warmup, index, at),
+                    )
+                }));
+            }
+            spawned
+        })
+        .map_err(DriveError::Thread)?;
+    let spawned = tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(spawned.len());
+    for t in spawned {
+        if let Ok(s) = t.await {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_by_count_or_time() {
+        assert!(is_warmup(Some(Stop::Requests(3)), 2, 1e9));
+        assert!(!is_warmup(Some(Stop::Requests(3)), 3, 0.0));
+        assert!(is_warmup(Some(Stop::DurationMs(500.0)), 99, 499.0));
+        assert!(!is_warmup(None, 0, 0.0));
+    }
+}

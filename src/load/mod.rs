@@ -1,0 +1,18 @@
+//! Serving-load benchmarks: offered load, and the serving metrics a load gives.
+//!
+//! - `arrivals`: when an open-loop load sends (constant, seeded Poisson, phase profiles);
+//! - `driver`: closed loop (N users) and open loop (a schedule) against one endpoint, every
+//!   request a [`serving::Sample`] with its scheduled and actual send time;
+//! - `serving`: TTFT, ITL, TPOT, end-to-end latency percentiles, request and token
+//!   throughput, send lateness and goodput against SLOs (`docs/serving-metrics.md`);
+//! - `frontier`: the largest level of a sweep that meets every SLO, with its uncertainty.
+
+pub mod arrivals;
+pub mod driver;
+pub mod frontier;
+pub mod serving;
+
+pub use arrivals::{Arrivals, Phase, Stop};
+pub use driver::{Load, MakeRequest, Mode, drive};
+pub use frontier::{Frontier, Level, Standing, frontier};
+pub use serving::{Percentiles, Sample, Slo, SloMetric, Summary, summarise};

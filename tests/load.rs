@@ -1,0 +1,170 @@
+//! The load driver against `chimera emulate`, whose timing is known: closed-loop users find
+//! the emulator's knee (two slots per listener: a third user waits a whole reply for a slot),
+//! and an open-loop Poisson load sends at its scheduled times.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chimera::backend::{Client, LlmRequest};
+use chimera::load::{
+    Arrivals, Level, Load, MakeRequest, Mode, Slo, SloMetric, Stop, drive, frontier, summarise,
+};
+use chimera::manifest::{Api, EndpointKind, Options};
+
+use crate::support::Emulator;
+
+/// Two slots per listener, each reply 16 tokens at 400 tok/s (40 ms) on its own GPU: up to
+/// two users never wait; from three, a request waits for a slot, about a whole reply.
+const KNEE_PROFILE: &str = "
+seed: 5
+shared_gpu: false
+num_parallel: 2
+models:
+  - name: gemma3:270m
+    load_ms: 1
+    prompt_tok_s: 1000000
+    output_tok_s: 400
+    output_tokens: 16
+";
+
+fn make() -> MakeRequest {
+    Arc::new(|i| {
+        (
+            LlmRequest {
+                api: Api::Generate,
+                model: "gemma3:270m".into(),
+                prompt: format!("request {i}: say something"),
+                stream: true,
+                options: Options::default(),
+                keep_alive: None,
+                timeout: Duration::from_secs(30),
+                max_response_bytes: 1 << 20,
+            },
+            None,
+        )
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn closed_loop_users_find_the_emulators_knee() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let emu = Emulator::start(t.path(), "knee", KNEE_PROFILE, 1);
+    let url = format!("http://{}", emu.addrs[0]);
+    let client = Arc::new(Client::new(EndpointKind::Ollama, &url).expect("client"));
+    let rt = runtime();
+    let users = [1u32, 2, 4, 8];
+    let mut runs: Vec<(f64, Vec<Vec<chimera::load::Sample>>)> = Vec::new();
+    for &u in &users {
+        let mut reps = Vec::new();
+        for _ in 0..3 {
+            let load = Load {
+                mode: Mode::Closed { users: u },
+                stop: Stop::Requests(u64::from(u) * 6 + 2),
+                warmup: Some(Stop::Requests(2)),
+            };
+            let samples = rt
+                .block_on(drive(&load, client.clone(), make()))
+                .expect("drive");
+            assert_eq!(samples.len() as u32, u * 6 + 2);
+            assert!(samples.iter().all(|s| s.ok), "{samples:?}");
+            assert!(samples.iter().all(|s| s.output_tokens == Some(16)));
+            assert_eq!(samples.iter().filter(|s| s.warmup).count(), 2);
+            // Each user sends one request at a time.
+            for user in 0..u {
+                let mut mine: Vec<_> = samples.iter().filter(|s| s.user == Some(user)).collect();
+                mine.sort_by(|a, b| a.sent_ms.total_cmp(&b.sent_ms));
+                for w in mine.windows(2) {
+                    assert!(
+                        w[1].sent_ms >= w[0].done_ms,
+                        "user {user} overlapped itself"
+                    );
+                }
+            }
+            reps.push(samples);
+        }
+        runs.push((f64::from(u), reps));
+    }
+    let levels: Vec<Level<'_>> = runs
+        .iter()
+        .map(|(u, reps)| Level {
+            level: *u,
+            runs: reps.iter().map(Vec::as_slice).collect(),
+        })
+        .collect();
+    let slo = Slo {
+        metric: SloMetric::TtftMs,
+        max_ms: 20.0,
+        percentile: 99.0,
+    };
+    let f = frontier(&levels, &[slo]);
+    assert_eq!(
+        (f.largest_meeting, f.first_failing),
+        (Some(2.0), Some(4.0)),
+        "{f:#?}"
+    );
+    // The time per output token is the emulator's 2.5 ms whatever the load (one GPU per
+    // listener, each slot decoding at 400 tok/s), within timer resolution.
+    for (_, reps) in &runs {
+        let s = summarise(&reps[0], &[slo]);
+        let tpot = s.tpot.expect("tpot").p50;
+        assert!((2.3..4.0).contains(&tpot), "TPOT p50 {tpot}");
+    }
+    // Goodput at 8 users: only the requests that did not wait for a slot are good.
+    let s8 = summarise(&runs[3].1[0], &[slo]);
+    assert!(s8.good < s8.ok, "{s8:?}");
+    let s1 = summarise(&runs[0].1[0], &[slo]);
+    assert_eq!(s1.good, s1.ok, "{s1:?}");
+}
+
+#[test]
+fn an_open_loop_sends_at_its_scheduled_times() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let emu = Emulator::start(
+        t.path(),
+        "open",
+        KNEE_PROFILE
+            .replace("num_parallel: 2", "num_parallel: 0")
+            .as_str(),
+        1,
+    );
+    let url = format!("http://{}", emu.addrs[0]);
+    let client = Arc::new(Client::new(EndpointKind::Ollama, &url).expect("client"));
+    let arrivals = Arrivals::Poisson {
+        rate_per_s: 100.0,
+        seed: 11,
+    };
+    let load = Load {
+        mode: Mode::Open {
+            arrivals: arrivals.clone(),
+        },
+        stop: Stop::Requests(150),
+        warmup: Some(Stop::DurationMs(100.0)),
+    };
+    let samples = runtime()
+        .block_on(drive(&load, client, make()))
+        .expect("drive");
+    let schedule = arrivals.schedule(Stop::Requests(150)).expect("schedule");
+    assert_eq!(samples.len(), 150);
+    for (s, at) in samples.iter().zip(&schedule) {
+        assert_eq!(s.scheduled_ms, Some(*at));
+        assert!(s.lateness_ms().expect("lateness") >= -1e-6, "{s:?}");
+        assert!(s.ok && s.user.is_none());
+        assert_eq!(s.warmup, *at < 100.0);
+    }
+    // Open loop: requests overlap (at 100/s, 40 ms replies), unlike one closed-loop user.
+    let overlapping = samples
+        .windows(2)
+        .filter(|w| w[1].sent_ms < w[0].done_ms)
+        .count();
+    assert!(overlapping > 0);
+    let s = summarise(&samples, &[]);
+    assert!(s.lateness.is_some() && s.requests < 150 && s.requests > 100);
+}
