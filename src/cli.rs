@@ -53,6 +53,9 @@ pub enum Command {
     Compare(CompareArgs),
     /// Import the original reports' raw results into a campaign (`chimera import chimeraforge`).
     Import(ImportArgs),
+    /// A serving-load sweep against one endpoint: closed-loop users or open-loop request
+    /// rates, TTFT/ITL/TPOT/latency percentiles, throughput, goodput and the SLO frontier.
+    Load(LoadArgs),
     /// Serve the Ollama protocol from a deterministic emulator (a test instrument, not an LLM).
     Emulate(EmulateArgs),
     /// Print the manifest JSON Schema generated from chimera's types (`--agent-record`: the
@@ -444,6 +447,71 @@ pub struct CompareArgs {
     /// TTFT, throughput) whose 95 % CI excludes no difference (for CI pipelines).
     #[arg(long, value_name = "PCT")]
     pub fail_if_slower: Option<f64>,
+}
+
+/// Arguments of `chimera load`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("levels").required(true).args(["users", "rate"])))]
+#[command(group(clap::ArgGroup::new("until").required(true).args(["requests", "duration_s"])))]
+pub struct LoadArgs {
+    /// The server's base URL, e.g. http://127.0.0.1:8080.
+    pub url: String,
+    /// Model to ask for.
+    #[arg(long)]
+    pub model: String,
+    /// Protocol: `openai` (llama-server, vLLM) or `ollama`.
+    #[arg(long, default_value = "openai")]
+    pub kind: String,
+    /// Closed loop: these numbers of concurrent users (a list: 1,4,16,64).
+    #[arg(long, value_delimiter = ',', value_name = "N,…")]
+    pub users: Vec<u32>,
+    /// Open loop: these request rates per second (a list: 5,10,20).
+    #[arg(long, value_delimiter = ',', value_name = "R,…")]
+    pub rate: Vec<f64>,
+    /// Open loop: Poisson arrivals with this seed (constant spacing without).
+    #[arg(long, value_name = "SEED")]
+    pub poisson: Option<u64>,
+    /// Each load sends this many requests (warm-up included).
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Each load lasts this long, seconds.
+    #[arg(long)]
+    pub duration_s: Option<f64>,
+    /// The first requests of each load are warm-up, left out of the metrics.
+    #[arg(long, default_value_t = 0)]
+    pub warmup_requests: u64,
+    /// Repetitions of every level (interleaved), for CIs.
+    #[arg(long, default_value_t = 3)]
+    pub repetitions: u32,
+    /// Prompt length in the server's tokens (calibrated on the server with two probes).
+    #[arg(long)]
+    pub input_tokens: Option<u32>,
+    /// Output length to force (`max_tokens` + `ignore_eos` on OpenAI-compatible servers;
+    /// Ollama can only cap it).
+    #[arg(long)]
+    pub output_tokens: Option<u32>,
+    /// A service-level objective, `METRIC<=MS[@pP]` with METRIC one of ttft_ms, tpot_ms,
+    /// itl_ms, e2e_ms (repeatable; the percentile defaults to p99): e.g. `ttft_ms<=500@p99`.
+    #[arg(long, value_name = "SLO")]
+    pub slo: Vec<String>,
+    /// Chat API instead of completions/generate.
+    #[arg(long)]
+    pub chat: bool,
+    /// Per-request timeout, seconds.
+    #[arg(long, default_value_t = 120.0)]
+    pub timeout_s: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = LoadFormat::Text)]
+    pub format: LoadFormat,
+}
+
+/// Output format of `chimera load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoadFormat {
+    /// A table for the terminal and the frontier.
+    Text,
+    /// The sweep's result as JSON (every repetition's summary included).
+    Json,
 }
 
 /// Arguments of `chimera import`.

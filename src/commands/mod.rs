@@ -5,6 +5,7 @@
 //! until interrupted (`run`, `emulate`) share `run::wait_for_stop`.
 
 mod data;
+mod load;
 mod manifest;
 mod run;
 mod scale;
@@ -28,6 +29,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Report(args) => data::report(&args),
         Command::Compare(args) => data::compare(&args),
         Command::Import(args) => data::import(args),
+        Command::Load(args) => load::load(&args),
         Command::Emulate(args) => tools::emulate(&args),
         Command::Telemetry(args) => tools::telemetry(args),
         Command::Slurm(args) => scale::slurm(args),

@@ -5,12 +5,17 @@
 //!   request a [`serving::Sample`] with its scheduled and actual send time;
 //! - `serving`: TTFT, ITL, TPOT, end-to-end latency percentiles, request and token
 //!   throughput, send lateness and goodput against SLOs (`docs/serving-metrics.md`);
-//! - `frontier`: the largest level of a sweep that meets every SLO, with its uncertainty.
+//! - `frontier`: the largest level of a sweep that meets every SLO, with its uncertainty;
+//! - `prompt`: synthetic prompts of a length in the server's own tokens (calibrated on it);
+//! - `sweep`: levels × interleaved repetitions, summarised with CIs, and the frontier
+//!   (`chimera load`).
 
 pub mod arrivals;
 pub mod driver;
 pub mod frontier;
+pub mod prompt;
 pub mod serving;
+pub mod sweep;
 
 pub use arrivals::{Arrivals, Phase, Stop};
 pub use driver::{Load, MakeRequest, Mode, drive};

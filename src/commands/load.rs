@@ -1,0 +1,155 @@
+//! `chimera load`: a serving-load sweep against one endpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{runtime, with_stdout};
+use crate::backend::{Client, LlmRequest};
+use crate::cli::{LoadArgs, LoadFormat};
+use crate::error::Error;
+use crate::load::arrivals::Stop;
+use crate::load::sweep::{Levels, Sweep, render_text, run};
+use crate::load::{Slo, SloMetric};
+use crate::manifest::{Api, EndpointKind, Options};
+
+/// An SLO written `METRIC<=MS[@pP]`.
+fn parse_slo(s: &str) -> Result<Slo, Error> {
+    let bad = || {
+        Error::Usage(format!(
+            "--slo `{s}`: write METRIC<=MS[@pP], METRIC one of ttft_ms, tpot_ms, itl_ms, e2e_ms, e.g. ttft_ms<=500@p99"
+        ))
+    };
+    let (metric, rest) = s.split_once("<=").ok_or_else(bad)?;
+    let (max, pct) = match rest.split_once('@') {
+        Some((m, p)) => (m, Some(p.trim().trim_start_matches(['p', 'P']))),
+        None => (rest, None),
+    };
+    let metric = match metric.trim() {
+        "ttft_ms" => SloMetric::TtftMs,
+        "tpot_ms" => SloMetric::TpotMs,
+        "itl_ms" => SloMetric::ItlMs,
+        "e2e_ms" => SloMetric::E2eMs,
+        _ => return Err(bad()),
+    };
+    let max_ms: f64 = max.trim().parse().map_err(|_| bad())?;
+    let percentile: f64 = match pct {
+        Some(p) => p.parse().map_err(|_| bad())?,
+        None => 99.0,
+    };
+    if !(max_ms.is_finite() && max_ms > 0.0 && (0.0..=100.0).contains(&percentile)) {
+        return Err(bad());
+    }
+    Ok(Slo {
+        metric,
+        max_ms,
+        percentile,
+    })
+}
+
+/// `chimera load`.
+pub(super) fn load(args: &LoadArgs) -> Result<(), Error> {
+    let kind = match args.kind.as_str() {
+        "openai" => EndpointKind::Openai,
+        "ollama" => EndpointKind::Ollama,
+        k => {
+            return Err(Error::Usage(format!(
+                "--kind `{k}`: use `openai` (llama-server, vLLM) or `ollama`"
+            )));
+        }
+    };
+    let slos = args
+        .slo
+        .iter()
+        .map(|s| parse_slo(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let levels = if args.users.is_empty() {
+        if let Some(r) = args.rate.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
+            return Err(Error::Usage(format!(
+                "--rate {r}: rates are positive requests per second"
+            )));
+        }
+        Levels::Rates {
+            rates: args.rate.clone(),
+            seed: args.poisson,
+        }
+    } else {
+        if args.users.contains(&0) {
+            return Err(Error::Usage(
+                "--users: every level needs at least one user".into(),
+            ));
+        }
+        Levels::Users(args.users.clone())
+    };
+    let stop = match (args.requests, args.duration_s) {
+        (Some(n), _) if n > args.warmup_requests => Stop::Requests(n),
+        (Some(n), _) => {
+            return Err(Error::Usage(format!(
+                "--requests {n} leaves nothing after --warmup-requests {}: send more",
+                args.warmup_requests
+            )));
+        }
+        (None, Some(d)) if d.is_finite() && d > 0.0 => Stop::DurationMs(d * 1000.0),
+        _ => {
+            return Err(Error::Usage(
+                "--duration-s: a positive number of seconds".into(),
+            ));
+        }
+    };
+    let client =
+        Client::new(kind, &args.url).map_err(|e| Error::Usage(format!("{}: {e}", args.url)))?;
+    let sweep = Sweep {
+        levels,
+        stop,
+        warmup: (args.warmup_requests > 0).then_some(Stop::Requests(args.warmup_requests)),
+        repetitions: args.repetitions.max(1),
+        input_tokens: args.input_tokens,
+        output_tokens: args.output_tokens,
+        slos,
+        base: LlmRequest {
+            api: if args.chat { Api::Chat } else { Api::Generate },
+            model: args.model.clone(),
+            prompt: String::new(),
+            stream: true,
+            options: Options::default(),
+            keep_alive: None,
+            timeout: Duration::from_secs_f64(args.timeout_s.max(0.001)),
+            max_response_bytes: 16 << 20,
+        },
+    };
+    let rt = runtime().map_err(Error::Output)?;
+    let result = rt
+        .block_on(run(&sweep, Arc::new(client)))
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    with_stdout(|out| {
+        let text = match args.format {
+            LoadFormat::Text => render_text(&result),
+            LoadFormat::Json => serde_json::to_string_pretty(&result).unwrap_or_default() + "\n",
+        };
+        out.write_all(text.as_bytes()).map_err(Error::Output)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slos_are_written_metric_bound_percentile() {
+        let s = parse_slo("ttft_ms<=500@p95").expect("slo");
+        assert_eq!(
+            (s.metric, s.max_ms, s.percentile),
+            (SloMetric::TtftMs, 500.0, 95.0)
+        );
+        assert_eq!(parse_slo("tpot_ms<=50").expect("slo").percentile, 99.0);
+        for bad in [
+            "ttft<=5",
+            "ttft_ms<5",
+            "ttft_ms<=x",
+            "ttft_ms<=5@p101",
+            "e2e_ms<=-1",
+        ] {
+            let e = parse_slo(bad).expect_err(bad).to_string();
+            assert!(e.contains("METRIC<=MS"), "{e}");
+        }
+    }
+}
