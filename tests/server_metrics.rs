@@ -15,7 +15,8 @@ use chimera::table::{
 };
 
 use crate::support::{
-    Manifest, campaign, chimera_in, emulate, fast_profile, homo_config, write_file,
+    Manifest, campaign, chimera_cmd_in, chimera_in, emulate, fast_profile, homo_config,
+    run_command, write_file,
 };
 
 const COMPLETED: &str = "chimera_emulator:requests_completed_total";
@@ -221,6 +222,45 @@ async fn a_dead_metrics_endpoint_leaves_the_cells_ok_with_one_warning_and_gaps()
     );
     let (md, _) = report_md(&data, "dead");
     assert!(md.contains("scrapes failed (gaps)"), "{md}");
+    emu.shutdown().await;
+}
+
+/// A proxy in the environment (one that refuses every connection) gets neither the requests
+/// nor the scrapes of the endpoints: every scrape answers, no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_proxy_in_the_environment_does_not_get_the_scrapes() {
+    let emu = emulate(&fast_profile(23), 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = manifest([emu.addrs[0], emu.addrs[1]], Some("{interval_ms: 50}"));
+    let path = write_file(dir.path(), "proxied.yaml", &text);
+    let path = path.to_str().expect("utf-8");
+    let args = [
+        "run",
+        path,
+        "--data",
+        "data",
+        "--campaign",
+        "proxied",
+        "--no-cache",
+    ];
+    let mut cmd = chimera_cmd_in(dir.path(), &args);
+    for var in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+        cmd.env(var, "http://127.0.0.1:9");
+    }
+    cmd.env_remove("NO_PROXY").env_remove("no_proxy");
+    let out = run_command(&mut cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("server metrics"), "{}", out.stderr);
+    let mut rows = 0;
+    for d in cell_dirs(&dir.path().join("data"), "proxied") {
+        let part = d.join(SERVER_METRICS_PART_FILE);
+        if part.exists() {
+            let got: Vec<ServerMetricsRow> = read_rows(&part).expect("rows");
+            assert!(got.iter().all(|r| r.kind != GAP_KIND), "{got:?}");
+            rows += got.len();
+        }
+    }
+    assert!(rows > 0);
     emu.shutdown().await;
 }
 

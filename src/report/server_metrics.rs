@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use crate::analysis::model::ReportAnalysis;
 use crate::analysis::server_metrics::{ServerMetricStat, ServerMetricsGroup};
 
-use super::format::{DASH, code, inline, trimmed};
+use super::format::{DASH, cell, code, inline, trimmed};
 
 /// Decimals of server metric values (at most; trailing zeros dropped).
 const DEC: usize = 3;
@@ -84,7 +84,7 @@ pub(crate) fn section(
         return;
     }
     heading(md, "Server metrics");
-    md.push_str("These numbers are the servers' own: read from each endpoint's Prometheus `/metrics` (manifest key `server_metrics`), scraped at the start of every run, every `interval_ms` while it ran and at its end. They are what the server counted, not what chimera measured at the client. A gauge's mean and peak are taken over one run's scrapes, then averaged over the n runs (max: the highest reading of any run); a counter's increase is its last reading minus its first within a run, averaged over the n runs. llama-server computes its `…_seconds` throughputs and its busy slots per decode over the time since the previous scrape (each scrape resets them).\n");
+    md.push_str("These numbers are the servers' own: read from each endpoint's Prometheus `/metrics` (manifest key `server_metrics`), scraped at the start of every run, every `interval_ms` while it ran and at its end. They are what the server counted, not what chimera measured at the client. A gauge's mean and peak are taken over the scrapes between a run's start and end (those two find the server idle; they are used only when there is none in between), then averaged over the n runs (max: the highest of those readings in any run); a counter's increase over a run is as Prometheus `increase()` computes it (the rises between consecutive scrapes; after a server restart the counter counts from 0, and so does a series that appears during the run), averaged over the n runs. llama-server computes its `…_seconds` throughputs and its busy slots per decode over the time since the previous scrape (each scrape resets them).\n");
     let emulated: Vec<String> = endpoints(&r.server_metrics, |g| {
         g.server_kind.as_deref() == Some("emulator")
     });
@@ -153,8 +153,8 @@ fn group(md: &mut String, g: &ServerMetricsGroup) {
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
             words(&s.metric).unwrap_or(""),
-            code(&name),
-            s.kind,
+            cell(&code(&name)),
+            cell(&inline(&s.kind)),
             s.n,
             num(s.mean),
             num(s.peak),
@@ -210,5 +210,38 @@ mod tests {
         assert!(q < b && b < o, "{md}");
         assert!(md.contains("2 scrapes failed (gaps)"), "{md}");
         assert!(md.contains("| 0.5 | 1 | 1 | — |"), "{md}");
+    }
+
+    /// A `|` in a label value is escaped in its table cell (the row keeps its 8 columns); a
+    /// line break never reaches the Markdown.
+    #[test]
+    fn a_pipe_in_a_label_value_stays_in_its_cell() {
+        let g = ServerMetricsGroup {
+            config: "c|1".into(),
+            endpoint: "e\nx".into(),
+            server_kind: Some("openai\n# h".into()),
+            runs: 1,
+            scrapes: 2,
+            gaps: 0,
+            metrics: vec![ServerMetricStat {
+                metric: "m".into(),
+                labels: "path=a|b\nc".into(),
+                kind: "gauge".into(),
+                n: 1,
+                mean: Some(1.0),
+                peak: Some(1.0),
+                max: Some(1.0),
+                increase: None,
+            }],
+        };
+        let mut md = String::new();
+        group(&mut md, &g);
+        let row = md.lines().find(|l| l.contains("path=")).expect("row");
+        assert_eq!(
+            row, "|  | `m{path=a\\|b c}` | gauge | 1 | 1 | 1 | 1 | — |",
+            "{md}"
+        );
+        assert_eq!(row.replace("\\|", "").matches('|').count(), 9, "{row}");
+        assert!(!md.contains("<br>") && !md.contains("\n# h"), "{md}");
     }
 }

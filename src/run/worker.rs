@@ -143,12 +143,12 @@ async fn attempt_once(
         }),
         None => Ok(run.await),
     };
-    let server_samples = scrape.end().await;
+    // The GPU sampler stops first, then the final scrape runs while it winds down: the
+    // server's end scrape (up to `BOUNDARY_TIMEOUT`) never stretches the GPU window.
     let s2 = ctx.sampler.clone();
-    let samples = tokio::task::spawn_blocking(move || s2.end(&id))
-        .await
-        .map(|cs| cs.samples)
-        .unwrap_or_default();
+    let gpu_end = tokio::task::spawn_blocking(move || s2.end(&id));
+    let server_samples = scrape.end().await;
+    let samples = gpu_end.await.map(|cs| cs.samples).unwrap_or_default();
     // Samples that read nothing (no GPU, no library) are not telemetry.
     let samples: Vec<_> = samples.into_iter().filter(|s| s.has_reading()).collect();
     // One retry decision for a failed cell and a cell that ran out of time.

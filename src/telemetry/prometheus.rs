@@ -3,12 +3,20 @@
 //!
 //! Counters, gauges and untyped samples are kept as they are; of a histogram or a summary only
 //! the `_sum` and `_count` series are kept (as counters: both only grow), the buckets and
-//! quantiles are dropped. The crate's name pattern (`\w+`) does not accept the `:` that the
-//! exposition format allows in metric names and that llama-server (`llamacpp:…`) and vLLM
-//! (`vllm:…`) use, so the name token of each line has its `:` swapped for a stand-in letter
-//! before parsing and back after; nothing else of the text is touched.
+//! quantiles are dropped, and so are the `_created` timestamps that the Python client adds.
+//! The crate falls short in three ways that are made up for here:
+//! - its name pattern (`\w+`) does not accept the `:` that the exposition format allows in
+//!   metric names and that llama-server (`llamacpp:…`) and vLLM (`vllm:…`) use, so the name
+//!   token of each line has its `:` swapped for a stand-in letter before parsing and back after;
+//! - it splits labels on every `,` and `=`, ends them at the first `}` and never unescapes, so
+//!   a line whose label values hold one of those or an escape has its labels parsed here, and
+//!   the crate gets a stand-in label that points to them; a series published twice in one
+//!   scrape keeps its first reading;
+//! - it types a sample only by its own name, so `_total`, `_sum`, `_count` and `_created`
+//!   take their base name's `# TYPE` here.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The kind of a reading (`# TYPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -83,62 +91,223 @@ fn protect_colons(line: &str) -> String {
     format!("{prefix}{name}{}", &rest[end..])
 }
 
+/// Label pairs (name, unescaped value) in the order published.
+type Pairs = Vec<(String, String)>;
+
+/// The label key that stands in, for the crate, for a label block chimera parses itself (its
+/// value is the index of the parsed pairs). Not ASCII, so never a real label name.
+const LABELS_REF: &str = "ːref";
+
+/// The `# TYPE` lines of an exposition text: metric name as published → type word.
+fn declared_types(text: &str) -> HashMap<&str, &str> {
+    text.lines()
+        .filter_map(|l| {
+            let mut t = l.split_whitespace();
+            (t.next()? == "#" && t.next()? == "TYPE").then_some(())?;
+            Some((t.next()?, t.next()?))
+        })
+        .collect()
+}
+
+/// Parses the label pairs that follow a sample's `{`, through its `}` (values in double
+/// quotes, with the `\\`, `\"` and `\n` escapes of the text format). Returns the pairs, the
+/// bytes read and whether the crate would misread them: it splits on every `,` and `=`, ends
+/// the block at the first `}` and never unescapes, so a value that holds one of those or an
+/// escape is cut short (and two series can end up with the same labels). `None`: malformed.
+fn parse_labels(s: &str) -> Option<(Pairs, usize, bool)> {
+    let mut pairs = Vec::new();
+    let mut tricky = false;
+    let mut chars = s.char_indices().peekable();
+    loop {
+        while chars
+            .next_if(|&(_, c)| c == ',' || c.is_whitespace())
+            .is_some()
+        {}
+        let (i, c) = chars.next()?;
+        if c == '}' {
+            return Some((pairs, i + 1, tricky));
+        }
+        let mut key = String::from(c);
+        loop {
+            match chars.next()?.1 {
+                '=' => break,
+                c => key.push(c),
+            }
+        }
+        while chars.next_if(|&(_, c)| c.is_whitespace()).is_some() {}
+        if chars.next()?.1 != '"' {
+            return None;
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next()?.1 {
+                '"' => break,
+                '\\' => {
+                    tricky = true;
+                    match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        c @ ('\\' | '"') => value.push(c),
+                        c => {
+                            value.push('\\');
+                            value.push(c);
+                        }
+                    }
+                }
+                c => {
+                    tricky |= matches!(c, ',' | '=' | '}');
+                    value.push(c);
+                }
+            }
+        }
+        pairs.push((key.trim().to_owned(), value));
+    }
+}
+
+/// The line as the crate gets it: `:` in the metric name swapped (see [`protect_colons`]),
+/// and a label block that the crate would misread (see [`parse_labels`]) parsed here, pushed
+/// to `own` and replaced by `{ːref="<index>"}`.
+fn prepare_line(line: &str, own: &mut Vec<Pairs>) -> String {
+    let line = protect_colons(line);
+    let t = line.trim_start();
+    if t.starts_with('#') {
+        return line;
+    }
+    let Some(open) = t.find(|c: char| c == '{' || c.is_whitespace()) else {
+        return line;
+    };
+    if !t[open..].starts_with('{') {
+        return line;
+    }
+    match parse_labels(&t[open + 1..]) {
+        Some((pairs, len, true)) => {
+            own.push(pairs);
+            let rest = &t[open + 1 + len..];
+            format!("{}{{{LABELS_REF}=\"{}\"}}{rest}", &t[..open], own.len() - 1)
+        }
+        _ => line,
+    }
+}
+
+/// Labels as a canonical string: `k=v` sorted by key, joined by `,`; a value that holds `,`,
+/// `=`, `"`, `\\` or a line break is written in double quotes with `\\`, `\"` and `\n`
+/// escapes, so that distinct label sets never read the same.
+fn canonical<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut pairs: Vec<(&str, &str)> = pairs.collect();
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            if v.contains([',', '=', '"', '\\', '\n']) {
+                let v = v
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
+                format!("{k}=\"{v}\"")
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The kind of sample `name` (as published) that the crate read as `value`, given the
+/// text's `# TYPE` lines; `None` for what is dropped. The crate types a sample only by its own
+/// name, so a series named after its base gets its base's type here: `_total` of a counter
+/// (counter); `_sum` and `_count` of a histogram or summary (counters: both only grow); and
+/// `_created` of a counter, histogram or summary (the Python client's creation timestamp, not
+/// a level) is dropped, like the buckets and quantiles.
+fn kind_of(
+    name: &str,
+    value: &prometheus_parse::Value,
+    types: &HashMap<&str, &str>,
+) -> Option<MetricKind> {
+    use prometheus_parse::Value;
+    match value {
+        Value::Counter(_) => return Some(MetricKind::Counter),
+        Value::Gauge(_) => return Some(MetricKind::Gauge),
+        Value::Histogram(_) | Value::Summary(_) => return None,
+        Value::Untyped(_) => {}
+    }
+    let base_type = |suffix: &str| {
+        name.strip_suffix(suffix)
+            .and_then(|b| types.get(b).copied())
+    };
+    if matches!(
+        base_type("_created"),
+        Some("counter" | "histogram" | "summary")
+    ) {
+        return None;
+    }
+    let grouped = base_type("_sum").or_else(|| base_type("_count"));
+    if matches!(grouped, Some("histogram" | "summary")) || base_type("_total") == Some("counter") {
+        return Some(MetricKind::Counter);
+    }
+    Some(MetricKind::Untyped)
+}
+
+/// Whether a repeated series has been logged (once per process).
+static WARNED_REPEATED: AtomicBool = AtomicBool::new(false);
+
+/// `out` sorted by name and labels, each series once: of a series published more than once
+/// in one scrape (an exposition error) the first reading is kept, with one warning.
+fn first_of_each(mut out: Vec<MetricReading>) -> Vec<MetricReading> {
+    // Stable: of equal series, the one published first stays first.
+    out.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    let before = out.len();
+    out.dedup_by(|later, first| later.name == first.name && later.labels == first.labels);
+    if out.len() < before && !WARNED_REPEATED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "server metrics: {} series published more than once in one scrape; the first \
+             reading of each is kept (further repeats are not logged)",
+            before - out.len()
+        );
+    }
+    out
+}
+
 /// Every reading of an exposition text. Histogram and summary `_sum`/`_count` series become
-/// counters; buckets, quantiles and values that are not finite are dropped. Readings are
-/// sorted by name and labels.
+/// counters; buckets, quantiles, `_created` timestamps and values that are not finite are
+/// dropped. Readings are sorted by name and labels, each series once.
 pub fn parse_metrics(text: &str) -> Vec<MetricReading> {
     use prometheus_parse::{Scrape, Value};
-    let lines = text.lines().map(|l| Ok(protect_colons(l)));
-    let Ok(scrape) = Scrape::parse(lines) else {
+    let types = declared_types(text);
+    let mut own: Vec<Pairs> = Vec::new();
+    let lines: Vec<String> = text.lines().map(|l| prepare_line(l, &mut own)).collect();
+    let Ok(scrape) = Scrape::parse(lines.into_iter().map(Ok)) else {
         return Vec::new();
     };
     let restore = |s: &str| s.replace(COLON_STAND_IN, ":");
-    // Histograms and summaries: their `_sum` and `_count` arrive untyped.
-    let grouped: BTreeSet<String> = scrape
-        .samples
-        .iter()
-        .filter(|s| matches!(s.value, Value::Histogram(_) | Value::Summary(_)))
-        .map(|s| s.metric.clone())
-        .collect();
-    let mut out: Vec<MetricReading> = scrape
+    let out: Vec<MetricReading> = scrape
         .samples
         .iter()
         .filter_map(|s| {
-            let (kind, value) = match s.value {
-                Value::Counter(v) => (MetricKind::Counter, v),
-                Value::Gauge(v) => (MetricKind::Gauge, v),
-                Value::Untyped(v) => {
-                    let base = s
-                        .metric
-                        .strip_suffix("_sum")
-                        .or_else(|| s.metric.strip_suffix("_count"));
-                    match base {
-                        Some(b) if grouped.contains(b) => (MetricKind::Counter, v),
-                        _ => (MetricKind::Untyped, v),
-                    }
-                }
-                Value::Histogram(_) | Value::Summary(_) => return None,
+            let name = restore(&s.metric);
+            let kind = kind_of(&name, &s.value, &types)?;
+            let (Value::Counter(value) | Value::Gauge(value) | Value::Untyped(value)) = s.value
+            else {
+                return None;
             };
             if !value.is_finite() {
                 return None;
             }
-            let mut labels: Vec<(&String, &String)> = s.labels.iter().collect();
-            labels.sort();
-            let labels = labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",");
+            let parsed_here = s
+                .labels
+                .get(LABELS_REF)
+                .and_then(|i| own.get(i.parse::<usize>().ok()?));
+            let labels = match parsed_here {
+                Some(pairs) => canonical(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                None => canonical(s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            };
             Some(MetricReading {
-                name: restore(&s.metric),
+                name,
                 labels,
                 kind,
                 value,
             })
         })
         .collect();
-    out.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
-    out
+    first_of_each(out)
 }
 
 #[cfg(test)]
@@ -229,5 +398,66 @@ mod tests {
             MetricKind::parse(MetricKind::Untyped.name()),
             Some(MetricKind::Untyped)
         );
+    }
+    /// The Python client's `_created` timestamps are dropped; `_total` of a counter, and
+    /// `_sum`/`_count` of a summary without quantile lines, take their base name's type.
+    #[test]
+    fn created_series_are_dropped_and_suffixes_take_their_base_type() {
+        let text = "# TYPE req counter\nreq_total 5.0\nreq_created 1.7e9\n\
+                    # TYPE lat summary\nlat_sum 2.5\nlat_count 10.0\nlat_created 1.7e9\n\
+                    # TYPE h histogram\nh_bucket{le=\"+Inf\"} 3\nh_sum 1\nh_count 3\nh_created 1.7e9\n\
+                    # TYPE g gauge\ng 1\nobjects_created 4\n";
+        let r = parse_metrics(text);
+        let kinds: Vec<(&str, MetricKind)> = r.iter().map(|m| (m.name.as_str(), m.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("g", MetricKind::Gauge),
+                ("h_count", MetricKind::Counter),
+                ("h_sum", MetricKind::Counter),
+                ("lat_count", MetricKind::Counter),
+                ("lat_sum", MetricKind::Counter),
+                // No `# TYPE objects`: not a timestamp of a typed series, kept.
+                ("objects_created", MetricKind::Untyped),
+                ("req_total", MetricKind::Counter),
+            ]
+        );
+        assert_eq!(find(&r, "req_total").value, 5.0);
+    }
+
+    /// Label values with `,`, `=`, `}` and escapes: the crate alone merges two series (both
+    /// read as `b=c,path=/a`); here each keeps its own labels, unescaped, and a series
+    /// published twice in one scrape keeps its first reading.
+    #[test]
+    fn label_values_with_separators_and_escapes_keep_series_apart() {
+        let text = "# TYPE m gauge\n\
+                    m{path=\"/a,b=c\"} 1\n\
+                    m{b=\"c\",path=\"/a\"} 2\n\
+                    m{k=\"x\\\"y\\\\z}\\nw\"} 3\n\
+                    m{b=\"c\",path=\"/a\"} 9\n\
+                    m:x{k=\"v\"} 4\n";
+        let raw = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("parses");
+        let naive: Vec<String> = raw.samples.iter().map(|s| s.labels.to_string()).collect();
+        assert_eq!(naive[0], naive[1], "the crate alone merges them: {naive:?}");
+        let r = parse_metrics(text);
+        let got: Vec<(&str, &str, f64)> = r
+            .iter()
+            .map(|m| (m.name.as_str(), m.labels.as_str(), m.value))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("m", "b=c,path=/a", 2.0),
+                ("m", "k=\"x\\\"y\\\\z}\\nw\"", 3.0),
+                ("m", "path=\"/a,b=c\"", 1.0),
+                ("m:x", "k=v", 4.0),
+            ]
+        );
+        let (pairs, len, tricky) = parse_labels("k=\"x\\\"y\\\\z}\\nw\"} 3").expect("labels");
+        assert_eq!(pairs, [("k".to_owned(), "x\"y\\z}\nw".to_owned())]);
+        assert_eq!((len, tricky), (16, true));
+        assert_eq!(parse_labels("a=\"1\",b=\"2\"}").map(|p| p.2), Some(false));
+        assert_eq!(parse_labels("a=1}"), None);
     }
 }
