@@ -81,7 +81,7 @@ const WORDS: [&str; 64] = [
 
 /// A prompt of `words` words for request `index` (the same index, the same text).
 pub fn synthetic(words: u32, index: u64) -> String {
-    let mut rng = SplitMix64::new(mix(index ^ 0x5eed_0f_70_6b65_6e73));
+    let mut rng = SplitMix64::new(mix(index ^ 0x5eed_0f70_6b65_6e73));
     let mut out = String::with_capacity(words as usize * 7);
     for i in 0..words {
         if i > 0 {
