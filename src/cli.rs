@@ -500,6 +500,10 @@ pub struct LoadArgs {
     /// Per-request timeout, seconds.
     #[arg(long, default_value_t = 120.0)]
     pub timeout_s: f64,
+    /// Draw the prompts with this nonce (default: a new one per run, printed in the JSON), so
+    /// that a second run can send the very same prompts.
+    #[arg(long)]
+    pub nonce: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = LoadFormat::Text)]
     pub format: LoadFormat,

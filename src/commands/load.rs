@@ -62,6 +62,28 @@ pub(super) fn load(args: &LoadArgs) -> Result<(), Error> {
         .iter()
         .map(|s| parse_slo(s))
         .collect::<Result<Vec<_>, _>>()?;
+    let usage = |m: String| Err(Error::Usage(m));
+    if args.repetitions == 0 {
+        return usage("--repetitions: at least 1".into());
+    }
+    if !(args.timeout_s.is_finite() && args.timeout_s > 0.0 && args.timeout_s <= 86_400.0) {
+        return usage(format!(
+            "--timeout-s {}: a number of seconds above 0 and at most 86400",
+            args.timeout_s
+        ));
+    }
+    if args.poisson.is_some() && !args.users.is_empty() {
+        return usage("--poisson is for open-loop rates (--rate), not --users".into());
+    }
+    match args.input_tokens {
+        Some(n) if n == 0 || n > 1_000_000 => {
+            return usage(format!("--input-tokens {n}: between 1 and 1000000"));
+        }
+        _ => {}
+    }
+    if args.output_tokens == Some(0) {
+        return usage("--output-tokens: at least 1".into());
+    }
     let levels = if args.users.is_empty() {
         if let Some(r) = args.rate.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
             return Err(Error::Usage(format!(
@@ -88,10 +110,12 @@ pub(super) fn load(args: &LoadArgs) -> Result<(), Error> {
                 args.warmup_requests
             )));
         }
-        (None, Some(d)) if d.is_finite() && d > 0.0 => Stop::DurationMs(d * 1000.0),
+        (None, Some(d)) if d.is_finite() && d > 0.0 && d <= 86_400.0 => {
+            Stop::DurationMs(d * 1000.0)
+        }
         _ => {
             return Err(Error::Usage(
-                "--duration-s: a positive number of seconds".into(),
+                "--duration-s: a number of seconds above 0 and at most 86400".into(),
             ));
         }
     };
@@ -115,6 +139,12 @@ pub(super) fn load(args: &LoadArgs) -> Result<(), Error> {
             timeout: Duration::from_secs_f64(args.timeout_s.max(0.001)),
             max_response_bytes: 16 << 20,
         },
+        nonce: args.nonce.unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            now.as_nanos() as u64 ^ u64::from(std::process::id())
+        }),
     };
     let rt = runtime().map_err(Error::Output)?;
     let result = rt
@@ -126,7 +156,23 @@ pub(super) fn load(args: &LoadArgs) -> Result<(), Error> {
             LoadFormat::Json => serde_json::to_string_pretty(&result).unwrap_or_default() + "\n",
         };
         out.write_all(text.as_bytes()).map_err(Error::Output)
-    })
+    })?;
+    // A level where no request succeeded measured nothing: say so in the exit status.
+    let dead: Vec<String> = result
+        .levels
+        .iter()
+        .filter(|l| l.runs.iter().all(|r| r.ok == 0))
+        .map(|l| l.level.to_string())
+        .collect();
+    if dead.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "no request succeeded at level(s) {} of {}: check the URL, --model and --kind, and the server's log",
+            dead.join(", "),
+            args.url
+        )))
+    }
 }
 
 #[cfg(test)]

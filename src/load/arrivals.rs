@@ -71,6 +71,11 @@ pub enum ArrivalError {
     /// A load that would never stop.
     #[error("the load needs a positive request count or duration")]
     Unbounded,
+    /// More requests than one schedule holds.
+    #[error(
+        "about {0:.0} requests: more than the {MAX_REQUESTS} one load may send; lower the rate or the duration"
+    )]
+    TooMany(f64),
 }
 
 /// The most requests one schedule holds (a typo such as a rate of 1e9 for an hour must fail
@@ -80,7 +85,8 @@ pub const MAX_REQUESTS: usize = 10_000_000;
 impl Arrivals {
     /// Checks the process's numbers.
     pub fn validate(&self) -> Result<(), ArrivalError> {
-        let rate_ok = |r: f64| r.is_finite() && r > 0.0;
+        // A rate whose gap (1000 / rate ms) is not a finite number cannot be scheduled.
+        let rate_ok = |r: f64| r.is_finite() && r > 0.0 && (1000.0 / r).is_finite();
         match self {
             Arrivals::Constant { rate_per_s } | Arrivals::Poisson { rate_per_s, .. } => {
                 if rate_ok(*rate_per_s) {
@@ -90,12 +96,14 @@ impl Arrivals {
                 }
             }
             Arrivals::Profile { phases, .. } => {
+                // At least a microsecond per phase, and a rate of 0 or one that sends at
+                // least once a day: a profile must make progress.
                 let durations_ok = phases
                     .iter()
-                    .all(|p| p.duration_ms.is_finite() && p.duration_ms > 0.0);
-                let rates_ok = phases
-                    .iter()
-                    .all(|p| p.rate_per_s.is_finite() && p.rate_per_s >= 0.0);
+                    .all(|p| p.duration_ms.is_finite() && p.duration_ms >= 0.001);
+                let rates_ok = phases.iter().all(|p| {
+                    p.rate_per_s == 0.0 || (rate_ok(p.rate_per_s) && p.rate_per_s >= 1.0 / 86_400.0)
+                });
                 if durations_ok && rates_ok && phases.iter().any(|p| p.rate_per_s > 0.0) {
                     Ok(())
                 } else {
@@ -117,6 +125,16 @@ impl Arrivals {
         }
     }
 
+    /// The highest rate of the process, requests per second.
+    fn peak_rate(&self) -> f64 {
+        match self {
+            Arrivals::Constant { rate_per_s } | Arrivals::Poisson { rate_per_s, .. } => *rate_per_s,
+            Arrivals::Profile { phases, .. } => {
+                phases.iter().map(|p| p.rate_per_s).fold(0.0, f64::max)
+            }
+        }
+    }
+
     /// The send times, ms after the start, ascending, until `stop`.
     pub fn schedule(&self, stop: Stop) -> Result<Vec<f64>, ArrivalError> {
         self.validate()?;
@@ -124,6 +142,12 @@ impl Arrivals {
             Stop::Requests(0) => return Err(ArrivalError::Unbounded),
             Stop::DurationMs(d) if !(d.is_finite() && d > 0.0) => {
                 return Err(ArrivalError::Unbounded);
+            }
+            Stop::Requests(n) if n as usize > MAX_REQUESTS => {
+                return Err(ArrivalError::TooMany(n as f64));
+            }
+            Stop::DurationMs(d) if d / 1000.0 * self.peak_rate() > MAX_REQUESTS as f64 => {
+                return Err(ArrivalError::TooMany(d / 1000.0 * self.peak_rate()));
             }
             _ => {}
         }
@@ -159,6 +183,9 @@ impl Arrivals {
             }
             Arrivals::Profile { phases, seed } => profile(phases, *seed, &mut out, done),
         }
+        if out.len() >= MAX_REQUESTS {
+            return Err(ArrivalError::TooMany(out.len() as f64));
+        }
         Ok(out)
     }
 }
@@ -169,9 +196,11 @@ fn exponential(rng: &mut SplitMix64, mean: f64) -> f64 {
     -mean * u.ln()
 }
 
-/// A profile's send times: phase after phase, repeating, Poisson within a phase when seeded
-/// (a gap that runs past the phase's end is drawn afresh from the next phase's start, which
-/// is exact for a Poisson process), constant spacing otherwise.
+/// A profile's send times: phase after phase, repeating. Seeded: Poisson within a phase (a
+/// gap that runs past the phase's end is drawn afresh from the next phase's start, which is
+/// exact for a Poisson process). Unseeded: constant spacing at each phase's rate, the next
+/// send carried over from phase to phase (a phase shorter than its gap does not send at every
+/// start).
 fn profile(
     phases: &[Phase],
     seed: Option<u64>,
@@ -180,19 +209,19 @@ fn profile(
 ) {
     let mut rng = seed.map(SplitMix64::new);
     let mut start = 0.0;
+    let mut next: f64 = 0.0;
     loop {
         for p in phases {
             let end = start + p.duration_ms;
             if p.rate_per_s > 0.0 {
                 let mean = 1000.0 / p.rate_per_s;
                 let mut t = start;
-                let mut k = 0u64;
+                next = next.max(start);
                 loop {
                     t = match rng.as_mut() {
                         Some(r) => t + exponential(r, mean),
-                        None => start + k as f64 * mean,
+                        None => next,
                     };
-                    k += 1;
                     if t >= end {
                         break;
                     }
@@ -200,6 +229,7 @@ fn profile(
                         return;
                     }
                     out.push(t);
+                    next = t + mean;
                 }
             }
             start = end;
@@ -316,6 +346,29 @@ mod tests {
         assert_eq!(in_range(1000.0, 2000.0), 0);
         assert_eq!(in_range(2000.0, 2500.0), 20);
         assert_eq!(in_range(2500.0, 3500.0), 10, "the profile repeats");
+        // A phase shorter than its gap sends at its rate, not at every pass.
+        let short = Arrivals::Profile {
+            phases: vec![Phase {
+                duration_ms: 100.0,
+                rate_per_s: 1.0,
+            }],
+            seed: None,
+        };
+        assert_eq!(
+            short.schedule(Stop::DurationMs(10_000.0)).expect("s").len(),
+            10
+        );
+        // Too many requests, or a rate too small to schedule, are refused.
+        let fast = Arrivals::Constant { rate_per_s: 1e9 };
+        assert!(matches!(
+            fast.schedule(Stop::DurationMs(3_600_000.0)),
+            Err(ArrivalError::TooMany(_))
+        ));
+        assert!(
+            Arrivals::Constant { rate_per_s: 1e-310 }
+                .validate()
+                .is_err()
+        );
         assert!(t.windows(2).all(|w| w[0] < w[1]));
         let seeded = Arrivals::Profile {
             phases: vec![Phase {

@@ -60,6 +60,12 @@ pub enum DriveError {
     /// The scheduling thread could not start.
     #[error("cannot start the open-loop scheduler thread: {0}")]
     Thread(std::io::Error),
+    /// Requests whose outcome was lost (a task panicked or was cancelled, or the scheduling
+    /// thread stopped): the load's figures would be missing them.
+    #[error(
+        "{0} request(s) of the load were lost (their task panicked or was cancelled); the load is not reported"
+    )]
+    Lost(usize),
 }
 
 /// Milliseconds from `start` to now.
@@ -139,15 +145,15 @@ async fn closed(
             let mut mine = Vec::new();
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
-                let sent = since(start);
                 let over = match stop {
                     Stop::Requests(n) => index >= n,
-                    Stop::DurationMs(d) => sent >= d,
+                    Stop::DurationMs(d) => since(start) >= d,
                 };
                 if over {
                     break;
                 }
                 let (req, force) = make(index);
+                let sent = since(start);
                 let r = client.send_forced(&req, force).await;
                 let done = since(start);
                 mine.push(sample(
@@ -164,15 +170,22 @@ async fn closed(
         }));
     }
     let mut out = Vec::new();
+    let mut lost = 0;
     for t in tasks {
-        if let Ok(mine) = t.await {
-            out.extend(mine);
+        match t.await {
+            Ok(mine) => out.extend(mine),
+            Err(_) => lost += 1,
         }
+    }
+    if lost > 0 {
+        return Err(DriveError::Lost(lost));
     }
     Ok(out)
 }
 
-/// The open loop: a thread sleeps until each scheduled time and spawns the request.
+/// The open loop: a thread sleeps until each scheduled time and spawns the request; the
+/// requests' handles come back over a channel as they are spawned, so none is lost if the
+/// thread stops early.
 async fn open(
     load: &Load,
     arrivals: &Arrivals,
@@ -180,24 +193,25 @@ async fn open(
     make: MakeRequest,
 ) -> Result<Vec<Sample>, DriveError> {
     let schedule = arrivals.schedule(load.stop)?;
+    let planned = schedule.len();
     let handle = tokio::runtime::Handle::current();
     let warmup = load.warmup;
+    let (tx, rx) = std::sync::mpsc::channel::<tokio::task::JoinHandle<Sample>>();
     let start = Instant::now();
     let thread = std::thread::Builder::new()
         .name("chimera-load-schedule".into())
         .spawn(move || {
-            let mut spawned = Vec::with_capacity(schedule.len());
             for (index, at) in schedule.into_iter().enumerate() {
                 let index = index as u64;
-                let due = start + Duration::from_secs_f64(at / 1000.0);
+                let due = start + Duration::from_secs_f64(at.max(0.0) / 1000.0);
                 let now = Instant::now();
                 if due > now {
                     std::thread::sleep(due - now);
                 }
                 let (client, make) = (client.clone(), make.clone());
-                spawned.push(handle.spawn(async move {
-                    let sent = since(start);
+                let task = handle.spawn(async move {
                     let (req, force) = make(index);
+                    let sent = since(start);
                     let r = client.send_forced(&req, force).await;
                     let done = since(start);
                     sample(
@@ -209,21 +223,31 @@ async fn open(
                         &r,
                         is_warmup(warmup, index, at),
                     )
-                }));
+                });
+                if tx.send(task).is_err() {
+                    return;
+                }
             }
-            spawned
         })
         .map_err(DriveError::Thread)?;
-    let spawned = tokio::task::spawn_blocking(move || thread.join())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    let mut out = Vec::with_capacity(spawned.len());
-    for t in spawned {
-        if let Ok(s) = t.await {
-            out.push(s);
+    let joined = tokio::task::spawn_blocking(move || thread.join().is_ok()).await;
+    let spawned: Vec<_> = rx.try_iter().collect();
+    if !matches!(joined, Ok(true)) || spawned.len() != planned {
+        for t in &spawned {
+            t.abort();
         }
+        return Err(DriveError::Lost(planned - spawned.len().min(planned)));
+    }
+    let mut out = Vec::with_capacity(spawned.len());
+    let mut lost = 0;
+    for t in spawned {
+        match t.await {
+            Ok(s) => out.push(s),
+            Err(_) => lost += 1,
+        }
+    }
+    if lost > 0 {
+        return Err(DriveError::Lost(lost));
     }
     Ok(out)
 }

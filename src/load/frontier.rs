@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::serving::{Sample, Slo};
+use super::serving::{Sample, Slo, SloMetric};
 use crate::stats;
 
 /// One level of a sweep and its repetitions' requests.
@@ -80,31 +80,65 @@ pub struct Frontier {
     pub first_failing: Option<f64>,
 }
 
-/// The percentile `q` of `slo`'s metric over one repetition's measured, successful requests.
-fn per_run(slo: &Slo, run: &[Sample]) -> Option<f64> {
-    let ok: Vec<&Sample> = run.iter().filter(|s| s.ok && !s.warmup).collect();
-    let mut v = slo.metric.values(&ok);
-    v.retain(|x| x.is_finite());
+/// The percentile of `slo`'s metric over one repetition's measured requests. A failed
+/// request, and a successful one without the metric's value where it must have one (no
+/// first token), counts as infinitely slow, so a level that fails requests cannot meet an
+/// SLO on the few that succeeded; a repetition with no measured request is infinitely slow.
+fn per_run(slo: &Slo, run: &[Sample]) -> f64 {
+    let measured: Vec<&Sample> = run.iter().filter(|s| !s.warmup).collect();
+    if measured.is_empty() {
+        return f64::INFINITY;
+    }
+    let mut v: Vec<f64> = Vec::new();
+    for s in &measured {
+        if !s.ok {
+            v.push(f64::INFINITY);
+            continue;
+        }
+        match slo.metric {
+            SloMetric::ItlMs => v.extend(s.itl_ms.iter().copied()),
+            SloMetric::TpotMs => v.extend(slo.metric.of(s)),
+            m => v.push(m.of(s).unwrap_or(f64::INFINITY)),
+        }
+    }
+    v.retain(|x| !x.is_nan());
     v.sort_by(f64::total_cmp);
-    stats::percentile(&v, slo.percentile)
+    stats::percentile(&v, slo.percentile).unwrap_or(f64::INFINITY)
 }
 
 /// Where one SLO stands at one level.
 fn slo_at(slo: &Slo, runs: &[&[Sample]]) -> SloAtLevel {
-    let values: Vec<f64> = runs.iter().filter_map(|r| per_run(slo, r)).collect();
-    let mean = stats::mean(&values);
-    let ci95 = if values.len() >= 2 {
-        stats::t_ci95(&values)
+    let values: Vec<f64> = runs.iter().map(|r| per_run(slo, r)).collect();
+    let infinite = values.iter().filter(|v| !v.is_finite()).count();
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let (mean, ci95) = if infinite == 0 {
+        let ci = if values.len() >= 2 {
+            stats::t_ci95(&values)
+        } else {
+            None
+        };
+        (stats::mean(&values), ci)
     } else {
-        None
+        (None, None)
     };
-    let standing = match (mean, ci95) {
-        (None, _) => Standing::Fails,
-        (_, Some((_, hi))) if hi <= slo.max_ms => Standing::Meets,
-        (_, Some((lo, _))) if lo > slo.max_ms => Standing::Fails,
-        (_, Some(_)) => Standing::Unsure,
-        (Some(m), None) if m <= slo.max_ms => Standing::Meets,
-        (Some(_), None) => Standing::Fails,
+    let standing = if values.is_empty() || infinite == values.len() {
+        Standing::Fails
+    } else if infinite > 0 {
+        // Some repetitions failed their requests, others did not.
+        if finite.iter().all(|v| *v > slo.max_ms) {
+            Standing::Fails
+        } else {
+            Standing::Unsure
+        }
+    } else {
+        match (mean, ci95) {
+            (None, _) => Standing::Fails,
+            (_, Some((_, hi))) if hi <= slo.max_ms => Standing::Meets,
+            (_, Some((lo, _))) if lo > slo.max_ms => Standing::Fails,
+            (_, Some(_)) => Standing::Unsure,
+            (Some(m), None) if m <= slo.max_ms => Standing::Meets,
+            (Some(_), None) => Standing::Fails,
+        }
     };
     SloAtLevel {
         metric: slo.metric.name().to_owned(),
@@ -139,15 +173,16 @@ pub fn frontier(levels: &[Level<'_>], slos: &[Slo]) -> Frontier {
             }
         })
         .collect();
+    // Without an SLO there is no frontier.
     let meeting = rows
         .iter()
-        .take_while(|r| r.standing == Standing::Meets)
+        .take_while(|r| r.standing == Standing::Meets && !slos.is_empty())
         .last()
         .map(|r| r.level);
     let first_failing = rows
         .iter()
         .filter(|r| meeting.is_none_or(|m| r.level > m))
-        .find(|r| r.standing == Standing::Fails)
+        .find(|r| r.standing == Standing::Fails && !slos.is_empty())
         .map(|r| r.level);
     Frontier {
         levels: rows,
@@ -159,7 +194,6 @@ pub fn frontier(levels: &[Level<'_>], slos: &[Slo]) -> Frontier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::serving::SloMetric;
 
     /// Requests whose TTFT is `base` ms plus a jitter that differs per repetition.
     fn run(level: f64, rep: u64, base: f64) -> Vec<Sample> {
@@ -241,5 +275,46 @@ mod tests {
             }],
         );
         assert_eq!((f.largest_meeting, f.first_failing), (None, Some(1.0)));
+        // No SLO, no frontier.
+        let f = frontier(&levels, &[]);
+        assert_eq!((f.largest_meeting, f.first_failing), (None, None));
+    }
+
+    /// A level whose requests fail cannot meet an SLO on the few that succeeded, and a
+    /// repetition without a measured request is not left out.
+    #[test]
+    fn failed_requests_count_against_the_slo() {
+        let slo = Slo {
+            metric: SloMetric::TtftMs,
+            max_ms: 500.0,
+            percentile: 99.0,
+        };
+        let fast: Vec<Vec<Sample>> = (0..3).map(|r| run(1.0, r, 100.0)).collect();
+        let mut failing: Vec<Vec<Sample>> = (0..3).map(|r| run(2.0, r, 100.0)).collect();
+        for rep in &mut failing {
+            for s in rep.iter_mut().take(10) {
+                s.ok = false;
+            }
+        }
+        let empty: Vec<Vec<Sample>> = vec![run(4.0, 0, 100.0), Vec::new(), run(4.0, 2, 100.0)];
+        let levels = vec![
+            Level {
+                level: 1.0,
+                runs: fast.iter().map(Vec::as_slice).collect(),
+            },
+            Level {
+                level: 2.0,
+                runs: failing.iter().map(Vec::as_slice).collect(),
+            },
+            Level {
+                level: 4.0,
+                runs: empty.iter().map(Vec::as_slice).collect(),
+            },
+        ];
+        let f = frontier(&levels, &[slo]);
+        assert_eq!(f.levels[0].standing, Standing::Meets);
+        assert_eq!(f.levels[1].standing, Standing::Fails, "{:?}", f.levels[1]);
+        assert_eq!(f.levels[2].standing, Standing::Unsure, "{:?}", f.levels[2]);
+        assert_eq!((f.largest_meeting, f.first_failing), (Some(1.0), Some(2.0)));
     }
 }

@@ -129,11 +129,12 @@ pub async fn calibrate(
     client: &Client,
     base: &LlmRequest,
     (short, long): (u32, u32),
+    nonce: u64,
 ) -> Result<Calibration, CalibrationError> {
     let mut counts = Vec::new();
     for (k, words) in [short, long].into_iter().enumerate() {
         let mut req = base.clone();
-        req.prompt = synthetic(words, u64::MAX - k as u64);
+        req.prompt = synthetic(words, mix(nonce ^ (u64::MAX - k as u64)));
         req.options.num_predict = Some(1);
         let r = client
             .send_forced(&req, client.is_openai().then_some(1))

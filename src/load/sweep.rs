@@ -49,6 +49,9 @@ pub struct Sweep {
     pub slos: Vec<Slo>,
     /// The request every load sends, its prompt replaced.
     pub base: LlmRequest,
+    /// Mixed into every prompt (and each repetition's Poisson seed), so that one run's prompts
+    /// are not another's: a server's prompt cache cannot serve a request from an earlier run.
+    pub nonce: u64,
 }
 
 /// Why a sweep stopped.
@@ -129,6 +132,8 @@ pub struct SweepResult {
     pub calibration: Option<Calibration>,
     /// Requested prompt and output tokens.
     pub requested: (Option<u32>, Option<u32>),
+    /// The nonce the prompts were drawn with (the same nonce, the same prompts).
+    pub nonce: u64,
     /// Per level, ascending.
     pub levels: Vec<LevelResult>,
     /// The SLOs.
@@ -167,7 +172,7 @@ pub async fn run(sweep: &Sweep, client: Arc<Client>) -> Result<SweepResult, Swee
         return Err(SweepError::NoLevels);
     }
     let calibration = match sweep.input_tokens {
-        Some(_) => Some(calibrate(&client, &sweep.base, (64, 256)).await?),
+        Some(_) => Some(calibrate(&client, &sweep.base, (64, 256), sweep.nonce).await?),
         None => None,
     };
     let words = match (sweep.input_tokens, calibration) {
@@ -175,13 +180,15 @@ pub async fn run(sweep: &Sweep, client: Arc<Client>) -> Result<SweepResult, Swee
         _ => 8,
     };
     let base = sweep.base.clone();
-    // Ollama cannot force a length (`num_predict` only caps it): only OpenAI-compatible
+    // Ollama cannot force a length: `num_predict` only caps it. Only OpenAI-compatible
     // servers are asked to force one.
-    let force = sweep.output_tokens.filter(|_| client.is_openai());
+    let cap = sweep.output_tokens;
+    let force = cap.filter(|_| client.is_openai());
+    let nonce = sweep.nonce;
     let make: MakeRequest = Arc::new(move |i| {
         let mut req = base.clone();
-        req.prompt = synthetic(words, i);
-        if let Some(n) = force {
+        req.prompt = synthetic(words, crate::util::rng::mix(nonce ^ i));
+        if let Some(n) = cap {
             req.options.num_predict = Some(i64::from(n));
         }
         (req, force)
@@ -189,8 +196,20 @@ pub async fn run(sweep: &Sweep, client: Arc<Client>) -> Result<SweepResult, Swee
     let mut samples: Vec<Vec<Vec<Sample>>> = vec![Vec::new(); modes.len()];
     for rep in 0..sweep.repetitions.max(1) {
         for (k, (_, mode)) in modes.iter().enumerate() {
+            // Each repetition its own arrival times (the same across levels within it).
+            let mode = match mode {
+                Mode::Open {
+                    arrivals: Arrivals::Poisson { rate_per_s, seed },
+                } => Mode::Open {
+                    arrivals: Arrivals::Poisson {
+                        rate_per_s: *rate_per_s,
+                        seed: crate::util::rng::mix(*seed ^ u64::from(rep)),
+                    },
+                },
+                m => m.clone(),
+            };
             let load = Load {
-                mode: mode.clone(),
+                mode,
                 stop: sweep.stop,
                 warmup: sweep.warmup,
             };
@@ -219,6 +238,7 @@ pub async fn run(sweep: &Sweep, client: Arc<Client>) -> Result<SweepResult, Swee
         repetitions: sweep.repetitions.max(1),
         calibration,
         requested: (sweep.input_tokens, sweep.output_tokens),
+        nonce: sweep.nonce,
         frontier: frontier(&for_frontier, &sweep.slos),
         levels,
         slos: sweep.slos.clone(),
@@ -373,10 +393,18 @@ fn frontier_words(r: &SweepResult) -> String {
                 r.unit
             );
         }
-        (None, Some(x)) => {
+        (None, Some(x)) if f.levels.first().map(|l| l.level) == Some(x) => {
             let _ = writeln!(
                 out,
                 "frontier: none; already {} {} fails an SLO",
+                trim(x),
+                r.unit
+            );
+        }
+        (None, Some(x)) => {
+            let _ = writeln!(
+                out,
+                "frontier: unsure below {} {}, which fails an SLO; run more repetitions",
                 trim(x),
                 r.unit
             );

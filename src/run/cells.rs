@@ -45,6 +45,29 @@ pub(crate) fn is_cell(plan: &Plan, ni: NodeIndex) -> bool {
     !matches!(plan.graph[ni].kind, NodeKind::Analysis | NodeKind::Report)
 }
 
+/// The endpoints (indexes into the report's `endpoints`) of a measured cell's agents, in
+/// the order of its agents: the agent's own for an isolated cell, every agent's otherwise;
+/// none for warm-ups and analysis/report nodes.
+pub(crate) fn agent_endpoints(plan: &Plan, ni: NodeIndex) -> Vec<usize> {
+    let n = &plan.graph[ni];
+    match n.kind {
+        NodeKind::Isolated => plan
+            .cell_config(n)
+            .agents
+            .get(n.agent as usize)
+            .map(|a| a.endpoint)
+            .into_iter()
+            .collect(),
+        NodeKind::Single | NodeKind::Concurrent => plan
+            .cell_config(n)
+            .agents
+            .iter()
+            .map(|a| a.endpoint)
+            .collect(),
+        NodeKind::Warmup | NodeKind::Analysis | NodeKind::Report => Vec::new(),
+    }
+}
+
 /// The endpoint URLs a cell talks to.
 pub(crate) fn node_urls(plan: &Plan, ni: NodeIndex) -> Vec<String> {
     let n = &plan.graph[ni];
@@ -55,20 +78,10 @@ pub(crate) fn node_urls(plan: &Plan, ni: NodeIndex) -> Vec<String> {
             .map(|w| w.url.clone())
             .into_iter()
             .collect(),
-        NodeKind::Isolated => plan
-            .cell_config(n)
-            .agents
-            .get(n.agent as usize)
-            .map(|a| spec.endpoints[a.endpoint].url.clone())
+        _ => agent_endpoints(plan, ni)
             .into_iter()
+            .map(|e| spec.endpoints[e].url.clone())
             .collect(),
-        NodeKind::Single | NodeKind::Concurrent => plan
-            .cell_config(n)
-            .agents
-            .iter()
-            .map(|a| spec.endpoints[a.endpoint].url.clone())
-            .collect(),
-        NodeKind::Analysis | NodeKind::Report => Vec::new(),
     };
     for u in &mut urls {
         let t = u.trim_end_matches('/').len();

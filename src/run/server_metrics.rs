@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use petgraph::graph::NodeIndex;
 
-use crate::plan::{NodeKind, Plan};
+use crate::plan::Plan;
 use crate::telemetry::ScrapeTarget;
 
 /// The endpoints of measured cell `ni` that have `server_metrics`, each once, in the order
@@ -13,22 +13,7 @@ use crate::telemetry::ScrapeTarget;
 pub(crate) fn scrape_targets(plan: &Plan, ni: NodeIndex) -> Vec<ScrapeTarget> {
     let n = &plan.graph[ni];
     let spec = &plan.reports[n.report as usize].manifest.spec;
-    let endpoints: Vec<usize> = match n.kind {
-        NodeKind::Isolated => plan
-            .cell_config(n)
-            .agents
-            .get(n.agent as usize)
-            .map(|a| a.endpoint)
-            .into_iter()
-            .collect(),
-        NodeKind::Single | NodeKind::Concurrent => plan
-            .cell_config(n)
-            .agents
-            .iter()
-            .map(|a| a.endpoint)
-            .collect(),
-        NodeKind::Warmup | NodeKind::Analysis | NodeKind::Report => Vec::new(),
-    };
+    let endpoints = super::cells::agent_endpoints(plan, ni);
     let mut out: Vec<ScrapeTarget> = Vec::new();
     for i in endpoints {
         let e = &spec.endpoints[i];
