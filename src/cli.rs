@@ -451,8 +451,8 @@ pub struct CompareArgs {
 
 /// Arguments of `chimera load`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("levels").required(true).args(["users", "rate"])))]
-#[command(group(clap::ArgGroup::new("until").required(true).args(["requests", "duration_s"])))]
+#[command(group(clap::ArgGroup::new("levels").required(true).args(["users", "rate", "trace"])))]
+#[command(group(clap::ArgGroup::new("until").args(["requests", "duration_s"])))]
 pub struct LoadArgs {
     /// The server's base URL, e.g. http://127.0.0.1:8080.
     pub url: String,
@@ -471,7 +471,15 @@ pub struct LoadArgs {
     /// Open loop: Poisson arrivals with this seed (constant spacing without).
     #[arg(long, value_name = "SEED")]
     pub poisson: Option<u64>,
-    /// Each load sends this many requests (warm-up included).
+    /// Open loop: replay this trace (JSONL: `{"timestamp": MS, "input_length": TOKENS,
+    /// "output_length": TOKENS}` per line) with its timing and lengths.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub trace: Option<std::path::PathBuf>,
+    /// With --trace: replay at these speeds (2: twice as fast), one level each.
+    #[arg(long, value_delimiter = ',', value_name = "X,…", default_value = "1")]
+    pub trace_speed: Vec<f64>,
+    /// Each load sends this many requests (warm-up included; with --trace, at most this many
+    /// of the trace's).
     #[arg(long)]
     pub requests: Option<u64>,
     /// Each load lasts this long, seconds.

@@ -250,5 +250,85 @@ fn the_load_command_prints_the_sweep_and_its_frontier() {
         "3",
     ]);
     assert_eq!(none.code, 2, "{}", none.stderr);
-    assert!(none.stderr.contains("no request succeeded at level(s) 1"), "{}", none.stderr);
+    assert!(
+        none.stderr.contains("no request succeeded at level(s) 1"),
+        "{}",
+        none.stderr
+    );
+}
+
+/// A trace is replayed with its timing and its lengths: every request at its time (scaled by
+/// the speed), its prompt within a couple of tokens of the trace's length as the server counts
+/// it, its reply exactly the trace's length (forced on the OpenAI route).
+#[test]
+fn a_trace_is_replayed_with_its_timing_and_lengths() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let emu = Emulator::start(
+        t.path(),
+        "trace",
+        &KNEE_PROFILE.replace("num_parallel: 2", "num_parallel: 0"),
+        1,
+    );
+    let url = format!("http://{}", emu.addrs[0]);
+    let mut text = String::from("# a small trace\n");
+    for i in 0..40u32 {
+        text.push_str(&format!(
+            "{{\"timestamp\": {}, \"input_length\": {}, \"output_length\": {}}}\n",
+            1000 + i * 25,
+            [40, 90, 200][(i % 3) as usize],
+            [4, 8, 12][(i % 3) as usize]
+        ));
+    }
+    let trace = t.path().join("trace.jsonl");
+    std::fs::write(&trace, text).expect("write");
+    let out = crate::support::chimera(&[
+        "load",
+        url.as_str(),
+        "--model",
+        "gemma3:270m",
+        "--trace",
+        trace.to_str().expect("utf-8"),
+        "--trace-speed",
+        "1,2",
+        "--repetitions",
+        "1",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    for l in r["levels"].as_array().expect("levels") {
+        let speed = l["level"].as_f64().expect("speed");
+        let run = &l["runs"][0];
+        assert_eq!(run["requests"], 40, "{run}");
+        // 40 requests 25 ms apart: 975 ms at speed 1, half at speed 2.
+        let window = run["window_s"].as_f64().expect("window");
+        assert!(
+            window > 0.975 / speed && window < 0.975 / speed + 1.0,
+            "{window}"
+        );
+        assert_eq!(l["output_tokens_off"].as_f64(), Some(0.0), "{l}");
+        let off = l["input_tokens_off"].as_f64().expect("input off");
+        assert!(off <= 2.0, "{off}");
+        // 14 replies of 4 tokens, 13 of 8 and 13 of 12.
+        let mean = l["output_tokens"].as_f64().expect("output tokens");
+        assert!((mean - 316.0 / 40.0).abs() < 1e-9, "{mean}");
+    }
+    let bad = t.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"timestamp\": 1, \"input_length\": 5}\n").expect("write");
+    let out = crate::support::chimera(&[
+        "load",
+        url.as_str(),
+        "--model",
+        "m",
+        "--trace",
+        bad.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("bad.jsonl:1: missing field `output_length`"),
+        "{}",
+        out.stderr
+    );
 }

@@ -46,6 +46,74 @@ fn parse_slo(s: &str) -> Result<Slo, Error> {
     })
 }
 
+/// The sweep's levels: a trace's speeds, rates, or users.
+fn levels(args: &LoadArgs) -> Result<Levels, Error> {
+    Ok(if let Some(path) = &args.trace {
+        if let Some(x) = args
+            .trace_speed
+            .iter()
+            .find(|x| !(x.is_finite() && **x > 0.0))
+        {
+            return Err(Error::Usage(format!(
+                "--trace-speed {x}: speeds are positive factors (2: twice as fast)"
+            )));
+        }
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("--trace {name}: cannot read it: {e}")))?;
+        let entries =
+            crate::load::trace::parse(&name, &text).map_err(|e| Error::Usage(e.to_string()))?;
+        Levels::Trace {
+            entries,
+            speeds: args.trace_speed.clone(),
+        }
+    } else if args.users.is_empty() {
+        if let Some(r) = args.rate.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
+            return Err(Error::Usage(format!(
+                "--rate {r}: rates are positive requests per second"
+            )));
+        }
+        Levels::Rates {
+            rates: args.rate.clone(),
+            seed: args.poisson,
+        }
+    } else {
+        if args.users.contains(&0) {
+            return Err(Error::Usage(
+                "--users: every level needs at least one user".into(),
+            ));
+        }
+        Levels::Users(args.users.clone())
+    })
+}
+
+/// Where each load stops: `--requests`, `--duration-s`, or a trace's end.
+fn stop(args: &LoadArgs, trace_len: u64) -> Result<Stop, Error> {
+    Ok(match (args.requests, args.duration_s) {
+        (None, None) if trace_len > 0 => Stop::Requests(trace_len),
+        (None, None) => {
+            return Err(Error::Usage(
+                "give --requests N or --duration-s S: where each load stops".into(),
+            ));
+        }
+        (Some(n), _) if n > args.warmup_requests => Stop::Requests(n),
+        (Some(n), _) => {
+            return Err(Error::Usage(format!(
+                "--requests {n} leaves nothing after --warmup-requests {}: send more",
+                args.warmup_requests
+            )));
+        }
+        (None, Some(d)) if d.is_finite() && d > 0.0 && d <= 86_400.0 => {
+            Stop::DurationMs(d * 1000.0)
+        }
+        _ => {
+            return Err(Error::Usage(
+                "--duration-s: a number of seconds above 0 and at most 86400".into(),
+            ));
+        }
+    })
+}
+
 /// `chimera load`.
 pub(super) fn load(args: &LoadArgs) -> Result<(), Error> {
     let kind = match args.kind.as_str() {
@@ -84,41 +152,12 @@ pub(super) fn load(args: &LoadArgs) -> Result<(), Error> {
     if args.output_tokens == Some(0) {
         return usage("--output-tokens: at least 1".into());
     }
-    let levels = if args.users.is_empty() {
-        if let Some(r) = args.rate.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
-            return Err(Error::Usage(format!(
-                "--rate {r}: rates are positive requests per second"
-            )));
-        }
-        Levels::Rates {
-            rates: args.rate.clone(),
-            seed: args.poisson,
-        }
-    } else {
-        if args.users.contains(&0) {
-            return Err(Error::Usage(
-                "--users: every level needs at least one user".into(),
-            ));
-        }
-        Levels::Users(args.users.clone())
+    let levels = levels(args)?;
+    let trace_len = match &levels {
+        Levels::Trace { entries, .. } => entries.len() as u64,
+        _ => 0,
     };
-    let stop = match (args.requests, args.duration_s) {
-        (Some(n), _) if n > args.warmup_requests => Stop::Requests(n),
-        (Some(n), _) => {
-            return Err(Error::Usage(format!(
-                "--requests {n} leaves nothing after --warmup-requests {}: send more",
-                args.warmup_requests
-            )));
-        }
-        (None, Some(d)) if d.is_finite() && d > 0.0 && d <= 86_400.0 => {
-            Stop::DurationMs(d * 1000.0)
-        }
-        _ => {
-            return Err(Error::Usage(
-                "--duration-s: a number of seconds above 0 and at most 86400".into(),
-            ));
-        }
-    };
+    let stop = stop(args, trace_len)?;
     let client =
         Client::new(kind, &args.url).map_err(|e| Error::Usage(format!("{}: {e}", args.url)))?;
     let sweep = Sweep {

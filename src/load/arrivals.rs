@@ -26,6 +26,11 @@ pub enum Arrivals {
         /// Seed of the gaps.
         seed: u64,
     },
+    /// These send times, ms after the start, ascending (a trace's).
+    Times {
+        /// The send times.
+        at_ms: Vec<f64>,
+    },
     /// Phases one after the other, each for `duration_ms` at its own rate (Poisson gaps when
     /// `seed` is set, constant spacing otherwise); after the last phase the profile repeats.
     Profile {
@@ -71,6 +76,9 @@ pub enum ArrivalError {
     /// A load that would never stop.
     #[error("the load needs a positive request count or duration")]
     Unbounded,
+    /// Send times that are not ascending times in ms, or none.
+    #[error("a trace's send times must be ascending times in ms, and at least one")]
+    Times,
     /// More requests than one schedule holds.
     #[error(
         "about {0:.0} requests: more than the {MAX_REQUESTS} one load may send; lower the rate or the duration"
@@ -95,6 +103,12 @@ impl Arrivals {
                     Err(ArrivalError::Rate(*rate_per_s))
                 }
             }
+            Arrivals::Times { at_ms } => {
+                let ok = !at_ms.is_empty()
+                    && at_ms.iter().all(|t| t.is_finite() && *t >= 0.0)
+                    && at_ms.windows(2).all(|w| w[0] <= w[1]);
+                if ok { Ok(()) } else { Err(ArrivalError::Times) }
+            }
             Arrivals::Profile { phases, .. } => {
                 // At least a microsecond per phase, and a rate of 0 or one that sends at
                 // least once a day: a profile must make progress.
@@ -116,6 +130,10 @@ impl Arrivals {
     /// The mean rate, requests per second (a profile's over one pass of its phases).
     pub fn mean_rate(&self) -> f64 {
         match self {
+            Arrivals::Times { at_ms } => match (at_ms.first(), at_ms.last()) {
+                (Some(a), Some(b)) if b > a => (at_ms.len() - 1) as f64 * 1000.0 / (b - a),
+                _ => 0.0,
+            },
             Arrivals::Constant { rate_per_s } | Arrivals::Poisson { rate_per_s, .. } => *rate_per_s,
             Arrivals::Profile { phases, .. } => {
                 let total: f64 = phases.iter().map(|p| p.duration_ms).sum();
@@ -128,6 +146,7 @@ impl Arrivals {
     /// The highest rate of the process, requests per second.
     fn peak_rate(&self) -> f64 {
         match self {
+            Arrivals::Times { .. } => self.mean_rate(),
             Arrivals::Constant { rate_per_s } | Arrivals::Poisson { rate_per_s, .. } => *rate_per_s,
             Arrivals::Profile { phases, .. } => {
                 phases.iter().map(|p| p.rate_per_s).fold(0.0, f64::max)
@@ -182,6 +201,14 @@ impl Arrivals {
                 }
             }
             Arrivals::Profile { phases, seed } => profile(phases, *seed, &mut out, done),
+            Arrivals::Times { at_ms } => {
+                for &t in at_ms {
+                    if done(&out, t) {
+                        break;
+                    }
+                    out.push(t);
+                }
+            }
         }
         if out.len() >= MAX_REQUESTS {
             return Err(ArrivalError::TooMany(out.len() as f64));

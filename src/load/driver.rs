@@ -105,6 +105,8 @@ fn sample(
         itl_ms: r.itl_ms.clone(),
         output_tokens: r.output_tokens,
         input_tokens: r.prompt_tokens,
+        input_tokens_requested: None,
+        output_tokens_requested: None,
     }
 }
 

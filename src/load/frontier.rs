@@ -211,6 +211,8 @@ mod tests {
                 itl_ms: vec![5.0; 10],
                 output_tokens: Some(11),
                 input_tokens: None,
+                input_tokens_requested: None,
+                output_tokens_requested: None,
             })
             .collect()
     }

@@ -8,7 +8,8 @@
 //! - `frontier`: the largest level of a sweep that meets every SLO, with its uncertainty;
 //! - `prompt`: synthetic prompts of a length in the server's own tokens (calibrated on it);
 //! - `sweep`: levels × interleaved repetitions, summarised with CIs, and the frontier
-//!   (`chimera load`).
+//!   (`chimera load`);
+//! - `trace`: a request trace (JSONL of send time, prompt and reply lengths) to replay.
 
 pub mod arrivals;
 pub mod driver;
@@ -16,6 +17,7 @@ pub mod frontier;
 pub mod prompt;
 pub mod serving;
 pub mod sweep;
+pub mod trace;
 
 pub use arrivals::{Arrivals, Phase, Stop};
 pub use driver::{Load, MakeRequest, Mode, drive};

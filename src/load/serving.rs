@@ -33,6 +33,12 @@ pub struct Sample {
     pub output_tokens: Option<u64>,
     /// Prompt tokens (the server's count).
     pub input_tokens: Option<u64>,
+    /// Prompt tokens asked for (a sweep's `--input-tokens`, or the trace's length).
+    #[serde(default)]
+    pub input_tokens_requested: Option<u32>,
+    /// Output tokens asked for.
+    #[serde(default)]
+    pub output_tokens_requested: Option<u32>,
 }
 
 impl Sample {
@@ -254,6 +260,8 @@ mod tests {
             itl_ms: vec![gap; tokens.saturating_sub(1) as usize],
             output_tokens: Some(tokens),
             input_tokens: Some(100),
+            input_tokens_requested: Some(100),
+            output_tokens_requested: Some(tokens as u32),
         }
     }
 

@@ -12,6 +12,7 @@ use super::driver::{DriveError, Load, MakeRequest, Mode, drive};
 use super::frontier::{Frontier, Level, frontier};
 use super::prompt::{Calibration, CalibrationError, calibrate, synthetic};
 use super::serving::{Sample, Slo, Summary, summarise};
+use super::trace::TraceEntry;
 use crate::backend::{Client, LlmRequest};
 use crate::stats;
 
@@ -21,6 +22,14 @@ use crate::stats;
 pub enum Levels {
     /// Closed loop, these numbers of users.
     Users(Vec<u32>),
+    /// Open loop, a trace replayed with its timing and lengths, at each of these speeds (2:
+    /// twice as fast).
+    Trace {
+        /// The trace.
+        entries: Vec<TraceEntry>,
+        /// Speed factors.
+        speeds: Vec<f64>,
+    },
     /// Open loop, these rates (requests per second): Poisson with `seed`, or constant spacing.
     Rates {
         /// Requests per second.
@@ -119,6 +128,10 @@ pub struct LevelResult {
     pub input_tokens: Option<f64>,
     /// Mean output tokens the server counted.
     pub output_tokens: Option<f64>,
+    /// Mean |counted − asked| prompt tokens, over the requests that asked for a length.
+    pub input_tokens_off: Option<f64>,
+    /// Mean |counted − asked| output tokens.
+    pub output_tokens_off: Option<f64>,
 }
 
 /// A sweep's result.
@@ -144,7 +157,26 @@ pub struct SweepResult {
 
 /// Runs `sweep` against `client`.
 pub async fn run(sweep: &Sweep, client: Arc<Client>) -> Result<SweepResult, SweepError> {
+    let trace: Vec<TraceEntry> = match &sweep.levels {
+        Levels::Trace { entries, .. } => entries.clone(),
+        _ => Vec::new(),
+    };
     let (unit, modes): (&str, Vec<(f64, Mode)>) = match &sweep.levels {
+        Levels::Trace { entries, speeds } => (
+            "× trace speed",
+            speeds
+                .iter()
+                .map(|&x| {
+                    let at_ms = entries.iter().map(|e| e.at_ms / x).collect();
+                    (
+                        x,
+                        Mode::Open {
+                            arrivals: Arrivals::Times { at_ms },
+                        },
+                    )
+                })
+                .collect(),
+        ),
         Levels::Users(u) => (
             "users",
             u.iter()
@@ -171,27 +203,41 @@ pub async fn run(sweep: &Sweep, client: Arc<Client>) -> Result<SweepResult, Swee
     if modes.is_empty() {
         return Err(SweepError::NoLevels);
     }
-    let calibration = match sweep.input_tokens {
-        Some(_) => Some(calibrate(&client, &sweep.base, (64, 256), sweep.nonce).await?),
-        None => None,
+    let calibration = if sweep.input_tokens.is_some() || !trace.is_empty() {
+        Some(calibrate(&client, &sweep.base, (64, 256), sweep.nonce).await?)
+    } else {
+        None
     };
-    let words = match (sweep.input_tokens, calibration) {
+    // Per request (low 32 bits of its number: its index in the load): the lengths asked for.
+    let lengths = {
+        let trace = trace.clone();
+        let (input, output) = (sweep.input_tokens, sweep.output_tokens);
+        move |i: u64| -> (Option<u32>, Option<u32>) {
+            match trace.get((i & 0xffff_ffff) as usize) {
+                Some(e) => (Some(e.input_tokens), Some(e.output_tokens)),
+                None if !trace.is_empty() => (None, None),
+                None => (input, output),
+            }
+        }
+    };
+    let words_of = move |n: Option<u32>| match (n, calibration) {
         (Some(n), Some(c)) => c.words_for(n),
         _ => 8,
     };
     let base = sweep.base.clone();
     // Ollama cannot force a length: `num_predict` only caps it. Only OpenAI-compatible
     // servers are asked to force one.
-    let cap = sweep.output_tokens;
-    let force = cap.filter(|_| client.is_openai());
+    let openai = client.is_openai();
     let nonce = sweep.nonce;
+    let asked = lengths.clone();
     let make: MakeRequest = Arc::new(move |i| {
+        let (input, cap) = asked(i);
         let mut req = base.clone();
-        req.prompt = synthetic(words, crate::util::rng::mix(nonce ^ i));
+        req.prompt = synthetic(words_of(input), crate::util::rng::mix(nonce ^ i));
         if let Some(n) = cap {
             req.options.num_predict = Some(i64::from(n));
         }
-        (req, force)
+        (req, cap.filter(|_| openai))
     });
     let mut samples: Vec<Vec<Vec<Sample>>> = vec![Vec::new(); modes.len()];
     for rep in 0..sweep.repetitions.max(1) {
@@ -217,7 +263,11 @@ pub async fn run(sweep: &Sweep, client: Arc<Client>) -> Result<SweepResult, Swee
             let offset = (u64::from(rep) * modes.len() as u64 + k as u64) << 32;
             let make_rep = make.clone();
             let make_k: MakeRequest = Arc::new(move |i| make_rep(offset + i));
-            samples[k].push(drive(&load, client.clone(), make_k).await?);
+            let mut got = drive(&load, client.clone(), make_k).await?;
+            for s in &mut got {
+                (s.input_tokens_requested, s.output_tokens_requested) = lengths(s.index);
+            }
+            samples[k].push(got);
         }
     }
     let mut order: Vec<usize> = (0..modes.len()).collect();
@@ -273,6 +323,16 @@ fn level_result(level: f64, runs: &[Vec<Sample>], slos: &[Slo]) -> LevelResult {
             .filter_map(|s| s.output_tokens)
             .map(|n| n as f64)
             .collect()),
+        input_tokens_off: avg(measured()
+            .filter_map(|s| {
+                Some((s.input_tokens? as f64 - f64::from(s.input_tokens_requested?)).abs())
+            })
+            .collect()),
+        output_tokens_off: avg(measured()
+            .filter_map(|s| {
+                Some((s.output_tokens? as f64 - f64::from(s.output_tokens_requested?)).abs())
+            })
+            .collect()),
         runs: sums,
     }
 }
@@ -299,12 +359,14 @@ pub fn render_text(r: &SweepResult) -> String {
         r.repetitions
     );
     if let Some(c) = r.calibration {
+        let asked = match r.requested.0 {
+            Some(n) => format!("{n} token(s) asked"),
+            None => "lengths from the trace".to_owned(),
+        };
         let _ = writeln!(
             out,
-            "prompts: {} token(s) asked; the server counts {:.3} token(s) per word + {:.1}",
-            r.requested.0.unwrap_or(0),
-            c.per_word,
-            c.overhead
+            "prompts: {asked}; the server counts {:.3} token(s) per word + {:.1}",
+            c.per_word, c.overhead
         );
     }
     let _ = writeln!(
