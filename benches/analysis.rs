@@ -191,6 +191,7 @@ fn cell(plan: &Plan, node: &PlanNode, seq: u64, rows: u32) -> CellRecord {
                 itl_p99_ms: None,
                 published_ttft_ms: (!failed).then_some(ttft),
                 response_chars: Some(tokens * 4),
+                load: None,
                 record,
             }
         })

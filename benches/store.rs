@@ -247,6 +247,7 @@ fn synthetic_cell(n: u64, agents: usize, requests: u32) -> CellRecord {
                         itl_p99_ms: Some(31.7),
                         published_ttft_ms: Some(110.0 + (n % 7) as f64),
                         response_chars: None,
+                        load: None,
                         record: RequestRecord {
                             sent_at_unix_ms: t0 + f64::from(i) * e2e,
                             ttft_ms: Some(110.0 + (n % 7) as f64),

@@ -22,6 +22,7 @@ fn request(index: u32, ok: bool) -> RequestRow {
         itl_p99_ms: None,
         published_ttft_ms: ok.then_some(100.0),
         response_chars: None,
+        load: None,
         record: RequestRecord {
             sent_at_unix_ms: 1_700_000_000_000.0 + f64::from(index),
             ttft_ms: ok.then_some(100.0),

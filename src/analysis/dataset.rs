@@ -535,6 +535,7 @@ mod tests {
             itl_p99_ms: None,
             published_ttft_ms: i.is_multiple_of(2).then_some(100.0 + x),
             response_chars: Some(10),
+            load: None,
             record: RequestRecord {
                 sent_at_unix_ms: 1e12 + x,
                 ttft_ms: (!failed).then_some(90.0 + x),

@@ -132,6 +132,7 @@ pub(super) fn request_row(
         itl_p99_ms: None,
         published_ttft_ms,
         response_chars: None,
+        load: None,
         record,
     }
 }

@@ -116,11 +116,38 @@ pub async fn drive(
     client: Arc<Client>,
     make: MakeRequest,
 ) -> Result<Vec<Sample>, DriveError> {
+    let out = run(load, client, make, false).await?;
+    Ok(out.into_iter().map(|(s, _)| s).collect())
+}
+
+/// Runs `load` against `client`; the samples in order of sending, each with the record of
+/// its request (server timings and counts, the error of a failed one) for storing.
+pub async fn drive_keeping(
+    load: &Load,
+    client: Arc<Client>,
+    make: MakeRequest,
+) -> Result<Vec<(Sample, RequestRecord)>, DriveError> {
+    let out = run(load, client, make, true).await?;
+    Ok(out
+        .into_iter()
+        .map(|(s, r)| (s, r.unwrap_or_default()))
+        .collect())
+}
+
+/// A request's sample, and its record when the caller keeps them.
+type Driven = (Sample, Option<RequestRecord>);
+
+async fn run(
+    load: &Load,
+    client: Arc<Client>,
+    make: MakeRequest,
+    keep: bool,
+) -> Result<Vec<Driven>, DriveError> {
     let mut out = match &load.mode {
-        Mode::Closed { users } => closed(load, *users, client, make).await?,
-        Mode::Open { arrivals } => open(load, arrivals, client, make).await?,
+        Mode::Closed { users } => closed(load, *users, client, make, keep).await?,
+        Mode::Open { arrivals } => open(load, arrivals, client, make, keep).await?,
     };
-    out.sort_by_key(|s| s.index);
+    out.sort_by_key(|(s, _)| s.index);
     Ok(out)
 }
 
@@ -130,7 +157,8 @@ async fn closed(
     users: u32,
     client: Arc<Client>,
     make: MakeRequest,
-) -> Result<Vec<Sample>, DriveError> {
+    keep: bool,
+) -> Result<Vec<Driven>, DriveError> {
     if users == 0 {
         return Err(DriveError::NoUsers);
     }
@@ -158,7 +186,7 @@ async fn closed(
                 let sent = since(start);
                 let r = client.send_forced(&req, force).await;
                 let done = since(start);
-                mine.push(sample(
+                let s = sample(
                     index,
                     Some(user),
                     None,
@@ -166,7 +194,8 @@ async fn closed(
                     done,
                     &r,
                     is_warmup(warmup, index, sent),
-                ));
+                );
+                mine.push((s, keep.then_some(r)));
             }
             mine
         }));
@@ -193,12 +222,13 @@ async fn open(
     arrivals: &Arrivals,
     client: Arc<Client>,
     make: MakeRequest,
-) -> Result<Vec<Sample>, DriveError> {
+    keep: bool,
+) -> Result<Vec<Driven>, DriveError> {
     let schedule = arrivals.schedule(load.stop)?;
     let planned = schedule.len();
     let handle = tokio::runtime::Handle::current();
     let warmup = load.warmup;
-    let (tx, rx) = std::sync::mpsc::channel::<tokio::task::JoinHandle<Sample>>();
+    let (tx, rx) = std::sync::mpsc::channel::<tokio::task::JoinHandle<Driven>>();
     let start = Instant::now();
     let thread = std::thread::Builder::new()
         .name("chimera-load-schedule".into())
@@ -216,7 +246,7 @@ async fn open(
                     let sent = since(start);
                     let r = client.send_forced(&req, force).await;
                     let done = since(start);
-                    sample(
+                    let s = sample(
                         index,
                         None,
                         Some(at),
@@ -224,7 +254,8 @@ async fn open(
                         done,
                         &r,
                         is_warmup(warmup, index, at),
-                    )
+                    );
+                    (s, keep.then_some(r))
                 });
                 if tx.send(task).is_err() {
                     return;

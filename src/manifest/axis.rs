@@ -18,6 +18,11 @@ macro_rules! by_axis {
             Axis::TopP => $arm!(top_p $(, $arg)*),
             Axis::TopK => $arm!(top_k $(, $arg)*),
             Axis::RepeatPenalty => $arm!(repeat_penalty $(, $arg)*),
+            Axis::Concurrency => $arm!(concurrency $(, $arg)*),
+            Axis::Rate => $arm!(rate $(, $arg)*),
+            Axis::InputTokens => $arm!(input_tokens $(, $arg)*),
+            Axis::OutputTokens => $arm!(output_tokens $(, $arg)*),
+            Axis::Server => $arm!(server $(, $arg)*),
         }
     };
 }
@@ -45,11 +50,21 @@ pub enum Axis {
     TopK,
     /// `repeat_penalty`.
     RepeatPenalty,
+    /// Closed-loop users (`load` workloads).
+    Concurrency,
+    /// Open-loop requests per second (`load` workloads).
+    Rate,
+    /// Prompt length in tokens (`load` workloads).
+    InputTokens,
+    /// Output length in tokens (`load` workloads).
+    OutputTokens,
+    /// Managed-server settings.
+    Server,
 }
 
 impl Axis {
     /// Every axis, in canonical order (the order of the fields, and of default labels).
-    pub const ALL: [Axis; 10] = [
+    pub const ALL: [Axis; 15] = [
         Axis::Model,
         Axis::Scenario,
         Axis::Runtime,
@@ -60,6 +75,11 @@ impl Axis {
         Axis::TopP,
         Axis::TopK,
         Axis::RepeatPenalty,
+        Axis::Concurrency,
+        Axis::Rate,
+        Axis::InputTokens,
+        Axis::OutputTokens,
+        Axis::Server,
     ];
 
     /// The manifest key.
@@ -77,10 +97,26 @@ impl Axis {
         Axis::ALL.into_iter().find(|a| a.name() == name)
     }
 
+    /// True for an axis of a `load` workload's level or lengths.
+    pub fn is_load(self) -> bool {
+        matches!(
+            self,
+            Axis::Concurrency | Axis::Rate | Axis::InputTokens | Axis::OutputTokens
+        )
+    }
+
     /// True for an axis that varies a model option (and so needs `apply_to`).
     pub fn is_option(self) -> bool {
         match self {
-            Axis::Model | Axis::Scenario | Axis::Runtime | Axis::Language => false,
+            Axis::Model
+            | Axis::Scenario
+            | Axis::Runtime
+            | Axis::Language
+            | Axis::Concurrency
+            | Axis::Rate
+            | Axis::InputTokens
+            | Axis::OutputTokens
+            | Axis::Server => false,
             Axis::NumGpu
             | Axis::NumCtx
             | Axis::Temperature

@@ -76,6 +76,11 @@ pub struct ManifestSpec {
     /// The published numbers this experiment should reproduce.
     #[serde(default)]
     pub references: Vec<Reference>,
+    /// Service-level objectives of the report's `load` workloads: goodput counts the
+    /// requests that meet every one, the SLO frontier the largest level whose percentiles
+    /// do. Analysis only (changing them re-analyses, never re-runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slos: Vec<SloSpec>,
 }
 
 fn default_repetitions() -> u32 {
@@ -139,6 +144,10 @@ pub struct ManagedServer {
     /// Seconds to wait for the server to answer before giving up. Default: 60.
     #[serde(default = "default_startup_timeout_s")]
     pub startup_timeout_s: f64,
+    /// Values of the `{server.NAME}` placeholders of `command` and `env` for configurations
+    /// whose `server` axis does not set NAME (e.g. `{parallel: 1}`).
+    #[serde(default, skip_serializing_if = "ServerFlags::is_empty")]
+    pub defaults: ServerFlags,
 }
 
 fn default_startup_timeout_s() -> f64 {
@@ -320,6 +329,178 @@ pub enum Task {
         /// Persona prompt per role.
         prompts: BTreeMap<Role, String>,
     },
+    /// A serving load against the agent's endpoint (`docs/serving-metrics.md`): a closed
+    /// loop of the configuration's `concurrency` users, or an open loop at its `rate`
+    /// (requests per second). Every run sends `warmup_requests` then `requests`.
+    Load(LoadTask),
+}
+
+/// The settings of a `load` task (the `concurrency`, `rate`, `input_tokens` and
+/// `output_tokens` axes give each configuration its level and lengths).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadTask {
+    /// Measured requests per run (after the warm-up).
+    pub requests: u32,
+    /// Requests sent first in every run and left out of the metrics. Default: 0.
+    #[serde(default)]
+    pub warmup_requests: u32,
+    /// Open-loop arrival process: `poisson` (seeded exponential gaps) or `constant`
+    /// spacing. Default: `poisson`.
+    #[serde(default)]
+    pub arrivals: ArrivalProcess,
+    /// Seed of the Poisson gaps and of drawn lengths (each repetition mixes in its index).
+    /// Default: 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Prompt length in the server's own tokens (an `input_tokens` axis overrides it).
+    /// Absent: a short fixed prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u32>,
+    /// Output length in tokens, forced on OpenAI-compatible servers and capped with
+    /// `num_predict` on Ollama (an `output_tokens` axis overrides it). Absent: the model
+    /// decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u32>,
+    /// How each request's lengths vary around the targets. Default: `fixed`.
+    #[serde(default, skip_serializing_if = "LengthDistribution::is_fixed")]
+    pub lengths: LengthDistribution,
+}
+
+/// The arrival process of an open-loop load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrivalProcess {
+    /// Exponential gaps (a Poisson process) from the task's seed.
+    #[default]
+    Poisson,
+    /// Equal gaps of 1 / rate.
+    Constant,
+}
+
+/// How a load's per-request lengths are drawn around their targets (seeded, so a run's
+/// lengths are reproducible).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LengthDistribution {
+    /// Every request asks for exactly the target.
+    #[default]
+    Fixed,
+    /// Uniform in `target × [1 − spread, 1 + spread]`, rounded (at least 1).
+    Uniform {
+        /// Half-width as a fraction of the target, in [0, 1).
+        spread: f64,
+    },
+    /// Normal with mean `target` and standard deviation `target × cv`, rounded and clamped
+    /// to [1, 2 × target].
+    Normal {
+        /// Coefficient of variation, in [0, 1).
+        cv: f64,
+    },
+}
+
+impl LengthDistribution {
+    /// True for `fixed`.
+    pub fn is_fixed(&self) -> bool {
+        *self == LengthDistribution::Fixed
+    }
+}
+
+/// A service-level objective of a serving load: the metric's `percentile` over a run's
+/// requests at most `max_ms` (the SLO frontier), and each request's own value at most
+/// `max_ms` (goodput). Analysis only: changing it never changes a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SloSpec {
+    /// The metric: `ttft_ms`, `tpot_ms`, `itl_ms` or `e2e_ms`.
+    pub metric: SloMetricName,
+    /// The bound, ms.
+    pub max_ms: f64,
+    /// The percentile the frontier checks. Default: 99.
+    #[serde(default = "default_slo_percentile")]
+    pub percentile: f64,
+}
+
+fn default_slo_percentile() -> f64 {
+    99.0
+}
+
+/// A metric an SLO bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SloMetricName {
+    /// Time to first token.
+    TtftMs,
+    /// Time per output token after the first.
+    TpotMs,
+    /// Inter-token latency (every gap; a request's own value is its largest gap).
+    ItlMs,
+    /// End-to-end latency.
+    E2eMs,
+}
+
+/// The settings a configuration gives a managed server (the `server` axis): name → value,
+/// substituted for `{server.NAME}` in the managed endpoint's `command` and `env`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct ServerFlags(pub BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for ServerFlags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// A scalar (string, number or boolean), kept as its text.
+        struct Text(String);
+        impl<'de> Deserialize<'de> for Text {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = Text;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a string, number or boolean")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
+                        Ok(Text(v.to_owned()))
+                    }
+                    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Text, E> {
+                        Ok(Text(v.to_string()))
+                    }
+                    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Text, E> {
+                        Ok(Text(v.to_string()))
+                    }
+                    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Text, E> {
+                        Ok(Text(v.to_string()))
+                    }
+                    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Text, E> {
+                        Ok(Text(v.to_string()))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+        let m = BTreeMap::<String, Text>::deserialize(d)?;
+        Ok(ServerFlags(m.into_iter().map(|(k, v)| (k, v.0)).collect()))
+    }
+}
+
+impl ServerFlags {
+    /// True without settings.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Display for ServerFlags {
+    /// `name=value` pairs joined by `+` (`parallel=4+batch_size=256`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (k, v) in &self.0 {
+            if !first {
+                f.write_str("+")?;
+            }
+            first = false;
+            write!(f, "{k}={v}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Template overrides for one role of an agent workflow.
@@ -583,6 +764,11 @@ axis_types! {
     top_p: f64, " `top_p` values.", " `top_p`.";
     top_k: u32, " `top_k` values.", " `top_k`.";
     repeat_penalty: f64, " `repeat_penalty` values.", " `repeat_penalty`.";
+    concurrency: u32, " Closed-loop users of a `load` workload.", " Closed-loop users.";
+    rate: f64, " Open-loop requests per second of a `load` workload.", " Open-loop requests per second.";
+    input_tokens: u32, " Prompt lengths (tokens) of a `load` workload.", " Prompt length (tokens).";
+    output_tokens: u32, " Output lengths (tokens) of a `load` workload.", " Output length (tokens).";
+    server: ServerFlags, " Managed-server settings (`{server.NAME}` in the endpoint's `command` and `env`).", " Managed-server settings.";
 }
 
 /// An enumerated configuration.

@@ -7,7 +7,7 @@ use crate::manifest::locate::KeyPath;
 use crate::manifest::template::{self, Piece};
 use crate::manifest::{
     Axis, AxisPoint, Block, Diagnostic, Execution, ExplicitConfig, Language, Manifest,
-    ManifestSpec, Options, Role, Runtime, ScenarioKind,
+    ManifestSpec, Options, Role, Runtime, ScenarioKind, ServerFlags, Task,
 };
 
 use super::key::{AgentKey, ConfigKey, EndpointKey, WorkloadKey};
@@ -61,6 +61,49 @@ pub struct Configuration {
     pub same_as: Option<Arc<str>>,
     /// Replicate number in the key (0 unless `same_as` is set).
     pub replicate: u32,
+    /// The level and lengths of a `load` workload (all `None` for other workloads).
+    pub load: LoadLevel,
+    /// The managed-server settings of the `server` axis (empty without it).
+    pub server: ServerFlags,
+}
+
+/// The level and lengths of a configuration of a `load` workload: its axes, else the
+/// task's lengths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct LoadLevel {
+    /// Closed-loop users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// Open-loop requests per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Prompt length, tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u32>,
+    /// Output length, tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u32>,
+}
+
+impl LoadLevel {
+    /// The level of point `p` of a block whose workload has `task`.
+    pub fn of(task: &Task, p: &AxisPoint) -> Self {
+        let (input, output) = match task {
+            Task::Load(t) => (t.input_tokens, t.output_tokens),
+            _ => (None, None),
+        };
+        LoadLevel {
+            concurrency: p.concurrency,
+            rate: p.rate,
+            input_tokens: p.input_tokens.or(input),
+            output_tokens: p.output_tokens.or(output),
+        }
+    }
+
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == LoadLevel::default()
+    }
 }
 
 impl Configuration {
@@ -233,6 +276,8 @@ pub fn config_key<'a>(
         warmup_requests: spec.warmup.requests,
         between_runs: &spec.between_runs,
         replicate: c.replicate,
+        load: (!c.load.is_empty()).then_some(c.load),
+        server: (!c.server.is_empty()).then_some(&c.server),
     }
 }
 
@@ -414,6 +459,8 @@ impl<'m> Expander<'m, '_> {
             digest: [0; 32],
             same_as: None,
             replicate: 0,
+            load: LoadLevel::of(&s.workloads[site.wi].task, p),
+            server: p.server.clone().unwrap_or_default(),
         };
         self.address(&mut c);
         self.by_id.insert(c.id.clone(), self.out.len());

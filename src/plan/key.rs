@@ -13,6 +13,7 @@
 //! | per agent, in order: role, endpoint kind + URL, effective options | endpoint id, resource, managed settings |
 //! | warm-up policy, between-runs policy                            | request timeout, retry, telemetry, order, references |
 //! | node kind, agent index (isolated), repetition index            | published environment                 |
+//! | a `load` workload's level and lengths; the `server` axis's settings | a managed server's command, env and defaults, SLOs |
 //! | replicate: occurrence of identical content within a report     |                                       |
 //!
 //! Ids are computed over the parsed, default-filled structures (never over YAML text), so
@@ -168,6 +169,13 @@ pub struct ConfigKey<'a> {
     /// same settings twice (TR113's duplicate cell, TR114's test015/test200) measures them
     /// twice, as the original did.
     pub replicate: u32,
+    /// The level and lengths of a `load` workload (absent for other workloads, so that
+    /// their ids are what they were before load workloads existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<super::expand::LoadLevel>,
+    /// The `server` axis's managed-server settings (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<&'a crate::manifest::ServerFlags>,
 }
 
 impl ConfigKey<'_> {

@@ -22,7 +22,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use crate::manifest::{Manifest, ManifestError, Task};
 
 pub use build::{build, build_loaded};
-pub use expand::{Configuration, ResolvedAgent};
+pub use expand::{Configuration, LoadLevel, ResolvedAgent};
 pub use key::{CellRole, NodeId, WarmupKey};
 pub use shard::{ShardBy, ShardSpec, Split};
 // Re-exported for tests and tools that replay a recorded shuffle.
@@ -202,6 +202,7 @@ impl Plan {
             Task::SingleInference { prompts } => prompts.len() as u64,
             Task::AgentWorkflow { .. } => 2,
             Task::Persona { .. } => 1,
+            Task::Load(t) => u64::from(t.requests) + u64::from(t.warmup_requests),
         }
     }
 

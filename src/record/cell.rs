@@ -32,9 +32,28 @@ pub struct RequestRow {
     /// The length of the generated text when the text itself is not kept (an agent
     /// program's record says it); `None`: the length of `record.text`.
     pub response_chars: Option<u64>,
+    /// Where a serving load put the request (`load` workloads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadRequest>,
     /// What the backend measured.
     #[serde(flatten)]
     pub record: RequestRecord,
+}
+
+/// A request of a serving load: its user or schedule, its send time within the load, and
+/// the lengths it asked for (`docs/serving-metrics.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LoadRequest {
+    /// The closed-loop user that sent it (open loop: none).
+    pub user: Option<u32>,
+    /// When the open-loop schedule said to send it, ms after the load began.
+    pub scheduled_ms: Option<f64>,
+    /// When it was sent, ms after the load began.
+    pub sent_ms: f64,
+    /// Prompt tokens asked for.
+    pub input_tokens_requested: Option<u32>,
+    /// Output tokens asked for.
+    pub output_tokens_requested: Option<u32>,
 }
 
 impl RequestRow {
@@ -62,6 +81,7 @@ impl RequestRow {
             itl_p99_ms: metrics::percentile(&record.itl_ms, 99.0),
             published_ttft_ms: metrics::published_ttft_ms(ttft, &record),
             response_chars: None,
+            load: None,
             record,
         }
     }

@@ -208,6 +208,7 @@ mod tests {
             itl_p99_ms: None,
             published_ttft_ms: None,
             response_chars: None,
+            load: None,
             record: RequestRecord {
                 sent_at_unix_ms: sent,
                 e2e_ms: 10.0,

@@ -13,8 +13,8 @@ mod kind;
 mod meta;
 
 pub use cell::{
-    AgentRun, Baseline, CellAxes, CellKey, CellPlacement, CellRecord, MultiAgentMetrics,
-    ProcessStats, RequestRow, agent_deltas, isolated_result,
+    AgentRun, Baseline, CellAxes, CellKey, CellPlacement, CellRecord, LoadRequest,
+    MultiAgentMetrics, ProcessStats, RequestRow, agent_deltas, isolated_result,
 };
 pub use kind::{CellKind, Status, UnknownName};
 pub use meta::{AgentMeta, CellMeta};

@@ -80,6 +80,7 @@ pub(crate) fn check_records(task: &Task, records: &[AgentRecord]) -> Result<(), 
             Some(a) if a.stage == S::Analysis && a.error.is_some() => vec![S::Analysis],
             _ => vec![S::Analysis, S::Report],
         },
+        Task::Load(_) => return Err(LOAD_IN_PROCESS.to_owned()),
     };
     if stages == want {
         return Ok(());
@@ -103,8 +104,12 @@ fn requests_of(task: &Task) -> u32 {
         Task::SingleInference { prompts } => prompts.len() as u32,
         Task::Persona { .. } => 1,
         Task::AgentWorkflow { .. } => 2,
+        Task::Load(t) => t.requests.saturating_add(t.warmup_requests),
     }
 }
+
+/// Why a `load` workload never runs as an agent program (validation refuses it first).
+const LOAD_IN_PROCESS: &str = "a `load` workload runs in chimera's own load driver, not as an agent program: remove the workload's `command`";
 
 /// Where the agent runs' scratch directories live: `<work>/agents/<chimera pid>/<cell>/<agent>`
 /// (one folder per chimera process, so that two runs sharing a work directory never share
@@ -167,6 +172,7 @@ fn job_task(p: &Prepare<'_>) -> Result<JobTask, String> {
         Task::SingleInference { prompts } => JobTask::SingleInference {
             prompts: prompts.clone(),
         },
+        Task::Load(_) => return Err(LOAD_IN_PROCESS.to_owned()),
         Task::Persona { .. } => JobTask::Persona {
             prompt: crate::workload::persona_prompt(p.task, p.role)
                 .ok_or_else(|| format!("the persona task has no prompt for role `{}`", p.role))?,

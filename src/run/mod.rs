@@ -15,6 +15,7 @@ mod events;
 mod fingerprint;
 mod force;
 mod gpu_telemetry;
+mod load;
 mod options;
 mod preflight;
 mod progress;
@@ -120,6 +121,8 @@ struct AgentJob {
     /// Waited on right before an agent program starts: the programs of a concurrent cell
     /// start together.
     start: Option<Arc<tokio::sync::Barrier>>,
+    /// The level of a `load` workload's agent.
+    load: Option<load::LoadJob>,
 }
 
 use crate::util::clock::now_unix_ms;
@@ -177,6 +180,17 @@ impl AgentJob {
                     rows.push(self.row(Stage::Single, i as u32, rec));
                 }
             }
+            Task::Load(_) => match &self.load {
+                Some(lj) => rows = load::run(&self, lj).await,
+                None => rows.push(self.row(
+                    Stage::Load,
+                    0,
+                    failed(
+                        ErrorKind::BadRequest,
+                        "a load agent without its level".into(),
+                    ),
+                )),
+            },
             Task::Persona { .. } => {
                 let rec = match workload::persona_prompt(&self.task, self.role) {
                     Some(p) => self.send(p).await,
@@ -275,6 +289,7 @@ impl AgentJob {
                 let stage = match &self.task {
                     Task::SingleInference { .. } => Stage::Single,
                     Task::Persona { .. } => Stage::Persona,
+                    Task::Load(_) => Stage::Load,
                     Task::AgentWorkflow { .. } if rows.is_empty() => Stage::Analysis,
                     Task::AgentWorkflow { .. } => Stage::Report,
                 };
@@ -381,6 +396,8 @@ pub struct Runner {
     campaign_digests: std::sync::Mutex<HashMap<(String, String), String>>,
     /// Where the campaign's digests are kept (set when a campaign runs).
     digests_file: std::sync::OnceLock<PathBuf>,
+    /// Prompt calibrations of `load` workloads, learned once per server and model.
+    calibrations: Arc<load::Calibrations>,
     opts: RunOptions,
 }
 
@@ -448,6 +465,7 @@ impl Runner {
             corpora,
             loaded: tokio::sync::Mutex::new(HashMap::new()),
             versions: tokio::sync::Mutex::new(HashMap::new()),
+            calibrations: Arc::default(),
             campaign_digests: std::sync::Mutex::new(HashMap::new()),
             digests_file: std::sync::OnceLock::new(),
             opts: opts.clone(),
@@ -618,6 +636,17 @@ impl Runner {
                     max_bytes: self.opts.max_response_bytes,
                     corpus_root: corpus_root.clone(),
                     ttft_def: w.ttft_definition(),
+                    load: match &w.task {
+                        Task::Load(t) => Some(load::LoadJob {
+                            task: t.clone(),
+                            level: c.load,
+                            nonce: u64::from_le_bytes(
+                                node.id.0[..8].try_into().unwrap_or_default(),
+                            ),
+                            calibrations: self.calibrations.clone(),
+                        }),
+                        _ => None,
+                    },
                 }
             })
             .collect();

@@ -479,6 +479,7 @@ mod tests {
             command: vec!["${CHIMERA_LLAMA_SERVER}".into(), "-m".into()],
             env: Default::default(),
             startup_timeout_s: 5.0,
+            defaults: Default::default(),
         };
         let e = resolved("llama_a", EndpointKind::Openai, &m, &|_| None, Some("/h"))
             .expect_err("unset");
@@ -496,6 +497,7 @@ mod tests {
             command: vec!["ollama".into(), "serve".into()],
             env: [("OLLAMA_MODELS".to_owned(), "${MY_STORE}/x".to_owned())].into(),
             startup_timeout_s: 5.0,
+            defaults: Default::default(),
         };
         let e = resolved("o", EndpointKind::Ollama, &m, &|_| None, None).expect_err("unset");
         assert!(e.to_string().contains("`managed.env.OLLAMA_MODELS`"), "{e}");
@@ -513,6 +515,7 @@ mod tests {
             ],
             env: [("API_KEY".to_owned(), "k-${KEY}".to_owned())].into(),
             startup_timeout_s: 5.0,
+            defaults: Default::default(),
         };
         let lookup = |name: &str| match name {
             "TOKEN" => Some("tok-12345".to_owned()),

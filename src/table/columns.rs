@@ -11,8 +11,9 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray, UInt16Array, UInt32Array, UInt64Array,
+    Array, ArrayRef, BooleanArray, Float64Array, Float64Builder, Int64Array, ListArray,
+    ListBuilder, RecordBatch, StringArray, TimestampMillisecondArray, UInt16Array, UInt32Array,
+    UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
@@ -260,6 +261,43 @@ pub(crate) fn role_name(role: &Role) -> String {
 column_impls!(
     u16, u32, u64, usize, i64, bool, f64, UtcMs, String, CellKind, Status, Stage, ErrorKind, Role
 );
+
+/// A list of numbers: a `List<Float64>` column (nullable, so that a file written before the
+/// column existed reads as empty lists; a null list reads as empty).
+impl Column for Vec<f64> {
+    fn data_type() -> DataType {
+        DataType::List(Arc::new(Field::new("item", DataType::Float64, false)))
+    }
+    const NULLABLE: bool = true;
+    fn array(values: Vec<Self>) -> ArrayRef {
+        let mut b = ListBuilder::new(Float64Builder::new()).with_field(Arc::new(Field::new(
+            "item",
+            DataType::Float64,
+            false,
+        )));
+        for v in values {
+            b.values().append_slice(&v);
+            b.append(true);
+        }
+        Arc::new(b.finish())
+    }
+    fn read(column: Option<&ArrayRef>, rows: usize) -> Result<Vec<Self>, String> {
+        let Some(c) = column else {
+            return Ok(vec![Vec::new(); rows]);
+        };
+        let list = downcast::<ListArray>(c.as_ref())?;
+        (0..list.len())
+            .map(|i| {
+                if list.is_null(i) {
+                    return Ok(Vec::new());
+                }
+                let item = list.value(i);
+                let xs = downcast::<Float64Array>(item.as_ref())?;
+                Ok(xs.iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+            })
+            .collect()
+    }
+}
 
 /// What a field of a row stands for: one column named after the field for a [`Column`]
 /// value, or the columns of a group ([`column_group!`]), spliced into the row in the field's

@@ -31,9 +31,11 @@ use parquet::file::properties::WriterProperties;
 /// the self-checks (`suspect`, `suspect_reasons`) and
 /// `agents.decode_per_output_token_ms`, `prefill_per_prompt_token_ms`; 6 = where each cell
 /// ran: `cells.host`, `shard`, `gpu_name`, `gpu_uuid`; 7 = the optional `server_metrics` table (a
-/// server's Prometheus readings while a cell ran; campaigns without it load as before). Parts
+/// server's Prometheus readings while a cell ran; campaigns without it load as before); 8 = the
+/// serving-load columns of `requests` (`load_user`, `scheduled_ms`, `load_sent_ms`,
+/// `lateness_ms`, `input_tokens_requested`, `output_tokens_requested`, `itl_ms`). Parts
 /// of an older version that lack trailing nullable columns are read with those columns null.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// Metadata key: the schema version a file was written with.
 pub const META_SCHEMA_VERSION: &str = "chimera.schema_version";

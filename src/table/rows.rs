@@ -267,6 +267,22 @@ table_row! {
         pub timing_source: Option<String>,
         /// TTFT as the report's harness defined it, ms (null in files written before it).
         pub published_ttft_ms: Option<f64>,
+        /// The closed-loop user that sent a load request (schema version 8; null
+        /// otherwise).
+        pub load_user: Option<u32>,
+        /// When an open-loop schedule said to send it, ms after its load began.
+        pub scheduled_ms: Option<f64>,
+        /// When a load request was sent, ms after its load began.
+        pub load_sent_ms: Option<f64>,
+        /// Send lateness of an open-loop request: `load_sent_ms − scheduled_ms`, ms.
+        pub lateness_ms: Option<f64>,
+        /// Prompt tokens a load request asked for (compare `prompt_tokens`).
+        pub input_tokens_requested: Option<u32>,
+        /// Output tokens a load request asked for (compare `output_tokens`).
+        pub output_tokens_requested: Option<u32>,
+        /// Every gap between chunks with text, ms, for the pooled ITL percentiles (load
+        /// requests; empty for the others).
+        pub itl_ms: Vec<f64>,
     }
 }
 
@@ -488,6 +504,16 @@ impl RequestsRow {
                 error_message: r.error.as_ref().map(|e| e.message.clone()),
                 timing_source: r.timing_source.clone(),
                 published_ttft_ms: x.published_ttft_ms,
+                load_user: x.load.and_then(|l| l.user),
+                scheduled_ms: x.load.and_then(|l| l.scheduled_ms),
+                load_sent_ms: x.load.map(|l| l.sent_ms),
+                lateness_ms: x.load.and_then(|l| l.scheduled_ms.map(|s| l.sent_ms - s)),
+                input_tokens_requested: x.load.and_then(|l| l.input_tokens_requested),
+                output_tokens_requested: x.load.and_then(|l| l.output_tokens_requested),
+                itl_ms: match x.load {
+                    Some(_) => r.itl_ms.clone(),
+                    None => Vec::new(),
+                },
             }
         };
         rec.agents

@@ -59,6 +59,7 @@ fn request(stage: Stage, index: u32, ok: bool) -> RequestRow {
         itl_p99_ms: ok.then_some(11.98),
         published_ttft_ms: ok.then_some(120.5),
         response_chars: None,
+        load: None,
         record,
     }
 }
@@ -232,10 +233,19 @@ fn schemas_have_the_documented_columns() {
         ]
     );
     let requests = names(requests_schema());
-    assert_eq!(requests.len(), 28);
+    assert_eq!(requests.len(), 35);
     assert_eq!(
-        requests.last().map(String::as_str),
-        Some("published_ttft_ms")
+        requests[27..],
+        [
+            "published_ttft_ms",
+            "load_user",
+            "scheduled_ms",
+            "load_sent_ms",
+            "lateness_ms",
+            "input_tokens_requested",
+            "output_tokens_requested",
+            "itl_ms"
+        ]
     );
     assert_eq!(
         names(telemetry_schema()),
@@ -576,8 +586,10 @@ fn version_1_parts_without_timing_source_still_compact() {
         std::fs::write(cell.join(name), bytes).expect("write part");
     }
     let full = requests_batch(&rec, "camp").expect("requests");
-    let n = full.num_columns() - 2;
-    assert_eq!(full.schema().field(n).name(), "timing_source");
+    let n = full
+        .schema()
+        .index_of("timing_source")
+        .expect("timing_source");
     assert_eq!(full.schema().field(n + 1).name(), "published_ttft_ms");
     let old = full.project(&(0..n).collect::<Vec<_>>()).expect("project");
     let kv = vec![

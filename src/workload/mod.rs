@@ -42,6 +42,8 @@ pub enum Stage {
     Persona,
     /// A warm-up request (excluded from the metrics).
     Warmup,
+    /// A request of a serving load (`load` workloads).
+    Load,
 }
 
 impl Stage {
@@ -53,6 +55,7 @@ impl Stage {
             Stage::Single => "single",
             Stage::Persona => "persona",
             Stage::Warmup => "warmup",
+            Stage::Load => "load",
         }
     }
 }
@@ -124,6 +127,8 @@ pub fn initial_steps(task: &Task, role: Role) -> Vec<Step> {
             .into_iter()
             .collect(),
         Task::AgentWorkflow { .. } => vec![Step::Ingest],
+        // A load's requests come from its driver, not from steps.
+        Task::Load(_) => Vec::new(),
     }
 }
 

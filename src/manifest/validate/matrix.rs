@@ -135,6 +135,11 @@ fn check_axes(ctx: &mut Ctx<'_>, ids: &Ids<'_>, ap: &KeyPath, a: &Axes) {
             Axis::RepeatPenalty => {
                 check_float_axis(ctx, &path, name, a.repeat_penalty.as_deref());
             }
+            Axis::Concurrency => dup_values(ctx, path, name, a.concurrency.as_deref()),
+            Axis::Rate => check_float_axis(ctx, &path, name, a.rate.as_deref()),
+            Axis::InputTokens => dup_values(ctx, path, name, a.input_tokens.as_deref()),
+            Axis::OutputTokens => dup_values(ctx, path, name, a.output_tokens.as_deref()),
+            Axis::Server => dup_values(ctx, path, name, a.server.as_deref()),
         }
     }
 }

@@ -7,6 +7,7 @@
 mod ctx;
 mod force;
 mod format;
+mod load;
 mod matrix;
 
 use std::collections::BTreeSet;
@@ -36,6 +37,7 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
     check_matrix_size(&mut ctx);
     check_blocks(&mut ctx, &ids);
     force::check_forced_lengths(&mut ctx);
+    load::check_loads(&mut ctx);
     check_references(&mut ctx, &ids);
     ctx.out.sort_by_key(|d| d.pos.map(|p| (p.line, p.column)));
     ctx.out
@@ -376,6 +378,8 @@ fn check_workloads(ctx: &mut Ctx<'_>) {
                     });
                 }
             }
+            // Checked with the load blocks (`load.rs`).
+            Task::Load(_) => {}
         }
     }
 }

@@ -1,0 +1,205 @@
+//! The rules of `load` workloads: the task's counts and lengths, the blocks that sweep them
+//! (one level axis, `concurrency` or `rate`, per block; load axes only on load workloads),
+//! and the report's SLOs.
+
+use crate::manifest::axis::Axis;
+use crate::manifest::locate::KeyPath;
+use crate::manifest::spec::{Block, LengthDistribution, LoadTask, Task};
+
+use super::ctx::Ctx;
+
+/// Most closed-loop users one configuration may ask for.
+pub const MAX_CONCURRENCY: u32 = 100_000;
+
+/// Every rule of this module.
+pub(super) fn check_loads(ctx: &mut Ctx<'_>) {
+    let m = ctx.m;
+    let s = &m.spec;
+    let root = KeyPath::root();
+    for (p, w) in root.items("workloads", &s.workloads) {
+        if let Task::Load(t) = &w.task {
+            if w.command.is_some() {
+                ctx.emit(
+                    p.key("command"),
+                    "a `load` workload cannot run as an agent program",
+                    |d| {
+                        d.expected(
+                            "no `command`: chimera's own load driver sends a load's requests",
+                        )
+                        .help("remove `command`, or use another task kind for an agent program")
+                    },
+                );
+            }
+            if w.force_output_tokens.is_some() {
+                ctx.emit(
+                    p.key("force_output_tokens"),
+                    "a `load` workload sets its output length in the task",
+                    |d| {
+                        d.expected("`task.output_tokens` (or an `output_tokens` axis)")
+                            .help("move the value to `task.output_tokens`")
+                    },
+                );
+            }
+            check_task(ctx, &p.key("task"), t);
+        }
+    }
+    for (p, b) in root.items("matrix", &s.matrix) {
+        let load = s
+            .workloads
+            .iter()
+            .find(|w| w.id == b.workload)
+            .map(|w| matches!(w.task, Task::Load(_)));
+        match load {
+            Some(true) => check_load_block(ctx, &p, b),
+            Some(false) => check_other_block(ctx, &p, b),
+            None => {}
+        }
+    }
+    for (p, slo) in root.items("slos", &s.slos) {
+        if !(slo.max_ms.is_finite() && slo.max_ms > 0.0) {
+            ctx.emit(p.key("max_ms"), "SLO bound out of range", |d| {
+                d.expected("a finite number of milliseconds > 0")
+                    .found(format!("`{}`", slo.max_ms))
+            });
+        }
+        if !(slo.percentile > 0.0 && slo.percentile <= 100.0) {
+            ctx.emit(p.key("percentile"), "SLO percentile out of range", |d| {
+                d.expected("a percentile in (0, 100], e.g. `99`")
+                    .found(format!("`{}`", slo.percentile))
+            });
+        }
+    }
+}
+
+/// A load task's counts, lengths and length distribution.
+fn check_task(ctx: &mut Ctx<'_>, p: &KeyPath, t: &LoadTask) {
+    if t.requests == 0 {
+        ctx.emit(
+            p.key("requests"),
+            "a load needs at least one measured request",
+            |d| d.expected("`requests` ≥ 1").found("`0`"),
+        );
+    }
+    for (key, v) in [
+        ("input_tokens", t.input_tokens),
+        ("output_tokens", t.output_tokens),
+    ] {
+        if v == Some(0) {
+            ctx.emit(p.key(key), format!("`{key}` must be at least 1"), |d| {
+                d.expected("a token count ≥ 1, or no key").found("`0`")
+            });
+        }
+    }
+    let (key, v) = match t.lengths {
+        LengthDistribution::Fixed => return,
+        LengthDistribution::Uniform { spread } => ("spread", spread),
+        LengthDistribution::Normal { cv } => ("cv", cv),
+    };
+    if !(v.is_finite() && (0.0..1.0).contains(&v)) {
+        ctx.emit(
+            p.key("lengths").key(key),
+            format!("`{key}` out of range"),
+            |d| {
+                d.expected("a fraction in [0, 1), e.g. `0.2`")
+                    .found(format!("`{v}`"))
+            },
+        );
+    }
+    if t.input_tokens.is_none() && t.output_tokens.is_none() {
+        ctx.emit(
+            p.key("lengths"),
+            "a length distribution without lengths",
+            |d| {
+                d.expected("`input_tokens` or `output_tokens` (or their axes) to draw around")
+                    .help("set the target lengths, or remove `lengths`")
+            },
+        );
+    }
+}
+
+/// A block of a load workload: exactly one level axis, valid level values.
+fn check_load_block(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block) {
+    let has = |a: Axis| b.axes.count(a).is_some();
+    match (has(Axis::Concurrency), has(Axis::Rate)) {
+        (true, true) => ctx.emit(p.key("axes"), "a load block sweeps `concurrency` or `rate`, not both", |d| {
+            d.expected("one level axis per block")
+                .help("split it into two blocks: a closed-loop (`concurrency`) sweep and an open-loop (`rate`) sweep")
+        }),
+        (false, false) => ctx.emit(p.key("axes"), "a load block needs a level", |d| {
+            d.expected("`concurrency: [1, 4, 16]` (closed loop, users) or `rate: [1, 2, 4]` (open loop, requests per second)")
+        }),
+        _ => {}
+    }
+    if !b.configurations.is_empty() {
+        ctx.emit(
+            p.key("configurations"),
+            "a load block is a factorial of its axes",
+            |d| {
+                d.expected("`axes` only")
+                    .help("describe each level with the `concurrency` or `rate` axis")
+            },
+        );
+    }
+    let ap = p.key("axes");
+    for (j, n) in b.axes.concurrency.iter().flatten().enumerate() {
+        if !(1..=MAX_CONCURRENCY).contains(n) {
+            ctx.emit(
+                ap.key("concurrency").index(j),
+                "`concurrency` out of range",
+                |d| {
+                    d.expected(format!("1 to {MAX_CONCURRENCY} users"))
+                        .found(format!("`{n}`"))
+                },
+            );
+        }
+    }
+    for (j, r) in b.axes.rate.iter().flatten().enumerate() {
+        if !(r.is_finite() && *r > 0.0) {
+            ctx.emit(ap.key("rate").index(j), "`rate` out of range", |d| {
+                d.expected("requests per second > 0")
+                    .found(format!("`{r}`"))
+            });
+        }
+    }
+    for axis in [Axis::InputTokens, Axis::OutputTokens] {
+        let vals = match axis {
+            Axis::InputTokens => &b.axes.input_tokens,
+            _ => &b.axes.output_tokens,
+        };
+        for (j, n) in vals.iter().flatten().enumerate() {
+            if *n == 0 {
+                ctx.emit(
+                    ap.key(axis.name()).index(j),
+                    format!("`{axis}` must be at least 1"),
+                    |d| d.expected("a token count ≥ 1").found("`0`"),
+                );
+            }
+        }
+    }
+}
+
+/// A block of another workload: no load axis anywhere.
+fn check_other_block(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block) {
+    let mut found: Vec<(Axis, KeyPath)> = Vec::new();
+    for axis in b.axes.declared().into_iter().filter(|a| a.is_load()) {
+        found.push((axis, p.key("axes").key(axis.name())));
+    }
+    for (j, pt) in b.include.iter().enumerate() {
+        for axis in pt.keys().into_iter().filter(|a| a.is_load()) {
+            found.push((axis, p.key("include").index(j).key(axis.name())));
+        }
+    }
+    for (axis, path) in found {
+        ctx.emit(
+            path,
+            format!("`{axis}` is an axis of `load` workloads"),
+            |d| {
+                d.expected(format!(
+                    "a workload with `task: {{kind: load, ...}}` (this block's is `{}`)",
+                    b.workload
+                ))
+                .help("remove the axis, or point the block at a load workload")
+            },
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Running one agent of a `load` workload: its configuration's level (closed loop of
+//! `concurrency` users, or open loop at `rate`) against its endpoint, through the load
+//! driver, every request a row of stage `load` with its schedule, send time and requested
+//! lengths (`docs/serving-metrics.md`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::AgentJob;
+use crate::backend::{ErrorKind, LlmRequest};
+use crate::load::prompt::{Calibration, calibrate, synthetic};
+use crate::load::{Arrivals, Load, MakeRequest, Mode, Stop, drive_keeping};
+use crate::manifest::{ArrivalProcess, LoadTask};
+use crate::plan::LoadLevel;
+use crate::record::{LoadRequest, RequestRow};
+use crate::util::rng::mix;
+use crate::workload::Stage;
+
+/// Prompt calibrations learned in this run, by (endpoint URL, model tag): one probe pair per
+/// server and model, whatever the number of cells.
+pub(super) type Calibrations = tokio::sync::Mutex<HashMap<(String, String), Calibration>>;
+
+/// What one agent run of a load needs beyond its job.
+#[derive(Clone)]
+pub(super) struct LoadJob {
+    /// The task.
+    pub task: LoadTask,
+    /// The configuration's level and lengths.
+    pub level: LoadLevel,
+    /// This cell's own number: mixed into every prompt (so that no server cache serves one
+    /// cell's requests from another's) and into the Poisson seed (each repetition its own
+    /// arrival times).
+    pub nonce: u64,
+    /// The run's calibrations.
+    pub calibrations: Arc<Calibrations>,
+}
+
+impl LoadJob {
+    /// The load the level asks for.
+    fn load(&self) -> Result<Load, String> {
+        let t = &self.task;
+        let mode = match (self.level.concurrency, self.level.rate) {
+            (Some(users), _) => Mode::Closed { users },
+            (None, Some(rate)) => Mode::Open {
+                arrivals: match t.arrivals {
+                    ArrivalProcess::Poisson => Arrivals::Poisson {
+                        rate_per_s: rate,
+                        seed: mix(t.seed ^ self.nonce),
+                    },
+                    ArrivalProcess::Constant => Arrivals::Constant { rate_per_s: rate },
+                },
+            },
+            (None, None) => {
+                return Err(
+                    "the configuration has no `concurrency` or `rate`: add one of them to the block's axes".into(),
+                );
+            }
+        };
+        Ok(Load {
+            mode,
+            stop: Stop::Requests(u64::from(t.requests) + u64::from(t.warmup_requests)),
+            warmup: (t.warmup_requests > 0).then_some(Stop::Requests(u64::from(t.warmup_requests))),
+        })
+    }
+}
+
+/// The lengths request `i` asks for: the targets, drawn around them by the task's
+/// distribution.
+fn lengths(job: &LoadJob, i: u64) -> (Option<u32>, Option<u32>) {
+    let draw = |target: Option<u32>, salt: u64| {
+        target
+            .map(|n| crate::load::lengths::draw(&job.task.lengths, n, mix(job.task.seed ^ salt), i))
+    };
+    (
+        draw(job.level.input_tokens, 0x696e),
+        draw(job.level.output_tokens, 0x6f7574),
+    )
+}
+
+/// The calibration of the agent's server and model, measured once per run.
+async fn calibration(
+    job: &AgentJob,
+    base: &LlmRequest,
+    lj: &LoadJob,
+) -> Result<Calibration, String> {
+    let key = (job.client.base_url().to_owned(), job.model.clone());
+    let mut known = lj.calibrations.lock().await;
+    if let Some(c) = known.get(&key) {
+        return Ok(*c);
+    }
+    let c = calibrate(&job.client, base, (64, 256), lj.nonce)
+        .await
+        .map_err(|e| e.to_string())?;
+    known.insert(key, c);
+    Ok(c)
+}
+
+/// Runs the agent's load once: its rows, in order of sending (a load that cannot run: one
+/// failed row that says why).
+pub(super) async fn run(job: &AgentJob, lj: &LoadJob) -> Vec<RequestRow> {
+    let fail =
+        |why: String| vec![job.row(Stage::Load, 0, super::failed(ErrorKind::BadRequest, why))];
+    let load = match lj.load() {
+        Ok(l) => l,
+        Err(why) => return fail(why),
+    };
+    let base = job.request(String::new());
+    let calib = match lj.level.input_tokens {
+        Some(_) => match calibration(job, &base, lj).await {
+            Ok(c) => Some(c),
+            Err(why) => return fail(why),
+        },
+        None => None,
+    };
+    let openai = job.client.is_openai();
+    let (nonce, lj2) = (lj.nonce, lj.clone());
+    let make: MakeRequest = Arc::new(move |i| {
+        let (input, output) = lengths(&lj2, i);
+        let words = match (input, calib) {
+            (Some(n), Some(c)) => c.words_for(n),
+            _ => 8,
+        };
+        let mut req = base.clone();
+        req.prompt = synthetic(words, mix(nonce ^ i));
+        if let Some(n) = output {
+            req.options.num_predict = Some(i64::from(n));
+        }
+        // Ollama cannot force a length: `num_predict` only caps it.
+        (req, output.filter(|_| openai))
+    });
+    let driven = match drive_keeping(&load, job.client.clone(), make).await {
+        Ok(d) => d,
+        Err(e) => return fail(e.to_string()),
+    };
+    driven
+        .into_iter()
+        .map(|(s, record)| {
+            let (input, output) = lengths(lj, s.index);
+            let mut row =
+                RequestRow::measured(Stage::Load, s.index as u32, s.warmup, record, job.ttft_def);
+            row.load = Some(LoadRequest {
+                user: s.user,
+                scheduled_ms: s.scheduled_ms,
+                sent_ms: s.sent_ms,
+                input_tokens_requested: input,
+                output_tokens_requested: output,
+            });
+            row
+        })
+        .collect()
+}
