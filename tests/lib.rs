@@ -32,6 +32,7 @@ mod props;
 mod report;
 mod run_e2e;
 mod server_metrics;
+mod serving;
 mod shards;
 #[cfg(unix)]
 mod slurm;

@@ -439,6 +439,7 @@ pub(crate) fn imported() -> Analysis {
         suspect: Vec::new(),
         suspect_included: false,
         server_metrics: Vec::new(),
+        serving: None,
         suspect_warning: None,
     };
     Analysis {
@@ -601,6 +602,7 @@ pub(crate) fn emulator() -> Analysis {
         }],
         suspect_included: false,
         server_metrics: Vec::new(),
+        serving: None,
         suspect_warning: Some(s(
             "Self-checks failed often: 1 of 6 measured cells (17 %) are suspect; they are left out of the statistics below. The list of suspect cells says why; fix the cause and measure again.",
         )),
@@ -797,6 +799,7 @@ pub(crate) fn cpu() -> Analysis {
         suspect: Vec::new(),
         suspect_included: false,
         server_metrics: Vec::new(),
+        serving: None,
         suspect_warning: None,
     };
     Analysis {

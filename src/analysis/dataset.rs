@@ -40,8 +40,9 @@ pub struct Dataset {
     pub files: usize,
 }
 
-/// The columns of `requests` the analysis reads; the others are never decoded.
-pub const REQUEST_COLUMNS: [&str; 10] = [
+/// The columns of `requests` the analysis reads; the others are never decoded. The last
+/// eight are kept for the rows of serving loads only (stage `load`).
+pub const REQUEST_COLUMNS: [&str; 18] = [
     "cell_id",
     "agent",
     "stage",
@@ -52,6 +53,14 @@ pub const REQUEST_COLUMNS: [&str; 10] = [
     "published_ttft_ms",
     "load_ms",
     "output_tokens",
+    "e2e_ms",
+    "prompt_tokens",
+    "load_user",
+    "scheduled_ms",
+    "load_sent_ms",
+    "input_tokens_requested",
+    "output_tokens_requested",
+    "itl_ms",
 ];
 
 /// Rows per decoded batch of `requests`.
@@ -82,6 +91,9 @@ pub struct CellRequests {
     pub load_ms: Vec<f64>,
     /// `output_tokens`, as a float.
     pub output_tokens: Vec<f64>,
+    /// The rows of stage `load` as serving samples, with their agent (index into
+    /// `agents`); empty for cells of other workloads.
+    pub load: Vec<(u32, crate::load::Sample)>,
     /// Rows with an `error_kind` (failed requests).
     pub failed: usize,
     /// Warm-up rows (counted, not kept).
@@ -258,14 +270,11 @@ fn add_requests(batch: &RecordBatch, out: &mut Vec<CellRequests>) -> Result<(), 
     let ttft = floats(batch, "ttft_ms")?;
     let pttft = floats(batch, "published_ttft_ms")?;
     let load = floats(batch, "load_ms")?;
-    let tokens = match batch.column_by_name("output_tokens") {
-        Some(c) => <Option<u64>>::read(Some(c), batch.num_rows()),
-        None => Ok(vec![None; batch.num_rows()]),
+    let tokens = read::<Option<u64>>(batch, "output_tokens")?;
+    let mut served = LoadColumns::default();
+    if stage_vals.contains(&Stage::Load) {
+        served = LoadColumns::of(batch)?;
     }
-    .map_err(|problem| ColumnError {
-        column: "output_tokens",
-        problem,
-    })?;
     // Where each batch-local cell id lives in `out`.
     let slots: Vec<usize> = cell_ids
         .into_iter()
@@ -310,11 +319,74 @@ fn add_requests(batch: &RecordBatch, out: &mut Vec<CellRequests>) -> Result<(), 
         t.load_ms.push(load[i]);
         t.output_tokens
             .push(tokens[i].map_or(f64::NAN, |x| x as f64));
-        if error_vals[error[i] as usize].is_some() {
+        let failed = error_vals[error[i] as usize].is_some();
+        if failed {
             t.failed += 1;
+        }
+        if stage_vals[stage[i] as usize] == Stage::Load {
+            let sample = served.sample(i, ttft[i], tokens[i], !failed);
+            t.load.push((a, sample));
         }
     }
     Ok(())
+}
+
+/// Column `name` as `T` reads it (a missing column: as `T` reads absence).
+fn read<T: Column>(batch: &RecordBatch, name: &'static str) -> Result<Vec<T>, ColumnError> {
+    T::read(batch.column_by_name(name), batch.num_rows()).map_err(|problem| ColumnError {
+        column: name,
+        problem,
+    })
+}
+
+/// The columns only rows of stage `load` use, decoded when a batch has such rows.
+#[derive(Default)]
+struct LoadColumns {
+    e2e: Vec<f64>,
+    prompt_tokens: Vec<Option<u64>>,
+    user: Vec<Option<u32>>,
+    scheduled: Vec<Option<f64>>,
+    sent: Vec<Option<f64>>,
+    input_requested: Vec<Option<u32>>,
+    output_requested: Vec<Option<u32>>,
+    itl: Vec<Vec<f64>>,
+}
+
+impl LoadColumns {
+    fn of(batch: &RecordBatch) -> Result<Self, ColumnError> {
+        Ok(LoadColumns {
+            e2e: read::<f64>(batch, "e2e_ms")?,
+            prompt_tokens: read(batch, "prompt_tokens")?,
+            user: read(batch, "load_user")?,
+            scheduled: read(batch, "scheduled_ms")?,
+            sent: read(batch, "load_sent_ms")?,
+            input_requested: read(batch, "input_tokens_requested")?,
+            output_requested: read(batch, "output_tokens_requested")?,
+            itl: read(batch, "itl_ms")?,
+        })
+    }
+
+    /// Row `i` as the sample the load driver made of it (its number: the row's position in
+    /// the batch, which keeps the order of sending).
+    fn sample(&self, i: usize, ttft: f64, output: Option<u64>, ok: bool) -> crate::load::Sample {
+        let sent = self.sent[i].unwrap_or(f64::NAN);
+        crate::load::Sample {
+            index: i as u64,
+            user: self.user[i],
+            scheduled_ms: self.scheduled[i],
+            sent_ms: sent,
+            done_ms: sent + self.e2e[i],
+            warmup: false,
+            ok,
+            ttft_ms: present(ttft),
+            e2e_ms: self.e2e[i],
+            itl_ms: self.itl[i].clone(),
+            output_tokens: output,
+            input_tokens: self.prompt_tokens[i],
+            input_tokens_requested: self.input_requested[i],
+            output_tokens_requested: self.output_requested[i],
+        }
+    }
 }
 
 /// The non-warm-up rows of one `requests` file, read as a projection batch by batch.
@@ -348,6 +420,7 @@ impl CellRequests {
         self.published_ttft_ms.shrink_to_fit();
         self.load_ms.shrink_to_fit();
         self.output_tokens.shrink_to_fit();
+        self.load.shrink_to_fit();
     }
 }
 

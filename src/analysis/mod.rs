@@ -19,6 +19,7 @@ pub mod model;
 pub(crate) mod render;
 pub(crate) mod select;
 pub mod server_metrics;
+pub mod serving;
 mod summary;
 pub mod suspect;
 pub(crate) mod verdict;

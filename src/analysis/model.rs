@@ -574,6 +574,9 @@ pub struct ReportAnalysis {
     /// without a `server_metrics` table).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub server_metrics: Vec<super::server_metrics::ServerMetricsGroup>,
+    /// The serving loads of the report's `load` workloads: series, levels, SLO frontier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<super::serving::Serving>,
 }
 
 #[cfg(test)]

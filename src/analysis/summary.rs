@@ -744,6 +744,7 @@ fn analyze_report(
         suspect,
         suspect_included: include_suspect,
         server_metrics: super::server_metrics::server_metrics(&l.data, &own),
+        serving: super::serving::serving(&l.plan, &l.data, &own_pool, idx),
     };
     tracing::debug!(
         "analysis: report {} done after {:?}",

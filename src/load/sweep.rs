@@ -86,7 +86,8 @@ pub struct Mean {
     pub ci95: Option<(f64, f64)>,
 }
 
-fn mean_of(xs: &[f64]) -> Option<Mean> {
+/// The mean of `xs` with its Student-t 95 % CI (none below two values; `None` when empty).
+pub fn mean_of(xs: &[f64]) -> Option<Mean> {
     Some(Mean {
         mean: stats::mean(xs)?,
         ci95: if xs.len() >= 2 {
@@ -295,8 +296,8 @@ pub async fn run(sweep: &Sweep, client: Arc<Client>) -> Result<SweepResult, Swee
     })
 }
 
-/// A level's summaries and means over its repetitions.
-fn level_result(level: f64, runs: &[Vec<Sample>], slos: &[Slo]) -> LevelResult {
+/// A level's summaries and means over its repetitions (each repetition's requests).
+pub fn level_result(level: f64, runs: &[Vec<Sample>], slos: &[Slo]) -> LevelResult {
     let sums: Vec<Summary> = runs.iter().map(|r| summarise(r, slos)).collect();
     let over = |f: &dyn Fn(&Summary) -> Option<f64>| {
         mean_of(&sums.iter().filter_map(f).collect::<Vec<_>>())

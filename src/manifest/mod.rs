@@ -11,6 +11,7 @@ pub(crate) mod load;
 pub(crate) mod locate;
 pub(crate) mod resource;
 pub(crate) mod server_metrics;
+pub(crate) mod serving;
 pub(crate) mod spec;
 pub(crate) mod template;
 pub(crate) mod validate;
@@ -23,6 +24,7 @@ pub use kinds::*;
 pub use load::parse;
 pub use resource::Resource;
 pub use server_metrics::{MIN_SERVER_METRICS_INTERVAL_MS, ServerMetricsSettings};
+pub use serving::*;
 pub use spec::*;
 
 /// A parsed and validated manifest.

@@ -7,9 +7,10 @@ use crate::manifest::locate::KeyPath;
 use crate::manifest::template::{self, Piece};
 use crate::manifest::{
     Axis, AxisPoint, Block, Diagnostic, Execution, ExplicitConfig, Language, Manifest,
-    ManifestSpec, Options, Role, Runtime, ScenarioKind, ServerFlags, Task,
+    ManifestSpec, Options, Role, Runtime, ScenarioKind, ServerFlags,
 };
 
+pub use super::key::LoadLevel;
 use super::key::{AgentKey, ConfigKey, EndpointKey, WorkloadKey};
 
 /// One agent of a configuration, with its effective options.
@@ -65,45 +66,6 @@ pub struct Configuration {
     pub load: LoadLevel,
     /// The managed-server settings of the `server` axis (empty without it).
     pub server: ServerFlags,
-}
-
-/// The level and lengths of a configuration of a `load` workload: its axes, else the
-/// task's lengths.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
-pub struct LoadLevel {
-    /// Closed-loop users.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<u32>,
-    /// Open-loop requests per second.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rate: Option<f64>,
-    /// Prompt length, tokens.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub input_tokens: Option<u32>,
-    /// Output length, tokens.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub output_tokens: Option<u32>,
-}
-
-impl LoadLevel {
-    /// The level of point `p` of a block whose workload has `task`.
-    pub fn of(task: &Task, p: &AxisPoint) -> Self {
-        let (input, output) = match task {
-            Task::Load(t) => (t.input_tokens, t.output_tokens),
-            _ => (None, None),
-        };
-        LoadLevel {
-            concurrency: p.concurrency,
-            rate: p.rate,
-            input_tokens: p.input_tokens.or(input),
-            output_tokens: p.output_tokens.or(output),
-        }
-    }
-
-    /// True when nothing is set.
-    pub fn is_empty(&self) -> bool {
-        *self == LoadLevel::default()
-    }
 }
 
 impl Configuration {

@@ -26,8 +26,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{
-    Api, BetweenRuns, CommandAgent, EndpointKind, Execution, Language, Options, Role, Runtime,
-    ScenarioKind, Task, WarmupMode, Workload,
+    Api, AxisPoint, BetweenRuns, CommandAgent, EndpointKind, Execution, Language, Options, Role,
+    Runtime, ScenarioKind, Task, WarmupMode, Workload,
 };
 
 /// Format-version salt of every id. Bump it when the key's meaning changes.
@@ -172,7 +172,7 @@ pub struct ConfigKey<'a> {
     /// The level and lengths of a `load` workload (absent for other workloads, so that
     /// their ids are what they were before load workloads existed).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub load: Option<super::expand::LoadLevel>,
+    pub load: Option<LoadLevel>,
     /// The `server` axis's managed-server settings (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<&'a crate::manifest::ServerFlags>,
@@ -249,6 +249,45 @@ pub fn report_node_id(kind: &str, report: &str) -> NodeId {
         kind.as_bytes(),
         report.as_bytes(),
     ]))
+}
+
+/// The level and lengths of a configuration of a `load` workload: its axes, else the
+/// task's lengths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct LoadLevel {
+    /// Closed-loop users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// Open-loop requests per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Prompt length, tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u32>,
+    /// Output length, tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u32>,
+}
+
+impl LoadLevel {
+    /// The level of point `p` of a block whose workload has `task`.
+    pub fn of(task: &Task, p: &AxisPoint) -> Self {
+        let (input, output) = match task {
+            Task::Load(t) => (t.input_tokens, t.output_tokens),
+            _ => (None, None),
+        };
+        LoadLevel {
+            concurrency: p.concurrency,
+            rate: p.rate,
+            input_tokens: p.input_tokens.or(input),
+            output_tokens: p.output_tokens.or(output),
+        }
+    }
+
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == LoadLevel::default()
+    }
 }
 
 #[cfg(test)]

@@ -202,7 +202,8 @@ impl Plan {
             Task::SingleInference { prompts } => prompts.len() as u64,
             Task::AgentWorkflow { .. } => 2,
             Task::Persona { .. } => 1,
-            Task::Load(t) => u64::from(t.requests) + u64::from(t.warmup_requests),
+            // The measured ones (a load's own warm-up requests are rows flagged `warmup`).
+            Task::Load(t) => u64::from(t.requests),
         }
     }
 

@@ -250,6 +250,7 @@ pub(crate) fn render(
     environment(&mut md, &mut heading, r);
     method(&mut md, &mut heading, r, &a.campaign);
     results(&mut md, &mut heading, r);
+    super::serving::section(&mut md, &mut heading, r);
     if r.multi_agent {
         efficiency(&mut md, &mut heading, r);
     }

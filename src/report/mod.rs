@@ -17,6 +17,7 @@ mod format;
 mod html;
 mod markdown;
 mod server_metrics;
+mod serving;
 mod suspect;
 mod svg;
 

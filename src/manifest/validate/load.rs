@@ -4,7 +4,8 @@
 
 use crate::manifest::axis::Axis;
 use crate::manifest::locate::KeyPath;
-use crate::manifest::spec::{Block, LengthDistribution, LoadTask, Task};
+use crate::manifest::serving::{LengthDistribution, LoadTask};
+use crate::manifest::spec::{Block, Task};
 
 use super::ctx::Ctx;
 

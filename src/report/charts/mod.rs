@@ -1,11 +1,12 @@
 //! The report's charts: efficiency per configuration, request-level distributions per
-//! scenario (box plots), and GPU utilisation and power over time. Each is skipped when it
+//! scenario (box plots), latency against throughput of serving loads, and GPU utilisation and power over time. Each is skipped when it
 //! has nothing to plot; values that are not finite are left out, never drawn; every plotted
 //! point carries its raw value as hover text (an SVG `<title>`), and every canvas is sized
 //! to what is drawn on it.
 
 mod distribution;
 mod efficiency;
+mod serving;
 mod telemetry;
 
 use crate::analysis::model::{Distribution, ReportAnalysis};
@@ -51,6 +52,7 @@ pub(crate) fn figures(r: &ReportAnalysis) -> Vec<Figure> {
         let groups: Vec<&Distribution> = r.distributions.iter().filter(|d| d.metric == m).collect();
         out.extend(distribution::distribution(r, &stem, m, &groups));
     }
+    out.extend(serving::serving(r, &stem));
     out.extend(telemetry::telemetry(r, &stem, Gauge::Util));
     out.extend(telemetry::telemetry(r, &stem, Gauge::Power));
     out
@@ -203,6 +205,7 @@ mod tests {
             suspect: Vec::new(),
             suspect_included: false,
             server_metrics: Vec::new(),
+            serving: None,
             suspect_warning: None,
         }
     }

@@ -1,0 +1,169 @@
+//! A manifest `load` workload against `chimera emulate`, whose timing is known: a concurrency
+//! sweep and a rate sweep run as cells, every request lands in `requests` with its schedule,
+//! send time and lengths, and the report's serving section finds the emulator's knee.
+
+use std::net::SocketAddr;
+
+use chimera::table::{RequestsRow, read_rows};
+use chimera::workload::Stage;
+
+use crate::support::{campaign, emulate};
+
+/// Two slots per listener, each reply 16 tokens at 400 tok/s (40 ms): up to two users never
+/// wait for a slot; from three on a request waits about a whole reply.
+const KNEE_PROFILE: &str = "
+seed: 5
+shared_gpu: false
+num_parallel: 2
+models:
+  - name: gemma3:270m
+    load_ms: 1
+    prompt_tok_s: 1000000
+    output_tok_s: 400
+    output_tokens: 16
+";
+
+fn manifest(addr: SocketAddr) -> String {
+    format!(
+        r#"format: 1
+report: TR900_serving
+title: Serving sweep on the emulator
+endpoints:
+  - {{id: emu, kind: emulator, url: "http://{addr}", resource: "local:gpu0"}}
+models:
+  - {{id: gemma3, tag: "gemma3:270m"}}
+workloads:
+  - id: serve
+    task: {{kind: load, requests: 12, warmup_requests: 2, input_tokens: 100, output_tokens: 16, seed: 3}}
+scenarios:
+  - {{id: solo, kind: single, agents: [{{id: A, role: client, endpoint: emu}}]}}
+matrix:
+  - {{name: users, workload: serve, scenario: solo, model: gemma3, axes: {{concurrency: [1, 2, 4, 8]}}}}
+  - {{name: rates, workload: serve, scenario: solo, model: gemma3, axes: {{rate: [20, 40]}}}}
+repetitions: 3
+warmup: {{policy: none}}
+slos:
+  - {{metric: ttft_ms, max_ms: 25}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_load_manifest_sweeps_levels_and_its_report_finds_the_knee() {
+    let emu = emulate(KNEE_PROFILE, 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = campaign(dir.path(), "serve", &manifest(emu.addrs[0]), false, None).await;
+    assert!(s.failed.is_empty(), "{s:?}");
+    let data = dir.path().join("data");
+
+    // Every cell's requests: 2 warm-up + 12 measured, stage `load`, lengths asked for beside
+    // the counted ones, the schedule of the open-loop cells.
+    let mut cells = 0;
+    let mut open = 0;
+    for e in std::fs::read_dir(data.join("serve").join("cells")).expect("cells") {
+        let d = e.expect("entry").path();
+        let rows: Vec<RequestsRow> = read_rows(&d.join("requests.parquet")).expect("requests");
+        cells += 1;
+        assert_eq!(rows.len(), 14, "{}", d.display());
+        assert_eq!(rows.iter().filter(|r| r.warmup).count(), 2);
+        for r in &rows {
+            assert_eq!(r.stage, Stage::Load);
+            assert!(r.error_kind.is_none(), "{r:?}");
+            assert_eq!(r.input_tokens_requested, Some(100));
+            assert_eq!(r.output_tokens_requested, Some(16));
+            assert_eq!(r.output_tokens, Some(16));
+            let counted = r.prompt_tokens.expect("prompt tokens") as f64;
+            assert!((counted - 100.0).abs() <= 3.0, "prompt tokens {counted}");
+            assert_eq!(r.itl_ms.len(), 15, "one gap per token after the first");
+            assert!(r.load_sent_ms.is_some());
+        }
+        if rows[0].scheduled_ms.is_some() {
+            open += 1;
+            for r in &rows {
+                let late = r.lateness_ms.expect("lateness");
+                let want = r.load_sent_ms.expect("sent") - r.scheduled_ms.expect("scheduled");
+                assert!((late - want).abs() < 1e-9);
+                assert!(late > -1.0, "sent {late} ms before its time");
+            }
+        } else {
+            assert!(
+                rows.iter()
+                    .all(|r| r.load_user.is_some() && r.lateness_ms.is_none())
+            );
+        }
+    }
+    assert_eq!(
+        (cells, open),
+        (18, 6),
+        "6 levels × 3 repetitions, 2 levels open loop"
+    );
+
+    let out = chimera::analysis::analyze(&data, Some("serve"), None).expect("analyze");
+    let a = &out[0].1;
+    let r = &a.reports[0];
+    assert!(r.suspect.is_empty(), "{:#?}", r.suspect);
+    let serving = r.serving.as_ref().expect("serving section");
+    assert_eq!(serving.series.len(), 2, "{:#?}", serving.series);
+    let closed = serving
+        .series
+        .iter()
+        .find(|x| x.unit == "users")
+        .expect("closed loop");
+    let levels: Vec<f64> = closed.levels.iter().map(|l| l.result.level).collect();
+    assert_eq!(levels, [1.0, 2.0, 4.0, 8.0]);
+    // Four users wait for a slot and fail the 25 ms p99 TTFT; below, a stall on a loaded
+    // machine can leave two users unsure.
+    assert_eq!(
+        closed.frontier.first_failing,
+        Some(4.0),
+        "{:#?}",
+        closed.frontier
+    );
+    assert!(
+        matches!(closed.frontier.largest_meeting, Some(x) if x == 1.0 || x == 2.0),
+        "{:#?}",
+        closed.frontier
+    );
+    for l in &closed.levels {
+        let x = &l.result;
+        assert_eq!(x.runs.len(), 3);
+        assert_eq!(x.output_tokens, Some(16.0));
+        assert_eq!(x.output_tokens_off, Some(0.0));
+        assert!(x.input_tokens_off.expect("off") <= 3.0);
+        let rate = x.request_rate.expect("rate").mean;
+        let good = x.goodput.expect("goodput").mean;
+        assert!(good <= rate + 1e-9);
+        assert!(x.ttft_p99.expect("ttft").ci95.is_some(), "3 runs give a CI");
+        assert_eq!(l.energy_j_per_token, None, "no GPU telemetry here");
+    }
+    // At 8 users most requests wait for a slot: goodput well below the request rate.
+    let eight = &closed.levels[3].result;
+    assert!(eight.goodput.expect("g").mean < 0.75 * eight.request_rate.expect("r").mean);
+    let open_series = serving
+        .series
+        .iter()
+        .find(|x| x.unit != "users")
+        .expect("open");
+    assert!(
+        open_series
+            .levels
+            .iter()
+            .all(|l| l.result.lateness_p99.is_some())
+    );
+
+    let md = chimera::report::render_markdown(a, r, "figures");
+    for want in [
+        ". Serving load\n",
+        "### users (closed loop) · solo: agent A on `emu`",
+        "### rates (open loop) · solo",
+        "SLOs (manifest `slos`): p99 ttft_ms ≤ 25 ms",
+        "SLO frontier: the largest level meeting every SLO",
+        "first level that fails them: 4 users",
+        "| 1 user | 3 | 36 / 36 |",
+        "is chimera's emulator",
+        "tr900_serving-latency-throughput.svg",
+        "100 → ",
+    ] {
+        assert!(md.contains(want), "missing {want:?} in\n{md}");
+    }
+}
