@@ -491,7 +491,8 @@ pub struct LoadArgs {
     /// Repetitions of every level (interleaved), for CIs.
     #[arg(long, default_value_t = 3)]
     pub repetitions: u32,
-    /// Prompt length in the server's tokens (calibrated on the server with two probes).
+    /// Prompt length in the server's tokens (calibrated on the server: its `/tokenize` and one
+    /// probe request, or two probe requests where it has none).
     #[arg(long)]
     pub input_tokens: Option<u32>,
     /// Output length to force (`max_tokens` + `ignore_eos` on OpenAI-compatible servers;

@@ -40,6 +40,7 @@ mod store;
 mod support;
 mod table;
 mod telemetry;
+mod tokenize;
 mod tr112;
 mod validity;
 mod workload;

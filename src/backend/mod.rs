@@ -13,6 +13,7 @@ pub(crate) mod manage;
 pub(crate) mod ollama;
 pub(crate) mod openai;
 pub(crate) mod stream;
+pub(crate) mod tokenize;
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ pub use openai::{
     OpenAiClient, TIMING_LLAMA_SERVER, TIMING_USAGE_ONLY, error_text, request_body_forced,
 };
 pub use stream::{ClientError, LineSplitter, Overflow};
+pub use tokenize::{TOKENIZE_PATH, token_count, tokenize_body, tokenize_missing};
 
 /// One LLM request, fully resolved.
 #[derive(Debug, Clone)]
@@ -258,6 +260,20 @@ impl Client {
                 c.send(req).await
             }
             Client::OpenAi(c) => c.send_forced(req, force_output_tokens).await,
+        }
+    }
+
+    /// How many tokens the server's own tokenizer makes of `text` for `base`'s model
+    /// (`POST /tokenize`, see [`tokenize`]), within `base`'s timeout and size cap; `None` for
+    /// a protocol without a tokenizer endpoint (Ollama's).
+    pub async fn count_tokens(
+        &self,
+        base: &LlmRequest,
+        text: &str,
+    ) -> Option<Result<u64, RequestError>> {
+        match self {
+            Client::Ollama(_) => None,
+            Client::OpenAi(c) => Some(c.count_tokens(base, text).await),
         }
     }
 

@@ -75,7 +75,7 @@ pub const TIMING_USAGE_ONLY: &str = "usage only";
 pub struct OpenAiClient {
     /// The server; its base URL has no trailing `/` and no `/v1`, e.g.
     /// `http://127.0.0.1:8080`.
-    server: ServerHttp,
+    pub(super) server: ServerHttp,
     /// The "settings ignored" warning was logged (shared by clones).
     warned: Arc<AtomicBool>,
 }

@@ -483,11 +483,42 @@ impl ServerHttp {
     /// mapped by the server's `status_error`.
     pub(super) async fn get_json(&self, path: &str) -> Result<Value, RequestError> {
         let url = format!("{}{path}", self.base);
+        self.json_reply(self.http.get(url), META_TIMEOUT, META_MAX_BYTES)
+            .await
+    }
+
+    /// POST `body` to the base URL + `path` and parse the reply as JSON, within `timeout` and
+    /// at most `max_bytes` of body; a non-2xx status is mapped by the server's `status_error`.
+    pub(super) async fn post_for_json(
+        &self,
+        path: &str,
+        body: &Value,
+        timeout: Duration,
+        max_bytes: usize,
+    ) -> Result<Value, RequestError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| {
+            err(
+                ErrorKind::BadRequest,
+                None,
+                format!("cannot encode the request: {e}"),
+            )
+        })?;
+        self.json_reply(self.post_json(path).body(bytes), timeout, max_bytes)
+            .await
+    }
+
+    /// Sends `request` and parses its (bounded) body as JSON.
+    async fn json_reply(
+        &self,
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+        max_bytes: usize,
+    ) -> Result<Value, RequestError> {
         let deadline = Instant::now()
-            .checked_add(META_TIMEOUT)
+            .checked_add(timeout)
             .map(tokio::time::Instant::from_std);
-        let mut resp = match within(deadline, self.http.get(url).send()).await {
-            Err(()) => return Err(timeout_error(None, META_TIMEOUT)),
+        let mut resp = match within(deadline, request.send()).await {
+            Err(()) => return Err(timeout_error(None, timeout)),
             Ok(Err(e)) => return Err(send_error(&e)),
             Ok(Ok(r)) => r,
         };
@@ -499,7 +530,7 @@ impl ServerHttp {
         let mut body = Vec::new();
         loop {
             match within(deadline, resp.chunk()).await {
-                Err(()) => return Err(timeout_error(Some(status.as_u16()), META_TIMEOUT)),
+                Err(()) => return Err(timeout_error(Some(status.as_u16()), timeout)),
                 Ok(Err(e)) => {
                     return Err(err(
                         ErrorKind::Truncated,
@@ -510,11 +541,11 @@ impl ServerHttp {
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(b))) => {
                     body.extend_from_slice(&b);
-                    if body.len() > META_MAX_BYTES {
+                    if body.len() > max_bytes {
                         return Err(err(
                             ErrorKind::TooLarge,
                             Some(status.as_u16()),
-                            format!("reply larger than {META_MAX_BYTES} bytes"),
+                            format!("reply larger than {max_bytes} bytes"),
                         ));
                     }
                 }

@@ -12,7 +12,8 @@
 //! Unknown route → 404 `404 page not found`, wrong method → 405 `405 method not allowed`.
 //! The same listeners also speak the OpenAI-compatible protocol of llama.cpp's `llama-server`
 //! (`POST /v1/completions`, `POST /v1/chat/completions`, `GET /v1/models`, `GET /health`,
-//! `GET /props`): SSE streams with the same token schedule, `usage`, `timings`; see `openai.rs`.
+//! `GET /props`, `POST /tokenize`): SSE streams with the same token schedule, `usage`,
+//! `timings`, and a tokenizer whose count is the one a completion reports; see `openai.rs`.
 //! `GET /metrics` publishes each listener's own Prometheus counters (requests completed, tokens
 //! generated, prompt tokens, requests in flight; see `metrics.rs`), as llama-server's
 //! `--metrics` does; they count the emulator's bookkeeping, not an LLM's.
@@ -26,6 +27,7 @@
 //! | `shared_gpu` | true | all listeners share one decode budget: the per-token rate is `output_tok_s / active streams` (recomputed per token); false = every stream at full speed |
 //! | `num_parallel` | 0 | slots per listener (FIFO wait, shows only in `total_duration`); 0 = unlimited |
 //! | `openai_timings` | true | OpenAI routes send llama-server's `timings` object; false = `usage` only (as vLLM) |
+//! | `openai_tokenize` | true | `POST /tokenize` answers llama-server's `{"tokens": [ids]}`, as many as the prompt-token count of the same text; false = 404 (a server without one) |
 //! | `models[].name` | (required) | e.g. `gemma3:270m`; a name without tag means `:latest`; case-insensitive |
 //! | `models[].digest` | sha256(name) | 64 hex digits |
 //! | `models[].size` | 1e9 | bytes, `/api/tags`, `/api/ps` |

@@ -2,9 +2,11 @@
 //!
 //! Every listener answers them next to the Ollama routes:
 //! `POST /v1/completions`, `POST /v1/chat/completions`, `GET /v1/models` (the profile's
-//! models, `owned_by: chimera-emulator`), `GET /health` (`{"status":"ok"}`) and `GET /props`
+//! models, `owned_by: chimera-emulator`), `GET /health` (`{"status":"ok"}`), `GET /props`
 //! (`build_info` = the profile's `version`, `model_path` = the first model, `total_slots`, and
-//! the `chimera_emulator` marker).
+//! the `chimera_emulator` marker) and `POST /tokenize` (`{"content": TEXT}` or vLLM's
+//! `{"prompt": TEXT}` → `{"tokens": [ids]}`, exactly as many as a completion of that prompt
+//! reports in `usage.prompt_tokens`; see [`tokenize`]; 404 with `openai_tokenize: false`).
 //!
 //! A completion uses the Ollama routes' seeded token schedule (same words and delays for the
 //! same profile seed, model, prompt and request `seed`): prompt processing, then one token per
@@ -50,7 +52,7 @@ use super::exchange::{
 use super::http;
 use super::profile::Fault;
 use super::state::{ListenerState, Shared};
-use super::util::fnv1a;
+use super::util::{fnv1a, prompt_tokens};
 
 /// Content type of streamed replies.
 const SSE: &str = "text/event-stream";
@@ -61,6 +63,36 @@ const FINGERPRINT: &str = "chimera-emulator";
 pub(super) const GET: [&str; 3] = ["/v1/models", "/health", "/props"];
 /// The completion routes (POST).
 pub(super) const POST: [&str; 2] = ["/v1/completions", "/v1/chat/completions"];
+
+/// llama-server's tokenizer route (POST), answered unless the profile sets
+/// `openai_tokenize: false`.
+pub(super) const TOKENIZE: &str = "/tokenize";
+
+/// The reply to `POST /tokenize`: llama-server's `{"tokens": [ids]}`, as many ids as the
+/// emulator counts for the same text in a completion's `usage.prompt_tokens` (and the Ollama
+/// routes' `prompt_eval_count`): [`prompt_tokens`] of `content` (or of vLLM's `prompt`). The
+/// ids are stand-ins (a hash of the word and its place, below 32,000). The emulator adds no
+/// special tokens to a prompt, so `add_special` changes nothing; `with_pieces` is not served
+/// (ids only). A body without a string `content` or `prompt` is answered 400.
+pub(super) fn tokenize(body: &[u8]) -> Result<Value, (u16, String)> {
+    let obj = json_object(body)?;
+    let text = match (obj.get("content"), obj.get("prompt")) {
+        (Some(Value::String(s)), _) => s,
+        (None | Some(Value::Null), Some(Value::String(s))) => s,
+        _ => return Err((400, "\"content\" must be a string".into())),
+    };
+    let n = prompt_tokens(text);
+    let ids: Vec<u64> = (0..u64::from(n))
+        .map(|i| (fnv1a(text) ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % 32_000)
+        .collect();
+    Ok(json!({ "tokens": ids }))
+}
+
+/// The OpenAI error envelope of a rejected request (for the routes served outside a
+/// completion exchange).
+pub(super) fn error_reply(code: u16, message: &str) -> String {
+    error_body(code, message)
+}
 
 /// The body of one of the [`GET`] routes.
 pub(super) fn get(sh: &Shared, path: &str) -> Value {

@@ -29,6 +29,10 @@ pub struct Profile {
     /// in non-streamed replies). Default true. False: token counts (`usage`) only, as vLLM.
     #[serde(default = "default_true")]
     pub openai_timings: bool,
+    /// OpenAI-compatible routes: answer llama-server's `POST /tokenize`. Default true. False:
+    /// 404, as a server without a tokenizer endpoint.
+    #[serde(default = "default_true")]
+    pub openai_tokenize: bool,
     /// The models the emulator knows; any other name is answered with 404.
     #[serde(default = "default_models")]
     pub models: Vec<ModelProfile>,
@@ -286,6 +290,7 @@ impl Default for Profile {
             shared_gpu: true,
             num_parallel: 0,
             openai_timings: true,
+            openai_tokenize: true,
             models: default_models(),
         }
     }

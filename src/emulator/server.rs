@@ -100,7 +100,8 @@ async fn route(
     let known_post = matches!(
         path,
         "/api/generate" | "/api/chat" | "/api/show" | "/api/pull"
-    ) || super::openai::POST.contains(&path);
+    ) || super::openai::POST.contains(&path)
+        || (path == super::openai::TOKENIZE && sh.profile.openai_tokenize);
     if !known_get && !known_post {
         http::write_full(wr, 404, TEXT, b"404 page not found", close, head_only).await?;
         return Ok(keep);
@@ -144,6 +145,14 @@ async fn route(
             g.x.end(&result);
             return result;
         }
+        super::openai::TOKENIZE => match super::openai::tokenize(&req.body) {
+            Ok(v) => v,
+            Err((code, msg)) => {
+                let body = super::openai::error_reply(code, &msg);
+                http::write_full(wr, code, JSON, body.as_bytes(), close, false).await?;
+                return Ok(keep);
+            }
+        },
         _ if known_post => {
             return super::openai::complete(wr, sh, ls, &req, received, received_unix_ms).await;
         }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::arrivals::{Arrivals, Stop};
 use super::driver::{DriveError, Load, MakeRequest, Mode, drive};
 use super::frontier::{Frontier, Level, frontier};
-use super::prompt::{Calibration, CalibrationError, calibrate, synthetic};
+use super::prompt::{Calibration, CalibrationError, CalibrationSource, calibrate, synthetic};
 use super::serving::{Sample, Slo, Summary, summarise};
 use super::trace::TraceEntry;
 use crate::backend::{Client, LlmRequest};
@@ -366,8 +366,13 @@ pub fn render_text(r: &SweepResult) -> String {
         };
         let _ = writeln!(
             out,
-            "prompts: {asked}; the server counts {:.3} token(s) per word + {:.1}",
-            c.per_word, c.overhead
+            "prompts: {asked}; the server counts {:.3} token(s) per word + {:.1} (calibrated by {})",
+            c.per_word,
+            c.overhead,
+            match c.source {
+                CalibrationSource::Tokenize => "its /tokenize and one probe request",
+                CalibrationSource::Probe => "two probe requests",
+            }
         );
     }
     let _ = writeln!(
