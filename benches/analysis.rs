@@ -241,6 +241,7 @@ fn cell(plan: &Plan, node: &PlanNode, seq: u64, rows: u32) -> CellRecord {
         repetition: node.repetition,
         model: Some(model.tag.clone()),
         axes: CellAxes::of(plan, c),
+        server_flags: None,
     };
     CellRecord::new(key, vec![agent], wall_ms, t0)
 }

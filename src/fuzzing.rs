@@ -610,6 +610,7 @@ pub fn sample_cell_record(
         repetition: 1,
         model: Some("gemma3:latest".into()),
         axes: CellAxes::default(),
+        server_flags: None,
     };
     let mut rec = CellRecord::new(key, agents, 1_000.0, 1_700_000_000_000.0);
     rec.status = Status::Ok;

@@ -31,6 +31,8 @@ mod openai;
 mod props;
 mod report;
 mod run_e2e;
+#[cfg(unix)]
+mod server_axis;
 mod server_metrics;
 mod serving;
 mod shards;

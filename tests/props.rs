@@ -252,6 +252,39 @@ proptest! {
         prop_assert_eq!(cell_ids(&plan_of(&emit(&v, 0, false))), cell_ids(&plan_of(&emit(&w, 0, false))));
     }
 
+    /// With a `server` axis on managed endpoints, the schedule changes each endpoint's
+    /// settings once per distinct setting, not once per cell.
+    #[test]
+    fn server_settings_change_once_per_distinct_setting(s in shape(), k in 1usize..4) {
+        let mut v = manifest(&s);
+        for e in v["endpoints"].as_array_mut().expect("endpoints") {
+            e["managed"] = json!({"command": ["emu", "--np", "{server.np}"], "defaults": {"np": 0}});
+        }
+        let block = &mut v["matrix"][0];
+        block["axes"]["server"] = json!((1..=k).map(|i| json!({"np": i})).collect::<Vec<_>>());
+        block.as_object_mut().expect("block").remove("id_template");
+        let p = plan_of(&emit(&v, 0, false));
+        prop_assert!(chimera::plan::is_topological(&p));
+        for url in ["http://127.0.0.1:11434", "http://127.0.0.1:11435"] {
+            let mut seq: Vec<String> = Vec::new();
+            for &ni in &p.order {
+                let n = &p.graph[ni];
+                let Some(c) = p.config_of(n) else { continue };
+                let spec = &p.reports[n.report as usize].manifest.spec;
+                let agents: Vec<&chimera::plan::ResolvedAgent> = match n.kind {
+                    NodeKind::Isolated => c.agents.iter().skip(n.agent as usize).take(1).collect(),
+                    _ => c.agents.iter().collect(),
+                };
+                if agents.iter().any(|a| spec.endpoints[a.endpoint].url == url) {
+                    seq.push(c.server.to_string());
+                }
+            }
+            let distinct: BTreeSet<&String> = seq.iter().collect();
+            let changes = seq.windows(2).filter(|w| w[0] != w[1]).count() + usize::from(!seq.is_empty());
+            prop_assert_eq!(changes, distinct.len(), "{}: {:?}", url, seq);
+        }
+    }
+
     #[test]
     fn every_dependency_precedes_its_dependents(s in shape()) {
         let p = plan_of(&emit(&manifest(&s), 0, false));

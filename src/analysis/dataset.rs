@@ -537,8 +537,9 @@ mod tests {
         let (cells, agents) = if old {
             (
                 // Without the version-3 axes, the version-4 `start_skew_ms`, the 10
-                // version-5 columns and the 4 version-6 placement columns.
-                version_2_part(&cells, "cells", 19),
+                // version-5 columns, the 4 version-6 placement columns and the version-8
+                // `server_flags`.
+                version_2_part(&cells, "cells", 20),
                 // Also without `published_ttft_mean_ms` (version 3), the version-4
                 // process columns and the 2 version-5 ones.
                 version_2_part(&agents, "agents", 14),

@@ -106,6 +106,10 @@ pub(super) fn run(args: &RunArgs) -> Result<(), Error> {
             0 => String::new(),
             1 => ", 1 managed-server restart".to_owned(),
             n => format!(", {n} managed-server restarts"),
+        } + &match summary.server_setting_restarts {
+            0 => String::new(),
+            1 => ", 1 managed-server restart for new settings".to_owned(),
+            n => format!(", {n} managed-server restarts for new settings"),
         }
     );
     if summary.failed.is_empty() && summary.blocked == 0 {

@@ -386,6 +386,7 @@ impl<'a> Ctx<'a> {
             repetition: node.repetition,
             model: self.model_tag(c),
             axes: CellAxes::of(self.plan, c),
+            server_flags: crate::record::server_flags_of(c),
         };
         CellRecord::new(key, agents, wall_ms, started_at_unix_ms)
     }

@@ -126,7 +126,38 @@ fn add_warmups(
 
 /// The (configuration, repetition) pairs of a report in run order: repetitions interleaved
 /// (or blocked), optionally shuffled per round with the recorded seed.
+///
+/// Configurations are first grouped by their `server` settings (groups in the order of
+/// their first configuration, configurations in declared order within a group), and the
+/// order mode applies within each group: a managed server is restarted when its settings
+/// change, so every group runs to its end before the next. This trades some drift
+/// protection (interleaving spreads a slow drift of the machine over every configuration,
+/// and now only over those of one group) for restarts: interleaving across groups would
+/// restart the servers before nearly every cell. Without a `server` axis there is one group
+/// and the order is the plain interleaved (or blocked) one.
 fn schedule(spec: &ManifestSpec, configs: &[Configuration], cidx: &[usize]) -> Vec<(usize, u32)> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for &c in cidx {
+        match groups
+            .iter_mut()
+            .find(|g| configs[g[0]].server == configs[c].server)
+        {
+            Some(g) => g.push(c),
+            None => groups.push(vec![c]),
+        }
+    }
+    groups
+        .iter()
+        .flat_map(|g| schedule_group(spec, configs, g))
+        .collect()
+}
+
+/// The run order of one group of configurations (see [`schedule`]).
+fn schedule_group(
+    spec: &ManifestSpec,
+    configs: &[Configuration],
+    cidx: &[usize],
+) -> Vec<(usize, u32)> {
     let max_reps = cidx
         .iter()
         .map(|&c| configs[c].repetitions)

@@ -308,6 +308,15 @@ pub struct CellKey {
     /// Runtime, language, block and harness of the configuration.
     #[serde(flatten)]
     pub axes: CellAxes,
+    /// The configuration's managed-server settings (the `server` axis), `name=value` pairs
+    /// joined by `+` (`parallel=4`); `None` without any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_flags: Option<String>,
+}
+
+/// The `server` settings of configuration `c` as the `cells` table shows them.
+pub fn server_flags_of(c: &Configuration) -> Option<String> {
+    (!c.server.is_empty()).then(|| c.server.to_string())
 }
 
 /// One finished cell.

@@ -246,6 +246,7 @@ mod tests {
             repetition: 1,
             model: Some("m:1b".into()),
             axes: Default::default(),
+            server_flags: None,
         };
         let mut rec = CellRecord::new(key, agents, wall, 0.0);
         rec.first_request_skew_ms = first_request_skew_ms(&rec.agents);

@@ -14,7 +14,7 @@ mod meta;
 
 pub use cell::{
     AgentRun, Baseline, CellAxes, CellKey, CellPlacement, CellRecord, LoadRequest,
-    MultiAgentMetrics, ProcessStats, RequestRow, agent_deltas, isolated_result,
+    MultiAgentMetrics, ProcessStats, RequestRow, agent_deltas, isolated_result, server_flags_of,
 };
 pub use kind::{CellKind, Status, UnknownName};
 pub use meta::{AgentMeta, CellMeta};

@@ -15,7 +15,7 @@ use std::time::Instant;
 use petgraph::graph::NodeIndex;
 use tokio::sync::mpsc;
 
-use super::cells::is_cell;
+use super::cells::{first_settings, is_cell};
 use super::events::RunEvent;
 use super::fingerprint::fingerprint;
 use super::gpu_telemetry::start_sampler;
@@ -75,6 +75,7 @@ pub async fn run_campaign(
     servers.stop_all().await;
     result.map(|mut summary| {
         summary.server_restarts = servers.restarts();
+        summary.server_setting_restarts = servers.setting_restarts();
         summary
     })
 }
@@ -192,10 +193,15 @@ async fn start_and_check(
     campaign: &Arc<Campaign>,
     run_id: &str,
     cancel: &tokio::sync::watch::Receiver<bool>,
+    pending: &[NodeIndex],
 ) -> Result<(), CampaignError> {
     // Before any server starts (minutes): a missing agent program is a quick refusal.
     check_programs(plan)?;
-    if let Err(e) = servers.start(plan, campaign, cancel.clone()).await {
+    let initial = first_settings(plan, pending);
+    if let Err(e) = servers
+        .start(plan, campaign, cancel.clone(), &initial)
+        .await
+    {
         if matches!(e, ManagedError::Interrupted) {
             campaign.journal(&JournalEvent::Interrupted {
                 at_unix_ms: now_unix_ms(),
@@ -281,7 +287,10 @@ async fn campaign_body(
     }
 
     let runner = Arc::new(Runner::prepare(&plan, run_opts)?);
-    start_and_check(&plan, &runner, servers, &campaign, &run_id, &cancel).await?;
+    start_and_check(
+        &plan, &runner, servers, &campaign, &run_id, &cancel, &pending,
+    )
+    .await?;
     // GPU telemetry: one sampler thread per campaign (the first report's settings).
     let (sampler, gpu_ids) = start_sampler(&plan, opts.fake_gpus, opts.fake_gpu_throttle);
     // The digests earlier runs measured stay the campaign's (a model re-pulled since then

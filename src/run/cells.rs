@@ -3,6 +3,7 @@
 
 use petgraph::graph::NodeIndex;
 
+use crate::manifest::ServerFlags;
 use crate::plan::{NodeKind, Plan};
 
 /// The resources a node needs: those of the endpoints its agents (or its warm-up) use.
@@ -108,4 +109,22 @@ pub(crate) fn label(plan: &Plan, ni: NodeIndex) -> String {
         );
     }
     crate::plan::render::label(plan, n)
+}
+
+/// The `server` settings of the first of `cells` (in order) that talks to each managed
+/// endpoint URL: what its server starts with, so that the first cell needs no restart. URLs
+/// no cell of `cells` uses are absent (their servers start with `managed.defaults`).
+pub(crate) fn first_settings(plan: &Plan, cells: &[NodeIndex]) -> Vec<(String, ServerFlags)> {
+    let mut out: Vec<(String, ServerFlags)> = Vec::new();
+    for &ni in cells {
+        let Some(c) = plan.config_of(&plan.graph[ni]) else {
+            continue;
+        };
+        for u in node_urls(plan, ni) {
+            if !out.iter().any(|(x, _)| *x == u) {
+                out.push((u, c.server.clone()));
+            }
+        }
+    }
+    out
 }

@@ -12,12 +12,15 @@ use crate::store::StoreError;
 /// One thing that happened in a campaign run.
 #[derive(Debug)]
 pub(crate) enum RunEvent {
-    /// A managed server of a cell had died and was started again.
+    /// A managed server of a cell had died, or runs with other `server` settings than the
+    /// cell's, and was started again.
     ServerRestarted {
         /// Endpoint id.
         endpoint: String,
         /// How it had ended.
         exit: String,
+        /// The settings it was started again with, when the restart was for them.
+        settings: Option<String>,
     },
     /// The scheduler handed a cell to a worker (its dependencies are done, its resources
     /// taken).

@@ -953,6 +953,7 @@ fn cell_record(
                 .map(|m| m.tag.clone())
         }),
         axes: c.map(|c| CellAxes::of(plan, c)).unwrap_or_default(),
+        server_flags: c.and_then(crate::record::server_flags_of),
     };
     let mut rec = CellRecord::new(key, agents, wall_ms, started_at_unix_ms);
     if node.kind == NodeKind::Concurrent {

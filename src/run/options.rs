@@ -54,4 +54,6 @@ pub struct CampaignSummary {
     pub blocked: usize,
     /// Managed servers started again after they had died.
     pub server_restarts: u32,
+    /// Managed servers stopped and started again for a cell's `server` settings.
+    pub server_setting_restarts: u32,
 }

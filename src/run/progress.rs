@@ -112,8 +112,19 @@ fn measured(r: &CellRecord) -> String {
 impl RunSink for Progress {
     fn on_event(&mut self, plan: &Plan, ev: &RunEvent) -> Result<(), StoreError> {
         match ev {
-            RunEvent::ServerRestarted { endpoint, exit } => self.line(format!(
+            RunEvent::ServerRestarted {
+                endpoint,
+                exit,
+                settings: None,
+            } => self.line(format!(
                 "restarted managed server `{endpoint}` (it had exited: {exit})"
+            )),
+            RunEvent::ServerRestarted {
+                endpoint,
+                settings: Some(settings),
+                ..
+            } => self.line(format!(
+                "restarted managed server `{endpoint}` with settings {settings}"
             )),
             RunEvent::CellScheduled => self.running += 1,
             RunEvent::CellStarted { .. } => {}

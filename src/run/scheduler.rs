@@ -13,7 +13,7 @@ use petgraph::graph::NodeIndex;
 use tokio::sync::{mpsc, watch};
 
 use super::IsolatedResults;
-use super::cells::{is_cell, resources};
+use super::cells::{is_cell, node_urls, resources};
 use super::error::CampaignError;
 use super::events::{RunEvent, RunSink};
 use super::options::CampaignSummary;
@@ -29,6 +29,8 @@ struct Waiting {
     deps: Vec<NodeIndex>,
     /// The resources it takes while it runs.
     res: Vec<String>,
+    /// The endpoint URLs it talks to.
+    urls: Vec<String>,
 }
 
 /// The sinks of a run's events.
@@ -87,6 +89,7 @@ impl Scheduler {
                     .filter(|&d| is_cell(&plan, d))
                     .collect(),
                 res: resources(&plan, ni),
+                urls: node_urls(&plan, ni),
             })
             .collect();
         Scheduler {
@@ -108,8 +111,14 @@ impl Scheduler {
     }
 
     /// Blocks the cells whose dependency failed and hands to workers those that are ready
-    /// and whose resources are free, in plan order.
+    /// and whose resources are free, in plan order. A cell does not overtake an earlier
+    /// waiting cell on one of its endpoints whose configuration has other `server` settings
+    /// (that would restart the endpoint's managed server twice).
     fn start_ready(&mut self, ctx: &Arc<WorkerContext>) -> Result<(), CampaignError> {
+        let plan = self.plan.clone();
+        let settings = |ni: NodeIndex| plan.config_of(&plan.graph[ni]).map(|c| &c.server);
+        // The distinct settings of the earlier cells still waiting, by URL.
+        let mut waiting: HashMap<String, Vec<&crate::manifest::ServerFlags>> = HashMap::new();
         let mut i = 0;
         while i < self.pending.len() {
             let w = &self.pending[i];
@@ -121,13 +130,28 @@ impl Scheduler {
                 continue;
             }
             let ready = w.deps.iter().all(|d| self.done.contains(d));
-            if ready && w.res.iter().all(|r| !self.busy.contains(r)) {
+            let own = settings(ni);
+            let overtakes = own.is_some_and(|f| {
+                w.urls
+                    .iter()
+                    .filter_map(|u| waiting.get(u))
+                    .any(|gs| gs.iter().any(|g| *g != f))
+            });
+            if ready && !overtakes && w.res.iter().all(|r| !self.busy.contains(r)) {
                 let w = self.pending.remove(i);
                 self.busy.extend(w.res.iter().cloned());
                 let handle = tokio::spawn(worker(ctx.clone(), ni, self.isolated.clone()));
                 self.inflight.insert(ni, (handle, w.res));
                 self.emit(&RunEvent::CellScheduled)?;
                 continue;
+            }
+            if let Some(f) = own {
+                for u in &self.pending[i].urls {
+                    let gs = waiting.entry(u.clone()).or_default();
+                    if !gs.contains(&f) {
+                        gs.push(f);
+                    }
+                }
             }
             i += 1;
         }

@@ -93,16 +93,21 @@ async fn adopt_cached(ctx: &WorkerContext, ni: NodeIndex) -> bool {
     true
 }
 
-/// Restarts the cell's managed servers that have died; false (the cell is over) when that
+/// Restarts the cell's managed servers that have died or run with other `server` settings
+/// than the cell's; false (the cell is over) when that
 /// is impossible or the run is stopping.
 async fn servers_alive(ctx: &WorkerContext, ni: NodeIndex, urls: &[String], attempt: u32) -> bool {
-    match ctx.managed.ensure_alive(urls).await {
+    // A cell's servers run with its configuration's `server` settings (isolated and
+    // concurrent cells of one configuration share them); a warm-up takes them as they are.
+    let settings = ctx.plan.config_of(&ctx.plan.graph[ni]).map(|c| &c.server);
+    match ctx.managed.ensure_alive(urls, settings).await {
         Ok(restarted) => {
             for r in restarted {
                 ctx.runner.forget_loaded(&r.url).await;
                 ctx.send(RunEvent::ServerRestarted {
                     endpoint: r.endpoint,
                     exit: r.exit,
+                    settings: r.settings,
                 });
             }
             true

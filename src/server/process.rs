@@ -108,6 +108,37 @@ impl ManagedChild {
     }
 }
 
+/// Stops one server (to start it again with other settings): SIGTERM to its group, up to
+/// [`STOP_GRACE`] for the group to exit, then SIGKILL. Says how it ended.
+pub(crate) async fn stop_child(mut c: ManagedChild) -> String {
+    let was_dead = c.poll().is_some();
+    if c.group_alive() {
+        c.signal(false);
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    while c.group_alive() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let forced = c.group_alive();
+    if forced {
+        c.signal(true);
+        let until = Instant::now() + Duration::from_secs(2);
+        while c.group_alive() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let mut exit = c.poll().map_or_else(|| "unknown".to_owned(), describe_exit);
+    if was_dead {
+        exit.push_str(", had already exited");
+    } else if forced {
+        exit.push_str(&format!(
+            ", killed after {} s without exiting on SIGTERM",
+            STOP_GRACE.as_secs()
+        ));
+    }
+    exit
+}
+
 /// Stops what is left of a server that an earlier run started and never stopped: SIGTERM to
 /// process group `pid`, up to [`STOP_GRACE`] for `program` to be gone from it, then SIGKILL.
 pub(crate) async fn stop_leftover(pid: u32, program: &str) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::console::say;
 use super::error::ManagedError;
-use crate::manifest::{EndpointKind, ManagedServer};
+use crate::manifest::{EndpointKind, ManagedServer, ServerFlags};
 use crate::plan::Plan;
 
 /// Expanded values shorter than this are not masked in the server output quoted in errors
@@ -255,11 +255,52 @@ fn resolve_one(
     })
 }
 
-/// Every managed endpoint of the plan (first declaration of a URL wins), expanded.
-pub(crate) fn resolve(plan: &Plan, log_dir: &Path) -> Result<Vec<ServerSpec>, ManagedError> {
-    let lookup = |name: &str| std::env::var(name).ok();
-    let home = std::env::var("HOME").ok();
-    let mut out: Vec<ServerSpec> = Vec::new();
+/// A managed endpoint's settings before `{server.NAME}` is filled in: what a configuration's
+/// `server` values are rendered into (see [`ServerTemplate::render`]).
+#[derive(Debug, Clone)]
+pub(crate) struct ServerTemplate {
+    endpoint: String,
+    /// The URL as the manifest writes it (what cells name it by).
+    pub(crate) nominal: String,
+    /// Where the server listens (`--port-offset` applied).
+    connect: String,
+    kind: EndpointKind,
+    managed: ManagedServer,
+    log_dir: PathBuf,
+}
+
+impl ServerTemplate {
+    /// The server spec for a configuration's `server` values (`flags`), `${VAR}` expanded.
+    pub(crate) fn render(&self, flags: &ServerFlags) -> Result<ServerSpec, ManagedError> {
+        let m = self.managed.render(flags).map_err(|e| ManagedError::BadValue {
+            endpoint: self.endpoint.clone(),
+            key: e.key,
+            message: format!(
+                "`{{server.{}}}` has no value: the configuration's `server` settings ({}) and `managed.defaults` lack `{}`",
+                e.name,
+                if flags.is_empty() { "none".to_owned() } else { flags.to_string() },
+                e.name
+            ),
+        })?;
+        let lookup = |name: &str| std::env::var(name).ok();
+        let home = std::env::var("HOME").ok();
+        let mut spec = resolve_one(
+            &self.endpoint,
+            &self.nominal,
+            self.kind,
+            &m,
+            &self.log_dir,
+            &lookup,
+            home.as_deref(),
+        )?;
+        spec.url = self.connect.clone();
+        Ok(spec)
+    }
+}
+
+/// Every managed endpoint of the plan (first declaration of a URL wins), not yet rendered.
+pub(crate) fn templates(plan: &Plan, log_dir: &Path) -> Vec<ServerTemplate> {
+    let mut out: Vec<ServerTemplate> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for rp in &plan.reports {
         for e in &rp.manifest.spec.endpoints {
@@ -267,16 +308,20 @@ pub(crate) fn resolve(plan: &Plan, log_dir: &Path) -> Result<Vec<ServerSpec>, Ma
             if seen.contains(&url) {
                 continue;
             }
-            seen.push(url);
+            seen.push(url.clone());
             if let Some(m) = &e.managed {
-                let mut spec =
-                    resolve_one(&e.id, &e.url, e.kind, m, log_dir, &lookup, home.as_deref())?;
-                spec.url = e.connect_url().trim_end_matches('/').to_owned();
-                out.push(spec);
+                out.push(ServerTemplate {
+                    endpoint: e.id.clone(),
+                    nominal: url,
+                    connect: e.connect_url().trim_end_matches('/').to_owned(),
+                    kind: e.kind,
+                    managed: m.clone(),
+                    log_dir: log_dir.to_owned(),
+                });
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// `chimera run --unmanaged`: drops the `managed` settings of every endpoint of `plan`, so

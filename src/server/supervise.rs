@@ -9,12 +9,14 @@ use tokio::sync::watch;
 
 use super::console::say;
 use super::error::ManagedError;
-use super::process::{ManagedChild, STOP_GRACE, describe_exit, runs_program, spawn, stop_leftover};
+use super::process::{
+    ManagedChild, STOP_GRACE, describe_exit, runs_program, spawn, stop_child, stop_leftover,
+};
 use super::pull::ensure_model;
 use super::ready::wait_ready;
-use super::spec::{ServerSpec, models_on, resolve};
+use super::spec::{ServerSpec, ServerTemplate, models_on, templates};
 use crate::backend::manage::answers;
-use crate::manifest::EndpointKind;
+use crate::manifest::{EndpointKind, ServerFlags};
 use crate::plan::Plan;
 use crate::store::{Campaign, JournalEvent};
 use crate::util::clock::now_unix_ms;
@@ -26,20 +28,40 @@ pub struct Restarted {
     pub endpoint: String,
     /// URL.
     pub url: String,
-    /// How the dead server had ended.
+    /// How the server had ended: it had died, or it was stopped for new settings.
     pub exit: String,
+    /// The configuration's `server` settings it was started again with, when the restart
+    /// was for them (`parallel=4`; `defaults` for none); `None` after a crash.
+    pub settings: Option<String>,
 }
 
-#[derive(Debug, Default)]
+/// A server's settings in words, for messages and the journal.
+fn settings_text(flags: &ServerFlags) -> String {
+    if flags.is_empty() {
+        "defaults".to_owned()
+    } else {
+        flags.to_string()
+    }
+}
+
+#[derive(Debug)]
 struct Proc {
     child: Option<ManagedChild>,
     /// Set when a restart failed: later cells fail at once instead of waiting again.
     broken: Option<String>,
+    /// What the process runs: the rendering of the `server` settings it was started with.
+    running: ServerSpec,
+    /// Those settings.
+    settings: ServerFlags,
 }
 
 #[derive(Debug)]
 struct Server {
+    /// The rendering the server started with (its endpoint, URLs, log and timeout never
+    /// change; what runs now is `proc.running`).
     spec: ServerSpec,
+    /// The endpoint's settings before `{server.NAME}` is filled in.
+    template: Option<ServerTemplate>,
     /// Model tags the plan uses on this server, when it is an Ollama server (pulled when
     /// missing, at start and after a restart).
     models: Vec<String>,
@@ -51,7 +73,13 @@ struct Server {
 impl Server {
     /// Waits until this server answers (see [`wait_ready`]).
     async fn wait_ready(&self, cancel: &mut watch::Receiver<bool>) -> Result<(), ManagedError> {
-        let log_from = lock(&self.proc).child.as_ref().map_or(0, |c| c.log_from);
+        let (log_from, running) = {
+            let p = lock(&self.proc);
+            (
+                p.child.as_ref().map_or(0, |c| c.log_from),
+                p.running.clone(),
+            )
+        };
         let exited = || {
             let mut p = lock(&self.proc);
             match p.child.as_mut() {
@@ -59,7 +87,7 @@ impl Server {
                 None => Some("stopped".to_owned()),
             }
         };
-        wait_ready(&self.spec, log_from, exited, cancel).await
+        wait_ready(&running, log_from, exited, cancel).await
     }
 }
 
@@ -76,6 +104,7 @@ pub struct ManagedServers {
     cancel: Mutex<Option<watch::Receiver<bool>>>,
     stopping: AtomicBool,
     restarts: AtomicU32,
+    reconfigured: AtomicU32,
 }
 
 impl ManagedServers {
@@ -87,6 +116,11 @@ impl ManagedServers {
     /// How many times servers were started again after they had died.
     pub fn restarts(&self) -> u32 {
         self.restarts.load(Ordering::SeqCst)
+    }
+
+    /// How many times servers were stopped and started again for a cell's `server` settings.
+    pub fn setting_restarts(&self) -> u32 {
+        self.reconfigured.load(Ordering::SeqCst)
     }
 
     /// The process ids of the running servers, by endpoint id.
@@ -133,21 +167,33 @@ impl ManagedServers {
 
     /// Starts every managed server of the plan, waits until each answers, and pulls the
     /// models missing on managed Ollama servers. On an error the servers already started stay
-    /// registered, so that [`ManagedServers::stop_all`] stops them.
+    /// registered, so that [`ManagedServers::stop_all`] stops them. Each server starts with
+    /// its URL's `server` settings of `initial` (those of the first cell that needs it), else
+    /// its `managed.defaults`.
     pub async fn start(
         &self,
         plan: &Plan,
         campaign: &Arc<Campaign>,
         cancel: watch::Receiver<bool>,
+        initial: &[(String, ServerFlags)],
     ) -> Result<(), ManagedError> {
-        let specs = resolve(plan, &campaign.own_dir().join("servers"))?;
+        let mut specs = Vec::new();
+        for t in templates(plan, &campaign.own_dir().join("servers")) {
+            let flags = initial
+                .iter()
+                .find(|(u, _)| *u == t.nominal)
+                .map(|(_, f)| f.clone())
+                .unwrap_or_default();
+            specs.push((t.render(&flags)?, t, flags));
+        }
         if specs.is_empty() {
             return Ok(());
         }
         *lock(&self.campaign) = Some(campaign.clone());
         *lock(&self.cancel) = Some(cancel.clone());
-        self.stop_leftovers(campaign, &specs).await;
-        for s in &specs {
+        let bare: Vec<ServerSpec> = specs.iter().map(|(s, _, _)| s.clone()).collect();
+        self.stop_leftovers(campaign, &bare).await;
+        for s in &bare {
             if let Some(addr) = answers(&s.url).await {
                 return Err(ManagedError::PortInUse {
                     endpoint: s.endpoint.clone(),
@@ -158,7 +204,7 @@ impl ManagedServers {
         }
         // Spawn all first, so that they start in parallel, then wait for each.
         let mut started = Vec::with_capacity(specs.len());
-        for spec in specs {
+        for (spec, template, settings) in specs {
             if self.stopping.load(Ordering::SeqCst) {
                 return Err(ManagedError::Interrupted);
             }
@@ -169,12 +215,15 @@ impl ManagedServers {
                 Vec::new()
             };
             let server = Arc::new(Server {
-                spec,
+                spec: spec.clone(),
+                template: Some(template),
                 models,
                 gate: tokio::sync::Mutex::new(()),
                 proc: Mutex::new(Proc {
                     child: Some(child),
                     broken: None,
+                    running: spec,
+                    settings,
                 }),
             });
             lock(&self.servers).push(server.clone());
@@ -184,13 +233,21 @@ impl ManagedServers {
             let mut c = cancel.clone();
             let t0 = Instant::now();
             s.wait_ready(&mut c).await?;
-            let pid = lock(&s.proc).child.as_ref().map_or(0, ManagedChild::pid);
+            let (pid, settings) = {
+                let p = lock(&s.proc);
+                let pid = p.child.as_ref().map_or(0, ManagedChild::pid);
+                (
+                    pid,
+                    (!p.settings.is_empty()).then(|| p.settings.to_string()),
+                )
+            };
             self.journal(&JournalEvent::ServerStarted {
                 at_unix_ms: now_unix_ms(),
                 endpoint: s.spec.endpoint.clone(),
                 url: s.spec.url.clone(),
                 pid,
                 host: Some(crate::store::host_name()),
+                settings,
             });
             say(&format!(
                 "managed server `{}` ({}) answers after {:.1} s: pid {pid}, log {}",
@@ -263,70 +320,138 @@ impl ManagedServers {
         }
     }
 
-    /// Starts again every server of `urls` that has exited (before a cell's attempt). Returns
-    /// those restarted; an error when one cannot be started again (then, and for every later
-    /// call, the cells that need it fail at once).
-    pub async fn ensure_alive(&self, urls: &[String]) -> Result<Vec<Restarted>, ManagedError> {
+    /// Before a cell's attempt: starts again every server of `urls` that has exited, and
+    /// stops and starts again, with the new rendering, every server whose command or env for
+    /// `settings` (the cell's configuration's `server` values; `None` for a warm-up, which
+    /// takes the server as it runs) differs from what it was started with. Returns those
+    /// restarted; an error when one cannot be started again (then, and for every later call,
+    /// the cells that need it fail at once).
+    pub async fn ensure_alive(
+        &self,
+        urls: &[String],
+        settings: Option<&ServerFlags>,
+    ) -> Result<Vec<Restarted>, ManagedError> {
         let mut out = Vec::new();
         for s in self.matching(urls) {
             let _gate = s.gate.lock().await;
             if self.stopping.load(Ordering::SeqCst) {
                 return Err(ManagedError::Interrupted);
             }
-            let exit = {
+            let down = |message: String| ManagedError::Down {
+                endpoint: s.spec.endpoint.clone(),
+                url: s.spec.url.clone(),
+                message,
+                log: s.spec.log.clone(),
+            };
+            let wanted = match (settings, &s.template) {
+                (Some(f), Some(t)) => Some((t.render(f).map_err(|e| down(e.reason()))?, f)),
+                _ => None,
+            };
+            let (exit, change) = {
                 let mut p = lock(&s.proc);
                 if let Some(message) = &p.broken {
-                    return Err(ManagedError::Down {
-                        endpoint: s.spec.endpoint.clone(),
-                        url: s.spec.url.clone(),
-                        message: message.clone(),
-                        log: s.spec.log.clone(),
-                    });
+                    return Err(down(message.clone()));
                 }
-                match p.child.as_mut().and_then(ManagedChild::poll) {
-                    Some(st) => describe_exit(st),
-                    None => continue,
+                let change =
+                    wanted.filter(|(w, _)| w.argv != p.running.argv || w.env != p.running.env);
+                match (p.child.as_mut().and_then(ManagedChild::poll), change) {
+                    (None, None) => continue,
+                    (st, change) => (st.map(describe_exit), change),
                 }
             };
-            tracing::warn!(
-                "managed server `{}` ({}) has exited ({exit}); starting it again",
-                s.spec.endpoint,
-                s.spec.url
-            );
-            match self.restart(&s, &exit).await {
-                Ok(()) => {
-                    self.restarts.fetch_add(1, Ordering::SeqCst);
-                    self.journal(&JournalEvent::ServerRestarted {
-                        at_unix_ms: now_unix_ms(),
-                        endpoint: s.spec.endpoint.clone(),
-                        exit: exit.clone(),
-                        pid: lock(&s.proc).child.as_ref().map_or(0, ManagedChild::pid),
-                        host: Some(crate::store::host_name()),
-                    });
-                    out.push(Restarted {
-                        endpoint: s.spec.endpoint.clone(),
-                        // The URL cells name it by (what the runner's maps are keyed on).
-                        url: s.spec.nominal.clone(),
-                        exit,
-                    });
-                }
+            let r = match change {
+                Some((spec, flags)) => self.reconfigure(&s, spec, flags, exit).await,
+                None => self.revive(&s, exit.unwrap_or_default()).await,
+            };
+            match r {
+                Ok(r) => out.push(r),
                 Err(ManagedError::Interrupted) => return Err(ManagedError::Interrupted),
                 Err(e) => {
                     let reason = e.reason();
                     lock(&s.proc).broken = Some(reason.clone());
-                    return Err(ManagedError::Down {
-                        endpoint: s.spec.endpoint.clone(),
-                        url: s.spec.url.clone(),
-                        message: reason,
-                        log: s.spec.log.clone(),
-                    });
+                    return Err(down(reason));
                 }
             }
         }
         Ok(out)
     }
 
-    async fn restart(&self, s: &Server, exit: &str) -> Result<(), ManagedError> {
+    /// Starts a server that has exited again, as it was.
+    async fn revive(&self, s: &Server, exit: String) -> Result<Restarted, ManagedError> {
+        tracing::warn!(
+            "managed server `{}` ({}) has exited ({exit}); starting it again",
+            s.spec.endpoint,
+            s.spec.url
+        );
+        let note = format!("restarting after the server exited ({exit})");
+        self.restart(s, None, &note).await?;
+        self.restarts.fetch_add(1, Ordering::SeqCst);
+        Ok(self.restarted(s, exit, None))
+    }
+
+    /// Stops a server (unless it has exited: `exit`) and starts it with `spec`, the rendering
+    /// of the cell's `settings`.
+    async fn reconfigure(
+        &self,
+        s: &Server,
+        spec: ServerSpec,
+        settings: &ServerFlags,
+        exit: Option<String>,
+    ) -> Result<Restarted, ManagedError> {
+        let (from, old) = {
+            let mut p = lock(&s.proc);
+            (settings_text(&p.settings), p.child.take())
+        };
+        let to = settings_text(settings);
+        let exit = match (exit, old) {
+            (Some(e), _) => format!("{e}; started with the settings of the next cell"),
+            (None, Some(c)) => {
+                tracing::info!(
+                    "managed server `{}`: settings {from} → {to}; stopping it to start it with them",
+                    s.spec.endpoint
+                );
+                say(&format!(
+                    "managed server `{}`: restarting for settings {to} (was {from})",
+                    s.spec.endpoint
+                ));
+                format!("stopped for new settings ({})", stop_child(c).await)
+            }
+            (None, None) => "not running".to_owned(),
+        };
+        let note = format!("restarting with settings {to} (was {from})");
+        self.restart(s, Some((spec, settings.clone())), &note)
+            .await?;
+        self.reconfigured.fetch_add(1, Ordering::SeqCst);
+        Ok(self.restarted(s, exit, Some(to)))
+    }
+
+    /// Journals a restart and describes it.
+    fn restarted(&self, s: &Server, exit: String, settings: Option<String>) -> Restarted {
+        self.journal(&JournalEvent::ServerRestarted {
+            at_unix_ms: now_unix_ms(),
+            endpoint: s.spec.endpoint.clone(),
+            exit: exit.clone(),
+            pid: lock(&s.proc).child.as_ref().map_or(0, ManagedChild::pid),
+            host: Some(crate::store::host_name()),
+            settings: settings.clone(),
+        });
+        Restarted {
+            endpoint: s.spec.endpoint.clone(),
+            // The URL cells name it by (what the runner's maps are keyed on).
+            url: s.spec.nominal.clone(),
+            exit,
+            settings,
+        }
+    }
+
+    /// Starts the server again (with a new rendering and its settings, when given), waits
+    /// until it answers and gives it its models.
+    async fn restart(
+        &self,
+        s: &Server,
+        new: Option<(ServerSpec, ServerFlags)>,
+        note: &str,
+    ) -> Result<(), ManagedError> {
         {
             let mut p = lock(&s.proc);
             if self.stopping.load(Ordering::SeqCst) {
@@ -334,16 +459,18 @@ impl ManagedServers {
             }
             // Dropping the old handle kills what is left of its process group.
             drop(p.child.take());
-            p.child = Some(spawn(
-                &s.spec,
-                &format!("restarting after the server exited ({exit})"),
-            )?);
+            if let Some((spec, settings)) = new {
+                p.running = spec;
+                p.settings = settings;
+            }
+            p.child = Some(spawn(&p.running, note)?);
         }
         let mut cancel = self.cancel_rx();
         s.wait_ready(&mut cancel).await?;
         // A server with a fresh model store (or an emulator) needs its models again.
+        let running = lock(&s.proc).running.clone();
         for tag in &s.models {
-            ensure_model(&s.spec, tag, cancel.clone()).await?;
+            ensure_model(&running, tag, cancel.clone()).await?;
         }
         Ok(())
     }
@@ -455,12 +582,15 @@ mod tests {
         assert_eq!(wait_members(pgid, 2).len(), 2, "sh and sleep");
         let servers = ManagedServers::new();
         lock(&servers.servers).push(Arc::new(Server {
-            spec,
+            spec: spec.clone(),
+            template: None,
             models: Vec::new(),
             gate: tokio::sync::Mutex::new(()),
             proc: Mutex::new(Proc {
                 child: Some(child),
                 broken: None,
+                running: spec,
+                settings: ServerFlags::default(),
             }),
         }));
         assert_eq!(servers.pids(), vec![("t".to_owned(), pgid)]);
@@ -472,7 +602,7 @@ mod tests {
         // No restart after the stop.
         let urls = vec!["http://127.0.0.1:9".to_owned()];
         assert!(matches!(
-            servers.ensure_alive(&urls).await,
+            servers.ensure_alive(&urls, None).await,
             Err(ManagedError::Interrupted)
         ));
     }

@@ -95,14 +95,20 @@ pub enum JournalEvent {
         /// The host it runs on (absent in journals written before shards existed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host: Option<String>,
+        /// The configuration `server` settings it was started with (`parallel=4`); absent
+        /// without any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        settings: Option<String>,
         /// When.
         at_unix_ms: f64,
     },
-    /// A managed server had exited before a cell needed it and was started again.
+    /// A managed server was started again before a cell: it had exited, or (with
+    /// `settings`) the cell's `server` settings render its command or env differently.
     ServerRestarted {
         /// Endpoint id.
         endpoint: String,
-        /// How the dead server had ended (`exit code 1`, `signal 9 (SIGKILL)`).
+        /// How the server had ended (`exit code 1`, `signal 9 (SIGKILL)`, `stopped for new
+        /// settings (signal 15 (SIGTERM))`).
         exit: String,
         /// Process id (and process group id) of the new server (0 in journals written before
         /// it was recorded).
@@ -111,6 +117,10 @@ pub enum JournalEvent {
         /// The host it runs on (absent in journals written before shards existed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host: Option<String>,
+        /// Present when the restart was for new settings: the cell's configuration `server`
+        /// settings it runs with now (`parallel=4`; `defaults` for none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        settings: Option<String>,
         /// When.
         at_unix_ms: f64,
     },
@@ -276,6 +286,7 @@ mod tests {
                 url: "http://127.0.0.1:1".into(),
                 pid: 42,
                 host: Some("node1".into()),
+                settings: None,
                 at_unix_ms: 3.0,
             },
             JournalEvent::ServerRestarted {
@@ -283,6 +294,7 @@ mod tests {
                 exit: "signal 9 (SIGKILL)".into(),
                 pid: 7,
                 host: None,
+                settings: Some("parallel=4".into()),
                 at_unix_ms: 4.0,
             },
             JournalEvent::ServerStopped {

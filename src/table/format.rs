@@ -33,7 +33,8 @@ use parquet::file::properties::WriterProperties;
 /// ran: `cells.host`, `shard`, `gpu_name`, `gpu_uuid`; 7 = the optional `server_metrics` table (a
 /// server's Prometheus readings while a cell ran; campaigns without it load as before); 8 = the
 /// serving-load columns of `requests` (`load_user`, `scheduled_ms`, `load_sent_ms`,
-/// `lateness_ms`, `input_tokens_requested`, `output_tokens_requested`, `itl_ms`). Parts
+/// `lateness_ms`, `input_tokens_requested`, `output_tokens_requested`, `itl_ms`) and
+/// `cells.server_flags` (a configuration's managed-server settings). Parts
 /// of an older version that lack trailing nullable columns are read with those columns null.
 pub const SCHEMA_VERSION: u32 = 8;
 

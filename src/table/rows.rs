@@ -157,6 +157,8 @@ table_row! {
         pub suspect_reasons: Option<String>,
         /// Where it ran: `host`, `shard` (`I/N`), `gpu_name`, `gpu_uuid` (schema version 6).
         pub placement: CellPlacement,
+        /// The configuration's managed-server settings (`parallel=4`; schema version 8).
+        pub server_flags: Option<String>,
     }
 }
 
@@ -424,6 +426,7 @@ impl CellsRow {
             suspect: Some(rec.suspect()),
             suspect_reasons: rec.suspect().then(|| rec.suspect_reasons.join("; ")),
             placement: rec.placement.clone(),
+            server_flags: rec.key.server_flags.clone(),
         }
     }
 

@@ -9,6 +9,7 @@ mod force;
 mod format;
 mod load;
 mod matrix;
+mod server;
 
 use std::collections::BTreeSet;
 
@@ -38,6 +39,7 @@ pub fn check(m: &Manifest) -> Vec<Diagnostic> {
     check_blocks(&mut ctx, &ids);
     force::check_forced_lengths(&mut ctx);
     load::check_loads(&mut ctx);
+    server::check_server_settings(&mut ctx);
     check_references(&mut ctx, &ids);
     ctx.out.sort_by_key(|d| d.pos.map(|p| (p.line, p.column)));
     ctx.out
