@@ -4,7 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use super::spec::{ManagedServer, ServerFlags};
+use super::serving::ServerFlags;
+use super::spec::ManagedServer;
 
 const OPEN: &str = "{server.";
 

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use crate::manifest::locate::KeyPath;
 use crate::manifest::placeholder::server_names;
-use crate::manifest::spec::{Block, Endpoint, ServerFlags};
+use crate::manifest::serving::ServerFlags;
+use crate::manifest::spec::{Block, Endpoint};
 
 use super::ctx::Ctx;
 
