@@ -3,7 +3,7 @@ CARGO  ?= cargo
 BIN    := target/release/chimera
 REPORTS := tr108 tr109 tr110 tr111 tr112 tr113 tr114 tr115 tr116
 
-.PHONY: agents bench-peers browser-deps demo-languages help build release test test-slurm lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry bench-analysis bench-shards try-emulated originals demo soak fuzz check-architecture \
+.PHONY: agents bench-peers sweep-demo browser-deps demo-languages help build release test test-slurm lint fmt schema schema-check validate ci bench-plan bench-harness bench-store bench-telemetry bench-analysis bench-shards try-emulated originals demo soak fuzz check-architecture \
         $(addprefix plan-,$(REPORTS)) $(addprefix reproduce-,$(REPORTS) tr116-languages)
 
 help:
@@ -12,6 +12,8 @@ help:
 	@echo "                agents/python/.venv (pinned agents/python/requirements.txt)"
 	@echo "demo-languages  the Rust and Python reference agents as a small TR116-shaped campaign on the two CPU"
 	@echo "                llama-server instances: Rust-vs-Python differences with CIs, process CPU and memory"
+	@echo "sweep-demo      a serving sweep on the two CPU llama-server instances: closed-loop users and Poisson rates,"
+	@echo "                --parallel 1 vs 4, latency percentiles, goodput and the SLO frontier (about 8 minutes)"
 	@echo "build           debug build"
 	@echo "test            the whole test suite (unit, integration, snapshots, property tests)"
 	@echo "lint            rustfmt check + clippy -D warnings"
@@ -153,6 +155,18 @@ demo: release
 	  echo "demo: the campaign did not run (exit $$rc); see the message above. Committed cells are kept in data/demo/." >&2; \
 	  exit $$rc; fi; \
 	scripts/demo-tail.sh $(BIN) data demo demo
+
+# A serving sweep on real CPU inference (experiments/serving-sweep.yaml): closed-loop users and
+# open-loop Poisson rates against two managed llama-server instances, llama-server's
+# `--parallel` as an axis, then the analysis and the report, whose Serving load section gives
+# every level's latency percentiles, throughput and goodput with CIs and the SLO frontier.
+sweep-demo: release
+	@eval "$$(scripts/install-llama-server.sh --env)" && \
+	$(BIN) run experiments/serving-sweep.yaml --data data --campaign sweep-demo $(RUN_FLAGS); rc=$$?; \
+	if [ $$rc -ne 0 ] && [ $$rc -ne 1 ]; then \
+	  echo "sweep-demo: the campaign did not run (exit $$rc); see the message above. Committed cells are kept in data/sweep-demo/." >&2; \
+	  exit $$rc; fi; \
+	scripts/demo-tail.sh $(BIN) data sweep-demo sweep-demo
 
 # TR116's language axis on real CPU inference: the Rust and Python reference agents run the
 # same workflow as a small TR116-shaped campaign (experiments/demo-tr116.yaml) on two managed
