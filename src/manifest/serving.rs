@@ -17,10 +17,15 @@ pub struct LoadTask {
     /// Requests sent first in every run and left out of the metrics. Default: 0.
     #[serde(default)]
     pub warmup_requests: u32,
-    /// Open-loop arrival process: `poisson` (seeded exponential gaps) or `constant`
-    /// spacing. Default: `poisson`.
+    /// Open-loop arrival process: `poisson` (seeded exponential gaps), `constant` spacing,
+    /// or `phases` (the rate changes phase by phase: bursts). Default: `poisson`.
     #[serde(default)]
     pub arrivals: ArrivalProcess,
+    /// The phases of `arrivals: phases`, repeated until the load ends: each lasts
+    /// `duration_s` at `rate_factor` × the configuration's `rate` (Poisson gaps), e.g. a
+    /// burst of 3 × the rate for 2 s every 10 s. Only with `arrivals: phases`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseSpec>,
     /// Seed of the Poisson gaps and of drawn lengths (each repetition mixes in its index).
     /// Default: 0.
     #[serde(default)]
@@ -48,6 +53,19 @@ pub enum ArrivalProcess {
     Poisson,
     /// Equal gaps of 1 / rate.
     Constant,
+    /// The task's `phases`, one after the other, repeated: Poisson gaps at each phase's
+    /// rate.
+    Phases,
+}
+
+/// One phase of an `arrivals: phases` load.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseSpec {
+    /// How long the phase lasts, s.
+    pub duration_s: f64,
+    /// Its rate as a multiple of the configuration's `rate` (0: a pause).
+    pub rate_factor: f64,
 }
 
 /// How a load's per-request lengths are drawn around their targets (seeded, so a run's

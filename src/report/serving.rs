@@ -166,9 +166,16 @@ fn frontier(md: &mut String, s: &ServingSeries, slos: &[Slo]) {
         (None, Some(_)) => "; no level above it fails them".to_owned(),
         (None, None) => "; no level fails them".to_owned(),
     };
+    let between = match (f.largest_meeting, f.first_failing) {
+        (Some(_), Some(_)) => {
+            " The levels between the two are where the crossing lies, unsure at this number of repetitions."
+        }
+        (None, _) => " More repetitions (narrower CIs) or lower levels would locate it.",
+        (Some(_), None) => "",
+    };
     let _ = writeln!(
         md,
-        "\nSLO frontier: the largest level meeting every SLO (every lower level meeting them too): {largest}{above}. Levels in between are where the crossing lies, unsure at this number of repetitions.\n"
+        "\nSLO frontier: the largest level meeting every SLO (every lower level meeting them too): {largest}{above}.{between}\n"
     );
     let _ = write!(md, "| level |");
     for o in slos {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::AgentJob;
 use crate::backend::{ErrorKind, LlmRequest};
 use crate::load::prompt::{Calibration, calibrate, synthetic};
-use crate::load::{Arrivals, Load, MakeRequest, Mode, Stop, drive_keeping};
+use crate::load::{Arrivals, Load, MakeRequest, Mode, Phase, Stop, drive_keeping};
 use crate::manifest::{ArrivalProcess, LoadTask};
 use crate::plan::LoadLevel;
 use crate::record::{LoadRequest, RequestRow};
@@ -48,6 +48,17 @@ impl LoadJob {
                         seed: mix(t.seed ^ self.nonce),
                     },
                     ArrivalProcess::Constant => Arrivals::Constant { rate_per_s: rate },
+                    ArrivalProcess::Phases => Arrivals::Profile {
+                        phases: t
+                            .phases
+                            .iter()
+                            .map(|p| Phase {
+                                duration_ms: p.duration_s * 1000.0,
+                                rate_per_s: rate * p.rate_factor,
+                            })
+                            .collect(),
+                        seed: Some(mix(t.seed ^ self.nonce)),
+                    },
                 },
             },
             (None, None) => {
@@ -148,4 +159,86 @@ pub(super) async fn run(job: &AgentJob, lj: &LoadJob) -> Vec<RequestRow> {
             row
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(arrivals: ArrivalProcess, level: LoadLevel) -> LoadJob {
+        LoadJob {
+            task: LoadTask {
+                requests: 10,
+                warmup_requests: 2,
+                arrivals,
+                phases: vec![
+                    crate::manifest::PhaseSpec {
+                        duration_s: 8.0,
+                        rate_factor: 0.5,
+                    },
+                    crate::manifest::PhaseSpec {
+                        duration_s: 2.0,
+                        rate_factor: 3.0,
+                    },
+                ],
+                seed: 1,
+                input_tokens: None,
+                output_tokens: None,
+                lengths: Default::default(),
+            },
+            level,
+            nonce: 7,
+            calibrations: Arc::default(),
+        }
+    }
+
+    /// A configuration's level becomes the load: users, a Poisson or constant rate, or the
+    /// phases at their multiples of the rate; the warm-up counts in the stop.
+    #[test]
+    fn levels_become_loads() {
+        let users = LoadLevel {
+            concurrency: Some(4),
+            ..LoadLevel::default()
+        };
+        let l = job(ArrivalProcess::Poisson, users).load().expect("load");
+        assert_eq!(l.mode, Mode::Closed { users: 4 });
+        assert_eq!(l.stop, Stop::Requests(12));
+        assert_eq!(l.warmup, Some(Stop::Requests(2)));
+        let rate = LoadLevel {
+            rate: Some(2.0),
+            ..LoadLevel::default()
+        };
+        let l = job(ArrivalProcess::Constant, rate).load().expect("load");
+        assert_eq!(
+            l.mode,
+            Mode::Open {
+                arrivals: Arrivals::Constant { rate_per_s: 2.0 }
+            }
+        );
+        let Mode::Open {
+            arrivals: Arrivals::Profile { phases, seed },
+        } = job(ArrivalProcess::Phases, rate).load().expect("load").mode
+        else {
+            panic!("a profile");
+        };
+        assert_eq!(
+            phases,
+            [
+                Phase {
+                    duration_ms: 8000.0,
+                    rate_per_s: 1.0
+                },
+                Phase {
+                    duration_ms: 2000.0,
+                    rate_per_s: 6.0
+                }
+            ]
+        );
+        assert!(seed.is_some(), "Poisson gaps within the phases");
+        assert!(
+            job(ArrivalProcess::Poisson, LoadLevel::default())
+                .load()
+                .is_err()
+        );
+    }
 }

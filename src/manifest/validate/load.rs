@@ -4,7 +4,7 @@
 
 use crate::manifest::axis::Axis;
 use crate::manifest::locate::KeyPath;
-use crate::manifest::serving::{LengthDistribution, LoadTask};
+use crate::manifest::serving::{ArrivalProcess, LengthDistribution, LoadTask};
 use crate::manifest::spec::{Block, Task};
 
 use super::ctx::Ctx;
@@ -91,6 +91,7 @@ fn check_task(ctx: &mut Ctx<'_>, p: &KeyPath, t: &LoadTask) {
             });
         }
     }
+    check_phases(ctx, p, t);
     let (key, v) = match t.lengths {
         LengthDistribution::Fixed => return,
         LengthDistribution::Uniform { spread } => ("spread", spread),
@@ -115,6 +116,52 @@ fn check_task(ctx: &mut Ctx<'_>, p: &KeyPath, t: &LoadTask) {
                     .help("set the target lengths, or remove `lengths`")
             },
         );
+    }
+}
+
+/// `phases` exactly with `arrivals: phases`: durations > 0, factors ≥ 0, one of them > 0.
+fn check_phases(ctx: &mut Ctx<'_>, p: &KeyPath, t: &LoadTask) {
+    let phased = t.arrivals == ArrivalProcess::Phases;
+    if phased && t.phases.is_empty() {
+        ctx.emit(p.key("phases"), "`arrivals: phases` without phases", |d| {
+            d.expected(
+                "`phases: [{duration_s: 8, rate_factor: 0.5}, {duration_s: 2, rate_factor: 3}]`",
+            )
+        });
+    }
+    if !phased && !t.phases.is_empty() {
+        ctx.emit(
+            p.key("phases"),
+            "`phases` without `arrivals: phases`",
+            |d| {
+                d.expected("`arrivals: phases` beside `phases`")
+                    .help("add `arrivals: phases`, or remove `phases`")
+            },
+        );
+    }
+    for (j, ph) in t.phases.iter().enumerate() {
+        let at = p.key("phases").index(j);
+        if !(ph.duration_s.is_finite() && ph.duration_s > 0.0) {
+            ctx.emit(at.key("duration_s"), "phase duration out of range", |d| {
+                d.expected("seconds > 0")
+                    .found(format!("`{}`", ph.duration_s))
+            });
+        }
+        if !(ph.rate_factor.is_finite() && ph.rate_factor >= 0.0) {
+            ctx.emit(
+                at.key("rate_factor"),
+                "phase rate factor out of range",
+                |d| {
+                    d.expected("a multiple of the rate ≥ 0 (0: a pause)")
+                        .found(format!("`{}`", ph.rate_factor))
+                },
+            );
+        }
+    }
+    if phased && !t.phases.is_empty() && t.phases.iter().all(|ph| ph.rate_factor <= 0.0) {
+        ctx.emit(p.key("phases"), "every phase is a pause", |d| {
+            d.expected("at least one phase with `rate_factor` > 0")
+        });
     }
 }
 
@@ -201,6 +248,106 @@ fn check_other_block(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block) {
                 ))
                 .help("remove the axis, or point the block at a load workload")
             },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::check;
+    use crate::manifest::Manifest;
+
+    /// A manifest with one load workload (`task` body), a single-inference one, and `matrix`.
+    fn manifest(task: &str, matrix: &str, extra: &str) -> Manifest {
+        let source = format!(
+            "format: 1\nreport: TR999\ntitle: t\n\
+             endpoints: [{{id: e, kind: openai, url: \"http://127.0.0.1:8080\", resource: \"local:gpu0\"}}]\n\
+             models: [{{id: m, tag: \"m\"}}]\n\
+             workloads:\n  - {{id: l, task: {{kind: load, {task}}}}}\n  - {{id: p, task: {{kind: single_inference, prompts: [hi]}}}}\n\
+             scenarios: [{{id: s, kind: single, agents: [{{id: c, role: client, endpoint: e}}]}}]\n\
+             matrix: {matrix}\n{extra}"
+        );
+        let path = std::path::Path::new("t.yaml");
+        let spec = crate::manifest::parse(path, &source).expect("parses");
+        Manifest {
+            path: path.to_owned(),
+            source,
+            spec,
+        }
+    }
+
+    fn messages(m: &Manifest) -> Vec<String> {
+        check(m).into_iter().map(|d| d.message).collect()
+    }
+
+    #[test]
+    fn a_good_load_manifest_passes() {
+        let m = manifest(
+            "requests: 10, input_tokens: 64, lengths: {kind: uniform, spread: 0.2}, arrivals: phases, phases: [{duration_s: 8, rate_factor: 0.5}, {duration_s: 2, rate_factor: 3}]",
+            "[{workload: l, scenario: s, model: m, axes: {concurrency: [1, 4], output_tokens: [16, 32]}}, \
+             {workload: l, scenario: s, model: m, axes: {rate: [0.5, 2]}}]",
+            "slos: [{metric: ttft_ms, max_ms: 500}, {metric: tpot_ms, max_ms: 50, percentile: 90}]\n",
+        );
+        assert_eq!(messages(&m), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_mistake_is_named() {
+        let m = manifest(
+            "requests: 0, output_tokens: 0, lengths: {kind: normal, cv: 1.5}, arrivals: phases, phases: [{duration_s: 0, rate_factor: -1}]",
+            "[{workload: l, scenario: s, model: m, axes: {concurrency: [0, 2], rate: [-1]}}, \
+             {workload: l, scenario: s, model: m, axes: {input_tokens: [8]}}, \
+             {workload: p, scenario: s, model: m, axes: {concurrency: [2]}}]",
+            "slos: [{metric: e2e_ms, max_ms: 0, percentile: 100.5}]\n",
+        );
+        let got = messages(&m);
+        for want in [
+            "a load needs at least one measured request",
+            "`output_tokens` must be at least 1",
+            "`cv` out of range",
+            "a load block sweeps `concurrency` or `rate`, not both",
+            "`concurrency` out of range",
+            "`rate` out of range",
+            "a load block needs a level",
+            "`concurrency` is an axis of `load` workloads",
+            "SLO bound out of range",
+            "SLO percentile out of range",
+            "phase duration out of range",
+            "phase rate factor out of range",
+            "every phase is a pause",
+        ] {
+            assert!(
+                got.iter().any(|g| g == want),
+                "missing {want:?} in {got:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_load_workload_runs_in_process_with_its_own_lengths() {
+        let source = "format: 1\nreport: TR999\ntitle: t\n\
+             endpoints: [{id: e, kind: openai, url: \"http://127.0.0.1:8080\", resource: \"local:gpu0\"}]\n\
+             models: [{id: m, tag: \"m\"}]\n\
+             workloads: [{id: l, force_output_tokens: 8, command: {argv: [agent]}, task: {kind: load, requests: 4}}]\n\
+             scenarios: [{id: s, kind: single, agents: [{id: c, role: client, endpoint: e}]}]\n\
+             matrix: [{workload: l, scenario: s, model: m, axes: {rate: [1]}}]\n";
+        let path = std::path::Path::new("t.yaml");
+        let spec = crate::manifest::parse(path, source).expect("parses");
+        let m = Manifest {
+            path: path.to_owned(),
+            source: source.to_owned(),
+            spec,
+        };
+        let got = messages(&m);
+        assert!(
+            got.iter()
+                .any(|g| g == "a `load` workload cannot run as an agent program"),
+            "{got:#?}"
+        );
+        assert!(
+            got.iter()
+                .any(|g| g == "a `load` workload sets its output length in the task"),
+            "{got:#?}"
         );
     }
 }
