@@ -131,9 +131,24 @@ pub enum SloMetricName {
 
 /// The settings a configuration gives a managed server (the `server` axis): name → value,
 /// substituted for `{server.NAME}` in the managed endpoint's `command` and `env`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct ServerFlags(pub BTreeMap<String, String>);
+
+/// A map of names to scalars (a value is kept as its text), as the deserializer accepts.
+impl JsonSchema for ServerFlags {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ServerFlags".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Managed-server settings: name → value (a string, number or boolean, substituted as its text for `{server.NAME}`).",
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number", "boolean"]}
+        })
+    }
+}
 
 impl<'de> Deserialize<'de> for ServerFlags {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
