@@ -332,3 +332,57 @@ fn a_trace_is_replayed_with_its_timing_and_lengths() {
         out.stderr
     );
 }
+
+/// A load whose future is dropped (a cell timeout, a stop) stops: its scheduling thread sends
+/// nothing more and its requests in flight are aborted (their connections closed), so nothing
+/// of it overlaps what runs next.
+#[test]
+fn a_dropped_open_loop_stops_and_aborts_its_requests() {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A server that reads each request and never answers; it counts the connections it
+    // accepted and those the client closed.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (seen, gone) = (accepted.clone(), closed.clone());
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let gone = gone.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                gone.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let client =
+        Arc::new(Client::new(EndpointKind::Ollama, &format!("http://{addr}")).expect("client"));
+    let rt = runtime();
+    // 100 requests per second for a second: about 10 are sent in the first 100 ms.
+    let load = Load {
+        mode: Mode::Open {
+            arrivals: Arrivals::Constant { rate_per_s: 100.0 },
+        },
+        stop: Stop::Requests(100),
+        warmup: None,
+    };
+    rt.block_on(async {
+        let r =
+            tokio::time::timeout(Duration::from_millis(100), drive(&load, client, make())).await;
+        assert!(r.is_err(), "the load was cut short");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    });
+    let n = accepted.load(Ordering::SeqCst);
+    assert!(
+        (1..40).contains(&n),
+        "{n} connections: the scheduling thread went on after the load was dropped"
+    );
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        n,
+        "requests in flight were left running"
+    );
+}

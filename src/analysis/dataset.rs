@@ -41,8 +41,8 @@ pub struct Dataset {
 }
 
 /// The columns of `requests` the analysis reads; the others are never decoded. The last
-/// eight are kept for the rows of serving loads only (stage `load`).
-pub const REQUEST_COLUMNS: [&str; 18] = [
+/// nine are kept for the rows of serving loads only (stage `load`).
+pub const REQUEST_COLUMNS: [&str; 19] = [
     "cell_id",
     "agent",
     "stage",
@@ -61,6 +61,7 @@ pub const REQUEST_COLUMNS: [&str; 18] = [
     "input_tokens_requested",
     "output_tokens_requested",
     "itl_ms",
+    "request_index",
 ];
 
 /// Rows per decoded batch of `requests`.
@@ -350,6 +351,7 @@ struct LoadColumns {
     input_requested: Vec<Option<u32>>,
     output_requested: Vec<Option<u32>>,
     itl: Vec<Vec<f64>>,
+    index: Vec<u32>,
 }
 
 impl LoadColumns {
@@ -363,15 +365,15 @@ impl LoadColumns {
             input_requested: read(batch, "input_tokens_requested")?,
             output_requested: read(batch, "output_tokens_requested")?,
             itl: read(batch, "itl_ms")?,
+            index: read(batch, "request_index")?,
         })
     }
 
-    /// Row `i` as the sample the load driver made of it (its number: the row's position in
-    /// the batch, which keeps the order of sending).
+    /// Row `i` as the sample the load driver made of it.
     fn sample(&self, i: usize, ttft: f64, output: Option<u64>, ok: bool) -> crate::load::Sample {
         let sent = self.sent[i].unwrap_or(f64::NAN);
         crate::load::Sample {
-            index: i as u64,
+            index: u64::from(self.index[i]),
             user: self.user[i],
             scheduled_ms: self.scheduled[i],
             sent_ms: sent,

@@ -13,7 +13,7 @@ use super::select::Pool;
 use crate::load::sweep::{LevelResult, Mean, level_result, mean_of};
 use crate::load::{Frontier, Level, Sample, Slo, SloMetric, frontier};
 use crate::manifest::{SloMetricName, SloSpec, Task};
-use crate::plan::Plan;
+use crate::plan::{Configuration, Plan};
 use crate::record::CellKind;
 
 /// One level of a series.
@@ -72,8 +72,39 @@ pub fn slo(s: &SloSpec) -> Slo {
     }
 }
 
-/// What identifies a series: block, scenario, model, agent, lengths, server settings, loop.
-type SeriesKey = (usize, String, String, String, String, bool);
+/// What identifies a series: its block, the configuration's content address with the level
+/// left out (everything that is measured but the level: workload, model, scenario, agents and
+/// their options, runtime, language, lengths, server settings, replicate), the agent, the loop.
+type SeriesKey = (usize, [u8; 32], String, bool);
+
+/// The content address of `c` without its level.
+fn series_digest(spec: &crate::manifest::ManifestSpec, c: &Configuration) -> [u8; 32] {
+    let mut flat = c.clone();
+    flat.load.concurrency = None;
+    flat.load.rate = None;
+    let workload = crate::plan::key::hex32(
+        &crate::plan::key::WorkloadKey::of(&spec.workloads[c.workload]).digest(),
+    );
+    crate::plan::expand::config_key(spec, &flat, workload).digest()
+}
+
+/// What else a series fixes, in words: options, runtime, language (empty when nothing).
+fn fixed_text(c: &Configuration, options: &crate::manifest::Options) -> String {
+    let mut v = Vec::new();
+    if !options.is_empty() {
+        v.push(format!("options {}", super::select::options_text(options)));
+    }
+    if let Some(r) = c.runtime {
+        v.push(format!("runtime {r}"));
+    }
+    if let Some(l) = c.language {
+        v.push(format!("language {l}"));
+    }
+    if c.replicate > 0 {
+        v.push(format!("replicate {}", c.replicate));
+    }
+    v.iter().map(|x| format!(", {x}")).collect()
+}
 
 /// One level in the making.
 struct Pending {
@@ -96,6 +127,7 @@ pub fn serving(plan: &Plan, ds: &Dataset, pool: &Pool<'_>, idx: usize) -> Option
     let spec = &rp.manifest.spec;
     let slos: Vec<Slo> = spec.slos.iter().map(slo).collect();
     let mut series: BTreeMap<SeriesKey, Building> = BTreeMap::new();
+    let mut first: BTreeMap<SeriesKey, usize> = BTreeMap::new();
     for c in &plan.configs[rp.configs.clone()] {
         if !matches!(spec.workloads[c.workload].task, Task::Load(_)) {
             continue;
@@ -105,6 +137,7 @@ pub fn serving(plan: &Plan, ds: &Dataset, pool: &Pool<'_>, idx: usize) -> Option
             (None, Some(r)) => (false, r),
             (None, None) => continue,
         };
+        let digest = series_digest(spec, c);
         let runs: Vec<_> = pool
             .runs
             .iter()
@@ -126,7 +159,7 @@ pub fn serving(plan: &Plan, ds: &Dataset, pool: &Pool<'_>, idx: usize) -> Option
                 .block_name(c)
                 .map_or_else(|| format!("block {}", c.block + 1), str::to_owned);
             let label = format!(
-                "{block} ({} loop) · {}: agent {} on `{endpoint}`, model {}, {lengths}{}",
+                "{block} ({} loop) · {}: agent {} on `{endpoint}`, model {}, {lengths}{}{}",
                 if closed { "closed" } else { "open" },
                 c.scenario,
                 a.id,
@@ -135,16 +168,12 @@ pub fn serving(plan: &Plan, ds: &Dataset, pool: &Pool<'_>, idx: usize) -> Option
                     String::new()
                 } else {
                     format!(", server {server}")
-                }
+                },
+                fixed_text(c, &a.options)
             );
-            let key = (
-                c.block,
-                c.scenario.to_string(),
-                c.model.to_string(),
-                a.id.to_string(),
-                format!("{lengths}|{server}"),
-                closed,
-            );
+            let key = (c.block, digest, a.id.to_string(), closed);
+            let n = first.len();
+            first.entry(key.clone()).or_insert(n);
             let entry = series
                 .entry(key)
                 .or_insert_with(|| (label, endpoint, Vec::new()));
@@ -181,6 +210,9 @@ pub fn serving(plan: &Plan, ds: &Dataset, pool: &Pool<'_>, idx: usize) -> Option
     if series.is_empty() {
         return None;
     }
+    // In the order the plan first names them (not the order of their digests).
+    let mut series: Vec<(SeriesKey, Building)> = series.into_iter().collect();
+    series.sort_by_key(|(k, _)| first.get(k).copied().unwrap_or(usize::MAX));
     let kind_of = |endpoint: &str| {
         ds.provenance
             .iter()

@@ -8,7 +8,7 @@
 //! so the lateness it records (actual − scheduled) includes every delay on chimera's side.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -167,11 +167,11 @@ async fn closed(
     }
     let start = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::with_capacity(users as usize);
+    let mut tasks = Aborting::new(None);
     for user in 0..users {
         let (client, make, next) = (client.clone(), make.clone(), next.clone());
         let (stop, warmup) = (load.stop, load.warmup);
-        tasks.push(tokio::spawn(async move {
+        tasks.handles.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
@@ -202,7 +202,7 @@ async fn closed(
     }
     let mut out = Vec::new();
     let mut lost = 0;
-    for t in tasks {
+    for t in tasks.handles.iter_mut() {
         match t.await {
             Ok(mine) => out.extend(mine),
             Err(_) => lost += 1,
@@ -229,6 +229,8 @@ async fn open(
     let handle = tokio::runtime::Handle::current();
     let warmup = load.warmup;
     let (tx, rx) = std::sync::mpsc::channel::<tokio::task::JoinHandle<Driven>>();
+    let mut guard = Aborting::new(Some(rx));
+    let stop = guard.stop.clone();
     let start = Instant::now();
     let thread = std::thread::Builder::new()
         .name("chimera-load-schedule".into())
@@ -239,6 +241,9 @@ async fn open(
                 let now = Instant::now();
                 if due > now {
                     std::thread::sleep(due - now);
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return;
                 }
                 let (client, make) = (client.clone(), make.clone());
                 let task = handle.spawn(async move {
@@ -264,16 +269,15 @@ async fn open(
         })
         .map_err(DriveError::Thread)?;
     let joined = tokio::task::spawn_blocking(move || thread.join().is_ok()).await;
-    let spawned: Vec<_> = rx.try_iter().collect();
-    if !matches!(joined, Ok(true)) || spawned.len() != planned {
-        for t in &spawned {
-            t.abort();
-        }
-        return Err(DriveError::Lost(planned - spawned.len().min(planned)));
+    guard.drain();
+    let spawned = guard.handles.len();
+    if !matches!(joined, Ok(true)) || spawned != planned {
+        // Dropping the guard aborts what was spawned.
+        return Err(DriveError::Lost(planned - spawned.min(planned)));
     }
-    let mut out = Vec::with_capacity(spawned.len());
+    let mut out = Vec::with_capacity(spawned);
     let mut lost = 0;
-    for t in spawned {
+    for t in guard.handles.iter_mut() {
         match t.await {
             Ok(s) => out.push(s),
             Err(_) => lost += 1,
@@ -283,6 +287,43 @@ async fn open(
         return Err(DriveError::Lost(lost));
     }
     Ok(out)
+}
+
+/// The tasks of a load, aborted when the load's future is dropped before they end (a cell
+/// timeout, a stop): the closed loop's users, the open loop's requests (those still in the
+/// channel from the scheduling thread too), and the scheduling thread told to stop. Aborting
+/// a task that has ended does nothing, so a load that ran to its end loses nothing.
+struct Aborting<T> {
+    handles: Vec<tokio::task::JoinHandle<T>>,
+    rx: Option<std::sync::mpsc::Receiver<tokio::task::JoinHandle<T>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<T> Aborting<T> {
+    fn new(rx: Option<std::sync::mpsc::Receiver<tokio::task::JoinHandle<T>>>) -> Self {
+        Aborting {
+            handles: Vec::new(),
+            rx,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Moves the handles the scheduling thread sent into `handles`.
+    fn drain(&mut self) {
+        if let Some(rx) = &self.rx {
+            self.handles.extend(rx.try_iter());
+        }
+    }
+}
+
+impl<T> Drop for Aborting<T> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.drain();
+        for h in &self.handles {
+            h.abort();
+        }
+    }
 }
 
 #[cfg(test)]

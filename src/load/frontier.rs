@@ -121,7 +121,10 @@ fn slo_at(slo: &Slo, runs: &[&[Sample]]) -> SloAtLevel {
     } else {
         (None, None)
     };
-    let standing = if values.is_empty() || infinite == values.len() {
+    let standing = if values.is_empty() {
+        // No run (not run yet, or every attempt failed or was suspect): nothing is known.
+        Standing::Unsure
+    } else if infinite == values.len() {
         Standing::Fails
     } else if infinite > 0 {
         // Some repetitions failed their requests, others did not.

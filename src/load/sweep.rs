@@ -121,6 +121,9 @@ pub struct LevelResult {
     pub itl_p99: Option<Mean>,
     /// p50 TPOT.
     pub tpot_p50: Option<Mean>,
+    /// p99 TPOT.
+    #[serde(default)]
+    pub tpot_p99: Option<Mean>,
     /// p99 end-to-end latency.
     pub e2e_p99: Option<Mean>,
     /// p99 send lateness (open loop).
@@ -314,6 +317,7 @@ pub fn level_result(level: f64, runs: &[Vec<Sample>], slos: &[Slo]) -> LevelResu
         itl_p50: over(&|s| s.itl.map(|p| p.p50)),
         itl_p99: over(&|s| s.itl.map(|p| p.p99)),
         tpot_p50: over(&|s| s.tpot.map(|p| p.p50)),
+        tpot_p99: over(&|s| s.tpot.map(|p| p.p99)),
         e2e_p99: over(&|s| s.e2e.map(|p| p.p99)),
         lateness_p99: over(&|s| s.lateness.map(|p| p.p99)),
         input_tokens: avg(measured()

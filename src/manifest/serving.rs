@@ -26,8 +26,9 @@ pub struct LoadTask {
     /// burst of 3 × the rate for 2 s every 10 s. Only with `arrivals: phases`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<PhaseSpec>,
-    /// Seed of the Poisson gaps and of drawn lengths (each repetition mixes in its index).
-    /// Default: 0.
+    /// Seed of drawn lengths (every cell asks for the same sequence of lengths) and of the
+    /// Poisson gaps (mixed with each run's own nonce, so that each repetition has its own
+    /// arrival times). Default: 0.
     #[serde(default)]
     pub seed: u64,
     /// Prompt length in the server's own tokens (an `input_tokens` axis overrides it).

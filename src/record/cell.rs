@@ -366,11 +366,20 @@ pub struct CellRecord {
 impl CellRecord {
     /// The record of a cell whose `agents` ran in `wall_ms` from `started_at_unix_ms`: its
     /// status and first error come from the requests, its aggregate throughput from the
-    /// agents' output tokens; no telemetry and no concurrent metrics yet.
+    /// agents' output tokens; no telemetry and no concurrent metrics yet. A failed request of
+    /// a serving load (a row with its `load` placement) is data, not a failure of the cell:
+    /// an overloaded level fails requests, and the analysis counts them against the SLOs; a
+    /// load that could not run at all is one failed row without a placement, and fails it,
+    /// and so does a load whose every measured request failed (a dead server).
     pub fn new(key: CellKey, agents: Vec<AgentRun>, wall_ms: f64, started_at_unix_ms: f64) -> Self {
-        let first_error = agents
-            .iter()
-            .flat_map(|a| a.requests.iter())
+        let rows = || agents.iter().flat_map(|a| a.requests.iter());
+        let load_rows = rows().filter(|r| r.load.is_some() && !r.warmup).count();
+        let load_failed = rows()
+            .filter(|r| r.load.is_some() && !r.warmup && !r.record.ok())
+            .count();
+        let all_failed = load_rows > 0 && load_failed == load_rows;
+        let first_error = rows()
+            .filter(|r| r.load.is_none() || all_failed)
             .find_map(|r| r.record.error.as_ref());
         let error = first_error.map(|e| format!("{}: {}", e.kind.name(), e.message));
         let error_kind = first_error.map(|e| e.kind);

@@ -253,6 +253,39 @@ mod tests {
         rec
     }
 
+    /// A failed request of a serving load is data: the cell stays ok; a load whose every
+    /// measured request failed, or that could not run (a row without a placement), fails it.
+    #[test]
+    fn a_load_cell_fails_only_when_its_load_did() {
+        let load_row = |i: u32, ok: bool| {
+            let mut r = request(i, 1000.0 + f64::from(i), None);
+            r.stage = Stage::Load;
+            r.load = Some(crate::record::LoadRequest::default());
+            if !ok {
+                r.record.error = Some(crate::backend::RequestError {
+                    kind: crate::backend::ErrorKind::Timeout,
+                    status: None,
+                    message: "timed out".into(),
+                });
+            }
+            r
+        };
+        let some = agent("A", vec![load_row(0, true), load_row(1, false)]);
+        assert!(cell(CellKind::Single, vec![some], 10.0).ok());
+        let all = agent("A", vec![load_row(0, false), load_row(1, false)]);
+        let rec = cell(CellKind::Single, vec![all], 10.0);
+        assert!(!rec.ok());
+        assert_eq!(rec.error.as_deref(), Some("timeout: timed out"));
+        let mut could_not = request(0, 1000.0, None);
+        could_not.stage = Stage::Load;
+        could_not.record.error = Some(crate::backend::RequestError {
+            kind: crate::backend::ErrorKind::BadRequest,
+            status: None,
+            message: "cannot calibrate".into(),
+        });
+        assert!(!cell(CellKind::Single, vec![agent("A", vec![could_not])], 10.0).ok());
+    }
+
     #[test]
     fn start_skew_is_bounded_by_100_ms_or_2_percent_of_the_wall() {
         assert_eq!(start_skew_bound_ms(1000.0), 100.0);

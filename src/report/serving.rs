@@ -90,8 +90,8 @@ pub(super) fn section(
 
 fn series_section(md: &mut String, s: &ServingSeries, slos: &[Slo]) {
     let _ = write!(md, "\n### {}\n\n", cell(&s.label));
-    md.push_str("| level | runs | requests ok / sent | req/s | output tok/s | goodput req/s | TTFT p50 | TTFT p99 | ITL p50 | ITL p99 | TPOT p50 | E2E p99 | lateness p99 | prompt tokens asked → counted | output tokens asked → counted | J per output token |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| level | runs | requests ok / sent | req/s | output tok/s | goodput req/s | TTFT p50 | TTFT p99 | ITL p50 | ITL p99 | TPOT p50 | TPOT p99 | E2E p99 | lateness p99 | prompt tokens asked → counted | output tokens asked → counted | J per output token |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for l in &s.levels {
         level_row(md, l, &s.unit);
     }
@@ -119,7 +119,7 @@ fn level_row(md: &mut String, l: &ServingLevel, unit: &str) {
         .fold((0, 0), |(s, o), r| (s + r.requests, o + r.ok));
     let _ = writeln!(
         md,
-        "| {} | {} | {ok} / {sent} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {ok} / {sent} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
         level_text(x.level, unit),
         x.runs.len(),
         mean(x.request_rate, 2),
@@ -130,6 +130,7 @@ fn level_row(md: &mut String, l: &ServingLevel, unit: &str) {
         mean(x.itl_p50, 1),
         mean(x.itl_p99, 1),
         mean(x.tpot_p50, 1),
+        mean(x.tpot_p99, 1),
         mean(x.e2e_p99, 1),
         mean(x.lateness_p99, 3),
         lengths(l.asked.0, x.input_tokens, x.input_tokens_off),
@@ -201,10 +202,10 @@ fn frontier_row(md: &mut String, row: &LevelRow, unit: &str) {
             }),
             1,
         );
-        let v = if o.mean.is_none() {
-            "failed requests".to_owned()
-        } else {
-            v
+        let v = match (o.mean, row.runs) {
+            (_, 0) => "no runs".to_owned(),
+            (None, _) => "failed requests".to_owned(),
+            _ => v,
         };
         let _ = write!(md, " {v} ({}) |", standing(o.standing));
     }

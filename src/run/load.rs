@@ -36,7 +36,20 @@ pub(super) struct LoadJob {
 }
 
 impl LoadJob {
-    /// The load the level asks for.
+    /// The warm-up (its requests all flagged, `None` without) and the measured load the
+    /// level asks for: the warm-up runs to its end before the measured load starts.
+    fn loads(&self) -> Result<(Option<Load>, Load), String> {
+        let measured = self.load()?;
+        let w = u64::from(self.task.warmup_requests);
+        let warm = (w > 0).then(|| Load {
+            mode: measured.mode.clone(),
+            stop: Stop::Requests(w),
+            warmup: Some(Stop::Requests(w)),
+        });
+        Ok((warm, measured))
+    }
+
+    /// The measured load the level asks for.
     fn load(&self) -> Result<Load, String> {
         let t = &self.task;
         let mode = match (self.level.concurrency, self.level.rate) {
@@ -69,8 +82,8 @@ impl LoadJob {
         };
         Ok(Load {
             mode,
-            stop: Stop::Requests(u64::from(t.requests) + u64::from(t.warmup_requests)),
-            warmup: (t.warmup_requests > 0).then_some(Stop::Requests(u64::from(t.warmup_requests))),
+            stop: Stop::Requests(u64::from(t.requests)),
+            warmup: None,
         })
     }
 }
@@ -111,7 +124,7 @@ async fn calibration(
 pub(super) async fn run(job: &AgentJob, lj: &LoadJob) -> Vec<RequestRow> {
     let fail =
         |why: String| vec![job.row(Stage::Load, 0, super::failed(ErrorKind::BadRequest, why))];
-    let load = match lj.load() {
+    let (warm, load) = match lj.loads() {
         Ok(l) => l,
         Err(why) => return fail(why),
     };
@@ -139,16 +152,36 @@ pub(super) async fn run(job: &AgentJob, lj: &LoadJob) -> Vec<RequestRow> {
         // Ollama cannot force a length: `num_predict` only caps it.
         (req, output.filter(|_| openai))
     });
-    let driven = match drive_keeping(&load, job.client.clone(), make).await {
-        Ok(d) => d,
-        Err(e) => return fail(e.to_string()),
-    };
-    driven
-        .into_iter()
-        .map(|(s, record)| {
-            let (input, output) = lengths(lj, s.index);
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    for (part, load) in warm.iter().chain(std::iter::once(&load)).enumerate() {
+        let first = offset;
+        let make_part: MakeRequest = {
+            let make = make.clone();
+            Arc::new(move |i| make(first + i))
+        };
+        let driven = match drive_keeping(load, job.client.clone(), make_part).await {
+            Ok(d) => d,
+            Err(e) => {
+                let what = if part == 0 && warm.is_some() {
+                    "the warm-up"
+                } else {
+                    "the load"
+                };
+                rows.push(job.row(
+                    Stage::Load,
+                    offset as u32,
+                    super::failed(ErrorKind::BadRequest, format!("{what}: {e}")),
+                ));
+                return rows;
+            }
+        };
+        offset += driven.len() as u64;
+        rows.extend(driven.into_iter().map(|(s, record)| {
+            let i = first + s.index;
+            let (input, output) = lengths(lj, i);
             let mut row =
-                RequestRow::measured(Stage::Load, s.index as u32, s.warmup, record, job.ttft_def);
+                RequestRow::measured(Stage::Load, i as u32, s.warmup, record, job.ttft_def);
             row.load = Some(LoadRequest {
                 user: s.user,
                 scheduled_ms: s.scheduled_ms,
@@ -157,8 +190,9 @@ pub(super) async fn run(job: &AgentJob, lj: &LoadJob) -> Vec<RequestRow> {
                 output_tokens_requested: output,
             });
             row
-        })
-        .collect()
+        }));
+    }
+    rows
 }
 
 #[cfg(test)]
@@ -193,17 +227,22 @@ mod tests {
     }
 
     /// A configuration's level becomes the load: users, a Poisson or constant rate, or the
-    /// phases at their multiples of the rate; the warm-up counts in the stop.
+    /// phases at their multiples of the rate; the warm-up is a load of its own before it.
     #[test]
     fn levels_become_loads() {
         let users = LoadLevel {
             concurrency: Some(4),
             ..LoadLevel::default()
         };
-        let l = job(ArrivalProcess::Poisson, users).load().expect("load");
+        let (warm, l) = job(ArrivalProcess::Poisson, users).loads().expect("load");
         assert_eq!(l.mode, Mode::Closed { users: 4 });
-        assert_eq!(l.stop, Stop::Requests(12));
-        assert_eq!(l.warmup, Some(Stop::Requests(2)));
+        assert_eq!((l.stop, l.warmup), (Stop::Requests(10), None));
+        let warm = warm.expect("a warm-up first");
+        assert_eq!(warm.mode, l.mode);
+        assert_eq!(
+            (warm.stop, warm.warmup),
+            (Stop::Requests(2), Some(Stop::Requests(2)))
+        );
         let rate = LoadLevel {
             rate: Some(2.0),
             ..LoadLevel::default()

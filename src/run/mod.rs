@@ -398,10 +398,25 @@ pub struct Runner {
     digests_file: std::sync::OnceLock<PathBuf>,
     /// Prompt calibrations of `load` workloads, learned once per server and model.
     calibrations: Arc<load::Calibrations>,
+    /// This run's own number (time and process), mixed into every load's prompt nonce.
+    load_seed: u64,
+    /// Load runs started by this runner: each attempt of a cell its own nonce.
+    load_runs: std::sync::atomic::AtomicU64,
     opts: RunOptions,
 }
 
 impl Runner {
+    /// The prompt nonce of one run of a load cell: the cell's id, this run and the attempt,
+    /// so that no attempt's prompts (a retry's, a `--force` rerun's) are in a server's prompt
+    /// cache from another.
+    fn load_nonce(&self, id: &crate::plan::NodeId) -> u64 {
+        let cell = u64::from_le_bytes(id.0[..8].try_into().unwrap_or_default());
+        let n = self
+            .load_runs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::util::rng::mix(cell ^ self.load_seed ^ crate::util::rng::mix(n))
+    }
+
     /// Creates clients for every endpoint of the plan and prepares every corpus.
     ///
     /// One URL speaks one protocol: an URL declared both as `openai` and as `ollama` or
@@ -466,6 +481,10 @@ impl Runner {
             loaded: tokio::sync::Mutex::new(HashMap::new()),
             versions: tokio::sync::Mutex::new(HashMap::new()),
             calibrations: Arc::default(),
+            load_seed: crate::util::rng::mix(
+                (now_unix_ms() as u64) ^ (u64::from(std::process::id()) << 40),
+            ),
+            load_runs: std::sync::atomic::AtomicU64::new(0),
             campaign_digests: std::sync::Mutex::new(HashMap::new()),
             digests_file: std::sync::OnceLock::new(),
             opts: opts.clone(),
@@ -640,9 +659,7 @@ impl Runner {
                         Task::Load(t) => Some(load::LoadJob {
                             task: t.clone(),
                             level: c.load,
-                            nonce: u64::from_le_bytes(
-                                node.id.0[..8].try_into().unwrap_or_default(),
-                            ),
+                            nonce: self.load_nonce(&node.id),
                             calibrations: self.calibrations.clone(),
                         }),
                         _ => None,

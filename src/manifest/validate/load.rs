@@ -5,7 +5,7 @@
 use crate::manifest::axis::Axis;
 use crate::manifest::locate::KeyPath;
 use crate::manifest::serving::{ArrivalProcess, LengthDistribution, LoadTask};
-use crate::manifest::spec::{Block, Task};
+use crate::manifest::spec::{AxisPoint, Block, Task};
 
 use super::ctx::Ctx;
 
@@ -41,6 +41,13 @@ pub(super) fn check_loads(ctx: &mut Ctx<'_>) {
                     },
                 );
             }
+            if !w.stream {
+                ctx.emit(p.key("stream"), "a `load` workload must stream its replies", |d| {
+                    d.expected("`stream: true` (the default): TTFT, ITL and TPOT come from the streamed chunks")
+                        .found("`stream: false`")
+                        .help("remove `stream: false`")
+                });
+            }
             check_task(ctx, &p.key("task"), t);
         }
     }
@@ -50,6 +57,29 @@ pub(super) fn check_loads(ctx: &mut Ctx<'_>) {
             .iter()
             .find(|w| w.id == b.workload)
             .map(|w| matches!(w.task, Task::Load(_)));
+        let task = s
+            .workloads
+            .iter()
+            .find(|w| w.id == b.workload)
+            .and_then(|w| match &w.task {
+                Task::Load(t) => Some(t),
+                _ => None,
+            });
+        if let Some(t) = task
+            && !t.lengths.is_fixed()
+            && t.input_tokens.is_none()
+            && t.output_tokens.is_none()
+            && b.axes.input_tokens.is_none()
+            && b.axes.output_tokens.is_none()
+        {
+            ctx.emit(p.key("axes"), "a length distribution without lengths", |d| {
+                d.expected(format!(
+                    "`input_tokens` or `output_tokens` in workload `{}`'s task or in this block's axes, to draw `lengths` around",
+                    b.workload
+                ))
+                .help("set the target lengths, or remove the task's `lengths`")
+            });
+        }
         match load {
             Some(true) => check_load_block(ctx, &p, b),
             Some(false) => check_other_block(ctx, &p, b),
@@ -104,16 +134,6 @@ fn check_task(ctx: &mut Ctx<'_>, p: &KeyPath, t: &LoadTask) {
             |d| {
                 d.expected("a fraction in [0, 1), e.g. `0.2`")
                     .found(format!("`{v}`"))
-            },
-        );
-    }
-    if t.input_tokens.is_none() && t.output_tokens.is_none() {
-        ctx.emit(
-            p.key("lengths"),
-            "a length distribution without lengths",
-            |d| {
-                d.expected("`input_tokens` or `output_tokens` (or their axes) to draw around")
-                    .help("set the target lengths, or remove `lengths`")
             },
         );
     }
@@ -188,6 +208,22 @@ fn check_load_block(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block) {
             },
         );
     }
+    let level = if has(Axis::Rate) {
+        Axis::Rate
+    } else {
+        Axis::Concurrency
+    };
+    for (j, pt) in b.include.iter().enumerate() {
+        let at = p.key("include").index(j);
+        if !pt.is_set(level) {
+            ctx.emit(
+                at.clone(),
+                format!("an `include` point of a load block without `{level}`"),
+                |d| d.expected(format!("`{level}` in every point (the level of its load)")),
+            );
+        }
+        check_point(ctx, &at, pt);
+    }
     let ap = p.key("axes");
     for (j, n) in b.axes.concurrency.iter().flatten().enumerate() {
         if !(1..=MAX_CONCURRENCY).contains(n) {
@@ -222,6 +258,36 @@ fn check_load_block(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block) {
                     |d| d.expected("a token count ≥ 1").found("`0`"),
                 );
             }
+        }
+    }
+}
+
+/// The level and lengths of one `include` point: in range.
+fn check_point(ctx: &mut Ctx<'_>, at: &KeyPath, pt: &AxisPoint) {
+    if let Some(n) = pt.concurrency
+        && !(1..=MAX_CONCURRENCY).contains(&n)
+    {
+        ctx.emit(at.key("concurrency"), "`concurrency` out of range", |d| {
+            d.expected(format!("1 to {MAX_CONCURRENCY} users"))
+                .found(format!("`{n}`"))
+        });
+    }
+    if let Some(r) = pt.rate
+        && !(r.is_finite() && r > 0.0)
+    {
+        ctx.emit(at.key("rate"), "`rate` out of range", |d| {
+            d.expected("requests per second > 0")
+                .found(format!("`{r}`"))
+        });
+    }
+    for (key, v) in [
+        ("input_tokens", pt.input_tokens),
+        ("output_tokens", pt.output_tokens),
+    ] {
+        if v == Some(0) {
+            ctx.emit(at.key(key), format!("`{key}` must be at least 1"), |d| {
+                d.expected("a token count ≥ 1").found("`0`")
+            });
         }
     }
 }
@@ -296,6 +362,7 @@ mod tests {
         let m = manifest(
             "requests: 0, output_tokens: 0, lengths: {kind: normal, cv: 1.5}, arrivals: phases, phases: [{duration_s: 0, rate_factor: -1}]",
             "[{workload: l, scenario: s, model: m, axes: {concurrency: [0, 2], rate: [-1]}}, \
+             {workload: l, scenario: s, model: m, axes: {rate: [1]}, include: [{input_tokens: 0}]}, \
              {workload: l, scenario: s, model: m, axes: {input_tokens: [8]}}, \
              {workload: p, scenario: s, model: m, axes: {concurrency: [2]}}]",
             "slos: [{metric: e2e_ms, max_ms: 0, percentile: 100.5}]\n",
@@ -315,6 +382,8 @@ mod tests {
             "phase duration out of range",
             "phase rate factor out of range",
             "every phase is a pause",
+            "an `include` point of a load block without `rate`",
+            "`input_tokens` must be at least 1",
         ] {
             assert!(
                 got.iter().any(|g| g == want),
