@@ -40,6 +40,21 @@ pub struct Manifest {
     pub spec: ManifestSpec,
 }
 
+impl Manifest {
+    /// The manifest `source` parses into, as if read from `t.yaml` (not validated): for
+    /// tests of the rules.
+    #[cfg(test)]
+    pub(crate) fn parsed(source: String) -> Manifest {
+        let path = Path::new("t.yaml");
+        let spec = load::parse(path, &source).expect("parses");
+        Manifest {
+            path: path.to_owned(),
+            source,
+            spec,
+        }
+    }
+}
+
 /// Errors of the manifest stage: one or more diagnostics about one file.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", render(.diagnostics))]

@@ -43,10 +43,10 @@ fn slo_text(s: &Slo) -> String {
 
 /// A level with its unit (`1 user`, `4 users`, `2.5 requests per second`).
 fn level_text(x: f64, unit: &str) -> String {
-    let unit = if x == 1.0 && unit == "users" {
-        "user"
-    } else {
-        unit
+    let unit = match (x == 1.0, unit) {
+        (true, "users") => "user",
+        (true, "requests per second") => "request per second",
+        _ => unit,
     };
     format!("{} {unit}", trimmed(x, 3))
 }

@@ -119,6 +119,12 @@ pub(crate) async fn stop_child(mut c: ManagedChild) -> String {
     while c.group_alive() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    force_and_describe(&mut c, was_dead).await
+}
+
+/// After [`STOP_GRACE`]: SIGKILL to a group still alive (and up to 2 s for it to go), then
+/// how the server ended (`was_dead`: it had exited before it was told to stop).
+pub(crate) async fn force_and_describe(c: &mut ManagedChild, was_dead: bool) -> String {
     let forced = c.group_alive();
     if forced {
         c.signal(true);

@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use super::console::say;
 use super::error::ManagedError;
 use super::process::{
-    ManagedChild, STOP_GRACE, describe_exit, runs_program, spawn, stop_child, stop_leftover,
+    ManagedChild, STOP_GRACE, describe_exit, force_and_describe, runs_program, spawn, stop_child,
+    stop_leftover,
 };
 use super::pull::ensure_model;
 use super::ready::wait_ready;
@@ -535,23 +536,7 @@ impl ManagedServers {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         for ((s, mut c), was_dead) in children.into_iter().zip(already) {
-            let forced = c.group_alive();
-            if forced {
-                c.signal(true);
-                let until = Instant::now() + Duration::from_secs(2);
-                while c.poll().is_none() && Instant::now() < until {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-            let mut exit = c.poll().map_or_else(|| "unknown".to_owned(), describe_exit);
-            if was_dead {
-                exit.push_str(", had already exited");
-            } else if forced {
-                exit.push_str(&format!(
-                    ", killed after {} s without exiting on SIGTERM",
-                    STOP_GRACE.as_secs()
-                ));
-            }
+            let exit = force_and_describe(&mut c, was_dead).await;
             drop(c);
             self.journal(&JournalEvent::ServerStopped {
                 at_unix_ms: now_unix_ms(),

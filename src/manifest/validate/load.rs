@@ -333,13 +333,7 @@ mod tests {
              scenarios: [{{id: s, kind: single, agents: [{{id: c, role: client, endpoint: e}}]}}]\n\
              matrix: {matrix}\n{extra}"
         );
-        let path = std::path::Path::new("t.yaml");
-        let spec = crate::manifest::parse(path, &source).expect("parses");
-        Manifest {
-            path: path.to_owned(),
-            source,
-            spec,
-        }
+        Manifest::parsed(source)
     }
 
     fn messages(m: &Manifest) -> Vec<String> {
@@ -400,13 +394,7 @@ mod tests {
              workloads: [{id: l, force_output_tokens: 8, command: {argv: [agent]}, task: {kind: load, requests: 4}}]\n\
              scenarios: [{id: s, kind: single, agents: [{id: c, role: client, endpoint: e}]}]\n\
              matrix: [{workload: l, scenario: s, model: m, axes: {rate: [1]}}]\n";
-        let path = std::path::Path::new("t.yaml");
-        let spec = crate::manifest::parse(path, source).expect("parses");
-        let m = Manifest {
-            path: path.to_owned(),
-            source: source.to_owned(),
-            spec,
-        };
+        let m = Manifest::parsed(source.to_owned());
         let got = messages(&m);
         assert!(
             got.iter()

@@ -623,13 +623,7 @@ mod tests {
              repetitions: {reps}\n\
              matrix: [{{workload: w, scenario: s, model: m, apply_to: [c], axes: {{{axes}}}{extra}}}]\n"
         );
-        let path = std::path::Path::new("t.yaml");
-        let spec = super::super::load::parse(path, &source).expect("parses");
-        Manifest {
-            path: path.to_owned(),
-            source,
-            spec,
-        }
+        Manifest::parsed(source)
     }
 
     fn list(n: u32) -> String {

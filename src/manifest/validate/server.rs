@@ -195,13 +195,7 @@ mod tests {
              repetitions: 1\n\
              matrix: [{{workload: w, scenario: s, model: m, axes: {{{axes}}}}}]\n"
         );
-        let path = std::path::Path::new("t.yaml");
-        let spec = crate::manifest::load::parse(path, &source).expect("parses");
-        Manifest {
-            path: path.to_owned(),
-            source,
-            spec,
-        }
+        Manifest::parsed(source)
     }
 
     fn messages(m: &Manifest) -> Vec<String> {
