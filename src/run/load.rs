@@ -15,10 +15,16 @@ use crate::plan::LoadLevel;
 use crate::record::{LoadRequest, RequestRow};
 use crate::util::rng::mix;
 use crate::workload::Stage;
+use tokio::sync::OnceCell;
 
-/// Prompt calibrations learned in this run, by (endpoint URL, model tag): one probe pair per
-/// server and model, whatever the number of cells.
-pub(super) type Calibrations = tokio::sync::Mutex<HashMap<(String, String), Calibration>>;
+/// Prompt calibrations learned in this run, by (endpoint URL, model tag, server settings):
+/// one calibration per server and model, whatever the number of cells.
+pub(super) type Calibrations =
+    std::sync::Mutex<HashMap<CalibrationKey, Arc<OnceCell<Calibration>>>>;
+
+/// What a calibration depends on: the endpoint URL, the model tag and the managed server's
+/// settings (a flag can change the chat template).
+type CalibrationKey = (String, String, String);
 
 /// What one agent run of a load needs beyond its job.
 #[derive(Clone)]
@@ -33,6 +39,8 @@ pub(super) struct LoadJob {
     pub nonce: u64,
     /// The run's calibrations.
     pub calibrations: Arc<Calibrations>,
+    /// The configuration's managed-server settings (`parallel=4`; empty without).
+    pub server: String,
 }
 
 impl LoadJob {
@@ -107,16 +115,27 @@ async fn calibration(
     base: &LlmRequest,
     lj: &LoadJob,
 ) -> Result<Calibration, String> {
-    let key = (job.client.base_url().to_owned(), job.model.clone());
-    let mut known = lj.calibrations.lock().await;
-    if let Some(c) = known.get(&key) {
-        return Ok(*c);
-    }
-    let c = calibrate(&job.client, base, (64, 256), lj.nonce)
-        .await
-        .map_err(|e| e.to_string())?;
-    known.insert(key, c);
-    Ok(c)
+    let key = (
+        job.client.base_url().to_owned(),
+        job.model.clone(),
+        lj.server.clone(),
+    );
+    // One cell per key: calibrations of other servers never wait on this one, and two cells
+    // of this one wait for the same probes (a failed calibration is tried again next time).
+    let cell = {
+        let mut known = lj
+            .calibrations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.entry(key).or_default().clone()
+    };
+    cell.get_or_try_init(|| async {
+        calibrate(&job.client, base, (64, 256), lj.nonce)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .copied()
 }
 
 /// Runs the agent's load once: its rows, in order of sending (a load that cannot run: one
@@ -223,6 +242,7 @@ mod tests {
             level,
             nonce: 7,
             calibrations: Arc::default(),
+            server: String::new(),
         }
     }
 

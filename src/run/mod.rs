@@ -396,7 +396,7 @@ pub struct Runner {
     campaign_digests: std::sync::Mutex<HashMap<(String, String), String>>,
     /// Where the campaign's digests are kept (set when a campaign runs).
     digests_file: std::sync::OnceLock<PathBuf>,
-    /// Prompt calibrations of `load` workloads, learned once per server and model.
+    /// Prompt calibrations of `load` workloads, learned once per server, model and settings.
     calibrations: Arc<load::Calibrations>,
     /// This run's own number (time and process), mixed into every load's prompt nonce.
     load_seed: u64,
@@ -661,6 +661,7 @@ impl Runner {
                             level: c.load,
                             nonce: self.load_nonce(&node.id),
                             calibrations: self.calibrations.clone(),
+                            server: c.server.to_string(),
                         }),
                         _ => None,
                     },
