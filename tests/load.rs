@@ -11,21 +11,12 @@ use chimera::load::{
 };
 use chimera::manifest::{Api, EndpointKind, Options};
 
-use crate::support::Emulator;
+use crate::support::{Emulator, knee_profile};
 
-/// Two slots per listener, each reply 16 tokens at 400 tok/s (40 ms) on its own GPU: up to
-/// two users never wait; from three, a request waits for a slot, about a whole reply.
-const KNEE_PROFILE: &str = "
-seed: 5
-shared_gpu: false
-num_parallel: 2
-models:
-  - name: gemma3:270m
-    load_ms: 1
-    prompt_tok_s: 1000000
-    output_tok_s: 400
-    output_tokens: 16
-";
+/// The knee profile with 40 ms replies (16 tokens at 400 tok/s).
+fn knee() -> String {
+    knee_profile(400)
+}
 
 fn make() -> MakeRequest {
     Arc::new(|i| {
@@ -56,7 +47,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn closed_loop_users_find_the_emulators_knee() {
     let t = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(t.path(), "knee", KNEE_PROFILE, 1);
+    let emu = Emulator::start(t.path(), "knee", &knee(), 1);
     let url = format!("http://{}", emu.addrs[0]);
     let client = Arc::new(Client::new(EndpointKind::Ollama, &url).expect("client"));
     let rt = runtime();
@@ -132,7 +123,7 @@ fn an_open_loop_sends_at_its_scheduled_times() {
     let emu = Emulator::start(
         t.path(),
         "open",
-        KNEE_PROFILE
+        knee()
             .replace("num_parallel: 2", "num_parallel: 0")
             .as_str(),
         1,
@@ -180,7 +171,7 @@ fn an_open_loop_sends_at_its_scheduled_times() {
 #[test]
 fn the_load_command_prints_the_sweep_and_its_frontier() {
     let t = tempfile::tempdir().expect("tempdir");
-    let emu = Emulator::start(t.path(), "cli", KNEE_PROFILE, 1);
+    let emu = Emulator::start(t.path(), "cli", &knee(), 1);
     let url = format!("http://{}", emu.addrs[0]);
     let args = [
         "load",
@@ -266,7 +257,7 @@ fn a_trace_is_replayed_with_its_timing_and_lengths() {
     let emu = Emulator::start(
         t.path(),
         "trace",
-        &KNEE_PROFILE.replace("num_parallel: 2", "num_parallel: 0"),
+        &knee().replace("num_parallel: 2", "num_parallel: 0"),
         1,
     );
     let url = format!("http://{}", emu.addrs[0]);

@@ -7,22 +7,7 @@ use std::net::SocketAddr;
 use chimera::table::{RequestsRow, read_rows};
 use chimera::workload::Stage;
 
-use crate::support::{campaign, emulate};
-
-/// Two slots per listener, each reply 16 tokens at 100 tok/s (160 ms): up to two users never
-/// wait for a slot; from three on a request waits about a whole reply, far above the 100 ms
-/// SLO (a scheduling stall on a loaded machine would have to last 100 ms to blur the knee).
-const KNEE_PROFILE: &str = "
-seed: 5
-shared_gpu: false
-num_parallel: 2
-models:
-  - name: gemma3:270m
-    load_ms: 1
-    prompt_tok_s: 1000000
-    output_tok_s: 100
-    output_tokens: 16
-";
+use crate::support::{campaign, emulate, knee_profile};
 
 fn manifest(addr: SocketAddr) -> String {
     format!(
@@ -51,7 +36,9 @@ slos:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_load_manifest_sweeps_levels_and_its_report_finds_the_knee() {
-    let emu = emulate(KNEE_PROFILE, 1).await;
+    // Replies of 160 ms (16 tokens at 100 tok/s): a wait for a slot is far above the 100 ms
+    // SLO, so a scheduling stall on a loaded machine would have to last 100 ms to blur the knee.
+    let emu = emulate(&knee_profile(100), 1).await;
     let dir = tempfile::tempdir().expect("tempdir");
     // One fake GPU: deterministic telemetry with an energy counter (a test instrument, like
     // the emulator), so that the energy per output token is computed.

@@ -131,6 +131,25 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// An emulator profile with a known knee: two slots per listener, each reply 16 tokens at
+/// `output_tok_s` on its own GPU, so up to two users never wait and from three a request waits
+/// for a slot, about a whole reply.
+pub fn knee_profile(output_tok_s: u32) -> String {
+    format!(
+        "
+seed: 5
+shared_gpu: false
+num_parallel: 2
+models:
+  - name: gemma3:270m
+    load_ms: 1
+    prompt_tok_s: 1000000
+    output_tok_s: {output_tok_s}
+    output_tokens: 16
+"
+    )
+}
+
 /// An emulator profile of one `gemma3:270m` model with fast token rates (a whole campaign takes
 /// well under a second of server time), each listener its own GPU.
 pub fn fast_profile(seed: u64) -> String {

@@ -200,18 +200,7 @@ async fn closed(
             mine
         }));
     }
-    let mut out = Vec::new();
-    let mut lost = 0;
-    for t in tasks.handles.iter_mut() {
-        match t.await {
-            Ok(mine) => out.extend(mine),
-            Err(_) => lost += 1,
-        }
-    }
-    if lost > 0 {
-        return Err(DriveError::Lost(lost));
-    }
-    Ok(out)
+    Ok(tasks.join().await?.into_iter().flatten().collect())
 }
 
 /// The open loop: a thread sleeps until each scheduled time and spawns the request; the
@@ -275,18 +264,7 @@ async fn open(
         // Dropping the guard aborts what was spawned.
         return Err(DriveError::Lost(planned - spawned.min(planned)));
     }
-    let mut out = Vec::with_capacity(spawned);
-    let mut lost = 0;
-    for t in guard.handles.iter_mut() {
-        match t.await {
-            Ok(s) => out.push(s),
-            Err(_) => lost += 1,
-        }
-    }
-    if lost > 0 {
-        return Err(DriveError::Lost(lost));
-    }
-    Ok(out)
+    guard.join().await
 }
 
 /// The tasks of a load, aborted when the load's future is dropped before they end (a cell
@@ -306,6 +284,23 @@ impl<T> Aborting<T> {
             rx,
             stop: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Waits for every task: their outputs in order, or how many were lost (panicked or
+    /// cancelled).
+    async fn join(&mut self) -> Result<Vec<T>, DriveError> {
+        let mut out = Vec::with_capacity(self.handles.len());
+        let mut lost = 0;
+        for t in self.handles.iter_mut() {
+            match t.await {
+                Ok(x) => out.push(x),
+                Err(_) => lost += 1,
+            }
+        }
+        if lost > 0 {
+            return Err(DriveError::Lost(lost));
+        }
+        Ok(out)
     }
 
     /// Moves the handles the scheduling thread sent into `handles`.
