@@ -14,11 +14,13 @@ writing its ground truth with `--truth`). For each tool and level it prints:
   accounting of waited-for children, divided by the requests sent);
 - the request rate it reached;
 - its TTFT (mean, p99) and ITL (mean) error against the emulator's ground truth: the tool's
-  figure minus the emulator's, where the emulator's TTFT is request read -> first text chunk
-  written and its ITL the gaps between written chunks.
+  figure minus the emulator's, where the emulator's TTFT is request arrived (the kernel's
+  receive time of its last bytes) -> first text chunk written and its ITL the gaps between
+  written chunks.
 
 Then the largest open-loop rate chimera sustains with p99 send lateness under 1 ms (rates
-doubling from 100/s, 3 s each), against the highest rate either peer reached.
+doubling from 100/s, 3 s each, then the gap to the first rate that failed halved three times),
+against the highest rate either peer reached.
 
 llama-server part. The same closed-loop sweep (1, 4, 8 users, fewer requests) against one real
 llama-server this script starts and stops (Gemma 3 270M Q4_K_M on the CPU: the binary and model
@@ -306,35 +308,50 @@ def guidellm_figures(r):
     }
 
 
+def chimera_rate_holds(chimera, work, rate, rows):
+    """One open-loop run at `rate` (constant, 3 s, the first 20 requests warm-up): whether its
+    p99 send lateness stays under 1 ms and at least 95 % of the rate is reached. Appends
+    (rate, lateness p99, reached, error) to rows."""
+    emu = Emulator(chimera, work, f"rate-{rate}")
+    try:
+        # The first 20 requests are warm-up (the scheduling thread and the connection
+        # pool starting), left out as in every load.
+        cmd = [chimera, "load", emu.url, "--model", MODEL, "--chat", "--rate", str(rate),
+               "--duration-s", "3", "--warmup-requests", "20", "--repetitions", "1",
+               "--output-tokens", str(OUTPUT_TOKENS), "--format", "json"]
+        rc, out, err, cpu, wall = timed(cmd)
+    finally:
+        emu.stop()
+    if rc != 0:
+        rows.append((rate, None, None, err.strip()[-200:]))
+        return False
+    run = json.loads(out)["levels"][0]["runs"][0]
+    late = run["lateness"]["p99"] if run.get("lateness") else None
+    reached = run["request_rate"]
+    rows.append((rate, late, reached, None))
+    return late is not None and late < 1.0 and reached >= 0.95 * rate
+
+
 def chimera_max_rate(chimera, work):
     """The largest constant rate whose p99 send lateness stays under 1 ms and which is
-    reached (at least 95 % of it), rates doubling from 100/s, 3 s each (the first 20
-    requests warm-up)."""
+    reached (at least 95 % of it): rates doubling from 100/s until one fails, then three
+    halvings of the gap between the last that held and the first that failed."""
     best, rows = None, []
-    rate = 100
+    rate, failed = 100, None
     while rate <= 25600:
-        emu = Emulator(chimera, work, f"rate-{rate}")
-        try:
-            # The first 20 requests are warm-up (the scheduling thread and the connection
-            # pool starting), left out as in every load.
-            cmd = [chimera, "load", emu.url, "--model", MODEL, "--chat", "--rate", str(rate),
-                   "--duration-s", "3", "--warmup-requests", "20", "--repetitions", "1",
-                   "--output-tokens", str(OUTPUT_TOKENS), "--format", "json"]
-            rc, out, err, cpu, wall = timed(cmd)
-        finally:
-            emu.stop()
-        if rc != 0:
-            rows.append((rate, None, None, err.strip()[-200:]))
+        if not chimera_rate_holds(chimera, work, rate, rows):
+            failed = rate
             break
-        run = json.loads(out)["levels"][0]["runs"][0]
-        late = run["lateness"]["p99"] if run.get("lateness") else None
-        reached = run["request_rate"]
-        rows.append((rate, late, reached, None))
-        if late is not None and late < 1.0 and reached >= 0.95 * rate:
-            best = rate
-        else:
-            break
+        best = rate
         rate *= 2
+    if best is not None and failed is not None and rows[-1][3] is None:
+        lo, hi = best, failed
+        for _ in range(3):
+            mid = (lo + hi) // 2
+            if chimera_rate_holds(chimera, work, mid, rows):
+                lo = best = mid
+            else:
+                hi = mid
     return best, rows
 
 

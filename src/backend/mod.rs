@@ -9,9 +9,11 @@
 //! emulate`) and the OpenAI-compatible one of llama.cpp's `llama-server` and vLLM
 //! ([`openai::OpenAiClient`]). [`Client`] is the one type the runner holds per endpoint URL.
 
+mod lines;
 pub(crate) mod manage;
 pub(crate) mod ollama;
 pub(crate) mod openai;
+mod raw;
 pub(crate) mod stream;
 pub(crate) mod tokenize;
 

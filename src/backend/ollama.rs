@@ -66,7 +66,7 @@ impl OllamaClient {
 
     /// Sends one request and measures it. Never fails: errors are in the record.
     pub async fn send(&self, req: &LlmRequest) -> RequestRecord {
-        let request = self.server.post_json(api_path(req.api));
+        let request = self.server.measured_post(api_path(req.api), "*/*");
         measure_json(request, &request_body(req), req, |t0| {
             StreamState::new(req.api, req.stream, req.max_response_bytes, t0)
         })

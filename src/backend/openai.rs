@@ -116,10 +116,9 @@ impl OpenAiClient {
                 ignored.join(", ")
             );
         }
-        let request = self.server.post_json(api_path(req.api)).header(
-            reqwest::header::ACCEPT,
-            "text/event-stream, application/json",
-        );
+        let request = self
+            .server
+            .measured_post(api_path(req.api), "text/event-stream, application/json");
         let body = request_body_forced(req, force_output_tokens);
         measure_json(request, &body, req, |t0| {
             SseState::new(req.api, req.stream, req.max_response_bytes, t0)

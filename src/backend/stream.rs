@@ -22,11 +22,14 @@
 
 use std::error::Error as StdError;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
 
+pub use super::lines::{LineSplitter, Overflow};
+use super::raw::RawHttp;
 use super::{ErrorKind, LlmRequest, RequestError, RequestRecord};
 use crate::manifest::Api;
 
@@ -125,6 +128,8 @@ pub(super) fn base_body(req: &LlmRequest) -> Map<String, Value> {
 #[derive(Debug, Clone)]
 pub(super) struct ServerHttp {
     http: reqwest::Client,
+    /// The measured requests' client (see [`super::raw`]).
+    raw: Arc<RawHttp>,
     base: String,
     status_error: fn(StatusCode, &[u8]) -> RequestError,
 }
@@ -137,8 +142,16 @@ impl ServerHttp {
         status_error: fn(StatusCode, &[u8]) -> RequestError,
     ) -> Result<Self, ClientError> {
         let (http, base) = http_client(base_url, reuse_connections)?;
+        let url = reqwest::Url::parse(&base).map_err(|e| ClientError::InvalidUrl {
+            url: base_url.to_owned(),
+            reason: e.to_string(),
+        })?;
         Ok(ServerHttp {
             http,
+            raw: RawHttp::new(&url).map_err(|reason| ClientError::InvalidUrl {
+                url: base_url.to_owned(),
+                reason,
+            })?,
             base,
             status_error,
         })
@@ -149,6 +162,16 @@ impl ServerHttp {
         &self.base
     }
 
+    /// A measured POST of a JSON body to the base URL + `path`, accepting `accept`: sent with
+    /// [`measure_json`] on the lean client (see [`super::raw`]).
+    pub(super) fn measured_post(&self, path: &'static str, accept: &'static str) -> Post {
+        Post {
+            raw: self.raw.clone(),
+            path,
+            accept,
+        }
+    }
+
     /// A POST of a JSON body to the base URL + `path`.
     pub(super) fn post_json(&self, path: &str) -> reqwest::RequestBuilder {
         self.http
@@ -157,10 +180,18 @@ impl ServerHttp {
     }
 }
 
-/// Sends `body` with `request` (see [`ServerHttp::post_json`]) and measures it (see [`measure`]). Never
+/// A measured POST (see [`ServerHttp::measured_post`]), before its body.
+#[derive(Debug)]
+pub(super) struct Post {
+    raw: Arc<RawHttp>,
+    path: &'static str,
+    accept: &'static str,
+}
+
+/// Sends `body` with `request` (see [`ServerHttp::measured_post`]) and measures it (see [`measure`]). Never
 /// fails: a body that cannot be encoded gives the record of a request never sent.
 pub(super) async fn measure_json<P: Protocol>(
-    request: reqwest::RequestBuilder,
+    request: Post,
     body: &Value,
     req: &LlmRequest,
     protocol: impl FnOnce(Instant) -> P,
@@ -179,7 +210,7 @@ pub(super) async fn measure_json<P: Protocol>(
             };
         }
     };
-    measure(request.body(body), req, protocol).await
+    measure(request, body, req, protocol).await
 }
 
 /// A wire protocol's reading of one response body.
@@ -221,7 +252,8 @@ pub(crate) trait Protocol {
 /// record. `t0` is taken right before the request is handed to the HTTP stack; `protocol`
 /// is built with it.
 pub(super) async fn measure<P: Protocol>(
-    request: reqwest::RequestBuilder,
+    request: Post,
+    body: Vec<u8>,
     req: &LlmRequest,
     protocol: impl FnOnce(Instant) -> P,
 ) -> RequestRecord {
@@ -235,7 +267,15 @@ pub(super) async fn measure<P: Protocol>(
         .checked_add(req.timeout)
         .map(tokio::time::Instant::from_std);
     let mut status = None;
-    let result = exchange(request, req, deadline, &mut proto, &mut rec, &mut status).await;
+    let result = exchange(
+        (request, body),
+        req,
+        deadline,
+        &mut proto,
+        &mut rec,
+        &mut status,
+    )
+    .await;
     match result {
         Ok(end) => rec.e2e_ms = ms_between(t0, end),
         Err(mut e) => {
@@ -250,23 +290,31 @@ pub(super) async fn measure<P: Protocol>(
 /// Sends `request` and reads the reply into `rec`; returns the instant the response ended.
 /// `status` is set as soon as a response head arrives.
 async fn exchange<P: Protocol>(
-    request: reqwest::RequestBuilder,
+    (request, body): (Post, Vec<u8>),
     req: &LlmRequest,
     deadline: Option<tokio::time::Instant>,
     proto: &mut P,
     rec: &mut RequestRecord,
     status: &mut Option<u16>,
 ) -> Result<Instant, RequestError> {
-    let mut resp = match within(deadline, request.send()).await {
+    let sent = request.raw.post(request.path, request.accept, &body);
+    let mut resp = match within(deadline, sent).await {
         Err(()) => return Err(timeout_error(None, req.timeout)),
-        Ok(Err(e)) => return Err(send_error(&e)),
+        Ok(Err(e)) => return Err(raw_send_error(&e)),
         Ok(Ok(r)) => r,
     };
-    let code = resp.status();
-    *status = Some(code.as_u16());
+    let code = StatusCode::from_u16(resp.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    *status = Some(resp.status());
     if !code.is_success() {
         let cap = req.max_response_bytes.min(MAX_ERROR_BODY_BYTES);
-        let body = read_error_body(&mut resp, cap, deadline).await;
+        let mut body = Vec::new();
+        while body.len() < cap {
+            match within(deadline, resp.chunk()).await {
+                Ok(Ok(Some((b, _)))) => body.extend_from_slice(&b),
+                _ => break,
+            }
+        }
+        body.truncate(cap);
         return Err(proto.status_error(code, &body));
     }
 
@@ -304,17 +352,16 @@ async fn exchange<P: Protocol>(
                     return Err(err(
                         ErrorKind::Truncated,
                         None,
-                        format!(
-                            "the connection failed before `{}`: {}",
-                            proto.end_marker(),
-                            error_chain(&e)
-                        ),
+                        format!("the connection failed before `{}`: {e}", proto.end_marker(),),
                     ));
                 }
             },
             Ok(Ok(None)) => break,
             Ok(Ok(Some(b))) => b,
         };
+        // Lines are timed by the arrival of the bytes that brought them (see
+        // `RawResponse::chunk`), never later than their read.
+        let (bytes, now) = (bytes.0, bytes.1.min(now));
         last_bytes_at = now;
         if done_at.is_some() {
             continue; // ignore anything after the final chunk
@@ -561,107 +608,6 @@ impl ServerHttp {
     }
 }
 
-/// Why a [`LineSplitter`] refused its input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overflow {
-    /// One line (or the unterminated rest) of this many bytes is longer than the limit.
-    Line(usize),
-    /// The lines returned so far (terminators included) and the next line or the pending
-    /// bytes add up to this many bytes, more than the limit.
-    Body(usize),
-}
-
-/// Splits a byte stream into `\n`-terminated lines. `max` bounds the whole stream, not only one
-/// line: every line returned is charged its bytes on the wire (with its `\n`), and a line that
-/// would take the total past `max`, or pending bytes that do, are an error. So the number of
-/// lines, and whatever a caller keeps per line, is bounded by `max` too.
-#[derive(Debug)]
-pub struct LineSplitter {
-    buf: Vec<u8>,
-    /// Start of the unconsumed part of `buf`.
-    start: usize,
-    /// Bytes of `buf[start..]` already known to hold no newline.
-    scanned: usize,
-    /// Bytes of the lines already returned, terminators included.
-    consumed: usize,
-    max: usize,
-}
-
-impl LineSplitter {
-    /// A splitter for a stream of at most `max` bytes.
-    pub fn new(max: usize) -> Self {
-        LineSplitter {
-            buf: Vec::new(),
-            start: 0,
-            scanned: 0,
-            consumed: 0,
-            max,
-        }
-    }
-
-    /// Appends bytes.
-    pub fn feed(&mut self, data: &[u8]) {
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        self.buf.extend_from_slice(data);
-    }
-
-    /// The next complete line (without `\n` and a trailing `\r`), `Ok(None)` when none is
-    /// complete yet, an error when a line exceeds the limit or the stream would.
-    pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, Overflow> {
-        let pending = &self.buf[self.start..];
-        match pending[self.scanned..].iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                let len = self.scanned + i;
-                if len > self.max {
-                    return Err(Overflow::Line(len));
-                }
-                let total = self.consumed.saturating_add(len + 1);
-                if total > self.max {
-                    return Err(Overflow::Body(total));
-                }
-                let mut line = pending[..len].to_vec();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                self.start += len + 1;
-                self.consumed = total;
-                self.scanned = 0;
-                Ok(Some(line))
-            }
-            None => {
-                self.scanned = pending.len();
-                self.check_pending()?;
-                Ok(None)
-            }
-        }
-    }
-
-    /// An error when the unconsumed bytes exceed the limit, alone or with the lines returned.
-    pub fn check_pending(&self) -> Result<(), Overflow> {
-        let len = self.buf.len() - self.start;
-        let total = self.consumed.saturating_add(len);
-        if len > self.max {
-            Err(Overflow::Line(len))
-        } else if total > self.max {
-            Err(Overflow::Body(total))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Everything not yet returned as a line.
-    pub fn take_rest(&mut self) -> Vec<u8> {
-        let rest = self.buf.split_off(self.start);
-        self.buf.clear();
-        self.start = 0;
-        self.scanned = 0;
-        rest
-    }
-}
-
 pub(super) fn err(kind: ErrorKind, status: Option<u16>, message: String) -> RequestError {
     RequestError {
         kind,
@@ -693,6 +639,20 @@ pub(super) fn too_large(overflow: Overflow, req: &LlmRequest, chunks: u32) -> Re
         ),
     };
     err(ErrorKind::TooLarge, None, message)
+}
+
+/// Maps a failure of the lean client before any response arrived.
+fn raw_send_error(e: &super::raw::SendError) -> RequestError {
+    let what = if e.connect {
+        "cannot connect"
+    } else {
+        "no response"
+    };
+    err(
+        ErrorKind::ConnectionRefused,
+        None,
+        format!("{what}: {}", e.message),
+    )
 }
 
 /// Maps a failure before any response arrived.

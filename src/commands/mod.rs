@@ -47,7 +47,20 @@ fn with_stdout(f: impl FnOnce(&mut dyn Write) -> Result<(), Error>) -> Result<()
 
 /// A multi-threaded async runtime for the commands that talk to servers.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    runtime_with(None)
+}
+
+/// The runtime of [`runtime`], with `workers` worker threads (default: one per core).
+///
+/// Its workers look for I/O after every task they run (`event_interval(1)`; tokio's default
+/// is every 61 tasks): chimera notes a reply's arrival when the task that reads it runs, and
+/// under a heavy load (64 users on 2 cores) a worker busy with other tasks would otherwise
+/// leave an arrived chunk unnoticed for up to 61 task polls, about 0.5 ms there. Measured in
+/// `docs/notes/2026-12-05-client-error.md`.
+fn runtime_with(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all().event_interval(1).build()
 }

@@ -6,7 +6,7 @@ use crate::cli::{EmulateArgs, TelemetryArgs, TelemetryCommand};
 use crate::error::Error;
 use crate::{emulator, run, telemetry};
 
-use super::{runtime, with_stdout};
+use super::{runtime_with, with_stdout};
 
 /// Opens the `--truth` file for appending.
 fn open_truth(path: &std::path::Path) -> Result<std::fs::File, Error> {
@@ -29,8 +29,8 @@ pub(super) fn emulate(args: &EmulateArgs) -> Result<(), Error> {
         args.listen.clone()
     };
     let truth_file = args.truth.as_deref().map(open_truth).transpose()?;
-    let rt =
-        runtime().map_err(|e| Error::Emulator(format!("cannot start the async runtime: {e}")))?;
+    let rt = runtime_with(Some(args.worker_threads.max(1)))
+        .map_err(|e| Error::Emulator(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(async {
         let handle = emulator::spawn(profile, &listen)
             .await

@@ -40,7 +40,8 @@ pub(super) struct Exchange<'a> {
     pub(super) sh: &'a Shared,
     /// The connection stays open after the response.
     pub(super) keep: bool,
-    /// When the request was fully read.
+    /// When the request had fully arrived (the kernel's receive time of its last bytes where
+    /// the kernel gives one, else when it was read; see `arrival.rs`).
     pub(super) received: Instant,
     wire: &'static Wire,
     head_sent: bool,

@@ -79,6 +79,7 @@
 //! Every generate/chat request appends one [`TruthRecord`] when it ends. Offsets are
 //! microseconds from "request fully read" to right after the write of that chunk returned.
 
+mod arrival;
 mod exchange;
 pub(crate) mod http;
 mod metrics;
@@ -140,6 +141,8 @@ pub async fn spawn(profile: Profile, listen: &[SocketAddr]) -> std::io::Result<E
     profile
         .validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // Receive stamps on before the first request (see `util::stamp::keep_on`).
+    crate::util::stamp::keep_on();
     let mut listeners = Vec::with_capacity(listen.len());
     for addr in listen {
         let l = TcpListener::bind(addr)

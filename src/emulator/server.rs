@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
+use super::arrival::StampedRead;
 use super::exchange::{
     ActiveGuard, Exchange, FaultEnd, Length, Reject, Schedule, Wire, ending_fault, joined_contents,
     json_object, stream_flag,
@@ -58,7 +59,7 @@ pub async fn serve_listener(
 
 async fn serve_conn(sock: TcpStream, shared: Arc<Shared>, ls: Arc<ListenerState>) {
     let _ = sock.set_nodelay(true);
-    let (rd, mut wr) = sock.into_split();
+    let (rd, mut wr) = StampedRead::split(sock);
     let mut rd = BufReader::new(rd);
     loop {
         match http::read_request(&mut rd).await {
@@ -69,8 +70,9 @@ async fn serve_conn(sock: TcpStream, shared: Arc<Shared>, ls: Arc<ListenerState>
                 return;
             }
             Ok(ReadOutcome::Request(req)) => {
-                let received = Instant::now();
-                let received_unix_ms = unix_ms(SystemTime::now());
+                // The truth starts when the request had arrived, not when it was read.
+                let (received, arrived) = rd.get_mut().arrival();
+                let received_unix_ms = unix_ms(arrived);
                 let keep = route(&mut wr, &shared, &ls, req, received, received_unix_ms).await;
                 if !matches!(keep, Ok(true)) {
                     return;

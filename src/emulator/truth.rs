@@ -23,7 +23,9 @@ pub struct TruthRecord {
     pub status: u16,
     /// The injected fault's kind, or `client_disconnected` when a write failed.
     pub fault: Option<String>,
-    /// Wall-clock time the request was fully read, ms since the Unix epoch.
+    /// Wall-clock time the request had fully arrived, ms since the Unix epoch: the kernel's
+    /// receive time of its last bytes where the kernel gives one (Linux), else the time it
+    /// was read. Every `*_offset_us` counts from here.
     pub received_unix_ms: f64,
     /// Request read → first chunk with non-empty text written (µs).
     pub first_chunk_offset_us: Option<u64>,

@@ -3,6 +3,7 @@
 pub(crate) mod clock;
 pub(crate) mod procfs;
 pub(crate) mod rng;
+pub(crate) mod stamp;
 
 /// This machine's host name ("an unknown host" when it cannot be read).
 pub(crate) fn host_name() -> String {
