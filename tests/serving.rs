@@ -158,3 +158,69 @@ async fn a_load_manifest_sweeps_levels_and_its_report_finds_the_knee() {
         assert!(md.contains(want), "missing {want:?} in\n{md}");
     }
 }
+
+/// A load that runs for a duration instead of a request count: each run sends for the time
+/// given (closed loop: users stop starting requests then; open loop: the schedule ends), every
+/// request it started counts, and the request-count self-check does not apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_load_manifest_runs_for_a_duration() {
+    let emu = emulate(&knee_profile(400), 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = manifest(emu.addrs[0])
+        .replace("requests: 12,", "duration_s: 0.6,")
+        .replace("concurrency: [1, 2, 4, 8]", "concurrency: [2]")
+        .replace("rate: [4, 8]", "rate: [20]")
+        .replace("repetitions: 3", "repetitions: 1");
+    let s = campaign(dir.path(), "timed", &text, false, None).await;
+    assert!(s.failed.is_empty(), "{s:?}");
+    let data = dir.path().join("data");
+    let mut by_kind = Vec::new();
+    for e in std::fs::read_dir(data.join("timed").join("cells")).expect("cells") {
+        let d = e.expect("entry").path();
+        let rows: Vec<RequestsRow> = read_rows(&d.join("requests.parquet")).expect("requests");
+        let measured: Vec<&RequestsRow> = rows.iter().filter(|r| !r.warmup).collect();
+        assert_eq!(
+            rows.len() - measured.len(),
+            2,
+            "the warm-up is still a count"
+        );
+        let sent: Vec<f64> = measured
+            .iter()
+            .map(|r| r.load_sent_ms.expect("sent"))
+            .collect();
+        let open = rows[0].scheduled_ms.is_some();
+        if open {
+            // Scheduled within the 600 ms, none after.
+            assert!(
+                measured
+                    .iter()
+                    .all(|r| r.scheduled_ms.expect("scheduled") < 600.0)
+            );
+        } else {
+            // Started within the 600 ms (a little slack for the user's own step).
+            assert!(sent.iter().all(|&t| t < 650.0), "{sent:?}");
+        }
+        assert!(measured.iter().all(|r| r.error_kind.is_none()));
+        by_kind.push((open, measured.len()));
+    }
+    by_kind.sort();
+    // Closed loop, 2 users, replies of 40 ms: about 2 × 600 / 40 = 30 requests; open loop at
+    // 20/s for 0.6 s: 12 arrivals (Poisson, seeded), so between a few and about 25.
+    let (closed, open) = (by_kind[0], by_kind[1]);
+    assert!(!closed.0 && open.0, "{by_kind:?}");
+    assert!(
+        (8..=34).contains(&closed.1),
+        "closed loop sent {}",
+        closed.1
+    );
+    assert!((3..=30).contains(&open.1), "open loop sent {}", open.1);
+
+    let out = chimera::analysis::analyze(&data, Some("timed"), None).expect("analyze");
+    let r = &out[0].1.reports[0];
+    assert!(
+        r.suspect.is_empty(),
+        "no request-count check on a timed load: {:#?}",
+        r.suspect
+    );
+    assert_eq!(r.serving.as_ref().expect("serving").series.len(), 2);
+}

@@ -12,8 +12,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoadTask {
-    /// Measured requests per run (after the warm-up).
-    pub requests: u32,
+    /// Measured requests per run (after the warm-up). Give this or `duration_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u32>,
+    /// Or: how long each run's measured load sends, s (after the warm-up): closed-loop users
+    /// send no new request after it, an open-loop schedule ends there; the requests in flight
+    /// then run to their end and count. Give this or `requests`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
     /// Requests sent first in every run and left out of the metrics. Default: 0.
     #[serde(default)]
     pub warmup_requests: u32,

@@ -195,7 +195,8 @@ impl Plan {
             .unwrap_or_else(|| panic!("{} node {} is not a warm-up", n.kind.name(), n.id.hex()))
     }
 
-    /// LLM requests one agent run of configuration `c` makes.
+    /// LLM requests one agent run of configuration `c` makes (estimated for a load that runs
+    /// for a duration: its rate, or one request per user and second, over the duration).
     pub fn requests_per_agent_run(&self, c: &Configuration) -> u64 {
         let m = &self.reports[c.report].manifest.spec;
         match &m.workloads[c.workload].task {
@@ -203,7 +204,27 @@ impl Plan {
             Task::AgentWorkflow { .. } => 2,
             Task::Persona { .. } => 1,
             // The measured ones (a load's own warm-up requests are rows flagged `warmup`).
-            Task::Load(t) => u64::from(t.requests),
+            Task::Load(t) => match (t.requests, t.duration_s) {
+                (Some(n), _) => u64::from(n),
+                (None, d) => {
+                    let per_s = c
+                        .load
+                        .rate
+                        .or(c.load.concurrency.map(f64::from))
+                        .unwrap_or(1.0);
+                    (per_s * d.unwrap_or(0.0)).ceil().max(1.0) as u64
+                }
+            },
+        }
+    }
+
+    /// The measured LLM requests one agent run of configuration `c` must make; `None` for a
+    /// load that runs for a duration (it sends what the time allows).
+    pub fn planned_requests_per_agent_run(&self, c: &Configuration) -> Option<u64> {
+        let m = &self.reports[c.report].manifest.spec;
+        match &m.workloads[c.workload].task {
+            Task::Load(t) if t.requests.is_none() => None,
+            _ => Some(self.requests_per_agent_run(c)),
         }
     }
 

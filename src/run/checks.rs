@@ -21,10 +21,9 @@ impl Runner {
         rec.mark_suspect(checks::check_start_skew(rec));
         rec.mark_suspect(checks::check_reload(rec));
         if let Some(c) = plan.config_of(node) {
-            rec.mark_suspect(checks::check_request_count(
-                rec,
-                plan.requests_per_agent_run(c),
-            ));
+            if let Some(planned) = plan.planned_requests_per_agent_run(c) {
+                rec.mark_suspect(checks::check_request_count(rec, planned));
+            }
             let spec = &plan.reports[node.report as usize].manifest.spec;
             let model = rec.key.model.clone().unwrap_or_default();
             let digests = self

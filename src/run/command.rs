@@ -104,7 +104,12 @@ fn requests_of(task: &Task) -> u32 {
         Task::SingleInference { prompts } => prompts.len() as u32,
         Task::Persona { .. } => 1,
         Task::AgentWorkflow { .. } => 2,
-        Task::Load(t) => t.requests.saturating_add(t.warmup_requests),
+        // Never an agent program (validation refuses it); one request per user and second
+        // for a load that runs for a duration.
+        Task::Load(t) => t
+            .requests
+            .unwrap_or_else(|| t.duration_s.unwrap_or(1.0).ceil() as u32)
+            .saturating_add(t.warmup_requests),
     }
 }
 

@@ -88,9 +88,18 @@ impl LoadJob {
                 );
             }
         };
+        let stop = match (t.requests, t.duration_s) {
+            (Some(n), _) => Stop::Requests(u64::from(n)),
+            (None, Some(s)) => Stop::DurationMs(s * 1000.0),
+            (None, None) => {
+                return Err(
+                    "the load task has no `requests` or `duration_s`: add one of them".into(),
+                );
+            }
+        };
         Ok(Load {
             mode,
-            stop: Stop::Requests(u64::from(t.requests)),
+            stop,
             warmup: None,
         })
     }
@@ -221,7 +230,8 @@ mod tests {
     fn job(arrivals: ArrivalProcess, level: LoadLevel) -> LoadJob {
         LoadJob {
             task: LoadTask {
-                requests: 10,
+                requests: Some(10),
+                duration_s: None,
                 warmup_requests: 2,
                 arrivals,
                 phases: vec![

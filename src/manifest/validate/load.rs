@@ -102,14 +102,34 @@ pub(super) fn check_loads(ctx: &mut Ctx<'_>) {
     }
 }
 
+/// The longest measured load a run may last, s (a day).
+const MAX_DURATION_S: f64 = 86_400.0;
+
 /// A load task's counts, lengths and length distribution.
 fn check_task(ctx: &mut Ctx<'_>, p: &KeyPath, t: &LoadTask) {
-    if t.requests == 0 {
-        ctx.emit(
+    match (t.requests, t.duration_s) {
+        (None, None) => ctx.emit(
+            p.key("requests"),
+            "a load needs a request count or a duration",
+            |d| d.expected("`requests: 200` (measured requests per run) or `duration_s: 30`"),
+        ),
+        (Some(_), Some(_)) => ctx.emit(
+            p.key("duration_s"),
+            "a load stops after a request count or a duration, not both",
+            |d| d.help("remove `requests` or `duration_s`"),
+        ),
+        (Some(0), None) => ctx.emit(
             p.key("requests"),
             "a load needs at least one measured request",
             |d| d.expected("`requests` ≥ 1").found("`0`"),
-        );
+        ),
+        (None, Some(s)) if !(s.is_finite() && s > 0.0 && s <= MAX_DURATION_S) => {
+            ctx.emit(p.key("duration_s"), "load duration out of range", |d| {
+                d.expected(format!("seconds in (0, {MAX_DURATION_S}]"))
+                    .found(format!("`{s}`"))
+            })
+        }
+        _ => {}
     }
     for (key, v) in [
         ("input_tokens", t.input_tokens),
@@ -349,6 +369,26 @@ mod tests {
             "slos: [{metric: ttft_ms, max_ms: 500}, {metric: tpot_ms, max_ms: 50, percentile: 90}]\n",
         );
         assert_eq!(messages(&m), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_load_stops_after_a_count_or_a_duration_exactly() {
+        let matrix = "[{workload: l, scenario: s, model: m, axes: {rate: [2]}}]";
+        assert_eq!(
+            messages(&manifest("duration_s: 30", matrix, "")),
+            Vec::<String>::new()
+        );
+        for (task, want) in [
+            ("seed: 1", "a load needs a request count or a duration"),
+            (
+                "requests: 5, duration_s: 30",
+                "a load stops after a request count or a duration, not both",
+            ),
+            ("duration_s: 0", "load duration out of range"),
+            ("duration_s: 100000", "load duration out of range"),
+        ] {
+            assert_eq!(messages(&manifest(task, matrix, "")), [want], "{task}");
+        }
     }
 
     #[test]
