@@ -11,14 +11,15 @@
 //! `Transfer-Encoding: chunked` or the end of the connection; interim `1xx` replies skipped.
 //! Plain `http` only, as the rest of the client.
 //!
-//! Connections are kept for the next request unless the reply says `Connection: close` (or
-//! is HTTP/1.0, or ends with the connection): a new TCP connection per request would put the
-//! connect and the server's accept into every TTFT. A pooled connection is dropped after
-//! [`IDLE_FOR`] idle and checked for a close before reuse; a server that closes after a
-//! streamed reply without saying so (llama-server) can still race that check, so a request
-//! whose pooled connection turns out closed before any byte of a reply came back is sent
-//! again, once, on a new connection. Such a server never read it: it had closed the
-//! connection, so nothing is measured or generated twice.
+//! Connections are kept for the next request where the server keeps them (`reuse`: Ollama)
+//! and the reply does not say `Connection: close` (nor is HTTP/1.0, nor ends with the
+//! connection). A pooled connection is dropped after [`IDLE_FOR`] idle and checked for a
+//! close before reuse. No request is ever sent twice: a kept connection that fails before
+//! any reply byte fails its request. OpenAI-compatible servers get a new connection per
+//! request, as llama-server closes one right after a streamed reply while announcing
+//! keep-alive (a pooled connection would race that close); the connect is kernel work on
+//! both ends, microseconds on a loopback, and the arrival times below do not wait for the
+//! server's accept.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,10 +48,23 @@ const MAX_IDLE: usize = 1024;
 /// Why a request got no reply head.
 #[derive(Debug)]
 pub(super) struct SendError {
-    /// The connection could not be made (else: made, but no reply came).
-    pub(super) connect: bool,
+    /// What kind of failure.
+    pub(super) kind: SendFailure,
     /// What happened.
     pub(super) message: String,
+}
+
+/// The kinds of [`SendError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SendFailure {
+    /// The connection was refused or failed.
+    Connect,
+    /// No connection within [`CONNECT_TIMEOUT`].
+    ConnectTimeout,
+    /// Connected, but the request could not be written or no reply head came.
+    NoReply,
+    /// A reply head came that is not HTTP/1.x.
+    BadHead,
 }
 
 /// The server at one base URL.
@@ -63,6 +77,8 @@ pub(super) struct RawHttp {
     authority: String,
     /// The base URL's path, without a trailing `/` (empty for none).
     prefix: String,
+    /// Keep connections for the next request.
+    reuse: bool,
     idle: Mutex<Vec<(Conn, Instant)>>,
 }
 
@@ -110,8 +126,9 @@ impl Conn {
 }
 
 impl RawHttp {
-    /// The server at `url` (an `http` URL already checked by the caller); why not.
-    pub(super) fn new(url: &reqwest::Url) -> Result<Arc<Self>, String> {
+    /// The server at `url` (an `http` URL already checked by the caller), keeping connections
+    /// for the next request when `reuse`; why not.
+    pub(super) fn new(url: &reqwest::Url, reuse: bool) -> Result<Arc<Self>, String> {
         let invalid = |reason: &str| reason.to_owned();
         let host = match url.host_str() {
             // An IPv6 literal comes in brackets, which connecting does not take.
@@ -131,6 +148,7 @@ impl RawHttp {
             port,
             authority,
             prefix: url.path().trim_end_matches('/').to_owned(),
+            reuse,
             idle: Mutex::new(Vec::new()),
         }))
     }
@@ -150,32 +168,34 @@ impl RawHttp {
         )
         .into_bytes();
         message.extend_from_slice(body);
-        loop {
-            let (mut conn, pooled) = match self.checkout() {
-                Some(c) => (c, true),
-                None => (Conn::new(self.connect().await?), false),
-            };
-            match send_and_read_head(&mut conn, &message).await {
-                Ok((head, rest, at)) => {
-                    return Ok(RawResponse::new(self.clone(), conn, head, (rest, at)));
-                }
-                // The server closed the pooled connection while it was idle: once more on a
-                // new one (nothing of the reply was read, so nothing is measured twice).
-                Err(HeadError::Closed) if pooled => continue,
-                Err(e) => {
-                    return Err(SendError {
-                        connect: false,
-                        message: e.to_string(),
-                    });
-                }
-            }
+        let (mut conn, pooled) = match self.checkout() {
+            Some(c) => (c, true),
+            None => (Conn::new(self.connect().await?), false),
+        };
+        match send_and_read_head(&mut conn, &message).await {
+            Ok((head, rest, at)) => Ok(RawResponse::new(self.clone(), conn, head, (rest, at))),
+            Err(e) => Err(SendError {
+                kind: match e {
+                    HeadError::Malformed(_) | HeadError::TooLarge => SendFailure::BadHead,
+                    HeadError::Closed | HeadError::Io(_) => SendFailure::NoReply,
+                },
+                message: format!(
+                    "{}: {e}{}",
+                    self.authority,
+                    if pooled {
+                        " (on a connection kept from an earlier request)"
+                    } else {
+                        ""
+                    }
+                ),
+            }),
         }
     }
 
     async fn connect(&self) -> Result<TcpStream, SendError> {
-        let failed = |what: String| SendError {
-            connect: true,
-            message: format!("{}:{}: {what}", self.host, self.port),
+        let failed = |kind, what: String| SendError {
+            kind,
+            message: format!("{}: {what}", self.authority),
         };
         let stream = tokio::time::timeout(
             CONNECT_TIMEOUT,
@@ -183,12 +203,12 @@ impl RawHttp {
         )
         .await
         .map_err(|_| {
-            failed(format!(
-                "no connection within {} s",
-                CONNECT_TIMEOUT.as_secs()
-            ))
+            failed(
+                SendFailure::ConnectTimeout,
+                format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
+            )
         })?
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| failed(SendFailure::Connect, e.to_string()))?;
         Ok(stream)
     }
 
@@ -211,6 +231,9 @@ impl RawHttp {
     }
 
     fn checkin(&self, conn: Conn) {
+        if !self.reuse {
+            return;
+        }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|(_, since)| since.elapsed() < IDLE_FOR);
         if idle.len() < MAX_IDLE {
@@ -326,34 +349,55 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
     };
     let status = resp.code.unwrap_or(0);
     let mut keep_alive = resp.version == Some(1);
+    let mut close = false;
     let mut length = None;
-    let mut chunked = false;
+    // Some(true): the last coding is chunked; Some(false): another coding ends the list.
+    let mut chunked = None;
     for h in resp.headers.iter() {
         let value = String::from_utf8_lossy(h.value);
         let value = value.trim();
         if h.name.eq_ignore_ascii_case("content-length") {
             let n = value
                 .parse::<u64>()
-                .map_err(|_| HeadError::Malformed(format!("Content-Length `{value}`")))?;
+                .ok()
+                .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| HeadError::Malformed(format!("Content-Length `{value}`")))?;
+            if length.is_some_and(|m| m != n) {
+                return Err(HeadError::Malformed(
+                    "two different Content-Length values".into(),
+                ));
+            }
             length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value
-                .rsplit(',')
-                .next()
-                .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
+            chunked = Some(
+                value
+                    .rsplit(',')
+                    .next()
+                    .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked")),
+            );
         } else if h.name.eq_ignore_ascii_case("connection") {
             let v = value.to_ascii_lowercase();
-            if v.contains("close") {
-                keep_alive = false;
-            } else if v.contains("keep-alive") {
-                keep_alive = true;
-            }
+            // `close` anywhere wins over `keep-alive` anywhere.
+            close |= v.contains("close");
+            keep_alive |= v.contains("keep-alive");
         }
     }
-    let framing = if status == 204 || status == 304 || (100..200).contains(&status) {
+    keep_alive &= !close;
+    let framing = if status == 101 {
+        // Switching protocols: nothing more of HTTP on this connection.
+        keep_alive = false;
         Framing::Length(0)
-    } else if chunked {
-        Framing::Chunked(Chunk::Size)
+    } else if status == 204 || status == 304 || (100..200).contains(&status) {
+        Framing::Length(0)
+    } else if let Some(last_chunked) = chunked {
+        // A Transfer-Encoding overrides any Content-Length (RFC 9112 §6.3); one that does not
+        // end in `chunked` runs to the end of the connection.
+        if last_chunked {
+            Framing::Chunked(Chunk::Size)
+        } else {
+            keep_alive = false;
+            Framing::Close
+        }
     } else if let Some(n) = length {
         Framing::Length(n)
     } else {
@@ -477,7 +521,11 @@ fn decode(framing: &mut Framing, buf: &mut Vec<u8>, out: &mut Vec<u8>) -> std::i
                     Chunk::Size | Chunk::Trailer => {
                         let Some(nl) = buf[at..].iter().position(|&b| b == b'\n') else {
                             if buf.len() - at > MAX_CHUNK_LINE {
-                                return Err(bad("a chunk-size line is too long".into()));
+                                return Err(bad(if *state == Chunk::Trailer {
+                                    "a trailer line is too long".into()
+                                } else {
+                                    "a chunk-size line is too long".into()
+                                }));
                             }
                             break;
                         };
@@ -493,7 +541,9 @@ fn decode(framing: &mut Framing, buf: &mut Vec<u8>, out: &mut Vec<u8>) -> std::i
                         let size = line.split(|&b| b == b';').next().unwrap_or_default();
                         let size = std::str::from_utf8(size)
                             .ok()
-                            .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                            .and_then(|s| u64::from_str_radix(s, 16).ok())
                             .ok_or_else(|| {
                                 bad(format!(
                                     "bad chunk size `{}`",
@@ -576,7 +626,12 @@ mod tests {
 
     #[test]
     fn malformed_chunked_bodies_are_errors() {
-        for wire in [&b"zz\r\nhello\r\n"[..], b"5\r\nhelloXX", &[b'1'; 5000]] {
+        for wire in [
+            &b"zz\r\nhello\r\n"[..],
+            b"+5\r\nhello\r\n",
+            b"5\r\nhelloXX",
+            &[b'1'; 5000],
+        ] {
             let (mut f, mut buf, mut out) = (Framing::Chunked(Chunk::Size), wire.to_vec(), vec![]);
             assert!(decode(&mut f, &mut buf, &mut out).is_err(), "{wire:?}");
         }
@@ -616,5 +671,19 @@ mod tests {
         );
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
         assert!(parse_head(b"garbage\r\n\r\n").is_err());
+        // `close` wins whatever the order; two lengths must agree; a Transfer-Encoding not
+        // ending in chunked runs to the close, whatever the length says.
+        let head = |h: &[u8]| parse_head(h).expect("parses").expect("complete").0;
+        let h = head(b"HTTP/1.1 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n");
+        assert!(!h.keep_alive);
+        assert!(
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n")
+                .is_err()
+        );
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n").is_err());
+        let h = head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (Framing::Close, false));
+        let h = head(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n");
+        assert!(!h.keep_alive);
     }
 }

@@ -87,7 +87,8 @@ pub(super) fn http_client(
     let mut builder = reqwest::Client::builder();
     if !reuse_connections {
         // llama-server closes a connection right after a streamed reply; a pooled one would
-        // race that close and fail the next request before it is measured.
+        // race that close and fail the next request before it is measured. (This client
+        // makes the metadata calls; the measured requests follow the same rule in `raw.rs`.)
         builder = builder.pool_max_idle_per_host(0);
     }
     let http = builder
@@ -148,9 +149,11 @@ impl ServerHttp {
         })?;
         Ok(ServerHttp {
             http,
-            raw: RawHttp::new(&url).map_err(|reason| ClientError::InvalidUrl {
-                url: base_url.to_owned(),
-                reason,
+            raw: RawHttp::new(&url, reuse_connections).map_err(|reason| {
+                ClientError::InvalidUrl {
+                    url: base_url.to_owned(),
+                    reason,
+                }
             })?,
             base,
             status_error,
@@ -268,7 +271,7 @@ pub(super) async fn measure<P: Protocol>(
         .map(tokio::time::Instant::from_std);
     let mut status = None;
     let result = exchange(
-        (request, body),
+        (request, body, t0),
         req,
         deadline,
         &mut proto,
@@ -290,7 +293,7 @@ pub(super) async fn measure<P: Protocol>(
 /// Sends `request` and reads the reply into `rec`; returns the instant the response ended.
 /// `status` is set as soon as a response head arrives.
 async fn exchange<P: Protocol>(
-    (request, body): (Post, Vec<u8>),
+    (request, body, t0): (Post, Vec<u8>, Instant),
     req: &LlmRequest,
     deadline: Option<tokio::time::Instant>,
     proto: &mut P,
@@ -322,6 +325,7 @@ async fn exchange<P: Protocol>(
     let mut lines = LineSplitter::new(req.max_response_bytes);
     let mut done_at: Option<Instant> = None;
     let mut last_bytes_at = Instant::now();
+    let mut arrived: Option<Instant> = None;
     loop {
         // After the final chunk only the end of the body is awaited, briefly.
         let wait_until = match done_at {
@@ -348,6 +352,13 @@ async fn exchange<P: Protocol>(
             },
             Ok(Err(e)) => match done_at {
                 Some(at) => return Ok(at),
+                None if e.kind() == std::io::ErrorKind::InvalidData => {
+                    return Err(err(
+                        ErrorKind::MalformedResponse,
+                        None,
+                        format!("the reply's body is not valid HTTP/1.1 framing: {e}"),
+                    ));
+                }
                 None => {
                     return Err(err(
                         ErrorKind::Truncated,
@@ -360,9 +371,10 @@ async fn exchange<P: Protocol>(
             Ok(Ok(Some(b))) => b,
         };
         // Lines are timed by the arrival of the bytes that brought them (see
-        // `RawResponse::chunk`), never later than their read.
-        let (bytes, now) = (bytes.0, bytes.1.min(now));
+        // `RawResponse::chunk`): never later than their read, never before the request.
+        let (bytes, now) = (bytes.0, bytes.1.min(now).max(t0));
         last_bytes_at = now;
+        arrived = Some(now);
         if done_at.is_some() {
             continue; // ignore anything after the final chunk
         }
@@ -385,7 +397,8 @@ async fn exchange<P: Protocol>(
                 .map_err(|o| too_large(o, req, rec.chunks))?;
         }
     }
-    let end = Instant::now();
+    // The body ended with the arrival of its last bytes.
+    let end = arrived.unwrap_or_else(Instant::now);
     if done_at.is_none() {
         let rest = lines.take_rest();
         proto.finish(&rest, end, rec)?;
@@ -643,16 +656,14 @@ pub(super) fn too_large(overflow: Overflow, req: &LlmRequest, chunks: u32) -> Re
 
 /// Maps a failure of the lean client before any response arrived.
 fn raw_send_error(e: &super::raw::SendError) -> RequestError {
-    let what = if e.connect {
-        "cannot connect"
-    } else {
-        "no response"
+    use super::raw::SendFailure;
+    let (kind, what) = match e.kind {
+        SendFailure::Connect => (ErrorKind::ConnectionRefused, "cannot connect"),
+        SendFailure::ConnectTimeout => (ErrorKind::Timeout, "cannot connect"),
+        SendFailure::NoReply => (ErrorKind::ConnectionRefused, "no response"),
+        SendFailure::BadHead => (ErrorKind::MalformedResponse, "no HTTP reply"),
     };
-    err(
-        ErrorKind::ConnectionRefused,
-        None,
-        format!("{what}: {}", e.message),
-    )
+    err(kind, None, format!("{what}: {}", e.message))
 }
 
 /// Maps a failure before any response arrived.

@@ -77,7 +77,10 @@
 //!
 //! # Ground truth
 //! Every generate/chat request appends one [`TruthRecord`] when it ends. Offsets are
-//! microseconds from "request fully read" to right after the write of that chunk returned.
+//! microseconds from "request fully arrived" (the kernel's receive time of its last bytes
+//! where the kernel gives one, else when it was read: `arrival.rs`) to right after the write
+//! of that chunk returned. The reported `load_duration` and `total_duration` count from the
+//! same instant.
 
 mod arrival;
 mod exchange;

@@ -27,16 +27,16 @@ pub struct TruthRecord {
     /// receive time of its last bytes where the kernel gives one (Linux), else the time it
     /// was read. Every `*_offset_us` counts from here.
     pub received_unix_ms: f64,
-    /// Request read → first chunk with non-empty text written (µs).
+    /// Request arrived → first chunk with non-empty text written (µs).
     pub first_chunk_offset_us: Option<u64>,
-    /// Write time of every text chunk, µs after the request was read. Non-streamed replies
+    /// Write time of every text chunk, µs after the request arrived. Non-streamed replies
     /// (and non-streamed faults) have one entry: the time the whole body was written.
     pub chunk_offsets_us: Vec<u64>,
     /// Tokens generated (= text chunks when streamed).
     pub output_tokens: u32,
     /// Prompt tokens (see [`prompt_tokens`]).
     pub prompt_tokens: u32,
-    /// Request read → model ready, ms (reported as `load_duration`).
+    /// Request arrived → model ready, ms (reported as `load_duration`).
     pub load_ms: f64,
     /// The model was (re)loaded for this request.
     pub reloaded: bool,

@@ -88,7 +88,7 @@ pub enum ArrivalError {
 
 /// The most requests one schedule holds (a typo such as a rate of 1e9 for an hour must fail
 /// rather than allocate without end).
-pub const MAX_REQUESTS: usize = 10_000_000;
+pub const MAX_REQUESTS: usize = crate::manifest::MAX_LOAD_REQUESTS;
 
 impl Arrivals {
     /// Checks the process's numbers.

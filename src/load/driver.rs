@@ -177,7 +177,10 @@ async fn closed(
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let over = match stop {
                     Stop::Requests(n) => index >= n,
-                    Stop::DurationMs(d) => since(start) >= d,
+                    // A timed load keeps every record: at most MAX_REQUESTS of them.
+                    Stop::DurationMs(d) => {
+                        since(start) >= d || index >= super::arrivals::MAX_REQUESTS as u64
+                    }
                 };
                 if over {
                     break;

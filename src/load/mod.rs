@@ -21,7 +21,7 @@ pub mod serving;
 pub mod sweep;
 pub mod trace;
 
-pub use arrivals::{Arrivals, Phase, Stop};
+pub use arrivals::{Arrivals, MAX_REQUESTS, Phase, Stop};
 pub use driver::{Load, MakeRequest, Mode, drive, drive_keeping};
 pub use frontier::{Frontier, Level, Standing, frontier};
 pub use serving::{Percentiles, Sample, Slo, SloMetric, Summary, summarise};

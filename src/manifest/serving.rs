@@ -7,6 +7,10 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The most requests one load may send (a timed load's rate × duration included): every
+/// request's record is kept in memory until the load ends.
+pub const MAX_LOAD_REQUESTS: usize = 10_000_000;
+
 /// The settings of a `load` task (the `concurrency`, `rate`, `input_tokens` and
 /// `output_tokens` axes give each configuration its level and lengths).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

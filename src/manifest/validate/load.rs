@@ -4,7 +4,9 @@
 
 use crate::manifest::axis::Axis;
 use crate::manifest::locate::KeyPath;
-use crate::manifest::serving::{ArrivalProcess, LengthDistribution, LoadTask};
+use crate::manifest::serving::{
+    ArrivalProcess, LengthDistribution, LoadTask, MAX_LOAD_REQUESTS as MAX_REQUESTS,
+};
 use crate::manifest::spec::{AxisPoint, Block, Task};
 
 use super::ctx::Ctx;
@@ -79,6 +81,9 @@ pub(super) fn check_loads(ctx: &mut Ctx<'_>) {
                 ))
                 .help("set the target lengths, or remove the task's `lengths`")
             });
+        }
+        if let Some(secs) = task.and_then(|t| t.duration_s) {
+            check_timed_rates(ctx, &p, b, secs);
         }
         match load {
             Some(true) => check_load_block(ctx, &p, b),
@@ -202,6 +207,28 @@ fn check_phases(ctx: &mut Ctx<'_>, p: &KeyPath, t: &LoadTask) {
         ctx.emit(p.key("phases"), "every phase is a pause", |d| {
             d.expected("at least one phase with `rate_factor` > 0")
         });
+    }
+}
+
+/// A timed load's open-loop rates: at most [`MAX_REQUESTS`] requests in its `secs`.
+fn check_timed_rates(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block, secs: f64) {
+    let rates = b.axes.rate.iter().flatten();
+    let points = b.include.iter().filter_map(|pt| pt.rate);
+    for r in rates.copied().chain(points) {
+        if r * secs > MAX_REQUESTS as f64 {
+            ctx.emit(
+                p.key("axes").key("rate"),
+                "a timed load would send too many requests",
+                |d| {
+                    d.expected(format!(
+                        "rate × duration_s at most {MAX_REQUESTS} requests per run"
+                    ))
+                    .found(format!("{r}/s for {secs} s"))
+                    .help("lower the rate or the workload's `duration_s`")
+                },
+            );
+            return;
+        }
     }
 }
 
@@ -388,6 +415,16 @@ mod tests {
             ("duration_s: 100000", "load duration out of range"),
         ] {
             assert_eq!(messages(&manifest(task, matrix, "")), [want], "{task}");
+        }
+        let fast = "[{workload: l, scenario: s, model: m, axes: {rate: [200000]}}]";
+        for (task, want) in [
+            (
+                "duration_s: 60",
+                vec!["a timed load would send too many requests"],
+            ),
+            ("requests: 100", vec![]),
+        ] {
+            assert_eq!(messages(&manifest(task, fast, "")), want, "{task}");
         }
     }
 
