@@ -355,6 +355,16 @@ def chimera_max_rate(chimera, work):
     return best, rows
 
 
+def print_cpu_means(results, label, digits):
+    """Prints each tool's mean CPU per request over the levels it ran."""
+    cpu = {}
+    for r in results:
+        if "cpu_ms_per_request" in r:
+            cpu.setdefault(r["tool"], []).append(r["cpu_ms_per_request"])
+    for tool, xs in cpu.items():
+        print(f"{label}, {tool}: mean over levels {statistics.mean(xs):.{digits}f} ms")
+
+
 def brief(err):
     """The telling line of a tool's error output: its last line naming an error, else its last line."""
     lines = [l.strip(" │╭╮╰╯─") for l in (err or "").splitlines()]
@@ -505,12 +515,7 @@ def llama_part(chimera, work):
         srv.stop()
     print("(TTFT and ITL in ms, as each tool reports them; CPU per request: user + system time of the tool's")
     print(" process tree over the requests it sent; req/s: successful requests per second, as each tool reports it)")
-    cpu = {}
-    for r in results:
-        if "cpu_ms_per_request" in r:
-            cpu.setdefault(r["tool"], []).append(r["cpu_ms_per_request"])
-    for tool, xs in cpu.items():
-        print(f"CPU per request against llama-server, {tool}: mean over levels {statistics.mean(xs):.1f} ms")
+    print_cpu_means(results, "CPU per request against llama-server", 1)
     out = work / "results-llama-server.json"
     out.write_text(json.dumps({"closed": results}, indent=1))
     print(f"llama-server part: {time.monotonic() - t0:.0f} s; all figures: {out}")
@@ -572,12 +577,7 @@ def emulator_part(chimera, work):
     peer_best = max(peer_rates) if peer_rates else None
     print(f"chimera's largest rate with p99 lateness < 1 ms: {best}/s; the peers' highest rate reached: {fmt(peer_best, 1)}/s"
           + (f" (ratio {best / peer_best:.1f}x)" if best and peer_best else ""))
-    cpu = {}
-    for r in results:
-        if "cpu_ms_per_request" in r:
-            cpu.setdefault(r["tool"], []).append(r["cpu_ms_per_request"])
-    for tool, xs in cpu.items():
-        print(f"CPU per request, {tool}: mean over levels {statistics.mean(xs):.3f} ms")
+    print_cpu_means(results, "CPU per request", 3)
     (work / "results.json").write_text(json.dumps({"closed": results, "open": rows, "best_rate": best}, indent=1))
     print(f"all figures: {work / 'results.json'}")
 

@@ -129,15 +129,12 @@ impl RawHttp {
     /// The server at `url` (an `http` URL already checked by the caller), keeping connections
     /// for the next request when `reuse`; why not.
     pub(super) fn new(url: &reqwest::Url, reuse: bool) -> Result<Arc<Self>, String> {
-        let invalid = |reason: &str| reason.to_owned();
         let host = match url.host_str() {
             // An IPv6 literal comes in brackets, which connecting does not take.
             Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-            _ => return Err(invalid("no host")),
+            _ => return Err("no host".to_owned()),
         };
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| invalid("no port"))?;
+        let port = url.port_or_known_default().ok_or("no port")?;
         let authority = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
             None => url.host_str().unwrap_or_default().to_owned(),

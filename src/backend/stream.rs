@@ -60,13 +60,14 @@ pub enum ClientError {
     Build(String),
 }
 
-/// A pooled HTTP client (idle connections kept 2 s) for the server at `base_url` and the base without a trailing `/`.
+/// A pooled HTTP client (idle connections kept 2 s) for the server at `base_url`, the base
+/// without a trailing `/`, and the parsed URL (for the measured requests' client).
 /// Only plain `http` is supported (no TLS is compiled in); system proxies are ignored (a
 /// benchmark talks to its server directly); no client-wide timeout (each call sets its own).
 pub(super) fn http_client(
     base_url: &str,
     reuse_connections: bool,
-) -> Result<(reqwest::Client, String), ClientError> {
+) -> Result<(reqwest::Client, String, reqwest::Url), ClientError> {
     let invalid = |reason: String| ClientError::InvalidUrl {
         url: base_url.to_owned(),
         reason,
@@ -101,7 +102,8 @@ pub(super) fn http_client(
         .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| ClientError::Build(error_chain(&e)))?;
-    Ok((http, url.as_str().trim_end_matches('/').to_owned()))
+    let base = url.as_str().trim_end_matches('/').to_owned();
+    Ok((http, base, url))
 }
 
 /// The part of a request body every protocol sends: `model`, `prompt` (generate) or one user
@@ -142,11 +144,7 @@ impl ServerHttp {
         reuse_connections: bool,
         status_error: fn(StatusCode, &[u8]) -> RequestError,
     ) -> Result<Self, ClientError> {
-        let (http, base) = http_client(base_url, reuse_connections)?;
-        let url = reqwest::Url::parse(&base).map_err(|e| ClientError::InvalidUrl {
-            url: base_url.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let (http, base, url) = http_client(base_url, reuse_connections)?;
         Ok(ServerHttp {
             http,
             raw: RawHttp::new(&url, reuse_connections).map_err(|reason| {

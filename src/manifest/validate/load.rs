@@ -140,10 +140,8 @@ fn check_task(ctx: &mut Ctx<'_>, p: &KeyPath, t: &LoadTask) {
         ("input_tokens", t.input_tokens),
         ("output_tokens", t.output_tokens),
     ] {
-        if v == Some(0) {
-            ctx.emit(p.key(key), format!("`{key}` must be at least 1"), |d| {
-                d.expected("a token count ≥ 1, or no key").found("`0`")
-            });
+        if let Some(n) = v {
+            check_length(ctx, &p.key(key), key, n, "a token count ≥ 1, or no key");
         }
     }
     check_phases(ctx, p, t);
@@ -273,24 +271,10 @@ fn check_load_block(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block) {
     }
     let ap = p.key("axes");
     for (j, n) in b.axes.concurrency.iter().flatten().enumerate() {
-        if !(1..=MAX_CONCURRENCY).contains(n) {
-            ctx.emit(
-                ap.key("concurrency").index(j),
-                "`concurrency` out of range",
-                |d| {
-                    d.expected(format!("1 to {MAX_CONCURRENCY} users"))
-                        .found(format!("`{n}`"))
-                },
-            );
-        }
+        check_users(ctx, &ap.key("concurrency").index(j), *n);
     }
     for (j, r) in b.axes.rate.iter().flatten().enumerate() {
-        if !(r.is_finite() && *r > 0.0) {
-            ctx.emit(ap.key("rate").index(j), "`rate` out of range", |d| {
-                d.expected("requests per second > 0")
-                    .found(format!("`{r}`"))
-            });
-        }
+        check_rate(ctx, &ap.key("rate").index(j), *r);
     }
     for axis in [Axis::InputTokens, Axis::OutputTokens] {
         let vals = match axis {
@@ -298,44 +282,61 @@ fn check_load_block(ctx: &mut Ctx<'_>, p: &KeyPath, b: &Block) {
             _ => &b.axes.output_tokens,
         };
         for (j, n) in vals.iter().flatten().enumerate() {
-            if *n == 0 {
-                ctx.emit(
-                    ap.key(axis.name()).index(j),
-                    format!("`{axis}` must be at least 1"),
-                    |d| d.expected("a token count ≥ 1").found("`0`"),
-                );
-            }
+            check_length(
+                ctx,
+                &ap.key(axis.name()).index(j),
+                axis.name(),
+                *n,
+                "a token count ≥ 1",
+            );
         }
     }
 }
 
 /// The level and lengths of one `include` point: in range.
 fn check_point(ctx: &mut Ctx<'_>, at: &KeyPath, pt: &AxisPoint) {
-    if let Some(n) = pt.concurrency
-        && !(1..=MAX_CONCURRENCY).contains(&n)
-    {
-        ctx.emit(at.key("concurrency"), "`concurrency` out of range", |d| {
-            d.expected(format!("1 to {MAX_CONCURRENCY} users"))
-                .found(format!("`{n}`"))
-        });
+    if let Some(n) = pt.concurrency {
+        check_users(ctx, &at.key("concurrency"), n);
     }
-    if let Some(r) = pt.rate
-        && !(r.is_finite() && r > 0.0)
-    {
-        ctx.emit(at.key("rate"), "`rate` out of range", |d| {
-            d.expected("requests per second > 0")
-                .found(format!("`{r}`"))
-        });
+    if let Some(r) = pt.rate {
+        check_rate(ctx, &at.key("rate"), r);
     }
     for (key, v) in [
         ("input_tokens", pt.input_tokens),
         ("output_tokens", pt.output_tokens),
     ] {
-        if v == Some(0) {
-            ctx.emit(at.key(key), format!("`{key}` must be at least 1"), |d| {
-                d.expected("a token count ≥ 1").found("`0`")
-            });
+        if let Some(n) = v {
+            check_length(ctx, &at.key(key), key, n, "a token count ≥ 1");
         }
+    }
+}
+
+/// A closed-loop level (`at`): 1 to [`MAX_CONCURRENCY`] users.
+fn check_users(ctx: &mut Ctx<'_>, at: &KeyPath, n: u32) {
+    if !(1..=MAX_CONCURRENCY).contains(&n) {
+        ctx.emit(at.clone(), "`concurrency` out of range", |d| {
+            d.expected(format!("1 to {MAX_CONCURRENCY} users"))
+                .found(format!("`{n}`"))
+        });
+    }
+}
+
+/// An open-loop level (`at`): requests per second > 0.
+fn check_rate(ctx: &mut Ctx<'_>, at: &KeyPath, r: f64) {
+    if !(r.is_finite() && r > 0.0) {
+        ctx.emit(at.clone(), "`rate` out of range", |d| {
+            d.expected("requests per second > 0")
+                .found(format!("`{r}`"))
+        });
+    }
+}
+
+/// A length `key` (`at`): at least one token (`expected` says what may stand there).
+fn check_length(ctx: &mut Ctx<'_>, at: &KeyPath, key: &str, n: u32, expected: &str) {
+    if n == 0 {
+        ctx.emit(at.clone(), format!("`{key}` must be at least 1"), |d| {
+            d.expected(expected).found("`0`")
+        });
     }
 }
 
